@@ -1,0 +1,4 @@
+"""reconciler: desired state in Git, reconciled into Active Directory and the other systems
+of a public health service's IT department (altas, modificaciones and bajas)."""
+
+__version__ = "0.1.0"

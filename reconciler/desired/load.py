@@ -1,0 +1,253 @@
+"""Load and validate desired_state/: every problem in every file, with file, line and field.
+
+Layout:
+    desired_state/units.yaml          units (hospitals, centros de salud, oficinas centrales)
+    desired_state/entitlements.yaml   entitlements and the AD group each one grants
+    desired_state/users/*.yaml        one file per unit: `unit: KEY` and its `people:`
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+
+from ..errors import Problem, ValidationFailed
+from .curp import curp_problem
+from .model import DesiredState, Entitlement, Person, Solicitud, Source, Unit
+from .naming import assign_account_names, common_name
+from .yamlfile import LineIndex, read_yaml
+
+# What a field should look like, said the way a person filling in the form would say it.
+_HINTS = {
+    "employee_key": "an employee key: letters, digits, '-', '_' or '.' (quote keys like '004512')",
+    "given_names": "a name: letters, with spaces, apostrophes, hyphens or periods between words",
+    "first_surname": "a surname: letters, with spaces, apostrophes, hyphens or periods between words",
+    "second_surname": "a surname, or null for a person with a single surname",
+    "phone": "a phone number: digits, spaces, '+', '(', ')' or '-', 7 to 25 characters",
+    "extension": "an extension: 1 to 8 digits, in quotes",
+    "date": "a date written YYYY-MM-DD",
+    "sam": "an account name: at most 20 letters, digits, '.', '_' or '-'",
+    "clues": "a CLUES: 2-letter state, 3 letters and 6 digits, e.g. MSSSA000011",
+    "group": "a group name: letters, digits, spaces, '.', '_' or '-'",
+    "unit": "a unit key from desired_state/units.yaml",
+}
+
+
+@cache
+def schema(name: str) -> jsonschema.protocols.Validator:
+    text = resources.files("reconciler.desired").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+    document = json.loads(text)
+    cls = jsonschema.validators.validator_for(document)
+    return cls(document)
+
+
+def field_path(path: Iterable[Any]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[tuple[Any, ...], str]:
+    """A schema error as (path of the offending field, plain message)."""
+    path = tuple(error.absolute_path)
+    last = path[-1] if path and not isinstance(path[-1], int) else None
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return path + (missing,), "required field is missing"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return path + (extra[0],) if extra else path, (
+            f"unknown field (allowed: {', '.join(sorted(error.schema.get('properties', {})))})")
+    if error.validator == "type":
+        expected = {"string": "text", "array": "a list", "object": "a mapping", "integer": "a whole number",
+                    "boolean": "true or false"}.get(str(error.validator_value), str(error.validator_value))
+        hint = " (put it in quotes)" if error.validator_value == "string" else ""
+        return path, f"expected {expected}{hint}, found {error.instance!r}"
+    if error.validator == "enum":
+        return path, f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+    if error.validator == "uniqueItems":
+        return path, "lists the same item twice"
+    if error.validator == "propertyNames":
+        return path, f"{error.instance!r} is not a valid key (letters, digits, '-', '_' or '.')"
+    hint = _HINTS.get(str(last)) if last is not None else None
+    if hint:
+        return path, f"{error.instance!r} is not valid: expected {hint}"
+    if error.validator in ("minLength", "pattern") and isinstance(error.instance, str):
+        if not error.instance.strip():
+            return path, "must not be empty"
+        return path, f"{error.instance!r} is not valid (no leading or trailing spaces; see the schema)"
+    return path, error.message
+
+
+@dataclass
+class FileCheck:
+    """Problems of one file, with line numbers looked up only if there are any."""
+
+    path: Path
+    display: str
+    problems: list[Problem] = field(default_factory=list)
+    _lines: LineIndex | None = None
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        if self._lines is None:
+            self._lines = LineIndex.of_file(self.path)
+        return self._lines.line(path)
+
+    def add(self, path: tuple[Any, ...], message: str) -> None:
+        self.problems.append(Problem(self.display, self.line(path), field_path(path), message))
+
+    def validate(self, data: Any, schema_name: str) -> set[tuple[Any, ...]]:
+        """Schema-check `data`; returns the paths of the top two levels that had errors."""
+        bad: set[tuple[Any, ...]] = set()
+        for error in schema(schema_name).iter_errors(data):
+            path, message = _describe(error)
+            self.add(path, message)
+            bad.add(tuple(error.absolute_path)[:2])
+        return bad
+
+
+def _display(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def _read_catalog(root: Path, name: str, checks: list[FileCheck]) -> dict[str, dict]:
+    path = root / f"{name}.yaml"
+    check = FileCheck(path, _display(root, path))
+    checks.append(check)
+    if not path.exists():
+        check.add((), f"missing: declare the {name} here")
+        return {}
+    data, problems = read_yaml(path, check.display)
+    check.problems += problems
+    if problems:
+        return {}
+    if not isinstance(data, dict) or name not in data:
+        check.add((), f"expected a mapping with a top-level '{name}:' key")
+        return {}
+    bad = check.validate(data, "units")
+    entries = data.get(name) or {}
+    if not isinstance(entries, dict):
+        return {}
+    return {k: v for k, v in entries.items() if (name, k) not in bad}
+
+
+def _person(item: dict, unit: str, source: Source) -> Person:
+    account = item.get("account") or {}
+    sol = item["solicitud"]
+    return Person(
+        employee_key=item["employee_key"], given_names=item["given_names"],
+        first_surname=item["first_surname"], second_surname=item["second_surname"], unit=unit,
+        title=item["title"], direction=item["direction"], phone=item["phone"], status=item["status"],
+        entitlements=tuple(item["entitlements"]),
+        solicitud=Solicitud(sol["folio"], sol["date"], sol["justification"], sol["requested_by"]),
+        source=source, curp=item.get("curp"), subdirection=item.get("subdirection"),
+        department=item.get("department"), extension=item.get("extension"),
+        explicit_sam=account.get("sam"), explicit_cn=account.get("cn"),
+    )
+
+
+def _read_people(root: Path, units: dict, entitlements: dict, checks: list[FileCheck]) -> list[tuple[Person, FileCheck, int]]:
+    users_dir = root / "users"
+    files = sorted(list(users_dir.glob("*.yaml")) + list(users_dir.glob("*.yml")))
+    people = []
+    for path in files:
+        check = FileCheck(path, _display(root, path))
+        checks.append(check)
+        data, problems = read_yaml(path, check.display)
+        check.problems += problems
+        if problems:
+            continue
+        if data is None:
+            continue  # an empty file declares nobody
+        bad = check.validate(data, "users")
+        if not isinstance(data, dict) or ("unit",) in bad or not isinstance(data.get("people"), list):
+            continue
+        unit = data["unit"]
+        if units and unit not in units:
+            check.add(("unit",), f"unknown unit {unit!r} (declared units are in desired_state/units.yaml)")
+        for index, item in enumerate(data["people"]):
+            if ("people", index) in bad:
+                continue
+            where = ("people", index)
+            person = _person(item, unit, Source(check.display, None))
+            for e_index, ent in enumerate(person.entitlements):
+                if entitlements and ent not in entitlements:
+                    check.add(where + ("entitlements", e_index),
+                              f"unknown entitlement {ent!r} (declared in desired_state/entitlements.yaml)")
+            if person.curp and (message := curp_problem(person.curp)):
+                check.add(where + ("curp",), message)
+            people.append((person, check, index))
+    return people
+
+
+def _located(check: FileCheck, index: int) -> str:
+    return f"{check.display}:{check.line(('people', index))}"
+
+
+def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
+    """Duplicate keys and CURPs, clashing account names and CNs.  Returns the people kept."""
+    first_by_key: dict[str, tuple[FileCheck, int]] = {}
+    first_by_curp: dict[str, tuple[FileCheck, int]] = {}
+    kept: list[Person] = []
+    where_of: dict[str, tuple[FileCheck, int]] = {}
+    for person, check, index in people:
+        key = person.employee_key
+        if key in first_by_key:
+            check.add(("people", index, "employee_key"),
+                      f"employee key {key!r} is already declared at {_located(*first_by_key[key])}")
+            continue
+        first_by_key[key] = (check, index)
+        if person.curp:
+            if person.curp in first_by_curp:
+                check.add(("people", index, "curp"),
+                          f"CURP {person.curp} is already declared at {_located(*first_by_curp[person.curp])}")
+            first_by_curp.setdefault(person.curp, (check, index))
+        kept.append(person)
+        where_of[key] = (check, index)
+    names, clashes = assign_account_names(kept)
+    for sam, group in clashes:
+        for person in group[1:]:
+            check, index = where_of[person.employee_key]
+            others = ", ".join(_located(*where_of[p.employee_key]) for p in group if p is not person)
+            check.add(("people", index, "account"),
+                      f"account name {sam!r} is also derived for {others}; set account.sam for one of them")
+    by_cn: dict[tuple[str, str], Person] = {}
+    for person in kept:
+        cn_key = (person.unit, common_name(person).casefold())
+        if cn_key in by_cn and by_cn[cn_key].active and person.active:
+            check, index = where_of[person.employee_key]
+            check.add(("people", index, "account"),
+                      f"same name as {_located(*where_of[by_cn[cn_key].employee_key])} in the same unit; "
+                      "set account.cn for one of them")
+        by_cn.setdefault(cn_key, person)
+    return kept
+
+
+def load_desired_state(root: Path) -> DesiredState:
+    """Read desired_state/ (the directory `root`); raise ValidationFailed with every problem."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValidationFailed([Problem(str(root), None, "", "desired state directory not found")])
+    checks: list[FileCheck] = []
+    raw_units = _read_catalog(root, "units", checks)
+    raw_ents = _read_catalog(root, "entitlements", checks)
+    units = {k: Unit(k, v["name"], v["kind"], v.get("clues"), v.get("ou", k)) for k, v in raw_units.items()}
+    entitlements = {k: Entitlement(k, v["description"], v["group"], v.get("privileged", False))
+                    for k, v in raw_ents.items()}
+    people = _read_people(root, units, entitlements, checks)
+    kept = _cross_checks(people)
+    problems = [p for check in checks for p in check.problems]
+    if problems:
+        raise ValidationFailed(problems)
+    names, _ = assign_account_names(kept)
+    return DesiredState.build(units, entitlements, kept, names)

@@ -1,0 +1,93 @@
+"""The desired state as frozen values: what the YAML in Git says, already validated."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a declaration was written, for messages and provenance."""
+
+    file: str
+    line: int | None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class Unit:
+    key: str
+    name: str
+    kind: str
+    clues: str | None
+    ou: str
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    key: str
+    description: str
+    group: str
+    privileged: bool = False
+
+
+@dataclass(frozen=True)
+class Solicitud:
+    """The approved request behind a person's current state (form FO-DPE-STI-DI-04 / ISSEMYM)."""
+
+    folio: str
+    date: str
+    justification: str
+    requested_by: str
+
+
+@dataclass(frozen=True)
+class Person:
+    employee_key: str
+    given_names: str
+    first_surname: str
+    second_surname: str | None
+    unit: str
+    title: str
+    direction: str
+    phone: str
+    status: str
+    entitlements: tuple[str, ...]
+    solicitud: Solicitud
+    source: Source = field(compare=False)
+    curp: str | None = None
+    subdirection: str | None = None
+    department: str | None = None
+    extension: str | None = None
+    explicit_sam: str | None = None
+    explicit_cn: str | None = None
+
+    @property
+    def surnames(self) -> str:
+        return " ".join(s for s in (self.first_surname, self.second_surname) if s)
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_names} {self.surnames}"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "activo"
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything declared under desired_state/, with derived account names."""
+
+    units: Mapping[str, Unit]
+    entitlements: Mapping[str, Entitlement]
+    people: tuple[Person, ...]
+    account_names: Mapping[str, str]  # employee key -> sAMAccountName
+
+    @staticmethod
+    def build(units: dict, entitlements: dict, people: list, account_names: dict) -> "DesiredState":
+        return DesiredState(MappingProxyType(dict(units)), MappingProxyType(dict(entitlements)),
+                            tuple(people), MappingProxyType(dict(account_names)))

@@ -1,0 +1,101 @@
+"""Reading YAML the way people write it, and pointing back at the line they wrote.
+
+Loading uses libyaml (CSafeLoader) because it is an order of magnitude faster than the
+pure-Python parser; line numbers are only looked up when there is a problem to report.
+Two YAML 1.1 surprises are closed here: dates stay strings (a folio date is text to us, and
+JSON Schema expects strings), and a key written twice in one mapping is an error instead of
+the last one silently winning.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import Problem
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, first_line: int):
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe loader: timestamps as strings, duplicate mapping keys refused."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML signature
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # unhashable key: let PyYAML report it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise DuplicateKey(str(key), key_node.start_mark.line + 1, first)
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_str)
+
+
+def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
+    """Parse one file.  Returns (data, problems); data is None when the file is unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(display, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+    except OSError as exc:
+        return None, [Problem(display, None, "", f"cannot read: {exc.strerror}")]
+    try:
+        return yaml.load(text, Loader=StrictLoader), []
+    except DuplicateKey as dup:
+        return None, [Problem(display, dup.line, dup.key,
+                              f"key written twice in the same mapping (first on line {dup.first_line})")]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = exc.problem or "invalid YAML"
+        if exc.context:
+            what = f"{exc.context}, {what}"
+        return None, [Problem(display, line, "", f"YAML syntax error: {what}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(display, None, "", f"YAML error: {exc}")]
+
+
+class LineIndex:
+    """Maps a path inside a document (keys and list indices) to the line that holds it."""
+
+    def __init__(self, text: str):
+        try:
+            self._root = yaml.compose(text, Loader=_BaseLoader)
+        except yaml.YAMLError:
+            self._root = None
+
+    @classmethod
+    def of_file(cls, path: Path) -> "LineIndex":
+        return cls(path.read_text(encoding="utf-8"))
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        """The line of the deepest node along `path` that exists (1-based)."""
+        node, found = self._root, None
+        if node is None:
+            return None
+        found = node.start_mark.line + 1
+        for step in path:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if key_node.value == str(step):
+                        child, found = value_node, key_node.start_mark.line + 1
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+                child = node.value[step]
+                found = child.start_mark.line + 1
+            if child is None:
+                break
+            node = child
+        return found

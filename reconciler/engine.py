@@ -1,0 +1,128 @@
+"""One reconcile run: load and validate the desired state, plan every target, apply safely.
+
+The CLI only parses arguments and renders; everything a run decides is here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .credentials import CredentialFile
+from .desired import DesiredState, load_desired_state
+from .errors import ReconcilerError
+from .inventory import ADTarget, load_inventory
+from .plan import Change, Movement, Plan
+from .providers.ad import ADProvider, Outcome
+from .source import describe
+
+
+class DeletionGuard(ReconcilerError):
+    """More bajas than the target allows in one run, and no explicit override."""
+
+
+def today_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[Outcome]
+    credentials_file: str | None = None
+    credentials_count: int = 0
+    refused: str | None = None
+
+    def counts(self) -> dict[str, Counter]:
+        table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
+        for o in self.outcomes:
+            row = table[o.change.movement.plural]
+            row[o.status] += 1
+            row["verified"] += o.verified
+        return table
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed" or (o.status == "applied" and not o.verified)]
+
+    @property
+    def ok(self) -> bool:
+        return self.refused is None and not self.failed
+
+
+@dataclass
+class Run:
+    """Desired state plus open connections to the selected targets."""
+
+    repo: Path
+    inventory: Path
+    only: tuple[str, ...] = ()
+    today: str = field(default_factory=today_utc)
+    state: DesiredState | None = None
+    providers: dict[str, ADProvider] = field(default_factory=dict)
+    _stack: ExitStack = field(default_factory=ExitStack)
+
+    def __enter__(self) -> "Run":
+        self.state = load_desired_state(self.repo / "desired_state")
+        targets = load_inventory(self.inventory)
+        unknown = [t for t in self.only if t not in targets]
+        if unknown:
+            raise ReconcilerError(f"unknown target {', '.join(unknown)} (the inventory {self.inventory} has "
+                                  f"{', '.join(targets)})")
+        for name, target in targets.items():
+            if not self.only or name in self.only:
+                self.providers[name] = self._stack.enter_context(ADProvider(target))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def plan(self) -> Plan:
+        changes, conflicts, warnings = [], [], []
+        for provider in self.providers.values():
+            c, k, w = provider.plan(self.state, self.today)
+            changes += c
+            conflicts += k
+            warnings += w
+            warnings += self._guard_warning(provider.target, c)
+        return Plan(tuple(changes), tuple(conflicts), describe(self.repo), tuple(warnings))
+
+    @staticmethod
+    def _guard_warning(target: ADTarget, changes: list[Change]) -> list[str]:
+        bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind == "account")
+        if bajas > target.max_bajas:
+            return [f"target {target.name}: {bajas} bajas exceed the deletion guard (max_bajas: "
+                    f"{target.max_bajas}); apply refuses them unless given --allow-mass-baja"]
+        return []
+
+    def apply(self, plan: Plan, allow_mass_baja: bool = False, progress=None) -> ApplyReport:
+        """Apply `plan` target by target; `progress(target, total)` returns an advance(n) callable."""
+        for name, changes in plan.by_target().items():
+            target = self.providers[name].target
+            if self._guard_warning(target, changes) and not allow_mass_baja:
+                bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind == "account")
+                raise DeletionGuard(
+                    f"refusing to apply: {bajas} bajas on target {name} exceed max_bajas ({target.max_bajas}). "
+                    "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
+                    "--allow-mass-baja.")
+        run_id = new_run_id()
+        report = ApplyReport([])
+        for name, changes in plan.by_target().items():
+            provider = self.providers[name]
+            credentials = CredentialFile(provider.target.credentials_dir, f"{name}-{run_id}")
+            advance = progress(name, len(changes)) if progress else (lambda n: None)
+            try:
+                outcomes = provider.apply(changes, credentials, advance)
+            finally:
+                credentials.close()
+            provider.verify(outcomes, self.today)
+            report.outcomes += outcomes
+            if credentials.count:
+                report.credentials_file, report.credentials_count = str(credentials.path), credentials.count
+        return report

@@ -1,0 +1,92 @@
+"""Targets: which directory to reconcile and how to reach it (inventory/*.yaml).
+
+An inventory names where a secret comes from (an environment variable or a file), never the
+secret; the schema refuses any other key, so a password pasted into the file is an error.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .desired.load import FileCheck
+from .desired.yamlfile import read_yaml
+from .errors import Problem, ReconcilerError, ValidationFailed
+
+DEFAULT_MAX_BAJAS = 25
+DEFAULT_CREDENTIALS_DIR = "/var/lib/reconciler/credentials"
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def read(self) -> str:
+        if self.env:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ReconcilerError(f"the bind password is read from {self.describe()}, which is not set")
+            return value
+        try:
+            return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ReconcilerError(f"cannot read the bind password from {self.describe()}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class ADTarget:
+    name: str
+    host: str
+    port: int
+    base_dn: str
+    upn_suffix: str
+    people_ou: str
+    groups_ou: str
+    bajas_ou: str
+    bind_dn: str
+    bind_password: SecretSource
+    ca_file: str | None
+    validate_tls: bool
+    max_bajas: int
+    credentials_dir: str
+
+    @property
+    def url(self) -> str:
+        return f"ldaps://{self.host}:{self.port}"
+
+
+def _ad_target(name: str, raw: dict) -> ADTarget:
+    tls = raw.get("tls", {})
+    return ADTarget(
+        name=name, host=raw["host"], port=raw.get("port", 636), base_dn=raw["base_dn"],
+        upn_suffix=raw["upn_suffix"], people_ou=raw["ous"]["people"], groups_ou=raw["ous"]["groups"],
+        bajas_ou=raw["ous"]["bajas"], bind_dn=raw["bind_dn"],
+        bind_password=SecretSource(**raw["bind_password"]), ca_file=tls.get("ca_file"),
+        validate_tls=tls.get("validate", True), max_bajas=raw.get("max_bajas", DEFAULT_MAX_BAJAS),
+        credentials_dir=raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
+    )
+
+
+def load_inventory(path: Path) -> dict[str, ADTarget]:
+    path = Path(path)
+    check = FileCheck(path, str(path))
+    if not path.is_file():
+        raise ValidationFailed([Problem(str(path), None, "", "inventory file not found")])
+    data, problems = read_yaml(path, str(path))
+    if problems:
+        raise ValidationFailed(problems)
+    check.validate(data, "inventory")
+    if check.problems:
+        raise ValidationFailed(check.problems)
+    targets = {name: _ad_target(name, raw) for name, raw in data["targets"].items()}
+    for name, target in targets.items():
+        for ou in (target.people_ou, target.groups_ou, target.bajas_ou):
+            if not ou.lower().endswith(target.base_dn.lower()):
+                check.add(("targets", name, "ous"), f"{ou!r} is not under base_dn {target.base_dn!r}")
+    if check.problems:
+        raise ValidationFailed(check.problems)
+    return targets

@@ -1,0 +1,124 @@
+"""Change and Plan: the movements the reconciler proposes, independent of any provider.
+
+A Change is one movement (alta, modificación, baja) on one object of one target, with the
+attributes before and after.  Values shown here are never secrets: passwords are generated
+at apply time and never enter a Change.
+"""
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Movement(str, enum.Enum):
+    ALTA = "alta"
+    MODIFICACION = "modificacion"
+    BAJA = "baja"
+
+    @property
+    def symbol(self) -> str:
+        return {"alta": "+", "modificacion": "~", "baja": "-"}[self.value]
+
+    @property
+    def plural(self) -> str:
+        return {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}[self.value]
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    """One attribute's value before and after.  Set-valued attributes hold sorted tuples."""
+
+    name: str
+    before: Any
+    after: Any
+
+    @property
+    def is_set(self) -> bool:
+        return isinstance(self.before, tuple) or isinstance(self.after, tuple)
+
+    def added(self) -> tuple:
+        return tuple(v for v in (self.after or ()) if v not in (self.before or ()))
+
+    def removed(self) -> tuple:
+        return tuple(v for v in (self.before or ()) if v not in (self.after or ()))
+
+
+@dataclass(frozen=True)
+class Change:
+    movement: Movement
+    target: str
+    kind: str  # "ou", "group", "account"
+    key: str  # the object's identity on the target: employee key, group name, OU DN
+    label: str  # what a person reads: "jnunezo (José Núñez O'Brien)"
+    attributes: tuple[AttributeChange, ...] = ()
+    reason: str = ""  # why, when not simply "the YAML says so": drift, no longer declared...
+    drift: bool = False  # the object was changed outside the reconciler since it was applied
+    folio: str | None = None
+    # Provider payload: the desired and actual records.  Not part of identity or output.
+    desired: Any = field(default=None, compare=False, repr=False)
+    actual: Any = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "movement": self.movement.value, "target": self.target, "kind": self.kind, "key": self.key,
+            "label": self.label, "folio": self.folio, "reason": self.reason or None, "drift": self.drift,
+            "attributes": [{"name": a.name, "before": _jsonable(a.before), "after": _jsonable(a.after)}
+                           for a in self.attributes],
+        }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An object the reconciler must not touch that stands in the way of a declared one."""
+
+    target: str
+    key: str
+    label: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "key": self.key, "label": self.label, "message": self.message}
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    conflicts: tuple[Conflict, ...] = ()
+    source: str = ""  # what the desired state was read from (commit, working tree)
+    warnings: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, int]:
+        counts = Counter(c.movement for c in self.changes)
+        return {m.plural: counts.get(m, 0) for m in Movement}
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def summary_line(self) -> str:
+        if self.empty:
+            return "No changes. Active Directory matches the desired state."
+        s = self.summary()
+        return f"Plan: {s['altas']} altas, {s['modificaciones']} modificaciones, {s['bajas']} bajas."
+
+    def by_target(self) -> dict[str, list[Change]]:
+        grouped: dict[str, list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault(change.target, []).append(change)
+        return grouped
+
+    def bajas(self, kind: str = "account") -> list[Change]:
+        return [c for c in self.changes if c.movement is Movement.BAJA and c.kind == kind]
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": 1, "source": self.source, "summary": self.summary(),
+            "changes": [c.to_dict() for c in self.changes],
+            "conflicts": [c.to_dict() for c in self.conflicts], "warnings": list(self.warnings),
+        }

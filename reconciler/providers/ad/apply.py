@@ -1,0 +1,180 @@
+"""Applying AD changes: few LDAP operations, in an order that never widens access.
+
+Phases:
+  1. OUs, then groups (parents before children).
+  2. Altas: one add per account carrying every attribute, the initial password (over
+     LDAPS), pwdLastSet=0 (change at next logon) and the enabled flag.
+  3. Group removals, batched per group: access is revoked before anything else moves, and
+     before a baja's account is disabled.
+  4. Modificaciones and bajas: rename or move (modify DN), then one modify with every
+     changed attribute, the enabled flag and the applied-state marker.
+  5. Group additions, batched per group, with the accounts' final DNs.
+A failed batch is retried member by member, so one bad account fails alone.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
+from ldap3.core.exceptions import LDAPException
+
+from ...credentials import CredentialFile, generate_password
+from ...inventory import ADTarget
+from ...plan import Change, Movement
+from . import dn as dnlib
+from .records import MANAGED_ATTRIBUTES, MARKER, Account, marker_value
+
+USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
+UF_NORMAL_ACCOUNT = 0x200
+UF_ACCOUNTDISABLE = 0x2
+PERMISSIVE_MODIFY = ("1.2.840.113556.1.4.1413", False, None)  # adding a present member is not an error
+MEMBER_BATCH = 500
+
+
+@dataclass
+class Outcome:
+    change: Change
+    status: str = "pending"  # applied | failed | pending
+    error: str | None = None
+    verified: bool = False
+
+    def fail(self, message: str) -> None:
+        if self.status != "failed":
+            self.status, self.error = "failed", message
+
+
+def _error(conn: Connection, what: str) -> str:
+    r = conn.result
+    return f"{what}: {r.get('description')} {r.get('message', '')}".strip()
+
+
+class ADApplier:
+    def __init__(self, conn: Connection, target: ADTarget, credentials: CredentialFile,
+                 groups: dict[str, str], advance: Callable[[int], None] = lambda n: None):
+        self.conn, self.target, self.credentials, self.advance = conn, target, credentials, advance
+        self.group_dns = dict(groups)  # casefolded name -> DN
+
+    def _do(self, o: Outcome | None, what: str, operation, *args, **kwargs) -> bool:
+        """Run one LDAP operation; a refusal or a lost connection becomes the change's error."""
+        try:
+            if operation(*args, **kwargs):
+                return True
+            message = _error(self.conn, what)
+        except LDAPException as exc:
+            message = f"{what}: {type(exc).__name__}: {exc}"
+        if o is not None:
+            o.fail(message)
+        return False
+
+    def group_dn(self, name: str) -> str:
+        return self.group_dns.get(name.casefold()) or dnlib.child("CN", name, self.target.groups_ou)
+
+    def run(self, changes: list[Change]) -> list[Outcome]:
+        outcomes = [Outcome(c) for c in changes]
+        accounts = [o for o in outcomes if o.change.kind == "account"]
+        for o in outcomes:
+            if o.change.kind == "ou":
+                self._ou(o)
+            elif o.change.kind == "group":
+                self._group(o)
+        for o in accounts:
+            if o.change.movement is Movement.ALTA:
+                self._alta(o)
+        self._memberships(accounts, MODIFY_DELETE)
+        for o in accounts:
+            if o.change.movement is not Movement.ALTA and o.status != "failed":
+                self._modify(o)
+        self._memberships(accounts, MODIFY_ADD)
+        for o in outcomes:
+            if o.status == "pending":
+                o.status = "applied"
+        return outcomes
+
+    # -- phase 1 ------------------------------------------------------------------------
+    def _ou(self, o: Outcome) -> None:
+        name = dnlib.first_value(o.change.key)
+        self._do(o, f"creating OU {o.change.key}", self.conn.add, o.change.key, "organizationalUnit",
+                 {"ou": name, "adminDescription": MARKER})
+        self.advance(1)
+
+    def _group(self, o: Outcome) -> None:
+        name = o.change.key
+        dn = dnlib.child("CN", name, self.target.groups_ou)
+        description = o.change.attributes[0].after if o.change.attributes else name
+        attrs = {"sAMAccountName": name, "description": description, "adminDescription": MARKER}
+        if self._do(o, f"creating group {name}", self.conn.add, dn, ["top", "group"], attrs):
+            self.group_dns[name.casefold()] = dn
+        self.advance(1)
+
+    # -- phase 2 ------------------------------------------------------------------------
+    def _alta(self, o: Outcome) -> None:
+        want: Account = o.change.desired
+        password = generate_password((want.sam, want.attributes.get("displayName") or ""))
+        upn = want.attributes.get("userPrincipalName") or ""
+        self.credentials.record(want.sam, upn, want.key, want.folio, password)
+        attrs = {n: want.attributes[n] for n in MANAGED_ATTRIBUTES if want.attributes.get(n)}
+        attrs.update({
+            "adminDescription": marker_value(want.state_hash()),
+            "unicodePwd": f'"{password}"'.encode("utf-16-le"),
+            "userAccountControl": UF_NORMAL_ACCOUNT,
+            "pwdLastSet": 0,
+        })
+        self._do(o, f"creating {want.target_dn}", self.conn.add, want.target_dn, USER_CLASSES, attrs)
+        del password, attrs  # keep the secret's lifetime short
+        self.advance(1)
+
+    # -- phase 4 ------------------------------------------------------------------------
+    def _modify(self, o: Outcome) -> None:
+        want: Account = o.change.desired
+        have: Account = o.change.actual
+        dn = have.dn
+        if want.cn != have.cn or not dnlib.same(want.parent, have.parent):
+            superior = want.parent if not dnlib.same(want.parent, have.parent) else None
+            if not self._do(o, f"moving {dn} to {want.target_dn}", self.conn.modify_dn, dn,
+                            dnlib.rdn("CN", want.cn), new_superior=superior):
+                self.advance(1)
+                return
+            dn = want.target_dn
+        mods = {}
+        for name in MANAGED_ATTRIBUTES:
+            after = want.attributes.get(name) or None
+            if (have.attributes.get(name) or None) != after:
+                mods[name] = [(MODIFY_REPLACE, [after] if after else [])]
+        uac = have.uac or UF_NORMAL_ACCOUNT
+        uac = uac & ~UF_ACCOUNTDISABLE if want.enabled else uac | UF_ACCOUNTDISABLE
+        if uac != have.uac:
+            mods["userAccountControl"] = [(MODIFY_REPLACE, [uac])]
+        mods["adminDescription"] = [(MODIFY_REPLACE, [marker_value(want.state_hash())])]
+        self._do(o, f"modifying {dn}", self.conn.modify, dn, mods)
+        self.advance(1)
+
+    # -- phases 3 and 5 -----------------------------------------------------------------
+    def _memberships(self, accounts: list[Outcome], operation: str) -> None:
+        """Group removals (MODIFY_DELETE) or additions (MODIFY_ADD), batched per group."""
+        by_group: dict[str, list[tuple[str, Outcome]]] = defaultdict(list)
+        for o in accounts:
+            if o.status == "failed":
+                continue
+            want: Account = o.change.desired
+            have: Account | None = o.change.actual
+            before = {g.casefold(): g for g in (have.groups if have else ())}
+            after = {g.casefold(): g for g in want.groups}
+            if operation == MODIFY_DELETE:
+                names, member = [before[g] for g in before.keys() - after.keys()], have.dn if have else None
+            else:
+                names, member = [after[g] for g in after.keys() - before.keys()], want.target_dn
+            for name in names:
+                by_group[name].append((member, o))
+        for name, members in sorted(by_group.items()):
+            group = self.group_dn(name)
+            for i in range(0, len(members), MEMBER_BATCH):
+                batch = members[i:i + MEMBER_BATCH]
+                verb = "removing from" if operation == MODIFY_DELETE else "adding to"
+                if self._do(None, f"{verb} group {name}", self.conn.modify, group,
+                            {"member": [(operation, [m for m, _ in batch])]}, controls=[PERMISSIVE_MODIFY]):
+                    continue
+                for member, o in batch:  # isolate the member that made the batch fail
+                    self._do(o, f"{verb} group {name}", self.conn.modify, group,
+                             {"member": [(operation, [member])]}, controls=[PERMISSIVE_MODIFY])

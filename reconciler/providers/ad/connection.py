@@ -1,0 +1,38 @@
+"""Opening an LDAPS connection to an AD target, with certificates validated by default."""
+from __future__ import annotations
+
+import ssl
+
+from ldap3 import NONE, Connection, Server, Tls
+from ldap3.core import exceptions as ldap_errors
+
+from ...errors import ReconcilerError
+from ...inventory import ADTarget
+
+
+def connect(target: ADTarget) -> Connection:
+    password = target.bind_password.read()
+    tls = Tls(
+        validate=ssl.CERT_REQUIRED if target.validate_tls else ssl.CERT_NONE,
+        ca_certs_file=target.ca_file,
+        version=ssl.PROTOCOL_TLS_CLIENT,
+    )
+    # get_info=NONE: the schema is not needed and reading it costs a round trip per run.
+    server = Server(target.host, port=target.port, use_ssl=True, tls=tls, get_info=NONE, connect_timeout=10)
+    try:
+        return Connection(server, user=target.bind_dn, password=password, auto_bind=True,
+                          raise_exceptions=False, receive_timeout=120)
+    except ldap_errors.LDAPBindError:
+        raise ReconcilerError(
+            f"target {target.name}: the directory at {target.url} refused the bind as {target.bind_dn} "
+            f"(password from {target.bind_password.describe()})") from None
+    except ldap_errors.LDAPSocketOpenError as exc:
+        text = str(exc).strip("()\"',")
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
+            raise ReconcilerError(
+                f"target {target.name}: the certificate of {target.url} is not trusted "
+                f"(tls.ca_file is {target.ca_file or 'not set: the system CAs are used'}): {text}"
+            ) from None
+        raise ReconcilerError(f"target {target.name}: cannot reach {target.url}: {text}") from None
+    except ldap_errors.LDAPException as exc:
+        raise ReconcilerError(f"target {target.name}: LDAP error connecting to {target.url}: {exc}") from None

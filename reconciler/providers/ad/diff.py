@@ -1,0 +1,148 @@
+"""The diff between desired and actual directory state: a pure function, no I/O.
+
+Order of the resulting changes is the order apply needs: OUs, then groups, then account
+altas, modificaciones and bajas.  Accounts are matched by employeeID, so a changed name is a
+rename and a changed unit is a move, never a baja plus an alta.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ...inventory import ADTarget
+from ...plan import AttributeChange, Change, Conflict, Movement
+from . import dn as dnlib
+from .records import MANAGED_ATTRIBUTES, Account, DesiredDirectory, offboarded
+
+
+@dataclass(frozen=True)
+class ForeignObject:
+    """An object the reconciler does not own but whose names a declared account may need."""
+
+    dn: str
+    sam: str | None = None
+    upn: str | None = None
+    employee_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ActualDirectory:
+    accounts: Mapping[str, Account]  # managed accounts by employeeID
+    foreign: tuple[ForeignObject, ...] = ()
+    ous: frozenset = frozenset()  # dn.key() of every existing OU that matters
+    groups: Mapping[str, str] = field(default_factory=dict)  # casefolded name -> DN, under the groups OU
+    warnings: tuple[str, ...] = ()
+
+
+def _folded(values) -> frozenset[str]:
+    return frozenset(v.casefold() for v in values)
+
+
+def account_attribute_changes(desired: Account, actual: Account | None) -> tuple[AttributeChange, ...]:
+    """Before -> after for everything managed that differs (everything, for an alta)."""
+    changes = []
+    for name in MANAGED_ATTRIBUTES:
+        before = actual.attributes.get(name) or None if actual else None
+        after = desired.attributes.get(name) or None
+        if before != after:
+            changes.append(AttributeChange(name, before, after))
+    if actual is None or actual.cn != desired.cn:
+        changes.append(AttributeChange("cn", actual.cn if actual else None, desired.cn))
+    if actual is None or not dnlib.same(actual.parent, desired.parent):
+        changes.append(AttributeChange("ou", actual.parent if actual else None, desired.parent))
+    if actual is None or actual.enabled != desired.enabled:
+        changes.append(AttributeChange("enabled", actual.enabled if actual else None, desired.enabled))
+    before_groups = actual.groups if actual else frozenset()
+    if _folded(before_groups) != _folded(desired.groups) or (actual is None and desired.groups):
+        spelling = {g.casefold(): g for g in desired.groups}
+        before = tuple(sorted(spelling.get(g.casefold(), g) for g in before_groups))
+        changes.append(AttributeChange("groups", before, tuple(sorted(desired.groups))))
+    return tuple(changes)
+
+
+def _fold(kind: str, value: str) -> str:
+    return repr(dnlib.key(value)) if kind == "dn" else value.casefold()
+
+
+def _name_index(actual: ActualDirectory) -> dict[tuple[str, str], tuple[str, str]]:
+    """(kind, folded value) -> (holder's folded DN, who), for every name that must stay unique."""
+    index: dict[tuple[str, str], tuple[str, str]] = {}
+    for obj in actual.foreign:
+        holder = (_fold("dn", obj.dn), f"unmanaged object {obj.dn}")
+        for kind, value in (("sam", obj.sam), ("upn", obj.upn), ("employeeID", obj.employee_id), ("dn", obj.dn)):
+            if value:
+                index[(kind, _fold(kind, value))] = holder
+    for account in actual.accounts.values():
+        holder = (_fold("dn", account.dn or ""), f"managed account of employee {account.key} ({account.dn})")
+        for kind, value in (("sam", account.sam), ("upn", account.attributes.get("userPrincipalName")),
+                            ("dn", account.dn)):
+            if value:
+                index[(kind, _fold(kind, value))] = holder
+    return index
+
+
+def _conflict(desired: Account, actual: Account | None, index: dict, target: str) -> Conflict | None:
+    """Does anything that is not this person's account already hold a name they need?"""
+    mine = _fold("dn", actual.dn) if actual and actual.dn else None
+    wanted = (("employeeID", desired.key), ("sam", desired.sam),
+              ("upn", desired.attributes.get("userPrincipalName") or ""), ("dn", desired.target_dn))
+    for kind, value in wanted:
+        held = index.get((kind, _fold(kind, value))) if value else None
+        if held and held[0] != mine:
+            what = {"dn": f"the DN {value}", "employeeID": f"employeeID {value}"}.get(kind, f"the {kind} {value}")
+            return Conflict(target, desired.key, desired.display,
+                            f"{what} is held by {held[1]}; left alone. Remove or adopt that object, "
+                            "or choose another name with account.sam / account.cn")
+    return None
+
+
+def _movement(desired: Account, actual: Account, bajas_ou: str) -> Movement:
+    looks_active = actual.enabled or not dnlib.same(actual.parent, bajas_ou)
+    return Movement.BAJA if not desired.enabled and looks_active else Movement.MODIFICACION
+
+
+def _drifted(actual: Account) -> bool:
+    return actual.applied_hash is not None and actual.applied_hash != actual.state_hash()
+
+
+def _account_change(movement: Movement, target: ADTarget, desired: Account, actual: Account | None,
+                    reason: str = "") -> Change:
+    drift = actual is not None and _drifted(actual)
+    if drift and not reason:
+        reason = "changed outside the reconciler (drift)"
+    return Change(movement, target.name, "account", desired.key, desired.display,
+                  account_attribute_changes(desired, actual), reason=reason, drift=drift,
+                  folio=desired.folio, desired=desired, actual=actual)
+
+
+def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
+         today: str) -> tuple[list[Change], list[Conflict]]:
+    """All changes that make `actual` match `desired`, in apply order, and the conflicts."""
+    ous = [Change(Movement.ALTA, target.name, "ou", ou, ou, (AttributeChange("dn", None, ou),))
+           for ou in desired.ous if dnlib.key(ou) not in actual.ous]
+    groups = [Change(Movement.ALTA, target.name, "group", name, name,
+                     (AttributeChange("description", None, text),))
+              for name, text in desired.groups.items() if name.casefold() not in actual.groups]
+    altas, modificaciones, bajas, conflicts = [], [], [], []
+    index = _name_index(actual)
+    for key in sorted(desired.accounts):
+        want, have = desired.accounts[key], actual.accounts.get(key)
+        if have is None and not want.enabled:
+            continue  # a baja for someone who never had an account: nothing to offboard
+        if have is None or want.sam.casefold() != have.sam.casefold() or want.cn != have.cn:
+            if conflict := _conflict(want, have, index, target.name):
+                conflicts.append(conflict)
+                continue
+        if have is None:
+            altas.append(_account_change(Movement.ALTA, target, want, None))
+        elif want.state() != have.state():
+            movement = _movement(want, have, target.bajas_ou)
+            change = _account_change(movement, target, want, have)
+            (bajas if movement is Movement.BAJA else modificaciones).append(change)
+    for key in sorted(set(actual.accounts) - set(desired.accounts)):
+        have = actual.accounts[key]
+        if have.offboarded and dnlib.same(have.parent, target.bajas_ou):
+            continue  # already offboarded; kept for the retention period
+        bajas.append(_account_change(Movement.BAJA, target, offboarded(have, target, today), have,
+                                     reason="no longer declared in desired_state"))
+    return ous + groups + altas + modificaciones + bajas, conflicts

@@ -1,0 +1,94 @@
+"""Distinguished names: escaping for building them, a normal form for comparing them.
+
+Names such as "Núñez O'Brien, José" end up in CNs, so every RDN value is escaped (RFC 4514)
+and DNs read back from the directory are compared in a normal form (unescaped values,
+case-folded), since the server may escape differently from us: ldap3's parse_dn rejects
+the raw UTF-8 that Samba returns.
+"""
+from __future__ import annotations
+
+_SPECIAL = set(',+"\\<>;=')
+
+
+def escape_value(value: str) -> str:
+    out = []
+    for i, ch in enumerate(value):
+        if ch in _SPECIAL or (ch == "#" and i == 0) or (ch == " " and (i == 0 or i == len(value) - 1)):
+            out.append("\\" + ch)
+        elif ch == "\x00":
+            out.append("\\00")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def rdn(attribute: str, value: str) -> str:
+    return f"{attribute}={escape_value(value)}"
+
+
+def child(attribute: str, value: str, parent: str) -> str:
+    return f"{rdn(attribute, value)},{parent}"
+
+
+def split(dn: str) -> list[tuple[str, str]]:
+    """'CN=A\\, B,OU=X,DC=y' -> [('cn', 'A, B'), ('ou', 'X'), ('dc', 'y')], values unescaped."""
+    parts: list[tuple[str, str]] = []
+    attr, buf, raw = None, bytearray(), dn.encode("utf-8")
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 0x5C and i + 1 < len(raw):  # backslash
+            nxt = raw[i + 1 : i + 3]
+            try:
+                if len(nxt) == 2 and all(chr(b) in "0123456789abcdefABCDEF" for b in nxt):
+                    buf.append(int(nxt.decode(), 16))
+                    i += 3
+                    continue
+            except ValueError:
+                pass
+            buf.append(raw[i + 1])
+            i += 2
+            continue
+        if c == ord("=") and attr is None:
+            attr, buf = buf.decode("utf-8").strip().lower(), bytearray()
+        elif c in (ord(","), ord("+")) :
+            parts.append((attr or "", buf.decode("utf-8", "replace").strip()))
+            attr, buf = None, bytearray()
+        else:
+            buf.append(c)
+        i += 1
+    if attr is not None or buf:
+        parts.append((attr or "", buf.decode("utf-8", "replace").strip()))
+    return parts
+
+
+def key(dn: str) -> tuple[tuple[str, str], ...]:
+    """A normal form: equal for DNs the directory considers equal."""
+    return tuple((a, v.casefold()) for a, v in split(dn))
+
+
+def parent(dn: str) -> str:
+    """The parent DN, as written (the first unescaped comma ends the RDN)."""
+    i, escaped = 0, False
+    for i, ch in enumerate(dn):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            return dn[i + 1 :]
+    return ""
+
+
+def first_value(dn: str) -> str:
+    parts = split(dn)
+    return parts[0][1] if parts else ""
+
+
+def same(a: str, b: str) -> bool:
+    return key(a) == key(b)
+
+
+def under(dn: str, ancestor: str) -> bool:
+    k, a = key(dn), key(ancestor)
+    return len(k) >= len(a) and k[len(k) - len(a):] == a

@@ -1,0 +1,162 @@
+"""Directory records: what a person becomes in Active Directory, and what was read from it.
+
+The same Account type holds both sides of the diff.  `expand` turns the desired state into
+the accounts, groups and OUs one AD target should have; it is pure.
+
+Attribute mapping (the request form FO-DPE-STI-DI-04 on the left):
+    employee key            employeeID       (the anchor: renames and moves keep it)
+    given names / surnames  givenName / sn   (sn holds both surnames)
+    full name               displayName      "José Luis Núñez O'Brien"
+    title                   title
+    dirección               company
+    subdirección            division
+    departamento            department
+    unit name               physicalDeliveryOfficeName
+    phone / extension       telephoneNumber / ipPhone
+    baja stamp              description      "Baja 2026-11-20 folio SESVER-2026-0118"
+The CURP is deliberately not written to AD: it is sensitive personal data that no directory
+consumer needs, so it stays in the restricted Git repository only.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from ...desired.model import DesiredState, Person
+from ...desired.naming import common_name
+from ...inventory import ADTarget
+from . import dn as dnlib
+
+MARKER = "reconciler"  # adminDescription of every object the reconciler owns
+MANAGED_ATTRIBUTES = (
+    "sAMAccountName", "userPrincipalName", "givenName", "sn", "displayName", "employeeID", "title",
+    "company", "division", "department", "physicalDeliveryOfficeName", "telephoneNumber", "ipPhone",
+    "description",
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    key: str  # employeeID
+    cn: str
+    parent: str  # DN of the OU the account lives in
+    attributes: Mapping[str, str | None]
+    enabled: bool
+    groups: frozenset[str]  # group names (CNs under the managed groups OU)
+    # Read from the directory only:
+    dn: str | None = field(default=None, compare=False)
+    applied_hash: str | None = field(default=None, compare=False)
+    must_change_password: bool = field(default=False, compare=False)
+    uac: int | None = field(default=None, compare=False)  # userAccountControl as read
+    # From the desired state only:
+    folio: str | None = field(default=None, compare=False)
+
+    @property
+    def sam(self) -> str:
+        return self.attributes.get("sAMAccountName") or ""
+
+    @property
+    def display(self) -> str:
+        return f"{self.sam} ({self.attributes.get('displayName') or self.cn})"
+
+    @property
+    def target_dn(self) -> str:
+        return dnlib.child("CN", self.cn, self.parent)
+
+    def state(self) -> tuple:
+        """Everything the reconciler manages, in a form where equal means 'nothing to do'."""
+        attrs = tuple((name, self.attributes.get(name) or None) for name in MANAGED_ATTRIBUTES)
+        return (attrs, self.cn, dnlib.key(self.parent), self.enabled,
+                tuple(sorted(g.casefold() for g in self.groups)))
+
+    def state_hash(self) -> str:
+        return hashlib.sha256(repr(self.state()).encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def offboarded(self) -> bool:
+        return not self.enabled and not self.groups
+
+
+@dataclass(frozen=True)
+class DesiredDirectory:
+    accounts: Mapping[str, Account]
+    groups: Mapping[str, str]  # group name -> description
+    ous: tuple[str, ...]  # DNs, parents before children
+
+
+def marker_value(account_hash: str) -> str:
+    return f"{MARKER} applied={account_hash}"
+
+
+def baja_stamp(date: str, folio: str | None) -> str:
+    return f"Baja {date} folio {folio}" if folio else f"Baja {date} sin folio: ya no declarada en desired_state"
+
+
+def unit_ou(target: ADTarget, ou_name: str) -> str:
+    return dnlib.child("OU", ou_name, target.people_ou)
+
+
+def bajas_cn(cn: str, sam: str) -> str:
+    """In the bajas OU people of every unit meet: the account name keeps CNs unique there."""
+    return f"{cn} ({sam})"
+
+
+def person_account(person: Person, state: DesiredState, target: ADTarget) -> Account:
+    sam = state.account_names[person.employee_key]
+    unit = state.units[person.unit]
+    attributes = {
+        "sAMAccountName": sam,
+        "userPrincipalName": f"{sam}@{target.upn_suffix}",
+        "givenName": person.given_names,
+        "sn": person.surnames,
+        "displayName": person.display_name,
+        "employeeID": person.employee_key,
+        "title": person.title,
+        "company": person.direction,
+        "division": person.subdirection,
+        "department": person.department,
+        "physicalDeliveryOfficeName": unit.name,
+        "telephoneNumber": person.phone,
+        "ipPhone": person.extension,
+        "description": None,
+    }
+    cn = common_name(person)
+    if person.active:
+        groups = frozenset(state.entitlements[e].group for e in person.entitlements)
+        return Account(person.employee_key, cn, unit_ou(target, unit.ou), attributes, True, groups,
+                       folio=person.solicitud.folio)
+    attributes["description"] = baja_stamp(person.solicitud.date, person.solicitud.folio)
+    return Account(person.employee_key, bajas_cn(cn, sam), target.bajas_ou, attributes, False, frozenset(),
+                   folio=person.solicitud.folio)
+
+
+def offboarded(account: Account, target: ADTarget, today: str) -> Account:
+    """What a managed account that nobody declares any more becomes: a baja without a folio."""
+    attributes = dict(account.attributes)
+    attributes["description"] = baja_stamp(today, None)
+    return replace(account, cn=bajas_cn(account.cn, account.sam), parent=target.bajas_ou,
+                   attributes=attributes, enabled=False, groups=frozenset(), dn=None, applied_hash=None)
+
+
+def _ancestors(dn: str, base_dn: str) -> list[str]:
+    """OU DNs from just below base_dn down to dn itself."""
+    chain = []
+    while dn and not dnlib.same(dn, base_dn):
+        chain.append(dn)
+        dn = dnlib.parent(dn)
+    return list(reversed(chain))
+
+
+def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
+    accounts = {p.employee_key: person_account(p, state, target) for p in state.people}
+    ous: dict[tuple, str] = {}
+    roots = [target.people_ou, target.groups_ou, target.bajas_ou]
+    units = sorted({a.parent for a in accounts.values() if a.enabled})
+    for ou in roots + units:
+        for step in _ancestors(ou, target.base_dn):
+            ous.setdefault(dnlib.key(step), step)
+    groups = {}
+    for ent in sorted(state.entitlements.values(), key=lambda e: e.group):
+        groups.setdefault(ent.group, ent.description)
+    return DesiredDirectory(accounts, groups, tuple(ous.values()))

@@ -1,0 +1,115 @@
+"""Plans and apply results for people (terminal text, Markdown) and machines (JSON)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from .plan import AttributeChange, Change, Movement, Plan
+
+_COLOUR = {Movement.ALTA: "green", Movement.MODIFICACION: "yellow", Movement.BAJA: "red"}
+_WIDTH = 26
+MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _attribute_lines(change: Change) -> list[str]:
+    lines = []
+    for a in change.attributes:
+        name = escape(a.name.ljust(_WIDTH))
+        if change.movement is Movement.ALTA:
+            lines.append(f"      [green]+[/] {name}= {escape(_value(a.after))}")
+        elif a.is_set:
+            lines += [f"      [green]+[/] {escape(a.name)} {escape(v)}" for v in a.added()]
+            lines += [f"      [red]-[/] {escape(a.name)} {escape(v)}" for v in a.removed()]
+        else:
+            lines.append(f"      [yellow]~[/] {name}{escape(_value(a.before))} [dim]→[/] {escape(_value(a.after))}")
+    return lines
+
+
+def _heading(change: Change) -> str:
+    colour = _COLOUR[change.movement]
+    notes = []
+    if change.folio:
+        notes.append(f"folio {change.folio}")
+    if change.reason:
+        notes.append(change.reason)
+    note = f"  [dim]# {escape('; '.join(notes))}[/]" if notes else ""
+    return f"  [{colour}]{change.movement.symbol}[/] [bold]{change.kind}[/] {escape(change.label)}{note}"
+
+
+def print_plan(plan: Plan, console: Console) -> None:
+    console.print(f"[bold]Desired state:[/] {escape(plan.source)}")
+    for target, changes in plan.by_target().items():
+        console.print(f"\n[bold underline]Target {escape(target)}[/]\n")
+        for change in changes:
+            console.print(_heading(change))
+            for line in _attribute_lines(change):
+                console.print(line)
+    if plan.conflicts:
+        console.print("\n[bold magenta]Conflicts[/] (objects the reconciler does not own; left alone):")
+        for c in plan.conflicts:
+            console.print(f"  [magenta]![/] {escape(c.target)}: {escape(c.label)}: {escape(c.message)}")
+    for warning in plan.warnings:
+        console.print(f"\n[bold yellow]Warning:[/] {escape(warning)}")
+    console.print()
+    console.print(f"[bold]{escape(plan.summary_line())}[/]")
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan.to_dict(), ensure_ascii=False, indent=2)
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_attributes(change: Change) -> str:
+    parts = []
+    for a in change.attributes:
+        if change.movement is Movement.ALTA:
+            continue
+        if a.is_set:
+            parts += [f"+{a.name} `{_md(v)}`" for v in a.added()] + [f"−{a.name} `{_md(v)}`" for v in a.removed()]
+        else:
+            parts.append(f"{a.name}: `{_md(_value(a.before))}` → `{_md(_value(a.after))}`")
+    return "<br>".join(parts)
+
+
+def plan_markdown(plan: Plan) -> str:
+    out = ["### Reconciler plan", "", f"**{plan.summary_line()}**", "", f"Desired state: {_md(plan.source)}", ""]
+    for target, changes in plan.by_target().items():
+        out.append(f"#### Target `{target}`")
+        for movement in Movement:
+            rows = [c for c in changes if c.movement is movement]
+            if not rows:
+                continue
+            out += ["", f"<details{' open' if movement is not Movement.ALTA else ''}>"
+                        f"<summary>{movement.symbol} {len(rows)} {movement.plural}</summary>", "",
+                    "| | kind | object | folio | changes |", "|---|---|---|---|---|"]
+            for c in rows:
+                note = _md(c.reason) + ("<br>" if c.reason and c.attributes else "")
+                out.append(f"| {movement.symbol} | {c.kind} | {_md(c.label)} | {_md(c.folio or '')} | "
+                           f"{note}{_md_attributes(c)} |")
+            out += ["", "</details>"]
+    if plan.conflicts:
+        out += ["", "#### ⚠ Conflicts (left alone)", ""]
+        out += [f"- `{_md(c.target)}` {_md(c.label)}: {_md(c.message)}" for c in plan.conflicts]
+    if plan.warnings:
+        out += ["", "#### ⚠ Warnings", ""] + [f"- {_md(w)}" for w in plan.warnings]
+    text = "\n".join(out) + "\n"
+    if len(text) > MARKDOWN_LIMIT:
+        cut = text[:MARKDOWN_LIMIT].rsplit("\n", 1)[0]
+        text = cut + "\n\n</details>\n\n_The plan is too long for one comment; run `reconciler plan` for all of it._\n"
+    return text
