@@ -190,13 +190,104 @@ def write(root: Path, by_unit: dict[str, list[dict]], header: str = "") -> None:
             (ds / "users" / f"{unit.lower()}.yaml").write_text(header + text, encoding="utf-8")
 
 
+SPECIAL = {
+    # The names the issue asks for, and the cases every directory team meets sooner or later.
+    "HG-CUERNAVACA": [
+        {"employee_key": "SSM-009001", "given_names": "José", "first_surname": "Ñúñez", "second_surname": "O'Brien",
+         "curp": "NUOJ850412HMSXBS03", "title": "Médico Especialista en Urgencias",
+         "direction": "Dirección de Atención Médica", "subdirection": "Subdirección de Hospitales",
+         "department": "Urgencias", "phone": "777 311 2210", "extension": "424", "status": "activo",
+         "entitlements": ["correo", "expediente_electronico", "internet"],
+         "solicitud": {"folio": "SSM/STI/2026/01142", "date": "2026-10-05",
+                       "justification": "Alta por nuevo ingreso al servicio de Urgencias",
+                       "requested_by": "Dra. Ana Lucía Ordóñez Peña, Directora del Hospital General de Cuernavaca"}},
+        {"employee_key": "SSM-009002", "given_names": "Ana", "first_surname": "López", "second_surname": "García",
+         "title": "Enfermera General", "direction": "Dirección de Atención Médica",
+         "subdirection": "Subdirección de Hospitales", "department": "Enfermería", "phone": "777 311 2210",
+         "extension": "431", "status": "activo", "entitlements": ["expediente_electronico"],
+         "solicitud": {"folio": "SSM/STI/2026/01143", "date": "2026-10-05", "justification": "Alta por nuevo ingreso",
+                       "requested_by": "Dra. Ana Lucía Ordóñez Peña, Directora del Hospital General de Cuernavaca"}},
+        {"employee_key": "SSM-009003", "given_names": "Rodrigo", "first_surname": "Villaseñor", "second_surname": "Ayala",
+         "title": "Médico General", "direction": "Dirección de Atención Médica",
+         "subdirection": "Subdirección de Hospitales", "department": "Consulta Externa", "phone": "777 311 2210",
+         "extension": "455", "status": "baja", "entitlements": ["correo", "expediente_electronico"],
+         "solicitud": {"folio": "SSM/RH/2026/00377", "date": "2026-11-03",
+                       "justification": "Baja por renuncia voluntaria (oficio RH/2026/377)",
+                       "requested_by": "Lic. Marco Antonio Bahena Solís, Jefe de Recursos Humanos"}},
+    ],
+    "CS-JIUTEPEC": [
+        {"employee_key": "SSM-009004", "given_names": "Alberto", "first_surname": "López", "second_surname": "Gómez",
+         "title": "Médico General", "direction": "Dirección de Atención Médica",
+         "subdirection": "Subdirección de Atención Primaria a la Salud", "department": "N/A",
+         "phone": "777 320 1180", "extension": "12", "status": "activo",
+         "entitlements": ["expediente_electronico", "sinba"],
+         "solicitud": {"folio": "SSM/STI/2026/01150", "date": "2026-10-09", "justification": "Alta por contratación eventual",
+                       "requested_by": "Dr. Efraín Ocampo Nava, Responsable del Centro de Salud Jiutepec"}},
+    ],
+    "OC-DGPE": [
+        {"employee_key": "SSM-009005", "given_names": "Juan Carlos", "first_surname": "Peña",
+         "second_surname": "de la Fuente", "curp": "PEFJ790228HMSXNN07", "title": "Jefe del Departamento de Informática",
+         "direction": "Dirección General de Planeación y Evaluación",
+         "subdirection": "Subdirección de Tecnologías de la Información en Salud",
+         "department": "Departamento de Informática", "phone": "777 314 3707", "extension": "424",
+         "status": "activo", "entitlements": ["admin_ti", "carpetas_compartidas", "correo", "internet", "vpn"],
+         "account": {"sam": "jcpena"},
+         "solicitud": {"folio": "SSM/DGPE/2024/00031", "date": "2024-02-12",
+                       "justification": "Cuenta con nombre de usuario histórico conservado",
+                       "requested_by": "Mtra. Begoña D'Acosta Güemes, Subdirectora de Tecnologías de la Información"}},
+        {"employee_key": "SSM-009006", "given_names": "Begoña", "first_surname": "D'Acosta", "second_surname": "Güemes",
+         "title": "Subdirectora de Tecnologías de la Información en Salud",
+         "direction": "Dirección General de Planeación y Evaluación",
+         "subdirection": "Subdirección de Tecnologías de la Información en Salud", "department": "N/A",
+         "phone": "777 314 3707", "extension": "400", "status": "activo",
+         "entitlements": ["carpetas_compartidas", "correo", "internet", "vpn"],
+         "solicitud": {"folio": "SSM/DGPE/2023/00007", "date": "2023-06-01", "justification": "Alta por nombramiento",
+                       "requested_by": "Director General de Planeación y Evaluación"}},
+    ],
+    "CS-TEMIXCO": [
+        {"employee_key": "SSM-009007", "given_names": "Xóchitl", "first_surname": "Zúñiga", "second_surname": None,
+         "title": "Promotora de Salud", "direction": "Dirección de Atención Médica",
+         "subdirection": "Subdirección de Atención Primaria a la Salud", "department": "N/A",
+         "phone": "777 325 0042", "status": "baja", "entitlements": ["sinba"],
+         "solicitud": {"folio": "SSM/RH/2026/00391", "date": "2026-11-10",
+                       "justification": "Baja por término de contrato eventual",
+                       "requested_by": "Lic. Marco Antonio Bahena Solís, Jefe de Recursos Humanos"}},
+    ],
+}
+
+EXAMPLE_HEADER = """\
+# People of one unit.  One file per unit, because requests arrive per unit (FO-DPE-STI-DI-04
+# is signed by the unit's head) and approvers review exactly the file of their unit; a
+# transfer to another unit moves the person's block to that unit's file.
+# Each person carries the solicitud behind their current state: folio, date, justification
+# and who requested it.  For a baja, set `status: baja` and put the baja request there.
+"""
+
+
+def write_examples(root: Path, n: int = 240) -> None:
+    by_unit = generate(n)
+    for unit, people in SPECIAL.items():
+        for person in people:
+            s = person.get("curp")
+            if s:  # keep the hand-written CURPs valid: recompute the check digit
+                person["curp"] = s[:17] + str(check_digit(s[:17]))
+        by_unit[unit] = by_unit[unit] + people
+    write(root, by_unit)
+    for path in (root / "desired_state" / "users").glob("*.yaml"):
+        path.write_text(EXAMPLE_HEADER + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("n", type=int, nargs="?", default=1000)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--examples", action="store_true", help="the repository's example data (with hand-picked cases)")
     args = ap.parse_args()
-    write(args.root, generate(args.n, args.seed))
+    if args.examples:
+        write_examples(args.root, args.n if args.n != 1000 else 240)
+    else:
+        write(args.root, generate(args.n, args.seed))
 
 
 if __name__ == "__main__":

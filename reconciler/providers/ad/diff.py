@@ -118,13 +118,20 @@ def _account_change(movement: Movement, target: ADTarget, desired: Account, actu
 def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
          today: str) -> tuple[list[Change], list[Conflict]]:
     """All changes that make `actual` match `desired`, in apply order, and the conflicts."""
-    ous = [Change(Movement.ALTA, target.name, "ou", ou, ou, (AttributeChange("dn", None, ou),))
+    ous = [Change(Movement.ALTA, target.name, "ou", ou, ou)
            for ou in desired.ous if dnlib.key(ou) not in actual.ous]
-    groups = [Change(Movement.ALTA, target.name, "group", name, name,
-                     (AttributeChange("description", None, text),))
-              for name, text in desired.groups.items() if name.casefold() not in actual.groups]
     altas, modificaciones, bajas, conflicts = [], [], [], []
     index = _name_index(actual)
+    groups = []
+    for name, text in desired.groups.items():
+        if name.casefold() in actual.groups:
+            continue
+        if held := index.get(("sam", name.casefold())):
+            conflicts.append(Conflict(target.name, name, f"group {name}",
+                                      f"the group name is held by {held[1]} outside the managed groups OU; "
+                                      "left alone. Move that group under the groups OU or rename the entitlement's group"))
+            continue
+        groups.append(Change(Movement.ALTA, target.name, "group", name, name, (AttributeChange("description", None, text),)))
     for key in sorted(desired.accounts):
         want, have = desired.accounts[key], actual.accounts.get(key)
         if have is None and not want.enabled:

@@ -114,7 +114,8 @@ def read_ous(conn: Connection, wanted: Iterable[str]) -> frozenset:
     return frozenset(found)
 
 
-def lookup_names(conn: Connection, target: ADTarget, accounts: Iterable[Account]) -> list[ForeignObject]:
+def lookup_names(conn: Connection, target: ADTarget, accounts: Iterable[Account],
+                 groups: Iterable[str] = ()) -> list[ForeignObject]:
     """Objects anywhere in the domain holding a sAMAccountName, UPN or employeeID we want.
 
     Terms are OR-ed in batches: a plan with 10,000 altas costs a few hundred searches, a plan
@@ -125,6 +126,7 @@ def lookup_names(conn: Connection, target: ADTarget, accounts: Iterable[Account]
         if upn := account.attributes.get("userPrincipalName"):
             terms.append(f"(userPrincipalName={escape_filter_chars(upn)})")
         terms.append(f"(employeeID={escape_filter_chars(account.key)})")
+    terms += [f"(sAMAccountName={escape_filter_chars(name)})" for name in groups]
     found: dict[str, ForeignObject] = {}
     for i in range(0, len(terms), _LOOKUP_BATCH):
         query = f"(|{''.join(terms[i:i + _LOOKUP_BATCH])})"
@@ -142,6 +144,8 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
                      if want.enabled and (key not in accounts or accounts[key].sam.casefold() != want.sam.casefold())]
     # A marked account outside the managed OUs (moved there by hand) still holds its names.
     known = {f.dn for f in foreign} | {a.dn for a in accounts.values()}
-    foreign += [f for f in lookup_names(conn, target, needing_names) if f.dn not in known]
+    groups = read_groups(conn, target)
+    new_groups = [name for name in desired.groups if name.casefold() not in groups]
+    foreign += [f for f in lookup_names(conn, target, needing_names, new_groups) if f.dn not in known]
     return ActualDirectory(accounts=accounts, foreign=tuple(foreign), ous=read_ous(conn, desired.ous),
-                           groups=read_groups(conn, target), warnings=tuple(warnings))
+                           groups=groups, warnings=tuple(warnings))
