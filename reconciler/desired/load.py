@@ -74,8 +74,8 @@ def _describe(error: jsonschema.ValidationError) -> tuple[tuple[Any, ...], str]:
         return path, f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator == "uniqueItems":
         return path, "lists the same item twice"
-    if error.validator == "propertyNames":
-        return path, f"{error.instance!r} is not a valid key (letters, digits, '-', '_' or '.')"
+    if "propertyNames" in error.relative_schema_path:
+        return path + (error.instance,), f"{error.instance!r} is not a valid key (letters, digits, '-', '_' or '.')"
     hint = _HINTS.get(str(last)) if last is not None else None
     if hint:
         return path, f"{error.instance!r} is not valid: expected {hint}"
@@ -95,10 +95,13 @@ class FileCheck:
     problems: list[Problem] = field(default_factory=list)
     _lines: LineIndex | None = None
 
-    def line(self, path: tuple[Any, ...]) -> int | None:
+    def _index(self) -> LineIndex:
         if self._lines is None:
             self._lines = LineIndex.of_file(self.path)
-        return self._lines.line(path)
+        return self._lines
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        return self._index().line(path)
 
     def add(self, path: tuple[Any, ...], message: str) -> None:
         self.problems.append(Problem(self.display, self.line(path), field_path(path), message))
@@ -108,6 +111,10 @@ class FileCheck:
         bad: set[tuple[Any, ...]] = set()
         for error in schema(schema_name).iter_errors(data):
             path, message = _describe(error)
+            if error.validator == "type" and error.validator_value == "string" and not isinstance(error.instance, str):
+                written = self._index().scalar(path)
+                if written is not None and written != str(error.instance):
+                    message = f"expected text; YAML reads {written} as {error.instance!r}: write it in quotes, '{written}'"
             self.add(path, message)
             bad.add(tuple(error.absolute_path)[:2])
         return bad

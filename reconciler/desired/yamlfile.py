@@ -81,9 +81,17 @@ class LineIndex:
 
     def line(self, path: tuple[Any, ...]) -> int | None:
         """The line of the deepest node along `path` that exists (1-based)."""
-        node, found = self._root, None
+        return self._walk(path)[1]
+
+    def scalar(self, path: tuple[Any, ...]) -> str | None:
+        """The text exactly as written at `path` (004512 stays 004512, not octal 2378)."""
+        node, _, complete = self._walk(path)
+        return node.value if complete and isinstance(node, yaml.ScalarNode) else None
+
+    def _walk(self, path: tuple[Any, ...]):
+        node = self._root
         if node is None:
-            return None
+            return None, None, False
         found = node.start_mark.line + 1
         for step in path:
             child = None
@@ -96,6 +104,6 @@ class LineIndex:
                 child = node.value[step]
                 found = child.start_mark.line + 1
             if child is None:
-                break
+                return node, found, False
             node = child
-        return found
+        return node, found, True

@@ -1,0 +1,203 @@
+"""`reconciler validate`: every problem, with file, line and field, and never a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+UNITS = """\
+units:
+  HG-CUERNAVACA:
+    name: Hospital General de Cuernavaca
+    kind: hospital
+    clues: MSSSA000011
+  OC-DGPE:
+    name: Oficinas Centrales
+    kind: oficina_central
+"""
+ENTITLEMENTS = """\
+entitlements:
+  internet:
+    description: Internet institucional
+    group: GG-Internet
+"""
+PERSON = """\
+  - employee_key: {key}
+    given_names: {given}
+    first_surname: Ñúñez
+    second_surname: O'Brien
+    title: Médico General
+    direction: Dirección de Atención Médica
+    phone: 777 311 2210
+    status: activo
+    entitlements: [internet]
+    solicitud: {{folio: F-1, date: 2026-10-05, justification: Alta, requested_by: Dra. Peña}}
+"""
+
+
+def make_repo(root: Path, users: dict[str, str], units: str = UNITS, entitlements: str = ENTITLEMENTS) -> Path:
+    ds = root / "desired_state"
+    (ds / "users").mkdir(parents=True)
+    (ds / "units.yaml").write_text(units, encoding="utf-8")
+    (ds / "entitlements.yaml").write_text(entitlements, encoding="utf-8")
+    for name, text in users.items():
+        (ds / "users" / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+def people(unit: str, *persons: str) -> str:
+    return f"unit: {unit}\npeople:\n" + "".join(persons)
+
+
+def validate(root: Path) -> tuple[int, list[str]]:
+    code, out, err = run_cli("--repo", str(root), "validate")
+    assert "Traceback" not in out + err
+    return code, [line for line in err.splitlines() if line.startswith("desired_state/")]
+
+
+def test_valid_state_passes(tmp_path):
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="E1", given="José"))})
+    code, out, err = run_cli("--repo", str(root), "validate")
+    assert code == 0 and "1 people (1 activo, 0 baja) in 2 units; 1 entitlements" in out
+
+
+def test_every_problem_is_reported_with_file_line_and_field(tmp_path):
+    bad_person = PERSON.format(key="E2", given="Ana").replace("status: activo", "status: Activo").replace(
+        "    title: Médico General\n", "    titel: Médico General\n")
+    users = {
+        "hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="E1", given="José"), bad_person,
+                          PERSON.format(key="E3", given="Luis").replace("[internet]", "[internet, siempre]")
+                          + "    curp: NUOJ850412HMSXBS01\n"),
+        "oc.yaml": people("OC-DGPE", PERSON.format(key="E1", given="Inés"),
+                          PERSON.format(key="E4", given="Juan").replace("employee_key: E4", "employee_key: 004512")),
+        "cs.yaml": people("CS-NOWHERE", PERSON.format(key="E5", given="Rosa")),
+        "broken.yaml": "unit: HG-CUERNAVACA\npeople:\n  - employee_key: [E6\n",
+        "dup.yaml": "unit: HG-CUERNAVACA\nunit: OC-DGPE\npeople: []\n",
+    }
+    code, problems = validate(make_repo(tmp_path, users))
+    assert code == 1
+    expected = [
+        # schema: unknown field, missing field and a bad enum, each on its own line
+        "desired_state/users/hg.yaml:17: people[1].titel: unknown field",
+        "desired_state/users/hg.yaml:13: people[1].title: required field is missing",
+        "desired_state/users/hg.yaml:20: people[1].status: 'Activo' is not one of 'activo', 'baja'",
+        # cross references and CURP
+        "desired_state/users/hg.yaml:31: people[2].entitlements[1]: unknown entitlement 'siempre'",
+        "desired_state/users/hg.yaml:33: people[2].curp: 'NUOJ850412HMSXBS01' has a wrong check digit",
+        "desired_state/users/cs.yaml:1: unit: unknown unit 'CS-NOWHERE'",
+        # duplicates across files, and YAML's own traps
+        "desired_state/users/oc.yaml:3: people[0].employee_key: employee key 'E1' is already declared at "
+        "desired_state/users/hg.yaml:3",
+        "desired_state/users/oc.yaml:13: people[1].employee_key: expected text; YAML reads 004512 as 2378: "
+        "write it in quotes, '004512'",
+        "desired_state/users/broken.yaml:4: YAML syntax error",
+        "desired_state/users/dup.yaml:2: unit: key written twice in the same mapping (first on line 1)",
+    ]
+    for want in expected:
+        assert any(p.startswith(want) for p in problems), f"missing: {want}\ngot:\n" + "\n".join(problems)
+
+
+def test_two_people_deriving_the_same_account_name_with_explicit_names(tmp_path):
+    jose = PERSON.format(key="E1", given="José") + "    account: {sam: jnunez}\n"
+    juan = PERSON.format(key="E2", given="Juan") + "    account: {sam: JNUNEZ}\n"
+    code, problems = validate(make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", jose, juan)}))
+    assert code == 1
+    assert problems == ["desired_state/users/hg.yaml:24: people[1].account: account name 'jnunez' is also "
+                        "derived for desired_state/users/hg.yaml:3; set account.sam for one of them"]
+
+
+def test_derived_collisions_are_resolved_not_reported(tmp_path):
+    jose = PERSON.format(key="E1", given="José")
+    juan = PERSON.format(key="E2", given="Juan")
+    code, problems = validate(make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", jose, juan)}))
+    assert code == 0 and problems == []
+
+
+def test_same_name_in_the_same_unit_needs_an_explicit_cn(tmp_path):
+    one = PERSON.format(key="E1", given="José")
+    two = PERSON.format(key="E2", given="José")
+    code, problems = validate(make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", one, two)}))
+    assert code == 1
+    assert problems[0].startswith("desired_state/users/hg.yaml:13: people[1].account: same name as "
+                                  "desired_state/users/hg.yaml:3 in the same unit")
+
+
+def test_duplicate_curp_across_people(tmp_path):
+    curp = "    curp: NUOJ850412HMSXBS00\n"
+    from reconciler.desired.curp import curp_problem
+
+    assert curp_problem("NUOJ850412HMSXBS00") is None
+    one = PERSON.format(key="E1", given="José") + curp
+    two = PERSON.format(key="E2", given="Juan") + curp
+    code, problems = validate(make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", one, two)}))
+    assert code == 1 and "CURP NUOJ850412HMSXBS00 is already declared at desired_state/users/hg.yaml:3" in problems[0]
+
+
+def test_catalog_problems(tmp_path):
+    units = UNITS.replace("    clues: MSSSA000011\n", "") + "  bad key!:\n    name: X\n    kind: hospital\n"
+    ents = ENTITLEMENTS.replace("GG-Internet", "GG Internet; drop")
+    code, problems = validate(make_repo(tmp_path, {}, units=units, entitlements=ents))
+    assert code == 1
+    assert any(p.startswith("desired_state/units.yaml:2: units.HG-CUERNAVACA.clues: required field is missing")
+               for p in problems), problems
+    assert any(p.startswith("desired_state/units.yaml:8: units.bad key!: 'bad key!' is not a valid key") for p in problems)
+    assert any(p.startswith("desired_state/entitlements.yaml:4: entitlements.internet.group:") for p in problems)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "expected a mapping with a top-level 'units:' key"),
+    ("units: [a, b]\n", "units: expected a mapping"),
+    ("\xff\xfe", "not UTF-8"),
+])
+def test_catalog_shapes(tmp_path, text, message):
+    root = make_repo(tmp_path, {})
+    path = root / "desired_state" / "units.yaml"
+    path.write_bytes(text.encode("latin-1")) if "\xff" in text else path.write_text(text)
+    code, problems = validate(root)
+    assert code == 1 and any(message in p for p in problems), problems
+
+
+def test_missing_desired_state_is_an_error_not_a_traceback(tmp_path):
+    code, out, err = run_cli("--repo", str(tmp_path), "validate")
+    assert code == 1 and "desired state directory not found" in err
+
+
+def test_the_command_exits_non_zero_without_traceback(tmp_path):
+    root = make_repo(tmp_path, {"hg.yaml": "unit: HG-CUERNAVACA\npeople:\n  - employee_key: [\n"})
+    proc = subprocess.run([sys.executable, "-m", "reconciler.cli", "--repo", str(root), "validate"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "desired_state/users/hg.yaml:4: YAML syntax error" in proc.stderr
+
+
+def test_the_shipped_example_data_is_valid():
+    root = Path(__file__).resolve().parent.parent
+    code, out, err = run_cli("--repo", str(root), "validate")
+    assert code == 0, err
+    count = int(out.split("valid:")[1].split()[0])
+    assert count >= 200
+
+
+def test_inventory_refuses_a_password_written_in_it(tmp_path):
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="E1", given="José"))})
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(textwrap.dedent("""\
+        targets:
+          ad:
+            kind: active_directory
+            host: 127.0.0.1
+            base_dn: DC=salud,DC=lab
+            upn_suffix: salud.lab
+            ous: {people: "OU=P,DC=salud,DC=lab", groups: "OU=G,DC=salud,DC=lab", bajas: "OU=B,DC=salud,DC=lab"}
+            bind_dn: Administrator@SALUD.LAB
+            bind_password: {value: "S3cret!"}
+        """))
+    code, out, err = run_cli("--repo", str(root), "plan", "--inventory", str(inventory))
+    assert code == 1
+    assert f"{inventory}:9: targets.ad.bind_password.value: unknown field (allowed: env, file)" in err
+    assert "S3cret!" not in out + err
