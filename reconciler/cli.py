@@ -70,12 +70,21 @@ def _plan(args, out: Console) -> int:
 
 
 def _progress(err: Console):
+    """A progress bar on a terminal; in a CI log, a line every tenth of the way."""
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=err, transient=False, disable=not err.is_terminal)
 
     def start(target: str, total: int):
-        task = bar.add_task(f"applying to {target}", total=total)
-        return lambda n: bar.advance(task, n)
+        if err.is_terminal:
+            task = bar.add_task(f"applying to {target}", total=total)
+            return lambda n: bar.advance(task, n)
+        done, step = [0], max(50, total // 10)
+
+        def advance(n: int) -> None:
+            before, done[0] = done[0], done[0] + n
+            if done[0] // step != before // step or done[0] == total:
+                err.print(f"applying to {target}: {done[0]}/{total}", markup=False)
+        return advance
 
     return bar, start
 
@@ -99,8 +108,8 @@ def _report(report: ApplyReport, out: Console) -> None:
     colour = "green" if report.ok else "red"
     out.print(f"[bold {colour}]Apply complete:[/] {', '.join(parts)} applied; {verified} verified by "
               f"reading back; {failed} failed.")
-    if report.credentials_file:
-        out.print(f"Initial passwords of {report.credentials_count} new accounts: {report.credentials_file} "
+    for path, count in report.credentials_files:
+        out.print(f"Initial passwords of {count} new accounts: {path} "
                   "(readable by root only; hand them over and delete the file).")
 
 
@@ -124,7 +133,7 @@ def _apply(args, out: Console, err: Console) -> int:
     if args.output == "json":
         result = {"outcomes": [{**o.change.to_dict(), "status": o.status, "verified": o.verified,
                                 "error": o.error} for o in report.outcomes],
-                  "credentials_file": report.credentials_file, "ok": report.ok}
+                  "credentials_files": [path for path, _ in report.credentials_files], "ok": report.ok}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:
         _report(report, out)

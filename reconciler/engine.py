@@ -35,9 +35,7 @@ def new_run_id() -> str:
 @dataclass
 class ApplyReport:
     outcomes: list[Outcome]
-    credentials_file: str | None = None
-    credentials_count: int = 0
-    refused: str | None = None
+    credentials_files: list[tuple[str, int]] = field(default_factory=list)  # (path, passwords in it)
 
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
@@ -53,7 +51,7 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return self.refused is None and not self.failed
+        return not self.failed
 
 
 @dataclass
@@ -124,5 +122,5 @@ class Run:
             provider.verify(outcomes, self.today)
             report.outcomes += outcomes
             if credentials.count:
-                report.credentials_file, report.credentials_count = str(credentials.path), credentials.count
+                report.credentials_files.append((str(credentials.path), credentials.count))
         return report

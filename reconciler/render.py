@@ -75,11 +75,21 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _md_alta(change: Change) -> str:
+    """For an approver: where the new object lands and what it is given, not every attribute."""
+    shown = {a.name: a.after for a in change.attributes}
+    parts = [f"{name}: `{_md(_value(shown[name]))}`" for name in ("title", "physicalDeliveryOfficeName")
+             if shown.get(name)]
+    if shown.get("groups"):
+        parts.append("groups: " + ", ".join(f"`{_md(g)}`" for g in shown["groups"]))
+    return "<br>".join(parts)
+
+
 def _md_attributes(change: Change) -> str:
+    if change.movement is Movement.ALTA:
+        return _md_alta(change)
     parts = []
     for a in change.attributes:
-        if change.movement is Movement.ALTA:
-            continue
         if a.is_set:
             parts += [f"+{a.name} `{_md(v)}`" for v in a.added()] + [f"−{a.name} `{_md(v)}`" for v in a.removed()]
         else:

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
+import fastjsonschema
 import jsonschema
 
 from ..errors import Problem, ValidationFailed
@@ -40,11 +41,29 @@ _HINTS = {
 
 
 @cache
-def schema(name: str) -> jsonschema.protocols.Validator:
+def _schema_document(name: str) -> dict:
     text = resources.files("reconciler.desired").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
-    document = json.loads(text)
-    cls = jsonschema.validators.validator_for(document)
-    return cls(document)
+    return json.loads(text)
+
+
+@cache
+def schema(name: str) -> jsonschema.protocols.Validator:
+    """The reference validator: slow, but it reports every error with its path."""
+    return jsonschema.Draft7Validator(_schema_document(name))
+
+
+@cache
+def _fast_check(name: str):
+    """The same schema compiled to Python: about 20x faster, but it stops at the first error."""
+    return fastjsonschema.compile(_schema_document(name))
+
+
+def schema_valid(data: Any, name: str) -> bool:
+    try:
+        _fast_check(name)(data)
+        return True
+    except fastjsonschema.JsonSchemaException:
+        return False
 
 
 def field_path(path: Iterable[Any]) -> str:
@@ -107,8 +126,13 @@ class FileCheck:
         self.problems.append(Problem(self.display, self.line(path), field_path(path), message))
 
     def validate(self, data: Any, schema_name: str) -> set[tuple[Any, ...]]:
-        """Schema-check `data`; returns the paths of the top two levels that had errors."""
+        """Schema-check `data`; returns the paths of the top two levels that had errors.
+
+        Valid data (the common case) is checked by the compiled schema only; jsonschema runs
+        just for data that failed, to find every error in it."""
         bad: set[tuple[Any, ...]] = set()
+        if schema_valid(data, schema_name):
+            return bad
         for error in schema(schema_name).iter_errors(data):
             path, message = _describe(error)
             if error.validator == "type" and error.validator_value == "string" and not isinstance(error.instance, str):

@@ -27,19 +27,61 @@ class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader: timestamps as strings, duplicate mapping keys refused."""
 
     def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML signature
-        seen: dict[Any, int] = {}
+        # Keys are compared as written (scalars), which is cheaper than constructing them twice.
+        seen: dict[str, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
-            except TypeError:  # unhashable key: let PyYAML report it
+            if not isinstance(key_node, yaml.ScalarNode):
                 continue
-            if first != key_node.start_mark.line + 1:
-                raise DuplicateKey(str(key), key_node.start_mark.line + 1, first)
+            line = key_node.start_mark.line + 1
+            first = seen.setdefault(key_node.value, line)
+            if first != line:
+                raise DuplicateKey(key_node.value, line, first)
         return super().construct_mapping(node, deep=deep)
 
 
 StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_str)
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _NeedsFullLoader(Exception):
+    """A feature the fast path does not handle (merge keys): use PyYAML's constructor."""
+
+
+def _build(loader: StrictLoader, node: yaml.Node) -> Any:
+    """Plain data from libyaml's nodes.  PyYAML's generic constructor costs more than parsing;
+    desired state is only mappings, lists and scalars, and nearly every scalar is a string,
+    taken as written.  Other scalars go through PyYAML's own resolvers, so semantics match."""
+    if isinstance(node, yaml.ScalarNode):
+        return node.value if node.tag == _STR else loader.construct_object(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item) for item in node.value]
+    out: dict[Any, Any] = {}
+    lines: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE or not isinstance(key_node, yaml.ScalarNode):
+            raise _NeedsFullLoader()
+        key = key_node.value if key_node.tag == _STR else loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in out:
+            raise DuplicateKey(str(key), line, lines[key])
+        lines[key] = line
+        out[key] = _build(loader, value_node)
+    return out
+
+
+def fast_load(text: str) -> Any:
+    loader = StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _build(loader, node)
+    except _NeedsFullLoader:
+        return yaml.load(text, Loader=StrictLoader)
+    except RecursionError:
+        raise yaml.YAMLError("nesting too deep (a recursive alias?)") from None
+    finally:
+        loader.dispose()
 
 
 def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
@@ -51,7 +93,7 @@ def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
     except OSError as exc:
         return None, [Problem(display, None, "", f"cannot read: {exc.strerror}")]
     try:
-        return yaml.load(text, Loader=StrictLoader), []
+        return fast_load(text), []
     except DuplicateKey as dup:
         return None, [Problem(display, dup.line, dup.key,
                               f"key written twice in the same mapping (first on line {dup.first_line})")]

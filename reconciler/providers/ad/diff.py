@@ -81,6 +81,16 @@ def _name_index(actual: ActualDirectory) -> dict[tuple[str, str], tuple[str, str
     return index
 
 
+class _LazyIndex:
+    def __init__(self, actual: ActualDirectory):
+        self._actual, self._index = actual, None
+
+    def get(self, item):
+        if self._index is None:
+            self._index = _name_index(self._actual)
+        return self._index.get(item)
+
+
 def _conflict(desired: Account, actual: Account | None, index: dict, target: str) -> Conflict | None:
     """Does anything that is not this person's account already hold a name they need?"""
     mine = _fold("dn", actual.dn) if actual and actual.dn else None
@@ -121,7 +131,7 @@ def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
     ous = [Change(Movement.ALTA, target.name, "ou", ou, ou)
            for ou in desired.ous if dnlib.key(ou) not in actual.ous]
     altas, modificaciones, bajas, conflicts = [], [], [], []
-    index = _name_index(actual)
+    index = _LazyIndex(actual)  # only altas and renames need it; a no-change plan never builds it
     groups = []
     for name, text in desired.groups.items():
         if name.casefold() in actual.groups:

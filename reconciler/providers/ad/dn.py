@@ -7,6 +7,8 @@ the raw UTF-8 that Samba returns.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 _SPECIAL = set(',+"\\<>;=')
 
 
@@ -62,8 +64,9 @@ def split(dn: str) -> list[tuple[str, str]]:
     return parts
 
 
+@lru_cache(maxsize=1 << 16)
 def key(dn: str) -> tuple[tuple[str, str], ...]:
-    """A normal form: equal for DNs the directory considers equal."""
+    """A normal form: equal for DNs the directory considers equal (cached: parents repeat)."""
     return tuple((a, v.casefold()) for a, v in split(dn))
 
 

@@ -1,0 +1,161 @@
+"""Benchmark the AD provider against the lab's Samba AD DC and against bare ldap3.
+
+    .venv/bin/python bench/bench_ad.py [N ...]        (default: 1000 10000; needs ci/lab/up)
+
+For each N it loads N generated people and prints:
+  - apply: N altas by the reconciler (adds, group memberships, read-back verification), and
+    the same N adds with the same attributes and password made by bare ldap3 calls on one
+    connection, as accounts per second and as a ratio;
+  - plan with nothing to change: load + validate the YAML, read the directory, diff; and a bare
+    paged search of the same attributes, as a ratio.
+Samba's add rate falls as the directory grows, so the bare adds run first and the reconciler
+second, on a directory N accounts larger: any bias is against the reconciler.
+The bench deletes the lab's example-data tree and its own trees: the lab is disposable.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from people import ENTITLEMENTS, generate, write  # noqa: E402
+
+from reconciler.credentials import generate_password  # noqa: E402
+from reconciler.desired import load_desired_state  # noqa: E402
+from reconciler.engine import Run  # noqa: E402
+from reconciler.inventory import load_inventory  # noqa: E402
+from reconciler.providers.ad.connection import connect  # noqa: E402
+from reconciler.providers.ad.diff import diff  # noqa: E402
+from reconciler.providers.ad.read import ACCOUNT_ATTRIBUTES, paged_search, read_directory  # noqa: E402
+from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, expand  # noqa: E402
+
+LAB = Path("/var/lib/reconciler-lab")
+BASE = "DC=salud,DC=lab"
+TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
+
+
+def inventory(path: Path, root: str) -> Path:
+    target = {
+        "kind": "active_directory", "host": "127.0.0.1", "port": 636, "base_dn": BASE, "upn_suffix": "salud.lab",
+        "ous": {"people": f"OU=Personal,{root}", "groups": f"OU=Grupos,{root}", "bajas": f"OU=Bajas,{root}"},
+        "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": str(LAB / "bind.pw")},
+        "tls": {"ca_file": str(LAB / "ca.pem")}, "max_bajas": 25, "credentials_dir": str(path.parent / "creds"),
+    }
+    path.write_text(yaml.safe_dump({"targets": {"bench": target}}))
+    return path
+
+
+def purge(conn, *dns: str) -> None:
+    for dn in dns:
+        conn.delete(dn, controls=[TREE_DELETE])
+
+
+def bare_adds(conn, accounts, ou: str) -> float:
+    """The same adds the reconciler makes, by hand: one conn.add per account, one connection."""
+    conn.add(ou, "organizationalUnit")
+    start = time.perf_counter()
+    for a in accounts:
+        attrs = {n: a.attributes[n] for n in MANAGED_ATTRIBUTES if a.attributes.get(n)}
+        attrs["sAMAccountName"] = "b" + a.sam[:19]
+        attrs["userPrincipalName"] = "b" + a.attributes["userPrincipalName"]
+        attrs["employeeID"] = "B" + a.key
+        attrs.update(unicodePwd=f'"{generate_password()}"'.encode("utf-16-le"), userAccountControl=512, pwdLastSet=0)
+        if not conn.add(f"CN={a.key},{ou}", ["top", "person", "organizationalPerson", "user"], attrs):
+            raise SystemExit(f"bare add failed: {conn.result}")
+    return time.perf_counter() - start
+
+
+def bench(n: int, workdir: Path) -> dict:
+    root = f"OU=Bench-{n},{BASE}"
+    bare_ou = f"OU=Bare-{n},{BASE}"
+    repo = workdir / f"repo-{n}"
+    entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
+    write(repo, generate(n, seed=n))
+    (repo / "desired_state" / "entitlements.yaml").write_text(
+        yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))
+    inv = inventory(workdir / f"inventory-{n}.yaml", root)
+    target = load_inventory(inv)["bench"]
+    conn = connect(target)
+    purge(conn, root, bare_ou, f"OU=Reconciler,{BASE}")
+    state = load_desired_state(repo / "desired_state")
+    desired = expand(state, target)
+    accounts = [a for a in desired.accounts.values() if a.enabled]
+
+    bare_seconds = bare_adds(conn, accounts, bare_ou)
+
+    with Run(repo, inv) as run:
+        t0 = time.perf_counter()
+        plan = run.plan()
+        t1 = time.perf_counter()
+        report = run.apply(plan)
+        t2 = time.perf_counter()
+    assert report.ok, [o.error for o in report.failed][:5]
+    applied = sum(1 for o in report.outcomes if o.change.kind == "account" and o.verified)
+
+    # A plan with nothing to change, end to end (load, connect, read, diff) and in its parts.
+    t3 = time.perf_counter()
+    with Run(repo, inv) as run:
+        again = run.plan()
+    t4 = time.perf_counter()
+    assert again.empty, again.summary()
+    t5 = time.perf_counter()
+    state = load_desired_state(repo / "desired_state")
+    t6 = time.perf_counter()
+    actual = read_directory(conn, target, desired)
+    t7 = time.perf_counter()
+    diff(desired, actual, target, "2026-01-01")
+    t8 = time.perf_counter()
+    bare_read = sum(1 for _ in paged_search(conn, f"OU=Personal,{root}",
+                                            "(&(objectCategory=person)(objectClass=user))", ACCOUNT_ATTRIBUTES))
+    t9 = time.perf_counter()
+    purge(conn, root, bare_ou)
+    conn.unbind()
+    ours_rate = applied / (t2 - t1)
+    bare_rate = len(accounts) / bare_seconds
+    return {
+        "people": n, "accounts": applied,
+        "apply_seconds": round(t2 - t1, 2), "apply_per_second": round(ours_rate, 1),
+        "bare_add_seconds": round(bare_seconds, 2), "bare_add_per_second": round(bare_rate, 1),
+        "apply_vs_bare": round(ours_rate / bare_rate, 3),
+        "first_plan_seconds": round(t1 - t0, 2),
+        "nochange_plan_seconds": round(t4 - t3, 3),
+        "nochange_load_seconds": round(t6 - t5, 3), "nochange_read_seconds": round(t7 - t6, 3),
+        "nochange_diff_seconds": round(t8 - t7, 3), "bare_paged_search_seconds": round(t9 - t8, 3),
+        "bare_search_entries": bare_read,
+        "plan_vs_bare_search": round((t4 - t3) / (t9 - t8), 2),
+    }
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [1000, 10000]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            r = bench(n, Path(tmp))
+            results.append(r)
+            print(f"\nN = {n} people ({r['accounts']} accounts applied and verified)")
+            print(f"  apply, reconciler : {r['apply_seconds']:8.2f} s  {r['apply_per_second']:7.1f} accounts/s "
+                  "(adds + memberships + read-back verification)")
+            print(f"  adds, bare ldap3  : {r['bare_add_seconds']:8.2f} s  {r['bare_add_per_second']:7.1f} accounts/s")
+            print(f"  apply / bare      : {r['apply_vs_bare']:.0%}")
+            print(f"  no-change plan    : {r['nochange_plan_seconds']:8.3f} s  (load+validate "
+                  f"{r['nochange_load_seconds']:.3f} s, read {r['nochange_read_seconds']:.3f} s, "
+                  f"diff {r['nochange_diff_seconds']:.3f} s)")
+            print(f"  bare paged search : {r['bare_paged_search_seconds']:8.3f} s  "
+                  f"(plan / bare search: {r['plan_vs_bare_search']}x)")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    print(f"\nfigures saved to {out / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
