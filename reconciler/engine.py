@@ -5,6 +5,7 @@ The CLI only parses arguments and renders; everything a run decides is here.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import secrets
 from collections import Counter
 from contextlib import ExitStack
@@ -67,16 +68,39 @@ class Run:
     _stack: ExitStack = field(default_factory=ExitStack)
 
     def __enter__(self) -> "Run":
-        self.state = load_desired_state(self.repo / "desired_state")
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()  # __exit__ is not called when __enter__ fails
+            raise
+        return self
+
+    def _open(self) -> None:
+        # Loading YAML and decoding LDAP create millions of short-lived objects and no reference
+        # cycles; the cyclic collector would rescan the whole growing heap again and again
+        # (half the time of a 10,000-person plan).  Refcounting still frees everything.
+        if gc.isenabled():
+            gc.disable()
+            self._stack.callback(gc.enable)
         targets = load_inventory(self.inventory)
         unknown = [t for t in self.only if t not in targets]
         if unknown:
             raise ReconcilerError(f"unknown target {', '.join(unknown)} (the inventory {self.inventory} has "
                                   f"{', '.join(targets)})")
-        for name, target in targets.items():
-            if not self.only or name in self.only:
-                self.providers[name] = self._stack.enter_context(ADProvider(target))
-        return self
+        # Connect and start reading the directories first, then load the YAML while they read.
+        # A problem in the YAML is reported before a problem reaching a target.
+        unreachable: ReconcilerError | None = None
+        try:
+            for name, target in targets.items():
+                if not self.only or name in self.only:
+                    provider = self._stack.enter_context(ADProvider(target))
+                    self.providers[name] = provider
+                    provider.prefetch()
+        except ReconcilerError as exc:
+            unreachable = exc
+        self.state = load_desired_state(self.repo / "desired_state")
+        if unreachable is not None:
+            raise unreachable
 
     def __exit__(self, *exc) -> None:
         self._stack.close()

@@ -26,6 +26,21 @@ class DuplicateKey(Exception):
 class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader: timestamps as strings, duplicate mapping keys refused."""
 
+    _resolved: dict | None = None
+
+    def resolve(self, kind, value, implicit):  # noqa: ANN001 - PyYAML signature
+        # libyaml asks Python for the tag of every scalar; desired state repeats the same
+        # values thousands of times (titles, units), so remember the answers for this file.
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        if self._resolved is None:
+            self._resolved = {}
+        key = (value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)
+        return tag
+
     def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML signature
         # Keys are compared as written (scalars), which is cheaper than constructing them twice.
         seen: dict[str, int] = {}

@@ -1,6 +1,8 @@
 """The Active Directory provider: read in bulk, diff as a pure function, apply, verify."""
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from ldap3.core.exceptions import LDAPException
 
 from ...credentials import CredentialFile
@@ -11,16 +13,20 @@ from ...plan import Change, Conflict, Movement
 from .apply import ADApplier, Outcome
 from .connection import connect
 from .diff import ActualDirectory, diff
-from .read import read_directory
+from .read import read_accounts, read_directory
 from .records import DesiredDirectory, expand
 
 
 class ADProvider:
     kind = "active_directory"
 
+    READ_CONNECTIONS = 2  # parallel bulk-read connections; see read.read_accounts
+
     def __init__(self, target: ADTarget):
         self.target = target
         self.conn = None
+        self.readers: list = []
+        self._prefetch: Future | None = None
         self.desired: DesiredDirectory | None = None
         self.actual: ActualDirectory | None = None
 
@@ -29,12 +35,33 @@ class ADProvider:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.conn is not None:
-            self.conn.unbind()
+        if self._prefetch is not None:
+            self._prefetch.exception()  # wait: its connections are about to close
+        for conn in [self.conn, *self.readers]:
+            if conn is not None:
+                conn.unbind()
+
+    def prefetch(self) -> None:
+        """Start the bulk account read in the background: it needs nothing from the desired
+        state, so it runs while the YAML is being loaded."""
+        self._connect_readers()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{self.target.name}")
+        self._prefetch = pool.submit(read_accounts, self.conn, self.target, self.readers)
+        pool.shutdown(wait=False)  # the thread finishes the one task, then exits
+
+    def _connect_readers(self) -> None:
+        if not self.readers:
+            self.readers = [connect(self.target) for _ in range(self.READ_CONNECTIONS - 1)]
+
+    def _read(self) -> ActualDirectory:
+        self._connect_readers()
+        prefetched, self._prefetch = self._prefetch, None
+        accounts = prefetched.result() if prefetched is not None else None
+        return read_directory(self.conn, self.target, self.desired, self.readers, accounts=accounts)
 
     def plan(self, state: DesiredState, today: str) -> tuple[list[Change], list[Conflict], list[str]]:
         self.desired = expand(state, self.target)
-        self.actual = read_directory(self.conn, self.target, self.desired)
+        self.actual = self._read()
         changes, conflicts = diff(self.desired, self.actual, self.target, today)
         return changes, conflicts, list(self.actual.warnings)
 
@@ -46,7 +73,7 @@ class ADProvider:
         """Read everything back once and re-diff: an applied change is verified when nothing is
         left to do for its object (and a new account must change its password at next logon)."""
         try:
-            actual = read_directory(self.conn, self.target, self.desired)
+            actual = self._read()
         except (ReconcilerError, LDAPException) as exc:
             for o in outcomes:
                 if o.status == "applied":

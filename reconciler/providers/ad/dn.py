@@ -72,6 +72,8 @@ def key(dn: str) -> tuple[tuple[str, str], ...]:
 
 def parent(dn: str) -> str:
     """The parent DN, as written (the first unescaped comma ends the RDN)."""
+    if "\\" not in dn:
+        return dn.partition(",")[2]
     i, escaped = 0, False
     for i, ch in enumerate(dn):
         if escaped:

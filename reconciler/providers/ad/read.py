@@ -8,6 +8,9 @@ instead of a failed add at apply time.
 """
 from __future__ import annotations
 
+import queue
+import threading
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 from ldap3 import BASE, LEVEL, SUBTREE, Connection
@@ -46,6 +49,22 @@ def paged_search(conn: Connection, base: str, query: str, attributes: list[str],
             return
 
 
+_CANONICAL = {name.lower(): name for name in ACCOUNT_ATTRIBUTES + ["employeeID", "sAMAccountName",
+                                                                  "userPrincipalName", "adminDescription"]}
+
+
+def _canonical(attrs: dict) -> dict:
+    """Attribute names as the reconciler spells them, whatever case the server answers in."""
+    return {_CANONICAL.get(k.lower(), k): v for k, v in attrs.items()}
+
+
+@lru_cache(maxsize=4096)
+def _group_name(member_of: str, groups_ou_key: tuple) -> str | None:
+    """'CN=GG-Internet,OU=Grupos,...' -> 'GG-Internet' when the group is a managed one (cached:
+    thousands of accounts share a handful of groups)."""
+    return dnlib.first_value(member_of) if dnlib.key(dnlib.parent(member_of)) == groups_ou_key else None
+
+
 def _one(attrs: dict, name: str) -> str | None:
     value = attrs.get(name)
     if isinstance(value, list):
@@ -54,12 +73,11 @@ def _one(attrs: dict, name: str) -> str | None:
 
 
 def _account(entry: dict, groups_ou_key: tuple) -> Account:
-    attrs = entry["attributes"]
+    attrs = entry["attributes"] = _canonical(entry["attributes"])
     uac = int(_one(attrs, "userAccountControl") or 0)
     marker = _one(attrs, "adminDescription") or ""
     applied = marker.split("applied=", 1)[1] if "applied=" in marker else None
-    groups = frozenset(dnlib.first_value(g) for g in attrs.get("memberOf") or ()
-                       if dnlib.key(dnlib.parent(g)) == groups_ou_key)
+    groups = frozenset(g for g in (_group_name(m, groups_ou_key) for m in attrs.get("memberOf") or ()) if g)
     return Account(
         key=_one(attrs, "employeeID") or "", cn=_one(attrs, "cn") or dnlib.first_value(entry["dn"]),
         parent=dnlib.parent(entry["dn"]), attributes={n: _one(attrs, n) for n in MANAGED_ATTRIBUTES},
@@ -69,26 +87,72 @@ def _account(entry: dict, groups_ou_key: tuple) -> Account:
 
 
 def _is_managed(entry: dict) -> bool:
-    return (_one(entry["attributes"], "adminDescription") or "").startswith(MARKER)
+    """Carries the reconciler's marker (entries passed through _account are canonical already)."""
+    return (_one(_canonical(entry["attributes"]), "adminDescription") or "").startswith(MARKER)
 
 
-def read_accounts(conn: Connection, target: ADTarget) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
+def _subtrees(conn: Connection, target: ADTarget) -> list[tuple[str, object]]:
+    """The managed account OUs split into independent searches: each unit OU as a subtree,
+    accounts sitting directly in the people OU, and the bajas OU."""
+    parts: list[tuple[str, object]] = []
+    for base in _distinct_roots([target.people_ou, target.bajas_ou]):
+        children = [e["dn"] for e in paged_search(conn, base, "(objectClass=organizationalUnit)", ["ou"], scope=LEVEL)]
+        parts += [(child, SUBTREE) for child in children] + [(base, LEVEL)]
+    return parts
+
+
+def _search_accounts(conn: Connection, parts: "queue.Queue", groups_key: tuple, out: list) -> None:
+    while True:
+        try:
+            base, scope = parts.get_nowait()
+        except queue.Empty:
+            return
+        query = "(&(objectCategory=person)(objectClass=user))"
+        out.extend((e, _account(e, groups_key)) for e in paged_search(conn, base, query, ACCOUNT_ATTRIBUTES, scope))
+
+
+def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection] = ()
+                  ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
+    """Every account under the managed OUs, split into managed (marked) and foreign.
+
+    With extra connections the unit OUs are searched in parallel threads: while Python decodes
+    one connection's page, the server is already producing another's, which halves a large
+    read on a small machine.  Each OU is still one paged search."""
+    parts: queue.Queue = queue.Queue()
+    for part in _subtrees(conn, target):
+        parts.put(part)
+    groups_key = dnlib.key(target.groups_ou)
+    results: list[list] = [[] for _ in range(1 + len(list(more)))]
+    errors: list[BaseException] = []
+
+    def worker(c: Connection, out: list) -> None:
+        try:
+            _search_accounts(c, parts, groups_key, out)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(c, out), daemon=True)
+               for c, out in zip(list(more), results[1:])]
+    for t in threads:
+        t.start()
+    worker(conn, results[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     managed: dict[str, Account] = {}
     foreign: list[ForeignObject] = []
     warnings: list[str] = []
-    groups_key = dnlib.key(target.groups_ou)
-    for base in _distinct_roots([target.people_ou, target.bajas_ou]):
-        for entry in paged_search(conn, base, "(&(objectCategory=person)(objectClass=user))", ACCOUNT_ATTRIBUTES):
-            account = _account(entry, groups_key)
-            if not _is_managed(entry) or not account.key:
-                foreign.append(ForeignObject(entry["dn"], account.sam, account.attributes.get("userPrincipalName"),
-                                             account.key or None))
-            elif account.key in managed:
-                warnings.append(f"two managed accounts carry employeeID {account.key}: "
-                                f"{managed[account.key].dn} and {entry['dn']}; the second is left alone")
-                foreign.append(ForeignObject(entry["dn"], account.sam, None, None))
-            else:
-                managed[account.key] = account
+    for entry, account in sorted((pair for out in results for pair in out), key=lambda pair: pair[0]["dn"]):
+        if not _is_managed(entry) or not account.key:
+            foreign.append(ForeignObject(entry["dn"], account.sam, account.attributes.get("userPrincipalName"),
+                                         account.key or None))
+        elif account.key in managed:
+            warnings.append(f"two managed accounts carry employeeID {account.key}: "
+                            f"{managed[account.key].dn} and {entry['dn']}; the second is left alone")
+            foreign.append(ForeignObject(entry["dn"], account.sam, None, None))
+        else:
+            managed[account.key] = account
     return managed, foreign, warnings
 
 
@@ -132,14 +196,17 @@ def lookup_names(conn: Connection, target: ADTarget, accounts: Iterable[Account]
         query = f"(|{''.join(terms[i:i + _LOOKUP_BATCH])})"
         for e in paged_search(conn, target.base_dn, query, ["sAMAccountName", "userPrincipalName", "employeeID",
                                                             "adminDescription"]):
-            a = e["attributes"]
+            a = _canonical(e["attributes"])
             found[e["dn"]] = ForeignObject(e["dn"], _one(a, "sAMAccountName"), _one(a, "userPrincipalName"),
                                            _one(a, "employeeID"))
     return list(found.values())
 
 
-def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory) -> ActualDirectory:
-    accounts, foreign, warnings = read_accounts(conn, target)
+def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory,
+                   more: Iterable[Connection] = (), accounts: tuple | None = None) -> ActualDirectory:
+    """The actual state; `accounts` is read_accounts' result when it was prefetched."""
+    accounts, foreign, warnings = accounts if accounts is not None else read_accounts(conn, target, more)
+    foreign = list(foreign)
     needing_names = [want for key, want in desired.accounts.items()
                      if want.enabled and (key not in accounts or accounts[key].sam.casefold() != want.sam.casefold())]
     # A marked account outside the managed OUs (moved there by hand) still holds its names.
