@@ -108,6 +108,9 @@ def _report(report: ApplyReport, out: Console) -> None:
     colour = "green" if report.ok else "red"
     out.print(f"[bold {colour}]Apply complete:[/] {', '.join(parts)} applied; {verified} verified by "
               f"reading back; {failed} failed.")
+    if report.timings:
+        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items() if seconds >= 0.05)
+        out.print(f"Took {sum(report.timings.values()):.1f} s" + (f" ({phases})." if phases else "."))
     for path, count in report.credentials_files:
         out.print(f"Initial passwords of {count} new accounts: {path} "
                   "(readable by root only; hand them over and delete the file).")
@@ -133,6 +136,7 @@ def _apply(args, out: Console, err: Console) -> int:
     if args.output == "json":
         result = {"outcomes": [{**o.change.to_dict(), "status": o.status, "verified": o.verified,
                                 "error": o.error} for o in report.outcomes],
+                  "timings": {k: round(v, 3) for k, v in report.timings.items()},
                   "credentials_files": [path for path, _ in report.credentials_files], "ok": report.ok}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:

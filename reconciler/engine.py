@@ -37,6 +37,7 @@ def new_run_id() -> str:
 class ApplyReport:
     outcomes: list[Outcome]
     credentials_files: list[tuple[str, int]] = field(default_factory=list)  # (path, passwords in it)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per apply phase, all targets
 
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
@@ -116,9 +117,13 @@ class Run:
         return Plan(tuple(changes), tuple(conflicts), describe(self.repo), tuple(warnings))
 
     @staticmethod
-    def _guard_warning(target: ADTarget, changes: list[Change]) -> list[str]:
+    def _excess_bajas(target: ADTarget, changes: list[Change]) -> int:
+        """How many account bajas the plan has for `target`, when that is over its guard (else 0)."""
         bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind == "account")
-        if bajas > target.max_bajas:
+        return bajas if bajas > target.max_bajas else 0
+
+    def _guard_warning(self, target: ADTarget, changes: list[Change]) -> list[str]:
+        if bajas := self._excess_bajas(target, changes):
             return [f"target {target.name}: {bajas} bajas exceed the deletion guard (max_bajas: "
                     f"{target.max_bajas}); apply refuses them unless given --allow-mass-baja"]
         return []
@@ -127,8 +132,7 @@ class Run:
         """Apply `plan` target by target; `progress(target, total)` returns an advance(n) callable."""
         for name, changes in plan.by_target().items():
             target = self.providers[name].target
-            if self._guard_warning(target, changes) and not allow_mass_baja:
-                bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind == "account")
+            if (bajas := self._excess_bajas(target, changes)) and not allow_mass_baja:
                 raise DeletionGuard(
                     f"refusing to apply: {bajas} bajas on target {name} exceed max_bajas ({target.max_bajas}). "
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
@@ -145,6 +149,8 @@ class Run:
                 credentials.close()
             provider.verify(outcomes, self.today)
             report.outcomes += outcomes
+            for phase, seconds in provider.timings.items():
+                report.timings[phase] = report.timings.get(phase, 0.0) + seconds
             if credentials.count:
                 report.credentials_files.append((str(credentials.path), credentials.count))
         return report

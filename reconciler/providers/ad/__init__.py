@@ -1,6 +1,7 @@
 """The Active Directory provider: read in bulk, diff as a pure function, apply, verify."""
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ldap3.core.exceptions import LDAPException
@@ -27,6 +28,7 @@ class ADProvider:
         self.conn = None
         self.readers: list = []
         self._prefetch: Future | None = None
+        self.timings: dict[str, float] = {}
         self.desired: DesiredDirectory | None = None
         self.actual: ActualDirectory | None = None
 
@@ -67,11 +69,15 @@ class ADProvider:
 
     def apply(self, changes: list[Change], credentials: CredentialFile, advance=lambda n: None) -> list[Outcome]:
         applier = ADApplier(self.conn, self.target, credentials, dict(self.actual.groups), advance)
-        return applier.run(changes)
+        try:
+            return applier.run(changes)
+        finally:
+            self.timings = applier.timings
 
     def verify(self, outcomes: list[Outcome], today: str) -> None:
         """Read everything back once and re-diff: an applied change is verified when nothing is
         left to do for its object (and a new account must change its password at next logon)."""
+        started = time.perf_counter()
         try:
             actual = self._read()
         except (ReconcilerError, LDAPException) as exc:
@@ -87,10 +93,12 @@ class ADProvider:
             c = o.change
             o.verified = (c.kind, c.key) not in pending
             if o.verified and c.kind == "account" and c.movement is Movement.ALTA:
-                o.verified = actual.accounts[c.key].must_change_password
+                created = actual.accounts.get(c.key)
+                o.verified = created is not None and created.must_change_password
             if not o.verified:
                 o.error = "read back: the directory does not show the change"
         self.actual = actual
+        self.timings["verification"] = time.perf_counter() - started
 
 
 __all__ = ["ADProvider", "Outcome"]

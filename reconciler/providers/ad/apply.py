@@ -13,6 +13,7 @@ A failed batch is retried member by member, so one bad account fails alone.
 """
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable
@@ -55,6 +56,12 @@ class ADApplier:
                  groups: dict[str, str], advance: Callable[[int], None] = lambda n: None):
         self.conn, self.target, self.credentials, self.advance = conn, target, credentials, advance
         self.group_dns = dict(groups)  # casefolded name -> DN
+        self.timings: dict[str, float] = {}  # seconds per phase, for reports and benchmarks
+
+    def _timed(self, phase: str, started: float) -> float:
+        now = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + now - started
+        return now
 
     def _do(self, o: Outcome | None, what: str, operation, *args, **kwargs) -> bool:
         """Run one LDAP operation; a refusal or a lost connection becomes the change's error."""
@@ -74,19 +81,25 @@ class ADApplier:
     def run(self, changes: list[Change]) -> list[Outcome]:
         outcomes = [Outcome(c) for c in changes]
         accounts = [o for o in outcomes if o.change.kind == "account"]
+        t = time.perf_counter()
         for o in outcomes:
             if o.change.kind == "ou":
                 self._ou(o)
             elif o.change.kind == "group":
                 self._group(o)
+        t = self._timed("ous and groups", t)
         for o in accounts:
             if o.change.movement is Movement.ALTA:
                 self._alta(o)
+        t = self._timed("altas", t)
         self._memberships(accounts, MODIFY_DELETE)
+        t = self._timed("memberships", t)
         for o in accounts:
             if o.change.movement is not Movement.ALTA and o.status != "failed":
                 self._modify(o)
+        t = self._timed("modificaciones and bajas", t)
         self._memberships(accounts, MODIFY_ADD)
+        self._timed("memberships", t)
         for o in outcomes:
             if o.status == "pending":
                 o.status = "applied"

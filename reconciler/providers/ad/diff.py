@@ -125,32 +125,34 @@ def _account_change(movement: Movement, target: ADTarget, desired: Account, actu
                   folio=desired.folio, desired=desired, actual=actual)
 
 
-def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
-         today: str) -> tuple[list[Change], list[Conflict]]:
-    """All changes that make `actual` match `desired`, in apply order, and the conflicts."""
-    ous = [Change(Movement.ALTA, target.name, "ou", ou, ou)
-           for ou in desired.ous if dnlib.key(ou) not in actual.ous]
-    altas, modificaciones, bajas, conflicts = [], [], [], []
-    index = _LazyIndex(actual)  # only altas and renames need it; a no-change plan never builds it
-    groups = []
+def _group_changes(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
+                   index: _LazyIndex) -> tuple[list[Change], list[Conflict]]:
+    changes, conflicts = [], []
     for name, text in desired.groups.items():
         if name.casefold() in actual.groups:
             continue
         if held := index.get(("sam", name.casefold())):
-            conflicts.append(Conflict(target.name, name, f"group {name}",
-                                      f"the group name is held by {held[1]} outside the managed groups OU; "
-                                      "left alone. Move that group under the groups OU or rename the entitlement's group"))
-            continue
-        groups.append(Change(Movement.ALTA, target.name, "group", name, name, (AttributeChange("description", None, text),)))
+            conflicts.append(Conflict(
+                target.name, name, f"group {name}",
+                f"the group name is held by {held[1]} outside the managed groups OU; left alone. "
+                "Move that group under the groups OU or rename the entitlement's group"))
+        else:
+            changes.append(Change(Movement.ALTA, target.name, "group", name, name,
+                                  (AttributeChange("description", None, text),)))
+    return changes, conflicts
+
+
+def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget, today: str,
+                     index: _LazyIndex) -> tuple[list[Change], list[Conflict]]:
+    altas, modificaciones, bajas, conflicts = [], [], [], []
     for key in sorted(desired.accounts):
         want, have = desired.accounts[key], actual.accounts.get(key)
         if have is None and not want.enabled:
             continue  # a baja for someone who never had an account: nothing to offboard
-        if have is None or want.sam.casefold() != have.sam.casefold() or want.cn != have.cn:
-            if conflict := _conflict(want, have, index, target.name):
-                conflicts.append(conflict)
-                continue
-        if have is None:
+        needs_names = have is None or want.sam.casefold() != have.sam.casefold() or want.cn != have.cn
+        if needs_names and (conflict := _conflict(want, have, index, target.name)):
+            conflicts.append(conflict)
+        elif have is None:
             altas.append(_account_change(Movement.ALTA, target, want, None))
         elif want.state() != have.state():
             movement = _movement(want, have, target.bajas_ou)
@@ -162,4 +164,14 @@ def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
             continue  # already offboarded; kept for the retention period
         bajas.append(_account_change(Movement.BAJA, target, offboarded(have, target, today), have,
                                      reason="no longer declared in desired_state"))
-    return ous + groups + altas + modificaciones + bajas, conflicts
+    return altas + modificaciones + bajas, conflicts
+
+
+def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
+         today: str) -> tuple[list[Change], list[Conflict]]:
+    """All changes that make `actual` match `desired`, in apply order, and the conflicts."""
+    index = _LazyIndex(actual)  # only altas and renames need it; a no-change plan never builds it
+    ous = [Change(Movement.ALTA, target.name, "ou", ou, ou) for ou in desired.ous if dnlib.key(ou) not in actual.ous]
+    groups, group_conflicts = _group_changes(desired, actual, target, index)
+    accounts, account_conflicts = _account_changes(desired, actual, target, today, index)
+    return ous + groups + accounts, group_conflicts + account_conflicts

@@ -1,10 +1,10 @@
 """Reading the actual state of an AD target in bulk.
 
-A full read is one paged search per managed account OU (people and bajas), one for the
-groups and one per parent of the OUs the plan needs: never one query per person.  Only names
-that new or renamed accounts want are looked up across the whole domain, in batches, so that
-an unmanaged account elsewhere holding the same sAMAccountName is a conflict in the plan
-instead of a failed add at apply time.
+A full read is one paged search (1,000 entries a page) per unit OU and for the bajas OU, spread
+over parallel connections; one search for the groups and one per parent of the OUs the plan
+needs: never one query per person.  Only names that new or renamed accounts want are looked up
+across the whole domain, in OR-batches, so that an unmanaged account elsewhere holding the same
+sAMAccountName is a conflict in the plan instead of a failed add at apply time.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import threading
 from functools import lru_cache
 from typing import Iterable, Iterator
 
-from ldap3 import BASE, LEVEL, SUBTREE, Connection
+from ldap3 import LEVEL, SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
 from ...errors import ReconcilerError
@@ -87,8 +87,8 @@ def _account(entry: dict, groups_ou_key: tuple) -> Account:
 
 
 def _is_managed(entry: dict) -> bool:
-    """Carries the reconciler's marker (entries passed through _account are canonical already)."""
-    return (_one(_canonical(entry["attributes"]), "adminDescription") or "").startswith(MARKER)
+    """Carries the reconciler's marker (for entries already passed through _account)."""
+    return (_one(entry["attributes"], "adminDescription") or "").startswith(MARKER)
 
 
 def _subtrees(conn: Connection, target: ADTarget) -> list[tuple[str, object]]:
