@@ -118,7 +118,8 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {
-            "format_version": 1, "source": self.source, "summary": self.summary(),
+            "format_version": 1, "source": self.source,
+            "summary": {**self.summary(), "conflicts": len(self.conflicts)},
             "changes": [c.to_dict() for c in self.changes],
             "conflicts": [c.to_dict() for c in self.conflicts], "warnings": list(self.warnings),
         }

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from .plan import AttributeChange, Change, Movement, Plan
+from .plan import Change, Movement, Plan
 
 _COLOUR = {Movement.ALTA: "green", Movement.MODIFICACION: "yellow", Movement.BAJA: "red"}
 _WIDTH = 26
@@ -58,7 +58,8 @@ def print_plan(plan: Plan, console: Console) -> None:
             for line in _attribute_lines(change):
                 console.print(line)
     if plan.conflicts:
-        console.print("\n[bold magenta]Conflicts[/] (objects the reconciler does not own; left alone):")
+        console.print(f"\n[bold magenta]{len(plan.conflicts)} conflicts[/] (objects the reconciler does not own "
+                      "stand in the way; left alone, resolve them by hand):")
         for c in plan.conflicts:
             console.print(f"  [magenta]![/] {escape(c.target)}: {escape(c.label)}: {escape(c.message)}")
     for warning in plan.warnings:
@@ -114,7 +115,7 @@ def plan_markdown(plan: Plan) -> str:
                            f"{note}{_md_attributes(c)} |")
             out += ["", "</details>"]
     if plan.conflicts:
-        out += ["", "#### ⚠ Conflicts (left alone)", ""]
+        out += ["", f"#### ⚠ {len(plan.conflicts)} conflicts (left alone, resolve them by hand)", ""]
         out += [f"- `{_md(c.target)}` {_md(c.label)}: {_md(c.message)}" for c in plan.conflicts]
     if plan.warnings:
         out += ["", "#### ⚠ Warnings", ""] + [f"- {_md(w)}" for w in plan.warnings]

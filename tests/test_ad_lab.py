@@ -209,7 +209,7 @@ def test_an_unmanaged_account_that_collides_is_a_conflict_and_left_alone(sandbox
         assert "held by unmanaged object" in plan["conflicts"][0]["message"]
         assert "SSM-000001" not in {c["key"] for c in plan["changes"]}
         code, out, _ = sandbox.cli("plan")
-        assert "Conflicts" in out and "jnunezo" in out
+        assert "1 conflicts" in out and "jnunezo" in out
         before = sandbox.account("jnunezo")
         sandbox.apply()
         after = sandbox.account("jnunezo")
@@ -259,7 +259,7 @@ def test_the_deletion_guard_refuses_mass_bajas_unless_told(sandbox):
 def test_plan_outputs_json_and_markdown_with_exit_codes(sandbox):
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     plan = sandbox.plan_json()
-    assert plan["summary"] == {"altas": 9, "modificaciones": 0, "bajas": 0}
+    assert plan["summary"] == {"altas": 9, "modificaciones": 0, "bajas": 0, "conflicts": 0}
     account = next(c for c in plan["changes"] if c["kind"] == "account")
     assert account["label"] == "jnunezo (José Ñúñez O'Brien)" and account["folio"] == "SSM/STI/2026/00001"
     assert all("password" not in a["name"].lower() and "unicodePwd" != a["name"] for a in account["attributes"])

@@ -37,7 +37,8 @@ def test_text_plan_reads_like_terraform():
     assert "      + groups GG-B" in out and "      - groups GG-A" in out
     assert "  - account lpena (Luis Peña)  # folio RH/377" in out
     assert "      ~ enabled                   true → false" in out
-    assert "Conflicts" in out and "xzuniga (X): held by unmanaged object CN=x" in out
+    assert "1 conflicts (objects the reconciler does not own" in out
+    assert "xzuniga (X): held by unmanaged object CN=x" in out
     assert "Warning: a warning" in out
     assert out.rstrip().endswith("Plan: 1 altas, 1 modificaciones, 1 bajas.")
     assert "\x1b[" not in out
@@ -50,7 +51,7 @@ def test_empty_plan_says_so():
 
 def test_json_plan_has_summary_and_changes():
     data = json.loads(plan_json(PLAN))
-    assert data["summary"] == {"altas": 1, "modificaciones": 1, "bajas": 1}
+    assert data["summary"] == {"altas": 1, "modificaciones": 1, "bajas": 1, "conflicts": 1}
     assert data["changes"][1]["drift"] is True
     assert data["changes"][1]["attributes"][1] == {"name": "groups", "before": ["GG-A"], "after": ["GG-B"]}
     assert data["conflicts"][0]["key"] == "E4" and data["source"] == "commit abc on main"
@@ -62,7 +63,7 @@ def test_markdown_plan_for_pull_requests():
     assert "| + | account | jnunezo (José Ñúñez O'Brien) | F\\|1 | title: `\"Médico\"`<br>groups: `GG-A`, `GG-B` |" in md
     assert "title: `\"Médica\"` → `\"Jefa\"`" in md and "+groups `GG-B`" in md and "−groups `GG-A`" in md
     assert "changed outside the reconciler (drift)" in md
-    assert "#### ⚠ Conflicts (left alone)" in md
+    assert "#### ⚠ 1 conflicts (left alone, resolve them by hand)" in md
 
 
 def test_markdown_is_cut_to_fit_a_comment():

@@ -8,7 +8,6 @@ Layout:
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
