@@ -55,11 +55,11 @@ class ADProvider:
         if not self.readers:
             self.readers = [connect(self.target) for _ in range(self.READ_CONNECTIONS - 1)]
 
-    def _read(self) -> ActualDirectory:
+    def _read(self, verify: bool = False) -> ActualDirectory:
         self._connect_readers()
         prefetched, self._prefetch = self._prefetch, None
         accounts = prefetched.result() if prefetched is not None else None
-        return read_directory(self.conn, self.target, self.desired, self.readers, accounts=accounts)
+        return read_directory(self.conn, self.target, self.desired, self.readers, accounts=accounts, verify=verify)
 
     def plan(self, state: DesiredState, today: str) -> tuple[list[Change], list[Conflict], list[str]]:
         self.desired = expand(state, self.target)
@@ -79,7 +79,7 @@ class ADProvider:
         left to do for its object (and a new account must change its password at next logon)."""
         started = time.perf_counter()
         try:
-            actual = self._read()
+            actual = self._read(verify=True)
         except (ReconcilerError, LDAPException) as exc:
             for o in outcomes:
                 if o.status == "applied":

@@ -5,6 +5,7 @@ import ssl
 
 from ldap3 import NONE, Connection, Server, Tls, set_config_parameter
 from ldap3.core import exceptions as ldap_errors
+from ldap3.strategy.sync import SyncStrategy
 
 from ...errors import ReconcilerError
 from ...inventory import ADTarget
@@ -13,6 +14,25 @@ from ...inventory import ADTarget
 # Plain dicts for attributes: ldap3's case-insensitive dict costs more than the rest of a bulk
 # read.  read.py maps the names the server returns to their canonical spelling itself.
 set_config_parameter("CASE_INSENSITIVE_ATTRIBUTE_NAMES", False)
+
+
+class _LeanSearchEntries(SyncStrategy):
+    """ldap3's synchronous strategy, decoding search entries straight to {dn, attributes}.
+
+    The stock decoder builds every entry twice (raw and decoded) and makes four configuration
+    look-ups per value; on a 10,000-account read that is a third of the time.  Only the text
+    attributes the reconciler asks for come through here; every other response is ldap3's."""
+
+    def decode_response_fast(self, ldap_message):
+        if ldap_message["protocolOp"] != 4:  # not a searchResEntry
+            return super().decode_response_fast(ldap_message)
+        dn, attributes = ldap_message["payload"][0][3], ldap_message["payload"][1][3]
+        decoded = {bytes(a[3][0][3]).decode("utf-8"): [bytes(v[3]).decode("utf-8", "replace") for v in a[3][1][3]]
+                   for a in attributes}
+        # ldap3's post-processing fills requested-but-absent attributes by looking at
+        # raw_attributes: it must hold the same names, so it is the same dict.
+        return {"type": "searchResEntry", "dn": bytes(dn).decode("utf-8", "replace"),
+                "attributes": decoded, "raw_attributes": decoded}
 
 
 def connect(target: ADTarget) -> Connection:
@@ -27,8 +47,11 @@ def connect(target: ADTarget) -> Connection:
     try:
         # check_names=False: without the schema (get_info=NONE) ldap3 would only format each
         # value to the same string, a million times on a large read.
-        return Connection(server, user=target.bind_dn, password=password, auto_bind=True,
+        conn = Connection(server, user=target.bind_dn, password=password, auto_bind=True,
                           raise_exceptions=False, receive_timeout=120, check_names=False)
+        # Swap the class, not the object: Connection keeps bound methods of its strategy.
+        conn.strategy.__class__ = _LeanSearchEntries
+        return conn
     except ldap_errors.LDAPBindError:
         raise ReconcilerError(
             f"target {target.name}: the directory at {target.url} refused the bind as {target.bind_dn} "

@@ -23,8 +23,10 @@ from .diff import ActualDirectory, ForeignObject
 from .records import MANAGED_ATTRIBUTES, MARKER, Account, DesiredDirectory
 
 PAGE_SIZE = 1000  # Samba's MaxPageSize
-ACCOUNT_ATTRIBUTES = list(MANAGED_ATTRIBUTES) + ["cn", "adminDescription", "userAccountControl", "memberOf",
-                                                 "pwdLastSet"]
+# Every value read costs ldap3 a decode: the CN comes from the DN, and pwdLastSet is only read
+# when verifying new accounts.
+ACCOUNT_ATTRIBUTES = list(MANAGED_ATTRIBUTES) + ["adminDescription", "userAccountControl", "memberOf"]
+VERIFY_ATTRIBUTES = ACCOUNT_ATTRIBUTES + ["pwdLastSet"]
 UF_ACCOUNTDISABLE = 0x2
 _LOOKUP_BATCH = 100
 NO_SUCH_OBJECT = 32
@@ -79,7 +81,7 @@ def _account(entry: dict, groups_ou_key: tuple) -> Account:
     applied = marker.split("applied=", 1)[1] if "applied=" in marker else None
     groups = frozenset(g for g in (_group_name(m, groups_ou_key) for m in attrs.get("memberOf") or ()) if g)
     return Account(
-        key=_one(attrs, "employeeID") or "", cn=_one(attrs, "cn") or dnlib.first_value(entry["dn"]),
+        key=_one(attrs, "employeeID") or "", cn=dnlib.first_value(entry["dn"]),
         parent=dnlib.parent(entry["dn"]), attributes={n: _one(attrs, n) for n in MANAGED_ATTRIBUTES},
         enabled=not uac & UF_ACCOUNTDISABLE, groups=groups, dn=entry["dn"], applied_hash=applied,
         must_change_password=_one(attrs, "pwdLastSet") == "0", uac=uac,
@@ -101,17 +103,18 @@ def _subtrees(conn: Connection, target: ADTarget) -> list[tuple[str, object]]:
     return parts
 
 
-def _search_accounts(conn: Connection, parts: "queue.Queue", groups_key: tuple, out: list) -> None:
+def _search_accounts(conn: Connection, parts: "queue.Queue", groups_key: tuple, out: list,
+                     attributes: list[str]) -> None:
     while True:
         try:
             base, scope = parts.get_nowait()
         except queue.Empty:
             return
         query = "(&(objectCategory=person)(objectClass=user))"
-        out.extend((e, _account(e, groups_key)) for e in paged_search(conn, base, query, ACCOUNT_ATTRIBUTES, scope))
+        out.extend((e, _account(e, groups_key)) for e in paged_search(conn, base, query, attributes, scope))
 
 
-def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection] = ()
+def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection] = (), verify: bool = False
                   ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
     """Every account under the managed OUs, split into managed (marked) and foreign.
 
@@ -127,7 +130,7 @@ def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection]
 
     def worker(c: Connection, out: list) -> None:
         try:
-            _search_accounts(c, parts, groups_key, out)
+            _search_accounts(c, parts, groups_key, out, VERIFY_ATTRIBUTES if verify else ACCOUNT_ATTRIBUTES)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             errors.append(exc)
 
@@ -203,9 +206,10 @@ def lookup_names(conn: Connection, target: ADTarget, accounts: Iterable[Account]
 
 
 def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory,
-                   more: Iterable[Connection] = (), accounts: tuple | None = None) -> ActualDirectory:
+                   more: Iterable[Connection] = (), accounts: tuple | None = None,
+                   verify: bool = False) -> ActualDirectory:
     """The actual state; `accounts` is read_accounts' result when it was prefetched."""
-    accounts, foreign, warnings = accounts if accounts is not None else read_accounts(conn, target, more)
+    accounts, foreign, warnings = accounts if accounts is not None else read_accounts(conn, target, more, verify)
     foreign = list(foreign)
     needing_names = [want for key, want in desired.accounts.items()
                      if want.enabled and (key not in accounts or accounts[key].sam.casefold() != want.sam.casefold())]
