@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
@@ -100,7 +101,7 @@ def _confirm(args, err: Console) -> bool:
 
 def _report(report: ApplyReport, out: Console) -> None:
     for o in report.failed:
-        out.print(f"  [red]✗[/] {o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}")
+        out.print(f"  [red]✗[/] {escape(f'{o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}')}")
     counts = report.counts()
     parts = [f"{row['applied']} {name}" for name, row in counts.items()]
     verified = sum(row["verified"] for row in counts.values())
@@ -146,9 +147,9 @@ def _apply(args, out: Console, err: Console) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    colour = None if not args.no_color and "NO_COLOR" not in os.environ else False
-    out = Console(highlight=False, no_color=colour is False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, no_color=colour is False, soft_wrap=True)
+    plain = args.no_color or "NO_COLOR" in os.environ
+    out = Console(highlight=False, no_color=plain, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, no_color=plain, soft_wrap=True)
     try:
         if args.command == "validate":
             return _validate(args, out)

@@ -285,3 +285,13 @@ def test_connection_errors_are_clear(sandbox, tmp_path):
     sandbox.write_inventory(bind_password={"env": "RECONCILER_TEST_UNSET_VARIABLE"})
     code, out, err = sandbox.cli("plan")
     assert code == 1 and "RECONCILER_TEST_UNSET_VARIABLE, which is not set" in err
+
+
+def test_invalid_yaml_is_reported_by_plan_while_the_directory_is_being_read(sandbox):
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", status="Activo"))
+    code, out, err = sandbox.cli("plan")
+    assert code == 1 and "Traceback" not in err
+    assert "desired_state/users/hg-cuernavaca.yaml:" in err and "people[0].status: 'Activo' is not one of" in err
+    sandbox.write_inventory(port=1)  # and when the target is unreachable too, the YAML problem comes first
+    code, out, err = sandbox.cli("plan")
+    assert code == 1 and "people[0].status" in err and "cannot reach" not in err
