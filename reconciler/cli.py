@@ -112,6 +112,8 @@ def _report(report: ApplyReport, out: Console) -> None:
     if report.timings:
         phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items() if seconds >= 0.05)
         out.print(f"Took {sum(report.timings.values()):.1f} s" + (f" ({phases})." if phases else "."))
+    for path in report.journals:
+        out.print(f"Run journal: {path}")
     for path, count in report.credentials_files:
         out.print(f"Initial passwords of {count} new accounts: {path} "
                   "(readable by root only; hand them over and delete the file).")
@@ -138,7 +140,8 @@ def _apply(args, out: Console, err: Console) -> int:
         result = {"outcomes": [{**o.change.to_dict(), "status": o.status, "verified": o.verified,
                                 "error": o.error} for o in report.outcomes],
                   "timings": {k: round(v, 3) for k, v in report.timings.items()},
-                  "credentials_files": [path for path, _ in report.credentials_files], "ok": report.ok}
+                  "credentials_files": [path for path, _ in report.credentials_files],
+                  "journals": report.journals, "ok": report.ok}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:
         _report(report, out)

@@ -16,6 +16,7 @@ from .credentials import CredentialFile
 from .desired import DesiredState, load_desired_state
 from .errors import ReconcilerError
 from .inventory import ADTarget, load_inventory
+from .journal import Journal
 from .plan import Change, Movement, Plan
 from .providers.ad import ADProvider, Outcome
 from .source import describe
@@ -38,6 +39,7 @@ class ApplyReport:
     outcomes: list[Outcome]
     credentials_files: list[tuple[str, int]] = field(default_factory=list)  # (path, passwords in it)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per apply phase, all targets
+    journals: list[str] = field(default_factory=list)  # the run journal of each target
 
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
@@ -142,12 +144,21 @@ class Run:
         for name, changes in plan.by_target().items():
             provider = self.providers[name]
             credentials = CredentialFile(provider.target.credentials_dir, f"{name}-{run_id}")
+            journal = Journal(provider.target.journal_dir, f"{name}-{run_id}")
+            journal.start(run_id, name, plan.source, changes)
+            report.journals.append(str(journal.path))
             advance = progress(name, len(changes)) if progress else (lambda n: None)
+            aborted: BaseException | None = None
             try:
                 outcomes = provider.apply(changes, credentials, advance)
+                provider.verify(outcomes, self.today)
+                journal.results(outcomes)
+            except BaseException as exc:
+                aborted = exc
+                raise
             finally:
                 credentials.close()
-            provider.verify(outcomes, self.today)
+                journal.close(aborted)
             report.outcomes += outcomes
             for phase, seconds in provider.timings.items():
                 report.timings[phase] = report.timings.get(phase, 0.0) + seconds

@@ -15,6 +15,7 @@ from .errors import Problem, ReconcilerError, ValidationFailed
 
 DEFAULT_MAX_BAJAS = 25
 DEFAULT_CREDENTIALS_DIR = "/var/lib/reconciler/credentials"
+DEFAULT_JOURNAL_DIR = "/var/lib/reconciler/journal"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ADTarget:
     validate_tls: bool
     max_bajas: int
     credentials_dir: str
+    journal_dir: str = DEFAULT_JOURNAL_DIR
 
     @property
     def url(self) -> str:
@@ -68,6 +70,7 @@ def _ad_target(name: str, raw: dict) -> ADTarget:
         bind_password=SecretSource(**raw["bind_password"]), ca_file=tls.get("ca_file"),
         validate_tls=tls.get("validate", True), max_bajas=raw.get("max_bajas", DEFAULT_MAX_BAJAS),
         credentials_dir=raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
+        journal_dir=raw.get("journal_dir", DEFAULT_JOURNAL_DIR),
     )
 
 

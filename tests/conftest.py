@@ -137,6 +137,7 @@ class Sandbox:
         for ent in repo.entitlements.values():
             ent["group"] = f"{ent['group']}-{self.suffix}"
         self.credentials_dir = tmp / "credentials"
+        self.journal_dir = tmp / "journal"
         self.inventory = tmp / "inventory.yaml"
         self.write_inventory()
 
@@ -147,7 +148,7 @@ class Sandbox:
             "ous": {"people": self.people_ou, "groups": self.groups_ou, "bajas": self.bajas_ou},
             "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": str(LAB_DIR / "bind.pw")},
             "tls": {"ca_file": str(LAB_DIR / "ca.pem")}, "max_bajas": max_bajas,
-            "credentials_dir": str(self.credentials_dir),
+            "credentials_dir": str(self.credentials_dir), "journal_dir": str(self.journal_dir),
         }
         target.update(overrides)
         self.inventory.write_text(yaml.safe_dump({"targets": {"ad-test": target}}, allow_unicode=True))

@@ -295,3 +295,26 @@ def test_invalid_yaml_is_reported_by_plan_while_the_directory_is_being_read(sand
     sandbox.write_inventory(port=1)  # and when the target is unreachable too, the YAML problem comes first
     code, out, err = sandbox.cli("plan")
     assert code == 1 and "people[0].status" in err and "cannot reach" not in err
+
+
+def test_each_apply_leaves_a_journal_of_planned_changes_and_results_without_secrets(sandbox):
+    import json
+
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    out = sandbox.apply()
+    [journal] = list(sandbox.journal_dir.glob("*.jsonl"))
+    assert f"Run journal: {journal}" in out
+    assert stat.S_IMODE(os.stat(journal).st_mode) == 0o600
+    records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    events = [r["event"] for r in records]
+    assert events[0] == "start" and events[-1] == "end" and "aborted" not in events
+    planned = [r for r in records if r["event"] == "planned"]
+    results = [r for r in records if r["event"] == "result"]
+    assert len(planned) == len(results) == 9
+    person_result = next(r for r in results if r["kind"] == "account")
+    assert person_result["label"] == "jnunezo (José Ñúñez O'Brien)"
+    assert person_result["status"] == "applied" and person_result["verified"] is True
+    assert records[0]["target"] == "ad-test" and records[0]["operator"]
+    [credentials] = list(sandbox.credentials_dir.glob("*.csv"))
+    password = list(csv.DictReader(credentials.open(encoding="utf-8")))[0]["password"]
+    assert password not in journal.read_text(encoding="utf-8")
