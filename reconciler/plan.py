@@ -113,9 +113,6 @@ class Plan:
             grouped.setdefault(change.target, []).append(change)
         return grouped
 
-    def bajas(self, kind: str = "account") -> list[Change]:
-        return [c for c in self.changes if c.movement is Movement.BAJA and c.kind == kind]
-
     def to_dict(self) -> dict:
         return {
             "format_version": 1, "source": self.source,
