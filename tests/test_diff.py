@@ -223,3 +223,13 @@ def test_no_changes_once_actual_equals_desired(world):
     actual = actual_dir(*(as_actual(a) for a in desired.accounts.values()))
     changes, conflicts = diff(desired, actual, TARGET, TODAY)
     assert changes == [] and conflicts == []
+
+
+def test_an_undeclared_baja_reenabled_by_hand_is_disabled_again_without_a_second_suffix():
+    given_baja = as_actual(account("E2", "amora", cn="Mora, Ana (amora)", enabled=True, groups=frozenset(),
+                                   parent=TARGET.bajas_ou))
+    [change], _ = diff(desired_dir(), actual_dir(given_baja), TARGET, TODAY)
+    assert change.movement is Movement.BAJA
+    assert change.desired.cn == "Mora, Ana (amora)"
+    assert "cn" not in {a.name for a in change.attributes}
+    assert not change.desired.enabled

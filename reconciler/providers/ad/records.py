@@ -98,8 +98,10 @@ def unit_ou(target: ADTarget, ou_name: str) -> str:
 
 
 def bajas_cn(cn: str, sam: str) -> str:
-    """In the bajas OU people of every unit meet: the account name keeps CNs unique there."""
-    return f"{cn} ({sam})"
+    """In the bajas OU people of every unit meet: the account name keeps CNs unique there.
+    Idempotent, so an account already given baja once never gets the suffix twice."""
+    suffix = f" ({sam})"
+    return cn if cn.endswith(suffix) else cn + suffix
 
 
 def person_account(person: Person, state: DesiredState, target: ADTarget) -> Account:
