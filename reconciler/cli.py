@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -11,12 +12,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-from . import __version__
+from . import __version__, audit, auditors
 from .desired import load_desired_state
 from .engine import ApplyReport, Run
 from .errors import ReconcilerError, ValidationFailed
+from .inventory import load_inventory
 from .render import plan_json, plan_markdown, print_plan
+from .source import DEFAULT_REF, at_ref, working_tree
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -30,36 +34,66 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
     p.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("validate", help="check desired_state/ and report every problem")
+    validate = sub.add_parser("validate", help="check desired_state/ and report every problem")
+    validate.add_argument("--ref", help="check this commit instead of the working tree")
 
-    def targeted(name: str, help_text: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_text)
+    def with_inventory(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("--inventory", type=Path,
                         default=Path(os.environ.get("RECONCILER_INVENTORY", "inventory/lab.yaml")),
                         help="inventory file naming the targets (default: $RECONCILER_INVENTORY or inventory/lab.yaml)")
+        return sp
+
+    def targeted(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = with_inventory(sub.add_parser(name, help=help_text))
         sp.add_argument("--target", action="append", default=[], help="only this target (repeatable)")
+        sp.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                        help="read the desired state from this commit (default: $RECONCILER_REF or main)")
+        sp.add_argument("--since-applied", action="store_true",
+                        help="only the files changed since the commit last applied to each target")
         return sp
 
     plan = targeted("plan", "show what apply would change (exit 0: nothing to do, 2: changes, 1: error)")
     plan.add_argument("--output", choices=["text", "json", "markdown"], default="text")
-    apply = targeted("apply", "plan, then apply the changes and verify them")
+    plan.add_argument("--working-tree", action="store_true",
+                      help="preview the files on disk, committed or not (apply never does)")
+    apply = targeted("apply", "plan from a commit, then apply the approved changes and verify them")
     apply.add_argument("--output", choices=["text", "json"], default="text")
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     apply.add_argument("--allow-mass-baja", action="store_true",
                        help="apply even when the bajas exceed a target's max_bajas deletion guard")
+    apply.add_argument("--strict", action="store_true",
+                       help="refuse the whole run if any change lacks a valid approval (default: skip those)")
+    apply.add_argument("--expect-fingerprint", metavar="F",
+                       help="refuse unless the plan made now has this fingerprint (the one approved)")
+
+    audit_cmd = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    with_inventory(audit_sub.add_parser(
+        "verify", help="check every target's hash chain, and that the records noted in Git match it"))
+    history = with_inventory(sub.add_parser("history", help="every movement of a person, account or object"))
+    history.add_argument("query", help="employee key, account name, or part of a name")
+    history.add_argument("--output", choices=["text", "json"], default="text")
+    report = with_inventory(sub.add_parser("report", help="monthly indicators: approved versus applied and verified"))
+    report.add_argument("--month", required=True, help="YYYY-MM (approval month)")
+    report.add_argument("--output", choices=["table", "csv", "json"], default="table")
     return p
 
 
 def _validate(args, out: Console) -> int:
-    state = load_desired_state(args.repo / "desired_state")
+    source = at_ref(args.repo, args.ref) if args.ref else working_tree(args.repo)
+    state = load_desired_state(source.files)
     people = Counter(p.status for p in state.people)
     out.print(f"[green]desired_state is valid:[/] {len(state.people)} people ({people['activo']} activo, "
               f"{people['baja']} baja) in {len(state.units)} units; {len(state.entitlements)} entitlements.")
     return EXIT_OK
 
 
+def _source(args):
+    return working_tree(args.repo) if getattr(args, "working_tree", False) else at_ref(args.repo, args.ref)
+
+
 def _plan(args, out: Console) -> int:
-    with Run(args.repo, args.inventory, tuple(args.target)) as run:
+    with Run(_source(args), args.inventory, tuple(args.target), since_applied=args.since_applied) as run:
         plan = run.plan()
     if args.output == "json":
         print(plan_json(plan))
@@ -102,31 +136,48 @@ def _confirm(args, err: Console) -> bool:
 def _report(report: ApplyReport, out: Console) -> None:
     for o in report.failed:
         out.print(f"  [red]✗[/] {escape(f'{o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}')}")
+    for s in report.skipped:
+        out.print(f"  [yellow]⏸[/] {escape(f'skipped {s.change.movement.symbol} {s.change.kind} {s.change.label}: {s.reason}')}")
     counts = report.counts()
     parts = [f"{row['applied']} {name}" for name, row in counts.items()]
     verified = sum(row["verified"] for row in counts.values())
     failed = len(report.failed)
-    colour = "green" if report.ok else "red"
+    colour = "green" if report.ok and not report.skipped else "red" if not report.ok else "yellow"
+    skipped = f"; {len(report.skipped)} skipped for lack of approval" if report.skipped else ""
     out.print(f"[bold {colour}]Apply complete:[/] {', '.join(parts)} applied; {verified} verified by "
-              f"reading back; {failed} failed.")
+              f"reading back; {failed} failed{skipped}.")
     if report.timings:
         phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items() if seconds >= 0.05)
         out.print(f"Took {sum(report.timings.values()):.1f} s" + (f" ({phases})." if phases else "."))
-    for path in report.journals:
-        out.print(f"Run journal: {path}")
+    for path in report.audit_files:
+        out.print(f"Audit trail: {path} (and git notes --ref=reconciler)")
+    for target, sha in report.applied_refs.items():
+        out.print(f"Recorded {sha[:12]} as applied to {target}.")
     for path, count in report.credentials_files:
         out.print(f"Initial passwords of {count} new accounts: {path} "
                   "(readable by root only; hand them over and delete the file).")
 
 
+EXIT_SKIPPED = 3  # applied what was approved; some changes were skipped for lack of approval
+
+
 def _apply(args, out: Console, err: Console) -> int:
-    with Run(args.repo, args.inventory, tuple(args.target)) as run:
+    with Run(at_ref(args.repo, args.ref), args.inventory, tuple(args.target), since_applied=args.since_applied,
+             lock=True) as run:
         plan = run.plan()
+        for note in run.lock_notes:
+            err.print(f"Warning: {note}", markup=False, style="yellow")
         if args.output == "text":
             print_plan(plan, out)
         if plan.empty:
+            if args.expect_fingerprint and args.expect_fingerprint != plan.fingerprint:
+                run.apply(plan, expect_fingerprint=args.expect_fingerprint)  # raises PlanMoved
+            refs = run.record_applied(plan)
             if args.output == "json":
                 print(json.dumps({"plan": plan.to_dict(), "result": None}, ensure_ascii=False, indent=2))
+            else:
+                for target, sha in refs.items():
+                    out.print(f"Recorded {sha[:12]} as applied to {target}.")
             return EXIT_OK
         if args.output == "text" and not _confirm(args, err):
             out.print("Apply cancelled.")
@@ -135,17 +186,102 @@ def _apply(args, out: Console, err: Console) -> int:
             raise ReconcilerError("apply --output json needs --auto-approve")
         bar, start = _progress(err)
         with bar:
-            report = run.apply(plan, allow_mass_baja=args.allow_mass_baja, progress=start)
+            report = run.apply(plan, allow_mass_baja=args.allow_mass_baja, strict=args.strict,
+                               expect_fingerprint=args.expect_fingerprint, progress=start)
     if args.output == "json":
         result = {"outcomes": [{**o.change.to_dict(), "status": o.status, "verified": o.verified,
                                 "error": o.error} for o in report.outcomes],
+                  "skipped": [{**s.change.to_dict(), "reason": s.reason} for s in report.skipped],
                   "timings": {k: round(v, 3) for k, v in report.timings.items()},
                   "credentials_files": [path for path, _ in report.credentials_files],
-                  "journals": report.journals, "ok": report.ok}
+                  "audit_files": report.audit_files, "applied_refs": report.applied_refs, "ok": report.ok}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:
         _report(report, out)
-    return EXIT_OK if report.ok else EXIT_ERROR
+    if not report.ok:
+        return EXIT_ERROR
+    return EXIT_SKIPPED if report.skipped else EXIT_OK
+
+
+def _audit_dirs(args) -> list[str]:
+    return list(dict.fromkeys(t.audit_dir for t in load_inventory(args.inventory).values()))
+
+
+def _repo_or_none(args):
+    try:
+        return at_ref(args.repo, "HEAD").repo
+    except ReconcilerError:
+        return None
+
+
+def _audit_verify(args, out: Console) -> int:
+    repo = _repo_or_none(args)
+    notes = audit.read_notes(repo) if repo is not None else []
+    files = [f for d in _audit_dirs(args) for f in audit.trail_files(d)]
+    if not files:
+        raise ReconcilerError(f"no audit trail in {', '.join(_audit_dirs(args))}")
+    bad = 0
+    for path in files:
+        verdict = audit.verify_file(path, notes)
+        if verdict.ok:
+            out.print(f"[green]✓[/] {escape(str(path))}: {verdict.records} records, chain intact"
+                      + (", matches the git notes" if notes else ""))
+        else:
+            bad += 1
+            out.print(f"[red]✗ {escape(str(path))}: {escape(verdict.broken)}[/]")
+    return EXIT_ERROR if bad else EXIT_OK
+
+
+def _history(args, out: Console) -> int:
+    moves = auditors.history(audit.load_records(_audit_dirs(args)), args.query)
+    if args.output == "json":
+        print(json.dumps([m.to_dict() for m in moves], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not moves:
+        out.print(f"No recorded movement matches {escape(args.query)!r}.")
+        return EXIT_OK
+    for m in moves:
+        state = "verified" if m.verified else m.status
+        out.print(f"[bold]{escape(m.time)}[/]  {escape(m.target)}  {m.movement} {m.kind} "
+                  f"[bold]{escape(m.label)}[/]: {escape(state)}")
+        pr = f"PR {m.pull_request}" if m.pull_request else f"commit {(m.commit or '')[:10]}"
+        approvers = ", ".join(a.split(" <")[0] for a in m.approvers) or "nobody"
+        out.print(f"    {escape(pr)}, requested by {escape(m.requester or 'unknown')}, "
+                  f"approved by {escape(approvers)} at {escape(m.approved_at or '?')}")
+        for line in m.changed:
+            out.print(f"    {escape(line)}")
+        if m.note:
+            out.print(f"    [yellow]{escape(m.note)}[/]")
+    return EXIT_OK
+
+
+def _monthly(args, out: Console) -> int:
+    if not (len(args.month) == 7 and args.month[4] == "-" and args.month[:4].isdigit()
+            and args.month[5:].isdigit() and 1 <= int(args.month[5:]) <= 12):
+        raise ReconcilerError(f"--month {args.month!r}: expected YYYY-MM, e.g. 2026-11")
+    rows = auditors.monthly_indicators(audit.load_records(_audit_dirs(args)), args.month)
+    if args.output == "json":
+        print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows]}, ensure_ascii=False, indent=2))
+    elif args.output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["month", "movement", "approved", "applied_verified", "percent", "failed_or_pending",
+                         "median_hours_to_apply", "max_hours_to_apply"])
+        for r in rows:
+            writer.writerow([args.month, r.movement, r.approved, r.applied_verified,
+                             "" if r.percent is None else r.percent, r.failed_or_pending,
+                             "" if r.median_hours is None else r.median_hours,
+                             "" if r.max_hours is None else r.max_hours])
+    else:
+        table = Table(title=f"Solicitudes approved in {args.month}: attended and verified")
+        for column in ("movement", "approved", "applied + verified", "%", "failed or pending",
+                       "median h to apply", "max h to apply"):
+            table.add_column(column, justify="left" if column == "movement" else "right")
+        show = lambda v: "–" if v is None else str(v)  # noqa: E731
+        for r in rows:
+            table.add_row(r.movement, str(r.approved), str(r.applied_verified), show(r.percent),
+                          str(r.failed_or_pending), show(r.median_hours), show(r.max_hours))
+        out.print(table)
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args, out)
         if args.command == "plan":
             return _plan(args, out)
+        if args.command == "audit":
+            return _audit_verify(args, out)
+        if args.command == "history":
+            return _history(args, out)
+        if args.command == "report":
+            return _monthly(args, out)
         return _apply(args, out, err)
     except ValidationFailed as exc:
         for problem in exc.problems:

@@ -9,17 +9,24 @@ import gc
 import secrets
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import git
+
+from . import __version__, incremental
+from .audit import AuditLog, attach_note, change_record, operator
 from .credentials import CredentialFile
 from .desired import DesiredState, load_desired_state
 from .errors import ReconcilerError
 from .inventory import ADTarget, load_inventory
-from .journal import Journal
+from .lock import TargetLock
 from .plan import Change, Movement, Plan
 from .providers.ad import ADProvider, Outcome
-from .source import describe
+from .review import review
+from .source import DesiredSource
+
+APPLIED_REF = "refs/reconciler/applied/{target}"
 
 
 class DeletionGuard(ReconcilerError):
@@ -34,12 +41,28 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
+class NotApproved(ReconcilerError):
+    """--strict: some change lacks a valid approval, so nothing is applied."""
+
+
+class PlanMoved(ReconcilerError):
+    """--expect-fingerprint: the plan made now is not the plan that was approved."""
+
+
+@dataclass
+class Skipped:
+    change: Change
+    reason: str
+
+
 @dataclass
 class ApplyReport:
     outcomes: list[Outcome]
+    skipped: list[Skipped] = field(default_factory=list)  # not approved: left for a later run
     credentials_files: list[tuple[str, int]] = field(default_factory=list)  # (path, passwords in it)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per apply phase, all targets
-    journals: list[str] = field(default_factory=list)  # the run journal of each target
+    audit_files: list[str] = field(default_factory=list)
+    applied_refs: dict[str, str] = field(default_factory=dict)  # target -> commit now recorded as applied
 
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
@@ -47,6 +70,8 @@ class ApplyReport:
             row = table[o.change.movement.plural]
             row[o.status] += 1
             row["verified"] += o.verified
+        for s in self.skipped:
+            table[s.change.movement.plural]["skipped"] += 1
         return table
 
     @property
@@ -62,12 +87,16 @@ class ApplyReport:
 class Run:
     """Desired state plus open connections to the selected targets."""
 
-    repo: Path
+    source: DesiredSource
     inventory: Path
     only: tuple[str, ...] = ()
+    since_applied: bool = False
+    lock: bool = False  # apply: hold each target's lock from before reading it until the end
     today: str = field(default_factory=today_utc)
     state: DesiredState | None = None
     providers: dict[str, ADProvider] = field(default_factory=dict)
+    scope: incremental.Scope | None = None
+    lock_notes: list[str] = field(default_factory=list)  # expired locks taken over
     _stack: ExitStack = field(default_factory=ExitStack)
 
     def __enter__(self) -> "Run":
@@ -90,18 +119,28 @@ class Run:
         if unknown:
             raise ReconcilerError(f"unknown target {', '.join(unknown)} (the inventory {self.inventory} has "
                                   f"{', '.join(targets)})")
+        selected = {n: t for n, t in targets.items() if not self.only or n in self.only}
+        if self.lock:
+            for name, target in selected.items():
+                lock = self._stack.enter_context(TargetLock(target.audit_dir, name,
+                                                            dt.timedelta(minutes=target.lock_ttl_minutes)))
+                if lock.replaced:
+                    self.lock_notes.append(f"target {name}: took over the lock of {lock.replaced}")
+        if self.since_applied:
+            self.scope = incremental.scope_since_applied(self.source, [APPLIED_REF.format(target=n) for n in selected])
         # Connect and start reading the directories first, then load the YAML while they read.
         # A problem in the YAML is reported before a problem reaching a target.
         unreachable: ReconcilerError | None = None
         try:
-            for name, target in targets.items():
-                if not self.only or name in self.only:
-                    provider = self._stack.enter_context(ADProvider(target))
-                    self.providers[name] = provider
+            for name, target in selected.items():
+                provider = self._stack.enter_context(ADProvider(target))
+                self.providers[name] = provider
+                if self.scope is None or self.scope.full:
                     provider.prefetch()
         except ReconcilerError as exc:
             unreachable = exc
-        self.state = load_desired_state(self.repo / "desired_state")
+        only_users = None if self.scope is None or self.scope.full else self.scope.user_files
+        self.state = load_desired_state(self.source.files, only_users=only_users)
         if unreachable is not None:
             raise unreachable
 
@@ -110,13 +149,23 @@ class Run:
 
     def plan(self) -> Plan:
         changes, conflicts, warnings = [], [], []
+        partial = self.scope is not None and not self.scope.full
+        keys = self.scope.employee_keys if partial else None
         for provider in self.providers.values():
-            c, k, w = provider.plan(self.state, self.today)
+            c, k, w = provider.plan(self.state, self.today, keys, self.scope.previous_keys if partial else frozenset())
+            if keys is not None and provider.needs_full_read:
+                # The changed files touch something only a full read can judge: do the full plan.
+                self.scope = replace(self.scope, full=True, reason=provider.needs_full_read)
+                self.state = load_desired_state(self.source.files)
+                return self.plan()
             changes += c
             conflicts += k
             warnings += w
             warnings += self._guard_warning(provider.target, c)
-        return Plan(tuple(changes), tuple(conflicts), describe(self.repo), tuple(warnings))
+        scope = "full" if self.scope is None else self.scope.describe()
+        plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
+                    commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
+        return review(plan, self.source, self.state)
 
     @staticmethod
     def _excess_bajas(target: ADTarget, changes: list[Change]) -> int:
@@ -130,38 +179,106 @@ class Run:
                     f"{target.max_bajas}); apply refuses them unless given --allow-mass-baja"]
         return []
 
-    def apply(self, plan: Plan, allow_mass_baja: bool = False, progress=None) -> ApplyReport:
-        """Apply `plan` target by target; `progress(target, total)` returns an advance(n) callable."""
+    def _check(self, plan: Plan, allow_mass_baja: bool, strict: bool, expect_fingerprint: str | None) -> None:
+        """Everything that refuses the whole run, checked before the first change."""
+        if self.source.commit is None:
+            raise ReconcilerError("apply reads the desired state from a commit of the protected branch, "
+                                  "never from the working tree")
+        if expect_fingerprint and expect_fingerprint != plan.fingerprint:
+            raise PlanMoved(f"refusing to apply: the plan now has fingerprint {plan.fingerprint}, not the approved "
+                            f"{expect_fingerprint}. The live state or the desired state moved since that plan "
+                            "was reviewed; nothing was changed. Review the new plan.")
+        unapproved = [c for c in plan.changes if not c.approved]
+        if strict and unapproved:
+            lines = "\n".join(f"  {c.movement.symbol} {c.kind} {c.label}: {c.approval.reason}" for c in unapproved[:20])
+            raise NotApproved(f"refusing to apply (--strict): {len(unapproved)} changes lack a valid approval; "
+                              f"nothing was changed:\n{lines}")
         for name, changes in plan.by_target().items():
             target = self.providers[name].target
-            if (bajas := self._excess_bajas(target, changes)) and not allow_mass_baja:
+            approved = [c for c in changes if c.approved]
+            if (bajas := self._excess_bajas(target, approved)) and not allow_mass_baja:
                 raise DeletionGuard(
                     f"refusing to apply: {bajas} bajas on target {name} exceed max_bajas ({target.max_bajas}). "
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
                     "--allow-mass-baja.")
+
+    def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
+              expect_fingerprint: str | None = None, progress=None) -> ApplyReport:
+        """Apply the approved changes of `plan`, target by target, each under its lock and with
+        its audit trail; `progress(target, total)` returns an advance(n) callable."""
+        self._check(plan, allow_mass_baja, strict, expect_fingerprint)
         run_id = new_run_id()
         report = ApplyReport([])
-        for name, changes in plan.by_target().items():
-            provider = self.providers[name]
-            credentials = CredentialFile(provider.target.credentials_dir, f"{name}-{run_id}")
-            journal = Journal(provider.target.journal_dir, f"{name}-{run_id}")
-            journal.start(run_id, name, plan.source, changes)
-            report.journals.append(str(journal.path))
-            advance = progress(name, len(changes)) if progress else (lambda n: None)
-            aborted: BaseException | None = None
-            try:
-                outcomes = provider.apply(changes, credentials, advance)
-                provider.verify(outcomes, self.today)
-                journal.results(outcomes)
-            except BaseException as exc:
-                aborted = exc
-                raise
-            finally:
-                credentials.close()
-                journal.close(aborted)
-            report.outcomes += outcomes
-            for phase, seconds in provider.timings.items():
-                report.timings[phase] = report.timings.get(phase, 0.0) + seconds
-            if credentials.count:
-                report.credentials_files.append((str(credentials.path), credentials.count))
+        by_target = plan.by_target()
+        for name, provider in self.providers.items():
+            self._apply_target(provider, by_target.get(name, []), plan, run_id, report, progress)
         return report
+
+    def _apply_target(self, provider: ADProvider, changes: list[Change], plan: Plan, run_id: str,
+                      report: ApplyReport, progress) -> None:
+        target = provider.target
+        approved = [c for c in changes if c.approved]
+        skipped = [Skipped(c, c.approval.reason) for c in changes if not c.approved]
+        conflicts = [c for c in plan.conflicts if c.target == target.name]
+        if not changes:
+            if not conflicts:
+                self._record_applied(target.name, report)
+            return
+        audit = AuditLog(target.audit_dir, target.name)
+        report.audit_files.append(str(audit.path))
+        commit = self.source.sha
+        audit.append("run-start", run=run_id, commit=commit, source=plan.source, scope=plan.scope,
+                     fingerprint=plan.fingerprint, planned=len(approved), skipped=len(skipped),
+                     locks_taken_over=self.lock_notes, reconciler=__version__, **operator())
+        for s in skipped:
+            audit.append("change", **change_record(s.change, "skipped", error=s.reason, run=run_id, commit=commit))
+        report.skipped += skipped
+        credentials = CredentialFile(target.credentials_dir, f"{target.name}-{run_id}")
+        advance = progress(target.name, len(approved)) if progress else (lambda n: None)
+        outcomes: list[Outcome] = []
+        aborted: BaseException | None = None
+        try:
+            outcomes = provider.apply(approved, credentials, advance)
+            provider.verify(outcomes, self.today)
+        except BaseException as exc:
+            aborted = exc
+            raise
+        finally:
+            credentials.close()
+            for o in outcomes:
+                audit.append("change", **change_record(o.change, o.status, o.verified, o.error, run_id, commit))
+            applied_all = aborted is None and not skipped and not conflicts and all(
+                o.status == "applied" and o.verified for o in outcomes)
+            audit.append("run-end", run=run_id, commit=commit,
+                         result="aborted" if aborted else ("complete" if applied_all else "incomplete"),
+                         reason=f"{type(aborted).__name__}: {aborted}" if aborted else None,
+                         applied_ref_moved=applied_all)
+            audit.close()
+            attach_note(self.source.repo, commit, audit.written)
+        report.outcomes += outcomes
+        for phase, seconds in provider.timings.items():
+            report.timings[phase] = report.timings.get(phase, 0.0) + seconds
+        if credentials.count:
+            report.credentials_files.append((str(credentials.path), credentials.count))
+        if applied_all:
+            self._record_applied(target.name, report)
+
+    def _record_applied(self, target: str, report: ApplyReport | None = None) -> None:
+        """Move refs/reconciler/applied/<target> to the commit: everything in it is applied."""
+        if self.source.commit is None:
+            return
+        try:
+            self.source.repo.git.update_ref(APPLIED_REF.format(target=target), self.source.sha)
+        except git.GitCommandError as exc:
+            raise ReconcilerError(f"could not record the applied commit for {target}: {exc.stderr.strip()}") from None
+        if report is not None:
+            report.applied_refs[target] = self.source.sha
+
+    def record_applied(self, plan: Plan) -> dict[str, str]:
+        """For a plan with nothing to do: every target without conflicts is at this commit."""
+        report = ApplyReport([])
+        if self.source.commit is not None:
+            for name in self.providers:
+                if not any(c.target == name for c in plan.conflicts):
+                    self._record_applied(name, report)
+        return report.applied_refs

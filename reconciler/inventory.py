@@ -15,7 +15,8 @@ from .errors import Problem, ReconcilerError, ValidationFailed
 
 DEFAULT_MAX_BAJAS = 25
 DEFAULT_CREDENTIALS_DIR = "/var/lib/reconciler/credentials"
-DEFAULT_JOURNAL_DIR = "/var/lib/reconciler/journal"
+DEFAULT_AUDIT_DIR = "/var/lib/reconciler/audit"
+DEFAULT_LOCK_TTL_MINUTES = 120
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class ADTarget:
     validate_tls: bool
     max_bajas: int
     credentials_dir: str
-    journal_dir: str = DEFAULT_JOURNAL_DIR
+    audit_dir: str = DEFAULT_AUDIT_DIR
+    lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
 
     @property
     def url(self) -> str:
@@ -70,15 +72,16 @@ def _ad_target(name: str, raw: dict) -> ADTarget:
         bind_password=SecretSource(**raw["bind_password"]), ca_file=tls.get("ca_file"),
         validate_tls=tls.get("validate", True), max_bajas=raw.get("max_bajas", DEFAULT_MAX_BAJAS),
         credentials_dir=raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
-        journal_dir=raw.get("journal_dir", DEFAULT_JOURNAL_DIR),
+        audit_dir=raw.get("audit_dir", DEFAULT_AUDIT_DIR),
+        lock_ttl_minutes=raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES),
     )
 
 
 def load_inventory(path: Path) -> dict[str, ADTarget]:
     path = Path(path)
-    check = FileCheck(path, str(path))
     if not path.is_file():
         raise ValidationFailed([Problem(str(path), None, "", "inventory file not found")])
+    check = FileCheck(str(path), path.read_text(encoding="utf-8", errors="replace"))
     data, problems = read_yaml(path, str(path))
     if problems:
         raise ValidationFailed(problems)

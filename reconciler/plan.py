@@ -7,6 +7,8 @@ at apply time and never enter a Change.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,17 +58,35 @@ class Change:
     reason: str = ""  # why, when not simply "the YAML says so": drift, no longer declared...
     drift: bool = False  # the object was changed outside the reconciler since it was applied
     folio: str | None = None
+    unit: str | None = None  # the unit it belongs to, for the approval policy
+    # Where it is declared (desired.model.Source values); empty for objects the inventory implies.
+    origins: tuple = field(default=(), compare=False, repr=False)
+    # Filled in from Git when the plan is made from a commit (solicitudes.Provenance, policy.Approval).
+    provenance: Any = field(default=None, compare=False, repr=False)
+    approval: Any = field(default=None, compare=False, repr=False)
     # Provider payload: the desired and actual records.  Not part of identity or output.
     desired: Any = field(default=None, compare=False, repr=False)
     actual: Any = field(default=None, compare=False, repr=False)
 
-    def to_dict(self) -> dict:
+    def content(self) -> dict:
+        """What the change does, and nothing about why: the part a fingerprint covers."""
         return {
             "movement": self.movement.value, "target": self.target, "kind": self.kind, "key": self.key,
             "label": self.label, "folio": self.folio, "reason": self.reason or None, "drift": self.drift,
             "attributes": [{"name": a.name, "before": _jsonable(a.before), "after": _jsonable(a.after)}
                            for a in self.attributes],
         }
+
+    def to_dict(self) -> dict:
+        out = self.content()
+        out["unit"] = self.unit
+        out["solicitud"] = self.provenance.to_dict() if self.provenance is not None else None
+        out["approval"] = self.approval.to_dict() if self.approval is not None else None
+        return out
+
+    @property
+    def approved(self) -> bool:
+        return self.approval is not None and self.approval.ok
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,19 @@ class Plan:
     conflicts: tuple[Conflict, ...] = ()
     source: str = ""  # what the desired state was read from (commit, working tree)
     warnings: tuple[str, ...] = ()
+    commit: str | None = None  # the commit it was made from; None for a working-tree preview
+    tree: str = ""  # identity of the desired_state/ content (Git tree id)
+    scope: str = "full"  # "full", or "incremental since <commit>"
+
+    @property
+    def fingerprint(self) -> str:
+        """The desired content plus everything the plan read from the targets that matters:
+        each change's before and after values.  If the live state moves after approval, the
+        plan made at apply time has another fingerprint."""
+        document = {"tree": self.tree, "changes": [c.content() for c in self.changes],
+                    "conflicts": [c.to_dict() for c in self.conflicts]}
+        text = json.dumps(document, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.movement for c in self.changes)
@@ -115,7 +148,8 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {
-            "format_version": 1, "source": self.source,
+            "format_version": 2, "source": self.source, "commit": self.commit, "scope": self.scope,
+            "fingerprint": self.fingerprint,
             "summary": {**self.summary(), "conflicts": len(self.conflicts)},
             "changes": [c.to_dict() for c in self.changes],
             "conflicts": [c.to_dict() for c in self.conflicts], "warnings": list(self.warnings),

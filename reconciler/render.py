@@ -49,13 +49,26 @@ def _heading(change: Change) -> str:
     return f"  [{colour}]{change.movement.symbol}[/] [bold]{change.kind}[/] {escape(change.label)}{note}"
 
 
+def _solicitud_line(change: Change) -> str | None:
+    """Who asked and whether the policy lets it through, under each change of a commit plan."""
+    if change.approval is None or change.provenance is None and change.approval.ok:
+        return None
+    who = f"{escape(change.provenance.summary())}; " if change.provenance is not None else ""
+    if change.approval.ok:
+        return f"      [dim]solicitud: {who}[/][green]✓ {escape(change.approval.reason)}[/]"
+    return f"      [dim]solicitud: {who}[/][red]✗ not approved: {escape(change.approval.reason)}[/]"
+
+
 def print_plan(plan: Plan, console: Console) -> None:
     console.print(f"[bold]Desired state:[/] {escape(plan.source)}")
+    console.print(f"[bold]Scope:[/] {escape(plan.scope)}   [bold]Fingerprint:[/] {plan.fingerprint}")
     for target, changes in plan.by_target().items():
         console.print(f"\n[bold underline]Target {escape(target)}[/]\n")
         for change in changes:
             console.print(_heading(change))
             for line in _attribute_lines(change):
+                console.print(line)
+            if plan.commit is not None and (line := _solicitud_line(change)):
                 console.print(line)
     if plan.conflicts:
         console.print(f"\n[bold magenta]{len(plan.conflicts)} conflicts[/] (objects the reconciler does not own "
@@ -65,7 +78,9 @@ def print_plan(plan: Plan, console: Console) -> None:
     for warning in plan.warnings:
         console.print(f"\n[bold yellow]Warning:[/] {escape(warning)}")
     console.print()
-    console.print(f"[bold]{escape(plan.summary_line())}[/]")
+    unapproved = sum(1 for c in plan.changes if not c.approved) if plan.commit is not None else 0
+    tail = f" [red]{unapproved} not approved: apply skips them.[/]" if unapproved else ""
+    console.print(f"[bold]{escape(plan.summary_line())}[/]{tail}")
 
 
 def plan_json(plan: Plan) -> str:
@@ -98,8 +113,21 @@ def _md_attributes(change: Change) -> str:
     return "<br>".join(parts)
 
 
+def _md_solicitud(change: Change) -> str:
+    if change.approval is None:
+        return ""
+    p = change.provenance
+    who = f"{_md(p.pull_request or p.landed[:10])} by {_md(p.requester.name)}<br>" if p is not None else ""
+    mark = "✅" if change.approval.ok else "⛔"
+    return f"{who}{mark} {_md(change.approval.reason)}"
+
+
 def plan_markdown(plan: Plan) -> str:
-    out = ["### Reconciler plan", "", f"**{plan.summary_line()}**", "", f"Desired state: {_md(plan.source)}", ""]
+    out = [f"<!-- reconciler-fingerprint: {plan.fingerprint} -->", "### Reconciler plan", "",
+           f"**{plan.summary_line()}**", "", f"Desired state: {_md(plan.source)}  ",
+           f"Scope: {_md(plan.scope)}  ", f"Fingerprint: `{plan.fingerprint}` "
+           f"(apply with `--expect-fingerprint {plan.fingerprint}` to refuse if the live state moves)", ""]
+    solicitudes = plan.commit is not None
     for target, changes in plan.by_target().items():
         out.append(f"#### Target `{target}`")
         for movement in Movement:
@@ -108,11 +136,13 @@ def plan_markdown(plan: Plan) -> str:
                 continue
             out += ["", f"<details{' open' if movement is not Movement.ALTA else ''}>"
                         f"<summary>{movement.symbol} {len(rows)} {movement.plural}</summary>", "",
-                    "| | kind | object | folio | changes |", "|---|---|---|---|---|"]
+                    "| | kind | object | folio | changes |" + (" solicitud |" if solicitudes else ""),
+                    "|---|---|---|---|---|" + ("---|" if solicitudes else "")]
             for c in rows:
                 note = _md(c.reason) + ("<br>" if c.reason and c.attributes else "")
+                extra = f" {_md_solicitud(c)} |" if solicitudes else ""
                 out.append(f"| {movement.symbol} | {c.kind} | {_md(c.label)} | {_md(c.folio or '')} | "
-                           f"{note}{_md_attributes(c)} |")
+                           f"{note}{_md_attributes(c)} |{extra}")
             out += ["", "</details>"]
     if plan.conflicts:
         out += ["", f"#### ⚠ {len(plan.conflicts)} conflicts (left alone, resolve them by hand)", ""]

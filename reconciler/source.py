@@ -1,22 +1,92 @@
-"""What the desired state was read from, said in one line for plan headers (gitpython)."""
+"""Where a run reads the desired state from: a commit of the protected branch, or (for a local
+preview only) the working tree.  Plans name what they were made from.
+"""
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
+from .desired.files import CommitFiles, DesiredFiles, DirectoryFiles
+from .errors import ReconcilerError
 
-def describe(root: Path) -> str:
+DEFAULT_REF = "main"
+DESIRED_DIR = "desired_state"
+
+
+@dataclass
+class DesiredSource:
+    files: DesiredFiles
+    description: str
+    repo: git.Repo | None = None
+    commit: git.Commit | None = None  # None: the working tree
+    prefix: str = ""  # the desired repository's directory inside the Git work tree ("" at its root)
+
+    @property
+    def sha(self) -> str | None:
+        return self.commit.hexsha if self.commit is not None else None
+
+    def path_in_repo(self, rel: str) -> str:
+        """'desired_state/users/x.yaml' as Git names it."""
+        return f"{self.prefix}{rel}"
+
+    def tree_id(self) -> str:
+        """The identity of the desired_state/ content: its Git tree (the same for a pull
+        request's head and the squash commit made from it), or a hash of the files on disk."""
+        if self.commit is not None:
+            try:
+                return (self.commit.tree / self.path_in_repo(DESIRED_DIR)).hexsha
+            except KeyError:
+                return "0" * 40
+        digest = hashlib.sha256()
+        root = Path(self.files.root)  # type: ignore[attr-defined]
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+
+def _repo(path: Path) -> git.Repo | None:
     try:
-        repo = git.Repo(root, search_parent_directories=True)
+        return git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return f"{root} (not a Git repository)"
+        return None
+
+
+def _prefix(repo: git.Repo, path: Path) -> str:
+    rel = Path(path).resolve().relative_to(Path(repo.working_tree_dir).resolve())
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
+def working_tree(path: Path) -> DesiredSource:
+    path = Path(path)
+    files = DirectoryFiles(path / DESIRED_DIR)
+    repo = _repo(path)
+    if repo is None:
+        return DesiredSource(files, f"working tree {path} (not a Git repository; a preview only)")
     try:
-        head = repo.head.commit.hexsha[:12]
+        head = f"commit {repo.head.commit.hexsha[:12]}"
     except ValueError:
-        return f"{root} (Git repository with no commits yet)"
-    branch = "detached HEAD" if repo.head.is_detached else repo.active_branch.name
-    rel = Path(root).resolve().relative_to(Path(repo.working_tree_dir).resolve())
-    dirty = repo.is_dirty(untracked_files=True, path=str(rel) if str(rel) != "." else None)
-    state = "working tree with uncommitted changes" if dirty else "clean working tree"
-    return f"commit {head} on {branch}, {state}"
+        head = "no commit yet"
+    prefix = _prefix(repo, path)
+    dirty = repo.is_dirty(untracked_files=True, path=f"{prefix}{DESIRED_DIR}")
+    state = "with uncommitted changes" if dirty else "no uncommitted changes"
+    return DesiredSource(files, f"working tree ({head}, {state}; a preview only, apply reads commits)",
+                         repo=repo, prefix=prefix)
+
+
+def at_ref(path: Path, ref: str = DEFAULT_REF) -> DesiredSource:
+    repo = _repo(Path(path))
+    if repo is None:
+        raise ReconcilerError(f"{path} is not a Git repository: desired state is read from a commit "
+                              "(use plan --working-tree to preview files that are not committed)")
+    try:
+        commit = repo.commit(ref)
+    except (git.BadName, ValueError, git.GitCommandError):
+        raise ReconcilerError(f"the repository {repo.working_tree_dir} has no commit {ref!r} "
+                              "(desired state is read from the protected branch, by default main)") from None
+    prefix = _prefix(repo, Path(path))
+    files = CommitFiles(commit, f"{prefix}{DESIRED_DIR}")
+    return DesiredSource(files, f"commit {commit.hexsha[:12]} ({ref}): {commit.summary}",
+                         repo=repo, commit=commit, prefix=prefix)

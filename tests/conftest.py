@@ -13,6 +13,7 @@ import subprocess
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import git
 import pytest
 import yaml
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
@@ -50,14 +51,88 @@ def person(key: str = "SSM-000001", **overrides) -> dict:
     return base
 
 
+# People in the tests' Git histories (names with the characters real ones have).
+REQUESTER = ("José Núñez O'Brien", "jose.nunez@salud.morelos.gob.mx")
+APPROVER_1 = ("Ing. Marta Ávila Ibáñez", "marta.avila@salud.morelos.gob.mx")
+APPROVER_2 = ("Lic. Raúl Peña Güemes", "raul.pena@salud.morelos.gob.mx")
+UNIT_HEAD = ("Dra. Ana Lucía Ordóñez", "ana.ordonez@salud.morelos.gob.mx")
+POLICY = {
+    "required_approvals": 1, "privileged_approvals": 2, "privileged_entitlements": ["vpn"],
+    "approvers": [
+        {"name": APPROVER_1[0], "email": APPROVER_1[1], "units": ["*"], "paths": ["desired_state/*"]},
+        {"name": APPROVER_2[0], "email": APPROVER_2[1], "units": ["*"], "paths": ["desired_state/*"]},
+        {"name": UNIT_HEAD[0], "email": UNIT_HEAD[1], "units": ["HG-CUERNAVACA"]},
+        {"name": REQUESTER[0], "email": REQUESTER[1], "units": ["*"]},
+    ],
+}
+
+
+def actor(who: tuple[str, str]) -> git.Actor:
+    return git.Actor(*who)
+
+
+def trailers(*approvers: tuple[str, str]) -> str:
+    return "".join(f"Approved-by: {name} <{email}>\n" for name, email in approvers)
+
+
 class DesiredRepo:
-    """A repository directory holding desired_state/ written from Python values."""
+    """A Git repository holding desired_state/ written from Python values, with helpers that
+    make the histories pull requests leave: squash merges, merge commits, direct pushes."""
 
     def __init__(self, root: Path):
         self.root = root
         self.users: dict[str, list[dict]] = {}
         self.units = copy.deepcopy(UNITS)
         self.entitlements = copy.deepcopy(ENTITLEMENTS)
+        self.policy = copy.deepcopy(POLICY)
+        self.pr_number = 0
+        self._git: git.Repo | None = None
+
+    @property
+    def git(self) -> git.Repo:
+        if self._git is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._git = git.Repo.init(self.root, initial_branch="main")
+            with self._git.config_writer() as config:
+                config.set_value("user", "name", "CI").set_value("user", "email", "ci@example.org")
+        return self._git
+
+    def _commit_all(self, message: str, author: tuple[str, str], committer: tuple[str, str] | None = None) -> str:
+        self.git.git.add("-A")
+        commit = self.git.index.commit(message, author=actor(author), committer=actor(committer or author))
+        return commit.hexsha
+
+    def squash_merge(self, title: str = "Solicitud", requester=REQUESTER, approvers=(APPROVER_1, APPROVER_2)) -> str:
+        """Write the files and land them on main as a squash merge of a pull request."""
+        self.write()
+        self.pr_number += 1
+        message = f"{title} (#{self.pr_number})\n\n{trailers(*approvers)}"
+        return self._commit_all(message, requester, committer=("GitHub", "noreply@github.com"))
+
+    def direct_push(self, title: str = "Cambio directo", author=REQUESTER) -> str:
+        self.write()
+        return self._commit_all(title, author)
+
+    def merge_pr(self, branch: str, title: str = "Solicitud", requester=REQUESTER,
+                 approvers=(APPROVER_1, APPROVER_2), commits: int = 1) -> str:
+        """Write the files on a feature branch (in `commits` commits), then merge it into main
+        with a merge commit carrying the approval trailers."""
+        repo = self.git
+        main = repo.heads.main
+        feature = repo.create_head(branch, main.commit)
+        feature.checkout()
+        self.write()
+        repo.git.add("-A")
+        for i in range(commits):
+            repo.index.commit(f"{title} ({i + 1}/{commits})", author=actor(requester), committer=actor(requester))
+        main.checkout()
+        self.pr_number += 1
+        message = (f"Merge pull request #{self.pr_number} from salud/{branch}\n\n{title}\n\n"
+                   f"{trailers(*approvers)}")
+        repo.git.merge("--no-ff", "--no-edit", branch, env={"GIT_AUTHOR_NAME": "GitHub",
+                                                           "GIT_AUTHOR_EMAIL": "noreply@github.com"})
+        repo.git.commit("--amend", "-m", message)
+        return repo.head.commit.hexsha
 
     def add(self, unit: str, *people: dict) -> "DesiredRepo":
         self.users.setdefault(unit, []).extend(people)
@@ -84,6 +159,8 @@ class DesiredRepo:
         for old in users.glob("*.yaml"):
             old.unlink()
         dump = dict(allow_unicode=True, sort_keys=False)
+        (self.root / "inventory").mkdir(exist_ok=True)
+        (self.root / "inventory" / "approvers.yaml").write_text(yaml.safe_dump(self.policy, **dump), encoding="utf-8")
         (ds / "units.yaml").write_text(yaml.safe_dump({"units": self.units}, **dump), encoding="utf-8")
         (ds / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": self.entitlements}, **dump),
                                               encoding="utf-8")
@@ -137,7 +214,7 @@ class Sandbox:
         for ent in repo.entitlements.values():
             ent["group"] = f"{ent['group']}-{self.suffix}"
         self.credentials_dir = tmp / "credentials"
-        self.journal_dir = tmp / "journal"
+        self.audit_dir = tmp / "audit"
         self.inventory = tmp / "inventory.yaml"
         self.write_inventory()
 
@@ -148,13 +225,18 @@ class Sandbox:
             "ous": {"people": self.people_ou, "groups": self.groups_ou, "bajas": self.bajas_ou},
             "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": str(LAB_DIR / "bind.pw")},
             "tls": {"ca_file": str(LAB_DIR / "ca.pem")}, "max_bajas": max_bajas,
-            "credentials_dir": str(self.credentials_dir), "journal_dir": str(self.journal_dir),
+            "credentials_dir": str(self.credentials_dir), "audit_dir": str(self.audit_dir),
         }
         target.update(overrides)
         self.inventory.write_text(yaml.safe_dump({"targets": {"ad-test": target}}, allow_unicode=True))
 
-    def cli(self, command: str, *args: str) -> tuple[int, str, str]:
-        self.repo.write()
+    def cli(self, command: str, *args: str, land: bool = True) -> tuple[int, str, str]:
+        """Run a command against the sandbox; first land what the test declared on main as an
+        approved pull request, unless told not to (the test made its own history)."""
+        if land and command in ("plan", "apply"):
+            self.repo.write()
+            if self.repo.git.is_dirty(untracked_files=True) or not self.repo.git.head.is_valid():
+                self.repo.squash_merge()
         extra = ["--auto-approve"] if command == "apply" else []
         return run_cli("--repo", str(self.repo.root), command, "--inventory", str(self.inventory), *extra, *args)
 

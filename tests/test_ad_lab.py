@@ -265,7 +265,7 @@ def test_plan_outputs_json_and_markdown_with_exit_codes(sandbox):
     assert all("password" not in a["name"].lower() and "unicodePwd" != a["name"] for a in account["attributes"])
     code, out, _ = sandbox.cli("plan", "--output", "markdown")
     assert code == 2
-    assert out.startswith("### Reconciler plan") and "**Plan: 9 altas, 0 modificaciones, 0 bajas.**" in out
+    assert out.startswith("<!-- reconciler-fingerprint: ") and "\n### Reconciler plan\n" in out and "**Plan: 9 altas, 0 modificaciones, 0 bajas.**" in out
     assert "| + | account | jnunezo (José Ñúñez O'Brien) | SSM/STI/2026/00001 |" in out
     sandbox.apply()
     code, out, _ = sandbox.cli("plan", "--output", "markdown")
@@ -297,24 +297,32 @@ def test_invalid_yaml_is_reported_by_plan_while_the_directory_is_being_read(sand
     assert code == 1 and "people[0].status" in err and "cannot reach" not in err
 
 
-def test_each_apply_leaves_a_journal_of_planned_changes_and_results_without_secrets(sandbox):
+def test_each_apply_leaves_a_chained_audit_trail_without_secrets_and_a_git_note(sandbox):
     import json
 
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     out = sandbox.apply()
-    [journal] = list(sandbox.journal_dir.glob("*.jsonl"))
-    assert f"Run journal: {journal}" in out
-    assert stat.S_IMODE(os.stat(journal).st_mode) == 0o600
-    records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
-    events = [r["event"] for r in records]
-    assert events[0] == "start" and events[-1] == "end" and "aborted" not in events
-    planned = [r for r in records if r["event"] == "planned"]
-    results = [r for r in records if r["event"] == "result"]
-    assert len(planned) == len(results) == 9
-    person_result = next(r for r in results if r["kind"] == "account")
-    assert person_result["label"] == "jnunezo (José Ñúñez O'Brien)"
-    assert person_result["status"] == "applied" and person_result["verified"] is True
-    assert records[0]["target"] == "ad-test" and records[0]["operator"]
+    trail = sandbox.audit_dir / "ad-test.audit.jsonl"
+    assert f"Audit trail: {trail}" in out
+    assert stat.S_IMODE(os.stat(trail).st_mode) == 0o600
+    records = [json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines()]
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "run-start" and kinds[-1] == "run-end" and records[-1]["result"] == "complete"
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert all(r["prev"] == p["hash"] for p, r in zip(records, records[1:]))
+    changes = [r for r in records if r["kind"] == "change"]
+    assert len(changes) == 9 and records[0]["planned"] == 9
+    account = next(r for r in changes if r["object_kind"] == "account")
+    assert account["label"] == "jnunezo (José Ñúñez O'Brien)"
+    assert account["status"] == "applied" and account["verified"] is True
+    assert account["solicitud"]["pull_request"] == "#1"
+    assert account["solicitud"]["requester"] == "José Núñez O'Brien <jose.nunez@salud.morelos.gob.mx>"
+    assert account["approval"]["approved"] is True and account["commit"] == sandbox.repo.git.head.commit.hexsha
+    assert records[0]["target"] == "ad-test" and records[0]["operator"] and records[0]["reconciler"]
     [credentials] = list(sandbox.credentials_dir.glob("*.csv"))
     password = list(csv.DictReader(credentials.open(encoding="utf-8")))[0]["password"]
-    assert password not in journal.read_text(encoding="utf-8")
+    assert password not in trail.read_text(encoding="utf-8")
+    # The same records, attached to the applied commit as a git note.
+    note = sandbox.repo.git.git.notes("--ref", "reconciler", "show", "HEAD")
+    assert [json.loads(line)["hash"] for line in note.splitlines() if line.strip()] == [r["hash"] for r in records]
+    assert password not in note

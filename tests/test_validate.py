@@ -197,7 +197,7 @@ def test_inventory_refuses_a_password_written_in_it(tmp_path):
             bind_dn: Administrator@SALUD.LAB
             bind_password: {value: "S3cret!"}
         """))
-    code, out, err = run_cli("--repo", str(root), "plan", "--inventory", str(inventory))
+    code, out, err = run_cli("--repo", str(root), "plan", "--working-tree", "--inventory", str(inventory))
     assert code == 1
     assert f"{inventory}:9: targets.ad.bind_password.value: unknown field (allowed: env, file)" in err
     assert "S3cret!" not in out + err

@@ -19,9 +19,10 @@ import jsonschema
 
 from ..errors import Problem, ValidationFailed
 from .curp import curp_problem
+from .files import DesiredFiles, DirectoryFiles
 from .model import DesiredState, Entitlement, Person, Solicitud, Source, Unit
 from .naming import assign_account_names, common_name
-from .yamlfile import LineIndex, read_yaml
+from .yamlfile import LineIndex, not_utf8, parse_yaml
 
 # What a field should look like, said the way a person filling in the form would say it.
 _HINTS = {
@@ -108,14 +109,15 @@ def _describe(error: jsonschema.ValidationError) -> tuple[tuple[Any, ...], str]:
 class FileCheck:
     """Problems of one file, with line numbers looked up only if there are any."""
 
-    path: Path
     display: str
+    text: str = ""
+    found: bool = True
     problems: list[Problem] = field(default_factory=list)
     _lines: LineIndex | None = None
 
     def _index(self) -> LineIndex:
         if self._lines is None:
-            self._lines = LineIndex.of_file(self.path)
+            self._lines = LineIndex(self.text)
         return self._lines
 
     def line(self, path: tuple[Any, ...]) -> int | None:
@@ -143,32 +145,43 @@ class FileCheck:
         return bad
 
 
-def _display(root: Path, path: Path) -> str:
-    try:
-        return str(path.relative_to(root.parent))
-    except ValueError:
-        return str(path)
-
-
-def _read_catalog(root: Path, name: str, checks: list[FileCheck]) -> dict[str, dict]:
-    path = root / f"{name}.yaml"
-    check = FileCheck(path, _display(root, path))
+def _open(files: DesiredFiles, rel: str, checks: list[FileCheck]) -> tuple[FileCheck, Any, bool]:
+    """Read and parse one file: (its check, data, usable).  A missing file is (check, None, False)
+    with no problem recorded: whether that is a problem is the caller's business."""
+    check = FileCheck(f"{files.label}/{rel}")
     checks.append(check)
-    if not path.exists():
-        check.add((), f"missing: declare the {name} here")
-        return {}
-    data, problems = read_yaml(path, check.display)
+    try:
+        text = files.read_text(rel)
+    except UnicodeDecodeError as exc:
+        check.problems.append(not_utf8(check.display, exc))
+        return check, None, False
+    except OSError as exc:
+        check.add((), f"cannot read: {exc.strerror}")
+        return check, None, False
+    if text is None:
+        check.found = False
+        return check, None, False
+    check.text = text
+    data, problems = parse_yaml(text, check.display)
     check.problems += problems
-    if problems:
-        return {}
+    return check, data, not problems
+
+
+def _read_catalog(files: DesiredFiles, name: str, checks: list[FileCheck]) -> tuple[dict[str, dict], str]:
+    check, data, usable = _open(files, f"{name}.yaml", checks)
+    if not check.found:
+        check.add((), f"missing: declare the {name} here")
+        return {}, check.display
+    if not usable:
+        return {}, check.display
     if not isinstance(data, dict) or name not in data:
         check.add((), f"expected a mapping with a top-level '{name}:' key")
-        return {}
+        return {}, check.display
     bad = check.validate(data, "units")
     entries = data.get(name) or {}
     if not isinstance(entries, dict):
-        return {}
-    return {k: v for k, v in entries.items() if (name, k) not in bad}
+        return {}, check.display
+    return {k: v for k, v in entries.items() if (name, k) not in bad}, check.display
 
 
 def _person(item: dict, unit: str, source: Source) -> Person:
@@ -186,19 +199,16 @@ def _person(item: dict, unit: str, source: Source) -> Person:
     )
 
 
-def _read_people(root: Path, units: dict, entitlements: dict, checks: list[FileCheck]) -> list[tuple[Person, FileCheck, int]]:
-    users_dir = root / "users"
-    files = sorted(list(users_dir.glob("*.yaml")) + list(users_dir.glob("*.yml")))
+USER_SUFFIXES = (".yaml", ".yml")
+
+
+def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlements: dict,
+                 checks: list[FileCheck]) -> list[tuple[Person, FileCheck, int]]:
     people = []
-    for path in files:
-        check = FileCheck(path, _display(root, path))
-        checks.append(check)
-        data, problems = read_yaml(path, check.display)
-        check.problems += problems
-        if problems:
-            continue
-        if data is None:
-            continue  # an empty file declares nobody
+    for rel in names:
+        check, data, usable = _open(files, rel, checks)
+        if not usable or data is None:
+            continue  # an empty (or vanished) file declares nobody
         bad = check.validate(data, "users")
         if not isinstance(data, dict) or ("unit",) in bad or not isinstance(data.get("people"), list):
             continue
@@ -209,7 +219,7 @@ def _read_people(root: Path, units: dict, entitlements: dict, checks: list[FileC
             if ("people", index) in bad:
                 continue
             where = ("people", index)
-            person = _person(item, unit, Source(check.display, None))
+            person = _person(item, unit, Source(check.display, None, where))
             for e_index, ent in enumerate(person.entitlements):
                 if entitlements and ent not in entitlements:
                     check.add(where + ("entitlements", e_index),
@@ -263,18 +273,26 @@ def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
     return kept
 
 
-def load_desired_state(root: Path) -> DesiredState:
-    """Read desired_state/ (the directory `root`); raise ValidationFailed with every problem."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ValidationFailed([Problem(str(root), None, "", "desired state directory not found")])
+def load_desired_state(source: Path | DesiredFiles, only_users: Iterable[str] | None = None) -> DesiredState:
+    """Read desired_state/ (a directory, or the files of a commit); raise ValidationFailed with
+    every problem.  `only_users` restricts people to those files (relative to desired_state/,
+    e.g. users/hg-cuernavaca.yaml): an incremental plan loads only what changed."""
+    files = DirectoryFiles(source) if isinstance(source, (str, Path)) else source
+    if not files.exists():
+        raise ValidationFailed([Problem(files.label, None, "", "desired state directory not found")])
     checks: list[FileCheck] = []
-    raw_units = _read_catalog(root, "units", checks)
-    raw_ents = _read_catalog(root, "entitlements", checks)
-    units = {k: Unit(k, v["name"], v["kind"], v.get("clues"), v.get("ou", k)) for k, v in raw_units.items()}
-    entitlements = {k: Entitlement(k, v["description"], v["group"], v.get("privileged", False))
+    raw_units, units_file = _read_catalog(files, "units", checks)
+    raw_ents, ents_file = _read_catalog(files, "entitlements", checks)
+    units = {k: Unit(k, v["name"], v["kind"], v.get("clues"), v.get("ou", k), Source(units_file, None, ("units", k)))
+             for k, v in raw_units.items()}
+    entitlements = {k: Entitlement(k, v["description"], v["group"], v.get("privileged", False),
+                                   Source(ents_file, None, ("entitlements", k)))
                     for k, v in raw_ents.items()}
-    people = _read_people(root, units, entitlements, checks)
+    names = files.listing("users", USER_SUFFIXES)
+    if only_users is not None:
+        wanted = set(only_users)
+        names = [n for n in names if n in wanted]
+    people = _read_people(files, names, units, entitlements, checks)
     kept = _cross_checks(people)
     problems = [p for check in checks for p in check.problems]
     if problems:

@@ -10,8 +10,9 @@ from typing import Mapping
 class Source:
     """Where a declaration was written, for messages and provenance."""
 
-    file: str
+    file: str  # relative to the repository: desired_state/users/hg-cuernavaca.yaml
     line: int | None
+    path: tuple = ()  # where inside the document: ("people", 3); provenance blames its lines
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
@@ -24,6 +25,7 @@ class Unit:
     kind: str
     clues: str | None
     ou: str
+    source: Source | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Entitlement:
     description: str
     group: str
     privileged: bool = False
+    source: Source | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

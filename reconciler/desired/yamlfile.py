@@ -104,9 +104,18 @@ def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        return None, [Problem(display, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        return None, [not_utf8(display, exc)]
     except OSError as exc:
         return None, [Problem(display, None, "", f"cannot read: {exc.strerror}")]
+    return parse_yaml(text, display)
+
+
+def not_utf8(display: str, exc: UnicodeDecodeError) -> Problem:
+    return Problem(display, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+
+
+def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
+    """Parse one document.  Returns (data, problems); data is None when it is unusable."""
     try:
         return fast_load(text), []
     except DuplicateKey as dup:
@@ -127,6 +136,7 @@ class LineIndex:
     """Maps a path inside a document (keys and list indices) to the line that holds it."""
 
     def __init__(self, text: str):
+        self._text_lines = text.splitlines()
         try:
             self._root = yaml.compose(text, Loader=_BaseLoader)
         except yaml.YAMLError:
@@ -139,6 +149,18 @@ class LineIndex:
     def line(self, path: tuple[Any, ...]) -> int | None:
         """The line of the deepest node along `path` that exists (1-based)."""
         return self._walk(path)[1]
+
+    def span(self, path: tuple[Any, ...]) -> tuple[int, int] | None:
+        """First and last line (1-based) of the node at `path`, None if it does not exist."""
+        node, _, complete = self._walk(path)
+        if not complete or node is None:
+            return None
+        # The end mark sits where the next token starts: on the next item's line when only
+        # indentation precedes it, so that line is not part of this node.
+        row, col = node.end_mark.line, node.end_mark.column
+        ends_before = row >= len(self._text_lines) or not self._text_lines[row][:col].strip()
+        last = row if ends_before else row + 1
+        return node.start_mark.line + 1, max(last, node.start_mark.line + 1)
 
     def scalar(self, path: tuple[Any, ...]) -> str | None:
         """The text exactly as written at `path` (004512 stays 004512, not octal 2378)."""

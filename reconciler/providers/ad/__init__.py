@@ -14,7 +14,7 @@ from ...plan import Change, Conflict, Movement
 from .apply import ADApplier, Outcome
 from .connection import connect
 from .diff import ActualDirectory, diff
-from .read import read_accounts, read_directory
+from .read import near_names, read_accounts, read_accounts_by_key, read_directory
 from .records import DesiredDirectory, expand
 
 
@@ -31,6 +31,8 @@ class ADProvider:
         self.timings: dict[str, float] = {}
         self.desired: DesiredDirectory | None = None
         self.actual: ActualDirectory | None = None
+        self.needs_full_read: str | None = None  # why an incremental plan cannot be trusted
+        self._keys: frozenset | None = None
 
     def __enter__(self) -> "ADProvider":
         self.conn = connect(self.target)
@@ -56,16 +58,39 @@ class ADProvider:
             self.readers = [connect(self.target) for _ in range(self.READ_CONNECTIONS - 1)]
 
     def _read(self, verify: bool = False) -> ActualDirectory:
-        self._connect_readers()
-        prefetched, self._prefetch = self._prefetch, None
-        accounts = prefetched.result() if prefetched is not None else None
+        if self._keys is not None:
+            accounts = read_accounts_by_key(self.conn, self.target, self._keys, verify)
+        else:
+            self._connect_readers()
+            prefetched, self._prefetch = self._prefetch, None
+            accounts = prefetched.result() if prefetched is not None else None
         return read_directory(self.conn, self.target, self.desired, self.readers, accounts=accounts, verify=verify)
 
-    def plan(self, state: DesiredState, today: str) -> tuple[list[Change], list[Conflict], list[str]]:
+    def plan(self, state: DesiredState, today: str, keys: frozenset | None = None,
+             previous_keys: frozenset = frozenset()) -> tuple[list[Change], list[Conflict], list[str]]:
+        """Plan for the whole desired state, or (keys given) only for those employee keys."""
+        self._keys = keys
         self.desired = expand(state, self.target)
         self.actual = self._read()
+        if keys is not None:
+            self.needs_full_read = self._partial_view_problem(previous_keys)
         changes, conflicts = diff(self.desired, self.actual, self.target, today)
         return changes, conflicts, list(self.actual.warnings)
+
+    def _partial_view_problem(self, previous_keys: frozenset) -> str | None:
+        """What only a full read could judge in an incremental plan: a key that is new in the
+        changed files but already has an account (declared twice, or re-hired), or a new or
+        renamed account whose derived name is near an existing one (naming looks at everyone)."""
+        for key in sorted(set(self.desired.accounts) - previous_keys):
+            if key in self.actual.accounts:
+                return f"employee {key} is new in the changed files but already has an account"
+        wanted = {want.sam.rstrip("0123456789"): want.key for key, want in self.desired.accounts.items()
+                  if want.enabled and (key not in self.actual.accounts
+                                       or self.actual.accounts[key].sam.casefold() != want.sam.casefold())}
+        for obj in near_names(self.conn, self.target, wanted) if wanted else ():
+            if obj.employee_id not in set(wanted.values()):
+                return f"the account name {obj.sam} is near a new or renamed account's name"
+        return None
 
     def apply(self, changes: list[Change], credentials: CredentialFile, advance=lambda n: None) -> list[Outcome]:
         applier = ADApplier(self.conn, self.target, credentials, dict(self.actual.groups), advance)

@@ -116,13 +116,14 @@ def _drifted(actual: Account) -> bool:
 
 
 def _account_change(movement: Movement, target: ADTarget, desired: Account, actual: Account | None,
-                    reason: str = "") -> Change:
+                    reason: str = "", unit: str | None = None) -> Change:
     drift = actual is not None and _drifted(actual)
     if drift and not reason:
         reason = "changed outside the reconciler (drift)"
     return Change(movement, target.name, "account", desired.key, desired.display,
                   account_attribute_changes(desired, actual), reason=reason, drift=drift,
-                  folio=desired.folio, desired=desired, actual=actual)
+                  folio=desired.folio, unit=desired.unit or unit, origins=desired.origins,
+                  desired=desired, actual=actual)
 
 
 def _group_changes(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
@@ -138,7 +139,8 @@ def _group_changes(desired: DesiredDirectory, actual: ActualDirectory, target: A
                 "Move that group under the groups OU or rename the entitlement's group"))
         else:
             changes.append(Change(Movement.ALTA, target.name, "group", name, name,
-                                  (AttributeChange("description", None, text),)))
+                                  (AttributeChange("description", None, text),),
+                                  origins=desired.group_origins.get(name, (None, ()))[1]))
     return changes, conflicts
 
 
@@ -162,16 +164,23 @@ def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target:
         have = actual.accounts[key]
         if have.offboarded and dnlib.same(have.parent, target.bajas_ou):
             continue  # already offboarded; kept for the retention period
+        unit = desired.ou_origins.get(dnlib.key(have.parent), (None,))[0]
         bajas.append(_account_change(Movement.BAJA, target, offboarded(have, target, today), have,
-                                     reason="no longer declared in desired_state"))
+                                     reason="no longer declared in desired_state", unit=unit))
     return altas + modificaciones + bajas, conflicts
+
+
+def _ou_change(ou: str, desired: DesiredDirectory, target: ADTarget) -> Change:
+    """A unit's OU comes from units.yaml; the managed OUs above it come from the inventory."""
+    unit, origins = desired.ou_origins.get(dnlib.key(ou), (None, ()))
+    return Change(Movement.ALTA, target.name, "ou", ou, ou, unit=unit, origins=origins)
 
 
 def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
          today: str) -> tuple[list[Change], list[Conflict]]:
     """All changes that make `actual` match `desired`, in apply order, and the conflicts."""
     index = _LazyIndex(actual)  # only altas and renames need it; a no-change plan never builds it
-    ous = [Change(Movement.ALTA, target.name, "ou", ou, ou) for ou in desired.ous if dnlib.key(ou) not in actual.ous]
+    ous = [_ou_change(ou, desired, target) for ou in desired.ous if dnlib.key(ou) not in actual.ous]
     groups, group_conflicts = _group_changes(desired, actual, target, index)
     accounts, account_conflicts = _account_changes(desired, actual, target, today, index)
     return ous + groups + accounts, group_conflicts + account_conflicts

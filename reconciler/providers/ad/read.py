@@ -143,10 +143,14 @@ def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection]
         t.join()
     if errors:
         raise errors[0]
+    return _split_managed(pair for out in results for pair in out)
+
+
+def _split_managed(pairs: Iterable[tuple[dict, Account]]) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
     managed: dict[str, Account] = {}
     foreign: list[ForeignObject] = []
     warnings: list[str] = []
-    for entry, account in sorted((pair for out in results for pair in out), key=lambda pair: pair[0]["dn"]):
+    for entry, account in sorted(pairs, key=lambda pair: pair[0]["dn"]):
         if not _is_managed(entry) or not account.key:
             foreign.append(ForeignObject(entry["dn"], account.sam, account.attributes.get("userPrincipalName"),
                                          account.key or None))
@@ -157,6 +161,34 @@ def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection]
         else:
             managed[account.key] = account
     return managed, foreign, warnings
+
+
+def read_accounts_by_key(conn: Connection, target: ADTarget, keys: Iterable[str], verify: bool = False
+                         ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
+    """Only the accounts carrying these employeeIDs under the managed OUs (an incremental plan):
+    OR-batches of keys, one paged search per batch and managed root."""
+    keys = sorted(keys)
+    groups_key = dnlib.key(target.groups_ou)
+    pairs = []
+    for i in range(0, len(keys), _LOOKUP_BATCH):
+        terms = "".join(f"(employeeID={escape_filter_chars(k)})" for k in keys[i:i + _LOOKUP_BATCH])
+        query = f"(&(objectCategory=person)(objectClass=user)(|{terms}))"
+        for base in _distinct_roots([target.people_ou, target.bajas_ou]):
+            attributes = VERIFY_ATTRIBUTES if verify else ACCOUNT_ATTRIBUTES
+            pairs += [(e, _account(e, groups_key)) for e in paged_search(conn, base, query, attributes)]
+    return _split_managed(pairs)
+
+
+def near_names(conn: Connection, target: ADTarget, prefixes: Iterable[str]) -> list[ForeignObject]:
+    """Every object in the domain whose sAMAccountName starts with one of the prefixes."""
+    terms = [f"(sAMAccountName={escape_filter_chars(p)}*)" for p in sorted(set(prefixes)) if p]
+    found = []
+    for i in range(0, len(terms), _LOOKUP_BATCH):
+        for e in paged_search(conn, target.base_dn, f"(|{''.join(terms[i:i + _LOOKUP_BATCH])})",
+                              ["sAMAccountName", "employeeID"]):
+            a = _canonical(e["attributes"])
+            found.append(ForeignObject(e["dn"], _one(a, "sAMAccountName"), None, _one(a, "employeeID")))
+    return found
 
 
 def _distinct_roots(dns: list[str]) -> list[str]:

@@ -51,6 +51,8 @@ class Account:
     uac: int | None = field(default=None, compare=False)  # userAccountControl as read
     # From the desired state only:
     folio: str | None = field(default=None, compare=False)
+    unit: str | None = field(default=None, compare=False)  # unit key
+    origins: tuple = field(default=(), compare=False)  # Sources of the declarations behind it
 
     @property
     def sam(self) -> str:
@@ -83,6 +85,9 @@ class DesiredDirectory:
     accounts: Mapping[str, Account]
     groups: Mapping[str, str]  # group name -> description
     ous: tuple[str, ...]  # DNs, parents before children
+    # Where OUs and groups come from, for provenance: dn.key(ou) / group name -> (unit key, Sources)
+    ou_origins: Mapping[tuple, tuple] = field(default_factory=dict)
+    group_origins: Mapping[str, tuple] = field(default_factory=dict)
 
 
 def marker_value(account_hash: str) -> str:
@@ -124,13 +129,15 @@ def person_account(person: Person, state: DesiredState, target: ADTarget) -> Acc
         "description": None,
     }
     cn = common_name(person)
+    origins = tuple(s for s in (person.source, unit.source, *(state.entitlements[e].source
+                                                              for e in person.entitlements)) if s is not None)
     if person.active:
         groups = frozenset(state.entitlements[e].group for e in person.entitlements)
         return Account(person.employee_key, cn, unit_ou(target, unit.ou), attributes, True, groups,
-                       folio=person.solicitud.folio)
+                       folio=person.solicitud.folio, unit=unit.key, origins=origins)
     attributes["description"] = baja_stamp(person.solicitud.date, person.solicitud.folio)
     return Account(person.employee_key, bajas_cn(cn, sam), target.bajas_ou, attributes, False, frozenset(),
-                   folio=person.solicitud.folio)
+                   folio=person.solicitud.folio, unit=unit.key, origins=origins[:1])
 
 
 def offboarded(account: Account, target: ADTarget, today: str) -> Account:
@@ -158,7 +165,10 @@ def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
     for ou in roots + units:
         for step in _ancestors(ou, target.base_dn):
             ous.setdefault(dnlib.key(step), step)
-    groups = {}
+    groups, group_origins = {}, {}
     for ent in sorted(state.entitlements.values(), key=lambda e: e.group):
         groups.setdefault(ent.group, ent.description)
-    return DesiredDirectory(accounts, groups, tuple(ous.values()))
+        group_origins.setdefault(ent.group, (None, (ent.source,) if ent.source else ()))
+    ou_origins = {dnlib.key(unit_ou(target, u.ou)): (u.key, (u.source,) if u.source else ())
+                  for u in state.units.values()}
+    return DesiredDirectory(accounts, groups, tuple(ous.values()), ou_origins, group_origins)

@@ -1,0 +1,133 @@
+"""What auditors read from the audit trail: one object's history, and the monthly indicators.
+
+Both are pure functions over audit records (dicts, as audit.py writes them).
+
+The ISSEMYM indicators (procedure 004): for the solicitudes approved in a month (their pull
+request landed on the protected branch that month), how many altas, modificaciones and bajas
+were applied and verified by reading back, as a percentage, and how long it took from
+approval to the verified apply (median and longest, in hours).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass
+
+MOVEMENTS = ("alta", "modificacion", "baja")
+PLURAL = {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}
+
+
+def _changes(records: list[dict]) -> list[dict]:
+    return [r for r in records if r.get("kind") == "change"]
+
+
+def _matches(record: dict, query: str) -> bool:
+    q = query.casefold()
+    if record.get("key", "").casefold() == q:
+        return True
+    if q in record.get("label", "").casefold():
+        return True
+    for a in record.get("attributes", ()):
+        if a.get("name") == "sAMAccountName" and q in {str(a.get("before")).casefold(), str(a.get("after")).casefold()}:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Movement:
+    time: str
+    target: str
+    movement: str
+    kind: str
+    label: str
+    key: str
+    status: str  # applied, failed, skipped
+    verified: bool | None
+    pull_request: str | None
+    commit: str | None
+    requester: str | None
+    approvers: tuple[str, ...]
+    approved_at: str | None
+    changed: tuple[str, ...]  # "title: 'A' → 'B'"
+    note: str | None  # error or reason for skipping
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "approvers": list(self.approvers), "changed": list(self.changed)}
+
+
+def _short(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return "(none)" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def history(records: list[dict], query: str) -> list[Movement]:
+    """Every recorded movement of the person, account or object matching `query` (employee key,
+    account name, or part of the name), oldest first."""
+    out = []
+    for r in _changes(records):
+        if not _matches(r, query):
+            continue
+        sol = r.get("solicitud") or {}
+        changed = tuple(f"{a['name']}: {_short(a.get('before'))} → {_short(a.get('after'))}" for a in r.get("attributes", ()))
+        out.append(Movement(
+            time=r.get("time", ""), target=r.get("target", ""), movement=r.get("movement", ""), kind=r.get("object_kind", ""),
+            label=r.get("label", ""), key=r.get("key", ""), status=r.get("status", ""), verified=r.get("verified"),
+            pull_request=sol.get("pull_request"), commit=sol.get("landed") or r.get("commit"),
+            requester=sol.get("requester"), approvers=tuple(sol.get("approvers") or ()),
+            approved_at=sol.get("approved_at"), changed=changed, note=r.get("error")))
+    return out
+
+
+def _parse(ts: str | None) -> dt.datetime | None:
+    if not ts:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class IndicatorRow:
+    movement: str  # altas, modificaciones, bajas, total
+    approved: int
+    applied_verified: int
+    failed_or_pending: int
+    median_hours: float | None
+    max_hours: float | None
+
+    @property
+    def percent(self) -> float | None:
+        return round(100.0 * self.applied_verified / self.approved, 1) if self.approved else None
+
+    def to_dict(self) -> dict:
+        return {"movement": self.movement, "approved": self.approved, "applied_verified": self.applied_verified,
+                "failed_or_pending": self.failed_or_pending, "percent": self.percent,
+                "median_hours_to_apply": self.median_hours, "max_hours_to_apply": self.max_hours}
+
+
+def monthly_indicators(records: list[dict], month: str) -> list[IndicatorRow]:
+    """One row per movement and a total, for solicitudes approved in `month` (YYYY-MM)."""
+    # One entry per approved change: (target, object, solicitud), however many runs touched it.
+    approved: dict[tuple, dict] = {}
+    for r in _changes(records):
+        sol, approval = r.get("solicitud") or {}, r.get("approval") or {}
+        when = _parse(sol.get("approved_at"))
+        if not approval.get("approved") or when is None or when.astimezone(dt.timezone.utc).strftime("%Y-%m") != month:
+            continue
+        key = (r.get("target"), r.get("object_kind"), r.get("key"), r.get("movement"), sol.get("landed"))
+        entry = approved.setdefault(key, {"movement": r.get("movement"), "approved_at": when, "done": None})
+        applied_at = _parse(r.get("time"))
+        if r.get("status") == "applied" and r.get("verified") and applied_at is not None:
+            if entry["done"] is None or applied_at < entry["done"]:
+                entry["done"] = applied_at
+    rows = []
+    for name in (*MOVEMENTS, None):
+        entries = [e for e in approved.values() if name is None or e["movement"] == name]
+        hours = [max(0.0, (e["done"] - e["approved_at"]).total_seconds() / 3600) for e in entries if e["done"]]
+        rows.append(IndicatorRow(
+            PLURAL[name] if name else "total", len(entries), len(hours), len(entries) - len(hours),
+            round(statistics.median(hours), 2) if hours else None, round(max(hours), 2) if hours else None))
+    return rows

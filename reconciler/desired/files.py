@@ -1,0 +1,78 @@
+"""Where the desired-state files are read from: a directory on disk or a tree in a Git commit.
+
+`apply` reads from a commit of the protected branch, never from the working tree, so the
+loader only ever sees this interface.  Paths are POSIX, relative to desired_state/.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import git
+
+
+class DesiredFiles(Protocol):
+    label: str  # how file names are shown: "desired_state"
+
+    def exists(self) -> bool: ...
+
+    def read_text(self, rel: str) -> str | None:
+        """The file's text, or None when it does not exist.  Raises UnicodeDecodeError."""
+
+    def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:
+        """Sorted relative paths of the files directly in rel_dir with one of the suffixes."""
+
+
+class DirectoryFiles:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.label = self.root.name or str(self.root)
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def read_text(self, rel: str) -> str | None:
+        path = self.root / rel
+        if not path.is_file():
+            return None
+        return path.read_bytes().decode("utf-8")
+
+    def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:
+        directory = self.root / rel_dir
+        if not directory.is_dir():
+            return []
+        return sorted(f"{rel_dir}/{p.name}" for p in directory.iterdir() if p.suffix in suffixes and p.is_file())
+
+
+class CommitFiles:
+    """desired_state/ as committed: blobs are read from the object store, not the checkout."""
+
+    def __init__(self, commit: git.Commit, root: str = "desired_state"):
+        self.commit, self.label = commit, root
+        try:
+            self.tree = commit.tree / root
+        except KeyError:
+            self.tree = None
+
+    def exists(self) -> bool:
+        return self.tree is not None
+
+    def _object(self, rel: str):
+        if self.tree is None:
+            return None
+        try:
+            return self.tree / rel
+        except KeyError:
+            return None
+
+    def read_text(self, rel: str) -> str | None:
+        blob = self._object(rel)
+        if blob is None or blob.type != "blob":
+            return None
+        return blob.data_stream.read().decode("utf-8")
+
+    def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:
+        tree = self._object(rel_dir)
+        if tree is None or tree.type != "tree":
+            return []
+        return sorted(f"{rel_dir}/{b.name}" for b in tree.blobs if Path(b.name).suffix in suffixes)

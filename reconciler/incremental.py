@@ -1,0 +1,90 @@
+"""Incremental runs: only what changed since the commit last applied to each target.
+
+`refs/reconciler/applied/<target>` records the last commit whose every change was applied and
+verified.  From it, `git diff` names the people files that changed; only those are loaded,
+and only the people declared in them (now or at the applied commit) are read from the target.
+Anything a partial view cannot judge falls back to a full plan, and says why: units or
+entitlements changed, no applied commit yet, history rewritten, or (found by the provider) a
+new employee key that already has an account, or a derived account name near an existing one.
+A full run still catches drift made by hand: the nightly job runs one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import git
+
+from .desired.load import USER_SUFFIXES
+from .desired.yamlfile import fast_load
+from .errors import ReconcilerError
+from .source import DESIRED_DIR, DesiredSource
+
+
+@dataclass(frozen=True)
+class Scope:
+    full: bool
+    reason: str = ""
+    bases: tuple[str, ...] = ()  # applied commits the diff starts from
+    user_files: frozenset[str] = frozenset()  # relative to desired_state/: users/x.yaml
+    employee_keys: frozenset[str] = frozenset()  # declared in those files, now or at the base
+    previous_keys: frozenset[str] = field(default_factory=frozenset)  # declared there at the base
+
+    def describe(self) -> str:
+        if self.full:
+            return f"full ({self.reason})" if self.reason else "full"
+        since = ", ".join(b[:10] for b in self.bases)
+        n = len(self.user_files)
+        return f"incremental since {since}: {n} changed file{'s' if n != 1 else ''}, {len(self.employee_keys)} people"
+
+
+def _keys(text: str | None) -> set[str]:
+    """Employee keys in a people file; a file that does not parse contributes none (the
+    loader reports its problems)."""
+    if not text:
+        return set()
+    try:
+        data = fast_load(text)
+    except Exception:  # noqa: BLE001 - reported by the loader with file and line
+        return set()
+    people = data.get("people") if isinstance(data, dict) else None
+    return {p["employee_key"] for p in people or () if isinstance(p, dict) and isinstance(p.get("employee_key"), str)}
+
+
+def _blob_text(commit: git.Commit, path: str) -> str | None:
+    try:
+        return (commit.tree / path).data_stream.read().decode("utf-8")
+    except (KeyError, UnicodeDecodeError):
+        return None
+
+
+def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
+    if source.commit is None:
+        raise ReconcilerError("--since-applied compares commits: it cannot be used with --working-tree")
+    repo, commit = source.repo, source.commit
+    bases = []
+    for ref in refs:
+        try:
+            bases.append(repo.commit(ref).hexsha)
+        except (git.BadName, ValueError):
+            return Scope(True, f"no applied commit recorded yet ({ref})")
+    bases = list(dict.fromkeys(bases))
+    root = source.path_in_repo(DESIRED_DIR)
+    changed: set[str] = set()
+    for base in bases:
+        if not repo.is_ancestor(base, commit.hexsha):
+            return Scope(True, f"the applied commit {base[:10]} is not in the history of {commit.hexsha[:10]}")
+        out = repo.git.diff("--name-only", "--no-renames", base, commit.hexsha, "--", root)
+        changed.update(line for line in out.splitlines() if line)
+    users = f"{root}/users/"
+    others = sorted(p for p in changed if not p.startswith(users))
+    if others:
+        return Scope(True, f"{', '.join(others)} changed")
+    user_files = {p for p in changed if p.endswith(USER_SUFFIXES) and "/" not in p[len(users):]}
+    now_keys: set[str] = set()
+    before: set[str] = set()
+    for path in user_files:
+        now_keys |= _keys(_blob_text(commit, path))
+        for base in bases:
+            before |= _keys(_blob_text(repo.commit(base), path))
+    rel = frozenset(p[len(root) + 1:] for p in user_files)
+    return Scope(False, "", tuple(bases), rel, frozenset(now_keys | before), frozenset(before))

@@ -1,0 +1,63 @@
+"""Reviewing a plan against Git: each change gets its solicitud and the policy's verdict."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .desired import DesiredState
+from .plan import Change, Plan
+from .policy import POLICY_FILE, Approval, Policy, Scope, parse_policy
+from .solicitudes import History
+from .source import DESIRED_DIR, DesiredSource
+
+
+def load_policy(source: DesiredSource) -> Policy | None:
+    """The policy at the same commit (or in the same working tree) as the desired state."""
+    path = source.path_in_repo(POLICY_FILE)
+    if source.commit is not None:
+        try:
+            text = (source.commit.tree / path).data_stream.read().decode("utf-8")
+        except KeyError:
+            text = None
+    else:
+        file = source.files.root.parent / POLICY_FILE  # type: ignore[attr-defined]
+        text = file.read_text(encoding="utf-8") if file.is_file() else None
+    return parse_policy(text, path)
+
+
+def _privileged_groups(state: DesiredState, policy: Policy) -> dict[str, str]:
+    """casefolded group name -> entitlement key, for every privileged entitlement."""
+    return {e.group.casefold(): e.key for e in state.entitlements.values()
+            if e.privileged or e.key in policy.privileged_entitlements}
+
+
+def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
+    granted = ()
+    for a in change.attributes:
+        if a.name == "groups":
+            granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
+    return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted)
+
+
+def review(plan: Plan, source: DesiredSource, state: DesiredState) -> Plan:
+    """The plan with provenance and approval on every change.  A working-tree preview has no
+    solicitudes: its changes are marked as not approvable."""
+    if source.commit is None:
+        verdict = Approval(False, "a working-tree preview is never applied")
+        return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
+    policy = load_policy(source)
+    history = History(source.repo, source.commit)
+    users_dir = source.path_in_repo(f"{DESIRED_DIR}/users")
+    privileged = _privileged_groups(state, policy) if policy else {}
+    reviewed = []
+    for change in plan.changes:
+        key = change.key if change.kind == "account" else None
+        provenance = history.of(change.origins, key, users_dir)
+        if not change.origins and change.kind == "ou":
+            approval = Approval(True, "a managed OU named in the inventory")
+        elif policy is None:
+            approval = Approval(False, f"no approval policy {source.path_in_repo(POLICY_FILE)} at commit "
+                                       f"{source.commit.hexsha[:10]}")
+        else:
+            approval = policy.evaluate(provenance, scope_of(change, privileged))
+        reviewed.append(replace(change, provenance=provenance, approval=approval))
+    return replace(plan, changes=tuple(reviewed))
