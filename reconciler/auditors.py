@@ -1,5 +1,8 @@
 """What auditors read from the audit trail: one object's history, and the monthly indicators.
 
+The indicators count the movements people asked for (accounts, and later mailboxes, lines,
+equipment); OUs and groups created on the way are not solicitudes of their own.
+
 Both are pure functions over audit records (dicts, as audit.py writes them).
 
 The ISSEMYM indicators (procedure 004): for the solicitudes approved in a month (their pull
@@ -15,6 +18,9 @@ from dataclasses import dataclass
 
 MOVEMENTS = ("alta", "modificacion", "baja")
 PLURAL = {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}
+
+
+CONTAINERS = ("ou", "group")  # created as a side effect of people's solicitudes, not requested
 
 
 def _changes(records: list[dict]) -> list[dict]:
@@ -113,6 +119,8 @@ def monthly_indicators(records: list[dict], month: str) -> list[IndicatorRow]:
     # One entry per approved change: (target, object, solicitud), however many runs touched it.
     approved: dict[tuple, dict] = {}
     for r in _changes(records):
+        if r.get("object_kind") in CONTAINERS:
+            continue
         sol, approval = r.get("solicitud") or {}, r.get("approval") or {}
         when = _parse(sol.get("approved_at"))
         if not approval.get("approved") or when is None or when.astimezone(dt.timezone.utc).strftime("%Y-%m") != month:

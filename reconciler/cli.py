@@ -66,10 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--expect-fingerprint", metavar="F",
                        help="refuse unless the plan made now has this fingerprint (the one approved)")
 
-    audit_cmd = sub.add_parser("audit", help="the audit trail")
+    audit_cmd = with_inventory(sub.add_parser("audit", help="the audit trail"))
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
-    with_inventory(audit_sub.add_parser(
-        "verify", help="check every target's hash chain, and that the records noted in Git match it"))
+    verify = audit_sub.add_parser("verify", help="check every target's hash chain, and that the records noted "
+                                                 "in Git match it")
+    verify.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help="as before the subcommand")
     history = with_inventory(sub.add_parser("history", help="every movement of a person, account or object"))
     history.add_argument("query", help="employee key, account name, or part of a name")
     history.add_argument("--output", choices=["text", "json"], default="text")

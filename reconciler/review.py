@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from .desired import DesiredState
 from .plan import Change, Plan
+from .providers.ad import dn as dnlib
 from .policy import POLICY_FILE, Approval, Policy, Scope, parse_policy
 from .solicitudes import History
 from .source import DESIRED_DIR, DesiredSource
@@ -60,4 +61,27 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState) -> Plan:
         else:
             approval = policy.evaluate(provenance, scope_of(change, privileged))
         reviewed.append(replace(change, provenance=provenance, approval=approval))
-    return replace(plan, changes=tuple(reviewed))
+    return replace(plan, changes=tuple(_with_needed_containers(reviewed)))
+
+
+def _with_needed_containers(changes: list[Change]) -> list[Change]:
+    """An approved person's alta or move implies the OU and groups it needs: such containers
+    are approved with it even when the lines that declare them were approved by nobody the
+    policy counts for them (a unit head approving their unit's first person, say)."""
+    ous, groups = {}, {}
+    for c in changes:
+        if c.kind == "account" and c.approved and c.desired is not None:
+            ou = c.desired.parent
+            while ou and "," in ou:
+                ous.setdefault(dnlib.key(ou), c.label)
+                ou = dnlib.parent(ou)
+            for g in c.desired.groups:
+                groups.setdefault(g.casefold(), c.label)
+    out = []
+    for c in changes:
+        needer = (ous.get(dnlib.key(c.key)) if c.kind == "ou" else groups.get(c.key.casefold()) if c.kind == "group"
+                  else None)
+        if needer and not c.approved and c.movement.value == "alta":
+            c = replace(c, approval=Approval(True, f"needed by the approved {needer}"))
+        out.append(c)
+    return out

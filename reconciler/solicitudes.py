@@ -144,7 +144,11 @@ class History:
                         if e.linenos.start <= last and e.linenos.stop - 1 >= first]
         if not commits:
             return None
-        return max(commits, key=lambda c: (c.committed_date, c.hexsha)).hexsha
+        # The newest is the one that landed last on the protected branch (dates tie within a
+        # second and lie across machines; the first-parent order does not).
+        newest = min(commits, key=lambda c: (self._first_parent.get(self.landing(c.hexsha), 1 << 30),
+                                             -c.committed_date))
+        return newest.hexsha
 
     def removal(self, employee_key: str, directory: str) -> str | None:
         """The last commit that added or removed the key under `directory` (a baja by removal)."""

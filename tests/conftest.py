@@ -48,6 +48,8 @@ def person(key: str = "SSM-000001", **overrides) -> dict:
                       "justification": "Alta por nuevo ingreso", "requested_by": "Dra. Ana Lucía Ordóñez Peña"},
     }
     base.update(overrides)
+    if base["curp"] is None:  # optional: a person without a CURP on file
+        del base["curp"]
     return base
 
 
