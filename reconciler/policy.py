@@ -74,7 +74,8 @@ class Policy:
             return Approval(False, f"commit {provenance.landed[:10]} {what} without approval "
                                    "(no Approved-by trailer)")
         counted, refused = [], []
-        for ident in provenance.approvers:
+        distinct = {i.key: i for i in reversed(provenance.approvers)}  # the same person twice counts once
+        for ident in sorted(distinct.values(), key=provenance.approvers.index):
             approver = self.by_email(ident)
             if ident.key == provenance.requester.key:
                 refused.append(f"{ident.name} requested the change and cannot approve it")

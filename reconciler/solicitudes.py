@@ -22,11 +22,8 @@ from .desired.model import Source
 from .desired.yamlfile import LineIndex
 
 _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>@\s]+@[^<>\s]+)>\s*$")
-_PR_PATTERNS = (
-    (re.compile(r"^Merge pull request #(\d+)"), "#"),
-    (re.compile(r"\(#(\d+)\)\s*$"), "#"),
-    (re.compile(r"See merge request \S*!(\d+)"), "!"),
-)
+_GITHUB = (re.compile(r"^Merge pull request #(\d+)"), re.compile(r"\(#(\d+)\)\s*$"))  # merge, squash title
+_GITLAB = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE)  # anywhere in the body
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,12 @@ class Provenance:
 
 
 def pull_request_of(message: str) -> str | None:
-    for line in message.splitlines()[:3]:
-        for pattern, sigil in _PR_PATTERNS:
-            if m := pattern.search(line):
-                return f"{sigil}{m.group(1)}"
+    title = message.split("\n", 1)[0]
+    for pattern in _GITHUB:
+        if m := pattern.search(title):
+            return f"#{m.group(1)}"
+    if m := _GITLAB.search(message):
+        return f"!{m.group(1)}"
     return None
 
 

@@ -1,0 +1,145 @@
+"""Provenance, policy and incremental scope from real Git repositories (no directory needed)."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import APPROVER_1, APPROVER_2, REQUESTER, UNIT_HEAD, person
+from reconciler.desired.model import Source
+from reconciler.incremental import scope_since_applied
+from reconciler.policy import Approver, Policy, Scope, parse_policy
+from reconciler.solicitudes import History, Identity, Provenance, pull_request_of
+from reconciler.source import at_ref
+from reconciler.errors import ValidationFailed
+
+
+def person_source(index: int, file: str = "desired_state/users/hg-cuernavaca.yaml") -> Source:
+    return Source(file, None, ("people", index))
+
+
+def history_of(repo) -> History:
+    return History(repo.git, repo.git.head.commit)
+
+
+@pytest.mark.parametrize("message, number", [
+    ("Merge pull request #12 from salud/alta-ana\n\nAlta", "#12"),
+    ("Alta de Ana López (#7)\n\nApproved-by: A <a@x.mx>", "#7"),
+    ("Merge branch 'alta' into 'main'\n\nAlta\n\nSee merge request salud/identidades!31\n", "!31"),
+    ("Alta\n\nMenciona #5 en el cuerpo", None),
+    ("Alta directa", None),
+])
+def test_pull_request_numbers_from_github_and_gitlab_messages(message, number):
+    assert pull_request_of(message) == number
+
+
+def test_blame_finds_the_commit_that_last_changed_a_persons_lines(repo):
+    repo.add("HG-CUERNAVACA", person("SSM-000001"), person("SSM-000002", curp=None, given_names="Ana"))
+    first = repo.squash_merge("Altas", requester=UNIT_HEAD, approvers=(APPROVER_1,))
+    repo.find("SSM-000002")["title"] = "Enfermera Jefe"
+    second = repo.squash_merge("Cambio de puesto", requester=REQUESTER, approvers=(APPROVER_1, APPROVER_2))
+    history = history_of(repo)
+    assert history.last_change((person_source(0),)) == first
+    assert history.last_change((person_source(1),)) == second
+    p = history.provenance(second)
+    assert p.pull_request == "#2" and p.how == "squash merge" and p.requester.email == REQUESTER[1]
+    assert [a.name for a in p.approvers] == [APPROVER_1[0], APPROVER_2[0]]
+
+
+def test_a_persons_provenance_includes_the_entitlements_it_refers_to(repo):
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.squash_merge("Alta")
+    repo.entitlements["internet"]["group"] = "GG-Internet-Total"
+    renamed = repo.squash_merge("Renombrar el grupo de internet")
+    ents = Source("desired_state/entitlements.yaml", None, ("entitlements", "internet"))
+    assert history_of(repo).last_change((person_source(0), ents)) == renamed
+
+
+def test_a_removed_person_is_traced_to_the_commit_that_removed_them(repo):
+    repo.add("HG-CUERNAVACA", person("SSM-000001"), person("SSM-000012", curp=None, given_names="Ana"))
+    repo.squash_merge("Altas")
+    repo.remove("SSM-000001")
+    removal = repo.merge_pr("baja", "Baja por jubilación", requester=UNIT_HEAD)
+    history = history_of(repo)
+    sha = history.removal("SSM-000001", "desired_state/users")
+    assert history.landing(sha) == removal
+    assert history.provenance(sha).how == "merge commit" and history.provenance(sha).requester.email == UNIT_HEAD[1]
+    # SSM-00001 is a prefix of SSM-000012's key, not the same key
+    assert history.removal("SSM-00001", "desired_state/users") is None
+
+
+def prov(approvers=(APPROVER_1,), requester=REQUESTER, how="squash merge") -> Provenance:
+    return Provenance("c" * 40, "d" * 40, how, "#1", Identity(*requester),
+                      tuple(Identity(*a) for a in approvers), "2026-11-20T10:00:00+00:00")
+
+
+POLICY = Policy((Approver(Identity(*APPROVER_1), ("*",)), Approver(Identity(*APPROVER_2), ("*",)),
+                 Approver(Identity(*UNIT_HEAD), ("HG-CUERNAVACA",)),
+                 Approver(Identity("Infra", "infra@x.mx"), (), ("desired_state/entitlements.yaml",))),
+                1, 2, frozenset({"vpn"}))
+SCOPE = Scope("HG-CUERNAVACA", ("desired_state/users/hg-cuernavaca.yaml",))
+
+
+def test_policy_accepts_one_valid_approver_and_names_them():
+    verdict = POLICY.evaluate(prov(), SCOPE)
+    assert verdict.ok and verdict.reason == f"approved by {APPROVER_1[0]}"
+
+
+def test_policy_email_comparison_ignores_case():
+    upper = (APPROVER_1[0], APPROVER_1[1].upper())
+    assert POLICY.evaluate(prov(approvers=(upper,)), SCOPE).ok
+
+
+@pytest.mark.parametrize("provenance, scope, reason", [
+    (None, SCOPE, "no commit on the protected branch declares it"),
+    (prov(approvers=(), how="direct push"), SCOPE, "was pushed straight to the protected branch without approval"),
+    (prov(approvers=(APPROVER_1,), requester=APPROVER_1), SCOPE, "requested the change and cannot approve it"),
+    (prov(approvers=(("Nadie", "nadie@x.mx"),)), SCOPE, "Nadie <nadie@x.mx> is not an approver"),
+    (prov(approvers=(UNIT_HEAD,)), Scope("CS-JIUTEPEC", ()), "may not approve unit CS-JIUTEPEC"),
+    (prov(), Scope("HG-CUERNAVACA", (), ("vpn",)), "grants privileged vpn: needs 2 distinct approvers, has 1"),
+    (prov(approvers=(APPROVER_1, APPROVER_1)), Scope("HG-CUERNAVACA", (), ("vpn",)), "needs 2 distinct approvers, has 1"),
+])
+def test_policy_refusals_say_exactly_why(provenance, scope, reason):
+    verdict = POLICY.evaluate(provenance, scope)
+    assert not verdict.ok and reason in verdict.reason
+
+
+def test_policy_paths_let_an_approver_approve_files_outside_any_unit():
+    scope = Scope(None, ("desired_state/entitlements.yaml",))
+    assert POLICY.evaluate(prov(approvers=(("Infra", "infra@x.mx"),)), scope).ok
+    assert not POLICY.evaluate(prov(approvers=(UNIT_HEAD,)), scope).ok
+
+
+def test_two_distinct_approvers_grant_a_privileged_entitlement():
+    assert POLICY.evaluate(prov(approvers=(APPROVER_1, APPROVER_2)), Scope("HG-CUERNAVACA", (), ("vpn",))).ok
+
+
+def test_policy_file_errors_name_file_line_and_field():
+    text = "approvers:\n  - name: Ana\n    email: no-es-correo\n    units: [HG]\n"
+    with pytest.raises(ValidationFailed) as caught:
+        parse_policy(text, "inventory/approvers.yaml")
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line, problem.field) == ("inventory/approvers.yaml", 3, "approvers[0].email")
+
+
+def test_incremental_scope_names_changed_people_files_and_their_keys_before_and_after(repo):
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.add("CS-JIUTEPEC", person("SSM-000002", curp=None, given_names="Ana"))
+    base = repo.squash_merge("Altas")
+    repo.git.git.update_ref("refs/reconciler/applied/ad", base)
+    repo.remove("SSM-000001")
+    repo.add("HG-CUERNAVACA", person("SSM-000003", curp=None, given_names="Luis"))
+    repo.squash_merge("Baja y alta")
+    scope = scope_since_applied(at_ref(repo.root), ["refs/reconciler/applied/ad"])
+    assert not scope.full and scope.user_files == {"users/hg-cuernavaca.yaml"}
+    assert scope.employee_keys == {"SSM-000001", "SSM-000003"} and scope.previous_keys == {"SSM-000001"}
+
+
+def test_incremental_scope_falls_back_to_full_and_says_why(repo):
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    base = repo.squash_merge("Altas")
+    assert scope_since_applied(at_ref(repo.root), ["refs/reconciler/applied/ad"]).reason.startswith(
+        "no applied commit recorded yet")
+    repo.git.git.update_ref("refs/reconciler/applied/ad", base)
+    repo.entitlements["internet"]["description"] = "Internet"
+    repo.squash_merge("Descripción")
+    assert scope_since_applied(at_ref(repo.root), ["refs/reconciler/applied/ad"]).reason == \
+        "desired_state/entitlements.yaml changed"
