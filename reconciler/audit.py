@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -121,11 +122,15 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict]) -> None:
         return
     env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
            "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
-    try:
-        repo.git.notes("--ref", NOTES_REF, "append", "-m", text, commit, env=env)
-    except git.GitCommandError as exc:
-        raise ReconcilerError(f"could not attach the audit records as a git note to {commit[:10]}: "
-                              f"{exc.stderr.strip()}") from None
+    # Through a file: a run's records easily exceed the command line's length limit.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".jsonl") as note:
+        note.write(text + "\n")
+        note.flush()
+        try:
+            repo.git.notes("--ref", NOTES_REF, "append", "--file", note.name, commit, env=env)
+        except git.GitCommandError as exc:
+            raise ReconcilerError(f"could not attach the audit records as a git note to {commit[:10]}: "
+                                  f"{exc.stderr.strip()}") from None
 
 
 def read_file(path: Path) -> Iterator[tuple[int, str]]:

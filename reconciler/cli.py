@@ -152,6 +152,8 @@ def _report(report: ApplyReport, out: Console) -> None:
         out.print(f"Took {sum(report.timings.values()):.1f} s" + (f" ({phases})." if phases else "."))
     for path in report.audit_files:
         out.print(f"Audit trail: {path} (and git notes --ref=reconciler)")
+    for warning in report.warnings:
+        out.print(f"[bold yellow]Warning:[/] {escape(warning)}")
     for target, sha in report.applied_refs.items():
         out.print(f"Recorded {sha[:12]} as applied to {target}.")
     for path, count in report.credentials_files:
@@ -195,7 +197,8 @@ def _apply(args, out: Console, err: Console) -> int:
                   "skipped": [{**s.change.to_dict(), "reason": s.reason} for s in report.skipped],
                   "timings": {k: round(v, 3) for k, v in report.timings.items()},
                   "credentials_files": [path for path, _ in report.credentials_files],
-                  "audit_files": report.audit_files, "applied_refs": report.applied_refs, "ok": report.ok}
+                  "audit_files": report.audit_files, "applied_refs": report.applied_refs,
+                  "warnings": report.warnings, "ok": report.ok}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:
         _report(report, out)
@@ -276,7 +279,7 @@ def _monthly(args, out: Console) -> int:
         table = Table(title=f"Solicitudes approved in {args.month}: attended and verified")
         for column in ("movement", "approved", "applied + verified", "%", "failed or pending",
                        "median h to apply", "max h to apply"):
-            table.add_column(column, justify="left" if column == "movement" else "right")
+            table.add_column(column, justify="left" if column == "movement" else "right", no_wrap=column == "movement")
         show = lambda v: "–" if v is None else str(v)  # noqa: E731
         for r in rows:
             table.add_row(r.movement, str(r.approved), str(r.applied_verified), show(r.percent),

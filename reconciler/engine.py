@@ -63,6 +63,7 @@ class ApplyReport:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per apply phase, all targets
     audit_files: list[str] = field(default_factory=list)
     applied_refs: dict[str, str] = field(default_factory=dict)  # target -> commit now recorded as applied
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
@@ -254,7 +255,10 @@ class Run:
                          reason=f"{type(aborted).__name__}: {aborted}" if aborted else None,
                          applied_ref_moved=applied_all)
             audit.close()
-            attach_note(self.source.repo, commit, audit.written)
+            try:
+                attach_note(self.source.repo, commit, audit.written)
+            except ReconcilerError as exc:  # the trail file has every record; say what Git lacks
+                report.warnings.append(f"{exc}; the records are in {audit.path}")
         report.outcomes += outcomes
         for phase, seconds in provider.timings.items():
             report.timings[phase] = report.timings.get(phase, 0.0) + seconds

@@ -1,0 +1,72 @@
+"""Build the demo's desired-state repository: the bundled example data, landed on `main` the
+way an institution's repository receives it, through approved pull requests.
+
+    python ci/lab/demo_repo.py build SRC DEST     a fresh repository at DEST from SRC's data
+    python ci/lab/demo_repo.py direct-push DEST   a change pushed to main without approval
+
+History built: PR #1 (squash merge) lays out units, entitlements and the approval policy;
+then one pull request per unit, merged with a merge commit whose trailers name two approvers,
+as GitHub's or GitLab's merge would write them when configured to.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import git
+
+MESA = git.Actor("Mesa de Servicios de TI", "mesa.servicios@ssm.example.gob.mx")
+MARTA = ("Ing. Marta Ávila Ibáñez", "marta.avila@ssm.example.gob.mx")
+RAUL = ("Lic. Raúl Peña Güemes", "raul.pena@ssm.example.gob.mx")
+ANA = git.Actor("Dra. Ana Lucía Ordóñez Peña", "ana.ordonez@ssm.example.gob.mx")
+FORGE = git.Actor("GitHub", "noreply@github.com")
+
+
+def trailers(*people) -> str:
+    return "".join(f"Approved-by: {name} <{email}>\n" for name, email in people)
+
+
+def build(src: Path, dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    repo = git.Repo.init(dest, initial_branch="main")
+    (dest / "inventory").mkdir(parents=True)
+    (dest / "desired_state" / "users").mkdir(parents=True)
+    for rel in ("inventory/approvers.yaml", "desired_state/units.yaml", "desired_state/entitlements.yaml"):
+        shutil.copy(src / rel, dest / rel)
+    repo.git.add("-A")
+    repo.index.commit(f"Estructura: unidades, permisos y política de aprobación (#1)\n\n{trailers(RAUL)}",
+                      author=git.Actor(*MARTA), committer=FORGE)
+    for number, users in enumerate(sorted((src / "desired_state" / "users").glob("*.yaml")), start=2):
+        branch = f"altas-{users.stem}"
+        requester = ANA if users.stem == "hg-cuernavaca" else MESA
+        repo.create_head(branch, repo.heads.main.commit).checkout()
+        shutil.copy(users, dest / "desired_state" / "users" / users.name)
+        repo.git.add("-A")
+        repo.index.commit(f"Altas de personal: {users.stem}", author=requester, committer=requester)
+        repo.heads.main.checkout()
+        repo.git.merge("--no-ff", "--no-commit", branch)
+        repo.index.commit(f"Merge pull request #{number} from ssm/{branch}\n\nAltas de personal: {users.stem}\n\n"
+                          f"{trailers(MARTA, RAUL)}", parent_commits=(repo.heads.main.commit, repo.heads[branch].commit),
+                          author=FORGE, committer=FORGE, head=True)
+
+
+def direct_push(dest: Path) -> None:
+    """Someone with push rights edits a title on main, bypassing review."""
+    repo = git.Repo(dest)
+    path = dest / "desired_state" / "users" / "oc-dgpe.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = next(line for line in text.splitlines() if line.strip().startswith("title:"))
+    path.write_text(text.replace(old, old.split(":")[0] + ": Director General", 1), encoding="utf-8")
+    repo.git.add("-A")
+    repo.index.commit("Actualizo mi puesto", author=MESA, committer=MESA)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "build":
+        build(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "direct-push":
+        direct_push(Path(sys.argv[2]))
+    else:
+        sys.exit(__doc__)
