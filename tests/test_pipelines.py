@@ -1,0 +1,216 @@
+"""The CI pipelines users copy (ci/pipelines/): linted against GitHub's and GitLab's own
+schemas, and their steps' commands run here, in order, against a real Git remote and the lab AD.
+
+What cannot run here is the forge's API: `gh` and `curl` are replaced on PATH by a TEST DOUBLE
+(FORGE_DOUBLE below) that records what the pipeline posts and answers with the plan comment
+it was given, the way GitHub's and GitLab's APIs would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ldap3 import MODIFY_REPLACE
+
+from conftest import APPROVER_1, person
+
+PIPELINES = Path(__file__).resolve().parent.parent / "ci" / "pipelines"
+VENV_BIN = Path(sys.executable).parent
+
+FORGE_DOUBLE = r"""#!/usr/bin/env bash
+# TEST DOUBLE of the forge CLIs (gh, curl): records each call, answers from files.
+echo "$(basename "$0") $*" >> "$FORGE_LOG"
+args="$*"
+case "$(basename "$0") $args" in
+  "gh pr comment"*)  file=$(echo "$args" | sed -n 's/.*--body-file \([^ ]*\).*/\1/p'); cp "$file" "$FORGE_POSTED" ;;
+  "gh api"*pulls*)   cat "$FORGE_PR_NUMBER" ;;
+  "gh pr view"*)     cat "$FORGE_POSTED" ;;
+  "curl"*"--request POST"*) file=$(echo "$args" | sed -n 's/.*body@\([^ ]*\).*/\1/p'); cp "$file" "$FORGE_POSTED" ;;
+  "curl"*"/repository/commits/"*) echo "[{\"iid\": $(cat "$FORGE_PR_NUMBER")}]" ;;
+  "curl"*"/notes"*)  python3 -c 'import json,sys; print(json.dumps([{"body": open(sys.argv[1]).read()}]))' "$FORGE_POSTED" ;;
+  *) echo "forge double: unexpected call" >&2; exit 1 ;;
+esac
+"""
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((PIPELINES / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name, schema", [("github-actions.yml", "vendor.github-workflows"),
+                                          ("gitlab-ci.yml", "vendor.gitlab-ci")])
+def test_pipelines_follow_the_forges_schemas(name, schema):
+    proc = subprocess.run([str(VENV_BIN / "check-jsonschema"), "--builtin-schema", schema, str(PIPELINES / name)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_github_pipeline_runs_validate_and_plan_on_pull_requests_apply_on_main_and_a_nightly_plan():
+    workflow = load("github-actions.yml")
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"pull_request", "push", "schedule", "workflow_dispatch"}
+    assert triggers["push"]["branches"] == ["main"]
+    jobs = workflow["jobs"]
+    assert "pull_request" in jobs["plan"]["if"] and "push" in jobs["apply"]["if"] and "schedule" in jobs["drift"]["if"]
+    runs = {job: " ".join(s.get("run", "") for s in spec["steps"]) for job, spec in jobs.items()}
+    assert "reconciler validate" in runs["plan"] and "--output markdown" in runs["plan"]
+    assert "apply --ref" in runs["apply"] and "--expect-fingerprint" in runs["apply"]
+    assert "--since-applied" not in runs["drift"]  # the nightly plan is a full one
+
+
+class Forge:
+    """A bare 'origin', a CI checkout of it, the test double of the forge on PATH."""
+
+    def __init__(self, sandbox, tmp: Path):
+        self.sandbox, self.tmp = sandbox, tmp
+        self.origin = tmp / "origin.git"
+        subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(self.origin)], check=True)
+        sandbox.repo.git.create_remote("origin", str(self.origin))
+        self.bin = tmp / "forge-bin"
+        self.bin.mkdir()
+        for tool in ("gh", "curl"):
+            (self.bin / tool).write_text(FORGE_DOUBLE)
+            (self.bin / tool).chmod(0o755)
+        self.log, self.posted, self.pr = tmp / "forge.log", tmp / "posted.md", tmp / "pr-number"
+        self.pr.write_text("1")
+        self.ci_env = tmp / "github-env"
+
+    def env(self, **extra: str) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_"))}
+        env.update(extra)
+        # The pipeline's own inventory (inventory/production.yaml) is replaced by the sandbox's.
+        env.update(PATH=f"{self.bin}:{VENV_BIN}:{env['PATH']}", FORGE_LOG=str(self.log),
+                   FORGE_POSTED=str(self.posted), FORGE_PR_NUMBER=str(self.pr),
+                   RECONCILER_INVENTORY=str(self.sandbox.inventory), GITHUB_ENV=str(self.ci_env),
+                   GITHUB_STEP_SUMMARY=str(self.tmp / "summary.md"), GITHUB_REPOSITORY="ssm/identidades",
+                   NO_COLOR="1")
+        return env
+
+    def push(self, *refs: str) -> None:
+        self.sandbox.repo.git.git.push("origin", *refs)
+
+    def run_github_job(self, job: str, **extra: str) -> list[tuple[str, int, str]]:
+        """Run the job's steps like the runner: bash -eo pipefail, $GITHUB_ENV carried over,
+        a failed step stops the job except for `if: always()` steps.  Returns (step, exit, output)."""
+        workflow = load("github-actions.yml")
+        env = self.env(**workflow.get("env", {}), **extra)
+        self.ci_env.write_text("")
+        results, failed = [], False
+        for step in workflow["jobs"][job]["steps"]:
+            if "uses" in step or step.get("id") == "install":
+                continue  # checkout and pip install: the test's checkout and .venv stand in
+            if failed and step.get("if") != "always()":
+                continue
+            step_env = {k: _expression(str(v)) for k, v in (step.get("env") or {}).items()}
+            for line in self.ci_env.read_text().splitlines():
+                key, _, value = line.partition("=")
+                env[key] = value
+            proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                                  cwd=self.sandbox.repo.root, env={**env, **step_env}, capture_output=True, text=True)
+            results.append((step["name"], proc.returncode, proc.stdout + proc.stderr))
+            failed = failed or proc.returncode != 0
+        return results
+
+    def run_gitlab_job(self, job: str, **extra: str) -> subprocess.CompletedProcess:
+        pipeline = load("gitlab-ci.yml")
+        before = [line for line in pipeline["default"]["before_script"] if "pip install" not in line]
+        script = "\n".join(before + pipeline[job]["script"])
+        env = self.env(**pipeline["variables"], CI_API_V4_URL="https://gitlab.example/api/v4", CI_PROJECT_ID="7",
+                       **extra)
+        return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                              cwd=self.sandbox.repo.root, env=env, capture_output=True, text=True)
+
+
+# What the runner would put in the expressions the steps' env uses (the lab reads its password
+# from a file, so the secret is empty here).
+CONTEXT = {"github.event.number": "1", "github.token": "test-token", "secrets.RECONCILER_AD_PASSWORD": ""}
+
+
+def _expression(value: str) -> str:
+    return re.sub(r"\$\{\{\s*([^}]+?)\s*\}\}", lambda m: CONTEXT[m.group(1)], value)
+
+
+def _exits(results) -> dict[str, int]:
+    return {name: code for name, code, _ in results}
+
+
+def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_drift(sandbox, tmp_path):
+    forge = Forge(sandbox, tmp_path)
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    sandbox.repo.squash_merge("Alta")
+    forge.push("main")
+    # Pull request: GitHub checks out the test merge of the branch into main, detached.
+    sandbox.repo.add("CS-JIUTEPEC", person("SSM-000002", curp=None, given_names="Zoé", first_surname="Güemes"))
+    sandbox.repo.git.git.checkout("-q", "-b", "alta-zoe")
+    sandbox.repo.write()
+    sandbox.repo.git.git.add("-A")
+    sandbox.repo.git.git.commit("-q", "-m", "Alta de Zoé")
+    sandbox.repo.git.git.checkout("-q", "main")
+    sandbox.repo.git.git.merge("-q", "--no-ff", "--no-edit", "alta-zoe")
+    sandbox.repo.git.git.checkout("-q", "--detach", "HEAD")
+    results = forge.run_github_job("plan")
+    assert all(code == 0 for code in _exits(results).values()), results
+    posted = forge.posted.read_text(encoding="utf-8")
+    assert "reconciler-fingerprint: " in posted and "zguemeso (Zoé Güemes O'Brien)" in posted
+    assert "gh pr comment 1 --body-file plan.md --edit-last" in forge.log.read_text()
+    # Merge: the squash commit with the reviewers' trailers lands on main; the apply job runs.
+    sandbox.repo.git.git.checkout("-q", "main")
+    sandbox.repo.git.git.reset("-q", "--hard", "origin/main")
+    head = sandbox.repo.squash_merge("Alta de Zoé", approvers=(APPROVER_1,))
+    forge.push("main")
+    results = forge.run_github_job("apply", GITHUB_SHA=head)
+    assert all(code == 0 for code in _exits(results).values()), results
+    assert sandbox.account("zguemeso") is not None
+    apply_output = dict((n, o) for n, _, o in results)["Apply"]
+    # Pinned to the fingerprint posted on the pull request: the squash commit has the same
+    # desired_state tree as the pull request's test merge, and the directory did not move.
+    assert "gh pr view 1 --json comments" in forge.log.read_text()
+    assert "Apply complete: 11 altas, 0 modificaciones, 0 bajas applied; 11 verified" in apply_output, apply_output
+    remote = subprocess.run(["git", "ls-remote", str(forge.origin)], capture_output=True, text=True).stdout
+    assert f"{head}\trefs/reconciler/applied/ad-test" in remote and "refs/notes/reconciler" in remote
+    # Nightly: a hand edit is drift; the job fails and its summary shows it.
+    sandbox.conn.modify(sandbox.account("jnunezo")["dn"], {"title": [(MODIFY_REPLACE, ["Otro"])]})
+    results = forge.run_github_job("drift")
+    assert _exits(results) == {"Full plan of main": 2}
+    assert "changed outside the reconciler (drift)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approved(sandbox, tmp_path):
+    forge = Forge(sandbox, tmp_path)
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    head = sandbox.repo.squash_merge("Alta")
+    forge.push("main")
+    assert _exits(forge.run_github_job("plan"))["Plan"] == 0
+    assert sandbox.conn.add(sandbox.root, "organizationalUnit")  # someone prepares the OU by hand
+    results = forge.run_github_job("apply", GITHUB_SHA=head)
+    exits = _exits(results)
+    assert exits["Apply"] == 0 and exits["Fail when something was not applied"] == 1
+    output = dict((n, o) for n, _, o in results)["Apply"]
+    fingerprint = re.search(r"reconciler-fingerprint: ([0-9a-f]+)", forge.posted.read_text()).group(1)
+    assert f"not the approved {fingerprint}" in output and sandbox.account("jnunezo") is None
+
+
+def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path):
+    forge = Forge(sandbox, tmp_path)
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    head = sandbox.repo.squash_merge("Alta")
+    forge.push("main")
+    proc = forge.run_gitlab_job("validate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = forge.run_gitlab_job("plan", CI_MERGE_REQUEST_IID="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reconciler-fingerprint: " in forge.posted.read_text(encoding="utf-8")
+    proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "/merge_requests/1/notes?sort=desc" in forge.log.read_text()  # the approved plan's fingerprint
+    assert sandbox.account("jnunezo") is not None
+    remote = subprocess.run(["git", "ls-remote", str(forge.origin)], capture_output=True, text=True).stdout
+    assert "refs/reconciler/applied/ad-test" in remote
+    proc = forge.run_gitlab_job("drift")
+    assert proc.returncode == 0 and "No changes." in proc.stdout
