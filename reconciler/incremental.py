@@ -1,8 +1,9 @@
 """Incremental runs: only what changed since the commit last applied to each target.
 
 `refs/reconciler/applied/<target>` records the last commit whose every change was applied and
-verified.  From it, `git diff` names the people files that changed; only those are loaded,
-and only the people declared in them (now or at the applied commit) are read from the target.
+verified.  From it, `git diff` names the people files that changed; only those are loaded, and
+only the people whose entries differ between the two commits (added, removed or edited) are
+planned and read from the target: one OR-batched search, not a read of the directory.
 Anything a partial view cannot judge falls back to a full plan, and says why: units or
 entitlements changed, no applied commit yet, history rewritten, or (found by the provider) a
 new employee key that already has an account, or a derived account name near an existing one.
@@ -26,7 +27,7 @@ class Scope:
     reason: str = ""
     bases: tuple[str, ...] = ()  # applied commits the diff starts from
     user_files: frozenset[str] = frozenset()  # relative to desired_state/: users/x.yaml
-    employee_keys: frozenset[str] = frozenset()  # declared in those files, now or at the base
+    employee_keys: frozenset[str] = frozenset()  # whose entries differ between the base and now
     previous_keys: frozenset[str] = field(default_factory=frozenset)  # declared there at the base
 
     def describe(self) -> str:
@@ -34,20 +35,26 @@ class Scope:
             return f"full ({self.reason})" if self.reason else "full"
         since = ", ".join(b[:10] for b in self.bases)
         n = len(self.user_files)
-        return f"incremental since {since}: {n} changed file{'s' if n != 1 else ''}, {len(self.employee_keys)} people"
+        k = len(self.employee_keys)
+        return (f"incremental since {since}: {n} changed file{'s' if n != 1 else ''}, "
+                f"{k} changed {'person' if k == 1 else 'people'}")
 
 
-def _keys(text: str | None) -> set[str]:
-    """Employee keys in a people file; a file that does not parse contributes none (the
-    loader reports its problems)."""
+def _entries(text: str | None) -> dict[str, tuple]:
+    """Each person's entry in a people file, by employee key, with the file's unit (a unit
+    change moves everyone in it).  A file that does not parse contributes none: the loader
+    reports its problems."""
     if not text:
-        return set()
+        return {}
     try:
         data = fast_load(text)
     except Exception:  # noqa: BLE001 - reported by the loader with file and line
-        return set()
-    people = data.get("people") if isinstance(data, dict) else None
-    return {p["employee_key"] for p in people or () if isinstance(p, dict) and isinstance(p.get("employee_key"), str)}
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    unit = data.get("unit")
+    return {p["employee_key"]: (unit, repr(p)) for p in data.get("people") or ()
+            if isinstance(p, dict) and isinstance(p.get("employee_key"), str)}
 
 
 def _blob_text(commit: git.Commit, path: str) -> str | None:
@@ -80,11 +87,14 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
     if others:
         return Scope(True, f"{', '.join(others)} changed")
     user_files = {p for p in changed if p.endswith(USER_SUFFIXES) and "/" not in p[len(users):]}
-    now_keys: set[str] = set()
+    touched: set[str] = set()
     before: set[str] = set()
     for path in user_files:
-        now_keys |= _keys(_blob_text(commit, path))
+        now = _entries(_blob_text(commit, path))
         for base in bases:
-            before |= _keys(_blob_text(repo.commit(base), path))
+            then = _entries(_blob_text(repo.commit(base), path))
+            before |= set(then)
+            # Only the people whose entries differ: added, removed or edited.
+            touched |= {key for key in set(now) | set(then) if now.get(key) != then.get(key)}
     rel = frozenset(p[len(root) + 1:] for p in user_files)
-    return Scope(False, "", tuple(bases), rel, frozenset(now_keys | before), frozenset(before))
+    return Scope(False, "", tuple(bases), rel, frozenset(touched), frozenset(before))

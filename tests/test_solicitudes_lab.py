@@ -246,7 +246,7 @@ def test_incremental_plan_reads_only_what_changed_and_a_full_plan_still_catches_
     sandbox.repo.squash_merge("Alta de Iñaki")
     code, out, _ = sandbox.cli("plan", "--since-applied", "--output", "json", land=False)
     plan = json.loads(out)
-    assert plan["scope"].startswith("incremental since ") and "1 changed file, 2 people" in plan["scope"]
+    assert plan["scope"].startswith("incremental since ") and "1 changed file, 1 changed person" in plan["scope"]
     assert [c["label"] for c in plan["changes"]] == ["imunoz (Iñaki Muñoz)"]
     code, out, _ = sandbox.cli("plan", "--output", "json", land=False)
     labels = {c["label"] for c in json.loads(out)["changes"]}
@@ -266,3 +266,21 @@ def test_incremental_plan_reads_only_what_changed_and_a_full_plan_still_catches_
     sandbox.apply("--since-applied")
     code, out, _ = sandbox.cli("plan", "--since-applied", land=False)
     assert code == 0 and "No changes." in out
+
+
+def test_incremental_plan_falls_back_to_a_full_one_when_a_partial_view_cannot_judge(sandbox):
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    sandbox.repo.add("CS-JIUTEPEC", person("SSM-000002", curp=None, given_names="Zoé", first_surname="Güemes"))
+    sandbox.apply()
+    # A namesake in another file: account names are derived looking at everyone.
+    sandbox.repo.add("CS-JIUTEPEC", person("SSM-000004", curp=None, given_names="Jorge"))
+    sandbox.repo.squash_merge("Alta de Jorge")
+    code, out, _ = sandbox.cli("plan", "--since-applied", land=False)
+    assert code == 2 and "Scope: full (the account name jnunezo is near a new or renamed account's name)" in out
+    assert "+ account jnunezo000004 (Jorge Ñúñez O'Brien)" in out
+    # An employee declared a second time in a changed file: only the full validation sees the first.
+    sandbox.repo.remove("SSM-000004")
+    sandbox.repo.add("CS-JIUTEPEC", person("SSM-000001", curp=None, given_names="José"))
+    sandbox.repo.squash_merge("Otra vez José")
+    code, out, err = sandbox.cli("plan", "--since-applied", land=False)
+    assert code == 1 and "employee key 'SSM-000001' is already declared at desired_state/users/" in err

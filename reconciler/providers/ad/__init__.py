@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ldap3.core.exceptions import LDAPException
@@ -71,6 +72,8 @@ class ADProvider:
         """Plan for the whole desired state, or (keys given) only for those employee keys."""
         self._keys = keys
         self.desired = expand(state, self.target)
+        if keys is not None:  # the people of the changed files whose entries did not change are left out
+            self.desired = replace(self.desired, accounts={k: a for k, a in self.desired.accounts.items() if k in keys})
         self.actual = self._read()
         if keys is not None:
             self.needs_full_read = self._partial_view_problem(previous_keys)
