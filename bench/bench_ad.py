@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from gitrepo import land  # noqa: E402
 from people import ENTITLEMENTS, generate, write  # noqa: E402
 
 from reconciler.credentials import generate_password  # noqa: E402
@@ -43,6 +44,7 @@ from reconciler.providers.ad.connection import connect  # noqa: E402
 from reconciler.providers.ad.diff import diff  # noqa: E402
 from reconciler.providers.ad.read import ACCOUNT_ATTRIBUTES, read_directory  # noqa: E402
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, expand, marker_value  # noqa: E402
+from reconciler.source import at_ref  # noqa: E402
 
 LAB = Path("/var/lib/reconciler-lab")
 BASE = "DC=salud,DC=lab"
@@ -54,6 +56,7 @@ def inventory(path: Path, root: str) -> Path:
         "ous": {"people": f"OU=Personal,{root}", "groups": f"OU=Grupos,{root}", "bajas": f"OU=Bajas,{root}"},
         "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": str(LAB / "bind.pw")},
         "tls": {"ca_file": str(LAB / "ca.pem")}, "max_bajas": 25, "credentials_dir": str(path.parent / "creds"),
+        "audit_dir": str(path.parent / "audit"),
     }
     path.write_text(yaml.safe_dump({"targets": {"bench": target}}))
     return path
@@ -92,6 +95,7 @@ def bench(n: int, workdir: Path, reconciler_first: bool = False, measure: bool =
     write(repo, generate(n, seed=n))
     (repo / "desired_state" / "entitlements.yaml").write_text(
         yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))
+    land(repo, f"{n} people")
     inv = inventory(workdir / f"inventory-{n}.yaml", root)
     target = load_inventory(inv)["bench"]
     fresh_lab()
@@ -102,7 +106,7 @@ def bench(n: int, workdir: Path, reconciler_first: bool = False, measure: bool =
 
     if not reconciler_first:
         bare_seconds = bare_adds(conn, accounts, root, bare_ou)
-    with Run(repo, inv) as run:
+    with Run(at_ref(repo), inv) as run:
         t0 = time.perf_counter()
         plan = run.plan()
         t1 = time.perf_counter()
@@ -142,7 +146,7 @@ def measure_plan(repo: Path, inv: Path, conn, target, desired, root: str, repeat
     more = [connect(target)]
     for _ in range(repeats):
         t3 = time.perf_counter()
-        with Run(repo, inv) as run:
+        with Run(at_ref(repo), inv) as run:
             again = run.plan()
         t4 = time.perf_counter()
         assert again.empty, again.summary()
@@ -196,6 +200,7 @@ def plan_only(n: int, workdir: Path) -> dict:
     entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
     (repo / "desired_state" / "entitlements.yaml").write_text(
         yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))
+    land(repo, f"{n} people")
     inv = inventory(workdir / f"inventory-{n}.yaml", root)
     target = load_inventory(inv)["bench"]
     conn = connect(target)

@@ -140,8 +140,8 @@ class Run:
                     provider.prefetch()
         except ReconcilerError as exc:
             unreachable = exc
-        only_users = None if self.scope is None or self.scope.full else self.scope.user_files
-        self.state = load_desired_state(self.source.files, only_users=only_users)
+        only = None if self.scope is None or self.scope.full else self.scope.entries
+        self.state = load_desired_state(self.source.files, only=only)
         if unreachable is not None:
             raise unreachable
 

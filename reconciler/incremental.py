@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import git
 
+from .desired.entries import entry_texts
 from .desired.load import USER_SUFFIXES
-from .desired.yamlfile import fast_load
 from .errors import ReconcilerError
 from .source import DESIRED_DIR, DesiredSource
 
@@ -27,6 +27,8 @@ class Scope:
     reason: str = ""
     bases: tuple[str, ...] = ()  # applied commits the diff starts from
     user_files: frozenset[str] = frozenset()  # relative to desired_state/: users/x.yaml
+    # For each changed file, the employee keys whose entries to load (the changed ones in it).
+    entries: dict = field(default_factory=dict)
     employee_keys: frozenset[str] = frozenset()  # whose entries differ between the base and now
     previous_keys: frozenset[str] = field(default_factory=frozenset)  # declared there at the base
 
@@ -38,23 +40,6 @@ class Scope:
         k = len(self.employee_keys)
         return (f"incremental since {since}: {n} changed file{'s' if n != 1 else ''}, "
                 f"{k} changed {'person' if k == 1 else 'people'}")
-
-
-def _entries(text: str | None) -> dict[str, tuple]:
-    """Each person's entry in a people file, by employee key, with the file's unit (a unit
-    change moves everyone in it).  A file that does not parse contributes none: the loader
-    reports its problems."""
-    if not text:
-        return {}
-    try:
-        data = fast_load(text)
-    except Exception:  # noqa: BLE001 - reported by the loader with file and line
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    unit = data.get("unit")
-    return {p["employee_key"]: (unit, repr(p)) for p in data.get("people") or ()
-            if isinstance(p, dict) and isinstance(p.get("employee_key"), str)}
 
 
 def _blob_text(commit: git.Commit, path: str) -> str | None:
@@ -89,12 +74,30 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
     user_files = {p for p in changed if p.endswith(USER_SUFFIXES) and "/" not in p[len(users):]}
     touched: set[str] = set()
     before: set[str] = set()
-    for path in user_files:
-        now = _entries(_blob_text(commit, path))
+    entries: dict[str, frozenset[str]] = {}
+    for path in sorted(user_files):
+        new_text = _blob_text(commit, path)
+        now = entry_texts(new_text)
+        if now is None:
+            return Scope(True, f"{path} is not in the block layout the incremental plan splits")
+        mine: set[str] = set()
         for base in bases:
-            then = _entries(_blob_text(repo.commit(base), path))
+            old_text = _blob_text(repo.commit(base), path)
+            then = entry_texts(old_text)
+            if then is None:
+                return Scope(True, f"{path} at {base[:10]} is not in the block layout the incremental plan splits")
             before |= set(then)
-            # Only the people whose entries differ: added, removed or edited.
-            touched |= {key for key in set(now) | set(then) if now.get(key) != then.get(key)}
-    rel = frozenset(p[len(root) + 1:] for p in user_files)
-    return Scope(False, "", tuple(bases), rel, frozenset(touched), frozenset(before))
+            if _header(old_text) != _header(new_text):
+                mine |= set(now) | set(then)  # the file's unit changed: everyone in it moves
+            else:  # only the people whose entries differ: added, removed or edited
+                mine |= {key for key in set(now) | set(then) if now.get(key) != then.get(key)}
+        touched |= mine
+        entries[path[len(root) + 1:]] = frozenset(mine & set(now))
+    rel = frozenset(entries)
+    return Scope(False, bases=tuple(bases), user_files=rel, entries=entries, employee_keys=frozenset(touched),
+                 previous_keys=frozenset(before))
+
+
+def _header(text: str | None) -> str:
+    """What a people file says before its list: the unit."""
+    return (text or "").split("\npeople:", 1)[0]

@@ -46,7 +46,8 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState) -> Plan:
         verdict = Approval(False, "a working-tree preview is never applied")
         return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
     policy = load_policy(source)
-    history = History(source.repo, source.commit)
+    # A handful of changes in files of thousands of lines: blame just their lines.
+    history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
     users_dir = source.path_in_repo(f"{DESIRED_DIR}/users")
     privileged = _privileged_groups(state, policy) if policy else {}
     reviewed = []

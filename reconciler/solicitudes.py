@@ -23,6 +23,7 @@ from .desired.yamlfile import LineIndex
 
 _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>@\s]+@[^<>\s]+)>\s*$")
 _GITHUB = (re.compile(r"^Merge pull request #(\d+)"), re.compile(r"\(#(\d+)\)\s*$"))  # merge, squash title
+_SHA_LINE = re.compile(r"^[0-9a-f]{40} \d+ \d+")
 _GITLAB = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE)  # anywhere in the body
 
 
@@ -92,8 +93,10 @@ class History:
     """Provenance lookups against one commit of the protected branch, with caches: a plan with
     thousands of changes runs one blame per file, not per person."""
 
-    def __init__(self, repo: git.Repo, commit: git.Commit):
-        self.repo, self.commit = repo, commit
+    def __init__(self, repo: git.Repo, commit: git.Commit, by_span: bool = False):
+        """by_span: blame only the lines asked about (`git blame -L`), for plans with a few
+        changes in large files; otherwise each file is blamed once, whole."""
+        self.repo, self.commit, self.by_span = repo, commit, by_span
         self._blames: dict[str, list] = {}
         self._texts: dict[str, LineIndex | None] = {}
         self._landing: dict[str, str] = {}
@@ -129,6 +132,11 @@ class History:
             self._blames[path] = list(self.repo.blame_incremental(self.commit.hexsha, path))
         return self._blames[path]
 
+    def _blame_span(self, path: str, first: int, last: int) -> list:
+        out = self.repo.git.blame("--porcelain", "-L", f"{first},{last}", self.commit.hexsha, "--", path)
+        shas = {line[:40] for line in out.splitlines() if _SHA_LINE.match(line)}
+        return [self.repo.commit(sha) for sha in shas]
+
     def last_change(self, origins: tuple[Source, ...]) -> str | None:
         """The newest commit among those that wrote the lines of the declarations: a person's
         entry and the unit and entitlements it refers to (renaming a group changes everyone)."""
@@ -139,6 +147,9 @@ class History:
             if span is None:
                 continue
             first, last = span
+            if self.by_span:
+                commits += self._blame_span(source.file, first, last)
+                continue
             commits += [e.commit for e in self._blame(source.file)
                         if e.linenos.start <= last and e.linenos.stop - 1 >= first]
         if not commits:

@@ -19,6 +19,7 @@ import jsonschema
 
 from ..errors import Problem, ValidationFailed
 from .curp import curp_problem
+from .entries import keep_only, split_entries
 from .files import DesiredFiles, DirectoryFiles
 from .model import DesiredState, Entitlement, Person, Solicitud, Source, Unit
 from .naming import assign_account_names, common_name
@@ -112,6 +113,7 @@ class FileCheck:
     display: str
     text: str = ""
     found: bool = True
+    index_map: list[int] | None = None  # people[i] parsed -> its index in the file (partial loads)
     problems: list[Problem] = field(default_factory=list)
     _lines: LineIndex | None = None
 
@@ -123,8 +125,14 @@ class FileCheck:
     def line(self, path: tuple[Any, ...]) -> int | None:
         return self._index().line(path)
 
+    def original(self, path: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`path` with the people index the file has, when only some entries were parsed."""
+        if self.index_map is not None and len(path) > 1 and path[0] == "people" and isinstance(path[1], int):
+            return ("people", self.index_map[path[1]]) + tuple(path[2:])
+        return path
+
     def add(self, path: tuple[Any, ...], message: str) -> None:
-        self.problems.append(Problem(self.display, self.line(path), field_path(path), message))
+        self.problems.append(Problem(self.display, self.line(path), field_path(self.original(path)), message))
 
     def validate(self, data: Any, schema_name: str) -> set[tuple[Any, ...]]:
         """Schema-check `data`; returns the paths of the top two levels that had errors.
@@ -145,9 +153,12 @@ class FileCheck:
         return bad
 
 
-def _open(files: DesiredFiles, rel: str, checks: list[FileCheck]) -> tuple[FileCheck, Any, bool]:
+def _open(files: DesiredFiles, rel: str, checks: list[FileCheck],
+          keep: frozenset | None = None) -> tuple[FileCheck, Any, bool]:
     """Read and parse one file: (its check, data, usable).  A missing file is (check, None, False)
-    with no problem recorded: whether that is a problem is the caller's business."""
+    with no problem recorded: whether that is a problem is the caller's business.  With `keep`,
+    only those people's entries are parsed; the others' lines are blanked, so line numbers and
+    (through check.index_map) list indices in messages stay those of the file."""
     check = FileCheck(f"{files.label}/{rel}")
     checks.append(check)
     try:
@@ -161,6 +172,8 @@ def _open(files: DesiredFiles, rel: str, checks: list[FileCheck]) -> tuple[FileC
     if text is None:
         check.found = False
         return check, None, False
+    if keep is not None and (entries := split_entries(text)) is not None:
+        text, check.index_map = keep_only(text, entries, set(keep))
     check.text = text
     data, problems = parse_yaml(text, check.display)
     check.problems += problems
@@ -203,10 +216,10 @@ USER_SUFFIXES = (".yaml", ".yml")
 
 
 def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlements: dict,
-                 checks: list[FileCheck]) -> list[tuple[Person, FileCheck, int]]:
+                 checks: list[FileCheck], only: dict[str, frozenset] | None = None) -> list[tuple[Person, FileCheck, int]]:
     people = []
     for rel in names:
-        check, data, usable = _open(files, rel, checks)
+        check, data, usable = _open(files, rel, checks, only.get(rel) if only else None)
         if not usable or data is None:
             continue  # an empty (or vanished) file declares nobody
         bad = check.validate(data, "users")
@@ -219,7 +232,7 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             if ("people", index) in bad:
                 continue
             where = ("people", index)
-            person = _person(item, unit, Source(check.display, None, where))
+            person = _person(item, unit, Source(check.display, None, check.original(where)))
             for e_index, ent in enumerate(person.entitlements):
                 if entitlements and ent not in entitlements:
                     check.add(where + ("entitlements", e_index),
@@ -273,10 +286,11 @@ def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
     return kept
 
 
-def load_desired_state(source: Path | DesiredFiles, only_users: Iterable[str] | None = None) -> DesiredState:
+def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] | None = None) -> DesiredState:
     """Read desired_state/ (a directory, or the files of a commit); raise ValidationFailed with
-    every problem.  `only_users` restricts people to those files (relative to desired_state/,
-    e.g. users/hg-cuernavaca.yaml): an incremental plan loads only what changed."""
+    every problem.  `only` restricts people to some files (relative to desired_state/, e.g.
+    users/hg-cuernavaca.yaml) and, in each, to some employee keys: an incremental plan loads
+    only the entries that changed."""
     files = DirectoryFiles(source) if isinstance(source, (str, Path)) else source
     if not files.exists():
         raise ValidationFailed([Problem(files.label, None, "", "desired state directory not found")])
@@ -289,10 +303,9 @@ def load_desired_state(source: Path | DesiredFiles, only_users: Iterable[str] | 
                                    Source(ents_file, None, ("entitlements", k)))
                     for k, v in raw_ents.items()}
     names = files.listing("users", USER_SUFFIXES)
-    if only_users is not None:
-        wanted = set(only_users)
-        names = [n for n in names if n in wanted]
-    people = _read_people(files, names, units, entitlements, checks)
+    if only is not None:
+        names = [n for n in names if n in only]
+    people = _read_people(files, names, units, entitlements, checks, only)
     kept = _cross_checks(people)
     problems = [p for check in checks for p in check.problems]
     if problems:

@@ -1,0 +1,26 @@
+"""Benchmarks reconcile from Git as production does: the generated desired state is committed
+to `main` of a throwaway repository as an approved pull request (squash merge with two
+Approved-by trailers), under a policy that lets those two approve every unit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import git
+import yaml
+
+APPROVERS = [("Ing. Marta Ávila Ibáñez", "marta.avila@ssm.example.gob.mx"),
+             ("Lic. Raúl Peña Güemes", "raul.pena@ssm.example.gob.mx")]
+REQUESTER = git.Actor("Mesa de Servicios de TI", "mesa.servicios@ssm.example.gob.mx")
+POLICY = {"approvers": [{"name": n, "email": e, "units": ["*"], "paths": ["desired_state/*"]} for n, e in APPROVERS]}
+
+
+def land(root: Path, title: str) -> str:
+    """Commit everything under root to main as an approved squash merge; returns the commit."""
+    repo = git.Repo.init(root, initial_branch="main") if not (root / ".git").exists() else git.Repo(root)
+    policy = root / "inventory" / "approvers.yaml"
+    if not policy.exists():
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(yaml.safe_dump(POLICY, allow_unicode=True), encoding="utf-8")
+    repo.git.add("-A")
+    trailers = "".join(f"Approved-by: {n} <{e}>\n" for n, e in APPROVERS)
+    return repo.index.commit(f"{title} (#1)\n\n{trailers}", author=REQUESTER, committer=REQUESTER).hexsha
