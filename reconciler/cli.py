@@ -19,7 +19,9 @@ from .desired import load_desired_state
 from .engine import ApplyReport, Run
 from .errors import ReconcilerError, ValidationFailed
 from .inventory import load_inventory
+from .policy import POLICY_FILE
 from .render import plan_json, plan_markdown, print_plan
+from .review import load_policy
 from .source import DEFAULT_REF, at_ref, working_tree
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -82,10 +84,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def _validate(args, out: Console) -> int:
     source = at_ref(args.repo, args.ref) if args.ref else working_tree(args.repo)
-    state = load_desired_state(source.files)
+    problems = []
+    try:
+        state = load_desired_state(source.files)
+    except ValidationFailed as exc:
+        problems, state = exc.problems, None
+    try:
+        policy = load_policy(source)
+    except ValidationFailed as exc:
+        problems, policy = problems + exc.problems, None
+    if problems:
+        raise ValidationFailed(problems)
     people = Counter(p.status for p in state.people)
     out.print(f"[green]desired_state is valid:[/] {len(state.people)} people ({people['activo']} activo, "
               f"{people['baja']} baja) in {len(state.units)} units; {len(state.entitlements)} entitlements.")
+    if policy is None:
+        out.print(f"[yellow]No approval policy ({POLICY_FILE}):[/] apply will approve nothing.")
+    else:
+        out.print(f"[green]{POLICY_FILE} is valid:[/] {len(policy.approvers)} approvers.")
     return EXIT_OK
 
 

@@ -143,3 +143,17 @@ def test_incremental_scope_falls_back_to_full_and_says_why(repo):
     repo.squash_merge("Descripción")
     assert scope_since_applied(at_ref(repo.root), ["refs/reconciler/applied/ad"]).reason == \
         "desired_state/entitlements.yaml changed"
+
+
+def test_validate_checks_the_approval_policy_too(repo):
+    from conftest import run_cli
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.policy["approvers"][0]["units"] = "HG-CUERNAVACA"  # a string where a list belongs
+    repo.write()
+    code, out, err = run_cli("--repo", str(repo.root), "validate")
+    assert code == 1 and "inventory/approvers.yaml:" in err and "approvers[0].units: expected a list" in err
+    repo.policy["approvers"][0]["units"] = ["HG-CUERNAVACA"]
+    repo.write()
+    code, out, err = run_cli("--repo", str(repo.root), "validate")
+    assert code == 0 and "inventory/approvers.yaml is valid: 4 approvers." in out

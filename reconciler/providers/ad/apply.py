@@ -135,7 +135,7 @@ class ADApplier:
             "pwdLastSet": 0,
         })
         self._do(o, f"creating {want.target_dn}", self.conn.add, want.target_dn, USER_CLASSES, attrs)
-        if o.error and password in o.error:  # an error text goes to the output and the journal
+        if o.error and password in o.error:  # an error text goes to the output and the audit trail
             o.error = o.error.replace(password, "********")
         del password, attrs  # keep the secret's lifetime short
         self.advance(1)
