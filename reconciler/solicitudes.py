@@ -18,6 +18,7 @@ from functools import cached_property
 
 import git
 
+from .desired.entries import lines_of, split_entries
 from .desired.model import Source
 from .desired.yamlfile import LineIndex
 
@@ -98,7 +99,7 @@ class History:
         changes in large files; otherwise each file is blamed once, whole."""
         self.repo, self.commit, self.by_span = repo, commit, by_span
         self._blames: dict[str, list] = {}
-        self._texts: dict[str, LineIndex | None] = {}
+        self._texts: dict[str, tuple] = {}  # file -> (text, people entries, LineIndex), each when needed
         self._landing: dict[str, str] = {}
         self._provenance: dict[str, Provenance] = {}
         self._removals: dict[str, str | None] = {}
@@ -118,14 +119,26 @@ class History:
             self._landing[sha] = max(on_line, key=self._first_parent.__getitem__) if on_line else sha
         return self._landing[sha]
 
-    def _index(self, path: str) -> LineIndex | None:
-        if path not in self._texts:
+    def _span(self, source: Source) -> tuple[int, int] | None:
+        """The lines of a declaration at this commit.  People's entries are found by the text
+        scanner (files of thousands of people); anything else through the YAML nodes."""
+        if source.file not in self._texts:
             try:
-                blob = self.commit.tree / path
-                self._texts[path] = LineIndex(blob.data_stream.read().decode("utf-8"))
+                text = (self.commit.tree / source.file).data_stream.read().decode("utf-8")
             except (KeyError, UnicodeDecodeError):
-                self._texts[path] = None
-        return self._texts[path]
+                text = None
+            entries = split_entries(text) if text is not None and source.path[:1] == ("people",) else None
+            self._texts[source.file] = (text, entries, None)
+        text, entries, index = self._texts[source.file]
+        if text is None:
+            return None
+        if entries is not None and source.path[:1] == ("people",) and len(source.path) > 1:
+            i = source.path[1]
+            return lines_of(text, entries[i]) if 0 <= i < len(entries) else None
+        if index is None:
+            index = LineIndex(text)
+            self._texts[source.file] = (text, entries, index)
+        return index.span(source.path)
 
     def _blame(self, path: str) -> list:
         if path not in self._blames:
@@ -142,8 +155,7 @@ class History:
         entry and the unit and entitlements it refers to (renaming a group changes everyone)."""
         commits = []
         for source in origins:
-            index = self._index(source.file)
-            span = index.span(source.path) if index is not None else None
+            span = self._span(source)
             if span is None:
                 continue
             first, last = span

@@ -1,81 +1,89 @@
 """People files split into their entries by text, without parsing the YAML.
 
-An incremental plan needs to know which people's entries changed in a file of a thousand, and
-to load only those: parsing the whole file twice would cost more than everything else the plan
-does.  Desired-state files are block YAML (`people:` then `- employee_key: ...` items); for
-anything this scanner does not recognise it returns None and the caller does a full load.
+An incremental plan needs to know which people's entries changed in a file of thousands, to
+load only those, and to blame only their lines: parsing the whole file would cost more than
+everything else the plan does.  Desired-state files are block YAML (`people:` then items
+`- employee_key: ...` at one indentation); for anything this scanner does not recognise it
+returns None and the caller falls back to parsing everything.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-_PEOPLE = re.compile(r"^people:\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*(?:-\s+)?employee_key:\s*(['"]?)(?P<key>[^'"#\s]+)\1\s*(#.*)?$""")
+_PEOPLE = re.compile(r"^people:[ \t]*(?:#.*)?$", re.MULTILINE)
+_FIRST_ITEM = re.compile(r"^( *)(\S)", re.MULTILINE)  # the first line with content after people:
+_KEY = re.compile(r"""^[ \t]*(?:-[ \t]+)?employee_key:[ \t]*(['"]?)([^'"#\s]+)\1[ \t]*(?:#.*)?$""", re.MULTILINE)
+_COMMENT_OR_BLANK = re.compile(r"^[ \t]*(?:#.*)?$")
 
 
 @dataclass(frozen=True)
 class Entry:
     key: str
     index: int  # position in the people list
-    first: int  # 0-based line numbers, end exclusive
+    start: int  # character offsets in the text, end exclusive
     end: int
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def split_entries(text: str) -> list[Entry] | None:
-    lines = text.split("\n")
-    start = next((i for i, line in enumerate(lines) if _PEOPLE.match(line)), None)
-    if start is None:
+@lru_cache(maxsize=16)
+def split_entries(text: str) -> tuple[Entry, ...] | None:
+    """The entries of a people file, in order (cached: a run looks at the same file from the
+    incremental scope, the loader and provenance)."""
+    people = _PEOPLE.search(text)
+    if people is None:
         return None
-    entries: list[Entry] = []
-    item_indent, first, index = None, None, 0
-
-    def close(end: int) -> bool:
-        keys = [m["key"] for m in (_KEY.match(line) for line in lines[first:end]) if m]
-        if len(keys) != 1:
-            return False
-        entries.append(Entry(keys[0], len(entries), first, end))
-        return True
-
-    end = len(lines)
-    for i in range(start + 1, len(lines)):
-        line = lines[i]
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        indent = _indent(line)
-        if item_indent is None:
-            if not stripped.startswith("- "):
-                return None  # flow style, or something else: not ours to guess
-            item_indent = indent
-        if indent < item_indent or (indent == item_indent and not stripped.startswith("- ")):
-            end = i  # the list ended: another top-level key follows
+    pos = people.end()
+    while True:  # the first item: skip blank and comment lines
+        first = _FIRST_ITEM.search(text, pos)
+        if first is None:
+            return ()
+        if first.group(2) != "#":
             break
-        if indent == item_indent:
-            if first is not None and not close(i):
-                return None
-            first, index = i, index + 1
-    if first is not None and not close(end):
+        pos = text.find("\n", first.start()) + 1 or len(text)
+    indent = len(first.group(1))
+    if text[first.start(2):first.start(2) + 2] not in ("- ", "-\n"):
+        return None  # flow style, or something else: not ours to guess
+    # The list ends at the first line with content that is less indented, or as indented but
+    # not a new item (another top-level key).
+    ender = re.compile(rf"^(?: {{0,{indent - 1}}}[^ \n#]| {{{indent}}}(?!-[ \n])[^ \n#])" if indent else
+                       r"^[^ \n#-]", re.MULTILINE)
+    stop = ender.search(text, first.start())
+    end = stop.start() if stop else len(text)
+    starts = [m.start() for m in re.finditer(rf"^ {{{indent}}}-[ \n]", text[:end], re.MULTILINE)
+              if m.start() >= first.start()]
+    keys: list[list[str]] = [[] for _ in starts]
+    for m in _KEY.finditer(text, first.start(), end):
+        keys[bisect.bisect_right(starts, m.start()) - 1].append(m.group(2))
+    if any(len(k) != 1 for k in keys):
         return None
-    # Trailing blank and comment lines belong to no entry.
-    return entries
+    bounds = starts[1:] + [end]
+    return tuple(Entry(k[0], i, s, e) for i, (k, s, e) in enumerate(zip(keys, starts, bounds)))
 
 
-def keep_only(text: str, entries: list[Entry], keys: set[str]) -> tuple[str, list[int]]:
-    """The text with every other entry's lines blanked (line numbers unchanged), and the
-    original list index of each entry kept, in order."""
-    lines = text.split("\n")
-    kept = []
+def lines_of(text: str, entry: Entry) -> tuple[int, int]:
+    """First and last line (1-based) of the entry, trailing blank and comment lines excluded."""
+    first = text.count("\n", 0, entry.start) + 1
+    body = text[entry.start:entry.end].rstrip("\n").split("\n")
+    while len(body) > 1 and _COMMENT_OR_BLANK.match(body[-1]):
+        body.pop()
+    return first, first + len(body) - 1
+
+
+def keep_only(text: str, entries: tuple[Entry, ...], keys: set[str]) -> tuple[str, list[int]]:
+    """The text with every other entry blanked (newlines kept, so line numbers do not move),
+    and the original list index of each entry kept, in order."""
+    parts, kept, pos = [], [], 0
     for e in entries:
         if e.key in keys:
             kept.append(e.index)
-        else:
-            lines[e.first:e.end] = [""] * (e.end - e.first)
-    return "\n".join(lines), kept
+            continue
+        parts.append(text[pos:e.start])
+        parts.append("\n" * text.count("\n", e.start, e.end))
+        pos = e.end
+    parts.append(text[pos:])
+    return "".join(parts), kept
 
 
 def entry_texts(text: str | None) -> dict[str, str] | None:
@@ -85,5 +93,4 @@ def entry_texts(text: str | None) -> dict[str, str] | None:
     entries = split_entries(text)
     if entries is None:
         return None
-    lines = text.split("\n")
-    return {e.key: "\n".join(lines[e.first:e.end]).rstrip() for e in entries}
+    return {e.key: text[e.start:e.end].rstrip() for e in entries}

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import fastjsonschema
-import jsonschema
 
 from ..errors import Problem, ValidationFailed
 from .curp import curp_problem
@@ -48,8 +47,11 @@ def _schema_document(name: str) -> dict:
 
 
 @cache
-def schema(name: str) -> jsonschema.protocols.Validator:
-    """The reference validator: slow, but it reports every error with its path."""
+def schema(name: str):
+    """The reference validator: slow, but it reports every error with its path.  Imported only
+    when some file fails the compiled check: importing it costs a plan 45 ms."""
+    import jsonschema
+
     return jsonschema.Draft7Validator(_schema_document(name))
 
 
@@ -74,8 +76,8 @@ def field_path(path: Iterable[Any]) -> str:
     return out
 
 
-def _describe(error: jsonschema.ValidationError) -> tuple[tuple[Any, ...], str]:
-    """A schema error as (path of the offending field, plain message)."""
+def _describe(error) -> tuple[tuple[Any, ...], str]:
+    """A jsonschema.ValidationError as (path of the offending field, plain message)."""
     path = tuple(error.absolute_path)
     last = path[-1] if path and not isinstance(path[-1], int) else None
     if error.validator == "required":

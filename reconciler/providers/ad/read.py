@@ -163,19 +163,43 @@ def _split_managed(pairs: Iterable[tuple[dict, Account]]) -> tuple[dict[str, Acc
     return managed, foreign, warnings
 
 
-def read_accounts_by_key(conn: Connection, target: ADTarget, keys: Iterable[str], verify: bool = False
-                         ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
-    """Only the accounts carrying these employeeIDs under the managed OUs (an incremental plan):
-    OR-batches of keys, one paged search per batch and managed root."""
-    keys = sorted(keys)
-    groups_key = dnlib.key(target.groups_ou)
+def _search_keys(conn: Connection, base: str, keys: list[str], attributes: list[str], groups_key: tuple,
+                 scope=SUBTREE) -> list[tuple[dict, Account]]:
     pairs = []
     for i in range(0, len(keys), _LOOKUP_BATCH):
         terms = "".join(f"(employeeID={escape_filter_chars(k)})" for k in keys[i:i + _LOOKUP_BATCH])
         query = f"(&(objectCategory=person)(objectClass=user)(|{terms}))"
+        pairs += [(e, _account(e, groups_key)) for e in paged_search(conn, base, query, attributes, scope)]
+    return pairs
+
+
+def read_accounts_by_key(conn: Connection, target: ADTarget, keys: Iterable[str], verify: bool = False,
+                         hints: dict[str, str] | None = None
+                         ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
+    """Only the accounts carrying these employeeIDs under the managed OUs (an incremental plan).
+
+    employeeID is not indexed in AD, so every search scans its subtree.  Each key is first
+    looked for in the OU where the desired state puts it (`hints`: key -> OU DN) and in the
+    bajas OU, one level deep; only the keys not found there are searched in the whole managed
+    tree.  OR-batches of keys, one paged search per batch and base."""
+    groups_key = dnlib.key(target.groups_ou)
+    attributes = VERIFY_ATTRIBUTES if verify else ACCOUNT_ATTRIBUTES
+    keys = sorted(set(keys))
+    by_ou: dict[str, list[str]] = {}
+    for key in keys:
+        if hints and key in hints:
+            by_ou.setdefault(hints[key], []).append(key)
+    pairs = []
+    for ou, some in sorted(by_ou.items()):
+        pairs += _search_keys(conn, ou, some, attributes, groups_key, LEVEL)
+    if by_ou and not any(dnlib.same(ou, target.bajas_ou) for ou in by_ou):
+        pairs += _search_keys(conn, target.bajas_ou, keys, attributes, groups_key, LEVEL)
+    found = {account.key for _, account in pairs}
+    rest = [k for k in keys if k not in found]
+    if rest:
         for base in _distinct_roots([target.people_ou, target.bajas_ou]):
-            attributes = VERIFY_ATTRIBUTES if verify else ACCOUNT_ATTRIBUTES
-            pairs += [(e, _account(e, groups_key)) for e in paged_search(conn, base, query, attributes)]
+            pairs += [p for p in _search_keys(conn, base, rest, attributes, groups_key) if p[0]["dn"] not in
+                      {e["dn"] for e, _ in pairs}]
     return _split_managed(pairs)
 
 

@@ -1,0 +1,59 @@
+"""The text scanner that splits people files into entries for incremental plans."""
+from __future__ import annotations
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.desired.entries import entry_texts, keep_only, lines_of, split_entries
+from reconciler.desired.yamlfile import LineIndex
+
+names = st.text(alphabet="abcñÑáéü' -ZÁ#:", min_size=1, max_size=12).map(str.strip).filter(bool)
+people = st.lists(st.fixed_dictionaries({
+    "employee_key": st.from_regex(r"SSM-[0-9]{6}", fullmatch=True),
+    "given_names": names,
+    "entitlements": st.lists(st.sampled_from(["internet", "vpn", "correo"]), max_size=3),
+    "solicitud": st.fixed_dictionaries({"folio": names, "date": st.just("2026-11-20")}),
+}), max_size=8, unique_by=lambda p: p["employee_key"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(people=people, indent=st.sampled_from([0, 2, 4]), comments=st.booleans(), keep=st.data())
+def test_entries_match_what_yaml_parses_and_blanking_keeps_lines(people, indent, comments, keep):
+    text = yaml.safe_dump({"unit": "HG-CUERNAVACA", "people": people}, allow_unicode=True, sort_keys=False,
+                          indent=max(indent, 2))
+    if indent == 0:  # PyYAML indents lists under their key; people write them flush too
+        text = text.replace("\n  - ", "\n- ").replace("\n    ", "\n  ")
+    if comments:
+        text = text.replace("\n- ", "\n# comentario\n- ").replace("\n  - employee_key", "\n  # c\n  - employee_key")
+    entries = split_entries(text)
+    if not people:
+        assert entries is None  # `people: []` is flow style: a full load reads it
+        return
+    assert [e.key for e in entries] == [p["employee_key"] for p in people]
+    index, lines = LineIndex(text), text.split("\n")
+    for i, e in enumerate(entries):
+        first, last = lines_of(text, e)
+        node_first, node_last = index.span(("people", i))
+        # The same lines as the YAML node, except the comments before the next entry.
+        assert first == node_first and last <= node_last
+        assert all(not line.strip() or line.strip().startswith("#") for line in lines[last:node_last])
+    wanted = set(keep.draw(st.lists(st.sampled_from([p["employee_key"] for p in people]), unique=True))
+                 if people else [])
+    blanked, kept = keep_only(text, entries, wanted)
+    assert blanked.count("\n") == text.count("\n")
+    parsed = yaml.safe_load(blanked)["people"] or []
+    assert [p["employee_key"] for p in parsed] == [p["employee_key"] for p in people if p["employee_key"] in wanted]
+    assert [people[i]["employee_key"] for i in kept] == [p["employee_key"] for p in parsed]
+
+
+def test_a_file_the_scanner_does_not_understand_is_left_to_a_full_load():
+    assert split_entries("unit: X\npeople: [{employee_key: A}]\n") is None
+    assert split_entries("unit: X\npeople:\n  - given_names: Ana\n") is None  # an entry without a key
+    assert entry_texts(None) == {}
+
+
+def test_an_edit_changes_only_that_entrys_text():
+    text = "unit: X\npeople:\n  - employee_key: A\n    title: Uno\n  - employee_key: B\n    title: Dos\n"
+    before, after = entry_texts(text), entry_texts(text.replace("Dos", "Tres"))
+    assert before["A"] == after["A"] and before["B"] != after["B"]
