@@ -20,12 +20,13 @@ people = st.lists(st.fixed_dictionaries({
 @settings(max_examples=150, deadline=None)
 @given(people=people, indent=st.sampled_from([0, 2, 4]), comments=st.booleans(), keep=st.data())
 def test_entries_match_what_yaml_parses_and_blanking_keeps_lines(people, indent, comments, keep):
-    text = yaml.safe_dump({"unit": "HG-CUERNAVACA", "people": people}, allow_unicode=True, sort_keys=False,
-                          indent=max(indent, 2))
-    if indent == 0:  # PyYAML indents lists under their key; people write them flush too
-        text = text.replace("\n  - ", "\n- ").replace("\n    ", "\n  ")
+    # PyYAML writes the items flush under `people:`; people also indent them.
+    head, _, body = yaml.safe_dump({"unit": "HG-CUERNAVACA", "people": people}, allow_unicode=True,
+                                   sort_keys=False).partition("people:\n")
     if comments:
-        text = text.replace("\n- ", "\n# comentario\n- ").replace("\n  - employee_key", "\n  # c\n  - employee_key")
+        body = "\n".join(f"# comentario\n{line}" if line.startswith("- ") else line for line in body.split("\n"))
+    body = "\n".join(" " * indent + line if line else line for line in body.split("\n"))
+    text = f"{head}people:\n{body}" if body else head  # an empty list: head ends "people: []"
     entries = split_entries(text)
     if not people:
         assert entries is None  # `people: []` is flow style: a full load reads it
