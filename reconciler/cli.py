@@ -189,8 +189,7 @@ def _apply(args, out: Console, err: Console) -> int:
         if args.output == "text":
             print_plan(plan, out)
         if plan.empty:
-            if args.expect_fingerprint and args.expect_fingerprint != plan.fingerprint:
-                run.apply(plan, expect_fingerprint=args.expect_fingerprint)  # raises PlanMoved
+            run.check_fingerprint(plan, args.expect_fingerprint)
             refs = run.record_applied(plan)
             if args.output == "json":
                 print(json.dumps({"plan": plan.to_dict(), "result": None}, ensure_ascii=False, indent=2))

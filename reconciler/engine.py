@@ -185,10 +185,7 @@ class Run:
         if self.source.commit is None:
             raise ReconcilerError("apply reads the desired state from a commit of the protected branch, "
                                   "never from the working tree")
-        if expect_fingerprint and expect_fingerprint != plan.fingerprint:
-            raise PlanMoved(f"refusing to apply: the plan now has fingerprint {plan.fingerprint}, not the approved "
-                            f"{expect_fingerprint}. The live state or the desired state moved since that plan "
-                            "was reviewed; nothing was changed. Review the new plan.")
+        self.check_fingerprint(plan, expect_fingerprint)
         unapproved = [c for c in plan.changes if not c.approved]
         if strict and unapproved:
             lines = "\n".join(f"  {c.movement.symbol} {c.kind} {c.label}: {c.approval.reason}" for c in unapproved[:20])
@@ -202,6 +199,13 @@ class Run:
                     f"refusing to apply: {bajas} bajas on target {name} exceed max_bajas ({target.max_bajas}). "
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
                     "--allow-mass-baja.")
+
+    @staticmethod
+    def check_fingerprint(plan: Plan, expected: str | None) -> None:
+        if expected and expected != plan.fingerprint:
+            raise PlanMoved(f"refusing to apply: the plan now has fingerprint {plan.fingerprint}, not the approved "
+                            f"{expected}. The live state or the desired state moved since that plan "
+                            "was reviewed; nothing was changed. Review the new plan.")
 
     def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
               expect_fingerprint: str | None = None, progress=None) -> ApplyReport:

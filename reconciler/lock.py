@@ -9,6 +9,7 @@ production network, as the README says).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import secrets
@@ -35,6 +36,8 @@ def _alive(pid: int) -> bool:
 
 
 def _describe(holder: dict) -> str:
+    if not holder.get("operator"):
+        return "an unreadable lock file"
     job = f", CI job {holder['ci_job']}" if holder.get("ci_job") else ""
     return (f"{holder.get('operator')} on {holder.get('host')} (pid {holder.get('pid')}{job}), "
             f"since {holder.get('since')}")
@@ -53,7 +56,7 @@ class TargetLock:
         try:
             expires = dt.datetime.fromisoformat(holder["expires"])
         except (KeyError, TypeError, ValueError):
-            return "unreadable"
+            return "unreadable"  # the lock is written before it is linked into place: never half-written
         if expires <= now:
             return f"expired at {holder['expires']}"
         if holder.get("host") == os.uname().nodename and isinstance(holder.get("pid"), int) \
@@ -66,31 +69,51 @@ class TargetLock:
         now = dt.datetime.now(dt.timezone.utc)
         holder = {**operator(), "pid": os.getpid(), "token": self.token,
                   "since": now.isoformat(timespec="seconds"), "expires": (now + self.ttl).isoformat(timespec="seconds")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                current = self._read()
-                why = self._stale(current)
-                if why is None:
-                    raise TargetLocked(f"target {self.target} is locked by another apply: {_describe(current)}; "
-                                       f"the lock expires at {current.get('expires')} ({self.path})") from None
+        # Written aside, then linked into place: the lock never exists without its content,
+        # and link() fails if it exists, atomically.
+        draft = self.path.with_name(f"{self.path.name}.{self.token}")
+        draft.write_text(json.dumps(holder, ensure_ascii=False), encoding="utf-8")
+        os.chmod(draft, 0o600)
+        try:
+            for _ in range(3):
+                try:
+                    os.link(draft, self.path)
+                    return self
+                except FileExistsError:
+                    self._take_over_if_stale()
+            raise TargetLocked(f"target {self.target}: other runs keep taking the lock ({self.path})")
+        finally:
+            draft.unlink(missing_ok=True)
+
+    def _take_over_if_stale(self) -> None:
+        """Remove the current lock if it is stale; raise if it is held.  Takeovers are
+        serialised by a flock, and the lock is removed only if it is still the one judged
+        stale, so two runs never remove each other's fresh lock."""
+        with open(self.path.with_name(f"{self.path.name}.guard"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            current = self._read()
+            if current is None:
+                return  # released meanwhile: try again
+            why = self._stale(current)
+            if why is None:
+                raise TargetLocked(f"target {self.target} is locked by another apply: {_describe(current)}; "
+                                   f"the lock expires at {current.get('expires')} ({self.path})")
+            if (self._read() or {}).get("token") == current.get("token"):
                 self.replaced = f"{_describe(current)} ({why})"
                 self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(holder, f, ensure_ascii=False)
-            return self
-        raise TargetLocked(f"target {self.target}: another run took the lock at the same moment ({self.path})")
 
-    def _read(self) -> dict:
+    def _read(self) -> dict | None:
+        """The holder; None when there is no lock, {} when it cannot be read (stale)."""
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
         except (OSError, json.JSONDecodeError):
             return {}
+        return holder if isinstance(holder, dict) else {}
 
     def release(self) -> None:
-        if self._read().get("token") == self.token:  # never remove a lock someone else took over
+        if (self._read() or {}).get("token") == self.token:  # never remove a lock someone else took over
             self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> "TargetLock":

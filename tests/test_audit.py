@@ -114,3 +114,11 @@ def test_a_lock_whose_process_is_gone_is_taken_over(tmp_path):
     lock = TargetLock(tmp_path, "ad").acquire()
     assert lock.replaced.startswith("ana on ") and lock.replaced.endswith("(its process is gone)")
     lock.release()
+
+
+def test_an_unreadable_lock_is_stale_and_a_released_lock_leaves_no_files(tmp_path):
+    (tmp_path / "ad.lock").write_text("{not json")
+    lock = TargetLock(tmp_path, "ad").acquire()
+    assert lock.replaced.endswith("(unreadable)")
+    lock.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ad.lock.guard"]
