@@ -56,6 +56,8 @@ class Movement:
     approved_at: str | None
     changed: tuple[str, ...]  # "title: 'A' → 'B'"
     note: str | None  # error or reason for skipping
+    approved: bool = False  # the policy's verdict, and its reason
+    verdict: str = ""
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "approvers": list(self.approvers), "changed": list(self.changed)}
@@ -81,7 +83,8 @@ def history(records: list[dict], query: str) -> list[Movement]:
             label=r.get("label", ""), key=r.get("key", ""), status=r.get("status", ""), verified=r.get("verified"),
             pull_request=sol.get("pull_request"), commit=sol.get("landed") or r.get("commit"),
             requester=sol.get("requester"), approvers=tuple(sol.get("approvers") or ()),
-            approved_at=sol.get("approved_at"), changed=changed, note=r.get("error")))
+            approved_at=sol.get("approved_at"), changed=changed, note=r.get("error"),
+            approved=bool((r.get("approval") or {}).get("approved")), verdict=(r.get("approval") or {}).get("reason", "")))
     return out
 
 

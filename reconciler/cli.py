@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -12,7 +11,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from . import __version__, audit, auditors
 from .desired import load_desired_state
@@ -21,6 +19,7 @@ from .errors import ReconcilerError, ValidationFailed
 from .inventory import load_inventory
 from .policy import POLICY_FILE
 from .render import plan_json, plan_markdown, print_plan
+from .render_audit import indicators_csv, print_history, print_indicators
 from .review import load_policy
 from .source import DEFAULT_REF, at_ref, working_tree
 
@@ -255,22 +254,8 @@ def _history(args, out: Console) -> int:
     moves = auditors.history(audit.load_records(_audit_dirs(args)), args.query)
     if args.output == "json":
         print(json.dumps([m.to_dict() for m in moves], ensure_ascii=False, indent=2))
-        return EXIT_OK
-    if not moves:
-        out.print(f"No recorded movement matches {escape(args.query)!r}.")
-        return EXIT_OK
-    for m in moves:
-        state = "verified" if m.verified else m.status
-        out.print(f"[bold]{escape(m.time)}[/]  {escape(m.target)}  {m.movement} {m.kind} "
-                  f"[bold]{escape(m.label)}[/]: {escape(state)}")
-        pr = f"PR {m.pull_request}" if m.pull_request else f"commit {(m.commit or '')[:10]}"
-        approvers = ", ".join(a.split(" <")[0] for a in m.approvers) or "nobody"
-        out.print(f"    {escape(pr)}, requested by {escape(m.requester or 'unknown')}, "
-                  f"approved by {escape(approvers)} at {escape(m.approved_at or '?')}")
-        for line in m.changed:
-            out.print(f"    {escape(line)}")
-        if m.note:
-            out.print(f"    [yellow]{escape(m.note)}[/]")
+    else:
+        print_history(moves, args.query, out)
     return EXIT_OK
 
 
@@ -282,24 +267,9 @@ def _monthly(args, out: Console) -> int:
     if args.output == "json":
         print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows]}, ensure_ascii=False, indent=2))
     elif args.output == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["month", "movement", "approved", "applied_verified", "percent", "failed_or_pending",
-                         "median_hours_to_apply", "max_hours_to_apply"])
-        for r in rows:
-            writer.writerow([args.month, r.movement, r.approved, r.applied_verified,
-                             "" if r.percent is None else r.percent, r.failed_or_pending,
-                             "" if r.median_hours is None else r.median_hours,
-                             "" if r.max_hours is None else r.max_hours])
+        print(indicators_csv(rows, args.month), end="")
     else:
-        table = Table(title=f"Solicitudes approved in {args.month}: attended and verified")
-        for column in ("movement", "approved", "applied + verified", "%", "failed or pending",
-                       "median h to apply", "max h to apply"):
-            table.add_column(column, justify="left" if column == "movement" else "right", no_wrap=column == "movement")
-        show = lambda v: "–" if v is None else str(v)  # noqa: E731
-        for r in rows:
-            table.add_row(r.movement, str(r.approved), str(r.applied_verified), show(r.percent),
-                          str(r.failed_or_pending), show(r.median_hours), show(r.max_hours))
-        out.print(table)
+        print_indicators(rows, args.month, out)
     return EXIT_OK
 
 

@@ -73,6 +73,9 @@ def test_a_self_approved_change_is_skipped_and_strict_refuses_the_whole_run(sand
     assert applied_commit(sandbox) is None  # not everything was applied
     [record] = account_records(sandbox)
     assert record["status"] == "skipped" and "cannot approve" in record["error"]
+    code, out, _ = sandbox.cli("history", "jnunezo")
+    assert ": skipped\n" in out and "✗ not approved: needs 1 approver, has 0; Ing. Marta Ávila Ibáñez requested " \
+                                     "the change and cannot approve it" in out
 
 
 def test_a_privileged_grant_needs_two_approvers_while_the_rest_of_the_pr_applies(sandbox):
@@ -216,10 +219,10 @@ def test_history_and_report_tell_an_auditor_who_asked_who_approved_and_when(sand
     assert code == 0
     assert out.count("account jnunezo (José Ñúñez O'Brien)") == 3
     assert out.index(" alta account") < out.index(" modificacion account") < out.index(" baja account")
-    assert "PR #1, requested by Dra. Ana Lucía Ordóñez <ana.ordonez@salud.morelos.gob.mx>, approved by " \
-           "Ing. Marta Ávila Ibáñez" in out
+    assert "PR #1, requested by Dra. Ana Lucía Ordóñez <ana.ordonez@salud.morelos.gob.mx>, landed " in out
+    assert "; ✓ approved by Ing. Marta Ávila Ibáñez\n" in out
     assert "PR #2, requested by José Núñez O'Brien" in out and "ou: " in out
-    assert "approved by Ing. Marta Ávila Ibáñez, Lic. Raúl Peña Güemes" in out
+    assert "✓ approved by Ing. Marta Ávila Ibáñez, Lic. Raúl Peña Güemes" in out
     code, out, _ = sandbox.cli("history", "SSM-000001", "--output", "json")
     moves = json.loads(out)
     assert [m["movement"] for m in moves] == ["alta", "modificacion", "baja"]
