@@ -235,6 +235,9 @@ class Run:
         audit.append("run-start", run=run_id, commit=commit, source=plan.source, scope=plan.scope,
                      fingerprint=plan.fingerprint, planned=len(approved), skipped=len(skipped),
                      locks_taken_over=self.lock_notes, reconciler=__version__, **operator())
+        for c in approved:  # before the first operation: a run killed halfway still says what it was doing
+            audit.append("planned", run=run_id, movement=c.movement.value, object_kind=c.kind, key=c.key,
+                         label=c.label, pull_request=c.provenance.pull_request if c.provenance else None)
         for s in skipped:
             audit.append("change", **change_record(s.change, "skipped", error=s.reason, run=run_id, commit=commit))
         report.skipped += skipped

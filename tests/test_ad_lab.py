@@ -305,7 +305,9 @@ def test_each_apply_leaves_a_chained_audit_trail_without_secrets_and_a_git_note(
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert all(r["prev"] == p["hash"] for p, r in zip(records, records[1:]))
     changes = [r for r in records if r["kind"] == "change"]
-    assert len(changes) == 9 and records[0]["planned"] == 9
+    planned = [r for r in records if r["kind"] == "planned"]
+    assert len(changes) == len(planned) == records[0]["planned"] == 9
+    assert kinds.index("change") > max(i for i, k in enumerate(kinds) if k == "planned")  # intent first
     account = next(r for r in changes if r["object_kind"] == "account")
     assert account["label"] == "jnunezo (José Ñúñez O'Brien)"
     assert account["status"] == "applied" and account["verified"] is True

@@ -187,12 +187,14 @@ def test_audit_verify_names_the_first_edited_or_removed_record(sandbox):
     path = sandbox.audit_dir / "ad-test.audit.jsonl"
     original = path.read_text(encoding="utf-8")
     lines = original.splitlines(keepends=True)
-    # An edit: someone turns a failure into a success, or changes who approved.
-    edited = json.loads(lines[4])
+    # An edit: someone changes who approved a change.
+    n = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "change")
+    edited = json.loads(lines[n])
     edited["approval"]["counted"] = ["Alguien Más <otro@example.org>"]
-    path.write_text("".join(lines[:4] + [json.dumps(edited, ensure_ascii=False) + "\n"] + lines[5:]), encoding="utf-8")
+    path.write_text("".join(lines[:n] + [json.dumps(edited, ensure_ascii=False) + "\n"] + lines[n + 1:]),
+                    encoding="utf-8")
     code, out, _ = sandbox.cli("audit", "verify")
-    assert code == 1 and "line 5 (seq 5): its content does not match its hash: the record was edited" in out
+    assert code == 1 and f"line {n + 1} (seq {n + 1}): its content does not match its hash: the record was edited" in out
     # A removal.
     path.write_text("".join(lines[:3] + lines[4:]), encoding="utf-8")
     code, out, _ = sandbox.cli("audit", "verify")
