@@ -140,18 +140,18 @@ def read_file(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line.rstrip("\n")
 
 
-def read_notes(repo: git.Repo) -> list[dict]:
-    """Every record attached as a note, any target, in no particular order."""
+def read_notes(repo: git.Repo) -> list[tuple[str, dict]]:
+    """Every record attached as a note, any target, with the commit it is attached to."""
     try:
         listing = repo.git.notes("--ref", NOTES_REF, "list")
     except git.GitCommandError:
         return []
     records = []
     for line in listing.splitlines():
-        note_blob, _commit = line.split()
+        note_blob, commit = line.split()
         for text in repo.git.cat_file("-p", note_blob).splitlines():
             if text.strip().startswith("{"):
-                records.append(json.loads(text))
+                records.append((commit, json.loads(text)))
     return records
 
 
@@ -166,44 +166,71 @@ class Verdict:
         return self.broken is None
 
 
-def verify_file(path: Path, notes: list[dict] | None = None) -> Verdict:
-    """Check the chain of one target's trail, and that every record noted in Git is in it."""
+def verify_chain(records: Iterable[tuple[str, dict]]) -> tuple[int, str | None, dict[int, str]]:
+    """Check one target's records, in order, each given with where it was read.  Returns
+    (records checked, what is wrong with the first broken one or None, hash by seq)."""
     prev, seq, count = GENESIS, 0, 0
     by_seq: dict[int, str] = {}
-    for number, line in read_file(path):
-        where = f"{path.name} line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            return Verdict(path, count, f"{where}: not a JSON record")
+    for where, record in records:
+        if record is None:
+            return count, f"{where}: not a JSON record", by_seq
         count += 1
         if record.get("seq") != seq + 1:
-            return Verdict(path, count, f"{where} (seq {record.get('seq')}): expected seq {seq + 1}; "
-                                        f"record {seq + 1} was removed or the records were reordered")
+            return count, (f"{where} (seq {record.get('seq')}): expected seq {seq + 1}; "
+                           f"record {seq + 1} was removed or the records were reordered"), by_seq
         if record.get("prev") != prev:
-            return Verdict(path, count, f"{where} (seq {record['seq']}): its prev hash does not match record "
-                                        f"{seq}: a record before it was edited or removed")
+            return count, (f"{where} (seq {record['seq']}): its prev hash does not match record "
+                           f"{seq}: a record before it was edited or removed"), by_seq
         if record.get("hash") != record_hash(record):
-            return Verdict(path, count, f"{where} (seq {record['seq']}): its content does not match its hash: "
-                                        "the record was edited")
+            return count, f"{where} (seq {record['seq']}): its content does not match its hash: the record was edited", by_seq
         prev, seq = record["hash"], record["seq"]
         by_seq[seq] = record["hash"]
+    return count, None, by_seq
+
+
+def _parsed(path: Path) -> Iterator[tuple[str, dict | None]]:
+    for number, line in read_file(path):
+        try:
+            yield f"{path.name} line {number}", json.loads(line)
+        except json.JSONDecodeError:
+            yield f"{path.name} line {number}", None
+
+
+def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verdict:
+    """Check the chain of one target's trail, and that every record noted in Git is in it."""
+    count, broken, by_seq = verify_chain(_parsed(path))
+    if broken:
+        return Verdict(path, count, broken)
     target = path.name[: -len(SUFFIX)]
-    for noted in sorted((n for n in notes or () if n.get("target") == target), key=lambda n: n.get("seq", 0)):
+    for commit, noted in sorted((n for n in notes or () if n[1].get("target") == target), key=lambda n: n[1].get("seq", 0)):
         if by_seq.get(noted.get("seq")) != noted.get("hash"):
             held = "is missing from" if noted.get("seq") not in by_seq else "differs in"
-            return Verdict(path, count, f"record seq {noted.get('seq')} noted in Git on commit "
-                                        f"{str(noted.get('commit'))[:10]} {held} {path.name}")
+            return Verdict(path, count, f"record seq {noted.get('seq')} noted in Git on commit {commit[:10]} "
+                                        f"{held} {path.name}")
     return Verdict(path, count)
+
+
+def verify_notes(notes: list[tuple[str, dict]]) -> list[tuple[str, int, str | None]]:
+    """Each target's chain rebuilt from the git notes alone: (target, records, broken or None).
+    An auditor with nothing but the repository can check the whole trail this way."""
+    by_target: dict[str, list[tuple[str, dict]]] = {}
+    for commit, record in notes:
+        by_target.setdefault(record.get("target", "?"), []).append((f"git note on {commit[:10]}", record))
+    out = []
+    for target, records in sorted(by_target.items()):
+        records.sort(key=lambda r: r[1].get("seq", 0))
+        count, broken, _ = verify_chain(records)
+        out.append((target, count, broken))
+    return out
 
 
 def trail_files(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).glob(f"*{SUFFIX}"))
 
 
-def load_records(directories: Iterable[str | Path]) -> list[dict]:
-    """All records of every trail in the directories, oldest first."""
-    records = []
+def load_records(directories: Iterable[str | Path] = (), notes: list[tuple[str, dict]] | None = None) -> list[dict]:
+    """All records of every trail in the directories (or, given notes, of the git notes), oldest first."""
+    records = [r for _, r in notes] if notes is not None else []
     for directory in dict.fromkeys(str(d) for d in directories):
         for path in trail_files(directory):
             records += [json.loads(line) for _, line in read_file(path)]

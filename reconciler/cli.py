@@ -72,12 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check every target's hash chain, and that the records noted "
                                                  "in Git match it")
     verify.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help="as before the subcommand")
+    from_git = "read the records from the git notes (refs/notes/reconciler) alone, not from the audit files"
+    verify.add_argument("--from-git", action="store_true", help=from_git)
     history = with_inventory(sub.add_parser("history", help="every movement of a person, account or object"))
     history.add_argument("query", help="employee key, account name, or part of a name")
     history.add_argument("--output", choices=["text", "json"], default="text")
+    history.add_argument("--from-git", action="store_true", help=from_git)
     report = with_inventory(sub.add_parser("report", help="monthly indicators: approved versus applied and verified"))
     report.add_argument("--month", required=True, help="YYYY-MM (approval month)")
     report.add_argument("--output", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--from-git", action="store_true", help=from_git)
     return p
 
 
@@ -232,7 +236,34 @@ def _repo_or_none(args):
         return None
 
 
+def _records(args) -> list[dict]:
+    if args.from_git:
+        return audit.load_records(notes=audit.read_notes(_repo(args)))
+    return audit.load_records(_audit_dirs(args))
+
+
+def _repo(args):
+    repo = _repo_or_none(args)
+    if repo is None:
+        raise ReconcilerError(f"{args.repo} is not a Git repository with commits: --from-git reads its notes")
+    return repo
+
+
+def _verify_from_git(args, out: Console) -> int:
+    results = audit.verify_notes(audit.read_notes(_repo(args)))
+    if not results:
+        raise ReconcilerError(f"no audit records in the git notes ({audit.NOTES_REF}) of {args.repo}")
+    for target, count, broken in results:
+        if broken:
+            out.print(f"[red]✗ target {escape(target)} (git notes): {escape(broken)}[/]")
+        else:
+            out.print(f"[green]✓[/] target {escape(target)} (git notes): {count} records, chain intact")
+    return EXIT_ERROR if any(broken for _, _, broken in results) else EXIT_OK
+
+
 def _audit_verify(args, out: Console) -> int:
+    if args.from_git:
+        return _verify_from_git(args, out)
     repo = _repo_or_none(args)
     notes = audit.read_notes(repo) if repo is not None else []
     files = [f for d in _audit_dirs(args) for f in audit.trail_files(d)]
@@ -251,7 +282,7 @@ def _audit_verify(args, out: Console) -> int:
 
 
 def _history(args, out: Console) -> int:
-    moves = auditors.history(audit.load_records(_audit_dirs(args)), args.query)
+    moves = auditors.history(_records(args), args.query)
     if args.output == "json":
         print(json.dumps([m.to_dict() for m in moves], ensure_ascii=False, indent=2))
     else:
@@ -263,7 +294,7 @@ def _monthly(args, out: Console) -> int:
     if not (len(args.month) == 7 and args.month[4] == "-" and args.month[:4].isdigit()
             and args.month[5:].isdigit() and 1 <= int(args.month[5:]) <= 12):
         raise ReconcilerError(f"--month {args.month!r}: expected YYYY-MM, e.g. 2026-11")
-    rows = auditors.monthly_indicators(audit.load_records(_audit_dirs(args)), args.month)
+    rows = auditors.monthly_indicators(_records(args), args.month)
     if args.output == "json":
         print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows]}, ensure_ascii=False, indent=2))
     elif args.output == "csv":

@@ -184,6 +184,8 @@ def test_audit_verify_names_the_first_edited_or_removed_record(sandbox):
     sandbox.apply()
     code, out, _ = sandbox.cli("audit", "verify")
     assert code == 0 and "chain intact, matches the git notes" in out
+    code, out, _ = sandbox.cli("audit", "verify", "--from-git")  # an auditor with only the repository
+    assert code == 0 and "target ad-test (git notes): " in out and "records, chain intact" in out
     path = sandbox.audit_dir / "ad-test.audit.jsonl"
     original = path.read_text(encoding="utf-8")
     lines = original.splitlines(keepends=True)
@@ -199,6 +201,13 @@ def test_audit_verify_names_the_first_edited_or_removed_record(sandbox):
     path.write_text("".join(lines[:3] + lines[4:]), encoding="utf-8")
     code, out, _ = sandbox.cli("audit", "verify")
     assert code == 1 and "line 4 (seq 5): expected seq 4; record 4 was removed" in out
+    # An edited git note: Git alone shows it too.
+    note = sandbox.repo.git.git.notes("--ref", "reconciler", "show", "HEAD")
+    sandbox.repo.git.git.notes("--ref", "reconciler", "add", "-f", "-m", note.replace("Jefe de Urgencias", "Director"),
+                               "HEAD")
+    code, out, _ = sandbox.cli("audit", "verify", "--from-git")
+    assert code == 1 and "(git notes): git note on " in out and "the record was edited" in out
+    sandbox.repo.git.git.notes("--ref", "reconciler", "add", "-f", "-m", note, "HEAD")
     # The last records cut off: the chain is intact, but Git's notes remember them.
     path.write_text("".join(lines[:-2]), encoding="utf-8")
     code, out, _ = sandbox.cli("audit", "verify")
@@ -227,6 +236,8 @@ def test_history_and_report_tell_an_auditor_who_asked_who_approved_and_when(sand
     assert "✓ approved by Ing. Marta Ávila Ibáñez, Lic. Raúl Peña Güemes" in out
     code, out, _ = sandbox.cli("history", "SSM-000001", "--output", "json")
     moves = json.loads(out)
+    code, from_git, _ = sandbox.cli("history", "SSM-000001", "--output", "json", "--from-git")
+    assert json.loads(from_git) == moves  # Git alone tells the same story
     assert [m["movement"] for m in moves] == ["alta", "modificacion", "baja"]
     assert all(m["status"] == "applied" and m["verified"] for m in moves)
     month = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
