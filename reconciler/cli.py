@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--output", choices=["text", "json", "markdown"], default="text")
     plan.add_argument("--working-tree", action="store_true",
                       help="preview the files on disk, committed or not (apply never does)")
+    plan.add_argument("--proposal", metavar="BASE", nargs="?", const="origin/main",
+                      help="the plan of a pull request into BASE (default origin/main): its own changes are "
+                           "shown as awaiting approval, not judged")
     apply = targeted("apply", "plan from a commit, then apply the approved changes and verify them")
     apply.add_argument("--output", choices=["text", "json"], default="text")
     apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
@@ -113,7 +116,8 @@ def _source(args):
 
 
 def _plan(args, out: Console) -> int:
-    with Run(_source(args), args.inventory, tuple(args.target), since_applied=args.since_applied) as run:
+    with Run(_source(args), args.inventory, tuple(args.target), since_applied=args.since_applied,
+             proposal_base=args.proposal) as run:
         plan = run.plan()
     if args.output == "json":
         print(plan_json(plan))

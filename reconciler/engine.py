@@ -93,6 +93,7 @@ class Run:
     only: tuple[str, ...] = ()
     since_applied: bool = False
     lock: bool = False  # apply: hold each target's lock from before reading it until the end
+    proposal_base: str | None = None  # plan of a pull request targeting this branch (see review)
     today: str = field(default_factory=today_utc)
     state: DesiredState | None = None
     providers: dict[str, ADProvider] = field(default_factory=dict)
@@ -166,7 +167,7 @@ class Run:
         scope = "full" if self.scope is None else self.scope.describe()
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
-        return review(plan, self.source, self.state)
+        return review(plan, self.source, self.state, self.proposal_base)
 
     @staticmethod
     def _excess_bajas(target: ADTarget, changes: list[Change]) -> int:

@@ -40,9 +40,20 @@ class Approval:
     ok: bool
     reason: str  # why not, or who approved
     approvers: tuple[str, ...] = ()  # the approvals that counted
+    pending: bool = False  # part of the pull request under review: its approval is being decided
 
     def to_dict(self) -> dict:
-        return {"approved": self.ok, "reason": self.reason, "counted": list(self.approvers)}
+        return {"approved": self.ok, "reason": self.reason, "counted": list(self.approvers), "pending": self.pending}
+
+
+def awaiting(required: int, privileged: tuple[str, ...], privileged_required: int) -> Approval:
+    """The verdict for a change a pull request under review brings: not yet approved, and
+    what its approval will take."""
+    if privileged:
+        need = f"{privileged_required} distinct approvers (grants privileged {', '.join(privileged)})"
+    else:
+        need = f"{required} approver{'s' if required > 1 else ''}"
+    return Approval(False, f"in this pull request: needs {need} other than the requester", pending=True)
 
 
 @dataclass(frozen=True)

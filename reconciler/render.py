@@ -56,6 +56,8 @@ def _solicitud_line(change: Change) -> str | None:
     who = f"{escape(change.provenance.summary())}; " if change.provenance is not None else ""
     if change.approval.ok:
         return f"      [dim]solicitud: {who}[/][green]✓ {escape(change.approval.reason)}[/]"
+    if change.approval.pending:
+        return f"      [dim]solicitud: {who}[/][cyan]⏳ {escape(change.approval.reason)}[/]"
     return f"      [dim]solicitud: {who}[/][red]✗ not approved: {escape(change.approval.reason)}[/]"
 
 
@@ -78,7 +80,8 @@ def print_plan(plan: Plan, console: Console) -> None:
     for warning in plan.warnings:
         console.print(f"\n[bold yellow]Warning:[/] {escape(warning)}")
     console.print()
-    unapproved = sum(1 for c in plan.changes if not c.approved) if plan.commit is not None else 0
+    judged = [c for c in plan.changes if c.approval is not None and not c.approval.pending] if plan.commit else []
+    unapproved = sum(1 for c in judged if not c.approved)
     tail = f" [red]{unapproved} not approved: apply skips them.[/]" if unapproved else ""
     console.print(f"[bold]{escape(plan.summary_line())}[/]{tail}")
 
@@ -118,7 +121,7 @@ def _md_solicitud(change: Change) -> str:
         return ""
     p = change.provenance
     who = f"{_md(p.pull_request or p.landed[:10])} by {_md(p.requester.name)}<br>" if p is not None else ""
-    mark = "✅" if change.approval.ok else "⛔"
+    mark = "✅" if change.approval.ok else "⏳" if change.approval.pending else "⛔"
     return f"{who}{mark} {_md(change.approval.reason)}"
 
 

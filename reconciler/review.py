@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import git
+
 from .desired import DesiredState
+from .errors import ReconcilerError
 from .plan import Change, Plan
 from .providers.ad import dn as dnlib
-from .policy import POLICY_FILE, Approval, Policy, Scope, parse_policy
+from .policy import POLICY_FILE, Approval, Policy, Scope, awaiting, parse_policy
 from .solicitudes import History
 from .source import DESIRED_DIR, DesiredSource
 
@@ -39,9 +42,28 @@ def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
     return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted)
 
 
-def review(plan: Plan, source: DesiredSource, state: DesiredState) -> Plan:
+def _proposed(source: DesiredSource, base: str | None):
+    """A predicate: did this commit land outside `base`, i.e. in the pull request under review?"""
+    if base is None:
+        return lambda sha: False
+    try:
+        base_sha = source.repo.commit(base).hexsha
+    except (ValueError, git.BadName):
+        raise ReconcilerError(f"--proposal: no commit {base!r} to compare the pull request with") from None
+    cache: dict[str, bool] = {}
+
+    def proposed(sha: str) -> bool:
+        if sha not in cache:
+            cache[sha] = not source.repo.is_ancestor(sha, base_sha)
+        return cache[sha]
+    return proposed
+
+
+def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base: str | None = None) -> Plan:
     """The plan with provenance and approval on every change.  A working-tree preview has no
-    solicitudes: its changes are marked as not approvable."""
+    solicitudes: its changes are marked as not approvable.  With `proposal_base` (the protected
+    branch a pull request targets), changes the pull request itself brings are marked as
+    awaiting its approval instead of judged: their trailers are written when it merges."""
     if source.commit is None:
         verdict = Approval(False, "a working-tree preview is never applied")
         return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
@@ -50,12 +72,17 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState) -> Plan:
     history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
     users_dir = source.path_in_repo(f"{DESIRED_DIR}/users")
     privileged = _privileged_groups(state, policy) if policy else {}
+    proposed = _proposed(source, proposal_base)
     reviewed = []
     for change in plan.changes:
         key = change.key if change.kind == "account" else None
         provenance = history.of(change.origins, key, users_dir)
         if not change.origins and change.kind == "ou":
             approval = Approval(True, "a managed OU named in the inventory")
+        elif provenance is not None and proposed(provenance.landed):
+            scope = scope_of(change, privileged)
+            approval = awaiting(policy.required if policy else 1, scope.privileged,
+                                policy.privileged_required if policy else 2)
         elif policy is None:
             approval = Approval(False, f"no approval policy {source.path_in_repo(POLICY_FILE)} at commit "
                                        f"{source.commit.hexsha[:10]}")

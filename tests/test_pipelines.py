@@ -154,10 +154,15 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     sandbox.repo.git.git.checkout("-q", "main")
     sandbox.repo.git.git.merge("-q", "--no-ff", "--no-edit", "alta-zoe")
     sandbox.repo.git.git.checkout("-q", "--detach", "HEAD")
-    results = forge.run_github_job("plan")
+    results = forge.run_github_job("plan", GITHUB_BASE_REF="main")
     assert all(code == 0 for code in _exits(results).values()), results
     posted = forge.posted.read_text(encoding="utf-8")
     assert "reconciler-fingerprint: " in posted and "zguemeso (Zoé Güemes O'Brien)" in posted
+    # The pull request's own change awaits its approval; the alta already on main is judged.
+    zoe = next(line for line in posted.splitlines() if "zguemeso" in line)
+    jose = next(line for line in posted.splitlines() if "jnunezo" in line)
+    assert "⏳ in this pull request: needs 1 approver other than the requester" in zoe
+    assert "✅ approved by" in jose
     assert "gh pr comment 1 --body-file plan.md --edit-last" in forge.log.read_text()
     # Merge: the squash commit with the reviewers' trailers lands on main; the apply job runs.
     sandbox.repo.git.git.checkout("-q", "main")
@@ -186,7 +191,7 @@ def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approv
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     head = sandbox.repo.squash_merge("Alta")
     forge.push("main")
-    assert _exits(forge.run_github_job("plan"))["Plan"] == 0
+    assert _exits(forge.run_github_job("plan", GITHUB_BASE_REF="main"))["Plan"] == 0
     assert sandbox.conn.add(sandbox.root, "organizationalUnit")  # someone prepares the OU by hand
     results = forge.run_github_job("apply", GITHUB_SHA=head)
     exits = _exits(results)
@@ -203,7 +208,7 @@ def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path):
     forge.push("main")
     proc = forge.run_gitlab_job("validate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = forge.run_gitlab_job("plan", CI_MERGE_REQUEST_IID="1")
+    proc = forge.run_gitlab_job("plan", CI_MERGE_REQUEST_IID="1", CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reconciler-fingerprint: " in forge.posted.read_text(encoding="utf-8")
     proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin))
