@@ -77,9 +77,25 @@ def pull_request_of(message: str) -> str | None:
     return None
 
 
+_TRAILER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):[ \t]*(.*?)\s*$")
+
+
+def trailers(message: str) -> list[tuple[str, str]]:
+    """The `Key: value` lines of the message's last paragraph, as `git interpret-trailers
+    --parse` reads them (without running it: a process per commit adds up)."""
+    paragraphs = [p for p in re.split(r"\n[ \t]*\n", message.strip()) if p.strip()]
+    if len(paragraphs) < 2:
+        return []
+    lines = paragraphs[-1].splitlines()
+    parsed = [_TRAILER.match(line) for line in lines]
+    if not parsed or not all(parsed):
+        return []
+    return [(m.group(1), m.group(2)) for m in parsed]
+
+
 def approvers_of(commit: git.Commit) -> tuple[tuple[Identity, ...], tuple[str, ...]]:
     found, unreadable = [], []
-    for key, value in commit.trailers_list:
+    for key, value in trailers(commit.message):
         if key.casefold() != "approved-by":
             continue
         ident = Identity.parse(value)
@@ -145,6 +161,12 @@ class History:
             self._blames[path] = list(self.repo.blame_incremental(self.commit.hexsha, path))
         return self._blames[path]
 
+    def _long(self, path: str) -> bool:
+        """Worth blaming by line range: a people file of thousands of lines.  Small files
+        (units, entitlements) are blamed once, whole, and asked many times."""
+        text = self._texts.get(path, (None,))[0]
+        return text is not None and text.count("\n") > 2000
+
     def _blame_span(self, path: str, first: int, last: int) -> list:
         out = self.repo.git.blame("--porcelain", "-L", f"{first},{last}", self.commit.hexsha, "--", path)
         shas = {line[:40] for line in out.splitlines() if _SHA_LINE.match(line)}
@@ -159,7 +181,7 @@ class History:
             if span is None:
                 continue
             first, last = span
-            if self.by_span:
+            if self.by_span and self._long(source.file):
                 commits += self._blame_span(source.file, first, last)
                 continue
             commits += [e.commit for e in self._blame(source.file)

@@ -157,3 +157,19 @@ def test_validate_checks_the_approval_policy_too(repo):
     repo.write()
     code, out, err = run_cli("--repo", str(repo.root), "validate")
     assert code == 0 and "inventory/approvers.yaml is valid: 4 approvers." in out
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("Alta (#3)\n\nApproved-by: Ana <a@x.mx>\nApproved-by: Raúl <r@x.mx>\n",
+     [("Approved-by", "Ana <a@x.mx>"), ("Approved-by", "Raúl <r@x.mx>")]),
+    ("Merge pull request #4 from x/y\n\nAlta de personal\n\nApproved-by: Ana <a@x.mx>", [("Approved-by", "Ana <a@x.mx>")]),
+    ("Approved-by: Ana <a@x.mx>", []),  # a subject line is never a trailer
+    ("Alta\n\nApproved-by: Ana <a@x.mx>\nesto no es un trailer", []),  # the last paragraph must be all trailers
+])
+def test_trailers_are_read_like_git_interpret_trailers(message, expected, repo):
+    from reconciler.solicitudes import trailers
+
+    assert trailers(message) == expected
+    (repo.root).mkdir(parents=True, exist_ok=True)
+    repo.git.index.commit(message)
+    assert [(k, v) for k, v in repo.git.head.commit.trailers_list] == expected

@@ -51,8 +51,10 @@ def split_entries(text: str) -> tuple[Entry, ...] | None:
                        r"^[^ \n#-]", re.MULTILINE)
     stop = ender.search(text, first.start())
     end = stop.start() if stop else len(text)
-    starts = [m.start() for m in re.finditer(rf"^ {{{indent}}}-[ \n]", text[:end], re.MULTILINE)
-              if m.start() >= first.start()]
+    fast = _keys_first(text, indent, first.start(), end)
+    if fast is not None:
+        return fast
+    starts = [m.start() for m in re.compile(rf"^ {{{indent}}}-[ \n]", re.MULTILINE).finditer(text, first.start(), end)]
     keys: list[list[str]] = [[] for _ in starts]
     for m in _KEY.finditer(text, first.start(), end):
         keys[bisect.bisect_right(starts, m.start()) - 1].append(m.group(2))
@@ -60,6 +62,32 @@ def split_entries(text: str) -> tuple[Entry, ...] | None:
         return None
     bounds = starts[1:] + [end]
     return tuple(Entry(k[0], i, s, e) for i, (k, s, e) in enumerate(zip(keys, starts, bounds)))
+
+
+_KEY_VALUE = re.compile(r"""[ \t]*(['"]?)([^'"#\s]+)\1[ \t]*(?:#.*)?""")
+
+
+def _keys_first(text: str, indent: int, start: int, end: int) -> tuple[Entry, ...] | None:
+    """The common layout, found with str.find (C speed): every item starts with its
+    `- employee_key:` line, and no other line in the list names an employee key.  None when
+    the file is laid out otherwise: the general scan handles it."""
+    marker = "\n" + " " * indent + "- employee_key:"
+    items = text.count("\n" + " " * indent + "-", start - 1, end)
+    if items != text.count("employee_key:", start, end):
+        return None
+    starts, keys, pos = [], [], start - 1
+    while (found := text.find(marker, pos, end)) >= 0:
+        line_end = text.find("\n", found + 1)
+        m = _KEY_VALUE.fullmatch(text, found + len(marker), line_end if line_end >= 0 else len(text))
+        if m is None:
+            return None
+        starts.append(found + 1)
+        keys.append(m.group(2))
+        pos = found + 1
+    if len(starts) != items:
+        return None
+    bounds = starts[1:] + [end]
+    return tuple(Entry(k, i, s, e) for i, (k, s, e) in enumerate(zip(keys, starts, bounds)))
 
 
 def lines_of(text: str, entry: Entry) -> tuple[int, int]:

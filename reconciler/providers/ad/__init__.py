@@ -60,7 +60,7 @@ class ADProvider:
 
     def _read(self, verify: bool = False) -> ActualDirectory:
         if self._keys is not None:
-            hints = {k: a.parent for k, a in self.desired.accounts.items()}
+            hints = {k: a.sam for k, a in self.desired.accounts.items()}
             accounts = read_accounts_by_key(self.conn, self.target, self._keys, verify, hints)
         else:
             self._connect_readers()

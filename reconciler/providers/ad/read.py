@@ -178,28 +178,27 @@ def read_accounts_by_key(conn: Connection, target: ADTarget, keys: Iterable[str]
                          ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
     """Only the accounts carrying these employeeIDs under the managed OUs (an incremental plan).
 
-    employeeID is not indexed in AD, so every search scans its subtree.  Each key is first
-    looked for in the OU where the desired state puts it (`hints`: key -> OU DN) and in the
-    bajas OU, one level deep; only the keys not found there are searched in the whole managed
-    tree.  OR-batches of keys, one paged search per batch and base."""
+    employeeID is not indexed in AD, so a search on it alone scans its whole subtree (about
+    120 ms for 10,000 accounts on Samba).  sAMAccountName is indexed: each key is first looked
+    for together with the account name the desired state gives it (`hints`: key -> sam, a
+    couple of milliseconds); only the keys not found that way (altas, renames, removals) are
+    searched by employeeID alone.  OR-batches of keys, one paged search per batch and base."""
     groups_key = dnlib.key(target.groups_ou)
     attributes = VERIFY_ATTRIBUTES if verify else ACCOUNT_ATTRIBUTES
     keys = sorted(set(keys))
-    by_ou: dict[str, list[str]] = {}
-    for key in keys:
-        if hints and key in hints:
-            by_ou.setdefault(hints[key], []).append(key)
-    pairs = []
-    for ou, some in sorted(by_ou.items()):
-        pairs += _search_keys(conn, ou, some, attributes, groups_key, LEVEL)
-    if by_ou and not any(dnlib.same(ou, target.bajas_ou) for ou in by_ou):
-        pairs += _search_keys(conn, target.bajas_ou, keys, attributes, groups_key, LEVEL)
+    roots = _distinct_roots([target.people_ou, target.bajas_ou])
+    pairs: list[tuple[dict, Account]] = []
+    named = [(k, hints[k]) for k in keys if hints and hints.get(k)]
+    for i in range(0, len(named), _LOOKUP_BATCH):
+        terms = "".join(f"(&(sAMAccountName={escape_filter_chars(sam)})(employeeID={escape_filter_chars(k)}))"
+                        for k, sam in named[i:i + _LOOKUP_BATCH])
+        for base in roots:
+            pairs += [(e, _account(e, groups_key)) for e in paged_search(
+                conn, base, f"(&(objectCategory=person)(objectClass=user)(|{terms}))", attributes)]
     found = {account.key for _, account in pairs}
-    rest = [k for k in keys if k not in found]
-    if rest:
-        for base in _distinct_roots([target.people_ou, target.bajas_ou]):
-            pairs += [p for p in _search_keys(conn, base, rest, attributes, groups_key) if p[0]["dn"] not in
-                      {e["dn"] for e, _ in pairs}]
+    if rest := [k for k in keys if k not in found]:
+        for base in roots:
+            pairs += _search_keys(conn, base, rest, attributes, groups_key)
     return _split_managed(pairs)
 
 
