@@ -12,6 +12,7 @@ A full run still catches drift made by hand: the nightly job runs one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import git
 
@@ -58,14 +59,19 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
         try:
             bases.append(repo.commit(ref).hexsha)
         except (git.BadName, ValueError):
+            if (repo.git_dir and (Path(repo.git_dir) / ref).exists()) or ref in repo.git.show_ref(with_exceptions=False):
+                return Scope(True, f"the commit {ref} names is not in this clone (fetch the full history)")
             return Scope(True, f"no applied commit recorded yet ({ref})")
     bases = list(dict.fromkeys(bases))
     root = source.path_in_repo(DESIRED_DIR)
     changed: set[str] = set()
     for base in bases:
-        if not repo.is_ancestor(base, commit.hexsha):
-            return Scope(True, f"the applied commit {base[:10]} is not in the history of {commit.hexsha[:10]}")
-        out = repo.git.diff("--name-only", "--no-renames", base, commit.hexsha, "--", root)
+        try:
+            if not repo.is_ancestor(base, commit.hexsha):
+                return Scope(True, f"the applied commit {base[:10]} is not in the history of {commit.hexsha[:10]}")
+            out = repo.git.diff("--name-only", "--no-renames", base, commit.hexsha, "--", root)
+        except git.GitCommandError:  # the applied commit is not in this clone (a shallow one?)
+            return Scope(True, f"the applied commit {base[:10]} is not in this clone (fetch the full history)")
         changed.update(line for line in out.splitlines() if line)
     users = f"{root}/users/"
     others = sorted(p for p in changed if not p.startswith(users))

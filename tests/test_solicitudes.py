@@ -173,3 +173,14 @@ def test_trailers_are_read_like_git_interpret_trailers(message, expected, repo):
     (repo.root).mkdir(parents=True, exist_ok=True)
     repo.git.index.commit(message)
     assert [(k, v) for k, v in repo.git.head.commit.trailers_list] == expected
+
+
+def test_an_applied_commit_missing_from_the_clone_means_a_full_plan(repo):
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.squash_merge("Alta")
+    # A ref naming an object this clone does not have, as a shallow CI checkout would.
+    (repo.root / ".git" / "refs" / "reconciler" / "applied").mkdir(parents=True)
+    (repo.root / ".git" / "refs" / "reconciler" / "applied" / "ad").write_text("1" * 40 + "\n")
+    scope = scope_since_applied(at_ref(repo.root), ["refs/reconciler/applied/ad"])
+    assert scope.full and scope.reason == ("the commit refs/reconciler/applied/ad names is not in this clone "
+                                           "(fetch the full history)")
