@@ -140,8 +140,9 @@ def read_file(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line.rstrip("\n")
 
 
-def read_notes(repo: git.Repo) -> list[tuple[str, dict]]:
-    """Every record attached as a note, any target, with the commit it is attached to."""
+def read_notes(repo: git.Repo) -> list[tuple[str, dict | None]]:
+    """Every record attached as a note, any target, with the commit it is attached to (None
+    for a line that is not a record: someone edited the note)."""
     try:
         listing = repo.git.notes("--ref", NOTES_REF, "list")
     except git.GitCommandError:
@@ -150,8 +151,8 @@ def read_notes(repo: git.Repo) -> list[tuple[str, dict]]:
     for line in listing.splitlines():
         note_blob, commit = line.split()
         for text in repo.git.cat_file("-p", note_blob).splitlines():
-            if text.strip().startswith("{"):
-                records.append((commit, json.loads(text)))
+            if text.strip():
+                records.append((commit, _record(text)))
     return records
 
 
@@ -188,12 +189,17 @@ def verify_chain(records: Iterable[tuple[str, dict]]) -> tuple[int, str | None, 
     return count, None, by_seq
 
 
+def _record(text: str) -> dict | None:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _parsed(path: Path) -> Iterator[tuple[str, dict | None]]:
     for number, line in read_file(path):
-        try:
-            yield f"{path.name} line {number}", json.loads(line)
-        except json.JSONDecodeError:
-            yield f"{path.name} line {number}", None
+        yield f"{path.name} line {number}", _record(line)
 
 
 def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verdict:
@@ -202,7 +208,8 @@ def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verd
     if broken:
         return Verdict(path, count, broken)
     target = path.name[: -len(SUFFIX)]
-    for commit, noted in sorted((n for n in notes or () if n[1].get("target") == target), key=lambda n: n[1].get("seq", 0)):
+    mine = [n for n in notes or () if n[1] is not None and n[1].get("target") == target]
+    for commit, noted in sorted(mine, key=lambda n: n[1].get("seq", 0)):
         if by_seq.get(noted.get("seq")) != noted.get("hash"):
             held = "is missing from" if noted.get("seq") not in by_seq else "differs in"
             return Verdict(path, count, f"record seq {noted.get('seq')} noted in Git on commit {commit[:10]} "
@@ -214,9 +221,12 @@ def verify_notes(notes: list[tuple[str, dict]]) -> list[tuple[str, int, str | No
     """Each target's chain rebuilt from the git notes alone: (target, records, broken or None).
     An auditor with nothing but the repository can check the whole trail this way."""
     by_target: dict[str, list[tuple[str, dict]]] = {}
-    for commit, record in notes:
-        by_target.setdefault(record.get("target", "?"), []).append((f"git note on {commit[:10]}", record))
     out = []
+    for commit, record in notes:
+        if record is None:
+            out.append(("?", 0, f"git note on {commit[:10]}: a line that is not a JSON record"))
+            continue
+        by_target.setdefault(record.get("target", "?"), []).append((f"git note on {commit[:10]}", record))
     for target, records in sorted(by_target.items()):
         records.sort(key=lambda r: r[1].get("seq", 0))
         count, broken, _ = verify_chain(records)
@@ -230,8 +240,16 @@ def trail_files(directory: str | Path) -> list[Path]:
 
 def load_records(directories: Iterable[str | Path] = (), notes: list[tuple[str, dict]] | None = None) -> list[dict]:
     """All records of every trail in the directories (or, given notes, of the git notes), oldest first."""
-    records = [r for _, r in notes] if notes is not None else []
+    records = []
+    for commit, record in notes or ():
+        if record is None:
+            raise ReconcilerError(f"the git note on {commit[:10]} has a line that is not an audit record: "
+                                  "run `reconciler audit verify --from-git`")
+        records.append(record)
     for directory in dict.fromkeys(str(d) for d in directories):
         for path in trail_files(directory):
-            records += [json.loads(line) for _, line in read_file(path)]
+            for where, record in _parsed(path):
+                if record is None:
+                    raise ReconcilerError(f"{where} is not an audit record: run `reconciler audit verify`")
+                records.append(record)
     return sorted(records, key=lambda r: (r.get("time", ""), r.get("target", ""), r.get("seq", 0)))

@@ -40,7 +40,7 @@ def _matches(record: dict, query: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Movement:
+class RecordedMovement:
     time: str
     target: str
     movement: str
@@ -69,7 +69,7 @@ def _short(value) -> str:
     return "(none)" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
-def history(records: list[dict], query: str) -> list[Movement]:
+def history(records: list[dict], query: str) -> list[RecordedMovement]:
     """Every recorded movement of the person, account or object matching `query` (employee key,
     account name, or part of the name), oldest first."""
     out = []
@@ -78,7 +78,7 @@ def history(records: list[dict], query: str) -> list[Movement]:
             continue
         sol = r.get("solicitud") or {}
         changed = tuple(f"{a['name']}: {_short(a.get('before'))} → {_short(a.get('after'))}" for a in r.get("attributes", ()))
-        out.append(Movement(
+        out.append(RecordedMovement(
             time=r.get("time", ""), target=r.get("target", ""), movement=r.get("movement", ""), kind=r.get("object_kind", ""),
             label=r.get("label", ""), key=r.get("key", ""), status=r.get("status", ""), verified=r.get("verified"),
             pull_request=sol.get("pull_request"), commit=sol.get("landed") or r.get("commit"),

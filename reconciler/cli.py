@@ -21,7 +21,7 @@ from .policy import POLICY_FILE
 from .render import plan_json, plan_markdown, print_plan
 from .render_audit import indicators_csv, print_history, print_indicators
 from .review import load_policy
-from .source import DEFAULT_REF, at_ref, working_tree
+from .source import DEFAULT_REF, at_ref, open_repo, working_tree
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -233,13 +233,6 @@ def _audit_dirs(args) -> list[str]:
     return list(dict.fromkeys(t.audit_dir for t in load_inventory(args.inventory).values()))
 
 
-def _repo_or_none(args):
-    try:
-        return at_ref(args.repo, "HEAD").repo
-    except ReconcilerError:
-        return None
-
-
 def _records(args) -> list[dict]:
     if args.from_git:
         return audit.load_records(notes=audit.read_notes(_repo(args)))
@@ -247,9 +240,9 @@ def _records(args) -> list[dict]:
 
 
 def _repo(args):
-    repo = _repo_or_none(args)
+    repo = open_repo(args.repo)
     if repo is None:
-        raise ReconcilerError(f"{args.repo} is not a Git repository with commits: --from-git reads its notes")
+        raise ReconcilerError(f"{args.repo} is not a Git repository: --from-git reads its notes")
     return repo
 
 
@@ -268,7 +261,7 @@ def _verify_from_git(args, out: Console) -> int:
 def _audit_verify(args, out: Console) -> int:
     if args.from_git:
         return _verify_from_git(args, out)
-    repo = _repo_or_none(args)
+    repo = open_repo(args.repo)
     notes = audit.read_notes(repo) if repo is not None else []
     files = [f for d in _audit_dirs(args) for f in audit.trail_files(d)]
     if not files:

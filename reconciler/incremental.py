@@ -17,6 +17,7 @@ from pathlib import Path
 import git
 
 from .desired.entries import entry_texts
+from .desired.files import blob_text
 from .desired.load import USER_SUFFIXES
 from .errors import ReconcilerError
 from .source import DESIRED_DIR, DesiredSource
@@ -41,13 +42,6 @@ class Scope:
         k = len(self.employee_keys)
         return (f"incremental since {since}: {n} changed file{'s' if n != 1 else ''}, "
                 f"{k} changed {'person' if k == 1 else 'people'}")
-
-
-def _blob_text(commit: git.Commit, path: str) -> str | None:
-    try:
-        return (commit.tree / path).data_stream.read().decode("utf-8")
-    except (KeyError, UnicodeDecodeError):
-        return None
 
 
 def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
@@ -82,13 +76,13 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
     before: set[str] = set()
     entries: dict[str, frozenset[str]] = {}
     for path in sorted(user_files):
-        new_text = _blob_text(commit, path)
+        new_text = blob_text(commit, path)
         now = entry_texts(new_text)
         if now is None:
             return Scope(True, f"{path} is not in the block layout the incremental plan splits")
         mine: set[str] = set()
         for base in bases:
-            old_text = _blob_text(repo.commit(base), path)
+            old_text = blob_text(repo.commit(base), path)
             then = entry_texts(old_text)
             if then is None:
                 return Scope(True, f"{path} at {base[:10]} is not in the block layout the incremental plan splits")

@@ -85,8 +85,11 @@ class Policy:
             return Approval(False, f"commit {provenance.landed[:10]} {what} without approval "
                                    "(no Approved-by trailer)")
         counted, refused = [], []
-        distinct = {i.key: i for i in reversed(provenance.approvers)}  # the same person twice counts once
-        for ident in sorted(distinct.values(), key=provenance.approvers.index):
+        seen: set[str] = set()
+        for ident in provenance.approvers:
+            if ident.key in seen:
+                continue  # the same person twice counts once
+            seen.add(ident.key)
             approver = self.by_email(ident)
             if ident.key == provenance.requester.key:
                 refused.append(f"{ident.name} requested the change and cannot approve it")

@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .auditors import IndicatorRow, Movement
+from .auditors import IndicatorRow, RecordedMovement
 
 
-def print_history(moves: list[Movement], query: str, console: Console) -> None:
+def print_history(moves: list[RecordedMovement], query: str, console: Console) -> None:
     if not moves:
         console.print(f"No recorded movement matches {escape(query)!r}.")
         return

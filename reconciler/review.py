@@ -6,6 +6,7 @@ from dataclasses import replace
 import git
 
 from .desired import DesiredState
+from .desired.files import blob_text
 from .errors import ReconcilerError
 from .plan import Change, Plan
 from .providers.ad import dn as dnlib
@@ -18,10 +19,7 @@ def load_policy(source: DesiredSource) -> Policy | None:
     """The policy at the same commit (or in the same working tree) as the desired state."""
     path = source.path_in_repo(POLICY_FILE)
     if source.commit is not None:
-        try:
-            text = (source.commit.tree / path).data_stream.read().decode("utf-8")
-        except KeyError:
-            text = None
+        text = blob_text(source.commit, path)
     else:
         file = source.files.root.parent / POLICY_FILE  # type: ignore[attr-defined]
         text = file.read_text(encoding="utf-8") if file.is_file() else None

@@ -19,6 +19,7 @@ from functools import cached_property
 import git
 
 from .desired.entries import lines_of, split_entries
+from .desired.files import blob_text
 from .desired.model import Source
 from .desired.yamlfile import LineIndex
 
@@ -139,10 +140,7 @@ class History:
         """The lines of a declaration at this commit.  People's entries are found by the text
         scanner (files of thousands of people); anything else through the YAML nodes."""
         if source.file not in self._texts:
-            try:
-                text = (self.commit.tree / source.file).data_stream.read().decode("utf-8")
-            except (KeyError, UnicodeDecodeError):
-                text = None
+            text = blob_text(self.commit, source.file)
             entries = split_entries(text) if text is not None and source.path[:1] == ("people",) else None
             self._texts[source.file] = (text, entries, None)
         text, entries, index = self._texts[source.file]

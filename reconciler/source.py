@@ -47,7 +47,8 @@ class DesiredSource:
         return digest.hexdigest()
 
 
-def _repo(path: Path) -> git.Repo | None:
+def open_repo(path: Path) -> git.Repo | None:
+    """The Git repository holding `path`, or None."""
     try:
         return git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -62,7 +63,7 @@ def _prefix(repo: git.Repo, path: Path) -> str:
 def working_tree(path: Path) -> DesiredSource:
     path = Path(path)
     files = DirectoryFiles(path / DESIRED_DIR)
-    repo = _repo(path)
+    repo = open_repo(path)
     if repo is None:
         return DesiredSource(files, f"working tree {path} (not a Git repository; a preview only)")
     try:
@@ -77,7 +78,7 @@ def working_tree(path: Path) -> DesiredSource:
 
 
 def at_ref(path: Path, ref: str = DEFAULT_REF) -> DesiredSource:
-    repo = _repo(Path(path))
+    repo = open_repo(Path(path))
     if repo is None:
         raise ReconcilerError(f"{path} is not a Git repository: desired state is read from a commit "
                               "(use plan --working-tree to preview files that are not committed)")

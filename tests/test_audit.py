@@ -122,3 +122,20 @@ def test_an_unreadable_lock_is_stale_and_a_released_lock_leaves_no_files(tmp_pat
     assert lock.replaced.endswith("(unreadable)")
     lock.release()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ad.lock.guard"]
+
+
+def test_a_line_that_is_not_a_record_is_named_not_a_traceback(tmp_path):
+    from reconciler.audit import load_records, verify_notes
+    from reconciler.errors import ReconcilerError
+
+    log = write_trail(tmp_path, 3)
+    lines = log.path.read_text(encoding="utf-8").splitlines(keepends=True)
+    log.path.write_text(lines[0] + "{roto\n" + "".join(lines[2:]), encoding="utf-8")
+    assert verify_file(log.path).broken == "ad.audit.jsonl line 2: not a JSON record"
+    with pytest.raises(ReconcilerError, match=r"ad.audit.jsonl line 2 is not an audit record"):
+        load_records([tmp_path])
+    good = json.loads(lines[0])
+    assert verify_notes([("c" * 40, good), ("c" * 40, None)])[0][2] == \
+        "git note on cccccccccc: a line that is not a JSON record"
+    with pytest.raises(ReconcilerError, match="git note on cccccccccc has a line that is not an audit record"):
+        load_records(notes=[("c" * 40, None)])

@@ -44,6 +44,21 @@ class DirectoryFiles:
         return sorted(f"{rel_dir}/{p.name}" for p in directory.iterdir() if p.suffix in suffixes and p.is_file())
 
 
+def blob_text(commit: git.Commit, path: str) -> str | None:
+    """A file's text as committed, or None when the commit has no such file (or it is not
+    UTF-8 text)."""
+    try:
+        obj = commit.tree / path
+    except KeyError:
+        return None
+    if obj.type != "blob":
+        return None
+    try:
+        return obj.data_stream.read().decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 class CommitFiles:
     """desired_state/ as committed: blobs are read from the object store, not the checkout."""
 

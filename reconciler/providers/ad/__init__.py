@@ -91,8 +91,9 @@ class ADProvider:
         wanted = {want.sam.rstrip("0123456789"): want.key for key, want in self.desired.accounts.items()
                   if want.enabled and (key not in self.actual.accounts
                                        or self.actual.accounts[key].sam.casefold() != want.sam.casefold())}
+        owners = set(wanted.values())
         for obj in near_names(self.conn, self.target, wanted) if wanted else ():
-            if obj.employee_id not in set(wanted.values()):
+            if obj.employee_id not in owners:
                 return f"the account name {obj.sam} is near a new or renamed account's name"
         return None
 

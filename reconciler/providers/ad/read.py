@@ -163,13 +163,13 @@ def _split_managed(pairs: Iterable[tuple[dict, Account]]) -> tuple[dict[str, Acc
     return managed, foreign, warnings
 
 
-def _search_keys(conn: Connection, base: str, keys: list[str], attributes: list[str], groups_key: tuple,
-                 scope=SUBTREE) -> list[tuple[dict, Account]]:
+def _search_keys(conn: Connection, base: str, keys: list[str], attributes: list[str],
+                 groups_key: tuple) -> list[tuple[dict, Account]]:
     pairs = []
     for i in range(0, len(keys), _LOOKUP_BATCH):
         terms = "".join(f"(employeeID={escape_filter_chars(k)})" for k in keys[i:i + _LOOKUP_BATCH])
         query = f"(&(objectCategory=person)(objectClass=user)(|{terms}))"
-        pairs += [(e, _account(e, groups_key)) for e in paged_search(conn, base, query, attributes, scope)]
+        pairs += [(e, _account(e, groups_key)) for e in paged_search(conn, base, query, attributes)]
     return pairs
 
 
