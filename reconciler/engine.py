@@ -17,16 +17,27 @@ import git
 from . import __version__, incremental
 from .audit import AuditLog, attach_note, change_record, operator
 from .credentials import CredentialFile
+from .audit import load_records, read_notes
 from .desired import DesiredState, load_desired_state
+from .desired.model import MailRules
 from .errors import ReconcilerError
-from .inventory import ADTarget, load_inventory
+from .inventory import ADTarget, MailTarget, Target, load_inventory, mail_rules
 from .lock import TargetLock
 from .plan import Change, Movement, Plan
 from .providers.ad import ADProvider, Outcome
+from .providers.ad.diff import PASSWORD_RESET
+from .providers.mail import MailProvider, revokes
 from .review import review
 from .source import DesiredSource
 
 APPLIED_REF = "refs/reconciler/applied/{target}"
+# Targets are planned and applied in this order: an account exists before its mailbox.
+# Changes that revoke access (a closed mailbox, a member removed) run first, in reverse order:
+# access is gone before an account is disabled.
+PROVIDERS = {"active_directory": ADProvider, "mail": MailProvider}
+ORDER = tuple(PROVIDERS)
+GUARDED_KINDS = frozenset({"account", "mailbox", "shared-mailbox"})  # the deletion guard counts their bajas
+Provider = ADProvider | MailProvider
 
 
 class DeletionGuard(ReconcilerError):
@@ -96,9 +107,10 @@ class Run:
     proposal_base: str | None = None  # plan of a pull request targeting this branch (see review)
     today: str = field(default_factory=today_utc)
     state: DesiredState | None = None
-    providers: dict[str, ADProvider] = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
     scope: incremental.Scope | None = None
     lock_notes: list[str] = field(default_factory=list)  # expired locks taken over
+    rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     _stack: ExitStack = field(default_factory=ExitStack)
 
     def __enter__(self) -> "Run":
@@ -121,7 +133,8 @@ class Run:
         if unknown:
             raise ReconcilerError(f"unknown target {', '.join(unknown)} (the inventory {self.inventory} has "
                                   f"{', '.join(targets)})")
-        selected = {n: t for n, t in targets.items() if not self.only or n in self.only}
+        selected = {n: t for n, t in sorted(targets.items(), key=lambda item: ORDER.index(item[1].kind))
+                    if not self.only or n in self.only}
         if self.lock:
             for name, target in selected.items():
                 lock = self._stack.enter_context(TargetLock(target.audit_dir, name,
@@ -135,16 +148,30 @@ class Run:
         unreachable: ReconcilerError | None = None
         try:
             for name, target in selected.items():
-                provider = self._stack.enter_context(ADProvider(target))
+                provider = self._stack.enter_context(PROVIDERS[target.kind](target))
                 self.providers[name] = provider
                 if self.scope is None or self.scope.full:
                     provider.prefetch()
         except ReconcilerError as exc:
             unreachable = exc
         only = None if self.scope is None or self.scope.full else self.scope.entries
-        self.state = load_desired_state(self.source.files, only=only)
+        self.rules = mail_rules(targets)
+        self.state = load_desired_state(self.source.files, only=only, mail=self.rules)
         if unreachable is not None:
             raise unreachable
+        if any(p.password_resets for p in self.state.people):
+            self._applied_resets()
+
+    def _applied_resets(self) -> None:
+        """Tell each directory which password resets its trail (or Git's notes) says were
+        applied: a reset request is applied once, never again."""
+        notes = read_notes(self.source.repo) if self.source.commit is not None else []
+        for name, provider in self.providers.items():
+            if isinstance(provider, ADProvider):
+                records = load_records([provider.target.audit_dir], [n for n in notes if n[1] is not None])
+                provider.applied_resets = frozenset(
+                    r.get("folio") for r in records if r.get("target") == name and r.get("kind") == "change"
+                    and r.get("object_kind") == PASSWORD_RESET and r.get("status") == "applied")
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
@@ -158,7 +185,7 @@ class Run:
             if keys is not None and provider.needs_full_read:
                 # The changed files touch something only a full read can judge: do the full plan.
                 self.scope = replace(self.scope, full=True, reason=provider.needs_full_read)
-                self.state = load_desired_state(self.source.files)
+                self.state = load_desired_state(self.source.files, mail=self.rules)
                 return self.plan()
             changes += c
             conflicts += k
@@ -170,12 +197,13 @@ class Run:
         return review(plan, self.source, self.state, self.proposal_base)
 
     @staticmethod
-    def _excess_bajas(target: ADTarget, changes: list[Change]) -> int:
-        """How many account bajas the plan has for `target`, when that is over its guard (else 0)."""
-        bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind == "account")
+    def _excess_bajas(target: Target, changes: list[Change]) -> int:
+        """How many account or mailbox bajas the plan has for `target`, when that is over its
+        guard (else 0)."""
+        bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind in GUARDED_KINDS)
         return bajas if bajas > target.max_bajas else 0
 
-    def _guard_warning(self, target: ADTarget, changes: list[Change]) -> list[str]:
+    def _guard_warning(self, target: Target, changes: list[Change]) -> list[str]:
         if bajas := self._excess_bajas(target, changes):
             return [f"target {target.name}: {bajas} bajas exceed the deletion guard (max_bajas: "
                     f"{target.max_bajas}); apply refuses them unless given --allow-mass-baja"]
@@ -210,70 +238,34 @@ class Run:
 
     def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
               expect_fingerprint: str | None = None, progress=None) -> ApplyReport:
-        """Apply the approved changes of `plan`, target by target, each under its lock and with
-        its audit trail; `progress(target, total)` returns an advance(n) callable."""
+        """Apply the approved changes of `plan` across targets, each under its lock and with
+        its audit trail; `progress(target, total)` returns an advance(n) callable.
+
+        Order: first every change that revokes access, targets in reverse order (a closed
+        mailbox before its account is disabled); then everything else in target order (an
+        account before its mailbox); then each target reads back and verifies."""
         self._check(plan, allow_mass_baja, strict, expect_fingerprint)
         run_id = new_run_id()
         report = ApplyReport([])
         by_target = plan.by_target()
-        for name, provider in self.providers.items():
-            self._apply_target(provider, by_target.get(name, []), plan, run_id, report, progress)
-        return report
-
-    def _apply_target(self, provider: ADProvider, changes: list[Change], plan: Plan, run_id: str,
-                      report: ApplyReport, progress) -> None:
-        target = provider.target
-        approved = [c for c in changes if c.approved]
-        skipped = [Skipped(c, c.approval.reason) for c in changes if not c.approved]
-        conflicts = [c for c in plan.conflicts if c.target == target.name]
-        if not changes:
-            if not conflicts:
-                self._record_applied(target.name, report)
-            return
-        audit = AuditLog(target.audit_dir, target.name)
-        report.audit_files.append(str(audit.path))
-        commit = self.source.sha
-        audit.append("run-start", run=run_id, commit=commit, source=plan.source, scope=plan.scope,
-                     fingerprint=plan.fingerprint, planned=len(approved), skipped=len(skipped),
-                     locks_taken_over=self.lock_notes, reconciler=__version__, **operator())
-        for c in approved:  # before the first operation: a run killed halfway still says what it was doing
-            audit.append("planned", run=run_id, movement=c.movement.value, object_kind=c.kind, key=c.key,
-                         label=c.label, pull_request=c.provenance.pull_request if c.provenance else None)
-        for s in skipped:
-            audit.append("change", **change_record(s.change, "skipped", error=s.reason, run=run_id, commit=commit))
-        report.skipped += skipped
-        credentials = CredentialFile(target.credentials_dir, f"{target.name}-{run_id}")
-        advance = progress(target.name, len(approved)) if progress else (lambda n: None)
-        outcomes: list[Outcome] = []
+        runs = [_TargetApply(self, p, by_target.get(n, []), plan, run_id, report) for n, p in self.providers.items()]
+        for r in runs:
+            r.start(progress)
         aborted: BaseException | None = None
         try:
-            outcomes = provider.apply(approved, credentials, advance)
-            provider.verify(outcomes, self.today)
+            for r in reversed(runs):
+                r.step(first=True)
+            for r in runs:
+                r.step(first=False)
+            for r in runs:
+                r.verify()
         except BaseException as exc:
             aborted = exc
             raise
         finally:
-            credentials.close()
-            for o in outcomes:
-                audit.append("change", **change_record(o.change, o.status, o.verified, o.error, run_id, commit))
-            applied_all = aborted is None and not skipped and not conflicts and all(
-                o.status == "applied" and o.verified for o in outcomes)
-            audit.append("run-end", run=run_id, commit=commit,
-                         result="aborted" if aborted else ("complete" if applied_all else "incomplete"),
-                         reason=f"{type(aborted).__name__}: {aborted}" if aborted else None,
-                         applied_ref_moved=applied_all)
-            audit.close()
-            try:
-                attach_note(self.source.repo, commit, audit.written)
-            except ReconcilerError as exc:  # the trail file has every record; say what Git lacks
-                report.warnings.append(f"{exc}; the records are in {audit.path}")
-        report.outcomes += outcomes
-        for phase, seconds in provider.timings.items():
-            report.timings[phase] = report.timings.get(phase, 0.0) + seconds
-        if credentials.count:
-            report.credentials_files.append((str(credentials.path), credentials.count))
-        if applied_all:
-            self._record_applied(target.name, report)
+            for r in runs:
+                r.finish(aborted)
+        return report
 
     def _record_applied(self, target: str, report: ApplyReport | None = None) -> None:
         """Move refs/reconciler/applied/<target> to the commit: everything in it is applied."""
@@ -294,3 +286,87 @@ class Run:
                 if not any(c.target == name for c in plan.conflicts):
                     self._record_applied(name, report)
         return report.applied_refs
+
+
+@dataclass
+class _TargetApply:
+    """One target's part of an apply: its audit trail from run-start to run-end."""
+
+    run: Run
+    provider: Provider
+    changes: list[Change]
+    plan: Plan
+    run_id: str
+    report: ApplyReport
+    audit: AuditLog | None = None
+    credentials: CredentialFile | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    advance: object = None
+
+    @property
+    def name(self) -> str:
+        return self.provider.target.name
+
+    def start(self, progress) -> None:
+        """run-start, then a `planned` record per change before the first operation (a run
+        killed halfway still says what it was doing), and the skipped changes."""
+        target, commit = self.provider.target, self.run.source.sha
+        self.approved = [c for c in self.changes if c.approved]
+        self.skipped = [Skipped(c, c.approval.reason) for c in self.changes if not c.approved]
+        self.conflicts = [c for c in self.plan.conflicts if c.target == target.name]
+        if not self.changes:
+            return
+        self.audit = AuditLog(target.audit_dir, target.name)
+        self.report.audit_files.append(str(self.audit.path))
+        self.audit.append("run-start", run=self.run_id, commit=commit, source=self.plan.source, scope=self.plan.scope,
+                          fingerprint=self.plan.fingerprint, planned=len(self.approved), skipped=len(self.skipped),
+                          locks_taken_over=self.run.lock_notes, reconciler=__version__, **operator())
+        for c in self.approved:
+            self.audit.append("planned", run=self.run_id, movement=c.movement.value, object_kind=c.kind, key=c.key,
+                              label=c.label, pull_request=c.provenance.pull_request if c.provenance else None)
+        for s in self.skipped:
+            self.audit.append("change", **change_record(s.change, "skipped", error=s.reason, run=self.run_id,
+                                                        commit=commit))
+        self.report.skipped += self.skipped
+        self.credentials = CredentialFile(target.credentials_dir, f"{target.name}-{self.run_id}")
+        self.advance = progress(target.name, len(self.approved)) if progress else (lambda n: None)
+
+    def step(self, first: bool) -> None:
+        """The revoking changes (first) or the others."""
+        if self.audit is None:
+            return
+        changes = [c for c in self.approved if (isinstance(self.provider, MailProvider) and revokes(c)) == first]
+        if changes:
+            self.outcomes += self.provider.apply(changes, self.credentials, self.advance)
+
+    def verify(self) -> None:
+        if self.audit is not None and self.outcomes:
+            self.provider.verify(self.outcomes, self.run.today)
+
+    def finish(self, aborted: BaseException | None) -> None:
+        if self.audit is None:
+            if not self.changes and not self.conflicts and aborted is None:
+                self.run._record_applied(self.name, self.report)
+            return
+        commit = self.run.source.sha
+        self.credentials.close()
+        for o in self.outcomes:
+            self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit))
+        applied_all = aborted is None and not self.skipped and not self.conflicts and all(
+            o.status == "applied" and o.verified for o in self.outcomes) and len(self.outcomes) == len(self.approved)
+        self.audit.append("run-end", run=self.run_id, commit=commit,
+                          result="aborted" if aborted else ("complete" if applied_all else "incomplete"),
+                          reason=f"{type(aborted).__name__}: {aborted}" if aborted else None,
+                          applied_ref_moved=applied_all)
+        self.audit.close()
+        try:
+            attach_note(self.run.source.repo, commit, self.audit.written)
+        except ReconcilerError as exc:  # the trail file has every record; say what Git lacks
+            self.report.warnings.append(f"{exc}; the records are in {self.audit.path}")
+        self.report.outcomes += self.outcomes
+        for phase, seconds in self.provider.timings.items():
+            self.report.timings[phase] = self.report.timings.get(phase, 0.0) + seconds
+        if self.credentials.count:
+            self.report.credentials_files.append((str(self.credentials.path), self.credentials.count))
+        if applied_all:
+            self.run._record_applied(self.name, self.report)

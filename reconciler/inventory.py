@@ -1,4 +1,6 @@
-"""Targets: which directory to reconcile and how to reach it (inventory/*.yaml).
+"""Targets: which systems to reconcile and how to reach them (inventory/*.yaml).
+
+Kinds: `active_directory` (accounts, groups, OUs) and `mail` (Dovecot and Postfix mailboxes).
 
 An inventory names where a secret comes from (an environment variable or a file), never the
 secret; the schema refuses any other key, so a password pasted into the file is an error.
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .desired.load import FileCheck
+from .desired.model import MailRules, quota_megabytes
 from .desired.yamlfile import read_yaml
 from .errors import Problem, ReconcilerError, ValidationFailed
 
@@ -31,16 +34,17 @@ class SecretSource:
         if self.env:
             value = os.environ.get(self.env)
             if not value:
-                raise ReconcilerError(f"the bind password is read from {self.describe()}, which is not set")
+                raise ReconcilerError(f"the secret is read from {self.describe()}, which is not set")
             return value
         try:
             return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise ReconcilerError(f"cannot read the bind password from {self.describe()}: {exc.strerror}") from None
+            raise ReconcilerError(f"cannot read the secret from {self.describe()}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True)
 class ADTarget:
+    kind = "active_directory"
     name: str
     host: str
     port: int
@@ -77,7 +81,61 @@ def _ad_target(name: str, raw: dict) -> ADTarget:
     )
 
 
-def load_inventory(path: Path) -> dict[str, ADTarget]:
+@dataclass(frozen=True)
+class MailTarget:
+    """A Dovecot + Postfix mail server: its registry and maps are files the reconciler owns
+    (it runs where they are), its mailboxes are reached through the doveadm HTTP API."""
+
+    kind = "mail"
+    name: str
+    domains: tuple[str, ...]
+    doveadm_url: str
+    doveadm_key: SecretSource
+    registry: str
+    recipients: str
+    aliases: str
+    denied: str
+    mail_root: str
+    reload: tuple[str, ...] = ("postfix", "reload")
+    default_quota: str = "1G"
+    max_quota: str | None = None
+    new_mail_after_baja: str = "bounce"  # or "keep"
+    retention_days: int = 365
+    max_bajas: int = DEFAULT_MAX_BAJAS
+    credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+    audit_dir: str = DEFAULT_AUDIT_DIR
+    lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
+
+
+def _mail_target(name: str, raw: dict) -> MailTarget:
+    quota, baja, maps = raw.get("quota", {}), raw.get("baja", {}), raw["maps"]
+    return MailTarget(
+        name=name, domains=tuple(raw["domains"]), doveadm_url=raw["doveadm"]["url"],
+        doveadm_key=SecretSource(**raw["doveadm"]["api_key"]), registry=raw["registry"],
+        recipients=maps["recipients"], aliases=maps["aliases"], denied=maps["denied"], mail_root=raw["mail_root"],
+        reload=tuple(raw.get("reload", ("postfix", "reload"))), default_quota=quota.get("default", "1G"),
+        max_quota=quota.get("max"), new_mail_after_baja=baja.get("new_mail", "bounce"),
+        retention_days=baja.get("retention_days", 365), max_bajas=raw.get("max_bajas", DEFAULT_MAX_BAJAS),
+        credentials_dir=raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
+        audit_dir=raw.get("audit_dir", DEFAULT_AUDIT_DIR),
+        lock_ttl_minutes=raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES),
+    )
+
+
+Target = ADTarget | MailTarget
+
+
+def mail_rules(targets: dict[str, Target]) -> MailRules | None:
+    """What declared mailboxes must respect, from the inventory's mail targets (None: no mail)."""
+    mail = [t for t in targets.values() if isinstance(t, MailTarget)]
+    if not mail:
+        return None
+    limits = [t.max_quota for t in mail if t.max_quota]
+    return MailRules(frozenset(d for t in mail for d in t.domains),
+                     min(limits, key=quota_megabytes) if limits else None)
+
+
+def load_inventory(path: Path) -> dict[str, Target]:
     path = Path(path)
     if not path.is_file():
         raise ValidationFailed([Problem(str(path), None, "", "inventory file not found")])
@@ -88,8 +146,13 @@ def load_inventory(path: Path) -> dict[str, ADTarget]:
     check.validate(data, "inventory")
     if check.problems:
         raise ValidationFailed(check.problems)
-    targets = {name: _ad_target(name, raw) for name, raw in data["targets"].items()}
+    targets = {name: (_mail_target if raw["kind"] == "mail" else _ad_target)(name, raw)
+               for name, raw in data["targets"].items()}
     for name, target in targets.items():
+        if isinstance(target, MailTarget):
+            if target.max_quota and quota_megabytes(target.default_quota) > quota_megabytes(target.max_quota):
+                check.add(("targets", name, "quota", "default"), f"{target.default_quota} is over max {target.max_quota}")
+            continue
         for ou in (target.people_ou, target.groups_ou, target.bajas_ou):
             if not ou.lower().endswith(target.base_dn.lower()):
                 check.add(("targets", name, "ous"), f"{ou!r} is not under base_dn {target.base_dn!r}")

@@ -33,7 +33,8 @@ def mailbox(lab_conn):
     assert lab_conn.add(ou, "organizationalUnit")
     dn = f"CN=Peña O'Brien\\, Iñaki,{ou}"
     assert lab_conn.add(dn, ["top", "person", "organizationalPerson", "user"], {
-        "sAMAccountName": sam, "userPrincipalName": address, "givenName": "Iñaki", "sn": "Peña O'Brien",
+        "sAMAccountName": sam, "userPrincipalName": address, "mail": address, "givenName": "Iñaki",
+        "sn": "Peña O'Brien",
         "unicodePwd": _quoted_password(password), "userAccountControl": 0x200}), lab_conn.result
     registry, recipients = MAIL_DIR / "users", MAIL_DIR / "recipients"
     saved = registry.read_text(), recipients.read_text()

@@ -3,7 +3,9 @@
 Layout:
     desired_state/units.yaml          units (hospitals, centros de salud, oficinas centrales)
     desired_state/entitlements.yaml   entitlements and the AD group each one grants
-    desired_state/users/*.yaml        one file per unit: `unit: KEY` and its `people:`
+    desired_state/users/*.yaml        one file per unit: `unit: KEY`, its `people:` (each with
+                                      an optional mailbox and password resets) and its
+                                      `shared_mailboxes:`
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from ..errors import Problem, ValidationFailed
 from .curp import curp_problem
 from .entries import keep_only, split_entries
 from .files import DesiredFiles, DirectoryFiles
-from .model import DesiredState, Entitlement, Person, Solicitud, Source, Unit
+from .model import (DesiredState, Entitlement, Mailbox, MailRules, Person, Request, SharedMailbox, Solicitud,
+                    Source, Unit, quota_megabytes)
 from .naming import assign_account_names, common_name
 from .yamlfile import LineIndex, not_utf8, parse_yaml
 
@@ -37,6 +40,8 @@ _HINTS = {
     "clues": "a CLUES: 2-letter state, 3 letters and 6 digits, e.g. MSSSA000011",
     "group": "a group name: letters, digits, spaces, '.', '_' or '-'",
     "unit": "a unit key from desired_state/units.yaml",
+    "address": "a mail address in lower case, like nombre.apellido@salud.gob.mx",
+    "quota": "a size in megabytes or gigabytes, like 500M or 2G",
 }
 
 
@@ -199,6 +204,27 @@ def _read_catalog(files: DesiredFiles, name: str, checks: list[FileCheck]) -> tu
     return {k: v for k, v in entries.items() if (name, k) not in bad}, check.display
 
 
+def _request(raw: dict) -> Request:
+    return Request(raw["folio"], raw["date"], raw.get("requested_by"))
+
+
+def _mailbox(raw: dict | None) -> Mailbox | None:
+    if raw is None:
+        return None
+    purge = raw.get("purge")
+    return Mailbox(raw["address"], tuple(raw.get("aliases") or ()), raw.get("quota"),
+                   _request(purge) if purge else None)
+
+
+def _solicitud(sol: dict) -> Solicitud:
+    return Solicitud(sol["folio"], sol["date"], sol["justification"], sol["requested_by"])
+
+
+def _shared_mailbox(item: dict, unit: str, source: Source) -> SharedMailbox:
+    return SharedMailbox(item["address"], item["name"], unit, tuple(item["members"]), _solicitud(item["solicitud"]),
+                         source, tuple(item.get("aliases") or ()), item.get("quota"))
+
+
 def _person(item: dict, unit: str, source: Source) -> Person:
     account = item.get("account") or {}
     sol = item["solicitud"]
@@ -211,14 +237,20 @@ def _person(item: dict, unit: str, source: Source) -> Person:
         source=source, curp=item.get("curp"), subdirection=item.get("subdirection"),
         department=item.get("department"), extension=item.get("extension"),
         explicit_sam=account.get("sam"), explicit_cn=account.get("cn"),
+        mailbox=_mailbox(item.get("mailbox")),
+        password_resets=tuple(_request(r) for r in item.get("password_resets") or ()),
     )
 
 
 USER_SUFFIXES = (".yaml", ".yml")
 
 
+Shared = tuple[SharedMailbox, FileCheck, int]
+
+
 def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlements: dict,
-                 checks: list[FileCheck], only: dict[str, frozenset] | None = None) -> list[tuple[Person, FileCheck, int]]:
+                 checks: list[FileCheck], only: dict[str, frozenset] | None = None,
+                 shared: list[Shared] | None = None) -> list[tuple[Person, FileCheck, int]]:
     people = []
     for rel in names:
         check, data, usable = _open(files, rel, checks, only.get(rel) if only else None)
@@ -242,6 +274,10 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             if person.curp and (message := curp_problem(person.curp)):
                 check.add(where + ("curp",), message)
             people.append((person, check, index))
+        for index, item in enumerate(data.get("shared_mailboxes") or ()):
+            if shared is not None and ("shared_mailboxes", index) not in bad:
+                where = ("shared_mailboxes", index)
+                shared.append((_shared_mailbox(item, unit, Source(check.display, None, where)), check, index))
     return people
 
 
@@ -288,7 +324,63 @@ def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
     return kept
 
 
-def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] | None = None) -> DesiredState:
+def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Shared], kept: list[Person],
+                 rules: MailRules | None, partial: bool = False) -> None:
+    """Addresses in the managed domains, none used twice, quotas within the limit, members who
+    exist and have a mailbox, requests that make sense for the person's status."""
+    owner: dict[str, str] = {}  # address -> where it is first declared
+    kept_keys = {p.employee_key for p in kept}
+    by_key = {p.employee_key: p for p in kept}
+    folios: dict[str, str] = {}
+
+    def address(check: FileCheck, path: tuple, value: str) -> None:
+        if rules is not None and rules.domains and value.rsplit("@", 1)[1] not in rules.domains:
+            check.add(path, f"{value} is not in a managed mail domain ({', '.join(sorted(rules.domains))})")
+        if value in owner:
+            check.add(path, f"{value} is already used at {owner[value]}")
+        owner.setdefault(value, f"{check.display}:{check.line(path)}")
+
+    def quota(check: FileCheck, path: tuple, value: str | None) -> None:
+        if value and rules is not None and rules.max_quota and quota_megabytes(value) > quota_megabytes(rules.max_quota):
+            check.add(path, f"quota {value} is over the limit of {rules.max_quota}")
+
+    for person, check, index in people:
+        if person.employee_key not in kept_keys or by_key[person.employee_key] is not person:
+            continue
+        where = ("people", index)
+        for r_index, reset in enumerate(person.password_resets):
+            path = where + ("password_resets", r_index, "folio")
+            if not person.active:
+                check.add(path, "a password reset for a person who is a baja: their account is disabled")
+            if reset.folio in folios:
+                check.add(path, f"folio {reset.folio} is already used at {folios[reset.folio]}")
+            folios.setdefault(reset.folio, f"{check.display}:{check.line(path)}")
+        if (box := person.mailbox) is None:
+            continue
+        address(check, where + ("mailbox", "address"), box.address)
+        for a_index, alias in enumerate(box.aliases):
+            address(check, where + ("mailbox", "aliases", a_index), alias)
+        quota(check, where + ("mailbox", "quota"), box.quota)
+        if box.purge is not None and person.active:
+            check.add(where + ("mailbox", "purge"), "only the mailbox of a baja can be purged")
+    for box, check, index in shared:
+        where = ("shared_mailboxes", index)
+        address(check, where + ("address",), box.address)
+        for a_index, alias in enumerate(box.aliases):
+            address(check, where + ("aliases", a_index), alias)
+        quota(check, where + ("quota",), box.quota)
+        for m_index, key in enumerate(box.members):
+            member = by_key.get(key)
+            if member is None and partial:
+                continue  # a partial load has only the changed people; the full validation saw them all
+            if member is None:
+                check.add(where + ("members", m_index), f"no person with employee key {key!r} is declared")
+            elif member.mailbox is None:
+                check.add(where + ("members", m_index), f"{key} ({member.display_name}) has no mailbox")
+
+
+def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] | None = None,
+                       mail: MailRules | None = None) -> DesiredState:
     """Read desired_state/ (a directory, or the files of a commit); raise ValidationFailed with
     every problem.  `only` restricts people to some files (relative to desired_state/, e.g.
     users/hg-cuernavaca.yaml) and, in each, to some employee keys: an incremental plan loads
@@ -307,10 +399,12 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     names = files.listing("users", USER_SUFFIXES)
     if only is not None:
         names = [n for n in names if n in only]
-    people = _read_people(files, names, units, entitlements, checks, only)
+    shared: list[Shared] = []
+    people = _read_people(files, names, units, entitlements, checks, only, shared)
     kept = _cross_checks(people)
+    _mail_checks(people, shared, kept, mail, partial=only is not None)
     problems = [p for check in checks for p in check.problems]
     if problems:
         raise ValidationFailed(problems)
     names, _ = assign_account_names(kept)
-    return DesiredState.build(units, entitlements, kept, names)
+    return DesiredState.build(units, entitlements, kept, names, [s for s, _, _ in shared])

@@ -48,6 +48,40 @@ class Solicitud:
 
 
 @dataclass(frozen=True)
+class Request:
+    """A one-off request with its folio: a password reset, a mailbox purge."""
+
+    folio: str
+    date: str
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """A person's institutional mailbox (SESVER 002, "Generación de Cuentas de Correo")."""
+
+    address: str  # lower case; the login and the AD `mail` attribute
+    aliases: tuple[str, ...] = ()
+    quota: str | None = None  # "2G", "500M"; None: the mail target's default
+    purge: Request | None = None  # only for a baja: delete the kept mailbox, approved on its own
+
+
+@dataclass(frozen=True)
+class SharedMailbox:
+    """A unit's departmental mailbox (reception, a service): no login of its own; the declared
+    members reach it through their own mailbox."""
+
+    address: str
+    name: str
+    unit: str
+    members: tuple[str, ...]  # employee keys
+    solicitud: Solicitud
+    source: Source = field(compare=False)
+    aliases: tuple[str, ...] = ()
+    quota: str | None = None
+
+
+@dataclass(frozen=True)
 class Person:
     employee_key: str
     given_names: str
@@ -67,6 +101,8 @@ class Person:
     extension: str | None = None
     explicit_sam: str | None = None
     explicit_cn: str | None = None
+    mailbox: Mailbox | None = None
+    password_resets: tuple[Request, ...] = ()
 
     @property
     def surnames(self) -> str:
@@ -89,8 +125,23 @@ class DesiredState:
     entitlements: Mapping[str, Entitlement]
     people: tuple[Person, ...]
     account_names: Mapping[str, str]  # employee key -> sAMAccountName
+    shared_mailboxes: tuple[SharedMailbox, ...] = ()
 
     @staticmethod
-    def build(units: dict, entitlements: dict, people: list, account_names: dict) -> "DesiredState":
+    def build(units: dict, entitlements: dict, people: list, account_names: dict,
+              shared_mailboxes: list = ()) -> "DesiredState":
         return DesiredState(MappingProxyType(dict(units)), MappingProxyType(dict(entitlements)),
-                            tuple(people), MappingProxyType(dict(account_names)))
+                            tuple(people), MappingProxyType(dict(account_names)), tuple(shared_mailboxes))
+
+
+@dataclass(frozen=True)
+class MailRules:
+    """What the inventory's mail targets allow: the managed domains and the largest quota."""
+
+    domains: frozenset[str]
+    max_quota: str | None = None
+
+
+def quota_megabytes(quota: str) -> int:
+    """'500M' -> 500, '2G' -> 2048 (the schema guarantees the form)."""
+    return int(quota[:-1]) * (1024 if quota.endswith("G") else 1)

@@ -14,7 +14,7 @@ from ...inventory import ADTarget
 from ...plan import Change, Conflict, Movement
 from .apply import ADApplier, Outcome
 from .connection import connect
-from .diff import ActualDirectory, diff
+from .diff import PASSWORD_RESET, ActualDirectory, diff, password_resets
 from .read import near_names, read_accounts, read_accounts_by_key, read_directory
 from .records import DesiredDirectory, expand
 
@@ -34,6 +34,7 @@ class ADProvider:
         self.actual: ActualDirectory | None = None
         self.needs_full_read: str | None = None  # why an incremental plan cannot be trusted
         self._keys: frozenset | None = None
+        self.applied_resets: frozenset[str] = frozenset()  # folios of reset requests already applied
 
     def __enter__(self) -> "ADProvider":
         self.conn = connect(self.target)
@@ -79,7 +80,8 @@ class ADProvider:
         if keys is not None:
             self.needs_full_read = self._partial_view_problem(previous_keys)
         changes, conflicts = diff(self.desired, self.actual, self.target, today)
-        return changes, conflicts, list(self.actual.warnings)
+        resets, waiting = password_resets(self.desired, self.actual, self.target, self.applied_resets)
+        return changes + resets, conflicts, list(self.actual.warnings) + waiting
 
     def _partial_view_problem(self, previous_keys: frozenset) -> str | None:
         """What only a full read could judge in an incremental plan: a key that is new in the
@@ -122,9 +124,9 @@ class ADProvider:
                 continue
             c = o.change
             o.verified = (c.kind, c.key) not in pending
-            if o.verified and c.kind == "account" and c.movement is Movement.ALTA:
-                created = actual.accounts.get(c.key)
-                o.verified = created is not None and created.must_change_password
+            if o.verified and (c.kind == PASSWORD_RESET or c.kind == "account" and c.movement is Movement.ALTA):
+                account = actual.accounts.get(c.key)
+                o.verified = account is not None and account.must_change_password
             if not o.verified:
                 o.error = "read back: the directory does not show the change"
         self.actual = actual

@@ -9,6 +9,7 @@ Phases:
   4. Modificaciones and bajas: rename or move (modify DN), then one modify with every
      changed attribute, the enabled flag and the applied-state marker.
   5. Group additions, batched per group, with the accounts' final DNs.
+  6. Password resets: a new random password, change at next logon.
 A failed batch is retried member by member, so one bad account fails alone.
 """
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Outcome:
     def fail(self, message: str) -> None:
         if self.status != "failed":
             self.status, self.error = "failed", message
+
+
+def _ldap(value) -> list:
+    """An attribute value as ldap3 takes it: multi-valued attributes are tuples here."""
+    return list(value) if isinstance(value, tuple) else [value]
 
 
 def _error(conn: Connection, what: str) -> str:
@@ -99,7 +105,12 @@ class ADApplier:
                 self._modify(o)
         t = self._timed("modificaciones and bajas", t)
         self._memberships(accounts, MODIFY_ADD)
-        self._timed("memberships", t)
+        t = self._timed("memberships", t)
+        moved = {o.change.key for o in accounts if o.status != "failed"}  # now at their desired DN
+        for o in outcomes:
+            if o.change.kind == "password-reset":
+                self._reset(o, o.change.desired.target_dn if o.change.key in moved else o.change.actual.dn)
+        self._timed("password resets", t)
         for o in outcomes:
             if o.status == "pending":
                 o.status = "applied"
@@ -127,7 +138,7 @@ class ADApplier:
         password = generate_password((want.sam, want.attributes.get("displayName") or ""))
         upn = want.attributes.get("userPrincipalName") or ""
         self.credentials.record(want.sam, upn, want.key, want.folio, password)
-        attrs = {n: want.attributes[n] for n in MANAGED_ATTRIBUTES if want.attributes.get(n)}
+        attrs = {n: _ldap(want.attributes[n]) for n in MANAGED_ATTRIBUTES if want.attributes.get(n)}
         attrs.update({
             "adminDescription": marker_value(want.state_hash()),
             "unicodePwd": f'"{password}"'.encode("utf-16-le"),
@@ -138,6 +149,21 @@ class ADApplier:
         if o.error and password in o.error:  # an error text goes to the output and the audit trail
             o.error = o.error.replace(password, "********")
         del password, attrs  # keep the secret's lifetime short
+        self.advance(1)
+
+    # -- phase 6 ------------------------------------------------------------------------
+    def _reset(self, o: Outcome, dn: str) -> None:
+        """A new random password, recorded for delivery like an alta's, never in an error."""
+        want: Account = o.change.desired
+        password = generate_password((want.sam, want.attributes.get("displayName") or ""))
+        self.credentials.record(want.sam, want.attributes.get("userPrincipalName") or "", want.key,
+                                o.change.folio, password)
+        self._do(o, f"resetting the password of {dn}", self.conn.modify, dn, {
+            "unicodePwd": [(MODIFY_REPLACE, [f'"{password}"'.encode("utf-16-le")])],
+            "pwdLastSet": [(MODIFY_REPLACE, [0])]})
+        if o.error and password in o.error:
+            o.error = o.error.replace(password, "********")
+        del password
         self.advance(1)
 
     # -- phase 4 ------------------------------------------------------------------------
@@ -156,7 +182,7 @@ class ADApplier:
         for name in MANAGED_ATTRIBUTES:
             after = want.attributes.get(name) or None
             if (have.attributes.get(name) or None) != after:
-                mods[name] = [(MODIFY_REPLACE, [after] if after else [])]
+                mods[name] = [(MODIFY_REPLACE, _ldap(after) if after else [])]
         uac = have.uac or UF_NORMAL_ACCOUNT
         uac = uac & ~UF_ACCOUNTDISABLE if want.enabled else uac | UF_ACCOUNTDISABLE
         if uac != have.uac:

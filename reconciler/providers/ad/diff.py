@@ -176,6 +176,33 @@ def _ou_change(ou: str, desired: DesiredDirectory, target: ADTarget) -> Change:
     return Change(Movement.ALTA, target.name, "ou", ou, ou, unit=unit, origins=origins)
 
 
+PASSWORD_RESET = "password-reset"
+
+
+def password_resets(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
+                    applied: frozenset[str]) -> tuple[list[Change], list[str]]:
+    """A change for each declared reset request not yet applied (`applied`: their folios, from
+    the audit trail), and a warning for each one whose account does not exist yet or is a baja."""
+    changes, warnings = [], []
+    for key in sorted(desired.accounts):
+        want = desired.accounts[key]
+        for request in want.resets:
+            if request.folio in applied:
+                continue
+            have = actual.accounts.get(key)
+            if have is None or not have.enabled or not want.enabled:
+                warnings.append(f"password reset {request.folio} for {want.display} waits: the account "
+                                f"{'does not exist yet (its alta delivers a password)' if have is None else 'is disabled'}")
+                continue
+            changes.append(Change(
+                Movement.MODIFICACION, target.name, PASSWORD_RESET, key, want.display,
+                (AttributeChange("password", "(current)", "(new, random, delivered out of band)"),
+                 AttributeChange("change at next logon", None, True)),
+                reason=f"password reset requested on {request.date}", folio=request.folio, unit=want.unit,
+                origins=want.origins[:1], desired=want, actual=have))
+    return changes, warnings
+
+
 def diff(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,
          today: str) -> tuple[list[Change], list[Conflict]]:
     """All changes that make `actual` match `desired`, in apply order, and the conflicts."""

@@ -20,7 +20,7 @@ from ...errors import ReconcilerError
 from ...inventory import ADTarget
 from . import dn as dnlib
 from .diff import ActualDirectory, ForeignObject
-from .records import MANAGED_ATTRIBUTES, MARKER, Account, DesiredDirectory
+from .records import MANAGED_ATTRIBUTES, MARKER, MULTI_VALUED, Account, DesiredDirectory
 
 PAGE_SIZE = 1000  # Samba's MaxPageSize
 # Every value read costs ldap3 a decode: the CN comes from the DN, and pwdLastSet is only read
@@ -74,6 +74,13 @@ def _one(attrs: dict, name: str) -> str | None:
     return value if value not in ("", None) else None
 
 
+def _value(attrs: dict, name: str):
+    """A managed attribute's value: a sorted tuple for a multi-valued one (None when empty)."""
+    if name in MULTI_VALUED:
+        return tuple(sorted(attrs.get(name) or ())) or None
+    return _one(attrs, name)
+
+
 def _account(entry: dict, groups_ou_key: tuple) -> Account:
     attrs = entry["attributes"] = _canonical(entry["attributes"])
     uac = int(_one(attrs, "userAccountControl") or 0)
@@ -82,7 +89,7 @@ def _account(entry: dict, groups_ou_key: tuple) -> Account:
     groups = frozenset(g for g in (_group_name(m, groups_ou_key) for m in attrs.get("memberOf") or ()) if g)
     return Account(
         key=_one(attrs, "employeeID") or "", cn=dnlib.first_value(entry["dn"]),
-        parent=dnlib.parent(entry["dn"]), attributes={n: _one(attrs, n) for n in MANAGED_ATTRIBUTES},
+        parent=dnlib.parent(entry["dn"]), attributes={n: _value(attrs, n) for n in MANAGED_ATTRIBUTES},
         enabled=not uac & UF_ACCOUNTDISABLE, groups=groups, dn=entry["dn"], applied_hash=applied,
         must_change_password=_one(attrs, "pwdLastSet") == "0", uac=uac,
     )

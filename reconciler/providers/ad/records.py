@@ -14,6 +14,8 @@ Attribute mapping (the request form FO-DPE-STI-DI-04 on the left):
     unit name               physicalDeliveryOfficeName
     phone / extension       telephoneNumber / ipPhone
     baja stamp              description      "Baja 2026-11-20 folio SESVER-2026-0118"
+    mailbox address         mail             the login Dovecot looks the account up by
+    address and aliases     proxyAddresses   "SMTP:address" (primary), "smtp:alias"
 The CURP is deliberately not written to AD: it is sensitive personal data that no directory
 consumer needs, so it stays in the restricted Git repository only.
 """
@@ -32,8 +34,9 @@ MARKER = "reconciler"  # adminDescription of every object the reconciler owns
 MANAGED_ATTRIBUTES = (
     "sAMAccountName", "userPrincipalName", "givenName", "sn", "displayName", "employeeID", "title",
     "company", "division", "department", "physicalDeliveryOfficeName", "telephoneNumber", "ipPhone",
-    "description",
+    "description", "mail", "proxyAddresses",
 )
+MULTI_VALUED = frozenset({"proxyAddresses"})  # held as sorted tuples
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Account:
     uac: int | None = field(default=None, compare=False)  # userAccountControl as read
     # From the desired state only:
     folio: str | None = field(default=None, compare=False)
+    resets: tuple = field(default=(), compare=False)  # desired.model.Request: password resets declared
     unit: str | None = field(default=None, compare=False)  # unit key
     origins: tuple = field(default=(), compare=False)  # Sources of the declarations behind it
 
@@ -127,6 +131,7 @@ def person_account(person: Person, state: DesiredState, target: ADTarget) -> Acc
         "telephoneNumber": person.phone,
         "ipPhone": person.extension,
         "description": None,
+        **mail_attributes(person),
     }
     cn = common_name(person)
     origins = tuple(s for s in (person.source, unit.source, *(state.entitlements[e].source
@@ -134,10 +139,19 @@ def person_account(person: Person, state: DesiredState, target: ADTarget) -> Acc
     if person.active:
         groups = frozenset(state.entitlements[e].group for e in person.entitlements)
         return Account(person.employee_key, cn, unit_ou(target, unit.ou), attributes, True, groups,
-                       folio=person.solicitud.folio, unit=unit.key, origins=origins)
+                       folio=person.solicitud.folio, resets=person.password_resets, unit=unit.key, origins=origins)
     attributes["description"] = baja_stamp(person.solicitud.date, person.solicitud.folio)
     return Account(person.employee_key, bajas_cn(cn, sam), target.bajas_ou, attributes, False, frozenset(),
                    folio=person.solicitud.folio, unit=unit.key, origins=origins[:1])
+
+
+def mail_attributes(person: Person) -> dict:
+    """`mail` and `proxyAddresses` as the person's declared mailbox says (none without one)."""
+    box = person.mailbox
+    if box is None:
+        return {"mail": None, "proxyAddresses": None}
+    proxies = tuple(sorted([f"SMTP:{box.address}"] + [f"smtp:{a}" for a in box.aliases]))
+    return {"mail": box.address, "proxyAddresses": proxies}
 
 
 def offboarded(account: Account, target: ADTarget, today: str) -> Account:

@@ -1,0 +1,180 @@
+"""Applying mail changes: the registry and the maps in one atomic write each, then doveadm.
+
+Steps:
+  1. The registry is re-read and every change staged into it in memory: a new mailbox gets a
+     home of its own (never one that already holds mail), a closed one keeps its home.
+  2. The registry, then the maps derived from it, are written atomically, and Postfix
+     re-reads its maps.  A closed address is in Dovecot's deny list from this moment.
+  3. Through doveadm, in one request: live sessions of closed mailboxes are kicked, shared
+     mailbox rights are removed and granted, and new mailboxes get their standard folders.
+  4. Purges delete the homes of purged mailboxes, only below the target's mail root.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+from ...errors import ReconcilerError
+from ...inventory import MailTarget
+from ...plan import Change, Movement
+from ..ad.apply import Outcome
+from .diff import former_addresses
+from .doveadm import EX_NOTFOUND, Command, Doveadm
+from .records import SHARED_KIND, Mailbox
+from .registry import SHARED, Entry, Registry, maps, write_atomically
+
+FOLDERS = ("INBOX", "Drafts", "Sent", "Trash", "Junk")
+RIGHTS = ["lookup", "read", "write", "write-seen", "write-deleted", "insert", "post", "expunge", "create"]
+USERDB_RELOAD = 1.1  # Dovecot re-reads a passwd-file at most once a second
+
+
+def is_purge(change: Change) -> bool:
+    return change.movement is Movement.BAJA and change.actual is not None and not change.actual.is_open
+
+
+class MailApplier:
+    def __init__(self, target: MailTarget, api: Doveadm, today: str, advance: Callable[[int], None] = lambda n: None):
+        self.target, self.api, self.today, self.advance = target, api, today, advance
+        self.timings: dict[str, float] = {}
+        self._homes: set[str] = set()
+
+    def run(self, changes: list[Change]) -> list[Outcome]:
+        outcomes = [Outcome(c) for c in changes]
+        started = time.perf_counter()
+        registry = Registry.read(self.target.registry)
+        self._homes = {e.home for e in registry.entries() if e.home}
+        for o in outcomes:
+            self._stage(o, registry)
+        written = self._write(registry, [o for o in outcomes if o.status != "failed"])
+        self.timings["registry and maps"] = time.perf_counter() - started
+        started = time.perf_counter()
+        if written:
+            self._doveadm([o for o in outcomes if o.status != "failed"], written)
+            self._purge([o for o in outcomes if o.status != "failed" and is_purge(o.change)])
+        self.timings["doveadm"] = time.perf_counter() - started
+        for o in outcomes:
+            if o.status == "pending":
+                o.status = "applied"
+        self.advance(len(outcomes))
+        return outcomes
+
+    # -- step 1 -------------------------------------------------------------------------
+    def _new_home(self, address: str) -> str:
+        """<mail_root>/<domain>/<local part>, suffixed if that directory is taken: old mail left
+        on disk must never reach a new owner."""
+        local, domain = address.split("@", 1)
+        base = Path(self.target.mail_root) / domain / local
+        home, n = base, 1
+        while str(home) in self._homes or home.exists():
+            n += 1
+            home = base.with_name(f"{local}.{n}")
+        self._homes.add(str(home))
+        return str(home)
+
+    def _stage(self, o: Outcome, registry: Registry) -> None:
+        c = o.change
+        if c.kind == "mail-maps":
+            return  # the maps are rewritten from the registry on every apply
+        have: Entry | None = c.actual
+        if is_purge(c):
+            registry.remove(have.address)
+            return
+        want: Mailbox = c.desired
+        closed = None if want.is_open else (have.closed if have is not None and have.closed else self.today)
+        entry = Entry(
+            address=want.address, home=have.home if have is not None and have.home else self._new_home(want.address),
+            quota=want.quota, managed=True, owner=SHARED if want.kind == SHARED_KIND else want.key, unit=want.unit,
+            aliases=want.aliases, former=former_addresses(want, have) if have is not None else (), closed=closed,
+            extra=have.extra if have is not None else "")
+        registry.put(entry, was=have.address if have is not None else None)
+
+    # -- step 2 -------------------------------------------------------------------------
+    def _write(self, registry: Registry, outcomes: list[Outcome]) -> float | None:
+        """Write everything; the time of the registry write, or None when it failed."""
+        try:
+            write_atomically(self.target.registry, registry.text())
+            written = time.time()
+            derived = maps(registry.entries(), self.target.new_mail_after_baja)
+            for name in ("recipients", "aliases", "denied"):
+                write_atomically(getattr(self.target, name), derived[name])
+        except OSError as exc:
+            for o in outcomes:
+                o.fail(f"writing the mailbox registry or its maps: {exc.strerror or exc}: {exc.filename or ''}")
+            return None
+        try:
+            subprocess.run(list(self.target.reload), check=True, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = getattr(exc, "stderr", None) or str(exc)
+            for o in outcomes:
+                o.fail(f"the registry is written, but Postfix did not reload its maps ({' '.join(self.target.reload)}): "
+                       f"{detail.strip()}")
+        return written
+
+    # -- step 3 -------------------------------------------------------------------------
+    def _doveadm(self, outcomes: list[Outcome], written: float) -> None:
+        commands: list[tuple[Command, Outcome]] = []
+        creating = [o for o in outcomes if o.change.kind != "mail-maps" and not is_purge(o.change)
+                    and o.change.desired.is_open and (o.change.actual is None or not o.change.actual.is_open)]
+        for o in outcomes:
+            c = o.change
+            if c.kind == "mail-maps" or is_purge(c):
+                continue
+            want: Mailbox = c.desired
+            if not want.is_open and c.movement is Movement.BAJA:
+                commands.append((Command("kick", {"mask": [want.address]}, f"kick-{len(commands)}"), o))
+            if want.kind == SHARED_KIND:
+                before = set(self._members(c))
+                for member in sorted(before - set(want.members)):
+                    commands.append((Command("aclDelete", {"user": want.address, "mailbox": "INBOX",
+                                                           "id": f"user={member}"}, f"acl-{len(commands)}"), o))
+                for member in sorted(set(want.members) - before):
+                    commands.append((Command("aclSet", {"user": want.address, "mailbox": "INBOX",
+                                                        "id": f"user={member}", "right": RIGHTS}, f"acl-{len(commands)}"), o))
+        if creating or any(cmd.name.startswith("acl") for cmd, _ in commands):
+            time.sleep(max(0.0, written + USERDB_RELOAD - time.time()))  # Dovecot must see the new registry
+        for o in creating:  # folders first: a shared mailbox's rights live on its INBOX
+            commands.insert(0, (Command("mailboxCreate", {"user": o.change.desired.address, "mailbox": list(FOLDERS),
+                                                          "subscriptions": True}, f"create-{len(commands)}"), o))
+        try:
+            answers = self.api.run([cmd for cmd, _ in commands])
+        except ReconcilerError as exc:
+            for _, o in commands:
+                o.fail(str(exc))
+            return
+        for cmd, o in commands:
+            answer = answers.get(cmd.tag)
+            if answer is None or (not answer.ok and not (cmd.name == "kick" and answer.exit_code == EX_NOTFOUND)):
+                code = answer.exit_code if answer is not None else "no answer"
+                o.fail(f"doveadm {cmd.name} for {cmd.parameters.get('user') or cmd.parameters.get('mask')} "
+                       f"failed (exit code {code})")
+
+    @staticmethod
+    def _members(change: Change) -> tuple[str, ...]:
+        for a in change.attributes:
+            if a.name == "members":
+                return tuple(a.before or ())
+        return change.desired.members if change.actual is not None else ()
+
+    # -- step 4 -------------------------------------------------------------------------
+    def _purge(self, outcomes: list[Outcome]) -> None:
+        root = Path(self.target.mail_root).resolve()
+        for o in outcomes:
+            home = o.change.actual.home
+            if not home:
+                continue
+            path = Path(home).resolve()
+            if root not in path.parents:
+                o.fail(f"the mailbox's home {home} is not under the mail root {root}: not deleted")
+                continue
+            try:
+                shutil.rmtree(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                o.fail(f"deleting {home}: {exc.strerror}")
+            if os.path.exists(path):
+                o.fail(f"{home} is still on disk after the purge")

@@ -1,0 +1,154 @@
+"""The diff between declared and actual mailboxes: a pure function, no I/O.
+
+Mailboxes are matched by owner (the employee key, or the shared mailbox's address), so a new
+address for a person is a modificación of the same mailbox, the old address kept as an alias.
+An unmanaged registry entry at a declared address is adopted, never created a second time.
+Changes come in apply order: altas, modificaciones, bajas.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from ...inventory import MailTarget
+from ...plan import AttributeChange, Change, Conflict, Movement
+from .records import PERSON, SHARED_KIND, ActualMail, Mailbox
+from .registry import SHARED, Entry, maps
+
+STATUS = {True: "open", False: "closed"}
+
+
+def former_addresses(want: Mailbox, have: Entry) -> tuple[str, ...]:
+    """Addresses the mailbox had: they keep delivering to it (the current one too, once it changes)."""
+    former = set(have.former) | ({have.address} if have.address != want.address else set())
+    return tuple(sorted(former - {want.address} - set(want.aliases)))
+
+
+def attribute_changes(want: Mailbox, have: Entry | None, members: tuple[str, ...] = ()) -> tuple[AttributeChange, ...]:
+    pairs = [
+        ("address", have.address if have else None, want.address),
+        ("aliases", tuple(sorted(have.aliases)) if have else (), want.aliases),
+        ("quota", have.quota if have else None, want.quota),
+        ("status", STATUS[have.is_open] if have else None, STATUS[want.is_open]),
+    ]
+    if have is not None:
+        pairs.append(("former addresses", tuple(sorted(have.former)), former_addresses(want, have)))
+    if want.kind == SHARED_KIND:
+        pairs.append(("members", tuple(sorted(members)), want.members))
+    if have is not None and not have.managed:
+        pairs.append(("owner", None, want.key))
+    out = []
+    for name, before, after in pairs:
+        if have is None and name == "aliases" and not after:
+            continue
+        if before != after:
+            out.append(AttributeChange(name, before, after))
+    return tuple(out)
+
+
+def _change(movement: Movement, target: MailTarget, want: Mailbox, have: Entry | None,
+            attributes: tuple[AttributeChange, ...], reason: str = "") -> Change:
+    return Change(movement, target.name, want.kind, want.key, want.label, attributes, reason=reason,
+                  folio=want.folio, unit=want.unit, origins=want.origins, desired=want, actual=have)
+
+
+def _taken(want: Mailbox, actual: ActualMail, mine: Entry | None) -> str | None:
+    """Is an address the mailbox needs held by another managed mailbox?"""
+    for address in (want.address, *want.aliases):
+        holder = actual.holders.get(address)
+        if holder is not None and holder is not mine and holder.managed:
+            who = f"the shared mailbox {holder.address}" if holder.owner == SHARED else \
+                f"the mailbox of employee {holder.owner} ({holder.address})"
+            return f"{address} already belongs to {who}; left alone. Choose another address, or free it first"
+        if holder is not None and holder is not mine and address != want.address:
+            return f"{address} is already the registry's mailbox {holder.address} (made by hand); left alone"
+    return None
+
+
+def _purge(want: Mailbox, have: Entry, target: MailTarget, today: str) -> Change | Conflict | None:
+    if want.purge is None or have.is_open:
+        return None
+    until = dt.date.fromisoformat(have.closed) + dt.timedelta(days=target.retention_days)
+    if dt.date.fromisoformat(today) < until:
+        return Conflict(target.name, want.key, want.label,
+                        f"purge {want.purge.folio} asks to delete the mailbox before the end of its retention "
+                        f"({until.isoformat()}, {target.retention_days} days after its baja on {have.closed}); "
+                        "left alone")
+    return Change(Movement.BAJA, target.name, want.kind, want.key, want.label,
+                  (AttributeChange("stored mail", f"kept since {have.closed}", "deleted"),),
+                  reason=f"purge after retention, folio {want.purge.folio}", folio=want.purge.folio,
+                  unit=want.unit, origins=want.origins, desired=want, actual=have)
+
+
+def _one(want: Mailbox, have: Entry | None, actual: ActualMail, target: MailTarget,
+         today: str) -> Change | Conflict | None:
+    members = actual.members.get(want.key, ())
+    if have is None:
+        holder = actual.holders.get(want.address)
+        if holder is not None and not holder.managed and holder.address == want.address:
+            if problem := _taken(want, actual, holder):
+                return Conflict(target.name, want.key, want.label, problem)
+            return _change(Movement.MODIFICACION, target, want, holder, attribute_changes(want, holder, members),
+                           reason="adopted: the registry already has this mailbox; it is not created again")
+        if not want.is_open:
+            return None  # a baja for someone who never had a mailbox here
+        if problem := _taken(want, actual, None):
+            return Conflict(target.name, want.key, want.label, problem)
+        return _change(Movement.ALTA, target, want, None, attribute_changes(want, None))
+    if (purge := _purge(want, have, target, today)) is not None:
+        return purge
+    if problem := _taken(want, actual, have):
+        return Conflict(target.name, want.key, want.label, problem)
+    attributes = attribute_changes(want, have, members)
+    if not attributes:
+        return None
+    movement = Movement.BAJA if have.is_open and not want.is_open else Movement.MODIFICACION
+    reason = "address changed: the old address stays as an alias" if have.address != want.address else ""
+    return _change(movement, target, want, have, attributes, reason)
+
+
+def closing(have: Entry, target: MailTarget, today: str) -> Mailbox:
+    """What a managed mailbox that nobody declares any more becomes: closed, kept, no members."""
+    kind = SHARED_KIND if have.owner == SHARED else PERSON
+    return Mailbox(have.key, kind, have.address, have.quota or target.default_quota, tuple(sorted(have.aliases)),
+                   False, (), have.unit, label=have.address)
+
+
+def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, today: str,
+         keys: Iterable[str] | None = None) -> tuple[list[Change], list[Conflict]]:
+    """Every change that makes `actual` match `desired`, and the conflicts.  With `keys` (an
+    incremental plan), only those owners' mailboxes are looked at."""
+    only = set(keys) if keys is not None else None
+    altas, modificaciones, bajas, conflicts = [], [], [], []
+    for key in sorted(desired):
+        if only is not None and key not in only:
+            continue
+        result = _one(desired[key], actual.entries.get(key), actual, target, today)
+        if isinstance(result, Conflict):
+            conflicts.append(result)
+        elif result is not None:
+            {Movement.ALTA: altas, Movement.MODIFICACION: modificaciones, Movement.BAJA: bajas}[result.movement].append(result)
+    for key in sorted(set(actual.entries) - set(desired)):
+        have = actual.entries[key]
+        if (only is not None and key not in only) or not have.is_open:
+            continue
+        want = closing(have, target, today)
+        bajas.append(_change(Movement.BAJA, target, want, have,
+                             attribute_changes(want, have, actual.members.get(key, ())),
+                             reason="no longer declared in desired_state"))
+    changes = altas + modificaciones + bajas
+    if only is None and (drift := maps_drift(actual, target)):
+        changes.append(drift)
+    return changes, conflicts
+
+
+def maps_drift(actual: ActualMail, target: MailTarget) -> Change | None:
+    """The Postfix maps and the deny list must be exactly what the registry implies."""
+    entries = list({id(e): e for e in actual.holders.values()}.values())
+    wanted = maps(entries, target.new_mail_after_baja)
+    differ = tuple(sorted(name for name, text in wanted.items() if actual.maps.get(name) != text))
+    if not differ:
+        return None
+    return Change(Movement.MODIFICACION, target.name, "mail-maps", "maps", "Postfix maps and Dovecot deny list",
+                  (AttributeChange("files", differ, ()),), drift=True,
+                  reason="they differ from the mailbox registry (edited by hand?); rewritten from it")

@@ -1,0 +1,78 @@
+"""The doveadm HTTP API: many commands in one request, errors named per command.
+
+Requests are `[[command, parameters, tag], ...]`; each answer is `["doveadmResponse", result,
+tag]` or `["error", {"exitCode": N}, tag]`.  The API key goes in `X-Dovecot-API base64(key)`;
+it never appears in a message.  Dovecot answers a wrong key late (it holds failed
+authentications back), so a timeout says to check the key.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import ReconcilerError
+
+EX_NOUSER = 67  # the user is not in the userdb
+EX_NOTFOUND = 68  # nothing to act on (kick: no session)
+TIMEOUT = 20
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    parameters: dict
+    tag: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    tag: str
+    result: Any = None
+    exit_code: int | None = None  # None: it succeeded
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code is None
+
+
+class Doveadm:
+    def __init__(self, url: str, key: str, timeout: float = TIMEOUT):
+        self.url = url
+        self.timeout = timeout
+        self._auth = "X-Dovecot-API " + base64.b64encode(key.encode("utf-8")).decode("ascii")
+
+    def run(self, commands: list[Command]) -> dict[str, Answer]:
+        """Send every command in one request; answers by tag."""
+        if not commands:
+            return {}
+        body = json.dumps([[c.name, c.parameters, c.tag] for c in commands]).encode("utf-8")
+        request = urllib.request.Request(self.url, data=body, method="POST",
+                                         headers={"Authorization": self._auth, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answers = json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            hint = " (the API key is wrong)" if exc.code == 401 else ""
+            raise ReconcilerError(f"doveadm API {self.url} refused the request: HTTP {exc.code}{hint}") from None
+        except TimeoutError:
+            raise ReconcilerError(f"doveadm API {self.url} did not answer in {self.timeout:.0f} s "
+                                  "(Dovecot delays the answer to a wrong API key: check it)") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ReconcilerError(f"cannot reach the doveadm API {self.url}: {reason}") from None
+        except ValueError:
+            raise ReconcilerError(f"doveadm API {self.url} answered something that is not JSON") from None
+        out: dict[str, Answer] = {}
+        for kind, result, tag in answers:
+            if kind == "error":
+                out[tag] = Answer(tag, exit_code=int((result or {}).get("exitCode", 1)))
+            else:
+                out[tag] = Answer(tag, result)
+        return out
+
+    def one(self, name: str, **parameters) -> Answer:
+        return self.run([Command(name, parameters, "1")])["1"]
