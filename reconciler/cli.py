@@ -16,7 +16,7 @@ from . import __version__, audit, auditors
 from .desired import load_desired_state
 from .engine import ApplyReport, Run
 from .errors import ReconcilerError, ValidationFailed
-from .inventory import load_inventory
+from .inventory import load_inventory, mail_rules
 from .policy import POLICY_FILE
 from .render import plan_json, plan_markdown, print_plan
 from .render_audit import indicators_csv, print_history, print_indicators
@@ -35,14 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
     p.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    validate = sub.add_parser("validate", help="check desired_state/ and report every problem")
-    validate.add_argument("--ref", help="check this commit instead of the working tree")
 
     def with_inventory(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("--inventory", type=Path,
                         default=Path(os.environ.get("RECONCILER_INVENTORY", "inventory/lab.yaml")),
                         help="inventory file naming the targets (default: $RECONCILER_INVENTORY or inventory/lab.yaml)")
         return sp
+
+    validate = with_inventory(sub.add_parser("validate", help="check desired_state/ and report every problem"))
+    validate.add_argument("--ref", help="check this commit instead of the working tree")
 
     def targeted(name: str, help_text: str) -> argparse.ArgumentParser:
         sp = with_inventory(sub.add_parser(name, help=help_text))
@@ -90,11 +91,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _validate(args, out: Console) -> int:
     source = at_ref(args.repo, args.ref) if args.ref else working_tree(args.repo)
-    problems = []
+    problems, rules = [], None
+    if args.inventory.is_file():  # mail addresses and quotas are checked against its mail targets
+        try:
+            rules = mail_rules(load_inventory(args.inventory))
+        except ValidationFailed as exc:
+            problems += exc.problems
     try:
-        state = load_desired_state(source.files)
+        state = load_desired_state(source.files, mail=rules)
     except ValidationFailed as exc:
-        problems, state = exc.problems, None
+        problems, state = problems + exc.problems, None
     try:
         policy = load_policy(source)
     except ValidationFailed as exc:
@@ -102,8 +108,12 @@ def _validate(args, out: Console) -> int:
     if problems:
         raise ValidationFailed(problems)
     people = Counter(p.status for p in state.people)
+    mailboxes = sum(1 for p in state.people if p.mailbox)
     out.print(f"[green]desired_state is valid:[/] {len(state.people)} people ({people['activo']} activo, "
-              f"{people['baja']} baja) in {len(state.units)} units; {len(state.entitlements)} entitlements.")
+              f"{people['baja']} baja) in {len(state.units)} units; {len(state.entitlements)} entitlements; "
+              f"{mailboxes} mailboxes and {len(state.shared_mailboxes)} shared.")
+    if rules is None:
+        out.print(f"[yellow]No mail target in {args.inventory}:[/] mail domains and quotas were not checked.")
     if policy is None:
         out.print(f"[yellow]No approval policy ({POLICY_FILE}):[/] apply will approve nothing.")
     else:

@@ -4,8 +4,8 @@
 verified.  From it, `git diff` names the people files that changed; only those are loaded, and
 only the people whose entries differ between the two commits (added, removed or edited) are
 planned and read from the target: one OR-batched search, not a read of the directory.
-Anything a partial view cannot judge falls back to a full plan, and says why: units or
-entitlements changed, no applied commit yet, history rewritten, or (found by the provider) a
+Anything a partial view cannot judge falls back to a full plan, and says why: units,
+entitlements, a file's unit or its shared mailboxes changed, no applied commit yet, history rewritten, or (found by the provider) a
 new employee key that already has an account, or a derived account name near an existing one.
 A full run still catches drift made by hand: the nightly job runs one.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import git
 
-from .desired.entries import entry_texts
+from .desired.entries import entry_texts, split_entries
 from .desired.files import blob_text
 from .desired.load import USER_SUFFIXES
 from .errors import ReconcilerError
@@ -87,10 +87,10 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
             if then is None:
                 return Scope(True, f"{path} at {base[:10]} is not in the block layout the incremental plan splits")
             before |= set(then)
-            if _header(old_text) != _header(new_text):
-                mine |= set(now) | set(then)  # the file's unit changed: everyone in it moves
-            else:  # only the people whose entries differ: added, removed or edited
-                mine |= {key for key in set(now) | set(then) if now.get(key) != then.get(key)}
+            if _outside_people(old_text) != _outside_people(new_text):
+                # The unit (everyone in the file moves) or its shared mailboxes changed.
+                return Scope(True, f"{path} changed outside its people's entries (unit or shared mailboxes)")
+            mine |= {key for key in set(now) | set(then) if now.get(key) != then.get(key)}
         touched |= mine
         entries[path[len(root) + 1:]] = frozenset(mine & set(now))
     rel = frozenset(entries)
@@ -98,6 +98,11 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
                  previous_keys=frozenset(before))
 
 
-def _header(text: str | None) -> str:
-    """What a people file says before its list: the unit."""
-    return (text or "").split("\npeople:", 1)[0]
+def _outside_people(text: str | None) -> str:
+    """What a people file says besides its people's entries: the unit, the shared mailboxes."""
+    text = text or ""
+    parts, pos = [], 0
+    for e in split_entries(text) or ():
+        parts.append(text[pos:e.start])
+        pos = e.end
+    return "".join(parts) + text[pos:]

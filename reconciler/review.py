@@ -40,6 +40,21 @@ def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
     return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted)
 
 
+# Changes nobody declares line by line: what the inventory names, or files derived from what
+# was approved.
+IMPLIED = {"ou": "a managed OU named in the inventory",
+           "mail-maps": "the maps are rewritten from the approved mailbox registry"}
+
+
+def _written_key(change: Change) -> str | None:
+    """The text a removed declaration had, for finding the commit that removed it."""
+    if change.kind in ("account", "mailbox", "password-reset"):
+        return change.key  # the employee key
+    if change.kind == "shared-mailbox":
+        return change.key.split(":", 1)[1]  # its address
+    return None
+
+
 def _proposed(source: DesiredSource, base: str | None):
     """A predicate: did this commit land outside `base`, i.e. in the pull request under review?"""
     if base is None:
@@ -73,10 +88,9 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     proposed = _proposed(source, proposal_base)
     reviewed = []
     for change in plan.changes:
-        key = change.key if change.kind == "account" else None
-        provenance = history.of(change.origins, key, users_dir)
-        if not change.origins and change.kind == "ou":
-            approval = Approval(True, "a managed OU named in the inventory")
+        provenance = history.of(change.origins, _written_key(change), users_dir)
+        if not change.origins and change.kind in IMPLIED:
+            approval = Approval(True, IMPLIED[change.kind])
         elif provenance is not None and proposed(provenance.landed):
             scope = scope_of(change, privileged)
             approval = awaiting(policy.required if policy else 1, scope.privileged,

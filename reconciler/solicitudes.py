@@ -141,7 +141,7 @@ class History:
         scanner (files of thousands of people); anything else through the YAML nodes."""
         if source.file not in self._texts:
             text = blob_text(self.commit, source.file)
-            entries = split_entries(text) if text is not None and source.path[:1] == ("people",) else None
+            entries = split_entries(text) if text is not None else None
             self._texts[source.file] = (text, entries, None)
         text, entries, index = self._texts[source.file]
         if text is None:
