@@ -136,7 +136,7 @@ class Plan:
 
     def summary_line(self) -> str:
         if self.empty:
-            return "No changes. Active Directory matches the desired state."
+            return "No changes. Every target matches the desired state."
         s = self.summary()
         return f"Plan: {s['altas']} altas, {s['modificaciones']} modificaciones, {s['bajas']} bajas."
 

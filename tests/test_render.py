@@ -46,7 +46,7 @@ def test_text_plan_reads_like_terraform():
 
 
 def test_empty_plan_says_so():
-    assert text(Plan(())).rstrip().endswith("No changes. Active Directory matches the desired state.")
+    assert text(Plan(())).rstrip().endswith("No changes. Every target matches the desired state.")
 
 
 def test_json_plan_has_summary_and_changes():

@@ -77,7 +77,7 @@ class MailProvider:
                 files[name] = Path(getattr(self.target, name)).read_text(encoding="utf-8")
             except FileNotFoundError:
                 files[name] = ""
-        actual = actual_mail(entries, members, files)
+        actual = actual_mail(entries, members, files, self.target.domains)
         if actual.unmanaged:
             warnings.append(f"target {self.target.name}: {actual.unmanaged} mailboxes in the registry were made "
                             "by hand; left alone (a person who declares one's address adopts it)")

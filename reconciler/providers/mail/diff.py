@@ -144,11 +144,12 @@ def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, to
 
 def maps_drift(actual: ActualMail, target: MailTarget) -> Change | None:
     """The Postfix maps and the deny list must be exactly what the registry implies."""
-    entries = list({id(e): e for e in actual.holders.values()}.values())
-    wanted = maps(entries, target.new_mail_after_baja)
-    differ = tuple(sorted(name for name, text in wanted.items() if actual.maps.get(name) != text))
+    wanted = maps(list(actual.registry), target.new_mail_after_baja)
+    differ = sorted(name for name, text in wanted.items() if actual.maps.get(name) != text)
     if not differ:
         return None
+    edited = [name for name in differ if actual.maps.get(name)]  # an empty file was never written
     return Change(Movement.MODIFICACION, target.name, "mail-maps", "maps", "Postfix maps and Dovecot deny list",
-                  (AttributeChange("files", differ, ()),), drift=True,
-                  reason="they differ from the mailbox registry (edited by hand?); rewritten from it")
+                  tuple(AttributeChange(name, "differs from the registry" if name in edited else "not written yet",
+                                        "rewritten from the registry") for name in differ),
+                  drift=bool(edited), reason="edited outside the reconciler (drift)" if edited else "")

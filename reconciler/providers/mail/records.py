@@ -36,6 +36,7 @@ class ActualMail:
     members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # shared key -> member addresses
     maps: Mapping[str, str] = field(default_factory=dict)  # the derived files as they are on disk
     unmanaged: int = 0  # entries made by hand, left alone
+    registry: tuple[Entry, ...] = ()  # every entry, other domains' too: the maps derive from all
 
 
 def shared_key(address: str) -> str:
@@ -67,13 +68,18 @@ def expand(state: DesiredState, target: MailTarget) -> dict[str, Mailbox]:
     return boxes
 
 
-def actual_mail(entries: list[Entry], members: Mapping[str, tuple[str, ...]], maps: Mapping[str, str]) -> ActualMail:
+def actual_mail(entries: list[Entry], members: Mapping[str, tuple[str, ...]], maps: Mapping[str, str],
+                domains: tuple[str, ...]) -> ActualMail:
+    """The registry as the diff sees it: only the entries in the target's domains (a registry
+    shared with other domains keeps theirs untouched)."""
     managed, holders, unmanaged = {}, {}, 0
     for e in entries:
+        if e.address.rsplit("@", 1)[-1] not in domains:
+            continue
         if e.managed and e.key:
             managed[e.key] = e
         else:
             unmanaged += 1
         for address in (e.address, *e.aliases, *e.former):
             holders.setdefault(address, e)
-    return ActualMail(managed, holders, dict(members), dict(maps), unmanaged)
+    return ActualMail(managed, holders, dict(members), dict(maps), unmanaged, tuple(entries))
