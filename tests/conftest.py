@@ -84,6 +84,7 @@ class DesiredRepo:
     def __init__(self, root: Path):
         self.root = root
         self.users: dict[str, list[dict]] = {}
+        self.shared: dict[str, list[dict]] = {}  # unit -> its shared_mailboxes
         self.units = copy.deepcopy(UNITS)
         self.entitlements = copy.deepcopy(ENTITLEMENTS)
         self.policy = copy.deepcopy(POLICY)
@@ -166,9 +167,11 @@ class DesiredRepo:
         (ds / "units.yaml").write_text(yaml.safe_dump({"units": self.units}, **dump), encoding="utf-8")
         (ds / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": self.entitlements}, **dump),
                                               encoding="utf-8")
-        for unit, people in self.users.items():
-            (users / f"{unit.lower()}.yaml").write_text(
-                yaml.safe_dump({"unit": unit, "people": people}, **dump), encoding="utf-8")
+        for unit in dict.fromkeys([*self.users, *self.shared]):
+            document = {"unit": unit, "people": self.users.get(unit, [])}
+            if self.shared.get(unit):
+                document["shared_mailboxes"] = self.shared[unit]
+            (users / f"{unit.lower()}.yaml").write_text(yaml.safe_dump(document, **dump), encoding="utf-8")
         return ds
 
 

@@ -11,7 +11,7 @@ from ...errors import ReconcilerError
 from ...inventory import MailTarget
 from ...plan import Change, Conflict, Movement
 from ..ad.apply import Outcome
-from .apply import FOLDERS, MailApplier, is_purge
+from .apply import FOLDERS, USERDB_RELOAD, MailApplier, is_purge
 from .diff import diff
 from .doveadm import Command, Doveadm
 from .records import SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
@@ -146,6 +146,13 @@ class MailProvider:
 
     def _server_checks(self, opened: list[Outcome]) -> dict[int, str]:
         """Ask Dovecot itself, in one request: the folders and the quota of each open mailbox."""
+        if not opened:
+            return {}
+        try:  # Dovecot must have re-read the registry written moments ago
+            written = Path(self.target.registry).stat().st_mtime
+            time.sleep(max(0.0, written + USERDB_RELOAD - time.time()))
+        except OSError:
+            pass
         commands = []
         for i, o in enumerate(opened):
             user = o.change.desired.address

@@ -134,8 +134,10 @@ class MailApplier:
                 for member in sorted(set(want.members) - before):
                     commands.append((Command("aclSet", {"user": want.address, "mailbox": "INBOX",
                                                         "id": f"user={member}", "right": RIGHTS}, f"acl-{len(commands)}"), o))
-        if creating or any(cmd.name.startswith("acl") for cmd, _ in commands):
-            time.sleep(max(0.0, written + USERDB_RELOAD - time.time()))  # Dovecot must see the new registry
+        if creating or commands:
+            # Dovecot must see the new registry and deny list before doveadm acts on them, and
+            # before a kicked session could log in again.
+            time.sleep(max(0.0, written + USERDB_RELOAD - time.time()))
         for o in creating:  # folders first: a shared mailbox's rights live on its INBOX
             commands.insert(0, (Command("mailboxCreate", {"user": o.change.desired.address, "mailbox": list(FOLDERS),
                                                           "subscriptions": True}, f"create-{len(commands)}"), o))

@@ -1,0 +1,332 @@
+"""Mailboxes on the lab's real Dovecot and Postfix, with logins against the lab's real AD:
+altas that receive mail over SMTP and are read over IMAP, bajas that refuse logins and keep
+the mailbox, adoption of a hand-made mailbox, address changes, shared mailboxes, password
+resets applied once, and purges only after the retention period."""
+from __future__ import annotations
+
+import csv
+import imaplib
+import json
+import re
+import secrets
+import smtplib
+import subprocess
+import time
+from email.header import decode_header, make_header
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import yaml
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
+
+from conftest import LAB_DIR, person
+
+MAIL_DIR = LAB_DIR / "mail"
+MAIL_FILES = ("users", "recipients", "aliases", "denied")
+
+
+class MailBed:
+    """A sandbox (private OUs in the lab AD) plus the lab's mail server as a second target."""
+
+    def __init__(self, sandbox, retention_days: int = 365):
+        self.sandbox = sandbox
+        self.tag = secrets.token_hex(3)
+        self.set_retention(retention_days)
+        for name in MAIL_FILES:  # the registry and its maps start empty: the tests own them
+            (MAIL_DIR / name).write_text("")
+        subprocess.run(["postfix", "reload"], check=True, capture_output=True)
+
+    def set_retention(self, days: int) -> None:
+        inventory = yaml.safe_load(self.sandbox.inventory.read_text())
+        inventory["targets"]["mail-test"] = {
+            "kind": "mail", "domains": ["salud.lab"],
+            "doveadm": {"url": "http://127.0.0.1:8080/doveadm/v1", "api_key": {"file": str(MAIL_DIR / "doveadm.key")}},
+            "registry": str(MAIL_DIR / "users"),
+            "maps": {n: str(MAIL_DIR / n) for n in ("recipients", "aliases", "denied")},
+            "mail_root": str(MAIL_DIR / "vmail"), "quota": {"default": "50M", "max": "1G"},
+            "baja": {"new_mail": "bounce", "retention_days": days},
+            "audit_dir": str(self.sandbox.audit_dir), "credentials_dir": str(self.sandbox.credentials_dir),
+        }
+        self.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+
+    def address(self, name: str) -> str:
+        return f"{name}.{self.tag}@salud.lab"
+
+    def registry(self) -> list[str]:
+        return [line for line in (MAIL_DIR / "users").read_text().splitlines() if line]
+
+    def passwords(self) -> list[dict]:
+        rows = []
+        for path in sorted(self.sandbox.credentials_dir.glob("*.csv")):
+            with path.open(encoding="utf-8") as f:
+                rows += list(csv.DictReader(f))
+        return rows
+
+    def first_logon(self, sam: str) -> str:
+        """What the person does at first logon: change the password they were given (an LDAP
+        password change: the old one deleted, the new one added).  Returns the new one."""
+        given = [r["password"] for r in self.passwords() if r["account"] == sam][-1]
+        new = f"Nueva-{secrets.token_hex(6)}-A1"  # IMAP LOGIN takes ASCII only
+        dn = self.sandbox.account(sam)["dn"]
+        ok = self.sandbox.conn.modify(dn, {"unicodePwd": [(MODIFY_DELETE, [f'"{given}"'.encode("utf-16-le")]),
+                                                          (MODIFY_ADD, [f'"{new}"'.encode("utf-16-le")])]})
+        assert ok, self.sandbox.conn.result
+        return new
+
+
+@pytest.fixture
+def bed(sandbox):
+    return MailBed(sandbox)
+
+
+def send(to: str, subject: str) -> None:
+    msg = EmailMessage()
+    msg["From"] = "mesa.servicios@salud.lab"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content("Acuse de alta de correo institucional: Ñandú, pingüino, acción.")
+    with smtplib.SMTP("127.0.0.1", 25, timeout=10) as smtp:
+        smtp.send_message(msg)
+
+
+def login(address: str, password: str) -> imaplib.IMAP4:
+    imap = imaplib.IMAP4("127.0.0.1", 143)
+    imap.login(address, password)
+    return imap
+
+
+def subjects(imap: imaplib.IMAP4, folder: str = "INBOX", want: int = 1) -> list[str]:
+    for _ in range(40):
+        typ, _ = imap.select(f'"{folder}"')
+        assert typ == "OK", folder
+        _, data = imap.search(None, "ALL")
+        found = []
+        for num in data[0].split():
+            _, parts = imap.fetch(num, "(BODY[HEADER.FIELDS (SUBJECT)])")
+            raw = parts[0][1].decode().strip().removeprefix("Subject: ")
+            found.append(str(make_header(decode_header(raw))))  # Spanish subjects arrive MIME-encoded
+        if len(found) >= want:
+            return found
+        time.sleep(0.25)
+    return found
+
+
+def with_mailbox(key: str, address: str, mailbox: dict | None = None, **fields) -> dict:
+    return person(key, **{"curp": None, "entitlements": ["expediente_electronico"],
+                          "mailbox": {"address": address, **(mailbox or {})}, **fields})
+
+
+def changes_of(plan: dict, target: str) -> list[dict]:
+    return [c for c in plan["changes"] if c["target"] == target]
+
+
+def test_an_alta_receives_mail_and_the_person_reads_it_over_imap_with_the_declared_quota(bed):
+    address, alias = bed.address("jnunezo"), bed.address("urgencias")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address, {"aliases": [alias], "quota": "20M"}))
+    plan = bed.sandbox.plan_json()
+    kinds = [(c["target"], c["kind"], c["movement"]) for c in plan["changes"]]
+    assert kinds.index(("ad-test", "account", "alta")) < kinds.index(("mail-test", "mailbox", "alta"))
+    bed.sandbox.apply()
+    account = bed.sandbox.account("jnunezo")
+    assert account["mail"] == address
+    assert sorted(account["proxyAddresses"]) == [f"SMTP:{address}", f"smtp:{alias}"]
+    [line] = bed.registry()
+    assert line.startswith(f"{address}::::reconciler owner=SSM-000001 ") and line.endswith("storage=20M")
+
+    password = bed.first_logon("jnunezo")
+    send(address, "Alta SSM-000001")
+    send(alias, "Por el alias")
+    imap = login(address, password)
+    try:
+        assert sorted(subjects(imap, want=2)) == ["Alta SSM-000001", "Por el alias"]
+        _, folders = imap.list()
+        assert all(name in b" ".join(folders) for name in (b"Drafts", b"Sent", b"Trash", b"Junk"))
+        _, (_, quota) = imap.getquotaroot("INBOX")
+        assert re.search(rb"\(STORAGE \d+ 20480\)", b" ".join(q for q in quota if q))  # 20M, in KiB
+    finally:
+        imap.logout()
+    bed.sandbox.assert_converged()  # apply twice: nothing left, for mail as for AD
+
+
+def test_smtp_refuses_an_address_nobody_declares(bed):
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", bed.address("jnunezo")))
+    bed.sandbox.apply()
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        send(bed.address("nadie"), "no debe llegar")
+
+
+def test_a_baja_refuses_the_login_at_once_keeps_the_mailbox_and_bounces_new_mail(bed):
+    address = bed.address("jnunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    bed.sandbox.apply()
+    password = bed.first_logon("jnunezo")
+    send(address, "Antes de la baja")
+    imap = login(address, password)
+    assert subjects(imap) == ["Antes de la baja"]
+    imap.logout()
+
+    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
+        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
+        "requested_by": "Jefe de Recursos Humanos"})
+    plan = bed.sandbox.plan_json()
+    [mail_change] = changes_of(plan, "mail-test")
+    assert mail_change["movement"] == "baja" and mail_change["kind"] == "mailbox"
+    out = bed.sandbox.apply()
+    assert "0 failed" in out
+    with pytest.raises(imaplib.IMAP4.error):
+        login(address, password)
+    [line] = bed.registry()
+    assert " closed=" in line  # kept in the registry for the retention period
+    home = Path(line.split(":")[5])
+    assert (home / "Maildir" / "cur").is_dir() or (home / "Maildir" / "new").is_dir()
+    assert any((home / "Maildir").rglob("*,S=*")), "the message is still on disk"
+    assert f"{address}\n" in (MAIL_DIR / "denied").read_text()
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        send(address, "Después de la baja")  # the policy in the inventory: bounce
+    bed.sandbox.assert_converged()
+
+
+def test_a_mailbox_no_longer_declared_refuses_its_login_even_while_the_account_is_enabled(bed):
+    address = bed.address("jnunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    bed.sandbox.apply()
+    password = bed.first_logon("jnunezo")
+    login(address, password).logout()
+    del bed.sandbox.repo.find("SSM-000001")["mailbox"]
+    bed.sandbox.apply()
+    account = bed.sandbox.account("jnunezo")
+    assert int(account["userAccountControl"]) & 2 == 0  # the person stays, enabled in AD
+    assert "mail" not in account
+    # Even if the directory still pointed at the mailbox (a hand edit, a replica behind),
+    # Dovecot's deny list refuses the login.
+    assert bed.sandbox.conn.modify(account["dn"], {"mail": [(MODIFY_REPLACE, [address])]})
+    with pytest.raises(imaplib.IMAP4.error):
+        login(address, password)
+
+
+def test_a_hand_made_mailbox_is_adopted_not_duplicated(bed):
+    address = bed.address("jnunezo")
+    home = MAIL_DIR / "vmail" / "salud.lab" / f"a-mano-{bed.tag}"
+    (MAIL_DIR / "users").write_text(f"{address}:::::{home}::userdb_quota_rule=*:storage=5M\n")
+    (MAIL_DIR / "recipients").write_text(f"{address} OK\n")
+    subprocess.run(["postfix", "reload"], check=True, capture_output=True)
+    time.sleep(1.1)
+    send(address, "Correo de antes del reconciliador")
+
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    plan = bed.sandbox.plan_json()
+    [change] = changes_of(plan, "mail-test")[:1]
+    assert change["movement"] == "modificacion" and change["reason"].startswith("adopted")
+    assert {"name": "owner", "before": None, "after": "SSM-000001"} in change["attributes"]
+    bed.sandbox.apply()
+    [line] = bed.registry()
+    assert line.startswith(f"{address}::::reconciler owner=SSM-000001") and f":{home}:" in line
+    password = bed.first_logon("jnunezo")
+    imap = login(address, password)
+    assert subjects(imap) == ["Correo de antes del reconciliador"]  # the same mailbox, not a new one
+    imap.logout()
+    bed.sandbox.assert_converged()
+
+
+def test_an_address_change_keeps_the_old_address_delivering_to_the_same_mailbox(bed):
+    old, new = bed.address("jnunezo"), bed.address("jose.nunez")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", old))
+    bed.sandbox.apply()
+    password = bed.first_logon("jnunezo")
+    bed.sandbox.repo.find("SSM-000001")["mailbox"]["address"] = new
+    plan = bed.sandbox.plan_json()
+    [change] = changes_of(plan, "mail-test")
+    assert change["movement"] == "modificacion" and "old address stays as an alias" in change["reason"]
+    bed.sandbox.apply()
+    assert bed.sandbox.account("jnunezo")["mail"] == new
+    send(old, "A la dirección anterior")
+    send(new, "A la dirección nueva")
+    imap = login(new, password)
+    assert sorted(subjects(imap, want=2)) == ["A la dirección anterior", "A la dirección nueva"]
+    imap.logout()
+    bed.sandbox.assert_converged()
+
+
+def test_shared_mailbox_access_is_granted_to_members_and_revoked_first(bed):
+    repo = bed.sandbox.repo
+    ana, luis, shared = bed.address("ana"), bed.address("luis"), bed.address("recepcion")
+    repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", ana), with_mailbox(
+        "SSM-000002", luis, given_names="Luis Ángel", first_surname="Yáñez", second_surname="Zúñiga"))
+    repo.shared = {"HG-CUERNAVACA": [{
+        "address": shared, "name": "Recepción", "members": ["SSM-000001"],
+        "solicitud": {"folio": "SSM/STI/2026/00412", "date": "2026-10-14", "justification": "Recepción",
+                      "requested_by": "Dirección del hospital"}}]}
+    bed.sandbox.apply()
+    pw_ana, pw_luis = bed.first_logon("jnunezo"), bed.first_logon("lyanezz")
+    send(shared, "Cita en recepción")
+    imap = login(ana, pw_ana)
+    assert subjects(imap, f"shared/{shared}/INBOX") == ["Cita en recepción"]
+    imap.logout()
+    imap = login(luis, pw_luis)
+    assert imap.select(f'"shared/{shared}/INBOX"')[0] == "NO"
+    imap.logout()
+
+    repo.shared["HG-CUERNAVACA"][0]["members"] = ["SSM-000002"]
+    plan = bed.sandbox.plan_json()
+    [change] = changes_of(plan, "mail-test")
+    assert {"name": "members", "before": [ana], "after": [luis]} in change["attributes"]
+    bed.sandbox.apply()
+    imap = login(ana, pw_ana)
+    assert imap.select(f'"shared/{shared}/INBOX"')[0] == "NO"
+    imap.logout()
+    imap = login(luis, pw_luis)
+    assert subjects(imap, f"shared/{shared}/INBOX") == ["Cita en recepción"]
+    imap.logout()
+    bed.sandbox.assert_converged()
+
+
+def test_a_password_reset_is_applied_exactly_once(bed):
+    address = bed.address("jnunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    bed.sandbox.apply()
+    old = bed.first_logon("jnunezo")
+    bed.sandbox.repo.find("SSM-000001")["password_resets"] = [
+        {"folio": "SESVER/STI/2026/0931", "date": "2026-11-21", "requested_by": "La persona, en ventanilla"}]
+    plan = bed.sandbox.plan_json()
+    [reset] = [c for c in plan["changes"] if c["kind"] == "password-reset"]
+    assert reset["folio"] == "SESVER/STI/2026/0931"
+    out = bed.sandbox.apply()
+    [row] = [r for r in bed.passwords() if r["folio"] == "SESVER/STI/2026/0931"]
+    assert row["password"] not in out
+    assert str(bed.sandbox.account("jnunezo")["pwdLastSet"]) in ("0", "1601-01-01 00:00:00+00:00")  # change at next logon
+    with pytest.raises(imaplib.IMAP4.error):
+        login(address, old)
+    # The request stays in the YAML; later runs never reset the password again.
+    bed.sandbox.assert_converged()
+    before = len(bed.passwords())
+    bed.sandbox.apply()
+    assert len(bed.passwords()) == before
+    audit = (bed.sandbox.audit_dir / "ad-test.audit.jsonl").read_text()
+    assert row["password"] not in audit
+
+
+def test_a_purge_waits_for_the_retention_period_then_deletes_the_mailbox(bed):
+    address = bed.address("jnunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    bed.sandbox.apply()
+    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
+        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
+        "requested_by": "Jefe de Recursos Humanos"})
+    bed.sandbox.apply()
+    [line] = bed.registry()
+    home = Path(line.split(":")[5])
+    assert home.is_dir()
+    bed.sandbox.repo.find("SSM-000001")["mailbox"]["purge"] = {"folio": "SSM/STI/2027/00012", "date": "2027-11-21"}
+    plan = bed.sandbox.plan_json()
+    [conflict] = plan["conflicts"]
+    assert "before the end of its retention" in conflict["message"]
+    assert home.is_dir()
+
+    bed.set_retention(0)
+    plan = bed.sandbox.plan_json()
+    [purge] = changes_of(plan, "mail-test")
+    assert purge["movement"] == "baja" and purge["reason"].startswith("purge")
+    bed.sandbox.apply()
+    assert bed.registry() == [] and not home.exists()
+    bed.sandbox.assert_converged()
