@@ -53,15 +53,17 @@ def _change(movement: Movement, target: MailTarget, want: Mailbox, have: Entry |
 
 
 def _taken(want: Mailbox, actual: ActualMail, mine: Entry | None) -> str | None:
-    """Is an address the mailbox needs held by another managed mailbox?"""
+    """Is an address the mailbox needs held by another mailbox than `mine`?"""
     for address in (want.address, *want.aliases):
         holder = actual.holders.get(address)
-        if holder is not None and holder is not mine and holder.managed:
-            who = f"the shared mailbox {holder.address}" if holder.owner == SHARED else \
-                f"the mailbox of employee {holder.owner} ({holder.address})"
-            return f"{address} already belongs to {who}; left alone. Choose another address, or free it first"
-        if holder is not None and holder is not mine and address != want.address:
-            return f"{address} is already the registry's mailbox {holder.address} (made by hand); left alone"
+        if holder is None or holder is mine:
+            continue
+        if not holder.managed:
+            return (f"{address} is already the registry's mailbox {holder.address}, made by hand; left alone. "
+                    "Only a new mailbox declared at that very address adopts it")
+        who = f"the shared mailbox {holder.address}" if holder.owner == SHARED else \
+            f"the mailbox of employee {holder.owner} ({holder.address})"
+        return f"{address} already belongs to {who}; left alone. Choose another address, or free it first"
     return None
 
 
