@@ -201,3 +201,59 @@ def test_inventory_refuses_a_password_written_in_it(tmp_path):
     assert code == 1
     assert f"{inventory}:9: targets.ad.bind_password.value: unknown field (allowed: env, file)" in err
     assert "S3cret!" not in out + err
+
+
+MAIL_INVENTORY = """\
+targets:
+  mail:
+    kind: mail
+    domains: [salud.morelos.gob.mx]
+    doveadm: {url: http://127.0.0.1:8080/doveadm/v1, api_key: {env: DOVEADM_KEY}}
+    registry: /srv/mail/users
+    maps: {recipients: /srv/mail/recipients, aliases: /srv/mail/aliases, denied: /srv/mail/denied}
+    mail_root: /srv/mail/vmail
+    quota: {default: 1G, max: 5G}
+"""
+
+
+def test_mailboxes_are_checked_against_the_inventorys_mail_domains_and_quota(tmp_path):
+    mailbox = "    mailbox: {{address: {address}, aliases: [{alias}], quota: {quota}}}\n"
+    ana = PERSON.format(key="SSM-1", given="Ana") + mailbox.format(
+        address="ana@salud.morelos.gob.mx", alias="urgencias@salud.morelos.gob.mx", quota="2G")
+    bea = PERSON.format(key="SSM-2", given="Bea") + mailbox.format(
+        address="bea@gmail.com", alias="urgencias@salud.morelos.gob.mx", quota="50G")
+    shared = """\
+shared_mailboxes:
+- address: recepcion@salud.morelos.gob.mx
+  name: Recepción
+  members: [SSM-1, SSM-9]
+  solicitud: {folio: F-2, date: 2026-10-05, justification: Recepción, requested_by: Dirección}
+"""
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", ana, bea) + shared})
+    (tmp_path / "inventory.yaml").write_text(MAIL_INVENTORY, encoding="utf-8")
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(tmp_path / "inventory.yaml"))
+    assert code == 1 and "Traceback" not in out + err
+    problems = [line for line in err.splitlines() if line.startswith("desired_state/")]
+    assert problems == [
+        "desired_state/users/hg.yaml:24: people[1].mailbox.address: bea@gmail.com is not in a managed mail "
+        "domain (salud.morelos.gob.mx)",
+        "desired_state/users/hg.yaml:24: people[1].mailbox.aliases[0]: urgencias@salud.morelos.gob.mx is "
+        "already used at desired_state/users/hg.yaml:13",
+        "desired_state/users/hg.yaml:24: people[1].mailbox.quota: quota 50G is over the limit of 5G",
+        "desired_state/users/hg.yaml:28: shared_mailboxes[0].members[1]: no person with employee key 'SSM-9' "
+        "is declared",
+    ]
+
+
+def test_a_mailbox_address_in_capitals_and_a_reset_for_a_baja_are_refused(tmp_path):
+    capitals = PERSON.format(key="SSM-1", given="Ana") + "    mailbox: {address: Ana.Lopez@salud.lab}\n"
+    baja = PERSON.format(key="SSM-2", given="Bea").replace("status: activo", "status: baja") + (
+        "    password_resets: [{folio: R-1, date: 2026-11-21}]\n")
+    code, problems = validate(make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", capitals, baja)}))
+    assert code == 1
+    assert problems == [
+        "desired_state/users/hg.yaml:13: people[0].mailbox.address: 'Ana.Lopez@salud.lab' is not valid: expected "
+        "a mail address in lower case, like nombre.apellido@salud.gob.mx",
+        "desired_state/users/hg.yaml:24: people[1].password_resets[0].folio: a password reset for a person who "
+        "is a baja: their account is disabled",
+    ]
