@@ -328,17 +328,22 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
                  rules: MailRules | None, partial: bool = False) -> None:
     """Addresses in the managed domains, none used twice, quotas within the limit, members who
     exist and have a mailbox, requests that make sense for the person's status."""
-    owner: dict[str, str] = {}  # address -> where it is first declared
+    # Where each address and folio is first declared; lines are looked up only for a problem
+    # (finding a line costs a YAML compose of the file).
+    owner: dict[str, tuple[FileCheck, tuple]] = {}
     kept_keys = {p.employee_key for p in kept}
     by_key = {p.employee_key: p for p in kept}
-    folios: dict[str, str] = {}
+    folios: dict[str, tuple[FileCheck, tuple]] = {}
+
+    def at(first: tuple[FileCheck, tuple]) -> str:
+        return f"{first[0].display}:{first[0].line(first[1])}"
 
     def address(check: FileCheck, path: tuple, value: str) -> None:
         if rules is not None and rules.domains and value.rsplit("@", 1)[1] not in rules.domains:
             check.add(path, f"{value} is not in a managed mail domain ({', '.join(sorted(rules.domains))})")
         if value in owner:
-            check.add(path, f"{value} is already used at {owner[value]}")
-        owner.setdefault(value, f"{check.display}:{check.line(path)}")
+            check.add(path, f"{value} is already used at {at(owner[value])}")
+        owner.setdefault(value, (check, path))
 
     def quota(check: FileCheck, path: tuple, value: str | None) -> None:
         if value and rules is not None and rules.max_quota and quota_megabytes(value) > quota_megabytes(rules.max_quota):
@@ -353,8 +358,8 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
             if not person.active:
                 check.add(path, "a password reset for a person who is a baja: their account is disabled")
             if reset.folio in folios:
-                check.add(path, f"folio {reset.folio} is already used at {folios[reset.folio]}")
-            folios.setdefault(reset.folio, f"{check.display}:{check.line(path)}")
+                check.add(path, f"folio {reset.folio} is already used at {at(folios[reset.folio])}")
+            folios.setdefault(reset.folio, (check, path))
         if (box := person.mailbox) is None:
             continue
         address(check, where + ("mailbox", "address"), box.address)
