@@ -20,7 +20,7 @@ MOVEMENTS = ("alta", "modificacion", "baja")
 PLURAL = {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}
 
 
-CONTAINERS = ("ou", "group")  # created as a side effect of people's solicitudes, not requested
+CONTAINERS = ("ou", "group", "mail-maps")  # side effects of people's solicitudes, not requested
 
 
 def _changes(records: list[dict]) -> list[dict]:

@@ -337,7 +337,11 @@ class _TargetApply:
             return
         changes = [c for c in self.approved if (isinstance(self.provider, MailProvider) and revokes(c)) == first]
         if changes:
-            self.outcomes += self.provider.apply(changes, self.credentials, self.advance)
+            outcomes = self.provider.apply(changes, self.credentials, self.advance)
+            done = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+            for o in outcomes:
+                o.step, o.done_at = (1 if first else 2), done
+            self.outcomes += outcomes
 
     def verify(self) -> None:
         if self.audit is not None and self.outcomes:
@@ -351,7 +355,8 @@ class _TargetApply:
         commit = self.run.source.sha
         self.credentials.close()
         for o in self.outcomes:
-            self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit))
+            self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit),
+                              step=o.step, done_at=o.done_at)
         applied_all = aborted is None and not self.skipped and not self.conflicts and all(
             o.status == "applied" and o.verified for o in self.outcomes) and len(self.outcomes) == len(self.approved)
         self.audit.append("run-end", run=self.run_id, commit=commit,

@@ -180,3 +180,12 @@ def test_applying_a_plan_leaves_nothing_to_do(wanted, existing):
     assert len(owners) == len(set(owners))
     assert len([e.address for e in registry.entries()]) == len({e.address for e in registry.entries()})
     assert set(addresses) >= {e.address for e in registry.entries()}
+
+
+def test_the_new_mail_policy_decides_whether_a_closed_address_still_receives():
+    closed = entry(aliases=("a@salud.lab",), closed="2026-11-01")
+    bounce = maps([closed], "bounce")
+    keep = maps([closed], "keep")
+    assert "ana@salud.lab OK" not in bounce["recipients"] and "a@salud.lab" not in bounce["aliases"]
+    assert "ana@salud.lab OK\n" in keep["recipients"] and "a@salud.lab ana@salud.lab\n" in keep["aliases"]
+    assert bounce["denied"].endswith("ana@salud.lab\n") and keep["denied"].endswith("ana@salud.lab\n")

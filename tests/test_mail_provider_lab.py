@@ -117,6 +117,12 @@ def with_mailbox(key: str, address: str, mailbox: dict | None = None, **fields) 
                           "mailbox": {"address": address, **(mailbox or {})}, **fields})
 
 
+def changes_in_trail(bed: MailBed, target: str, kind: str) -> list[dict]:
+    path = bed.sandbox.audit_dir / f"{target}.audit.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [r for r in records if r["kind"] == "change" and r["object_kind"] == kind]
+
+
 def changes_of(plan: dict, target: str) -> list[dict]:
     return [c for c in plan["changes"] if c["target"] == target]
 
@@ -174,6 +180,11 @@ def test_a_baja_refuses_the_login_at_once_keeps_the_mailbox_and_bounces_new_mail
     assert mail_change["movement"] == "baja" and mail_change["kind"] == "mailbox"
     out = bed.sandbox.apply()
     assert "0 failed" in out
+    # Access is revoked before the account is disabled: the mailbox closed in the first step.
+    [closed] = changes_in_trail(bed, "mail-test", "mailbox")[-1:]
+    [disabled] = changes_in_trail(bed, "ad-test", "account")[-1:]
+    assert closed["movement"] == disabled["movement"] == "baja"
+    assert (closed["step"], disabled["step"]) == (1, 2) and closed["done_at"] < disabled["done_at"]
     with pytest.raises(imaplib.IMAP4.error):
         login(address, password)
     [line] = bed.registry()

@@ -41,6 +41,8 @@ class Outcome:
     status: str = "pending"  # applied | failed | pending
     error: str | None = None
     verified: bool = False
+    step: int = 0  # which step of a run applied it: 1 revocations, 2 everything else
+    done_at: str | None = None  # when its step finished (UTC, microseconds): the order across targets
 
     def fail(self, message: str) -> None:
         if self.status != "failed":
