@@ -21,7 +21,7 @@ from .audit import load_records, read_notes
 from .desired import DesiredState, load_desired_state
 from .desired.model import MailRules
 from .errors import ReconcilerError
-from .inventory import ADTarget, MailTarget, Target, load_inventory, mail_rules
+from .inventory import Target, load_inventory, mail_rules
 from .lock import TargetLock
 from .plan import Change, Movement, Plan
 from .providers.ad import ADProvider, Outcome
@@ -298,9 +298,12 @@ class _TargetApply:
     plan: Plan
     run_id: str
     report: ApplyReport
-    audit: AuditLog | None = None
+    audit: AuditLog | None = None  # opened by start() when the target has changes
     credentials: CredentialFile | None = None
     outcomes: list[Outcome] = field(default_factory=list)
+    approved: list[Change] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    conflicts: list = field(default_factory=list)
     advance: object = None
 
     @property

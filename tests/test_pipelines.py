@@ -7,7 +7,6 @@ it was given, the way GitHub's and GitLab's APIs would.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess

@@ -95,8 +95,8 @@ class MailProvider:
 
     def _partial_view_problem(self, keys: frozenset) -> str | None:
         """A changed person who uses a shared mailbox: its members are judged on a full plan."""
-        addresses = {a for k in keys for box in (self.desired.get(k), self.actual.entries.get(k)) if box is not None
-                     for a in (box.address,)}
+        addresses = {box.address for k in keys for box in (self.desired.get(k), self.actual.entries.get(k))
+                     if box is not None}
         for key, members in self.actual.members.items():
             if addresses & set(members):
                 return f"a changed person is a member of the shared mailbox {key.split(':', 1)[1]}"
