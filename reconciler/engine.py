@@ -15,9 +15,8 @@ from pathlib import Path
 import git
 
 from . import __version__, incremental
-from .audit import AuditLog, attach_note, change_record, operator
+from .audit import AuditLog, attach_note, change_record, load_records, operator, read_notes
 from .credentials import CredentialFile
-from .audit import load_records, read_notes
 from .desired import DesiredState, load_desired_state
 from .desired.model import MailRules
 from .errors import ReconcilerError

@@ -189,3 +189,14 @@ def test_the_new_mail_policy_decides_whether_a_closed_address_still_receives():
     assert "ana@salud.lab OK" not in bounce["recipients"] and "a@salud.lab" not in bounce["aliases"]
     assert "ana@salud.lab OK\n" in keep["recipients"] and "a@salud.lab ana@salud.lab\n" in keep["aliases"]
     assert bounce["denied"].endswith("ana@salud.lab\n") and keep["denied"].endswith("ana@salud.lab\n")
+
+
+def test_a_hand_edited_baja_date_stops_a_purge_with_a_message():
+    purge = Request("SSM/STI/2027/1", "2027-01-01")
+    _, [conflict] = plan([box(is_open=False, purge=purge)], entry(closed="ayer"))
+    assert "is not a date" in conflict.message
+
+
+def test_adopting_the_mailbox_of_a_baja_closes_it_as_a_baja():
+    [c], _ = plan([box(is_open=False)], entry(owner=None))
+    assert c.movement is Movement.BAJA and c.reason.startswith("adopted")

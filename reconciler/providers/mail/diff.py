@@ -70,7 +70,11 @@ def _taken(want: Mailbox, actual: ActualMail, mine: Entry | None) -> str | None:
 def _purge(want: Mailbox, have: Entry, target: MailTarget, today: str) -> Change | Conflict | None:
     if want.purge is None or have.is_open:
         return None
-    until = dt.date.fromisoformat(have.closed) + dt.timedelta(days=target.retention_days)
+    try:
+        until = dt.date.fromisoformat(have.closed) + dt.timedelta(days=target.retention_days)
+    except ValueError:
+        return Conflict(target.name, want.key, want.label, f"the registry's baja date {have.closed!r} is not a "
+                        "date (edited by hand?), so the retention period cannot be checked; left alone")
     if dt.date.fromisoformat(today) < until:
         return Conflict(target.name, want.key, want.label,
                         f"purge {want.purge.folio} asks to delete the mailbox before the end of its retention "
@@ -90,7 +94,8 @@ def _one(want: Mailbox, have: Entry | None, actual: ActualMail, target: MailTarg
         if holder is not None and not holder.managed and holder.address == want.address:
             if problem := _taken(want, actual, holder):
                 return Conflict(target.name, want.key, want.label, problem)
-            return _change(Movement.MODIFICACION, target, want, holder, attribute_changes(want, holder, members),
+            movement = Movement.MODIFICACION if want.is_open else Movement.BAJA
+            return _change(movement, target, want, holder, attribute_changes(want, holder, members),
                            reason="adopted: the registry already has this mailbox; it is not created again")
         if not want.is_open:
             return None  # a baja for someone who never had a mailbox here
