@@ -341,3 +341,18 @@ def test_a_purge_waits_for_the_retention_period_then_deletes_the_mailbox(bed):
     bed.sandbox.apply()
     assert bed.registry() == [] and not home.exists()
     bed.sandbox.assert_converged()
+
+
+def test_an_unreachable_mail_server_or_a_missing_key_is_a_clear_error(bed):
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", bed.address("jnunezo")))
+    inventory = yaml.safe_load(bed.sandbox.inventory.read_text())
+    mail = inventory["targets"]["mail-test"]
+    mail["doveadm"]["url"] = "http://127.0.0.1:1/doveadm/v1"
+    bed.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    code, out, err = bed.sandbox.cli("plan")
+    assert code == 1 and "Traceback" not in out + err
+    assert "cannot reach the doveadm API http://127.0.0.1:1/doveadm/v1" in err
+    mail["doveadm"]["api_key"] = {"file": "/nonexistent/doveadm.key"}
+    bed.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    code, out, err = bed.sandbox.cli("plan")
+    assert code == 1 and "cannot read the secret from file /nonexistent/doveadm.key" in err
