@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__, audit, auditors
 from .desired import load_desired_state
+from .desired.assets import released
 from .engine import ApplyReport, Run
 from .errors import ReconcilerError, ValidationFailed
 from .inventory import load_inventory, mail_rules
@@ -112,6 +113,11 @@ def _validate(args, out: Console) -> int:
     out.print(f"[green]desired_state is valid:[/] {len(state.people)} people ({people['activo']} activo, "
               f"{people['baja']} baja) in {len(state.units)} units; {len(state.entitlements)} entitlements; "
               f"{mailboxes} mailboxes and {len(state.shared_mailboxes)} shared.")
+    out.print(f"[green]desired_state/assets is valid:[/] {len(state.lines)} phone lines, "
+              f"{len(state.equipment)} pieces of equipment.")
+    people_by_key = {p.employee_key: p for p in state.people}
+    for note in released(list(state.lines), list(state.equipment), people_by_key):
+        out.print(f"[yellow]Released by a baja:[/] {escape(note)}")
     if rules is None:
         out.print(f"[yellow]No mail target in {args.inventory}:[/] mail domains and quotas were not checked.")
     if policy is None:

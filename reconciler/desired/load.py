@@ -6,6 +6,7 @@ Layout:
     desired_state/users/*.yaml        one file per unit: `unit: KEY`, its `people:` (each with
                                       an optional mailbox and password resets) and its
                                       `shared_mailboxes:`
+    desired_state/assets/*.yaml       phone lines and equipment (see assets.py)
 """
 from __future__ import annotations
 
@@ -408,8 +409,13 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     people = _read_people(files, names, units, entitlements, checks, only, shared)
     kept = _cross_checks(people)
     _mail_checks(people, shared, kept, mail, partial=only is not None)
+    lines, equipment = [], []
+    if only is None:  # assets refer to people across every file: a partial load leaves them out
+        from .assets import read_assets
+        lines, equipment = read_assets(files, checks, units, kept)
     problems = [p for check in checks for p in check.problems]
     if problems:
         raise ValidationFailed(problems)
     names, _ = assign_account_names(kept)
-    return DesiredState.build(units, entitlements, kept, names, [s for s, _, _ in shared])
+    return DesiredState.build(units, entitlements, kept, names, [s for s, _, _ in shared], lines, equipment,
+                              assets_loaded=only is None)

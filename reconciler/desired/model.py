@@ -118,6 +118,52 @@ class Person:
 
 
 @dataclass(frozen=True)
+class PhoneLine:
+    """A line of the institution: an extension on its SIP registrar or a carrier's line."""
+
+    number: str
+    kind: str  # "extension" | "carrier"
+    unit: str
+    status: str  # "activa" | "baja"
+    solicitud: Solicitud
+    source: Source = field(compare=False)
+    person: str | None = None  # employee key; None: the unit's line
+    carrier: str | None = None
+    master_account: str | None = None
+    plan: str | None = None
+    monthly_cost: float | None = None
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decommission:
+    """The technical verdict (dictamen técnico) behind an equipment baja."""
+
+    reason: str  # obsolescencia | sobrecosto_reparacion | falla_irreparable
+    date: str
+    dictamen: str
+    detail: str | None = None
+    reusable_parts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Equipment:
+    inventory_number: str
+    serial: str
+    type: str  # desktop, laptop, printer, radio, phone, network_device
+    brand: str
+    model: str
+    unit: str
+    status: str  # en_uso | en_almacen | baja
+    source: Source = field(compare=False)
+    person: str | None = None  # resguardo: who it is assigned to
+    location: str | None = None
+    hostname: str | None = None  # desktops and laptops: their AD computer name
+    decommission: Decommission | None = None
+    solicitud: Solicitud | None = None
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything declared under desired_state/, with derived account names."""
 
@@ -126,12 +172,26 @@ class DesiredState:
     people: tuple[Person, ...]
     account_names: Mapping[str, str]  # employee key -> sAMAccountName
     shared_mailboxes: tuple[SharedMailbox, ...] = ()
+    lines: tuple[PhoneLine, ...] = ()
+    equipment: tuple[Equipment, ...] = ()
+    assets_loaded: bool = True  # False in a partial (incremental) load, which never reads assets
 
     @staticmethod
     def build(units: dict, entitlements: dict, people: list, account_names: dict,
-              shared_mailboxes: list = ()) -> "DesiredState":
+              shared_mailboxes: list = (), lines: list = (), equipment: list = (),
+              assets_loaded: bool = True) -> "DesiredState":
         return DesiredState(MappingProxyType(dict(units)), MappingProxyType(dict(entitlements)),
-                            tuple(people), MappingProxyType(dict(account_names)), tuple(shared_mailboxes))
+                            tuple(people), MappingProxyType(dict(account_names)), tuple(shared_mailboxes),
+                            tuple(lines), tuple(equipment), assets_loaded)
+
+    def person(self, key: str | None) -> "Person | None":
+        if key is None:
+            return None
+        index = self.__dict__.get("_by_key")
+        if index is None:
+            index = {p.employee_key: p for p in self.people}
+            object.__setattr__(self, "_by_key", index)
+        return index.get(key)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""desired_state/assets/: the phone lines and equipment database (SESVER 002), loaded and
+validated with file, line and field like the people.
+
+    desired_state/assets/lines.yaml       `lines:` extensions and carrier lines
+    desired_state/assets/equipment.yaml   `equipment:` computers, printers, radios, phones...
+
+Checks beyond the schema: a number or inventory number declared twice, an AD computer name
+used twice, a desktop or laptop without one, unknown units and people, an equipment baja
+without its technical verdict (or a verdict on equipment still in use).  Assets assigned to a
+person who is a baja are not an error: the person's baja releases them (`released`).
+"""
+from __future__ import annotations
+
+from .files import DesiredFiles
+from .load import FileCheck, _open, _solicitud
+from .model import Decommission, Equipment, Person, PhoneLine, Source
+
+LINES = "assets/lines.yaml"
+EQUIPMENT = "assets/equipment.yaml"
+COMPUTERS = ("desktop", "laptop")
+
+
+def _line(item: dict, source: Source) -> PhoneLine:
+    return PhoneLine(
+        number=item["number"], kind=item["kind"], unit=item["unit"], status=item["status"],
+        solicitud=_solicitud(item["solicitud"]), source=source, person=item.get("person"),
+        carrier=item.get("carrier"), master_account=item.get("master_account"), plan=item.get("plan"),
+        monthly_cost=item.get("monthly_cost"), services=tuple(item.get("services") or ()))
+
+
+def _equipment(item: dict, source: Source) -> Equipment:
+    verdict = item.get("decommission")
+    return Equipment(
+        inventory_number=item["inventory_number"], serial=item["serial"], type=item["type"], brand=item["brand"],
+        model=item["model"], unit=item["unit"], status=item["status"], source=source, person=item.get("person"),
+        location=item.get("location"), hostname=item.get("hostname"),
+        decommission=Decommission(verdict["reason"], verdict["date"], verdict["dictamen"], verdict.get("detail"),
+                                  tuple(verdict.get("reusable_parts") or ())) if verdict else None,
+        solicitud=_solicitud(item["solicitud"]) if item.get("solicitud") else None)
+
+
+def _read(files: DesiredFiles, rel: str, top: str, checks: list[FileCheck]) -> tuple[FileCheck | None, list]:
+    check, data, usable = _open(files, rel, checks)
+    if not usable or data is None:
+        return None, []
+    bad = check.validate(data, top)
+    if not isinstance(data, dict) or not isinstance(data.get(top), list):
+        if not check.problems:
+            check.add((), f"expected a mapping with a top-level '{top}:' list")
+        return None, []
+    return check, [(i, item) for i, item in enumerate(data[top]) if (top, i) not in bad]
+
+
+def _references(check: FileCheck, where: tuple, item, units: dict, people: dict[str, Person]) -> None:
+    if units and item.unit not in units:
+        check.add(where + ("unit",), f"unknown unit {item.unit!r} (declared units are in desired_state/units.yaml)")
+    if item.person is not None and item.person not in people:
+        check.add(where + ("person",), f"no person with employee key {item.person!r} is declared")
+
+
+def read_assets(files: DesiredFiles, checks: list[FileCheck], units: dict,
+                people: list[Person]) -> tuple[list[PhoneLine], list[Equipment]]:
+    by_key = {p.employee_key: p for p in people}
+    lines, equipment = [], []
+    check, items = _read(files, LINES, "lines", checks)
+    first: dict[str, tuple] = {}
+    for index, item in items:
+        where = ("lines", index)
+        line = _line(item, Source(check.display, None, where))
+        _references(check, where, line, units, by_key)
+        if line.kind == "carrier" and not (line.carrier and line.master_account):
+            check.add(where + ("carrier",), "a carrier line needs its carrier and master_account")
+        if line.number in first:
+            check.add(where + ("number",), f"number {line.number} is already declared at "
+                                           f"{check.display}:{check.line(first[line.number])}")
+            continue
+        first[line.number] = where
+        lines.append(line)
+    check, items = _read(files, EQUIPMENT, "equipment", checks)
+    first, names = {}, {}
+    for index, item in items:
+        where = ("equipment", index)
+        thing = _equipment(item, Source(check.display, None, where))
+        _references(check, where, thing, units, by_key)
+        if thing.status == "baja" and thing.decommission is None:
+            check.add(where + ("decommission",), "a baja needs its technical verdict: reason (obsolescencia, "
+                                                 "sobrecosto_reparacion or falla_irreparable), date and dictamen")
+        if thing.decommission is not None and thing.status != "baja":
+            check.add(where + ("status",), "equipment with a decommission verdict must have status: baja")
+        if thing.type in COMPUTERS and not thing.hostname:
+            check.add(where + ("hostname",), "a desktop or laptop needs its hostname: its AD computer name")
+        if thing.inventory_number in first:
+            check.add(where + ("inventory_number",), f"inventory number {thing.inventory_number} is already "
+                                                     f"declared at {check.display}:{check.line(first[thing.inventory_number])}")
+            continue
+        host = (thing.hostname or "").casefold()
+        if host and host in names:
+            check.add(where + ("hostname",), f"hostname {thing.hostname} is already used at "
+                                             f"{check.display}:{check.line(names[host])}")
+        first[thing.inventory_number] = where
+        names.setdefault(host, where + ("hostname",))
+        equipment.append(thing)
+    return lines, equipment
+
+
+def holder(item: PhoneLine | Equipment, people: dict[str, Person]) -> str | None:
+    """Who holds it now: its declared person, unless that person is a baja (released)."""
+    person = people.get(item.person) if item.person else None
+    return item.person if person is not None and person.active else None
+
+
+def released(lines: list[PhoneLine], equipment: list[Equipment], people: dict[str, Person]) -> list[str]:
+    """Assets still declared as assigned to a person who is a baja: the baja releases them in
+    the same plan; equipment goes back to its unit, unassigned, to be collected."""
+    notes = []
+    for line in lines:
+        if line.person and holder(line, people) is None and line.status == "activa":
+            who = people[line.person].display_name
+            what = "its extension is removed" if line.kind == "extension" else "cancel it with the carrier"
+            notes.append(f"line {line.number} of {who} ({line.person}, baja): released, {what}; "
+                         f"update desired_state/{LINES}")
+    for thing in equipment:
+        if thing.person and holder(thing, people) is None and thing.status != "baja":
+            who = people[thing.person].display_name
+            notes.append(f"collect {thing.type} {thing.inventory_number} ({thing.brand} {thing.model}, serial "
+                         f"{thing.serial}) from {who} ({thing.person}, baja): returned to {thing.unit}, unassigned")
+    return notes
