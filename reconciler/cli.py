@@ -196,7 +196,7 @@ def _report(report: ApplyReport, out: Console) -> None:
     for target, sha in report.applied_refs.items():
         out.print(f"Recorded {sha[:12]} as applied to {target}.")
     for path, count in report.credentials_files:
-        out.print(f"Initial passwords of {count} new accounts: {path} "
+        out.print(f"{count} new passwords or line secrets: {path} "
                   "(readable by root only; hand them over and delete the file).")
 
 

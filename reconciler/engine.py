@@ -18,6 +18,7 @@ from . import __version__, incremental
 from .audit import AuditLog, attach_note, change_record, load_records, operator, read_notes
 from .credentials import CredentialFile
 from .desired import DesiredState, load_desired_state
+from .desired.assets import released
 from .desired.model import MailRules
 from .errors import ReconcilerError
 from .inventory import Target, load_inventory, mail_rules
@@ -25,18 +26,19 @@ from .lock import TargetLock
 from .plan import Change, Movement, Plan
 from .providers.ad import ADProvider, Outcome
 from .providers.ad.diff import PASSWORD_RESET
-from .providers.mail import MailProvider, revokes
+from .providers.mail import MailProvider
+from .providers.sip import SipProvider
 from .review import review
 from .source import DesiredSource
 
 APPLIED_REF = "refs/reconciler/applied/{target}"
 # Targets are planned and applied in this order: an account exists before its mailbox.
-# Changes that revoke access (a closed mailbox, a member removed) run first, in reverse order:
-# access is gone before an account is disabled.
-PROVIDERS = {"active_directory": ADProvider, "mail": MailProvider}
+# Changes that revoke access (a closed mailbox, a member removed, a line removed) run first, in
+# reverse order: access is gone before an account is disabled.
+PROVIDERS = {"active_directory": ADProvider, "mail": MailProvider, "sip": SipProvider}
 ORDER = tuple(PROVIDERS)
-GUARDED_KINDS = frozenset({"account", "mailbox", "shared-mailbox"})  # the deletion guard counts their bajas
-Provider = ADProvider | MailProvider
+GUARDED_KINDS = frozenset({"account", "mailbox", "shared-mailbox", "sip-line"})  # the deletion guard counts their bajas
+Provider = ADProvider | MailProvider | SipProvider
 
 
 class DeletionGuard(ReconcilerError):
@@ -190,6 +192,9 @@ class Run:
             conflicts += k
             warnings += w
             warnings += self._guard_warning(provider.target, c)
+        if self.state.assets_loaded:
+            people = {p.employee_key: p for p in self.state.people}
+            warnings += released(list(self.state.lines), list(self.state.equipment), people)
         scope = "full" if self.scope is None else self.scope.describe()
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
@@ -337,7 +342,7 @@ class _TargetApply:
         """The revoking changes (first) or the others."""
         if self.audit is None:
             return
-        changes = [c for c in self.approved if (isinstance(self.provider, MailProvider) and revokes(c)) == first]
+        changes = [c for c in self.approved if self.provider.revokes(c) == first]
         if changes:
             outcomes = self.provider.apply(changes, self.credentials, self.advance)
             done = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")

@@ -1,6 +1,7 @@
 """Targets: which systems to reconcile and how to reach them (inventory/*.yaml).
 
-Kinds: `active_directory` (accounts, groups, OUs) and `mail` (Dovecot and Postfix mailboxes).
+Kinds: `active_directory` (accounts, groups, OUs, computers), `mail` (Dovecot and Postfix
+mailboxes) and `sip` (extensions on a Kamailio registrar).
 
 An inventory names where a secret comes from (an environment variable or a file), never the
 secret; the schema refuses any other key, so a password pasted into the file is an error.
@@ -122,7 +123,32 @@ def _mail_target(name: str, raw: dict) -> MailTarget:
     )
 
 
-Target = ADTarget | MailTarget
+@dataclass(frozen=True)
+class SipTarget:
+    """A Kamailio registrar whose subscriber table is an SQLite database the reconciler can
+    open (it runs on the PBX host), with JSON-RPC over HTTP for live registrations."""
+
+    kind = "sip"
+    name: str
+    domain: str
+    database: str
+    rpc_url: str
+    max_bajas: int = DEFAULT_MAX_BAJAS
+    credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+    audit_dir: str = DEFAULT_AUDIT_DIR
+    lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
+
+
+def _sip_target(name: str, raw: dict) -> SipTarget:
+    return SipTarget(name=name, domain=raw["domain"], database=raw["database"], rpc_url=raw["rpc_url"],
+                     max_bajas=raw.get("max_bajas", DEFAULT_MAX_BAJAS),
+                     credentials_dir=raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
+                     audit_dir=raw.get("audit_dir", DEFAULT_AUDIT_DIR),
+                     lock_ttl_minutes=raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES))
+
+
+Target = ADTarget | MailTarget | SipTarget
+_BUILDERS = {"active_directory": _ad_target, "mail": _mail_target, "sip": _sip_target}
 
 
 def mail_rules(targets: dict[str, Target]) -> MailRules | None:
@@ -146,9 +172,10 @@ def load_inventory(path: Path) -> dict[str, Target]:
     check.validate(data, "inventory")
     if check.problems:
         raise ValidationFailed(check.problems)
-    targets = {name: (_mail_target if raw["kind"] == "mail" else _ad_target)(name, raw)
-               for name, raw in data["targets"].items()}
+    targets = {name: _BUILDERS[raw["kind"]](name, raw) for name, raw in data["targets"].items()}
     for name, target in targets.items():
+        if isinstance(target, SipTarget):
+            continue
         if isinstance(target, MailTarget):
             if target.max_quota and quota_megabytes(target.default_quota) > quota_megabytes(target.max_quota):
                 check.add(("targets", name, "quota", "default"), f"{target.default_quota} is over max {target.max_quota}")

@@ -48,8 +48,8 @@ IMPLIED = {"ou": "a managed OU named in the inventory",
 
 def _written_key(change: Change) -> str | None:
     """The text a removed declaration had, for finding the commit that removed it."""
-    if change.kind in ("account", "mailbox", "password-reset"):
-        return change.key  # the employee key
+    if change.kind in ("account", "mailbox", "password-reset", "sip-line"):
+        return change.key  # the employee key, or the line's number
     if change.kind == "shared-mailbox":
         return change.key.split(":", 1)[1]  # its address
     return None

@@ -85,6 +85,8 @@ class DesiredRepo:
         self.root = root
         self.users: dict[str, list[dict]] = {}
         self.shared: dict[str, list[dict]] = {}  # unit -> its shared_mailboxes
+        self.lines: list[dict] = []  # desired_state/assets/lines.yaml
+        self.equipment: list[dict] = []  # desired_state/assets/equipment.yaml
         self.units = copy.deepcopy(UNITS)
         self.entitlements = copy.deepcopy(ENTITLEMENTS)
         self.policy = copy.deepcopy(POLICY)
@@ -167,6 +169,13 @@ class DesiredRepo:
         (ds / "units.yaml").write_text(yaml.safe_dump({"units": self.units}, **dump), encoding="utf-8")
         (ds / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": self.entitlements}, **dump),
                                               encoding="utf-8")
+        assets = ds / "assets"
+        for name, items in (("lines", self.lines), ("equipment", self.equipment)):
+            if items:
+                assets.mkdir(exist_ok=True)
+                (assets / f"{name}.yaml").write_text(yaml.safe_dump({name: items}, **dump), encoding="utf-8")
+            elif (assets / f"{name}.yaml").exists():
+                (assets / f"{name}.yaml").unlink()
         for unit in dict.fromkeys([*self.users, *self.shared]):
             document = {"unit": unit, "people": self.users.get(unit, [])}
             if self.shared.get(unit):

@@ -47,6 +47,11 @@ class ADProvider:
             if conn is not None:
                 conn.unbind()
 
+    @staticmethod
+    def revokes(change: Change) -> bool:
+        """AD orders its own revocations inside its apply (memberships removed before a baja)."""
+        return False
+
     def prefetch(self) -> None:
         """Start the bulk account read in the background: it needs nothing from the desired
         state, so it runs while the YAML is being loaded."""

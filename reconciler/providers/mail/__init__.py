@@ -28,6 +28,7 @@ def revokes(change: Change) -> bool:
 class MailProvider:
     kind = "mail"
     needs_full_read: str | None = None
+    revokes = staticmethod(revokes)
 
     def __init__(self, target: MailTarget):
         self.target = target

@@ -1,0 +1,120 @@
+"""Extensions on the SIP registrar: what the assets declare, what the subscriber table holds,
+and the pure diff between them.
+
+An extension is declared in desired_state/assets/lines.yaml with `kind: extension`.  It should
+exist while it is `activa` and its holder (if any) is not a baja.  The reconciler owns the
+subscribers listed in its own table `reconciler_line`; others are reported, never changed.
+A new holder, or a secret changed by hand, gets a new secret: whoever knew the old one must
+not keep using the line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ...desired.assets import holder
+from ...desired.model import DesiredState
+from ...plan import AttributeChange, Change, Conflict, Movement
+
+KIND = "sip-line"
+NEW_SECRET = "(new, random, delivered out of band)"
+
+
+@dataclass(frozen=True)
+class Line:
+    number: str
+    holder: str | None  # employee key
+    unit: str
+    label: str = field(default="", compare=False)
+    folio: str | None = field(default=None, compare=False)
+    origins: tuple = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    number: str
+    managed: bool
+    holder: str | None = None
+    unit: str | None = None
+    secret_drift: bool = False  # its ha1 is not the one the reconciler set
+
+
+@dataclass(frozen=True)
+class Gone:
+    """Why a declared extension should not exist, and where that is declared (for approval)."""
+
+    reason: str
+    folio: str | None = None
+    origins: tuple = ()
+
+
+@dataclass(frozen=True)
+class ActualLines:
+    subscribers: Mapping[str, Subscriber]
+
+
+def desired_lines(state: DesiredState) -> tuple[dict[str, Line], dict[str, Gone]]:
+    """The extensions that should exist, and why each other declared one should not."""
+    people = {p.employee_key: p for p in state.people}
+    lines, gone = {}, {}
+    for line in state.lines:
+        if line.kind != "extension":
+            continue
+        if line.status != "activa":
+            gone[line.number] = Gone(f"baja, folio {line.solicitud.folio}", line.solicitud.folio, (line.source,))
+            continue
+        if line.person and holder(line, people) is None:
+            leaver = people[line.person]
+            gone[line.number] = Gone(f"released: its holder {line.person} is a baja", leaver.solicitud.folio,
+                                     (leaver.source,))
+            continue
+        person = people.get(line.person) if line.person else None
+        who = person.display_name if person else f"unit {line.unit}"
+        origins = (line.source,) + ((person.source,) if person else ())
+        lines[line.number] = Line(line.number, line.person, line.unit, f"{line.number} ({who})",
+                                  line.solicitud.folio, origins)
+    return lines, gone
+
+
+def _attributes(want: Line | None, have: Subscriber | None) -> tuple[AttributeChange, ...]:
+    if want is None:
+        return (AttributeChange("subscriber", "registered", "removed"),
+                AttributeChange("live registrations", None, "dropped"))
+    pairs = [("holder", have.holder if have else None, want.holder), ("unit", have.unit if have else None, want.unit)]
+    out = [AttributeChange(n, b, a) for n, b, a in pairs if b != a]
+    if have is None or have.holder != want.holder or have.secret_drift:
+        out.append(AttributeChange("secret", "(current)" if have else None, NEW_SECRET))
+    return tuple(out)
+
+
+def rotates(change: Change) -> bool:
+    """Does applying this change issue a new secret (and drop the old one's registrations)?"""
+    return change.movement is not Movement.BAJA and any(a.name == "secret" for a in change.attributes)
+
+
+def diff(desired: dict[str, Line], actual: ActualLines, target: str,
+         gone: Mapping[str, Gone] | None = None) -> tuple[list[Change], list[Conflict]]:
+    gone = gone or {}
+    altas, modificaciones, bajas, conflicts = [], [], [], []
+    for number in sorted(desired):
+        want, have = desired[number], actual.subscribers.get(number)
+        if have is not None and not have.managed:
+            conflicts.append(Conflict(target, number, want.label, f"the registrar already has a subscriber {number} "
+                                      "that the reconciler did not create; left alone. Remove it or choose another number"))
+            continue
+        attributes = _attributes(want, have)
+        if not attributes:
+            continue
+        change = Change(Movement.ALTA if have is None else Movement.MODIFICACION, target, KIND, number, want.label,
+                        attributes, folio=want.folio, unit=want.unit, origins=want.origins, desired=want, actual=have,
+                        drift=have is not None and have.secret_drift,
+                        reason="its secret was changed outside the reconciler (drift)"
+                        if have is not None and have.secret_drift else "")
+        (altas if have is None else modificaciones).append(change)
+    for number in sorted(n for n, s in actual.subscribers.items() if s.managed and n not in desired):
+        have = actual.subscribers[number]
+        why = gone.get(number, Gone("no longer declared in desired_state"))
+        bajas.append(Change(Movement.BAJA, target, KIND, number, f"{number} (holder {have.holder or 'unit ' + str(have.unit)})",
+                            _attributes(None, have), reason=why.reason, folio=why.folio, unit=have.unit,
+                            origins=why.origins, actual=have))
+    return altas + modificaciones + bajas, conflicts

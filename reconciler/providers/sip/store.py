@@ -1,0 +1,43 @@
+"""Kamailio's SQLite database: the subscriber table (read by Kamailio on every REGISTER) and
+the reconciler's own table `reconciler_line`, which says which subscribers it owns, who holds
+each line, and a fingerprint of the secret it set (to see a secret changed by hand)."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+from ...errors import ReconcilerError
+from .diff import ActualLines, Subscriber
+
+META = """CREATE TABLE IF NOT EXISTS reconciler_line (
+    username VARCHAR(64) NOT NULL, domain VARCHAR(64) NOT NULL, holder VARCHAR(64), unit VARCHAR(64),
+    secret_mark VARCHAR(16) NOT NULL, PRIMARY KEY (username, domain))"""
+
+
+def connect(database: str) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=15, isolation_level=None)
+        conn.execute("SELECT 1 FROM subscriber LIMIT 1")
+    except sqlite3.Error as exc:
+        raise ReconcilerError(f"cannot open the registrar's database {database}: {exc}") from None
+    return conn
+
+
+def mark(ha1: str) -> str:
+    return hashlib.sha256(ha1.encode("ascii")).hexdigest()[:16]
+
+
+def read(conn: sqlite3.Connection, domain: str) -> ActualLines:
+    """Every subscriber of the domain with the reconciler's record of it: one query."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reconciler_line'").fetchone():
+        rows = conn.execute("SELECT username FROM subscriber WHERE domain = ?", (domain,)).fetchall()
+        return ActualLines({u: Subscriber(u, False) for (u,) in rows})  # a plan never writes: nothing owned yet
+    rows = conn.execute(
+        "SELECT s.username, s.ha1, m.holder, m.unit, m.secret_mark, m.username IS NOT NULL FROM subscriber s "
+        "LEFT JOIN reconciler_line m ON m.username = s.username AND m.domain = s.domain WHERE s.domain = ?",
+        (domain,)).fetchall()
+    subscribers = {}
+    for username, ha1, holder, unit, secret_mark, managed in rows:
+        subscribers[username] = Subscriber(username, bool(managed), holder, unit,
+                                           secret_drift=bool(managed) and mark(ha1 or "") != secret_mark)
+    return ActualLines(subscribers)

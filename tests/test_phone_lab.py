@@ -1,0 +1,169 @@
+"""Extensions on the lab's real Kamailio: a line's alta registers with the secret it was given
+(200), its baja is refused (403) with the live registration gone, a person's baja releases
+their extension in the same plan, a new holder gets a new secret, a secret changed by hand is
+drift, and a subscriber the reconciler did not create is left alone."""
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from conftest import LAB_DIR, person
+from sip import Phone, register
+
+DB = LAB_DIR / "phone" / "kamailio.db"
+RPC = "http://127.0.0.1:5071/RPC"
+
+
+class PhoneBed:
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+        inventory = yaml.safe_load(sandbox.inventory.read_text())
+        inventory["targets"]["phone-test"] = {
+            "kind": "sip", "domain": "salud.lab", "database": str(DB), "rpc_url": RPC,
+            "audit_dir": str(sandbox.audit_dir), "credentials_dir": str(sandbox.credentials_dir)}
+        sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+        with sqlite3.connect(DB) as db:  # the tests own the lab's registrar
+            db.execute("DELETE FROM subscriber")
+            db.execute("DROP TABLE IF EXISTS reconciler_line")
+
+    def secret(self, number: str) -> str:
+        rows = []
+        for path in sorted(self.sandbox.credentials_dir.glob("phone-test-*.csv"), key=lambda p: p.stat().st_mtime_ns):
+            with path.open(encoding="utf-8") as f:
+                rows += [r for r in csv.DictReader(f) if r["account"] == number]
+        return rows[-1]["password"]
+
+    def secrets_issued(self) -> int:
+        return sum(len(path.read_text().splitlines()) - 1
+                   for path in self.sandbox.credentials_dir.glob("phone-test-*.csv"))
+
+
+@pytest.fixture
+def bed(sandbox):
+    return PhoneBed(sandbox)
+
+
+def live(number: str) -> bool:
+    body = json.dumps({"jsonrpc": "2.0", "method": "ul.lookup", "params": ["location", number], "id": 1}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(RPC, data=body, method="POST"), timeout=5) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # "AOR not found": an RPC error comes as HTTP 500
+        answer = json.loads(exc.read())
+    return bool(answer.get("result", {}).get("Contacts"))
+
+
+def extension(number: str, holder: str | None = "SSM-000001", **fields) -> dict:
+    line = {"number": number, "kind": "extension", "unit": "HG-CUERNAVACA", "status": "activa",
+            "solicitud": {"folio": f"SSM/STI/2026/{number}", "date": "2026-11-02", "justification": "Extensión",
+                          "requested_by": "Dirección del hospital"}}
+    if holder:
+        line["person"] = holder
+    line.update(fields)
+    return line
+
+
+def changes(plan: dict) -> list[dict]:
+    return [c for c in plan["changes"] if c["target"] == "phone-test"]
+
+
+def test_an_alta_registers_with_its_secret_and_a_baja_is_refused_with_its_registration_gone(bed):
+    repo = bed.sandbox.repo
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    repo.lines = [extension("4401")]
+    out = bed.sandbox.apply()
+    secret = bed.secret("4401")
+    assert secret not in out
+    phone = Phone("4401", secret)
+    assert phone.register() == 200 and live("4401")
+    assert register("4401", "not-the-secret") == 403
+    bed.sandbox.assert_converged()
+
+    repo.lines[0].update(status="baja", solicitud={"folio": "SSM/STI/2026/09999", "date": "2026-11-21",
+                                                   "justification": "Cancelación", "requested_by": "Dirección"})
+    [baja] = changes(bed.sandbox.plan_json())
+    assert baja["movement"] == "baja" and baja["reason"] == "baja, folio SSM/STI/2026/09999"
+    bed.sandbox.apply()
+    assert not live("4401")  # dropped at once, not when it expires
+    assert phone.register() == 403
+    phone.close()
+    bed.sandbox.assert_converged()
+    trail = (bed.sandbox.audit_dir / "phone-test.audit.jsonl").read_text()
+    assert secret not in trail
+
+
+def test_a_persons_baja_releases_their_extension_in_the_same_plan(bed):
+    repo = bed.sandbox.repo
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    repo.lines = [extension("4401")]
+    repo.equipment = [{"inventory_number": "SSM-INV-2025-00311", "serial": "5CD3149XQ2", "type": "printer",
+                       "brand": "HP", "model": "LaserJet", "unit": "HG-CUERNAVACA", "person": "SSM-000001",
+                       "status": "en_uso"}]
+    bed.sandbox.apply()
+    secret = bed.secret("4401")
+    assert register("4401", secret) == 200
+    repo.find("SSM-000001").update(status="baja", solicitud={
+        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
+        "requested_by": "Recursos Humanos"})
+    plan = bed.sandbox.plan_json()
+    [line] = changes(plan)
+    assert line["movement"] == "baja" and line["reason"] == "released: its holder SSM-000001 is a baja"
+    assert any(c["kind"] == "account" and c["movement"] == "baja" for c in plan["changes"])
+    assert any(w.startswith("collect printer SSM-INV-2025-00311") for w in plan["warnings"])
+    bed.sandbox.apply()
+    assert register("4401", secret) == 403 and not live("4401")
+    bed.sandbox.assert_converged()
+
+
+def test_a_new_holder_gets_a_new_secret_and_the_old_one_stops_working(bed):
+    repo = bed.sandbox.repo
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None),
+             person("SSM-000002", curp=None, given_names="Zoé", first_surname="Güemes"))
+    repo.lines = [extension("4401")]
+    bed.sandbox.apply()
+    old = bed.secret("4401")
+    phone = Phone("4401", old)
+    assert phone.register() == 200
+    repo.lines[0]["person"] = "SSM-000002"
+    [change] = changes(bed.sandbox.plan_json())
+    assert {"name": "holder", "before": "SSM-000001", "after": "SSM-000002"} in change["attributes"]
+    bed.sandbox.apply()
+    new = bed.secret("4401")
+    assert new != old and not live("4401")
+    assert phone.register() == 403
+    phone.close()
+    assert register("4401", new) == 200
+    bed.sandbox.assert_converged()
+
+
+def test_a_secret_changed_by_hand_is_drift_and_gets_a_new_one(bed):
+    repo = bed.sandbox.repo
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    repo.lines = [extension("4401")]
+    bed.sandbox.apply()
+    with sqlite3.connect(DB) as db:
+        db.execute("UPDATE subscriber SET ha1 = 'f' || substr(ha1, 2) WHERE username = '4401'")
+    [change] = changes(bed.sandbox.plan_json())
+    assert change["drift"] and change["reason"].startswith("its secret was changed outside")
+    issued = bed.secrets_issued()
+    bed.sandbox.apply()
+    assert bed.secrets_issued() == issued + 1
+    assert register("4401", bed.secret("4401")) == 200
+    bed.sandbox.assert_converged()
+
+
+def test_a_subscriber_the_reconciler_did_not_create_is_left_alone(bed):
+    with sqlite3.connect(DB) as db:
+        db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4401', 'salud.lab', 'x')")
+    bed.sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    bed.sandbox.repo.lines = [extension("4401")]
+    plan = bed.sandbox.plan_json()
+    [conflict] = [c for c in plan["conflicts"] if c["target"] == "phone-test"]
+    assert "did not create" in conflict["message"]
+    assert changes(plan) == []
