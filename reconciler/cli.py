@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import __version__, audit, auditors
+from . import __version__, audit, auditors, bills
 from .desired import load_desired_state
 from .desired.assets import released
 from .engine import ApplyReport, Run
@@ -20,7 +20,7 @@ from .errors import ReconcilerError, ValidationFailed
 from .inventory import load_inventory, mail_rules
 from .policy import POLICY_FILE
 from .render import plan_json, plan_markdown, print_plan
-from .render_audit import indicators_csv, print_history, print_indicators
+from .render_audit import indicators_csv, print_bill_findings, print_history, print_indicators
 from .review import load_policy
 from .source import DEFAULT_REF, at_ref, open_repo, working_tree
 
@@ -87,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--month", required=True, help="YYYY-MM (approval month)")
     report.add_argument("--output", choices=["table", "csv", "json"], default="table")
     report.add_argument("--from-git", action="store_true", help=from_git)
+    lines = sub.add_parser("lines", help="phone lines")
+    lines_sub = lines.add_subparsers(dest="lines_command", required=True, metavar="SUBCOMMAND")
+    bill = lines_sub.add_parser("report", help="a carrier's monthly bill against the declared lines: billed but "
+                                                "not declared, declared but not billed, over the plan")
+    bill.add_argument("--bill", type=Path, required=True, metavar="FILE.csv", help="the carrier's export (see README)")
+    bill.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                      help="the declared lines at this commit (default: $RECONCILER_REF or main)")
+    bill.add_argument("--working-tree", action="store_true", help="the declared lines on disk instead")
+    bill.add_argument("--output", choices=["table", "csv", "json"], default="table")
     return p
 
 
@@ -333,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             return _history(args, out)
         if args.command == "report":
             return _monthly(args, out)
+        if args.command == "lines":
+            return _bill_report(args, out)
         return _apply(args, out, err)
     except ValidationFailed as exc:
         for problem in exc.problems:
@@ -350,6 +361,25 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"Internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", markup=False)
         return EXIT_ERROR
+
+
+def _bill_report(args, out: Console) -> int:
+    try:
+        text = args.bill.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ReconcilerError(f"cannot read the bill {args.bill}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ReconcilerError(f"{args.bill} is not UTF-8 text: export the bill as CSV in UTF-8") from None
+    billed = bills.parse_bill(text, str(args.bill))
+    state = load_desired_state(_source(args).files)
+    findings = bills.analyse(list(state.lines), billed)
+    if args.output == "csv":
+        print(bills.findings_csv(findings), end="")
+    elif args.output == "json":
+        print(json.dumps([f.to_dict() for f in findings], ensure_ascii=False, indent=2))
+    else:
+        print_bill_findings(findings, str(args.bill), len(billed), out)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -53,3 +53,30 @@ def print_indicators(rows: list[IndicatorRow], month: str, console: Console) -> 
         table.add_row(r.movement, str(r.approved), str(r.applied_verified), _cell(r.percent) or "–",
                       str(r.failed_or_pending), _cell(r.median_hours) or "–", _cell(r.max_hours) or "–")
     console.print(table)
+
+
+def print_bill_findings(findings, bill: str, rows: int, console: Console) -> None:
+    """The monthly bill analysis grouped by master account and unit, with the money at stake
+    per kind of finding."""
+    from .bills import totals
+
+    console.print(f"[bold]Bill:[/] {escape(bill)} ({rows} lines billed)")
+    if not findings:
+        console.print("[green]Every line billed is declared, every declared line is billed, none over its plan.[/]")
+        return
+    colour = {"billed but not declared": "red", "over the plan": "yellow", "declared but not billed": "cyan"}
+    group = None
+    for f in findings:
+        if (f.master_account, f.unit) != group:
+            group = (f.master_account, f.unit)
+            console.print(f"\n[bold]Master account {escape(f.master_account)}[/] · "
+                          f"{escape(f.unit or 'no unit (not declared)')}")
+        d = f.to_dict()
+        money = "  ".join(part for part in (
+            f"billed ${d['billed']}" if d["billed"] else "", f"contracted ${d['contracted']}" if d["contracted"] else "",
+            f"[bold]over by ${d['amount']}[/]" if d["amount"] and f.kind != "billed but not declared" else "") if part)
+        console.print(f"  [{colour[f.kind]}]{f.kind:<24}[/] {f.number}  {money}"
+                      + (f"  [dim]# {escape(f.note)}[/]" if f.note else ""))
+    console.print()
+    for kind, amount in totals(findings).items():
+        console.print(f"{kind}: [bold]${amount:,.2f}[/] MXN")
