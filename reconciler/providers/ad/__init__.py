@@ -14,6 +14,7 @@ from ...inventory import ADTarget
 from ...plan import Change, Conflict, Movement
 from .apply import ADApplier, Outcome
 from .connection import connect
+from .computers import Computer, diff_computers, expand_computers, read_computers
 from .diff import PASSWORD_RESET, ActualDirectory, diff, password_resets
 from .read import near_names, read_accounts, read_accounts_by_key, read_directory
 from .records import DesiredDirectory, expand
@@ -35,6 +36,7 @@ class ADProvider:
         self.needs_full_read: str | None = None  # why an incremental plan cannot be trusted
         self._keys: frozenset | None = None
         self.applied_resets: frozenset[str] = frozenset()  # folios of reset requests already applied
+        self.computers: dict[str, Computer] | None = None  # desired computers; None when not planned
 
     def __enter__(self) -> "ADProvider":
         self.conn = connect(self.target)
@@ -86,7 +88,24 @@ class ADProvider:
             self.needs_full_read = self._partial_view_problem(previous_keys)
         changes, conflicts = diff(self.desired, self.actual, self.target, today)
         resets, waiting = password_resets(self.desired, self.actual, self.target, self.applied_resets)
-        return changes + resets, conflicts, list(self.actual.warnings) + waiting
+        return changes + resets + self._plan_computers(state, keys, previous_keys), conflicts, \
+            list(self.actual.warnings) + waiting
+
+    def holder_dns(self) -> dict[str, str]:
+        """Where each declared person's account is once the plan is applied (for managedBy)."""
+        return {k: a.target_dn for k, a in self.desired.accounts.items()}
+
+    def _plan_computers(self, state: DesiredState, keys: frozenset | None, previous_keys: frozenset) -> list[Change]:
+        """Computers are planned on a full load; an incremental plan that touches a person who
+        holds one asks for the full plan."""
+        actual = read_computers(self.conn, self.target)
+        if keys is not None or not state.assets_loaded:
+            if any(c.holder in keys | previous_keys for c in actual.values() if c.holder) and not self.needs_full_read:
+                self.needs_full_read = "a changed person holds a computer"
+            self.computers = None
+            return []
+        self.computers = expand_computers(state, self.target)
+        return diff_computers(self.computers, actual, self.target, self.holder_dns())
 
     def _partial_view_problem(self, previous_keys: frozenset) -> str | None:
         """What only a full read could judge in an incremental plan: a key that is new in the
@@ -105,7 +124,8 @@ class ADProvider:
         return None
 
     def apply(self, changes: list[Change], credentials: CredentialFile, advance=lambda n: None) -> list[Outcome]:
-        applier = ADApplier(self.conn, self.target, credentials, dict(self.actual.groups), advance)
+        applier = ADApplier(self.conn, self.target, credentials, dict(self.actual.groups), advance,
+                            self.holder_dns())
         try:
             return applier.run(changes)
         finally:
@@ -123,6 +143,9 @@ class ADProvider:
                     o.error = f"could not read back to verify: {exc}"
             return
         remaining, _ = diff(self.desired, actual, self.target, today)
+        if self.computers is not None:
+            remaining += diff_computers(self.computers, read_computers(self.conn, self.target), self.target,
+                                        self.holder_dns())
         pending = {(c.kind, c.key) for c in remaining}
         for o in outcomes:
             if o.status != "applied":

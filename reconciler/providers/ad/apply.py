@@ -10,6 +10,7 @@ Phases:
      changed attribute, the enabled flag and the applied-state marker.
   5. Group additions, batched per group, with the accounts' final DNs.
   6. Password resets: a new random password, change at next logon.
+  7. Computers (desktops and laptops): added, renamed, moved, given a holder, decommissioned.
 A failed batch is retried member by member, so one bad account fails alone.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ...credentials import CredentialFile, generate_password
 from ...inventory import ADTarget
 from ...plan import Change, Movement
 from . import dn as dnlib
+from .computers import apply_computer
 from .records import MANAGED_ATTRIBUTES, MARKER, Account, marker_value
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
@@ -61,8 +63,10 @@ def _error(conn: Connection, what: str) -> str:
 
 class ADApplier:
     def __init__(self, conn: Connection, target: ADTarget, credentials: CredentialFile,
-                 groups: dict[str, str], advance: Callable[[int], None] = lambda n: None):
+                 groups: dict[str, str], advance: Callable[[int], None] = lambda n: None,
+                 holder_dns: dict[str, str] | None = None):
         self.conn, self.target, self.credentials, self.advance = conn, target, credentials, advance
+        self.holder_dns = holder_dns or {}  # employee key -> account DN, for computers' managedBy
         self.group_dns = dict(groups)  # casefolded name -> DN
         self.timings: dict[str, float] = {}  # seconds per phase, for reports and benchmarks
 
@@ -112,7 +116,13 @@ class ADApplier:
         for o in outcomes:
             if o.change.kind == "password-reset":
                 self._reset(o, o.change.desired.target_dn if o.change.key in moved else o.change.actual.dn)
-        self._timed("password resets", t)
+        t = self._timed("password resets", t)
+        for o in outcomes:  # last: managedBy names accounts this run may have created or moved
+            if o.change.kind == "computer":
+                if error := apply_computer(self.conn, o.change, self.holder_dns):
+                    o.fail(error)
+                self.advance(1)
+        self._timed("computers", t)
         for o in outcomes:
             if o.status == "pending":
                 o.status = "applied"

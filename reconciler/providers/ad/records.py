@@ -175,7 +175,9 @@ def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
     accounts = {p.employee_key: person_account(p, state, target) for p in state.people}
     ous: dict[tuple, str] = {}
     roots = [target.people_ou, target.groups_ou, target.bajas_ou]
-    units = sorted({a.parent for a in accounts.values() if a.enabled})
+    computers = {unit_ou(target, state.units[e.unit].ou) for e in state.equipment
+                 if e.type in ("desktop", "laptop") and e.status != "baja" and e.unit in state.units}
+    units = sorted({a.parent for a in accounts.values() if a.enabled} | computers)
     for ou in roots + units:
         for step in _ancestors(ou, target.base_dn):
             ous.setdefault(dnlib.key(step), step)

@@ -1,0 +1,189 @@
+"""Desktops and laptops as AD computer objects (desired_state/assets/equipment.yaml).
+
+A computer lives in its unit's OU, named by its declared hostname, and carries:
+    description      "HP ProDesk 400 G9 · inventario SSM-INV-2024-00123 · serie MXL4221ABC"
+    location         where it is (the declaration's location)
+    managedBy        the account of the person it is assigned to (resguardo); none when unassigned
+    adminDescription the ownership marker, with its inventory number (the anchor, so a new
+                     hostname is a rename) and its holder: `reconciler computer=<inv> holder=<key>`
+A decommission (status: baja) disables it, clears managedBy, stamps the verdict in the
+description and moves it to the bajas OU, like a person's baja.  A holder who is a baja is
+released: managedBy is cleared in the same plan.  `expand` and `diff` are pure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
+
+from ...desired.assets import COMPUTERS, holder
+from ...desired.model import DesiredState
+from ...inventory import ADTarget
+from ...plan import AttributeChange, Change, Movement
+from . import dn as dnlib
+from .read import paged_search
+from .records import MARKER, unit_ou
+
+KIND = "computer"
+UF_ACCOUNTDISABLE = 0x2
+UF_WORKSTATION_TRUST_ACCOUNT = 0x1000
+ATTRIBUTES = ("description", "location", "managedBy")
+READ = ["cn", "sAMAccountName", "description", "location", "managedBy", "adminDescription", "userAccountControl"]
+
+
+@dataclass(frozen=True)
+class Computer:
+    inventory: str  # the anchor
+    hostname: str
+    parent: str  # OU DN
+    description: str
+    location: str | None
+    holder: str | None  # employee key of the person it is assigned to
+    enabled: bool
+    dn: str | None = field(default=None, compare=False)
+    uac: int | None = field(default=None, compare=False)
+    managed_by: str | None = field(default=None, compare=False)  # the DN, as read
+    unit: str | None = field(default=None, compare=False)
+    folio: str | None = field(default=None, compare=False)
+    origins: tuple = field(default=(), compare=False)
+    label: str = field(default="", compare=False)
+
+    @property
+    def target_dn(self) -> str:
+        return dnlib.child("CN", self.hostname, self.parent)
+
+    def marker(self) -> str:
+        return f"{MARKER} computer={self.inventory}" + (f" holder={self.holder}" if self.holder else "")
+
+
+def expand_computers(state: DesiredState, target: ADTarget) -> dict[str, Computer]:
+    people = {p.employee_key: p for p in state.people}
+    out = {}
+    for thing in state.equipment:
+        if thing.type not in COMPUTERS or not thing.hostname:
+            continue
+        unit = state.units.get(thing.unit)
+        description = f"{thing.brand} {thing.model} · inventario {thing.inventory_number} · serie {thing.serial}"
+        label = f"{thing.hostname} ({thing.type} {thing.inventory_number})"
+        origins = (thing.source,)
+        if thing.status == "baja":
+            verdict = thing.decommission
+            stamp = f"Baja {verdict.date} dictamen {verdict.dictamen} ({verdict.reason})" if verdict else "Baja"
+            out[thing.inventory_number] = Computer(
+                thing.inventory_number, thing.hostname, target.bajas_ou, f"{stamp} · {description}", thing.location,
+                None, False, unit=thing.unit, folio=verdict.dictamen if verdict else None, origins=origins, label=label)
+            continue
+        who = holder(thing, people)
+        if thing.person and who is None:  # released by the holder's baja: the baja's declaration decides it
+            origins += (people[thing.person].source,)
+        parent = unit_ou(target, unit.ou) if unit else target.people_ou
+        out[thing.inventory_number] = Computer(
+            thing.inventory_number, thing.hostname, parent, description, thing.location, who, True, unit=thing.unit,
+            folio=thing.solicitud.folio if thing.solicitud else None, origins=origins, label=label)
+    return out
+
+
+def _parse_marker(value: str) -> dict[str, str]:
+    return dict(w.split("=", 1) for w in value.split()[1:] if "=" in w)
+
+
+def read_computers(conn: Connection, target: ADTarget) -> dict[str, Computer]:
+    """Every managed computer under the people and bajas OUs: one search each."""
+    out = {}
+    for base in (target.people_ou, target.bajas_ou):
+        for entry in paged_search(conn, base, f"(&(objectCategory=computer)(adminDescription={MARKER} computer=*))",
+                                  READ, SUBTREE):
+            a = entry["attributes"]
+            one = lambda n: (a.get(n)[0] if isinstance(a.get(n), list) and a.get(n) else a.get(n)) or None  # noqa: E731
+            meta = _parse_marker(one("adminDescription") or "")
+            if "computer" not in meta:
+                continue
+            uac = int(one("userAccountControl") or 0)
+            out[meta["computer"]] = Computer(
+                meta["computer"], dnlib.first_value(entry["dn"]), dnlib.parent(entry["dn"]), one("description") or "",
+                one("location"), meta.get("holder"), not uac & UF_ACCOUNTDISABLE, dn=entry["dn"], uac=uac,
+                managed_by=one("managedBy"))
+    return out
+
+
+def _changes(want: Computer, have: Computer | None, holder_dn: str | None) -> tuple[AttributeChange, ...]:
+    pairs = [("hostname", have.hostname if have else None, want.hostname),
+             ("ou", have.parent if have else None, want.parent),
+             ("description", have.description if have else None, want.description),
+             ("location", have.location if have else None, want.location),
+             ("holder", have.holder if have else None, want.holder),
+             ("enabled", have.enabled if have else None, want.enabled)]
+    out = []
+    for name, before, after in pairs:
+        if name == "ou" and have is not None and dnlib.same(before, after):
+            continue
+        if before != after and not (have is None and after is None):
+            out.append(AttributeChange(name, before, after))
+    if have is not None and holder_dn is not None and want.holder == have.holder and \
+            not dnlib.same(have.managed_by or "", holder_dn):
+        out.append(AttributeChange("managedBy", have.managed_by, holder_dn))  # the holder's account moved
+    return tuple(out)
+
+
+def diff_computers(desired: Mapping[str, Computer], actual: Mapping[str, Computer], target: ADTarget,
+                   holder_dns: Mapping[str, str]) -> list[Change]:
+    """Altas, modificaciones (renames, moves, new holders) and bajas (decommissions) of
+    computers; `holder_dns` maps employee keys to their accounts' DNs, as they will be."""
+    altas, modificaciones, bajas = [], [], []
+    for inventory in sorted(desired):
+        want, have = desired[inventory], actual.get(inventory)
+        if have is None and not want.enabled:
+            continue  # decommissioned before it ever was an AD object
+        attributes = _changes(want, have, holder_dns.get(want.holder) if want.holder else None)
+        if not attributes:
+            continue
+        movement = (Movement.ALTA if have is None else
+                    Movement.BAJA if have.enabled and not want.enabled else Movement.MODIFICACION)
+        reason = "released: its holder is a baja" if have is not None and have.holder and want.holder is None \
+            and want.enabled else ""
+        change = Change(movement, target.name, KIND, inventory, want.label, attributes, reason=reason,
+                        folio=want.folio, unit=want.unit, origins=want.origins, desired=want, actual=have)
+        {Movement.ALTA: altas, Movement.MODIFICACION: modificaciones, Movement.BAJA: bajas}[movement].append(change)
+    for inventory in sorted(set(actual) - set(desired)):
+        have = actual[inventory]
+        if not have.enabled and dnlib.same(have.parent, target.bajas_ou):
+            continue
+        gone = Computer(inventory, have.hostname, target.bajas_ou, f"Baja sin dictamen: ya no declarado · "
+                        f"{have.description}", have.location, None, False, label=f"{have.hostname} ({inventory})")
+        bajas.append(Change(Movement.BAJA, target.name, KIND, inventory, gone.label, _changes(gone, have, None),
+                            reason="no longer declared in desired_state", desired=gone, actual=have))
+    return altas + modificaciones + bajas
+
+
+def apply_computer(conn: Connection, change: Change, holder_dns: Mapping[str, str]) -> str | None:
+    """One computer change; an error message, or None."""
+    want: Computer = change.desired
+    have: Computer | None = change.actual
+    managed_by = holder_dns.get(want.holder) if want.holder else None
+    uac = UF_WORKSTATION_TRUST_ACCOUNT | (0 if want.enabled else UF_ACCOUNTDISABLE)
+    if have is None:
+        attrs = {"sAMAccountName": f"{want.hostname}$", "description": want.description,
+                 "adminDescription": want.marker(), "userAccountControl": uac}
+        if want.location:
+            attrs["location"] = want.location
+        if managed_by:
+            attrs["managedBy"] = managed_by
+        ok = conn.add(want.target_dn, ["top", "person", "organizationalPerson", "user", "computer"], attrs)
+        return None if ok else f"creating computer {want.target_dn}: {conn.result.get('description')} {conn.result.get('message', '')}"
+    dn = have.dn
+    if want.hostname != have.hostname or not dnlib.same(want.parent, have.parent):
+        superior = want.parent if not dnlib.same(want.parent, have.parent) else None
+        if not conn.modify_dn(dn, dnlib.rdn("CN", want.hostname), new_superior=superior):
+            return f"moving {dn}: {conn.result.get('description')} {conn.result.get('message', '')}"
+        dn = want.target_dn
+    mods = {"description": [(MODIFY_REPLACE, [want.description])],
+            "location": [(MODIFY_REPLACE, [want.location] if want.location else [])],
+            "managedBy": [(MODIFY_REPLACE, [managed_by] if managed_by else [])],
+            "adminDescription": [(MODIFY_REPLACE, [want.marker()])],
+            "userAccountControl": [(MODIFY_REPLACE, [((have.uac or UF_WORKSTATION_TRUST_ACCOUNT) & ~UF_ACCOUNTDISABLE)
+                                                     | (0 if want.enabled else UF_ACCOUNTDISABLE)])]}
+    if want.hostname != have.hostname:
+        mods["sAMAccountName"] = [(MODIFY_REPLACE, [f"{want.hostname}$"])]
+    ok = conn.modify(dn, mods)
+    return None if ok else f"modifying computer {dn}: {conn.result.get('description')} {conn.result.get('message', '')}"
