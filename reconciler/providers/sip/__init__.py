@@ -33,6 +33,12 @@ def ha1(user: str, realm: str, secret: str) -> str:
     return hashlib.md5(f"{user}:{realm}:{secret}".encode("utf-8")).hexdigest()
 
 
+def drops_registrations(change: Change) -> bool:
+    """A removed line, or an existing one with a new secret: its live registrations must go.
+    A new line has none."""
+    return change.movement is Movement.BAJA or (change.movement is Movement.MODIFICACION and rotates(change))
+
+
 class SipProvider:
     kind = "sip"
     needs_full_read: str | None = None
@@ -88,7 +94,7 @@ class SipProvider:
         self.timings["subscribers"] = time.perf_counter() - started
         started = time.perf_counter()
         for o in outcomes:  # whoever holds an old secret or a removed line is unregistered now
-            if o.status != "failed" and (o.change.movement is Movement.BAJA or rotates(o.change)):
+            if o.status != "failed" and drops_registrations(o.change):
                 try:
                     self._rpc("ul.rm", ["location", o.change.key])
                 except ReconcilerError as exc:
@@ -167,7 +173,7 @@ class SipProvider:
             if o.status != "applied":
                 continue
             problem = "read back: the subscriber table does not show the change" if o.change.key in pending else None
-            if problem is None and (o.change.movement is Movement.BAJA or rotates(o.change)):
+            if problem is None and drops_registrations(o.change):
                 try:
                     if self._registered(o.change.key):
                         problem = "a registration made with the old secret is still live"

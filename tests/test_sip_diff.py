@@ -1,0 +1,62 @@
+"""The extensions diff is a pure function: examples, and a hypothesis property (applying the
+plan to the subscriber table leaves nothing to do, and never touches what it does not own)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.plan import Movement
+from reconciler.providers.sip.diff import ActualLines, Gone, Line, Subscriber, diff, rotates
+
+
+def lines(*items: Line) -> dict[str, Line]:
+    return {line.number: line for line in items}
+
+
+def actual(*subs: Subscriber) -> ActualLines:
+    return ActualLines({s.number: s for s in subs})
+
+
+def test_alta_modificacion_baja_and_conflict():
+    desired = lines(Line("4401", "SSM-1", "HG"), Line("4402", "SSM-2", "HG"), Line("4403", None, "HG"))
+    have = actual(Subscriber("4402", True, "SSM-9", "HG"), Subscriber("4403", False),
+                  Subscriber("4404", True, "SSM-4", "HG"))
+    changes, [conflict] = diff(desired, have, "phone", {"4404": Gone("baja, folio F-1", "F-1")})
+    assert [(c.movement, c.key) for c in changes] == [
+        (Movement.ALTA, "4401"), (Movement.MODIFICACION, "4402"), (Movement.BAJA, "4404")]
+    assert all(rotates(c) for c in changes[:2])  # a new line, and a new holder: new secrets
+    assert changes[2].reason == "baja, folio F-1" and conflict.key == "4403"
+
+
+def test_a_unit_change_keeps_the_secret_and_drift_rotates_it():
+    [move], _ = diff(lines(Line("4401", "SSM-1", "CS")), actual(Subscriber("4401", True, "SSM-1", "HG")), "phone")
+    assert not rotates(move)
+    [drift], _ = diff(lines(Line("4401", "SSM-1", "HG")),
+                      actual(Subscriber("4401", True, "SSM-1", "HG", secret_drift=True)), "phone")
+    assert rotates(drift) and drift.drift
+
+
+NUMBERS = st.sampled_from(["4401", "4402", "4403", "4404", "4405"])
+HOLDERS = st.none() | st.sampled_from(["SSM-1", "SSM-2", "SSM-3"])
+UNITS = st.sampled_from(["HG", "CS"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.builds(Line, NUMBERS, HOLDERS, UNITS), max_size=5),
+       st.lists(st.builds(Subscriber, NUMBERS, st.booleans(), HOLDERS, UNITS, st.booleans()), max_size=5))
+def test_applying_the_plan_leaves_nothing_to_do(wanted, existing):
+    desired = lines(*wanted)
+    table = {s.number: (s if s.managed else replace(s, holder=None, unit=None, secret_drift=False)) for s in existing}
+    changes, conflicts = diff(desired, ActualLines(dict(table)), "phone")
+    untouched = {n: s for n, s in table.items() if not s.managed}
+    for c in changes:  # what apply does to the table
+        if c.movement is Movement.BAJA:
+            del table[c.key]
+        else:
+            table[c.key] = Subscriber(c.key, True, c.desired.holder, c.desired.unit)
+    again, _ = diff(desired, ActualLines(table), "phone")
+    assert again == []
+    assert {n: s for n, s in table.items() if not s.managed} == untouched
+    assert {c.key for c in conflicts} == {n for n in desired if n in untouched}
