@@ -257,3 +257,51 @@ def test_a_mailbox_address_in_capitals_and_a_reset_for_a_baja_are_refused(tmp_pa
         "desired_state/users/hg.yaml:24: people[1].password_resets[0].folio: a password reset for a person who "
         "is a baja: their account is disabled",
     ]
+
+
+def test_assets_are_validated_with_file_line_and_field(tmp_path):
+    sol = "{folio: F-9, date: 2026-10-05, justification: Línea, requested_by: Dirección}"
+    lines = f"""\
+lines:
+- {{number: '4401', kind: extension, unit: HG-CUERNAVACA, person: SSM-1, status: activa, solicitud: {sol}}}
+- {{number: '4401', kind: extension, unit: HG-CUERNAVACA, status: activa, solicitud: {sol}}}
+- {{number: '7771234567', kind: carrier, unit: HG-CUERNAVACA, status: activa, solicitud: {sol}}}
+- {{number: '4409', kind: extension, unit: HG-NINGUNO, person: SSM-404, status: activa, solicitud: {sol}}}
+"""
+    equipment = """\
+equipment:
+- {inventory_number: INV-1, serial: S1, type: desktop, brand: HP, model: ProDesk, unit: HG-CUERNAVACA, status: en_uso}
+- {inventory_number: INV-2, serial: S2, type: printer, brand: HP, model: LaserJet, unit: HG-CUERNAVACA, status: baja}
+- inventory_number: INV-3
+  serial: S3
+  type: laptop
+  brand: Dell
+  model: Latitude
+  hostname: HGC-LT01
+  unit: HG-CUERNAVACA
+  status: en_uso
+  decommission: {reason: obsolescencia, date: 2026-10-20, dictamen: DT-1}
+- {inventory_number: INV-4, serial: S4, type: radio, brand: Motorola, model: DEP450, unit: HG-CUERNAVACA, status: roto}
+"""
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+    (root / "desired_state" / "assets").mkdir()
+    (root / "desired_state" / "assets" / "lines.yaml").write_text(lines, encoding="utf-8")
+    (root / "desired_state" / "assets" / "equipment.yaml").write_text(equipment, encoding="utf-8")
+    code, problems = validate(root)
+    assert code == 1
+    assert problems == [
+        "desired_state/assets/equipment.yaml:2: equipment[0].hostname: a desktop or laptop needs its hostname: its AD "
+        "computer name",
+        "desired_state/assets/equipment.yaml:3: equipment[1].decommission: a baja needs its technical verdict: reason "
+        "(obsolescencia, sobrecosto_reparacion or falla_irreparable), date and dictamen",
+        "desired_state/assets/equipment.yaml:11: equipment[2].status: equipment with a decommission verdict must "
+        "have status: baja",
+        "desired_state/assets/equipment.yaml:13: equipment[3].status: 'roto' is not one of 'en_uso', 'en_almacen', "
+        "'baja'",
+        "desired_state/assets/lines.yaml:3: lines[1].number: number 4401 is already declared at "
+        "desired_state/assets/lines.yaml:2",
+        "desired_state/assets/lines.yaml:4: lines[2].carrier: a carrier line needs its carrier and master_account",
+        "desired_state/assets/lines.yaml:5: lines[3].person: no person with employee key 'SSM-404' is declared",
+        "desired_state/assets/lines.yaml:5: lines[3].unit: unknown unit 'HG-NINGUNO' (declared units are in "
+        "desired_state/units.yaml)",
+    ]
