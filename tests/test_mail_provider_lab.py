@@ -33,7 +33,12 @@ class MailBed:
         self.sandbox = sandbox
         self.tag = secrets.token_hex(3)
         self.set_retention(retention_days)
-        for name in MAIL_FILES:  # the registry and its maps start empty: the tests own them
+        self.clear()
+
+    @staticmethod
+    def clear() -> None:
+        """The tests own the lab's registry and maps while they run, and leave them empty."""
+        for name in MAIL_FILES:
             (MAIL_DIR / name).write_text("")
         subprocess.run(["postfix", "reload"], check=True, capture_output=True)
 
@@ -77,7 +82,8 @@ class MailBed:
 
 @pytest.fixture
 def bed(sandbox):
-    return MailBed(sandbox)
+    yield MailBed(sandbox)
+    MailBed.clear()
 
 
 def send(to: str, subject: str) -> None:

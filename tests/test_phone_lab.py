@@ -28,7 +28,12 @@ class PhoneBed:
             "kind": "sip", "domain": "salud.lab", "database": str(DB), "rpc_url": RPC,
             "audit_dir": str(sandbox.audit_dir), "credentials_dir": str(sandbox.credentials_dir)}
         sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
-        with sqlite3.connect(DB) as db:  # the tests own the lab's registrar
+        self.clear()
+
+    @staticmethod
+    def clear() -> None:
+        """The tests own the lab's registrar while they run, and leave it empty."""
+        with sqlite3.connect(DB) as db:
             db.execute("DELETE FROM subscriber")
             db.execute("DROP TABLE IF EXISTS reconciler_line")
 
@@ -46,7 +51,8 @@ class PhoneBed:
 
 @pytest.fixture
 def bed(sandbox):
-    return PhoneBed(sandbox)
+    yield PhoneBed(sandbox)
+    PhoneBed.clear()
 
 
 def live(number: str) -> bool:

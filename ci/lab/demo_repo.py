@@ -6,7 +6,8 @@ way an institution's repository receives it, through approved pull requests.
 
 History built: PR #1 (squash merge) lays out units, entitlements and the approval policy;
 then one pull request per unit, merged with a merge commit whose trailers name two approvers,
-as GitHub's or GitLab's merge would write them when configured to.
+as GitHub's or GitLab's merge would write them when configured to; last, a squash merge with
+the phone lines and equipment (desired_state/assets/).
 """
 from __future__ import annotations
 
@@ -50,6 +51,14 @@ def build(src: Path, dest: Path) -> None:
         repo.index.commit(f"Merge pull request #{number} from ssm/{branch}\n\nAltas de personal: {users.stem}\n\n"
                           f"{trailers(MARTA, RAUL)}", parent_commits=(repo.heads.main.commit, repo.heads[branch].commit),
                           author=FORGE, committer=FORGE, head=True)
+    assets = sorted((src / "desired_state" / "assets").glob("*.yaml"))
+    if assets:  # the phone lines and equipment database, in a pull request of its own
+        (dest / "desired_state" / "assets").mkdir(exist_ok=True)
+        for path in assets:
+            shutil.copy(path, dest / "desired_state" / "assets" / path.name)
+        repo.git.add("-A")
+        repo.index.commit(f"Inventario de líneas telefónicas y equipo (#{number + 1})\n\n{trailers(MARTA, RAUL)}",
+                          author=MESA, committer=FORGE)
 
 
 def direct_push(dest: Path) -> None:
