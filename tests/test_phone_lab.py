@@ -173,3 +173,20 @@ def test_a_subscriber_the_reconciler_did_not_create_is_left_alone(bed):
     [conflict] = [c for c in plan["conflicts"] if c["target"] == "phone-test"]
     assert "did not create" in conflict["message"]
     assert changes(plan) == []
+
+
+def test_an_incremental_plan_falls_back_to_full_when_a_changed_person_holds_an_extension(bed):
+    repo = bed.sandbox.repo
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None),
+             person("SSM-000002", curp=None, given_names="Zoé", first_surname="Güemes"))
+    repo.lines = [extension("4401")]
+    bed.sandbox.apply()
+    repo.find("SSM-000002")["title"] = "Jefa de Enfermeras"  # holds nothing: stays incremental
+    code, out, _ = bed.sandbox.cli("plan", "--since-applied")
+    assert code == 2 and "Scope: incremental" in out
+    bed.sandbox.apply("--since-applied")
+    repo.find("SSM-000001").update(status="baja", solicitud={
+        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
+        "requested_by": "Recursos Humanos"})
+    code, out, _ = bed.sandbox.cli("plan", "--since-applied")
+    assert "Scope: full (a changed person holds an extension)" in out and "- sip-line 4401" in out

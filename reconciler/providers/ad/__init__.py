@@ -88,19 +88,19 @@ class ADProvider:
             self.needs_full_read = self._partial_view_problem(previous_keys)
         changes, conflicts = diff(self.desired, self.actual, self.target, today)
         resets, waiting = password_resets(self.desired, self.actual, self.target, self.applied_resets)
-        return changes + resets + self._plan_computers(state, keys, previous_keys), conflicts, \
+        return changes + resets + self._plan_computers(state, keys), conflicts, \
             list(self.actual.warnings) + waiting
 
     def holder_dns(self) -> dict[str, str]:
         """Where each declared person's account is once the plan is applied (for managedBy)."""
         return {k: a.target_dn for k, a in self.desired.accounts.items()}
 
-    def _plan_computers(self, state: DesiredState, keys: frozenset | None, previous_keys: frozenset) -> list[Change]:
+    def _plan_computers(self, state: DesiredState, keys: frozenset | None) -> list[Change]:
         """Computers are planned on a full load; an incremental plan that touches a person who
         holds one asks for the full plan."""
         actual = read_computers(self.conn, self.target)
         if keys is not None or not state.assets_loaded:
-            if any(c.holder in keys | previous_keys for c in actual.values() if c.holder) and not self.needs_full_read:
+            if any(c.holder in (keys or frozenset()) for c in actual.values() if c.holder) and not self.needs_full_read:
                 self.needs_full_read = "a changed person holds a computer"
             self.computers = None
             return []

@@ -68,8 +68,10 @@ class SipProvider:
 
     def plan(self, state: DesiredState, today: str, keys: frozenset | None = None,
              previous_keys: frozenset = frozenset()) -> tuple[list[Change], list[Conflict], list[str]]:
-        if not state.assets_loaded:  # an incremental load has no assets
-            self.needs_full_read = "phone lines are planned on a full load"
+        if not state.assets_loaded:  # an incremental load: the assets did not change, but their holders may have
+            holders = {s.holder for s in store.read(self.conn, self.target.domain).subscribers.values() if s.holder}
+            if holders & (keys or frozenset()):  # the changed people (removed ones included)
+                self.needs_full_read = "a changed person holds an extension"
             return [], [], []
         self.desired, self.gone = desired_lines(state)
         self.actual = store.read(self.conn, self.target.domain)
