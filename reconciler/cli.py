@@ -187,6 +187,12 @@ def _report(report: ApplyReport, out: Console) -> None:
         out.print(f"  [red]✗[/] {escape(f'{o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}')}")
     for s in report.skipped:
         out.print(f"  [yellow]⏸[/] {escape(f'skipped {s.change.movement.symbol} {s.change.kind} {s.change.label}: {s.reason}')}")
+    for target, p in report.probes:
+        mark = "[green]✓[/]" if p.passed else "[red]✗[/]" if p.ran else "[yellow]?[/]"
+        seen = p.observed if p.ran else f"not run: {p.detail}"
+        out.print(f"  {mark} probe {escape(f'{target} {p.rule}: {p.probe}: {seen}')}")
+    if report.failed_probes:
+        out.print(f"[bold red]{len(report.failed_probes)} probes failed:[/] the rules do not do what they declare.")
     counts = report.counts()
     parts = [f"{row['applied']} {name}" for name, row in counts.items()]
     verified = sum(row["verified"] for row in counts.values())
@@ -245,7 +251,8 @@ def _apply(args, out: Console, err: Console) -> int:
                   "timings": {k: round(v, 3) for k, v in report.timings.items()},
                   "credentials_files": [path for path, _ in report.credentials_files],
                   "audit_files": report.audit_files, "applied_refs": report.applied_refs,
-                  "warnings": report.warnings, "ok": report.ok}
+                  "warnings": report.warnings, "ok": report.ok,
+                  "probes": [{"target": t, **p.to_dict()} for t, p in report.probes]}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:
         _report(report, out)

@@ -8,6 +8,7 @@ import datetime as dt
 import gc
 import secrets
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,12 +22,13 @@ from .desired import DesiredState, load_desired_state
 from .desired.assets import released
 from .desired.model import MailRules
 from .errors import ReconcilerError
-from .inventory import Target, load_inventory, mail_rules
+from .inventory import Target, load_inventory, mail_rules, network_devices
 from .lock import TargetLock
 from .plan import Change, Movement, Plan
 from .providers.ad import ADProvider, Outcome
 from .providers.ad.diff import PASSWORD_RESET
 from .providers.mail import MailProvider
+from .providers.network import NftablesProvider
 from .providers.sip import SipProvider
 from .review import review
 from .source import DesiredSource
@@ -35,10 +37,25 @@ APPLIED_REF = "refs/reconciler/applied/{target}"
 # Targets are planned and applied in this order: an account exists before its mailbox.
 # Changes that revoke access (a closed mailbox, a member removed, a line removed) run first, in
 # reverse order: access is gone before an account is disabled.
-PROVIDERS = {"active_directory": ADProvider, "mail": MailProvider, "sip": SipProvider}
+PROVIDERS = {"active_directory": ADProvider, "mail": MailProvider, "sip": SipProvider, "nftables": NftablesProvider}
 ORDER = tuple(PROVIDERS)
 GUARDED_KINDS = frozenset({"account", "mailbox", "shared-mailbox", "sip-line"})  # the deletion guard counts their bajas
-Provider = ADProvider | MailProvider | SipProvider
+Provider = ADProvider | MailProvider | SipProvider | NftablesProvider
+
+
+def each_provider(items: list, work, provider_of=lambda item: item) -> list:
+    """`work(item)` for each item in order, except that the items of providers that say so
+    (firewalls and routers: many independent devices) run concurrently; results in order."""
+    results: dict[int, object] = {}
+    parallel = [i for i, item in enumerate(items) if getattr(provider_of(item), "parallel", False)]
+    for i, item in enumerate(items):
+        if i not in parallel:
+            results[i] = work(item)
+    if parallel:
+        with ThreadPoolExecutor(max_workers=min(16, len(parallel))) as pool:
+            for i, result in zip(parallel, pool.map(lambda i: work(items[i]), parallel)):
+                results[i] = result
+    return [results[i] for i in range(len(items))]
 
 
 class DeletionGuard(ReconcilerError):
@@ -76,6 +93,7 @@ class ApplyReport:
     audit_files: list[str] = field(default_factory=list)
     applied_refs: dict[str, str] = field(default_factory=dict)  # target -> commit now recorded as applied
     warnings: list[str] = field(default_factory=list)
+    probes: list[tuple[str, object]] = field(default_factory=list)  # (target, network.probes.ProbeResult)
 
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
@@ -92,8 +110,12 @@ class ApplyReport:
         return [o for o in self.outcomes if o.status == "failed" or (o.status == "applied" and not o.verified)]
 
     @property
+    def failed_probes(self) -> list:
+        return [(t, p) for t, p in self.probes if p.ran and not p.passed]
+
+    @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.failed_probes
 
 
 @dataclass
@@ -112,6 +134,7 @@ class Run:
     scope: incremental.Scope | None = None
     lock_notes: list[str] = field(default_factory=list)  # expired locks taken over
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
+    devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
     _stack: ExitStack = field(default_factory=ExitStack)
 
     def __enter__(self) -> "Run":
@@ -157,7 +180,8 @@ class Run:
             unreachable = exc
         only = None if self.scope is None or self.scope.full else self.scope.entries
         self.rules = mail_rules(targets)
-        self.state = load_desired_state(self.source.files, only=only, mail=self.rules)
+        self.devices = network_devices(targets)
+        self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
         if unreachable is not None:
             raise unreachable
         if any(p.password_resets for p in self.state.people):
@@ -181,12 +205,14 @@ class Run:
         changes, conflicts, warnings = [], [], []
         partial = self.scope is not None and not self.scope.full
         keys = self.scope.employee_keys if partial else None
-        for provider in self.providers.values():
-            c, k, w = provider.plan(self.state, self.today, keys, self.scope.previous_keys if partial else frozenset())
+        previous = self.scope.previous_keys if partial else frozenset()
+        planned = each_provider(list(self.providers.values()),
+                                lambda p: p.plan(self.state, self.today, keys, previous))
+        for provider, (c, k, w) in zip(self.providers.values(), planned):
             if keys is not None and provider.needs_full_read:
                 # The changed files touch something only a full read can judge: do the full plan.
                 self.scope = replace(self.scope, full=True, reason=provider.needs_full_read)
-                self.state = load_desired_state(self.source.files, mail=self.rules)
+                self.state = load_desired_state(self.source.files, mail=self.rules, devices=self.devices)
                 return self.plan()
             changes += c
             conflicts += k
@@ -259,10 +285,8 @@ class Run:
         try:
             for r in reversed(runs):
                 r.step(first=True)
-            for r in runs:
-                r.step(first=False)
-            for r in runs:
-                r.verify()
+            each_provider(runs, lambda r: r.step(first=False), lambda r: r.provider)
+            each_provider(runs, lambda r: r.verify(), lambda r: r.provider)
         except BaseException as exc:
             aborted = exc
             raise
@@ -364,8 +388,13 @@ class _TargetApply:
         for o in self.outcomes:
             self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit),
                               step=o.step, done_at=o.done_at)
+        probes = getattr(self.provider, "probe_results", [])
+        for p in probes:  # the proof that the rules work, kept with the run that applied them
+            self.audit.append("probe", run=self.run_id, commit=commit, **p.to_dict())
+        self.report.probes += [(self.name, p) for p in probes]
         applied_all = aborted is None and not self.skipped and not self.conflicts and all(
-            o.status == "applied" and o.verified for o in self.outcomes) and len(self.outcomes) == len(self.approved)
+            o.status == "applied" and o.verified for o in self.outcomes) and len(self.outcomes) == len(self.approved) \
+            and not any(p.ran and not p.passed for p in probes)
         self.audit.append("run-end", run=self.run_id, commit=commit,
                           result="aborted" if aborted else ("complete" if applied_all else "incomplete"),
                           reason=f"{type(aborted).__name__}: {aborted}" if aborted else None,

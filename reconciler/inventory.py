@@ -147,8 +147,76 @@ def _sip_target(name: str, raw: dict) -> SipTarget:
                      lock_ttl_minutes=raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES))
 
 
-Target = ADTarget | MailTarget | SipTarget
-_BUILDERS = {"active_directory": _ad_target, "mail": _mail_target, "sip": _sip_target}
+@dataclass(frozen=True)
+class NftablesTarget:
+    """A Linux firewall reached over SSH (pyinfra); the reconciler owns one inet table."""
+
+    kind = "nftables"
+    name: str
+    host: str
+    ssh_key: str
+    port: int = 22
+    user: str = "root"
+    known_hosts: str | None = None
+    table: str = "reconciler"
+    hook: str = "forward"
+    default_policy: str = "drop"
+    probe_points: tuple = ()  # (network or host name, netns)
+    max_bajas: int = DEFAULT_MAX_BAJAS
+    credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+    audit_dir: str = DEFAULT_AUDIT_DIR
+    lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
+
+
+@dataclass(frozen=True)
+class CiscoTarget:
+    """A Cisco IOS router reached with netmiko; the reconciler owns the ACLs named `acl`-N."""
+
+    kind = "cisco_ios"
+    name: str
+    host: str
+    username: str
+    password: SecretSource
+    interface: str
+    acl: str
+    port: int = 22
+    direction: str = "in"
+    probe_points: tuple = ()
+    max_bajas: int = DEFAULT_MAX_BAJAS
+    credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+    audit_dir: str = DEFAULT_AUDIT_DIR
+    lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
+
+
+def _common(raw: dict) -> dict:
+    return {"max_bajas": raw.get("max_bajas", DEFAULT_MAX_BAJAS),
+            "credentials_dir": raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
+            "audit_dir": raw.get("audit_dir", DEFAULT_AUDIT_DIR),
+            "lock_ttl_minutes": raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES),
+            "probe_points": tuple(sorted((k, v["netns"]) for k, v in (raw.get("probe_points") or {}).items()))}
+
+
+def _nftables_target(name: str, raw: dict) -> NftablesTarget:
+    return NftablesTarget(name=name, host=raw["host"], ssh_key=raw["ssh_key"], port=raw.get("port", 22),
+                          user=raw.get("user", "root"), known_hosts=raw.get("known_hosts"),
+                          table=raw.get("table", "reconciler"), hook=raw.get("hook", "forward"),
+                          default_policy=raw.get("default_policy", "drop"), **_common(raw))
+
+
+def _cisco_target(name: str, raw: dict) -> CiscoTarget:
+    return CiscoTarget(name=name, host=raw["host"], username=raw["username"],
+                       password=SecretSource(**raw["password"]), interface=raw["interface"], acl=raw["acl"],
+                       port=raw.get("port", 22), direction=raw.get("direction", "in"), **_common(raw))
+
+
+Target = ADTarget | MailTarget | SipTarget | NftablesTarget | CiscoTarget
+NETWORK_KINDS = ("nftables", "cisco_ios")
+_BUILDERS = {"active_directory": _ad_target, "mail": _mail_target, "sip": _sip_target,
+             "nftables": _nftables_target, "cisco_ios": _cisco_target}
+
+
+def network_devices(targets: dict[str, Target]) -> frozenset[str]:
+    return frozenset(n for n, t in targets.items() if t.kind in NETWORK_KINDS)
 
 
 def mail_rules(targets: dict[str, Target]) -> MailRules | None:
@@ -174,7 +242,7 @@ def load_inventory(path: Path) -> dict[str, Target]:
         raise ValidationFailed(check.problems)
     targets = {name: _BUILDERS[raw["kind"]](name, raw) for name, raw in data["targets"].items()}
     for name, target in targets.items():
-        if isinstance(target, SipTarget):
+        if target.kind in ("sip",) + NETWORK_KINDS:
             continue
         if isinstance(target, MailTarget):
             if target.max_quota and quota_megabytes(target.default_quota) > quota_megabytes(target.max_quota):

@@ -386,7 +386,7 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
 
 
 def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] | None = None,
-                       mail: MailRules | None = None) -> DesiredState:
+                       mail: MailRules | None = None, devices: frozenset[str] | None = None) -> DesiredState:
     """Read desired_state/ (a directory, or the files of a commit); raise ValidationFailed with
     every problem.  `only` restricts people to some files (relative to desired_state/, e.g.
     users/hg-cuernavaca.yaml) and, in each, to some employee keys: an incremental plan loads
@@ -409,13 +409,15 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     people = _read_people(files, names, units, entitlements, checks, only, shared)
     kept = _cross_checks(people)
     _mail_checks(people, shared, kept, mail, partial=only is not None)
-    lines, equipment = [], []
-    if only is None:  # assets refer to people across every file: a partial load leaves them out
+    lines, equipment, security = [], [], None
+    if only is None:  # assets and rules are not people: a partial load leaves them out
         from .assets import read_assets
+        from .security import read_security
         lines, equipment = read_assets(files, checks, units, kept)
+        security = read_security(files, checks, devices)
     problems = [p for check in checks for p in check.problems]
     if problems:
         raise ValidationFailed(problems)
     names, _ = assign_account_names(kept)
     return DesiredState.build(units, entitlements, kept, names, [s for s, _, _ in shared], lines, equipment,
-                              assets_loaded=only is None)
+                              assets_loaded=only is None, security=security)

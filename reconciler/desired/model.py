@@ -175,14 +175,15 @@ class DesiredState:
     lines: tuple[PhoneLine, ...] = ()
     equipment: tuple[Equipment, ...] = ()
     assets_loaded: bool = True  # False in a partial (incremental) load, which never reads assets
+    security: object = None  # desired.security.SecurityPolicy, when security_rules/ declares any
 
     @staticmethod
     def build(units: dict, entitlements: dict, people: list, account_names: dict,
               shared_mailboxes: list = (), lines: list = (), equipment: list = (),
-              assets_loaded: bool = True) -> "DesiredState":
+              assets_loaded: bool = True, security=None) -> "DesiredState":
         return DesiredState(MappingProxyType(dict(units)), MappingProxyType(dict(entitlements)),
                             tuple(people), MappingProxyType(dict(account_names)), tuple(shared_mailboxes),
-                            tuple(lines), tuple(equipment), assets_loaded)
+                            tuple(lines), tuple(equipment), assets_loaded, security)
 
     def person(self, key: str | None) -> "Person | None":
         if key is None:

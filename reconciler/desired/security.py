@@ -1,0 +1,251 @@
+"""desired_state/security_rules/: the log of security measures (SESVER 002, "Aplicación de
+Medidas de Seguridad para la Red de Voz y Datos"), loaded and validated.
+
+    desired_state/security_rules/networks.yaml   named networks, hosts and services, declared once
+    desired_state/security_rules/<name>.yaml      `rules:` in order; files are read in name order
+
+Checks beyond the schema, each with file, line and field: unknown networks, hosts, services
+or probe points; a rule name used twice; a service together with protocol or ports; ports
+without tcp or udp; a rule from any to any unless marked `deliberate: true`; and a rule fully
+shadowed by an earlier one on the same device (it could never match).  Expired rules are not
+errors: the plan removes them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from .files import DesiredFiles
+from .load import FileCheck, _open, _solicitud
+from .model import Solicitud, Source
+
+DIRECTORY = "security_rules"
+NETWORKS = f"{DIRECTORY}/networks.yaml"
+ANY = "any"
+EVERYWHERE = ipaddress.ip_network("0.0.0.0/0")
+
+
+@dataclass(frozen=True)
+class Probe:
+    source: str  # a network or host name: where the connection starts
+    host: str  # a host name or an address
+    port: int
+    expect: str  # "allow" | "deny"
+
+    def describe(self) -> str:
+        return f"{self.source} -> {self.host}:{self.port} expect {self.expect}"
+
+
+@dataclass(frozen=True)
+class SecurityRule:
+    name: str
+    source: str  # network or host name, or "any"
+    destination: str
+    protocol: str  # "tcp" | "udp" | "any"
+    ports: tuple[tuple[int, int], ...]  # ranges, sorted; () = every port
+    action: str  # "allow" | "deny"
+    devices: tuple[str, ...]
+    justification: str
+    unit: str
+    solicitud: Solicitud
+    origin: Source = field(compare=False)
+    expires: str | None = None
+    deliberate: bool = False
+    probes: tuple[Probe, ...] = ()
+    service: str | None = None
+
+    def expired(self, today: str) -> bool:
+        return self.expires is not None and self.expires < today
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    networks: Mapping[str, str]  # name -> CIDR (normalised)
+    hosts: Mapping[str, str]  # name -> address
+    rules: tuple[SecurityRule, ...]  # in evaluation order
+
+    def address(self, name: str) -> str | None:
+        """The CIDR or address a rule endpoint names; None for any."""
+        if name == ANY:
+            return None
+        return self.networks.get(name) or self.hosts.get(name)
+
+    def network(self, name: str) -> ipaddress.IPv4Network:
+        found = self.address(name)
+        return ipaddress.ip_network(found, strict=False) if found else EVERYWHERE
+
+
+def _ranges(raw: list) -> tuple[tuple[int, int], ...] | str:
+    out = []
+    for item in raw:
+        if isinstance(item, int):
+            out.append((item, item))
+            continue
+        low, high = (int(x) for x in item.split("-"))
+        if not 1 <= low <= high <= 65535:
+            return f"{item!r} is not a port range (low-high, 1 to 65535)"
+        out.append((low, high))
+    return tuple(sorted(out))
+
+
+def _read_catalog(files: DesiredFiles, checks: list[FileCheck]) -> tuple[dict, dict, dict, FileCheck | None]:
+    check, data, usable = _open(files, NETWORKS, checks)
+    if not usable or data is None:
+        return {}, {}, {}, None
+    bad = check.validate(data, "security_networks")
+    if not isinstance(data, dict):
+        return {}, {}, {}, check
+    networks, hosts, services = {}, {}, {}
+    for name, raw in (data.get("networks") or {}).items():
+        if ("networks", name) in bad:
+            continue
+        try:
+            networks[name] = str(ipaddress.ip_network(raw["cidr"], strict=False))
+        except ValueError as exc:
+            check.add(("networks", name, "cidr"), f"{raw['cidr']!r} is not a network: {exc}")
+    for name, raw in (data.get("hosts") or {}).items():
+        if ("hosts", name) in bad:
+            continue
+        try:
+            hosts[name] = str(ipaddress.ip_address(raw["address"]))
+        except ValueError as exc:
+            check.add(("hosts", name, "address"), f"{raw['address']!r} is not an address: {exc}")
+    for name, raw in (data.get("services") or {}).items():
+        if ("services", name) in bad:
+            continue
+        ranges = _ranges(raw["ports"])
+        if isinstance(ranges, str):
+            check.add(("services", name, "ports"), ranges)
+        else:
+            services[name] = (raw["protocol"], ranges)
+    for name in set(networks) & set(hosts):
+        check.add(("hosts", name), f"{name!r} is also the name of a network")
+    return networks, hosts, services, check
+
+
+def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict) -> SecurityRule | None:
+    """A rule, or None after reporting why it cannot be one."""
+    ok = True
+    for end in ("source", "destination"):
+        if item[end] != ANY and item[end] not in names:
+            check.add(where + (end,), f"unknown network or host {item[end]!r} (declared in desired_state/{NETWORKS})")
+            ok = False
+    protocol, ports = item.get("protocol", ANY), ()
+    if "service" in item:
+        if "protocol" in item or "ports" in item:
+            check.add(where + ("service",), "give a service, or protocol and ports, not both")
+            ok = False
+        elif item["service"] not in services:
+            check.add(where + ("service",), f"unknown service {item['service']!r} (declared in desired_state/{NETWORKS})")
+            ok = False
+        else:
+            protocol, ports = services[item["service"]]
+    elif "ports" in item:
+        ranges = _ranges(item["ports"])
+        if isinstance(ranges, str):
+            check.add(where + ("ports",), ranges)
+            ok = False
+        elif protocol == ANY:
+            check.add(where + ("ports",), "ports need protocol: tcp or udp")
+            ok = False
+        else:
+            ports = ranges
+    probes = []
+    for p_index, raw in enumerate(item.get("probes") or ()):
+        host, port = raw["to"].rsplit(":", 1)
+        if raw["from"] not in names:
+            check.add(where + ("probes", p_index, "from"), f"unknown network or host {raw['from']!r}")
+            ok = False
+        if host not in names and not _is_address(host):
+            check.add(where + ("probes", p_index, "to"), f"unknown host {host!r}: a host name or an address")
+            ok = False
+        probes.append(Probe(raw["from"], host, int(port), raw["expect"]))
+    if item["source"] == ANY and item["destination"] == ANY and not item.get("deliberate"):
+        check.add(where + ("source",), "a rule from any to any is refused unless marked deliberate: true")
+        ok = False
+    if not ok:
+        return None
+    return SecurityRule(
+        name=item["name"], source=item["source"], destination=item["destination"], protocol=protocol, ports=ports,
+        action=item["action"], devices=tuple(item["devices"]), justification=item["justification"],
+        unit=item["unit"], solicitud=_solicitud(item["solicitud"]), origin=Source(check.display, None, where),
+        expires=item.get("expires"), deliberate=bool(item.get("deliberate")), probes=tuple(probes),
+        service=item.get("service"))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def covers(earlier: SecurityRule, later: SecurityRule, policy: SecurityPolicy) -> bool:
+    """Does `earlier` match every packet `later` matches (so `later` never applies)?"""
+    if not (policy.network(later.source).subnet_of(policy.network(earlier.source))
+            and policy.network(later.destination).subnet_of(policy.network(earlier.destination))):
+        return False
+    if earlier.protocol != ANY and earlier.protocol != later.protocol:
+        return False
+    if not earlier.ports:
+        return True
+    if not later.ports:
+        return False
+    return all(any(lo <= a and b <= hi for lo, hi in earlier.ports) for a, b in later.ports)
+
+
+def _shadowed(policy: SecurityPolicy, checks: dict[str, FileCheck], today: str) -> None:
+    seen: dict[str, list[SecurityRule]] = {}
+    for rule in policy.rules:
+        if rule.expired(today):
+            continue
+        for device in rule.devices:
+            for earlier in seen.get(device, ()):
+                if covers(earlier, rule, policy):
+                    check = checks[rule.origin.file]
+                    first = checks[earlier.origin.file]
+                    check.add(rule.origin.path + ("name",),
+                              f"rule {rule.name} can never match on {device}: the earlier rule {earlier.name} "
+                              f"({first.display}:{first.line(earlier.origin.path)}) already matches all its traffic")
+                    break
+            seen.setdefault(device, []).append(rule)
+
+
+def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozenset[str] | None = None,
+                  today: str | None = None) -> SecurityPolicy | None:
+    """The security policy, or None when desired_state/security_rules/ declares nothing."""
+    names = [n for n in files.listing(DIRECTORY, (".yaml", ".yml")) if n != NETWORKS]
+    networks, hosts, services, catalog = _read_catalog(files, checks)
+    if catalog is None and not names:
+        return None
+    known = set(networks) | set(hosts)
+    rules, by_name, rule_checks = [], {}, {}
+    for rel in sorted(names):
+        check, data, usable = _open(files, rel, checks)
+        if not usable or data is None:
+            continue
+        rule_checks[check.display] = check
+        bad = check.validate(data, "security_rules")
+        if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+            continue
+        for index, item in enumerate(data["rules"]):
+            where = ("rules", index)
+            if where in bad:
+                continue
+            if item["name"] in by_name:
+                check.add(where + ("name",), f"rule name {item['name']!r} is already used at {by_name[item['name']]}")
+                continue
+            by_name[item["name"]] = f"{check.display}:{check.line(where)}"
+            for d_index, device in enumerate(item["devices"]):
+                if devices is not None and device not in devices:
+                    check.add(where + ("devices", d_index), f"no firewall or router {device!r} in the inventory "
+                                                            f"(it has {', '.join(sorted(devices)) or 'none'})")
+            if (rule := _rule(item, where, check, known, services)) is not None:
+                rules.append(rule)
+    policy = SecurityPolicy(MappingProxyType(networks), MappingProxyType(hosts), tuple(rules))
+    _shadowed(policy, rule_checks, today or dt.date.today().isoformat())
+    return policy

@@ -1,0 +1,76 @@
+"""Security rules as one device sees them: what each rule matches, in the device's order,
+and whether it is still wanted (expired exceptions are not).  Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...desired.security import ANY, SecurityPolicy, SecurityRule
+from ...plan import AttributeChange
+
+TAG = "rule:"
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    name: str
+    source: str | None  # CIDR or address; None: any
+    destination: str | None
+    protocol: str  # tcp | udp | any
+    ports: tuple[tuple[int, int], ...]
+    action: str  # allow | deny
+    unit: str | None = field(default=None, compare=False)
+    folio: str | None = field(default=None, compare=False)
+    origins: tuple = field(default=(), compare=False)
+    label: str = field(default="", compare=False)
+
+    @property
+    def tag(self) -> str:
+        return TAG + self.name
+
+    def ports_text(self) -> str:
+        parts = [str(a) if a == b else f"{a}-{b}" for a, b in self.ports]
+        return parts[0] if len(parts) == 1 else "{ " + ", ".join(parts) + " }"
+
+    def describe(self) -> str:
+        what = self.protocol if not self.ports else f"{self.protocol}/{self.ports_text().strip('{} ')}"
+        return f"{self.source or 'any'} → {self.destination or 'any'} {what} {self.action}"
+
+    def attributes(self) -> dict:
+        """What the plan shows of a rule."""
+        return {"source": self.source or ANY, "destination": self.destination or ANY, "protocol": self.protocol,
+                "ports": self.ports_text() if self.ports else ANY, "action": self.action}
+
+
+@dataclass(frozen=True)
+class DeviceRules:
+    """The rules one device must have, in order, and the declared ones it must not (expired)."""
+
+    rules: tuple[FirewallRule, ...]
+    expired: dict = field(default_factory=dict)  # name -> (expiry date, FirewallRule)
+
+
+def compile_rule(rule: SecurityRule, policy: SecurityPolicy) -> FirewallRule:
+    fw = FirewallRule(rule.name, policy.address(rule.source), policy.address(rule.destination), rule.protocol,
+                      rule.ports, rule.action, rule.unit, rule.solicitud.folio, (rule.origin,))
+    return FirewallRule(**{**fw.__dict__, "label": f"{rule.name} ({fw.describe()})"})
+
+
+def device_rules(policy: SecurityPolicy | None, device: str, today: str) -> DeviceRules:
+    if policy is None:
+        return DeviceRules(())
+    wanted, expired = [], {}
+    for rule in policy.rules:
+        if device not in rule.devices:
+            continue
+        if rule.expired(today):
+            expired[rule.name] = (rule.expires, compile_rule(rule, policy))
+        else:
+            wanted.append(compile_rule(rule, policy))
+    return DeviceRules(tuple(wanted), expired)
+
+
+def rule_attributes(before: FirewallRule | None, after: FirewallRule | None) -> tuple[AttributeChange, ...]:
+    old = before.attributes() if before else {}
+    new = after.attributes() if after else {}
+    return tuple(AttributeChange(k, old.get(k), new.get(k)) for k in ("source", "destination", "protocol", "ports", "action")
+                 if old.get(k) != new.get(k))
