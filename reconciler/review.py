@@ -43,13 +43,14 @@ def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
 # Changes nobody declares line by line: what the inventory names, or files derived from what
 # was approved.
 IMPLIED = {"ou": "a managed OU named in the inventory",
-           "mail-maps": "the maps are rewritten from the approved mailbox registry"}
+           "mail-maps": "the maps are rewritten from the approved mailbox registry",
+           "firewall-chain": "the table and chain the inventory names, holding only approved rules"}
 
 
 def _written_key(change: Change) -> str | None:
     """The text a removed declaration had, for finding the commit that removed it."""
-    if change.kind in ("account", "mailbox", "password-reset", "sip-line"):
-        return change.key  # the employee key, or the line's number
+    if change.kind in ("account", "mailbox", "password-reset", "sip-line", "firewall-rule"):
+        return change.key  # the employee key, the line's number, the rule's name
     if change.kind == "shared-mailbox":
         return change.key.split(":", 1)[1]  # its address
     return None

@@ -87,6 +87,8 @@ class DesiredRepo:
         self.shared: dict[str, list[dict]] = {}  # unit -> its shared_mailboxes
         self.lines: list[dict] = []  # desired_state/assets/lines.yaml
         self.equipment: list[dict] = []  # desired_state/assets/equipment.yaml
+        self.networks: dict = {}  # desired_state/security_rules/networks.yaml
+        self.rules: dict[str, list[dict]] = {}  # desired_state/security_rules/<file>.yaml -> rules
         self.units = copy.deepcopy(UNITS)
         self.entitlements = copy.deepcopy(ENTITLEMENTS)
         self.policy = copy.deepcopy(POLICY)
@@ -176,6 +178,15 @@ class DesiredRepo:
                 (assets / f"{name}.yaml").write_text(yaml.safe_dump({name: items}, **dump), encoding="utf-8")
             elif (assets / f"{name}.yaml").exists():
                 (assets / f"{name}.yaml").unlink()
+        security = ds / "security_rules"
+        if security.exists():
+            for old in security.glob("*.yaml"):
+                old.unlink()
+        if self.networks or self.rules:
+            security.mkdir(exist_ok=True)
+            (security / "networks.yaml").write_text(yaml.safe_dump(self.networks, **dump), encoding="utf-8")
+            for name, rules in self.rules.items():
+                (security / f"{name}.yaml").write_text(yaml.safe_dump({"rules": rules}, **dump), encoding="utf-8")
         for unit in dict.fromkeys([*self.users, *self.shared]):
             document = {"unit": unit, "people": self.users.get(unit, [])}
             if self.shared.get(unit):

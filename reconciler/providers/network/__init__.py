@@ -133,7 +133,7 @@ class NftablesProvider(NetworkProvider):
 
     def diff(self, actual: nftables.Chain) -> list[Change]:
         return nftables.diff_device(self.target.name, self.wanted, actual, self.target.default_policy,
-                                    self.target.hook)
+                                    self.target.hook, self.target.table)
 
     def apply(self, changes: list[Change], credentials: CredentialFile, advance=lambda n: None) -> list[Outcome]:
         """The whole table, checked with `nft -c -f` and then loaded in one transaction: a

@@ -170,7 +170,8 @@ def rule_from_expr(name: str, expr: list) -> FirewallRule | None:
 
 # -- the diff -----------------------------------------------------------------------------
 
-def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str) -> list[Change]:
+def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str,
+                table: str = "reconciler") -> list[Change]:
     """Rule-level altas, modificaciones and bajas, drift, and the chain's policy and order."""
     have = actual.tagged()
     changes: list[Change] = []
@@ -194,11 +195,12 @@ def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, ho
             gone = FirewallRule(name, None, None, "any", (), "allow", label=f"{name} ({found.describe()})" if found else name)
             attributes = rule_attributes(found, None) if found else (AttributeChange("rule", "present", None),)
             changes.append(_change(Movement.BAJA, target, gone, attributes, reason="no longer declared in desired_state"))
-    changes += _chain_changes(target, wanted, actual, policy, hook)
+    changes += _chain_changes(target, wanted, actual, policy, hook, table)
     return changes
 
 
-def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str) -> list[Change]:
+def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str,
+                   table: str) -> list[Change]:
     attributes = []
     if not actual.exists:
         attributes.append(AttributeChange("table", None, "created"))
@@ -218,7 +220,7 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
         return []
     drift = bool(hand_made) or (actual.exists and (actual.policy != policy or base != [BASE_EXPR]))
     return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
-                   f"table inet reconciler, chain {hook}", tuple(attributes), drift=drift,
+                   f"table inet {table}, chain {hook}", tuple(attributes), drift=drift,
                    reason="changed outside the reconciler (drift)" if drift else "")]
 
 

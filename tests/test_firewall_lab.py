@@ -1,0 +1,160 @@
+"""Security rules on the lab network: an nftables firewall in the rc-fw namespace, reached over
+SSH with pyinfra, between a client namespace and a server namespace with real routing.  Every
+claim is checked with real TCP connections from rc-client to rc-server."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import LAB_DIR
+from reconciler.inventory import load_inventory
+from reconciler.plan import Change, Movement
+from reconciler.providers.network import NftablesProvider
+from reconciler.providers.network.rules import DeviceRules, FirewallRule
+
+NET = LAB_DIR / "net"
+SERVER = "10.10.2.2"
+SOLICITUD = {"folio": "SSM/STI/2026/00601", "date": "2026-02-10", "justification": "Medida de seguridad",
+             "requested_by": "Departamento de Tecnologías de la Información"}
+NETWORKS = {
+    "networks": {"clientes-hgc": {"cidr": "10.10.1.0/24"}, "servidores": {"cidr": "10.10.2.0/24"}},
+    "hosts": {"expediente": {"address": SERVER}},
+    "services": {"web": {"protocol": "tcp", "ports": [80, 443]}, "postgres": {"protocol": "tcp", "ports": [5432]}},
+}
+
+
+def nft(*args: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", "rc-fw", "nft", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def reaches(port: int) -> bool:
+    """A real TCP connection from the client network to the server, through the firewall."""
+    code = ("import socket,sys\ntry:\n socket.create_connection(('%s', %d), timeout=1.5).close()\n"
+            "except ConnectionRefusedError: pass\nexcept OSError: sys.exit(3)") % (SERVER, port)
+    return subprocess.run(["ip", "netns", "exec", "rc-client", sys.executable, "-c", code]).returncode == 0
+
+
+def rule(name: str, **fields) -> dict:
+    base = {"name": name, "source": "clientes-hgc", "destination": "expediente", "action": "allow",
+            "devices": ["fw-test"], "unit": "HG-CUERNAVACA", "justification": "Acceso al expediente",
+            "solicitud": SOLICITUD}
+    base.update(fields)
+    return base
+
+
+@pytest.fixture
+def fw(sandbox):
+    if "rctest" in nft("list", "tables"):
+        nft("delete", "table", "inet", "rctest")
+    inventory = yaml.safe_load(sandbox.inventory.read_text())
+    inventory["targets"]["fw-test"] = {
+        "kind": "nftables", "host": "192.168.250.2", "user": "root", "ssh_key": str(NET / "id_ed25519"),
+        "known_hosts": str(NET / "known_hosts"), "table": "rctest", "hook": "forward", "default_policy": "drop",
+        "probe_points": {"clientes-hgc": {"netns": "rc-client"}}, "audit_dir": str(sandbox.audit_dir)}
+    sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    sandbox.repo.networks = NETWORKS
+    yield sandbox
+    if "rctest" in nft("list", "tables"):
+        nft("delete", "table", "inet", "rctest")
+
+
+def firewall_changes(plan: dict) -> list[dict]:
+    return [c for c in plan["changes"] if c["target"] == "fw-test"]
+
+
+def probe_records(sandbox) -> list[dict]:
+    path = sandbox.audit_dir / "fw-test.audit.jsonl"
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "probe"]
+
+
+def test_an_allow_rule_lets_traffic_through_a_deny_rule_blocks_it_and_probes_prove_it(fw):
+    fw.repo.rules = {"hg": [
+        rule("web", service="web", probes=[{"from": "clientes-hgc", "to": "expediente:443", "expect": "allow"},
+                                           {"from": "clientes-hgc", "to": "expediente:5432", "expect": "deny"}]),
+        rule("sin-base-de-datos", destination="servidores", service="postgres", action="deny")]}
+    plan = fw.plan_json()
+    assert [(c["kind"], c["movement"], c["key"]) for c in firewall_changes(plan)] == [
+        ("firewall-rule", "alta", "web"), ("firewall-rule", "alta", "sin-base-de-datos"),
+        ("firewall-chain", "alta", "forward")]
+    out = fw.apply()
+    assert "✓ probe fw-test web: clientes-hgc -> expediente:443 expect allow: allow" in out
+    assert reaches(443) and reaches(80) and not reaches(5432) and not reaches(22)  # 22: the default drop
+    assert [(p["probe"], p["passed"]) for p in probe_records(fw)] == [
+        ("clientes-hgc -> expediente:443 expect allow", True), ("clientes-hgc -> expediente:5432 expect deny", True)]
+    assert 'comment "rule:web"' in nft("list", "table", "inet", "rctest")
+    fw.assert_converged()
+
+
+def test_modifying_a_rule_changes_what_gets_through(fw):
+    fw.repo.rules = {"hg": [rule("web", service="web")]}
+    fw.apply()
+    assert reaches(443) and not reaches(8080)
+    fw.repo.rules["hg"][0] = rule("web", protocol="tcp", ports=[8080])
+    [change] = firewall_changes(fw.plan_json())
+    assert change["movement"] == "modificacion"
+    assert {"name": "ports", "before": "{ 80, 443 }", "after": "8080"} in change["attributes"]
+    fw.apply()
+    assert reaches(8080) and not reaches(443)
+    fw.assert_converged()
+
+
+def test_a_hand_made_change_is_drift_and_is_corrected(fw):
+    fw.repo.rules = {"hg": [rule("web", service="web")]}
+    fw.apply()
+    nft("add", "rule", "inet", "rctest", "forward", "tcp", "dport", "22", "accept")  # someone opens SSH by hand
+    handle = next(line.rsplit("# handle ", 1)[1] for line in nft("-a", "list", "table", "inet", "rctest").splitlines()
+                  if 'comment "rule:web"' in line)
+    nft("replace", "rule", "inet", "rctest", "forward", "handle", handle, "ip", "saddr", "10.10.1.0/24", "tcp", "dport",
+        "{ 80, 443, 5432 }", "accept", "comment", '"rule:web"')  # and widens the declared rule, keeping its tag
+    assert reaches(22) and reaches(5432)
+    changes = firewall_changes(fw.plan_json())
+    [chain] = [c for c in changes if c["kind"] == "firewall-chain"]
+    assert chain["drift"] and chain["attributes"][0]["name"] == "rules made by hand"
+    [web] = [c for c in changes if c["key"] == "web"]
+    assert {"name": "destination", "before": "any", "after": SERVER} in web["attributes"]
+    fw.apply()
+    assert not reaches(22) and not reaches(5432) and reaches(443)
+    fw.assert_converged()
+
+
+def test_a_ruleset_nft_refuses_never_replaces_the_working_one(fw):
+    fw.repo.rules = {"hg": [rule("web", service="web")]}
+    fw.apply()
+    before = nft("list", "table", "inet", "rctest")
+    target = load_inventory(fw.inventory)["fw-test"]
+    # Validation never lets a port over 65535 through; the provider is handed one directly, to
+    # show what nft's own check (nft -c -f) does with a ruleset it refuses.
+    broken = FirewallRule("roto", "10.10.1.0/24", SERVER, "tcp", ((70000, 70000),), "allow")
+    with NftablesProvider(target) as provider:
+        provider.wanted = DeviceRules((broken,))
+        [outcome] = provider.apply([Change(Movement.ALTA, "fw-test", "firewall-rule", "roto", "roto")], None)
+    assert outcome.status == "failed" and "nft refused the ruleset, the old rules stay" in outcome.error
+    assert nft("list", "table", "inet", "rctest") == before
+    assert reaches(443)
+
+
+def test_an_expired_exception_is_removed(fw):
+    fw.repo.rules = {"hg": [rule("web", service="web"),
+                            rule("nube", protocol="tcp", ports=["8080-8090"], expires="2099-12-31")]}
+    fw.apply()
+    assert reaches(8080)
+    fw.repo.rules["hg"][1]["expires"] = "2026-01-31"
+    [change] = firewall_changes(fw.plan_json())
+    assert change["movement"] == "baja" and change["reason"] == "temporary exception expired on 2026-01-31"
+    fw.apply()
+    assert not reaches(8080) and reaches(443)
+    fw.assert_converged()
+
+
+def test_a_failed_probe_fails_the_run_and_is_recorded(fw):
+    fw.repo.rules = {"hg": [rule("web", service="web", probes=[
+        {"from": "clientes-hgc", "to": "expediente:5432", "expect": "allow"}])]}  # the rule does not allow 5432
+    code, out, err = fw.cli("apply")
+    assert code == 1 and "1 probes failed" in out
+    [record] = probe_records(fw)
+    assert record["observed"] == "deny" and record["passed"] is False
