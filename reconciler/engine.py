@@ -29,6 +29,7 @@ from .providers.ad import ADProvider, Outcome
 from .providers.ad.diff import PASSWORD_RESET
 from .providers.mail import MailProvider
 from .providers.network import NftablesProvider
+from .providers.network.cisco_ios import CiscoProvider
 from .providers.sip import SipProvider
 from .review import review
 from .source import DesiredSource
@@ -37,10 +38,11 @@ APPLIED_REF = "refs/reconciler/applied/{target}"
 # Targets are planned and applied in this order: an account exists before its mailbox.
 # Changes that revoke access (a closed mailbox, a member removed, a line removed) run first, in
 # reverse order: access is gone before an account is disabled.
-PROVIDERS = {"active_directory": ADProvider, "mail": MailProvider, "sip": SipProvider, "nftables": NftablesProvider}
+PROVIDERS = {"active_directory": ADProvider, "mail": MailProvider, "sip": SipProvider, "nftables": NftablesProvider,
+             "cisco_ios": CiscoProvider}
 ORDER = tuple(PROVIDERS)
 GUARDED_KINDS = frozenset({"account", "mailbox", "shared-mailbox", "sip-line"})  # the deletion guard counts their bajas
-Provider = ADProvider | MailProvider | SipProvider | NftablesProvider
+Provider = ADProvider | MailProvider | SipProvider | NftablesProvider | CiscoProvider
 
 
 def each_provider(items: list, work, provider_of=lambda item: item) -> list:

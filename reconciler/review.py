@@ -44,7 +44,8 @@ def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
 # was approved.
 IMPLIED = {"ou": "a managed OU named in the inventory",
            "mail-maps": "the maps are rewritten from the approved mailbox registry",
-           "firewall-chain": "the table and chain the inventory names, holding only approved rules"}
+           "firewall-chain": "the table and chain the inventory names, holding only approved rules",
+           "router-acl": "the ACL the inventory binds to the interface, holding only approved rules"}
 
 
 def _written_key(change: Change) -> str | None:
