@@ -17,7 +17,7 @@ from .desired import load_desired_state
 from .desired.assets import released
 from .engine import ApplyReport, Run
 from .errors import ReconcilerError, ValidationFailed
-from .inventory import load_inventory, mail_rules
+from .inventory import load_inventory, mail_rules, network_devices
 from .policy import POLICY_FILE
 from .render import plan_json, plan_markdown, print_plan
 from .render_audit import indicators_csv, print_bill_findings, print_history, print_indicators
@@ -101,14 +101,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _validate(args, out: Console) -> int:
     source = at_ref(args.repo, args.ref) if args.ref else working_tree(args.repo)
-    problems, rules = [], None
-    if args.inventory.is_file():  # mail addresses and quotas are checked against its mail targets
+    problems, rules, devices = [], None, None
+    if args.inventory.is_file():  # mail addresses, quotas and rules' devices are checked against it
         try:
-            rules = mail_rules(load_inventory(args.inventory))
+            targets = load_inventory(args.inventory)
+            rules, devices = mail_rules(targets), network_devices(targets)
         except ValidationFailed as exc:
             problems += exc.problems
     try:
-        state = load_desired_state(source.files, mail=rules)
+        state = load_desired_state(source.files, mail=rules, devices=devices)
     except ValidationFailed as exc:
         problems, state = problems + exc.problems, None
     try:
@@ -124,6 +125,9 @@ def _validate(args, out: Console) -> int:
               f"{mailboxes} mailboxes and {len(state.shared_mailboxes)} shared.")
     out.print(f"[green]desired_state/assets is valid:[/] {len(state.lines)} phone lines, "
               f"{len(state.equipment)} pieces of equipment.")
+    if state.security is not None:
+        out.print(f"[green]desired_state/security_rules is valid:[/] {len(state.security.rules)} rules, "
+                  f"{sum(len(r.probes) for r in state.security.rules)} probes.")
     people_by_key = {p.employee_key: p for p in state.people}
     for note in released(list(state.lines), list(state.equipment), people_by_key):
         out.print(f"[yellow]Released by a baja:[/] {escape(note)}")
