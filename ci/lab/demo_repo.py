@@ -7,7 +7,7 @@ way an institution's repository receives it, through approved pull requests.
 History built: PR #1 (squash merge) lays out units, entitlements and the approval policy;
 then one pull request per unit, merged with a merge commit whose trailers name two approvers,
 as GitHub's or GitLab's merge would write them when configured to; last, a squash merge with
-the phone lines and equipment (desired_state/assets/).
+the phone lines and equipment (desired_state/assets/), then one with the security rules.
 """
 from __future__ import annotations
 
@@ -58,6 +58,15 @@ def build(src: Path, dest: Path) -> None:
             shutil.copy(path, dest / "desired_state" / "assets" / path.name)
         repo.git.add("-A")
         repo.index.commit(f"Inventario de líneas telefónicas y equipo (#{number + 1})\n\n{trailers(MARTA, RAUL)}",
+                          author=MESA, committer=FORGE)
+        number += 1
+    rules = sorted((src / "desired_state" / "security_rules").glob("*.yaml"))
+    if rules:  # the log of security measures, in a pull request of its own
+        (dest / "desired_state" / "security_rules").mkdir(exist_ok=True)
+        for path in rules:
+            shutil.copy(path, dest / "desired_state" / "security_rules" / path.name)
+        repo.git.add("-A")
+        repo.index.commit(f"Medidas de seguridad de la red del HG Cuernavaca (#{number + 1})\n\n{trailers(MARTA, RAUL)}",
                           author=MESA, committer=FORGE)
 
 
