@@ -295,7 +295,16 @@ class Run:
         finally:
             for r in runs:
                 r.finish(aborted)
+            self._note([record for r in runs for record in r.written], [r.audit.path for r in runs if r.audit], report)
         return report
+
+    def _note(self, records: list[dict], paths: list, report: ApplyReport) -> None:
+        """Every target's records of the run as one git note on the applied commit: one git
+        call, however many targets."""
+        try:
+            attach_note(self.source.repo, self.source.sha, records)
+        except ReconcilerError as exc:  # the trail files have every record; say what Git lacks
+            report.warnings.append(f"{exc}; the records are in {', '.join(map(str, paths))}")
 
     def _record_applied(self, target: str, report: ApplyReport | None = None) -> None:
         """Move refs/reconciler/applied/<target> to the commit: everything in it is applied."""
@@ -335,6 +344,7 @@ class _TargetApply:
     skipped: list[Skipped] = field(default_factory=list)
     conflicts: list = field(default_factory=list)
     advance: object = None
+    written: list = field(default_factory=list)  # the records this run appended, for the git note
 
     @property
     def name(self) -> str:
@@ -402,10 +412,7 @@ class _TargetApply:
                           reason=f"{type(aborted).__name__}: {aborted}" if aborted else None,
                           applied_ref_moved=applied_all)
         self.audit.close()
-        try:
-            attach_note(self.run.source.repo, commit, self.audit.written)
-        except ReconcilerError as exc:  # the trail file has every record; say what Git lacks
-            self.report.warnings.append(f"{exc}; the records are in {self.audit.path}")
+        self.written = self.audit.written
         self.report.outcomes += self.outcomes
         for phase, seconds in self.provider.timings.items():
             self.report.timings[phase] = self.report.timings.get(phase, 0.0) + seconds

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -116,7 +117,7 @@ class Plan:
     tree: str = ""  # identity of the desired_state/ content (Git tree id)
     scope: str = "full"  # "full", or "incremental since <commit>"
 
-    @property
+    @cached_property  # a plan never changes; computing it means serialising every change
     def fingerprint(self) -> str:
         """The desired content plus everything the plan read from the targets that matters:
         each change's before and after values.  If the live state moves after approval, the
