@@ -29,7 +29,8 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reconciler", description=(
-        "Reconcile the people declared in desired_state/ into Active Directory: "
+        "Reconcile what desired_state/ declares (people, mailboxes, phone lines, equipment, security "
+        "rules) into Active Directory, the mail server, the SIP registrar, firewalls and routers: "
         "altas, modificaciones and bajas, planned before they are applied."))
     p.add_argument("--version", action="version", version=f"reconciler {__version__}")
     p.add_argument("--repo", type=Path, default=Path("."), help="repository holding desired_state/ (default: .)")
@@ -337,6 +338,25 @@ def _monthly(args, out: Console) -> int:
     return EXIT_OK
 
 
+def _bill_report(args, out: Console) -> int:
+    try:
+        text = args.bill.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ReconcilerError(f"cannot read the bill {args.bill}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ReconcilerError(f"{args.bill} is not UTF-8 text: export the bill as CSV in UTF-8") from None
+    billed = bills.parse_bill(text, str(args.bill))
+    state = load_desired_state(_source(args).files)
+    findings = bills.analyse(list(state.lines), billed)
+    if args.output == "csv":
+        print(bills.findings_csv(findings), end="")
+    elif args.output == "json":
+        print(json.dumps([f.to_dict() for f in findings], ensure_ascii=False, indent=2))
+    else:
+        print_bill_findings(findings, str(args.bill), len(billed), out)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plain = args.no_color or "NO_COLOR" in os.environ
@@ -372,25 +392,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"Internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", markup=False)
         return EXIT_ERROR
-
-
-def _bill_report(args, out: Console) -> int:
-    try:
-        text = args.bill.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ReconcilerError(f"cannot read the bill {args.bill}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ReconcilerError(f"{args.bill} is not UTF-8 text: export the bill as CSV in UTF-8") from None
-    billed = bills.parse_bill(text, str(args.bill))
-    state = load_desired_state(_source(args).files)
-    findings = bills.analyse(list(state.lines), billed)
-    if args.output == "csv":
-        print(bills.findings_csv(findings), end="")
-    elif args.output == "json":
-        print(json.dumps([f.to_dict() for f in findings], ensure_ascii=False, indent=2))
-    else:
-        print_bill_findings(findings, str(args.bill), len(billed), out)
-    return EXIT_OK
 
 
 if __name__ == "__main__":
