@@ -79,3 +79,17 @@ def test_a_holders_baja_releases_the_computer_in_the_same_plan(sandbox):
     pc = computer(sandbox, "HGC-URG-PC01")
     assert not pc.get("managedBy") and int(pc["userAccountControl"]) & 2 == 0  # still in use, by the unit
     sandbox.assert_converged()
+
+
+def test_a_hostname_held_by_a_computer_the_reconciler_does_not_own_is_a_conflict(sandbox):
+    for ou in (sandbox.root, f"OU=manual,{sandbox.root}"):  # made by hand, before any apply
+        assert sandbox.conn.add(ou, "organizationalUnit"), sandbox.conn.result
+    dn = f"CN=HGC-URG-PC01,OU=manual,{sandbox.root}"
+    assert sandbox.conn.add(dn, ["top", "person", "organizationalPerson", "user", "computer"],
+                            {"sAMAccountName": "HGC-URG-PC01$", "userAccountControl": 0x1000})
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    sandbox.repo.equipment = [desktop()]
+    plan = sandbox.plan_json()
+    [conflict] = plan["conflicts"]
+    assert conflict["key"] == "SSM-INV-2024-00123" and dn in conflict["message"]
+    assert not [c for c in plan["changes"] if c["kind"] == "computer"]

@@ -14,7 +14,7 @@ from ...inventory import ADTarget
 from ...plan import Change, Conflict, Movement
 from .apply import ADApplier, Outcome
 from .connection import connect
-from .computers import Computer, diff_computers, expand_computers, read_computers
+from .computers import Computer, diff_computers, expand_computers, foreign_hostnames, read_computers
 from .diff import PASSWORD_RESET, ActualDirectory, diff, password_resets
 from .read import near_names, read_accounts, read_accounts_by_key, read_directory
 from .records import DesiredDirectory, expand
@@ -88,24 +88,34 @@ class ADProvider:
             self.needs_full_read = self._partial_view_problem(previous_keys)
         changes, conflicts = diff(self.desired, self.actual, self.target, today)
         resets, waiting = password_resets(self.desired, self.actual, self.target, self.applied_resets)
-        return changes + resets + self._plan_computers(state, keys), conflicts, \
-            list(self.actual.warnings) + waiting
+        computers, taken = self._plan_computers(state, keys)
+        return changes + resets + computers, conflicts + taken, list(self.actual.warnings) + waiting
 
     def holder_dns(self) -> dict[str, str]:
         """Where each declared person's account is once the plan is applied (for managedBy)."""
         return {k: a.target_dn for k, a in self.desired.accounts.items()}
 
-    def _plan_computers(self, state: DesiredState, keys: frozenset | None) -> list[Change]:
+    def _plan_computers(self, state: DesiredState, keys: frozenset | None) -> tuple[list[Change], list[Conflict]]:
         """Computers are planned on a full load; an incremental plan that touches a person who
-        holds one asks for the full plan."""
+        holds one asks for the full plan.  A hostname a computer the reconciler does not own
+        already has is a conflict, left alone."""
         actual = read_computers(self.conn, self.target)
         if keys is not None or not state.assets_loaded:
             if any(c.holder in (keys or frozenset()) for c in actual.values() if c.holder) and not self.needs_full_read:
                 self.needs_full_read = "a changed person holds a computer"
             self.computers = None
-            return []
+            return [], []
         self.computers = expand_computers(state, self.target)
-        return diff_computers(self.computers, actual, self.target, self.holder_dns())
+        changes = diff_computers(self.computers, actual, self.target, self.holder_dns())
+        wanted = {c.desired.hostname.casefold(): c for c in changes if c.desired is not None and c.desired.enabled
+                  and (c.actual is None or c.actual.hostname.casefold() != c.desired.hostname.casefold())}
+        held = foreign_hostnames(self.conn, self.target, wanted) if wanted else {}
+        conflicts = [Conflict(self.target.name, c.key, c.label, f"the computer name {c.desired.hostname} is held by "
+                              f"{held[name]}, which the reconciler does not own; left alone. Remove or rename it, "
+                              "or choose another hostname")
+                     for name, c in wanted.items() if name in held]
+        blocked = {c.key for c in conflicts}
+        return [c for c in changes if c.key not in blocked], conflicts
 
     def _partial_view_problem(self, previous_keys: frozenset) -> str | None:
         """What only a full read could judge in an incremental plan: a key that is new in the

@@ -107,6 +107,25 @@ def read_computers(conn: Connection, target: ADTarget) -> dict[str, Computer]:
     return out
 
 
+def foreign_hostnames(conn: Connection, target: ADTarget, hostnames) -> dict[str, str]:
+    """casefolded hostname -> DN, for the wanted names that objects the reconciler does not own
+    already hold anywhere in the domain (sAMAccountName is unique domain-wide): OR-batches."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    names, held = sorted(hostnames), {}
+    for i in range(0, len(names), 100):
+        terms = "".join(f"(sAMAccountName={escape_filter_chars(n)}$)" for n in names[i:i + 100])
+        for entry in paged_search(conn, target.base_dn, f"(|{terms})", ["sAMAccountName", "adminDescription"]):
+            a = entry["attributes"]
+            marker = a.get("adminDescription") or ""
+            marker = marker[0] if isinstance(marker, list) and marker else marker
+            if not str(marker).startswith(f"{MARKER} computer="):
+                sam = a.get("sAMAccountName")
+                sam = sam[0] if isinstance(sam, list) else sam
+                held[str(sam).rstrip("$").casefold()] = entry["dn"]
+    return held
+
+
 def _changes(want: Computer, have: Computer | None, holder_dn: str | None) -> tuple[AttributeChange, ...]:
     pairs = [("hostname", have.hostname if have else None, want.hostname),
              ("ou", have.parent if have else None, want.parent),
