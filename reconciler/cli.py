@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--month", required=True, help="YYYY-MM (approval month)")
     report.add_argument("--output", choices=["table", "csv", "json"], default="table")
     report.add_argument("--from-git", action="store_true", help=from_git)
+    probe = targeted("probe", "run every declared probe of the firewalls' and routers' rules now (exit 1 if one "
+                              "fails), changing nothing")
+    probe.add_argument("--output", choices=["text", "json"], default="text")
     lines = sub.add_parser("lines", help="phone lines")
     lines_sub = lines.add_subparsers(dest="lines_command", required=True, metavar="SUBCOMMAND")
     bill = lines_sub.add_parser("report", help="a carrier's monthly bill against the declared lines: billed but "
@@ -338,6 +341,25 @@ def _monthly(args, out: Console) -> int:
     return EXIT_OK
 
 
+def _probe(args, out: Console) -> int:
+    only = args.target or sorted(network_devices(load_inventory(args.inventory)))  # no need to reach the rest
+    if not only:
+        raise ReconcilerError(f"no firewall or router in {args.inventory}: nothing to probe")
+    with Run(at_ref(args.repo, args.ref), args.inventory, tuple(only)) as run:
+        results = run.probe()
+    if args.output == "json":
+        print(json.dumps([{"target": t, **p.to_dict()} for t, p in results], ensure_ascii=False, indent=2))
+    else:
+        report = ApplyReport([], probes=results)
+        for target, p in results:
+            mark = "[green]✓[/]" if p.passed else "[red]✗[/]" if p.ran else "[yellow]?[/]"
+            seen = p.observed if p.ran else f"not run: {p.detail}"
+            out.print(f"  {mark} probe {escape(f'{target} {p.rule}: {p.probe}: {seen}')}")
+        failed = len(report.failed_probes)
+        out.print(f"[bold {'red' if failed else 'green'}]{len(results)} probes, {failed} failed.[/]")
+    return EXIT_ERROR if any(p.ran and not p.passed for _, p in results) else EXIT_OK
+
+
 def _bill_report(args, out: Console) -> int:
     try:
         text = args.bill.read_text(encoding="utf-8-sig")
@@ -375,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             return _monthly(args, out)
         if args.command == "lines":
             return _bill_report(args, out)
+        if args.command == "probe":
+            return _probe(args, out)
         return _apply(args, out, err)
     except ValidationFailed as exc:
         for problem in exc.problems:

@@ -28,7 +28,7 @@ from .plan import Change, Movement, Plan
 from .providers.ad import ADProvider, Outcome
 from .providers.ad.diff import PASSWORD_RESET
 from .providers.mail import MailProvider
-from .providers.network import NftablesProvider
+from .providers.network import NetworkProvider, NftablesProvider
 from .providers.network.cisco_ios import CiscoProvider
 from .providers.sip import SipProvider
 from .review import review
@@ -316,6 +316,17 @@ class Run:
             raise ReconcilerError(f"could not record the applied commit for {target}: {exc.stderr.strip()}") from None
         if report is not None:
             report.applied_refs[target] = self.source.sha
+
+    def probe(self) -> list[tuple[str, object]]:
+        """Every probe of every selected firewall's and router's rules, now, without changing
+        anything: the scheduled proof that the rules still do what they declare."""
+        results = []
+        for name, provider in self.providers.items():
+            if isinstance(provider, NetworkProvider):
+                provider.prepare(self.state, self.today)
+                provider.run_probes()
+                results += [(name, p) for p in provider.probe_results]
+        return results
 
     def record_applied(self, plan: Plan) -> dict[str, str]:
         """For a plan with nothing to do: every target without conflicts is at this commit."""

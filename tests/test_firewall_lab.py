@@ -158,3 +158,16 @@ def test_a_failed_probe_fails_the_run_and_is_recorded(fw):
     assert code == 1 and "1 probes failed" in out
     [record] = probe_records(fw)
     assert record["observed"] == "deny" and record["passed"] is False
+
+
+def test_probe_proves_the_rules_again_without_changing_anything(fw):
+    fw.repo.rules = {"hg": [rule("web", service="web", probes=[
+        {"from": "clientes-hgc", "to": "expediente:443", "expect": "allow"}])]}
+    fw.apply()
+    before = nft("list", "table", "inet", "rctest")
+    code, out, _ = fw.cli("probe", land=False)
+    assert code == 0 and "✓ probe fw-test web: clientes-hgc -> expediente:443 expect allow: allow" in out
+    nft("flush", "chain", "inet", "rctest", "forward")  # someone empties the firewall's rules
+    code, out, _ = fw.cli("probe", land=False)
+    assert code == 1 and "1 probes, 1 failed." in out  # the policy drops everything now
+    assert nft("list", "table", "inet", "rctest") != before  # probe changed nothing back: apply does

@@ -53,12 +53,16 @@ class NetworkProvider:
              previous_keys: frozenset = frozenset()) -> tuple[list[Change], list[Conflict], list[str]]:
         if not state.assets_loaded:  # an incremental plan: people changed, rules did not
             return [], [], []
-        self.policy = state.security
-        self.wanted = device_rules(state.security, self.target.name, today)
+        self.prepare(state, today)
         started = time.perf_counter()
         changes = self.diff(self.read())
         self.timings["read and diff"] = time.perf_counter() - started
         return changes, [], []
+
+    def prepare(self, state: DesiredState, today: str) -> None:
+        """The rules this device must have today."""
+        self.policy = state.security
+        self.wanted = device_rules(state.security, self.target.name, today)
 
     def run_probes(self) -> None:
         if self.policy is None:
