@@ -344,7 +344,8 @@ def _monthly(args, out: Console) -> int:
 def _probe(args, out: Console) -> int:
     only = args.target or sorted(network_devices(load_inventory(args.inventory)))  # no need to reach the rest
     if not only:
-        raise ReconcilerError(f"no firewall or router in {args.inventory}: nothing to probe")
+        out.print(f"No firewall or router in {args.inventory}: nothing to probe.")
+        return EXIT_OK
     with Run(at_ref(args.repo, args.ref), args.inventory, tuple(only)) as run:
         results = run.probe()
     if args.output == "json":
