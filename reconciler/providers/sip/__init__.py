@@ -98,7 +98,9 @@ class SipProvider:
         for o in outcomes:  # whoever holds an old secret or a removed line is unregistered now
             if o.status != "failed" and drops_registrations(o.change):
                 try:
-                    self._rpc("ul.rm", ["location", o.change.key])
+                    answer = self._rpc("ul.rm", ["location", o.change.key])
+                    if "error" in answer and "not found" not in str(answer["error"].get("message", "")):
+                        raise ReconcilerError(f"ul.rm answered {answer['error'].get('message')}")
                 except ReconcilerError as exc:
                     o.fail(f"the subscriber is written, but its live registrations were not dropped: {exc}")
         self.timings["registrations"] = time.perf_counter() - started
