@@ -196,9 +196,7 @@ def _report(report: ApplyReport, out: Console) -> None:
     for s in report.skipped:
         out.print(f"  [yellow]⏸[/] {escape(f'skipped {s.change.movement.symbol} {s.change.kind} {s.change.label}: {s.reason}')}")
     for target, p in report.probes:
-        mark = "[green]✓[/]" if p.passed else "[red]✗[/]" if p.ran else "[yellow]?[/]"
-        seen = p.observed if p.ran else f"not run: {p.detail}"
-        out.print(f"  {mark} probe {escape(f'{target} {p.rule}: {p.probe}: {seen}')}")
+        out.print(_probe_line(target, p))
     if report.failed_probes:
         out.print(f"[bold red]{len(report.failed_probes)} probes failed:[/] the rules do not do what they declare.")
     counts = report.counts()
@@ -351,14 +349,18 @@ def _probe(args, out: Console) -> int:
     if args.output == "json":
         print(json.dumps([{"target": t, **p.to_dict()} for t, p in results], ensure_ascii=False, indent=2))
     else:
-        report = ApplyReport([], probes=results)
         for target, p in results:
-            mark = "[green]✓[/]" if p.passed else "[red]✗[/]" if p.ran else "[yellow]?[/]"
-            seen = p.observed if p.ran else f"not run: {p.detail}"
-            out.print(f"  {mark} probe {escape(f'{target} {p.rule}: {p.probe}: {seen}')}")
-        failed = len(report.failed_probes)
+            out.print(_probe_line(target, p))
+    failed = len(ApplyReport([], probes=results).failed_probes)
+    if args.output != "json":
         out.print(f"[bold {'red' if failed else 'green'}]{len(results)} probes, {failed} failed.[/]")
-    return EXIT_ERROR if any(p.ran and not p.passed for _, p in results) else EXIT_OK
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _probe_line(target: str, p) -> str:
+    mark = "[green]✓[/]" if p.passed else "[red]✗[/]" if p.ran else "[yellow]?[/]"
+    seen = p.observed if p.ran else f"not run: {p.detail}"
+    return f"  {mark} probe {escape(f'{target} {p.rule}: {p.probe}: {seen}')}"
 
 
 def _bill_report(args, out: Console) -> int:

@@ -8,17 +8,14 @@ import pytest
 import yaml
 
 from ios_double import IOSDouble
-from test_firewall_lab import NETWORKS, SOLICITUD
+from test_firewall_lab import NETWORKS
+from test_firewall_lab import rule as firewall_rule
 
 INTERFACE = "GigabitEthernet0/1"
 
 
 def rule(name: str, **fields) -> dict:
-    base = {"name": name, "source": "clientes-hgc", "destination": "expediente", "action": "allow",
-            "devices": ["rtr-test"], "unit": "HG-CUERNAVACA", "justification": "Acceso al expediente",
-            "solicitud": SOLICITUD}
-    base.update(fields)
-    return base
+    return firewall_rule(name, device="rtr-test", **fields)
 
 
 @pytest.fixture

@@ -39,9 +39,9 @@ def reaches(port: int) -> bool:
     return subprocess.run(["ip", "netns", "exec", "rc-client", sys.executable, "-c", code]).returncode == 0
 
 
-def rule(name: str, **fields) -> dict:
+def rule(name: str, device: str = "fw-test", **fields) -> dict:
     base = {"name": name, "source": "clientes-hgc", "destination": "expediente", "action": "allow",
-            "devices": ["fw-test"], "unit": "HG-CUERNAVACA", "justification": "Acceso al expediente",
+            "devices": [device], "unit": "HG-CUERNAVACA", "justification": "Acceso al expediente",
             "solicitud": SOLICITUD}
     base.update(fields)
     return base

@@ -13,7 +13,6 @@ import smtplib
 import subprocess
 import time
 from email.header import decode_header, make_header
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ import yaml
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 
 from conftest import LAB_DIR, person
+from test_mail_lab import _send as send
 
 MAIL_DIR = LAB_DIR / "mail"
 MAIL_FILES = ("users", "recipients", "aliases", "denied")
@@ -84,16 +84,6 @@ class MailBed:
 def bed(sandbox):
     yield MailBed(sandbox)
     MailBed.clear()
-
-
-def send(to: str, subject: str) -> None:
-    msg = EmailMessage()
-    msg["From"] = "mesa.servicios@salud.lab"
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg.set_content("Acuse de alta de correo institucional: Ñandú, pingüino, acción.")
-    with smtplib.SMTP("127.0.0.1", 25, timeout=10) as smtp:
-        smtp.send_message(msg)
 
 
 def login(address: str, password: str) -> imaplib.IMAP4:

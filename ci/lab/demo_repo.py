@@ -51,23 +51,17 @@ def build(src: Path, dest: Path) -> None:
         repo.index.commit(f"Merge pull request #{number} from ssm/{branch}\n\nAltas de personal: {users.stem}\n\n"
                           f"{trailers(MARTA, RAUL)}", parent_commits=(repo.heads.main.commit, repo.heads[branch].commit),
                           author=FORGE, committer=FORGE, head=True)
-    assets = sorted((src / "desired_state" / "assets").glob("*.yaml"))
-    if assets:  # the phone lines and equipment database, in a pull request of its own
-        (dest / "desired_state" / "assets").mkdir(exist_ok=True)
-        for path in assets:
-            shutil.copy(path, dest / "desired_state" / "assets" / path.name)
+    for directory, title in (("assets", "Inventario de líneas telefónicas y equipo"),
+                             ("security_rules", "Medidas de seguridad de la red del HG Cuernavaca")):
+        files = sorted((src / "desired_state" / directory).glob("*.yaml"))
+        if not files:
+            continue
+        (dest / "desired_state" / directory).mkdir(exist_ok=True)  # each in a pull request of its own
+        for path in files:
+            shutil.copy(path, dest / "desired_state" / directory / path.name)
         repo.git.add("-A")
-        repo.index.commit(f"Inventario de líneas telefónicas y equipo (#{number + 1})\n\n{trailers(MARTA, RAUL)}",
-                          author=MESA, committer=FORGE)
         number += 1
-    rules = sorted((src / "desired_state" / "security_rules").glob("*.yaml"))
-    if rules:  # the log of security measures, in a pull request of its own
-        (dest / "desired_state" / "security_rules").mkdir(exist_ok=True)
-        for path in rules:
-            shutil.copy(path, dest / "desired_state" / "security_rules" / path.name)
-        repo.git.add("-A")
-        repo.index.commit(f"Medidas de seguridad de la red del HG Cuernavaca (#{number + 1})\n\n{trailers(MARTA, RAUL)}",
-                          author=MESA, committer=FORGE)
+        repo.index.commit(f"{title} (#{number})\n\n{trailers(MARTA, RAUL)}", author=MESA, committer=FORGE)
 
 
 def direct_push(dest: Path) -> None:

@@ -28,6 +28,7 @@ from ...inventory import ADTarget
 from ...plan import Change, Movement
 from . import dn as dnlib
 from .computers import apply_computer
+from .connection import ldap_error as _error
 from .records import MANAGED_ATTRIBUTES, MARKER, Account, marker_value
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
@@ -54,11 +55,6 @@ class Outcome:
 def _ldap(value) -> list:
     """An attribute value as ldap3 takes it: multi-valued attributes are tuples here."""
     return list(value) if isinstance(value, tuple) else [value]
-
-
-def _error(conn: Connection, what: str) -> str:
-    r = conn.result
-    return f"{what}: {r.get('description')} {r.get('message', '')}".strip()
 
 
 class ADApplier:

@@ -22,7 +22,8 @@ from ...desired.model import DesiredState
 from ...inventory import ADTarget
 from ...plan import AttributeChange, Change, Movement
 from . import dn as dnlib
-from .read import paged_search
+from .connection import ldap_error as _error
+from .read import _one, paged_search
 from .records import MARKER, unit_ou
 
 KIND = "computer"
@@ -95,15 +96,14 @@ def read_computers(conn: Connection, target: ADTarget) -> dict[str, Computer]:
         for entry in paged_search(conn, base, f"(&(objectCategory=computer)(adminDescription={MARKER} computer=*))",
                                   READ, SUBTREE):
             a = entry["attributes"]
-            one = lambda n: (a.get(n)[0] if isinstance(a.get(n), list) and a.get(n) else a.get(n)) or None  # noqa: E731
-            meta = _parse_marker(one("adminDescription") or "")
+            meta = _parse_marker(_one(a, "adminDescription") or "")
             if "computer" not in meta:
                 continue
-            uac = int(one("userAccountControl") or 0)
+            uac = int(_one(a, "userAccountControl") or 0)
             out[meta["computer"]] = Computer(
-                meta["computer"], dnlib.first_value(entry["dn"]), dnlib.parent(entry["dn"]), one("description") or "",
-                one("location"), meta.get("holder"), not uac & UF_ACCOUNTDISABLE, dn=entry["dn"], uac=uac,
-                managed_by=one("managedBy"))
+                meta["computer"], dnlib.first_value(entry["dn"]), dnlib.parent(entry["dn"]), _one(a, "description") or "",
+                _one(a, "location"), meta.get("holder"), not uac & UF_ACCOUNTDISABLE, dn=entry["dn"], uac=uac,
+                managed_by=_one(a, "managedBy"))
     return out
 
 
@@ -117,12 +117,8 @@ def foreign_hostnames(conn: Connection, target: ADTarget, hostnames) -> dict[str
         terms = "".join(f"(sAMAccountName={escape_filter_chars(n)}$)" for n in names[i:i + 100])
         for entry in paged_search(conn, target.base_dn, f"(|{terms})", ["sAMAccountName", "adminDescription"]):
             a = entry["attributes"]
-            marker = a.get("adminDescription") or ""
-            marker = marker[0] if isinstance(marker, list) and marker else marker
-            if not str(marker).startswith(f"{MARKER} computer="):
-                sam = a.get("sAMAccountName")
-                sam = sam[0] if isinstance(sam, list) else sam
-                held[str(sam).rstrip("$").casefold()] = entry["dn"]
+            if not (_one(a, "adminDescription") or "").startswith(f"{MARKER} computer="):
+                held[(_one(a, "sAMAccountName") or "").rstrip("$").casefold()] = entry["dn"]
     return held
 
 
@@ -189,12 +185,12 @@ def apply_computer(conn: Connection, change: Change, holder_dns: Mapping[str, st
         if managed_by:
             attrs["managedBy"] = managed_by
         ok = conn.add(want.target_dn, ["top", "person", "organizationalPerson", "user", "computer"], attrs)
-        return None if ok else f"creating computer {want.target_dn}: {conn.result.get('description')} {conn.result.get('message', '')}"
+        return None if ok else _error(conn, f"creating computer {want.target_dn}")
     dn = have.dn
     if want.hostname != have.hostname or not dnlib.same(want.parent, have.parent):
         superior = want.parent if not dnlib.same(want.parent, have.parent) else None
         if not conn.modify_dn(dn, dnlib.rdn("CN", want.hostname), new_superior=superior):
-            return f"moving {dn}: {conn.result.get('description')} {conn.result.get('message', '')}"
+            return _error(conn, f"moving {dn}")
         dn = want.target_dn
     mods = {"description": [(MODIFY_REPLACE, [want.description])],
             "location": [(MODIFY_REPLACE, [want.location] if want.location else [])],
@@ -205,4 +201,4 @@ def apply_computer(conn: Connection, change: Change, holder_dns: Mapping[str, st
     if want.hostname != have.hostname:
         mods["sAMAccountName"] = [(MODIFY_REPLACE, [f"{want.hostname}$"])]
     ok = conn.modify(dn, mods)
-    return None if ok else f"modifying computer {dn}: {conn.result.get('description')} {conn.result.get('message', '')}"
+    return None if ok else _error(conn, f"modifying computer {dn}")

@@ -66,3 +66,8 @@ def connect(target: ADTarget) -> Connection:
         raise ReconcilerError(f"target {target.name}: cannot reach {target.url}: {text}") from None
     except ldap_errors.LDAPException as exc:
         raise ReconcilerError(f"target {target.name}: LDAP error connecting to {target.url}: {exc}") from None
+
+
+def ldap_error(conn: Connection, what: str) -> str:
+    r = conn.result
+    return f"{what}: {r.get('description')} {r.get('message', '')}".strip()

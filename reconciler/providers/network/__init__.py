@@ -64,6 +64,28 @@ class NetworkProvider:
         self.policy = state.security
         self.wanted = device_rules(state.security, self.target.name, today)
 
+    def apply(self, changes: list[Change], credentials: CredentialFile, advance=lambda n: None) -> list[Outcome]:
+        """The device's whole rule set is replaced in one step, so its changes succeed or fail
+        together."""
+        started = time.perf_counter()
+        try:
+            error = self.replace_rules()
+        except ReconcilerError as exc:
+            error = str(exc)
+        outcomes = [Outcome(c) for c in changes]
+        for o in outcomes:
+            if error:
+                o.fail(error)
+            else:
+                o.status = "applied"
+        advance(len(outcomes))
+        self.timings["rule set"] = time.perf_counter() - started
+        return outcomes
+
+    def replace_rules(self) -> str | None:
+        """Put the wanted rules on the device; what went wrong, or None."""
+        raise NotImplementedError
+
     def run_probes(self) -> None:
         if self.policy is None:
             return
@@ -144,36 +166,21 @@ class NftablesProvider(NetworkProvider):
         return nftables.diff_device(self.target.name, self.wanted, actual, self.target.default_policy,
                                     self.target.hook, self.target.table)
 
-    def apply(self, changes: list[Change], credentials: CredentialFile, advance=lambda n: None) -> list[Outcome]:
+    def replace_rules(self) -> str | None:
         """The whole table, checked with `nft -c -f` and then loaded in one transaction: a
         ruleset nft refuses leaves the old one in place."""
-        started = time.perf_counter()
-        outcomes = [Outcome(c) for c in changes]
         text = nftables.ruleset(self.target.table, self.target.hook, self.target.default_policy, self.wanted.rules)
         path = f"/tmp/reconciler-{self.target.table}-{secrets.token_hex(4)}.nft"
-        error = None
+        if not self._connect().put_file(io.BytesIO(text.encode("utf-8")), path):
+            return f"could not copy the ruleset to {self.target.name}"
         try:
-            if not self._connect().put_file(io.BytesIO(text.encode("utf-8")), path):
-                error = f"could not copy the ruleset to {self.target.name}"
-            else:
-                ok, _, err = self._run("nft", "-c", "-f", path)
-                if not ok:
-                    error = f"nft refused the ruleset, the old rules stay: {err.strip()}"
-                else:
-                    ok, _, err = self._run("nft", "-f", path)
-                    if not ok:
-                        error = f"nft could not load the ruleset, the old rules stay: {err.strip()}"
+            ok, _, err = self._run("nft", "-c", "-f", path)
+            if not ok:
+                return f"nft refused the ruleset, the old rules stay: {err.strip()}"
+            ok, _, err = self._run("nft", "-f", path)
+            return None if ok else f"nft could not load the ruleset, the old rules stay: {err.strip()}"
+        finally:
             self._run("rm", "-f", path)
-        except ReconcilerError as exc:
-            error = str(exc)
-        for o in outcomes:
-            if error:
-                o.fail(error)
-            else:
-                o.status = "applied"
-        advance(len(outcomes))
-        self.timings["ruleset"] = time.perf_counter() - started
-        return outcomes
 
 
 __all__ = ["NftablesProvider", "NetworkProvider"]

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import time
 from dataclasses import dataclass
 
 from ...errors import ReconcilerError
 from ...inventory import CiscoTarget
 from ...plan import AttributeChange, Change, Movement
-from ..ad.apply import Outcome
 from . import NetworkProvider
-from .rules import TAG, DeviceRules, FirewallRule
+from .rules import TAG, DeviceRules, FirewallRule, rule_change
 
 BASE = ["remark reconciler:base", "permit tcp any any established"]
 DEFAULT_POLICY = "drop"  # an IOS ACL ends in deny; the reconciler writes it out
-KIND = "firewall-rule"
 ACL_KIND = "router-acl"
 
 
@@ -100,9 +97,9 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
     for rule in wanted.rules:
         lines = have.get(rule.name)
         if lines is None:
-            changes.append(_change(Movement.ALTA, target, rule, (AttributeChange("entries", (), tuple(entries(rule))),)))
+            changes.append(rule_change(Movement.ALTA, target.name, rule, (AttributeChange("entries", (), tuple(entries(rule))),)))
         elif lines != entries(rule):
-            changes.append(_change(Movement.MODIFICACION, target, rule,
+            changes.append(rule_change(Movement.MODIFICACION, target.name, rule,
                                    (AttributeChange("entries", tuple(lines), tuple(entries(rule))),)))
     names = {r.name for r in wanted.rules}
     for name, lines in have.items():
@@ -111,7 +108,7 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
         expiry = wanted.expired.get(name)
         rule = expiry[1] if expiry else FirewallRule(name, None, None, "any", (), "allow", label=name)
         reason = f"temporary exception expired on {expiry[0]}" if expiry else "no longer declared in desired_state"
-        changes.append(_change(Movement.BAJA, target, rule, (AttributeChange("entries", tuple(lines), ()),), reason))
+        changes.append(rule_change(Movement.BAJA, target.name, rule, (AttributeChange("entries", tuple(lines), ()),), reason))
     attributes = []
     if actual.bound is None:
         attributes.append(AttributeChange("access-group", None, f"{target.interface} {target.direction}"))
@@ -140,11 +137,6 @@ def frame(lines: list[str]) -> list[str]:
         if not inside:
             out.append(line)
     return out
-
-
-def _change(movement: Movement, target: CiscoTarget, rule: FirewallRule, attributes, reason: str = "") -> Change:
-    return Change(movement, target.name, KIND, rule.name, rule.label or rule.name, tuple(attributes), reason=reason,
-                  folio=rule.folio, unit=rule.unit, origins=rule.origins, desired=rule)
 
 
 def swap_commands(target: CiscoTarget, actual: RouterState, entries_: list[str]) -> tuple[str, list[str]]:
@@ -182,32 +174,27 @@ class CiscoProvider(NetworkProvider):
         if self._conn is not None:
             self._conn.disconnect()
 
+    def _session(self, work):
+        """Run `work(connection)`; a lost session or a timeout becomes a message, not a traceback."""
+        from netmiko.exceptions import NetmikoBaseException
+
+        try:
+            return work(self._connect())
+        except (NetmikoBaseException, OSError, EOFError) as exc:
+            raise ReconcilerError(f"the router {self.target.name} ({self.target.host}:{self.target.port}) "
+                                  f"stopped answering: {type(exc).__name__}") from None
+
     def read(self) -> RouterState:
-        text = self._connect().send_command("show running-config")
+        text = self._session(lambda conn: conn.send_command("show running-config"))
         self._actual = parse_running_config(text, self.target.interface, self.target.direction, self.target.acl)
         return self._actual
 
     def diff(self, actual: RouterState) -> list[Change]:
         return diff_router(self.target, self.wanted, actual, DEFAULT_POLICY)
 
-    def apply(self, changes: list[Change], credentials, advance=lambda n: None) -> list[Outcome]:
-        started = time.perf_counter()
-        outcomes = [Outcome(c) for c in changes]
-        error = None
-        try:
-            actual = self.read()
-            _, commands = swap_commands(self.target, actual, acl(self.wanted.rules, DEFAULT_POLICY))
-            output = self._connect().send_config_set(commands)
-            refused = [line.strip() for line in output.splitlines() if line.lstrip().startswith("%")]
-            if refused:
-                error = f"the router refused the configuration: {refused[0]}"
-        except ReconcilerError as exc:
-            error = str(exc)
-        for o in outcomes:
-            if error:
-                o.fail(error)
-            else:
-                o.status = "applied"
-        advance(len(outcomes))
-        self.timings["acl swap"] = time.perf_counter() - started
-        return outcomes
+    def replace_rules(self) -> str | None:
+        """A new ACL generation, the interface moved to it, the old one removed."""
+        _, commands = swap_commands(self.target, self.read(), acl(self.wanted.rules, DEFAULT_POLICY))
+        output = self._session(lambda conn: conn.send_config_set(commands))
+        refused = [line.strip() for line in output.splitlines() if line.lstrip().startswith("%")]
+        return f"the router refused the configuration: {refused[0]}" if refused else None

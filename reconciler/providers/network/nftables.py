@@ -17,10 +17,9 @@ import json
 from dataclasses import dataclass
 
 from ...plan import AttributeChange, Change, Movement
-from .rules import TAG, DeviceRules, FirewallRule, rule_attributes
+from .rules import TAG, DeviceRules, FirewallRule, rule_attributes, rule_change
 
 BASE_TAG = "reconciler:base"
-KIND = "firewall-rule"
 CHAIN_KIND = "firewall-chain"
 
 
@@ -178,23 +177,23 @@ def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, ho
     for rule in wanted.rules:
         expr = have.get(rule.name)
         if expr is None:
-            changes.append(_change(Movement.ALTA, target, rule, rule_attributes(None, rule)))
+            changes.append(rule_change(Movement.ALTA, target, rule, rule_attributes(None, rule)))
         elif expr != expected_expr(rule):
             found = rule_from_expr(rule.name, expr)
             attributes = rule_attributes(found, rule) if found is not None else (
                 AttributeChange("rule", "not one the reconciler writes (edited by hand)", rule_text(rule)),)
-            changes.append(_change(Movement.MODIFICACION, target, rule, attributes))
+            changes.append(rule_change(Movement.MODIFICACION, target, rule, attributes))
     wanted_names = {r.name for r in wanted.rules}
     for name in [n for n in actual.order() if n not in wanted_names]:
         if name in wanted.expired:
             expiry, rule = wanted.expired[name]
-            changes.append(_change(Movement.BAJA, target, rule, rule_attributes(rule, None),
+            changes.append(rule_change(Movement.BAJA, target, rule, rule_attributes(rule, None),
                                    reason=f"temporary exception expired on {expiry}"))
         else:
             found = rule_from_expr(name, have[name])
             gone = FirewallRule(name, None, None, "any", (), "allow", label=f"{name} ({found.describe()})" if found else name)
             attributes = rule_attributes(found, None) if found else (AttributeChange("rule", "present", None),)
-            changes.append(_change(Movement.BAJA, target, gone, attributes, reason="no longer declared in desired_state"))
+            changes.append(rule_change(Movement.BAJA, target, gone, attributes, reason="no longer declared in desired_state"))
     changes += _chain_changes(target, wanted, actual, policy, hook, table)
     return changes
 
@@ -222,9 +221,3 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
     return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
                    f"table inet {table}, chain {hook}", tuple(attributes), drift=drift,
                    reason="changed outside the reconciler (drift)" if drift else "")]
-
-
-def _change(movement: Movement, target: str, rule: FirewallRule, attributes, reason: str = "",
-            drift: bool = False) -> Change:
-    return Change(movement, target, KIND, rule.name, rule.label or rule.name, tuple(attributes), reason=reason,
-                  drift=drift, folio=rule.folio, unit=rule.unit, origins=rule.origins, desired=rule)

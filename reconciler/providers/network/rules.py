@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...desired.security import ANY, SecurityPolicy, SecurityRule
-from ...plan import AttributeChange
+from ...plan import AttributeChange, Change, Movement
 
 TAG = "rule:"
+KIND = "firewall-rule"
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,9 @@ def rule_attributes(before: FirewallRule | None, after: FirewallRule | None) -> 
     new = after.attributes() if after else {}
     return tuple(AttributeChange(k, old.get(k), new.get(k)) for k in ("source", "destination", "protocol", "ports", "action")
                  if old.get(k) != new.get(k))
+
+
+def rule_change(movement: Movement, target: str, rule: FirewallRule, attributes, reason: str = "") -> Change:
+    """One rule's alta, modificación or baja on one device, whatever the device's kind."""
+    return Change(movement, target, KIND, rule.name, rule.label or rule.name, tuple(attributes), reason=reason,
+                  folio=rule.folio, unit=rule.unit, origins=rule.origins, desired=rule)
