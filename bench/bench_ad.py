@@ -37,14 +37,14 @@ from gitrepo import land  # noqa: E402
 from people import ENTITLEMENTS, generate, write  # noqa: E402
 
 from reconciler.credentials import generate_password  # noqa: E402
-from reconciler.desired import load_desired_state  # noqa: E402
-from reconciler.engine import Run  # noqa: E402
-from reconciler.inventory import load_inventory  # noqa: E402
+from reconciler.desired.load import load_desired_state  # noqa: E402
+from reconciler.run.engine import Run  # noqa: E402
+from reconciler.config.inventory import load_inventory  # noqa: E402
 from reconciler.providers.ad.connection import connect  # noqa: E402
 from reconciler.providers.ad.diff import diff  # noqa: E402
 from reconciler.providers.ad.read import ACCOUNT_ATTRIBUTES, read_directory  # noqa: E402
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, expand, marker_value  # noqa: E402
-from reconciler.source import at_ref  # noqa: E402
+from reconciler.desired.source import at_ref  # noqa: E402
 
 LAB = Path("/var/lib/reconciler-lab")
 BASE = "DC=salud,DC=lab"

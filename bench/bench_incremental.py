@@ -34,8 +34,8 @@ from gitrepo import land  # noqa: E402
 from people import ENTITLEMENTS, generate, write  # noqa: E402
 
 from reconciler.desired.entries import split_entries  # noqa: E402
-from reconciler.engine import Run  # noqa: E402
-from reconciler.source import at_ref  # noqa: E402
+from reconciler.run.engine import Run  # noqa: E402
+from reconciler.desired.source import at_ref  # noqa: E402
 
 
 def timed_plan(repo: Path, inv: Path, since_applied: bool):

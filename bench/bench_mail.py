@@ -29,10 +29,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from people import generate, write  # noqa: E402
 
-from reconciler.desired import load_desired_state  # noqa: E402
-from reconciler.inventory import load_inventory, mail_rules  # noqa: E402
-from reconciler.providers.ad.apply import Outcome  # noqa: E402
-from reconciler.providers.mail import MailProvider  # noqa: E402
+from reconciler.desired.load import load_desired_state  # noqa: E402
+from reconciler.config.inventory import load_inventory, mail_rules  # noqa: E402
+from reconciler.plan import Outcome  # noqa: E402
+from reconciler.providers.contract import PlanRequest  # noqa: E402
+from reconciler.providers.mail.provider import MailProvider  # noqa: E402
 from reconciler.providers.mail.apply import MailApplier  # noqa: E402
 from reconciler.providers.mail.diff import diff  # noqa: E402
 from reconciler.providers.mail.records import expand  # noqa: E402
@@ -54,7 +55,8 @@ def with_mailboxes(by_unit: dict[str, list[dict]]) -> dict[str, list[dict]]:
 def converge(target, state, today: str) -> int:
     """Write the registry and maps as an apply of every alta would."""
     provider = MailProvider(target).__enter__()
-    changes, conflicts, _ = provider.plan(state, today)
+    planned = provider.plan(PlanRequest(state, today))
+    changes, conflicts = planned.changes, planned.conflicts
     assert not conflicts, conflicts[:3]
     registry = Registry.read(target.registry)
     applier = MailApplier(target, provider.api, today)

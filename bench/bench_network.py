@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from gitrepo import land  # noqa: E402
 
-from reconciler.engine import Run  # noqa: E402
-from reconciler.providers.network import NetworkProvider  # noqa: E402
-from reconciler.source import at_ref  # noqa: E402
+from reconciler.run.engine import Run  # noqa: E402
+from reconciler.providers.network.device import DeviceProvider  # noqa: E402
+from reconciler.desired.source import at_ref  # noqa: E402
 
 NET = Path("/var/lib/reconciler-lab/net")
 SOL = {"folio": "SSM/STI/2026/09000", "date": "2026-11-01", "justification": "Benchmark",
@@ -153,7 +153,7 @@ def many_devices(count: int, tmp: Path) -> dict:
                                                          for n, h in zip(names, hosts)}}))
         out = {}
         for mode, parallel in (("parallel", True), ("one_after_another", False)):
-            NetworkProvider.parallel = parallel
+            DeviceProvider.parallel = parallel
             for i in range(1, count + 1):
                 subprocess.run(["ip", "netns", "exec", f"rc-bfw{i:02d}", "nft", "delete", "table", "inet", "bench"],
                                capture_output=True)
@@ -165,7 +165,7 @@ def many_devices(count: int, tmp: Path) -> dict:
             assert report.ok and len(report.outcomes) == count * 101, [o.error for o in report.failed][:3]
         return out
     finally:
-        NetworkProvider.parallel = True
+        DeviceProvider.parallel = True
         remove_firewalls(count, tmp)
 
 

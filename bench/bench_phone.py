@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from people import generate, write  # noqa: E402
 
 from reconciler.credentials import CredentialFile  # noqa: E402
-from reconciler.desired import load_desired_state  # noqa: E402
-from reconciler.inventory import SipTarget  # noqa: E402
-from reconciler.providers.sip import SipProvider  # noqa: E402
+from reconciler.desired.load import load_desired_state  # noqa: E402
+from reconciler.providers.sip.target import SipTarget  # noqa: E402
+from reconciler.providers.contract import PlanRequest  # noqa: E402
+from reconciler.providers.sip.provider import SipProvider  # noqa: E402
 from reconciler.providers.sip import store  # noqa: E402
 from reconciler.providers.sip.diff import desired_lines, diff  # noqa: E402
 
@@ -62,13 +63,13 @@ def main() -> None:
         with sqlite3.connect(database) as db:
             db.execute("CREATE TABLE version (table_name VARCHAR(32) NOT NULL, table_version INTEGER DEFAULT 0 NOT NULL)")
             db.executescript(SCHEMA.read_text())
-        target = SipTarget("bench", "salud.lab", str(database), "http://127.0.0.1:1/RPC")
+        target = SipTarget(name="bench", domain="salud.lab", database=str(database), rpc_url="http://127.0.0.1:1/RPC")
         state = load_desired_state(tmp / "desired_state")
         with SipProvider(target) as provider:
-            changes, conflicts, _ = provider.plan(state, "2026-11-22")
+            planned = provider.plan(PlanRequest(state, "2026-11-22"))
             started = time.perf_counter()
             credentials = CredentialFile(tmp / "credentials", "bench")
-            outcomes = provider.apply(changes, credentials)
+            outcomes = provider.apply(planned, planned.changes, credentials)
             credentials.close()
             apply_seconds = time.perf_counter() - started
             assert all(o.status == "applied" for o in outcomes), [o.error for o in outcomes if o.error][:3]

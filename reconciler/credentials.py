@@ -15,7 +15,7 @@ import secrets
 import string
 from pathlib import Path
 
-from .errors import ReconcilerError
+from reconciler.errors import ReconcilerError
 
 _LOWER, _UPPER, _DIGITS, _SYMBOLS = string.ascii_lowercase, string.ascii_uppercase, string.digits, "-_.!#%+=?"
 _ALL = _LOWER + _UPPER + _DIGITS + _SYMBOLS

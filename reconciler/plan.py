@@ -90,6 +90,22 @@ class Change:
         return self.approval is not None and self.approval.ok
 
 
+@dataclass
+class Outcome:
+    """What became of one change when it was applied, and whether reading back confirmed it."""
+
+    change: Change
+    status: str = "pending"  # applied | failed | pending
+    error: str | None = None
+    verified: bool = False
+    step: int = 0  # which step of a run applied it: 1 revocations, 2 everything else
+    done_at: str | None = None  # when its step finished (UTC, microseconds): the order across targets
+
+    def fail(self, message: str) -> None:
+        if self.status != "failed":
+            self.status, self.error = "failed", message
+
+
 @dataclass(frozen=True)
 class Conflict:
     """An object the reconciler must not touch that stands in the way of a declared one."""

@@ -1,15 +1,21 @@
 """Shared fixtures: small desired states on disk, and sandboxes in the lab's real Samba AD DC.
 
-Lab tests need `ci/lab/up` (the README's test command runs it).  Each test gets its own OU
-tree, deleted afterwards, so tests never see each other's accounts.
+Lab tests need the servers `ci/lab/up` starts (`ci/test` runs it) and carry `@pytest.mark.lab`
+(`pytestmark = pytest.mark.lab` for a whole file); `pytest -m "not lab"` runs the rest in
+seconds without the lab.  Each lab test gets its own OU tree, deleted afterwards, so tests
+never see each other's accounts.  See "the lab marker" below for what keeps the marker honest.
 """
 from __future__ import annotations
 
 import copy
 import io
+import os
+import re
 import secrets
+import socket
 import ssl
 import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -212,14 +218,14 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 
 def lab_connection() -> Connection:
     if not (LAB_DIR / "bind.pw").exists():
-        pytest.fail("the lab is not provisioned: run ci/lab/up (the README's test command does)")
+        pytest.fail(f"the lab is not provisioned: run ci/lab/up (ci/test does){NOT_LAB_HINT}")
     tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(LAB_DIR / "ca.pem"))
     server = Server("127.0.0.1", port=636, use_ssl=True, tls=tls, get_info=NONE)
     password = (LAB_DIR / "bind.pw").read_text()
     try:
         return Connection(server, user="Administrator@SALUD.LAB", password=password, auto_bind=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means the lab is down
-        pytest.fail(f"the lab's Samba AD DC is not answering ({exc}): run ci/lab/up")
+        pytest.fail(f"the lab's Samba AD DC is not answering ({exc}): run ci/lab/up{NOT_LAB_HINT}")
 
 
 TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
@@ -315,12 +321,56 @@ def fresh_lab() -> None:
     for script, args in (("down", ["--purge"]), ("up", [])):
         proc = subprocess.run([str(LAB_SCRIPTS / script), *args], capture_output=True, text=True)
         if proc.returncode != 0:
-            pytest.fail(f"ci/lab/{script} failed:\n{proc.stderr}")
+            pytest.fail(f"ci/lab/{script} failed:\n{proc.stderr}{NOT_LAB_HINT}")
+
+
+# What ci/lab/up leaves behind, and what the lab tests talk to.
+LAB_FILES = ("bind.pw", "ca.pem", "mail/doveadm.key", "mail/users", "mail/recipients", "mail/aliases",
+             "mail/denied", "phone/kamailio.db", "net/id_ed25519", "net/known_hosts")
+LAB_SERVICES = {  # TCP only: Kamailio's SIP is UDP, its JSON-RPC stands for it
+    "the Samba AD DC (LDAPS)": ("127.0.0.1", 636), "Postfix (SMTP)": ("127.0.0.1", 25),
+    "Dovecot (IMAP)": ("127.0.0.1", 143), "Dovecot's doveadm HTTP API": ("127.0.0.1", 8080),
+    "Kamailio's JSON-RPC": ("127.0.0.1", 5071), "sshd in the firewall namespace rc-fw": ("192.168.250.2", 22),
+}
+LAB_NAMESPACES = ("rc-client", "rc-fw", "rc-server")
+NOT_LAB_HINT = "\n(`pytest -m \"not lab\"` runs the tests that do not need the lab)"
+
+
+def lab_missing(lab_dir: Path = LAB_DIR, services: dict = LAB_SERVICES,
+                namespaces: tuple[str, ...] = LAB_NAMESPACES) -> list[str]:
+    """What of the lab is missing: files, servers not accepting connections, namespaces."""
+    missing = [f"file {lab_dir / name}" for name in LAB_FILES if not (lab_dir / name).exists()]
+    for what, (host, port) in services.items():
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+        except OSError as exc:
+            missing.append(f"{what} on {host}:{port} ({exc.strerror or exc})")
+    if namespaces:
+        try:
+            listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        except OSError:
+            listed = ""
+        present = {line.split()[0] for line in listed.splitlines() if line.strip()}
+        missing += [f"network namespace {name}" for name in namespaces if name not in present]
+    return missing
 
 
 @pytest.fixture(scope="session")
-def lab_conn():
+def lab_up() -> Path:
+    """The lab, freshly provisioned and checked whole.  Every lab fixture depends on this one,
+    and every test marked `lab` gets it (see _lab_boundary).  A lab that is missing or
+    incomplete fails the tests loudly; it never skips them."""
     fresh_lab()
+    missing = lab_missing()
+    if missing:
+        pytest.fail("the lab is not running after ci/lab/up; missing:\n  " + "\n  ".join(missing)
+                    + "\nrun ci/lab/up (ci/test does) and see its output and the logs in "
+                    f"{LAB_DIR}{NOT_LAB_HINT}")
+    return LAB_DIR
+
+
+@pytest.fixture(scope="session")
+def lab_conn(lab_up):
     conn = lab_connection()
     yield conn
     conn.unbind()
@@ -331,3 +381,116 @@ def sandbox(lab_conn, repo, tmp_path):
     box = Sandbox(lab_conn, repo, tmp_path)
     yield box
     box.cleanup()
+
+
+# -- the lab marker --------------------------------------------------------------------
+#
+# `@pytest.mark.lab` says a test needs the servers ci/lab/up starts (pyproject.toml declares
+# it); `pytest -m "not lab"` must never touch the lab.  Three safeguards keep the marker honest:
+#  - collection stops when a test uses a lab fixture (anything that depends on `lab_up`: lab_conn,
+#    sandbox, the files' own fixtures) without the marker;
+#  - a test with the marker gets `lab_up` even when it uses no lab fixture;
+#  - while a test without the marker runs, reading a file under LAB_DIR, connecting to a lab
+#    server or running a lab command raises, and fails the test even if the error was caught.
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items
+                if "lab_up" in getattr(item, "fixturenames", ()) and item.get_closest_marker("lab") is None]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use a lab fixture but are not marked @pytest.mark.lab, so `-m \"not lab\"` would run "
+            "them against the lab; mark them (`pytestmark = pytest.mark.lab` for a whole file):\n  "
+            + "\n  ".join(unmarked))
+
+
+LAB_PORTS = {636, 389, 88, 464, 53, 135, 139, 445, 3268, 3269,  # Samba AD DC
+             24, 25, 143, 8080,  # Dovecot (LMTP, IMAP, doveadm) and Postfix
+             5060, 5071}  # Kamailio (SIP, JSON-RPC)
+LAB_NETWORKS = ("192.168.250.", "10.10.")  # the management link to rc-fw; the namespaces' networks
+LAB_COMMANDS = {"nft", "postfix", "postconf", "dovecot", "doveadm", "kamailio", "kamcmd", "samba", "samba-tool",
+                "ldapsearch", "ldapmodify"}  # and `ip netns`, below
+# The scripts in ci/lab/ (not the data beside them, such as ci/lab/bills/).
+LAB_SCRIPT_RUN = re.compile(r"(?<![\w.-])ci/lab/(%s)(?![\w.-])" % "|".join(
+    re.escape(p.name) for p in (LAB_SCRIPTS.iterdir() if LAB_SCRIPTS.is_dir() else ()) if p.is_file()) or "up|down")
+_AUDITED = {"open", "sqlite3.connect", "socket.connect", "socket.sendto", "subprocess.Popen", "os.system",
+            "os.exec", "os.posix_spawn"}
+_guard: dict = {"test": None, "touched": []}
+
+
+class LabTouched(RuntimeError):
+    """A test not marked `lab` reached for the lab."""
+
+
+def _text(value) -> str:
+    return os.fsdecode(value) if isinstance(value, (str, bytes, os.PathLike)) else str(value)
+
+
+def _lab_reach(event: str, args: tuple) -> str | None:
+    """What part of the lab an audit event reaches for, if any."""
+    if event in ("open", "sqlite3.connect"):
+        if isinstance(args[0], int):
+            return None
+        path = os.path.abspath(_text(args[0]))
+        lab = str(LAB_DIR)
+        return f"{event} {path}" if path == lab or path.startswith(lab + os.sep) else None
+    if event in ("socket.connect", "socket.sendto"):
+        address = args[1] if event == "socket.connect" else args[-1]
+        if not (isinstance(address, tuple) and len(address) >= 2):
+            return None
+        host, port = str(address[0]), address[1]
+        if (host in ("127.0.0.1", "::1", "localhost") and port in LAB_PORTS) or host.startswith(LAB_NETWORKS):
+            return f"{event} {host}:{port}"
+        return None
+    # Commands: subprocess.Popen (executable, args, ...), os.system (command,), os.exec and
+    # os.posix_spawn (path, argv, env).
+    argv = args[0] if event == "os.system" else args[1]
+    words = [_text(w) for w in argv] if isinstance(argv, (list, tuple)) else _text(argv).split()
+    line = " ".join(words)
+    program = os.path.basename(words[0]) if words else ""
+    if str(LAB_DIR) in line or LAB_SCRIPT_RUN.search(line.replace(str(LAB_SCRIPTS), "ci/lab")) \
+            or "ip netns" in line or program in LAB_COMMANDS:
+        return f"{event} {line}"
+    return None
+
+
+def _lab_audit(event: str, args: tuple) -> None:
+    if _guard["test"] is None or event not in _AUDITED:
+        return
+    try:
+        reach = _lab_reach(event, args)
+    except Exception:  # noqa: BLE001 - a guard must never break what it watches
+        return
+    if reach:
+        _guard["touched"].append(reach)
+        raise LabTouched(f"{_guard['test']} is not marked lab but reached for the lab: {reach}")
+
+
+sys.addaudithook(_lab_audit)
+
+
+_ALREADY_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when in ("setup", "call") and report.failed:
+        item.stash[_ALREADY_FAILED] = True  # _lab_boundary need not report it a second time
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _lab_boundary(request):
+    if request.node.get_closest_marker("lab") is not None:
+        request.getfixturevalue("lab_up")
+        yield
+        return
+    _guard["test"], _guard["touched"] = request.node.nodeid, []
+    try:
+        yield
+    finally:
+        touched, _guard["test"] = _guard["touched"], None
+    if touched and not request.node.stash.get(_ALREADY_FAILED, False):  # the LabTouched was caught
+        pytest.fail("not marked @pytest.mark.lab, but reached for the lab (mark it, or keep it off the lab):\n  "
+                    + "\n  ".join(dict.fromkeys(touched)), pytrace=False)

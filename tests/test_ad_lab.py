@@ -6,9 +6,12 @@ import os
 import ssl
 import stat
 
+import pytest
 from ldap3 import MODIFY_ADD, MODIFY_REPLACE, NONE, Connection, Server, Tls
 
 from conftest import BASE_DN, LAB_DIR, person
+
+pytestmark = pytest.mark.lab  # every test: a sandbox in the lab's Samba AD DC
 
 UAC_DISABLED = 0x2
 

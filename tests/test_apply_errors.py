@@ -7,7 +7,8 @@ import csv
 from ldap3.core.exceptions import LDAPException
 
 from reconciler.credentials import CredentialFile
-from reconciler.providers.ad.apply import ADApplier, Outcome
+from reconciler.plan import Outcome
+from reconciler.providers.ad.apply import ADApplier
 from reconciler.providers.ad.diff import ActualDirectory, diff
 
 from test_diff import TARGET, account, desired_dir

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from reconciler.audit import AuditLog, verify_file
-from reconciler.auditors import history, monthly_indicators
-from reconciler.lock import TargetLock, TargetLocked
+from reconciler.audit.trail import AuditLog, verify_file
+from reconciler.audit.indicators import history, monthly_indicators
+from reconciler.run.lock import TargetLock, TargetLocked
 
 
 def write_trail(directory, n: int = 5) -> AuditLog:
@@ -43,7 +43,7 @@ def test_any_edit_or_removal_breaks_the_chain_at_that_record(tmp_path, tamper, e
 
 
 def test_a_recomputed_hash_does_not_hide_an_edit(tmp_path):
-    from reconciler.audit import canonical, record_hash
+    from reconciler.audit.trail import canonical, record_hash
 
     log = write_trail(tmp_path)
     lines = log.path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -125,7 +125,7 @@ def test_an_unreadable_lock_is_stale_and_a_released_lock_leaves_no_files(tmp_pat
 
 
 def test_a_line_that_is_not_a_record_is_named_not_a_traceback(tmp_path):
-    from reconciler.audit import load_records, verify_notes
+    from reconciler.audit.trail import load_records, verify_notes
     from reconciler.errors import ReconcilerError
 
     log = write_trail(tmp_path, 3)

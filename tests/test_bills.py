@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from reconciler.bills import NOT_BILLED, NOT_DECLARED, OVER_PLAN, analyse, parse_bill
-from reconciler.desired import load_desired_state
+from reconciler.audit.bills import NOT_BILLED, NOT_DECLARED, OVER_PLAN, analyse, parse_bill
+from reconciler.desired.load import load_desired_state
 from reconciler.errors import ValidationFailed
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,6 +11,10 @@ from ios_double import IOSDouble
 from test_firewall_lab import NETWORKS
 from test_firewall_lab import rule as firewall_rule
 
+# The router is a test double, but every test also applies to the sandbox's AD target in the
+# lab's Samba AD DC (the router fixture builds on `sandbox`).
+pytestmark = pytest.mark.lab
+
 INTERFACE = "GigabitEthernet0/1"
 
 

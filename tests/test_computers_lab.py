@@ -4,9 +4,12 @@ their holder is a baja, and decommissioned (disabled, moved to the bajas OU, sta
 verdict)."""
 from __future__ import annotations
 
+import pytest
 from ldap3 import SUBTREE
 
 from conftest import person
+
+pytestmark = pytest.mark.lab  # every test: a sandbox in the lab's Samba AD DC
 
 
 def computer(sandbox, hostname: str) -> dict | None:

@@ -6,7 +6,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.inventory import ADTarget, SecretSource
+from reconciler.config.inventory import SecretSource
+from reconciler.providers.ad.target import ADTarget
 from reconciler.plan import Movement
 from reconciler.providers.ad.diff import ActualDirectory, ForeignObject, diff
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, Account, DesiredDirectory

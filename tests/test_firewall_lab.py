@@ -11,10 +11,14 @@ import pytest
 import yaml
 
 from conftest import LAB_DIR
-from reconciler.inventory import load_inventory
+from reconciler.config.inventory import load_inventory
 from reconciler.plan import Change, Movement
-from reconciler.providers.network import NftablesProvider
+from reconciler.providers.contract import TargetPlan
+from reconciler.providers.network.device import DeviceBasis
+from reconciler.providers.nftables.provider import NftablesProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule
+
+pytestmark = pytest.mark.lab  # every test: nftables in rc-fw over SSH, probes from rc-client, a sandbox
 
 NET = LAB_DIR / "net"
 SERVER = "10.10.2.2"
@@ -130,9 +134,9 @@ def test_a_ruleset_nft_refuses_never_replaces_the_working_one(fw):
     # Validation never lets a port over 65535 through; the provider is handed one directly, to
     # show what nft's own check (nft -c -f) does with a ruleset it refuses.
     broken = FirewallRule("roto", "10.10.1.0/24", SERVER, "tcp", ((70000, 70000),), "allow")
+    planned = TargetPlan("fw-test", basis=DeviceBasis(DeviceRules((broken,)), None))
     with NftablesProvider(target) as provider:
-        provider.wanted = DeviceRules((broken,))
-        [outcome] = provider.apply([Change(Movement.ALTA, "fw-test", "firewall-rule", "roto", "roto")], None)
+        [outcome] = provider.apply(planned, [Change(Movement.ALTA, "fw-test", "firewall-rule", "roto", "roto")], None)
     assert outcome.status == "failed" and "nft refused the ruleset, the old rules stay" in outcome.error
     assert nft("list", "table", "inet", "rctest") == before
     assert reaches(443)

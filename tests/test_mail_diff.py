@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.desired.model import Request
-from reconciler.inventory import MailTarget, SecretSource
+from reconciler.config.inventory import SecretSource
+from reconciler.providers.mail.target import MailTarget
 from reconciler.plan import Movement
-from reconciler.providers.ad.apply import Outcome
+from reconciler.plan import Outcome
 from reconciler.providers.mail.apply import MailApplier
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.records import PERSON, SHARED_KIND, Mailbox, actual_mail, shared_key

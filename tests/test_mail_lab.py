@@ -16,6 +16,8 @@ import pytest
 
 from conftest import BASE_DN, LAB_DIR, TREE_DELETE
 
+pytestmark = pytest.mark.lab  # every test: the lab's Dovecot and Postfix (and its AD for logins)
+
 MAIL_DIR = LAB_DIR / "mail"
 
 

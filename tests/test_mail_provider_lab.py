@@ -22,6 +22,8 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from conftest import LAB_DIR, person
 from test_mail_lab import _send as send
 
+pytestmark = pytest.mark.lab  # every test: the lab's Dovecot and Postfix, and a sandbox in its AD
+
 MAIL_DIR = LAB_DIR / "mail"
 MAIL_FILES = ("users", "recipients", "aliases", "denied")
 

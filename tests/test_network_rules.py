@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from conftest import run_cli
 from reconciler.desired.security import ANY
 from reconciler.plan import Movement
-from reconciler.providers.network.cisco_ios import acl, diff_router, parse_running_config
-from reconciler.providers.network.nftables import BASE_EXPR, BASE_TAG, Chain, diff_device, expected_expr, rule_from_expr
+from reconciler.providers.cisco_ios.acl import acl, diff_router, parse_running_config
+from reconciler.providers.nftables.ruleset import BASE_EXPR, BASE_TAG, Chain, diff_device, expected_expr, rule_from_expr
 from reconciler.providers.network.rules import DeviceRules, FirewallRule
-from reconciler.inventory import CiscoTarget, SecretSource
+from reconciler.config.inventory import SecretSource
+from reconciler.providers.cisco_ios.target import CiscoTarget
 from test_validate import make_repo, people, PERSON
 
 NETWORKS = """\
@@ -111,7 +112,8 @@ def test_nftables_diff_by_rule():
 
 
 def test_ios_acl_reads_back_with_nothing_to_do():
-    target = CiscoTarget("rtr", "127.0.0.1", "u", SecretSource(env="X"), "Gi0/1", "RC")
+    target = CiscoTarget(name="rtr", host="127.0.0.1", username="u", password=SecretSource(env="X"), interface="Gi0/1",
+                         acl="RC")
     config = "\n".join(["interface Gi0/1", " ip access-group RC-3 in", "!", "ip access-list extended RC-3"]
                        + [f" {e}" for e in acl((WEB, DB), "drop")] + ["!", "end"])
     state = parse_running_config(config, "Gi0/1", "in", "RC")

@@ -16,6 +16,8 @@ import yaml
 from conftest import LAB_DIR, person
 from sip import Phone, register
 
+pytestmark = pytest.mark.lab  # every test: the lab's Kamailio, and a sandbox in its AD
+
 DB = LAB_DIR / "phone" / "kamailio.db"
 RPC = "http://127.0.0.1:5071/RPC"
 

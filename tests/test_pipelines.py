@@ -1,5 +1,6 @@
 """The CI pipelines users copy (ci/pipelines/): linted against GitHub's and GitLab's own
 schemas, and their steps' commands run here, in order, against a real Git remote and the lab AD.
+The linting needs no lab; the steps' runs do, and are marked `lab`.
 
 What cannot run here is the forge's API: `gh` and `curl` are replaced on PATH by a TEST DOUBLE
 (FORGE_DOUBLE below) that records what the pipeline posts and answers with the plan comment
@@ -139,6 +140,7 @@ def _exits(results) -> dict[str, int]:
     return {name: code for name, code, _ in results}
 
 
+@pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
 def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_drift(sandbox, tmp_path):
     forge = Forge(sandbox, tmp_path)
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
@@ -185,6 +187,7 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     assert "changed outside the reconciler (drift)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
 def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approved(sandbox, tmp_path):
     forge = Forge(sandbox, tmp_path)
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
@@ -200,6 +203,7 @@ def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approv
     assert f"not the approved {fingerprint}" in output and sandbox.account("jnunezo") is None
 
 
+@pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
 def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path):
     forge = Forge(sandbox, tmp_path)
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))

@@ -6,9 +6,9 @@ import json
 
 from rich.console import Console
 
-from reconciler.cli import _progress
+from reconciler.cli.reconcile import _progress
 from reconciler.plan import AttributeChange, Change, Conflict, Movement, Plan
-from reconciler.render import MARKDOWN_LIMIT, plan_json, plan_markdown, print_plan
+from reconciler.render.plan import MARKDOWN_LIMIT, plan_json, plan_markdown, print_plan
 
 ALTA = Change(Movement.ALTA, "ad", "account", "E1", "jnunezo (José Ñúñez O'Brien)",
               (AttributeChange("title", None, "Médico"), AttributeChange("groups", None, ("GG-A", "GG-B"))),

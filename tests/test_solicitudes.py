@@ -5,10 +5,10 @@ import pytest
 
 from conftest import APPROVER_1, APPROVER_2, REQUESTER, UNIT_HEAD, person
 from reconciler.desired.model import Source
-from reconciler.incremental import scope_since_applied
-from reconciler.policy import Approver, Policy, Scope, parse_policy
-from reconciler.solicitudes import History, Identity, Provenance, pull_request_of
-from reconciler.source import at_ref
+from reconciler.run.incremental import scope_since_applied
+from reconciler.approval.policy import Approver, Policy, Scope, parse_policy
+from reconciler.approval.solicitudes import History, Identity, Provenance, pull_request_of
+from reconciler.desired.source import at_ref
 from reconciler.errors import ValidationFailed
 
 
@@ -167,7 +167,7 @@ def test_validate_checks_the_approval_policy_too(repo):
     ("Alta\n\nApproved-by: Ana <a@x.mx>\nesto no es un trailer", []),  # the last paragraph must be all trailers
 ])
 def test_trailers_are_read_like_git_interpret_trailers(message, expected, repo):
-    from reconciler.solicitudes import trailers
+    from reconciler.approval.solicitudes import trailers
 
     assert trailers(message) == expected
     (repo.root).mkdir(parents=True, exist_ok=True)

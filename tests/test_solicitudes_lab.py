@@ -6,9 +6,12 @@ import datetime as dt
 import json
 import os
 
+import pytest
 from ldap3 import MODIFY_REPLACE
 
 from conftest import APPROVER_1, APPROVER_2, REQUESTER, UNIT_HEAD, person
+
+pytestmark = pytest.mark.lab  # every test: a sandbox in the lab's Samba AD DC
 
 APPLIED_REF = "refs/reconciler/applied/ad-test"
 

@@ -1,5 +1,5 @@
-"""The desired state: YAML under desired_state/, validated into frozen values."""
-from .load import load_desired_state
-from .model import DesiredState, Entitlement, Person, Solicitud, Source, Unit
+"""The desired state: YAML under desired_state/, validated into frozen values.
 
-__all__ = ["load_desired_state", "DesiredState", "Entitlement", "Person", "Solicitud", "Source", "Unit"]
+Modules: source (a commit or the working tree), files, yamlfile and checks (parsing and
+problems with file, line and field), load (people, units, entitlements), assets, security,
+model (the frozen values), naming, curp, entries (people files split by entry)."""

@@ -11,9 +11,9 @@ person who is a baja are not an error: the person's baja releases them (`release
 """
 from __future__ import annotations
 
-from .files import DesiredFiles
-from .load import FileCheck, _open, _solicitud
-from .model import Decommission, Equipment, Person, PhoneLine, Source
+from reconciler.desired.files import DesiredFiles
+from reconciler.desired.checks import FileCheck, open_file
+from reconciler.desired.model import Decommission, Equipment, Person, PhoneLine, Source, solicitud_of
 
 LINES = "assets/lines.yaml"
 EQUIPMENT = "assets/equipment.yaml"
@@ -23,7 +23,7 @@ COMPUTERS = ("desktop", "laptop")
 def _line(item: dict, source: Source) -> PhoneLine:
     return PhoneLine(
         number=item["number"], kind=item["kind"], unit=item["unit"], status=item["status"],
-        solicitud=_solicitud(item["solicitud"]), source=source, person=item.get("person"),
+        solicitud=solicitud_of(item["solicitud"]), source=source, person=item.get("person"),
         carrier=item.get("carrier"), master_account=item.get("master_account"), plan=item.get("plan"),
         monthly_cost=item.get("monthly_cost"), services=tuple(item.get("services") or ()))
 
@@ -36,11 +36,11 @@ def _equipment(item: dict, source: Source) -> Equipment:
         location=item.get("location"), hostname=item.get("hostname"),
         decommission=Decommission(verdict["reason"], verdict["date"], verdict["dictamen"], verdict.get("detail"),
                                   tuple(verdict.get("reusable_parts") or ())) if verdict else None,
-        solicitud=_solicitud(item["solicitud"]) if item.get("solicitud") else None)
+        solicitud=solicitud_of(item["solicitud"]) if item.get("solicitud") else None)
 
 
 def _read(files: DesiredFiles, rel: str, top: str, checks: list[FileCheck]) -> tuple[FileCheck | None, list]:
-    check, data, usable = _open(files, rel, checks)
+    check, data, usable = open_file(files, rel, checks)
     if not usable or data is None:
         return None, []
     bad = check.validate(data, top)

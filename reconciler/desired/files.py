@@ -6,9 +6,11 @@ loader only ever sees this interface.  Paths are POSIX, relative to desired_stat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import git
+if TYPE_CHECKING:  # only for names: reading a directory needs no Git
+    import git
+
 
 
 class DesiredFiles(Protocol):

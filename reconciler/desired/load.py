@@ -10,186 +10,20 @@ Layout:
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
 
-import fastjsonschema
-
-from ..errors import Problem, ValidationFailed
-from .curp import curp_problem
-from .entries import keep_only, split_entries
-from .files import DesiredFiles, DirectoryFiles
-from .model import (DesiredState, Entitlement, Mailbox, MailRules, Person, Request, SharedMailbox, Solicitud,
-                    Source, Unit, quota_megabytes)
-from .naming import assign_account_names, common_name
-from .yamlfile import LineIndex, not_utf8, parse_yaml
-
-# What a field should look like, said the way a person filling in the form would say it.
-_HINTS = {
-    "employee_key": "an employee key: letters, digits, '-', '_' or '.' (quote keys like '004512')",
-    "given_names": "a name: letters, with spaces, apostrophes, hyphens or periods between words",
-    "first_surname": "a surname: letters, with spaces, apostrophes, hyphens or periods between words",
-    "second_surname": "a surname, or null for a person with a single surname",
-    "phone": "a phone number: digits, spaces, '+', '(', ')' or '-', 7 to 25 characters",
-    "extension": "an extension: 1 to 8 digits, in quotes",
-    "date": "a date written YYYY-MM-DD",
-    "sam": "an account name: at most 20 letters, digits, '.', '_' or '-'",
-    "clues": "a CLUES: 2-letter state, 3 letters and 6 digits, e.g. MSSSA000011",
-    "group": "a group name: letters, digits, spaces, '.', '_' or '-'",
-    "unit": "a unit key from desired_state/units.yaml",
-    "address": "a mail address in lower case, like nombre.apellido@salud.gob.mx",
-    "quota": "a size in megabytes or gigabytes, like 500M or 2G",
-}
-
-
-@cache
-def _schema_document(name: str) -> dict:
-    text = resources.files("reconciler.desired").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
-    return json.loads(text)
-
-
-@cache
-def schema(name: str):
-    """The reference validator: slow, but it reports every error with its path.  Imported only
-    when some file fails the compiled check: importing it costs a plan 45 ms."""
-    import jsonschema
-
-    return jsonschema.Draft7Validator(_schema_document(name))
-
-
-@cache
-def _fast_check(name: str):
-    """The same schema compiled to Python: about 20x faster, but it stops at the first error."""
-    return fastjsonschema.compile(_schema_document(name))
-
-
-def schema_valid(data: Any, name: str) -> bool:
-    try:
-        _fast_check(name)(data)
-        return True
-    except fastjsonschema.JsonSchemaException:
-        return False
-
-
-def field_path(path: Iterable[Any]) -> str:
-    out = ""
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
-    return out
-
-
-def _describe(error) -> tuple[tuple[Any, ...], str]:
-    """A jsonschema.ValidationError as (path of the offending field, plain message)."""
-    path = tuple(error.absolute_path)
-    last = path[-1] if path and not isinstance(path[-1], int) else None
-    if error.validator == "required":
-        missing = error.message.split("'")[1]
-        return path + (missing,), "required field is missing"
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return path + (extra[0],) if extra else path, (
-            f"unknown field (allowed: {', '.join(sorted(error.schema.get('properties', {})))})")
-    if error.validator == "type":
-        expected = {"string": "text", "array": "a list", "object": "a mapping", "integer": "a whole number",
-                    "boolean": "true or false"}.get(str(error.validator_value), str(error.validator_value))
-        hint = " (put it in quotes)" if error.validator_value == "string" else ""
-        return path, f"expected {expected}{hint}, found {error.instance!r}"
-    if error.validator == "enum":
-        return path, f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
-    if error.validator == "uniqueItems":
-        return path, "lists the same item twice"
-    if "propertyNames" in error.relative_schema_path:
-        return path + (error.instance,), f"{error.instance!r} is not a valid key (letters, digits, '-', '_' or '.')"
-    hint = _HINTS.get(str(last)) if last is not None else None
-    if hint:
-        return path, f"{error.instance!r} is not valid: expected {hint}"
-    if error.validator in ("minLength", "pattern") and isinstance(error.instance, str):
-        if not error.instance.strip():
-            return path, "must not be empty"
-        return path, f"{error.instance!r} is not valid (no leading or trailing spaces; see the schema)"
-    return path, error.message
-
-
-@dataclass
-class FileCheck:
-    """Problems of one file, with line numbers looked up only if there are any."""
-
-    display: str
-    text: str = ""
-    found: bool = True
-    index_map: list[int] | None = None  # people[i] parsed -> its index in the file (partial loads)
-    problems: list[Problem] = field(default_factory=list)
-    _lines: LineIndex | None = None
-
-    def _index(self) -> LineIndex:
-        if self._lines is None:
-            self._lines = LineIndex(self.text)
-        return self._lines
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        return self._index().line(path)
-
-    def original(self, path: tuple[Any, ...]) -> tuple[Any, ...]:
-        """`path` with the people index the file has, when only some entries were parsed."""
-        if self.index_map is not None and len(path) > 1 and path[0] == "people" and isinstance(path[1], int):
-            return ("people", self.index_map[path[1]]) + tuple(path[2:])
-        return path
-
-    def add(self, path: tuple[Any, ...], message: str) -> None:
-        self.problems.append(Problem(self.display, self.line(path), field_path(self.original(path)), message))
-
-    def validate(self, data: Any, schema_name: str) -> set[tuple[Any, ...]]:
-        """Schema-check `data`; returns the paths of the top two levels that had errors.
-
-        Valid data (the common case) is checked by the compiled schema only; jsonschema runs
-        just for data that failed, to find every error in it."""
-        bad: set[tuple[Any, ...]] = set()
-        if schema_valid(data, schema_name):
-            return bad
-        for error in schema(schema_name).iter_errors(data):
-            path, message = _describe(error)
-            if error.validator == "type" and error.validator_value == "string" and not isinstance(error.instance, str):
-                written = self._index().scalar(path)
-                if written is not None and written != str(error.instance):
-                    message = f"expected text; YAML reads {written} as {error.instance!r}: write it in quotes, '{written}'"
-            self.add(path, message)
-            bad.add(tuple(error.absolute_path)[:2])
-        return bad
-
-
-def _open(files: DesiredFiles, rel: str, checks: list[FileCheck],
-          keep: frozenset | None = None) -> tuple[FileCheck, Any, bool]:
-    """Read and parse one file: (its check, data, usable).  A missing file is (check, None, False)
-    with no problem recorded: whether that is a problem is the caller's business.  With `keep`,
-    only those people's entries are parsed; the others' lines are blanked, so line numbers and
-    (through check.index_map) list indices in messages stay those of the file."""
-    check = FileCheck(f"{files.label}/{rel}")
-    checks.append(check)
-    try:
-        text = files.read_text(rel)
-    except UnicodeDecodeError as exc:
-        check.problems.append(not_utf8(check.display, exc))
-        return check, None, False
-    except OSError as exc:
-        check.add((), f"cannot read: {exc.strerror}")
-        return check, None, False
-    if text is None:
-        check.found = False
-        return check, None, False
-    if keep is not None and (entries := split_entries(text)) is not None:
-        text, check.index_map = keep_only(text, entries, set(keep))
-    check.text = text
-    data, problems = parse_yaml(text, check.display)
-    check.problems += problems
-    return check, data, not problems
-
+from reconciler.errors import Problem, ValidationFailed
+from reconciler.desired.assets import read_assets
+from reconciler.desired.checks import FileCheck, open_file
+from reconciler.desired.curp import curp_problem
+from reconciler.desired.files import DesiredFiles, DirectoryFiles
+from reconciler.desired.model import (DesiredState, Entitlement, Mailbox, MailRules, Person, Request, SharedMailbox,
+                                      Source, Unit, quota_megabytes, solicitud_of)
+from reconciler.desired.security import read_security
+from reconciler.desired.naming import assign_account_names, common_name
 
 def _read_catalog(files: DesiredFiles, name: str, checks: list[FileCheck]) -> tuple[dict[str, dict], str]:
-    check, data, usable = _open(files, f"{name}.yaml", checks)
+    check, data, usable = open_file(files, f"{name}.yaml", checks)
     if not check.found:
         check.add((), f"missing: declare the {name} here")
         return {}, check.display
@@ -217,12 +51,8 @@ def _mailbox(raw: dict | None) -> Mailbox | None:
                    _request(purge) if purge else None)
 
 
-def _solicitud(sol: dict) -> Solicitud:
-    return Solicitud(sol["folio"], sol["date"], sol["justification"], sol["requested_by"])
-
-
 def _shared_mailbox(item: dict, unit: str, source: Source) -> SharedMailbox:
-    return SharedMailbox(item["address"], item["name"], unit, tuple(item["members"]), _solicitud(item["solicitud"]),
+    return SharedMailbox(item["address"], item["name"], unit, tuple(item["members"]), solicitud_of(item["solicitud"]),
                          source, tuple(item.get("aliases") or ()), item.get("quota"))
 
 
@@ -234,7 +64,7 @@ def _person(item: dict, unit: str, source: Source) -> Person:
         first_surname=item["first_surname"], second_surname=item["second_surname"], unit=unit,
         title=item["title"], direction=item["direction"], phone=item["phone"], status=item["status"],
         entitlements=tuple(item["entitlements"]),
-        solicitud=Solicitud(sol["folio"], sol["date"], sol["justification"], sol["requested_by"]),
+        solicitud=solicitud_of(sol),
         source=source, curp=item.get("curp"), subdirection=item.get("subdirection"),
         department=item.get("department"), extension=item.get("extension"),
         explicit_sam=account.get("sam"), explicit_cn=account.get("cn"),
@@ -254,7 +84,7 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
                  shared: list[Shared] | None = None) -> list[tuple[Person, FileCheck, int]]:
     people = []
     for rel in names:
-        check, data, usable = _open(files, rel, checks, only.get(rel) if only else None)
+        check, data, usable = open_file(files, rel, checks, only.get(rel) if only else None)
         if not usable or data is None:
             continue  # an empty (or vanished) file declares nobody
         bad = check.validate(data, "users")
@@ -411,8 +241,6 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     _mail_checks(people, shared, kept, mail, partial=only is not None)
     lines, equipment, security = [], [], None
     if only is None:  # assets and rules are not people: a partial load leaves them out
-        from .assets import read_assets
-        from .security import read_security
         lines, equipment = read_assets(files, checks, units, kept)
         security = read_security(files, checks, devices)
     problems = [p for check in checks for p in check.problems]

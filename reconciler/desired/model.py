@@ -47,6 +47,11 @@ class Solicitud:
     requested_by: str
 
 
+def solicitud_of(raw: dict) -> Solicitud:
+    """A validated `solicitud:` mapping as a Solicitud."""
+    return Solicitud(raw["folio"], raw["date"], raw["justification"], raw["requested_by"])
+
+
 @dataclass(frozen=True)
 class Request:
     """A one-off request with its folio: a password reset, a mailbox purge."""

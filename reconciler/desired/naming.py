@@ -20,7 +20,7 @@ import unicodedata
 from collections import defaultdict
 from typing import Iterable
 
-from .model import Person
+from reconciler.desired.model import Person
 
 MAX_SAM = 20
 _NOT_LETTER = re.compile(r"[^a-z]")

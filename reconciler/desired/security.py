@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from .files import DesiredFiles
-from .load import FileCheck, _open, _solicitud
-from .model import Solicitud, Source
+from reconciler.desired.files import DesiredFiles
+from reconciler.desired.checks import FileCheck, open_file
+from reconciler.desired.model import Solicitud, Source, solicitud_of
 
 DIRECTORY = "security_rules"
 NETWORKS = f"{DIRECTORY}/networks.yaml"
@@ -92,7 +92,7 @@ def _ranges(raw: list) -> tuple[tuple[int, int], ...] | str:
 
 
 def _read_catalog(files: DesiredFiles, checks: list[FileCheck]) -> tuple[dict, dict, dict, FileCheck | None]:
-    check, data, usable = _open(files, NETWORKS, checks)
+    check, data, usable = open_file(files, NETWORKS, checks)
     if not usable or data is None:
         return {}, {}, {}, None
     bad = check.validate(data, "security_networks")
@@ -171,7 +171,7 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
     return SecurityRule(
         name=item["name"], source=item["source"], destination=item["destination"], protocol=protocol, ports=ports,
         action=item["action"], devices=tuple(item["devices"]), justification=item["justification"],
-        unit=item["unit"], solicitud=_solicitud(item["solicitud"]), origin=Source(check.display, None, where),
+        unit=item["unit"], solicitud=solicitud_of(item["solicitud"]), origin=Source(check.display, None, where),
         expires=item.get("expires"), deliberate=bool(item.get("deliberate")), probes=tuple(probes),
         service=item.get("service"))
 
@@ -249,7 +249,7 @@ def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozens
     known = set(networks) | set(hosts)
     rules, by_name, rule_checks = [], {}, {}
     for rel in sorted(names):
-        check, data, usable = _open(files, rel, checks)
+        check, data, usable = open_file(files, rel, checks)
         if not usable or data is None:
             continue
         rule_checks[check.display] = check

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import Problem
+from reconciler.errors import Problem
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

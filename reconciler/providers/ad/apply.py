@@ -17,39 +17,24 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Callable
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
-from ...credentials import CredentialFile, generate_password
-from ...inventory import ADTarget
-from ...plan import Change, Movement
-from . import dn as dnlib
-from .computers import apply_computer
-from .connection import ldap_error as _error
-from .records import MANAGED_ATTRIBUTES, MARKER, Account, marker_value
+from reconciler.credentials import CredentialFile, generate_password
+from reconciler.providers.ad.target import ADTarget
+from reconciler.plan import Change, Movement, Outcome
+from reconciler.providers.ad import dn as dnlib
+from reconciler.providers.ad.computers import apply_computer
+from reconciler.providers.ad.connection import ldap_error as _error
+from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, Account, marker_value
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
 UF_NORMAL_ACCOUNT = 0x200
 UF_ACCOUNTDISABLE = 0x2
 PERMISSIVE_MODIFY = ("1.2.840.113556.1.4.1413", False, None)  # adding a present member is not an error
 MEMBER_BATCH = 500
-
-
-@dataclass
-class Outcome:
-    change: Change
-    status: str = "pending"  # applied | failed | pending
-    error: str | None = None
-    verified: bool = False
-    step: int = 0  # which step of a run applied it: 1 revocations, 2 everything else
-    done_at: str | None = None  # when its step finished (UTC, microseconds): the order across targets
-
-    def fail(self, message: str) -> None:
-        if self.status != "failed":
-            self.status, self.error = "failed", message
 
 
 def _ldap(value) -> list:

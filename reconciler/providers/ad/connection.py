@@ -7,8 +7,8 @@ from ldap3 import NONE, Connection, Server, Tls, set_config_parameter
 from ldap3.core import exceptions as ldap_errors
 from ldap3.strategy.sync import SyncStrategy
 
-from ...errors import ReconcilerError
-from ...inventory import ADTarget
+from reconciler.errors import ReconcilerError
+from reconciler.providers.ad.target import ADTarget
 
 
 # Plain dicts for attributes: ldap3's case-insensitive dict costs more than the rest of a bulk

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ...inventory import ADTarget
-from ...plan import AttributeChange, Change, Conflict, Movement
-from . import dn as dnlib
-from .records import MANAGED_ATTRIBUTES, Account, DesiredDirectory, offboarded
+from reconciler.providers.ad.target import ADTarget
+from reconciler.plan import AttributeChange, Change, Conflict, Movement
+from reconciler.providers.ad import dn as dnlib
+from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, Account, DesiredDirectory, offboarded
+from reconciler.providers.contract import PASSWORD_RESET
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,6 @@ def _ou_change(ou: str, desired: DesiredDirectory, target: ADTarget) -> Change:
     """A unit's OU comes from units.yaml; the managed OUs above it come from the inventory."""
     unit, origins = desired.ou_origins.get(dnlib.key(ou), (None, ()))
     return Change(Movement.ALTA, target.name, "ou", ou, ou, unit=unit, origins=origins)
-
-
-PASSWORD_RESET = "password-reset"
 
 
 def password_resets(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget,

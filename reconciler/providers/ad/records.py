@@ -25,10 +25,10 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
-from ...desired.model import DesiredState, Person
-from ...desired.naming import common_name
-from ...inventory import ADTarget
-from . import dn as dnlib
+from reconciler.desired.model import DesiredState, Person
+from reconciler.desired.naming import common_name
+from reconciler.providers.ad.target import ADTarget
+from reconciler.providers.ad import dn as dnlib
 
 MARKER = "reconciler"  # adminDescription of every object the reconciler owns
 MANAGED_ATTRIBUTES = (

@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ...errors import ReconcilerError
-from ...inventory import MailTarget
-from ...plan import Change, Movement
-from ..ad.apply import Outcome
-from .diff import former_addresses
-from .doveadm import EX_NOTFOUND, Command, Doveadm
-from .records import SHARED_KIND, Mailbox
-from .registry import SHARED, Entry, Registry, maps, write_atomically
+from reconciler.errors import ReconcilerError
+from reconciler.providers.mail.target import MailTarget
+from reconciler.plan import Change, Movement
+from reconciler.plan import Outcome
+from reconciler.providers.mail.diff import former_addresses
+from reconciler.providers.mail.doveadm import EX_NOTFOUND, Command, Doveadm
+from reconciler.providers.mail.records import SHARED_KIND, Mailbox
+from reconciler.providers.mail.registry import SHARED, Entry, Registry, maps, write_atomically
 
 FOLDERS = ("INBOX", "Drafts", "Sent", "Trash", "Junk")
 RIGHTS = ["lookup", "read", "write", "write-seen", "write-deleted", "insert", "post", "expunge", "create"]

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import ReconcilerError
+from reconciler.errors import ReconcilerError
 
 EX_NOUSER = 67  # the user is not in the userdb
 EX_NOTFOUND = 68  # nothing to act on (kick: no session)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ...desired.model import DesiredState, Request
-from ...inventory import MailTarget
-from .registry import SHARED, Entry
+from reconciler.desired.model import DesiredState, Request
+from reconciler.providers.mail.target import MailTarget
+from reconciler.providers.mail.registry import SHARED, Entry
 
 PERSON = "mailbox"
 SHARED_KIND = "shared-mailbox"

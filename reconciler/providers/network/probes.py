@@ -9,7 +9,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ...desired.security import SecurityPolicy
+from reconciler.desired.security import SecurityPolicy
 
 TIMEOUT = 1.5  # seconds without an answer: blocked
 _CONNECT = """\

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...desired.security import ANY, SecurityPolicy, SecurityRule
-from ...plan import AttributeChange, Change, Movement
+from reconciler.desired.security import ANY, SecurityPolicy, SecurityRule
+from reconciler.plan import AttributeChange, Change, Movement
 
 TAG = "rule:"
 KIND = "firewall-rule"

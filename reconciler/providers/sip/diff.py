@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ...desired.assets import holder
-from ...desired.model import DesiredState
-from ...plan import AttributeChange, Change, Conflict, Movement
+from reconciler.desired.assets import holder
+from reconciler.desired.model import DesiredState
+from reconciler.plan import AttributeChange, Change, Conflict, Movement
 
 KIND = "sip-line"
 NEW_SECRET = "(new, random, delivered out of band)"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-from ...errors import ReconcilerError
-from .diff import ActualLines, Subscriber
+from reconciler.errors import ReconcilerError
+from reconciler.providers.sip.diff import ActualLines, Subscriber
 
 META = """CREATE TABLE IF NOT EXISTS reconciler_line (
     username VARCHAR(64) NOT NULL, domain VARCHAR(64) NOT NULL, holder VARCHAR(64), unit VARCHAR(64),

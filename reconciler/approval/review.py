@@ -1,0 +1,106 @@
+"""Reviewing a plan against Git: each change gets its solicitud and the policy's verdict."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import git
+
+from reconciler.desired.model import DesiredState
+from reconciler.errors import ReconcilerError
+from reconciler.plan import Change, Plan
+from reconciler.approval.policy import POLICY_FILE, Approval, Policy, Scope, awaiting, load_policy
+from reconciler.approval.solicitudes import History
+from reconciler.desired.source import DESIRED_DIR, DesiredSource
+
+
+def _privileged_groups(state: DesiredState, policy: Policy) -> dict[str, str]:
+    """casefolded group name -> entitlement key, for every privileged entitlement."""
+    return {e.group.casefold(): e.key for e in state.entitlements.values()
+            if e.privileged or e.key in policy.privileged_entitlements}
+
+
+def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
+    granted = ()
+    for a in change.attributes:
+        if a.name == "groups":
+            granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
+    return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted)
+
+
+def _written_key(change: Change) -> str | None:
+    """The text a removed declaration had, for finding the commit that removed it."""
+    if change.kind in ("account", "mailbox", "password-reset", "sip-line", "firewall-rule"):
+        return change.key  # the employee key, the line's number, the rule's name
+    if change.kind == "shared-mailbox":
+        return change.key.split(":", 1)[1]  # its address
+    return None
+
+
+def _proposed(source: DesiredSource, base: str | None):
+    """A predicate: did this commit land outside `base`, i.e. in the pull request under review?"""
+    if base is None:
+        return lambda sha: False
+    try:
+        base_sha = source.repo.commit(base).hexsha
+    except (ValueError, git.BadName):
+        raise ReconcilerError(f"--proposal: no commit {base!r} to compare the pull request with") from None
+    cache: dict[str, bool] = {}
+
+    def proposed(sha: str) -> bool:
+        if sha not in cache:
+            cache[sha] = not source.repo.is_ancestor(sha, base_sha)
+        return cache[sha]
+    return proposed
+
+
+# What a provider's IMPLIED_APPROVALS capability answers: for one target's reviewed changes,
+# the indexes of those approved by implication, with the reason.
+Implications = Callable[[str, list[Change]], dict[int, str]]
+
+
+def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base: str | None = None,
+           implied: Implications = lambda target, changes: {}) -> Plan:
+    """The plan with provenance and approval on every change.  A working-tree preview has no
+    solicitudes: its changes are marked as not approvable.  With `proposal_base` (the protected
+    branch a pull request targets), changes the pull request itself brings are marked as
+    awaiting its approval instead of judged: their trailers are written when it merges.
+    Last, each target's provider may approve changes by implication (`implied`): what its
+    inventory entry names, or what an approved change needs."""
+    if source.commit is None:
+        verdict = Approval(False, "a working-tree preview is never applied")
+        return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
+    policy = load_policy(source)
+    # A handful of changes in files of thousands of lines: blame just their lines.
+    history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
+    users_dir = source.path_in_repo(f"{DESIRED_DIR}/users")
+    privileged = _privileged_groups(state, policy) if policy else {}
+    proposed = _proposed(source, proposal_base)
+    reviewed = []
+    for change in plan.changes:
+        provenance = history.of(change.origins, _written_key(change), users_dir)
+        if provenance is not None and proposed(provenance.landed):
+            scope = scope_of(change, privileged)
+            approval = awaiting(policy.required if policy else 1, scope.privileged,
+                                policy.privileged_required if policy else 2)
+        elif policy is None:
+            approval = Approval(False, f"no approval policy {source.path_in_repo(POLICY_FILE)} at commit "
+                                       f"{source.commit.hexsha[:10]}")
+        else:
+            approval = policy.evaluate(provenance, scope_of(change, privileged))
+        reviewed.append(replace(change, provenance=provenance, approval=approval))
+    return replace(plan, changes=tuple(_with_implied(reviewed, implied)))
+
+
+def _with_implied(changes: list[Change], implied: Implications) -> list[Change]:
+    """Each target's changes that its provider approves by implication, when nothing else
+    approved them."""
+    positions: dict[str, list[int]] = {}
+    for i, c in enumerate(changes):
+        positions.setdefault(c.target, []).append(i)
+    out = list(changes)
+    for target, where in positions.items():
+        for j, reason in implied(target, [changes[i] for i in where]).items():
+            if not out[where[j]].approved:
+                out[where[j]] = replace(out[where[j]], approval=Approval(True, reason))
+    return out

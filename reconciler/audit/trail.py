@@ -1,0 +1,255 @@
+"""The audit trail: one append-only, hash-chained JSON Lines file per target, plus git notes.
+
+Each record carries `seq`, the `prev` hash of the record before it and its own `hash`
+(SHA-256 of the record's canonical JSON without `hash`), so editing or removing any record
+breaks the chain at that record.  Each run's records are also attached as a git note
+(refs/notes/reconciler) to the commit it applied, so `git log --notes=reconciler` shows them
+and the trail survives in Git; `verify` checks that the two agree, which also catches a file
+cut short at its end.  No record ever holds a secret: changes carry attribute values, and
+passwords never enter a Change.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import git
+
+from reconciler import __version__
+from reconciler.errors import ReconcilerError
+
+GENESIS = "0" * 64
+NOTES_REF = "reconciler"
+SUFFIX = ".audit.jsonl"
+
+
+def canonical(record: dict) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def record_hash(record: dict) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def operator() -> dict:
+    """Who or which CI job runs this: never a secret, only names and links."""
+    env = os.environ
+    who = (env.get("GITHUB_ACTOR") or env.get("GITLAB_USER_LOGIN") or env.get("SUDO_USER") or env.get("USER")
+           or f"uid {os.getuid()}")
+    job = None
+    if env.get("GITHUB_RUN_ID"):
+        job = f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env.get('GITHUB_REPOSITORY', '')}" \
+              f"/actions/runs/{env['GITHUB_RUN_ID']}"
+    elif env.get("CI_JOB_URL") or env.get("CI_JOB_ID"):
+        job = env.get("CI_JOB_URL") or f"GitLab job {env['CI_JOB_ID']}"
+    return {"operator": who, "ci_job": job, "host": os.uname().nodename}
+
+
+class AuditLog:
+    """Appends to <directory>/<target>.audit.jsonl.  One writer at a time: the target lock."""
+
+    def __init__(self, directory: str | Path, target: str):
+        self.path = Path(directory) / f"{target}{SUFFIX}"
+        self.target = target
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            last = _last_record(self.path)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise ReconcilerError(f"cannot write the audit trail {self.path}: {exc.strerror}") from None
+        self.seq = last["seq"] if last else 0
+        self.prev = last["hash"] if last else GENESIS
+        self.written: list[dict] = []
+
+    def append(self, kind: str, **fields) -> dict:
+        record = {"seq": self.seq + 1, "prev": self.prev, "time": now(), "kind": kind, "target": self.target,
+                  **fields}
+        record["hash"] = record_hash(record)
+        os.write(self._fd, (canonical(record) + "\n").encode("utf-8"))
+        self.seq, self.prev = record["seq"], record["hash"]
+        self.written.append(record)
+        return record
+
+    def close(self) -> None:
+        os.fsync(self._fd)
+        os.close(self._fd)
+
+
+def _last_record(path: Path) -> dict | None:
+    """The last record, read from the end of the file (the trail grows without bound)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        chunk = 4096
+        while True:
+            start = max(0, size - chunk)
+            f.seek(start)
+            lines = f.read(size - start).rstrip(b"\n").split(b"\n")
+            if len(lines) > 1 or start == 0:
+                try:
+                    return json.loads(lines[-1])
+                except json.JSONDecodeError:
+                    raise ReconcilerError(f"the last line of the audit trail {path} is not a record: "
+                                          "run `reconciler audit verify`") from None
+            chunk *= 4
+
+
+def change_record(change, status: str, verified: bool | None = None, error: str | None = None,
+                  run: str | None = None, commit: str | None = None) -> dict:
+    """One change as the audit trail keeps it: everything an auditor asks, no payload."""
+    record = change.to_dict()
+    record["object_kind"] = record.pop("kind")  # "kind" is the record's own kind: "change"
+    record.update(run=run, commit=commit, status=status, verified=verified, error=error, reconciler=__version__)
+    return record
+
+
+def attach_note(repo: git.Repo, commit: str, records: Iterable[dict]) -> None:
+    """Append the records to the commit's note in refs/notes/reconciler."""
+    text = "\n".join(canonical(r) for r in records)
+    if not text:
+        return
+    env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
+           "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
+    # Through a file: a run's records easily exceed the command line's length limit.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".jsonl") as note:
+        note.write(text + "\n")
+        note.flush()
+        try:
+            repo.git.notes("--ref", NOTES_REF, "append", "--file", note.name, commit, env=env)
+        except git.GitCommandError as exc:
+            raise ReconcilerError(f"could not attach the audit records as a git note to {commit[:10]}: "
+                                  f"{exc.stderr.strip()}") from None
+
+
+def read_file(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open("r", encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                yield number, line.rstrip("\n")
+
+
+def read_notes(repo: git.Repo) -> list[tuple[str, dict | None]]:
+    """Every record attached as a note, any target, with the commit it is attached to (None
+    for a line that is not a record: someone edited the note)."""
+    try:
+        listing = repo.git.notes("--ref", NOTES_REF, "list")
+    except git.GitCommandError:
+        return []
+    records = []
+    for line in listing.splitlines():
+        note_blob, commit = line.split()
+        for text in repo.git.cat_file("-p", note_blob).splitlines():
+            if text.strip():
+                records.append((commit, _record(text)))
+    return records
+
+
+@dataclass
+class Verdict:
+    file: Path
+    records: int
+    broken: str | None = None  # what is wrong, naming the first broken record
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def verify_chain(records: Iterable[tuple[str, dict]]) -> tuple[int, str | None, dict[int, str]]:
+    """Check one target's records, in order, each given with where it was read.  Returns
+    (records checked, what is wrong with the first broken one or None, hash by seq)."""
+    prev, seq, count = GENESIS, 0, 0
+    by_seq: dict[int, str] = {}
+    for where, record in records:
+        if record is None:
+            return count, f"{where}: not a JSON record", by_seq
+        count += 1
+        if record.get("seq") != seq + 1:
+            return count, (f"{where} (seq {record.get('seq')}): expected seq {seq + 1}; "
+                           f"record {seq + 1} was removed or the records were reordered"), by_seq
+        if record.get("prev") != prev:
+            return count, (f"{where} (seq {record['seq']}): its prev hash does not match record "
+                           f"{seq}: a record before it was edited or removed"), by_seq
+        if record.get("hash") != record_hash(record):
+            return count, f"{where} (seq {record['seq']}): its content does not match its hash: the record was edited", by_seq
+        prev, seq = record["hash"], record["seq"]
+        by_seq[seq] = record["hash"]
+    return count, None, by_seq
+
+
+def _record(text: str) -> dict | None:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _parsed(path: Path) -> Iterator[tuple[str, dict | None]]:
+    for number, line in read_file(path):
+        yield f"{path.name} line {number}", _record(line)
+
+
+def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verdict:
+    """Check the chain of one target's trail, and that every record noted in Git is in it."""
+    count, broken, by_seq = verify_chain(_parsed(path))
+    if broken:
+        return Verdict(path, count, broken)
+    target = path.name[: -len(SUFFIX)]
+    mine = [n for n in notes or () if n[1] is not None and n[1].get("target") == target]
+    for commit, noted in sorted(mine, key=lambda n: n[1].get("seq", 0)):
+        if by_seq.get(noted.get("seq")) != noted.get("hash"):
+            held = "is missing from" if noted.get("seq") not in by_seq else "differs in"
+            return Verdict(path, count, f"record seq {noted.get('seq')} noted in Git on commit {commit[:10]} "
+                                        f"{held} {path.name}")
+    return Verdict(path, count)
+
+
+def verify_notes(notes: list[tuple[str, dict]]) -> list[tuple[str, int, str | None]]:
+    """Each target's chain rebuilt from the git notes alone: (target, records, broken or None).
+    An auditor with nothing but the repository can check the whole trail this way."""
+    by_target: dict[str, list[tuple[str, dict]]] = {}
+    out = []
+    for commit, record in notes:
+        if record is None:
+            out.append(("?", 0, f"git note on {commit[:10]}: a line that is not a JSON record"))
+            continue
+        by_target.setdefault(record.get("target", "?"), []).append((f"git note on {commit[:10]}", record))
+    for target, records in sorted(by_target.items()):
+        records.sort(key=lambda r: r[1].get("seq", 0))
+        count, broken, _ = verify_chain(records)
+        out.append((target, count, broken))
+    return out
+
+
+def trail_files(directory: str | Path) -> list[Path]:
+    return sorted(Path(directory).glob(f"*{SUFFIX}"))
+
+
+def load_records(directories: Iterable[str | Path] = (), notes: list[tuple[str, dict]] | None = None) -> list[dict]:
+    """All records of every trail in the directories (or, given notes, of the git notes), oldest first."""
+    records = []
+    for commit, record in notes or ():
+        if record is None:
+            raise ReconcilerError(f"the git note on {commit[:10]} has a line that is not an audit record: "
+                                  "run `reconciler audit verify --from-git`")
+        records.append(record)
+    for directory in dict.fromkeys(str(d) for d in directories):
+        for path in trail_files(directory):
+            for where, record in _parsed(path):
+                if record is None:
+                    raise ReconcilerError(f"{where} is not an audit record: run `reconciler audit verify`")
+                records.append(record)
+    return sorted(records, key=lambda r: (r.get("time", ""), r.get("target", ""), r.get("seq", 0)))

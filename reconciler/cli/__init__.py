@@ -1,0 +1,137 @@
+"""The `reconciler` command: argument parsing, then the command's own module.
+
+Parsing imports nothing but argparse: `reconciler --help` answers at once.  Each command's
+module (and through it the desired-state loader, Git, and a target kind's libraries) is
+imported only when that command runs; providers are loaded by the registry only for the
+targets an inventory names.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from pathlib import Path
+
+from reconciler import __version__
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_SKIPPED = 3  # applied what was approved; some changes were skipped for lack of approval
+DEFAULT_REF = "main"  # the protected branch (reconciler.desired.source says the same)
+
+# command -> "module:function" run with (args, out, err)
+COMMANDS = {
+    "validate": "reconciler.cli.validate:validate",
+    "plan": "reconciler.cli.reconcile:plan",
+    "apply": "reconciler.cli.reconcile:apply",
+    "probe": "reconciler.cli.reconcile:probe",
+    "audit": "reconciler.cli.records:audit_verify",
+    "history": "reconciler.cli.records:history",
+    "report": "reconciler.cli.records:monthly",
+    "lines": "reconciler.cli.lines:bill_report",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reconciler", description=(
+        "Reconcile what desired_state/ declares (people, mailboxes, phone lines, equipment, security "
+        "rules) into Active Directory, the mail server, the SIP registrar, firewalls and routers: "
+        "altas, modificaciones and bajas, planned before they are applied."))
+    p.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    p.add_argument("--repo", type=Path, default=Path("."), help="repository holding desired_state/ (default: .)")
+    p.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
+    p.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_inventory(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--inventory", type=Path,
+                        default=Path(os.environ.get("RECONCILER_INVENTORY", "inventory/lab.yaml")),
+                        help="inventory file naming the targets (default: $RECONCILER_INVENTORY or inventory/lab.yaml)")
+        return sp
+
+    validate = with_inventory(sub.add_parser("validate", help="check desired_state/ and report every problem"))
+    validate.add_argument("--ref", help="check this commit instead of the working tree")
+
+    def targeted(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = with_inventory(sub.add_parser(name, help=help_text))
+        sp.add_argument("--target", action="append", default=[], help="only this target (repeatable)")
+        sp.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                        help="read the desired state from this commit (default: $RECONCILER_REF or main)")
+        sp.add_argument("--since-applied", action="store_true",
+                        help="only the files changed since the commit last applied to each target")
+        return sp
+
+    plan = targeted("plan", "show what apply would change (exit 0: nothing to do, 2: changes, 1: error)")
+    plan.add_argument("--output", choices=["text", "json", "markdown"], default="text")
+    plan.add_argument("--working-tree", action="store_true",
+                      help="preview the files on disk, committed or not (apply never does)")
+    plan.add_argument("--proposal", metavar="BASE", nargs="?", const="origin/main",
+                      help="the plan of a pull request into BASE (default origin/main): its own changes are "
+                           "shown as awaiting approval, not judged")
+    apply = targeted("apply", "plan from a commit, then apply the approved changes and verify them")
+    apply.add_argument("--output", choices=["text", "json"], default="text")
+    apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--allow-mass-baja", action="store_true",
+                       help="apply even when the bajas exceed a target's max_bajas deletion guard")
+    apply.add_argument("--strict", action="store_true",
+                       help="refuse the whole run if any change lacks a valid approval (default: skip those)")
+    apply.add_argument("--expect-fingerprint", metavar="F",
+                       help="refuse unless the plan made now has this fingerprint (the one approved)")
+
+    audit_cmd = with_inventory(sub.add_parser("audit", help="the audit trail"))
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    verify = audit_sub.add_parser("verify", help="check every target's hash chain, and that the records noted "
+                                                 "in Git match it")
+    verify.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help="as before the subcommand")
+    from_git = "read the records from the git notes (refs/notes/reconciler) alone, not from the audit files"
+    verify.add_argument("--from-git", action="store_true", help=from_git)
+    history = with_inventory(sub.add_parser("history", help="every movement of a person, account or object"))
+    history.add_argument("query", help="employee key, account name, or part of a name")
+    history.add_argument("--output", choices=["text", "json"], default="text")
+    history.add_argument("--from-git", action="store_true", help=from_git)
+    report = with_inventory(sub.add_parser("report", help="monthly indicators: approved versus applied and verified"))
+    report.add_argument("--month", required=True, help="YYYY-MM (approval month)")
+    report.add_argument("--output", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--from-git", action="store_true", help=from_git)
+    probe = targeted("probe", "run every declared probe of the firewalls' and routers' rules now (exit 1 if one "
+                              "fails), changing nothing")
+    probe.add_argument("--output", choices=["text", "json"], default="text")
+    lines = sub.add_parser("lines", help="phone lines")
+    lines_sub = lines.add_subparsers(dest="lines_command", required=True, metavar="SUBCOMMAND")
+    bill = lines_sub.add_parser("report", help="a carrier's monthly bill against the declared lines: billed but "
+                                                "not declared, declared but not billed, over the plan")
+    bill.add_argument("--bill", type=Path, required=True, metavar="FILE.csv", help="the carrier's export (see README)")
+    bill.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                      help="the declared lines at this commit (default: $RECONCILER_REF or main)")
+    bill.add_argument("--working-tree", action="store_true", help="the declared lines on disk instead")
+    bill.add_argument("--output", choices=["table", "csv", "json"], default="table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+
+    from reconciler.errors import ReconcilerError, ValidationFailed
+
+    plain = args.no_color or "NO_COLOR" in os.environ
+    out = Console(highlight=False, no_color=plain, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, no_color=plain, soft_wrap=True)
+    try:
+        module, name = COMMANDS[args.command].split(":")
+        return getattr(importlib.import_module(module), name)(args, out, err)
+    except ValidationFailed as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False)
+        err.print(f"[bold red]Invalid:[/] {exc}.")
+        return EXIT_ERROR
+    except ReconcilerError as exc:
+        err.print(f"Error: {exc}", markup=False, style="bold red")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.print("Interrupted.", markup=False)
+        return 130
+    except Exception as exc:  # a bug: say so briefly, traceback only on request
+        if args.debug:
+            raise
+        err.print(f"Internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", markup=False)
+        return EXIT_ERROR

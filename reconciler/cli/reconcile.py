@@ -1,0 +1,160 @@
+"""`reconciler plan`, `apply` and `probe`: a reconcile run (reconciler.run.engine) and its output."""
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_SKIPPED
+from reconciler.config.inventory import load_inventory, network_devices
+from reconciler.desired.source import at_ref, working_tree
+from reconciler.errors import ReconcilerError
+from reconciler.render.plan import plan_json, plan_markdown, print_plan
+from reconciler.run.engine import ApplyReport, Run
+
+
+def source_of(args):
+    return working_tree(args.repo) if getattr(args, "working_tree", False) else at_ref(args.repo, args.ref)
+
+
+def plan(args, out: Console, err: Console) -> int:
+    with Run(source_of(args), args.inventory, tuple(args.target), since_applied=args.since_applied,
+             proposal_base=args.proposal) as run:
+        plan = run.plan()
+    if args.output == "json":
+        print(plan_json(plan))
+    elif args.output == "markdown":
+        print(plan_markdown(plan), end="")
+    else:
+        print_plan(plan, out)
+    return EXIT_OK if plan.empty else EXIT_CHANGES
+
+
+def _progress(err: Console):
+    """A progress bar on a terminal; in a CI log, a line every tenth of the way."""
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=err, transient=False, disable=not err.is_terminal)
+
+    def start(target: str, total: int):
+        if err.is_terminal:
+            task = bar.add_task(f"applying to {target}", total=total)
+            return lambda n: bar.advance(task, n)
+        done, step = [0], max(50, total // 10)
+
+        def advance(n: int) -> None:
+            before, done[0] = done[0], done[0] + n
+            if done[0] // step != before // step or done[0] == total:
+                err.print(f"applying to {target}: {done[0]}/{total}", markup=False)
+        return advance
+
+    return bar, start
+
+
+def _confirm(args, err: Console) -> bool:
+    if args.auto_approve:
+        return True
+    if not sys.stdin.isatty():
+        raise ReconcilerError("apply needs --auto-approve when it is not run from a terminal")
+    err.print("\n[bold]Apply these changes?[/] Only 'yes' will be accepted: ", end="")
+    return input().strip() == "yes"
+
+
+def _report(report: ApplyReport, out: Console) -> None:
+    for o in report.failed:
+        out.print(f"  [red]✗[/] {escape(f'{o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}')}")
+    for s in report.skipped:
+        out.print(f"  [yellow]⏸[/] {escape(f'skipped {s.change.movement.symbol} {s.change.kind} {s.change.label}: {s.reason}')}")
+    for target, p in report.probes:
+        out.print(_probe_line(target, p))
+    if report.failed_probes:
+        out.print(f"[bold red]{len(report.failed_probes)} probes failed:[/] the rules do not do what they declare.")
+    counts = report.counts()
+    parts = [f"{row['applied']} {name}" for name, row in counts.items()]
+    verified = sum(row["verified"] for row in counts.values())
+    failed = len(report.failed)
+    colour = "green" if report.ok and not report.skipped else "red" if not report.ok else "yellow"
+    skipped = f"; {len(report.skipped)} skipped for lack of approval" if report.skipped else ""
+    out.print(f"[bold {colour}]Apply complete:[/] {', '.join(parts)} applied; {verified} verified by "
+              f"reading back; {failed} failed{skipped}.")
+    if report.timings:
+        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items() if seconds >= 0.05)
+        out.print(f"Took {sum(report.timings.values()):.1f} s" + (f" ({phases})." if phases else "."))
+    for path in report.audit_files:
+        out.print(f"Audit trail: {path} (and git notes --ref=reconciler)")
+    for warning in report.warnings:
+        out.print(f"[bold yellow]Warning:[/] {escape(warning)}")
+    for target, sha in report.applied_refs.items():
+        out.print(f"Recorded {sha[:12]} as applied to {target}.")
+    for path, count in report.credentials_files:
+        out.print(f"{count} new passwords or line secrets: {path} "
+                  "(readable by root only; hand them over and delete the file).")
+
+
+def apply(args, out: Console, err: Console) -> int:
+    with Run(at_ref(args.repo, args.ref), args.inventory, tuple(args.target), since_applied=args.since_applied,
+             lock=True) as run:
+        plan = run.plan()
+        for note in run.lock_notes:
+            err.print(f"Warning: {note}", markup=False, style="yellow")
+        if args.output == "text":
+            print_plan(plan, out)
+        if plan.empty:
+            run.check_fingerprint(plan, args.expect_fingerprint)
+            refs = run.record_applied(plan)
+            if args.output == "json":
+                print(json.dumps({"plan": plan.to_dict(), "result": None}, ensure_ascii=False, indent=2))
+            else:
+                for target, sha in refs.items():
+                    out.print(f"Recorded {sha[:12]} as applied to {target}.")
+            return EXIT_OK
+        if args.output == "text" and not _confirm(args, err):
+            out.print("Apply cancelled.")
+            return EXIT_ERROR
+        if args.output == "json" and not args.auto_approve:
+            raise ReconcilerError("apply --output json needs --auto-approve")
+        bar, start = _progress(err)
+        with bar:
+            report = run.apply(plan, allow_mass_baja=args.allow_mass_baja, strict=args.strict,
+                               expect_fingerprint=args.expect_fingerprint, progress=start)
+    if args.output == "json":
+        result = {"outcomes": [{**o.change.to_dict(), "status": o.status, "verified": o.verified,
+                                "error": o.error} for o in report.outcomes],
+                  "skipped": [{**s.change.to_dict(), "reason": s.reason} for s in report.skipped],
+                  "timings": {k: round(v, 3) for k, v in report.timings.items()},
+                  "credentials_files": [path for path, _ in report.credentials_files],
+                  "audit_files": report.audit_files, "applied_refs": report.applied_refs,
+                  "warnings": report.warnings, "ok": report.ok,
+                  "probes": [{"target": t, **p.to_dict()} for t, p in report.probes]}
+        print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
+    else:
+        _report(report, out)
+    if not report.ok:
+        return EXIT_ERROR
+    return EXIT_SKIPPED if report.skipped else EXIT_OK
+
+
+def probe(args, out: Console, err: Console) -> int:
+    only = args.target or sorted(network_devices(load_inventory(args.inventory)))  # no need to reach the rest
+    if not only:
+        out.print(f"No firewall or router in {args.inventory}: nothing to probe.")
+        return EXIT_OK
+    with Run(at_ref(args.repo, args.ref), args.inventory, tuple(only)) as run:
+        results = run.probe()
+    if args.output == "json":
+        print(json.dumps([{"target": t, **p.to_dict()} for t, p in results], ensure_ascii=False, indent=2))
+    else:
+        for target, p in results:
+            out.print(_probe_line(target, p))
+    failed = len(ApplyReport([], probes=results).failed_probes)
+    if args.output != "json":
+        out.print(f"[bold {'red' if failed else 'green'}]{len(results)} probes, {failed} failed.[/]")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _probe_line(target: str, p) -> str:
+    mark = "[green]✓[/]" if p.passed else "[red]✗[/]" if p.ran else "[yellow]?[/]"
+    seen = p.observed if p.ran else f"not run: {p.detail}"
+    return f"  {mark} probe {escape(f'{target} {p.rule}: {p.probe}: {seen}')}"

@@ -1,0 +1,153 @@
+"""Targets: which systems to reconcile and how to reach them (inventory/*.yaml).
+
+Each kind of target declares its own settings beside its provider
+(`providers/<kind>/target.py` and `target.schema.json`, named in `providers/registry.py`); this
+module reads the file, checks it against the common schema composed with every kind's, and
+builds the targets.  It imports no provider and no target library.
+
+An inventory names where a secret comes from (an environment variable or a file), never the
+secret; the schema refuses any other key, so a password pasted into the file is an error.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from reconciler.desired.checks import FileCheck, define_schema
+from reconciler.desired.model import MailRules, quota_megabytes
+from reconciler.desired.yamlfile import read_yaml
+from reconciler.errors import Problem, ReconcilerError, ValidationFailed
+from reconciler.providers import registry
+
+DEFAULT_MAX_BAJAS = 25
+DEFAULT_CREDENTIALS_DIR = "/var/lib/reconciler/credentials"
+DEFAULT_AUDIT_DIR = "/var/lib/reconciler/audit"
+DEFAULT_LOCK_TTL_MINUTES = 120
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def read(self) -> str:
+        if self.env:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ReconcilerError(f"the secret is read from {self.describe()}, which is not set")
+            return value
+        try:
+            return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ReconcilerError(f"cannot read the secret from {self.describe()}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSettings:
+    """What every target has, whatever its kind.  A kind's settings class adds its own fields
+    and `build(name, raw)`; it may add `check(add)` for problems a schema cannot see."""
+
+    kind = ""  # the registry's name for it; a class attribute of each kind
+    name: str
+    max_bajas: int = DEFAULT_MAX_BAJAS  # the deletion budget of one run
+    credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+    audit_dir: str = DEFAULT_AUDIT_DIR
+    lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
+
+    @staticmethod
+    def common(name: str, raw: dict) -> dict:
+        """The common fields of a validated inventory entry, as keyword arguments."""
+        return {"name": name, "max_bajas": raw.get("max_bajas", DEFAULT_MAX_BAJAS),
+                "credentials_dir": raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
+                "audit_dir": raw.get("audit_dir", DEFAULT_AUDIT_DIR),
+                "lock_ttl_minutes": raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES)}
+
+    def check(self, add: Callable[[tuple, str], None]) -> None:
+        """Problems of this target's settings beyond the schema: add(path, message)."""
+
+
+def probe_points(raw: dict) -> tuple:
+    """(network or host name, netns) pairs, sorted: where a device's probes run from."""
+    return tuple(sorted((k, v["netns"]) for k, v in (raw.get("probe_points") or {}).items()))
+
+
+@cache
+def _base_schema() -> dict:
+    return json.loads(resources.files("reconciler.config").joinpath("inventory.schema.json").read_text("utf-8"))
+
+
+@cache
+def _kind_schema(spec: str) -> dict:
+    module = spec.split(":")[0]
+    return json.loads(resources.files(module.rsplit(".", 1)[0]).joinpath("target.schema.json").read_text("utf-8"))
+
+
+def inventory_schema(kinds: tuple[registry.Kind, ...]) -> str:
+    """The inventory's schema for these kinds, registered under a name of its own: the common
+    fields and each kind's settings, chosen by `kind:`."""
+    name = "inventory:" + ",".join(k.name for k in kinds)
+    document = copy.deepcopy(_base_schema())
+    entry = document["properties"]["targets"]["additionalProperties"]
+    entry["properties"]["kind"]["enum"] = [k.name for k in kinds]
+    common = document["definitions"]["common"]
+    branches = []
+    for k in kinds:
+        own = copy.deepcopy(_kind_schema(k.target))
+        own.pop("description", None)
+        own["properties"] = {"kind": {"enum": [k.name]}, **common, **own["properties"]}
+        document["definitions"][k.name] = own
+        # `enum` of one, not `const`: fastjsonschema 2.22 compiles `const` only with detailed messages
+        branches.append({"if": {"properties": {"kind": {"enum": [k.name]}}}, "then": {"$ref": f"#/definitions/{k.name}"}})
+    entry["allOf"] = branches
+    define_schema(name, document)
+    return name
+
+
+def load_inventory(path: Path) -> dict[str, TargetSettings]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationFailed([Problem(str(path), None, "", "inventory file not found")])
+    check = FileCheck(str(path), path.read_text(encoding="utf-8", errors="replace"))
+    data, problems = read_yaml(path, str(path))
+    if problems:
+        raise ValidationFailed(problems)
+    check.validate(data, inventory_schema(tuple(registry.KINDS)))
+    if check.problems:
+        raise ValidationFailed(check.problems)
+    targets = {}
+    for name, raw in data["targets"].items():
+        target = registry.kind(raw["kind"]).target_class().build(name, raw)
+        target.check(lambda where, message, name=name: check.add(("targets", name) + tuple(where), message))
+        targets[name] = target
+    if check.problems:
+        raise ValidationFailed(check.problems)
+    return targets
+
+
+def serving(targets: dict[str, TargetSettings], what: str) -> list[TargetSettings]:
+    """The targets whose kind holds `what` ("mailboxes", "rules")."""
+    return [t for t in targets.values() if what in registry.kind(t.kind).serves]
+
+
+def network_devices(targets: dict[str, TargetSettings]) -> frozenset[str]:
+    """The firewalls and routers a security rule may name."""
+    return frozenset(t.name for t in serving(targets, "rules"))
+
+
+def mail_rules(targets: dict[str, TargetSettings]) -> MailRules | None:
+    """What declared mailboxes must respect, from the inventory's mail targets (None: no mail)."""
+    mail = serving(targets, "mailboxes")
+    if not mail:
+        return None
+    limits = [t.max_quota for t in mail if t.max_quota]
+    return MailRules(frozenset(d for t in mail for d in t.domains),
+                     min(limits, key=quota_megabytes) if limits else None)

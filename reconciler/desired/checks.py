@@ -1,0 +1,194 @@
+"""The checks every YAML file goes through: the schema (compiled, with jsonschema for the
+messages), and problems reported with file, line and field.  Shared by the desired state, the
+inventory and the approval policy; depends on no loader."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any, Iterable
+
+import fastjsonschema
+
+from reconciler.desired.entries import keep_only, split_entries
+from reconciler.desired.files import DesiredFiles
+from reconciler.desired.yamlfile import LineIndex, not_utf8, parse_yaml
+from reconciler.errors import Problem
+
+# What a field should look like, said the way a person filling in the form would say it.
+_HINTS = {
+    "employee_key": "an employee key: letters, digits, '-', '_' or '.' (quote keys like '004512')",
+    "given_names": "a name: letters, with spaces, apostrophes, hyphens or periods between words",
+    "first_surname": "a surname: letters, with spaces, apostrophes, hyphens or periods between words",
+    "second_surname": "a surname, or null for a person with a single surname",
+    "phone": "a phone number: digits, spaces, '+', '(', ')' or '-', 7 to 25 characters",
+    "extension": "an extension: 1 to 8 digits, in quotes",
+    "date": "a date written YYYY-MM-DD",
+    "sam": "an account name: at most 20 letters, digits, '.', '_' or '-'",
+    "clues": "a CLUES: 2-letter state, 3 letters and 6 digits, e.g. MSSSA000011",
+    "group": "a group name: letters, digits, spaces, '.', '_' or '-'",
+    "unit": "a unit key from desired_state/units.yaml",
+    "address": "a mail address in lower case, like nombre.apellido@salud.gob.mx",
+    "quota": "a size in megabytes or gigabytes, like 500M or 2G",
+}
+
+
+_DEFINED: dict[str, dict] = {}  # schemas composed at run time (the inventory's), by name
+
+
+def define_schema(name: str, document: dict) -> None:
+    """Make a composed schema known by `name`; a name stands for one document for good."""
+    _DEFINED.setdefault(name, document)
+
+
+@cache
+def _schema_document(name: str) -> dict:
+    if name in _DEFINED:
+        return _DEFINED[name]
+    text = resources.files("reconciler.desired").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def schema(name: str):
+    """The reference validator: slow, but it reports every error with its path.  Imported only
+    when some file fails the compiled check: importing it costs a plan 45 ms."""
+    import jsonschema
+
+    return jsonschema.Draft7Validator(_schema_document(name))
+
+
+@cache
+def _fast_check(name: str):
+    """The same schema compiled to Python: about 20x faster, but it stops at the first error.
+    Only "valid or not" is asked of it (jsonschema explains), so it is compiled without the
+    detailed messages: five times faster to compile, which is most of a command's start.
+    fastjsonschema 2.22 fails to generate some keywords without them (a KeyError in its code
+    generator, seen with the inventory's if/then): those are compiled with them."""
+    document = _schema_document(name)
+    try:
+        return fastjsonschema.compile(document, detailed_exceptions=False)
+    except KeyError:
+        return fastjsonschema.compile(document)
+
+
+def schema_valid(data: Any, name: str) -> bool:
+    try:
+        _fast_check(name)(data)
+        return True
+    except fastjsonschema.JsonSchemaException:
+        return False
+
+
+def field_path(path: Iterable[Any]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _describe(error) -> tuple[tuple[Any, ...], str]:
+    """A jsonschema.ValidationError as (path of the offending field, plain message)."""
+    path = tuple(error.absolute_path)
+    last = path[-1] if path and not isinstance(path[-1], int) else None
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return path + (missing,), "required field is missing"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return path + (extra[0],) if extra else path, (
+            f"unknown field (allowed: {', '.join(sorted(error.schema.get('properties', {})))})")
+    if error.validator == "type":
+        expected = {"string": "text", "array": "a list", "object": "a mapping", "integer": "a whole number",
+                    "boolean": "true or false"}.get(str(error.validator_value), str(error.validator_value))
+        hint = " (put it in quotes)" if error.validator_value == "string" else ""
+        return path, f"expected {expected}{hint}, found {error.instance!r}"
+    if error.validator == "enum":
+        return path, f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+    if error.validator == "uniqueItems":
+        return path, "lists the same item twice"
+    if "propertyNames" in error.relative_schema_path:
+        return path + (error.instance,), f"{error.instance!r} is not a valid key (letters, digits, '-', '_' or '.')"
+    hint = _HINTS.get(str(last)) if last is not None else None
+    if hint:
+        return path, f"{error.instance!r} is not valid: expected {hint}"
+    if error.validator in ("minLength", "pattern") and isinstance(error.instance, str):
+        if not error.instance.strip():
+            return path, "must not be empty"
+        return path, f"{error.instance!r} is not valid (no leading or trailing spaces; see the schema)"
+    return path, error.message
+
+
+@dataclass
+class FileCheck:
+    """Problems of one file, with line numbers looked up only if there are any."""
+
+    display: str
+    text: str = ""
+    found: bool = True
+    index_map: list[int] | None = None  # people[i] parsed -> its index in the file (partial loads)
+    problems: list[Problem] = field(default_factory=list)
+    _lines: LineIndex | None = None
+
+    def _index(self) -> LineIndex:
+        if self._lines is None:
+            self._lines = LineIndex(self.text)
+        return self._lines
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        return self._index().line(path)
+
+    def original(self, path: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`path` with the people index the file has, when only some entries were parsed."""
+        if self.index_map is not None and len(path) > 1 and path[0] == "people" and isinstance(path[1], int):
+            return ("people", self.index_map[path[1]]) + tuple(path[2:])
+        return path
+
+    def add(self, path: tuple[Any, ...], message: str) -> None:
+        self.problems.append(Problem(self.display, self.line(path), field_path(self.original(path)), message))
+
+    def validate(self, data: Any, schema_name: str) -> set[tuple[Any, ...]]:
+        """Schema-check `data`; returns the paths of the top two levels that had errors.
+
+        Valid data (the common case) is checked by the compiled schema only; jsonschema runs
+        just for data that failed, to find every error in it."""
+        bad: set[tuple[Any, ...]] = set()
+        if schema_valid(data, schema_name):
+            return bad
+        for error in schema(schema_name).iter_errors(data):
+            path, message = _describe(error)
+            if error.validator == "type" and error.validator_value == "string" and not isinstance(error.instance, str):
+                written = self._index().scalar(path)
+                if written is not None and written != str(error.instance):
+                    message = f"expected text; YAML reads {written} as {error.instance!r}: write it in quotes, '{written}'"
+            self.add(path, message)
+            bad.add(tuple(error.absolute_path)[:2])
+        return bad
+
+
+def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
+          keep: frozenset | None = None) -> tuple[FileCheck, Any, bool]:
+    """Read and parse one file: (its check, data, usable).  A missing file is (check, None, False)
+    with no problem recorded: whether that is a problem is the caller's business.  With `keep`,
+    only those people's entries are parsed; the others' lines are blanked, so line numbers and
+    (through check.index_map) list indices in messages stay those of the file."""
+    check = FileCheck(f"{files.label}/{rel}")
+    checks.append(check)
+    try:
+        text = files.read_text(rel)
+    except UnicodeDecodeError as exc:
+        check.problems.append(not_utf8(check.display, exc))
+        return check, None, False
+    except OSError as exc:
+        check.add((), f"cannot read: {exc.strerror}")
+        return check, None, False
+    if text is None:
+        check.found = False
+        return check, None, False
+    if keep is not None and (entries := split_entries(text)) is not None:
+        text, check.index_map = keep_only(text, entries, set(keep))
+    check.text = text
+    data, problems = parse_yaml(text, check.display)
+    check.problems += problems
+    return check, data, not problems

@@ -1,0 +1,104 @@
+"""Where a run reads the desired state from: a commit of the protected branch, or (for a local
+preview only) the working tree.  Plans name what they were made from.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.desired.files import CommitFiles, DesiredFiles, DirectoryFiles
+from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:  # Git is imported when a repository is opened: validating files needs none
+    import git
+
+DEFAULT_REF = "main"
+DESIRED_DIR = "desired_state"
+
+
+@dataclass
+class DesiredSource:
+    files: DesiredFiles
+    description: str
+    repo: git.Repo | None = None
+    commit: git.Commit | None = None  # None: the working tree
+    prefix: str = ""  # the desired repository's directory inside the Git work tree ("" at its root)
+
+    @property
+    def sha(self) -> str | None:
+        return self.commit.hexsha if self.commit is not None else None
+
+    def path_in_repo(self, rel: str) -> str:
+        """'desired_state/users/x.yaml' as Git names it."""
+        return f"{self.prefix}{rel}"
+
+    def tree_id(self) -> str:
+        """The identity of the desired_state/ content: its Git tree (the same for a pull
+        request's head and the squash commit made from it), or a hash of the files on disk."""
+        if self.commit is not None:
+            try:
+                return (self.commit.tree / self.path_in_repo(DESIRED_DIR)).hexsha
+            except KeyError:
+                return "0" * 40
+        digest = hashlib.sha256()
+        root = Path(self.files.root)  # type: ignore[attr-defined]
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+
+def open_repo(path: Path) -> git.Repo | None:
+    """The Git repository holding `path`, or None."""
+    import git
+
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+
+
+def _prefix(repo: git.Repo, path: Path) -> str:
+    rel = Path(path).resolve().relative_to(Path(repo.working_tree_dir).resolve())
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
+def working_tree(path: Path) -> DesiredSource:
+    path = Path(path)
+    files = DirectoryFiles(path / DESIRED_DIR)
+    repo = open_repo(path)
+    if repo is None:
+        return DesiredSource(files, f"working tree {path} (not a Git repository; a preview only)")
+    try:
+        head = f"commit {repo.head.commit.hexsha[:12]}"
+    except ValueError:
+        head = "no commit yet"
+    prefix = _prefix(repo, path)
+    dirty = repo.is_dirty(untracked_files=True, path=f"{prefix}{DESIRED_DIR}")
+    state = "with uncommitted changes" if dirty else "no uncommitted changes"
+    return DesiredSource(files, f"working tree ({head}, {state}; a preview only, apply reads commits)",
+                         repo=repo, prefix=prefix)
+
+
+def plain_directory(path: Path) -> DesiredSource:
+    """The files on disk and nothing else: what `validate` checks (no Git, no description)."""
+    return DesiredSource(DirectoryFiles(Path(path) / DESIRED_DIR), f"directory {path}")
+
+
+def at_ref(path: Path, ref: str = DEFAULT_REF) -> DesiredSource:
+    import git
+
+    repo = open_repo(Path(path))
+    if repo is None:
+        raise ReconcilerError(f"{path} is not a Git repository: desired state is read from a commit "
+                              "(use plan --working-tree to preview files that are not committed)")
+    try:
+        commit = repo.commit(ref)
+    except (git.BadName, ValueError, git.GitCommandError):
+        raise ReconcilerError(f"the repository {repo.working_tree_dir} has no commit {ref!r} "
+                              "(desired state is read from the protected branch, by default main)") from None
+    prefix = _prefix(repo, Path(path))
+    files = CommitFiles(commit, f"{prefix}{DESIRED_DIR}")
+    return DesiredSource(files, f"commit {commit.hexsha[:12]} ({ref}): {commit.summary}",
+                         repo=repo, commit=commit, prefix=prefix)

@@ -1,0 +1,208 @@
+"""The Active Directory provider: read in bulk, diff as a pure function, apply, verify."""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from ldap3.core.exceptions import LDAPException
+
+from reconciler.credentials import CredentialFile
+from reconciler.errors import ReconcilerError
+from reconciler.plan import Change, Conflict, Movement, Outcome
+from reconciler.providers.ad import dn as dnlib
+from reconciler.providers.ad.apply import ADApplier
+from reconciler.providers.ad.computers import (Computer, diff_computers, expand_computers, foreign_hostnames,
+                                               read_computers)
+from reconciler.providers.ad.connection import connect
+from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
+from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
+from reconciler.providers.ad.records import DesiredDirectory, expand
+from reconciler.providers.ad.target import ADTarget
+from reconciler.providers.contract import (PASSWORD_RESET, Capability, PlanRequest, Provider, ReadBack,
+                                           TargetPlan)
+
+# Containers the inventory names: approved by the inventory, not by a line of desired_state/.
+IMPLIED = {"ou": "a managed OU named in the inventory"}
+
+
+@dataclass(frozen=True)
+class ADBasis:
+    """What the plan read and wanted: apply and verification work from it."""
+
+    desired: DesiredDirectory
+    actual: ActualDirectory
+    keys: frozenset | None  # an incremental plan's employee keys (None: everyone)
+    computers: dict[str, Computer] | None  # desired computers; None when not planned
+    today: str
+
+    def holder_dns(self) -> dict[str, str]:
+        """Where each declared person's account is once the plan is applied (for managedBy)."""
+        return {k: a.target_dn for k, a in self.desired.accounts.items()}
+
+
+class ADProvider(Provider):
+    kind = "active_directory"
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PASSWORD_RESETS})
+    read_back_source = "the directory"
+
+    READ_CONNECTIONS = 2  # parallel bulk-read connections; see read.read_accounts
+
+    def __init__(self, target: ADTarget):
+        super().__init__(target)
+        self.conn = None
+        self.readers: list = []
+        self._prefetch: Future | None = None
+
+    def open(self) -> None:
+        self.conn = connect(self.target)
+
+    def close(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.exception()  # wait: its connections are about to close
+        for conn in [self.conn, *self.readers]:
+            if conn is not None:
+                conn.unbind()
+
+    def prefetch(self) -> None:
+        """Start the bulk account read in the background: it needs nothing from the desired
+        state, so it runs while the YAML is being loaded."""
+        self._connect_readers()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{self.target.name}")
+        self._prefetch = pool.submit(read_accounts, self.conn, self.target, self.readers)
+        pool.shutdown(wait=False)  # the thread finishes the one task, then exits
+
+    def _connect_readers(self) -> None:
+        if not self.readers:
+            self.readers = [connect(self.target) for _ in range(self.READ_CONNECTIONS - 1)]
+
+    def _read(self, desired: DesiredDirectory, keys: frozenset | None, verify: bool = False) -> ActualDirectory:
+        if keys is not None:
+            hints = {k: a.sam for k, a in desired.accounts.items()}
+            accounts = read_accounts_by_key(self.conn, self.target, keys, verify, hints)
+        else:
+            self._connect_readers()
+            prefetched, self._prefetch = self._prefetch, None
+            accounts = prefetched.result() if prefetched is not None else None
+        return read_directory(self.conn, self.target, desired, self.readers, accounts=accounts, verify=verify)
+
+    # -- plan ---------------------------------------------------------------------------------
+    def plan(self, request: PlanRequest) -> TargetPlan:
+        """Plan for the whole desired state, or (request.keys) only for those employee keys."""
+        keys = request.keys
+        desired = expand(request.state, self.target)
+        if keys is not None:  # the people of the changed files whose entries did not change are left out
+            desired = replace(desired, accounts={k: a for k, a in desired.accounts.items() if k in keys})
+        actual = self._read(desired, keys)
+        needs_full_read = self._partial_view_problem(desired, actual, request.previous_keys) if keys is not None else None
+        changes, conflicts = diff(desired, actual, self.target, request.today)
+        resets, waiting = password_resets(desired, actual, self.target, request.applied_resets)
+        basis = ADBasis(desired, actual, keys, None, request.today)
+        computers, (planned, taken), holds = self._plan_computers(request, basis)
+        return TargetPlan(self.target.name, changes + resets + planned, conflicts + taken,
+                          list(actual.warnings) + waiting, replace(basis, computers=computers),
+                          needs_full_read or holds)
+
+    def _plan_computers(self, request: PlanRequest, basis: ADBasis):
+        """Computers are planned on a full load; an incremental plan that touches a person who
+        holds one asks for the full plan.  A hostname a computer the reconciler does not own
+        already has is a conflict, left alone.  Returns (desired computers or None,
+        (changes, conflicts), why a full read is needed or None)."""
+        actual = read_computers(self.conn, self.target)
+        keys = request.keys
+        if keys is not None or not request.state.assets_loaded:
+            holds = "a changed person holds a computer" if any(
+                c.holder in (keys or frozenset()) for c in actual.values() if c.holder) else None
+            return None, ([], []), holds
+        computers = expand_computers(request.state, self.target)
+        changes = diff_computers(computers, actual, self.target, basis.holder_dns())
+        wanted = {c.desired.hostname.casefold(): c for c in changes if c.desired is not None and c.desired.enabled
+                  and (c.actual is None or c.actual.hostname.casefold() != c.desired.hostname.casefold())}
+        held = foreign_hostnames(self.conn, self.target, wanted) if wanted else {}
+        conflicts = [Conflict(self.target.name, c.key, c.label, f"the computer name {c.desired.hostname} is held by "
+                              f"{held[name]}, which the reconciler does not own; left alone. Remove or rename it, "
+                              "or choose another hostname")
+                     for name, c in wanted.items() if name in held]
+        blocked = {c.key for c in conflicts}
+        return computers, ([c for c in changes if c.key not in blocked], conflicts), None
+
+    def _partial_view_problem(self, desired: DesiredDirectory, actual: ActualDirectory,
+                              previous_keys: frozenset) -> str | None:
+        """What only a full read could judge in an incremental plan: a key that is new in the
+        changed files but already has an account (declared twice, or re-hired), or a new or
+        renamed account whose derived name is near an existing one (naming looks at everyone)."""
+        for key in sorted(set(desired.accounts) - previous_keys):
+            if key in actual.accounts:
+                return f"employee {key} is new in the changed files but already has an account"
+        wanted = {want.sam.rstrip("0123456789"): want.key for key, want in desired.accounts.items()
+                  if want.enabled and (key not in actual.accounts
+                                       or actual.accounts[key].sam.casefold() != want.sam.casefold())}
+        owners = set(wanted.values())
+        for obj in near_names(self.conn, self.target, wanted) if wanted else ():
+            if obj.employee_id not in owners:
+                return f"the account name {obj.sam} is near a new or renamed account's name"
+        return None
+
+    # -- apply and verify ---------------------------------------------------------------------
+    def revokes(self, change: Change) -> bool:
+        """AD orders its own revocations inside its apply (memberships removed before a baja)."""
+        return False
+
+    def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
+              advance=lambda n: None) -> list[Outcome]:
+        basis: ADBasis = planned.basis
+        applier = ADApplier(self.conn, self.target, credentials, dict(basis.actual.groups), advance,
+                            basis.holder_dns())
+        try:
+            return applier.run(list(changes))
+        finally:
+            self.timings.update(applier.timings)
+
+    def read_back(self, planned: TargetPlan) -> ReadBack:
+        """Everything read again once, and re-diffed."""
+        basis: ADBasis = planned.basis
+        try:
+            actual = self._read(basis.desired, basis.keys, verify=True)
+            remaining, _ = diff(basis.desired, actual, self.target, basis.today)
+            if basis.computers is not None:
+                remaining += diff_computers(basis.computers, read_computers(self.conn, self.target), self.target,
+                                            basis.holder_dns())
+        except LDAPException as exc:
+            raise ReconcilerError(str(exc)) from None
+        return ReadBack(remaining, actual)
+
+    def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:
+        """A new account, or one whose password was reset, must change it at next logon."""
+        problems = {}
+        for o in shown:
+            c = o.change
+            if c.kind == PASSWORD_RESET or (c.kind == "account" and c.movement is Movement.ALTA):
+                account = back.observed.accounts.get(c.key)
+                if account is None or not account.must_change_password:
+                    problems[id(o)] = "read back: the directory does not show the change"
+        return problems
+
+    # -- implied approvals --------------------------------------------------------------------
+    def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
+        """The OUs the inventory names; and the OUs and groups an approved account's alta or
+        move needs, approved with it even when the lines that declare them were approved by
+        nobody the policy counts for them (a unit head approving their unit's first person)."""
+        ous, groups = {}, {}
+        for c in changes:
+            if c.kind == "account" and c.approved and c.desired is not None:
+                ou = c.desired.parent
+                while ou and "," in ou:
+                    ous.setdefault(dnlib.key(ou), c.label)
+                    ou = dnlib.parent(ou)
+                for g in c.desired.groups:
+                    groups.setdefault(g.casefold(), c.label)
+        implied = {}
+        for i, c in enumerate(changes):
+            if not c.origins and c.kind in IMPLIED:
+                implied[i] = IMPLIED[c.kind]
+                continue
+            needer = (ous.get(dnlib.key(c.key)) if c.kind == "ou" else groups.get(c.key.casefold())
+                      if c.kind == "group" else None)
+            if needer and c.movement is Movement.ALTA:
+                implied[i] = f"needed by the approved {needer}"
+        return implied

@@ -1,0 +1,41 @@
+"""The settings of an Active Directory target (`kind: active_directory`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.config.inventory import SecretSource, TargetSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class ADTarget(TargetSettings):
+    kind = "active_directory"
+    host: str
+    port: int
+    base_dn: str
+    upn_suffix: str
+    people_ou: str
+    groups_ou: str
+    bajas_ou: str
+    bind_dn: str
+    bind_password: SecretSource
+    ca_file: str | None
+    validate_tls: bool
+
+    @property
+    def url(self) -> str:
+        return f"ldaps://{self.host}:{self.port}"
+
+    @classmethod
+    def build(cls, name: str, raw: dict) -> "ADTarget":
+        tls = raw.get("tls", {})
+        return cls(
+            host=raw["host"], port=raw.get("port", 636), base_dn=raw["base_dn"],
+            upn_suffix=raw["upn_suffix"], people_ou=raw["ous"]["people"], groups_ou=raw["ous"]["groups"],
+            bajas_ou=raw["ous"]["bajas"], bind_dn=raw["bind_dn"],
+            bind_password=SecretSource(**raw["bind_password"]), ca_file=tls.get("ca_file"),
+            validate_tls=tls.get("validate", True), **cls.common(name, raw))
+
+    def check(self, add) -> None:
+        for ou in (self.people_ou, self.groups_ou, self.bajas_ou):
+            if not ou.lower().endswith(self.base_dn.lower()):
+                add(("ous",), f"{ou!r} is not under base_dn {self.base_dn!r}")

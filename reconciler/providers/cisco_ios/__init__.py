@@ -1,0 +1,1 @@
+"""Security rules as an extended ACL on a Cisco IOS router, reached with netmiko."""

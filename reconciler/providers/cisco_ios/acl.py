@@ -1,0 +1,147 @@
+"""Cisco IOS routers: the declared rules as an extended ACL bound to one interface.
+
+The ACL is named `<acl>-<generation>`; each rule's entries follow a `remark rule:<name>`
+(one entry per port or range).  It starts by letting established TCP sessions through and
+ends with the inventory's default (deny or permit everything else).  A change never edits the
+live ACL: a new generation is written beside it, the interface is moved to it with one
+`ip access-group` command, and only then is the old one removed, so the interface is bound
+to a complete ACL at every step.  Read back from `show running-config`.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from reconciler.providers.cisco_ios.target import CiscoTarget
+from reconciler.plan import AttributeChange, Change, Movement
+from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, rule_change
+
+BASE = ["remark reconciler:base", "permit tcp any any established"]
+DEFAULT_POLICY = "drop"  # an IOS ACL ends in deny; the reconciler writes it out
+ACL_KIND = "router-acl"
+
+
+def _address(address: str | None) -> str:
+    if address is None:
+        return "any"
+    net = ipaddress.ip_network(address, strict=False)
+    return f"host {net.network_address}" if net.prefixlen == 32 else f"{net.network_address} {net.hostmask}"
+
+
+def entries(rule: FirewallRule) -> list[str]:
+    verb = "permit" if rule.action == "allow" else "deny"
+    head = f"{verb} {'ip' if rule.protocol == 'any' else rule.protocol} {_address(rule.source)} {_address(rule.destination)}"
+    if not rule.ports:
+        return [head]
+    return [f"{head} eq {a}" if a == b else f"{head} range {a} {b}" for a, b in rule.ports]
+
+
+def acl(rules: tuple[FirewallRule, ...], default_policy: str) -> list[str]:
+    out = list(BASE)
+    for rule in rules:
+        out.append(f"remark {rule.tag}")
+        out += entries(rule)
+    out += ["remark reconciler:default", "deny ip any any" if default_policy == "drop" else "permit ip any any"]
+    return out
+
+
+@dataclass(frozen=True)
+class RouterState:
+    bound: str | None  # the ACL bound to the interface in the direction
+    lists: dict  # name -> entries
+    own: tuple[str, ...]  # every ACL named <acl>-N
+
+    @property
+    def entries(self) -> list[str]:
+        return self.lists.get(self.bound, []) if self.bound else []
+
+    def tagged(self) -> dict[str, list[str]]:
+        out, current = {}, None
+        for line in self.entries:
+            if line.startswith("remark "):
+                text = line[len("remark "):]
+                current = text[len(TAG):] if text.startswith(TAG) else None
+                if current is not None:
+                    out[current] = []
+            elif current is not None:
+                out[current].append(line)
+        return out
+
+
+def parse_running_config(text: str, interface: str, direction: str, prefix: str) -> RouterState:
+    lists: dict[str, list[str]] = {}
+    bound, block, name = None, None, None
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if m := re.match(r"^ip access-list extended (\S+)$", line):
+            block, name = "acl", m.group(1)
+            lists[name] = []
+        elif m := re.match(r"^interface (\S+)$", line):
+            block, name = "if", m.group(1)
+        elif not line.startswith(" "):
+            block = None
+        elif block == "acl":
+            lists[name].append(line.strip())
+        elif block == "if" and name == interface and (m := re.match(rf"^ ip access-group (\S+) {direction}$", line)):
+            bound = m.group(1)
+    own = tuple(sorted(n for n in lists if re.fullmatch(rf"{re.escape(prefix)}-\d+", n)))
+    return RouterState(bound, lists, own)
+
+
+def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, default_policy: str) -> list[Change]:
+    have = actual.tagged()
+    changes = []
+    for rule in wanted.rules:
+        lines = have.get(rule.name)
+        if lines is None:
+            changes.append(rule_change(Movement.ALTA, target.name, rule, (AttributeChange("entries", (), tuple(entries(rule))),)))
+        elif lines != entries(rule):
+            changes.append(rule_change(Movement.MODIFICACION, target.name, rule,
+                                   (AttributeChange("entries", tuple(lines), tuple(entries(rule))),)))
+    names = {r.name for r in wanted.rules}
+    for name, lines in have.items():
+        if name in names:
+            continue
+        expiry = wanted.expired.get(name)
+        rule = expiry[1] if expiry else FirewallRule(name, None, None, "any", (), "allow", label=name)
+        reason = f"temporary exception expired on {expiry[0]}" if expiry else "no longer declared in desired_state"
+        changes.append(rule_change(Movement.BAJA, target.name, rule, (AttributeChange("entries", tuple(lines), ()),), reason))
+    attributes = []
+    if actual.bound is None:
+        attributes.append(AttributeChange("access-group", None, f"{target.interface} {target.direction}"))
+    else:
+        found, expected = frame(actual.entries), frame(acl((), default_policy))
+        if found != expected:
+            attributes.append(AttributeChange("entries outside the rules", tuple(found), tuple(expected)))
+        order = [n for n in have if n in names]
+        if order != [r.name for r in wanted.rules if r.name in have]:
+            attributes.append(AttributeChange("order", tuple(order), tuple(r.name for r in wanted.rules if r.name in have)))
+    if attributes:
+        changes.append(Change(Movement.ALTA if actual.bound is None else Movement.MODIFICACION, target.name, ACL_KIND,
+                              target.interface, f"ACL on {target.interface} {target.direction}", tuple(attributes),
+                              drift=actual.bound is not None,
+                              reason="changed outside the reconciler (drift)" if actual.bound else ""))
+    return changes
+
+
+def frame(lines: list[str]) -> list[str]:
+    """The ACL without its rules' blocks (a rule's remark and the entries up to the next
+    remark): the base and default entries, and anything added by hand."""
+    out, inside = [], False
+    for line in lines:
+        if line.startswith("remark "):
+            inside = line[len("remark "):].startswith(TAG)
+        if not inside:
+            out.append(line)
+    return out
+
+
+def swap_commands(target: CiscoTarget, actual: RouterState, entries_: list[str]) -> tuple[str, list[str]]:
+    """The configuration that replaces the bound ACL without a window of exposure."""
+    generation = max([int(n.rsplit("-", 1)[1]) for n in actual.own] or [0]) + 1
+    new = f"{target.acl}-{generation}"
+    commands = [f"ip access-list extended {new}", *entries_, "exit",
+                f"interface {target.interface}", f"ip access-group {new} {target.direction}", "exit"]
+    commands += [f"no ip access-list extended {old}" for old in actual.own if old != new]
+    return new, commands

@@ -1,0 +1,58 @@
+"""The Cisco IOS provider: the rules of acl.py on a router reached with netmiko."""
+from __future__ import annotations
+
+from netmiko import ConnectHandler
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoBaseException, NetmikoTimeoutException
+
+from reconciler.errors import ReconcilerError
+from reconciler.plan import Change
+from reconciler.providers.cisco_ios.acl import DEFAULT_POLICY, RouterState, acl, diff_router, parse_running_config, swap_commands
+from reconciler.providers.cisco_ios.target import CiscoTarget
+from reconciler.providers.network.device import DeviceProvider
+from reconciler.providers.network.rules import DeviceRules
+
+
+class CiscoProvider(DeviceProvider):
+    kind = "cisco_ios"
+
+    def __init__(self, target: CiscoTarget):
+        super().__init__(target)
+        self._conn = None
+        self._actual: RouterState | None = None
+
+    def _connect(self):
+        if self._conn is None:
+            try:
+                self._conn = ConnectHandler(device_type="cisco_ios", host=self.target.host, port=self.target.port,
+                                            username=self.target.username, password=self.target.password.read())
+            except (NetmikoAuthenticationException, NetmikoTimeoutException, OSError) as exc:
+                raise ReconcilerError(f"cannot reach the router {self.target.name} at {self.target.host}:"
+                                      f"{self.target.port}: {type(exc).__name__}") from None
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+
+    def _session(self, work):
+        """Run `work(connection)`; a lost session or a timeout becomes a message, not a traceback."""
+        try:
+            return work(self._connect())
+        except (NetmikoBaseException, OSError, EOFError) as exc:
+            raise ReconcilerError(f"the router {self.target.name} ({self.target.host}:{self.target.port}) "
+                                  f"stopped answering: {type(exc).__name__}") from None
+
+    def read(self) -> RouterState:
+        text = self._session(lambda conn: conn.send_command("show running-config"))
+        self._actual = parse_running_config(text, self.target.interface, self.target.direction, self.target.acl)
+        return self._actual
+
+    def diff(self, wanted: DeviceRules, actual: RouterState) -> list[Change]:
+        return diff_router(self.target, wanted, actual, DEFAULT_POLICY)
+
+    def replace_rules(self, wanted: DeviceRules) -> str | None:
+        """A new ACL generation, the interface moved to it, the old one removed."""
+        _, commands = swap_commands(self.target, self.read(), acl(wanted.rules, DEFAULT_POLICY))
+        output = self._session(lambda conn: conn.send_config_set(commands))
+        refused = [line.strip() for line in output.splitlines() if line.lstrip().startswith("%")]
+        return f"the router refused the configuration: {refused[0]}" if refused else None

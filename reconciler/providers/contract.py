@@ -1,0 +1,156 @@
+"""The provider contract: how a kind of target plugs into a reconcile run.
+
+A run does the same five things with every target, in this order, and nothing else:
+
+    provider.prefetch()                       optional: start the bulk read early
+    planned = provider.plan(request)          one bulk read, then a pure diff
+    outcomes = provider.apply(planned, ...)   the approved changes (revocations first, see revokes)
+    back = provider.read_back(planned)        read again what apply touched ...
+    provider.confirm(planned, back, ...)      ... and the checks a re-diff cannot make
+
+State is passed explicitly: what `plan` read and wanted travels in `TargetPlan.basis`, which
+`apply` and `read_back` take; a provider keeps only its connections between calls.  The
+verification itself is written once, in `verify.py`, for every kind.
+
+Optional capabilities are declared in `capabilities`, never discovered with isinstance or
+getattr.  A provider that declares one implements its method below; the base class's default
+refuses loudly, so a declared but missing capability is a bug found on first use.
+"""
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+from reconciler.plan import Change, Conflict, Outcome
+
+if TYPE_CHECKING:  # type names only: importing them would load the desired-state loader
+    from reconciler.credentials import CredentialFile
+    from reconciler.desired.model import DesiredState
+
+PASSWORD_RESET = "password-reset"  # the change kind of a password reset (capability PASSWORD_RESETS)
+
+
+class Capability(str, enum.Enum):
+    """What a kind may offer beyond plan, apply and verify."""
+
+    IMPLIED_APPROVALS = "implied-approvals"  # some changes are approved by what they serve (implied_approvals)
+    PASSWORD_RESETS = "password-resets"  # plans declared resets once each (PlanRequest.applied_resets)
+    PROBES = "probes"  # proves its changes by real traffic after apply (probe)
+    ADOPTION = "adoption"  # a declared object that exists unmanaged is adopted, not a conflict
+    WORK_ORDERS = "work-orders"  # changes are done by people, confirmed later (no read back)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the engine asks a provider to plan."""
+
+    state: "DesiredState"
+    today: str  # ISO date: expiry, retention
+    keys: frozenset | None = None  # incremental plan: only these employee keys changed
+    previous_keys: frozenset = frozenset()  # the changed files' keys at the last applied commit
+    applied_resets: frozenset = frozenset()  # folios of password resets already applied (PASSWORD_RESETS)
+
+    @property
+    def incremental(self) -> bool:
+        return self.keys is not None
+
+
+@dataclass
+class TargetPlan:
+    """One target's plan: what to change, what stands in the way, and what was read.
+
+    `basis` is the provider's own record of what it read and wanted (opaque to the engine);
+    apply and read_back take it back.  `needs_full_read` says why an incremental plan of this
+    target cannot be trusted: the engine then plans everything again, in full."""
+
+    target: str
+    changes: list[Change] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    basis: Any = None
+    needs_full_read: str | None = None
+
+
+@dataclass
+class ReadBack:
+    """What a provider found when it read the target again after apply."""
+
+    remaining: list[Change]  # the diff between the plan's desired state and the fresh read
+    observed: Any = None  # the fresh read, for confirm()
+
+
+Advance = Callable[[int], None]
+
+
+class Provider(ABC):
+    """One target of one kind, open for the duration of a run (a context manager)."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    parallel: ClassVar[bool] = False  # many independent devices: planned and applied concurrently
+    read_back_source: ClassVar[str] = "the target"  # named in "read back: … does not show the change"
+
+    def __init__(self, target) -> None:
+        self.target = target
+        self.timings: dict[str, float] = {}  # seconds per phase, for reports and benchmarks
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Connect, when the kind connects up front (a failure is a ReconcilerError)."""
+
+    def close(self) -> None:
+        """Release connections; must not raise."""
+
+    def prefetch(self) -> None:
+        """Start the bulk read in the background, while the YAML is loaded (full plans only)."""
+
+    # -- the contract -----------------------------------------------------------------------
+    @abstractmethod
+    def plan(self, request: PlanRequest) -> TargetPlan:
+        """Read the target in bulk and diff it against the desired state (a pure function)."""
+
+    def revokes(self, change: Change) -> bool:
+        """Whether `change` takes access away.  The engine applies every target's revoking
+        changes first, targets in reverse order (a mailbox closed before its account is
+        disabled).  A kind that orders its own revocations inside apply says False."""
+        return False
+
+    @abstractmethod
+    def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: "CredentialFile",
+              advance: Advance = lambda n: None) -> list[Outcome]:
+        """Apply `changes` (approved, from `planned`): one Outcome each, failed with a message
+        rather than raising for a change the target refused."""
+
+    @abstractmethod
+    def read_back(self, planned: TargetPlan) -> ReadBack:
+        """Read the target again and diff it against `planned`'s desired state.  A target that
+        cannot be read raises ReconcilerError."""
+
+    def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:
+        """Checks a re-diff cannot make, for the applied changes the read back shows (a new
+        account must change its password, a live registration must be gone): id(outcome) ->
+        what is wrong.  None by default."""
+        return {}
+
+    # -- optional capabilities --------------------------------------------------------------
+    def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
+        """IMPLIED_APPROVALS: of this target's reviewed changes, those approved by implication
+        (index -> reason): objects the inventory names, or containers an approved change needs."""
+        raise NotImplementedError(f"{self.kind} does not declare implied approvals")
+
+    def probe(self, request: PlanRequest, planned: TargetPlan | None = None) -> list:
+        """PROBES: prove the target's declared behaviour by real traffic now (what `planned`
+        wanted, after an apply; else what `request` declares); ProbeResults."""
+        raise NotImplementedError(f"{self.kind} does not declare probes")
+
+    def offers(self, capability: Capability) -> bool:
+        return capability in self.capabilities

@@ -1,0 +1,182 @@
+"""The mail provider: mailboxes on Dovecot and Postfix, read in one request, diffed as a pure
+function, applied through the registry, the maps and doveadm, then read back."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from reconciler.credentials import CredentialFile
+from reconciler.errors import ReconcilerError
+from reconciler.providers.mail.target import MailTarget
+from reconciler.plan import Change, Movement, Outcome
+from reconciler.providers.contract import Capability, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.mail.apply import FOLDERS, USERDB_RELOAD, MailApplier, is_purge
+from reconciler.providers.mail.diff import diff
+from reconciler.providers.mail.doveadm import Command, Doveadm
+from reconciler.providers.mail.records import SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
+from reconciler.providers.mail.registry import SHARED, Registry
+
+
+def revokes(change: Change) -> bool:
+    """Changes that take access away: applied before any account is disabled or moved."""
+    if change.movement is Movement.BAJA:
+        return True
+    return any(a.name == "members" and a.removed() for a in change.attributes)
+
+
+@dataclass(frozen=True)
+class MailBasis:
+    desired: dict[str, Mailbox]
+    actual: ActualMail
+    keys: frozenset | None
+    today: str
+
+
+class MailProvider(Provider):
+    kind = "mail"
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION})
+    read_back_source = "the registry"
+
+    def __init__(self, target: MailTarget):
+        super().__init__(target)
+        self.api: Doveadm | None = None
+
+    def open(self) -> None:
+        self.api = Doveadm(self.target.doveadm_url, self.target.doveadm_key.read())
+
+    def revokes(self, change: Change) -> bool:
+        return revokes(change)
+
+    def read(self) -> tuple[ActualMail, list[str]]:
+        """The registry and the maps from disk; from doveadm, in one request, the mailboxes
+        Dovecot serves and who may use each shared mailbox."""
+        entries = Registry.read(self.target.registry).entries()
+        shared = [e for e in entries if e.managed and e.owner == SHARED and e.is_open]
+        commands = [Command("user", {"userMask": ["*"]}, "users")]
+        commands += [Command("aclGet", {"user": e.address, "mailbox": "INBOX"}, f"acl-{i}") for i, e in enumerate(shared)]
+        answers = self.api.run(commands)
+        warnings = []
+        listing = answers["users"]
+        if not listing.ok:
+            raise ReconcilerError(f"doveadm could not list the mailboxes of {self.target.name} "
+                                  f"(exit code {listing.exit_code})")
+        served = set((listing.result or {}).get("userList") or ())
+        unknown = [e.address for e in entries if e.address not in served]
+        if unknown:
+            warnings.append(f"target {self.target.name}: Dovecot does not serve {len(unknown)} registry entries "
+                            f"(first: {unknown[0]}); check the registry's format")
+        members = {}
+        for i, e in enumerate(shared):
+            answer = answers.get(f"acl-{i}")
+            rights = answer.result if answer is not None and answer.ok else []
+            members[e.key] = tuple(sorted(r["id"][5:] for r in rights or () if r.get("id", "").startswith("user=")))
+        files = {}
+        for name in ("recipients", "aliases", "denied"):
+            try:
+                files[name] = Path(getattr(self.target, name)).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                files[name] = ""
+        actual = actual_mail(entries, members, files, self.target.domains)
+        if actual.unmanaged:
+            warnings.append(f"target {self.target.name}: {actual.unmanaged} mailboxes in the registry were made "
+                            "by hand; left alone (a person who declares one's address adopts it)")
+        return actual, warnings
+
+    def plan(self, request: PlanRequest) -> TargetPlan:
+        desired = expand(request.state, self.target)
+        actual, warnings = self.read()
+        keys = request.keys
+        needs_full_read = self._partial_view_problem(desired, actual, keys) if keys is not None else None
+        changes, conflicts = diff(desired, actual, self.target, request.today, keys)
+        return TargetPlan(self.target.name, changes, conflicts, warnings,
+                          MailBasis(desired, actual, keys, request.today), needs_full_read)
+
+    @staticmethod
+    def _partial_view_problem(desired: dict[str, Mailbox], actual: ActualMail, keys: frozenset) -> str | None:
+        """A changed person who uses a shared mailbox: its members are judged on a full plan."""
+        addresses = {box.address for k in keys for box in (desired.get(k), actual.entries.get(k))
+                     if box is not None}
+        for key, members in actual.members.items():
+            if addresses & set(members):
+                return f"a changed person is a member of the shared mailbox {key.split(':', 1)[1]}"
+        return None
+
+    def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
+              advance=lambda n: None) -> list[Outcome]:
+        """`credentials` is unused: a mailbox's login is its AD account's password."""
+        applier = MailApplier(self.target, self.api, planned.basis.today, advance)
+        try:
+            return applier.run(list(changes))
+        finally:
+            for phase, seconds in applier.timings.items():
+                self.timings[phase] = self.timings.get(phase, 0.0) + seconds
+
+    def read_back(self, planned: TargetPlan) -> ReadBack:
+        basis: MailBasis = planned.basis
+        actual, _ = self.read()
+        remaining, _ = diff(basis.desired, actual, self.target, basis.today, basis.keys)
+        return ReadBack(remaining, actual)
+
+    def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:
+        """A closed mailbox must be in Dovecot's deny list; a new or open one must have its
+        folders and report the declared quota over doveadm."""
+        denied = set(back.observed.maps.get("denied", "").splitlines())
+        problems = {}
+        opened = []
+        for o in shown:
+            c = o.change
+            if c.kind == "mail-maps" or is_purge(c):
+                continue
+            if not c.desired.is_open:
+                if c.desired.address not in denied:
+                    problems[id(o)] = "read back: the closed address is not in Dovecot's deny list"
+            else:
+                opened.append(o)
+        problems.update(self._server_checks(opened))
+        return problems
+
+    def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
+        """The maps: rewritten from the approved mailbox registry, declared by no line."""
+        return {i: "the maps are rewritten from the approved mailbox registry"
+                for i, c in enumerate(changes) if not c.origins and c.kind == "mail-maps"}
+
+    def _server_checks(self, opened: list[Outcome]) -> dict[int, str]:
+        """Ask Dovecot itself, in one request: the folders and the quota of each open mailbox."""
+        if not opened:
+            return {}
+        try:  # Dovecot must have re-read the registry written moments ago
+            written = Path(self.target.registry).stat().st_mtime
+            time.sleep(max(0.0, written + USERDB_RELOAD - time.time()))
+        except OSError:
+            pass
+        commands = []
+        for i, o in enumerate(opened):
+            user = o.change.desired.address
+            commands += [Command("mailboxList", {"user": user}, f"list-{i}"), Command("quotaGet", {"user": user}, f"quota-{i}")]
+        try:
+            answers = self.api.run(commands)
+        except ReconcilerError as exc:
+            return {id(o): f"could not ask Dovecot to verify: {exc}" for o in opened}
+        problems = {}
+        for i, o in enumerate(opened):
+            want = o.change.desired
+            listed, quota = answers.get(f"list-{i}"), answers.get(f"quota-{i}")
+            folders = {m.get("mailbox") for m in (listed.result or ())} if listed is not None and listed.ok else set()
+            needed = {"INBOX"} if want.kind == SHARED_KIND else set(FOLDERS)
+            limit = next((q.get("limit") for q in (quota.result or ()) if q.get("type") == "STORAGE"), None) \
+                if quota is not None and quota.ok else None
+            if not needed <= folders:
+                problems[id(o)] = f"Dovecot lists no {', '.join(sorted(needed - folders))} for {want.address}"
+            elif limit != str(kibibytes(want.quota)):
+                problems[id(o)] = f"Dovecot reports a quota of {limit} KiB for {want.address}, not {want.quota}"
+        return problems
+
+
+def kibibytes(quota: str) -> int:
+    return int(quota[:-1]) * (1024 * 1024 if quota.endswith("G") else 1024)
+
+
+__all__ = ["MailProvider", "revokes"]

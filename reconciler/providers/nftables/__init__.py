@@ -1,0 +1,1 @@
+"""Security rules on an nftables firewall, reached over SSH with pyinfra."""

@@ -1,0 +1,223 @@
+"""nftables firewalls: the reconciler owns one `inet` table per device.
+
+The table has one base chain on the inventory's hook (forward, by default) whose policy is the
+inventory's `default_policy`; its first rule lets established connections through, then come
+the declared rules in order.  Every rule carries its tag as a comment (`rule:<name>`).
+
+Read back with `nft -j list table`: each rule's JSON expression is compared with the one the
+declaration implies (`expected_expr`), so a rule edited by hand is seen even when its comment
+is kept, and a rule without a tag is drift.  Apply writes the whole table to a file, checks it
+with `nft -c -f` (a refused ruleset changes nothing), then loads it with `nft -f`: delete and
+recreate in one transaction, so there is never a moment without rules.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+
+from reconciler.plan import AttributeChange, Change, Movement
+from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, rule_attributes, rule_change
+
+BASE_TAG = "reconciler:base"
+CHAIN_KIND = "firewall-chain"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """What the device's table holds, as read."""
+
+    exists: bool
+    policy: str | None = None
+    hook: str | None = None
+    rules: tuple[tuple[str | None, list], ...] = ()  # (comment, expr) in order, the base rule included
+
+    def tagged(self) -> dict[str, list]:
+        return {c[len(TAG):]: e for c, e in self.rules if c and c.startswith(TAG)}
+
+    def order(self) -> list[str]:
+        return [c[len(TAG):] for c, _ in self.rules if c and c.startswith(TAG)]
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+def _address_text(address: str) -> str:
+    net = ipaddress.ip_network(address, strict=False)
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
+
+
+def rule_text(rule: FirewallRule) -> str:
+    parts = []
+    if rule.source:
+        parts.append(f"ip saddr {_address_text(rule.source)}")
+    if rule.destination:
+        parts.append(f"ip daddr {_address_text(rule.destination)}")
+    if rule.protocol != "any":
+        parts.append(f"{rule.protocol} dport {rule.ports_text()}" if rule.ports else f"meta l4proto {rule.protocol}")
+    parts.append("accept" if rule.action == "allow" else "drop")
+    parts.append(f'comment "{rule.tag}"')
+    return " ".join(parts)
+
+
+def ruleset(table: str, hook: str, policy: str, rules: tuple[FirewallRule, ...]) -> str:
+    """The whole table, replaced in one transaction (declaring it first makes the delete safe
+    when it does not exist yet)."""
+    body = "\n".join(f"    {rule_text(r)}" for r in rules)
+    return (f"table inet {table} {{}}\ndelete table inet {table}\n"
+            f"table inet {table} {{\n  chain {hook} {{\n    type filter hook {hook} priority filter; policy {policy};\n"
+            f'    ct state established,related accept comment "{BASE_TAG}"\n{body}\n  }}\n}}\n')
+
+
+def _address_expr(address: str):
+    net = ipaddress.ip_network(address, strict=False)
+    return str(net.network_address) if net.prefixlen == 32 else {"prefix": {"addr": str(net.network_address),
+                                                                           "len": net.prefixlen}}
+
+
+def _ports_expr(ports: tuple[tuple[int, int], ...]):
+    items = [a if a == b else {"range": [a, b]} for a, b in ports]
+    return items[0] if len(items) == 1 else {"set": items}
+
+
+def expected_expr(rule: FirewallRule) -> list:
+    """The JSON expression `nft -j` prints for the rule."""
+    expr = []
+    for field_name, value in (("saddr", rule.source), ("daddr", rule.destination)):
+        if value:
+            expr.append({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": field_name}},
+                                   "right": _address_expr(value)}})
+    if rule.protocol != "any":
+        if rule.ports:
+            expr.append({"match": {"op": "==", "left": {"payload": {"protocol": rule.protocol, "field": "dport"}},
+                                   "right": _ports_expr(rule.ports)}})
+        else:
+            expr.append({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": rule.protocol}})
+    expr.append({"accept": None} if rule.action == "allow" else {"drop": None})
+    return expr
+
+
+BASE_EXPR = [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}},
+             {"accept": None}]
+
+
+# -- reading ------------------------------------------------------------------------------
+
+def parse_table(text: str, hook: str) -> Chain:
+    """`nft -j list table` output -> the base chain's policy and rules."""
+    items = json.loads(text).get("nftables", [])
+    chain = next((i["chain"] for i in items if "chain" in i and i["chain"].get("name") == hook), None)
+    if chain is None:
+        return Chain(True)
+    rules = tuple((i["rule"].get("comment"), i["rule"].get("expr", [])) for i in items
+                  if "rule" in i and i["rule"].get("chain") == hook)
+    return Chain(True, chain.get("policy"), chain.get("hook"), rules)
+
+
+def _address_from(right) -> str | None:
+    if isinstance(right, str):
+        return f"{right}/32"
+    if isinstance(right, dict) and "prefix" in right:
+        return f"{right['prefix']['addr']}/{right['prefix']['len']}"
+    return None
+
+
+def _ports_from(right) -> tuple[tuple[int, int], ...] | None:
+    items = right["set"] if isinstance(right, dict) and "set" in right else [right]
+    out = []
+    for item in items:
+        if isinstance(item, int):
+            out.append((item, item))
+        elif isinstance(item, dict) and "range" in item:
+            out.append(tuple(item["range"]))
+        else:
+            return None
+    return tuple(sorted(out))
+
+
+def rule_from_expr(name: str, expr: list) -> FirewallRule | None:
+    """A rule read back, in the reconciler's terms; None for anything it never writes."""
+    fields = {"source": None, "destination": None, "protocol": "any", "ports": (), "action": None}
+    for item in expr:
+        if "accept" in item or "drop" in item:
+            fields["action"] = "allow" if "accept" in item else "deny"
+            continue
+        match = item.get("match", {})
+        left, right = match.get("left", {}), match.get("right")
+        payload = left.get("payload", {}) if isinstance(left, dict) else {}
+        if match.get("op") != "==":
+            return None
+        if payload.get("protocol") == "ip" and payload.get("field") in ("saddr", "daddr"):
+            key = "source" if payload["field"] == "saddr" else "destination"
+            fields[key] = _address_from(right)
+            if fields[key] is None:
+                return None
+        elif payload.get("field") == "dport" and payload.get("protocol") in ("tcp", "udp"):
+            fields["protocol"], fields["ports"] = payload["protocol"], _ports_from(right)
+            if fields["ports"] is None:
+                return None
+        elif isinstance(left, dict) and left.get("meta", {}).get("key") == "l4proto" and right in ("tcp", "udp"):
+            fields["protocol"] = right
+        else:
+            return None
+    if fields["action"] is None:
+        return None
+    for key in ("source", "destination"):  # as declarations hold them: /32 for a host
+        if fields[key] and fields[key].endswith("/32"):
+            fields[key] = fields[key][:-3]
+    return FirewallRule(name, **fields)
+
+
+# -- the diff -----------------------------------------------------------------------------
+
+def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str,
+                table: str = "reconciler") -> list[Change]:
+    """Rule-level altas, modificaciones and bajas, drift, and the chain's policy and order."""
+    have = actual.tagged()
+    changes: list[Change] = []
+    for rule in wanted.rules:
+        expr = have.get(rule.name)
+        if expr is None:
+            changes.append(rule_change(Movement.ALTA, target, rule, rule_attributes(None, rule)))
+        elif expr != expected_expr(rule):
+            found = rule_from_expr(rule.name, expr)
+            attributes = rule_attributes(found, rule) if found is not None else (
+                AttributeChange("rule", "not one the reconciler writes (edited by hand)", rule_text(rule)),)
+            changes.append(rule_change(Movement.MODIFICACION, target, rule, attributes))
+    wanted_names = {r.name for r in wanted.rules}
+    for name in [n for n in actual.order() if n not in wanted_names]:
+        if name in wanted.expired:
+            expiry, rule = wanted.expired[name]
+            changes.append(rule_change(Movement.BAJA, target, rule, rule_attributes(rule, None),
+                                   reason=f"temporary exception expired on {expiry}"))
+        else:
+            found = rule_from_expr(name, have[name])
+            gone = FirewallRule(name, None, None, "any", (), "allow", label=f"{name} ({found.describe()})" if found else name)
+            attributes = rule_attributes(found, None) if found else (AttributeChange("rule", "present", None),)
+            changes.append(rule_change(Movement.BAJA, target, gone, attributes, reason="no longer declared in desired_state"))
+    changes += _chain_changes(target, wanted, actual, policy, hook, table)
+    return changes
+
+
+def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str,
+                   table: str) -> list[Change]:
+    attributes = []
+    if not actual.exists:
+        attributes.append(AttributeChange("table", None, "created"))
+    elif actual.policy != policy or actual.hook != hook:
+        attributes.append(AttributeChange("default policy", actual.policy, policy))
+    base = [e for c, e in actual.rules if c == BASE_TAG]
+    if actual.exists and base != [BASE_EXPR]:
+        attributes.append(AttributeChange("established connections", "not as declared", "accepted"))
+    hand_made = [c or "(no comment)" for c, _ in actual.rules if c != BASE_TAG and not (c or "").startswith(TAG)]
+    if hand_made:
+        attributes.append(AttributeChange("rules made by hand", tuple(hand_made), ()))
+    common = [n for n in actual.order() if n in {r.name for r in wanted.rules}]
+    declared = [r.name for r in wanted.rules if r.name in set(common)]
+    if common != declared:
+        attributes.append(AttributeChange("order", tuple(common), tuple(declared)))
+    if not attributes:
+        return []
+    drift = bool(hand_made) or (actual.exists and (actual.policy != policy or base != [BASE_EXPR]))
+    return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
+                   f"table inet {table}, chain {hook}", tuple(attributes), drift=drift,
+                   reason="changed outside the reconciler (drift)" if drift else "")]

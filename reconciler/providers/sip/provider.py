@@ -1,0 +1,188 @@
+"""The phone provider: extensions on a Kamailio registrar.  Reads the subscriber table in
+one query, diffs as a pure function, applies in one SQLite transaction (Kamailio reads the
+table on every REGISTER, so it counts at once), drops live registrations through JSON-RPC,
+then reads back."""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import string
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Sequence
+
+from reconciler.credentials import CredentialFile
+from reconciler.errors import ReconcilerError
+from reconciler.providers.sip.target import SipTarget
+from reconciler.plan import Change, Movement, Outcome
+from reconciler.providers.contract import PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.sip import store
+from reconciler.providers.sip.diff import KIND, Line, desired_lines, diff, rotates
+
+SECRET_ALPHABET = string.ascii_letters + string.digits  # desk phones' keypads and web forms take these
+
+
+def new_secret(length: int = 20) -> str:
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(length))
+
+
+def ha1(user: str, realm: str, secret: str) -> str:
+    return hashlib.md5(f"{user}:{realm}:{secret}".encode("utf-8")).hexdigest()
+
+
+def drops_registrations(change: Change) -> bool:
+    """A removed line, or an existing one with a new secret: its live registrations must go.
+    A new line has none."""
+    return change.movement is Movement.BAJA or (change.movement is Movement.MODIFICACION and rotates(change))
+
+
+@dataclass(frozen=True)
+class SipBasis:
+    desired: dict[str, Line]
+    gone: dict  # lines released by a baja: number -> the person who held it
+
+
+class SipProvider(Provider):
+    kind = "sip"
+    read_back_source = "the subscriber table"
+
+    def __init__(self, target: SipTarget):
+        super().__init__(target)
+        self.conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        self.conn = store.connect(self.target.database)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def revokes(self, change: Change) -> bool:
+        return change.movement is Movement.BAJA
+
+    def plan(self, request: PlanRequest) -> TargetPlan:
+        if not request.state.assets_loaded:  # an incremental load: the assets did not change, but their holders may have
+            holders = {s.holder for s in store.read(self.conn, self.target.domain).subscribers.values() if s.holder}
+            needs = "a changed person holds an extension" if holders & (request.keys or frozenset()) else None
+            return TargetPlan(self.target.name, needs_full_read=needs)
+        desired, gone = desired_lines(request.state)
+        actual = store.read(self.conn, self.target.domain)
+        changes, conflicts = diff(desired, actual, self.target.name, gone)
+        return TargetPlan(self.target.name, changes, conflicts, [], SipBasis(desired, gone))
+
+    # -- apply ----------------------------------------------------------------------------
+    def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
+              advance=lambda n: None) -> list[Outcome]:
+        started = time.perf_counter()
+        outcomes = [Outcome(c) for c in changes]
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(store.META)
+            for o in outcomes:
+                self._stage(o, credentials)
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            for o in outcomes:
+                o.fail(f"writing the registrar's database: {exc}")
+        self.timings["subscribers"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for o in outcomes:  # whoever holds an old secret or a removed line is unregistered now
+            if o.status != "failed" and drops_registrations(o.change):
+                try:
+                    answer = self._rpc("ul.rm", ["location", o.change.key])
+                    if "error" in answer and "not found" not in str(answer["error"].get("message", "")):
+                        raise ReconcilerError(f"ul.rm answered {answer['error'].get('message')}")
+                except ReconcilerError as exc:
+                    o.fail(f"the subscriber is written, but its live registrations were not dropped: {exc}")
+        self.timings["registrations"] = time.perf_counter() - started
+        for o in outcomes:
+            if o.status == "pending":
+                o.status = "applied"
+        advance(len(outcomes))
+        return outcomes
+
+    def _stage(self, o: Outcome, credentials: CredentialFile) -> None:
+        """One change inside the transaction, in a savepoint: a refusal fails it alone."""
+        c, domain = o.change, self.target.domain
+        self.conn.execute("SAVEPOINT line")
+        try:
+            if c.movement is Movement.BAJA:
+                self.conn.execute("DELETE FROM subscriber WHERE username = ? AND domain = ?", (c.key, domain))
+                self.conn.execute("DELETE FROM reconciler_line WHERE username = ? AND domain = ?", (c.key, domain))
+            else:
+                want: Line = c.desired
+                secret_mark = None
+                if rotates(c):
+                    secret = new_secret()
+                    credentials.record(c.key, f"{c.key}@{domain}", want.holder or "", c.folio, secret)
+                    digest = ha1(c.key, domain, secret)
+                    digest_b = ha1(f"{c.key}@{domain}", domain, secret)
+                    del secret
+                    if c.movement is Movement.ALTA:
+                        self.conn.execute("INSERT INTO subscriber (username, domain, ha1, ha1b) VALUES (?, ?, ?, ?)",
+                                          (c.key, domain, digest, digest_b))
+                    else:
+                        self.conn.execute("UPDATE subscriber SET ha1 = ?, ha1b = ?, password = '' "
+                                          "WHERE username = ? AND domain = ?", (digest, digest_b, c.key, domain))
+                    secret_mark = store.mark(digest)
+                self.conn.execute(
+                    "INSERT INTO reconciler_line (username, domain, holder, unit, secret_mark) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (username, domain) DO UPDATE SET holder = excluded.holder, unit = excluded.unit, "
+                    "secret_mark = COALESCE(?, reconciler_line.secret_mark)",
+                    (c.key, domain, want.holder, want.unit, secret_mark or "", secret_mark))
+            self.conn.execute("RELEASE line")
+        except sqlite3.Error as exc:
+            self.conn.execute("ROLLBACK TO line")
+            self.conn.execute("RELEASE line")
+            o.fail(f"{c.movement.value} of line {c.key}: {exc}")
+
+    def _rpc(self, method: str, params: list) -> dict:
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode()
+        request = urllib.request.Request(self.target.rpc_url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer = json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:  # Kamailio answers an RPC error with HTTP 500 and a JSON body
+            try:
+                answer = json.loads(exc.read().decode("utf-8"))
+            except ValueError:
+                raise ReconcilerError(f"Kamailio's JSON-RPC {self.target.rpc_url}: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ReconcilerError(f"Kamailio's JSON-RPC {self.target.rpc_url}: {getattr(exc, 'reason', exc)}") from None
+        return answer
+
+    def _registered(self, number: str) -> bool:
+        answer = self._rpc("ul.lookup", ["location", number])
+        return "result" in answer and bool(answer["result"].get("Contacts"))
+
+    # -- verify ---------------------------------------------------------------------------
+    def read_back(self, planned: TargetPlan) -> ReadBack:
+        basis: SipBasis = planned.basis
+        try:
+            actual = store.read(self.conn, self.target.domain)
+        except sqlite3.Error as exc:
+            raise ReconcilerError(f"reading the registrar's database: {exc}") from None
+        remaining, _ = diff(basis.desired, actual, self.target.name, basis.gone)
+        return ReadBack(remaining, actual)
+
+    def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:
+        """A removed or re-keyed line must have no live registration left."""
+        problems = {}
+        for o in shown:
+            if drops_registrations(o.change):
+                try:
+                    if self._registered(o.change.key):
+                        problems[id(o)] = "a registration made with the old secret is still live"
+                except ReconcilerError as exc:
+                    problems[id(o)] = f"could not ask Kamailio about live registrations: {exc}"
+        return problems
+
+
+__all__ = ["SipProvider", "KIND"]

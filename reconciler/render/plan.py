@@ -1,0 +1,159 @@
+"""Plans and apply results for people (terminal text, Markdown) and machines (JSON)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from reconciler.plan import Change, Movement, Plan
+
+_COLOUR = {Movement.ALTA: "green", Movement.MODIFICACION: "yellow", Movement.BAJA: "red"}
+_WIDTH = 26
+MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _attribute_lines(change: Change) -> list[str]:
+    lines = []
+    for a in change.attributes:
+        name = escape(a.name.ljust(_WIDTH))
+        if change.movement is Movement.ALTA:
+            lines.append(f"      [green]+[/] {name}= {escape(_value(a.after))}")
+        elif a.is_set:
+            lines += [f"      [green]+[/] {escape(a.name)} {escape(v)}" for v in a.added()]
+            lines += [f"      [red]-[/] {escape(a.name)} {escape(v)}" for v in a.removed()]
+        else:
+            lines.append(f"      [yellow]~[/] {name}{escape(_value(a.before))} [dim]→[/] {escape(_value(a.after))}")
+    return lines
+
+
+def _heading(change: Change) -> str:
+    colour = _COLOUR[change.movement]
+    notes = []
+    if change.folio:
+        notes.append(f"folio {change.folio}")
+    if change.reason:
+        notes.append(change.reason)
+    note = f"  [dim]# {escape('; '.join(notes))}[/]" if notes else ""
+    return f"  [{colour}]{change.movement.symbol}[/] [bold]{change.kind}[/] {escape(change.label)}{note}"
+
+
+def _solicitud_line(change: Change) -> str | None:
+    """Who asked and whether the policy lets it through, under each change of a commit plan."""
+    if change.approval is None or change.provenance is None and change.approval.ok:
+        return None
+    who = f"{escape(change.provenance.summary())}; " if change.provenance is not None else ""
+    if change.approval.ok:
+        return f"      [dim]solicitud: {who}[/][green]✓ {escape(change.approval.reason)}[/]"
+    if change.approval.pending:
+        return f"      [dim]solicitud: {who}[/][cyan]⏳ {escape(change.approval.reason)}[/]"
+    return f"      [dim]solicitud: {who}[/][red]✗ not approved: {escape(change.approval.reason)}[/]"
+
+
+def print_plan(plan: Plan, console: Console) -> None:
+    console.print(f"[bold]Desired state:[/] {escape(plan.source)}")
+    console.print(f"[bold]Scope:[/] {escape(plan.scope)}   [bold]Fingerprint:[/] {plan.fingerprint}")
+    for target, changes in plan.by_target().items():
+        console.print(f"\n[bold underline]Target {escape(target)}[/]\n")
+        for change in changes:
+            console.print(_heading(change))
+            for line in _attribute_lines(change):
+                console.print(line)
+            if plan.commit is not None and (line := _solicitud_line(change)):
+                console.print(line)
+    if plan.conflicts:
+        console.print(f"\n[bold magenta]{len(plan.conflicts)} conflicts[/] (objects the reconciler does not own "
+                      "stand in the way; left alone, resolve them by hand):")
+        for c in plan.conflicts:
+            console.print(f"  [magenta]![/] {escape(c.target)}: {escape(c.label)}: {escape(c.message)}")
+    for warning in plan.warnings:
+        console.print(f"\n[bold yellow]Warning:[/] {escape(warning)}")
+    console.print()
+    judged = [c for c in plan.changes if c.approval is not None and not c.approval.pending] if plan.commit else []
+    unapproved = sum(1 for c in judged if not c.approved)
+    tail = f" [red]{unapproved} not approved: apply skips them.[/]" if unapproved else ""
+    console.print(f"[bold]{escape(plan.summary_line())}[/]{tail}")
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan.to_dict(), ensure_ascii=False, indent=2)
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_alta(change: Change) -> str:
+    """For an approver: where the new object lands and what it is given, not every attribute."""
+    shown = {a.name: a.after for a in change.attributes}
+    parts = [f"{name}: `{_md(_value(shown[name]))}`" for name in ("title", "physicalDeliveryOfficeName")
+             if shown.get(name)]
+    if shown.get("groups"):
+        parts.append("groups: " + ", ".join(f"`{_md(g)}`" for g in shown["groups"]))
+    return "<br>".join(parts)
+
+
+def _md_attributes(change: Change) -> str:
+    if change.movement is Movement.ALTA:
+        return _md_alta(change)
+    parts = []
+    for a in change.attributes:
+        if a.is_set:
+            parts += [f"+{a.name} `{_md(v)}`" for v in a.added()] + [f"−{a.name} `{_md(v)}`" for v in a.removed()]
+        else:
+            parts.append(f"{a.name}: `{_md(_value(a.before))}` → `{_md(_value(a.after))}`")
+    return "<br>".join(parts)
+
+
+def _md_solicitud(change: Change) -> str:
+    if change.approval is None:
+        return ""
+    p = change.provenance
+    who = f"{_md(p.pull_request or p.landed[:10])} by {_md(p.requester.name)}<br>" if p is not None else ""
+    mark = "✅" if change.approval.ok else "⏳" if change.approval.pending else "⛔"
+    return f"{who}{mark} {_md(change.approval.reason)}"
+
+
+def plan_markdown(plan: Plan) -> str:
+    out = [f"<!-- reconciler-fingerprint: {plan.fingerprint} -->", "### Reconciler plan", "",
+           f"**{plan.summary_line()}**", "", f"Desired state: {_md(plan.source)}  ",
+           f"Scope: {_md(plan.scope)}  ", f"Fingerprint: `{plan.fingerprint}` "
+           f"(apply with `--expect-fingerprint {plan.fingerprint}` to refuse if the live state moves)", ""]
+    solicitudes = plan.commit is not None
+    for target, changes in plan.by_target().items():
+        out.append(f"#### Target `{target}`")
+        for movement in Movement:
+            rows = [c for c in changes if c.movement is movement]
+            if not rows:
+                continue
+            out += ["", f"<details{' open' if movement is not Movement.ALTA else ''}>"
+                        f"<summary>{movement.symbol} {len(rows)} {movement.plural}</summary>", "",
+                    "| | kind | object | folio | changes |" + (" solicitud |" if solicitudes else ""),
+                    "|---|---|---|---|---|" + ("---|" if solicitudes else "")]
+            for c in rows:
+                note = _md(c.reason) + ("<br>" if c.reason and c.attributes else "")
+                extra = f" {_md_solicitud(c)} |" if solicitudes else ""
+                out.append(f"| {movement.symbol} | {c.kind} | {_md(c.label)} | {_md(c.folio or '')} | "
+                           f"{note}{_md_attributes(c)} |{extra}")
+            out += ["", "</details>"]
+    if plan.conflicts:
+        out += ["", f"#### ⚠ {len(plan.conflicts)} conflicts (left alone, resolve them by hand)", ""]
+        out += [f"- `{_md(c.target)}` {_md(c.label)}: {_md(c.message)}" for c in plan.conflicts]
+    if plan.warnings:
+        out += ["", "#### ⚠ Warnings", ""] + [f"- {_md(w)}" for w in plan.warnings]
+    text = "\n".join(out) + "\n"
+    if len(text) > MARKDOWN_LIMIT:
+        cut = text[:MARKDOWN_LIMIT].rsplit("\n", 1)[0]
+        text = cut + "\n\n</details>\n\n_The plan is too long for one comment; run `reconciler plan` for all of it._\n"
+    return text

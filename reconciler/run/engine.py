@@ -1,0 +1,446 @@
+"""One reconcile run: load and validate the desired state, plan every target, apply safely.
+
+The CLI only parses arguments and renders; everything a run decides is here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import secrets
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import git
+
+from reconciler import __version__
+from reconciler.run import incremental
+from reconciler.audit.trail import AuditLog, attach_note, change_record, load_records, operator, read_notes
+from reconciler.credentials import CredentialFile
+from reconciler.desired.load import load_desired_state
+from reconciler.desired.model import DesiredState
+from reconciler.desired.assets import released
+from reconciler.desired.model import MailRules
+from reconciler.errors import ReconcilerError
+from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
+from reconciler.run.lock import TargetLock
+from reconciler.plan import Change, Movement, Outcome, Plan
+from reconciler.providers import registry
+from reconciler.providers.contract import PASSWORD_RESET, Capability, PlanRequest, Provider, TargetPlan
+from reconciler.providers.verify import verify
+from reconciler.approval.review import review
+from reconciler.desired.source import DesiredSource
+
+APPLIED_REF = "refs/reconciler/applied/{target}"
+# Targets are planned and applied in the registry's order: an account exists before its
+# mailbox.  Changes that revoke access (a closed mailbox, a member removed, a line removed) run
+# first, in reverse order: access is gone before an account is disabled.
+
+
+def each_provider(items: list, work, provider_of=lambda item: item) -> list:
+    """`work(item)` for each item in order, except that the items of providers that say so
+    (firewalls and routers: many independent devices) run concurrently; results in order."""
+    results: dict[int, object] = {}
+    parallel = [i for i, item in enumerate(items) if provider_of(item).parallel]
+    for i, item in enumerate(items):
+        if i not in parallel:
+            results[i] = work(item)
+    if parallel:
+        with ThreadPoolExecutor(max_workers=min(16, len(parallel))) as pool:
+            for i, result in zip(parallel, pool.map(lambda i: work(items[i]), parallel)):
+                results[i] = result
+    return [results[i] for i in range(len(items))]
+
+
+class DeletionGuard(ReconcilerError):
+    """More bajas than the target allows in one run, and no explicit override."""
+
+
+def today_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class NotApproved(ReconcilerError):
+    """--strict: some change lacks a valid approval, so nothing is applied."""
+
+
+class PlanMoved(ReconcilerError):
+    """--expect-fingerprint: the plan made now is not the plan that was approved."""
+
+
+@dataclass
+class Skipped:
+    change: Change
+    reason: str
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[Outcome]
+    skipped: list[Skipped] = field(default_factory=list)  # not approved: left for a later run
+    credentials_files: list[tuple[str, int]] = field(default_factory=list)  # (path, passwords in it)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per apply phase, all targets
+    audit_files: list[str] = field(default_factory=list)
+    applied_refs: dict[str, str] = field(default_factory=dict)  # target -> commit now recorded as applied
+    warnings: list[str] = field(default_factory=list)
+    probes: list[tuple[str, object]] = field(default_factory=list)  # (target, ProbeResult) of kinds with probes
+
+    def counts(self) -> dict[str, Counter]:
+        table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
+        for o in self.outcomes:
+            row = table[o.change.movement.plural]
+            row[o.status] += 1
+            row["verified"] += o.verified
+        for s in self.skipped:
+            table[s.change.movement.plural]["skipped"] += 1
+        return table
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed" or (o.status == "applied" and not o.verified)]
+
+    @property
+    def failed_probes(self) -> list:
+        return [(t, p) for t, p in self.probes if p.ran and not p.passed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.failed_probes
+
+
+@dataclass
+class Run:
+    """Desired state plus open connections to the selected targets."""
+
+    source: DesiredSource
+    inventory: Path
+    only: tuple[str, ...] = ()
+    since_applied: bool = False
+    lock: bool = False  # apply: hold each target's lock from before reading it until the end
+    proposal_base: str | None = None  # plan of a pull request targeting this branch (see review)
+    today: str = field(default_factory=today_utc)
+    state: DesiredState | None = None
+    providers: dict[str, Provider] = field(default_factory=dict)
+    planned: dict[str, TargetPlan] = field(default_factory=dict)  # each target's part of the last plan
+    applied_resets: dict[str, frozenset] = field(default_factory=dict)  # target -> folios of resets applied
+    scope: incremental.Scope | None = None
+    lock_notes: list[str] = field(default_factory=list)  # expired locks taken over
+    rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
+    devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
+    _stack: ExitStack = field(default_factory=ExitStack)
+
+    def __enter__(self) -> "Run":
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()  # __exit__ is not called when __enter__ fails
+            raise
+        return self
+
+    def _open(self) -> None:
+        # Loading YAML and decoding LDAP create millions of short-lived objects and no reference
+        # cycles; the cyclic collector would rescan the whole growing heap again and again
+        # (half the time of a 10,000-person plan).  Refcounting still frees everything.
+        if gc.isenabled():
+            gc.disable()
+            self._stack.callback(gc.enable)
+        targets = load_inventory(self.inventory)
+        unknown = [t for t in self.only if t not in targets]
+        if unknown:
+            raise ReconcilerError(f"unknown target {', '.join(unknown)} (the inventory {self.inventory} has "
+                                  f"{', '.join(targets)})")
+        selected = {n: t for n, t in sorted(targets.items(), key=lambda item: registry.order(item[1].kind))
+                    if not self.only or n in self.only}
+        if self.lock:
+            for name, target in selected.items():
+                lock = self._stack.enter_context(TargetLock(target.audit_dir, name,
+                                                            dt.timedelta(minutes=target.lock_ttl_minutes)))
+                if lock.replaced:
+                    self.lock_notes.append(f"target {name}: took over the lock of {lock.replaced}")
+        if self.since_applied:
+            self.scope = incremental.scope_since_applied(self.source, [APPLIED_REF.format(target=n) for n in selected])
+        # Connect and start reading the directories first, then load the YAML while they read.
+        # A problem in the YAML is reported before a problem reaching a target.
+        unreachable: ReconcilerError | None = None
+        try:
+            for name, target in selected.items():
+                provider = self._stack.enter_context(registry.kind(target.kind).provider_class()(target))
+                self.providers[name] = provider
+                if self.scope is None or self.scope.full:
+                    provider.prefetch()
+        except ReconcilerError as exc:
+            unreachable = exc
+        only = None if self.scope is None or self.scope.full else self.scope.entries
+        self.rules = mail_rules(targets)
+        self.devices = network_devices(targets)
+        self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
+        if unreachable is not None:
+            raise unreachable
+        if any(p.password_resets for p in self.state.people):
+            self._applied_resets()
+
+    def _applied_resets(self) -> None:
+        """Tell each directory which password resets its trail (or Git's notes) says were
+        applied: a reset request is applied once, never again."""
+        notes = read_notes(self.source.repo) if self.source.commit is not None else []
+        for name, provider in self.providers.items():
+            if provider.offers(Capability.PASSWORD_RESETS):
+                records = load_records([provider.target.audit_dir], [n for n in notes if n[1] is not None])
+                self.applied_resets[name] = frozenset(
+                    r.get("folio") for r in records if r.get("target") == name and r.get("kind") == "change"
+                    and r.get("object_kind") == PASSWORD_RESET and r.get("status") == "applied")
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def request(self, name: str) -> PlanRequest:
+        """What target `name` is asked to plan: the desired state, and for an incremental plan
+        the employee keys that changed."""
+        partial = self.scope is not None and not self.scope.full
+        return PlanRequest(self.state, self.today, self.scope.employee_keys if partial else None,
+                           self.scope.previous_keys if partial else frozenset(),
+                           self.applied_resets.get(name, frozenset()))
+
+    def plan(self) -> Plan:
+        changes, conflicts, warnings = [], [], []
+        names = list(self.providers)
+        planned = each_provider(names, lambda n: self.providers[n].plan(self.request(n)), self.providers.get)
+        for name, part in zip(names, planned):
+            if part.needs_full_read and self.scope is not None and not self.scope.full:
+                # The changed files touch something only a full read can judge: do the full plan.
+                self.scope = replace(self.scope, full=True, reason=part.needs_full_read)
+                self.state = load_desired_state(self.source.files, mail=self.rules, devices=self.devices)
+                return self.plan()
+        self.planned = dict(zip(names, planned))
+        for name, part in self.planned.items():
+            changes += part.changes
+            conflicts += part.conflicts
+            warnings += part.warnings
+            warnings += self._guard_warning(self.providers[name].target, part.changes)
+        if self.state.assets_loaded:
+            people = {p.employee_key: p for p in self.state.people}
+            warnings += released(list(self.state.lines), list(self.state.equipment), people)
+        scope = "full" if self.scope is None else self.scope.describe()
+        plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
+                    commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
+        return review(plan, self.source, self.state, self.proposal_base, self._implied_approvals)
+
+    def _implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
+        provider = self.providers[target]
+        return provider.implied_approvals(changes) if provider.offers(Capability.IMPLIED_APPROVALS) else {}
+
+    @staticmethod
+    def _excess_bajas(target: TargetSettings, changes: list[Change]) -> int:
+        """How many bajas the plan has for `target` of the kinds its deletion budget counts
+        (accounts, mailboxes, lines), when that is over max_bajas (else 0)."""
+        budgeted = registry.kind(target.kind).budgeted
+        bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind in budgeted)
+        return bajas if bajas > target.max_bajas else 0
+
+    def _guard_warning(self, target: TargetSettings, changes: list[Change]) -> list[str]:
+        if bajas := self._excess_bajas(target, changes):
+            return [f"target {target.name}: {bajas} bajas exceed the deletion guard (max_bajas: "
+                    f"{target.max_bajas}); apply refuses them unless given --allow-mass-baja"]
+        return []
+
+    def _check(self, plan: Plan, allow_mass_baja: bool, strict: bool, expect_fingerprint: str | None) -> None:
+        """Everything that refuses the whole run, checked before the first change."""
+        if self.source.commit is None:
+            raise ReconcilerError("apply reads the desired state from a commit of the protected branch, "
+                                  "never from the working tree")
+        self.check_fingerprint(plan, expect_fingerprint)
+        unapproved = [c for c in plan.changes if not c.approved]
+        if strict and unapproved:
+            lines = "\n".join(f"  {c.movement.symbol} {c.kind} {c.label}: {c.approval.reason}" for c in unapproved[:20])
+            raise NotApproved(f"refusing to apply (--strict): {len(unapproved)} changes lack a valid approval; "
+                              f"nothing was changed:\n{lines}")
+        for name, changes in plan.by_target().items():
+            target = self.providers[name].target
+            approved = [c for c in changes if c.approved]
+            if (bajas := self._excess_bajas(target, approved)) and not allow_mass_baja:
+                raise DeletionGuard(
+                    f"refusing to apply: {bajas} bajas on target {name} exceed max_bajas ({target.max_bajas}). "
+                    "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
+                    "--allow-mass-baja.")
+
+    @staticmethod
+    def check_fingerprint(plan: Plan, expected: str | None) -> None:
+        if expected and expected != plan.fingerprint:
+            raise PlanMoved(f"refusing to apply: the plan now has fingerprint {plan.fingerprint}, not the approved "
+                            f"{expected}. The live state or the desired state moved since that plan "
+                            "was reviewed; nothing was changed. Review the new plan.")
+
+    def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
+              expect_fingerprint: str | None = None, progress=None) -> ApplyReport:
+        """Apply the approved changes of `plan` across targets, each under its lock and with
+        its audit trail; `progress(target, total)` returns an advance(n) callable.
+
+        Order: first every change that revokes access, targets in reverse order (a closed
+        mailbox before its account is disabled); then everything else in target order (an
+        account before its mailbox); then each target reads back and verifies."""
+        self._check(plan, allow_mass_baja, strict, expect_fingerprint)
+        run_id = new_run_id()
+        report = ApplyReport([])
+        by_target = plan.by_target()
+        runs = [_TargetApply(self, p, self.planned.get(n) or TargetPlan(n), by_target.get(n, []), plan, run_id, report)
+                for n, p in self.providers.items()]
+        aborted: BaseException | None = None
+        try:
+            for r in runs:  # inside the try: a trail that cannot be opened still ends the others'
+                r.start(progress)
+            for r in reversed(runs):
+                r.step(first=True)
+            each_provider(runs, lambda r: r.step(first=False), lambda r: r.provider)
+            each_provider(runs, lambda r: r.verify(), lambda r: r.provider)
+        except BaseException as exc:
+            aborted = exc
+            raise
+        finally:
+            for r in runs:
+                r.finish(aborted)
+            self._note([record for r in runs for record in r.written], [r.audit.path for r in runs if r.audit], report)
+        return report
+
+    def _note(self, records: list[dict], paths: list, report: ApplyReport) -> None:
+        """Every target's records of the run as one git note on the applied commit: one git
+        call, however many targets."""
+        try:
+            attach_note(self.source.repo, self.source.sha, records)
+        except ReconcilerError as exc:  # the trail files have every record; say what Git lacks
+            report.warnings.append(f"{exc}; the records are in {', '.join(map(str, paths))}")
+
+    def _record_applied(self, target: str, report: ApplyReport | None = None) -> None:
+        """Move refs/reconciler/applied/<target> to the commit: everything in it is applied."""
+        if self.source.commit is None:
+            return
+        try:
+            self.source.repo.git.update_ref(APPLIED_REF.format(target=target), self.source.sha)
+        except git.GitCommandError as exc:
+            raise ReconcilerError(f"could not record the applied commit for {target}: {exc.stderr.strip()}") from None
+        if report is not None:
+            report.applied_refs[target] = self.source.sha
+
+    def probe(self) -> list[tuple[str, object]]:
+        """Every probe of every selected target that has them (firewalls, routers), now,
+        without changing anything: the scheduled proof that they still do what is declared."""
+        results = []
+        for name, provider in self.providers.items():
+            if provider.offers(Capability.PROBES):
+                results += [(name, p) for p in provider.probe(self.request(name))]
+        return results
+
+    def record_applied(self, plan: Plan) -> dict[str, str]:
+        """For a plan with nothing to do: every target without conflicts is at this commit."""
+        report = ApplyReport([])
+        if self.source.commit is not None:
+            for name in self.providers:
+                if not any(c.target == name for c in plan.conflicts):
+                    self._record_applied(name, report)
+        return report.applied_refs
+
+
+@dataclass
+class _TargetApply:
+    """One target's part of an apply: its audit trail from run-start to run-end."""
+
+    run: Run
+    provider: Provider
+    planned: TargetPlan  # the provider's plan of this target, which apply and verification take
+    changes: list[Change]
+    plan: Plan
+    run_id: str
+    report: ApplyReport
+    audit: AuditLog | None = None  # opened by start() when the target has changes
+    credentials: CredentialFile | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    approved: list[Change] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    conflicts: list = field(default_factory=list)
+    advance: object = None
+    written: list = field(default_factory=list)  # the records this run appended, for the git note
+    probes: list = field(default_factory=list)  # ProbeResults, when the kind proves its changes
+
+    @property
+    def name(self) -> str:
+        return self.provider.target.name
+
+    def start(self, progress) -> None:
+        """run-start, then a `planned` record per change before the first operation (a run
+        killed halfway still says what it was doing), and the skipped changes."""
+        target, commit = self.provider.target, self.run.source.sha
+        self.approved = [c for c in self.changes if c.approved]
+        self.skipped = [Skipped(c, c.approval.reason) for c in self.changes if not c.approved]
+        self.conflicts = [c for c in self.plan.conflicts if c.target == target.name]
+        if not self.changes:
+            return
+        self.audit = AuditLog(target.audit_dir, target.name)
+        self.report.audit_files.append(str(self.audit.path))
+        self.audit.append("run-start", run=self.run_id, commit=commit, source=self.plan.source, scope=self.plan.scope,
+                          fingerprint=self.plan.fingerprint, planned=len(self.approved), skipped=len(self.skipped),
+                          locks_taken_over=self.run.lock_notes, reconciler=__version__, **operator())
+        for c in self.approved:
+            self.audit.append("planned", run=self.run_id, movement=c.movement.value, object_kind=c.kind, key=c.key,
+                              label=c.label, pull_request=c.provenance.pull_request if c.provenance else None)
+        for s in self.skipped:
+            self.audit.append("change", **change_record(s.change, "skipped", error=s.reason, run=self.run_id,
+                                                        commit=commit))
+        self.report.skipped += self.skipped
+        self.credentials = CredentialFile(target.credentials_dir, f"{target.name}-{self.run_id}")
+        self.advance = progress(target.name, len(self.approved)) if progress else (lambda n: None)
+
+    def step(self, first: bool) -> None:
+        """The revoking changes (first) or the others."""
+        if self.audit is None:
+            return
+        changes = [c for c in self.approved if self.provider.revokes(c) == first]
+        if changes:
+            outcomes = self.provider.apply(self.planned, changes, self.credentials, self.advance)
+            done = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+            for o in outcomes:
+                o.step, o.done_at = (1 if first else 2), done
+            self.outcomes += outcomes
+
+    def verify(self) -> None:
+        """Read back and re-diff (the same for every kind); then the kind's probes, if any."""
+        if self.audit is not None and self.outcomes:
+            verify(self.provider, self.planned, self.outcomes)
+            if self.provider.offers(Capability.PROBES):
+                self.probes = self.provider.probe(self.run.request(self.name), self.planned)
+
+    def finish(self, aborted: BaseException | None) -> None:
+        if self.audit is None:
+            if not self.changes and not self.conflicts and aborted is None:
+                self.run._record_applied(self.name, self.report)
+            return
+        commit = self.run.source.sha
+        if self.credentials is not None:  # None when start() stopped before creating it
+            self.credentials.close()
+        for o in self.outcomes:
+            self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit),
+                              step=o.step, done_at=o.done_at)
+        probes = self.probes
+        for p in probes:  # the proof that the rules work, kept with the run that applied them
+            self.audit.append("probe", run=self.run_id, commit=commit, **p.to_dict())
+        self.report.probes += [(self.name, p) for p in probes]
+        applied_all = aborted is None and not self.skipped and not self.conflicts and all(
+            o.status == "applied" and o.verified for o in self.outcomes) and len(self.outcomes) == len(self.approved) \
+            and not any(p.ran and not p.passed for p in probes)
+        self.audit.append("run-end", run=self.run_id, commit=commit,
+                          result="aborted" if aborted else ("complete" if applied_all else "incomplete"),
+                          reason=f"{type(aborted).__name__}: {aborted}" if aborted else None,
+                          applied_ref_moved=applied_all)
+        self.audit.close()
+        self.written = self.audit.written
+        self.report.outcomes += self.outcomes
+        for phase, seconds in self.provider.timings.items():
+            self.report.timings[phase] = self.report.timings.get(phase, 0.0) + seconds
+        if self.credentials.count:
+            self.report.credentials_files.append((str(self.credentials.path), self.credentials.count))
+        if applied_all:
+            self.run._record_applied(self.name, self.report)
