@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -337,14 +338,21 @@ NOT_LAB_HINT = "\n(`pytest -m \"not lab\"` runs the tests that do not need the l
 
 
 def lab_missing(lab_dir: Path = LAB_DIR, services: dict = LAB_SERVICES,
-                namespaces: tuple[str, ...] = LAB_NAMESPACES) -> list[str]:
-    """What of the lab is missing: files, servers not accepting connections, namespaces."""
+                namespaces: tuple[str, ...] = LAB_NAMESPACES, patience: float = 10) -> list[str]:
+    """What of the lab is missing: files, servers not accepting connections (each given until
+    `patience` seconds from now to start), namespaces."""
     missing = [f"file {lab_dir / name}" for name in LAB_FILES if not (lab_dir / name).exists()]
+    deadline = time.monotonic() + patience
     for what, (host, port) in services.items():
-        try:
-            socket.create_connection((host, port), timeout=3).close()
-        except OSError as exc:
-            missing.append(f"{what} on {host}:{port} ({exc.strerror or exc})")
+        while True:
+            try:
+                socket.create_connection((host, port), timeout=3).close()
+                break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    missing.append(f"{what} on {host}:{port} ({exc.strerror or exc})")
+                    break
+                time.sleep(0.25)
     if namespaces:
         try:
             listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

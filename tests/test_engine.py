@@ -500,9 +500,6 @@ def test_a_target_whose_trail_cannot_be_opened_aborts_the_run_with_every_trail_c
     assert fakes.applied("a-first") is None
 
 
-@pytest.mark.xfail(strict=True, reason="approval.review._written_key names the change kinds whose removal it "
-                                       "looks for in Git (account, mailbox, sip-line...): a new kind's object "
-                                       "that is no longer declared gets no solicitud, so its baja is never approved")
 def test_the_removal_of_a_declaration_approves_the_baja_of_any_kind(fakes):
     fakes.add("SSM-000001", "SSM-000002")
     fakes.repo.squash_merge()
@@ -513,3 +510,13 @@ def test_the_removal_of_a_declaration_approves_the_baja_of_any_kind(fakes):
     assert [(c.movement, c.key, c.reason) for c in plan.changes] == [
         (Movement.BAJA, "SSM-000002", "no longer declared")] * 2
     assert all(c.approved for c in plan.changes), plan.changes[0].approval.reason
+
+
+def test_a_lock_that_cannot_be_written_is_a_message_naming_the_target(tmp_path):
+    """An audit directory that is a file (or unwritable) is said plainly, not a traceback."""
+    from reconciler.run.lock import TargetLock
+
+    blocker = tmp_path / "audit"
+    blocker.write_text("not a directory")
+    with pytest.raises(ReconcilerError, match=r"target fw: cannot take the lock .*audit/fw.lock"):
+        TargetLock(blocker, "fw").acquire()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import Protocol
 
 import git
 
@@ -28,15 +28,6 @@ def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
     return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted)
 
 
-def _written_key(change: Change) -> str | None:
-    """The text a removed declaration had, for finding the commit that removed it."""
-    if change.kind in ("account", "mailbox", "password-reset", "sip-line", "firewall-rule"):
-        return change.key  # the employee key, the line's number, the rule's name
-    if change.kind == "shared-mailbox":
-        return change.key.split(":", 1)[1]  # its address
-    return None
-
-
 def _proposed(source: DesiredSource, base: str | None):
     """A predicate: did this commit land outside `base`, i.e. in the pull request under review?"""
     if base is None:
@@ -54,19 +45,32 @@ def _proposed(source: DesiredSource, base: str | None):
     return proposed
 
 
-# What a provider's IMPLIED_APPROVALS capability answers: for one target's reviewed changes,
-# the indexes of those approved by implication, with the reason.
-Implications = Callable[[str, list[Change]], dict[int, str]]
+class Targets(Protocol):
+    """What review asks of the targets' providers (the engine answers through the contract)."""
+
+    def removed_declaration(self, change: Change) -> str | None:
+        """The text a removed declaration had, to find the commit that removed it."""
+
+    def implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
+        """Of one target's reviewed changes, those approved by implication, with the reason."""
+
+
+class _NoTargets:
+    def removed_declaration(self, change: Change) -> str | None:
+        return change.key
+
+    def implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
+        return {}
 
 
 def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base: str | None = None,
-           implied: Implications = lambda target, changes: {}) -> Plan:
+           targets: Targets = _NoTargets()) -> Plan:
     """The plan with provenance and approval on every change.  A working-tree preview has no
     solicitudes: its changes are marked as not approvable.  With `proposal_base` (the protected
     branch a pull request targets), changes the pull request itself brings are marked as
     awaiting its approval instead of judged: their trailers are written when it merges.
-    Last, each target's provider may approve changes by implication (`implied`): what its
-    inventory entry names, or what an approved change needs."""
+    Last, each target's provider may approve changes by implication: what its inventory entry
+    names, or what an approved change needs."""
     if source.commit is None:
         verdict = Approval(False, "a working-tree preview is never applied")
         return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
@@ -78,7 +82,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     proposed = _proposed(source, proposal_base)
     reviewed = []
     for change in plan.changes:
-        provenance = history.of(change.origins, _written_key(change), users_dir)
+        provenance = history.of(change.origins, targets.removed_declaration(change), users_dir)
         if provenance is not None and proposed(provenance.landed):
             scope = scope_of(change, privileged)
             approval = awaiting(policy.required if policy else 1, scope.privileged,
@@ -89,10 +93,10 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
         else:
             approval = policy.evaluate(provenance, scope_of(change, privileged))
         reviewed.append(replace(change, provenance=provenance, approval=approval))
-    return replace(plan, changes=tuple(_with_implied(reviewed, implied)))
+    return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
 
 
-def _with_implied(changes: list[Change], implied: Implications) -> list[Change]:
+def _with_implied(changes: list[Change], targets: Targets) -> list[Change]:
     """Each target's changes that its provider approves by implication, when nothing else
     approved them."""
     positions: dict[str, list[int]] = {}
@@ -100,7 +104,7 @@ def _with_implied(changes: list[Change], implied: Implications) -> list[Change]:
         positions.setdefault(c.target, []).append(i)
     out = list(changes)
     for target, where in positions.items():
-        for j, reason in implied(target, [changes[i] for i in where]).items():
+        for j, reason in targets.implied_approvals(target, [changes[i] for i in where]).items():
             if not out[where[j]].approved:
                 out[where[j]] = replace(out[where[j]], approval=Approval(True, reason))
     return out

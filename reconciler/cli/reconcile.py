@@ -6,7 +6,6 @@ import sys
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_SKIPPED
 from reconciler.config.inventory import load_inventory, network_devices
@@ -35,6 +34,8 @@ def plan(args, out: Console, err: Console) -> int:
 
 def _progress(err: Console):
     """A progress bar on a terminal; in a CI log, a line every tenth of the way."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # apply only
+
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=err, transient=False, disable=not err.is_terminal)
 

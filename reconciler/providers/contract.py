@@ -141,6 +141,13 @@ class Provider(ABC):
         what is wrong.  None by default."""
         return {}
 
+    def removed_declaration(self, change: Change) -> str | None:
+        """For the baja of an object no longer declared: the text its declaration had (an
+        employee key, a line's number, a rule's name), so that review finds the commit that
+        removed it and judges that commit's approvals.  None: nobody declares it line by line
+        (what the inventory implies).  By default the change's key."""
+        return change.key
+
     # -- optional capabilities --------------------------------------------------------------
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         """IMPLIED_APPROVALS: of this target's reviewed changes, those approved by implication

@@ -24,7 +24,8 @@ from reconciler.desired.model import DesiredState
 from reconciler.desired.assets import released
 from reconciler.desired.model import MailRules
 from reconciler.errors import ReconcilerError
-from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
+from reconciler.config.inventory import TargetSettings, mail_rules, network_devices
+from reconciler.run.connections import Connections
 from reconciler.run.lock import TargetLock
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
@@ -150,36 +151,30 @@ class Run:
         if gc.isenabled():
             gc.disable()
             self._stack.callback(gc.enable)
-        targets = load_inventory(self.inventory)
-        unknown = [t for t in self.only if t not in targets]
-        if unknown:
-            raise ReconcilerError(f"unknown target {', '.join(unknown)} (the inventory {self.inventory} has "
-                                  f"{', '.join(targets)})")
-        selected = {n: t for n, t in sorted(targets.items(), key=lambda item: registry.order(item[1].kind))
-                    if not self.only or n in self.only}
-        if self.lock:
-            for name, target in selected.items():
+        connections = self._stack.enter_context(Connections(self.inventory, self.only))
+        if self.lock:  # taken before anything is read; connecting reads nothing
+            for name, target in connections.selected.items():
                 lock = self._stack.enter_context(TargetLock(target.audit_dir, name,
                                                             dt.timedelta(minutes=target.lock_ttl_minutes)))
                 if lock.replaced:
                     self.lock_notes.append(f"target {name}: took over the lock of {lock.replaced}")
-        if self.since_applied:
-            self.scope = incremental.scope_since_applied(self.source, [APPLIED_REF.format(target=n) for n in selected])
-        # Connect and start reading the directories first, then load the YAML while they read.
-        # A problem in the YAML is reported before a problem reaching a target.
-        unreachable: ReconcilerError | None = None
+        # While the targets are being reached: Git, then (for a full plan, once connected, with
+        # the bulk reads started) the YAML.  A problem in the YAML is reported before one
+        # reaching a target.
         try:
-            for name, target in selected.items():
-                provider = self._stack.enter_context(registry.kind(target.kind).provider_class()(target))
-                self.providers[name] = provider
-                if self.scope is None or self.scope.full:
+            if self.since_applied:
+                self.scope = incremental.scope_since_applied(
+                    self.source, [APPLIED_REF.format(target=n) for n in connections.selected])
+            if (self.scope is None or self.scope.full) and connections.wait() is None:
+                for provider in connections.providers.values():
                     provider.prefetch()
-        except ReconcilerError as exc:
-            unreachable = exc
-        only = None if self.scope is None or self.scope.full else self.scope.entries
-        self.rules = mail_rules(targets)
-        self.devices = network_devices(targets)
-        self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
+            only = None if self.scope is None or self.scope.full else self.scope.entries
+            self.rules = mail_rules(connections.targets)
+            self.devices = network_devices(connections.targets)
+            self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
+        finally:
+            unreachable = connections.wait()
+        self.providers = dict(connections.providers)
         if unreachable is not None:
             raise unreachable
         if any(p.password_resets for p in self.state.people):
@@ -229,9 +224,13 @@ class Run:
         scope = "full" if self.scope is None else self.scope.describe()
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
-        return review(plan, self.source, self.state, self.proposal_base, self._implied_approvals)
+        return review(plan, self.source, self.state, self.proposal_base, self)
 
-    def _implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
+    # What review asks of the targets (approval.review.Targets), answered by their providers.
+    def removed_declaration(self, change: Change) -> str | None:
+        return self.providers[change.target].removed_declaration(change)
+
+    def implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
         provider = self.providers[target]
         return provider.implied_approvals(changes) if provider.offers(Capability.IMPLIED_APPROVALS) else {}
 

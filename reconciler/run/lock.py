@@ -65,6 +65,13 @@ class TargetLock:
         return None
 
     def acquire(self) -> "TargetLock":
+        try:
+            return self._acquire()
+        except OSError as exc:  # the audit directory is a file, unwritable, on a full disk...
+            raise ReconcilerError(f"target {self.target}: cannot take the lock {self.path}: "
+                                  f"{exc.strerror or exc}") from None
+
+    def _acquire(self) -> "TargetLock":
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         now = dt.datetime.now(dt.timezone.utc)
         holder = {**operator(), "pid": os.getpid(), "token": self.token,

@@ -182,6 +182,11 @@ class ADProvider(Provider):
                     problems[id(o)] = "read back: the directory does not show the change"
         return problems
 
+    def removed_declaration(self, change: Change) -> str | None:
+        """An account or a password reset was declared by its employee key; OUs and groups
+        are implied, computers are released through their holder."""
+        return change.key if change.kind in ("account", PASSWORD_RESET) else None
+
     # -- implied approvals --------------------------------------------------------------------
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         """The OUs the inventory names; and the OUs and groups an approved account's alta or

@@ -138,6 +138,12 @@ class MailProvider(Provider):
         problems.update(self._server_checks(opened))
         return problems
 
+    def removed_declaration(self, change: Change) -> str | None:
+        """A person's mailbox by the employee key; a shared one by its address."""
+        if change.kind == SHARED_KIND:
+            return change.key.split(":", 1)[1]
+        return change.key if change.kind == "mailbox" else None
+
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         """The maps: rewritten from the approved mailbox registry, declared by no line."""
         return {i: "the maps are rewritten from the approved mailbox registry"

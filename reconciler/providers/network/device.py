@@ -79,6 +79,10 @@ class DeviceProvider(Provider):
         self.timings["probes"] = time.perf_counter() - started
         return results
 
+    def removed_declaration(self, change: Change) -> str | None:
+        """A rule by its name; the chain or ACL itself is implied."""
+        return change.key if change.kind == "firewall-rule" else None
+
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         return {i: IMPLIED[c.kind] for i, c in enumerate(changes) if not c.origins and c.kind in IMPLIED}
 
