@@ -16,7 +16,10 @@ META = """CREATE TABLE IF NOT EXISTS reconciler_line (
 
 def connect(database: str) -> sqlite3.Connection:
     try:
-        conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=15, isolation_level=None)
+        # check_same_thread=False: a run opens its targets on a thread of its own (run/connections.py)
+        # and then uses this connection from the main thread only, never from two at once.
+        conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=15, isolation_level=None,
+                               check_same_thread=False)
         conn.execute("SELECT 1 FROM subscriber LIMIT 1")
     except sqlite3.Error as exc:
         raise ReconcilerError(f"cannot open the registrar's database {database}: {exc}") from None
