@@ -7,6 +7,7 @@ are added exactly as a real kind is: one registry entry each (the `kinds` fixtur
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -76,11 +77,12 @@ class Fakes:
     def state(self, target: str) -> dict[str, FakeObject]:
         return read_state(self.tmp / f"{target}.json")
 
-    def ops(self, clear: bool = True) -> list[str]:
+    def ops(self, clear: bool = True, lifetime: bool = False) -> list[str]:
+        """The journal since the last call; the targets' opening and closing only if asked."""
         lines = self.journal.read_text(encoding="utf-8").splitlines() if self.journal.exists() else []
         if clear:
             self.journal.unlink(missing_ok=True)
-        return lines
+        return [line for line in lines if lifetime or line.split()[1] not in ("open", "opened", "close")]
 
     def run(self, **kwargs) -> Run:
         return Run(at_ref(self.repo.root), self.inventory, **kwargs)
@@ -520,3 +522,119 @@ def test_a_lock_that_cannot_be_written_is_a_message_naming_the_target(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(ReconcilerError, match=r"target fw: cannot take the lock .*audit/fw.lock"):
         TargetLock(blocker, "fw").acquire()
+
+
+def test_an_unknown_target_is_named_with_the_inventory(fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    with pytest.raises(ReconcilerError,
+                       match=r"unknown target nope \(the inventory .*inventory.yaml has b-second, a-first\)"):
+        Run(at_ref(fakes.repo.root), fakes.inventory, ("nope",)).__enter__()
+
+
+# -- what an adversarial review of the contract found ------------------------------------------
+
+class ResettingFake(FakeProvider):
+    """The fake, declaring password resets; it keeps what each plan was told was applied, and
+    asks an incremental plan for a full read (as AD does when a changed person holds a computer)."""
+
+    capabilities = frozenset({Capability.PASSWORD_RESETS})
+    told: list = []
+
+    def plan(self, request):
+        ResettingFake.told.append((request.incremental, sorted(request.applied_resets)))
+        part = super().plan(request)
+        if request.incremental:
+            part.needs_full_read = "a changed person holds something only a full read can judge"
+        return part
+
+
+def test_an_incremental_plan_turned_full_still_knows_which_resets_were_applied(fakes):
+    """Otherwise every reset still declared is applied again: a new password, unasked."""
+    registry.register(Kind(FIRST, TARGET_CLASS, "test_engine:ResettingFake"), before=SECOND)
+    fakes.repo.add(UNIT, person("SSM-000001", password_resets=[
+        {"folio": "SSM/STI/2026/R-1", "date": "2026-10-01", "requested_by": "Dra. Ana Lucía Ordóñez Peña"}]))
+    fakes.add("SSM-000002")
+    first = fakes.repo.squash_merge()
+    log = trail.AuditLog(fakes.audit_dir, "a-first")  # the trail says the reset was applied
+    log.append("change", object_kind="password-reset", folio="SSM/STI/2026/R-1", status="applied", key="SSM-000001")
+    log.close()
+    for target in ("a-first", "b-second"):
+        fakes.repo.git.git.update_ref(APPLIED_REF.format(target=target), first)
+    fakes.repo.find("SSM-000002")["given_names"] = "Zoé Alejandra"
+    fakes.repo.squash_merge("Corrección de nombre")
+    ResettingFake.told.clear()
+    fakes.plan(since_applied=True)
+    assert ResettingFake.told == [(True, []), (False, ["SSM/STI/2026/R-1"])]
+
+
+def test_ctrl_c_while_the_trail_is_written_ends_every_trail_and_exits_130(fakes, monkeypatch):
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    real = trail.AuditLog.append
+
+    def interrupted(self, kind, **fields):
+        if kind == "planned" and self.target == "b-second":
+            raise KeyboardInterrupt
+        return real(self, kind, **fields)
+    monkeypatch.setattr(trail.AuditLog, "append", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fakes.apply()
+    for target in ("a-first", "b-second"):
+        assert fakes.records(target)[-1]["kind"] == "run-end"
+        assert fakes.records(target)[-1]["result"] == "aborted"
+    assert trail.read_notes(fakes.repo.git)  # the records reached Git too
+    code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                           "--auto-approve")
+    assert code == 130 and "Interrupted." in err
+
+
+def test_one_target_failing_to_close_its_run_leaves_the_others_recorded(fakes, monkeypatch):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    real = Run._record_applied
+
+    def refused(self, target, report=None):
+        if target == "a-first":
+            raise ReconcilerError("could not record the applied commit for a-first: read-only repository")
+        return real(self, target, report)
+    monkeypatch.setattr(Run, "_record_applied", refused)
+    with pytest.raises(ReconcilerError, match="read-only repository"):
+        fakes.apply()
+    kinds_of = [r["kind"] for r in fakes.records("b-second")]
+    assert kinds_of[-2:] == ["change", "run-end"] and fakes.records("b-second")[-1]["result"] == "complete"
+    assert fakes.applied("b-second") == fakes.head() and fakes.applied("a-first") is None
+    noted = [r for _, r in trail.read_notes(fakes.repo.git) if r.get("kind") == "run-end"]
+    assert sorted((r["target"], r["result"]) for r in noted) == [("a-first", "complete"), ("b-second", "complete")]
+
+
+def test_the_lock_is_held_until_the_targets_are_closed(fakes, monkeypatch):
+    held = []
+    monkeypatch.setattr(FakeProvider, "close", lambda self: held.append(
+        (self.target.name, (fakes.audit_dir / f"{self.target.name}.lock").exists())))
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    assert sorted(held) == [("a-first", True), ("b-second", True)]
+
+
+def test_bad_yaml_is_reported_at_once_while_a_target_is_still_being_reached(fakes):
+    """Nobody waits for a slow target to hear that the YAML is wrong; the target, once it
+    answers, is closed by the thread that opened it."""
+    answered = fakes.tmp / "answered"
+    fakes.write_inventory(second={"open_waits_for": str(answered)})
+    fakes.add("SSM-000001")
+    fakes.repo.find("SSM-000001")["status"] = "Activo"
+    fakes.repo.squash_merge()
+    try:
+        with pytest.raises(ValidationFailed) as invalid:
+            fakes.plan()
+        assert [p.field for p in invalid.value.problems] == ["people[0].status"]
+        assert "b-second opened - -" not in fakes.ops(clear=False, lifetime=True)
+    finally:
+        answered.touch()
+    for _ in range(100):  # the opening thread finishes in its own time
+        if "a-first close - -" in fakes.ops(clear=False, lifetime=True):
+            break
+        time.sleep(0.05)
+    assert fakes.ops(lifetime=True)[-3:] == ["b-second opened - -", "b-second close - -", "a-first close - -"]

@@ -65,3 +65,37 @@ def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path, monkeypatch):
     blocked.write_text("not a directory")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     assert check(schemacache.compiled(SCHEMA, detailed=False), {"folio": "A/1"})
+
+
+def test_a_cache_inside_a_git_work_tree_is_never_used(tmp_path, monkeypatch):
+    """A pull request could commit a compiled schema there (XDG_CACHE_HOME=$CI_PROJECT_DIR/.cache):
+    once checked out it would be the user's own file.  Such a cache is not read or written."""
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(checkout / ".cache"))
+    assert schemacache.cache_dir() is None
+    planted = checkout / ".cache" / "reconciler" / "schemas" / f"{schemacache._key(SCHEMA, False)}.bytecode"
+    planted.parent.mkdir(parents=True)
+    import marshal
+    planted.write_bytes(marshal.dumps(compile("def validate(data):\n    return data\n", "<poison>", "exec")))
+    os.chmod(planted, 0o600)
+    os.chmod(planted.parent, 0o700)
+    assert not check(schemacache.compiled(SCHEMA, detailed=False), {})  # the real schema
+
+
+def test_a_relative_cache_home_is_ignored_and_the_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", ".cache")  # relative: the XDG specification says to ignore it
+    assert schemacache.cache_dir() == tmp_path / ".cache" / "reconciler" / "schemas"
+    monkeypatch.setenv("RECONCILER_SCHEMA_CACHE", "off")
+    assert schemacache.cache_dir() is None
+    assert check(schemacache.compiled(SCHEMA, detailed=False), {"folio": "A/1"})
+
+
+def test_no_home_means_no_cache_not_a_crash(monkeypatch):
+    import pathlib
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(pathlib.Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+    assert schemacache.cache_dir() is None
+    assert check(schemacache.compiled(SCHEMA, detailed=False), {"folio": "A/1"})

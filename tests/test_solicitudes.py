@@ -184,3 +184,39 @@ def test_an_applied_commit_missing_from_the_clone_means_a_full_plan(repo):
     scope = scope_since_applied(at_ref(repo.root), ["refs/reconciler/applied/ad"])
     assert scope.full and scope.reason == ("the commit refs/reconciler/applied/ad names is not in this clone "
                                            "(fetch the full history)")
+
+
+def test_the_baja_of_a_removed_line_or_rule_is_judged_by_the_commit_that_removed_it_there(repo):
+    """A line's number or a rule's name may also be written in a unit's file (a person's
+    extension): the removal is looked for where lines and rules are declared, so an approved
+    commit that gave someone extension 4477 never approves removing line 4477."""
+    from reconciler.approval.review import review
+    from reconciler.config.inventory import SecretSource
+    from reconciler.desired.load import load_desired_state
+    from reconciler.plan import Change, Movement, Plan
+    from reconciler.providers.cisco_ios.target import CiscoTarget
+    from reconciler.providers.network.device import DeviceProvider
+    from reconciler.providers.sip.provider import SipProvider
+    from reconciler.providers.sip.target import SipTarget
+
+    providers = {"phone": SipProvider(SipTarget(name="phone", domain="x", database="/nonexistent", rpc_url="http://x")),
+                 "fw": DeviceProvider(CiscoTarget(name="fw", host="h", username="u", password=SecretSource(env="X"),
+                                                  interface="Gi0/1", acl="RC"))}
+
+    class Targets:  # what the engine answers, from the providers
+        def removed_declaration(self, change):
+            return providers[change.target].removed_declaration(change)
+
+        def implied_approvals(self, target, changes):
+            return {}
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001", extension="4477"))
+    repo.squash_merge("Alta con extensión 4477", approvers=(APPROVER_1, APPROVER_2))
+    repo.find("SSM-000001")["phone"] = "777 311 2211"
+    repo.direct_push("Cambio directo, sin aprobación")
+    source = at_ref(repo.root)
+    line = Change(Movement.BAJA, "phone", "sip-line", "4477", "4477", reason="no longer declared", unit="HG-CUERNAVACA")
+    rule = Change(Movement.BAJA, "fw", "firewall-rule", "SSM-000001", "r", reason="no longer declared")
+    reviewed = review(Plan((line, rule)), source, load_desired_state(source.files), None, Targets())
+    assert [c.approved for c in reviewed.changes] == [False, False]
+    assert all(c.provenance is None for c in reviewed.changes)  # no commit under assets/ or security_rules/

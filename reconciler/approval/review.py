@@ -48,23 +48,16 @@ def _proposed(source: DesiredSource, base: str | None):
 class Targets(Protocol):
     """What review asks of the targets' providers (the engine answers through the contract)."""
 
-    def removed_declaration(self, change: Change) -> str | None:
-        """The text a removed declaration had, to find the commit that removed it."""
+    def removed_declaration(self, change: Change) -> tuple[str, str] | None:
+        """How a removed object was declared: (its identifying text, the folder of
+        desired_state/ it was in), to find the commit that removed it; None: not declared."""
 
     def implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
         """Of one target's reviewed changes, those approved by implication, with the reason."""
 
 
-class _NoTargets:
-    def removed_declaration(self, change: Change) -> str | None:
-        return change.key
-
-    def implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
-        return {}
-
-
-def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base: str | None = None,
-           targets: Targets = _NoTargets()) -> Plan:
+def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base: str | None,
+           targets: Targets) -> Plan:
     """The plan with provenance and approval on every change.  A working-tree preview has no
     solicitudes: its changes are marked as not approvable.  With `proposal_base` (the protected
     branch a pull request targets), changes the pull request itself brings are marked as
@@ -77,12 +70,11 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     policy = load_policy(source)
     # A handful of changes in files of thousands of lines: blame just their lines.
     history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
-    users_dir = source.path_in_repo(f"{DESIRED_DIR}/users")
     privileged = _privileged_groups(state, policy) if policy else {}
     proposed = _proposed(source, proposal_base)
     reviewed = []
     for change in plan.changes:
-        provenance = history.of(change.origins, targets.removed_declaration(change), users_dir)
+        provenance = history.of(change.origins, _removed(source, targets.removed_declaration(change)))
         if provenance is not None and proposed(provenance.landed):
             scope = scope_of(change, privileged)
             approval = awaiting(policy.required if policy else 1, scope.privileged,
@@ -94,6 +86,14 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
             approval = policy.evaluate(provenance, scope_of(change, privileged))
         reviewed.append(replace(change, provenance=provenance, approval=approval))
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
+
+
+def _removed(source: DesiredSource, declared: tuple[str, str] | None) -> tuple[str, str] | None:
+    """(text, the folder's path in the repository) of a removed declaration."""
+    if declared is None:
+        return None
+    text, folder = declared
+    return text, source.path_in_repo(f"{DESIRED_DIR}/{folder}")
 
 
 def _with_implied(changes: list[Change], targets: Targets) -> list[Change]:

@@ -121,7 +121,7 @@ class History:
         self._texts: dict[str, tuple] = {}  # file -> (text, people entries, LineIndex), each when needed
         self._landing: dict[str, str] = {}
         self._provenance: dict[str, Provenance] = {}
-        self._removals: dict[str, str | None] = {}
+        self._removals: dict[tuple[str, str], str | None] = {}
 
     @cached_property
     def _first_parent(self) -> dict[str, int]:
@@ -194,14 +194,15 @@ class History:
                                              -c.committed_date))
         return newest.hexsha
 
-    def removal(self, employee_key: str, directory: str) -> str | None:
-        """The last commit that added or removed the key under `directory` (a baja by removal)."""
-        if employee_key not in self._removals:
-            pattern = r"(^|[^A-Za-z0-9_.-])" + re.escape(employee_key) + r"([^A-Za-z0-9_.-]|$)"
+    def removal(self, key: str, directory: str) -> str | None:
+        """The last commit that added or removed the key (an employee key, a line's number, a
+        rule's name) under `directory`: a baja by removal."""
+        if (key, directory) not in self._removals:
+            pattern = r"(^|[^A-Za-z0-9_.-])" + re.escape(key) + r"([^A-Za-z0-9_.-]|$)"
             out = self.repo.git.log("-1", "--format=%H", "--pickaxe-regex", f"-S{pattern}",
                                     self.commit.hexsha, "--", directory)
-            self._removals[employee_key] = out.strip() or None
-        return self._removals[employee_key]
+            self._removals[key, directory] = out.strip() or None
+        return self._removals[key, directory]
 
     def provenance(self, sha: str) -> Provenance:
         if sha not in self._provenance:
@@ -216,9 +217,10 @@ class History:
                 approved_at=landed.committed_datetime.isoformat(), unreadable_trailers=unreadable)
         return self._provenance[sha]
 
-    def of(self, origins: tuple[Source, ...], employee_key: str | None, directory: str) -> Provenance | None:
-        """Provenance of a change declared at `origins`, or of a person's removal."""
+    def of(self, origins: tuple[Source, ...], removed: tuple[str, str] | None) -> Provenance | None:
+        """Provenance of a change declared at `origins`, or of a removal: `removed` is the text
+        the declaration had and the directory it was in."""
         sha = self.last_change(origins) if origins else None
-        if sha is None and employee_key:
-            sha = self.removal(employee_key, directory)
+        if sha is None and removed is not None:
+            sha = self.removal(*removed)
         return self.provenance(sha) if sha else None

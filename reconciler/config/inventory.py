@@ -104,9 +104,11 @@ def inventory_schema(kinds: tuple[registry.Kind, ...]) -> str:
         own = copy.deepcopy(_kind_schema(k.target))
         own.pop("description", None)
         own["properties"] = {"kind": {"enum": [k.name]}, **common, **own["properties"]}
+        own["additionalProperties"] = False  # whatever a kind's file says: a pasted secret is an error
         document["definitions"][k.name] = own
         # `enum` of one, not `const`: fastjsonschema 2.22 compiles `const` only with detailed messages
-        branches.append({"if": {"properties": {"kind": {"enum": [k.name]}}}, "then": {"$ref": f"#/definitions/{k.name}"}})
+        branches.append({"if": {"required": ["kind"], "properties": {"kind": {"enum": [k.name]}}},
+                         "then": {"$ref": f"#/definitions/{k.name}"}})
     entry["allOf"] = branches
     define_schema(name, document)
     return name

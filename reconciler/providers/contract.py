@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Sequence
 
 from reconciler.plan import Change, Conflict, Outcome
 
@@ -84,6 +84,15 @@ class ReadBack:
 Advance = Callable[[int], None]
 
 
+class Declared(NamedTuple):
+    """How a declaration was written: its identifying text (an employee key, a line's number,
+    a rule's name) in the files of one folder of desired_state/ ("users", "assets",
+    "security_rules")."""
+
+    text: str
+    folder: str
+
+
 class Provider(ABC):
     """One target of one kind, open for the duration of a run (a context manager)."""
 
@@ -141,12 +150,11 @@ class Provider(ABC):
         what is wrong.  None by default."""
         return {}
 
-    def removed_declaration(self, change: Change) -> str | None:
-        """For the baja of an object no longer declared: the text its declaration had (an
-        employee key, a line's number, a rule's name), so that review finds the commit that
-        removed it and judges that commit's approvals.  None: nobody declares it line by line
-        (what the inventory implies).  By default the change's key."""
-        return change.key
+    def removed_declaration(self, change: Change) -> Declared | None:
+        """For the baja of an object no longer declared: how it was declared, so that review
+        finds the commit that removed it and judges that commit's approvals.  None (the
+        default, which approves nothing): not declared line by line."""
+        return None
 
     # -- optional capabilities --------------------------------------------------------------
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:

@@ -1,56 +1,97 @@
 """The targets of a run, opened in the background.
 
 Reaching a target waits on the network (the lab's domain controller takes 60 ms for the TLS
-handshake and the bind), so the connections are made on a thread while the caller imports
-the rest of the program and reads Git and the YAML.  A target out of reach is not raised here:
-`wait()` hands its error over, so that a problem in the YAML is reported first.
+handshake and the bind), so the connections are made on a thread while the run reads Git and
+the YAML.  A target out of reach is not raised here: `wait()` hands its error over, so that a
+problem in the YAML is reported first.  A run that stops early (bad YAML, Ctrl-C) does not wait
+for a slow target: it abandons the opening, and the thread closes whatever it opened.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from contextlib import ExitStack
-from pathlib import Path
 
-from reconciler.config.inventory import TargetSettings, load_inventory
+from reconciler.config.inventory import TargetSettings
 from reconciler.errors import ReconcilerError
 from reconciler.providers import registry
 from reconciler.providers.contract import Provider
 
 
+def select(targets: dict[str, TargetSettings], only: tuple[str, ...] = (),
+           inventory: str = "the inventory") -> dict[str, TargetSettings]:
+    """The targets a run reconciles (all, or `only`), in apply order."""
+    unknown = [t for t in only if t not in targets]
+    if unknown:
+        raise ReconcilerError(f"unknown target {', '.join(unknown)} ({inventory} has {', '.join(targets)})")
+    return {n: t for n, t in sorted(targets.items(), key=lambda item: registry.order(item[1].kind))
+            if not only or n in only}
+
+
 class Connections:
-    def __init__(self, inventory: Path, only: tuple[str, ...] = ()):
-        """Select the inventory's targets (all, or `only`) in apply order and start opening
-        them.  Each kind's module, and the libraries it needs, is imported here."""
-        self.inventory = Path(inventory)
-        self.targets: dict[str, TargetSettings] = load_inventory(self.inventory)
-        unknown = [t for t in only if t not in self.targets]
-        if unknown:
-            raise ReconcilerError(f"unknown target {', '.join(unknown)} (the inventory {self.inventory} has "
-                                  f"{', '.join(self.targets)})")
-        self.selected = {n: t for n, t in sorted(self.targets.items(), key=lambda item: registry.order(item[1].kind))
-                         if not only or n in only}
-        self._waiting = {name: registry.kind(t.kind).provider_class()(t) for name, t in self.selected.items()}
+    def __init__(self, selected: dict[str, TargetSettings]):
+        """Start opening `selected`, in order.  Each kind's module, and the libraries it needs,
+        is imported here, before the thread starts (imports on two threads compete for the
+        GIL and can deadlock on each other's module locks)."""
+        self._waiting = {name: registry.kind(t.kind).provider_class()(t) for name, t in selected.items()}
         self.providers: dict[str, Provider] = {}  # opened, in order
         self._stack = ExitStack()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="connect")
-        self._opening = self._pool.submit(self._open)
+        self._guard = threading.Lock()
+        self._abandoned = self._finished = self._prefetch = False
+        self._error: BaseException | None = None
+        # A daemon: an interrupted command exits without waiting for a target that hangs.
+        self._thread = threading.Thread(target=self._open, name="connect", daemon=True)
+        self._thread.start()
 
-    def _open(self) -> ReconcilerError | None:
-        """Open each target in order, until one cannot be reached: that one's error."""
+    def _open(self) -> None:
         try:
             for name, provider in self._waiting.items():
-                self.providers[name] = self._stack.enter_context(provider)
-        except ReconcilerError as exc:
-            return exc
-        return None
+                opened = self._stack.enter_context(provider)
+                with self._guard:
+                    if self._abandoned:
+                        break
+                    self.providers[name] = opened
+            with self._guard:
+                prefetch = self._prefetch and not self._abandoned
+            if prefetch:
+                self._start_reads()
+        except BaseException as exc:  # handed to wait(); a ReconcilerError is a target out of reach
+            self._error = exc
+        finally:
+            with self._guard:
+                self._finished = True
+                abandoned = self._abandoned
+            if abandoned:
+                self._stack.close()
+
+    def prefetch(self) -> None:
+        """Start every target's bulk read as soon as all are open (a full plan), without
+        waiting for it here: the YAML is loaded meanwhile."""
+        with self._guard:
+            if not self._finished:
+                self._prefetch = True
+                return
+        if self._error is None:
+            self._start_reads()
+
+    def _start_reads(self) -> None:
+        for provider in self.providers.values():
+            provider.prefetch()
 
     def wait(self) -> ReconcilerError | None:
-        """Wait until every target is open, or one could not be: its error, not raised."""
-        return self._opening.result()
+        """Wait until every target is open, or one could not be: its error, not raised.  Any
+        other failure (a bug) is raised."""
+        self._thread.join()
+        if self._error is not None and not isinstance(self._error, ReconcilerError):
+            raise self._error
+        return self._error
 
     def close(self) -> None:
-        """Close every opened target (after the opening has finished); again is harmless."""
-        self._pool.shutdown(wait=True)
+        """Close every opened target; while the opening still runs, abandon it instead (the
+        thread closes what it opened).  Again is harmless."""
+        with self._guard:
+            if not self._finished:
+                self._abandoned = True
+                return
         self._stack.close()
 
     def __enter__(self) -> "Connections":

@@ -24,12 +24,12 @@ from reconciler.desired.model import DesiredState
 from reconciler.desired.assets import released
 from reconciler.desired.model import MailRules
 from reconciler.errors import ReconcilerError
-from reconciler.config.inventory import TargetSettings, mail_rules, network_devices
-from reconciler.run.connections import Connections
+from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
+from reconciler.run.connections import Connections, select
 from reconciler.run.lock import TargetLock
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
-from reconciler.providers.contract import PASSWORD_RESET, Capability, PlanRequest, Provider, TargetPlan
+from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, TargetPlan
 from reconciler.providers.verify import verify
 from reconciler.approval.review import review
 from reconciler.desired.source import DesiredSource
@@ -151,38 +151,39 @@ class Run:
         if gc.isenabled():
             gc.disable()
             self._stack.callback(gc.enable)
-        connections = self._stack.enter_context(Connections(self.inventory, self.only))
-        if self.lock:  # taken before anything is read; connecting reads nothing
-            for name, target in connections.selected.items():
+        targets = load_inventory(self.inventory)
+        selected = select(targets, self.only, f"the inventory {self.inventory}")
+        if self.lock:  # before anything is read, and released after the targets are closed
+            for name, target in selected.items():
                 lock = self._stack.enter_context(TargetLock(target.audit_dir, name,
                                                             dt.timedelta(minutes=target.lock_ttl_minutes)))
                 if lock.replaced:
                     self.lock_notes.append(f"target {name}: took over the lock of {lock.replaced}")
-        # While the targets are being reached: Git, then (for a full plan, once connected, with
-        # the bulk reads started) the YAML.  A problem in the YAML is reported before one
-        # reaching a target.
-        try:
-            if self.since_applied:
-                self.scope = incremental.scope_since_applied(
-                    self.source, [APPLIED_REF.format(target=n) for n in connections.selected])
-            if (self.scope is None or self.scope.full) and connections.wait() is None:
-                for provider in connections.providers.values():
-                    provider.prefetch()
-            only = None if self.scope is None or self.scope.full else self.scope.entries
-            self.rules = mail_rules(connections.targets)
-            self.devices = network_devices(connections.targets)
-            self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
-        finally:
-            unreachable = connections.wait()
+        connections = self._stack.enter_context(Connections(selected))
+        # While the targets are being reached (and, for a full plan, read in bulk as soon as
+        # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
+        # one reaching a target.
+        if self.since_applied:
+            self.scope = incremental.scope_since_applied(self.source, [APPLIED_REF.format(target=n) for n in selected])
+        if self.scope is None or self.scope.full:
+            connections.prefetch()
+        only = None if self.scope is None or self.scope.full else self.scope.entries
+        self.rules = mail_rules(targets)
+        self.devices = network_devices(targets)
+        self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
+        unreachable = connections.wait()
         self.providers = dict(connections.providers)
         if unreachable is not None:
             raise unreachable
-        if any(p.password_resets for p in self.state.people):
-            self._applied_resets()
+        self._applied_resets()
 
     def _applied_resets(self) -> None:
         """Tell each directory which password resets its trail (or Git's notes) says were
-        applied: a reset request is applied once, never again."""
+        applied: a reset request is applied once, never again.  Again whenever the desired
+        state is loaded again (an incremental plan turned full)."""
+        self.applied_resets = {}
+        if not any(p.password_resets for p in self.state.people):
+            return
         notes = read_notes(self.source.repo) if self.source.commit is not None else []
         for name, provider in self.providers.items():
             if provider.offers(Capability.PASSWORD_RESETS):
@@ -211,6 +212,7 @@ class Run:
                 # The changed files touch something only a full read can judge: do the full plan.
                 self.scope = replace(self.scope, full=True, reason=part.needs_full_read)
                 self.state = load_desired_state(self.source.files, mail=self.rules, devices=self.devices)
+                self._applied_resets()  # for everyone now
                 return self.plan()
         self.planned = dict(zip(names, planned))
         for name, part in self.planned.items():
@@ -227,7 +229,7 @@ class Run:
         return review(plan, self.source, self.state, self.proposal_base, self)
 
     # What review asks of the targets (approval.review.Targets), answered by their providers.
-    def removed_declaration(self, change: Change) -> str | None:
+    def removed_declaration(self, change: Change) -> Declared | None:
         return self.providers[change.target].removed_declaration(change)
 
     def implied_approvals(self, target: str, changes: list[Change]) -> dict[int, str]:
@@ -301,10 +303,26 @@ class Run:
             aborted = exc
             raise
         finally:
-            for r in runs:
-                r.finish(aborted)
-            self._note([record for r in runs for record in r.written], [r.audit.path for r in runs if r.audit], report)
+            failure = self._finish_all(runs, aborted, report)
+            if failure is not None and aborted is None:
+                raise failure
         return report
+
+    def _finish_all(self, runs: list["_TargetApply"], aborted: BaseException | None,
+                    report: ApplyReport) -> Exception | None:
+        """Every target's closing records, then the git note, even when one target's closing
+        fails (a full disk, a ref Git refuses): the first failure, once all were tried."""
+        first: Exception | None = None
+        for r in runs:
+            try:
+                r.finish(aborted)
+            except Exception as exc:
+                first = first or exc
+        try:
+            self._note([record for r in runs for record in r.written], [r.audit.path for r in runs if r.audit], report)
+        except Exception as exc:
+            first = first or exc
+        return first
 
     def _note(self, records: list[dict], paths: list, report: ApplyReport) -> None:
         """Every target's records of the run as one git note on the applied commit: one git
@@ -439,7 +457,7 @@ class _TargetApply:
         self.report.outcomes += self.outcomes
         for phase, seconds in self.provider.timings.items():
             self.report.timings[phase] = self.report.timings.get(phase, 0.0) + seconds
-        if self.credentials.count:
+        if self.credentials is not None and self.credentials.count:
             self.report.credentials_files.append((str(self.credentials.path), self.credentials.count))
         if applied_all:
             self.run._record_applied(self.name, self.report)

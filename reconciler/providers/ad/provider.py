@@ -19,7 +19,7 @@ from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
 from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.providers.ad.records import DesiredDirectory, expand
 from reconciler.providers.ad.target import ADTarget
-from reconciler.providers.contract import (PASSWORD_RESET, Capability, PlanRequest, Provider, ReadBack,
+from reconciler.providers.contract import (PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, ReadBack,
                                            TargetPlan)
 
 # Containers the inventory names: approved by the inventory, not by a line of desired_state/.
@@ -94,7 +94,7 @@ class ADProvider(Provider):
         if keys is not None:  # the people of the changed files whose entries did not change are left out
             desired = replace(desired, accounts={k: a for k, a in desired.accounts.items() if k in keys})
         actual = self._read(desired, keys)
-        needs_full_read = self._partial_view_problem(desired, actual, request.previous_keys) if keys is not None else None
+        needs_full_read = None if keys is None else self._partial_view_problem(desired, actual, request.previous_keys)
         changes, conflicts = diff(desired, actual, self.target, request.today)
         resets, waiting = password_resets(desired, actual, self.target, request.applied_resets)
         basis = ADBasis(desired, actual, keys, None, request.today)
@@ -182,10 +182,10 @@ class ADProvider(Provider):
                     problems[id(o)] = "read back: the directory does not show the change"
         return problems
 
-    def removed_declaration(self, change: Change) -> str | None:
-        """An account or a password reset was declared by its employee key; OUs and groups
-        are implied, computers are released through their holder."""
-        return change.key if change.kind in ("account", PASSWORD_RESET) else None
+    def removed_declaration(self, change: Change) -> Declared | None:
+        """An account or a password reset was declared by its employee key in a unit's file;
+        OUs and groups are implied, computers are released through their holder."""
+        return Declared(change.key, "users") if change.kind in ("account", PASSWORD_RESET) else None
 
     # -- implied approvals --------------------------------------------------------------------
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:

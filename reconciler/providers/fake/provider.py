@@ -11,6 +11,7 @@ through the pure `diff` below, and journals every operation as a line
     unwritten  a change reported applied but not written (not_converging)
     crash      apply died before this change (crash_after)
     read-back  verification's read
+    open, opened, close   the target's lifetime (opened: open_waits_for's file appeared)
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from reconciler.credentials import CredentialFile
 from reconciler.desired.model import Person
 from reconciler.errors import ReconcilerError
 from reconciler.plan import AttributeChange, Change, Movement, Outcome
-from reconciler.providers.contract import PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.fake.target import FakeTarget
 
 KIND = "fake-account"
@@ -124,8 +125,25 @@ class FakeProvider(Provider):
             raise ReconcilerError(f"target {self.target.name}: cannot read the fake system "
                                   f"{self.target.state_file}: {exc}") from None
 
+    def open(self) -> None:
+        self._journal("open")
+        if self.target.open_waits_for:
+            waited = Path(self.target.open_waits_for)
+            for _ in range(300):
+                if waited.exists():
+                    break
+                time.sleep(0.1)
+            self._journal("opened")
+
+    def close(self) -> None:
+        self._journal("close")
+
     def revokes(self, change: Change) -> bool:
         return change.movement is Movement.BAJA
+
+    def removed_declaration(self, change: Change) -> Declared | None:
+        """An object is a declared person: their employee key, in a unit's file."""
+        return Declared(change.key, "users")
 
     def plan(self, request: PlanRequest) -> TargetPlan:
         if self.target.unreadable:

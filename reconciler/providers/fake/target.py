@@ -20,10 +20,12 @@ class FakeTarget(TargetSettings):
     fail_keys: frozenset[str] = frozenset()  # apply refuses these changes (failed, with a message)
     crash_after: int | None = None  # apply raises FakeCrash once this many changes are written
     not_converging: frozenset[str] = frozenset()  # apply says applied but writes nothing
+    open_waits_for: str | None = None  # opening waits until this file exists (a target slow to answer)
 
     @classmethod
     def build(cls, name: str, raw: dict) -> "FakeTarget":
         return cls(kind=raw["kind"], state_file=raw["state_file"], journal=raw.get("journal"),
                    unreadable=raw.get("unreadable", False), fail_keys=frozenset(raw.get("fail_keys", ())),
                    crash_after=raw.get("crash_after"), not_converging=frozenset(raw.get("not_converging", ())),
+                   open_waits_for=raw.get("open_waits_for"),
                    **cls.common(name, raw))

@@ -12,7 +12,7 @@ from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.providers.mail.target import MailTarget
 from reconciler.plan import Change, Movement, Outcome
-from reconciler.providers.contract import Capability, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.mail.apply import FOLDERS, USERDB_RELOAD, MailApplier, is_purge
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.doveadm import Command, Doveadm
@@ -138,11 +138,12 @@ class MailProvider(Provider):
         problems.update(self._server_checks(opened))
         return problems
 
-    def removed_declaration(self, change: Change) -> str | None:
-        """A person's mailbox by the employee key; a shared one by its address."""
+    def removed_declaration(self, change: Change) -> Declared | None:
+        """A person's mailbox by the employee key, a shared one by its address, in a unit's
+        file; the maps are derived."""
         if change.kind == SHARED_KIND:
-            return change.key.split(":", 1)[1]
-        return change.key if change.kind == "mailbox" else None
+            return Declared(change.key.split(":", 1)[1], "users")
+        return Declared(change.key, "users") if change.kind == "mailbox" else None
 
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         """The maps: rewritten from the approved mailbox registry, declared by no line."""
@@ -183,6 +184,3 @@ class MailProvider(Provider):
 
 def kibibytes(quota: str) -> int:
     return int(quota[:-1]) * (1024 * 1024 if quota.endswith("G") else 1024)
-
-
-__all__ = ["MailProvider", "revokes"]

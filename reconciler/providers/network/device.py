@@ -10,8 +10,9 @@ from typing import Any, Sequence
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Outcome
-from reconciler.providers.contract import Capability, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.network.probes import ProbeResult, run_probes
+from reconciler.providers.network.rules import KIND as RULE_KIND
 from reconciler.providers.network.rules import DeviceRules, device_rules
 
 # The device's whole ACL or chain: the inventory names it, and it holds only approved rules.
@@ -79,9 +80,9 @@ class DeviceProvider(Provider):
         self.timings["probes"] = time.perf_counter() - started
         return results
 
-    def removed_declaration(self, change: Change) -> str | None:
-        """A rule by its name; the chain or ACL itself is implied."""
-        return change.key if change.kind == "firewall-rule" else None
+    def removed_declaration(self, change: Change) -> Declared | None:
+        """A rule by its name in desired_state/security_rules/; the chain or ACL is implied."""
+        return Declared(change.key, "security_rules") if change.kind == RULE_KIND else None
 
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         return {i: IMPLIED[c.kind] for i, c in enumerate(changes) if not c.origins and c.kind in IMPLIED}

@@ -19,9 +19,9 @@ from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.providers.sip.target import SipTarget
 from reconciler.plan import Change, Movement, Outcome
-from reconciler.providers.contract import PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.sip import store
-from reconciler.providers.sip.diff import KIND, Line, desired_lines, diff, rotates
+from reconciler.providers.sip.diff import Line, desired_lines, diff, rotates
 
 SECRET_ALPHABET = string.ascii_letters + string.digits  # desk phones' keypads and web forms take these
 
@@ -64,8 +64,12 @@ class SipProvider(Provider):
     def revokes(self, change: Change) -> bool:
         return change.movement is Movement.BAJA
 
+    def removed_declaration(self, change: Change) -> Declared | None:
+        """A line by its number in desired_state/assets/."""
+        return Declared(change.key, "assets")
+
     def plan(self, request: PlanRequest) -> TargetPlan:
-        if not request.state.assets_loaded:  # an incremental load: the assets did not change, but their holders may have
+        if not request.state.assets_loaded:  # incremental: the assets did not change, their holders may have
             holders = {s.holder for s in store.read(self.conn, self.target.domain).subscribers.values() if s.holder}
             needs = "a changed person holds an extension" if holders & (request.keys or frozenset()) else None
             return TargetPlan(self.target.name, needs_full_read=needs)
@@ -183,6 +187,3 @@ class SipProvider(Provider):
                 except ReconcilerError as exc:
                     problems[id(o)] = f"could not ask Kamailio about live registrations: {exc}"
         return problems
-
-
-__all__ = ["SipProvider", "KIND"]
