@@ -33,13 +33,16 @@ PASSWORD_RESET = "password-reset"  # the change kind of a password reset (capabi
 
 
 class Capability(str, enum.Enum):
-    """What a kind may offer beyond plan, apply and verify."""
+    """What a kind may offer beyond plan, apply and verify.  The engine acts on the first
+    three; the last two are declared so that kinds say what they do, and get their engine
+    support with the features that need it (adopting existing directories; systems with no
+    API, handled by work orders)."""
 
     IMPLIED_APPROVALS = "implied-approvals"  # some changes are approved by what they serve (implied_approvals)
     PASSWORD_RESETS = "password-resets"  # plans declared resets once each (PlanRequest.applied_resets)
     PROBES = "probes"  # proves its changes by real traffic after apply (probe)
-    ADOPTION = "adoption"  # a declared object that exists unmanaged is adopted, not a conflict
-    WORK_ORDERS = "work-orders"  # changes are done by people, confirmed later (no read back)
+    ADOPTION = "adoption"  # its plan adopts an unmanaged object a declaration matches, not a conflict
+    WORK_ORDERS = "work-orders"  # changes are done by people and confirmed later, not read back
 
 
 @dataclass(frozen=True)
