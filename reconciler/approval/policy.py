@@ -15,12 +15,12 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
+from reconciler.approval.solicitudes import Identity, Provenance
 from reconciler.desired.checks import FileCheck
 from reconciler.desired.files import blob_text
 from reconciler.desired.source import DesiredSource
 from reconciler.desired.yamlfile import parse_yaml
 from reconciler.errors import ValidationFailed
-from reconciler.approval.solicitudes import Identity, Provenance
 
 POLICY_FILE = "inventory/approvers.yaml"
 

@@ -6,12 +6,12 @@ from typing import Protocol
 
 import git
 
-from reconciler.desired.model import DesiredState
-from reconciler.errors import ReconcilerError
-from reconciler.plan import Change, Plan
 from reconciler.approval.policy import POLICY_FILE, Approval, Policy, Scope, awaiting, load_policy
 from reconciler.approval.solicitudes import History
+from reconciler.desired.model import DesiredState
 from reconciler.desired.source import DESIRED_DIR, DesiredSource
+from reconciler.errors import ReconcilerError
+from reconciler.plan import Change, Plan
 
 
 def _privileged_groups(state: DesiredState, policy: Policy) -> dict[str, str]:

@@ -10,8 +10,8 @@ from rich.markup import escape
 from reconciler.approval.policy import POLICY_FILE, load_policy
 from reconciler.cli import EXIT_OK
 from reconciler.config.inventory import load_inventory, mail_rules, network_devices
-from reconciler.desired.load import load_desired_state
 from reconciler.desired.assets import released
+from reconciler.desired.load import load_desired_state
 from reconciler.desired.source import at_ref, plain_directory
 from reconciler.errors import ValidationFailed
 

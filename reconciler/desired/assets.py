@@ -11,8 +11,8 @@ person who is a baja are not an error: the person's baja releases them (`release
 """
 from __future__ import annotations
 
-from reconciler.desired.files import DesiredFiles
 from reconciler.desired.checks import FileCheck, open_file
+from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Decommission, Equipment, Person, PhoneLine, Source, solicitud_of
 
 LINES = "assets/lines.yaml"

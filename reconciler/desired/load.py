@@ -12,15 +12,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.errors import Problem, ValidationFailed
 from reconciler.desired.assets import read_assets
 from reconciler.desired.checks import FileCheck, open_file
 from reconciler.desired.curp import curp_problem
 from reconciler.desired.files import DesiredFiles, DirectoryFiles
-from reconciler.desired.model import (DesiredState, Entitlement, Mailbox, MailRules, Person, Request, SharedMailbox,
-                                      Source, Unit, quota_megabytes, solicitud_of)
-from reconciler.desired.security import read_security
+from reconciler.desired.model import (
+    DesiredState,
+    Entitlement,
+    Mailbox,
+    MailRules,
+    Person,
+    Request,
+    SharedMailbox,
+    Source,
+    Unit,
+    quota_megabytes,
+    solicitud_of,
+)
 from reconciler.desired.naming import assign_account_names, common_name
+from reconciler.desired.security import read_security
+from reconciler.errors import Problem, ValidationFailed
+
 
 def _read_catalog(files: DesiredFiles, name: str, checks: list[FileCheck]) -> tuple[dict[str, dict], str]:
     check, data, usable = open_file(files, f"{name}.yaml", checks)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from reconciler.desired.files import DesiredFiles
 from reconciler.desired.checks import FileCheck, open_file
+from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Solicitud, Source, solicitud_of
 
 DIRECTORY = "security_rules"

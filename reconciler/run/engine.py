@@ -16,23 +16,22 @@ from pathlib import Path
 import git
 
 from reconciler import __version__
-from reconciler.run import incremental
+from reconciler.approval.review import review
 from reconciler.audit.trail import AuditLog, attach_note, change_record, load_records, operator, read_notes
-from reconciler.credentials import CredentialFile
-from reconciler.desired.load import load_desired_state
-from reconciler.desired.model import DesiredState
-from reconciler.desired.assets import released
-from reconciler.desired.model import MailRules
-from reconciler.errors import ReconcilerError
 from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
-from reconciler.run.connections import Connections, select
-from reconciler.run.lock import TargetLock
+from reconciler.credentials import CredentialFile
+from reconciler.desired.assets import released
+from reconciler.desired.load import load_desired_state
+from reconciler.desired.model import DesiredState, MailRules
+from reconciler.desired.source import DesiredSource
+from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
 from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, TargetPlan
 from reconciler.providers.verify import verify
-from reconciler.approval.review import review
-from reconciler.desired.source import DesiredSource
+from reconciler.run import incremental
+from reconciler.run.connections import Connections, select
+from reconciler.run.lock import TargetLock
 
 APPLIED_REF = "refs/reconciler/applied/{target}"
 # Targets are planned and applied in the registry's order: an account exists before its

@@ -19,8 +19,8 @@ import git
 from reconciler.desired.entries import entry_texts, split_entries
 from reconciler.desired.files import blob_text
 from reconciler.desired.load import USER_SUFFIXES
-from reconciler.errors import ReconcilerError
 from reconciler.desired.source import DESIRED_DIR, DesiredSource
+from reconciler.errors import ReconcilerError
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
 from reconciler.credentials import CredentialFile, generate_password
-from reconciler.providers.ad.target import ADTarget
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.computers import apply_computer
 from reconciler.providers.ad.connection import ldap_error as _error
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, Account, marker_value
+from reconciler.providers.ad.target import ADTarget
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
 UF_NORMAL_ACCOUNT = 0x200

@@ -19,12 +19,12 @@ from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 
 from reconciler.desired.assets import COMPUTERS, holder
 from reconciler.desired.model import DesiredState
-from reconciler.providers.ad.target import ADTarget
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.connection import ldap_error as _error
 from reconciler.providers.ad.read import _one, paged_search
 from reconciler.providers.ad.records import MARKER, unit_ou
+from reconciler.providers.ad.target import ADTarget
 
 KIND = "computer"
 UF_ACCOUNTDISABLE = 0x2

@@ -10,7 +10,6 @@ from ldap3.strategy.sync import SyncStrategy
 from reconciler.errors import ReconcilerError
 from reconciler.providers.ad.target import ADTarget
 
-
 # Plain dicts for attributes: ldap3's case-insensitive dict costs more than the rest of a bulk
 # read.  read.py maps the names the server returns to their canonical spelling itself.
 set_config_parameter("CASE_INSENSITIVE_ATTRIBUTE_NAMES", False)

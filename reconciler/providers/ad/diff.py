@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from reconciler.providers.ad.target import ADTarget
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, Account, DesiredDirectory, offboarded
+from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.contract import PASSWORD_RESET
 
 

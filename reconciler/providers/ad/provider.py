@@ -12,15 +12,27 @@ from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Conflict, Movement, Outcome
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.apply import ADApplier
-from reconciler.providers.ad.computers import (Computer, diff_computers, expand_computers, foreign_hostnames,
-                                               read_computers)
+from reconciler.providers.ad.computers import (
+    Computer,
+    diff_computers,
+    expand_computers,
+    foreign_hostnames,
+    read_computers,
+)
 from reconciler.providers.ad.connection import connect
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
 from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.providers.ad.records import DesiredDirectory, expand
 from reconciler.providers.ad.target import ADTarget
-from reconciler.providers.contract import (PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, ReadBack,
-                                           TargetPlan)
+from reconciler.providers.contract import (
+    PASSWORD_RESET,
+    Capability,
+    Declared,
+    PlanRequest,
+    Provider,
+    ReadBack,
+    TargetPlan,
+)
 
 # Containers the inventory names: approved by the inventory, not by a line of desired_state/.
 IMPLIED = {"ou": "a managed OU named in the inventory"}

@@ -17,10 +17,10 @@ from ldap3 import LEVEL, SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
 from reconciler.errors import ReconcilerError
-from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.diff import ActualDirectory, ForeignObject
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, MULTI_VALUED, Account, DesiredDirectory
+from reconciler.providers.ad.target import ADTarget
 
 PAGE_SIZE = 1000  # Samba's MaxPageSize
 # Every value read costs ldap3 a decode: the CN comes from the DN, and pwdLastSet is only read

@@ -27,8 +27,8 @@ from typing import Mapping
 
 from reconciler.desired.model import DesiredState, Person
 from reconciler.desired.naming import common_name
-from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.ad import dn as dnlib
+from reconciler.providers.ad.target import ADTarget
 
 MARKER = "reconciler"  # adminDescription of every object the reconciler owns
 MANAGED_ATTRIBUTES = (

@@ -13,8 +13,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from reconciler.providers.cisco_ios.target import CiscoTarget
 from reconciler.plan import AttributeChange, Change, Movement
+from reconciler.providers.cisco_ios.target import CiscoTarget
 from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, rule_change
 
 BASE = ["remark reconciler:base", "permit tcp any any established"]

@@ -6,8 +6,14 @@ from netmiko.exceptions import NetmikoAuthenticationException, NetmikoBaseExcept
 
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change
-from reconciler.providers.cisco_ios.acl import (DEFAULT_POLICY, RouterState, acl, diff_router, parse_running_config,
-                                                swap_commands)
+from reconciler.providers.cisco_ios.acl import (
+    DEFAULT_POLICY,
+    RouterState,
+    acl,
+    diff_router,
+    parse_running_config,
+    swap_commands,
+)
 from reconciler.providers.cisco_ios.target import CiscoTarget
 from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules

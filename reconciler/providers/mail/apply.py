@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 from reconciler.errors import ReconcilerError
-from reconciler.providers.mail.target import MailTarget
-from reconciler.plan import Change, Movement
-from reconciler.plan import Outcome
+from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.mail.diff import former_addresses
 from reconciler.providers.mail.doveadm import EX_NOTFOUND, Command, Doveadm
 from reconciler.providers.mail.records import SHARED_KIND, Mailbox
 from reconciler.providers.mail.registry import SHARED, Entry, Registry, maps, write_atomically
+from reconciler.providers.mail.target import MailTarget
 
 FOLDERS = ("INBOX", "Drafts", "Sent", "Trash", "Junk")
 RIGHTS = ["lookup", "read", "write", "write-seen", "write-deleted", "insert", "post", "expunge", "create"]

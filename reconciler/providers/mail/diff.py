@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from reconciler.providers.mail.target import MailTarget
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
 from reconciler.providers.mail.records import PERSON, SHARED_KIND, ActualMail, Mailbox
 from reconciler.providers.mail.registry import SHARED, Entry, maps
+from reconciler.providers.mail.target import MailTarget
 
 STATUS = {True: "open", False: "closed"}
 

@@ -3,14 +3,12 @@ function, applied through the registry, the maps and doveadm, then read back."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
-from reconciler.providers.mail.target import MailTarget
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.mail.apply import FOLDERS, USERDB_RELOAD, MailApplier, is_purge
@@ -18,6 +16,7 @@ from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.doveadm import Command, Doveadm
 from reconciler.providers.mail.records import SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
 from reconciler.providers.mail.registry import SHARED, Registry
+from reconciler.providers.mail.target import MailTarget
 
 
 def revokes(change: Change) -> bool:

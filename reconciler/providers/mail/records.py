@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from reconciler.desired.model import DesiredState, Request
-from reconciler.providers.mail.target import MailTarget
 from reconciler.providers.mail.registry import SHARED, Entry
+from reconciler.providers.mail.target import MailTarget
 
 PERSON = "mailbox"
 SHARED_KIND = "shared-mailbox"

@@ -17,11 +17,11 @@ from typing import Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
-from reconciler.providers.sip.target import SipTarget
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.contract import Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.sip import store
 from reconciler.providers.sip.diff import Line, desired_lines, diff, rotates
+from reconciler.providers.sip.target import SipTarget
 
 SECRET_ALPHABET = string.ascii_letters + string.digits  # desk phones' keypads and web forms take these
 
