@@ -638,3 +638,55 @@ def test_bad_yaml_is_reported_at_once_while_a_target_is_still_being_reached(fake
             break
         time.sleep(0.05)
     assert fakes.ops(lifetime=True)[-3:] == ["b-second opened - -", "b-second close - -", "a-first close - -"]
+
+
+# -- only forward, only from the protected branch ------------------------------------------------
+
+def test_a_commit_of_a_branch_under_review_is_never_applied(fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    git_ = fakes.repo.git
+    git_.create_head("solicitud", git_.heads.main.commit).checkout()
+    fakes.add("SSM-000002")
+    fakes.repo.write()
+    git_.index.add(["desired_state"])
+    proposal = git_.index.commit("Alta sin revisar\n\nApproved-by: Ing. Marta Ávila Ibáñez <marta.avila@salud.morelos.gob.mx>")
+    git_.heads.main.checkout()
+    code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                           "--ref", proposal.hexsha, "--auto-approve")
+    assert code == 1 and "not on the first-parent line of main" in err
+    assert sorted(fakes.state("a-first")) == ["SSM-000001"]
+
+
+def test_an_old_commit_of_main_is_never_replayed(fakes):
+    """Replaying the commit before a baja would bring the person back."""
+    fakes.add("SSM-000001", "SSM-000002")
+    before = fakes.repo.squash_merge("Altas")
+    fakes.apply()
+    fakes.repo.remove("SSM-000002")
+    fakes.repo.squash_merge("Baja de SSM-000002")
+    fakes.apply()
+    assert sorted(fakes.state("a-first")) == ["SSM-000001"]
+    for argv in (("--ref", before), ("--ref", before, "--since-applied")):
+        code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                               *argv, "--auto-approve")
+        assert code == 1 and "is behind" in err and "already applied there" in err
+    assert sorted(fakes.state("a-first")) == ["SSM-000001"]
+    assert fakes.applied("a-first") == fakes.head()
+
+
+def test_a_commit_inside_a_merged_branch_is_not_on_the_protected_line(fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.add("SSM-000002")
+    merge = fakes.repo.merge_pr("alta", commits=2)
+    inside = fakes.repo.git.commit(merge).parents[1].hexsha
+    code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                           "--ref", inside, "--auto-approve")
+    assert code == 1 and "not on the first-parent line" in err
+    assert sorted(fakes.state("a-first")) == ["SSM-000001"]
+    code, _, _ = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                         "--ref", merge, "--auto-approve")
+    assert code == 0 and sorted(fakes.state("a-first")) == ["SSM-000001", "SSM-000002"]

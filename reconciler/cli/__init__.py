@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="refuse the whole run if any change lacks a valid approval (default: skip those)")
     apply.add_argument("--expect-fingerprint", metavar="F",
                        help="refuse unless the plan made now has this fingerprint (the one approved)")
+    apply.add_argument("--protected-branch", metavar="BRANCH",
+                       default=os.environ.get("RECONCILER_PROTECTED_BRANCH", DEFAULT_REF),
+                       help="apply only commits that landed on this branch (or origin/BRANCH), never going back "
+                            "(default: $RECONCILER_PROTECTED_BRANCH or main)")
 
     audit_cmd = with_inventory(sub.add_parser("audit", help="the audit trail"))
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")

@@ -96,7 +96,7 @@ def _report(report: ApplyReport, out: Console) -> None:
 
 def apply(args, out: Console, err: Console) -> int:
     with Run(at_ref(args.repo, args.ref), args.inventory, tuple(args.target), since_applied=args.since_applied,
-             lock=True) as run:
+             lock=True, protected_branch=args.protected_branch) as run:
         plan = run.plan()
         for note in run.lock_notes:
             err.print(f"Warning: {note}", markup=False, style="yellow")

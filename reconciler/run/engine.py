@@ -23,7 +23,7 @@ from reconciler.credentials import CredentialFile
 from reconciler.desired.assets import released
 from reconciler.desired.load import load_desired_state
 from reconciler.desired.model import DesiredState, MailRules
-from reconciler.desired.source import DesiredSource
+from reconciler.desired.source import DEFAULT_REF, DesiredSource
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
@@ -31,6 +31,7 @@ from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, 
 from reconciler.providers.verify import verify
 from reconciler.run import incremental
 from reconciler.run.connections import Connections, select
+from reconciler.run.forward import check_forward
 from reconciler.run.lock import TargetLock
 
 APPLIED_REF = "refs/reconciler/applied/{target}"
@@ -124,6 +125,7 @@ class Run:
     since_applied: bool = False
     lock: bool = False  # apply: hold each target's lock from before reading it until the end
     proposal_base: str | None = None  # plan of a pull request targeting this branch (see review)
+    protected_branch: str = DEFAULT_REF  # apply takes only commits that landed on it, never going back
     today: str = field(default_factory=today_utc)
     state: DesiredState | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
@@ -254,6 +256,7 @@ class Run:
         if self.source.commit is None:
             raise ReconcilerError("apply reads the desired state from a commit of the protected branch, "
                                   "never from the working tree")
+        self.check_forward()
         self.check_fingerprint(plan, expect_fingerprint)
         unapproved = [c for c in plan.changes if not c.approved]
         if strict and unapproved:
@@ -268,6 +271,13 @@ class Run:
                     f"refusing to apply: {bajas} bajas on target {name} exceed max_bajas ({target.max_bajas}). "
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
                     "--allow-mass-baja.")
+
+    def check_forward(self) -> None:
+        """The commit landed on the protected branch and is not behind any target's applied one."""
+        applied = {name: self.source.repo.git.rev_parse("--verify", "-q", APPLIED_REF.format(target=name),
+                                                        with_exceptions=False).strip() or None
+                   for name in self.providers}
+        check_forward(self.source, self.protected_branch, applied)
 
     @staticmethod
     def check_fingerprint(plan: Plan, expected: str | None) -> None:
@@ -355,6 +365,7 @@ class Run:
         """For a plan with nothing to do: every target without conflicts is at this commit."""
         report = ApplyReport([])
         if self.source.commit is not None:
+            self.check_forward()
             for name in self.providers:
                 if not any(c.target == name for c in plan.conflicts):
                     self._record_applied(name, report)

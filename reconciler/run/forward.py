@@ -1,0 +1,42 @@
+"""Only forward, only from the protected branch.
+
+An apply takes a commit on the protected branch's first-parent line (what landed there, one
+merge or squash at a time), never a commit of a branch under review, a commit inside a merged
+branch, or an older commit of the branch: replaying an old commit would bring back access
+revoked since.  Going back is a new, approved pull request.
+"""
+from __future__ import annotations
+
+from reconciler.desired.source import DesiredSource
+from reconciler.errors import ReconcilerError
+
+
+class NotForward(ReconcilerError):
+    """The commit to apply is not on the protected branch, or is behind what was applied."""
+
+
+def protected_tip(source: DesiredSource, branch: str) -> str:
+    """The protected branch's commit: the local branch, or the remote's (a CI checkout)."""
+    for ref in (branch, f"origin/{branch}"):
+        sha = source.repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}", with_exceptions=False).strip()
+        if sha:
+            return sha
+    raise NotForward(f"refusing to apply: the repository has no branch {branch!r} (nor origin/{branch}), the "
+                     "protected branch whose commits are applied; nothing was changed")
+
+
+def check_forward(source: DesiredSource, branch: str, applied: dict[str, str | None]) -> None:
+    """Refuse unless the source commit landed on `branch` and is at or after every target's
+    applied commit (`applied`: target -> commit, None where nothing was applied yet)."""
+    sha = source.sha
+    tip = protected_tip(source, branch)
+    landed = source.repo.git.rev_list("--first-parent", tip).split()
+    if sha not in landed:
+        raise NotForward(f"refusing to apply commit {sha[:12]}: it is not on the first-parent line of {branch} "
+                         f"(at {tip[:12]}). Only what landed on the protected branch is applied, never a branch "
+                         "under review or a commit inside a merged one; nothing was changed.")
+    for target, done in applied.items():
+        if done and done != sha and not source.repo.is_ancestor(done, sha):
+            raise NotForward(f"refusing to apply commit {sha[:12]} to {target}: it is behind {done[:12]}, already "
+                             "applied there, and would bring back what was changed since. Going back is a new "
+                             "approved pull request; nothing was changed.")
