@@ -18,9 +18,11 @@ def land(root: Path, title: str) -> str:
     """Commit everything under root to main as an approved squash merge; returns the commit."""
     repo = git.Repo.init(root, initial_branch="main") if not (root / ".git").exists() else git.Repo(root)
     policy = root / "inventory" / "approvers.yaml"
-    if not policy.exists():
+    if not repo.head.is_valid():  # the first commit, the policy alone: changes are judged by the policy before them
         policy.parent.mkdir(parents=True, exist_ok=True)
         policy.write_text(yaml.safe_dump(POLICY, allow_unicode=True), encoding="utf-8")
+        repo.index.add([str(policy.relative_to(root))])
+        repo.index.commit("Política de aprobación", author=REQUESTER, committer=REQUESTER)
     repo.git.add("-A")
     trailers = "".join(f"Approved-by: {n} <{e}>\n" for n, e in APPROVERS)
     return repo.index.commit(f"{title} (#1)\n\n{trailers}", author=REQUESTER, committer=REQUESTER).hexsha

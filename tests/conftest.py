@@ -65,6 +65,7 @@ REQUESTER = ("José Núñez O'Brien", "jose.nunez@salud.morelos.gob.mx")
 APPROVER_1 = ("Ing. Marta Ávila Ibáñez", "marta.avila@salud.morelos.gob.mx")
 APPROVER_2 = ("Lic. Raúl Peña Güemes", "raul.pena@salud.morelos.gob.mx")
 UNIT_HEAD = ("Dra. Ana Lucía Ordóñez", "ana.ordonez@salud.morelos.gob.mx")
+ADMIN = ("Administración de TI", "ti@salud.morelos.gob.mx")  # writes the repository's first commit
 POLICY = {
     "required_approvals": 1, "privileged_approvals": 2, "privileged_entitlements": ["vpn"],
     "approvers": [
@@ -111,7 +112,20 @@ class DesiredRepo:
                 config.set_value("user", "name", "CI").set_value("user", "email", "ci@example.org")
         return self._git
 
+    def _bootstrap(self) -> None:
+        """The repository's first commit: the approval policy alone, written by IT's
+        administration.  It is the trust root: changes are judged by the policy in force
+        before the commit that landed them, and the first commit has none before it."""
+        if self.git.head.is_valid():
+            return
+        policy = self.root / "inventory" / "approvers.yaml"
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(yaml.safe_dump(self.policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        self.git.index.add([str(policy.relative_to(self.root))])
+        self.git.index.commit("Política de aprobación", author=actor(ADMIN), committer=actor(ADMIN))
+
     def _commit_all(self, message: str, author: tuple[str, str], committer: tuple[str, str] | None = None) -> str:
+        self._bootstrap()
         self.git.git.add("-A")
         commit = self.git.index.commit(message, author=actor(author), committer=actor(committer or author))
         return commit.hexsha
@@ -131,6 +145,7 @@ class DesiredRepo:
                  approvers=(APPROVER_1, APPROVER_2), commits: int = 1) -> str:
         """Write the files on a feature branch (in `commits` commits), then merge it into main
         with a merge commit carrying the approval trailers."""
+        self._bootstrap()
         repo = self.git
         main = repo.heads.main
         feature = repo.create_head(branch, main.commit)

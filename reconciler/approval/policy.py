@@ -1,7 +1,8 @@
 """The approval policy (inventory/approvers.yaml): who may approve which units and paths.
 
-It is read from the same commit as the desired state, so changing it is itself a reviewed
-pull request.  Rules, for each change:
+A change is judged by the policy in force before the commit that landed it (its first
+parent: see in_force.py), so changing the policy is itself a reviewed pull request, judged by
+the policy it changes, and takes effect after it lands.  Rules, for each change:
   - its solicitud must carry `Approved-by:` trailers from approvers named in the policy whose
     `units` include the change's unit or whose `paths` match a file the change comes from;
   - the requester (author of the change) never counts as an approver of their own change;
@@ -136,7 +137,8 @@ def parse_policy(text: str | None, display: str) -> Policy | None:
 
 
 def load_policy(source: DesiredSource) -> Policy | None:
-    """The policy at the same commit (or in the same working tree) as the desired state."""
+    """The policy at the same commit (or in the same working tree) as the desired state: what
+    `validate` checks.  Review judges each change by the policy before it (in_force.py)."""
     path = source.path_in_repo(POLICY_FILE)
     if source.commit is not None:
         text = blob_text(source.commit, path)

@@ -6,18 +6,13 @@ from typing import Protocol
 
 import git
 
-from reconciler.approval.policy import POLICY_FILE, Approval, Policy, Scope, awaiting, load_policy
+from reconciler.approval.in_force import RulesInForce
+from reconciler.approval.policy import Approval, Scope, awaiting
 from reconciler.approval.solicitudes import History
 from reconciler.desired.model import DesiredState
 from reconciler.desired.source import DESIRED_DIR, DesiredSource
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Plan
-
-
-def _privileged_groups(state: DesiredState, policy: Policy) -> dict[str, str]:
-    """casefolded group name -> entitlement key, for every privileged entitlement."""
-    return {e.group.casefold(): e.key for e in state.entitlements.values()
-            if e.privileged or e.key in policy.privileged_entitlements}
 
 
 def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
@@ -62,28 +57,35 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     solicitudes: its changes are marked as not approvable.  With `proposal_base` (the protected
     branch a pull request targets), changes the pull request itself brings are marked as
     awaiting its approval instead of judged: their trailers are written when it merges.
+    Each change is judged by the rules in force before the commit that landed it
+    (approval.in_force): a pull request never approves itself with the policy it brings.
     Last, each target's provider may approve changes by implication: what its inventory entry
     names, or what an approved change needs."""
     if source.commit is None:
         verdict = Approval(False, "a working-tree preview is never applied")
         return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
-    policy = load_policy(source)
+    rules = RulesInForce(source, state)
     # A handful of changes in files of thousands of lines: blame just their lines.
     history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
-    privileged = _privileged_groups(state, policy) if policy else {}
     proposed = _proposed(source, proposal_base)
+    # A pull request's own changes will land on its base: the base's rules will judge them.
+    pending = rules.at(source.repo.commit(proposal_base).hexsha) if proposal_base else None
     reviewed = []
     for change in plan.changes:
         provenance = history.of(change.origins, _removed(source, targets.removed_declaration(change)))
         if provenance is not None and proposed(provenance.landed):
-            scope = scope_of(change, privileged)
+            policy = pending.policy
+            scope = scope_of(change, pending.privileged)
             approval = awaiting(policy.required if policy else 1, scope.privileged,
                                 policy.privileged_required if policy else 2)
-        elif policy is None:
-            approval = Approval(False, f"no approval policy {source.path_in_repo(POLICY_FILE)} at commit "
-                                       f"{source.commit.hexsha[:10]}")
+        elif provenance is None:
+            approval = Approval(False, "no commit on the protected branch declares it, so no solicitud approved it")
         else:
-            approval = policy.evaluate(provenance, scope_of(change, privileged))
+            in_force = rules.before(provenance.landed)
+            if in_force.policy is None:
+                approval = Approval(False, in_force.problem)
+            else:
+                approval = in_force.policy.evaluate(provenance, scope_of(change, in_force.privileged))
         reviewed.append(replace(change, provenance=provenance, approval=approval))
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
 

@@ -1,0 +1,94 @@
+"""Changes are judged by the rules in force before the commit that landed them: a pull
+request cannot approve itself with approvers, thresholds or privileges it brings (issue 12)."""
+from __future__ import annotations
+
+from conftest import APPROVER_1, APPROVER_2, REQUESTER
+from test_engine import Fakes, fakes, kinds  # noqa: F401  (the fake targets' fixtures)
+
+INVENTED = (("Juan Inventado", "juan@evil.example"), ("Ana Inventada", "ana@evil.example"))
+
+
+def approvals(plan) -> dict[str, tuple[bool, str]]:
+    return {c.key: (c.approved, c.approval.reason) for c in plan.changes if c.target == "a-first"}
+
+
+def test_approvers_a_pull_request_adds_do_not_approve_it(fakes: Fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.add("SSM-000002")
+    for name, email in INVENTED:
+        fakes.repo.policy["approvers"].append({"name": name, "email": email, "units": ["*"]})
+    fakes.repo.squash_merge("Alta y dos aprobadores nuevos", approvers=INVENTED)
+    approved, reason = approvals(fakes.plan())["SSM-000002"]
+    assert not approved and "juan@evil.example> is not an approver in inventory/approvers.yaml" in reason
+    # Once the policy change landed (it is the rule in force now), the invented approvers would
+    # count for what lands after it: the policy change itself is what reviewers must refuse.
+    fakes.repo.find("SSM-000002")["title"] = "Enfermera Jefe"
+    fakes.repo.squash_merge("Cambio de puesto", approvers=INVENTED)
+    assert approvals(fakes.plan())["SSM-000002"][0]
+
+
+def test_dropping_the_privileged_flag_in_the_same_pull_request_does_not_lower_the_bar(fakes: Fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.entitlements["vpn"]["privileged"] = False
+    fakes.repo.policy["privileged_entitlements"] = []
+    fakes.repo.find("SSM-000001")["entitlements"].append("vpn")
+    fakes.repo.squash_merge("VPN para SSM-000001", approvers=(APPROVER_1,))
+    # The fake kind grants no groups: the privilege is read where review reads it.
+    from reconciler.approval.in_force import RulesInForce
+    from reconciler.desired.load import load_desired_state
+    from reconciler.desired.source import at_ref
+
+    source = at_ref(fakes.repo.root)
+    rules = RulesInForce(source, load_desired_state(source.files))
+    landed = fakes.head()
+    assert rules.before(landed).privileged == {"gg-vpn-remoto": "vpn"}
+    assert rules.at(landed).privileged == {}
+    # The grant as AD plans it: the person's entry, one group added.
+    from reconciler.approval.review import review
+    from reconciler.desired.model import Source
+    from reconciler.plan import AttributeChange, Change, Movement, Plan
+
+    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
+                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
+                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
+
+    class Targets:
+        def removed_declaration(self, change):
+            return None
+
+        def implied_approvals(self, target, changes):
+            return {}
+
+    [judged] = review(Plan((grant,)), source, rules.state, None, Targets()).changes
+    assert not judged.approved
+    assert judged.approval.reason.startswith("grants privileged vpn: needs 2 distinct approvers, has 1")
+
+
+def test_the_repositorys_first_commit_approves_nothing(fakes: Fakes):
+    """The first commit is the trust root: the policy, alone.  People declared in it are not
+    approved by anyone."""
+    git_ = fakes.repo.git
+    fakes.add("SSM-000001")
+    fakes.repo.write()
+    git_.git.add("-A")
+    git_.index.commit("Todo de una vez\n\nApproved-by: Ing. Marta Ávila Ibáñez <marta.avila@salud.morelos.gob.mx>\n"
+                      "Approved-by: Lic. Raúl Peña Güemes <raul.pena@salud.morelos.gob.mx>")
+    approved, reason = approvals(fakes.plan())["SSM-000001"]
+    assert not approved and "is the repository's first: no policy was in force before it" in reason
+
+
+def test_a_policy_change_takes_effect_for_what_lands_after_it(fakes: Fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.repo.policy["required_approvals"] = 2
+    fakes.add("SSM-000002")
+    fakes.repo.squash_merge("Política más estricta y un alta", approvers=(APPROVER_2,))
+    assert approvals(fakes.plan())["SSM-000002"][0]  # judged by the old policy: one approver
+    fakes.add("SSM-000003")
+    fakes.repo.squash_merge("Otra alta", requester=REQUESTER, approvers=(APPROVER_2,))
+    approved, reason = approvals(fakes.plan())["SSM-000003"]
+    assert not approved and "needs 2 approvers, has 1" in reason
