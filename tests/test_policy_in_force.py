@@ -92,3 +92,19 @@ def test_a_policy_change_takes_effect_for_what_lands_after_it(fakes: Fakes):
     fakes.repo.squash_merge("Otra alta", requester=REQUESTER, approvers=(APPROVER_2,))
     approved, reason = approvals(fakes.plan())["SSM-000003"]
     assert not approved and "needs 2 approvers, has 1" in reason
+
+
+def test_the_person_a_change_is_about_never_approves_it(fakes: Fakes):
+    """Someone else typed the change; its subject approved it.  Separation of duties holds by
+    the person's own addresses, whoever the Git author is."""
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.add("SSM-000002")
+    fakes.repo.find("SSM-000002")["mailbox"] = {"address": "zoe.guemes@salud.morelos.gob.mx",
+                                                "aliases": [APPROVER_2[1]]}
+    fakes.repo.squash_merge("Alta de SSM-000002", approvers=(APPROVER_2,))
+    approved, reason = approvals(fakes.plan())["SSM-000002"]
+    assert not approved and f"{APPROVER_2[0]} is the person the change is about and cannot approve it" in reason
+    fakes.repo.find("SSM-000002")["title"] = "Jefa de Enfermeras"
+    fakes.repo.squash_merge("Cambio de puesto", approvers=(APPROVER_1,))
+    assert approvals(fakes.plan())["SSM-000002"][0]

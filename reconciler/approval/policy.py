@@ -5,7 +5,8 @@ parent: see in_force.py), so changing the policy is itself a reviewed pull reque
 the policy it changes, and takes effect after it lands.  Rules, for each change:
   - its solicitud must carry `Approved-by:` trailers from approvers named in the policy whose
     `units` include the change's unit or whose `paths` match a file the change comes from;
-  - the requester (author of the change) never counts as an approver of their own change;
+  - the requester (author of the change) never counts as an approver of their own change,
+    nor does the person the change is about (by their mailbox's address or aliases);
   - a change that grants a privileged entitlement (listed here, or flagged `privileged: true`
     in entitlements.yaml) needs `privileged_approvals` distinct approvers (default 2), any other
     change `required_approvals` (default 1);
@@ -67,6 +68,7 @@ class Scope:
     unit: str | None
     files: tuple[str, ...]
     privileged: tuple[str, ...] = ()  # privileged entitlements granted
+    subjects: frozenset[str] = frozenset()  # casefolded addresses of the person the change is about
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Policy:
             approver = self.by_email(ident)
             if ident.key == provenance.requester.key:
                 refused.append(f"{ident.name} requested the change and cannot approve it")
+            elif ident.key in scope.subjects:
+                refused.append(f"{ident.name} is the person the change is about and cannot approve it")
             elif approver is None:
                 refused.append(f"{ident} is not an approver in {self.file}")
             elif not approver.may_approve(scope.unit, scope.files):

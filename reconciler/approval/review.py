@@ -15,12 +15,22 @@ from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Plan
 
 
-def scope_of(change: Change, privileged: dict[str, str]) -> Scope:
+def scope_of(change: Change, privileged: dict[str, str],
+             subjects: dict[str, frozenset[str]] | None = None) -> Scope:
+    """What the policy judges of a change: its unit, its files, the privileged entitlements it
+    grants, and who it is about (`subjects`: employee key -> their addresses)."""
     granted = ()
     for a in change.attributes:
         if a.name == "groups":
             granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
-    return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted)
+    return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted,
+                 (subjects or {}).get(change.key, frozenset()))
+
+
+def addresses(state: DesiredState) -> dict[str, frozenset[str]]:
+    """Each declared person's mail addresses (casefolded): who a change about them is for."""
+    return {p.employee_key: frozenset(a.casefold() for a in (p.mailbox.address, *p.mailbox.aliases))
+            for p in state.people if p.mailbox is not None}
 
 
 def _proposed(source: DesiredSource, base: str | None):
@@ -70,6 +80,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     proposed = _proposed(source, proposal_base)
     # A pull request's own changes will land on its base: the base's rules will judge them.
     pending = rules.at(source.repo.commit(proposal_base).hexsha) if proposal_base else None
+    subjects = addresses(state)
     reviewed = []
     for change in plan.changes:
         provenance = history.of(change.origins, _removed(source, targets.removed_declaration(change)))
@@ -85,7 +96,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
             if in_force.policy is None:
                 approval = Approval(False, in_force.problem)
             else:
-                approval = in_force.policy.evaluate(provenance, scope_of(change, in_force.privileged))
+                approval = in_force.policy.evaluate(provenance, scope_of(change, in_force.privileged, subjects))
         reviewed.append(replace(change, provenance=provenance, approval=approval))
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
 
