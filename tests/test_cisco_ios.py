@@ -108,3 +108,27 @@ def test_an_entry_added_by_hand_is_drift_and_an_expired_exception_is_removed(rou
     assert "permit tcp any any eq 22" not in entries and "remark rule:nube" not in entries
     assert always_bound_once_bound(double)
     sandbox.assert_converged()
+
+
+def test_an_unapproved_rule_never_reaches_the_router_with_an_approved_one(router):
+    """As on the firewall: a rule pushed without approval stays out of the new ACL, a rule whose
+    unapproved change would narrow it keeps its entries, and the approved rule goes in."""
+    sandbox, double = router
+    sandbox.repo.rules = {"hg": [rule("web", service="web"),
+                                 rule("sin-bd", destination="servidores", service="postgres", action="deny")]}
+    sandbox.apply()
+    sandbox.repo.rules["hg"] = [rule("web", protocol="tcp", ports=[443]), rule("ssh", protocol="tcp", ports=[22])]
+    sandbox.repo.direct_push("Sin la regla de la base de datos, web sin 80 y SSH abierto, sin revisión")
+    sandbox.repo.rules["hg"].append(rule("nube", protocol="tcp", ports=[8080]))
+    code, out, err = sandbox.cli("apply")
+    assert code == 3, out + err
+    assert bound(double) == "RECONCILER-2" and always_bound_once_bound(double)
+    assert double.router.acls["RECONCILER-2"] == [
+        "remark reconciler:base", "permit tcp any any established",
+        "remark rule:web", "permit tcp 10.10.1.0 0.0.0.255 host 10.10.2.2 eq 80",
+        "permit tcp 10.10.1.0 0.0.0.255 host 10.10.2.2 eq 443",
+        "remark rule:sin-bd", "deny tcp 10.10.1.0 0.0.0.255 10.10.2.0 0.0.0.255 eq 5432",
+        "remark rule:nube", "permit tcp 10.10.1.0 0.0.0.255 host 10.10.2.2 eq 8080",
+        "remark reconciler:default", "deny ip any any"]
+    pending = {(c["movement"], c["key"]) for c in changes_of(sandbox.plan_json()) if c["kind"] == "firewall-rule"}
+    assert pending == {("modificacion", "web"), ("alta", "ssh"), ("baja", "sin-bd")}

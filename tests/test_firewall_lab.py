@@ -175,3 +175,26 @@ def test_probe_proves_the_rules_again_without_changing_anything(fw):
     code, out, _ = fw.cli("probe", land=False)
     assert code == 1 and "1 probes, 1 failed." in out  # the policy drops everything now
     assert nft("list", "table", "inet", "rctest") != before  # probe changed nothing back: apply does
+
+
+def test_an_unapproved_rule_never_reaches_the_firewall_with_an_approved_one(fw):
+    """A direct push opens the database and narrows web; an approved pull request then opens
+    8080.  The apply loads the approved rule only: the database stays closed, web keeps its
+    approved form, the pushed changes are skipped in the trail and still planned afterwards,
+    and no probe is run for a rule that is not on the device."""
+    fw.repo.rules = {"hg": [rule("web", service="web")]}
+    fw.apply()
+    fw.repo.rules["hg"][0] = rule("web", protocol="tcp", ports=[443])
+    fw.repo.rules["hg"].append(rule("db", service="postgres",
+                                    probes=[{"from": "clientes-hgc", "to": "expediente:5432", "expect": "allow"}]))
+    fw.repo.direct_push("Base de datos abierta y web sin 80, sin revisión")
+    fw.repo.rules["hg"].append(rule("nube", protocol="tcp", ports=[8080]))
+    code, out, err = fw.cli("apply")  # lands the pull request that adds nube, then applies
+    assert code == 3, out + err
+    assert reaches(8080) and reaches(443) and reaches(80) and not reaches(5432)
+    assert "probe fw-test db" not in out
+    records = [json.loads(line) for line in (fw.audit_dir / "fw-test.audit.jsonl").read_text().splitlines()]
+    skipped = {r["key"] for r in records if r["kind"] == "change" and r.get("status") == "skipped"}
+    assert skipped == {"db", "web"}
+    pending = {(c["movement"], c["key"]) for c in firewall_changes(fw.plan_json()) if c["kind"] == "firewall-rule"}
+    assert pending == {("alta", "db"), ("modificacion", "web")}

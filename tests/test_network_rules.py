@@ -120,3 +120,61 @@ def test_ios_acl_reads_back_with_nothing_to_do():
     assert state.bound == "RC-3" and state.own == ("RC-3",)
     assert diff_router(target, DeviceRules((WEB, DB)), state, "drop") == []
     assert [c.key for c in diff_router(target, DeviceRules((WEB,)), state, "drop")] == ["db"]
+
+
+@given(rules)
+def test_an_ios_rule_reads_back_from_its_entries_as_the_same_rule(rule):
+    """What keeps a rule as it is on a router, while its change awaits approval."""
+    from reconciler.providers.cisco_ios.acl import entries, rule_from_entries
+
+    assert rule_from_entries(rule.name, entries(rule)) == rule
+
+
+def test_ios_entries_the_reconciler_never_writes_are_not_read_as_a_rule():
+    from reconciler.providers.cisco_ios.acl import rule_from_entries
+
+    assert rule_from_entries("r", ["permit tcp any any eq 80 log"]) is None
+    assert rule_from_entries("r", ["permit tcp any any eq 80", "deny tcp any any eq 81"]) is None
+    assert rule_from_entries("r", ["permit icmp any any"]) is None
+
+
+# -- only approved rules reach a device ------------------------------------------------------
+
+def fw(name: str, port: int, action: str = "allow") -> FirewallRule:
+    return FirewallRule(name, "10.10.1.0/24", "10.10.2.2", "tcp", ((port, port),), action)
+
+
+def test_an_unapproved_rule_never_rides_on_an_approved_one():
+    from reconciler.providers.network.rules import loadable_rules
+
+    web, db, ssh, old_deny = fw("web", 443), fw("db", 5432), fw("ssh", 22), fw("bloqueo", 23, "deny")
+    on_device = {"web": fw("web", 80), "bloqueo": old_deny}  # web changes 80 -> 443; bloqueo is no longer declared
+    wanted = DeviceRules((web, db, ssh))
+    everything = loadable_rules(wanted, on_device, ["bloqueo", "web"], frozenset())
+    assert everything == (web, db, ssh)
+    # db's alta and bloqueo's baja approved; web's change and ssh's alta not: web stays on 80, ssh stays off.
+    assert loadable_rules(wanted, on_device, ["bloqueo", "web"], frozenset({"web", "ssh"})) == (fw("web", 80), db)
+    # bloqueo's baja not approved: the deny stays where it was, before web.
+    assert loadable_rules(wanted, on_device, ["bloqueo", "web"], frozenset({"bloqueo"})) == (old_deny, web, db, ssh)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), unique=True),
+       st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), unique=True),
+       st.sets(st.sampled_from(["a", "b", "c", "d", "e"])))
+def test_what_is_loaded_is_approved_or_already_there(wanted_names, device_names, pending):
+    """Whatever is pending: every loaded rule is either declared with no pending change, or
+    exactly what the device holds now; nothing pending is added, nothing approved is lost."""
+    from reconciler.providers.network.rules import loadable_rules
+
+    declared = {n: fw(n, 1000 + i) for i, n in enumerate(wanted_names)}
+    current = {n: fw(n, 2000 + i) for i, n in enumerate(device_names)}
+    loaded = loadable_rules(DeviceRules(tuple(declared.values())), current, device_names, frozenset(pending))
+    names = [r.name for r in loaded]
+    assert len(names) == len(set(names))
+    for r in loaded:
+        assert (r.name not in pending and declared.get(r.name) == r) or current.get(r.name) == r
+    for n in declared:
+        if n not in pending:
+            assert declared[n] in loaded
+    for n in pending:  # a pending change never moves a rule off the device, nor onto it
+        assert (current[n] in loaded) if n in current else n not in names

@@ -165,9 +165,9 @@ class Provider(ABC):
         (index -> reason): objects the inventory names, or containers an approved change needs."""
         raise NotImplementedError(f"{self.kind} does not declare implied approvals")
 
-    def probe(self, request: PlanRequest, planned: TargetPlan | None = None) -> list:
-        """PROBES: prove the target's declared behaviour by real traffic now (what `planned`
-        wanted, after an apply; else what `request` declares); ProbeResults."""
+    def probe(self, request: PlanRequest, planned: TargetPlan | None = None, outcomes: Sequence[Outcome] = ()) -> list:
+        """PROBES: prove the target's declared behaviour by real traffic now: after an apply,
+        what `planned` wanted and `outcomes` applied; else what `request` declares.  ProbeResults."""
         raise NotImplementedError(f"{self.kind} does not declare probes")
 
     def offers(self, capability: Capability) -> bool:

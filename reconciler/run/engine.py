@@ -438,7 +438,7 @@ class _TargetApply:
         if self.audit is not None and self.outcomes:
             verify(self.provider, self.planned, self.outcomes)
             if self.provider.offers(Capability.PROBES):
-                self.probes = self.provider.probe(self.run.request(self.name), self.planned)
+                self.probes = self.provider.probe(self.run.request(self.name), self.planned, self.outcomes)
 
     def finish(self, aborted: BaseException | None) -> None:
         if self.audit is None:

@@ -37,6 +37,44 @@ def entries(rule: FirewallRule) -> list[str]:
     return [f"{head} eq {a}" if a == b else f"{head} range {a} {b}" for a, b in rule.ports]
 
 
+def _address_from(tokens: list[str]) -> tuple[str | None, list[str]]:
+    """An address as entries() writes it, read back: (the declaration's form, what follows)."""
+    if tokens[0] == "any":
+        return None, tokens[1:]
+    if tokens[0] == "host":
+        return str(ipaddress.ip_address(tokens[1])), tokens[2:]
+    return str(ipaddress.ip_network(f"{tokens[0]}/{tokens[1]}")), tokens[2:]
+
+
+def rule_from_entries(name: str, lines: list[str]) -> FirewallRule | None:
+    """A rule's entries read back as the rule entries() made them from; None for entries the
+    reconciler never writes (edited by hand, or another shape)."""
+    heads, ports = set(), []
+    try:
+        for line in lines:
+            tokens = line.split()
+            source, rest = _address_from(tokens[2:])
+            destination, rest = _address_from(rest)
+            heads.add((tokens[0], tokens[1], source, destination))
+            if not rest:
+                ports.append(None)
+            elif rest[0] == "eq" and len(rest) == 2:
+                ports.append((int(rest[1]), int(rest[1])))
+            elif rest[0] == "range" and len(rest) == 3:
+                ports.append((int(rest[1]), int(rest[2])))
+            else:
+                return None
+    except (IndexError, ValueError):
+        return None
+    if len(heads) != 1 or (None in ports and len(ports) > 1):
+        return None
+    verb, protocol, source, destination = heads.pop()
+    if verb not in ("permit", "deny") or protocol not in ("ip", "tcp", "udp"):
+        return None
+    return FirewallRule(name, source, destination, "any" if protocol == "ip" else protocol,
+                        tuple(p for p in ports if p is not None), "allow" if verb == "permit" else "deny")
+
+
 def acl(rules: tuple[FirewallRule, ...], default_policy: str) -> list[str]:
     out = list(BASE)
     for rule in rules:

@@ -6,17 +6,11 @@ from netmiko.exceptions import NetmikoAuthenticationException, NetmikoBaseExcept
 
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change
-from reconciler.providers.cisco_ios.acl import (
-    DEFAULT_POLICY,
-    RouterState,
-    acl,
-    diff_router,
-    parse_running_config,
-    swap_commands,
-)
+from reconciler.providers.cisco_ios import acl as acls
+from reconciler.providers.cisco_ios.acl import DEFAULT_POLICY, RouterState, diff_router, parse_running_config
 from reconciler.providers.cisco_ios.target import CiscoTarget
 from reconciler.providers.network.device import DeviceProvider
-from reconciler.providers.network.rules import DeviceRules
+from reconciler.providers.network.rules import DeviceRules, FirewallRule
 
 
 class CiscoProvider(DeviceProvider):
@@ -54,12 +48,16 @@ class CiscoProvider(DeviceProvider):
         self._actual = parse_running_config(text, self.target.interface, self.target.direction, self.target.acl)
         return self._actual
 
+    def current_rules(self, actual: RouterState) -> tuple[dict[str, FirewallRule | None], list[str]]:
+        tagged = actual.tagged()
+        return {name: acls.rule_from_entries(name, lines) for name, lines in tagged.items()}, list(tagged)
+
     def diff(self, wanted: DeviceRules, actual: RouterState) -> list[Change]:
         return diff_router(self.target, wanted, actual, DEFAULT_POLICY)
 
     def replace_rules(self, wanted: DeviceRules) -> str | None:
         """A new ACL generation, the interface moved to it, the old one removed."""
-        _, commands = swap_commands(self.target, self.read(), acl(wanted.rules, DEFAULT_POLICY))
+        _, commands = acls.swap_commands(self.target, self.read(), acls.acl(wanted.rules, DEFAULT_POLICY))
         output = self._session(lambda conn: conn.send_config_set(commands))
         refused = [line.strip() for line in output.splitlines() if line.lstrip().startswith("%")]
         return f"the router refused the configuration: {refused[0]}" if refused else None

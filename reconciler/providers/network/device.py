@@ -4,7 +4,7 @@ and proving the rules with their probes."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from reconciler.credentials import CredentialFile
@@ -13,7 +13,7 @@ from reconciler.plan import Change, Outcome
 from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.network.probes import ProbeResult, run_probes
 from reconciler.providers.network.rules import KIND as RULE_KIND
-from reconciler.providers.network.rules import DeviceRules, device_rules
+from reconciler.providers.network.rules import DeviceRules, FirewallRule, device_rules, loadable_rules
 
 # The device's whole ACL or chain: the inventory names it, and it holds only approved rules.
 IMPLIED = {"firewall-chain": "the table and chain the inventory names, holding only approved rules",
@@ -24,6 +24,7 @@ IMPLIED = {"firewall-chain": "the table and chain the inventory names, holding o
 class DeviceBasis:
     wanted: DeviceRules  # the rules this device must have today
     policy: Any  # the declared SecurityPolicy (for the probes)
+    actual: Any = None  # what the plan read from the device (the kind's own form)
 
 
 class DeviceProvider(Provider):
@@ -38,9 +39,10 @@ class DeviceProvider(Provider):
             return TargetPlan(self.target.name)
         basis = self._basis(request)
         started = time.perf_counter()
-        changes = self.diff(basis.wanted, self.read())
+        actual = self.read()
+        changes = self.diff(basis.wanted, actual)
         self.timings["read and diff"] = time.perf_counter() - started
-        return TargetPlan(self.target.name, changes, basis=basis)
+        return TargetPlan(self.target.name, changes, basis=replace(basis, actual=actual))
 
     def _basis(self, request: PlanRequest) -> DeviceBasis:
         return DeviceBasis(device_rules(request.state.security, self.target.name, request.today),
@@ -49,10 +51,11 @@ class DeviceProvider(Provider):
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
               advance=lambda n: None) -> list[Outcome]:
         """The device's whole rule set is replaced in one step, so its changes succeed or fail
-        together."""
+        together.  Only approved rules go in: a rule whose change is not approved keeps its
+        form on the device, or stays off it (see rules.loadable_rules)."""
         started = time.perf_counter()
         try:
-            error = self.replace_rules(planned.basis.wanted)
+            error = self.replace_rules(self.loadable(planned, changes))
         except ReconcilerError as exc:
             error = str(exc)
         outcomes = [Outcome(c) for c in changes]
@@ -65,16 +68,33 @@ class DeviceProvider(Provider):
         self.timings["rule set"] = time.perf_counter() - started
         return outcomes
 
+    def loadable(self, planned: TargetPlan, approved: Sequence[Change]) -> DeviceRules:
+        """The rules to load: the wanted ones, but for the rules whose change is not approved."""
+        basis: DeviceBasis = planned.basis
+        pending = pending_rules(planned, approved)
+        if not pending:
+            return basis.wanted
+        current, order = self.current_rules(basis.actual)
+        unreadable = sorted(n for n in pending if n in current and current[n] is None)
+        if unreadable:
+            raise ReconcilerError(f"the device holds rule {unreadable[0]} in a form the reconciler cannot keep as it "
+                                  "is while its change awaits approval; nothing was changed on the device")
+        kept = {n: r for n, r in current.items() if r is not None}
+        return DeviceRules(loadable_rules(basis.wanted, kept, order, pending), basis.wanted.expired)
+
     def read_back(self, planned: TargetPlan) -> ReadBack:
         return ReadBack(self.diff(planned.basis.wanted, self.read()))
 
-    def probe(self, request: PlanRequest, planned: TargetPlan | None = None) -> list[ProbeResult]:
-        """Every probe of the rules this device holds, run now as real connections."""
+    def probe(self, request: PlanRequest, planned: TargetPlan | None = None,
+              outcomes: Sequence[Outcome] = ()) -> list[ProbeResult]:
+        """Every probe of the rules this device holds as declared, run now as real connections
+        (after an apply, not those of rules whose change was not approved: they are not there)."""
         basis = planned.basis if planned is not None and planned.basis is not None else self._basis(request)
         if basis.policy is None:
             return []
         started = time.perf_counter()
-        wanted = {r.name for r in basis.wanted.rules}
+        pending = pending_rules(planned, [o.change for o in outcomes]) if planned is not None else frozenset()
+        wanted = {r.name for r in basis.wanted.rules} - pending
         declared = [r for r in basis.policy.rules if r.name in wanted]
         results = run_probes(declared, basis.policy, dict(self.target.probe_points))
         self.timings["probes"] = time.perf_counter() - started
@@ -92,9 +112,20 @@ class DeviceProvider(Provider):
         """The device's current rule set (raises ReconcilerError when it cannot be read)."""
         raise NotImplementedError
 
+    def current_rules(self, actual) -> tuple[dict[str, FirewallRule | None], list[str]]:
+        """The reconciler's rules in `actual` (None: one it cannot read back as a rule), and
+        their order on the device."""
+        raise NotImplementedError
+
     def diff(self, wanted: DeviceRules, actual) -> list[Change]:
         raise NotImplementedError
 
     def replace_rules(self, wanted: DeviceRules) -> str | None:
         """Put the wanted rules on the device; what went wrong, or None."""
         raise NotImplementedError
+
+
+def pending_rules(planned: TargetPlan, approved: Sequence[Change]) -> frozenset[str]:
+    """The rules whose planned change is not among the approved ones."""
+    done = {c.key for c in approved if c.kind == RULE_KIND}
+    return frozenset(c.key for c in planned.changes if c.kind == RULE_KIND and c.key not in done)

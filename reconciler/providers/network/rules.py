@@ -81,3 +81,26 @@ def rule_change(movement: Movement, target: str, rule: FirewallRule, attributes,
     """One rule's alta, modificación or baja on one device, whatever the device's kind."""
     return Change(movement, target, KIND, rule.name, rule.label or rule.name, tuple(attributes), reason=reason,
                   folio=rule.folio, unit=rule.unit, origins=rule.origins, desired=rule)
+
+
+def loadable_rules(wanted: DeviceRules, current: dict[str, FirewallRule], order: list[str],
+                   pending: frozenset[str]) -> tuple[FirewallRule, ...]:
+    """The rule set a device may be given when some rules' changes are not approved (`pending`:
+    their names).  A declared rule goes in as declared when its change is approved or it has
+    none; as it is on the device (`current`) when its modificación is not approved; not at all
+    when its alta is not approved.  A rule whose baja is not approved stays, after the rule
+    that precedes it on the device (`order`).  An unapproved rule never reaches a device, and
+    an approved one never waits for it.  Pure."""
+    out: list[FirewallRule] = []
+    for rule in wanted.rules:
+        if rule.name not in pending:
+            out.append(rule)
+        elif rule.name in current:
+            out.append(current[rule.name])
+    declared = {r.name for r in wanted.rules}
+    for index, name in enumerate(order):
+        if name not in pending or name in declared or name not in current:
+            continue
+        before = next((i for prev in reversed(order[:index]) for i, r in enumerate(out) if r.name == prev), -1)
+        out.insert(before + 1, current[name])
+    return tuple(out)

@@ -13,7 +13,7 @@ from pyinfra.api.exceptions import PyinfraError
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change
 from reconciler.providers.network.device import DeviceProvider
-from reconciler.providers.network.rules import DeviceRules
+from reconciler.providers.network.rules import DeviceRules, FirewallRule
 from reconciler.providers.nftables import ruleset as nftables
 from reconciler.providers.nftables.target import NftablesTarget
 
@@ -59,6 +59,9 @@ class NftablesProvider(DeviceProvider):
                 return nftables.Chain(False)
             raise ReconcilerError(f"reading the firewall {self.target.name}: {err.strip()}")
         return nftables.parse_table(out, self.target.hook)
+
+    def current_rules(self, actual: nftables.Chain) -> tuple[dict[str, FirewallRule | None], list[str]]:
+        return {name: nftables.rule_from_expr(name, expr) for name, expr in actual.tagged().items()}, actual.order()
 
     def diff(self, wanted: DeviceRules, actual: nftables.Chain) -> list[Change]:
         return nftables.diff_device(self.target.name, wanted, actual, self.target.default_policy,
