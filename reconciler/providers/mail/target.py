@@ -34,7 +34,7 @@ class MailTarget(TargetSettings):
             domains=tuple(raw["domains"]), doveadm_url=raw["doveadm"]["url"],
             doveadm_key=SecretSource(**raw["doveadm"]["api_key"]), registry=raw["registry"],
             recipients=maps["recipients"], aliases=maps["aliases"], denied=maps["denied"], mail_root=raw["mail_root"],
-            reload=tuple(raw.get("reload", ("postfix", "reload"))), default_quota=quota.get("default", "1G"),
+            reload=tuple(raw.get("reload", "postfix reload").split()), default_quota=quota.get("default", "1G"),
             max_quota=quota.get("max"), new_mail_after_baja=baja.get("new_mail", "bounce"),
             retention_days=baja.get("retention_days", 365), **cls.common(name, raw))
 
