@@ -22,11 +22,15 @@ def test_approvers_a_pull_request_adds_do_not_approve_it(fakes: Fakes):
     fakes.repo.squash_merge("Alta y dos aprobadores nuevos", approvers=INVENTED)
     approved, reason = approvals(fakes.plan())["SSM-000002"]
     assert not approved and "juan@evil.example> is not an approver in inventory/approvers.yaml" in reason
-    # Once the policy change landed (it is the rule in force now), the invented approvers would
-    # count for what lands after it: the policy change itself is what reviewers must refuse.
+    # Once the policy change landed (it is the rule in force now), the invented approvers count
+    # for what lands after it: the policy change itself is what reviewers must refuse.  The
+    # entry they did not approve stays unapproved: a later change to it does not launder it.
+    fakes.add("SSM-000003")
     fakes.repo.find("SSM-000002")["title"] = "Enfermera Jefe"
-    fakes.repo.squash_merge("Cambio de puesto", approvers=INVENTED)
-    assert approvals(fakes.plan())["SSM-000002"][0]
+    fakes.repo.squash_merge("Alta y cambio de puesto", approvers=INVENTED)
+    verdicts = approvals(fakes.plan())
+    assert verdicts["SSM-000003"][0]
+    assert not verdicts["SSM-000002"][0] and "an approval covers the whole change" in verdicts["SSM-000002"][1]
 
 
 def test_dropping_the_privileged_flag_in_the_same_pull_request_does_not_lower_the_bar(fakes: Fakes):
@@ -105,6 +109,25 @@ def test_the_person_a_change_is_about_never_approves_it(fakes: Fakes):
     fakes.repo.squash_merge("Alta de SSM-000002", approvers=(APPROVER_2,))
     approved, reason = approvals(fakes.plan())["SSM-000002"]
     assert not approved and f"{APPROVER_2[0]} is the person the change is about and cannot approve it" in reason
-    fakes.repo.find("SSM-000002")["title"] = "Jefa de Enfermeras"
-    fakes.repo.squash_merge("Cambio de puesto", approvers=(APPROVER_1,))
-    assert approvals(fakes.plan())["SSM-000002"][0]
+    fakes.add("SSM-000003")
+    fakes.repo.squash_merge("Alta de SSM-000003", approvers=(APPROVER_2,))
+    assert approvals(fakes.plan())["SSM-000003"][0]  # about someone else, the same approver counts
+
+
+def test_an_unapproved_grant_is_not_laundered_by_a_later_approved_change(fakes: Fakes):
+    """A grant pushed straight to main, then an approved pull request that changes only the
+    person's phone: the newest commit over the entry is approved, the grant's line is not."""
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.find("SSM-000001")["given_names"] = "José Ignacio"
+    fakes.repo.direct_push("Cambio directo")
+    approved, reason = approvals(fakes.plan())["SSM-000001"]
+    assert not approved and "pushed straight to the protected branch" in reason
+    fakes.repo.find("SSM-000001")["phone"] = "777 311 2299"
+    fakes.repo.squash_merge("Cambio de teléfono")
+    approved, reason = approvals(fakes.plan())["SSM-000001"]
+    assert not approved and reason.startswith("commit ") and "an approval covers the whole change" in reason
+    fakes.repo.find("SSM-000001")["given_names"] = "José I."
+    fakes.repo.squash_merge("Nombre corregido, revisado")
+    assert approvals(fakes.plan())["SSM-000001"][0]  # the line is now written by an approved commit

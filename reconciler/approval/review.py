@@ -92,13 +92,42 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
         elif provenance is None:
             approval = Approval(False, "no commit on the protected branch declares it, so no solicitud approved it")
         else:
-            in_force = rules.before(provenance.landed)
-            if in_force.policy is None:
-                approval = Approval(False, in_force.problem)
-            else:
-                approval = in_force.policy.evaluate(provenance, scope_of(change, in_force.privileged, subjects))
+            approval = _judged(rules, provenance, change, subjects)
+            if approval.ok:
+                approval = _covered(history, rules, provenance, change, subjects) or approval
         reviewed.append(replace(change, provenance=provenance, approval=approval))
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
+
+
+def _judged(rules: RulesInForce, provenance, change: Change, subjects: dict, privileged: bool = True) -> Approval:
+    """The verdict on one solicitud, by the rules in force before it landed (`privileged`
+    False: as an ordinary change, whatever the change grants)."""
+    in_force = rules.before(provenance.landed)
+    if in_force.policy is None:
+        return Approval(False, in_force.problem)
+    scope = scope_of(change, in_force.privileged if privileged else {}, subjects)
+    return in_force.policy.evaluate(provenance, scope)
+
+
+def _covered(history: History, rules: RulesInForce, newest, change: Change, subjects: dict) -> Approval | None:
+    """An approval covers the whole change: every commit that wrote a line of the object's own
+    declaration must have been approved too, or an unapproved line (a grant pushed straight to
+    the protected branch) would ride on a later approved change of another line (a phone
+    number).  Each is judged as an ordinary solicitud; the privileged threshold is the newest
+    one's, whose reviewers see the whole change in its plan.  The refusal, or None."""
+    if not change.origins:
+        return None
+    landed = {newest.landed}
+    for commit in history.written_by(change.origins[0]):
+        provenance = history.provenance(commit.hexsha)
+        if provenance.landed in landed:
+            continue
+        landed.add(provenance.landed)
+        verdict = _judged(rules, provenance, change, subjects, privileged=False)
+        if not verdict.ok:
+            return Approval(False, f"commit {provenance.landed[:10]} also wrote this declaration and was not "
+                                   f"approved ({verdict.reason}); an approval covers the whole change")
+    return None
 
 
 def _removed(source: DesiredSource, declared: tuple[str, str] | None) -> tuple[str, str] | None:

@@ -172,20 +172,20 @@ class History:
         shas = {line[:40] for line in out.splitlines() if _SHA_LINE.match(line)}
         return [self.repo.commit(sha) for sha in shas]
 
+    def written_by(self, source: Source) -> list:
+        """The commits that wrote the lines of one declaration as they are now (git blame)."""
+        span = self._span(source)
+        if span is None:
+            return []
+        first, last = span
+        if self.by_span and self._long(source.file):
+            return self._blame_span(source.file, first, last)
+        return [e.commit for e in self._blame(source.file) if e.linenos.start <= last and e.linenos.stop - 1 >= first]
+
     def last_change(self, origins: tuple[Source, ...]) -> str | None:
         """The newest commit among those that wrote the lines of the declarations: a person's
         entry and the unit and entitlements it refers to (renaming a group changes everyone)."""
-        commits = []
-        for source in origins:
-            span = self._span(source)
-            if span is None:
-                continue
-            first, last = span
-            if self.by_span and self._long(source.file):
-                commits += self._blame_span(source.file, first, last)
-                continue
-            commits += [e.commit for e in self._blame(source.file)
-                        if e.linenos.start <= last and e.linenos.stop - 1 >= first]
+        commits = [c for source in origins for c in self.written_by(source)]
         if not commits:
             return None
         # The newest is the one that landed last on the protected branch (dates tie within a
