@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from reconciler.approval.solicitudes import Identity, Provenance
 from reconciler.desired.checks import FileCheck
-from reconciler.desired.files import blob_text
+from reconciler.desired.files import LINK, blob_text
 from reconciler.desired.source import DesiredSource
 from reconciler.desired.yamlfile import parse_yaml
-from reconciler.errors import ValidationFailed
+from reconciler.errors import Problem, ValidationFailed
 
 POLICY_FILE = "inventory/approvers.yaml"
 
@@ -147,6 +147,9 @@ def load_policy(source: DesiredSource) -> Policy | None:
     if source.commit is not None:
         text = blob_text(source.commit, path)
     else:
-        file = source.files.root.parent / POLICY_FILE  # type: ignore[attr-defined]
+        root = source.files.root.parent  # type: ignore[attr-defined]
+        file = root / POLICY_FILE
+        if file.is_symlink() or (file.exists() and not file.resolve().is_relative_to(root.resolve())):
+            raise ValidationFailed([Problem(path, None, "", f"cannot read: {LINK}")])
         text = file.read_text(encoding="utf-8") if file.is_file() else None
     return parse_policy(text, path)

@@ -46,9 +46,26 @@ def define_schema(name: str, document: dict) -> None:
 @cache
 def _schema_document(name: str) -> dict:
     if name in _DEFINED:
-        return _DEFINED[name]
+        return _anchored(_DEFINED[name])
     text = resources.files("reconciler.desired").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
-    return json.loads(text)
+    return _anchored(json.loads(text))
+
+
+def _anchored(node: Any) -> Any:
+    """The schema with every pattern's final `$` made `\\Z`: Python's `$` also matches before a
+    final newline, so "SSM-000003\\n" would pass for an employee key (and split a registry
+    line in two).  JSON Schema means the end of the text."""
+    if isinstance(node, dict):
+        return {k: (_end_anchor(v) if k == "pattern" and isinstance(v, str) else _anchored(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_anchored(v) for v in node]
+    return node
+
+
+def _end_anchor(pattern: str) -> str:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + "\\Z"
+    return pattern
 
 
 @cache
@@ -90,6 +107,13 @@ def field_path(path: Iterable[Any]) -> str:
     return out
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as a message shows it: its repr (control characters escaped), cut short.  A
+    hostile file's content is never echoed whole into a CI log."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _describe(error) -> tuple[tuple[Any, ...], str]:
     """A jsonschema.ValidationError as (path of the offending field, plain message)."""
     path = tuple(error.absolute_path)
@@ -105,21 +129,21 @@ def _describe(error) -> tuple[tuple[Any, ...], str]:
         expected = {"string": "text", "array": "a list", "object": "a mapping", "integer": "a whole number",
                     "boolean": "true or false"}.get(str(error.validator_value), str(error.validator_value))
         hint = " (put it in quotes)" if error.validator_value == "string" else ""
-        return path, f"expected {expected}{hint}, found {error.instance!r}"
+        return path, f"expected {expected}{hint}, found {shown(error.instance)}"
     if error.validator == "enum":
-        return path, f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+        return path, f"{shown(error.instance)} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator == "uniqueItems":
         return path, "lists the same item twice"
     if "propertyNames" in error.relative_schema_path:
-        return path + (error.instance,), f"{error.instance!r} is not a valid key (letters, digits, '-', '_' or '.')"
+        return path + (error.instance,), f"{shown(error.instance)} is not a valid key (letters, digits, '-', '_' or '.')"
     hint = _HINTS.get(str(last)) if last is not None else None
     if hint:
-        return path, f"{error.instance!r} is not valid: expected {hint}"
+        return path, f"{shown(error.instance)} is not valid: expected {hint}"
     if error.validator in ("minLength", "pattern") and isinstance(error.instance, str):
         if not error.instance.strip():
             return path, "must not be empty"
-        return path, f"{error.instance!r} is not valid (no leading or trailing spaces; see the schema)"
-    return path, error.message
+        return path, f"{shown(error.instance)} is not valid (no leading or trailing spaces; see the schema)"
+    return path, shown(error.message, 200) if len(error.message) > 200 else error.message
 
 
 @dataclass

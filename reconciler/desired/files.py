@@ -5,6 +5,7 @@ loader only ever sees this interface.  Paths are POSIX, relative to desired_stat
 """
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +26,16 @@ class DesiredFiles(Protocol):
         """Sorted relative paths of the files directly in rel_dir with one of the suffixes."""
 
 
+LINK = "a symbolic link: desired state is regular files inside the repository, never links"
+
+
+def refuse_link(path: Path, root: Path) -> None:
+    """Raise (an OSError that names why) when `path` is a link, or leads out of `root`: a
+    link to the runner's private key would otherwise be read, and echoed in a message."""
+    if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
+        raise OSError(errno.ELOOP, LINK)
+
+
 class DirectoryFiles:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -35,6 +46,9 @@ class DirectoryFiles:
 
     def read_text(self, rel: str) -> str | None:
         path = self.root / rel
+        if not path.exists() and not path.is_symlink():
+            return None
+        refuse_link(path, self.root)
         if not path.is_file():
             return None
         return path.read_bytes().decode("utf-8")
@@ -43,17 +57,21 @@ class DirectoryFiles:
         directory = self.root / rel_dir
         if not directory.is_dir():
             return []
-        return sorted(f"{rel_dir}/{p.name}" for p in directory.iterdir() if p.suffix in suffixes and p.is_file())
+        return sorted(f"{rel_dir}/{p.name}" for p in directory.iterdir()
+                      if p.suffix in suffixes and (p.is_file() or p.is_symlink()))  # a link: refused when read
+
+
+SYMLINK_MODE = 0o120000  # a blob that is a symbolic link: its content is the target's path
 
 
 def blob_text(commit: git.Commit, path: str) -> str | None:
-    """A file's text as committed, or None when the commit has no such file (or it is not
-    UTF-8 text)."""
+    """A file's text as committed, or None when the commit has no such file, it is a link, or
+    it is not UTF-8 text."""
     try:
         obj = commit.tree / path
     except KeyError:
         return None
-    if obj.type != "blob":
+    if obj.type != "blob" or obj.mode == SYMLINK_MODE:
         return None
     try:
         return obj.data_stream.read().decode("utf-8")
@@ -86,6 +104,8 @@ class CommitFiles:
         blob = self._object(rel)
         if blob is None or blob.type != "blob":
             return None
+        if blob.mode == SYMLINK_MODE:
+            raise OSError(errno.ELOOP, LINK)
         return blob.data_stream.read().decode("utf-8")
 
     def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:

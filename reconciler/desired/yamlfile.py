@@ -86,13 +86,51 @@ def _build(loader: StrictLoader, node: yaml.Node) -> Any:
     return out
 
 
+# Aliases let a few hundred bytes stand for billions of values ("billion laughs"): what they
+# add, once expanded, is capped.  Desired state needs none; a file may share a block or two.
+ALIAS_BUDGET = 100_000
+
+
+class TooManyAliases(yaml.YAMLError):
+    def __init__(self, line: int | None):
+        super().__init__("aliases (*name) expand to too many values: write the values out")
+        self.line = line
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` stands for once every alias is expanded (linear: memoised)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1 << 62  # an alias to an ancestor (a cycle) is infinitely large
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded(item, sizes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = size
+    return size
+
+
+def _check_aliases(node: yaml.Node) -> None:
+    sizes: dict[int, int] = {}
+    if _expanded(node, sizes) > len(sizes) + ALIAS_BUDGET:
+        raise TooManyAliases(node.start_mark.line + 1 if node.start_mark else None)
+
+
 def fast_load(text: str) -> Any:
     loader = StrictLoader(text)
     try:
         node = loader.get_single_node()
-        return None if node is None else _build(loader, node)
-    except _NeedsFullLoader:
-        return yaml.load(text, Loader=StrictLoader)
+        if node is None:
+            return None
+        if "*" in text:  # no alias without one: the common file skips the walk
+            _check_aliases(node)
+        try:
+            return _build(loader, node)
+        except _NeedsFullLoader:
+            return loader.construct_document(node)
     except RecursionError:
         raise yaml.YAMLError("nesting too deep (a recursive alias?)") from None
     finally:
@@ -121,6 +159,8 @@ def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
     except DuplicateKey as dup:
         return None, [Problem(display, dup.line, dup.key,
                               f"key written twice in the same mapping (first on line {dup.first_line})")]
+    except TooManyAliases as exc:
+        return None, [Problem(display, exc.line, "", str(exc))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

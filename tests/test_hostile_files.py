@@ -1,0 +1,92 @@
+"""Hostile desired-state files (issue 13): an alias bomb, links out of the repository, values
+that carry a trailing newline or a whole secret.  Each is a problem naming the file, never a
+hang, a crash or a leak."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from conftest import run_cli
+from test_validate import PERSON, make_repo, people
+
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+
+
+def validate(root) -> tuple[int, str]:
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", "/nonexistent.yaml")
+    assert "Traceback" not in out + err and "Internal error" not in err
+    return code, err
+
+
+def test_an_alias_bomb_is_refused_at_once_with_its_file(tmp_path):
+    """452 bytes that expand to billions of values: refused before anything is expanded.
+    (Run as a separate process with a time limit, so a regression fails instead of hanging.)"""
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i, name in enumerate("bcdefghi"):
+        previous = "abcdefghi"[i]
+        bomb.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    (root / "desired_state" / "users" / "bomba.yaml").write_text("\n".join(bomb) + "\nunit: HG-CUERNAVACA\n")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "reconciler.cli", "--repo", str(root), "validate", "--inventory",
+                           "/nonexistent.yaml"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "desired_state/users/bomba.yaml:1: aliases (*name) expand to too many values" in proc.stderr
+    assert time.monotonic() - started < 60  # the timeout above is the bound; this names it
+
+
+def test_a_few_shared_blocks_are_still_fine(tmp_path):
+    first = PERSON.format(key="SSM-1", given="Ana").replace("solicitud: {", "solicitud: &sol {")
+    second = PERSON.format(key="SSM-2", given="Zoé").replace("solicitud: {{folio: F-1", "solicitud: *sol #")
+    second = second.split("solicitud:")[0] + "solicitud: *sol\n"
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", first, second)})
+    code, err = validate(root)
+    assert code == 0, err
+
+
+def test_a_file_that_links_out_of_the_repository_is_never_read(tmp_path):
+    secret = tmp_path / "id_ed25519"
+    secret.write_text(SECRET)
+    root = make_repo(tmp_path / "repo", {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+    os.symlink(secret, root / "desired_state" / "users" / "robo.yaml")
+    os.symlink(secret, root / "desired_state" / "entitlements.yaml.new")
+    (root / "desired_state" / "units.yaml").rename(root / "units.real")
+    os.symlink(root / "units.real", root / "desired_state" / "units.yaml")  # a link, even inside: refused
+    code, err = validate(root)
+    assert code == 1
+    assert "desired_state/users/robo.yaml: cannot read: a symbolic link" in err
+    assert "desired_state/units.yaml: cannot read: a symbolic link" in err
+    assert "BEGIN OPENSSH" not in err and "b3BlbnNzaC1rZXkt" not in err
+
+
+def test_a_policy_that_links_out_of_the_repository_is_never_read(tmp_path):
+    secret = tmp_path / "bind.pw"
+    secret.write_text("contraseña-del-directorio\n")
+    root = make_repo(tmp_path / "repo", {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+    (root / "inventory").mkdir(exist_ok=True)
+    os.symlink(secret, root / "inventory" / "approvers.yaml")
+    code, err = validate(root)
+    assert code == 1 and "inventory/approvers.yaml: cannot read: a symbolic link" in err
+    assert "contraseña-del-directorio" not in err
+
+
+def test_a_trailing_newline_never_passes_a_pattern(tmp_path):
+    """"SSM-000003\\n" would count as another person than SSM-000003, and split the mail
+    registry's line in two."""
+    text = people("HG-CUERNAVACA", PERSON.format(key="SSM-000003", given="Ana")).replace(
+        "employee_key: SSM-000003", 'employee_key: "SSM-000003\\n"')
+    root = make_repo(tmp_path, {"hg.yaml": text})
+    code, err = validate(root)
+    assert code == 1 and "people[0].employee_key: 'SSM-000003\\n' is not valid" in err
+
+
+def test_a_secret_in_a_value_is_never_echoed_whole(tmp_path):
+    text = people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana")).replace(
+        "status: activo", "status: " + repr(SECRET * 20).replace("'", '"'))
+    root = make_repo(tmp_path, {"hg.yaml": text})
+    code, err = validate(root)
+    assert code == 1 and "people[0].status:" in err
+    line = next(line for line in err.splitlines() if "people[0].status" in line)
+    assert len(line) < 300 and SECRET.splitlines()[1] not in err
