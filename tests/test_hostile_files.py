@@ -90,3 +90,47 @@ def test_a_secret_in_a_value_is_never_echoed_whole(tmp_path):
     assert code == 1 and "people[0].status:" in err
     line = next(line for line in err.splitlines() if "people[0].status" in line)
     assert len(line) < 300 and SECRET.splitlines()[1] not in err
+
+
+def test_shapes_that_crashed_validate_are_problems_with_file_line_and_field(tmp_path):
+    """Found by mutating files: each was an "Internal error" before."""
+    from test_network_rules import NETWORKS, SOL
+
+    root = make_repo(tmp_path / "a", {"hg.yaml": "people:\n" + PERSON.format(key="SSM-1", given="Ana")})
+    code, err = validate(root)
+    assert code == 1 and "desired_state/users/hg.yaml:1: unit: required field is missing" in err
+    rule = ("rules:\n- {name: r, source: clientes, destination: expediente, action: allow, protocol: tcp, "
+            f"ports: [80.0], devices: [fw-1], unit: HG-CUERNAVACA, justification: x, solicitud: {SOL}}}\n")
+    for name, networks, rules, expected in [
+            ("b", "networks: [clientes, servidores]\n", "rules: []\n",
+             "desired_state/security_rules/networks.yaml:1: networks: expected a mapping"),
+            ("c", NETWORKS, rule, "desired_state/security_rules/hg.yaml:2: rules[0].ports: 80.0 is not a port: write "
+                                  "a whole number, like 80")]:
+        root = make_repo(tmp_path / name, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+        (root / "desired_state" / "security_rules").mkdir()
+        (root / "desired_state" / "security_rules" / "networks.yaml").write_text(networks, encoding="utf-8")
+        (root / "desired_state" / "security_rules" / "hg.yaml").write_text(rules, encoding="utf-8")
+        code, err = validate(root)
+        assert code == 1 and expected in err, err
+
+
+def test_a_date_no_calendar_has_is_refused(tmp_path):
+    text = people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana").replace("2026-10-05", "2026-02-30"))
+    code, err = validate(make_repo(tmp_path, {"hg.yaml": text}))
+    assert code == 1 and "people[0].solicitud.date: '2026-02-30' is not a date on the calendar" in err
+    text = people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana").replace("2026-10-05", "2028-02-29"))
+    assert validate(make_repo(tmp_path / "leap", {"hg.yaml": text}))[0] == 0
+
+
+def test_networks_of_slash_zero_are_any_for_the_any_to_any_rule(tmp_path):
+    from test_network_rules import SOL
+
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+    (root / "desired_state" / "security_rules").mkdir()
+    (root / "desired_state" / "security_rules" / "networks.yaml").write_text(
+        "networks: {todo: {cidr: 0.0.0.0/0}, tambien: {cidr: 10.10.1.7/0}}\n", encoding="utf-8")
+    (root / "desired_state" / "security_rules" / "hg.yaml").write_text(
+        "rules:\n- {name: r, source: todo, destination: tambien, action: allow, devices: [fw-1], unit: HG-CUERNAVACA, "
+        f"justification: x, solicitud: {SOL}}}\n", encoding="utf-8")
+    code, err = validate(root)
+    assert code == 1 and "rules[0].source: a rule from any to any (or a network of /0) is refused" in err

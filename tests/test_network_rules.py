@@ -63,8 +63,8 @@ def test_rule_problems_name_file_line_and_field(tmp_path):
         "rule web (desired_state/security_rules/hg.yaml:2) already matches all its traffic",
         "desired_state/security_rules/hg.yaml:21: rules[2].name: rule name 'web' is already used at "
         "desired_state/security_rules/hg.yaml:2",
-        "desired_state/security_rules/hg.yaml:31: rules[3].source: a rule from any to any is refused unless marked "
-        "deliberate: true",
+        "desired_state/security_rules/hg.yaml:31: rules[3].source: a rule from any to any (or a network of /0) is "
+        "refused unless marked deliberate: true",
         "desired_state/security_rules/hg.yaml:39: rules[4].source: unknown network or host 'internet' (declared in "
         "desired_state/security_rules/networks.yaml)",
         "desired_state/security_rules/hg.yaml:46: rules[4].service: unknown service 'ftp' (declared in "

@@ -3,7 +3,9 @@ messages), and problems reported with file, line and field.  Shared by the desir
 inventory and the approval policy; depends on no loader."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -179,7 +181,7 @@ class FileCheck:
 
         Valid data (the common case) is checked by the compiled schema only; jsonschema runs
         just for data that failed, to find every error in it."""
-        bad: set[tuple[Any, ...]] = set()
+        bad: set[tuple[Any, ...]] = self._impossible_dates(data)
         if schema_valid(data, schema_name):
             return bad
         for error in schema(schema_name).iter_errors(data):
@@ -191,6 +193,37 @@ class FileCheck:
             self.add(path, message)
             bad.add(tuple(error.absolute_path)[:2])
         return bad
+
+
+    def _impossible_dates(self, data: Any) -> set[tuple[Any, ...]]:
+        """Dates the schema's pattern lets through but no calendar has (2026-02-30, 2027-02-29,
+        2026-04-31): each a problem, and its entry left out like one the schema refused."""
+        if not _MAYBE_IMPOSSIBLE.search(self.text):
+            return set()
+        bad = set()
+        for path, value in _strings(data, ()):
+            if _DATE.fullmatch(value):
+                try:
+                    dt.date.fromisoformat(value)
+                except ValueError:
+                    self.add(path, f"{value!r} is not a date on the calendar")
+                    bad.add(path[:2])
+        return bad
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MAYBE_IMPOSSIBLE = re.compile(r"\d{4}-(?:02-(?:29|3[01])|(?:04|06|09|11)-31)")  # every date fromisoformat refuses
+
+
+def _strings(node: Any, path: tuple) -> Iterable[tuple[tuple, str]]:
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, path + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, path + (index,))
 
 
 def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],

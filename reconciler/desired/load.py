@@ -100,7 +100,8 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
         if not usable or data is None:
             continue  # an empty (or vanished) file declares nobody
         bad = check.validate(data, "users")
-        if not isinstance(data, dict) or ("unit",) in bad or not isinstance(data.get("people"), list):
+        if not isinstance(data, dict) or "unit" not in data or ("unit",) in bad \
+                or not isinstance(data.get("people"), list):
             continue
         unit = data["unit"]
         if units and unit not in units:

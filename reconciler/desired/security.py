@@ -81,6 +81,8 @@ class SecurityPolicy:
 def _ranges(raw: list) -> tuple[tuple[int, int], ...] | str:
     out = []
     for item in raw:
+        if isinstance(item, float) or isinstance(item, bool):  # JSON Schema takes 80.0 for an integer
+            return f"{item!r} is not a port: write a whole number, like 80"
         if isinstance(item, int):
             out.append((item, item))
             continue
@@ -91,6 +93,12 @@ def _ranges(raw: list) -> tuple[tuple[int, int], ...] | str:
     return tuple(sorted(out))
 
 
+def _entries(data: dict, section: str) -> list[tuple]:
+    """A section's named entries; none when it is not a mapping (the schema said so)."""
+    entries = data.get(section)
+    return list(entries.items()) if isinstance(entries, dict) else []
+
+
 def _read_catalog(files: DesiredFiles, checks: list[FileCheck]) -> tuple[dict, dict, dict, FileCheck | None]:
     check, data, usable = open_file(files, NETWORKS, checks)
     if not usable or data is None:
@@ -99,21 +107,21 @@ def _read_catalog(files: DesiredFiles, checks: list[FileCheck]) -> tuple[dict, d
     if not isinstance(data, dict):
         return {}, {}, {}, check
     networks, hosts, services = {}, {}, {}
-    for name, raw in (data.get("networks") or {}).items():
+    for name, raw in _entries(data, "networks"):
         if ("networks", name) in bad:
             continue
         try:
             networks[name] = str(ipaddress.ip_network(raw["cidr"], strict=False))
         except ValueError as exc:
             check.add(("networks", name, "cidr"), f"{raw['cidr']!r} is not a network: {exc}")
-    for name, raw in (data.get("hosts") or {}).items():
+    for name, raw in _entries(data, "hosts"):
         if ("hosts", name) in bad:
             continue
         try:
             hosts[name] = str(ipaddress.ip_address(raw["address"]))
         except ValueError as exc:
             check.add(("hosts", name, "address"), f"{raw['address']!r} is not an address: {exc}")
-    for name, raw in (data.get("services") or {}).items():
+    for name, raw in _entries(data, "services"):
         if ("services", name) in bad:
             continue
         ranges = _ranges(raw["ports"])
@@ -126,7 +134,13 @@ def _read_catalog(files: DesiredFiles, checks: list[FileCheck]) -> tuple[dict, d
     return networks, hosts, services, check
 
 
-def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict) -> SecurityRule | None:
+def _everywhere(end: str, networks: dict) -> bool:
+    """`any`, or a network that covers every address (0.0.0.0/0, however it is written)."""
+    return end == ANY or (end in networks and ipaddress.ip_network(networks[end]).prefixlen == 0)
+
+
+def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict,
+          networks: dict) -> SecurityRule | None:
     """A rule, or None after reporting why it cannot be one."""
     ok = True
     for end in ("source", "destination"):
@@ -163,8 +177,10 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
             check.add(where + ("probes", p_index, "to"), f"unknown host {host!r}: a host name or an address")
             ok = False
         probes.append(Probe(raw["from"], host, int(port), raw["expect"]))
-    if item["source"] == ANY and item["destination"] == ANY and not item.get("deliberate"):
-        check.add(where + ("source",), "a rule from any to any is refused unless marked deliberate: true")
+    if _everywhere(item["source"], networks) and _everywhere(item["destination"], networks) \
+            and not item.get("deliberate"):
+        check.add(where + ("source",), "a rule from any to any (or a network of /0) is refused unless marked "
+                                       "deliberate: true")
         ok = False
     if not ok:
         return None
@@ -268,7 +284,7 @@ def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozens
                 if devices is not None and device not in devices:
                     check.add(where + ("devices", d_index), f"no firewall or router {device!r} in the inventory "
                                                             f"(it has {', '.join(sorted(devices)) or 'none'})")
-            if (rule := _rule(item, where, check, known, services)) is not None:
+            if (rule := _rule(item, where, check, known, services, networks)) is not None:
                 rules.append(rule)
     policy = SecurityPolicy(MappingProxyType(networks), MappingProxyType(hosts), tuple(rules))
     _shadowed(policy, rule_checks, today or dt.date.today().isoformat())
