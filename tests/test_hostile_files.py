@@ -134,3 +134,23 @@ def test_networks_of_slash_zero_are_any_for_the_any_to_any_rule(tmp_path):
         f"justification: x, solicitud: {SOL}}}\n", encoding="utf-8")
     code, err = validate(root)
     assert code == 1 and "rules[0].source: a rule from any to any (or a network of /0) is refused" in err
+
+
+def test_probe_ports_and_rule_units_are_checked(tmp_path):
+    from test_network_rules import NETWORKS, SOL
+
+    for name, extra, expected in [
+            ("p0", ", probes: [{from: clientes, to: 'expediente:0', expect: allow}]",
+             "rules[0].probes[0].to: port 0 is not a port (1 to 65535)"),
+            ("p9", ", probes: [{from: clientes, to: 'expediente:99999', expect: allow}]",
+             "rules[0].probes[0].to: port 99999 is not a port (1 to 65535)"),
+            ("unit", "", "rules[0].unit: unknown unit 'NO-EXISTE'")]:
+        unit = "NO-EXISTE" if name == "unit" else "HG-CUERNAVACA"
+        root = make_repo(tmp_path / name, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+        (root / "desired_state" / "security_rules").mkdir()
+        (root / "desired_state" / "security_rules" / "networks.yaml").write_text(NETWORKS, encoding="utf-8")
+        (root / "desired_state" / "security_rules" / "hg.yaml").write_text(
+            "rules:\n- {name: r, source: clientes, destination: expediente, action: allow, protocol: tcp, ports: [80], "
+            f"devices: [fw-1], unit: {unit}, justification: x, solicitud: {SOL}{extra}}}\n", encoding="utf-8")
+        code, err = validate(root)
+        assert code == 1 and expected in err, err

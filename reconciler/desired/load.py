@@ -255,7 +255,7 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     lines, equipment, security = [], [], None
     if only is None:  # assets and rules are not people: a partial load leaves them out
         lines, equipment = read_assets(files, checks, units, kept)
-        security = read_security(files, checks, devices)
+        security = read_security(files, checks, devices, units)
     problems = [p for check in checks for p in check.problems]
     if problems:
         raise ValidationFailed(problems)

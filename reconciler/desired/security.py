@@ -176,6 +176,9 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
         if host not in names and not _is_address(host):
             check.add(where + ("probes", p_index, "to"), f"unknown host {host!r}: a host name or an address")
             ok = False
+        if not 1 <= int(port) <= 65535:
+            check.add(where + ("probes", p_index, "to"), f"port {int(port)} is not a port (1 to 65535)")
+            ok = False
         probes.append(Probe(raw["from"], host, int(port), raw["expect"]))
     if _everywhere(item["source"], networks) and _everywhere(item["destination"], networks) \
             and not item.get("deliberate"):
@@ -256,6 +259,7 @@ def _shadowed(policy: SecurityPolicy, checks: dict[str, FileCheck], today: str) 
 
 
 def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozenset[str] | None = None,
+                  units: dict | None = None,
                   today: str | None = None) -> SecurityPolicy | None:
     """The security policy, or None when desired_state/security_rules/ declares nothing."""
     names = [n for n in files.listing(DIRECTORY, (".yaml", ".yml")) if n != NETWORKS]
@@ -280,6 +284,9 @@ def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozens
                 check.add(where + ("name",), f"rule name {item['name']!r} is already used at {by_name[item['name']]}")
                 continue
             by_name[item["name"]] = f"{check.display}:{check.line(where)}"
+            if units and item["unit"] not in units:
+                check.add(where + ("unit",), f"unknown unit {item['unit']!r} (declared units are in "
+                                             "desired_state/units.yaml)")
             for d_index, device in enumerate(item["devices"]):
                 if devices is not None and device not in devices:
                     check.add(where + ("devices", d_index), f"no firewall or router {device!r} in the inventory "
