@@ -154,3 +154,14 @@ def test_probe_ports_and_rule_units_are_checked(tmp_path):
             f"devices: [fw-1], unit: {unit}, justification: x, solicitud: {SOL}{extra}}}\n", encoding="utf-8")
         code, err = validate(root)
         assert code == 1 and expected in err, err
+
+
+def test_control_characters_never_reach_a_dn_a_registry_line_or_a_log(tmp_path):
+    for name, old, new, field in [
+            ("ansi", "title: Médico General", 'title: "Médico \\e[31mGeneral"', "people[0].title"),
+            ("newline", "given_names: Ana", 'given_names: "Ana\\nMaría"', "people[0].given_names"),
+            ("cr", "phone: 777 311 2210", 'phone: "777 311 2210\\r"', "people[0].phone"),
+            ("nel", "direction: Dirección de Atención Médica", 'direction: "Dirección\\N"', "people[0].direction")]:
+        text = people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana").replace(old, new))
+        code, err = validate(make_repo(tmp_path / name, {"hg.yaml": text}))
+        assert code == 1 and f"{field}: contains a control character" in err, (name, err)

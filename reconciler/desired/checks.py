@@ -181,7 +181,7 @@ class FileCheck:
 
         Valid data (the common case) is checked by the compiled schema only; jsonschema runs
         just for data that failed, to find every error in it."""
-        bad: set[tuple[Any, ...]] = self._impossible_dates(data)
+        bad: set[tuple[Any, ...]] = self._impossible_dates(data) | self._control_characters(data)
         if schema_valid(data, schema_name):
             return bad
         for error in schema(schema_name).iter_errors(data):
@@ -211,6 +211,24 @@ class FileCheck:
         return bad
 
 
+    def _control_characters(self, data: Any) -> set[tuple[Any, ...]]:
+        """Control characters end up in a DN, a registry line, a CSV cell or a log: refused in
+        every value, and a line break in every value but the free texts (MULTILINE)."""
+        bad = set()
+        for path, value in _strings(data, ()):
+            found = _CONTROL.search(value)
+            if found is None and "\n" in value and not (path and path[-1] in MULTILINE):
+                found = _NEWLINE.search(value)
+            if found is not None:
+                self.add(path, f"contains a control character (U+{ord(found.group()):04X}): write it on one line, "
+                               "in plain text")
+                bad.add(path[:2])
+        return bad
+
+
+MULTILINE = frozenset({"justification", "description", "reason"})  # free texts a form lets run over lines
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # tab and newline aside; \r is refused
+_NEWLINE = re.compile(r"\n")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAYBE_IMPOSSIBLE = re.compile(r"\d{4}-(?:02-(?:29|3[01])|(?:04|06|09|11)-31)")  # every date fromisoformat refuses
 
