@@ -198,3 +198,22 @@ def test_an_unapproved_rule_never_reaches_the_firewall_with_an_approved_one(fw):
     assert skipped == {"db", "web"}
     pending = {(c["movement"], c["key"]) for c in firewall_changes(fw.plan_json()) if c["kind"] == "firewall-rule"}
     assert pending == {("alta", "db"), ("modificacion", "web")}
+
+
+def test_an_approved_removal_takes_the_rule_off_and_an_unapproved_one_does_not(fw):
+    """A removed rule has no declaration left: its baja is judged by the commit that removed
+    it, as a change to the file it was removed from."""
+    fw.repo.rules = {"hg": [rule("web", service="web"), rule("db", service="postgres")]}
+    fw.apply()
+    assert reaches(5432)
+    fw.repo.rules["hg"] = [rule("web", service="web")]
+    fw.repo.direct_push("Quito la regla de la base de datos, sin revisión")
+    code, out, err = fw.cli("apply", land=False)
+    assert code == 3 and reaches(5432), out + err
+    fw.repo.rules["hg"] = [rule("web", service="web"), rule("db", service="postgres")]
+    fw.repo.squash_merge("Restituyo la regla")  # nothing to do: it never left the firewall
+    fw.repo.rules["hg"] = [rule("web", service="web")]
+    fw.repo.squash_merge("Quito la regla de la base de datos")
+    code, out, err = fw.cli("apply", land=False)
+    assert code == 0 and not reaches(5432) and reaches(443), out + err
+    fw.assert_converged()

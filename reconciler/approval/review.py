@@ -16,14 +16,15 @@ from reconciler.plan import Change, Plan
 
 
 def scope_of(change: Change, privileged: dict[str, str],
-             subjects: dict[str, frozenset[str]] | None = None) -> Scope:
-    """What the policy judges of a change: its unit, its files, the privileged entitlements it
-    grants, and who it is about (`subjects`: employee key -> their addresses)."""
+             subjects: dict[str, frozenset[str]] | None = None, files: tuple[str, ...] = ()) -> Scope:
+    """What the policy judges of a change: its unit, its files (where it is declared, or for a
+    removal, where the removal was made: `files`), the privileged entitlements it grants, and
+    who it is about (`subjects`: employee key -> their addresses)."""
     granted = ()
     for a in change.attributes:
         if a.name == "groups":
             granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
-    return Scope(change.unit, tuple(sorted({o.file for o in change.origins})), granted,
+    return Scope(change.unit, tuple(sorted({o.file for o in change.origins} | set(files))), granted,
                  (subjects or {}).get(change.key, frozenset()))
 
 
@@ -83,7 +84,10 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     subjects = addresses(state)
     reviewed = []
     for change in plan.changes:
-        provenance = history.of(change.origins, _removed(source, targets.removed_declaration(change)))
+        removed = _removed(source, targets.removed_declaration(change))
+        provenance = history.of(change.origins, removed)
+        files = history.files_changed(provenance.commit, removed[1]) \
+            if provenance is not None and not change.origins and removed is not None else ()
         if provenance is not None and proposed(provenance.landed):
             policy = pending.policy
             scope = scope_of(change, pending.privileged)
@@ -92,20 +96,21 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
         elif provenance is None:
             approval = Approval(False, "no commit on the protected branch declares it, so no solicitud approved it")
         else:
-            approval = _judged(rules, provenance, change, subjects)
+            approval = _judged(rules, provenance, change, subjects, files=files)
             if approval.ok:
                 approval = _covered(history, rules, provenance, change, subjects) or approval
         reviewed.append(replace(change, provenance=provenance, approval=approval))
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
 
 
-def _judged(rules: RulesInForce, provenance, change: Change, subjects: dict, privileged: bool = True) -> Approval:
+def _judged(rules: RulesInForce, provenance, change: Change, subjects: dict, privileged: bool = True,
+            files: tuple[str, ...] = ()) -> Approval:
     """The verdict on one solicitud, by the rules in force before it landed (`privileged`
     False: as an ordinary change, whatever the change grants)."""
     in_force = rules.before(provenance.landed)
     if in_force.policy is None:
         return Approval(False, in_force.problem)
-    scope = scope_of(change, in_force.privileged if privileged else {}, subjects)
+    scope = scope_of(change, in_force.privileged if privileged else {}, subjects, files)
     return in_force.policy.evaluate(provenance, scope)
 
 

@@ -204,6 +204,11 @@ class History:
             self._removals[key, directory] = out.strip() or None
         return self._removals[key, directory]
 
+    def files_changed(self, sha: str, directory: str) -> tuple[str, ...]:
+        """The files under `directory` that commit `sha` changed (where a removal was made)."""
+        out = self.repo.git.show("--name-only", "--format=", sha, "--", directory)
+        return tuple(sorted(line for line in out.splitlines() if line))
+
     def provenance(self, sha: str) -> Provenance:
         if sha not in self._provenance:
             changed = self.repo.commit(sha)

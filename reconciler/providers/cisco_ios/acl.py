@@ -142,7 +142,7 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
         if name in names:
             continue
         expiry = wanted.expired.get(name)
-        rule = expiry[1] if expiry else FirewallRule(name, None, None, "any", (), "allow", label=name)
+        rule = expiry[1] if expiry else wanted.gone(name, name)
         reason = f"temporary exception expired on {expiry[0]}" if expiry else "no longer declared in desired_state"
         changes.append(rule_change(Movement.BAJA, target.name, rule, (AttributeChange("entries", tuple(lines), ()),), reason))
     attributes = []

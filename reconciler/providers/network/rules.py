@@ -48,6 +48,16 @@ class DeviceRules:
 
     rules: tuple[FirewallRule, ...]
     expired: dict = field(default_factory=dict)  # name -> (expiry date, FirewallRule)
+    elsewhere: dict = field(default_factory=dict)  # name -> FirewallRule declared, but not for this device
+
+    def gone(self, name: str, label: str) -> FirewallRule:
+        """The rule a baja removes from this device.  Still declared for other devices, it
+        keeps its unit and its declaration, so the baja is judged by whoever last wrote that
+        declaration (its `devices:` line); declared nowhere, by the commit that removed it."""
+        declared = self.elsewhere.get(name)
+        return FirewallRule(name, None, None, "any", (), "allow", unit=declared.unit if declared else None,
+                            folio=declared.folio if declared else None,
+                            origins=declared.origins if declared else (), label=label)
 
 
 def compile_rule(rule: SecurityRule, policy: SecurityPolicy) -> FirewallRule:
@@ -59,15 +69,16 @@ def compile_rule(rule: SecurityRule, policy: SecurityPolicy) -> FirewallRule:
 def device_rules(policy: SecurityPolicy | None, device: str, today: str) -> DeviceRules:
     if policy is None:
         return DeviceRules(())
-    wanted, expired = [], {}
+    wanted, expired, elsewhere = [], {}, {}
     for rule in policy.rules:
         if device not in rule.devices:
+            elsewhere[rule.name] = compile_rule(rule, policy)
             continue
         if rule.expired(today):
             expired[rule.name] = (rule.expires, compile_rule(rule, policy))
         else:
             wanted.append(compile_rule(rule, policy))
-    return DeviceRules(tuple(wanted), expired)
+    return DeviceRules(tuple(wanted), expired, elsewhere)
 
 
 def rule_attributes(before: FirewallRule | None, after: FirewallRule | None) -> tuple[AttributeChange, ...]:

@@ -191,7 +191,7 @@ def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, ho
                                    reason=f"temporary exception expired on {expiry}"))
         else:
             found = rule_from_expr(name, have[name])
-            gone = FirewallRule(name, None, None, "any", (), "allow", label=f"{name} ({found.describe()})" if found else name)
+            gone = wanted.gone(name, f"{name} ({found.describe()})" if found else name)
             attributes = rule_attributes(found, None) if found else (AttributeChange("rule", "present", None),)
             changes.append(rule_change(Movement.BAJA, target, gone, attributes, reason="no longer declared in desired_state"))
     changes += _chain_changes(target, wanted, actual, policy, hook, table)
