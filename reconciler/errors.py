@@ -15,9 +15,16 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        field = f" {self.field}:" if self.field else ""
+        where = f"{_plain(self.file)}:{self.line}" if self.line else _plain(self.file)
+        field = f" {_plain(self.field)}:" if self.field else ""
         return f"{where}:{field} {self.message}"
+
+
+def _plain(text: str, limit: int = 120) -> str:
+    """A file name or field path as a message shows it: control characters escaped (they come
+    from a hostile file's keys and names: a terminal or CI annotation must not run them), cut."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[:limit - 1] + "…"
 
 
 class ReconcilerError(Exception):

@@ -217,3 +217,18 @@ def test_an_approved_removal_takes_the_rule_off_and_an_unapproved_one_does_not(f
     code, out, err = fw.cli("apply", land=False)
     assert code == 0 and not reaches(5432) and reaches(443), out + err
     fw.assert_converged()
+
+
+def test_an_unapproved_reorder_never_reaches_the_firewall(fw):
+    """Moving an allow before a deny opens what the deny shut: the new order is a change of
+    its own, and without approval the firewall keeps its order."""
+    fw.repo.rules = {"hg": [rule("bloqueo", protocol="tcp", ports=[22, 5432], action="deny"),
+                            rule("red", destination="servidores", service="postgres")]}
+    fw.apply()
+    assert not reaches(5432)
+    fw.repo.rules["hg"].reverse()
+    fw.repo.direct_push("Reordeno, sin revisión")
+    fw.repo.rules["hg"].append(rule("nube", protocol="tcp", ports=[8080]))
+    code, out, err = fw.cli("apply")
+    assert code == 3 and reaches(8080) and not reaches(5432), out + err
+    assert "order of the rules on chain forward" in out

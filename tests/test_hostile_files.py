@@ -33,17 +33,19 @@ def test_an_alias_bomb_is_refused_at_once_with_its_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "reconciler.cli", "--repo", str(root), "validate", "--inventory",
                            "/nonexistent.yaml"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "desired_state/users/bomba.yaml:1: aliases (*name) expand to too many values" in proc.stderr
+    assert "desired_state/users/bomba.yaml:1: anchors and aliases (&name, *name) are not accepted" in proc.stderr
     assert time.monotonic() - started < 60  # the timeout above is the bound; this names it
 
 
-def test_a_few_shared_blocks_are_still_fine(tmp_path):
+def test_aliases_are_refused_with_their_line(tmp_path):
+    """An anchor in one entry and an alias in another would let one line change both, outside
+    the lines review blames for the second."""
     first = PERSON.format(key="SSM-1", given="Ana").replace("solicitud: {", "solicitud: &sol {")
     second = PERSON.format(key="SSM-2", given="Zoé").replace("solicitud: {{folio: F-1", "solicitud: *sol #")
     second = second.split("solicitud:")[0] + "solicitud: *sol\n"
     root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", first, second)})
     code, err = validate(root)
-    assert code == 0, err
+    assert code == 1 and "desired_state/users/hg.yaml:12: anchors and aliases (&name, *name) are not accepted" in err, err
 
 
 def test_a_file_that_links_out_of_the_repository_is_never_read(tmp_path):
@@ -165,3 +167,20 @@ def test_control_characters_never_reach_a_dn_a_registry_line_or_a_log(tmp_path):
         text = people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana").replace(old, new))
         code, err = validate(make_repo(tmp_path / name, {"hg.yaml": text}))
         assert code == 1 and f"{field}: contains a control character" in err, (name, err)
+
+
+def test_a_linked_desired_state_folder_is_refused_in_the_working_tree_and_in_a_commit(tmp_path):
+    import git
+
+    elsewhere = make_repo(tmp_path / "elsewhere", {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1",
+                                                                                                  given="Ana"))})
+    root = tmp_path / "repo"
+    root.mkdir()
+    os.symlink(elsewhere / "desired_state", root / "desired_state")
+    code, err = validate(root)
+    assert code == 1 and "cannot read: a symbolic link" in err
+    repo = git.Repo.init(root, initial_branch="main")
+    repo.index.add(["desired_state"])
+    repo.index.commit("desired_state como enlace")
+    code, out, err = run_cli("--repo", str(root), "validate", "--ref", "main", "--inventory", "/nonexistent.yaml")
+    assert code == 1 and "desired state directory not found" in err and "Internal error" not in err

@@ -108,7 +108,7 @@ def test_nftables_diff_by_rule():
     [drift] = diff_device("fw", DeviceRules((WEB,)), hand, "drop", "forward")
     assert drift.kind == "firewall-chain" and drift.drift
     [order] = diff_device("fw", DeviceRules((DB, WEB)), chain(WEB, DB), "drop", "forward")
-    assert [a.name for a in order.attributes] == ["order"]
+    assert order.kind == "rule-order" and [a.name for a in order.attributes] == ["order"]
 
 
 def test_ios_acl_reads_back_with_nothing_to_do():
@@ -178,3 +178,11 @@ def test_what_is_loaded_is_approved_or_already_there(wanted_names, device_names,
             assert declared[n] in loaded
     for n in pending:  # a pending change never moves a rule off the device, nor onto it
         assert (current[n] in loaded) if n in current else n not in names
+
+
+def test_a_new_order_that_is_not_approved_keeps_the_devices():
+    from reconciler.providers.network.rules import kept_order
+
+    a, b, c, new = fw("a", 1), fw("b", 2), fw("c", 3), fw("nuevo", 4)
+    assert kept_order((c, a, new, b), ["a", "b", "c"]) == (a, new, b, c)
+    assert kept_order((new, b, a), ["a", "b"]) == (new, a, b)

@@ -68,6 +68,8 @@ class RulesInForce:
         then = _entitlements(blob_text(commit, path), path)
         keys = {k for k, e in then.items() if e.get("privileged") is True}
         keys |= set(policy.privileged_entitlements) if policy else set()
+        # Flagged privileged now counts too: an unreadable file then never lowers the bar.
+        keys |= {e.key for e in self.state.entitlements.values() if e.privileged}
         groups = {str(e.get("group", "")).casefold(): k for k, e in then.items() if k in keys and e.get("group")}
         groups.update({e.group.casefold(): e.key for e in self.state.entitlements.values() if e.key in keys})
         return groups

@@ -118,6 +118,9 @@ def load_inventory(path: Path) -> dict[str, TargetSettings]:
     path = Path(path)
     if not path.is_file():
         raise ValidationFailed([Problem(str(path), None, "", "inventory file not found")])
+    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
+        # A pull request's inventory linked to a key outside would otherwise be echoed.
+        raise ValidationFailed([Problem(str(path), None, "", "cannot read: a symbolic link out of its directory")])
     check = FileCheck(str(path), path.read_text(encoding="utf-8", errors="replace"))
     data, problems = read_yaml(path, str(path))
     if problems:

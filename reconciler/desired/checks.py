@@ -181,7 +181,7 @@ class FileCheck:
 
         Valid data (the common case) is checked by the compiled schema only; jsonschema runs
         just for data that failed, to find every error in it."""
-        bad: set[tuple[Any, ...]] = self._impossible_dates(data) | self._control_characters(data)
+        bad: set[tuple[Any, ...]] = self._values(data)
         if schema_valid(data, schema_name):
             return bad
         for error in schema(schema_name).iter_errors(data):
@@ -195,25 +195,11 @@ class FileCheck:
         return bad
 
 
-    def _impossible_dates(self, data: Any) -> set[tuple[Any, ...]]:
-        """Dates the schema's pattern lets through but no calendar has (2026-02-30, 2027-02-29,
-        2026-04-31): each a problem, and its entry left out like one the schema refused."""
-        if not _MAYBE_IMPOSSIBLE.search(self.text):
-            return set()
-        bad = set()
-        for path, value in _strings(data, ()):
-            if _DATE.fullmatch(value):
-                try:
-                    dt.date.fromisoformat(value)
-                except ValueError:
-                    self.add(path, f"{value!r} is not a date on the calendar")
-                    bad.add(path[:2])
-        return bad
-
-
-    def _control_characters(self, data: Any) -> set[tuple[Any, ...]]:
-        """Control characters end up in a DN, a registry line, a CSV cell or a log: refused in
-        every value, and a line break in every value but the free texts (MULTILINE)."""
+    def _values(self, data: Any) -> set[tuple[Any, ...]]:
+        """What no schema says, in one walk over the values: control characters (they end up in
+        a DN, a registry line, a CSV cell or a log: refused everywhere, and a line break
+        everywhere but in free texts, MULTILINE), and dates the pattern lets through but no
+        calendar has (2026-02-30).  Each a problem; its entry left out like one the schema refused."""
         bad = set()
         for path, value in _strings(data, ()):
             found = _CONTROL.search(value)
@@ -223,14 +209,19 @@ class FileCheck:
                 self.add(path, f"contains a control character (U+{ord(found.group()):04X}): write it on one line, "
                                "in plain text")
                 bad.add(path[:2])
+            elif _MAYBE_IMPOSSIBLE.fullmatch(value):
+                try:
+                    dt.date.fromisoformat(value)
+                except ValueError:
+                    self.add(path, f"{value!r} is not a date on the calendar")
+                    bad.add(path[:2])
         return bad
 
 
 MULTILINE = frozenset({"justification", "description", "reason"})  # free texts a form lets run over lines
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # tab and newline aside; \r is refused
 _NEWLINE = re.compile(r"\n")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MAYBE_IMPOSSIBLE = re.compile(r"\d{4}-(?:02-(?:29|3[01])|(?:04|06|09|11)-31)")  # every date fromisoformat refuses
+_MAYBE_IMPOSSIBLE = re.compile(r"\d{4}-(?:02-(?:29|3[01])|(?:04|06|09|11)-31)")  # the dates a calendar may lack
 
 
 def _strings(node: Any, path: tuple) -> Iterable[tuple[tuple, str]]:

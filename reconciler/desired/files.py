@@ -49,6 +49,9 @@ class DirectoryFiles:
         if not path.exists() and not path.is_symlink():
             return None
         refuse_link(path, self.root)
+        for folder in [self.root, *path.relative_to(self.root).parents]:  # desired_state/, users/...
+            if (self.root / folder).is_symlink():
+                raise OSError(errno.ELOOP, LINK)
         if not path.is_file():
             return None
         return path.read_bytes().decode("utf-8")
@@ -88,6 +91,8 @@ class CommitFiles:
             self.tree = commit.tree / root
         except KeyError:
             self.tree = None
+        if self.tree is not None and self.tree.type != "tree":  # a link (or a file) where the folder belongs
+            self.tree = None
 
     def exists(self) -> bool:
         return self.tree is not None
@@ -97,7 +102,7 @@ class CommitFiles:
             return None
         try:
             return self.tree / rel
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: a link where a folder on the way belongs
             return None
 
     def read_text(self, rel: str) -> str | None:

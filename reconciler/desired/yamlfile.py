@@ -86,14 +86,15 @@ def _build(loader: StrictLoader, node: yaml.Node) -> Any:
     return out
 
 
-# Aliases let a few hundred bytes stand for billions of values ("billion laughs"): what they
-# add, once expanded, is capped.  Desired state needs none; a file may share a block or two.
-ALIAS_BUDGET = 100_000
+# Aliases let a few hundred bytes stand for billions of values ("billion laughs"), and let one
+# line change entries far from it, outside the lines review blames for them: refused.  The
+# walk that finds them is linear (memoised), so a bomb is refused before anything expands.
+ALIAS_BUDGET = 0
 
 
 class TooManyAliases(yaml.YAMLError):
     def __init__(self, line: int | None):
-        super().__init__("aliases (*name) expand to too many values: write the values out")
+        super().__init__("anchors and aliases (&name, *name) are not accepted: write the values out, in every entry")
         self.line = line
 
 
@@ -116,7 +117,25 @@ def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
 def _check_aliases(node: yaml.Node) -> None:
     sizes: dict[int, int] = {}
     if _expanded(node, sizes) > len(sizes) + ALIAS_BUDGET:
-        raise TooManyAliases(node.start_mark.line + 1 if node.start_mark else None)
+        raise TooManyAliases(_first_alias(node, set()) or (node.start_mark.line + 1 if node.start_mark else None))
+
+
+def _first_alias(node: yaml.Node, seen: set[int]) -> int | None:
+    """The line of the first node met twice (its anchor's line), for the message."""
+    if id(node) in seen:
+        return None
+    seen.add(id(node))
+    children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv] \
+        if isinstance(node, yaml.MappingNode) else []
+    marks: set[int] = set()
+    for child in children:
+        if id(child) in seen or id(child) in marks:
+            return child.start_mark.line + 1 if child.start_mark else None
+        marks.add(id(child))
+        line = _first_alias(child, seen)
+        if line is not None:
+            return line
+    return None
 
 
 def fast_load(text: str) -> Any:
@@ -157,7 +176,7 @@ def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
     try:
         return fast_load(text), []
     except DuplicateKey as dup:
-        return None, [Problem(display, dup.line, dup.key,
+        return None, [Problem(display, dup.line, dup.key[:60],
                               f"key written twice in the same mapping (first on line {dup.first_line})")]
     except TooManyAliases as exc:
         return None, [Problem(display, exc.line, "", str(exc))]

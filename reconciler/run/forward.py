@@ -17,7 +17,7 @@ class NotForward(ReconcilerError):
 
 def protected_tip(source: DesiredSource, branch: str) -> str:
     """The protected branch's commit: the local branch, or the remote's (a CI checkout)."""
-    for ref in (branch, f"origin/{branch}"):
+    for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):  # never a tag of that name
         sha = source.repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}", with_exceptions=False).strip()
         if sha:
             return sha

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.cisco_ios.target import CiscoTarget
-from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, rule_change
+from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, order_change, rule_change
 
 BASE = ["remark reconciler:base", "permit tcp any any established"]
 DEFAULT_POLICY = "drop"  # an IOS ACL ends in deny; the reconciler writes it out
@@ -152,9 +152,8 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
         found, expected = frame(actual.entries), frame(acl((), default_policy))
         if found != expected:
             attributes.append(AttributeChange("entries outside the rules", tuple(found), tuple(expected)))
-        order = [n for n in have if n in names]
-        if order != [r.name for r in wanted.rules if r.name in have]:
-            attributes.append(AttributeChange("order", tuple(order), tuple(r.name for r in wanted.rules if r.name in have)))
+        changes += order_change(target.name, target.interface, target.interface, [n for n in have if n in names],
+                                [r.name for r in wanted.rules if r.name in have], wanted)
     if attributes:
         changes.append(Change(Movement.ALTA if actual.bound is None else Movement.MODIFICACION, target.name, ACL_KIND,
                               target.interface, f"ACL on {target.interface} {target.direction}", tuple(attributes),

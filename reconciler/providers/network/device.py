@@ -13,7 +13,14 @@ from reconciler.plan import Change, Outcome
 from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.network.probes import ProbeResult, run_probes
 from reconciler.providers.network.rules import KIND as RULE_KIND
-from reconciler.providers.network.rules import DeviceRules, FirewallRule, device_rules, loadable_rules
+from reconciler.providers.network.rules import (
+    ORDER_KIND,
+    DeviceRules,
+    FirewallRule,
+    device_rules,
+    kept_order,
+    loadable_rules,
+)
 
 # The device's whole ACL or chain: the inventory names it, and it holds only approved rules.
 IMPLIED = {"firewall-chain": "the table and chain the inventory names, holding only approved rules",
@@ -72,7 +79,7 @@ class DeviceProvider(Provider):
         """The rules to load: the wanted ones, but for the rules whose change is not approved."""
         basis: DeviceBasis = planned.basis
         pending = pending_rules(planned, approved)
-        if not pending:
+        if not pending and ORDER_KIND not in pending_kinds(planned, approved):
             return basis.wanted
         current, order = self.current_rules(basis.actual)
         unreadable = sorted(n for n in pending if n in current and current[n] is None)
@@ -80,7 +87,10 @@ class DeviceProvider(Provider):
             raise ReconcilerError(f"the device holds rule {unreadable[0]} in a form the reconciler cannot keep as it "
                                   "is while its change awaits approval; nothing was changed on the device")
         kept = {n: r for n, r in current.items() if r is not None}
-        return DeviceRules(loadable_rules(basis.wanted, kept, order, pending), basis.wanted.expired)
+        rules = loadable_rules(basis.wanted, kept, order, pending)
+        if ORDER_KIND in pending_kinds(planned, approved):
+            rules = kept_order(rules, order)
+        return DeviceRules(rules, basis.wanted.expired)
 
     def read_back(self, planned: TargetPlan) -> ReadBack:
         return ReadBack(self.diff(planned.basis.wanted, self.read()))
@@ -123,6 +133,12 @@ class DeviceProvider(Provider):
     def replace_rules(self, wanted: DeviceRules) -> str | None:
         """Put the wanted rules on the device; what went wrong, or None."""
         raise NotImplementedError
+
+
+def pending_kinds(planned: TargetPlan, approved: Sequence[Change]) -> frozenset[str]:
+    """The kinds of the planned changes that are not among the approved ones."""
+    done = {(c.kind, c.key) for c in approved}
+    return frozenset(c.kind for c in planned.changes if (c.kind, c.key) not in done)
 
 
 def pending_rules(planned: TargetPlan, approved: Sequence[Change]) -> frozenset[str]:

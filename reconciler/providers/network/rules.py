@@ -9,6 +9,7 @@ from reconciler.plan import AttributeChange, Change, Movement
 
 TAG = "rule:"
 KIND = "firewall-rule"
+ORDER_KIND = "rule-order"  # the order of a device's rules: decides what a packet meets first
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,34 @@ def rule_change(movement: Movement, target: str, rule: FirewallRule, attributes,
     """One rule's alta, modificación or baja on one device, whatever the device's kind."""
     return Change(movement, target, KIND, rule.name, rule.label or rule.name, tuple(attributes), reason=reason,
                   folio=rule.folio, unit=rule.unit, origins=rule.origins, desired=rule)
+
+
+def order_change(target: str, key: str, device: str, before: list[str], after: list[str],
+                 wanted: DeviceRules) -> list[Change]:
+    """The order of the rules already on a device, when the declarations now put them in
+    another.  It is a change of its own, judged by who last wrote the rules' declarations
+    (never approved by implication): moving an allow before a deny opens what the deny shut."""
+    if before == after:
+        return []
+    moved = {n for n in before if before.index(n) != after.index(n)}
+    origins = tuple(o for r in wanted.rules if r.name in moved for o in r.origins)
+    return [Change(Movement.MODIFICACION, target, ORDER_KIND, key, f"order of the rules on {device}",
+                   (AttributeChange("order", tuple(before), tuple(after)),), origins=origins)]
+
+
+def kept_order(loaded: tuple[FirewallRule, ...], device_order: list[str]) -> tuple[FirewallRule, ...]:
+    """`loaded` with the rules already on the device in the device's order (a new order that
+    is not approved); a new rule keeps its place after the rule declared before it.  Pure."""
+    on_device = [r for r in loaded if r.name in device_order]
+    on_device.sort(key=lambda r: device_order.index(r.name))
+    out = list(on_device)
+    for index, rule in enumerate(loaded):
+        if rule.name in device_order:
+            continue
+        before = loaded[index - 1].name if index else None
+        at = next((i for i, r in enumerate(out) if r.name == before), -1)
+        out.insert(at + 1, rule)
+    return tuple(out)
 
 
 def loadable_rules(wanted: DeviceRules, current: dict[str, FirewallRule], order: list[str],

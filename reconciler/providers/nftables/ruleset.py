@@ -17,7 +17,14 @@ import json
 from dataclasses import dataclass
 
 from reconciler.plan import AttributeChange, Change, Movement
-from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, rule_attributes, rule_change
+from reconciler.providers.network.rules import (
+    TAG,
+    DeviceRules,
+    FirewallRule,
+    order_change,
+    rule_attributes,
+    rule_change,
+)
 
 BASE_TAG = "reconciler:base"
 CHAIN_KIND = "firewall-chain"
@@ -213,11 +220,10 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
         attributes.append(AttributeChange("rules made by hand", tuple(hand_made), ()))
     common = [n for n in actual.order() if n in {r.name for r in wanted.rules}]
     declared = [r.name for r in wanted.rules if r.name in set(common)]
-    if common != declared:
-        attributes.append(AttributeChange("order", tuple(common), tuple(declared)))
+    order = order_change(target, hook, f"chain {hook}", common, declared, wanted)
     if not attributes:
-        return []
+        return order
     drift = bool(hand_made) or (actual.exists and (actual.policy != policy or base != [BASE_EXPR]))
     return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
                    f"table inet {table}, chain {hook}", tuple(attributes), drift=drift,
-                   reason="changed outside the reconciler (drift)" if drift else "")]
+                   reason="changed outside the reconciler (drift)" if drift else "")] + order
