@@ -8,6 +8,10 @@ from pathlib import Path
 import git
 import yaml
 
+# Desired state refuses YAML anchors and aliases; PyYAML writes them for any object that
+# appears twice, so the benchmarks' files spell every value out.
+yaml.SafeDumper.ignore_aliases = lambda self, data: True
+
 APPROVERS = [("Ing. Marta Ávila Ibáñez", "marta.avila@ssm.example.gob.mx"),
              ("Lic. Raúl Peña Güemes", "raul.pena@ssm.example.gob.mx")]
 REQUESTER = git.Actor("Mesa de Servicios de TI", "mesa.servicios@ssm.example.gob.mx")

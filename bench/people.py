@@ -15,6 +15,10 @@ from pathlib import Path
 
 import yaml
 
+# Desired state refuses YAML anchors and aliases; PyYAML writes them for any object that
+# appears twice (a shared solicitud), so the files written here spell every value out.
+yaml.SafeDumper.ignore_aliases = lambda self, data: True
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from reconciler.desired.curp import check_digit  # noqa: E402
 

@@ -23,6 +23,10 @@ from pathlib import Path
 import git
 import pytest
 import yaml
+
+# Desired state refuses YAML anchors and aliases; PyYAML writes them for any object that
+# appears twice (a shared solicitud), so the files written here spell every value out.
+yaml.SafeDumper.ignore_aliases = lambda self, data: True
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
 
 from reconciler.cli import main
