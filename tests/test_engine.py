@@ -690,3 +690,30 @@ def test_a_commit_inside_a_merged_branch_is_not_on_the_protected_line(fakes):
     code, _, _ = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
                          "--ref", merge, "--auto-approve")
     assert code == 0 and sorted(fakes.state("a-first")) == ["SSM-000001", "SSM-000002"]
+
+
+# -- a pull request's plan never uses the pull request's own inventory -------------------------
+
+def test_a_pull_requests_plan_uses_the_base_branchs_inventory(fakes):
+    """The inventory says where the runner connects and which secrets it reads: a pull
+    request's own inventory counts once it has landed, never in its own plan."""
+    inventory = fakes.repo.root / "inventory" / "fakes.yaml"
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    inventory.write_text(fakes.inventory.read_text(encoding="utf-8"), encoding="utf-8")
+    fakes.repo.squash_merge("Inventario")
+    git_ = fakes.repo.git
+    git_.create_head("solicitud", git_.heads.main.commit).checkout()
+    elsewhere = fakes.tmp / "elsewhere.json"
+    write_state(elsewhere, {"SSM-000001": FakeObject("José Ñúñez O'Brien", UNIT)})
+    inventory.write_text(inventory.read_text(encoding="utf-8").replace(str(fakes.tmp / "a-first.json"), str(elsewhere)),
+                         encoding="utf-8")
+    git_.git.add("-A")
+    git_.index.commit("Apunto a-first a otro lado")
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "plan", "--inventory", str(inventory), "--ref", "HEAD",
+                             "--proposal", "main", "--output", "json")
+    plan = json.loads(out)
+    assert code == 2, err
+    assert ("a-first", "alta", "SSM-000001") in {(c["target"], c["movement"], c["key"]) for c in plan["changes"]}
+    assert any("this pull request changes inventory/fakes.yaml: its plan uses the inventory of main" in w
+               for w in plan["warnings"])

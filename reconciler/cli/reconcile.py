@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,6 +14,7 @@ from reconciler.desired.source import at_ref, working_tree
 from reconciler.errors import ReconcilerError
 from reconciler.render.plan import plan_json, plan_markdown, print_plan
 from reconciler.run.engine import ApplyReport, Run
+from reconciler.run.proposal import base_inventory
 
 
 def source_of(args):
@@ -20,9 +22,12 @@ def source_of(args):
 
 
 def plan(args, out: Console, err: Console) -> int:
-    with Run(source_of(args), args.inventory, tuple(args.target), since_applied=args.since_applied,
-             proposal_base=args.proposal) as run:
-        plan = run.plan()
+    with base_inventory(args.repo, args.inventory, args.proposal) as (inventory, note):
+        with Run(source_of(args), inventory, tuple(args.target), since_applied=args.since_applied,
+                 proposal_base=args.proposal) as run:
+            plan = run.plan()
+    if note:
+        plan = replace(plan, warnings=plan.warnings + (note,))
     if args.output == "json":
         print(plan_json(plan))
     elif args.output == "markdown":
