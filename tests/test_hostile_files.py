@@ -184,3 +184,18 @@ def test_a_linked_desired_state_folder_is_refused_in_the_working_tree_and_in_a_c
     repo.index.commit("desired_state como enlace")
     code, out, err = run_cli("--repo", str(root), "validate", "--ref", "main", "--inventory", "/nonexistent.yaml")
     assert code == 1 and "desired state directory not found" in err and "Internal error" not in err
+
+
+def test_line_numbers_and_costs_are_checked(tmp_path):
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))})
+    (root / "desired_state" / "assets").mkdir()
+    sol = "{folio: F-1, date: '2026-03-02', justification: Linea, requested_by: TI}"
+    (root / "desired_state" / "assets" / "lines.yaml").write_text(
+        "lines:\n"
+        f"- {{number: '123456789012345', kind: extension, unit: HG-CUERNAVACA, status: activa, solicitud: {sol}}}\n"
+        f"- {{number: '7773112210', kind: carrier, carrier: Telmex, master_account: MA-1, plan: Básico, "
+        f"monthly_cost: .nan, unit: HG-CUERNAVACA, status: activa, solicitud: {sol}}}\n", encoding="utf-8")
+    code, err = validate(root)
+    assert code == 1
+    assert "lines[0].number: '123456789012345' is not an extension number (3 to 6 digits)" in err
+    assert "lines[1].monthly_cost: nan is not an amount" in err

@@ -11,6 +11,8 @@ person who is a baja are not an error: the person's baja releases them (`release
 """
 from __future__ import annotations
 
+import math
+
 from reconciler.desired.checks import FileCheck, open_file
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Decommission, Equipment, Person, PhoneLine, Source, solicitud_of
@@ -18,6 +20,7 @@ from reconciler.desired.model import Decommission, Equipment, Person, PhoneLine,
 LINES = "assets/lines.yaml"
 EQUIPMENT = "assets/equipment.yaml"
 COMPUTERS = ("desktop", "laptop")
+NUMBER_DIGITS = {"extension": (3, 6), "carrier": (10, 15)}  # a desk phone's extension; a carrier's full number
 
 
 def _line(item: dict, source: Source) -> PhoneLine:
@@ -70,6 +73,13 @@ def read_assets(files: DesiredFiles, checks: list[FileCheck], units: dict,
         _references(check, where, line, units, by_key)
         if line.kind == "carrier" and not (line.carrier and line.master_account):
             check.add(where + ("carrier",), "a carrier line needs its carrier and master_account")
+        low, high = NUMBER_DIGITS[line.kind]
+        if not low <= len(line.number) <= high:
+            what = "an extension" if line.kind == "extension" else "a carrier line's"
+            check.add(where + ("number",), f"{line.number!r} is not {what} number ({low} to {high} digits)")
+        if line.monthly_cost is not None and not math.isfinite(line.monthly_cost):
+            check.add(where + ("monthly_cost",), f"{line.monthly_cost!r} is not an amount: write the cost in pesos, "
+                                                 "like 299.00")
         if line.number in first:
             check.add(where + ("number",), f"number {line.number} is already declared at "
                                            f"{check.display}:{check.line(first[line.number])}")
