@@ -122,6 +122,7 @@ class History:
         self._landing: dict[str, str] = {}
         self._provenance: dict[str, Provenance] = {}
         self._removals: dict[tuple[str, str], str | None] = {}
+        self._spans: dict[tuple[str, int, int], list] = {}
 
     @cached_property
     def _first_parent(self) -> dict[str, int]:
@@ -168,9 +169,13 @@ class History:
         return text is not None and text.count("\n") > 2000
 
     def _blame_span(self, path: str, first: int, last: int) -> list:
-        out = self.repo.git.blame("--porcelain", "-L", f"{first},{last}", self.commit.hexsha, "--", path)
-        shas = {line[:40] for line in out.splitlines() if _SHA_LINE.match(line)}
-        return [self.repo.commit(sha) for sha in shas]
+        """The commits of a line range (asked twice per change: provenance and coverage)."""
+        key = (path, first, last)
+        if key not in self._spans:
+            out = self.repo.git.blame("--porcelain", "-L", f"{first},{last}", self.commit.hexsha, "--", path)
+            shas = {line[:40] for line in out.splitlines() if _SHA_LINE.match(line)}
+            self._spans[key] = [self.repo.commit(sha) for sha in shas]
+        return self._spans[key]
 
     def written_by(self, source: Source) -> list:
         """The commits that wrote the lines of one declaration as they are now (git blame)."""
