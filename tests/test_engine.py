@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import POLICY, UNIT_HEAD, person, run_cli
+
 from reconciler.audit import trail
 from reconciler.config.inventory import load_inventory
 from reconciler.desired.source import at_ref

@@ -87,6 +87,13 @@ class ReadBack:
 Advance = Callable[[int], None]
 
 
+def named_by_inventory(changes: Sequence[Change], reasons: dict[str, str]) -> dict[int, str]:
+    """The changes declared by no line whose kind the inventory itself names (an OU, a table,
+    the maps derived from approved content): index -> why they are approved.  The common part
+    of IMPLIED_APPROVALS."""
+    return {i: reasons[c.kind] for i, c in enumerate(changes) if not c.origins and c.kind in reasons}
+
+
 class Declared(NamedTuple):
     """How a declaration was written: its identifying text (an employee key, a line's number,
     a rule's name) in the files of one folder of desired_state/ ("users", "assets",

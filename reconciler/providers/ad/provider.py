@@ -32,6 +32,7 @@ from reconciler.providers.contract import (
     Provider,
     ReadBack,
     TargetPlan,
+    named_by_inventory,
 )
 
 # Containers the inventory names: approved by the inventory, not by a line of desired_state/.
@@ -213,13 +214,10 @@ class ADProvider(Provider):
                     ou = dnlib.parent(ou)
                 for g in c.desired.groups:
                     groups.setdefault(g.casefold(), c.label)
-        implied = {}
+        implied = named_by_inventory(changes, IMPLIED)
         for i, c in enumerate(changes):
-            if not c.origins and c.kind in IMPLIED:
-                implied[i] = IMPLIED[c.kind]
-                continue
             needer = (ous.get(dnlib.key(c.key)) if c.kind == "ou" else groups.get(c.key.casefold())
                       if c.kind == "group" else None)
-            if needer and c.movement is Movement.ALTA:
+            if needer and c.movement is Movement.ALTA and i not in implied:
                 implied[i] = f"needed by the approved {needer}"
         return implied

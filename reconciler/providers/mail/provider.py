@@ -10,7 +10,15 @@ from typing import Sequence
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Movement, Outcome
-from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import (
+    Capability,
+    Declared,
+    PlanRequest,
+    Provider,
+    ReadBack,
+    TargetPlan,
+    named_by_inventory,
+)
 from reconciler.providers.mail.apply import FOLDERS, USERDB_RELOAD, MailApplier, is_purge
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.doveadm import Command, Doveadm
@@ -146,8 +154,7 @@ class MailProvider(Provider):
 
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         """The maps: rewritten from the approved mailbox registry, declared by no line."""
-        return {i: "the maps are rewritten from the approved mailbox registry"
-                for i, c in enumerate(changes) if not c.origins and c.kind == "mail-maps"}
+        return named_by_inventory(changes, {"mail-maps": "the maps are rewritten from the approved mailbox registry"})
 
     def _server_checks(self, opened: list[Outcome]) -> dict[int, str]:
         """Ask Dovecot itself, in one request: the folders and the quota of each open mailbox."""

@@ -10,7 +10,15 @@ from typing import Any, Sequence
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Outcome
-from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import (
+    Capability,
+    Declared,
+    PlanRequest,
+    Provider,
+    ReadBack,
+    TargetPlan,
+    named_by_inventory,
+)
 from reconciler.providers.network.probes import ProbeResult, run_probes
 from reconciler.providers.network.rules import KIND as RULE_KIND
 from reconciler.providers.network.rules import (
@@ -115,7 +123,7 @@ class DeviceProvider(Provider):
         return Declared(change.key, "security_rules") if change.kind == RULE_KIND else None
 
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
-        return {i: IMPLIED[c.kind] for i, c in enumerate(changes) if not c.origins and c.kind in IMPLIED}
+        return named_by_inventory(changes, IMPLIED)
 
     # -- what each device kind provides ---------------------------------------------------------
     def read(self):
