@@ -521,3 +521,19 @@ def _lab_boundary(request):
     if touched and not request.node.stash.get(_ALREADY_FAILED, False):  # the LabTouched was caught
         pytest.fail("not marked @pytest.mark.lab, but reached for the lab (mark it, or keep it off the lab):\n  "
                     + "\n  ".join(dict.fromkeys(touched)), pytrace=False)
+
+
+@pytest.fixture
+def kinds():
+    """The two fake target kinds (tests/fakes.py), registered for one test."""
+    from fakes import register_kinds
+
+    yield from register_kinds()
+
+
+@pytest.fixture
+def fakes(kinds, repo, tmp_path):
+    """Two fake targets, an inventory naming them, and the desired-state repository."""
+    from fakes import Fakes
+
+    return Fakes(repo, tmp_path)

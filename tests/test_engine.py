@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import POLICY, UNIT_HEAD, person, run_cli
+from fakes import FIRST, PEOPLE, PROVIDER_CLASS, SECOND, TARGET_CLASS, UNIT, Fakes, converged
 
 from reconciler.audit import trail
 from reconciler.config.inventory import load_inventory
@@ -21,102 +21,11 @@ from reconciler.errors import ReconcilerError, ValidationFailed
 from reconciler.plan import Movement
 from reconciler.providers import registry
 from reconciler.providers.contract import Capability
-from reconciler.providers.fake.provider import KIND, FakeCrash, FakeObject, FakeProvider, read_state, write_state
+from reconciler.providers.fake.provider import KIND, FakeCrash, FakeObject, FakeProvider, write_state
 from reconciler.providers.fake.target import FakeTarget
 from reconciler.providers.registry import Kind
 from reconciler.run.engine import APPLIED_REF, DeletionGuard, Run
 from reconciler.run.lock import TargetLocked
-
-FIRST, SECOND = "fake_first", "fake_second"
-TARGET_CLASS = "reconciler.providers.fake.target:FakeTarget"
-PROVIDER_CLASS = "reconciler.providers.fake.provider:FakeProvider"
-UNIT = "HG-CUERNAVACA"
-# Distinct people (a CURP is unique; only the first keeps the default one).
-PEOPLE = {
-    "SSM-000001": {},
-    "SSM-000002": {"curp": None, "given_names": "Zoé", "first_surname": "Güemes"},
-    "SSM-000003": {"curp": None, "given_names": "Iñaki", "first_surname": "Muñoz"},
-    "SSM-000004": {"curp": None, "given_names": "Begoña", "first_surname": "Ruíz"},
-}
-
-
-@pytest.fixture
-def kinds():
-    """Two fake kinds, placed with `before`: fake_first, then fake_second, then the real kinds."""
-    registry.register(Kind(SECOND, TARGET_CLASS, PROVIDER_CLASS, budgeted=frozenset({KIND})), before="active_directory")
-    registry.register(Kind(FIRST, TARGET_CLASS, PROVIDER_CLASS, budgeted=frozenset({KIND})), before=SECOND)
-    yield
-    registry.unregister(FIRST)
-    registry.unregister(SECOND)
-
-
-class Fakes:
-    """Two fake targets (a-first of kind fake_first, b-second of kind fake_second) sharing one
-    journal, an inventory naming them, and the desired-state repository."""
-
-    def __init__(self, repo, tmp: Path):
-        self.repo, self.tmp = repo, tmp
-        self.journal = tmp / "journal.log"
-        self.audit_dir = tmp / "audit"
-        self.inventory = tmp / "inventory.yaml"
-        self.write_inventory()
-
-    def write_inventory(self, first: dict | None = None, second: dict | None = None) -> None:
-        common = {"journal": str(self.journal), "audit_dir": str(self.audit_dir),
-                  "credentials_dir": str(self.tmp / "credentials")}
-        # Listed in the opposite order on purpose: the registry, not the file, orders targets.
-        targets = {"b-second": {"kind": SECOND, "state_file": str(self.tmp / "b-second.json"), **common,
-                                **(second or {})},
-                   "a-first": {"kind": FIRST, "state_file": str(self.tmp / "a-first.json"), **common,
-                               **(first or {})}}
-        self.inventory.write_text(yaml.safe_dump({"targets": targets}, sort_keys=False), encoding="utf-8")
-
-    def add(self, *keys: str) -> None:
-        self.repo.add(UNIT, *(person(k, **PEOPLE[k]) for k in keys))
-
-    def state(self, target: str) -> dict[str, FakeObject]:
-        return read_state(self.tmp / f"{target}.json")
-
-    def ops(self, clear: bool = True, lifetime: bool = False) -> list[str]:
-        """The journal since the last call; the targets' opening and closing only if asked."""
-        lines = self.journal.read_text(encoding="utf-8").splitlines() if self.journal.exists() else []
-        if clear:
-            self.journal.unlink(missing_ok=True)
-        return [line for line in lines if lifetime or line.split()[1] not in ("open", "opened", "close")]
-
-    def run(self, **kwargs) -> Run:
-        return Run(at_ref(self.repo.root), self.inventory, **kwargs)
-
-    def apply(self, **kwargs):
-        with self.run(lock=True) as run:
-            plan = run.plan()
-            return plan, run.apply(plan, **kwargs)
-
-    def plan(self, **kwargs):
-        with self.run(**kwargs) as run:
-            return run.plan()
-
-    def records(self, target: str) -> list[dict]:
-        path = self.audit_dir / f"{target}{trail.SUFFIX}"
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
-
-    def applied(self, target: str) -> str | None:
-        return self.repo.git.git.rev_parse("--verify", "-q", APPLIED_REF.format(target=target),
-                                           with_exceptions=False) or None
-
-    def head(self) -> str:
-        return self.repo.git.head.commit.hexsha
-
-
-@pytest.fixture
-def fakes(kinds, repo, tmp_path) -> Fakes:
-    return Fakes(repo, tmp_path)
-
-
-def converged(fakes: Fakes) -> None:
-    plan = fakes.plan()
-    assert plan.empty, [f"{c.target} {c.movement.value} {c.key}" for c in plan.changes]
-
 
 # -- apply order ---------------------------------------------------------------------------
 

@@ -199,3 +199,43 @@ def test_line_numbers_and_costs_are_checked(tmp_path):
     assert code == 1
     assert "lines[0].number: '123456789012345' is not an extension number (3 to 6 digits)" in err
     assert "lines[1].monthly_cost: nan is not an amount" in err
+
+
+def test_a_line_break_git_does_not_count_is_refused(tmp_path):
+    """YAML breaks lines at U+2028 (and a lone \\r, U+0085, U+2029), Git blame does not: a
+    comment holding them would make review blame one rule's lines on another's commit."""
+    for name, junk in (("ls", "\u2028"), ("cr", "\r"), ("nel", "\x85")):
+        text = people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana"))
+        root = make_repo(tmp_path / name, {"hg.yaml": f"# ok{junk}#\n" + text})
+        code, err = validate(root)
+        assert code == 1 and "desired_state/users/hg.yaml:1: a line break Git does not count" in err, err
+    crlf = people("HG-CUERNAVACA", PERSON.format(key="SSM-1", given="Ana")).replace("\n", "\r\n")
+    root = make_repo(tmp_path / "crlf", {})
+    (root / "desired_state" / "users" / "hg.yaml").write_bytes(crlf.encode("utf-8"))
+    assert validate(root)[0] == 0  # Windows line ends: YAML and Git count them alike
+
+
+def test_a_mapping_with_keys_of_mixed_types_is_a_problem_not_a_crash(tmp_path):
+    root = make_repo(tmp_path, {"hg.yaml": "unit: HG-CUERNAVACA\n1: 1\nfoo: 2\npeople: []\n"})
+    code, err = validate(root)
+    assert code == 1 and "unknown field" in err
+
+
+def test_a_tag_never_stands_for_the_base_branch_of_a_proposal(fakes):
+    inventory = fakes.repo.root / "inventory" / "fakes.yaml"
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    inventory.write_text(fakes.inventory.read_text(encoding="utf-8"), encoding="utf-8")
+    fakes.repo.squash_merge("Inventario")
+    git_ = fakes.repo.git
+    git_.create_head("solicitud", git_.heads.main.commit).checkout()
+    inventory.write_text("targets: {otro: {kind: otro}}\n", encoding="utf-8")
+    git_.git.add("-A")
+    git_.index.commit("Mi propio inventario")
+    git_.create_tag("origin/main")  # a tag named like the base branch, on the pull request's commit
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "plan", "--inventory", str(inventory), "--ref", "HEAD",
+                             "--proposal", "origin/main")
+    assert code == 1 and "--proposal: no branch 'origin/main'" in err and "tags are not accepted" in err
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "plan", "--inventory", str(inventory), "--ref", "HEAD",
+                             "--proposal", "main")
+    assert code == 2 and "this pull request changes inventory/fakes.yaml" in out, out + err

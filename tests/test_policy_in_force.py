@@ -3,7 +3,7 @@ request cannot approve itself with approvers, thresholds or privileges it brings
 from __future__ import annotations
 
 from conftest import APPROVER_1, APPROVER_2, REQUESTER
-from test_engine import Fakes, fakes, kinds  # noqa: F401  (the fake targets' fixtures)
+from fakes import Fakes
 
 INVENTED = (("Juan Inventado", "juan@evil.example"), ("Ana Inventada", "ana@evil.example"))
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-import git
-
 from reconciler.approval.in_force import RulesInForce
 from reconciler.approval.policy import Approval, Scope, awaiting
 from reconciler.approval.solicitudes import History
 from reconciler.desired.model import DesiredState
-from reconciler.desired.source import DESIRED_DIR, DesiredSource
+from reconciler.desired.source import DESIRED_DIR, DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Plan
 
@@ -34,14 +32,20 @@ def addresses(state: DesiredState) -> dict[str, frozenset[str]]:
             for p in state.people if p.mailbox is not None}
 
 
+def base_commit(repo, base: str) -> str:
+    """The commit of the branch a pull request targets: a branch, never a tag of that name."""
+    sha = branch_commit(repo, base)
+    if sha is None:
+        raise ReconcilerError(f"--proposal: no branch {base!r} (a local branch, or a remote one like origin/main) "
+                              "to compare the pull request with; tags are not accepted")
+    return sha
+
+
 def _proposed(source: DesiredSource, base: str | None):
     """A predicate: did this commit land outside `base`, i.e. in the pull request under review?"""
     if base is None:
         return lambda sha: False
-    try:
-        base_sha = source.repo.commit(base).hexsha
-    except (ValueError, git.BadName):
-        raise ReconcilerError(f"--proposal: no commit {base!r} to compare the pull request with") from None
+    base_sha = base_commit(source.repo, base)
     cache: dict[str, bool] = {}
 
     def proposed(sha: str) -> bool:
@@ -80,7 +84,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
     proposed = _proposed(source, proposal_base)
     # A pull request's own changes will land on its base: the base's rules will judge them.
-    pending = rules.at(source.repo.commit(proposal_base).hexsha) if proposal_base else None
+    pending = rules.at(base_commit(source.repo, proposal_base)) if proposal_base else None
     subjects = addresses(state)
     reviewed = []
     for change in plan.changes:

@@ -124,7 +124,7 @@ def _describe(error) -> tuple[tuple[Any, ...], str]:
         missing = error.message.split("'")[1]
         return path + (missing,), "required field is missing"
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=repr)  # keys of any type
         return path + (extra[0],) if extra else path, (
             f"unknown field (allowed: {', '.join(sorted(error.schema.get('properties', {})))})")
     if error.validator == "type":

@@ -72,7 +72,7 @@ def blob_text(commit: git.Commit, path: str) -> str | None:
     it is not UTF-8 text."""
     try:
         obj = commit.tree / path
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: a link where a folder on the way belongs
         return None
     if obj.type != "blob" or obj.mode == SYMLINK_MODE:
         return None

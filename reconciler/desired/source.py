@@ -81,6 +81,21 @@ def working_tree(path: Path) -> DesiredSource:
                          repo=repo, prefix=prefix)
 
 
+def branch_commit(repo: "git.Repo", name: str) -> str | None:
+    """The commit of branch `name` (main, origin/main, or a full refs/heads/ or refs/remotes/
+    name), or None.  Never a tag: anyone with push rights can make a tag called main or
+    origin/main, and Git prefers tags when a short name is ambiguous."""
+    if name.startswith("refs/"):
+        candidates = [name] if name.startswith(("refs/heads/", "refs/remotes/")) else []
+    else:
+        candidates = [f"refs/heads/{name}", f"refs/remotes/{name}"]
+    for ref in candidates:
+        sha = repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}", with_exceptions=False).strip()
+        if sha:
+            return sha
+    return None
+
+
 def plain_directory(path: Path) -> DesiredSource:
     """The files on disk and nothing else: what `validate` checks (no Git, no description)."""
     return DesiredSource(DirectoryFiles(Path(path) / DESIRED_DIR), f"directory {path}")

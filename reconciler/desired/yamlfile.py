@@ -8,6 +8,7 @@ the last one silently winning.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +172,17 @@ def not_utf8(display: str, exc: UnicodeDecodeError) -> Problem:
     return Problem(display, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
+# YAML also breaks lines at a lone \r, U+0085, U+2028 and U+2029; Git counts only \n.  A file
+# with them would have its YAML lines blamed on other Git lines (another commit's approval).
+_FOREIGN_BREAK = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+
+
 def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
     """Parse one document.  Returns (data, problems); data is None when it is unusable."""
+    if found := _FOREIGN_BREAK.search(text):
+        return None, [Problem(display, text.count("\n", 0, found.start()) + 1, "",
+                              f"a line break Git does not count (U+{ord(found.group()):04X}): save the file with "
+                              "plain line breaks")]
     try:
         return fast_load(text), []
     except DuplicateKey as dup:

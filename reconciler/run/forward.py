@@ -7,7 +7,7 @@ revoked since.  Going back is a new, approved pull request.
 """
 from __future__ import annotations
 
-from reconciler.desired.source import DesiredSource
+from reconciler.desired.source import DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
 
 
@@ -17,10 +17,9 @@ class NotForward(ReconcilerError):
 
 def protected_tip(source: DesiredSource, branch: str) -> str:
     """The protected branch's commit: the local branch, or the remote's (a CI checkout)."""
-    for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):  # never a tag of that name
-        sha = source.repo.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}", with_exceptions=False).strip()
-        if sha:
-            return sha
+    sha = branch_commit(source.repo, branch) or branch_commit(source.repo, f"origin/{branch}")
+    if sha:
+        return sha
     raise NotForward(f"refusing to apply: the repository has no branch {branch!r} (nor origin/{branch}), the "
                      "protected branch whose commits are applied; nothing was changed")
 

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from reconciler.approval.review import base_commit
 from reconciler.desired.files import blob_text
 from reconciler.desired.source import open_repo
 from reconciler.errors import ReconcilerError
@@ -31,10 +32,7 @@ def base_inventory(repo_path: Path, inventory: Path, base: str | None) -> Iterat
     except ValueError:
         yield inventory, None
         return
-    try:
-        text = blob_text(repo.commit(base), rel)
-    except (ValueError, LookupError):
-        raise ReconcilerError(f"--proposal: no commit {base!r} to read the inventory from") from None
+    text = blob_text(repo.commit(base_commit(repo, base)), rel)
     if text is None:
         raise ReconcilerError(f"--proposal: {base} has no inventory {rel}; a pull request's plan uses the base "
                               "branch's inventory, never its own")

@@ -86,8 +86,10 @@ class DeviceProvider(Provider):
     def loadable(self, planned: TargetPlan, approved: Sequence[Change]) -> DeviceRules:
         """The rules to load: the wanted ones, but for the rules whose change is not approved."""
         basis: DeviceBasis = planned.basis
-        pending = pending_rules(planned, approved)
-        if not pending and ORDER_KIND not in pending_kinds(planned, approved):
+        waiting = not_approved(planned, approved)
+        pending = frozenset(key for kind, key in waiting if kind == RULE_KIND)
+        order_pending = any(kind == ORDER_KIND for kind, _ in waiting)
+        if not pending and not order_pending:
             return basis.wanted
         current, order = self.current_rules(basis.actual)
         unreadable = sorted(n for n in pending if n in current and current[n] is None)
@@ -96,7 +98,7 @@ class DeviceProvider(Provider):
                                   "is while its change awaits approval; nothing was changed on the device")
         kept = {n: r for n, r in current.items() if r is not None}
         rules = loadable_rules(basis.wanted, kept, order, pending)
-        if ORDER_KIND in pending_kinds(planned, approved):
+        if order_pending:
             rules = kept_order(rules, order)
         return DeviceRules(rules, basis.wanted.expired)
 
@@ -111,8 +113,8 @@ class DeviceProvider(Provider):
         if basis.policy is None:
             return []
         started = time.perf_counter()
-        pending = pending_rules(planned, [o.change for o in outcomes]) if planned is not None else frozenset()
-        wanted = {r.name for r in basis.wanted.rules} - pending
+        waiting = not_approved(planned, [o.change for o in outcomes]) if planned is not None else frozenset()
+        wanted = {r.name for r in basis.wanted.rules} - {key for kind, key in waiting if kind == RULE_KIND}
         declared = [r for r in basis.policy.rules if r.name in wanted]
         results = run_probes(declared, basis.policy, dict(self.target.probe_points))
         self.timings["probes"] = time.perf_counter() - started
@@ -143,13 +145,7 @@ class DeviceProvider(Provider):
         raise NotImplementedError
 
 
-def pending_kinds(planned: TargetPlan, approved: Sequence[Change]) -> frozenset[str]:
-    """The kinds of the planned changes that are not among the approved ones."""
+def not_approved(planned: TargetPlan, approved: Sequence[Change]) -> frozenset[tuple[str, str]]:
+    """(kind, key) of the planned changes that are not among the approved ones."""
     done = {(c.kind, c.key) for c in approved}
-    return frozenset(c.kind for c in planned.changes if (c.kind, c.key) not in done)
-
-
-def pending_rules(planned: TargetPlan, approved: Sequence[Change]) -> frozenset[str]:
-    """The rules whose planned change is not among the approved ones."""
-    done = {c.key for c in approved if c.kind == RULE_KIND}
-    return frozenset(c.key for c in planned.changes if c.kind == RULE_KIND and c.key not in done)
+    return frozenset((c.kind, c.key) for c in planned.changes if (c.kind, c.key) not in done)
