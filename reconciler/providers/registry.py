@@ -19,11 +19,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Kind:
     name: str  # `kind:` in the inventory
-    target: str  # "module:Class" of the target's settings (a frozen dataclass with build() and SCHEMA)
+    target: str  # "module:Class" of the target's settings (TargetSettings with build(); target.schema.json beside)
     provider: str  # "module:Class" of the Provider
     budgeted: frozenset[str] = frozenset()  # change kinds whose bajas count against max_bajas
     serves: frozenset[str] = frozenset()  # what desired state it holds, for validation: "mailboxes", "rules"
-    description: str = ""
 
     def target_class(self) -> type:
         return _load(self.target)
@@ -40,19 +39,21 @@ def _load(spec: str):
 # The apply order: an account exists before its mailbox, a mailbox before the lines and rules
 # that follow.  Revocations run in the reverse order (the engine's rule).
 KINDS: list[Kind] = [
+    # accounts, groups, OUs and computers in Active Directory
     Kind("active_directory", "reconciler.providers.ad.target:ADTarget", "reconciler.providers.ad.provider:ADProvider",
-         budgeted=frozenset({"account"}), description="accounts, groups, OUs and computers in Active Directory"),
+         budgeted=frozenset({"account"})),
+    # mailboxes on Dovecot and Postfix
     Kind("mail", "reconciler.providers.mail.target:MailTarget", "reconciler.providers.mail.provider:MailProvider",
-         budgeted=frozenset({"mailbox", "shared-mailbox"}), serves=frozenset({"mailboxes"}),
-         description="mailboxes on Dovecot and Postfix"),
+         budgeted=frozenset({"mailbox", "shared-mailbox"}), serves=frozenset({"mailboxes"})),
+    # extensions on a Kamailio registrar
     Kind("sip", "reconciler.providers.sip.target:SipTarget", "reconciler.providers.sip.provider:SipProvider",
-         budgeted=frozenset({"sip-line"}), description="extensions on a Kamailio registrar"),
+         budgeted=frozenset({"sip-line"})),
+    # security rules on an nftables firewall over SSH
     Kind("nftables", "reconciler.providers.nftables.target:NftablesTarget",
-         "reconciler.providers.nftables.provider:NftablesProvider", serves=frozenset({"rules"}),
-         description="security rules on an nftables firewall over SSH"),
+         "reconciler.providers.nftables.provider:NftablesProvider", serves=frozenset({"rules"})),
+    # security rules as an ACL on a Cisco IOS router
     Kind("cisco_ios", "reconciler.providers.cisco_ios.target:CiscoTarget",
-         "reconciler.providers.cisco_ios.provider:CiscoProvider", serves=frozenset({"rules"}),
-         description="security rules as an ACL on a Cisco IOS router"),
+         "reconciler.providers.cisco_ios.provider:CiscoProvider", serves=frozenset({"rules"})),
 ]
 
 

@@ -43,6 +43,7 @@ class Connections:
         self._thread.start()
 
     def _open(self) -> None:
+        prefetch = abandoned = False
         try:
             for name, provider in self._waiting.items():
                 opened = self._stack.enter_context(provider)
@@ -50,18 +51,20 @@ class Connections:
                     if self._abandoned:
                         break
                     self.providers[name] = opened
-            with self._guard:
-                prefetch = self._prefetch and not self._abandoned
-            if prefetch:
-                self._start_reads()
         except BaseException as exc:  # handed to wait(); a ReconcilerError is a target out of reach
             self._error = exc
         finally:
-            with self._guard:
+            with self._guard:  # one decision: prefetch() either sets the flag before this, or starts the reads
                 self._finished = True
                 abandoned = self._abandoned
+                prefetch = self._prefetch and not abandoned and self._error is None
             if abandoned:
                 self._stack.close()
+        if prefetch:
+            try:
+                self._start_reads()
+            except BaseException as exc:
+                self._error = exc
 
     def prefetch(self) -> None:
         """Start every target's bulk read as soon as all are open (a full plan), without
