@@ -49,7 +49,7 @@ class RulesInForce:
         path = self.source.path_in_repo(POLICY_FILE)
         try:
             blob = (commit.tree / path).hexsha
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: a link where the inventory folder belongs
             return Rules(None, {}, sha, f"commit {sha[:10]} has no approval policy {path}")
         if blob not in self._policies:
             try:

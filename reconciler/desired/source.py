@@ -40,7 +40,7 @@ class DesiredSource:
         if self.commit is not None:
             try:
                 return (self.commit.tree / self.path_in_repo(DESIRED_DIR)).hexsha
-            except KeyError:
+            except (KeyError, TypeError):  # TypeError: a link where a folder belongs
                 return "0" * 40
         digest = hashlib.sha256()
         root = Path(self.files.root)  # type: ignore[attr-defined]
