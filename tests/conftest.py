@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -29,6 +30,7 @@ import yaml
 yaml.SafeDumper.ignore_aliases = lambda self, data: True
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
 
+from reconciler.approval.approve import approve
 from reconciler.cli import main
 from reconciler.desired.curp import check_digit
 
@@ -85,6 +87,37 @@ def actor(who: tuple[str, str]) -> git.Actor:
     return git.Actor(*who)
 
 
+_KEYS = Path(tempfile.mkdtemp(prefix="reconciler-test-keys-"))
+
+
+def key_of(who: tuple[str, str] | str) -> Path:
+    """A private SSH key (Ed25519, made once per test session by the real ssh-keygen) for a
+    person of the tests' histories, by email, or for a named bot."""
+    name = who[1] if isinstance(who, tuple) else who
+    path = _KEYS / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    if not path.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True)
+    return path
+
+
+def public_key_of(who: tuple[str, str] | str) -> str:
+    return " ".join(Path(f"{key_of(who)}.pub").read_text(encoding="ascii").split()[:2])
+
+
+def with_keys(policy: dict) -> dict:
+    """The policy with each approver's public key, where the test did not write its own."""
+    out = copy.deepcopy(policy)
+    for approver in out["approvers"]:
+        approver.setdefault("keys", [public_key_of((approver["name"], approver["email"]))])
+    return out
+
+
+def sign_approvals(repo: git.Repo, base: str, head: str, approvers) -> None:
+    """Each approver signs (base, head) with their key, as `reconciler approve` does."""
+    for who in approvers:
+        approve(repo, base, head, who[1], key_of(who))
+
+
 def trailers(*approvers: tuple[str, str]) -> str:
     return "".join(f"Approved-by: {name} <{email}>\n" for name, email in approvers)
 
@@ -124,7 +157,8 @@ class DesiredRepo:
             return
         policy = self.root / "inventory" / "approvers.yaml"
         policy.parent.mkdir(parents=True, exist_ok=True)
-        policy.write_text(yaml.safe_dump(self.policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        policy.write_text(yaml.safe_dump(with_keys(self.policy), allow_unicode=True, sort_keys=False),
+                          encoding="utf-8")
         self.git.index.add([str(policy.relative_to(self.root))])
         self.git.index.commit("Política de aprobación", author=actor(ADMIN), committer=actor(ADMIN))
 
@@ -134,21 +168,28 @@ class DesiredRepo:
         commit = self.git.index.commit(message, author=actor(author), committer=actor(committer or author))
         return commit.hexsha
 
-    def squash_merge(self, title: str = "Solicitud", requester=REQUESTER, approvers=(APPROVER_1, APPROVER_2)) -> str:
-        """Write the files and land them on main as a squash merge of a pull request."""
+    def squash_merge(self, title: str = "Solicitud", requester=REQUESTER, approvers=(APPROVER_1, APPROVER_2),
+                     signed: bool = True) -> str:
+        """Write the files and land them on main as a squash merge of a pull request, whose
+        approvers sign it (`signed` False: their names only in trailers, as a forger would)."""
         self.write()
+        self._bootstrap()
+        base = self.git.head.commit.hexsha
         self.pr_number += 1
         message = f"{title} (#{self.pr_number})\n\n{trailers(*approvers)}"
-        return self._commit_all(message, requester, committer=("GitHub", "noreply@github.com"))
+        sha = self._commit_all(message, requester, committer=("GitHub", "noreply@github.com"))
+        if signed:
+            sign_approvals(self.git, base, sha, approvers)
+        return sha
 
     def direct_push(self, title: str = "Cambio directo", author=REQUESTER) -> str:
         self.write()
         return self._commit_all(title, author)
 
     def merge_pr(self, branch: str, title: str = "Solicitud", requester=REQUESTER,
-                 approvers=(APPROVER_1, APPROVER_2), commits: int = 1) -> str:
-        """Write the files on a feature branch (in `commits` commits), then merge it into main
-        with a merge commit carrying the approval trailers."""
+                 approvers=(APPROVER_1, APPROVER_2), commits: int = 1, signed: bool = True) -> str:
+        """Write the files on a feature branch (in `commits` commits), have the approvers sign
+        it, then merge it into main with a merge commit carrying the approval trailers."""
         self._bootstrap()
         repo = self.git
         main = repo.heads.main
@@ -159,6 +200,8 @@ class DesiredRepo:
         for i in range(commits):
             repo.index.commit(f"{title} ({i + 1}/{commits})", author=actor(requester), committer=actor(requester))
         main.checkout()
+        if signed:
+            sign_approvals(repo, main.commit.hexsha, feature.commit.hexsha, approvers)
         self.pr_number += 1
         message = (f"Merge pull request #{self.pr_number} from salud/{branch}\n\n{title}\n\n"
                    f"{trailers(*approvers)}")
@@ -193,7 +236,8 @@ class DesiredRepo:
             old.unlink()
         dump = dict(allow_unicode=True, sort_keys=False)
         (self.root / "inventory").mkdir(exist_ok=True)
-        (self.root / "inventory" / "approvers.yaml").write_text(yaml.safe_dump(self.policy, **dump), encoding="utf-8")
+        (self.root / "inventory" / "approvers.yaml").write_text(yaml.safe_dump(with_keys(self.policy), **dump),
+                                                                 encoding="utf-8")
         (ds / "units.yaml").write_text(yaml.safe_dump({"units": self.units}, **dump), encoding="utf-8")
         (ds / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": self.entitlements}, **dump),
                                               encoding="utf-8")

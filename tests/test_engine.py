@@ -308,7 +308,7 @@ def test_the_fake_implies_no_approval_so_unapproved_changes_are_skipped(fakes):
         assert not any(p.offers(Capability.IMPLIED_APPROVALS) for p in run.providers.values())
         plan = run.plan()
         assert [c.approved for c in plan.changes] == [False, False]
-        assert "pushed straight to the protected branch without approval" in plan.changes[0].approval.reason
+        assert "pushed straight to the protected branch without a signed approval" in plan.changes[0].approval.reason
         report = run.apply(plan)
     assert report.outcomes == [] and len(report.skipped) == 2
     assert fakes.ops() == ["a-first read - -", "b-second read - -"]  # nothing applied, nothing to read back

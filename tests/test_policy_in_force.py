@@ -21,7 +21,7 @@ def test_approvers_a_pull_request_adds_do_not_approve_it(fakes: Fakes):
         fakes.repo.policy["approvers"].append({"name": name, "email": email, "units": ["*"]})
     fakes.repo.squash_merge("Alta y dos aprobadores nuevos", approvers=INVENTED)
     approved, reason = approvals(fakes.plan())["SSM-000002"]
-    assert not approved and "juan@evil.example> is not an approver in inventory/approvers.yaml" in reason
+    assert not approved and "a signature by juan@evil.example, who is not an approver in inventory/approvers.yaml" in reason
     # Once the policy change landed (it is the rule in force now), the invented approvers count
     # for what lands after it: the policy change itself is what reviewers must refuse.  The
     # entry they did not approve stays unapproved: a later change to it does not launder it.
@@ -49,7 +49,7 @@ def test_dropping_the_privileged_flag_in_the_same_pull_request_does_not_lower_th
     source = at_ref(fakes.repo.root)
     rules = RulesInForce(source, load_desired_state(source.files))
     landed = fakes.head()
-    assert rules.before(landed).privileged == {"gg-vpn-remoto": "vpn"}
+    assert rules.at(fakes.repo.git.commit(landed).parents[0].hexsha).privileged == {"gg-vpn-remoto": "vpn"}
     assert rules.at(landed).privileged == {}
     # The grant as AD plans it: the person's entry, one group added.
     from reconciler.approval.review import review

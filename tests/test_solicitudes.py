@@ -6,8 +6,8 @@ import pytest
 from conftest import APPROVER_1, APPROVER_2, REQUESTER, UNIT_HEAD, person
 from reconciler.desired.model import Source
 from reconciler.run.incremental import scope_since_applied
-from reconciler.approval.policy import Approver, Policy, Scope, parse_policy
-from reconciler.approval.solicitudes import History, Identity, Provenance, pull_request_of
+from reconciler.approval.policy import Approver, Policy, Scope, Vouch, parse_policy
+from reconciler.approval.solicitudes import History, Identity, pull_request_of
 from reconciler.desired.source import at_ref
 from reconciler.errors import ValidationFailed
 
@@ -41,7 +41,7 @@ def test_blame_finds_the_commit_that_last_changed_a_persons_lines(repo):
     assert history.last_change((person_source(1),)) == second
     p = history.provenance(second)
     assert p.pull_request == "#2" and p.how == "squash merge" and p.requester.email == REQUESTER[1]
-    assert [a.name for a in p.approvers] == [APPROVER_1[0], APPROVER_2[0]]
+    assert [a.name for a in p.claimed] == [APPROVER_1[0], APPROVER_2[0]]  # the trailers: information only
 
 
 def test_a_persons_provenance_includes_the_entitlements_it_refers_to(repo):
@@ -60,15 +60,10 @@ def test_a_removed_person_is_traced_to_the_commit_that_removed_them(repo):
     removal = repo.merge_pr("baja", "Baja por jubilación", requester=UNIT_HEAD)
     history = history_of(repo)
     sha = history.removal("SSM-000001", "desired_state/users")
-    assert history.landing(sha) == removal
+    assert sha == removal  # the landing on main's first-parent line, not the branch's commit
     assert history.provenance(sha).how == "merge commit" and history.provenance(sha).requester.email == UNIT_HEAD[1]
     # SSM-00001 is a prefix of SSM-000012's key, not the same key
     assert history.removal("SSM-00001", "desired_state/users") is None
-
-
-def prov(approvers=(APPROVER_1,), requester=REQUESTER, how="squash merge") -> Provenance:
-    return Provenance("c" * 40, "d" * 40, how, "#1", Identity(*requester),
-                      tuple(Identity(*a) for a in approvers), "2026-11-20T10:00:00+00:00")
 
 
 POLICY = Policy((Approver(Identity(*APPROVER_1), ("*",)), Approver(Identity(*APPROVER_2), ("*",)),
@@ -76,40 +71,46 @@ POLICY = Policy((Approver(Identity(*APPROVER_1), ("*",)), Approver(Identity(*APP
                  Approver(Identity("Infra", "infra@x.mx"), (), ("desired_state/entitlements.yaml",))),
                 1, 2, frozenset({"vpn"}))
 SCOPE = Scope("HG-CUERNAVACA", ("desired_state/users/hg-cuernavaca.yaml",))
+ASKED = {REQUESTER[1].casefold()}
+
+
+def vouches(*people) -> list[Vouch]:
+    """Approvals whose signatures verified (signing itself: test_signatures.py)."""
+    return [Vouch(POLICY.by_email(Identity(*who)), "signature") for who in people]
 
 
 def test_policy_accepts_one_valid_approver_and_names_them():
-    verdict = POLICY.evaluate(prov(), SCOPE)
+    verdict = POLICY.evaluate(vouches(APPROVER_1), ASKED, SCOPE)
     assert verdict.ok and verdict.reason == f"approved by {APPROVER_1[0]}"
 
 
 def test_policy_email_comparison_ignores_case():
     upper = (APPROVER_1[0], APPROVER_1[1].upper())
-    assert POLICY.evaluate(prov(approvers=(upper,)), SCOPE).ok
+    assert POLICY.by_email(Identity(*upper)) is POLICY.by_email(Identity(*APPROVER_1))
+    assert not POLICY.evaluate(vouches(APPROVER_1), {APPROVER_1[1].upper().casefold()}, SCOPE).ok
 
 
-@pytest.mark.parametrize("provenance, scope, reason", [
-    (None, SCOPE, "no commit on the protected branch declares it"),
-    (prov(approvers=(), how="direct push"), SCOPE, "was pushed straight to the protected branch without approval"),
-    (prov(approvers=(APPROVER_1,), requester=APPROVER_1), SCOPE, "requested the change and cannot approve it"),
-    (prov(approvers=(("Nadie", "nadie@x.mx"),)), SCOPE, "Nadie <nadie@x.mx> is not an approver"),
-    (prov(approvers=(UNIT_HEAD,)), Scope("CS-JIUTEPEC", ()), "may not approve unit CS-JIUTEPEC"),
-    (prov(), Scope("HG-CUERNAVACA", (), ("vpn",)), "grants privileged vpn: needs 2 distinct approvers, has 1"),
-    (prov(approvers=(APPROVER_1, APPROVER_1)), Scope("HG-CUERNAVACA", (), ("vpn",)), "needs 2 distinct approvers, has 1"),
+@pytest.mark.parametrize("approvers, requesters, scope, reason", [
+    ((APPROVER_1,), {APPROVER_1[1]}, SCOPE, "requested the change and cannot approve it"),
+    ((UNIT_HEAD,), ASKED, Scope("CS-JIUTEPEC", ()), "may not approve unit CS-JIUTEPEC"),
+    ((APPROVER_1,), ASKED, Scope("HG-CUERNAVACA", (), ("vpn",)), "grants privileged vpn: needs 2 distinct approvers, has 1"),
+    ((APPROVER_1, APPROVER_1), ASKED, Scope("HG-CUERNAVACA", (), ("vpn",)), "needs 2 distinct approvers, has 1"),
+    ((APPROVER_1,), ASKED, Scope("HG-CUERNAVACA", (), (), frozenset({APPROVER_1[1]})),
+     "is the person the change is about and cannot approve it"),
 ])
-def test_policy_refusals_say_exactly_why(provenance, scope, reason):
-    verdict = POLICY.evaluate(provenance, scope)
+def test_policy_refusals_say_exactly_why(approvers, requesters, scope, reason):
+    verdict = POLICY.evaluate(vouches(*approvers), requesters, scope)
     assert not verdict.ok and reason in verdict.reason
 
 
 def test_policy_paths_let_an_approver_approve_files_outside_any_unit():
     scope = Scope(None, ("desired_state/entitlements.yaml",))
-    assert POLICY.evaluate(prov(approvers=(("Infra", "infra@x.mx"),)), scope).ok
-    assert not POLICY.evaluate(prov(approvers=(UNIT_HEAD,)), scope).ok
+    assert POLICY.evaluate(vouches(("Infra", "infra@x.mx")), ASKED, scope).ok
+    assert not POLICY.evaluate(vouches(UNIT_HEAD), ASKED, scope).ok
 
 
 def test_two_distinct_approvers_grant_a_privileged_entitlement():
-    assert POLICY.evaluate(prov(approvers=(APPROVER_1, APPROVER_2)), Scope("HG-CUERNAVACA", (), ("vpn",))).ok
+    assert POLICY.evaluate(vouches(APPROVER_1, APPROVER_2), ASKED, Scope("HG-CUERNAVACA", (), ("vpn",))).ok
 
 
 def test_policy_file_errors_name_file_line_and_field():

@@ -1,9 +1,11 @@
-"""The rules in force before a change: the approval policy, the privileged entitlements and the
-thresholds are read from the first parent of the commit that landed the change, never from
-that commit itself.  A pull request that adds approvers, lowers a threshold or drops an
+"""The rules in force before a change: the approval policy (with the approvers' keys), the
+privileged entitlements and the thresholds are read from the commit the approved change went
+onto (the base its signatures name, the first parent of what landed it), never from what it
+brings.  A pull request that adds approvers, lowers a threshold or drops an
 entitlement's `privileged` flag is judged by the rules it wants to change; its new rules take
 effect for what lands after it.  The repository's first commit has nothing before it: it is
-the trust root (the policy its administrators wrote), and nothing it declares is approved.
+the trust root (the policy its administrators wrote), and nothing it declares is approved:
+no signature can name a base before it.
 """
 from __future__ import annotations
 
@@ -32,19 +34,16 @@ class RulesInForce:
 
     def __init__(self, source: DesiredSource, state: DesiredState):
         self.source, self.state = source, state
-        self._by_commit: dict[str, Rules] = {}
         self._policies: dict[str, Policy | None] = {}  # by blob id: the policy seldom changes
-
-    def before(self, landed: str) -> Rules:
-        """The rules of the first parent of `landed`."""
-        if landed not in self._by_commit:
-            commit = self.source.repo.commit(landed)
-            self._by_commit[landed] = self.at(commit.parents[0].hexsha) if commit.parents else Rules(
-                None, {}, None, f"commit {landed[:10]} is the repository's first: no policy was in force before it")
-        return self._by_commit[landed]
+        self._by_commit: dict[str, Rules] = {}
 
     def at(self, sha: str) -> Rules:
-        """The rules as of commit `sha` (a proposal's base, or a landing commit's parent)."""
+        """The rules as of commit `sha` (a proposal's base, or the base of approved changes)."""
+        if sha not in self._by_commit:
+            self._by_commit[sha] = self._read(sha)
+        return self._by_commit[sha]
+
+    def _read(self, sha: str) -> Rules:
         commit = self.source.repo.commit(sha)
         path = self.source.path_in_repo(POLICY_FILE)
         try:

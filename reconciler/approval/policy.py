@@ -1,23 +1,29 @@
-"""The approval policy (inventory/approvers.yaml): who may approve which units and paths.
+"""The approval policy (inventory/approvers.yaml): who may approve which units and paths, and
+with which keys.
 
-A change is judged by the policy in force before the commit that landed it (its first
-parent: see in_force.py), so changing the policy is itself a reviewed pull request, judged by
-the policy it changes, and takes effect after it lands.  Rules, for each change:
-  - its solicitud must carry `Approved-by:` trailers from approvers named in the policy whose
-    `units` include the change's unit or whose `paths` match a file the change comes from;
-  - the requester (author of the change) never counts as an approver of their own change,
-    nor does the person the change is about (by their mailbox's address or aliases);
+A change is judged by the policy in force before the commit that landed it (see in_force.py
+and ledger.py), so changing the policy is itself a reviewed pull request, judged by the policy
+it changes, and takes effect after it lands.  Rules, for each change:
+  - what counts is a signed approval (signatures.py): an approver's own, verified against the
+    keys this policy lists for them, or the merge bot's attestation, verified against the
+    bot's key, whose forge accounts map to approvers here.  `Approved-by:` trailers prove
+    nothing: anyone who writes a commit message can write them;
+  - an approver counts for a change whose unit is in their `units` or whose files match their
+    `paths`;
+  - the requesters (every author of the commits approved, the pull request's author on the
+    forge) never count as approvers of their own change, nor does the person the change is
+    about (by their mailbox's address or aliases);
   - a change that grants a privileged entitlement (listed here, or flagged `privileged: true`
     in entitlements.yaml) needs `privileged_approvals` distinct approvers (default 2), any other
-    change `required_approvals` (default 1);
-  - a commit pushed straight to the protected branch has no trailers and is never approved.
+    change `required_approvals` (default 1).
 """
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
 
-from reconciler.approval.solicitudes import Identity, Provenance
+from reconciler.approval.signatures import Signed, Verifier, public_key
+from reconciler.approval.solicitudes import Identity
 from reconciler.desired.checks import FileCheck
 from reconciler.desired.files import LINK, blob_text
 from reconciler.desired.source import DesiredSource
@@ -32,11 +38,28 @@ class Approver:
     identity: Identity
     units: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # SSH public keys ("type base64") their approvals are signed with
+    forge: tuple[tuple[str, str], ...] = ()  # (forge, account) pairs, for the merge bot
 
     def may_approve(self, unit: str | None, files: tuple[str, ...]) -> bool:
         if unit is not None and ("*" in self.units or unit in self.units):
             return True
         return any(fnmatch.fnmatchcase(f, p) for f in files for p in self.paths)
+
+
+@dataclass(frozen=True)
+class Bot:
+    name: str
+    key: str
+    forge: str
+
+
+@dataclass(frozen=True)
+class Vouch:
+    """One approver's approval, from a signature that verified."""
+
+    approver: Approver
+    via: str  # "signature" or "bot NAME (github account)"
 
 
 @dataclass(frozen=True)
@@ -78,43 +101,72 @@ class Policy:
     privileged_required: int = 2
     privileged_entitlements: frozenset[str] = field(default_factory=frozenset)
     file: str = POLICY_FILE
+    bots: tuple[Bot, ...] = ()
 
     def by_email(self, identity: Identity) -> Approver | None:
         return next((a for a in self.approvers if a.identity.key == identity.key), None)
 
-    def evaluate(self, provenance: Provenance | None, scope: Scope) -> Approval:
-        if provenance is None:
-            return Approval(False, "no commit on the protected branch declares it, so no solicitud approved it")
-        if not provenance.approvers:
-            what = "was pushed straight to the protected branch" if provenance.how == "direct push" else "landed"
-            return Approval(False, f"commit {provenance.landed[:10]} {what} without approval "
-                                   "(no Approved-by trailer)")
-        counted, refused = [], []
-        seen: set[str] = set()
-        for ident in provenance.approvers:
+    def by_forge(self, forge: str, account: str) -> Approver | None:
+        return next((a for a in self.approvers if (forge, account.casefold()) in
+                     {(f, acc.casefold()) for f, acc in a.forge}), None)
+
+    def vouches(self, signed: list[Signed], verifier: Verifier) -> tuple[list[Vouch], list[str], set[str]]:
+        """The approvals these statements carry that verify against this policy's keys; why
+        the others do not count; the forge authors the bot names (requesters, by email)."""
+        vouches, refused, authors = [], [], set()
+        for s in signed:
+            st = s.statement
+            if st.kind == "approval":
+                approver = next((a for a in self.approvers if a.identity.key == st.signer.casefold()), None)
+                if approver is None:
+                    refused.append(f"a signature by {st.signer}, who is not an approver in {self.file}")
+                elif not verifier.valid(s, st.signer, approver.keys):
+                    refused.append(f"{approver.identity.name}'s signature does not verify against the keys "
+                                   f"{self.file} lists for them")
+                else:
+                    vouches.append(Vouch(approver, "signature"))
+                continue
+            bot = next((b for b in self.bots if b.name == st.signer), None)
+            if bot is None or bot.forge != st.forge:
+                refused.append(f"an attestation by {st.signer!r}, not a {st.forge} bot in {self.file}")
+            elif not verifier.valid(s, f"bot:{bot.name}", (bot.key,)):
+                refused.append(f"bot {bot.name}'s attestation does not verify against its key in {self.file}")
+            else:
+                if (author := self.by_forge(st.forge, st.author)) is not None:
+                    authors.add(author.identity.key)
+                for account in st.approved_by:
+                    approver = self.by_forge(st.forge, account)
+                    if approver is None:
+                        refused.append(f"{st.forge} account {account} is no approver's in {self.file}")
+                    else:
+                        vouches.append(Vouch(approver, f"bot {bot.name} ({st.forge} {account})"))
+        return vouches, refused, authors
+
+    def evaluate(self, vouches: list[Vouch], requesters: set[str], scope: Scope,
+                 refused: list[str] = ()) -> Approval:
+        """The verdict on approvals that verified: `requesters` are casefolded emails."""
+        counted, refused, seen = [], list(refused), set()
+        for vouch in vouches:
+            ident = vouch.approver.identity
             if ident.key in seen:
                 continue  # the same person twice counts once
             seen.add(ident.key)
-            approver = self.by_email(ident)
-            if ident.key == provenance.requester.key:
+            if ident.key in requesters:
                 refused.append(f"{ident.name} requested the change and cannot approve it")
             elif ident.key in scope.subjects:
                 refused.append(f"{ident.name} is the person the change is about and cannot approve it")
-            elif approver is None:
-                refused.append(f"{ident} is not an approver in {self.file}")
-            elif not approver.may_approve(scope.unit, scope.files):
+            elif not vouch.approver.may_approve(scope.unit, scope.files):
                 where = f"unit {scope.unit}" if scope.unit else ", ".join(scope.files) or "this object"
                 refused.append(f"{ident.name} may not approve {where}")
             else:
                 counted.append(str(ident))
-        refused += [f"unreadable trailer 'Approved-by: {t}' (write Name <email>)" for t in provenance.unreadable_trailers]
         needed = self.privileged_required if scope.privileged else self.required
         if len(counted) >= needed:
             return Approval(True, "approved by " + ", ".join(a.split(" <")[0] for a in counted), tuple(counted))
         why = (f"grants privileged {', '.join(scope.privileged)}: needs {needed} distinct approvers"
                if scope.privileged else f"needs {needed} approver{'s' if needed > 1 else ''}")
-        detail = f"; {'; '.join(refused)}" if refused else ""
-        return Approval(False, f"{why}, has {len(counted)}{detail}", tuple(counted))
+        detail = f"; {'; '.join(dict.fromkeys(refused))}" if refused else ""
+        return Approval(False, f"{why}, has {len(counted)} signed{detail}", tuple(counted))
 
 
 def parse_policy(text: str | None, display: str) -> Policy | None:
@@ -128,16 +180,31 @@ def parse_policy(text: str | None, display: str) -> Policy | None:
     check.validate(data, "approvers")
     if check.problems:
         raise ValidationFailed(check.problems)
-    approvers = []
+    approvers, holders = [], {}  # holders: key -> who lists it (one key is one person)
     for index, raw in enumerate(data["approvers"]):
         ident = Identity(raw["name"], raw["email"])
         if any(a.identity.key == ident.key for a in approvers):
             check.add(("approvers", index, "email"), f"{raw['email']} is listed twice")
-        approvers.append(Approver(ident, tuple(raw.get("units", ())), tuple(raw.get("paths", ()))))
+        keys = tuple(public_key(k) for k in raw.get("keys", ()))
+        for k, key in enumerate(keys):
+            if holders.setdefault(key, ident.key) != ident.key:
+                check.add(("approvers", index, "keys", k), f"this key is also {holders[key]}'s: two approvers "
+                                                          "with one key are one person")
+        forge = tuple(sorted(raw.get("forge", {}).items()))
+        for name, account in forge:
+            if any((name, account.casefold()) in {(f, a.casefold()) for f, a in other.forge} for other in approvers):
+                check.add(("approvers", index, "forge", name), f"{name} account {account} is listed twice")
+        approvers.append(Approver(ident, tuple(raw.get("units", ())), tuple(raw.get("paths", ())), keys, forge))
+    bots = []
+    for index, raw in enumerate(data.get("bots", ())):
+        key = public_key(raw["key"])
+        if key in holders or any(b.name == raw["name"] for b in bots):
+            check.add(("bots", index), f"bot {raw['name']} repeats a name or an approver's key")
+        bots.append(Bot(raw["name"], key, raw["forge"]))
     if check.problems:
         raise ValidationFailed(check.problems)
     return Policy(tuple(approvers), data.get("required_approvals", 1), data.get("privileged_approvals", 2),
-                  frozenset(data.get("privileged_entitlements", ())), display)
+                  frozenset(data.get("privileged_entitlements", ())), display, tuple(bots))
 
 
 def load_policy(source: DesiredSource) -> Policy | None:

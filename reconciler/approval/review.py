@@ -5,8 +5,10 @@ from dataclasses import replace
 from typing import Protocol
 
 from reconciler.approval.in_force import RulesInForce
+from reconciler.approval.ledger import Ledger, Stretch
 from reconciler.approval.policy import Approval, Scope, awaiting
-from reconciler.approval.solicitudes import History
+from reconciler.approval.signatures import NOTES_REF, Verifier
+from reconciler.approval.solicitudes import History, Identity
 from reconciler.desired.model import DesiredState
 from reconciler.desired.source import DESIRED_DIR, DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
@@ -66,31 +68,93 @@ class Targets(Protocol):
         """Of one target's reviewed changes, those approved by implication, with the reason."""
 
 
+class Judge:
+    """Judges landings by the signed approvals that cover them (ledger.py), each stretch by the
+    rules in force at its base, with the keys those rules list."""
+
+    def __init__(self, source: DesiredSource, state: DesiredState, history: History):
+        self.repo, self.history = source.repo, history
+        self.rules = RulesInForce(source, state)
+        self.ledger = Ledger(source.repo, history.line)
+        self.verifier = Verifier()
+        self._requesters: dict[Stretch, set[str]] = {}
+
+    def landing(self, landed: str, change: Change, subjects: dict, files: tuple[str, ...] = (),
+                privileged: bool = True) -> Approval:
+        """The verdict on one landing for `change` (`privileged` False: as an ordinary change,
+        whatever it grants)."""
+        stretches = self.ledger.covering(landed)
+        if not stretches:
+            return Approval(False, self._unsigned(landed))
+        verdicts = []
+        for stretch, signed in sorted(stretches.items(), key=lambda item: item[0].first_position):
+            rules = self.rules.at(stretch.base)
+            if rules.policy is None:
+                verdicts.append(Approval(False, rules.problem))
+                continue
+            vouches, refused, authors = rules.policy.vouches(signed, self.verifier)
+            scope = scope_of(change, rules.privileged if privileged else {}, subjects, files)
+            verdict = rules.policy.evaluate(vouches, self.requesters(stretch, signed) | authors, scope, refused)
+            if verdict.ok:
+                return verdict
+            verdicts.append(verdict)
+        return verdicts[0]
+
+    def _unsigned(self, landed: str) -> str:
+        parents = self.history.line.parents.get(landed, ())
+        if not parents:
+            return (f"commit {landed[:10]} is the repository's first: no policy was in force before it, "
+                    "so nothing it declares is approved")
+        p = self.history.provenance(landed)
+        if p.pull_request or p.how != "commit":
+            what = f"({p.how} of pull request {p.pull_request}) landed" if p.pull_request else f"({p.how}) landed"
+        else:
+            what = "was pushed straight to the protected branch"
+        why = f"commit {landed[:10]} {what} without a signed approval ({NOTES_REF} holds none that covers it)"
+        if p.claimed or p.unreadable_trailers:
+            why += " (its Approved-by trailers are text anyone can write, not signatures)"
+        bad = self.ledger.unreadable(parents[0])
+        return why + (f"; {bad[0]}" if bad else "")
+
+    def requesters(self, stretch: Stretch, signed: list) -> set[str]:
+        """Everyone who asked: the authors of the commits the stretch brings (and of the
+        reviewed branch, when this clone has it), and those the signers saw."""
+        if stretch not in self._requesters:
+            emails = set(self.repo.git.log("--no-merges", "--format=%ae", f"{stretch.base}..{stretch.last}").split())
+            try:
+                emails |= set(self.repo.git.log("--no-merges", "--format=%ae",
+                                                f"{stretch.base}..{stretch.head}").split())
+            except Exception:  # the reviewed head is gone (a squash-merged, deleted branch)
+                pass
+            self._requesters[stretch] = {e.casefold() for e in emails}
+        return self._requesters[stretch] | {r.casefold() for s in signed for r in s.statement.requesters}
+
+
 def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base: str | None,
            targets: Targets) -> Plan:
     """The plan with provenance and approval on every change.  A working-tree preview has no
     solicitudes: its changes are marked as not approvable.  With `proposal_base` (the protected
     branch a pull request targets), changes the pull request itself brings are marked as
-    awaiting its approval instead of judged: their trailers are written when it merges.
-    Each change is judged by the rules in force before the commit that landed it
+    awaiting its approval instead of judged: its signatures are made for its head.
+    Each change is judged by the rules in force before the commits that landed it
     (approval.in_force): a pull request never approves itself with the policy it brings.
     Last, each target's provider may approve changes by implication: what its inventory entry
     names, or what an approved change needs."""
     if source.commit is None:
         verdict = Approval(False, "a working-tree preview is never applied")
         return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
-    rules = RulesInForce(source, state)
     # A handful of changes in files of thousands of lines: blame just their lines.
     history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
+    judge = Judge(source, state, history)
     proposed = _proposed(source, proposal_base)
     # A pull request's own changes will land on its base: the base's rules will judge them.
-    pending = rules.at(base_commit(source.repo, proposal_base)) if proposal_base else None
+    pending = judge.rules.at(base_commit(source.repo, proposal_base)) if proposal_base else None
     subjects = addresses(state)
     reviewed = []
     for change in plan.changes:
         removed = _removed(source, targets.removed_declaration(change))
         provenance = history.of(change.origins, removed)
-        files = history.files_changed(provenance.commit, removed[1]) \
+        files = history.files_changed(provenance.landed, removed[1]) \
             if provenance is not None and not change.origins and removed is not None else ()
         if provenance is not None and proposed(provenance.landed):
             policy = pending.policy
@@ -100,42 +164,32 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
         elif provenance is None:
             approval = Approval(False, "no commit on the protected branch declares it, so no solicitud approved it")
         else:
-            approval = _judged(rules, provenance, change, subjects, files=files)
+            approval = judge.landing(provenance.landed, change, subjects, files)
             if approval.ok:
-                approval = _covered(history, rules, provenance, change, subjects) or approval
+                approval = _covered(history, judge, provenance.landed, change, subjects) or approval
+            provenance = replace(provenance, approvers=tuple(
+                i for i in map(Identity.parse, approval.approvers) if i is not None))
         reviewed.append(replace(change, provenance=provenance, approval=approval))
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
 
 
-def _judged(rules: RulesInForce, provenance, change: Change, subjects: dict, privileged: bool = True,
-            files: tuple[str, ...] = ()) -> Approval:
-    """The verdict on one solicitud, by the rules in force before it landed (`privileged`
-    False: as an ordinary change, whatever the change grants)."""
-    in_force = rules.before(provenance.landed)
-    if in_force.policy is None:
-        return Approval(False, in_force.problem)
-    scope = scope_of(change, in_force.privileged if privileged else {}, subjects, files)
-    return in_force.policy.evaluate(provenance, scope)
-
-
-def _covered(history: History, rules: RulesInForce, newest, change: Change, subjects: dict) -> Approval | None:
-    """An approval covers the whole change: every commit that wrote a line of the object's own
-    declaration must have been approved too, or an unapproved line (a grant pushed straight to
-    the protected branch) would ride on a later approved change of another line (a phone
-    number).  Each is judged as an ordinary solicitud; the privileged threshold is the newest
-    one's, whose reviewers see the whole change in its plan.  The refusal, or None."""
-    if not change.origins:
-        return None
-    landed = {newest.landed}
-    for commit in history.written_by(change.origins[0]):
-        provenance = history.provenance(commit.hexsha)
-        if provenance.landed in landed:
-            continue
-        landed.add(provenance.landed)
-        verdict = _judged(rules, provenance, change, subjects, privileged=False)
-        if not verdict.ok:
-            return Approval(False, f"commit {provenance.landed[:10]} also wrote this declaration and was not "
-                                   f"approved ({verdict.reason}); an approval covers the whole change")
+def _covered(history: History, judge: Judge, newest: str, change: Change, subjects: dict) -> Approval | None:
+    """An approval covers the whole change: every landing that wrote a line of the object's
+    declarations (its entry, and the unit and entitlements it refers to) must have been
+    approved too, or an unapproved line (a grant pushed straight to the protected branch)
+    would ride on a later approved change of another line (a phone number).  Each is judged
+    as an ordinary solicitud; the privileged threshold is the newest one's, whose reviewers
+    see the whole change in its plan.  The refusal, or None."""
+    seen = {newest}
+    for source in change.origins:
+        for landed in history.written_by(source):
+            if landed in seen:
+                continue
+            seen.add(landed)
+            verdict = judge.landing(landed, change, subjects, privileged=False)
+            if not verdict.ok:
+                return Approval(False, f"commit {landed[:10]} also wrote this declaration ({source.file}) and was "
+                                       f"not approved ({verdict.reason}); an approval covers the whole change")
     return None
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from reconciler.approval.ledger import Line
 from reconciler.desired.entries import lines_of, split_entries
 from reconciler.desired.files import blob_text
 from reconciler.desired.model import Source
@@ -56,14 +57,16 @@ class Provenance:
     how: str  # "merge commit", "squash merge" or "direct push"
     pull_request: str | None  # "#12" (GitHub) or "!12" (GitLab)
     requester: Identity
-    approvers: tuple[Identity, ...]
+    approvers: tuple[Identity, ...]  # whose signed approvals counted (set by review)
     approved_at: str  # when it landed on the protected branch (ISO 8601)
+    claimed: tuple[Identity, ...] = ()  # Approved-by trailers: what the message says, never proof
     unreadable_trailers: tuple[str, ...] = ()  # Approved-by values that are not "Name <email>"
 
     def to_dict(self) -> dict:
         return {"commit": self.commit, "landed": self.landed, "how": self.how,
                 "pull_request": self.pull_request, "requester": str(self.requester),
-                "approvers": [str(a) for a in self.approvers], "approved_at": self.approved_at}
+                "approvers": [str(a) for a in self.approvers], "approved_at": self.approved_at,
+                "trailers": [str(a) for a in self.claimed]}
 
     def summary(self) -> str:
         pr = f"PR {self.pull_request}, " if self.pull_request else ""
@@ -111,33 +114,23 @@ def approvers_of(commit: git.Commit) -> tuple[tuple[Identity, ...], tuple[str, .
 
 class History:
     """Provenance lookups against one commit of the protected branch, with caches: a plan with
-    thousands of changes runs one blame per file, not per person."""
+    thousands of changes runs one blame per file, not per person.  Every answer is a landing:
+    a commit of the branch's first-parent line (blame and log follow only first parents), so a
+    line brought back by merging an old branch again is the new merge's, not the old one's."""
 
     def __init__(self, repo: git.Repo, commit: git.Commit, by_span: bool = False):
         """by_span: blame only the lines asked about (`git blame -L`), for plans with a few
         changes in large files; otherwise each file is blamed once, whole."""
         self.repo, self.commit, self.by_span = repo, commit, by_span
-        self._blames: dict[str, list] = {}
+        self._blames: dict[str, list[tuple[int, int, str]]] = {}
         self._texts: dict[str, tuple] = {}  # file -> (text, people entries, LineIndex), each when needed
-        self._landing: dict[str, str] = {}
         self._provenance: dict[str, Provenance] = {}
         self._removals: dict[tuple[str, str], str | None] = {}
-        self._spans: dict[tuple[str, int, int], list] = {}
+        self._spans: dict[tuple[str, int, int], list[str]] = {}
 
     @cached_property
-    def _first_parent(self) -> dict[str, int]:
-        shas = self.repo.git.rev_list("--first-parent", self.commit.hexsha).split()
-        return {sha: i for i, sha in enumerate(shas)}
-
-    def landing(self, sha: str) -> str:
-        """The first-parent commit that brought `sha` to the protected branch."""
-        if sha in self._first_parent:
-            return sha
-        if sha not in self._landing:
-            descendants = self.repo.git.rev_list("--ancestry-path", f"{sha}..{self.commit.hexsha}").split()
-            on_line = [d for d in descendants if d in self._first_parent]
-            self._landing[sha] = max(on_line, key=self._first_parent.__getitem__) if on_line else sha
-        return self._landing[sha]
+    def line(self) -> Line:
+        return Line(self.repo, self.commit.hexsha)
 
     def _span(self, source: Source) -> tuple[int, int] | None:
         """The lines of a declaration at this commit.  People's entries are found by the text
@@ -157,10 +150,15 @@ class History:
             self._texts[source.file] = (text, entries, index)
         return index.span(source.path)
 
-    def _blame(self, path: str) -> list:
-        if path not in self._blames:
-            self._blames[path] = list(self.repo.blame_incremental(self.commit.hexsha, path))
-        return self._blames[path]
+    def _blame(self, path: str, *span: str) -> list[tuple[int, int, str]]:
+        """(first line, last line, landing) of each blamed range of the file, or of `-L a,b`."""
+        out = self.repo.git.blame("--first-parent", "--incremental", *span, self.commit.hexsha, "--", path)
+        ranges = []
+        for row in out.splitlines():
+            if _SHA_LINE.match(row):
+                sha, _, final, count = row.split()[:4]
+                ranges.append((int(final), int(final) + int(count) - 1, sha))
+        return ranges
 
     def _long(self, path: str) -> bool:
         """Worth blaming by line range: a people file of thousands of lines.  Small files
@@ -168,64 +166,60 @@ class History:
         text = self._texts.get(path, (None,))[0]
         return text is not None and text.count("\n") > 2000
 
-    def _blame_span(self, path: str, first: int, last: int) -> list:
-        """The commits of a line range (asked twice per change: provenance and coverage)."""
-        key = (path, first, last)
-        if key not in self._spans:
-            out = self.repo.git.blame("--porcelain", "-L", f"{first},{last}", self.commit.hexsha, "--", path)
-            shas = {line[:40] for line in out.splitlines() if _SHA_LINE.match(line)}
-            self._spans[key] = [self.repo.commit(sha) for sha in shas]
-        return self._spans[key]
-
-    def written_by(self, source: Source) -> list:
-        """The commits that wrote the lines of one declaration as they are now (git blame)."""
+    def written_by(self, source: Source) -> list[str]:
+        """The landings that wrote the lines of one declaration as they are now."""
         span = self._span(source)
         if span is None:
             return []
         first, last = span
         if self.by_span and self._long(source.file):
-            return self._blame_span(source.file, first, last)
-        return [e.commit for e in self._blame(source.file) if e.linenos.start <= last and e.linenos.stop - 1 >= first]
+            key = (source.file, first, last)
+            if key not in self._spans:
+                self._spans[key] = sorted({sha for *_, sha in self._blame(source.file, "-L", f"{first},{last}")})
+            return self._spans[key]
+        if source.file not in self._blames:
+            self._blames[source.file] = self._blame(source.file)
+        return sorted({sha for a, b, sha in self._blames[source.file] if a <= last and b >= first})
 
     def last_change(self, origins: tuple[Source, ...]) -> str | None:
-        """The newest commit among those that wrote the lines of the declarations: a person's
-        entry and the unit and entitlements it refers to (renaming a group changes everyone)."""
-        commits = [c for source in origins for c in self.written_by(source)]
-        if not commits:
-            return None
-        # The newest is the one that landed last on the protected branch (dates tie within a
-        # second and lie across machines; the first-parent order does not).
-        newest = min(commits, key=lambda c: (self._first_parent.get(self.landing(c.hexsha), 1 << 30),
-                                             -c.committed_date))
-        return newest.hexsha
+        """The newest landing among those that wrote the lines of the declarations: a person's
+        entry and the unit and entitlements it refers to (renaming a group changes everyone).
+        Newest by the line's order: dates tie within a second and lie across machines."""
+        landings = {sha for source in origins for sha in self.written_by(source)}
+        return max(landings, key=lambda sha: self.line.position.get(sha, -1)) if landings else None
 
     def removal(self, key: str, directory: str) -> str | None:
-        """The last commit that added or removed the key (an employee key, a line's number, a
+        """The last landing that added or removed the key (an employee key, a line's number, a
         rule's name) under `directory`: a baja by removal."""
         if (key, directory) not in self._removals:
             pattern = r"(^|[^A-Za-z0-9_.-])" + re.escape(key) + r"([^A-Za-z0-9_.-]|$)"
-            out = self.repo.git.log("-1", "--format=%H", "--pickaxe-regex", f"-S{pattern}",
+            out = self.repo.git.log("-1", "--first-parent", "--format=%H", "--pickaxe-regex", f"-S{pattern}",
                                     self.commit.hexsha, "--", directory)
             self._removals[key, directory] = out.strip() or None
         return self._removals[key, directory]
 
     def files_changed(self, sha: str, directory: str) -> tuple[str, ...]:
-        """The files under `directory` that commit `sha` changed (where a removal was made)."""
-        out = self.repo.git.show("--name-only", "--format=", sha, "--", directory)
+        """The files under `directory` that landing `sha` changed (where a removal was made)."""
+        parents = self.line.parents.get(sha, ())
+        if parents:
+            out = self.repo.git.diff("--name-only", parents[0], sha, "--", directory)
+        else:
+            out = self.repo.git.show("--name-only", "--format=", sha, "--", directory)
         return tuple(sorted(line for line in out.splitlines() if line))
 
-    def provenance(self, sha: str) -> Provenance:
-        if sha not in self._provenance:
-            changed = self.repo.commit(sha)
-            landed = self.repo.commit(self.landing(sha))
-            how = ("merge commit" if len(landed.parents) > 1
-                   else "squash merge" if pull_request_of(landed.message) else "direct push")
-            approvers, unreadable = approvers_of(landed)
-            self._provenance[sha] = Provenance(
-                commit=sha, landed=landed.hexsha, how=how, pull_request=pull_request_of(landed.message),
-                requester=Identity(changed.author.name, changed.author.email), approvers=approvers,
-                approved_at=landed.committed_datetime.isoformat(), unreadable_trailers=unreadable)
-        return self._provenance[sha]
+    def provenance(self, landed: str) -> Provenance:
+        """Who asked for a landing and what its message claims (trailers: information only)."""
+        if landed not in self._provenance:
+            commit = self.repo.commit(landed)
+            merged = self.repo.commit(commit.parents[1]) if len(commit.parents) > 1 else commit
+            how = ("merge commit" if len(commit.parents) > 1
+                   else "squash merge" if pull_request_of(commit.message) else "commit")
+            claimed, unreadable = approvers_of(commit)
+            self._provenance[landed] = Provenance(
+                commit=merged.hexsha, landed=landed, how=how, pull_request=pull_request_of(commit.message),
+                requester=Identity(merged.author.name, merged.author.email), approvers=(),
+                approved_at=commit.committed_datetime.isoformat(), claimed=claimed, unreadable_trailers=unreadable)
+        return self._provenance[landed]
 
     def of(self, origins: tuple[Source, ...], removed: tuple[str, str] | None) -> Provenance | None:
         """Provenance of a change declared at `origins`, or of a removal: `removed` is the text

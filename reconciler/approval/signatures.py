@@ -1,0 +1,227 @@
+"""Signed approvals: what an approver (or the merge bot) signs, and how it is checked.
+
+An approval is a short text statement signed with an SSH key through `ssh-keygen -Y`, the
+format of Git's own SSH signing (allowed-signers file, a namespace per purpose), so an auditor
+checks it offline with OpenSSH alone.  Trailers in commit messages are only information for
+people: anyone who can write a commit message can write one.
+
+Two kinds of statement, both naming the commit the change goes onto (`base`, on the protected
+branch) and the commit that was reviewed (`head`) with its tree:
+  - an approver's (`reconciler approve`): signed with a key the policy lists for that approver;
+  - the merge bot's attestation (`reconciler attest`): signed with the bot's key, naming the
+    commit the merge made (`landed`), the pull request, its author and the forge accounts
+    whose approvals were given for exactly `head`.
+
+Statements live in the git notes ref refs/notes/reconciler-approvals, attached to their base
+commit (which stays on the protected branch for ever, where a pull request's head may be
+garbage-collected after a squash merge), one line per signature, so concurrent approvals merge
+with `git notes merge -s cat_sort_uniq`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+NAMESPACE = "reconciler-approval"
+NOTES_REF = "refs/notes/reconciler-approvals"
+LINE_TAG = "reconciler-approval-v1"
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+# An OpenSSH public key: its type and base64 body; a comment is dropped (it is never trusted).
+KEY = re.compile(r"^(ssh-ed25519|sk-ssh-ed25519@openssh\.com|ecdsa-sha2-nistp(256|384|521)|"
+                 r"sk-ecdsa-sha2-nistp256@openssh\.com|rsa-sha2-(256|512)|ssh-rsa) ([A-Za-z0-9+/]+={0,3})(\s.*)?$")
+_MAX_LINE = 16_384  # a signature line is about 1 KiB; a note is hostile input too
+
+
+class SignatureError(Exception):
+    """Signing failed (no key, a wrong passphrase, ssh-keygen missing)."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What one signature says.  `signer` is the approver's email or the bot's name."""
+
+    kind: str  # "approval" (an approver's own) or "attestation" (the merge bot's)
+    signer: str
+    base: str
+    head: str
+    tree: str
+    signed_at: str
+    requesters: tuple[str, ...] = ()  # approval: authors' emails of base..head, as the approver saw them
+    landed: str = ""  # attestation: the commit the merge made on the protected branch
+    pull_request: str = ""  # attestation: "#12" or "!12"
+    forge: str = ""  # attestation: github | gitlab
+    author: str = ""  # attestation: the pull request's author, a forge account
+    approved_by: tuple[str, ...] = ()  # attestation: forge accounts that approved exactly `head`
+    fingerprint: str = ""  # the plan fingerprint the signer saw, if any (information)
+
+    def text(self) -> str:
+        """The canonical text signed: one `key value` line per field, in a fixed order."""
+        lines = ["reconciler approval statement v1"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            for item in (value if isinstance(value, tuple) else (value,)):
+                if item:
+                    lines.append(f"{f.name.replace('_', '-')} {item}")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def parse(text: str) -> "Statement":
+        lines = text.split("\n")
+        if lines[:1] != ["reconciler approval statement v1"] or lines[-1] != "":
+            raise ValueError("not an approval statement")
+        names = {f.name.replace("_", "-"): f for f in fields(Statement)}
+        values: dict[str, object] = {}
+        for line in lines[1:-1]:
+            key, _, value = line.partition(" ")
+            f = names.get(key)
+            if f is None or not value or any(c in value for c in "\r\x00"):
+                raise ValueError(f"unreadable statement line {line[:60]!r}")
+            if f.type.startswith("tuple"):
+                values[f.name] = (*values.get(f.name, ()), value)  # type: ignore[misc]
+            elif f.name in values:
+                raise ValueError(f"{key} given twice")
+            else:
+                values[f.name] = value
+        statement = Statement(**values)  # type: ignore[arg-type]
+        if statement.text() != text:
+            raise ValueError("statement is not in canonical form")
+        if statement.kind not in ("approval", "attestation"):
+            raise ValueError(f"unknown kind {statement.kind!r}")
+        for name in ("base", "head", "tree") + (("landed",) if statement.kind == "attestation" else ()):
+            if not _SHA.match(getattr(statement, name)):
+                raise ValueError(f"{name} is not a full commit id")
+        return statement
+
+
+@dataclass(frozen=True)
+class Signed:
+    statement: Statement
+    text: str  # the exact bytes signed (the statement's canonical text)
+    signature: str  # the armored SSH signature
+
+    def line(self) -> str:
+        b64 = lambda s: base64.b64encode(s.encode("utf-8")).decode("ascii")  # noqa: E731
+        return f"{LINE_TAG} {b64(self.text)} {b64(self.signature)}"
+
+    @staticmethod
+    def parse_line(line: str) -> "Signed":
+        parts = line.split(" ")
+        if len(line) > _MAX_LINE or len(parts) != 3 or parts[0] != LINE_TAG:
+            raise ValueError("not a signed approval line")
+        try:
+            text, signature = (base64.b64decode(p, validate=True).decode("utf-8") for p in parts[1:])
+        except (binascii.Error, UnicodeDecodeError):
+            raise ValueError("not base64 UTF-8") from None
+        if not signature.startswith("-----BEGIN SSH SIGNATURE-----"):
+            raise ValueError("not an SSH signature")
+        return Signed(Statement.parse(text), text, signature)
+
+
+def public_key(text: str) -> str | None:
+    """`type base64` of an OpenSSH public key line (comment dropped), or None."""
+    m = KEY.match(text.strip())
+    return f"{m.group(1)} {m.group(4)}" if m else None
+
+
+def sign(statement: Statement, key: str | Path) -> Signed:
+    """Sign with `ssh-keygen -Y sign`: `key` is a private key file, or a public key whose
+    private half an ssh-agent holds (as `git config user.signingkey` may name)."""
+    text = statement.text()
+    try:
+        done = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", NAMESPACE, "-f", str(key)],
+                              input=text.encode("utf-8"), capture_output=True, timeout=120)
+    except FileNotFoundError:
+        raise SignatureError("ssh-keygen is not installed (OpenSSH 8.2 or later signs approvals)") from None
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SignatureError(f"ssh-keygen could not sign with {key}: {why[-1] if why else 'no reason given'}")
+    return Signed(statement, text, done.stdout.decode("ascii"))
+
+
+@dataclass
+class Verifier:
+    """Checks signatures against the keys a policy lists; each (text, signature, keys) once."""
+
+    _seen: dict[tuple, bool] = field(default_factory=dict)
+
+    def valid(self, signed: Signed, principal: str, keys: tuple[str, ...]) -> bool:
+        if not keys:
+            return False
+        cache = (signed.text, signed.signature, principal, keys)
+        if cache not in self._seen:
+            self._seen[cache] = _ssh_verify(signed, principal, keys)
+        return self._seen[cache]
+
+
+def _ssh_verify(signed: Signed, principal: str, keys: tuple[str, ...]) -> bool:
+    # The principal is matched as a pattern list by ssh-keygen: quote it, and refuse what a
+    # quoted pattern cannot hold.  Keys are re-written from their parsed parts only.
+    if any(c in principal for c in '"\\*?,!\n\r\t ') or not principal:
+        return False
+    with tempfile.TemporaryDirectory(prefix="reconciler-verify-") as tmp:
+        signers, sig = Path(tmp) / "allowed_signers", Path(tmp) / "statement.sig"
+        signers.write_text("".join(f'"{principal}" namespaces="{NAMESPACE}" {k}\n' for k in keys), encoding="utf-8")
+        sig.write_text(signed.signature, encoding="ascii")
+        try:
+            done = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal,
+                                   "-n", NAMESPACE, "-s", str(sig)],
+                                  input=signed.text.encode("utf-8"), capture_output=True, timeout=30,
+                                  env={**os.environ, "LC_ALL": "C"})
+        except FileNotFoundError:
+            raise SignatureError("ssh-keygen is not installed: approvals cannot be verified") from None
+    return done.returncode == 0
+
+
+def read_notes(repo) -> dict[str, list[Signed | str]]:
+    """Every signed approval in the notes ref, by the commit it is attached to (its base).
+    Lines that do not parse are kept as strings: the plan says why they do not count."""
+    try:
+        listing = repo.git.notes("--ref", NOTES_REF, "list")
+    except Exception:  # no notes ref yet
+        return {}
+    found: dict[str, list[Signed | str]] = {}
+    for row in listing.splitlines():
+        blob, _, commit = row.partition(" ")
+        text = repo.odb.stream(bytes.fromhex(blob)).read()[:1 << 20].decode("utf-8", "replace")
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                found.setdefault(commit, []).append(Signed.parse_line(line.strip()))
+            except ValueError as exc:
+                found.setdefault(commit, []).append(f"unreadable approval line on {commit[:10]}: {exc}")
+    return found
+
+
+def attach(repo, signed: Signed) -> None:
+    """Add the signature to its base commit's note (kept if already there)."""
+    base = signed.statement.base
+    try:
+        current = repo.git.notes("--ref", NOTES_REF, "show", base)
+    except Exception:
+        current = ""
+    if signed.line() in current.splitlines():
+        return
+    repo.git.notes("--ref", NOTES_REF, "add", "-f", "-m", (current.rstrip("\n") + "\n" + signed.line()).strip(), base)
+
+
+def push(repo, remote: str, attempts: int = 3) -> None:
+    """Push the approvals ref, merging what others pushed meanwhile (lines sort and merge)."""
+    for _ in range(attempts):
+        try:
+            repo.git.fetch(remote, f"+{NOTES_REF}:refs/notes/reconciler-approvals-remote")
+            repo.git.notes("--ref", NOTES_REF, "merge", "-s", "cat_sort_uniq", "refs/notes/reconciler-approvals-remote")
+        except Exception:  # the remote has none yet
+            pass
+        try:
+            repo.git.push(remote, f"{NOTES_REF}:{NOTES_REF}")
+            return
+        except Exception as exc:  # someone pushed between our fetch and push: again
+            last = exc
+    raise SignatureError(f"could not push {NOTES_REF} to {remote}: {last}")
