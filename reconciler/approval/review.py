@@ -94,6 +94,7 @@ class Judge:
                 continue
             vouches, refused, authors = rules.policy.vouches(signed, self.verifier)
             scope = scope_of(change, rules.privileged if privileged else {}, subjects, files)
+            refused += self.ledger.unreadable(stretch.base)
             verdict = rules.policy.evaluate(vouches, self.requesters(stretch, signed) | authors, scope, refused)
             if verdict.ok:
                 return verdict

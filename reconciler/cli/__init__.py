@@ -28,6 +28,8 @@ COMMANDS = {
     "history": "reconciler.cli.records:history",
     "report": "reconciler.cli.records:monthly",
     "lines": "reconciler.cli.lines:bill_report",
+    "approve": "reconciler.cli.approve:approve",
+    "attest": "reconciler.cli.approve:attest",
 }
 
 
@@ -108,11 +110,38 @@ def _parser() -> argparse.ArgumentParser:
                       help="the declared lines at this commit (default: $RECONCILER_REF or main)")
     bill.add_argument("--working-tree", action="store_true", help="the declared lines on disk instead")
     bill.add_argument("--output", choices=["table", "csv", "json"], default="table")
+    approve = sub.add_parser("approve", help="sign your approval of a pull request (its head onto its base)")
+    approve.add_argument("ref", nargs="?", default="HEAD", help="the pull request's head (default: HEAD)")
+    approve.add_argument("--base", default="origin/main", help="the branch it goes onto (default: origin/main)")
+    approve.add_argument("--key", type=Path, help="SSH key to sign with (default: git config user.signingkey, "
+                                                  "else ~/.ssh/id_ed25519); a .pub file uses ssh-agent")
+    approve.add_argument("--as", dest="signer", metavar="EMAIL", help="your approver email (default: git config "
+                                                                      "user.email)")
+    approve.add_argument("--fingerprint", help="the plan fingerprint you reviewed (recorded with the signature)")
+    approve.add_argument("--push", metavar="REMOTE", help="push the approvals ref to REMOTE afterwards")
+    approve.add_argument("--yes", action="store_true", help="do not ask before signing")
+    attest = sub.add_parser("attest", help="merge bot: sign what the forge says approved the merges of a push")
+    attest.add_argument("--forge", choices=["github", "gitlab"], required=True)
+    attest.add_argument("--repository", required=True, help="owner/name (GitHub) or the project path (GitLab)")
+    attest.add_argument("--api", help="the forge's API (default: $GITHUB_API_URL or $CI_API_V4_URL)")
+    attest.add_argument("--token-env", help="environment variable holding the API token "
+                                            "(default: GITHUB_TOKEN or GITLAB_TOKEN)")
+    attest.add_argument("--before", required=True, help="the protected branch before the push")
+    attest.add_argument("--after", required=True, help="the protected branch after the push")
+    attest.add_argument("--key", type=Path, required=True, help="the bot's SSH private key")
+    attest.add_argument("--name", required=True, help="the bot's name in inventory/approvers.yaml")
+    attest.add_argument("--remote", default="origin", help="where pull request heads are fetched from")
+    attest.add_argument("--push", metavar="REMOTE", help="push the approvals ref to REMOTE afterwards")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "attest":
+        defaults = {"github": ("https://api.github.com", "GITHUB_API_URL", "GITHUB_TOKEN"),
+                    "gitlab": ("https://gitlab.com/api/v4", "CI_API_V4_URL", "GITLAB_TOKEN")}[args.forge]
+        args.api = args.api or os.environ.get(defaults[1], defaults[0])
+        args.token_env = args.token_env or defaults[2]
     from rich.console import Console
 
     from reconciler.errors import ReconcilerError, ValidationFailed
