@@ -75,8 +75,8 @@ ADMIN = ("Administración de TI", "ti@salud.morelos.gob.mx")  # writes the repos
 POLICY = {
     "required_approvals": 1, "privileged_approvals": 2, "privileged_entitlements": ["vpn"],
     "approvers": [
-        {"name": APPROVER_1[0], "email": APPROVER_1[1], "units": ["*"], "paths": ["desired_state/*"]},
-        {"name": APPROVER_2[0], "email": APPROVER_2[1], "units": ["*"], "paths": ["desired_state/*"]},
+        {"name": APPROVER_1[0], "email": APPROVER_1[1], "units": ["*"], "paths": ["desired_state/*", "inventory/*"]},
+        {"name": APPROVER_2[0], "email": APPROVER_2[1], "units": ["*"], "paths": ["desired_state/*", "inventory/*"]},
         {"name": UNIT_HEAD[0], "email": UNIT_HEAD[1], "units": ["HG-CUERNAVACA"]},
         {"name": REQUESTER[0], "email": REQUESTER[1], "units": ["*"]},
     ],

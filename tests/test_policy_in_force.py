@@ -22,15 +22,55 @@ def test_approvers_a_pull_request_adds_do_not_approve_it(fakes: Fakes):
     fakes.repo.squash_merge("Alta y dos aprobadores nuevos", approvers=INVENTED)
     approved, reason = approvals(fakes.plan())["SSM-000002"]
     assert not approved and "a signature by juan@evil.example, who is not an approver in inventory/approvers.yaml" in reason
-    # Once the policy change landed (it is the rule in force now), the invented approvers count
-    # for what lands after it: the policy change itself is what reviewers must refuse.  The
-    # entry they did not approve stays unapproved: a later change to it does not launder it.
+    # The policy change landed without the approvals it needs (two, by approvers whose paths
+    # cover inventory/approvers.yaml, under the policy before it): it never takes effect, so
+    # the invented approvers count for nothing that lands after it either.
     fakes.add("SSM-000003")
     fakes.repo.find("SSM-000002")["title"] = "Enfermera Jefe"
     fakes.repo.squash_merge("Alta y cambio de puesto", approvers=INVENTED)
     verdicts = approvals(fakes.plan())
-    assert verdicts["SSM-000003"][0]
-    assert not verdicts["SSM-000002"][0] and "an approval covers the whole change" in verdicts["SSM-000002"][1]
+    assert not verdicts["SSM-000003"][0] and "juan@evil.example, who is not an approver" in verdicts["SSM-000003"][1]
+    assert not verdicts["SSM-000002"][0]
+
+
+def test_a_policy_edit_pushed_straight_to_main_is_never_in_force(fakes: Fakes):
+    """The attacker swaps Marta's key for their own on main, then signs a pull request as
+    Marta on top of it: judged by the last approved policy, the signature does not verify."""
+    from conftest import key_of, public_key_of
+
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.repo.policy["approvers"][0]["keys"] = [public_key_of("atacante@evil.example")]
+    fakes.repo.direct_push("Llave nueva")
+    base = fakes.head()
+    fakes.add("SSM-000002")
+    head = fakes.repo.squash_merge("Alta", signed=False)
+    from reconciler.approval.approve import approve
+
+    approve(fakes.repo.git, base, head, APPROVER_1[1], key_of("atacante@evil.example"))
+    approved, reason = approvals(fakes.plan())["SSM-000002"]
+    assert not approved and "signature does not verify against the keys" in reason
+    # An approved policy change on top of the unapproved edit would make the edit part of the
+    # policy unseen (the reviewers' diff starts from it): it does not take effect either.
+    fakes.repo.policy["approvers"][1]["keys"] = [public_key_of("raul-nueva")]
+    fakes.repo.squash_merge("Llave nueva de Raúl", approvers=(APPROVER_1, APPROVER_2))
+    base = fakes.head()
+    fakes.add("SSM-000003")
+    head = fakes.repo.squash_merge("Otra alta", signed=False)
+    approve(fakes.repo.git, base, head, APPROVER_2[1], key_of("raul-nueva"))
+    assert not approvals(fakes.plan())["SSM-000003"][0]
+    # Reverting the edit (back to the policy in force), then changing Raúl's key approved by two.
+    del fakes.repo.policy["approvers"][0]["keys"]
+    del fakes.repo.policy["approvers"][1]["keys"]
+    fakes.repo.direct_push("Se revierte la llave de Marta")
+    fakes.repo.policy["approvers"][1]["keys"] = [public_key_of("raul-nueva")]
+    fakes.repo.squash_merge("Llave nueva de Raúl", approvers=(APPROVER_1, APPROVER_2))
+    base = fakes.head()
+    fakes.add("SSM-000004")
+    head = fakes.repo.squash_merge("Alta", signed=False)
+    approve(fakes.repo.git, base, head, APPROVER_2[1], key_of("raul-nueva"))
+    approved, reason = approvals(fakes.plan())["SSM-000004"]
+    assert approved, reason
 
 
 def test_dropping_the_privileged_flag_in_the_same_pull_request_does_not_lower_the_bar(fakes: Fakes):
@@ -90,7 +130,7 @@ def test_a_policy_change_takes_effect_for_what_lands_after_it(fakes: Fakes):
     fakes.repo.squash_merge()
     fakes.repo.policy["required_approvals"] = 2
     fakes.add("SSM-000002")
-    fakes.repo.squash_merge("Política más estricta y un alta", approvers=(APPROVER_2,))
+    fakes.repo.squash_merge("Política más estricta y un alta", approvers=(APPROVER_1, APPROVER_2))
     assert approvals(fakes.plan())["SSM-000002"][0]  # judged by the old policy: one approver
     fakes.add("SSM-000003")
     fakes.repo.squash_merge("Otra alta", requester=REQUESTER, approvers=(APPROVER_2,))

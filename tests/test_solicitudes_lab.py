@@ -70,14 +70,14 @@ def test_a_self_approved_change_is_skipped_and_strict_refuses_the_whole_run(sand
     assert sandbox.account("jnunezo") is None
     code, out, err = sandbox.cli("apply", land=False)
     assert code == 3, out + err
-    assert "skipped + account jnunezo (José Ñúñez O'Brien): needs 1 approver, has 0; " \
+    assert "skipped + account jnunezo (José Ñúñez O'Brien): needs 1 approver, has 0 signed; " \
            "Ing. Marta Ávila Ibáñez requested the change and cannot approve it" in out
     assert sandbox.account("jnunezo") is None
     assert applied_commit(sandbox) is None  # not everything was applied
     [record] = account_records(sandbox)
     assert record["status"] == "skipped" and "cannot approve" in record["error"]
     code, out, _ = sandbox.cli("history", "jnunezo")
-    assert ": skipped\n" in out and "✗ not approved: needs 1 approver, has 0; Ing. Marta Ávila Ibáñez requested " \
+    assert ": skipped\n" in out and "✗ not approved: needs 1 approver, has 0 signed; Ing. Marta Ávila Ibáñez requested " \
                                      "the change and cannot approve it" in out
 
 
@@ -105,7 +105,7 @@ def test_a_direct_push_to_main_is_never_applied(sandbox):
     sandbox.repo.direct_push("me asciendo")
     code, out, err = sandbox.cli("apply", land=False)
     assert code == 3
-    assert "was pushed straight to the protected branch without approval (no Approved-by trailer)" in out
+    assert "was pushed straight to the protected branch without a signed approval" in out
     assert sandbox.account("jnunezo")["title"] == "Médico General"
 
 
@@ -123,7 +123,7 @@ def test_an_unknown_approver_does_not_count(sandbox):
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     sandbox.repo.squash_merge("Alta", approvers=(("Fulano de Tal", "fulano@example.org"),))
     code, out, _ = sandbox.cli("apply", land=False)
-    assert code == 3 and "Fulano de Tal <fulano@example.org> is not an approver in inventory/approvers.yaml" in out
+    assert code == 3 and "a signature by fulano@example.org, who is not an approver in inventory/approvers.yaml" in out
 
 
 def test_apply_never_reads_uncommitted_files_and_plan_previews_them_when_asked(sandbox):

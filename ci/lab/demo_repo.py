@@ -4,18 +4,24 @@ way an institution's repository receives it, through approved pull requests.
     python ci/lab/demo_repo.py build SRC DEST     a fresh repository at DEST from SRC's data
     python ci/lab/demo_repo.py direct-push DEST   a change pushed to main without approval
 
-History built: PR #1 (squash merge) lays out units, entitlements and the approval policy;
-then one pull request per unit, merged with a merge commit whose trailers name two approvers,
-as GitHub's or GitLab's merge would write them when configured to; last, a squash merge with
-the phone lines and equipment (desired_state/assets/), then one with the security rules.
+History built: the first commit is the approval policy alone, with the approvers' public SSH
+keys (the trust root, written by the Subdirección de TI); PR #1 (squash merge) lays out
+units and entitlements; then one pull request per unit, merged with a
+merge commit; last, a squash merge with the phone lines and equipment
+(desired_state/assets/), then one with the security rules.  Two approvers sign each pull
+request's head onto main with their own keys, as `reconciler approve` does; the keys live in
+KEYS (next to DEST), standing in for the approvers' own laptops.
 """
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import git
+
+from reconciler.approval.approve import approve
 
 MESA = git.Actor("Mesa de Servicios de TI", "mesa.servicios@ssm.example.gob.mx")
 MARTA = ("Ing. Marta Ávila Ibáñez", "marta.avila@ssm.example.gob.mx")
@@ -25,7 +31,34 @@ FORGE = git.Actor("GitHub", "noreply@github.com")
 
 
 def trailers(*people) -> str:
+    """What the forge writes in the merge message: information for people, never proof."""
     return "".join(f"Approved-by: {name} <{email}>\n" for name, email in people)
+
+
+def keys_dir(dest: Path) -> Path:
+    return dest.parent / "approver-keys"
+
+
+def key_of(dest: Path, who: tuple[str, str]) -> Path:
+    """The approver's SSH key (made here once; in real life, on their own machine)."""
+    path = keys_dir(dest) / who[1]
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", who[1], "-f", str(path)], check=True)
+    return path
+
+
+def with_keys(policy: str, dest: Path, people) -> str:
+    """approvers.yaml with a `keys:` line after each signing approver's email."""
+    for who in people:
+        public = " ".join(Path(f"{key_of(dest, who)}.pub").read_text(encoding="ascii").split()[:2])
+        policy = policy.replace(f"    email: {who[1]}\n", f"    email: {who[1]}\n    keys: [\"{public}\"]\n", 1)
+    return policy
+
+
+def signed_by(repo: git.Repo, dest: Path, base: str, head: str, *people) -> None:
+    for who in people:
+        approve(repo, base, head, who[1], key_of(dest, who))
 
 
 def build(src: Path, dest: Path) -> None:
@@ -34,11 +67,18 @@ def build(src: Path, dest: Path) -> None:
     repo = git.Repo.init(dest, initial_branch="main")
     (dest / "inventory").mkdir(parents=True)
     (dest / "desired_state" / "users").mkdir(parents=True)
-    for rel in ("inventory/approvers.yaml", "desired_state/units.yaml", "desired_state/entitlements.yaml"):
+    policy = with_keys((src / "inventory/approvers.yaml").read_text(encoding="utf-8"), dest, (MARTA, RAUL))
+    (dest / "inventory/approvers.yaml").write_text(policy, encoding="utf-8")
+    repo.git.add("-A")
+    repo.index.commit("Política de aprobación y llaves de los aprobadores", author=git.Actor(*RAUL),
+                      committer=git.Actor(*RAUL))
+    base = repo.head.commit.hexsha
+    for rel in ("desired_state/units.yaml", "desired_state/entitlements.yaml"):
         shutil.copy(src / rel, dest / rel)
     repo.git.add("-A")
-    repo.index.commit(f"Estructura: unidades, permisos y política de aprobación (#1)\n\n{trailers(RAUL)}",
+    repo.index.commit(f"Estructura: unidades y permisos (#1)\n\n{trailers(RAUL)}",
                       author=git.Actor(*MARTA), committer=FORGE)
+    signed_by(repo, dest, base, repo.head.commit.hexsha, RAUL)
     for number, users in enumerate(sorted((src / "desired_state" / "users").glob("*.yaml")), start=2):
         branch = f"altas-{users.stem}"
         requester = ANA if users.stem == "hg-cuernavaca" else MESA
@@ -47,6 +87,7 @@ def build(src: Path, dest: Path) -> None:
         repo.git.add("-A")
         repo.index.commit(f"Altas de personal: {users.stem}", author=requester, committer=requester)
         repo.heads.main.checkout()
+        signed_by(repo, dest, repo.heads.main.commit.hexsha, repo.heads[branch].commit.hexsha, MARTA, RAUL)
         repo.git.merge("--no-ff", "--no-commit", branch)
         repo.index.commit(f"Merge pull request #{number} from ssm/{branch}\n\nAltas de personal: {users.stem}\n\n"
                           f"{trailers(MARTA, RAUL)}", parent_commits=(repo.heads.main.commit, repo.heads[branch].commit),
@@ -61,7 +102,9 @@ def build(src: Path, dest: Path) -> None:
             shutil.copy(path, dest / "desired_state" / directory / path.name)
         repo.git.add("-A")
         number += 1
+        base = repo.head.commit.hexsha
         repo.index.commit(f"{title} (#{number})\n\n{trailers(MARTA, RAUL)}", author=MESA, committer=FORGE)
+        signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
 
 
 def direct_push(dest: Path) -> None:

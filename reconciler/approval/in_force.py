@@ -6,10 +6,17 @@ entitlement's `privileged` flag is judged by the rules it wants to change; its n
 effect for what lands after it.  The repository's first commit has nothing before it: it is
 the trust root (the policy its administrators wrote), and nothing it declares is approved:
 no signature can name a base before it.
+
+Only approved rules are in force.  The policy at a commit is the one the newest approved change
+of the policy file brought (or the trust root's): a policy edit pushed straight to the branch
+(an approver's key swapped for the attacker's) is ignored, and changing the policy needs the
+privileged number of approvals.  Likewise an entitlement's `privileged` flag stays in force
+until an approved change removes it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from reconciler.approval.policy import POLICY_FILE, Policy, parse_policy
 from reconciler.desired.files import blob_text
@@ -32,10 +39,16 @@ class Rules:
 class RulesInForce:
     """The rules in force before each landing commit, read once per commit and per file."""
 
-    def __init__(self, source: DesiredSource, state: DesiredState):
-        self.source, self.state = source, state
+    def __init__(self, source: DesiredSource, state: DesiredState,
+                 approved: Callable[[str, str], bool] | None = None):
+        """approved(landed, file): did that landing's change of the policy or the entitlements
+        get the approvals it needs (under the rules in force before it)?  None: trust every
+        commit's own files, for callers that judge nothing (validate's checks)."""
+        self.source, self.state, self.approved = source, state, approved
         self._policies: dict[str, Policy | None] = {}  # by blob id: the policy seldom changes
         self._by_commit: dict[str, Rules] = {}
+        self._last_approved: dict[tuple[str, str], str | None] = {}
+        self.ignored: dict[str, str] = {}  # landing -> file it changed without approval (for warnings)
 
     def at(self, sha: str) -> Rules:
         """The rules as of commit `sha` (a proposal's base, or the base of approved changes)."""
@@ -43,9 +56,28 @@ class RulesInForce:
             self._by_commit[sha] = self._read(sha)
         return self._by_commit[sha]
 
+    def last_approved(self, sha: str, path: str) -> str | None:
+        """The commit whose version of `path` is in force at `sha`: the newest landing on
+        sha's first-parent line that changed it with approval, or the first commit."""
+        if (sha, path) not in self._last_approved:
+            landings = self.source.repo.git.log("--first-parent", "--format=%H %P", sha, "--", path).splitlines()
+            found = None
+            for row in landings:  # newest first
+                landed, *parents = row.split()
+                if not parents or self.approved is None or self.approved(landed, path):
+                    found = landed
+                    break
+                self.ignored[landed] = path
+            self._last_approved[sha, path] = found
+        return self._last_approved[sha, path]
+
     def _read(self, sha: str) -> Rules:
-        commit = self.source.repo.commit(sha)
         path = self.source.path_in_repo(POLICY_FILE)
+        in_force = self.last_approved(sha, path)
+        if in_force is None:
+            return Rules(None, {}, sha, f"no approved approval policy {path} at {sha[:10]} (the repository's "
+                                        "first commit must hold it)")
+        commit = self.source.repo.commit(in_force)
         try:
             blob = (commit.tree / path).hexsha
         except (KeyError, TypeError):  # TypeError: a link where the inventory folder belongs
@@ -57,7 +89,7 @@ class RulesInForce:
                 self._policies[blob] = None
                 return Rules(None, {}, sha, f"the approval policy {path} at {sha[:10]} is invalid ({exc})")
         policy = self._policies[blob]
-        return Rules(policy, self._privileged(commit, policy), sha,
+        return Rules(policy, self._privileged(self.source.repo.commit(sha), policy), sha,
                      "" if policy else f"the approval policy {path} at {sha[:10]} cannot be read")
 
     def _privileged(self, commit, policy: Policy | None) -> dict[str, str]:
@@ -66,6 +98,12 @@ class RulesInForce:
         path = self.source.path_in_repo(f"{DESIRED_DIR}/entitlements.yaml")
         then = _entitlements(blob_text(commit, path), path)
         keys = {k for k, e in then.items() if e.get("privileged") is True}
+        # A flag removed without approval still counts: the last approved version's flags too.
+        approved = self.last_approved(commit.hexsha, path)
+        if approved is not None and approved != commit.hexsha:
+            was = _entitlements(blob_text(self.source.repo.commit(approved), path), path)
+            keys |= {k for k, e in was.items() if e.get("privileged") is True}
+            then = {**was, **then}
         keys |= set(policy.privileged_entitlements) if policy else set()
         # Flagged privileged now counts too: an unreadable file then never lowers the bar.
         keys |= {e.key for e in self.state.entitlements.values() if e.privileged}

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from reconciler.approval.in_force import RulesInForce
 from reconciler.approval.ledger import Ledger, Stretch
-from reconciler.approval.policy import Approval, Scope, awaiting
+from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting
 from reconciler.approval.signatures import NOTES_REF, Verifier
 from reconciler.approval.solicitudes import History, Identity
 from reconciler.desired.model import DesiredState
@@ -74,7 +74,7 @@ class Judge:
 
     def __init__(self, source: DesiredSource, state: DesiredState, history: History):
         self.repo, self.history = source.repo, history
-        self.rules = RulesInForce(source, state)
+        self.rules = RulesInForce(source, state, self._approves_file)
         self.ledger = Ledger(source.repo, history.line)
         self.verifier = Verifier()
         self._requesters: dict[Stretch, set[str]] = {}
@@ -83,6 +83,31 @@ class Judge:
                 privileged: bool = True) -> Approval:
         """The verdict on one landing for `change` (`privileged` False: as an ordinary change,
         whatever it grants)."""
+        return self.judged(landed, lambda rules: scope_of(change, rules.privileged if privileged else {},
+                                                          subjects, files))
+
+    def _approves_file(self, landed: str, path: str) -> bool:
+        """Did `landed` change the approval policy (with the privileged number of approvals) or
+        the entitlements (with the ordinary number) with approval?  in_force.py asks."""
+        sensitive = ("the approval policy",) if path.endswith(POLICY_FILE) else ()
+        parent = self.history.line.parents.get(landed, ())[:1]
+        in_force = self._blob(self.rules.last_approved(parent[0], path), path) if parent else None
+        if parent and self._blob(landed, path) == in_force:
+            return True  # back to what is in force (a revert): nothing changes
+        if parent and self._blob(parent[0], path) != in_force:
+            # The reviewers' diff starts from an edit nobody approved: approving it would make
+            # that edit law unseen.  Revert it first.
+            return False
+        return self.judged(landed, lambda rules: Scope(None, (path,), sensitive)).ok
+
+    def _blob(self, sha: str | None, path: str) -> str | None:
+        try:
+            return (self.repo.commit(sha).tree / path).hexsha if sha else None
+        except (KeyError, TypeError):
+            return None
+
+    def judged(self, landed: str, scope_for) -> Approval:
+        """The verdict on one landing, for the scope `scope_for(rules in force)` gives."""
         stretches = self.ledger.covering(landed)
         if not stretches:
             return Approval(False, self._unsigned(landed))
@@ -93,7 +118,7 @@ class Judge:
                 verdicts.append(Approval(False, rules.problem))
                 continue
             vouches, refused, authors = rules.policy.vouches(signed, self.verifier)
-            scope = scope_of(change, rules.privileged if privileged else {}, subjects, files)
+            scope = scope_for(rules)
             refused += self.ledger.unreadable(stretch.base)
             verdict = rules.policy.evaluate(vouches, self.requesters(stretch, signed) | authors, scope, refused)
             if verdict.ok:
@@ -171,7 +196,9 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
             provenance = replace(provenance, approvers=tuple(
                 i for i in map(Identity.parse, approval.approvers) if i is not None))
         reviewed.append(replace(change, provenance=provenance, approval=approval))
-    return replace(plan, changes=tuple(_with_implied(reviewed, targets)))
+    ignored = tuple(f"commit {sha[:10]} changed {path} without the approvals that takes: it is not in force"
+                    for sha, path in sorted(judge.rules.ignored.items()))
+    return replace(plan, changes=tuple(_with_implied(reviewed, targets)), warnings=plan.warnings + ignored)
 
 
 def _covered(history: History, judge: Judge, newest: str, change: Change, subjects: dict) -> Approval | None:

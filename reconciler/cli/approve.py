@@ -12,11 +12,10 @@ from rich.markup import escape
 from reconciler.approval.approve import approval_statement, now
 from reconciler.approval.forge import FORGES
 from reconciler.approval.policy import POLICY_FILE, Policy, parse_policy
-from reconciler.approval.review import base_commit
 from reconciler.approval.signatures import NOTES_REF, SignatureError, Statement, attach, public_key, push, sign
 from reconciler.cli import EXIT_ERROR, EXIT_OK
 from reconciler.desired.files import blob_text
-from reconciler.desired.source import open_repo
+from reconciler.desired.source import branch_commit, open_repo
 from reconciler.errors import ReconcilerError
 
 
@@ -72,7 +71,9 @@ def _signing_key(repo, given: Path | None) -> Path:
 def approve(args, out: Console, err: Console) -> int:
     repo = _repo(args)
     head = _commit(repo, args.ref)
-    base = base_commit(repo, args.base)
+    # A branch by that name first (never a tag that shadows it), else any commit: approving a
+    # direct push after the fact names its parent.
+    base = branch_commit(repo, args.base) or _commit(repo, args.base)
     signer = args.signer or _config(repo, "user.email")
     if not signer:
         raise ReconcilerError("who signs? give --as EMAIL (or set git config user.email)")
