@@ -100,6 +100,12 @@ def key_of(who: tuple[str, str] | str) -> Path:
     return path
 
 
+# The tests run as the apply job does: with an apply key, so applied refs are signed tags and
+# audit notes are sealed (audit/seal.py).  Tests that need none remove it.
+os.environ["RECONCILER_APPLY_KEY"] = str(key_of("reconciler-apply"))
+os.environ.pop("RECONCILER_APPLY_PUBLIC_KEY", None)
+
+
 def public_key_of(who: tuple[str, str] | str) -> str:
     return " ".join(Path(f"{key_of(who)}.pub").read_text(encoding="ascii").split()[:2])
 

@@ -90,8 +90,16 @@ class Fakes:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
     def applied(self, target: str) -> str | None:
-        return self.repo.git.git.rev_parse("--verify", "-q", APPLIED_REF.format(target=target),
+        """The commit the target's applied ref names (a tag the apply key signed)."""
+        return self.repo.git.git.rev_parse("--verify", "-q", APPLIED_REF.format(target=target) + "^{commit}",
                                            with_exceptions=False) or None
+
+    def mark_applied(self, target: str, commit: str) -> None:
+        """Record `commit` as applied to `target`, signed as apply signs it."""
+        from reconciler.audit.seal import ApplyKey, applied_tag
+
+        tag = applied_tag(self.repo.git, ApplyKey.from_env(), target, commit)
+        self.repo.git.git.update_ref(APPLIED_REF.format(target=target), tag)
 
     def head(self) -> str:
         return self.repo.git.head.commit.hexsha

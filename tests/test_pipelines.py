@@ -179,7 +179,9 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     assert "gh pr view 1 --json comments" in forge.log.read_text()
     assert "Apply complete: 11 altas, 0 modificaciones, 0 bajas applied; 11 verified" in apply_output, apply_output
     remote = subprocess.run(["git", "ls-remote", str(forge.origin)], capture_output=True, text=True).stdout
-    assert f"{head}\trefs/reconciler/applied/ad-test" in remote and "refs/notes/reconciler" in remote
+    applied = subprocess.run(["git", "-C", str(forge.origin), "rev-parse", "refs/reconciler/applied/ad-test^{commit}"],
+                             capture_output=True, text=True).stdout.strip()
+    assert applied == head and "refs/notes/reconciler" in remote
     # Nightly: a hand edit is drift; the job fails and its summary shows it.
     sandbox.conn.modify(sandbox.account("jnunezo")["dn"], {"title": [(MODIFY_REPLACE, ["Otro"])]})
     results = forge.run_github_job("drift")

@@ -86,13 +86,13 @@ class Ledger:
         self._clean: dict[tuple[str, str], str | None] = {}
 
     @cached_property
-    def _notes(self) -> dict[str, list[Signed | str]]:
+    def notes(self) -> dict[str, list[Signed | str]]:
         return read_notes(self.repo)
 
     @cached_property
     def stretches(self) -> dict[Stretch, list[Signed]]:
         found: dict[Stretch, list[Signed]] = {}
-        for base, entries in self._notes.items():
+        for base, entries in self.notes.items():
             if base not in self.line:
                 continue
             for signed in entries:
@@ -103,7 +103,7 @@ class Ledger:
         return found
 
     def unreadable(self, base: str) -> list[str]:
-        return [e for e in self._notes.get(base, ()) if isinstance(e, str)]
+        return [e for e in self.notes.get(base, ()) if isinstance(e, str)]
 
     @cached_property
     def _by_position(self) -> dict[int, list[Stretch]]:

@@ -126,6 +126,24 @@ class Judge:
             verdicts.append(verdict)
         return verdicts[0]
 
+    def signatures(self) -> list[tuple[str, str, bool, str]]:
+        """Every statement of the approvals ref on this line, checked against the rules in force
+        at its base: (base, signer, verified, why not) — what `audit verify` reports."""
+        out = []
+        for base, entries in sorted(self.ledger.notes.items()):
+            rules = self.rules.at(base) if base in self.history.line else None
+            for signed in entries:
+                if isinstance(signed, str):
+                    out.append((base, "?", False, signed))
+                elif rules is None or rules.policy is None:
+                    why = rules.problem if rules else f"{base[:10]} is not on the protected branch's first-parent line"
+                    out.append((base, signed.statement.signer, False, why))
+                else:
+                    vouches, refused, _ = rules.policy.vouches([signed], self.verifier)
+                    out.append((base, signed.statement.signer, bool(vouches) or (not refused),
+                                "; ".join(refused)))
+        return out
+
     def _unsigned(self, landed: str) -> str:
         parents = self.history.line.parents.get(landed, ())
         if not parents:

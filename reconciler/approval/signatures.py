@@ -129,19 +129,23 @@ def public_key(text: str) -> str | None:
     return f"{m.group(1)} {m.group(4)}" if m else None
 
 
-def sign(statement: Statement, key: str | Path) -> Signed:
-    """Sign with `ssh-keygen -Y sign`: `key` is a private key file, or a public key whose
-    private half an ssh-agent holds (as `git config user.signingkey` may name)."""
-    text = statement.text()
+def ssh_sign(text: str, key: str | Path, namespace: str = NAMESPACE) -> str:
+    """The armored `ssh-keygen -Y sign` signature of `text`: `key` is a private key file, or a
+    public key whose private half an ssh-agent holds (as `git config user.signingkey` may name)."""
     try:
-        done = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", NAMESPACE, "-f", str(key)],
+        done = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", namespace, "-f", str(key)],
                               input=text.encode("utf-8"), capture_output=True, timeout=120)
     except FileNotFoundError:
-        raise SignatureError("ssh-keygen is not installed (OpenSSH 8.2 or later signs approvals)") from None
+        raise SignatureError("ssh-keygen is not installed (OpenSSH 8.2 or later signs)") from None
     if done.returncode != 0:
         why = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise SignatureError(f"ssh-keygen could not sign with {key}: {why[-1] if why else 'no reason given'}")
-    return Signed(statement, text, done.stdout.decode("ascii"))
+    return done.stdout.decode("ascii")
+
+
+def sign(statement: Statement, key: str | Path) -> Signed:
+    text = statement.text()
+    return Signed(statement, text, ssh_sign(text, key))
 
 
 @dataclass
@@ -155,26 +159,27 @@ class Verifier:
             return False
         cache = (signed.text, signed.signature, principal, keys)
         if cache not in self._seen:
-            self._seen[cache] = _ssh_verify(signed, principal, keys)
+            self._seen[cache] = ssh_verify(signed.text, signed.signature, principal, keys)
         return self._seen[cache]
 
 
-def _ssh_verify(signed: Signed, principal: str, keys: tuple[str, ...]) -> bool:
+def ssh_verify(text: str, signature: str, principal: str, keys: tuple[str, ...], namespace: str = NAMESPACE) -> bool:
+    """Does `signature` sign `text` in `namespace` with one of `keys` (`ssh-keygen -Y verify`)?"""
     # The principal is matched as a pattern list by ssh-keygen: quote it, and refuse what a
     # quoted pattern cannot hold.  Keys are re-written from their parsed parts only.
-    if any(c in principal for c in '"\\*?,!\n\r\t ') or not principal:
+    if any(c in principal for c in '"\\*?,!\n\r\t ') or not principal or not keys:
         return False
     with tempfile.TemporaryDirectory(prefix="reconciler-verify-") as tmp:
-        signers, sig = Path(tmp) / "allowed_signers", Path(tmp) / "statement.sig"
-        signers.write_text("".join(f'"{principal}" namespaces="{NAMESPACE}" {k}\n' for k in keys), encoding="utf-8")
-        sig.write_text(signed.signature, encoding="ascii")
+        signers, sig = Path(tmp) / "allowed_signers", Path(tmp) / "signature"
+        signers.write_text("".join(f'"{principal}" namespaces="{namespace}" {k}\n' for k in keys), encoding="utf-8")
+        sig.write_text(signature, encoding="ascii", errors="replace")
         try:
             done = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal,
-                                   "-n", NAMESPACE, "-s", str(sig)],
-                                  input=signed.text.encode("utf-8"), capture_output=True, timeout=30,
+                                   "-n", namespace, "-s", str(sig)],
+                                  input=text.encode("utf-8"), capture_output=True, timeout=30,
                                   env={**os.environ, "LC_ALL": "C"})
         except FileNotFoundError:
-            raise SignatureError("ssh-keygen is not installed: approvals cannot be verified") from None
+            raise SignatureError("ssh-keygen is not installed: signatures cannot be verified") from None
     return done.returncode == 0
 
 

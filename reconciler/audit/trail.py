@@ -22,6 +22,8 @@ from typing import Iterable, Iterator
 import git
 
 from reconciler import __version__
+from reconciler.approval.signatures import SignatureError
+from reconciler.audit.seal import SEAL_TAG, seal, sealed
 from reconciler.errors import ReconcilerError
 
 GENESIS = "0" * 64
@@ -115,11 +117,17 @@ def change_record(change, status: str, verified: bool | None = None, error: str 
     return record
 
 
-def attach_note(repo: git.Repo, commit: str, records: Iterable[dict]) -> None:
-    """Append the records to the commit's note in refs/notes/reconciler."""
+def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) -> None:
+    """Append the records to the commit's note in refs/notes/reconciler, sealed with the apply
+    key (audit/seal.py) when this process holds it."""
     text = "\n".join(canonical(r) for r in records)
     if not text:
         return
+    if key is not None and key.private is not None:
+        try:
+            text += "\n" + seal(text + "\n", key)
+        except SignatureError as exc:
+            raise ReconcilerError(f"could not seal the audit records: {exc}") from None
     env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
            "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
     # Through a file: a run's records easily exceed the command line's length limit.
@@ -140,20 +148,45 @@ def read_file(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line.rstrip("\n")
 
 
-def read_notes(repo: git.Repo) -> list[tuple[str, dict | None]]:
+def read_notes(repo: git.Repo, sealed_by=None) -> list[tuple[str, dict | None]]:
     """Every record attached as a note, any target, with the commit it is attached to (None
-    for a line that is not a record: someone edited the note)."""
+    for a line that is not a record: someone edited the note).  With `sealed_by` (the apply
+    key), only the records of batches it sealed."""
+    return [(commit, record) for commit, record, ok in noted_batches(repo, sealed_by) if ok or sealed_by is None]
+
+
+def noted_batches(repo: git.Repo, key=None) -> list[tuple[str, dict | None, bool]]:
+    """(commit, record, sealed by `key`) for every record line of the notes; seal lines are not
+    records.  A batch is one run's append: record lines, then its seal line."""
     try:
         listing = repo.git.notes("--ref", NOTES_REF, "list")
     except git.GitCommandError:
         return []
-    records = []
+    out = []
     for line in listing.splitlines():
         note_blob, commit = line.split()
-        for text in repo.git.cat_file("-p", note_blob).splitlines():
-            if text.strip():
-                records.append((commit, _record(text)))
-    return records
+        batch: list[str] = []
+        for text in repo.git.cat_file("-p", note_blob).splitlines() + [""]:
+            if text.startswith(SEAL_TAG + " "):
+                ok = sealed("".join(t + "\n" for t in batch), text, key)
+                out += [(commit, _record(t), ok) for t in batch]
+                batch = []
+            elif text.strip():
+                batch.append(text)
+            else:  # `git notes append` puts a blank line between runs: a batch no seal ended
+                out += [(commit, _record(t), False) for t in batch]
+                batch = []
+    return out
+
+
+def last_commit(directory: str | Path, target: str) -> str | None:
+    """The commit of this runner's last recorded run on `target` (its own trail, on its disk)."""
+    try:
+        last = _last_record(Path(directory) / f"{target}{SUFFIX}")
+    except ReconcilerError:
+        return None
+    commit = last.get("commit") if last else None
+    return commit if isinstance(commit, str) and len(commit) == 40 else None
 
 
 @dataclass

@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help="as before the subcommand")
     from_git = "read the records from the git notes (refs/notes/reconciler) alone, not from the audit files"
     verify.add_argument("--from-git", action="store_true", help=from_git)
+    verify.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                        help="check the signed approvals on this branch's line (default: main)")
     history = with_inventory(sub.add_parser("history", help="every movement of a person, account or object"))
     history.add_argument("query", help="employee key, account name, or part of a name")
     history.add_argument("--output", choices=["text", "json"], default="text")

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.audit import indicators, trail
+from reconciler.audit.seal import ApplyKey
 from reconciler.cli import EXIT_ERROR, EXIT_OK
 from reconciler.config.inventory import load_inventory
 from reconciler.desired.source import open_repo
@@ -32,7 +33,8 @@ def _repo(args):
 
 
 def _verify_from_git(args, out: Console) -> int:
-    results = trail.verify_notes(trail.read_notes(_repo(args)))
+    repo = _repo(args)
+    results = trail.verify_notes(trail.read_notes(repo))
     if not results:
         raise ReconcilerError(f"no audit records in the git notes ({trail.NOTES_REF}) of {args.repo}")
     for target, count, broken in results:
@@ -40,7 +42,46 @@ def _verify_from_git(args, out: Console) -> int:
             out.print(f"[red]✗ target {escape(target)} (git notes): {escape(broken)}[/]")
         else:
             out.print(f"[green]✓[/] target {escape(target)} (git notes): {count} records, chain intact")
-    return EXIT_ERROR if any(broken for _, _, broken in results) else EXIT_OK
+    bad = any(broken for _, _, broken in results)
+    return EXIT_ERROR if _seals(repo, out) | _approvals(args, repo, out) or bad else EXIT_OK
+
+
+def _seals(repo, out: Console) -> bool:
+    """Are all noted records sealed by the apply key?  True when something is wrong."""
+    key = ApplyKey.from_env()
+    if key is None:
+        out.print("[yellow]! the notes' seals are not checked: give the apply key's public half "
+                  "(RECONCILER_APPLY_PUBLIC_KEY)[/]")
+        return False
+    batches = trail.noted_batches(repo, key)
+    unsealed = sorted({commit for commit, _, ok in batches if not ok})
+    if unsealed:
+        out.print(f"[red]✗ {sum(not ok for _, _, ok in batches)} noted records are not sealed by the apply key "
+                  f"(on {', '.join(c[:10] for c in unsealed[:5])}{'…' if len(unsealed) > 5 else ''})[/]")
+        return True
+    out.print(f"[green]✓[/] {len(batches)} noted records, every run sealed by the apply key")
+    return False
+
+
+def _approvals(args, repo, out: Console) -> bool:
+    """Every signed approval, checked against the policy in force at its base.  True when one
+    does not verify."""
+    from reconciler.approval.review import Judge
+    from reconciler.approval.solicitudes import History
+    from reconciler.desired.load import load_desired_state
+    from reconciler.desired.source import at_ref
+
+    source = at_ref(args.repo, args.ref)
+    judge = Judge(source, load_desired_state(source.files), History(source.repo, source.commit))
+    checked = judge.signatures()
+    failed = [c for c in checked if not c[2]]
+    for base, signer, _, why in failed:
+        out.print(f"[red]✗ approval by {escape(signer)} on {base[:10]}: {escape(why)}[/]")
+    if checked and not failed:
+        out.print(f"[green]✓[/] {len(checked)} approval signatures verify against the policy in force at their base")
+    elif not checked:
+        out.print(f"[yellow]! no signed approvals on {escape(args.ref)}[/]")
+    return bool(failed)
 
 
 def audit_verify(args, out: Console, err: Console) -> int:
@@ -60,6 +101,8 @@ def audit_verify(args, out: Console, err: Console) -> int:
         else:
             bad += 1
             out.print(f"[red]✗ {escape(str(path))}: {escape(verdict.broken)}[/]")
+    if repo is not None and _seals(repo, out) | _approvals(args, repo, out):
+        bad += 1
     return EXIT_ERROR if bad else EXIT_OK
 
 

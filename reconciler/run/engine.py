@@ -17,7 +17,9 @@ import git
 
 from reconciler import __version__
 from reconciler.approval.review import review
-from reconciler.audit.trail import AuditLog, attach_note, change_record, load_records, operator, read_notes
+from reconciler.approval.signatures import SignatureError
+from reconciler.audit.seal import ApplyKey, applied_tag, verified_applied
+from reconciler.audit.trail import AuditLog, attach_note, change_record, last_commit, load_records, operator, read_notes
 from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
 from reconciler.credentials import CredentialFile
 from reconciler.desired.assets import released
@@ -127,6 +129,7 @@ class Run:
     proposal_base: str | None = None  # plan of a pull request targeting this branch (see review)
     protected_branch: str = DEFAULT_REF  # apply takes only commits that landed on it, never going back
     today: str = field(default_factory=today_utc)
+    apply_key: ApplyKey | None = field(default_factory=ApplyKey.from_env)  # audit/seal.py
     state: DesiredState | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
     planned: dict[str, TargetPlan] = field(default_factory=dict)  # each target's part of the last plan
@@ -165,7 +168,7 @@ class Run:
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
         # one reaching a target.
         if self.since_applied:
-            self.scope = incremental.scope_since_applied(self.source, [APPLIED_REF.format(target=n) for n in selected])
+            self.scope = self._since_applied(list(selected))
         if self.scope is None or self.scope.full:
             connections.prefetch()
         only = None if self.scope is None or self.scope.full else self.scope.entries
@@ -185,7 +188,8 @@ class Run:
         self.applied_resets = {}
         if not any(p.password_resets for p in self.state.people):
             return
-        notes = read_notes(self.source.repo) if self.source.commit is not None else []
+        # Only notes the apply key sealed: a forged note never makes a reset count as done.
+        notes = read_notes(self.source.repo, sealed_by=self.apply_key) if self.source.commit is not None else []
         for name, provider in self.providers.items():
             if provider.offers(Capability.PASSWORD_RESETS):
                 records = load_records([provider.target.audit_dir], [n for n in notes if n[1] is not None])
@@ -272,11 +276,23 @@ class Run:
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
                     "--allow-mass-baja.")
 
+    def _since_applied(self, names: list[str]) -> incremental.Scope:
+        """The incremental scope, from applied refs the apply key signed; else a full plan."""
+        if self.source.commit is not None:
+            for name in names:
+                _, why = verified_applied(self.source.repo, APPLIED_REF.format(target=name), name, self.apply_key)
+                if why:
+                    return incremental.Scope(True, why)
+        return incremental.scope_since_applied(self.source, [APPLIED_REF.format(target=n) for n in names])
+
     def check_forward(self) -> None:
-        """The commit landed on the protected branch and is not behind any target's applied one."""
-        applied = {name: self.source.repo.git.rev_parse("--verify", "-q", APPLIED_REF.format(target=name),
-                                                        with_exceptions=False).strip() or None
-                   for name in self.providers}
+        """The commit landed on the protected branch and is not behind any target's applied one:
+        what the apply key signed, and what this runner's own audit trail last applied (a
+        deleted ref on the remote does not open the way back)."""
+        applied = {}
+        for name, provider in self.providers.items():
+            signed, _ = verified_applied(self.source.repo, APPLIED_REF.format(target=name), name, self.apply_key)
+            applied[name] = [c for c in (signed, last_commit(provider.target.audit_dir, name)) if c]
         check_forward(self.source, self.protected_branch, applied)
 
     @staticmethod
@@ -337,7 +353,7 @@ class Run:
         """Every target's records of the run as one git note on the applied commit: one git
         call, however many targets."""
         try:
-            attach_note(self.source.repo, self.source.sha, records)
+            attach_note(self.source.repo, self.source.sha, records, self.apply_key)
         except ReconcilerError as exc:  # the trail files have every record; say what Git lacks
             report.warnings.append(f"{exc}; the records are in {', '.join(map(str, paths))}")
 
@@ -346,9 +362,16 @@ class Run:
         if self.source.commit is None:
             return
         try:
-            self.source.repo.git.update_ref(APPLIED_REF.format(target=target), self.source.sha)
+            # Signed by the apply key where apply runs with it; unsigned, the ref is only a
+            # bookmark nothing trusts (incremental plans turn full).
+            signable = self.apply_key is not None and self.apply_key.private is not None
+            value = applied_tag(self.source.repo, self.apply_key, target, self.source.sha) if signable \
+                else self.source.sha
+            self.source.repo.git.update_ref(APPLIED_REF.format(target=target), value)
         except git.GitCommandError as exc:
             raise ReconcilerError(f"could not record the applied commit for {target}: {exc.stderr.strip()}") from None
+        except SignatureError as exc:
+            raise ReconcilerError(f"could not sign the applied commit for {target}: {exc}") from None
         if report is not None:
             report.applied_refs[target] = self.source.sha
 

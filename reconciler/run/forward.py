@@ -24,9 +24,9 @@ def protected_tip(source: DesiredSource, branch: str) -> str:
                      "protected branch whose commits are applied; nothing was changed")
 
 
-def check_forward(source: DesiredSource, branch: str, applied: dict[str, str | None]) -> None:
+def check_forward(source: DesiredSource, branch: str, applied: dict[str, list[str]]) -> None:
     """Refuse unless the source commit landed on `branch` and is at or after every target's
-    applied commit (`applied`: target -> commit, None where nothing was applied yet)."""
+    applied commits (`applied`: target -> the commits known applied there, maybe none)."""
     sha = source.sha
     tip = protected_tip(source, branch)
     landed = source.repo.git.rev_list("--first-parent", tip).split()
@@ -34,8 +34,17 @@ def check_forward(source: DesiredSource, branch: str, applied: dict[str, str | N
         raise NotForward(f"refusing to apply commit {sha[:12]}: it is not on the first-parent line of {branch} "
                          f"(at {tip[:12]}). Only what landed on the protected branch is applied, never a branch "
                          "under review or a commit inside a merged one; nothing was changed.")
-    for target, done in applied.items():
-        if done and done != sha and not source.repo.is_ancestor(done, sha):
-            raise NotForward(f"refusing to apply commit {sha[:12]} to {target}: it is behind {done[:12]}, already "
-                             "applied there, and would bring back what was changed since. Going back is a new "
-                             "approved pull request; nothing was changed.")
+    for target, known in applied.items():
+        for done in known:
+            _not_behind(source, sha, target, done)
+
+
+def _not_behind(source: DesiredSource, sha: str, target: str, done: str) -> None:
+    try:
+        behind = done != sha and not source.repo.is_ancestor(done, sha)
+    except Exception:  # a commit this clone does not have: it cannot be ordered, so refuse
+        behind = True
+    if behind:
+        raise NotForward(f"refusing to apply commit {sha[:12]} to {target}: it is behind {done[:12]}, already "
+                         "applied there, and would bring back what was changed since. Going back is a new "
+                         "approved pull request; nothing was changed.")

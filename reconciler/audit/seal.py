@@ -1,0 +1,133 @@
+"""The apply key: what apply leaves in Git is signed by a key only the protected pipeline holds.
+
+A remote's refs and notes can be pushed by anyone with push rights.  So:
+  - `refs/reconciler/applied/<target>` is a signed tag object (Git's own SSH-signed tag format,
+    namespace "git": `git verify-tag` checks it) whose message names the target and the
+    commit.  An incremental plan, and the forward-only check, count a ref only when the apply
+    key signed it; otherwise the plan is full and says why;
+  - each run's audit records in refs/notes/reconciler end with a seal line: the SSH signature
+    (namespace "reconciler-audit") of the records before it.  Deleting a record, renumbering
+    and re-hashing the rest needs the key to seal again; what is not sealed never counts (a
+    password reset a forged note says was done is done again).
+
+The private key is RECONCILER_APPLY_KEY (a file; only the apply job has it).  Everyone else who
+checks (the pull-request plan job, auditors) needs only the public half:
+RECONCILER_APPLY_PUBLIC_KEY (the key line, or a file holding it); the private key's .pub file
+is used when present.  Without any, nothing is signed and nothing unsigned is trusted.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.approval.signatures import SignatureError, public_key, ssh_sign, ssh_verify
+
+TAG_NAMESPACE = "git"
+AUDIT_NAMESPACE = "reconciler-audit"
+PRINCIPAL = "reconciler-apply"
+SEAL_TAG = "reconciler-seal-v1"
+_SIGNATURE = "-----BEGIN SSH SIGNATURE-----"
+
+
+@dataclass(frozen=True)
+class ApplyKey:
+    public: str  # "type base64"
+    private: Path | None = None  # only where apply runs
+
+    @staticmethod
+    def from_env(env: dict | None = None) -> "ApplyKey | None":
+        env = os.environ if env is None else env
+        private = Path(env["RECONCILER_APPLY_KEY"]) if env.get("RECONCILER_APPLY_KEY") else None
+        given = env.get("RECONCILER_APPLY_PUBLIC_KEY", "")
+        public = public_key(given) if given else None
+        if given and public is None:
+            try:
+                public = public_key(Path(given).read_text(encoding="ascii", errors="replace"))
+            except OSError:
+                public = None
+        if public is None and private is not None:
+            public = _public_of(private)
+        return ApplyKey(public, private) if public else None
+
+    def sign(self, text: str, namespace: str) -> str:
+        if self.private is None:
+            raise SignatureError("only the apply job signs: RECONCILER_APPLY_KEY is not set")
+        return ssh_sign(text, self.private, namespace)
+
+    def valid(self, text: str, signature: str, namespace: str) -> bool:
+        return ssh_verify(text, signature, PRINCIPAL, (self.public,), namespace)
+
+
+def _public_of(private: Path) -> str | None:
+    try:
+        return public_key(Path(f"{private}.pub").read_text(encoding="ascii"))
+    except OSError:
+        pass
+    try:
+        done = subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", str(private)], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        return None
+    return public_key(done.stdout.decode("ascii", "replace")) if done.returncode == 0 else None
+
+
+# -- applied refs --------------------------------------------------------------------------------
+
+def applied_tag(repo, key: ApplyKey, target: str, commit: str) -> str:
+    """A signed tag object saying `target` is applied up to `commit`; returns its id."""
+    payload = (f"object {commit}\ntype commit\ntag reconciler-applied-{target}\n"
+               f"tagger reconciler <reconciler@localhost> {int(time.time())} +0000\n\n"
+               f"reconciler applied\ntarget {target}\ncommit {commit}\n")
+    signed = payload + key.sign(payload, TAG_NAMESPACE)
+    done = subprocess.run(["git", "-C", repo.git_dir, "mktag"], input=signed.encode("utf-8"), capture_output=True)
+    if done.returncode != 0:
+        raise SignatureError(f"git mktag refused the applied tag: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout.decode("ascii").strip()
+
+
+def verified_applied(repo, ref: str, target: str, key: ApplyKey | None) -> tuple[str | None, str]:
+    """(the commit `ref` says is applied, "") when the apply key signed it for `target`, else
+    (None, why it does not count).  A missing ref is (None, "")."""
+    sha = repo.git.rev_parse("--verify", "-q", ref, with_exceptions=False).strip()
+    if not sha:
+        return None, ""
+    if key is None:
+        return None, (f"{ref} cannot be checked: no apply key is configured (RECONCILER_APPLY_KEY or "
+                      "RECONCILER_APPLY_PUBLIC_KEY)")
+    if repo.git.cat_file("-t", sha) != "tag":
+        return None, f"{ref} is not signed by the apply key"
+    raw = repo.git.cat_file("tag", sha, strip_newline_in_stdout=False)
+    payload, marker, rest = raw.partition(_SIGNATURE)
+    header, _, message = payload.partition("\n\n")
+    fields = dict(line.split(" ", 1) for line in header.splitlines() if " " in line)
+    said = dict(line.split(" ", 1) for line in message.splitlines() if " " in line)
+    commit = fields.get("object", "")
+    if not marker or not key.valid(payload, marker + rest, TAG_NAMESPACE):
+        return None, f"{ref} is not signed by the apply key"
+    if said.get("target") != target or said.get("commit") != commit or fields.get("type") != "commit":
+        return None, f"{ref} is signed for another target or commit"
+    return commit, ""
+
+
+# -- sealed audit notes --------------------------------------------------------------------------
+
+def seal(records_text: str, key: ApplyKey) -> str:
+    """The seal line for a batch of record lines (the text, ending in a newline)."""
+    signature = key.sign(records_text, AUDIT_NAMESPACE)
+    return f"{SEAL_TAG} {base64.b64encode(signature.encode('ascii')).decode('ascii')}"
+
+
+def sealed(records_text: str, line: str, key: ApplyKey | None) -> bool:
+    """Does the seal `line` sign exactly these record lines with the apply key?"""
+    tag, _, b64 = line.partition(" ")
+    if key is None or tag != SEAL_TAG:
+        return False
+    try:
+        signature = base64.b64decode(b64, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return key.valid(records_text, signature, AUDIT_NAMESPACE)
