@@ -627,5 +627,5 @@ def test_a_pull_requests_plan_uses_the_base_branchs_inventory(fakes):
     plan = json.loads(out)
     assert code == 2, err
     assert ("a-first", "alta", "SSM-000001") in {(c["target"], c["movement"], c["key"]) for c in plan["changes"]}
-    assert any("this pull request changes inventory/fakes.yaml: its plan uses the inventory of main" in w
+    assert any("this pull request changes inventory/fakes.yaml: its plan uses the inventory in force on main" in w
                for w in plan["warnings"])

@@ -99,7 +99,7 @@ class Forge:
         """Run the job's steps like the runner: bash -eo pipefail, $GITHUB_ENV carried over,
         a failed step stops the job except for `if: always()` steps.  Returns (step, exit, output)."""
         workflow = load("github-actions.yml")
-        env = self.env(**workflow.get("env", {}), **extra)
+        env = self.env(**{k: _expression(str(v)) for k, v in workflow.get("env", {}).items()}, **extra)
         self.ci_env.write_text("")
         results, failed = [], False
         for step in workflow["jobs"][job]["steps"]:
@@ -108,6 +108,8 @@ class Forge:
             if failed and step.get("if") != "always()":
                 continue
             step_env = {k: _expression(str(v)) for k, v in (step.get("env") or {}).items()}
+            if "RECONCILER_INVENTORY" in step_env:  # inventory/plan.yaml: the sandbox's stands in too
+                step_env["RECONCILER_INVENTORY"] = str(self.sandbox.inventory)
             for line in self.ci_env.read_text().splitlines():
                 key, _, value = line.partition("=")
                 env[key] = value
@@ -129,7 +131,11 @@ class Forge:
 
 # What the runner would put in the expressions the steps' env uses (the lab reads its password
 # from a file, so the secret is empty here).
-CONTEXT = {"github.event.number": "1", "github.token": "test-token", "secrets.RECONCILER_AD_PASSWORD": ""}
+CONTEXT = {"github.event.number": "1", "github.token": "test-token", "secrets.RECONCILER_AD_PASSWORD": "",
+           "secrets.RECONCILER_AD_READ_PASSWORD": "", "secrets.RECONCILER_BOT_KEY": "",
+           # The apply key: the tests' own (conftest sets RECONCILER_APPLY_KEY for the session).
+           "secrets.RECONCILER_APPLY_KEY": "", "vars.RECONCILER_APPLY_PUBLIC_KEY": "",
+           "github.event.before": ""}
 
 
 def _expression(value: str) -> str:

@@ -39,7 +39,7 @@ class Rules:
 class RulesInForce:
     """The rules in force before each landing commit, read once per commit and per file."""
 
-    def __init__(self, source: DesiredSource, state: DesiredState,
+    def __init__(self, source: DesiredSource, state: DesiredState | None,
                  approved: Callable[[str, str], bool] | None = None):
         """approved(landed, file): did that landing's change of the policy or the entitlements
         get the approvals it needs (under the rules in force before it)?  None: trust every
@@ -106,9 +106,10 @@ class RulesInForce:
             then = {**was, **then}
         keys |= set(policy.privileged_entitlements) if policy else set()
         # Flagged privileged now counts too: an unreadable file then never lowers the bar.
-        keys |= {e.key for e in self.state.entitlements.values() if e.privileged}
+        now = self.state.entitlements.values() if self.state is not None else ()
+        keys |= {e.key for e in now if e.privileged}
         groups = {str(e.get("group", "")).casefold(): k for k, e in then.items() if k in keys and e.get("group")}
-        groups.update({e.group.casefold(): e.key for e in self.state.entitlements.values() if e.key in keys})
+        groups.update({e.group.casefold(): e.key for e in now if e.key in keys})
         return groups
 
 

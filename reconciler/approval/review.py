@@ -5,11 +5,13 @@ from dataclasses import replace
 from typing import Protocol
 
 from reconciler.approval.in_force import RulesInForce
+from reconciler.approval.inventory_review import weakened
 from reconciler.approval.ledger import Ledger, Stretch
 from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting
 from reconciler.approval.signatures import NOTES_REF, Verifier
 from reconciler.approval.solicitudes import History, Identity
 from reconciler.desired.model import DesiredState
+from reconciler.desired.files import blob_text
 from reconciler.desired.source import DESIRED_DIR, DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Plan
@@ -75,6 +77,7 @@ class Judge:
     def __init__(self, source: DesiredSource, state: DesiredState, history: History):
         self.repo, self.history = source.repo, history
         self.rules = RulesInForce(source, state, self._approves_file)
+        self.inventory_dir = source.path_in_repo("inventory/")
         self.ledger = Ledger(source.repo, history.line)
         self.verifier = Verifier()
         self._requesters: dict[Stretch, set[str]] = {}
@@ -89,8 +92,14 @@ class Judge:
     def _approves_file(self, landed: str, path: str) -> bool:
         """Did `landed` change the approval policy (with the privileged number of approvals) or
         the entitlements (with the ordinary number) with approval?  in_force.py asks."""
-        sensitive = ("the approval policy",) if path.endswith(POLICY_FILE) else ()
         parent = self.history.line.parents.get(landed, ())[:1]
+        if path.endswith(POLICY_FILE):
+            sensitive: tuple[str, ...] = ("the approval policy",)
+        elif path.startswith(self.inventory_dir):
+            old = blob_text(self.repo.commit(parent[0]), path) if parent else None
+            sensitive = tuple(weakened(old, blob_text(self.repo.commit(landed), path)))[:1]
+        else:
+            sensitive = ()
         in_force = self._blob(self.rules.last_approved(parent[0], path), path) if parent else None
         if parent and self._blob(landed, path) == in_force:
             return True  # back to what is in force (a revert): nothing changes

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 
 from rich.console import Console
@@ -14,16 +15,27 @@ from reconciler.desired.source import at_ref, working_tree
 from reconciler.errors import ReconcilerError
 from reconciler.render.plan import plan_json, plan_markdown, print_plan
 from reconciler.run.engine import ApplyReport, Run
-from reconciler.run.proposal import base_inventory
+from reconciler.run.proposal import approved_inventory, base_inventory
 
 
 def source_of(args):
     return working_tree(args.repo) if getattr(args, "working_tree", False) else at_ref(args.repo, args.ref)
 
 
+def _inventory(args, source):
+    """The inventory a plan or apply uses (run/proposal.py): the base's for a pull request,
+    the approved one for a commit, the file itself for a working-tree preview."""
+    if getattr(args, "proposal", None):
+        return base_inventory(args.repo, args.inventory, args.proposal)
+    if source.commit is None:
+        return nullcontext((args.inventory, None))
+    return approved_inventory(source, args.inventory)
+
+
 def plan(args, out: Console, err: Console) -> int:
-    with base_inventory(args.repo, args.inventory, args.proposal) as (inventory, note):
-        with Run(source_of(args), inventory, tuple(args.target), since_applied=args.since_applied,
+    source = source_of(args)
+    with _inventory(args, source) as (inventory, note):
+        with Run(source, inventory, tuple(args.target), since_applied=args.since_applied,
                  proposal_base=args.proposal) as run:
             plan = run.plan()
     if note:
@@ -100,9 +112,13 @@ def _report(report: ApplyReport, out: Console) -> None:
 
 
 def apply(args, out: Console, err: Console) -> int:
-    with Run(at_ref(args.repo, args.ref), args.inventory, tuple(args.target), since_applied=args.since_applied,
-             lock=True, protected_branch=args.protected_branch) as run:
+    source = at_ref(args.repo, args.ref)
+    with _inventory(args, source) as (inventory, note), Run(
+            source, inventory, tuple(args.target), since_applied=args.since_applied, lock=True,
+            protected_branch=args.protected_branch) as run:
         plan = run.plan()
+        if note:
+            plan = replace(plan, warnings=plan.warnings + (note,))
         for note in run.lock_notes:
             err.print(f"Warning: {note}", markup=False, style="yellow")
         if args.output == "text":
