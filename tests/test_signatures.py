@@ -356,3 +356,45 @@ def test_one_key_listed_for_two_approvers_is_refused(repo):
 
 def test_trailers_helper_still_writes_what_forges_write():
     assert trailers(UNIT_HEAD) == f"Approved-by: {UNIT_HEAD[0]} <{UNIT_HEAD[1]}>\n"
+
+
+# -- what blame alone would not show ------------------------------------------------------------
+
+def test_lines_removed_without_approval_are_not_covered_by_an_older_approval(fakes: Fakes):
+    """A direct push that only deletes a line of an entry writes no line blame could show.
+    Here the approved entry spells a name over two lines; deleting the second changes the name
+    the target holds: still a change nobody approved."""
+    fakes.add("SSM-000002")
+    fakes.repo.find("SSM-000002")["given_names"] = "Zoé Alejandra"
+    fakes.repo.write()
+    users = fakes.repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml"
+    users.write_text(users.read_text(encoding="utf-8").replace("given_names: Zoé Alejandra",
+                                                               "given_names: Zoé\n    Alejandra"), encoding="utf-8")
+    repo = fakes.repo.git
+    fakes.repo._bootstrap()
+    base = main_sha(fakes)
+    repo.git.add("-A")
+    head = repo.index.commit("Alta (#1)", author=git.Actor(*REQUESTER), committer=git.Actor(*GITHUB)).hexsha
+    sign_approvals(repo, base, head, (APPROVER_1,))
+    fakes.apply()
+    users.write_text(users.read_text(encoding="utf-8").replace("\n    Alejandra", ""), encoding="utf-8")
+    repo.git.add("-A")
+    pushed = repo.index.commit("Quito un nombre", author=git.Actor(*REQUESTER), committer=git.Actor(*REQUESTER)).hexsha
+    found = {c.key: (c.approved, c.approval.reason) for c in fakes.plan().changes if c.target == "a-first"}
+    approved, reason = found["SSM-000002"]
+    assert not approved and f"commit {pushed[:10]} removed lines of this declaration" in reason
+
+
+def test_an_unapproved_line_carried_into_another_file_by_an_approved_move_is_still_unapproved(fakes: Fakes):
+    """A name changed by a direct push in one unit's file, then the whole entry moved to
+    another unit's file in an approved pull request: the changed line keeps its own history."""
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.find("SSM-000001")["given_names"] = "Josué"
+    fakes.repo.direct_push("Cambio directo")
+    fakes.repo.move("SSM-000001", "CS-JIUTEPEC")
+    fakes.repo.squash_merge("Cambio de adscripción", approvers=(APPROVER_1,))
+    found = {c.key: (c.approved, c.approval.reason) for c in fakes.plan().changes if c.target == "a-first"}
+    approved, reason = found["SSM-000001"]
+    assert not approved and "was pushed straight to the protected branch" in reason

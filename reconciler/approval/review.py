@@ -237,13 +237,14 @@ def _covered(history: History, judge: Judge, newest: str, change: Change, subjec
     see the whole change in its plan.  The refusal, or None."""
     seen = {newest}
     for source in change.origins:
-        for landed in history.written_by(source):
+        for landed, what in [(sha, "also wrote") for sha in history.written_by(source)] + \
+                [(sha, "removed lines of") for sha in history.silent_changes(source)]:
             if landed in seen:
                 continue
             seen.add(landed)
             verdict = judge.landing(landed, change, subjects, privileged=False)
             if not verdict.ok:
-                return Approval(False, f"commit {landed[:10]} also wrote this declaration ({source.file}) and was "
+                return Approval(False, f"commit {landed[:10]} {what} this declaration ({source.file}) and was "
                                        f"not approved ({verdict.reason}); an approval covers the whole change")
     return None
 

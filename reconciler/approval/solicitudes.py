@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from reconciler.approval.ledger import Line
-from reconciler.desired.entries import lines_of, split_entries
+from reconciler.desired.entries import entry_texts, lines_of, split_entries
 from reconciler.desired.files import blob_text
 from reconciler.desired.model import Source
 from reconciler.desired.yamlfile import LineIndex
@@ -127,6 +127,8 @@ class History:
         self._provenance: dict[str, Provenance] = {}
         self._removals: dict[tuple[str, str], str | None] = {}
         self._spans: dict[tuple[str, int, int], list[str]] = {}
+        self._entries: dict[tuple[str, str], dict[str, str] | None] = {}
+        self._file_log: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
 
     @cached_property
     def line(self) -> Line:
@@ -152,7 +154,9 @@ class History:
 
     def _blame(self, path: str, *span: str) -> list[tuple[int, int, str]]:
         """(first line, last line, landing) of each blamed range of the file, or of `-L a,b`."""
-        out = self.repo.git.blame("--first-parent", "--incremental", *span, self.commit.hexsha, "--", path)
+        # -C: a line moved from another file in the same commit keeps its history there, so an
+        # approved move of a person between units does not launder a line nobody approved.
+        out = self.repo.git.blame("--first-parent", "-C", "--incremental", *span, self.commit.hexsha, "--", path)
         ranges = []
         for row in out.splitlines():
             if _SHA_LINE.match(row):
@@ -180,6 +184,35 @@ class History:
         if source.file not in self._blames:
             self._blames[source.file] = self._blame(source.file)
         return sorted({sha for a, b, sha in self._blames[source.file] if a <= last and b >= first})
+
+    def _entry(self, sha: str | None, path: str, key: str) -> str | None:
+        """The text of person `key`'s entry in `path` at commit `sha` (None: not there)."""
+        if sha is None:
+            return None
+        if (sha, path) not in self._entries:
+            self._entries[sha, path] = entry_texts(blob_text(self.repo.commit(sha), path))
+        texts = self._entries[sha, path]
+        return texts.get(key) if texts is not None else "(a file the scanner cannot split)"
+
+    def silent_changes(self, source: Source) -> list[str]:
+        """Landings after the newest one that wrote a line of a person's entry which still
+        changed that entry: they only removed lines, which blame cannot show (a deleted
+        line can grant as well as revoke)."""
+        if source.path[:1] != ("people",) or len(source.path) < 2:
+            return []
+        written = self.written_by(source)
+        text = self._texts.get(source.file, (None, None))
+        entries = text[1] if text[1] is not None else ()
+        i = source.path[1]
+        if not written or not 0 <= i < len(entries):
+            return []
+        key, since = entries[i].key, max(written, key=lambda sha: self.line.position.get(sha, -1))
+        if (source.file, since) not in self._file_log:
+            rows = self.repo.git.log("--first-parent", "--format=%H %P", f"{since}..{self.commit.hexsha}",
+                                     "--", source.file).splitlines()
+            self._file_log[source.file, since] = [(r.split()[0], (r.split()[1:2] or [None])[0]) for r in rows]
+        return [landed for landed, parent in self._file_log[source.file, since]
+                if self._entry(landed, source.file, key) != self._entry(parent, source.file, key)]
 
     def last_change(self, origins: tuple[Source, ...]) -> str | None:
         """The newest landing among those that wrote the lines of the declarations: a person's
