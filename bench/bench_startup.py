@@ -92,6 +92,9 @@ def incremental_repo(work: Path) -> tuple[list[str], int] | None:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    sys.path.insert(0, str(ROOT / "bench"))
+    import gitrepo  # noqa: F401  (sets the apply key, as the apply job has it: incremental plans trust its refs)
+
     env = {**os.environ, "NO_COLOR": "1"}
     commands = {
         "--help": ([str(RECONCILER), "--help"], 0),

@@ -4,18 +4,20 @@ The protected branch is read as its first-parent line: each commit on it is one 
 merge commit, a squash, each commit of a fast-forward or rebase merge, or a direct push).  A
 signed statement for (base B, head H) covers a stretch of that line that starts right after B:
 
-  - an approver's statement covers (B, Y], Y being the first commit after B whose tree is
-    H's tree: the branch's net change from B is exactly what was reviewed, however it landed
-    (squash, fast-forward, rebase, or a merge of an up-to-date branch); or, when H was merged
-    with a merge commit M onto a newer tip, just M, if M's tree is the clean merge of its
-    first parent and H (`git merge-tree`): what M brings is H's reviewed change and nothing else;
-  - the merge bot's attestation names Y itself (the commit its merge made) and covers (B, Y],
-    under the same test of Y's tree.
+  - when the commit right after B is a merge commit M: M alone, if its parents are exactly
+    B and H and its tree is H's, or the clean merge of B and H (`git merge-tree`): what M
+    brings is H's reviewed change and nothing else;
+  - otherwise (a squash, a fast-forward, a rebase): (B, Y], Y being the first commit after B
+    whose tree is H's tree, no further from B than the branch had commits: the net change
+    from B is exactly what was reviewed;
+  - the merge bot's attestation names Y itself (the commit its merge made), under the same
+    tests.
 
-Because the stretch starts at B, which has one successor on the line, a statement covers one
-stretch once: replaying it later (after the access was revoked) covers nothing.  A stretch's
-net change is the reviewed one, so every line a commit inside it wrote and that is still there
-was in the reviewed difference.
+Because the stretch starts right after B, which has one successor on the line, a statement
+covers one stretch once, where it was made: replaying it later (after the access was
+revoked), or signing onto an old base to be judged by old rules, covers nothing.  A stretch's
+net change is the reviewed one, so every line a commit inside it wrote and that is still
+there was in the reviewed difference.
 """
 from __future__ import annotations
 
@@ -47,20 +49,8 @@ class Line:
             found.setdefault(self.tree[sha], []).append(i)
         return found
 
-    @cached_property
-    def _merged(self) -> dict[str, list[int]]:
-        """Second (and further) parents of the line's merge commits -> the merges' positions."""
-        found: dict[str, list[int]] = {}
-        for i, sha in enumerate(self.order):
-            for p in self.parents[sha][1:]:
-                found.setdefault(p, []).append(i)
-        return found
-
     def first_with_tree(self, tree: str, after: int) -> int | None:
         return next((i for i in self._by_tree.get(tree, ()) if i > after), None)
-
-    def merges_of(self, head: str) -> list[int]:
-        return self._merged.get(head, [])
 
 
 @dataclass(frozen=True)
@@ -119,26 +109,36 @@ class Ledger:
         return {s: self.stretches[s] for s in self._by_position.get(position, ())} if position is not None else {}
 
     def _stretch(self, signed: Signed) -> Stretch | None:
+        """The stretch a statement covers, starting right after its base (B has one successor
+        on the line: a statement is used once, never far from where it was made), or None."""
         st, line = signed.statement, self.line
-        start = line.position[st.base]
-        if st.kind == "attestation":
-            end = line.position.get(st.landed)
-            if end is None or end <= start or not self._lands(st.landed, st.base, st.head, st.tree):
-                return None
-            return Stretch(st.base, st.landed, st.head, start + 1, end)
-        for merge in line.merges_of(st.head):  # merged with a merge commit onto a newer tip
-            sha = line.order[merge]
-            if merge > start and self._clean_merge(line.parents[sha][0], st.head) == line.tree[sha]:
-                return Stretch(line.parents[sha][0], sha, st.head, merge, merge)
-        end = line.first_with_tree(st.tree, start)
-        return Stretch(st.base, line.order[end], st.head, start + 1, end) if end is not None else None
+        first = line.position[st.base] + 1
+        if first >= len(line.order):
+            return None  # not landed yet
+        successor = line.order[first]
+        parents = line.parents[successor]
+        if len(parents) > 1:  # a merge commit: it covers itself, if it merges exactly the head onto B
+            if parents[:2] == (st.base, st.head) and (st.kind == "approval" or st.landed == successor) and \
+                    (line.tree[successor] == st.tree or self._clean_merge(st.base, st.head) == line.tree[successor]):
+                return Stretch(st.base, successor, st.head, first, first)
+            return None
+        # A squash, a fast-forward or a rebase: no more commits than the branch had, the last
+        # with the head's tree.
+        end = line.position.get(st.landed) if st.kind == "attestation" else line.first_with_tree(st.tree, first - 1)
+        if end is None or end < first or end >= first + self._length(st.base, st.head) or \
+                line.tree[line.order[end]] != st.tree:
+            return None
+        return Stretch(st.base, line.order[end], st.head, first, end)
 
-    def _lands(self, landed: str, base: str, head: str, tree: str) -> bool:
-        """Did the merge that made `landed` bring exactly `head`'s reviewed tree?"""
-        if self.line.tree[landed] == tree:
-            return True
-        parents = self.line.parents[landed]
-        return len(parents) == 2 and parents[1] == head and self._clean_merge(parents[0], head) == self.line.tree[landed]
+    def _length(self, base: str, head: str) -> int:
+        """How many commits the reviewed branch brings (1 when this clone lacks its head: a
+        squash-merged branch, deleted)."""
+        try:
+            counts = [int(self.repo.git.rev_list("--count", *flags, f"{base}..{head}"))
+                      for flags in (("--no-merges",), ("--first-parent",))]
+        except Exception:
+            return 1
+        return max(1, *counts)
 
     def _clean_merge(self, ours: str, theirs: str) -> str | None:
         """The tree of a clean merge of the two commits, or None (a conflict, or a head this

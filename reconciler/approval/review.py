@@ -107,7 +107,7 @@ class Judge:
             # The reviewers' diff starts from an edit nobody approved: approving it would make
             # that edit law unseen.  Revert it first.
             return False
-        return self.judged(landed, lambda rules: Scope(None, (path,), sensitive)).ok
+        return self.judged(landed, lambda rules: Scope(None, (path,), sensitive), at_end=True).ok
 
     def _blob(self, sha: str | None, path: str) -> str | None:
         try:
@@ -115,25 +115,36 @@ class Judge:
         except (KeyError, TypeError):
             return None
 
-    def judged(self, landed: str, scope_for) -> Approval:
-        """The verdict on one landing, for the scope `scope_for(rules in force)` gives."""
+    def judged(self, landed: str, scope_for, at_end: bool = False) -> Approval:
+        """The verdict on one landing, for the scope `scope_for(rules in force)` gives.  The
+        signatures must count both under the rules at the stretch's base and under those right
+        before the landing (a key revoked, or a threshold raised, in between wins).  `at_end`:
+        only a stretch that ends at this landing counts (a policy is in force only as the
+        reviewed branch left it, never as one of its commits had it)."""
         stretches = self.ledger.covering(landed)
+        if at_end:
+            stretches = {s: signed for s, signed in stretches.items() if s.last == landed}
         if not stretches:
             return Approval(False, self._unsigned(landed))
         verdicts = []
+        parent = self.history.line.parents.get(landed, ())[:1]
         for stretch, signed in sorted(stretches.items(), key=lambda item: item[0].first_position):
-            rules = self.rules.at(stretch.base)
-            if rules.policy is None:
-                verdicts.append(Approval(False, rules.problem))
-                continue
-            vouches, refused, authors = rules.policy.vouches(signed, self.verifier)
-            scope = scope_for(rules)
-            refused += self.ledger.unreadable(stretch.base)
-            verdict = rules.policy.evaluate(vouches, self.requesters(stretch, signed) | authors, scope, refused)
+            verdict = None
+            for when in dict.fromkeys([stretch.base, *parent]):
+                verdict = self._under(self.rules.at(when), stretch, signed, scope_for)
+                if not verdict.ok:
+                    break
             if verdict.ok:
                 return verdict
             verdicts.append(verdict)
         return verdicts[0]
+
+    def _under(self, rules, stretch: Stretch, signed: list, scope_for) -> Approval:
+        if rules.policy is None:
+            return Approval(False, rules.problem)
+        vouches, refused, authors = rules.policy.vouches(signed, self.verifier)
+        refused += self.ledger.unreadable(stretch.base)
+        return rules.policy.evaluate(vouches, self.requesters(stretch, signed) | authors, scope_for(rules), refused)
 
     def signatures(self) -> list[tuple[str, str, bool, str]]:
         """Every statement of the approvals ref on this line, checked against the rules in force
@@ -173,10 +184,10 @@ class Judge:
         """Everyone who asked: the authors of the commits the stretch brings (and of the
         reviewed branch, when this clone has it), and those the signers saw."""
         if stretch not in self._requesters:
-            emails = set(self.repo.git.log("--no-merges", "--format=%ae", f"{stretch.base}..{stretch.last}").split())
+            # Authors and committers of every commit, merges included: whoever put content in.
+            emails = set(self.repo.git.log("--format=%ae%n%ce", f"{stretch.base}..{stretch.last}").split())
             try:
-                emails |= set(self.repo.git.log("--no-merges", "--format=%ae",
-                                                f"{stretch.base}..{stretch.head}").split())
+                emails |= set(self.repo.git.log("--format=%ae%n%ce", f"{stretch.base}..{stretch.head}").split())
             except Exception:  # the reviewed head is gone (a squash-merged, deleted branch)
                 pass
             self._requesters[stretch] = {e.casefold() for e in emails}

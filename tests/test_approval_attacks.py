@@ -1,0 +1,166 @@
+"""Attacks an adversarial review of the signed approvals found (issue 12), each now refused:
+signing onto an old base to be judged by old rules, replaying an approval that never landed,
+a bot attestation stretched over a direct push, an approver hidden in a branch's merge commit,
+a policy that one commit of an approved branch had."""
+from __future__ import annotations
+
+import git
+from conftest import APPROVER_1, APPROVER_2, REQUESTER, key_of, public_key_of, sign_approvals
+from fakes import Fakes
+from test_signatures import attest, bot_policy, feature, forge, landed_first, main_sha, merge, verdict  # noqa: F401
+
+from reconciler.approval.approve import approve
+
+ATTACKER = ("Mallory", "mallory@evil.example")
+
+
+def push_tree(fakes: Fakes, tree_of: str, message: str = "Ajuste", author=REQUESTER) -> str:
+    """A commit straight onto main whose tree is `tree_of`'s (what anyone with push rights can do)."""
+    repo = fakes.repo.git
+    tree = repo.commit(tree_of).tree.hexsha
+    sha = repo.git.commit_tree(tree, "-p", main_sha(fakes), "-m", message,
+                               env={"GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1]})
+    repo.git.update_ref("refs/heads/main", sha)
+    repo.git.reset("--hard", sha)
+    return sha
+
+
+# A rotated (revoked) key, or any approver, signs onto an OLD base of their choosing.
+def test_a_revoked_key_still_approves_by_naming_an_old_base(fakes: Fakes):
+    landed_first(fakes)
+    old_base = main_sha(fakes)
+    # Marta's key was compromised: the policy rotates it, approved by two.
+    fakes.repo.policy["approvers"][0]["keys"] = [public_key_of("marta-nueva")]
+    fakes.repo.squash_merge("Llave nueva de Marta", approvers=(APPROVER_1, APPROVER_2))
+    # The holder of Marta's OLD key pushes an alta straight to main ...
+    fakes.add("SSM-000002")
+    y = fakes.repo.direct_push("Alta", author=REQUESTER)
+    # ... signed onto the current base it does not count:
+    approve(fakes.repo.git, fakes.repo.git.commit(y).parents[0].hexsha, y, APPROVER_1[1], key_of(APPROVER_1))
+    assert not verdict(fakes)[0]
+    # ... signed onto a base from before the rotation, it does:
+    approve(fakes.repo.git, old_base, y, APPROVER_1[1], key_of(APPROVER_1))
+    approved, reason = verdict(fakes)
+    assert not approved and "signature does not verify" in reason
+
+
+def test_one_approver_picks_a_base_where_the_threshold_was_lower(fakes: Fakes):
+    landed_first(fakes)
+    old_base = main_sha(fakes)
+    fakes.repo.policy["required_approvals"] = 2
+    fakes.repo.squash_merge("Política: dos aprobaciones", approvers=(APPROVER_1, APPROVER_2))
+    fakes.add("SSM-000002")
+    y = fakes.repo.direct_push("Alta", author=REQUESTER)
+    approve(fakes.repo.git, fakes.repo.git.commit(y).parents[0].hexsha, y, APPROVER_2[1], key_of(APPROVER_2))
+    assert "needs 2 approvers, has 1" in verdict(fakes)[1]
+    approve(fakes.repo.git, old_base, y, APPROVER_2[1], key_of(APPROVER_2))
+    approved, reason = verdict(fakes)
+    assert not approved and "needs 2 approvers, has 1" in reason
+
+
+# A dangling approval (a head that never landed with its tree) is replayed after a baja.
+def test_a_dangling_approval_resurrects_a_baja(fakes: Fakes):
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    base = main_sha(fakes)
+    # An honest pull request off `base` (an alta), approved by Marta, then closed unmerged
+    # (or updated after the approval, or merged onto a newer main: same effect).
+    head = feature(fakes, "alta", "SSM-000003")
+    fakes.repo.remove("SSM-000003")
+    sign_approvals(fakes.repo.git, base, head, (APPROVER_1,))
+    # SSM-000002 is given a baja, approved, applied.
+    fakes.repo.remove("SSM-000002")
+    fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_2,))
+    fakes.apply()
+    assert "SSM-000002" not in fakes.state("a-first")
+    # Months later the attacker pushes, straight to main, a commit with the old head's tree.
+    push_tree(fakes, head, "Ajuste", author=("Otro", "otro@salud.morelos.gob.mx"))
+    approved, reason = verdict(fakes, "SSM-000002")
+    assert not approved and "without a signed approval" in reason
+    fakes.apply()
+    assert "SSM-000002" not in fakes.state("a-first")  # revoked access stays revoked
+
+
+# The bot's attestation of a merge commit also covers a direct push in the same push.
+def test_an_attestation_covers_a_direct_push_before_the_merge(fakes: Fakes, forge):
+    bot_policy(fakes)
+    landed_first(fakes)
+    base = main_sha(fakes)
+    head = feature(fakes, "alta", "SSM-000002")
+    # The attacker, in one push: a commit of their own straight on main, then the pull
+    # request's merge on top of it (GitHub marks a PR merged when its head reaches main).
+    from conftest import person
+    from fakes import PEOPLE
+    fakes.repo.add("CS-JIUTEPEC", person("SSM-000003", **PEOPLE["SSM-000003"]))  # another file: merges cleanly
+    fakes.repo.direct_push("Alta de SSM-000003", author=ATTACKER)
+    landed = merge(fakes, head)
+    forge.merged(9, landed, head, "jnunez", [("marta-avila", "APPROVED", head)])
+    code, out, err = attest(fakes, forge, base, landed)
+    assert code == 0, err
+    approved, reason = verdict(fakes, "SSM-000003")
+    assert not approved, reason
+    assert verdict(fakes, "SSM-000002")[0] is False  # nor the merge: the attestation's base is not its parent
+
+
+# Separation of duties: an approver's content in a merge commit of the branch is not "requested".
+def test_an_approver_authoring_in_a_branch_merge_commit_is_no_requester(fakes: Fakes):
+    landed_first(fakes)
+    base = main_sha(fakes)
+    repo = fakes.repo.git
+    branch = repo.create_head("alta", base)
+    branch.checkout()
+    (fakes.repo.root / "NOTAS.md").write_text("x\n")
+    repo.git.add("-A")
+    repo.index.commit("Notas", author=git.Actor(*REQUESTER), committer=git.Actor(*REQUESTER))
+    side = repo.create_head("lado", base)
+    side.checkout()
+    (fakes.repo.root / "OTRO.md").write_text("y\n")
+    repo.git.add("-A")
+    repo.index.commit("Otro", author=git.Actor(*REQUESTER), committer=git.Actor(*REQUESTER))
+    branch.checkout()
+    # Marta merges `lado` into the branch and, in the merge commit, adds the person herself.
+    repo.git.merge("--no-ff", "--no-commit", "lado")
+    fakes.add("SSM-000002")
+    fakes.repo.write()
+    repo.git.add("-A")
+    repo.git.commit("-m", "Merge branch lado", env={"GIT_AUTHOR_NAME": APPROVER_1[0],
+                                                    "GIT_AUTHOR_EMAIL": APPROVER_1[1]})
+    repo.heads.main.checkout()
+    sign_approvals(repo, base, branch.commit.hexsha, (APPROVER_1,))
+    merge(fakes, branch.commit.hexsha)
+    approved, reason = verdict(fakes)
+    assert not approved and f"{APPROVER_1[0]} requested the change" in reason
+
+
+# A multi-commit stretch: an intermediate policy nobody saw is "in force" at that commit.
+def test_an_intermediate_policy_inside_an_approved_stretch_is_in_force_at_its_commit(fakes: Fakes):
+    import yaml
+    landed_first(fakes)
+    base = main_sha(fakes)
+    repo = fakes.repo.git
+    branch = repo.create_head("limpieza", base)
+    branch.checkout()
+    path = fakes.repo.root / "inventory" / "approvers.yaml"
+    honest = path.read_text(encoding="utf-8")
+    policy = yaml.safe_load(honest)
+    policy["approvers"][0]["keys"] = [public_key_of("mallory")]
+    path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    repo.git.add("-A")
+    c1 = repo.index.commit("wip", author=git.Actor(*REQUESTER), committer=git.Actor(*REQUESTER)).hexsha
+    path.write_text(honest, encoding="utf-8")
+    fakes.add("SSM-000002")
+    fakes.repo.write()
+    repo.git.add("-A")
+    head = repo.index.commit("Alta", author=git.Actor(*REQUESTER), committer=git.Actor(*REQUESTER)).hexsha
+    repo.heads.main.checkout()
+    assert "approvers.yaml" not in repo.git.diff("--stat", base, head)  # what the reviewers see
+    sign_approvals(repo, base, head, (APPROVER_1, APPROVER_2))
+    repo.git.merge("--ff-only", head)  # fast-forward (or rebase) merge
+    assert verdict(fakes)[0]
+    # Later: Mallory pushes an alta and signs it in Marta's name, onto c1.
+    fakes.add("SSM-000003")
+    y = fakes.repo.direct_push("Alta", author=REQUESTER)
+    approve(repo, c1, y, APPROVER_1[1], key_of("mallory"))
+    approved, reason = verdict(fakes, "SSM-000003")
+    assert not approved and "does not verify" in reason
