@@ -15,6 +15,7 @@ until an approved change removes it.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,6 +50,9 @@ class RulesInForce:
         self._by_commit: dict[str, Rules] = {}
         self._last_approved: dict[tuple[str, str], str | None] = {}
         self.ignored: dict[str, str] = {}  # landing -> file it changed without approval (for warnings)
+        # The runner may pin the repository's first commit: a history pushed with a root of its
+        # own (its own policy and keys) then has no rules in force at all.
+        self.trust_root = os.environ.get("RECONCILER_TRUST_ROOT") or None
 
     def at(self, sha: str) -> Rules:
         """The rules as of commit `sha` (a proposal's base, or the base of approved changes)."""
@@ -58,17 +62,25 @@ class RulesInForce:
 
     def last_approved(self, sha: str, path: str) -> str | None:
         """The commit whose version of `path` is in force at `sha`: the newest landing on
-        sha's first-parent line that changed it with approval, or the first commit."""
+        sha's first-parent line that changed it with approval, or the trust root (the first
+        commit; with RECONCILER_TRUST_ROOT set, only that commit)."""
         if (sha, path) not in self._last_approved:
-            landings = self.source.repo.git.log("--first-parent", "--format=%H %P", sha, "--", path).splitlines()
-            found = None
-            for row in landings:  # newest first
+            rows = self.source.repo.git.log("--first-parent", "--format=%H %P", sha, "--", path).splitlines()
+            current = None
+            # Oldest first, remembering the answer at each step: judging a landing asks only
+            # about older commits, which are then known (no recursion through the history).
+            for row in reversed(rows):
                 landed, *parents = row.split()
-                if not parents or self.approved is None or self.approved(landed, path):
-                    found = landed
-                    break
-                self.ignored[landed] = path
-            self._last_approved[sha, path] = found
+                if parents:
+                    self._last_approved.setdefault((parents[0], path), current)
+                if not parents:
+                    current = landed if self.trust_root in (None, landed) else None
+                elif self.approved is None or self.approved(landed, path):
+                    current = landed
+                else:
+                    self.ignored[landed] = path
+                self._last_approved.setdefault((landed, path), current)
+            self._last_approved[sha, path] = current
         return self._last_approved[sha, path]
 
     def _read(self, sha: str) -> Rules:

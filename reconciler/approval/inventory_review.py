@@ -9,18 +9,20 @@ target elsewhere needs the privileged number of approvals, like the approval pol
 """
 from __future__ import annotations
 
-import yaml
+from reconciler.desired.yamlfile import parse_yaml
 
 # Settings whose change can hand credentials to another machine or switch off a check.
 SENSITIVE = {"host", "port", "url", "validate", "ca_file", "known_hosts", "host_key", "default_policy",
              "bind_dn", "user", "key_file", "audit_dir", "credentials_dir", "reload", "registry", "maps"}
 
 
-def _targets(text: str | None) -> dict:
-    try:
-        data = yaml.safe_load(text or "") or {}
-    except yaml.YAMLError:
-        return {}
+def _targets(text: str | None) -> dict | None:
+    """The targets of an inventory text, read by the desired state's strict parser (no
+    anchors or aliases, bounded depth): None when it cannot be read, which counts as a change
+    of everything."""
+    data, problems = parse_yaml(text or "", "inventory")
+    if problems:
+        return None
     targets = data.get("targets") if isinstance(data, dict) else None
     return targets if isinstance(targets, dict) else {}
 
@@ -37,6 +39,8 @@ def _flat(value, prefix: tuple = ()) -> dict[tuple, object]:
 def weakened(old_text: str | None, new_text: str | None) -> list[str]:
     """What the change from `old_text` to `new_text` does to sensitive settings, in words."""
     old, new = _targets(old_text), _targets(new_text)
+    if old is None or new is None:
+        return ["an inventory that cannot be read"]
     found = []
     for name in sorted(set(old) | set(new), key=str):
         before, after = _flat(old.get(name)), _flat(new.get(name))
@@ -60,6 +64,8 @@ def weakened(old_text: str | None, new_text: str | None) -> list[str]:
 def changed(old_text: str | None, new_text: str | None) -> list[str]:
     """Every setting the change touches, for the plan's note."""
     old, new = _targets(old_text), _targets(new_text)
+    if old is None or new is None:
+        return ["(unreadable)"]
     out = []
     for name in sorted(set(old) | set(new), key=str):
         before, after = _flat(old.get(name)), _flat(new.get(name))

@@ -81,6 +81,7 @@ class Judge:
         self.ledger = Ledger(source.repo, history.line)
         self.verifier = Verifier()
         self._requesters: dict[Stretch, set[str]] = {}
+        self._file_verdicts: dict[tuple[str, str], bool] = {}
 
     def landing(self, landed: str, change: Change, subjects: dict, files: tuple[str, ...] = (),
                 privileged: bool = True) -> Approval:
@@ -92,6 +93,11 @@ class Judge:
     def _approves_file(self, landed: str, path: str) -> bool:
         """Did `landed` change the approval policy (with the privileged number of approvals) or
         the entitlements (with the ordinary number) with approval?  in_force.py asks."""
+        if (landed, path) not in self._file_verdicts:
+            self._file_verdicts[landed, path] = self._judge_file(landed, path)
+        return self._file_verdicts[landed, path]
+
+    def _judge_file(self, landed: str, path: str) -> bool:
         parent = self.history.line.parents.get(landed, ())[:1]
         if path.endswith(POLICY_FILE):
             sensitive: tuple[str, ...] = ("the approval policy",)

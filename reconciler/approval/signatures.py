@@ -25,7 +25,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 NAMESPACE = "reconciler-approval"
@@ -36,6 +36,9 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 KEY = re.compile(r"^(ssh-ed25519|sk-ssh-ed25519@openssh\.com|ecdsa-sha2-nistp(256|384|521)|"
                  r"sk-ecdsa-sha2-nistp256@openssh\.com|rsa-sha2-(256|512)|ssh-rsa) ([A-Za-z0-9+/]+={0,3})(\s.*)?$")
 _MAX_LINE = 16_384  # a signature line is about 1 KiB; a note is hostile input too
+# Checking a signature costs a process: a note may bring no more statements than this (a
+# pull request has a handful of approvers; the rest is someone's flood, and is said so).
+MAX_PER_NOTE = 32
 
 
 class SignatureError(Exception):
@@ -88,6 +91,9 @@ class Statement:
                 raise ValueError(f"{key} given twice")
             else:
                 values[f.name] = value
+        missing = [f.name for f in fields(Statement) if f.default is MISSING and f.name not in values]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
         statement = Statement(**values)  # type: ignore[arg-type]
         if statement.text() != text:
             raise ValueError("statement is not in canonical form")
@@ -172,14 +178,16 @@ def ssh_verify(text: str, signature: str, principal: str, keys: tuple[str, ...],
     with tempfile.TemporaryDirectory(prefix="reconciler-verify-") as tmp:
         signers, sig = Path(tmp) / "allowed_signers", Path(tmp) / "signature"
         signers.write_text("".join(f'"{principal}" namespaces="{namespace}" {k}\n' for k in keys), encoding="utf-8")
-        sig.write_text(signature, encoding="ascii", errors="replace")
+        sig.write_bytes(signature.encode("ascii", "replace"))
         try:
             done = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal,
                                    "-n", namespace, "-s", str(sig)],
-                                  input=text.encode("utf-8"), capture_output=True, timeout=30,
+                                  input=text.encode("utf-8", "surrogateescape"), capture_output=True, timeout=30,
                                   env={**os.environ, "LC_ALL": "C"})
         except FileNotFoundError:
             raise SignatureError("ssh-keygen is not installed: signatures cannot be verified") from None
+        except (subprocess.TimeoutExpired, UnicodeError, OSError):
+            return False
     return done.returncode == 0
 
 
@@ -193,13 +201,16 @@ def read_notes(repo) -> dict[str, list[Signed | str]]:
     found: dict[str, list[Signed | str]] = {}
     for row in listing.splitlines():
         blob, _, commit = row.partition(" ")
-        text = repo.odb.stream(bytes.fromhex(blob)).read()[:1 << 20].decode("utf-8", "replace")
-        for line in text.splitlines():
-            if not line.strip():
-                continue
+        stream = repo.odb.stream(bytes.fromhex(blob))
+        text = stream.read(min(stream.size, 1 << 20)).decode("utf-8", "replace")
+        lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+        if len(lines) > MAX_PER_NOTE:
+            found.setdefault(commit, []).append(f"the approvals note on {commit[:10]} holds {len(lines)} lines; "
+                                                f"only the first {MAX_PER_NOTE} are read")
+        for line in lines[:MAX_PER_NOTE]:
             try:
-                found.setdefault(commit, []).append(Signed.parse_line(line.strip()))
-            except ValueError as exc:
+                found.setdefault(commit, []).append(Signed.parse_line(line))
+            except (ValueError, TypeError) as exc:
                 found.setdefault(commit, []).append(f"unreadable approval line on {commit[:10]}: {exc}")
     return found
 

@@ -100,7 +100,7 @@ def verified_applied(repo, ref: str, target: str, key: ApplyKey | None) -> tuple
                       "RECONCILER_APPLY_PUBLIC_KEY)")
     if repo.git.cat_file("-t", sha) != "tag":
         return None, f"{ref} is not signed by the apply key"
-    raw = repo.git.cat_file("tag", sha, strip_newline_in_stdout=False)
+    raw = repo.odb.stream(bytes.fromhex(sha)).read().decode("utf-8", "surrogateescape")
     payload, marker, rest = raw.partition(_SIGNATURE)
     header, _, message = payload.partition("\n\n")
     fields = dict(line.split(" ", 1) for line in header.splitlines() if " " in line)
