@@ -10,6 +10,11 @@ from fakes import Fakes
 from test_signatures import attest, bot_policy, feature, forge, landed_first, main_sha, merge, verdict  # noqa: F401
 
 from reconciler.approval.approve import approve
+from reconciler.approval.review import review
+from reconciler.desired.load import load_desired_state
+from reconciler.desired.model import Source
+from reconciler.desired.source import at_ref
+from reconciler.plan import AttributeChange, Change, Movement, Plan
 
 ATTACKER = ("Mallory", "mallory@evil.example")
 
@@ -164,3 +169,87 @@ def test_an_intermediate_policy_inside_an_approved_stretch_is_in_force_at_its_co
     approve(repo, c1, y, APPROVER_1[1], key_of("mallory"))
     approved, reason = verdict(fakes, "SSM-000003")
     assert not approved and "does not verify" in reason
+
+
+# -- scope: what a change's approval must cover ---------------------------------------------------
+
+class Targets:
+    def removed_declaration(self, change):
+        return None
+
+    def implied_approvals(self, target, changes):
+        return {}
+
+
+def test_dropping_a_privileged_flag_takes_the_privileged_number_of_approvals(fakes: Fakes):
+    """privileged_approvals needs two; one approver approves two ordinary pull requests."""
+    fakes.repo.policy["privileged_entitlements"] = []  # privileged only by entitlements.yaml's flag
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.repo.entitlements["vpn"]["privileged"] = False
+    fakes.repo.squash_merge("Ordenar entitlements", approvers=(APPROVER_1,))  # 1 approval: ordinary file
+    fakes.repo.find("SSM-000001")["entitlements"].append("vpn")
+    fakes.repo.squash_merge("VPN para SSM-000001", approvers=(APPROVER_1,))
+    source = at_ref(fakes.repo.root)
+    state = load_desired_state(source.files)
+    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
+                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
+                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
+    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
+
+
+def test_renaming_a_privileged_entitlement_takes_the_privileged_number_of_approvals(fakes: Fakes):
+    """The policy lists privileged entitlements by key; renaming the key (same AD group) in an
+    ordinary pull request leaves the group unprivileged."""
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.repo.entitlements["acceso_remoto"] = dict(fakes.repo.entitlements.pop("vpn"), privileged=False)
+    fakes.repo.squash_merge("Renombrar vpn", approvers=(APPROVER_1,))
+    fakes.repo.find("SSM-000001")["entitlements"].append("acceso_remoto")
+    fakes.repo.squash_merge("Acceso remoto para SSM-000001", approvers=(APPROVER_1,))
+    source = at_ref(fakes.repo.root)
+    state = load_desired_state(source.files)
+    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
+                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
+                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
+    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
+
+
+def test_a_files_unit_line_changed_without_approval_moves_no_one(fakes: Fakes):
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    path = fakes.repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml"
+    fakes.repo.write()
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("unit: HG-CUERNAVACA\n")
+    path.write_text(text.replace("unit: HG-CUERNAVACA\n", "unit: CS-JIUTEPEC\n", 1), encoding="utf-8")
+    fakes.repo.git.git.add("-A")
+    fakes.repo.git.index.commit("x")  # straight to main, author: anyone
+    plan = fakes.plan()
+    moved = [c for c in plan.changes if c.target == "a-first"]
+    assert moved and not any(c.approved for c in moved)
+    assert all("pushed straight to the protected branch" in c.approval.reason for c in moved)
+
+
+def test_an_approver_of_the_entitlements_file_approves_no_ones_alta(fakes: Fakes):
+    """AD's account changes list units.yaml and entitlements.yaml among their files; `paths`
+    matching either lets a catalogue owner approve everyone's altas and grants."""
+    catalog = ("Catálogo", "catalogo@salud.morelos.gob.mx")
+    fakes.repo.policy["approvers"].append({"name": catalog[0], "email": catalog[1], "units": ["OC-DGPE"],
+                                           "paths": ["desired_state/entitlements.yaml"]})
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.add("SSM-000002")
+    fakes.repo.squash_merge("Alta de SSM-000002", approvers=(catalog,))
+    source = at_ref(fakes.repo.root)
+    state = load_desired_state(source.files)
+    p = next(p for p in state.people if p.employee_key == "SSM-000002")
+    origins = tuple(s for s in (p.source, state.units[p.unit].source,
+                                *(state.entitlements[e].source for e in p.entitlements)) if s is not None)
+    alta = Change(Movement.ALTA, "ad", "account", p.employee_key, p.employee_key,
+                  (AttributeChange("groups", (), ("GG-SIEMPRE-Usuarios",)),), unit=p.unit, origins=origins)
+    [judged] = review(Plan((alta,)), source, state, None, Targets()).changes
+    assert not judged.approved and "Catálogo may not approve unit HG-CUERNAVACA" in judged.approval.reason

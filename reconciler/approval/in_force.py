@@ -133,3 +133,8 @@ def _entitlements(text: str | None, display: str) -> dict[str, dict]:
     data, problems = parse_yaml(text, display)
     entries = data.get("entitlements") if not problems and isinstance(data, dict) else None
     return {str(k): v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
+
+
+def privileged_keys(text: str | None, display: str) -> set[str]:
+    """The entitlements flagged `privileged: true` in an entitlements.yaml text."""
+    return {k for k, e in _entitlements(text, display).items() if e.get("privileged") is True}

@@ -2,18 +2,20 @@
 
 It decides where the reconciler connects and with which checks: the AD host and whether TLS is
 validated, the firewall's pinned host key and default policy, the mail server's reload, where
-audit records and credentials go, how many bajas a run may make.  So a run uses the newest
-version of the inventory file that landed with approval (approvers whose `paths` cover it),
-never a version pushed straight to the branch; and a change that weakens a check or points a
-target elsewhere needs the privileged number of approvals, like the approval policy.
+audit records and credentials go, which OUs and tables are managed, how many bajas a run may
+make.  So a run uses the newest version of the inventory file that landed with approval
+(approvers whose `paths` cover it), never a version pushed straight to the branch; and any
+change but a few that only make a run more careful (a lower max_bajas, a shorter lock) needs
+the privileged number of approvals, like the approval policy.
 """
 from __future__ import annotations
 
 from reconciler.desired.yamlfile import parse_yaml
 
-# Settings whose change can hand credentials to another machine or switch off a check.
-SENSITIVE = {"host", "port", "url", "validate", "ca_file", "known_hosts", "host_key", "default_policy",
-             "bind_dn", "user", "key_file", "audit_dir", "credentials_dir", "reload", "registry", "maps"}
+# Settings whose change needs only the ordinary approvals, when it goes in this direction:
+# everything else can hand credentials to another machine, switch off a check or widen what a
+# run manages (an AD OU that holds Domain Admins, a password source, a device's ACL name).
+CAREFUL = {"max_bajas": "lower", "lock_ttl_minutes": "lower", "description": "any"}
 
 
 def _targets(text: str | None) -> dict | None:
@@ -54,10 +56,12 @@ def weakened(old_text: str | None, new_text: str | None) -> list[str]:
             if before.get(path) == after.get(path):
                 continue
             where = ".".join((str(name),) + path)
-            if leaf in SENSITIVE:
-                found.append(f"{where}: {before.get(path)!r} → {after.get(path)!r}")
-            elif leaf == "max_bajas" and isinstance(after.get(path), int) and after.get(path) > (before.get(path) or 0):
-                found.append(f"{where} raised to {after.get(path)}")
+            old_value, new_value = before.get(path), after.get(path)
+            careful = CAREFUL.get(leaf)
+            if careful == "any" or (careful == "lower" and isinstance(old_value, int) and isinstance(new_value, int)
+                                    and new_value < old_value):
+                continue
+            found.append(f"{where}: {old_value!r} → {new_value!r}")
     return found
 
 

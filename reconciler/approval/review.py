@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from reconciler.approval.in_force import RulesInForce
+from reconciler.approval.in_force import RulesInForce, privileged_keys
 from reconciler.approval.inventory_review import weakened
 from reconciler.approval.ledger import Ledger, Stretch
 from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting
@@ -19,14 +19,16 @@ from reconciler.plan import Change, Plan
 
 def scope_of(change: Change, privileged: dict[str, str],
              subjects: dict[str, frozenset[str]] | None = None, files: tuple[str, ...] = ()) -> Scope:
-    """What the policy judges of a change: its unit, its files (where it is declared, or for a
-    removal, where the removal was made: `files`), the privileged entitlements it grants, and
-    who it is about (`subjects`: employee key -> their addresses)."""
+    """What the policy judges of a change: its unit, its file (where its own declaration is,
+    not the catalogues it refers to: an approver of entitlements.yaml approves no one's alta;
+    for a removal, where the removal was made: `files`), the privileged entitlements it grants,
+    and who it is about (`subjects`: employee key -> their addresses)."""
     granted = ()
     for a in change.attributes:
         if a.name == "groups":
             granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
-    return Scope(change.unit, tuple(sorted({o.file for o in change.origins} | set(files))), granted,
+    own = {change.origins[0].file} if change.origins else set()
+    return Scope(change.unit, tuple(sorted(own | set(files))), granted,
                  (subjects or {}).get(change.key, frozenset()))
 
 
@@ -104,8 +106,10 @@ class Judge:
         elif path.startswith(self.inventory_dir):
             old = blob_text(self.repo.commit(parent[0]), path) if parent else None
             sensitive = tuple(weakened(old, blob_text(self.repo.commit(landed), path)))[:1]
-        else:
-            sensitive = ()
+        else:  # entitlements.yaml: dropping a privileged flag or entitlement lowers the bar
+            old = privileged_keys(blob_text(self.repo.commit(parent[0]), path), path) if parent else set()
+            dropped = old - privileged_keys(blob_text(self.repo.commit(landed), path), path)
+            sensitive = (f"drops privileged {', '.join(sorted(dropped))}",) if dropped else ()
         in_force = self._blob(self.rules.last_approved(parent[0], path), path) if parent else None
         if parent and self._blob(landed, path) == in_force:
             return True  # back to what is in force (a revert): nothing changes
@@ -259,7 +263,7 @@ def _covered(history: History, judge: Judge, newest: str, change: Change, subjec
             if landed in seen:
                 continue
             seen.add(landed)
-            verdict = judge.landing(landed, change, subjects, privileged=False)
+            verdict = judge.landing(landed, change, subjects, files=(source.file,), privileged=False)
             if not verdict.ok:
                 return Approval(False, f"commit {landed[:10]} {what} this declaration ({source.file}) and was "
                                        f"not approved ({verdict.reason}); an approval covers the whole change")

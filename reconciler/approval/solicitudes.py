@@ -171,7 +171,14 @@ class History:
         return text is not None and text.count("\n") > 2000
 
     def written_by(self, source: Source) -> list[str]:
-        """The landings that wrote the lines of one declaration as they are now."""
+        """The landings that wrote the lines of one declaration as they are now (for a person,
+        with their file's `unit:` line: changing it moves everyone in the file)."""
+        found = self._written(source)
+        if source.path[:1] == ("people",) and found:
+            found = sorted(set(found) | set(self._written(Source(source.file, None, ("unit",)))))
+        return found
+
+    def _written(self, source: Source) -> list[str]:
         span = self._span(source)
         if span is None:
             return []
