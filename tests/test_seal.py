@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import APPROVER_1, key_of, person, run_cli
+import yaml
+
+from conftest import APPROVER_1, key_of, person, public_key_of, run_cli
 from fakes import FIRST, SECOND, TARGET_CLASS, UNIT, Fakes
 from test_engine import ResettingFake
+from test_inventory_review import in_repo
+from test_signatures import landed_first
 
+from reconciler.approval.approve import approve
 from reconciler.audit import trail
 from reconciler.audit.seal import ApplyKey, applied_tag
 from reconciler.providers import registry
@@ -106,3 +111,65 @@ def test_audit_verify_from_a_clone_checks_seals_and_approvals(fakes: Fakes, monk
                              "\n".join(trail.canonical(r) for r in records), fakes.head())
     code, out, err = run_cli(*argv)
     assert code == 1 and "noted records are not sealed by the apply key" in out
+
+
+def apply_cli(fakes: Fakes, inventory):
+    return run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(inventory), "--auto-approve")
+
+
+def test_a_force_pushed_history_with_its_own_root_is_refused_when_the_root_is_pinned(fakes: Fakes, monkeypatch):
+    """A new history with a root of its own (its own key in Marta's name, a fresh audit_dir so
+    the runner's trail remembers nothing) has no rules in force when the runner pins the
+    repository's first commit (RECONCILER_TRUST_ROOT)."""
+    inventory = in_repo(fakes)  # inventory/fakes.yaml, landed with two approvals
+    monkeypatch.setenv("RECONCILER_TRUST_ROOT", fakes.repo.git.git.rev_list("--max-parents=0", "HEAD"))
+    code, out, err = apply_cli(fakes, inventory)
+    assert code == 0 and "SSM-000001" in fakes.state("a-first"), out + err
+    repo = fakes.repo.git
+    # The attacker builds a new history: a root with their own key for Marta and an inventory
+    # whose audit_dir is new (so this runner's trail has no "last applied" commit) ...
+    repo.git.checkout("--orphan", "evil")
+    policy = yaml.safe_load((fakes.repo.root / "inventory" / "approvers.yaml").read_text())
+    policy["approvers"][0]["keys"] = [public_key_of("mallory")]
+    (fakes.repo.root / "inventory" / "approvers.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True))
+    inv = yaml.safe_load(inventory.read_text())
+    for t in inv["targets"].values():
+        t["audit_dir"] = str(fakes.tmp / "fresh-audit")
+    inventory.write_text(yaml.safe_dump(inv))
+    repo.git.add("-A")
+    repo.git.rm("-r", "--cached", "-q", "desired_state")  # the root: the policy and the inventory only
+    root = repo.index.commit("Política de aprobación").hexsha
+    # ... then anything, "approved" by the attacker's key in Marta's name.
+    fakes.add("SSM-000002")
+    fakes.repo.write()
+    (fakes.repo.root / "inventory" / "approvers.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True))
+    repo.git.add("-A")
+    evil = repo.index.commit("Alta").hexsha
+    approve(repo, root, evil, APPROVER_1[1], key_of("mallory"))
+    # git push --force origin evil:main; git push origin --delete refs/reconciler/applied/*
+    repo.git.update_ref("refs/heads/main", evil)
+    repo.git.checkout("-f", "main")
+    for ref in repo.git.for_each_ref("--format=%(refname)", "refs/reconciler/").split():
+        repo.git.update_ref("-d", ref)
+    code, out, err = apply_cli(fakes, inventory)
+    assert code == 1 and "has no approved version" in err
+    assert "SSM-000002" not in fakes.state("a-first")
+
+
+def test_history_from_git_shows_only_sealed_records(fakes: Fakes):
+    """A forged, unsealed record pushed as a note is not part of anyone's history."""
+    landed_first(fakes)
+    head = fakes.head()
+    forged = {"kind": "change", "target": "ad", "seq": 1, "time": "2026-11-03T10:00:00+00:00",
+              "movement": "baja", "object_kind": "account", "key": "SSM-000666", "label": "mallory (Mallory)",
+              "status": "applied", "verified": True, "commit": head,
+              "solicitud": {"pull_request": "#77", "requester": "RH <rh@salud.morelos.gob.mx>",
+                            "approvers": [f"{APPROVER_1[0]} <{APPROVER_1[1]}>"], "approved_at": "2026-11-02T09:00:00+00:00"},
+              "approval": {"approved": True, "reason": f"approved by {APPROVER_1[0]}"}}
+    forged["prev"] = trail.GENESIS
+    forged["hash"] = trail.record_hash(forged)
+    fakes.repo.git.git.notes("--ref", trail.NOTES_REF, "append", "-m", json.dumps(forged), head)
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "history", "SSM-000666", "--from-git")
+    assert "mallory" not in out and "SSM-000666" not in out.split("\n", 1)[-1]
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "history", "SSM-000001", "--from-git")
+    assert code == 0 and "SSM-000001" in out  # the sealed records of the real run are there

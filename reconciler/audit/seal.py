@@ -115,14 +115,15 @@ def verified_applied(repo, ref: str, target: str, key: ApplyKey | None) -> tuple
 
 # -- sealed audit notes --------------------------------------------------------------------------
 
-def seal(records_text: str, key: ApplyKey) -> str:
-    """The seal line for a batch of record lines (the text, ending in a newline)."""
-    signature = key.sign(records_text, AUDIT_NAMESPACE)
+def seal(records_text: str, key: ApplyKey, commit: str) -> str:
+    """The seal line for a batch of record lines (the text, ending in a newline) noted on
+    `commit`: the commit is signed too, so a sealed batch moved to another commit is not."""
+    signature = key.sign(f"commit {commit}\n{records_text}", AUDIT_NAMESPACE)
     return f"{SEAL_TAG} {base64.b64encode(signature.encode('ascii')).decode('ascii')}"
 
 
-def sealed(records_text: str, line: str, key: ApplyKey | None) -> bool:
-    """Does the seal `line` sign exactly these record lines with the apply key?"""
+def sealed(records_text: str, line: str, key: ApplyKey | None, commit: str) -> bool:
+    """Does the seal `line` sign exactly these record lines, on this commit, with the apply key?"""
     tag, _, b64 = line.partition(" ")
     if key is None or tag != SEAL_TAG:
         return False
@@ -130,4 +131,4 @@ def sealed(records_text: str, line: str, key: ApplyKey | None) -> bool:
         signature = base64.b64decode(b64, validate=True).decode("ascii")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    return key.valid(records_text, signature, AUDIT_NAMESPACE)
+    return key.valid(f"commit {commit}\n{records_text}", signature, AUDIT_NAMESPACE)

@@ -125,7 +125,7 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) 
         return
     if key is not None and key.private is not None:
         try:
-            text += "\n" + seal(text + "\n", key)
+            text += "\n" + seal(text + "\n", key, commit)
         except SignatureError as exc:
             raise ReconcilerError(f"could not seal the audit records: {exc}") from None
     env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
@@ -168,7 +168,7 @@ def noted_batches(repo: git.Repo, key=None) -> list[tuple[str, dict | None, bool
         batch: list[str] = []
         for text in repo.git.cat_file("-p", note_blob).splitlines() + [""]:
             if text.startswith(SEAL_TAG + " "):
-                ok = sealed("".join(t + "\n" for t in batch), text, key)
+                ok = sealed("".join(t + "\n" for t in batch), text, key, commit)
                 out += [(commit, _record(t), ok) for t in batch]
                 batch = []
             elif text.strip():

@@ -19,9 +19,14 @@ def _audit_dirs(args) -> list[str]:
     return list(dict.fromkeys(t.audit_dir for t in load_inventory(args.inventory).values()))
 
 
-def _records(args) -> list[dict]:
+def _records(args, err: Console | None = None) -> list[dict]:
     if args.from_git:
-        return trail.load_records(notes=trail.read_notes(_repo(args)))
+        # Only what the apply key sealed: anyone with push rights can push notes.
+        key = ApplyKey.from_env()
+        if key is None and err is not None:
+            err.print("Warning: the notes' seals are not checked (no RECONCILER_APPLY_PUBLIC_KEY): records anyone "
+                      "could have pushed are shown", markup=False, style="yellow")
+        return trail.load_records(notes=trail.read_notes(_repo(args), sealed_by=key))
     return trail.load_records(_audit_dirs(args))
 
 
@@ -107,7 +112,7 @@ def audit_verify(args, out: Console, err: Console) -> int:
 
 
 def history(args, out: Console, err: Console) -> int:
-    moves = indicators.history(_records(args), args.query)
+    moves = indicators.history(_records(args, err), args.query)
     if args.output == "json":
         print(json.dumps([m.to_dict() for m in moves], ensure_ascii=False, indent=2))
     else:
@@ -119,7 +124,7 @@ def monthly(args, out: Console, err: Console) -> int:
     if not (len(args.month) == 7 and args.month[4] == "-" and args.month[:4].isdigit()
             and args.month[5:].isdigit() and 1 <= int(args.month[5:]) <= 12):
         raise ReconcilerError(f"--month {args.month!r}: expected YYYY-MM, e.g. 2026-11")
-    rows = indicators.monthly_indicators(_records(args), args.month)
+    rows = indicators.monthly_indicators(_records(args, err), args.month)
     if args.output == "json":
         print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows]}, ensure_ascii=False, indent=2))
     elif args.output == "csv":
