@@ -134,7 +134,7 @@ class Forge:
 CONTEXT = {"github.event.number": "1", "github.token": "test-token", "secrets.RECONCILER_AD_PASSWORD": "",
            "secrets.RECONCILER_AD_READ_PASSWORD": "", "secrets.RECONCILER_BOT_KEY": "",
            # The apply key: the tests' own (conftest sets RECONCILER_APPLY_KEY for the session).
-           "secrets.RECONCILER_APPLY_KEY": "", "vars.RECONCILER_APPLY_PUBLIC_KEY": "",
+           "secrets.RECONCILER_APPLY_KEY": "", "vars.RECONCILER_APPLY_PUBLIC_KEY": "", "vars.RECONCILER_TRUST_ROOT": "",
            "github.event.before": ""}
 
 
