@@ -5,7 +5,7 @@ a policy that one commit of an approved branch had."""
 from __future__ import annotations
 
 import git
-from conftest import APPROVER_1, APPROVER_2, REQUESTER, key_of, public_key_of, sign_approvals
+from conftest import APPROVER_1, APPROVER_2, REQUESTER, key_of, person, public_key_of, sign_approvals
 from fakes import Fakes
 from test_signatures import attest, bot_policy, feature, forge, landed_first, main_sha, merge, verdict  # noqa: F401
 
@@ -15,6 +15,9 @@ from reconciler.desired.load import load_desired_state
 from reconciler.desired.model import Source
 from reconciler.desired.source import at_ref
 from reconciler.plan import AttributeChange, Change, Movement, Plan
+from reconciler.providers.network.rules import device_rules, rule_attributes, rule_change
+
+SOL = {"folio": "SSM/STI/2026/00900", "date": "2026-11-01", "justification": "Regla", "requested_by": "TI"}
 
 ATTACKER = ("Mallory", "mallory@evil.example")
 
@@ -253,3 +256,28 @@ def test_an_approver_of_the_entitlements_file_approves_no_ones_alta(fakes: Fakes
                   (AttributeChange("groups", (), ("GG-SIEMPRE-Usuarios",)),), unit=p.unit, origins=origins)
     [judged] = review(Plan((alta,)), source, state, None, Targets()).changes
     assert not judged.approved and "Catálogo may not approve unit HG-CUERNAVACA" in judged.approval.reason
+
+
+def test_a_network_widened_without_approval_does_not_ride_on_the_rules_approval(repo):
+    """What a rule lets through depends on networks.yaml as much as on the rule: a network
+    widened straight on main is a change of the rule nobody approved."""
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.networks = {"networks": {"clientes": {"cidr": "10.10.1.0/24"}},
+                     "hosts": {"expediente": {"address": "10.10.2.2"}},
+                     "services": {"web": {"protocol": "tcp", "ports": [443]}}}
+    repo.rules = {"hg": [{"name": "hgc-web", "source": "clientes", "destination": "expediente", "service": "web",
+                          "action": "allow", "devices": ["fw-1"], "unit": "HG-CUERNAVACA",
+                          "justification": "Expediente", "solicitud": SOL}]}
+    repo.squash_merge("Regla web", approvers=(APPROVER_1,))
+    before = load_desired_state(at_ref(repo.root).files, devices=frozenset({"fw-1"}))
+    # Straight to main, no approval: the network becomes (almost) everything, the service every port.
+    repo.networks["networks"]["clientes"]["cidr"] = "0.0.0.0/1"
+    repo.networks["services"]["web"]["ports"] = ["1-65535"]
+    repo.direct_push("Ajuste de redes", author=("Mallory", "mallory@evil.example"))
+    source = at_ref(repo.root)
+    state = load_desired_state(source.files, devices=frozenset({"fw-1"}))
+    old = device_rules(before.security, "fw-1", "2026-11-01").rules[0]
+    new = device_rules(state.security, "fw-1", "2026-11-01").rules[0]
+    change = rule_change(Movement.MODIFICACION, "fw-1", new, rule_attributes(old, new))
+    [judged] = review(Plan((change,)), source, state, None, Targets()).changes
+    assert not judged.approved and "pushed straight to the protected branch" in judged.approval.reason

@@ -395,18 +395,3 @@ def test_lines_removed_without_approval_are_not_covered_by_an_older_approval(fak
     found = {c.key: (c.approved, c.approval.reason) for c in fakes.plan().changes if c.target == "a-first"}
     approved, reason = found["SSM-000002"]
     assert not approved and f"commit {pushed[:10]} removed lines of this declaration" in reason
-
-
-def test_an_unapproved_line_carried_into_another_file_by_an_approved_move_is_still_unapproved(fakes: Fakes):
-    """A name changed by a direct push in one unit's file, then the whole entry moved to
-    another unit's file in an approved pull request: the changed line keeps its own history."""
-    fakes.add("SSM-000001")
-    fakes.repo.squash_merge()
-    fakes.apply()
-    fakes.repo.find("SSM-000001")["given_names"] = "Josué"
-    fakes.repo.direct_push("Cambio directo")
-    fakes.repo.move("SSM-000001", "CS-JIUTEPEC")
-    fakes.repo.squash_merge("Cambio de adscripción", approvers=(APPROVER_1,))
-    found = {c.key: (c.approved, c.approval.reason) for c in fakes.plan().changes if c.target == "a-first"}
-    approved, reason = found["SSM-000001"]
-    assert not approved and "was pushed straight to the protected branch" in reason

@@ -154,9 +154,9 @@ class History:
 
     def _blame(self, path: str, *span: str) -> list[tuple[int, int, str]]:
         """(first line, last line, landing) of each blamed range of the file, or of `-L a,b`."""
-        # -C: a line moved from another file in the same commit keeps its history there, so an
-        # approved move of a person between units does not launder a line nobody approved.
-        out = self.repo.git.blame("--first-parent", "-C", "--incremental", *span, self.commit.hexsha, "--", path)
+        # No -M/-C: they attribute a line to an older commit that wrote the same text anywhere
+        # (a copied `- vpn` would be credited to someone else's approved entry).
+        out = self.repo.git.blame("--first-parent", "--incremental", *span, self.commit.hexsha, "--", path)
         ranges = []
         for row in out.splitlines():
             if _SHA_LINE.match(row):

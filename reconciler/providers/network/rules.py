@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.desired.model import Source
 from reconciler.desired.security import ANY, SecurityPolicy, SecurityRule
 from reconciler.plan import AttributeChange, Change, Movement
 
@@ -61,9 +62,26 @@ class DeviceRules:
                             origins=declared.origins if declared else (), label=label)
 
 
+def catalog_origins(rule: SecurityRule, policy: SecurityPolicy) -> tuple[Source, ...]:
+    """Where the networks, hosts and service a rule names are declared (networks.yaml): what
+    the rule lets through depends on those lines as much as on its own, so its approval must
+    cover them too."""
+    folder = rule.origin.file.rsplit("/", 1)[0]
+    catalog = f"{folder}/networks.yaml"
+    found = []
+    for end in (rule.source, rule.destination):
+        for section, names in (("networks", policy.networks), ("hosts", policy.hosts)):
+            if end in names:
+                found.append(Source(catalog, None, (section, end)))
+    if rule.service:
+        found.append(Source(catalog, None, ("services", rule.service)))
+    return tuple(found)
+
+
 def compile_rule(rule: SecurityRule, policy: SecurityPolicy) -> FirewallRule:
     fw = FirewallRule(rule.name, policy.address(rule.source), policy.address(rule.destination), rule.protocol,
-                      rule.ports, rule.action, rule.unit, rule.solicitud.folio, (rule.origin,))
+                      rule.ports, rule.action, rule.unit, rule.solicitud.folio,
+                      (rule.origin, *catalog_origins(rule, policy)))
     return FirewallRule(**{**fw.__dict__, "label": f"{rule.name} ({fw.describe()})"})
 
 
