@@ -171,3 +171,15 @@ def test_an_unapproved_grant_is_not_laundered_by_a_later_approved_change(fakes: 
     fakes.repo.find("SSM-000001")["given_names"] = "José I."
     fakes.repo.squash_merge("Nombre corregido, revisado")
     assert approvals(fakes.plan())["SSM-000001"][0]  # the line is now written by an approved commit
+
+
+def test_an_approver_named_by_employee_key_never_approves_a_change_about_themselves(fakes: Fakes):
+    """Their mailbox may be on another domain than their approver e-mail: the policy says who
+    they are in desired_state/ (`employee_key`), and that settles it."""
+    fakes.repo.policy["approvers"][1]["employee_key"] = "SSM-000002"
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.add("SSM-000002")
+    fakes.repo.squash_merge("Alta de SSM-000002", approvers=(APPROVER_2,))
+    approved, reason = approvals(fakes.plan())["SSM-000002"]
+    assert not approved and f"{APPROVER_2[0]} is the person the change is about" in reason

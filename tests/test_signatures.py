@@ -280,7 +280,8 @@ def test_the_bot_attests_reviews_of_the_exact_head_that_merged(fakes: Fakes, for
     base = landed
     head = feature(fakes, "otra", "SSM-000004", commits=2)
     landed = merge(fakes, head, "Merge pull request #10 from salud/otra")
-    forge.merged(10, landed, head, "jnunez", [("raul-pena", "APPROVED", f"{head[:-1]}0"), ("jnunez", "APPROVED", head)])
+    earlier = fakes.repo.git.commit(f"{head}~1").hexsha
+    forge.merged(10, landed, head, "jnunez", [("raul-pena", "APPROVED", earlier), ("jnunez", "APPROVED", head)])
     code, out, err = attest(fakes, forge, base, landed)
     assert code == 0 and "Attested #10" in out and "approved by jnunez." in out
     approved, reason = verdict(fakes, "SSM-000004")

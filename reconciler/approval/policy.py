@@ -40,6 +40,7 @@ class Approver:
     paths: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()  # SSH public keys ("type base64") their approvals are signed with
     forge: tuple[tuple[str, str], ...] = ()  # (forge, account) pairs, for the merge bot
+    employee_key: str | None = None  # who they are in desired_state/: never the approver of their own changes
 
     def may_approve(self, unit: str | None, files: tuple[str, ...]) -> bool:
         if unit is not None and ("*" in self.units or unit in self.units):
@@ -92,6 +93,7 @@ class Scope:
     files: tuple[str, ...]
     privileged: tuple[str, ...] = ()  # privileged entitlements granted
     subjects: frozenset[str] = frozenset()  # casefolded addresses of the person the change is about
+    about: str | None = None  # the change's key (an employee key, for a person)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,8 @@ class Policy:
             seen.add(ident.key)
             if ident.key in requesters:
                 refused.append(f"{ident.name} requested the change and cannot approve it")
-            elif ident.key in scope.subjects:
+            elif ident.key in scope.subjects or (vouch.approver.employee_key is not None
+                                                  and vouch.approver.employee_key == scope.about):
                 refused.append(f"{ident.name} is the person the change is about and cannot approve it")
             elif not vouch.approver.may_approve(scope.unit, scope.files):
                 where = f"unit {scope.unit}" if scope.unit else ", ".join(scope.files) or "this object"
@@ -194,7 +197,8 @@ def parse_policy(text: str | None, display: str) -> Policy | None:
         for name, account in forge:
             if any((name, account.casefold()) in {(f, a.casefold()) for f, a in other.forge} for other in approvers):
                 check.add(("approvers", index, "forge", name), f"{name} account {account} is listed twice")
-        approvers.append(Approver(ident, tuple(raw.get("units", ())), tuple(raw.get("paths", ())), keys, forge))
+        approvers.append(Approver(ident, tuple(raw.get("units", ())), tuple(raw.get("paths", ())), keys, forge,
+                                  raw.get("employee_key")))
     bots = []
     for index, raw in enumerate(data.get("bots", ())):
         key = public_key(raw["key"])

@@ -29,7 +29,7 @@ def scope_of(change: Change, privileged: dict[str, str],
             granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
     own = {change.origins[0].file} if change.origins else set()
     return Scope(change.unit, tuple(sorted(own | set(files))), granted,
-                 (subjects or {}).get(change.key, frozenset()))
+                 (subjects or {}).get(change.key, frozenset()), change.key)
 
 
 def addresses(state: DesiredState) -> dict[str, frozenset[str]]:
