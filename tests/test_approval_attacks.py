@@ -184,6 +184,16 @@ class Targets:
         return {}
 
 
+def vpn_grant_judged(fakes: Fakes) -> Change:
+    """SSM-000001 added to GG-VPN-Remoto, as AD plans it, reviewed against the repository."""
+    source = at_ref(fakes.repo.root)
+    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
+                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
+                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
+    [judged] = review(Plan((grant,)), source, load_desired_state(source.files), None, Targets()).changes
+    return judged
+
+
 def test_dropping_a_privileged_flag_takes_the_privileged_number_of_approvals(fakes: Fakes):
     """privileged_approvals needs two; one approver approves two ordinary pull requests."""
     fakes.repo.policy["privileged_entitlements"] = []  # privileged only by entitlements.yaml's flag
@@ -193,12 +203,7 @@ def test_dropping_a_privileged_flag_takes_the_privileged_number_of_approvals(fak
     fakes.repo.squash_merge("Ordenar entitlements", approvers=(APPROVER_1,))  # 1 approval: ordinary file
     fakes.repo.find("SSM-000001")["entitlements"].append("vpn")
     fakes.repo.squash_merge("VPN para SSM-000001", approvers=(APPROVER_1,))
-    source = at_ref(fakes.repo.root)
-    state = load_desired_state(source.files)
-    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
-                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
-                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
-    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    judged = vpn_grant_judged(fakes)
     assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
 
 
@@ -211,12 +216,7 @@ def test_renaming_a_privileged_entitlement_takes_the_privileged_number_of_approv
     fakes.repo.squash_merge("Renombrar vpn", approvers=(APPROVER_1,))
     fakes.repo.find("SSM-000001")["entitlements"].append("acceso_remoto")
     fakes.repo.squash_merge("Acceso remoto para SSM-000001", approvers=(APPROVER_1,))
-    source = at_ref(fakes.repo.root)
-    state = load_desired_state(source.files)
-    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
-                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
-                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
-    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    judged = vpn_grant_judged(fakes)
     assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
 
 

@@ -38,30 +38,36 @@ def _flat(value, prefix: tuple = ()) -> dict[tuple, object]:
     return {prefix: value}
 
 
+def _differences(old: dict, new: dict):
+    """(target, setting path, before, after) of every setting that differs; (target, None, …)
+    for a target added or removed."""
+    for name in sorted(set(old) | set(new), key=str):
+        if name not in old or name not in new:
+            yield name, None, old.get(name), new.get(name)
+            continue
+        before, after = _flat(old[name]), _flat(new[name])
+        for path in sorted(set(before) | set(after)):
+            if before.get(path) != after.get(path):
+                yield name, path, before.get(path), after.get(path)
+
+
 def weakened(old_text: str | None, new_text: str | None) -> list[str]:
-    """What the change from `old_text` to `new_text` does to sensitive settings, in words."""
+    """What the change from `old_text` to `new_text` does that needs the privileged number of
+    approvals, in words."""
     old, new = _targets(old_text), _targets(new_text)
     if old is None or new is None:
         return ["an inventory that cannot be read"]
     found = []
-    for name in sorted(set(old) | set(new), key=str):
-        before, after = _flat(old.get(name)), _flat(new.get(name))
-        if name not in old:
-            found.append(f"adds target {name}")
+    for name, path, before, after in _differences(old, new):
+        if path is None:
+            if after is not None:  # removing a target reaches nothing more
+                found.append(f"adds target {name}")
             continue
-        if name not in new:
-            continue  # removing a target reaches nothing more
-        for path in sorted(set(before) | set(after)):
-            leaf = path[-1] if path else ""
-            if before.get(path) == after.get(path):
-                continue
-            where = ".".join((str(name),) + path)
-            old_value, new_value = before.get(path), after.get(path)
-            careful = CAREFUL.get(leaf)
-            if careful == "any" or (careful == "lower" and isinstance(old_value, int) and isinstance(new_value, int)
-                                    and new_value < old_value):
-                continue
-            found.append(f"{where}: {old_value!r} → {new_value!r}")
+        careful = CAREFUL.get(path[-1] if path else "")
+        if careful == "any" or (careful == "lower" and isinstance(before, int) and isinstance(after, int)
+                                and after < before):
+            continue
+        found.append(f"{'.'.join((str(name),) + path)}: {before!r} → {after!r}")
     return found
 
 
@@ -70,10 +76,4 @@ def changed(old_text: str | None, new_text: str | None) -> list[str]:
     old, new = _targets(old_text), _targets(new_text)
     if old is None or new is None:
         return ["(unreadable)"]
-    out = []
-    for name in sorted(set(old) | set(new), key=str):
-        before, after = _flat(old.get(name)), _flat(new.get(name))
-        for path in sorted(set(before) | set(after)):
-            if before.get(path) != after.get(path):
-                out.append(".".join((str(name),) + path))
-    return out
+    return [".".join((str(name),) + (path or ())) for name, path, _, _ in _differences(old, new)]
