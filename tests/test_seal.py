@@ -27,6 +27,8 @@ def test_the_applied_ref_is_a_tag_git_verify_tag_accepts(fakes: Fakes, tmp_path)
     fakes.apply()
     ref = APPLIED_REF.format(target="a-first")
     assert fakes.repo.git.git.cat_file("-t", ref) == "tag"
+    root = fakes.repo.git.git.rev_list("--max-parents=0", "HEAD")
+    assert f"target a-first\ncommit {fakes.head()}\nroot {root}\n" in fakes.repo.git.git.cat_file("tag", ref)
     public = ApplyKey.from_env().public
     (tmp_path / "allowed").write_text(f'reconciler-apply namespaces="git" {public}\n')
     check = subprocess.run(["git", "-C", str(fakes.repo.root), "-c", f"gpg.ssh.allowedSignersFile={tmp_path}/allowed",

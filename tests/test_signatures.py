@@ -396,3 +396,20 @@ def test_lines_removed_without_approval_are_not_covered_by_an_older_approval(fak
     found = {c.key: (c.approved, c.approval.reason) for c in fakes.plan().changes if c.target == "a-first"}
     approved, reason = found["SSM-000002"]
     assert not approved and f"commit {pushed[:10]} removed lines of this declaration" in reason
+
+
+def test_a_forge_answer_of_the_wrong_shape_attests_nothing(fakes: Fakes, forge: ForgeDouble):
+    bot_policy(fakes)
+    landed_first(fakes)
+    base = main_sha(fakes)
+    head = feature(fakes, "alta", "SSM-000002")
+    landed = merge(fakes, head)
+    forge.merged(9, landed, head, "jnunez", [("marta-avila", "APPROVED", head)])
+    forge.answers[f"/repos/salud/identidades/pulls/9/reviews"] = [{"user": None, "state": "APPROVED",
+                                                                  "commit_id": head}]
+    code, out, err = attest(fakes, forge, base, landed)
+    assert code == 0 and "approved by nobody" in out  # a deleted account approves nothing
+    forge.answers[f"/repos/salud/identidades/commits/{landed}/pulls"] = [{"merge_commit_sha": landed,
+                                                                         "merged_at": "x", "number": 9}]
+    code, out, err = attest(fakes, forge, base, landed)
+    assert code == 1 and "not shaped as its documentation says" in err

@@ -61,14 +61,22 @@ class Forge:
                 raise ReconcilerError(f"the forge's answer for {path} is not a list")
             items += batch
             if len(batch) < 100:
-                break
-        return items
+                return items
+        # A later "changes requested" could be on a page not read: attest nothing.
+        raise ReconcilerError(f"{path} has more than {limit * 100} entries: not attested")
 
     def _headers(self) -> dict[str, str]:
         raise NotImplementedError
 
     def merge_of(self, landed: str) -> Merge | None:
         """The pull request whose merge made commit `landed`, or None."""
+        try:
+            return self._merge_of(landed)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ReconcilerError(f"the forge's answer about {landed[:10]} is not shaped as its documentation "
+                                  "says: not attested") from None
+
+    def _merge_of(self, landed: str) -> Merge | None:
         raise NotImplementedError
 
 
@@ -81,7 +89,7 @@ class GitHub(Forge):
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    def merge_of(self, landed: str) -> Merge | None:
+    def _merge_of(self, landed: str) -> Merge | None:
         repo = urllib.parse.quote(self.repository, safe="/")
         pulls = self._get(f"/repos/{repo}/commits/{landed}/pulls")
         pull = next((p for p in pulls if isinstance(p, dict) and p.get("merge_commit_sha") == landed
@@ -91,8 +99,9 @@ class GitHub(Forge):
         head = pull["head"]["sha"]
         latest: dict[str, dict] = {}
         for review in self._pages(f"/repos/{repo}/pulls/{int(pull['number'])}/reviews"):
-            if review.get("state") in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-                latest[review["user"]["login"]] = review
+            login = (review.get("user") or {}).get("login") if isinstance(review, dict) else None
+            if login and review.get("state") in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+                latest[login] = review  # a deleted account (user: null) approves nothing
         approved = tuple(sorted(login for login, r in latest.items()
                                 if r["state"] == "APPROVED" and r.get("commit_id") == head))
         return Merge(f"#{int(pull['number'])}", head, landed, pull["user"]["login"], approved)
@@ -104,7 +113,7 @@ class GitLab(Forge):
     def _headers(self) -> dict[str, str]:
         return {"PRIVATE-TOKEN": self.token} if self.token else {}
 
-    def merge_of(self, landed: str) -> Merge | None:
+    def _merge_of(self, landed: str) -> Merge | None:
         project = urllib.parse.quote(self.repository, safe="")
         found = self._get(f"/projects/{project}/repository/commits/{landed}/merge_requests")
         mr = next((m for m in found if isinstance(m, dict) and m.get("state") == "merged"
@@ -113,7 +122,9 @@ class GitLab(Forge):
         if mr is None:
             return None
         approvals = self._get(f"/projects/{project}/merge_requests/{int(mr['iid'])}/approvals")
-        approved = tuple(sorted(a["user"]["username"] for a in approvals.get("approved_by", ())))  # type: ignore[union-attr]
+        entries = approvals.get("approved_by", ()) if isinstance(approvals, dict) else ()
+        approved = tuple(sorted(u for a in entries if isinstance(a, dict)
+                                for u in [(a.get("user") or {}).get("username")] if u))
         return Merge(f"!{int(mr['iid'])}", mr["sha"], landed, mr["author"]["username"], approved)
 
 

@@ -77,11 +77,20 @@ def _public_of(private: Path) -> str | None:
 
 # -- applied refs --------------------------------------------------------------------------------
 
+def root_of(repo, commit: str) -> str:
+    """The first commit of `commit`'s first-parent line: which repository a tag is for (an
+    apply key shared by two repositories does not let one's tag count in the other)."""
+    try:
+        return repo.git.rev_list("--max-parents=0", "--first-parent", commit).split()[-1]
+    except Exception:
+        return ""
+
+
 def applied_tag(repo, key: ApplyKey, target: str, commit: str) -> str:
     """A signed tag object saying `target` is applied up to `commit`; returns its id."""
     payload = (f"object {commit}\ntype commit\ntag reconciler-applied-{target}\n"
                f"tagger reconciler <reconciler@localhost> {int(time.time())} +0000\n\n"
-               f"reconciler applied\ntarget {target}\ncommit {commit}\n")
+               f"reconciler applied\ntarget {target}\ncommit {commit}\nroot {root_of(repo, commit)}\n")
     signed = payload + key.sign(payload, TAG_NAMESPACE)
     done = subprocess.run(["git", "-C", repo.git_dir, "mktag"], input=signed.encode("utf-8"), capture_output=True)
     if done.returncode != 0:
@@ -110,6 +119,8 @@ def verified_applied(repo, ref: str, target: str, key: ApplyKey | None) -> tuple
         return None, f"{ref} is not signed by the apply key"
     if said.get("target") != target or said.get("commit") != commit or fields.get("type") != "commit":
         return None, f"{ref} is signed for another target or commit"
+    if said.get("root") != root_of(repo, commit):
+        return None, f"{ref} is signed for another repository"
     return commit, ""
 
 

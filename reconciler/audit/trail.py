@@ -148,14 +148,16 @@ def read_file(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line.rstrip("\n")
 
 
-def read_notes(repo: git.Repo, sealed_by=None) -> list[tuple[str, dict | None]]:
+def read_notes(repo: git.Repo, sealed_by=None, wanted=None) -> list[tuple[str, dict | None]]:
     """Every record attached as a note, any target, with the commit it is attached to (None
     for a line that is not a record: someone edited the note).  With `sealed_by` (the apply
-    key), only the records of batches it sealed."""
-    return [(commit, record) for commit, record, ok in noted_batches(repo, sealed_by) if ok or sealed_by is None]
+    key), only the records of batches it sealed; with `wanted(records)`, only the batches it
+    accepts are checked at all (a seal costs a process: a flood of batches costs nothing)."""
+    return [(commit, record) for commit, record, ok in noted_batches(repo, sealed_by, wanted)
+            if ok or sealed_by is None]
 
 
-def noted_batches(repo: git.Repo, key=None) -> list[tuple[str, dict | None, bool]]:
+def noted_batches(repo: git.Repo, key=None, wanted=None) -> list[tuple[str, dict | None, bool]]:
     """(commit, record, sealed by `key`) for every record line of the notes; seal lines are not
     records.  A batch is one run's append: record lines, then its seal line."""
     try:
@@ -168,8 +170,9 @@ def noted_batches(repo: git.Repo, key=None) -> list[tuple[str, dict | None, bool
         batch: list[str] = []
         for text in repo.git.cat_file("-p", note_blob).splitlines() + [""]:
             if text.startswith(SEAL_TAG + " "):
-                ok = sealed("".join(t + "\n" for t in batch), text, key, commit)
-                out += [(commit, _record(t), ok) for t in batch]
+                records = [_record(t) for t in batch]
+                ok = (wanted is None or wanted(records)) and sealed("".join(t + "\n" for t in batch), text, key, commit)
+                out += [(commit, r, ok) for r in records]
                 batch = []
             elif text.strip():
                 batch.append(text)

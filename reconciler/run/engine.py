@@ -189,7 +189,9 @@ class Run:
         if not any(p.password_resets for p in self.state.people):
             return
         # Only notes the apply key sealed: a forged note never makes a reset count as done.
-        notes = read_notes(self.source.repo, sealed_by=self.apply_key) if self.source.commit is not None else []
+        resets = lambda records: any(r and r.get("object_kind") == PASSWORD_RESET for r in records)  # noqa: E731
+        notes = read_notes(self.source.repo, sealed_by=self.apply_key, wanted=resets) \
+            if self.source.commit is not None else []
         for name, provider in self.providers.items():
             if provider.offers(Capability.PASSWORD_RESETS):
                 records = load_records([provider.target.audit_dir], [n for n in notes if n[1] is not None])
