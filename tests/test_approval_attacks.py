@@ -281,3 +281,67 @@ def test_a_network_widened_without_approval_does_not_ride_on_the_rules_approval(
     change = rule_change(Movement.MODIFICACION, "fw-1", new, rule_attributes(old, new))
     [judged] = review(Plan((change,)), source, state, None, Targets()).changes
     assert not judged.approved and "pushed straight to the protected branch" in judged.approval.reason
+
+
+# -- revocations: never kept alive, never forced ---------------------------------------------------
+
+def test_an_unapproved_edit_of_a_persons_entry_does_not_keep_their_baja_from_being_applied(fakes: Fakes):
+    """The baja carries out the `status: baja` line an approved pull request wrote; a phone
+    number pushed straight to main afterwards does not veto it."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.find("SSM-000002")["status"] = "baja"
+    fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
+    fakes.repo.find("SSM-000002")["phone"] = "777 311 2211"
+    fakes.repo.direct_push("tel", author=("Zoé", "zoe@salud.morelos.gob.mx"))
+    approved, reason = verdict(fakes)
+    assert approved, reason
+    fakes.apply()
+    assert "SSM-000002" not in fakes.state("a-first")
+
+
+def test_a_baja_pushed_straight_to_main_is_not_applied(fakes: Fakes):
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.find("SSM-000002")["status"] = "baja"
+    fakes.repo.direct_push("Baja sin solicitud", author=("Mallory", "mallory@evil.example"))
+    approved, reason = verdict(fakes)
+    assert not approved and "pushed straight to the protected branch" in reason
+    fakes.apply()
+    assert "SSM-000002" in fakes.state("a-first")
+
+
+def test_a_comment_naming_a_removed_person_does_not_veto_their_baja(fakes: Fakes):
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.remove("SSM-000002")
+    fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
+    path = fakes.repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml"
+    fakes.repo.write()
+    path.write_text(path.read_text(encoding="utf-8") + "# ver SSM-000002\n", encoding="utf-8")
+    fakes.repo.git.git.add("-A")
+    fakes.repo.git.index.commit("comentario")
+    approved, reason = verdict(fakes)
+    assert approved, reason
+
+
+def test_a_removal_pushed_to_main_is_not_approved_by_a_later_pull_request_that_names_the_key(fakes: Fakes):
+    from conftest import person
+    from fakes import PEOPLE
+
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.remove("SSM-000002")  # the victim's entry deleted, straight to main
+    fakes.repo.direct_push("limpieza", author=("Mallory", "mallory@evil.example"))
+    p = person("SSM-000003", **PEOPLE["SSM-000003"])
+    p["solicitud"]["justification"] = "Sustituye a SSM-000002 en Urgencias"
+    fakes.repo.add("HG-CUERNAVACA", p)
+    fakes.repo.squash_merge("Alta de SSM-000003", approvers=(APPROVER_1,))
+    approved, reason = verdict(fakes)
+    assert not approved and "pushed straight to the protected branch" in reason
+    fakes.apply()
+    assert "SSM-000002" in fakes.state("a-first")

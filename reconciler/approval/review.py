@@ -14,7 +14,7 @@ from reconciler.desired.model import DesiredState
 from reconciler.desired.files import blob_text
 from reconciler.desired.source import DESIRED_DIR, DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
-from reconciler.plan import Change, Plan
+from reconciler.plan import Change, Movement, Plan
 
 
 def scope_of(change: Change, privileged: dict[str, str],
@@ -227,7 +227,11 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     reviewed = []
     for change in plan.changes:
         removed = _removed(source, targets.removed_declaration(change))
-        provenance = history.of(change.origins, removed)
+        # A person's baja carries out their `status:` line: judged by whoever wrote that line,
+        # so an unapproved edit of their phone never keeps revoked access alive.
+        decided = history.status_landing(change.origins[0]) \
+            if change.movement is Movement.BAJA and change.origins else None
+        provenance = history.provenance(decided) if decided else history.of(change.origins, removed)
         files = history.files_changed(provenance.landed, removed[1]) \
             if provenance is not None and not change.origins and removed is not None else ()
         if provenance is not None and proposed(provenance.landed):
@@ -239,7 +243,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
             approval = Approval(False, "no commit on the protected branch declares it, so no solicitud approved it")
         else:
             approval = judge.landing(provenance.landed, change, subjects, files)
-            if approval.ok:
+            if approval.ok and not decided:
                 approval = _covered(history, judge, provenance.landed, change, subjects) or approval
             provenance = replace(provenance, approvers=tuple(
                 i for i in map(Identity.parse, approval.approvers) if i is not None))

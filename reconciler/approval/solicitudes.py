@@ -221,6 +221,21 @@ class History:
         return [landed for landed, parent in self._file_log[source.file, since]
                 if self._entry(landed, source.file, key) != self._entry(parent, source.file, key)]
 
+    def status_landing(self, source: Source) -> str | None:
+        """The landing that wrote the `status:` line of a person's entry: the decision a baja
+        carries out, whoever edited the entry's other lines since."""
+        span = self._span(source)
+        text = self._texts.get(source.file, (None,))[0]
+        if span is None or text is None or source.path[:1] != ("people",):
+            return None
+        lines = text.split("\n")
+        found = next((n for n in range(span[0], span[1] + 1)
+                      if re.match(r"^\s*(-\s+)?status:", lines[n - 1])), None)
+        if found is None:
+            return None
+        ranges = self._blame(source.file, "-L", f"{found},{found}")
+        return ranges[0][2] if ranges else None
+
     def last_change(self, origins: tuple[Source, ...]) -> str | None:
         """The newest landing among those that wrote the lines of the declarations: a person's
         entry and the unit and entitlements it refers to (renaming a group changes everyone).
@@ -229,14 +244,29 @@ class History:
         return max(landings, key=lambda sha: self.line.position.get(sha, -1)) if landings else None
 
     def removal(self, key: str, directory: str) -> str | None:
-        """The last landing that added or removed the key (an employee key, a line's number, a
-        rule's name) under `directory`: a baja by removal."""
+        """The last landing that removed the key (an employee key, a line's number, a rule's
+        name) under `directory`: a baja by removal.  For people, a landing that only mentions
+        the key (a comment) is passed over: the removal is where their entry stopped existing."""
         if (key, directory) not in self._removals:
             pattern = r"(^|[^A-Za-z0-9_.-])" + re.escape(key) + r"([^A-Za-z0-9_.-]|$)"
-            out = self.repo.git.log("-1", "--first-parent", "--format=%H", "--pickaxe-regex", f"-S{pattern}",
-                                    self.commit.hexsha, "--", directory)
-            self._removals[key, directory] = out.strip() or None
+            rows = self.repo.git.log("-n", "50", "--first-parent", "--format=%H %P", "--pickaxe-regex",
+                                     f"-S{pattern}", self.commit.hexsha, "--", directory).splitlines()
+            found = None
+            for row in rows:
+                landed, *parents = row.split()
+                if not directory.endswith("/users") or (
+                        parents and self._declares(parents[0], directory, key)
+                        and not self._declares(landed, directory, key)):
+                    found = landed
+                    break
+            self._removals[key, directory] = found
         return self._removals[key, directory]
+
+    def _declares(self, sha: str, directory: str, key: str) -> bool:
+        """Does some people file under `directory` at `sha` hold an entry for `key`?"""
+        files = self.repo.git.grep("-l", "-F", key, sha, "--", directory, with_exceptions=False).splitlines()
+        return any(key in (entry_texts(blob_text(self.repo.commit(sha), f.split(":", 1)[1])) or {})
+                   for f in files if ":" in f)
 
     def files_changed(self, sha: str, directory: str) -> tuple[str, ...]:
         """The files under `directory` that landing `sha` changed (where a removal was made)."""
