@@ -345,3 +345,58 @@ def test_a_removal_pushed_to_main_is_not_approved_by_a_later_pull_request_that_n
     assert not approved and "pushed straight to the protected branch" in reason
     fakes.apply()
     assert "SSM-000002" in fakes.state("a-first")
+
+
+def test_addresses_swapped_on_main_do_not_move_a_shared_mailbox_to_someone_else(repo):
+    """Who may read direccion@ depends on the members' own addresses: swapping two people's
+    addresses straight on main is a change of the shared mailbox nobody approved."""
+    from types import SimpleNamespace
+
+    from reconciler.providers.mail.diff import _change, attribute_changes
+    from reconciler.providers.mail.records import expand
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001", mailbox={"address": "ana@salud.lab"}),
+             person("SSM-000002", curp=None, given_names="Mallory", first_surname="Ruíz",
+                    mailbox={"address": "mallory@salud.lab"}))
+    repo.shared["HG-CUERNAVACA"] = [{"address": "direccion@salud.lab", "name": "Dirección", "members": ["SSM-000001"],
+                                     "solicitud": SOL}]
+    repo.squash_merge("Buzones", approvers=(APPROVER_1,))
+    target = SimpleNamespace(name="mail", domains=("salud.lab",), default_quota="1G")
+    before = expand(load_desired_state(at_ref(repo.root).files), target)["shared:direccion@salud.lab"]
+    # Straight to main: the two people's addresses swapped (no address used twice).
+    repo.find("SSM-000001")["mailbox"] = {"address": "mallory@salud.lab"}
+    repo.find("SSM-000002")["mailbox"] = {"address": "mallory.old@salud.lab"}
+    repo.direct_push("Correcciones", author=("Mallory", "mallory@evil.example"))
+    source = at_ref(repo.root)
+    state = load_desired_state(source.files)
+    want = expand(state, target)["shared:direccion@salud.lab"]
+    change = _change(Movement.MODIFICACION, target, want, None, (AttributeChange("members", before.members,
+                                                                                  want.members),))
+    [judged] = review(Plan((change,)), source, state, None, Targets()).changes
+    assert want.members == ("mallory@salud.lab",)
+    assert not judged.approved and "pushed straight to the protected branch" in judged.approval.reason
+
+
+def test_an_unapproved_namesake_does_not_rename_an_approved_account(repo):
+    """A namesake with a lower employee key, pushed straight to main, would take the account
+    name: the rename is part of the other person's change, and nobody approved it."""
+    from test_diff import TARGET
+
+    from reconciler.providers.ad.diff import _account_change
+    from reconciler.providers.ad.records import person_account
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.squash_merge("Alta", approvers=(APPROVER_1,))
+    before_state = load_desired_state(at_ref(repo.root).files)
+    before = person_account(before_state.people[0], before_state, TARGET)
+    repo.add("CS-JIUTEPEC", person("SSM-000000", curp=None))  # same name, lower key
+    repo.direct_push("Alta directa", author=("Mallory", "mallory@evil.example"))
+    source = at_ref(repo.root)
+    state = load_desired_state(source.files)
+    mine = next(p for p in state.people if p.employee_key == "SSM-000001")
+    after = person_account(mine, state, TARGET)
+    assert after.attributes["sAMAccountName"] != before.attributes["sAMAccountName"]
+    assert any(o.file.endswith("cs-jiutepec.yaml") for o in after.origins)
+    change = _account_change(Movement.MODIFICACION, TARGET, after, before)
+    [judged] = review(Plan((change,)), source, state, None, Targets()).changes
+    assert not judged.approved and "pushed straight to the protected branch" in judged.approval.reason

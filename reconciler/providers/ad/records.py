@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from reconciler.desired.model import DesiredState, Person
-from reconciler.desired.naming import common_name
+from reconciler.desired.naming import base_name, common_name
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.target import ADTarget
 
@@ -113,6 +113,27 @@ def bajas_cn(cn: str, sam: str) -> str:
     return cn if cn.endswith(suffix) else cn + suffix
 
 
+_NAMESAKES: list = [None, {}]  # (the state they were found for, employee key -> sources)
+
+
+def namesakes(state: DesiredState) -> Mapping[str, tuple]:
+    """For each person whose account name depends on others (people with the same base name
+    and a lower employee key, or an explicit name equal to it), where those others are
+    declared: a namesake's alta renames this account, so it is part of this change."""
+    if _NAMESAKES[0] is not state:
+        groups: dict[str, list[Person]] = {}
+        for p in state.people:
+            groups.setdefault(p.explicit_sam.lower() if p.explicit_sam else base_name(p), []).append(p)
+        found = {}
+        for group in groups.values():
+            if len(group) > 1:
+                group.sort(key=lambda p: (not p.explicit_sam, p.employee_key))
+                for i, p in enumerate(group):
+                    found[p.employee_key] = tuple(q.source for q in group[:i] if q.source is not None)
+        _NAMESAKES[:] = [state, found]
+    return _NAMESAKES[1]
+
+
 def person_account(person: Person, state: DesiredState, target: ADTarget) -> Account:
     sam = state.account_names[person.employee_key]
     unit = state.units[person.unit]
@@ -135,7 +156,8 @@ def person_account(person: Person, state: DesiredState, target: ADTarget) -> Acc
     }
     cn = common_name(person)
     origins = tuple(s for s in (person.source, unit.source, *(state.entitlements[e].source
-                                                              for e in person.entitlements)) if s is not None)
+                                                              for e in person.entitlements),
+                                *namesakes(state).get(person.employee_key, ())) if s is not None)
     if person.active:
         groups = frozenset(state.entitlements[e].group for e in person.entitlements)
         return Account(person.employee_key, cn, unit_ou(target, unit.ou), attributes, True, groups,

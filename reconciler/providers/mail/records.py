@@ -47,12 +47,13 @@ def expand(state: DesiredState, target: MailTarget) -> dict[str, Mailbox]:
     """The mailboxes `state` declares in the target's domains, by key."""
     boxes: dict[str, Mailbox] = {}
     domains = set(target.domains)
-    address_of = {}
+    address_of, source_of = {}, {}
     for p in state.people:
         box = p.mailbox
         if box is None or box.address.rsplit("@", 1)[1] not in domains:
             continue
         address_of[p.employee_key] = box.address if p.active else None
+        source_of[p.employee_key] = p.source
         boxes[p.employee_key] = Mailbox(
             p.employee_key, PERSON, box.address, box.quota or target.default_quota, tuple(sorted(box.aliases)),
             p.active, unit=p.unit, label=f"{box.address} ({p.display_name})", folio=p.solicitud.folio,
@@ -62,9 +63,11 @@ def expand(state: DesiredState, target: MailTarget) -> dict[str, Mailbox]:
             continue
         members = tuple(sorted({a for k in s.members if (a := address_of.get(k))}))
         key = shared_key(s.address)
+        # Who gets in is decided by the members' own entries too (their addresses): an approval
+        # of the shared mailbox must cover those lines as well.
         boxes[key] = Mailbox(key, SHARED_KIND, s.address, s.quota or target.default_quota, tuple(sorted(s.aliases)),
                              True, members, s.unit, f"{s.address} ({s.name})", s.solicitud.folio,
-                             origins=(s.source,))
+                             origins=(s.source, *(source_of[k] for k in s.members if k in source_of)))
     return boxes
 
 
