@@ -230,3 +230,20 @@ def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path):
     assert "refs/reconciler/applied/ad-test" in remote
     proc = forge.run_gitlab_job("drift")
     assert proc.returncode == 0 and "No changes." in proc.stdout
+
+
+def test_pull_request_and_nightly_jobs_hold_no_write_secret():
+    """A pull request can change the workflow and read what its job holds: the plan and drift
+    jobs run on the read-only runner with the read-only account, never the apply's secrets."""
+    jobs = load("github-actions.yml")["jobs"]
+    for name in ("plan", "drift"):
+        text = yaml.safe_dump(jobs[name])
+        assert jobs[name]["runs-on"] == ["self-hosted", "reconciler-plan"]
+        for secret in ("RECONCILER_AD_PASSWORD", "RECONCILER_APPLY_KEY", "RECONCILER_BOT_KEY"):
+            assert f"secrets.{secret} " not in text and f"secrets.{secret}}}" not in text, (name, secret)
+    assert jobs["apply"]["environment"] == "production" and "RECONCILER_APPLY_KEY" in yaml.safe_dump(jobs["apply"])
+    gitlab = load("gitlab-ci.yml")
+    assert gitlab["default"]["tags"] == ["reconciler-plan"] and gitlab["apply"]["tags"] == ["reconciler"]
+    for name in ("plan", "drift"):
+        assert "RECONCILER_GITLAB_TOKEN" not in " ".join(gitlab[name]["script"])
+        assert gitlab[name]["variables"]["RECONCILER_INVENTORY"] == "inventory/plan.yaml"
