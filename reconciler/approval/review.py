@@ -224,14 +224,27 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     # A pull request's own changes will land on its base: the base's rules will judge them.
     pending = judge.rules.at(base_commit(source.repo, proposal_base)) if proposal_base else None
     subjects = addresses(state)
+    entries = {p.employee_key: p.source for p in state.people if p.source is not None}
     reviewed = []
-    for change in plan.changes:
-        removed = _removed(source, targets.removed_declaration(change))
+    for planned in plan.changes:
+        change = planned
+        declared = targets.removed_declaration(change) if not change.origins else None
+        if declared is not None and declared[1] == "users" and declared[0] in entries:
+            # Something of a person that is still declared was removed (their mailbox): the
+            # removal is a change of their entry, judged as one.
+            change = replace(change, origins=(entries[declared[0]],))
+            declared = None
+        removed = _removed(source, declared)
         # A person's baja carries out their `status:` line: judged by whoever wrote that line,
         # so an unapproved edit of their phone never keeps revoked access alive.
         decided = history.status_landing(change.origins[0]) \
             if change.movement is Movement.BAJA and change.origins else None
         provenance = history.provenance(decided) if decided else history.of(change.origins, removed)
+        silent = [sha for o in change.origins[:1] for sha in history.silent_changes(o)]
+        if silent and provenance is not None and not decided:  # a landing that only deleted lines is newer
+            newest = max(silent, key=lambda sha: history.line.position.get(sha, -1))
+            if history.line.position.get(newest, -1) > history.line.position.get(provenance.landed, -1):
+                provenance = history.provenance(newest)
         files = history.files_changed(provenance.landed, removed[1]) \
             if provenance is not None and not change.origins and removed is not None else ()
         if provenance is not None and proposed(provenance.landed):
@@ -247,7 +260,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
                 approval = _covered(history, judge, provenance.landed, change, subjects) or approval
             provenance = replace(provenance, approvers=tuple(
                 i for i in map(Identity.parse, approval.approvers) if i is not None))
-        reviewed.append(replace(change, provenance=provenance, approval=approval))
+        reviewed.append(replace(planned, provenance=provenance, approval=approval))
     ignored = tuple(f"commit {sha[:10]} changed {path} without the approvals that takes: it is not in force"
                     for sha, path in sorted(judge.rules.ignored.items()))
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)), warnings=plan.warnings + ignored)

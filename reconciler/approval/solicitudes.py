@@ -249,7 +249,7 @@ class History:
         the key (a comment) is passed over: the removal is where their entry stopped existing."""
         if (key, directory) not in self._removals:
             pattern = r"(^|[^A-Za-z0-9_.-])" + re.escape(key) + r"([^A-Za-z0-9_.-]|$)"
-            rows = self.repo.git.log("-n", "50", "--first-parent", "--format=%H %P", "--pickaxe-regex",
+            rows = self.repo.git.log("-n", "500", "--first-parent", "--format=%H %P", "--pickaxe-regex",
                                      f"-S{pattern}", self.commit.hexsha, "--", directory).splitlines()
             found = None
             for row in rows:
@@ -263,10 +263,16 @@ class History:
         return self._removals[key, directory]
 
     def _declares(self, sha: str, directory: str, key: str) -> bool:
-        """Does some people file under `directory` at `sha` hold an entry for `key`?"""
+        """Does some people file under `directory` at `sha` declare `key`: an entry for that
+        employee key, or an entry whose lines (comments aside) name it (a mailbox address)?"""
         files = self.repo.git.grep("-l", "-F", key, sha, "--", directory, with_exceptions=False).splitlines()
-        return any(key in (entry_texts(blob_text(self.repo.commit(sha), f.split(":", 1)[1])) or {})
-                   for f in files if ":" in f)
+        word = re.compile(r"(^|[^A-Za-z0-9_.@-])" + re.escape(key) + r"([^A-Za-z0-9_.@-]|$)")
+        for f in files:
+            texts = entry_texts(blob_text(self.repo.commit(sha), f.split(":", 1)[1])) or {} if ":" in f else {}
+            if key in texts or any(word.search(line) for t in texts.values() for line in t.split("\n")
+                                   if not line.lstrip().startswith("#")):
+                return True
+        return False
 
     def files_changed(self, sha: str, directory: str) -> tuple[str, ...]:
         """The files under `directory` that landing `sha` changed (where a removal was made)."""
