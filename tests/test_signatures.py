@@ -203,11 +203,11 @@ def test_an_approval_onto_a_base_that_is_not_on_main_covers_nothing(fakes: Fakes
 
 # -- how approved pull requests land -----------------------------------------------------------
 
-@pytest.mark.parametrize("how", ["merge commit", "fast-forward", "rebase"])
-def test_each_way_a_pull_request_lands_is_covered_by_its_approval(fakes: Fakes, how: str):
+@pytest.mark.parametrize("how, commits", [("merge commit", 2), ("fast-forward", 1), ("rebase", 1)])
+def test_each_way_a_pull_request_lands_is_covered_by_its_approval(fakes: Fakes, how: str, commits: int):
     landed_first(fakes)
     base = main_sha(fakes)
-    head = feature(fakes, "alta", "SSM-000002", commits=2)
+    head = feature(fakes, "alta", "SSM-000002", commits=commits)
     sign_approvals(fakes.repo.git, base, head, (APPROVER_1,))
     repo = fakes.repo.git
     if how == "merge commit":
@@ -218,6 +218,30 @@ def test_each_way_a_pull_request_lands_is_covered_by_its_approval(fakes: Fakes, 
         repo.git.cherry_pick("--allow-empty", "--keep-redundant-commits", f"{base}..{head}", env={"GIT_COMMITTER_DATE": "2026-12-01T10:00:00"})
     approved, reason = verdict(fakes)
     assert approved, reason
+
+
+@pytest.mark.parametrize("how", ["fast-forward", "rebase"])
+def test_a_branch_of_several_commits_lands_approved_only_as_a_merge_or_a_squash(fakes: Fakes, how: str):
+    """Blame credits each line to one commit of a fast-forwarded or rebased branch: a line one
+    commit drops and the next puts back (a grant pushed before, unapproved) would pass as
+    reviewed.  So several commits landed that way are not covered."""
+    landed_first(fakes)
+    base = main_sha(fakes)
+    repo = fakes.repo.git
+    head = feature(fakes, "alta", "SSM-000002")
+    repo.heads.alta.checkout()
+    (fakes.repo.root / "NOTAS.md").write_text("segunda parte\n", encoding="utf-8")
+    repo.git.add("-A")
+    head = repo.index.commit("Notas", author=git.Actor(*REQUESTER), committer=git.Actor(*REQUESTER)).hexsha
+    repo.heads.main.checkout()
+    sign_approvals(repo, base, head, (APPROVER_1,))
+    if how == "fast-forward":
+        repo.git.merge("--ff-only", head)
+    else:
+        repo.git.cherry_pick("--allow-empty", "--keep-redundant-commits", f"{base}..{head}",
+                             env={"GIT_COMMITTER_DATE": "2026-12-01T10:00:00"})
+    approved, reason = verdict(fakes)
+    assert not approved and "without a signed approval" in reason
 
 
 def test_an_approval_made_before_main_moved_is_made_again_on_the_new_main(fakes: Fakes):

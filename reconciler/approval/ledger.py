@@ -7,17 +7,18 @@ signed statement for (base B, head H) covers a stretch of that line that starts 
   - when the commit right after B is a merge commit M: M alone, if its parents are exactly
     B and H and its tree is H's, or the clean merge of B and H (`git merge-tree`): what M
     brings is H's reviewed change and nothing else;
-  - otherwise (a squash, a fast-forward, a rebase): (B, Y], Y being the first commit after B
-    whose tree is H's tree, no further from B than the branch had commits: the net change
-    from B is exactly what was reviewed;
+  - otherwise (a squash, or a one-commit branch fast-forwarded or rebased): that commit
+    alone, if its tree is H's tree: the change from B is exactly what was reviewed.  A
+    fast-forward or rebase of several commits is not covered: blame credits each line to one
+    of them, and a line one drops and the next puts back would pass as reviewed;
   - the merge bot's attestation names Y itself (the commit its merge made), under the same
     tests.
 
-Because the stretch starts right after B, which has one successor on the line, a statement
-covers one stretch once, where it was made: replaying it later (after the access was
-revoked), or signing onto an old base to be judged by old rules, covers nothing.  A stretch's
-net change is the reviewed one, so every line a commit inside it wrote and that is still
-there was in the reviewed difference.
+Because the stretch is the one commit right after B, which has one successor on the line, a
+statement covers it once, where it was made: replaying it later (after the access was
+revoked), or signing onto an old base to be judged by old rules, covers nothing.  Its change
+is the reviewed one, so every line it wrote was in the reviewed difference (for a merge
+commit, blame --first-parent credits it only with what differs from B).
 """
 from __future__ import annotations
 
@@ -122,23 +123,13 @@ class Ledger:
                     (line.tree[successor] == st.tree or self._clean_merge(st.base, st.head) == line.tree[successor]):
                 return Stretch(st.base, successor, st.head, first, first)
             return None
-        # A squash, a fast-forward or a rebase: no more commits than the branch had, the last
-        # with the head's tree.
-        end = line.position.get(st.landed) if st.kind == "attestation" else line.first_with_tree(st.tree, first - 1)
-        if end is None or end < first or end >= first + self._length(st.base, st.head) or \
-                line.tree[line.order[end]] != st.tree:
+        # A squash (or a one-commit branch fast-forwarded or rebased): that one commit, with the
+        # head's tree.  Never several commits: blame credits each line to one of them, and a
+        # line dropped by one and put back by the next would pass as reviewed when it was not
+        # in the reviewed difference at all (a grant pushed before, laundered).
+        if (st.kind == "attestation" and st.landed != successor) or line.tree[successor] != st.tree:
             return None
-        return Stretch(st.base, line.order[end], st.head, first, end)
-
-    def _length(self, base: str, head: str) -> int:
-        """How many commits the reviewed branch brings (1 when this clone lacks its head: a
-        squash-merged branch, deleted)."""
-        try:
-            counts = [int(self.repo.git.rev_list("--count", *flags, f"{base}..{head}"))
-                      for flags in (("--no-merges",), ("--first-parent",))]
-        except Exception:
-            return 1
-        return max(1, *counts)
+        return Stretch(st.base, successor, st.head, first, first)
 
     def _clean_merge(self, ours: str, theirs: str) -> str | None:
         """The tree of a clean merge of the two commits, or None (a conflict, or a head this
