@@ -400,3 +400,44 @@ def test_an_unapproved_namesake_does_not_rename_an_approved_account(repo):
     change = _account_change(Movement.MODIFICACION, TARGET, after, before)
     [judged] = review(Plan((change,)), source, state, None, Targets()).changes
     assert not judged.approved and "pushed straight to the protected branch" in judged.approval.reason
+
+
+def _edit_entry_and_push(fakes: Fakes, change, author) -> str:
+    """Edit SSM-000002's entry as text (what the YAML dumper would never write) and push it."""
+    fakes.repo.write()
+    path = fakes.repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml"
+    text = path.read_text(encoding="utf-8")
+    i = text.index("- employee_key: SSM-000002")
+    path.write_text(text[:i] + change(text[i:]), encoding="utf-8")
+    fakes.repo.git.git.add("-A")
+    return fakes.repo.git.index.commit("ajuste", author=git.Actor(*author), committer=git.Actor(*author)).hexsha
+
+
+def test_a_baja_hidden_behind_the_approved_status_line_is_not_approved(fakes: Fakes):
+    """A multi-line value keeps the approved `status: activo` line byte for byte, and a second
+    `status: baja` below it decides: the baja is judged by the landing that made the value
+    baja, not by a line."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    _edit_entry_and_push(fakes, lambda t: t.replace("  department: Urgencias\n", "", 1).replace(
+        "  status: activo\n", "  department: \"Urgencias\n  status: activo\n  nocturno\"\n  status: baja\n", 1),
+        ("Mallory", "mallory@evil.example"))
+    approved, reason = verdict(fakes)
+    assert not approved and "pushed straight to the protected branch" in reason
+    fakes.apply()
+    assert "SSM-000002" in fakes.state("a-first")
+
+
+def test_rewriting_an_approved_status_line_does_not_veto_the_baja(fakes: Fakes):
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.find("SSM-000002")["status"] = "baja"
+    fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
+    _edit_entry_and_push(fakes, lambda t: t.replace("  status: baja\n", "  status: 'baja'  # sí\n", 1),
+                         ("Zoé", "zoe@salud.morelos.gob.mx"))
+    approved, reason = verdict(fakes)
+    assert approved, reason
+    fakes.apply()
+    assert "SSM-000002" not in fakes.state("a-first")

@@ -13,6 +13,7 @@ The requester is the author of the commit that changed the lines.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from reconciler.approval.ledger import Line
 from reconciler.desired.entries import entry_texts, lines_of, split_entries
 from reconciler.desired.files import blob_text
 from reconciler.desired.model import Source
-from reconciler.desired.yamlfile import LineIndex
+from reconciler.desired.yamlfile import LineIndex, parse_yaml
 
 if TYPE_CHECKING:  # the policy's types are read without Git; History is handed a repository
     import git
@@ -222,19 +223,31 @@ class History:
                 if self._entry(landed, source.file, key) != self._entry(parent, source.file, key)]
 
     def status_landing(self, source: Source) -> str | None:
-        """The landing that wrote the `status:` line of a person's entry: the decision a baja
-        carries out, whoever edited the entry's other lines since."""
-        span = self._span(source)
-        text = self._texts.get(source.file, (None,))[0]
-        if span is None or text is None or source.path[:1] != ("people",):
+        """The landing that made a person's `status` baja: the decision a baja carries out,
+        found by the value (not by a line: a comment or quotes added to the line later, or a
+        multi-line value above it, change nothing), whoever edited the entry since."""
+        self._span(source)
+        entries = self._texts.get(source.file, (None, None))[1]
+        if source.path[:1] != ("people",) or not entries or not 0 <= source.path[1] < len(entries):
             return None
-        lines = text.split("\n")
-        found = next((n for n in range(span[0], span[1] + 1)
-                      if re.match(r"^\s*(-\s+)?status:", lines[n - 1])), None)
-        if found is None:
+        key = entries[source.path[1]].key
+        rows = self.repo.git.log("-n", "1000", "--first-parent", "--format=%H %P", self.commit.hexsha, "--",
+                                 source.file).splitlines()
+        for row in rows:  # newest first: the first that turned it into baja
+            landed, *parents = row.split()
+            if self._status(landed, source.file, key) != "baja":
+                return None
+            if self._status(parents[0] if parents else None, source.file, key) != "baja":
+                return landed
+        return None
+
+    def _status(self, sha: str | None, path: str, key: str) -> object:
+        text = self._entry(sha, path, key)
+        if text is None:
             return None
-        ranges = self._blame(source.file, "-L", f"{found},{found}")
-        return ranges[0][2] if ranges else None
+        data, problems = parse_yaml(textwrap.dedent(text), path)
+        item = data[0] if not problems and isinstance(data, list) and data else None
+        return item.get("status") if isinstance(item, dict) else None
 
     def last_change(self, origins: tuple[Source, ...]) -> str | None:
         """The newest landing among those that wrote the lines of the declarations: a person's
