@@ -441,3 +441,42 @@ def test_rewriting_an_approved_status_line_does_not_veto_the_baja(fakes: Fakes):
     assert approved, reason
     fakes.apply()
     assert "SSM-000002" not in fakes.state("a-first")
+
+
+def test_renaming_an_entitlement_the_policy_lists_as_privileged_keeps_its_group_privileged(fakes: Fakes):
+    # README's own example: privileged_entitlements: [vpn, admin_ti]; admin_ti is not flagged in entitlements.yaml
+    fakes.repo.policy["privileged_entitlements"] = ["vpn", "admin_ti"]
+    fakes.repo.entitlements["admin_ti"] = {"description": "Administración TI", "group": "GG-Admins-TI"}
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    # One approver: rename the key, same group (nothing flagged is dropped: ordinary change).
+    fakes.repo.entitlements["soporte"] = fakes.repo.entitlements.pop("admin_ti")
+    fakes.repo.squash_merge("Renombrar admin_ti", approvers=(APPROVER_1,))
+    fakes.repo.find("SSM-000001")["entitlements"].append("soporte")
+    fakes.repo.squash_merge("Soporte para SSM-000001", approvers=(APPROVER_1,))
+    source = at_ref(fakes.repo.root)
+    state = load_desired_state(source.files)
+    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
+                   (AttributeChange("groups", (), ("GG-Admins-TI",)),), unit="HG-CUERNAVACA",
+                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
+    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
+
+
+def test_giving_a_privileged_group_to_an_unflagged_entitlement_keeps_it_privileged(fakes: Fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    # One approver: vpn (still flagged privileged) now names a dummy group; a new, unflagged
+    # entitlement names the real VPN group.  No privileged flag or key dropped.
+    fakes.repo.entitlements["vpn"]["group"] = "GG-VPN-Legado"
+    fakes.repo.entitlements["remoto"] = {"description": "Acceso remoto", "group": "GG-VPN-Remoto"}
+    fakes.repo.squash_merge("Reorganizar grupos", approvers=(APPROVER_1,))
+    fakes.repo.find("SSM-000001")["entitlements"].append("remoto")
+    fakes.repo.squash_merge("Remoto para SSM-000001", approvers=(APPROVER_1,))
+    source = at_ref(fakes.repo.root)
+    state = load_desired_state(source.files)
+    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
+                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
+                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
+    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason

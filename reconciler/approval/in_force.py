@@ -105,23 +105,24 @@ class RulesInForce:
                      "" if policy else f"the approval policy {path} at {sha[:10]} cannot be read")
 
     def _privileged(self, commit, policy: Policy | None) -> dict[str, str]:
-        """Privileged entitlements: flagged in entitlements.yaml at that commit, or listed by
-        its policy; each by its group there and its group now (a renamed group stays one)."""
+        """Privileged AD groups (casefolded) -> the entitlement that names them: flagged in
+        entitlements.yaml, or listed by the policy, at that commit, in the last approved
+        version of the file, and now.  Privilege follows the group: renaming the entitlement,
+        or pointing it elsewhere and giving its group to a new one, keeps the group privileged
+        until a change approved as privileged drops it."""
         path = self.source.path_in_repo(f"{DESIRED_DIR}/entitlements.yaml")
-        then = _entitlements(blob_text(commit, path), path)
-        keys = {k for k, e in then.items() if e.get("privileged") is True}
-        # A flag removed without approval still counts: the last approved version's flags too.
+        listed = frozenset(policy.privileged_entitlements) if policy else frozenset()
+        texts = [blob_text(commit, path)]
         approved = self.last_approved(commit.hexsha, path)
         if approved is not None and approved != commit.hexsha:
-            was = _entitlements(blob_text(self.source.repo.commit(approved), path), path)
-            keys |= {k for k, e in was.items() if e.get("privileged") is True}
-            then = {**was, **then}
-        keys |= set(policy.privileged_entitlements) if policy else set()
-        # Flagged privileged now counts too: an unreadable file then never lowers the bar.
-        now = self.state.entitlements.values() if self.state is not None else ()
-        keys |= {e.key for e in now if e.privileged}
-        groups = {str(e.get("group", "")).casefold(): k for k, e in then.items() if k in keys and e.get("group")}
-        groups.update({e.group.casefold(): e.key for e in now if e.key in keys})
+            texts.append(blob_text(self.source.repo.commit(approved), path))
+        groups: dict[str, str] = {}
+        for text in texts:
+            for group, key in privileged_groups(text, path, listed).items():
+                groups.setdefault(group, key)
+        for e in self.state.entitlements.values() if self.state is not None else ():
+            if e.privileged or e.key in listed:
+                groups.setdefault(e.group.casefold(), e.key)
         return groups
 
 
@@ -135,6 +136,8 @@ def _entitlements(text: str | None, display: str) -> dict[str, dict]:
     return {str(k): v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
 
 
-def privileged_keys(text: str | None, display: str) -> set[str]:
-    """The entitlements flagged `privileged: true` in an entitlements.yaml text."""
-    return {k for k, e in _entitlements(text, display).items() if e.get("privileged") is True}
+def privileged_groups(text: str | None, display: str, listed: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Casefolded AD group -> entitlement key, for the entitlements of an entitlements.yaml
+    text that are flagged `privileged: true` or `listed` by the policy."""
+    return {str(e["group"]).casefold(): k for k, e in _entitlements(text, display).items()
+            if (e.get("privileged") is True or k in listed) and e.get("group")}

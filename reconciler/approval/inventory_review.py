@@ -15,7 +15,8 @@ from reconciler.desired.yamlfile import parse_yaml
 # Settings whose change needs only the ordinary approvals, when it goes in this direction:
 # everything else can hand credentials to another machine, switch off a check or widen what a
 # run manages (an AD OU that holds Domain Admins, a password source, a device's ACL name).
-CAREFUL = {"max_bajas": "lower", "lock_ttl_minutes": "lower", "description": "any"}
+# (A shorter lock_ttl_minutes is not careful: another apply may take over a running one's lock.)
+CAREFUL = {"max_bajas": "lower", "description": "any"}
 
 
 def _targets(text: str | None) -> dict | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from reconciler.approval.in_force import RulesInForce, privileged_keys
+from reconciler.approval.in_force import RulesInForce, privileged_groups
 from reconciler.approval.inventory_review import weakened
 from reconciler.approval.ledger import Ledger, Stretch
 from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting
@@ -106,10 +106,12 @@ class Judge:
         elif path.startswith(self.inventory_dir):
             old = blob_text(self.repo.commit(parent[0]), path) if parent else None
             sensitive = tuple(weakened(old, blob_text(self.repo.commit(landed), path)))[:1]
-        else:  # entitlements.yaml: dropping a privileged flag or entitlement lowers the bar
-            old = privileged_keys(blob_text(self.repo.commit(parent[0]), path), path) if parent else set()
-            dropped = old - privileged_keys(blob_text(self.repo.commit(landed), path), path)
-            sensitive = (f"drops privileged {', '.join(sorted(dropped))}",) if dropped else ()
+        else:  # entitlements.yaml: a group that stops being privileged lowers the bar
+            rules = self.rules.at(parent[0]) if parent else None
+            listed = rules.policy.privileged_entitlements if rules and rules.policy else frozenset()
+            old = privileged_groups(blob_text(self.repo.commit(parent[0]), path), path, listed) if parent else {}
+            dropped = set(old) - set(privileged_groups(blob_text(self.repo.commit(landed), path), path, listed))
+            sensitive = (f"makes {', '.join(sorted(dropped))} no longer privileged",) if dropped else ()
         in_force = self._blob(self.rules.last_approved(parent[0], path), path) if parent else None
         if parent and self._blob(landed, path) == in_force:
             return True  # back to what is in force (a revert): nothing changes
