@@ -15,7 +15,7 @@ from reconciler.desired.load import load_desired_state
 from reconciler.desired.model import Source
 from reconciler.desired.source import at_ref
 from reconciler.plan import AttributeChange, Change, Movement, Plan
-from reconciler.providers.network.rules import device_rules, rule_attributes, rule_change
+from reconciler.providers.network.rules import device_rules, order_change, rule_attributes, rule_change
 
 SOL = {"folio": "SSM/STI/2026/00900", "date": "2026-11-01", "justification": "Regla", "requested_by": "TI"}
 
@@ -480,3 +480,33 @@ def test_giving_a_privileged_group_to_an_unflagged_entitlement_keeps_it_privileg
                    origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
     [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
     assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
+
+
+def test_renaming_a_rules_file_without_approval_does_not_reorder_the_rules(repo):
+    """Rules are evaluated in file-name order: `git mv a-bloqueos.yaml z-bloqueos.yaml`, not one
+    line changed, would put an allow before a deny.  The rename is part of the new order."""
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.networks = {"networks": {"clientes": {"cidr": "10.10.1.0/24"}, "red": {"cidr": "10.10.0.0/16"}},
+                     "hosts": {"expediente": {"address": "10.10.2.2"}}, "services": {}}
+    deny = {"name": "hgc-deny", "source": "clientes", "destination": "expediente", "action": "deny",
+            "devices": ["fw-1"], "unit": "HG-CUERNAVACA", "justification": "Bloqueo", "solicitud": SOL}
+    allow = {"name": "hgc-allow", "source": "red", "destination": "expediente", "protocol": "tcp",
+             "ports": [443], "action": "allow", "devices": ["fw-1"], "unit": "HG-CUERNAVACA",
+             "justification": "Web", "solicitud": SOL}
+    repo.rules = {"a-bloqueos": [deny], "m-web": [allow]}
+    repo.squash_merge("Reglas", approvers=(APPROVER_1,))
+    state0 = load_desired_state(at_ref(repo.root).files, devices=frozenset({"fw-1"}))
+    before = [r.name for r in device_rules(state0.security, "fw-1", "2026-11-01").rules]
+    # Straight to main, no approval: `git mv a-bloqueos.yaml z-bloqueos.yaml`, not one line changed.
+    g = repo.git
+    g.git.mv("desired_state/security_rules/a-bloqueos.yaml", "desired_state/security_rules/z-bloqueos.yaml")
+    g.index.commit("renombrar", author=git.Actor("Mallory", "mallory@evil.example"),
+                   committer=git.Actor("Mallory", "mallory@evil.example"))
+    source = at_ref(repo.root)
+    state = load_desired_state(source.files, devices=frozenset({"fw-1"}))
+    wanted = device_rules(state.security, "fw-1", "2026-11-01")
+    after = [r.name for r in wanted.rules]
+    assert before != after
+    [change] = order_change("fw-1", "fw-1:order", "fw-1", before, after, wanted)
+    [judged] = review(Plan((change,)), source, state, None, Targets()).changes
+    assert not judged.approved and "pushed straight to the protected branch" in judged.approval.reason

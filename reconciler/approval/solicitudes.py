@@ -173,7 +173,11 @@ class History:
 
     def written_by(self, source: Source) -> list[str]:
         """The landings that wrote the lines of one declaration as they are now (for a person,
-        with their file's `unit:` line: changing it moves everyone in the file)."""
+        with their file's `unit:` line: changing it moves everyone in the file).  A source
+        whose path is ("files",) names a folder: the landings that added, removed or renamed
+        a file in it (where file names decide an order)."""
+        if source.path == ("files",):
+            return self.listing_changes(source.file)
         found = self._written(source)
         if source.path[:1] == ("people",) and found:
             found = sorted(set(found) | set(self._written(Source(source.file, None, ("unit",)))))
@@ -286,6 +290,13 @@ class History:
                                    if not line.lstrip().startswith("#")):
                 return True
         return False
+
+    def listing_changes(self, directory: str) -> list[str]:
+        """The landings that added, deleted or renamed a file under `directory`: where rules
+        are evaluated in file-name order, they decide the order as much as the rules' lines."""
+        out = self.repo.git.log("--first-parent", "--no-renames", "--diff-filter=ADR", "--format=%H",
+                                self.commit.hexsha, "--", directory)
+        return out.split()
 
     def files_changed(self, sha: str, directory: str) -> tuple[str, ...]:
         """The files under `directory` that landing `sha` changed (where a removal was made)."""

@@ -122,6 +122,10 @@ def order_change(target: str, key: str, device: str, before: list[str], after: l
         return []
     moved = {n for n in before if before.index(n) != after.index(n)}
     origins = tuple(o for r in wanted.rules if r.name in moved for o in r.origins)
+    # Rules are evaluated in file-name order: renaming, adding or removing a rules file moves
+    # them too, so those landings are part of the new order (approval.solicitudes: ("files",)).
+    folders = sorted({o.file.rsplit("/", 1)[0] for o in origins if "/" in o.file})
+    origins += tuple(Source(folder, None, ("files",)) for folder in folders)
     return [Change(Movement.MODIFICACION, target, ORDER_KIND, key, f"order of the rules on {device}",
                    (AttributeChange("order", tuple(before), tuple(after)),), origins=origins)]
 
