@@ -510,3 +510,20 @@ def test_renaming_a_rules_file_without_approval_does_not_reorder_the_rules(repo)
     [change] = order_change("fw-1", "fw-1:order", "fw-1", before, after, wanted)
     [judged] = review(Plan((change,)), source, state, None, Targets()).changes
     assert not judged.approved and "pushed straight to the protected branch" in judged.approval.reason
+
+
+def test_an_unapproved_revert_of_an_approved_baja_not_yet_applied_is_said_in_the_plan(fakes: Fakes):
+    """The revert leaves nothing to change (the account was never disabled), so no change in
+    the plan would show it: the plan says what landed without approval since the applied
+    commit."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.find("SSM-000002")["status"] = "baja"
+    fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
+    fakes.repo.find("SSM-000002")["status"] = "activo"
+    revert = fakes.repo.direct_push("Se revierte la baja", author=("Zoé", "zoe@salud.morelos.gob.mx"))
+    plan = fakes.plan()
+    assert not [c for c in plan.changes if c.target == "a-first"]
+    [warning] = [w for w in plan.warnings if "without a signed approval" in w]
+    assert revert[:10] in warning and "an approved change they undid is not applied either" in warning

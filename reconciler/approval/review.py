@@ -207,7 +207,7 @@ class Judge:
 
 
 def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base: str | None,
-           targets: Targets) -> Plan:
+           targets: Targets, since: str | None = None) -> Plan:
     """The plan with provenance and approval on every change.  A working-tree preview has no
     solicitudes: its changes are marked as not approvable.  With `proposal_base` (the protected
     branch a pull request targets), changes the pull request itself brings are marked as
@@ -265,7 +265,24 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
         reviewed.append(replace(planned, provenance=provenance, approval=approval))
     ignored = tuple(f"commit {sha[:10]} changed {path} without the approvals that takes: it is not in force"
                     for sha, path in sorted(judge.rules.ignored.items()))
+    ignored += _unapproved_since(judge, history, since)
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)), warnings=plan.warnings + ignored)
+
+
+def _unapproved_since(judge: Judge, history: History, since: str | None) -> tuple[str, ...]:
+    """What landed after the applied commit `since` with no signature covering it.  Nothing it
+    changes is applied; said anyway, because a landing that undoes an approved change not yet
+    applied (a baja put back to activo) leaves no change in the plan to show it."""
+    start = history.line.position.get(since) if since else None
+    if start is None:
+        return ()
+    unsigned = [sha for sha in history.line.order[start + 1:] if not judge.ledger.covering(sha)]
+    if not unsigned:
+        return ()
+    shown = ", ".join(sha[:10] for sha in unsigned[-5:]) + (" …" if len(unsigned) > 5 else "")
+    return (f"{len(unsigned)} commit{'s' if len(unsigned) > 1 else ''} landed since the applied {since[:10]} "
+            f"without a signed approval ({shown}): nothing they change is applied, and an approved change "
+            "they undid is not applied either",)
 
 
 def _covered(history: History, judge: Judge, newest: str, change: Change, subjects: dict) -> Approval | None:

@@ -233,7 +233,22 @@ class Run:
         scope = "full" if self.scope is None else self.scope.describe()
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
-        return review(plan, self.source, self.state, self.proposal_base, self)
+        return review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
+
+    def _applied_floor(self) -> str | None:
+        """The oldest commit the apply key says is applied to a selected target (None: none):
+        review warns about what landed after it without approval."""
+        if self.source.commit is None:
+            return None
+        found = [verified_applied(self.source.repo, APPLIED_REF.format(target=n), n, self.apply_key)[0]
+                 for n in self.providers]
+        found = [c for c in found if c]
+        if not found:
+            return None
+        try:
+            return min(found, key=lambda c: int(self.source.repo.git.rev_list("--count", c)))
+        except git.GitCommandError:
+            return None
 
     # What review asks of the targets (approval.review.Targets), answered by their providers.
     def removed_declaration(self, change: Change) -> Declared | None:
