@@ -437,3 +437,22 @@ def test_a_forge_answer_of_the_wrong_shape_attests_nothing(fakes: Fakes, forge: 
                                                                          "merged_at": "x", "number": 9}]
     code, out, err = attest(fakes, forge, base, landed)
     assert code == 1 and "not shaped as its documentation says" in err
+
+
+def test_verified_signatures_are_remembered_only_in_a_cache_the_user_alone_can_write(tmp_path, monkeypatch):
+    from reconciler.approval.signatures import _verified_marker, ssh_verify, ssh_sign
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("RECONCILER_SCHEMA_CACHE", raising=False)
+    key, public = key_of(APPROVER_1), (public_key_of(APPROVER_1),)
+    good = ssh_sign("texto\n", key)
+    assert ssh_verify("texto\n", good, "a@x.mx", public)
+    assert _verified_marker("texto\n", good, "a@x.mx", public, "reconciler-approval").is_file()
+    # A forged signature is never remembered; a marker planted where others can write is ignored.
+    forged = ssh_sign("otro texto\n", key_of("atacante@evil.example"))
+    assert not ssh_verify("otro texto\n", forged, "a@x.mx", public)
+    planted = _verified_marker("otro texto\n", forged, "a@x.mx", public, "reconciler-approval")
+    assert not planted.exists()
+    planted.touch()
+    planted.parent.chmod(0o777)
+    assert not ssh_verify("otro texto\n", forged, "a@x.mx", public)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -170,7 +172,44 @@ class Verifier:
 
 
 def ssh_verify(text: str, signature: str, principal: str, keys: tuple[str, ...], namespace: str = NAMESPACE) -> bool:
-    """Does `signature` sign `text` in `namespace` with one of `keys` (`ssh-keygen -Y verify`)?"""
+    """Does `signature` sign `text` in `namespace` with one of `keys`?  A signature verified
+    once is remembered (a pure function of these inputs) in the user's own cache, next to
+    the compiled schemas and under the same rules, so a plan does not start ssh-keygen again
+    for every approval it has seen before."""
+    marker = _verified_marker(text, signature, principal, keys, namespace)
+    if marker is not None and marker.is_file() and _trusted(marker):
+        return True
+    ok = _ssh_verify(text, signature, principal, keys, namespace)
+    if ok and marker is not None:
+        try:
+            marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            marker.touch(mode=0o600)
+        except OSError:
+            pass  # only slower next time
+    return ok
+
+
+def _verified_marker(text: str, signature: str, principal: str, keys: tuple[str, ...], namespace: str) -> Path | None:
+    from reconciler.desired.schemacache import cache_dir
+
+    directory = cache_dir()
+    if directory is None:
+        return None
+    digest = hashlib.sha256(json.dumps([namespace, principal, sorted(keys), text, signature],
+                                       ensure_ascii=False).encode("utf-8", "surrogateescape")).hexdigest()
+    return directory.parent / "verified" / digest
+
+
+def _trusted(path: Path) -> bool:
+    from reconciler.desired.schemacache import _trusted as ours
+
+    try:
+        return ours(path)
+    except OSError:
+        return False
+
+
+def _ssh_verify(text: str, signature: str, principal: str, keys: tuple[str, ...], namespace: str) -> bool:
     # The principal is matched as a pattern list by ssh-keygen: quote it, and refuse what a
     # quoted pattern cannot hold.  Keys are re-written from their parsed parts only.
     if any(c in principal for c in '"\\*?,!\n\r\t ') or not principal or not keys:

@@ -130,6 +130,7 @@ class Run:
     protected_branch: str = DEFAULT_REF  # apply takes only commits that landed on it, never going back
     today: str = field(default_factory=today_utc)
     apply_key: ApplyKey | None = field(default_factory=ApplyKey.from_env)  # audit/seal.py
+    _applied: dict = field(default_factory=dict)  # target -> (signed applied commit, why not), once a run
     state: DesiredState | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
     planned: dict[str, TargetPlan] = field(default_factory=dict)  # each target's part of the last plan
@@ -240,8 +241,7 @@ class Run:
         review warns about what landed after it without approval."""
         if self.source.commit is None:
             return None
-        found = [verified_applied(self.source.repo, APPLIED_REF.format(target=n), n, self.apply_key)[0]
-                 for n in self.providers]
+        found = [self._verified_applied(n)[0] for n in self.providers]
         found = [c for c in found if c]
         if not found:
             return None
@@ -293,11 +293,18 @@ class Run:
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
                     "--allow-mass-baja.")
 
+    def _verified_applied(self, name: str) -> tuple[str | None, str]:
+        """What target `name`'s applied ref says, if the apply key signed it (asked once a run)."""
+        if name not in self._applied:
+            self._applied[name] = verified_applied(self.source.repo, APPLIED_REF.format(target=name), name,
+                                                   self.apply_key)
+        return self._applied[name]
+
     def _since_applied(self, names: list[str]) -> incremental.Scope:
         """The incremental scope, from applied refs the apply key signed; else a full plan."""
         if self.source.commit is not None:
             for name in names:
-                _, why = verified_applied(self.source.repo, APPLIED_REF.format(target=name), name, self.apply_key)
+                _, why = self._verified_applied(name)
                 if why:
                     return incremental.Scope(True, why)
         return incremental.scope_since_applied(self.source, [APPLIED_REF.format(target=n) for n in names])
@@ -385,6 +392,7 @@ class Run:
             value = applied_tag(self.source.repo, self.apply_key, target, self.source.sha) if signable \
                 else self.source.sha
             self.source.repo.git.update_ref(APPLIED_REF.format(target=target), value)
+            self._applied.pop(target, None)
         except git.GitCommandError as exc:
             raise ReconcilerError(f"could not record the applied commit for {target}: {exc.stderr.strip()}") from None
         except SignatureError as exc:
