@@ -229,24 +229,8 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     entries = {p.employee_key: p.source for p in state.people if p.source is not None}
     reviewed = []
     for planned in plan.changes:
-        change = planned
-        declared = targets.removed_declaration(change) if not change.origins else None
-        if declared is not None and declared[1] == "users" and declared[0] in entries:
-            # Something of a person that is still declared was removed (their mailbox): the
-            # removal is a change of their entry, judged as one.
-            change = replace(change, origins=(entries[declared[0]],))
-            declared = None
-        removed = _removed(source, declared)
-        # A person's baja carries out their `status:` line: judged by whoever wrote that line,
-        # so an unapproved edit of their phone never keeps revoked access alive.
-        decided = history.status_landing(change.origins[0]) \
-            if change.movement is Movement.BAJA and change.origins else None
-        provenance = history.provenance(decided) if decided else history.of(change.origins, removed)
-        silent = [sha for o in change.origins[:1] for sha in history.silent_changes(o)]
-        if silent and provenance is not None and not decided:  # a landing that only deleted lines is newer
-            newest = max(silent, key=lambda sha: history.line.position.get(sha, -1))
-            if history.line.position.get(newest, -1) > history.line.position.get(provenance.landed, -1):
-                provenance = history.provenance(newest)
+        change, removed = _as_judged(planned, source, targets, entries)
+        provenance, decided = _solicitud(history, change, removed)
         files = history.files_changed(provenance.landed, removed[1]) \
             if provenance is not None and not change.origins and removed is not None else ()
         if provenance is not None and proposed(provenance.landed):
@@ -267,6 +251,34 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
                     for sha, path in sorted(judge.rules.ignored.items()))
     ignored += _unapproved_since(judge, history, since)
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)), warnings=plan.warnings + ignored)
+
+
+def _as_judged(change: Change, source: DesiredSource, targets: Targets,
+               entries: dict) -> tuple[Change, tuple[str, str] | None]:
+    """The change as review judges it, and how a removed declaration was declared.  Something
+    of a person still declared that was removed (their mailbox) is a change of their entry."""
+    declared = targets.removed_declaration(change) if not change.origins else None
+    if declared is not None and declared[1] == "users" and declared[0] in entries:
+        return replace(change, origins=(entries[declared[0]],)), None
+    return change, _removed(source, declared)
+
+
+def _solicitud(history: History, change: Change, removed):
+    """(the provenance of the landing that decides the change, whether it is a baja decided
+    by the person's status).  A baja is judged by the landing that made the status baja, so
+    an unapproved edit of the person's phone never keeps revoked access alive; otherwise the
+    newest landing that wrote, or only deleted, lines of the declaration."""
+    decided = history.status_landing(change.origins[0]) \
+        if change.movement is Movement.BAJA and change.origins else None
+    if decided:
+        return history.provenance(decided), True
+    provenance = history.of(change.origins, removed)
+    silent = [sha for o in change.origins[:1] for sha in history.silent_changes(o)]
+    if silent and provenance is not None:
+        newest = max(silent, key=lambda sha: history.line.position.get(sha, -1))
+        if history.line.position.get(newest, -1) > history.line.position.get(provenance.landed, -1):
+            provenance = history.provenance(newest)
+    return provenance, False
 
 
 def _unapproved_since(judge: Judge, history: History, since: str | None) -> tuple[str, ...]:
