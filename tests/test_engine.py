@@ -278,8 +278,10 @@ def test_a_change_the_read_back_does_not_show_is_not_verified(fakes):
     assert lost.error == "read back: the fake's state file does not show the change"
     assert refused.status == "failed" and refused.error == "the fake target refused the alta of SSM-000003 (fail_keys)"
     assert outcome["a-first", "SSM-000001"].verified
-    assert all(o.verified for (t, _), o in outcome.items() if t == "b-second")
-    assert sorted(map(id, report.failed)) == sorted(map(id, (lost, refused)))
+    held = outcome["b-second", "SSM-000003"]  # its alta failed on a-first: not attempted here
+    assert held.status == "failed" and held.error.startswith("not attempted: it needs the alta of SSM-000003")
+    assert all(o.verified for (t, k), o in outcome.items() if t == "b-second" and k != "SSM-000003")
+    assert sorted(map(id, report.failed)) == sorted(map(id, (lost, refused, held)))
     records = fakes.records("a-first")
     assert records[-1]["result"] == "incomplete" and not records[-1]["applied_ref_moved"]
     assert {r["key"]: (r["status"], r["verified"], r["error"]) for r in records if r["kind"] == "change"} == {
@@ -287,8 +289,8 @@ def test_a_change_the_read_back_does_not_show_is_not_verified(fakes):
         "SSM-000002": ("applied", False, "read back: the fake's state file does not show the change"),
         "SSM-000003": ("failed", False, "the fake target refused the alta of SSM-000003 (fail_keys)")}
     assert fakes.applied("a-first") is None
-    assert fakes.applied("b-second") == fakes.head()  # the other target is complete
-    assert fakes.records("b-second")[-1]["result"] == "complete"
+    assert fakes.applied("b-second") is None  # waiting for SSM-000003's account
+    assert fakes.records("b-second")[-1]["result"] == "incomplete"
     code, out, _ = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
                            "--auto-approve")
     assert code == 1 and "does not show the change" in out
@@ -629,3 +631,25 @@ def test_a_pull_requests_plan_uses_the_base_branchs_inventory(fakes):
     assert ("a-first", "alta", "SSM-000001") in {(c["target"], c["movement"], c["key"]) for c in plan["changes"]}
     assert any("this pull request changes inventory/fakes.yaml: its plan uses the inventory in force on main" in w
                for w in plan["warnings"])
+
+
+# -- dependencies between targets (issue 13) --------------------------------------------------
+
+def test_a_change_whose_alta_failed_on_an_earlier_target_is_not_attempted_and_the_next_run_converges(fakes):
+    """A mailbox needs its account: when a-first could not create SSM-000002, b-second does not
+    create it either, says why, and keeps its applied ref where it was."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.write_inventory(first={"fail_keys": ["SSM-000002"]})
+    plan, report = fakes.apply()
+    assert sorted(fakes.state("b-second")) == ["SSM-000001"]
+    held = next(o for o in report.outcomes if o.change.target == "b-second" and o.change.key == "SSM-000002")
+    assert held.status == "failed" and held.error.startswith("not attempted: it needs the alta of SSM-000002")
+    assert "on a-first, which failed" in held.error
+    assert fakes.applied("b-second") is None and fakes.applied("a-first") is None
+    records = fakes.records("b-second")
+    assert any(r["kind"] == "change" and r["key"] == "SSM-000002" and r["status"] == "failed" for r in records)
+    fakes.write_inventory()
+    fakes.apply()
+    assert sorted(fakes.state("a-first")) == sorted(fakes.state("b-second")) == ["SSM-000001", "SSM-000002"]
+    assert fakes.applied("b-second") == fakes.head()

@@ -131,6 +131,7 @@ class Run:
     today: str = field(default_factory=today_utc)
     apply_key: ApplyKey | None = field(default_factory=ApplyKey.from_env)  # audit/seal.py
     _applied: dict = field(default_factory=dict)  # target -> (signed applied commit, why not), once a run
+    failed_altas: dict = field(default_factory=dict)  # key -> (target, label, error): altas that failed this run
     state: DesiredState | None = None
     providers: dict[str, Provider] = field(default_factory=dict)
     planned: dict[str, TargetPlan] = field(default_factory=dict)  # each target's part of the last plan
@@ -470,16 +471,27 @@ class _TargetApply:
         self.advance = progress(target.name, len(self.approved)) if progress else (lambda n: None)
 
     def step(self, first: bool) -> None:
-        """The revoking changes (first) or the others."""
+        """The revoking changes (first) or the others.  Revocations always go ahead; any other
+        change of an object whose alta failed on an earlier target (a mailbox whose account
+        could not be created) is not attempted: it fails with the reason, so this target's
+        applied ref does not move and the next run tries again."""
         if self.audit is None:
             return
         changes = [c for c in self.approved if self.provider.revokes(c) == first]
-        if changes:
-            outcomes = self.provider.apply(self.planned, changes, self.credentials, self.advance)
-            done = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-            for o in outcomes:
-                o.step, o.done_at = (1 if first else 2), done
-            self.outcomes += outcomes
+        held = [] if first else [c for c in changes if c.key in self.run.failed_altas]
+        changes = [c for c in changes if c not in held]
+        outcomes = self.provider.apply(self.planned, changes, self.credentials, self.advance) if changes else []
+        for c in held:
+            target, label, error = self.run.failed_altas[c.key]
+            outcome = Outcome(c)
+            outcome.fail(f"not attempted: it needs the alta of {label} on {target}, which failed ({error})")
+            outcomes.append(outcome)
+        done = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+        for o in outcomes:
+            o.step, o.done_at = (1 if first else 2), done
+            if o.change.movement is Movement.ALTA and o.status != "applied":
+                self.run.failed_altas.setdefault(o.change.key, (self.name, o.change.label, o.error or o.status))
+        self.outcomes += outcomes
 
     def verify(self) -> None:
         """Read back and re-diff (the same for every kind); then the kind's probes, if any."""
