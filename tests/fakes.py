@@ -60,6 +60,16 @@ class Fakes:
                                **(first or {})}}
         self.inventory.write_text(yaml.safe_dump({"targets": targets}, sort_keys=False), encoding="utf-8")
 
+    def inventory_in_repo(self) -> Path:
+        """This inventory kept in the repository (inventory/fakes.yaml), landed with SSM-000001's
+        alta and two approvals (an inventory's change takes the privileged number)."""
+        inventory = self.repo.root / "inventory" / "fakes.yaml"
+        inventory.parent.mkdir(parents=True, exist_ok=True)
+        inventory.write_text(self.inventory.read_text(encoding="utf-8"), encoding="utf-8")
+        self.add("SSM-000001")
+        self.repo.squash_merge("Inventario y un alta")  # the default approvers: Marta and Raúl
+        return inventory
+
     def add(self, *keys: str) -> None:
         self.repo.add(UNIT, *(person(k, **PEOPLE[k]) for k in keys))
 

@@ -34,7 +34,7 @@ def push_tree(fakes: Fakes, tree_of: str, message: str = "Ajuste", author=REQUES
 
 
 # A rotated (revoked) key, or any approver, signs onto an OLD base of their choosing.
-def test_a_revoked_key_still_approves_by_naming_an_old_base(fakes: Fakes):
+def test_a_revoked_key_cannot_approve_by_naming_an_old_base(fakes: Fakes):
     landed_first(fakes)
     old_base = main_sha(fakes)
     # Marta's key was compromised: the policy rotates it, approved by two.
@@ -52,7 +52,7 @@ def test_a_revoked_key_still_approves_by_naming_an_old_base(fakes: Fakes):
     assert not approved and "signature does not verify" in reason
 
 
-def test_one_approver_picks_a_base_where_the_threshold_was_lower(fakes: Fakes):
+def test_one_approver_cannot_pick_a_base_where_the_threshold_was_lower(fakes: Fakes):
     landed_first(fakes)
     old_base = main_sha(fakes)
     fakes.repo.policy["required_approvals"] = 2
@@ -67,10 +67,8 @@ def test_one_approver_picks_a_base_where_the_threshold_was_lower(fakes: Fakes):
 
 
 # A dangling approval (a head that never landed with its tree) is replayed after a baja.
-def test_a_dangling_approval_resurrects_a_baja(fakes: Fakes):
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+def test_a_dangling_approval_does_not_resurrect_a_baja(fakes: Fakes):
+    two_applied(fakes)
     base = main_sha(fakes)
     # An honest pull request off `base` (an alta), approved by Marta, then closed unmerged
     # (or updated after the approval, or merged onto a newer main: same effect).
@@ -91,7 +89,7 @@ def test_a_dangling_approval_resurrects_a_baja(fakes: Fakes):
 
 
 # The bot's attestation of a merge commit also covers a direct push in the same push.
-def test_an_attestation_covers_a_direct_push_before_the_merge(fakes: Fakes, forge):
+def test_an_attestation_does_not_cover_a_direct_push_before_the_merge(fakes: Fakes, forge):
     bot_policy(fakes)
     landed_first(fakes)
     base = main_sha(fakes)
@@ -112,7 +110,7 @@ def test_an_attestation_covers_a_direct_push_before_the_merge(fakes: Fakes, forg
 
 
 # Separation of duties: an approver's content in a merge commit of the branch is not "requested".
-def test_an_approver_authoring_in_a_branch_merge_commit_is_no_requester(fakes: Fakes):
+def test_an_approver_authoring_in_a_branch_merge_commit_is_a_requester(fakes: Fakes):
     landed_first(fakes)
     base = main_sha(fakes)
     repo = fakes.repo.git
@@ -142,7 +140,7 @@ def test_an_approver_authoring_in_a_branch_merge_commit_is_no_requester(fakes: F
 
 
 # A multi-commit stretch: an intermediate policy nobody saw is "in force" at that commit.
-def test_an_intermediate_policy_inside_an_approved_stretch_is_in_force_at_its_commit(fakes: Fakes):
+def test_a_policy_one_commit_of_a_branch_had_is_never_in_force(fakes: Fakes):
     import yaml
     landed_first(fakes)
     base = main_sha(fakes)
@@ -172,6 +170,13 @@ def test_an_intermediate_policy_inside_an_approved_stretch_is_in_force_at_its_co
     approve(repo, c1, y, APPROVER_1[1], key_of("mallory"))
     approved, reason = verdict(fakes, "SSM-000003")
     assert not approved  # the policy c1 had was never in force
+
+
+def two_applied(fakes: Fakes) -> None:
+    """SSM-000001 and SSM-000002 landed approved and applied."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
 
 
 # -- scope: what a change's approval must cover ---------------------------------------------------
@@ -221,9 +226,7 @@ def test_renaming_a_privileged_entitlement_takes_the_privileged_number_of_approv
 
 
 def test_a_files_unit_line_changed_without_approval_moves_no_one(fakes: Fakes):
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     path = fakes.repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml"
     fakes.repo.write()
     text = path.read_text(encoding="utf-8")
@@ -288,9 +291,7 @@ def test_a_network_widened_without_approval_does_not_ride_on_the_rules_approval(
 def test_an_unapproved_edit_of_a_persons_entry_does_not_keep_their_baja_from_being_applied(fakes: Fakes):
     """The baja carries out the `status: baja` line an approved pull request wrote; a phone
     number pushed straight to main afterwards does not veto it."""
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     fakes.repo.find("SSM-000002")["status"] = "baja"
     fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
     fakes.repo.find("SSM-000002")["phone"] = "777 311 2211"
@@ -302,9 +303,7 @@ def test_an_unapproved_edit_of_a_persons_entry_does_not_keep_their_baja_from_bei
 
 
 def test_a_baja_pushed_straight_to_main_is_not_applied(fakes: Fakes):
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     fakes.repo.find("SSM-000002")["status"] = "baja"
     fakes.repo.direct_push("Baja sin solicitud", author=("Mallory", "mallory@evil.example"))
     approved, reason = verdict(fakes)
@@ -314,9 +313,7 @@ def test_a_baja_pushed_straight_to_main_is_not_applied(fakes: Fakes):
 
 
 def test_a_comment_naming_a_removed_person_does_not_veto_their_baja(fakes: Fakes):
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     fakes.repo.remove("SSM-000002")
     fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
     path = fakes.repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml"
@@ -332,9 +329,7 @@ def test_a_removal_pushed_to_main_is_not_approved_by_a_later_pull_request_that_n
     from conftest import person
     from fakes import PEOPLE
 
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     fakes.repo.remove("SSM-000002")  # the victim's entry deleted, straight to main
     fakes.repo.direct_push("limpieza", author=("Mallory", "mallory@evil.example"))
     p = person("SSM-000003", **PEOPLE["SSM-000003"])
@@ -417,9 +412,7 @@ def test_a_baja_hidden_behind_the_approved_status_line_is_not_approved(fakes: Fa
     """A multi-line value keeps the approved `status: activo` line byte for byte, and a second
     `status: baja` below it decides: the baja is judged by the landing that made the value
     baja, not by a line."""
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     _edit_entry_and_push(fakes, lambda t: t.replace("  department: Urgencias\n", "", 1).replace(
         "  status: activo\n", "  department: \"Urgencias\n  status: activo\n  nocturno\"\n  status: baja\n", 1),
         ("Mallory", "mallory@evil.example"))
@@ -430,9 +423,7 @@ def test_a_baja_hidden_behind_the_approved_status_line_is_not_approved(fakes: Fa
 
 
 def test_rewriting_an_approved_status_line_does_not_veto_the_baja(fakes: Fakes):
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     fakes.repo.find("SSM-000002")["status"] = "baja"
     fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
     _edit_entry_and_push(fakes, lambda t: t.replace("  status: baja\n", "  status: 'baja'  # sí\n", 1),
@@ -516,9 +507,7 @@ def test_an_unapproved_revert_of_an_approved_baja_not_yet_applied_is_said_in_the
     """The revert leaves nothing to change (the account was never disabled), so no change in
     the plan would show it: the plan says what landed without approval since the applied
     commit."""
-    fakes.add("SSM-000001", "SSM-000002")
-    fakes.repo.squash_merge()
-    fakes.apply()
+    two_applied(fakes)
     fakes.repo.find("SSM-000002")["status"] = "baja"
     fakes.repo.squash_merge("Baja de SSM-000002", approvers=(APPROVER_1,))
     fakes.repo.find("SSM-000002")["status"] = "activo"

@@ -92,9 +92,7 @@ def test_hundreds_of_policy_edits_are_judged_without_deep_recursion(fakes: Fakes
 
 
 def test_an_inventory_with_anchors_or_deep_nesting_pushed_to_main_is_not_used(fakes: Fakes):
-    from test_inventory_review import in_repo
-
-    inventory = in_repo(fakes)
+    inventory = fakes.inventory_in_repo()
     good = inventory.read_text(encoding="utf-8")
     for hostile in ("anchors:\n  a: &a {v: 1}\n  b: [*a, *a, *a]\n" + good,
                     good.replace("kind: fake_first", "kind: fake_first\n    extra: " + "[" * 5000 + "]" * 5000, 1)):

@@ -611,11 +611,7 @@ def test_a_commit_inside_a_merged_branch_is_not_on_the_protected_line(fakes):
 def test_a_pull_requests_plan_uses_the_base_branchs_inventory(fakes):
     """The inventory says where the runner connects and which secrets it reads: a pull
     request's own inventory counts once it has landed, never in its own plan."""
-    inventory = fakes.repo.root / "inventory" / "fakes.yaml"
-    fakes.add("SSM-000001")
-    fakes.repo.squash_merge()
-    inventory.write_text(fakes.inventory.read_text(encoding="utf-8"), encoding="utf-8")
-    fakes.repo.squash_merge("Inventario")
+    inventory = fakes.inventory_in_repo()
     git_ = fakes.repo.git
     git_.create_head("solicitud", git_.heads.main.commit).checkout()
     elsewhere = fakes.tmp / "elsewhere.json"

@@ -222,11 +222,7 @@ def test_a_mapping_with_keys_of_mixed_types_is_a_problem_not_a_crash(tmp_path):
 
 
 def test_a_tag_never_stands_for_the_base_branch_of_a_proposal(fakes):
-    inventory = fakes.repo.root / "inventory" / "fakes.yaml"
-    fakes.add("SSM-000001")
-    fakes.repo.squash_merge()
-    inventory.write_text(fakes.inventory.read_text(encoding="utf-8"), encoding="utf-8")
-    fakes.repo.squash_merge("Inventario")
+    inventory = fakes.inventory_in_repo()
     git_ = fakes.repo.git
     git_.create_head("solicitud", git_.heads.main.commit).checkout()
     inventory.write_text("targets: {otro: {kind: otro}}\n", encoding="utf-8")

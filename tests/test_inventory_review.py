@@ -12,16 +12,6 @@ from reconciler.approval.inventory_review import weakened
 from reconciler.providers.fake.provider import FakeObject, write_state
 
 
-def in_repo(fakes: Fakes):
-    """The fakes' inventory kept in the repository, landed with two approvals."""
-    inventory = fakes.repo.root / "inventory" / "fakes.yaml"
-    inventory.parent.mkdir(parents=True, exist_ok=True)
-    inventory.write_text(fakes.inventory.read_text(encoding="utf-8"), encoding="utf-8")
-    fakes.add("SSM-000001")
-    fakes.repo.squash_merge("Inventario y un alta", approvers=(APPROVER_1, APPROVER_2))
-    return inventory
-
-
 def edit(inventory, target: str, **settings) -> None:
     data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
     data["targets"][target].update(settings)
@@ -34,7 +24,7 @@ def plan(fakes: Fakes, inventory) -> tuple[int, dict, str]:
 
 
 def test_an_inventory_edit_pushed_straight_to_main_is_not_used(fakes: Fakes):
-    inventory = in_repo(fakes)
+    inventory = fakes.inventory_in_repo()
     elsewhere = fakes.tmp / "elsewhere.json"
     write_state(elsewhere, {"SSM-000001": FakeObject("José Ñúñez O'Brien", UNIT)})
     edit(inventory, "a-first", state_file=str(elsewhere), audit_dir=str(fakes.tmp / "otro"))
@@ -48,7 +38,7 @@ def test_an_inventory_edit_pushed_straight_to_main_is_not_used(fakes: Fakes):
 
 
 def test_weakening_a_setting_needs_the_privileged_number_of_approvals(fakes: Fakes):
-    inventory = in_repo(fakes)
+    inventory = fakes.inventory_in_repo()
     edit(inventory, "b-second", max_bajas=500)
     fakes.repo.squash_merge("Más bajas por corrida", approvers=(APPROVER_1,))
     code, data, err = plan(fakes, inventory)

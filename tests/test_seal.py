@@ -10,7 +10,6 @@ import yaml
 from conftest import APPROVER_1, key_of, person, public_key_of, run_cli
 from fakes import FIRST, SECOND, TARGET_CLASS, UNIT, Fakes
 from test_engine import ResettingFake
-from test_inventory_review import in_repo
 from test_signatures import landed_first
 
 from reconciler.approval.approve import approve
@@ -123,7 +122,7 @@ def test_a_force_pushed_history_with_its_own_root_is_refused_when_the_root_is_pi
     """A new history with a root of its own (its own key in Marta's name, a fresh audit_dir so
     the runner's trail remembers nothing) has no rules in force when the runner pins the
     repository's first commit (RECONCILER_TRUST_ROOT)."""
-    inventory = in_repo(fakes)  # inventory/fakes.yaml, landed with two approvals
+    inventory = fakes.inventory_in_repo()  # inventory/fakes.yaml, landed with two approvals
     monkeypatch.setenv("RECONCILER_TRUST_ROOT", fakes.repo.git.git.rev_list("--max-parents=0", "HEAD"))
     code, out, err = apply_cli(fakes, inventory)
     assert code == 0 and "SSM-000001" in fakes.state("a-first"), out + err

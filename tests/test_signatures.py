@@ -278,6 +278,18 @@ def bot_policy(fakes: Fakes) -> None:
         approver["forge"] = {"github": login}
 
 
+def bot_merged(fakes: Fakes, forge: ForgeDouble) -> tuple[str, str, str]:
+    """Pull request #9 (SSM-000002's alta) merged, Marta's review of its head on the forge:
+    (base, head, the merge commit)."""
+    bot_policy(fakes)
+    landed_first(fakes)
+    base = main_sha(fakes)
+    head = feature(fakes, "alta", "SSM-000002")
+    landed = merge(fakes, head)
+    forge.merged(9, landed, head, "jnunez", [("marta-avila", "APPROVED", head)])
+    return base, head, landed
+
+
 def attest(fakes: Fakes, forge: ForgeDouble, before: str, after: str) -> tuple[int, str, str]:
     return run_cli("--repo", str(fakes.repo.root), "attest", "--forge", "github", "--repository", "salud/identidades",
                    "--api", forge.url, "--before", before, "--after", after, "--key", str(key_of("merge-bot")),
@@ -325,12 +337,7 @@ def test_the_bot_refuses_a_rewritten_branch_and_attests_no_direct_push(fakes: Fa
 
 
 def test_an_attestation_by_a_key_the_policy_does_not_list_is_refused(fakes: Fakes, forge: ForgeDouble):
-    bot_policy(fakes)
-    landed_first(fakes)
-    base = main_sha(fakes)
-    head = feature(fakes, "alta", "SSM-000002")
-    landed = merge(fakes, head)
-    forge.merged(9, landed, head, "jnunez", [("marta-avila", "APPROVED", head)])
+    base, head, landed = bot_merged(fakes, forge)
     code, out, err = run_cli("--repo", str(fakes.repo.root), "attest", "--forge", "github", "--repository",
                              "salud/identidades", "--api", forge.url, "--before", base, "--after", landed,
                              "--key", str(key_of("otro-bot")), "--name", "merge-bot")
@@ -423,12 +430,7 @@ def test_lines_removed_without_approval_are_not_covered_by_an_older_approval(fak
 
 
 def test_a_forge_answer_of_the_wrong_shape_attests_nothing(fakes: Fakes, forge: ForgeDouble):
-    bot_policy(fakes)
-    landed_first(fakes)
-    base = main_sha(fakes)
-    head = feature(fakes, "alta", "SSM-000002")
-    landed = merge(fakes, head)
-    forge.merged(9, landed, head, "jnunez", [("marta-avila", "APPROVED", head)])
+    base, head, landed = bot_merged(fakes, forge)
     forge.answers[f"/repos/salud/identidades/pulls/9/reviews"] = [{"user": None, "state": "APPROVED",
                                                                   "commit_id": head}]
     code, out, err = attest(fakes, forge, base, landed)
