@@ -458,3 +458,22 @@ def test_verified_signatures_are_remembered_only_in_a_cache_the_user_alone_can_w
     planted.touch()
     planted.parent.chmod(0o777)
     assert not ssh_verify("otro texto\n", forged, "a@x.mx", public)
+
+
+def test_approve_without_a_terminal_needs_yes(fakes: Fakes):
+    landed_first(fakes)
+    feature(fakes, "alta", "SSM-000002")
+    before = fakes.repo.git.git.for_each_ref(NOTES_REF)
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "approve", "alta", "--base", "main", "--as",
+                             APPROVER_1[1], "--key", str(key_of(APPROVER_1)))
+    assert code == 1 and "approve needs --yes when it is not run from a terminal" in err
+    assert fakes.repo.git.git.for_each_ref(NOTES_REF) == before  # nothing signed
+
+
+def test_a_failed_push_of_the_approvals_never_shows_a_token_in_the_remote_url(fakes: Fakes):
+    from reconciler.approval.signatures import SignatureError, push
+
+    landed_first(fakes)
+    with pytest.raises(SignatureError) as failed:
+        push(fakes.repo.git, "https://oauth2:glpat-secreto@127.0.0.1:1/salud/identidades.git", attempts=1)
+    assert "glpat-secreto" not in str(failed.value) and "//***@127.0.0.1" in str(failed.value)

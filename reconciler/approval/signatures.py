@@ -279,4 +279,9 @@ def push(repo, remote: str, attempts: int = 3) -> None:
             return
         except Exception as exc:  # someone pushed between our fetch and push: again
             last = exc
-    raise SignatureError(f"could not push {NOTES_REF} to {remote}: {last}")
+    # A remote given as a URL may carry a token (https://oauth2:TOKEN@host/...): never shown.
+    raise SignatureError(_redacted(f"could not push {NOTES_REF} to {remote}: {last}"))
+
+
+def _redacted(text: str) -> str:
+    return re.sub(r"//[^/@\s]+@", "//***@", text)

@@ -130,6 +130,7 @@ class History:
         self._spans: dict[tuple[str, int, int], list[str]] = {}
         self._entries: dict[tuple[str, str], dict[str, str] | None] = {}
         self._file_log: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+        self._status_log: dict[str, list[str]] = {}
 
     @cached_property
     def line(self) -> Line:
@@ -235,9 +236,10 @@ class History:
         if source.path[:1] != ("people",) or not entries or not 0 <= source.path[1] < len(entries):
             return None
         key = entries[source.path[1]].key
-        rows = self.repo.git.log("-n", "1000", "--first-parent", "--format=%H %P", self.commit.hexsha, "--",
-                                 source.file).splitlines()
-        for row in rows:  # newest first: the first that turned it into baja
+        if source.file not in self._status_log:  # once per file: a mass baja asks it hundreds of times
+            self._status_log[source.file] = self.repo.git.log(
+                "-n", "1000", "--first-parent", "--format=%H %P", self.commit.hexsha, "--", source.file).splitlines()
+        for row in self._status_log[source.file]:  # newest first: the first that turned it into baja
             landed, *parents = row.split()
             if self._status(landed, source.file, key) != "baja":
                 return None

@@ -77,13 +77,18 @@ def _public_of(private: Path) -> str | None:
 
 # -- applied refs --------------------------------------------------------------------------------
 
+_ROOTS: dict[tuple[str, str], str] = {}  # (git dir, commit) -> root: a walk of the whole history
+
+
 def root_of(repo, commit: str) -> str:
     """The first commit of `commit`'s first-parent line: which repository a tag is for (an
     apply key shared by two repositories does not let one's tag count in the other)."""
-    try:
-        return repo.git.rev_list("--max-parents=0", "--first-parent", commit).split()[-1]
-    except Exception:
-        return ""
+    if (repo.git_dir, commit) not in _ROOTS:
+        try:
+            _ROOTS[repo.git_dir, commit] = repo.git.rev_list("--max-parents=0", "--first-parent", commit).split()[-1]
+        except Exception:
+            return ""
+    return _ROOTS[repo.git_dir, commit]
 
 
 def applied_tag(repo, key: ApplyKey, target: str, commit: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -108,6 +109,8 @@ def approve(args, out: Console, err: Console) -> int:
         err.print(f"Warning: {POLICY_FILE} on {args.base} does not list the key {key} for {signer}: this approval "
                   "will not count.", markup=False, style="yellow")
     if not args.yes:
+        if not sys.stdin.isatty():
+            raise ReconcilerError("approve needs --yes when it is not run from a terminal: nothing was signed")
         answer = input(f"Sign this approval as {signer} with {key}? Only 'yes' signs: ")
         if answer.strip() != "yes":
             out.print("Not signed.")
@@ -179,5 +182,5 @@ def _head_tree(repo, args, merge) -> str:
                        check=True, capture_output=True, timeout=300)
         return repo.commit(merge.head).tree.hexsha
     except Exception:
-        raise ReconcilerError(f"cannot read the head {merge.head[:10]} of {merge.number}: fetch {ref} from "
-                              f"{args.remote}") from None
+        raise ReconcilerError(f"cannot read the head {merge.head[:10]} of {merge.number}: fetch {ref} from the "
+                              "remote (--remote) first") from None
