@@ -174,3 +174,18 @@ def test_history_from_git_shows_only_sealed_records(fakes: Fakes):
     assert "mallory" not in out and "SSM-000666" not in out.split("\n", 1)[-1]
     code, out, err = run_cli("--repo", str(fakes.repo.root), "history", "SSM-000001", "--from-git")
     assert code == 0 and "SSM-000001" in out  # the sealed records of the real run are there
+
+
+def test_a_trail_naming_a_commit_this_repository_lacks_refuses_with_the_way_out(fakes: Fakes):
+    """History rewritten (or another repository's trail): the runner cannot order the commit
+    it last applied, so it refuses, and says how to go on when the repository was recreated."""
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    log = trail.AuditLog(fakes.audit_dir, "a-first")
+    log.append("run-end", commit="1" * 40, result="complete")
+    log.close()
+    code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                           "--auto-approve")
+    assert code == 1 and "1111111111" in err and "is not in this repository" in err
+    assert "move the target's audit trail aside" in err

@@ -41,10 +41,13 @@ def check_forward(source: DesiredSource, branch: str, applied: dict[str, list[st
 
 def _not_behind(source: DesiredSource, sha: str, target: str, done: str) -> None:
     try:
-        behind = done != sha and not source.repo.is_ancestor(done, sha)
+        source.repo.commit(done)
     except Exception:  # a commit this clone does not have: it cannot be ordered, so refuse
-        behind = True
-    if behind:
+        raise NotForward(f"refusing to apply commit {sha[:12]} to {target}: {done[:12]}, applied there before "
+                         "(this runner's audit trail says so), is not in this repository: its history was "
+                         "rewritten, or the trail is another repository's. If the repository was recreated on "
+                         "purpose, move the target's audit trail aside; nothing was changed.") from None
+    if done != sha and not source.repo.is_ancestor(done, sha):
         raise NotForward(f"refusing to apply commit {sha[:12]} to {target}: it is behind {done[:12]}, already "
                          "applied there, and would bring back what was changed since. Going back is a new "
                          "approved pull request; nothing was changed.")
