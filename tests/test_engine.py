@@ -160,7 +160,8 @@ def test_every_run_leaves_a_verifiable_trail(fakes):
     plan, report = fakes.apply()
     for target in ("a-first", "b-second"):
         records = fakes.records(target)
-        assert [r["kind"] for r in records] == ["run-start", "planned", "planned", "change", "change", "run-end"]
+        assert [r["kind"] for r in records] == ["run-start", "planned", "planned", "result", "result", "change",
+                                                "change", "run-end"]
         start, end = records[0], records[-1]
         assert start["commit"] == fakes.head() and start["fingerprint"] == plan.fingerprint
         assert start["planned"] == 2 and start["skipped"] == 0
@@ -178,7 +179,7 @@ def test_every_run_leaves_a_verifiable_trail(fakes):
     assert code == 0 and out.count("chain intact, matches the git notes") == 2
     code, out, _ = run_cli("--repo", str(fakes.repo.root), "audit", "verify", "--from-git",
                            "--inventory", str(fakes.inventory))
-    assert code == 0 and "target a-first (git notes): 6 records, chain intact" in out
+    assert code == 0 and "target a-first (git notes): 8 records, chain intact" in out
 
     # The trail is hash-chained: an edited record is found.
     path = fakes.audit_dir / "a-first.audit.jsonl"
@@ -201,7 +202,7 @@ def test_a_run_with_nothing_to_do_writes_no_trail_but_records_the_commit(fakes):
         assert plan.empty
         report = run.apply(plan)
     assert report.outcomes == [] and report.audit_files == []
-    assert len(fakes.records("a-first")) == 4  # the first run's only: start, planned, change, end
+    assert len(fakes.records("a-first")) == 5  # the first run's only: start, planned, result, change, end
     assert fakes.applied("a-first") == fakes.applied("b-second") == fakes.head()
 
 

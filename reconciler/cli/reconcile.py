@@ -123,7 +123,7 @@ def apply(args, out: Console, err: Console) -> int:
             err.print(f"Warning: {note}", markup=False, style="yellow")
         if args.output == "text":
             print_plan(plan, out)
-        if plan.empty:
+        if plan.empty and not run.interrupted:  # a stopped run's records are written by apply
             run.check_fingerprint(plan, args.expect_fingerprint)
             refs = run.record_applied(plan)
             if args.output == "json":
@@ -132,7 +132,7 @@ def apply(args, out: Console, err: Console) -> int:
                 for target, sha in refs.items():
                     out.print(f"Recorded {sha[:12]} as applied to {target}.")
             return EXIT_OK
-        if args.output == "text" and not _confirm(args, err):
+        if args.output == "text" and not plan.empty and not _confirm(args, err):
             out.print("Apply cancelled.")
             return EXIT_ERROR
         if args.output == "json" and not args.auto_approve:

@@ -31,7 +31,7 @@ from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
 from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, TargetPlan
 from reconciler.providers.verify import verify
-from reconciler.run import incremental
+from reconciler.run import incremental, recovery
 from reconciler.run.connections import Connections, select
 from reconciler.run.forward import check_forward
 from reconciler.run.lock import TargetLock
@@ -138,6 +138,7 @@ class Run:
     applied_resets: dict[str, frozenset] = field(default_factory=dict)  # target -> folios of resets applied
     scope: incremental.Scope | None = None
     lock_notes: list[str] = field(default_factory=list)  # expired locks taken over
+    interrupted: dict[str, recovery.Interrupted] = field(default_factory=dict)  # target -> its run that never ended
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
     _stack: ExitStack = field(default_factory=ExitStack)
@@ -165,6 +166,9 @@ class Run:
                                                             dt.timedelta(minutes=target.lock_ttl_minutes)))
                 if lock.replaced:
                     self.lock_notes.append(f"target {name}: took over the lock of {lock.replaced}")
+        # Read under the lock: no other run can be writing the trail now.
+        self.interrupted = {name: stopped for name, t in selected.items()
+                            if (stopped := recovery.interrupted(t.audit_dir, name)) is not None}
         connections = self._stack.enter_context(Connections(selected))
         # While the targets are being reached (and, for a full plan, read in bulk as soon as
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
@@ -225,6 +229,8 @@ class Run:
                 return self.plan()
         self.planned = dict(zip(names, planned))
         for name, part in self.planned.items():
+            if name in self.interrupted:  # halfway through a stopped run is not drift
+                part.changes = recovery.relabel(part.changes, self.interrupted[name])
             changes += part.changes
             conflicts += part.conflicts
             warnings += part.warnings
@@ -441,6 +447,7 @@ class _TargetApply:
     advance: object = None
     written: list = field(default_factory=list)  # the records this run appended, for the git note
     probes: list = field(default_factory=list)  # ProbeResults, when the kind proves its changes
+    stopped_file: Path | None = None  # the credentials file of a stopped run, carried into ours
 
     @property
     def name(self) -> str:
@@ -453,22 +460,43 @@ class _TargetApply:
         self.approved = [c for c in self.changes if c.approved]
         self.skipped = [Skipped(c, c.approval.reason) for c in self.changes if not c.approved]
         self.conflicts = [c for c in self.plan.conflicts if c.target == target.name]
-        if not self.changes:
+        stopped = self.run.interrupted.get(target.name)
+        if not self.changes and stopped is None:
             return
         self.audit = AuditLog(target.audit_dir, target.name)
         self.report.audit_files.append(str(self.audit.path))
+        self.credentials = CredentialFile(target.credentials_dir, f"{target.name}-{self.run_id}")
+        if stopped is not None:
+            self._close_stopped(stopped)
         self.audit.append("run-start", run=self.run_id, commit=commit, source=self.plan.source, scope=self.plan.scope,
                           fingerprint=self.plan.fingerprint, planned=len(self.approved), skipped=len(self.skipped),
                           locks_taken_over=self.run.lock_notes, reconciler=__version__, **operator())
-        for c in self.approved:
-            self.audit.append("planned", run=self.run_id, movement=c.movement.value, object_kind=c.kind, key=c.key,
-                              label=c.label, pull_request=c.provenance.pull_request if c.provenance else None)
+        for c in self.approved:  # the whole change: a run stopped halfway is closed from these
+            self.audit.append("planned", **change_record(c, "planned", run=self.run_id, commit=commit))
         for s in self.skipped:
             self.audit.append("change", **change_record(s.change, "skipped", error=s.reason, run=self.run_id,
                                                         commit=commit))
         self.report.skipped += self.skipped
-        self.credentials = CredentialFile(target.credentials_dir, f"{target.name}-{self.run_id}")
         self.advance = progress(target.name, len(self.approved)) if progress else (lambda n: None)
+
+    def _close_stopped(self, stopped: recovery.Interrupted) -> None:
+        """Record what became of a run that stopped before its end, before this run's own
+        records, and carry the passwords it set on objects it created into this run's file."""
+        closing = recovery.closing_records(stopped, self.changes, self.run_id)
+        for record in closing:
+            self.audit.append(**record)
+        changes = [r for r in closing if r["kind"] == "change"]
+        done = {r["key"] for r in changes if r["status"] == "applied"}
+        carried = recovery.carried_passwords(stopped, self.provider.target.credentials_dir, done)
+        for account, upn, employee_key, folio, password in carried:
+            self.credentials.record(account, upn, employee_key, folio or None, password)
+        self.stopped_file = stopped.credentials_file(self.provider.target.credentials_dir)
+        begun = sum(1 for r in changes if r["status"] == "applied" and not r["verified"])
+        self.report.warnings.append(
+            f"target {self.name}: run {stopped.run} (started {stopped.started}) stopped before its end; its "
+            f"{len(changes)} changes are recorded now: {len(done) - begun} done, {begun} begun and finished by "
+            f"this run, {len(changes) - len(done)} not done"
+            + (f"; the {len(carried)} passwords it set are in this run's credentials file" if carried else ""))
 
     def step(self, first: bool) -> None:
         """The revoking changes (first) or the others.  Revocations always go ahead; any other
@@ -491,6 +519,9 @@ class _TargetApply:
             o.step, o.done_at = (1 if first else 2), done
             if o.change.movement is Movement.ALTA and o.status != "applied":
                 self.run.failed_altas.setdefault(o.change.key, (self.name, o.change.label, o.error or o.status))
+            # As each step completes: a run stopped later still says what it did.
+            self.audit.append("result", run=self.run_id, object_kind=o.change.kind, key=o.change.key,
+                              status=o.status, error=o.error, step=o.step)
         self.outcomes += outcomes
 
     def verify(self) -> None:
@@ -508,6 +539,8 @@ class _TargetApply:
         commit = self.run.source.sha
         if self.credentials is not None:  # None when start() stopped before creating it
             self.credentials.close()
+            if self.stopped_file is not None:  # its passwords in use are in ours now, on disk
+                self.stopped_file.unlink(missing_ok=True)
         for o in self.outcomes:
             self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit),
                               step=o.step, done_at=o.done_at)

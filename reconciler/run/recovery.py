@@ -1,0 +1,150 @@
+"""Runs that were stopped before their end: recognised and closed by the next apply.
+
+Before its first operation an apply writes `run-start` and one `planned` record per change
+(the whole change, as its `change` record will be); each step's results follow as `result`
+records, and `run-end` closes the run.  A run killed on the way (SIGKILL, a lost runner, a
+power cut) leaves a `run-start` with no `run-end` at the tail of its target's trail.  The next
+run on that target, under the same lock, reads that tail and:
+
+- does not call the objects the stopped run was changing "changed outside the reconciler":
+  they differ from their marker because the run stopped halfway, not because of a hand edit;
+- closes the stopped run in the trail: for each of its changes, what became of it (its result
+  record if it wrote one; else what the target shows now: done, begun, or not done), then a
+  `run-end` with result "interrupted", so `history` shows a killed run's altas like any other;
+- carries the passwords the stopped run set on accounts that now exist into its own
+  credentials file (and removes the old file), so they are announced and delivered.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from reconciler.audit.trail import SUFFIX
+from reconciler.plan import Change, Movement
+
+# Fields of a record that belong to the trail, not to the change it describes.
+_TRAIL_FIELDS = ("seq", "prev", "hash", "time", "kind", "target", "run", "commit")
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A run on one target that has a run-start and no run-end."""
+
+    target: str
+    run: str
+    commit: str | None
+    started: str
+    planned: tuple[dict, ...]  # its `planned` records (the changes it was about to make)
+    results: dict  # (object_kind, key) -> its `result` record, for the steps it finished
+
+    def keys(self) -> set[tuple[str, str]]:
+        return {(p.get("object_kind"), p.get("key")) for p in self.planned}
+
+    def credentials_file(self, directory: str | Path) -> Path:
+        return Path(directory) / f"{self.target}-{self.run}.csv"
+
+
+def _reversed_lines(path: Path, chunk: int = 65536):
+    """The file's lines, last first, read from the end (a trail grows without bound)."""
+    with path.open("rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        rest = b""
+        while end > 0:
+            start = max(0, end - chunk)
+            f.seek(start)
+            block = f.read(end - start) + rest
+            lines = block.split(b"\n")
+            rest = lines.pop(0) if start > 0 else b""
+            for line in reversed(lines):
+                if line.strip():
+                    yield line
+            end = start
+        if rest.strip():
+            yield rest
+
+
+def interrupted(audit_dir: str | Path, target: str) -> Interrupted | None:
+    """The target's last run, when it never ended; None otherwise (or with no trail).  An
+    unreadable line ends the search: `audit verify` is the place to report it."""
+    path = Path(audit_dir) / f"{target}{SUFFIX}"
+    if not path.is_file():
+        return None
+    tail: list[dict] = []
+    try:
+        for line in _reversed_lines(path):
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                return None
+            if record.get("kind") == "run-end":
+                return None
+            tail.append(record)
+            if record.get("kind") == "run-start":
+                break
+        else:
+            return None
+    except (OSError, ValueError):
+        return None
+    start, rest = tail[-1], list(reversed(tail[:-1]))
+    run = start.get("run")
+    mine = [r for r in rest if r.get("run") == run]
+    return Interrupted(target, str(run), start.get("commit"), str(start.get("time", "")),
+                       tuple(r for r in mine if r.get("kind") == "planned"),
+                       {(r.get("object_kind"), r.get("key")): r for r in mine if r.get("kind") == "result"})
+
+
+def relabel(changes: list[Change], stopped: Interrupted) -> list[Change]:
+    """The plan's changes, where an object the stopped run was changing is not called drift."""
+    keys = stopped.keys()
+    reason = f"completes what run {stopped.run} began (it stopped before its end, {stopped.started})"
+    return [replace(c, drift=False, reason=reason) if c.drift and (c.kind, c.key) in keys else c
+            for c in changes]
+
+
+def closing_records(stopped: Interrupted, now_planned: list[Change], closer: str) -> list[dict]:
+    """The `change` records that say what became of each of the stopped run's changes, judged
+    by its own results, else by what the target shows now (`now_planned`: this run's plan of
+    the target), and its `run-end`.  Fields as AuditLog.append takes them (kind first)."""
+    pending = {(c.kind, c.key): c for c in now_planned}
+    out = []
+    for p in stopped.planned:
+        key = (p.get("object_kind"), p.get("key"))
+        fields = {k: v for k, v in p.items() if k not in _TRAIL_FIELDS}
+        status, verified, error = _fate(stopped, key, pending.get(key), p.get("movement"), closer)
+        fields.update(status=status, verified=verified, error=error)
+        out.append({"kind": "change", "run": stopped.run, "commit": stopped.commit, "closed_by": closer, **fields})
+    out.append({"kind": "run-end", "run": stopped.run, "commit": stopped.commit, "result": "interrupted",
+                "reason": f"the run stopped before its end; run {closer} recorded what the target shows",
+                "applied_ref_moved": False, "closed_by": closer})
+    return out
+
+
+def _fate(stopped: Interrupted, key: tuple, now: Change | None, movement: str | None,
+          closer: str) -> tuple[str, bool | None, str | None]:
+    """(status, verified, error) of one change of the stopped run."""
+    done = stopped.results.get(key)
+    if done is not None and done.get("status") != "applied":
+        return "failed", False, done.get("error") or "failed"
+    if now is None:  # the target shows the change made: nothing is left to do for the object
+        return "applied", True, None
+    if movement == Movement.ALTA.value and now.movement is not Movement.ALTA:
+        return "applied", False, f"begun: the object exists; run {closer} finishes it"
+    if done is not None:
+        return "applied", False, f"the target does not show all of it; run {closer} applies the rest"
+    return "failed", False, f"not done: the run stopped first; run {closer} applies it"
+
+
+def carried_passwords(stopped: Interrupted, directory: str | Path, done: set[str]) -> list[tuple]:
+    """The rows of the stopped run's credentials file for objects it did create (`done`: their
+    keys): passwords in use that nobody was told.  Rows for objects never created are dropped:
+    those passwords were never set."""
+    path = stopped.credentials_file(directory)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    # account, upn, employee_key, folio, password (credentials.CredentialFile.HEADER)
+    return [tuple(r) for r in rows[1:] if len(r) == 5 and (r[0] in done or r[2] in done)]
