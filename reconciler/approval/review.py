@@ -233,6 +233,10 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
         provenance, decided = _solicitud(history, change, removed)
         files = history.files_changed(provenance.landed, removed[1]) \
             if provenance is not None and not change.origins and removed is not None else ()
+        if files and change.unit is None and removed[1].endswith("/users"):
+            # Whose baja it is, when the object no longer says: the unit it was declared in.
+            unit = history.removed_unit(provenance.landed, removed[1], removed[0])
+            change, planned = replace(change, unit=unit), replace(planned, unit=unit)
         if provenance is not None and proposed(provenance.landed):
             policy = pending.policy
             scope = scope_of(change, pending.privileged)

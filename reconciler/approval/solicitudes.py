@@ -282,16 +282,32 @@ class History:
         return self._removals[key, directory]
 
     def _declares(self, sha: str, directory: str, key: str) -> bool:
-        """Does some people file under `directory` at `sha` declare `key`: an entry for that
-        employee key, or an entry whose lines (comments aside) name it (a mailbox address)?"""
+        return bool(self._declaring(sha, directory, key))
+
+    def _declaring(self, sha: str, directory: str, key: str) -> list[str]:
+        """The people files under `directory` at `sha` that declare `key`: an entry for that
+        employee key, or an entry whose lines (comments aside) name it (a mailbox address)."""
         files = self.repo.git.grep("-l", "-F", key, sha, "--", directory, with_exceptions=False).splitlines()
         word = re.compile(r"(^|[^A-Za-z0-9_.@-])" + re.escape(key) + r"([^A-Za-z0-9_.@-]|$)")
+        found = []
         for f in files:
-            texts = entry_texts(blob_text(self.repo.commit(sha), f.split(":", 1)[1])) or {} if ":" in f else {}
+            path = f.split(":", 1)[1] if ":" in f else None
+            texts = entry_texts(blob_text(self.repo.commit(sha), path)) or {} if path else {}
             if key in texts or any(word.search(line) for t in texts.values() for line in t.split("\n")
                                    if not line.lstrip().startswith("#")):
-                return True
-        return False
+                found.append(path)
+        return found
+
+    def removed_unit(self, landed: str, directory: str, key: str) -> str | None:
+        """The unit of the people file that declared `key` right before landing `landed`
+        removed it: whose baja it is, when the object itself no longer says (an account left
+        in the bajas OU by an interrupted baja).  None unless exactly one unit did."""
+        parents = self.line.parents.get(landed, ())
+        if not parents:
+            return None
+        units = {_unit_line(blob_text(self.repo.commit(parents[0]), path) or "")
+                 for path in self._declaring(parents[0], directory, key)}
+        return units.pop() if len(units) == 1 else None
 
     def listing_changes(self, directory: str) -> list[str]:
         """The landings that added, deleted or renamed a file under `directory`: where rules
@@ -330,3 +346,14 @@ class History:
         if sha is None and removed is not None:
             sha = self.removal(*removed)
         return self.provenance(sha) if sha else None
+
+
+_KEY = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a unit's key, as units.schema.json spells it
+_UNIT = re.compile(rf"""^unit:[ \t]*(?:"({_KEY})"|'({_KEY})'|({_KEY}))[ \t]*(?:#.*)?$""", re.M)
+
+
+def _unit_line(text: str) -> str | None:
+    """The `unit:` a people file declares at its top level, read as text: the file is an old
+    version nobody validates now, so it is never parsed as YAML."""
+    found = _UNIT.search(text)
+    return next((g for g in found.groups() if g), None) if found else None

@@ -6,8 +6,9 @@ Phases:
      LDAPS), pwdLastSet=0 (change at next logon) and the enabled flag.
   3. Group removals, batched per group: access is revoked before anything else moves, and
      before a baja's account is disabled.
-  4. Modificaciones and bajas: rename or move (modify DN), then one modify with every
-     changed attribute, the enabled flag and the applied-state marker.
+  4. Modificaciones and bajas: rename or move (modify DN) and one modify with every
+     changed attribute, the enabled flag and the applied-state marker (a baja disables
+     before it moves).
   5. Group additions, batched per group, with the accounts' final DNs.
   6. Password resets: a new random password, change at next logon.
   7. Computers (desktops and laptops): added, renamed, moved, given a holder, decommissioned.
@@ -161,16 +162,28 @@ class ADApplier:
 
     # -- phase 4 ------------------------------------------------------------------------
     def _modify(self, o: Outcome) -> None:
+        """A baja disables the account where it is, then moves it to the bajas OU: a run
+        stopped in between leaves a disabled account in its unit's OU, whose baja the next run
+        finishes under that unit's approval.  (Moved first, an enabled account in the bajas OU
+        would belong to no unit, and no approver could ever approve finishing it.)  Anything
+        else moves first, so the attributes are written at the final DN."""
         want: Account = o.change.desired
         have: Account = o.change.actual
-        dn = have.dn
-        if want.cn != have.cn or not dnlib.same(want.parent, have.parent):
-            superior = want.parent if not dnlib.same(want.parent, have.parent) else None
-            if not self._do(o, f"moving {dn} to {want.target_dn}", self.conn.modify_dn, dn,
-                            dnlib.rdn("CN", want.cn), new_superior=superior):
-                self.advance(1)
-                return
-            dn = want.target_dn
+        moves = want.cn != have.cn or not dnlib.same(want.parent, have.parent)
+        if o.change.movement is Movement.BAJA:
+            if self._write(o, have.dn, want, have) and moves:
+                self._move(o, have.dn, want, have)
+        elif not moves or self._move(o, have.dn, want, have):
+            self._write(o, want.target_dn if moves else have.dn, want, have)
+        self.advance(1)
+
+    def _move(self, o: Outcome, dn: str, want: Account, have: Account) -> bool:
+        superior = want.parent if not dnlib.same(want.parent, have.parent) else None
+        return self._do(o, f"moving {dn} to {want.target_dn}", self.conn.modify_dn, dn,
+                        dnlib.rdn("CN", want.cn), new_superior=superior)
+
+    def _write(self, o: Outcome, dn: str, want: Account, have: Account) -> bool:
+        """One modify with every changed attribute, the enabled flag and the applied marker."""
         mods = {}
         for name in MANAGED_ATTRIBUTES:
             after = want.attributes.get(name) or None
@@ -181,8 +194,7 @@ class ADApplier:
         if uac != have.uac:
             mods["userAccountControl"] = [(MODIFY_REPLACE, [uac])]
         mods["adminDescription"] = [(MODIFY_REPLACE, [marker_value(want.state_hash())])]
-        self._do(o, f"modifying {dn}", self.conn.modify, dn, mods)
-        self.advance(1)
+        return self._do(o, f"modifying {dn}", self.conn.modify, dn, mods)
 
     # -- phases 3 and 5 -----------------------------------------------------------------
     def _memberships(self, accounts: list[Outcome], operation: str) -> None:
