@@ -116,3 +116,91 @@ def test_an_enabled_account_left_in_the_bajas_ou_finishes_its_baja_under_its_uni
     assert sandbox.conn.modify(account["dn"], {"userAccountControl": [(MODIFY_REPLACE, [512])]})
     [again] = [c for c in sandbox.plan_json()["changes"] if c["kind"] == "account"]
     assert again["movement"] == "baja" and again["approval"]["approved"]
+
+
+QUERY_POLICY = ("CN=Default Query Policy,CN=Query-Policies,CN=Directory Service,CN=Windows NT,CN=Services,"
+                "CN=Configuration,DC=salud,DC=lab")
+
+
+@pytest.fixture
+def idle_limit(sandbox):
+    """The lab DC drops connections idle for more than 2 s (AD's MaxConnIdleTime; 900 s by
+    default) for connections opened from now on; restored afterwards."""
+    from ldap3 import MODIFY_ADD, MODIFY_DELETE
+
+    from conftest import lab_connection
+
+    def limit(old: str, new: str) -> None:
+        conn = lab_connection()
+        assert conn.modify(QUERY_POLICY, {"lDAPAdminLimits": [(MODIFY_DELETE, [f"MaxConnIdleTime={old}"]),
+                                                              (MODIFY_ADD, [f"MaxConnIdleTime={new}"])]}), conn.result
+        conn.unbind()
+    limit("900", "2")
+    try:
+        yield 2
+    finally:
+        limit("2", "900")
+
+
+def test_an_idle_limit_of_seconds_on_the_dc_does_not_fail_an_apply(sandbox, idle_limit):
+    import time
+
+    from reconciler.desired.source import at_ref
+    from reconciler.run.engine import Run
+
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    sandbox.repo.write()
+    sandbox.repo.squash_merge()
+    with Run(at_ref(sandbox.repo.root), sandbox.inventory, lock=True) as run:
+        plan = run.plan()
+        time.sleep(idle_limit + 2)  # a person reading the plan before typing "yes"
+        report = run.apply(plan)
+        assert report.ok, [(o.change.label, o.error) for o in report.failed]
+    assert sandbox.groups_of("jnunezo") == {"GG-SIEMPRE-Usuarios", "GG-Internet"}
+    sandbox.assert_converged()
+
+
+def test_a_connection_dropped_mid_apply_is_opened_again_and_the_change_repeated(sandbox, monkeypatch):
+    from reconciler.providers.ad import apply as ad_apply
+
+    real = ad_apply.ADApplier._alta
+    dropped = []
+
+    def drop_then_alta(self, o):
+        if not dropped:  # the first alta's request goes out on a connection that is gone
+            dropped.append(o.change.key)
+            self.conn.socket.shutdown(2)
+        return real(self, o)
+    monkeypatch.setattr(ad_apply.ADApplier, "_alta", drop_then_alta)
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"), person("SSM-000002", given_names="Ana", curp=None))
+    out = sandbox.apply()
+    assert dropped and "0 failed" in out
+    assert sandbox.account("jnunezo") is not None and sandbox.account("anunezo") is not None
+    sandbox.assert_converged()
+
+
+def test_a_dc_gone_mid_apply_fails_the_rest_with_the_reason_and_the_summary_is_printed(sandbox, monkeypatch):
+    from reconciler.errors import ReconcilerError
+    from reconciler.providers.ad import apply as ad_apply
+    from reconciler.providers.ad import provider
+
+    real = ad_apply.ADApplier._alta
+
+    def gone(self, o):
+        self.conn.socket.shutdown(2)
+        return real(self, o)
+
+    def refused(target, attempts=3, pause=1.0):
+        raise ReconcilerError(f"target {target.name}: cannot reach {target.url}: connection refused")
+    monkeypatch.setattr(ad_apply.ADApplier, "_alta", gone)
+    monkeypatch.setattr(provider, "reconnect", refused)
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    code, out, err = sandbox.cli("apply")
+    assert code == 1 and "Traceback" not in err and "Internal error" not in err, err
+    assert "could not be opened again" in out and "connection refused" in out
+    assert "Apply complete:" in out and "failed" in out
+    # The password written for the alta that never landed is announced with its file anyway.
+    assert "new passwords or line secrets:" in out
+    monkeypatch.undo()  # the DC is back: the next run converges
+    sandbox.apply()
+    sandbox.assert_converged()

@@ -132,3 +132,16 @@ def test_passwords_of_a_killed_run_are_carried_only_for_objects_it_created(tmp_p
     carried = recovery.carried_passwords(stopped, tmp_path, {"SSM-1", "1001"})
     assert [row[0] for row in carried] == ["jnunezo", "1001"]
     assert recovery.carried_passwords(recovery.Interrupted("ad", "r2", None, "", (), {}), tmp_path, {"SSM-1"}) == []
+
+
+def test_an_apply_that_stops_with_an_error_still_prints_what_it_did(fakes):
+    """A crash in one target (an exception, not a kill): the summary of what was applied, and
+    the files to look at, are printed before the error, never lost behind it."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.write_inventory(second={"crash_after": 1})
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                             "--auto-approve")
+    assert code != 0 and "FakeCrash" in err
+    assert "Apply stopped: 2 altas, 0 modificaciones, 0 bajas applied" in out, out
+    assert f"Audit trail: {fakes.audit_dir / 'b-second.audit.jsonl'}" in out

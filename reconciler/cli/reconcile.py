@@ -80,7 +80,9 @@ def _confirm(args, err: Console) -> bool:
     return input().strip() == "yes"
 
 
-def _report(report: ApplyReport, out: Console) -> None:
+def _report(report: ApplyReport, out: Console, stopped: bool = False) -> None:
+    """The result of an apply: failures, skips, counts, files.  `stopped`: the run ended with
+    an error (said after this), so the counts are what it did before."""
     for o in report.failed:
         out.print(f"  [red]✗[/] {escape(f'{o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}')}")
     for s in report.skipped:
@@ -95,7 +97,8 @@ def _report(report: ApplyReport, out: Console) -> None:
     failed = len(report.failed)
     colour = "green" if report.ok and not report.skipped else "red" if not report.ok else "yellow"
     skipped = f"; {len(report.skipped)} skipped for lack of approval" if report.skipped else ""
-    out.print(f"[bold {colour}]Apply complete:[/] {', '.join(parts)} applied; {verified} verified by "
+    title = "[bold red]Apply stopped:[/]" if stopped else f"[bold {colour}]Apply complete:[/]"
+    out.print(f"{title} {', '.join(parts)} applied; {verified} verified by "
               f"reading back; {failed} failed{skipped}.")
     if report.timings:
         phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items() if seconds >= 0.05)
@@ -138,9 +141,14 @@ def apply(args, out: Console, err: Console) -> int:
         if args.output == "json" and not args.auto_approve:
             raise ReconcilerError("apply --output json needs --auto-approve")
         bar, start = _progress(err)
-        with bar:
-            report = run.apply(plan, allow_mass_baja=args.allow_mass_baja, strict=args.strict,
-                               expect_fingerprint=args.expect_fingerprint, progress=start)
+        try:
+            with bar:
+                report = run.apply(plan, allow_mass_baja=args.allow_mass_baja, strict=args.strict,
+                                   expect_fingerprint=args.expect_fingerprint, progress=start)
+        except BaseException:
+            if run.report is not None and args.output == "text":  # what it did before it stopped
+                _report(run.report, out, stopped=True)
+            raise
     if args.output == "json":
         result = {"outcomes": [{**o.change.to_dict(), "status": o.status, "verified": o.verified,
                                 "error": o.error} for o in report.outcomes],

@@ -121,7 +121,10 @@ class Provider(ABC):
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - a connection that died already: closing it tells the run
+            pass  # nothing, and an error here must never replace the run's result or its summary
 
     def open(self) -> None:
         """Connect, when the kind connects up front (a failure is a ReconcilerError)."""

@@ -139,6 +139,7 @@ class Run:
     scope: incremental.Scope | None = None
     lock_notes: list[str] = field(default_factory=list)  # expired locks taken over
     interrupted: dict[str, recovery.Interrupted] = field(default_factory=dict)  # target -> its run that never ended
+    report: ApplyReport | None = None  # the last apply's, also when it raised: what it did before
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
     _stack: ExitStack = field(default_factory=ExitStack)
@@ -343,7 +344,7 @@ class Run:
         account before its mailbox); then each target reads back and verifies."""
         self._check(plan, allow_mass_baja, strict, expect_fingerprint)
         run_id = new_run_id()
-        report = ApplyReport([])
+        report = self.report = ApplyReport([])  # filled even when the run stops with an error
         by_target = plan.by_target()
         runs = [_TargetApply(self, p, self.planned.get(n) or TargetPlan(n), by_target.get(n, []), plan, run_id, report)
                 for n, p in self.providers.items()]

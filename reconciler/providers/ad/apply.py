@@ -24,10 +24,12 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
 from reconciler.credentials import CredentialFile, generate_password
+from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.computers import apply_computer
 from reconciler.providers.ad.connection import ldap_error as _error
+from reconciler.providers.ad.connection import lost
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, Account, marker_value
 from reconciler.providers.ad.target import ADTarget
 
@@ -46,8 +48,10 @@ def _ldap(value) -> list:
 class ADApplier:
     def __init__(self, conn: Connection, target: ADTarget, credentials: CredentialFile,
                  groups: dict[str, str], advance: Callable[[int], None] = lambda n: None,
-                 holder_dns: dict[str, str] | None = None):
+                 holder_dns: dict[str, str] | None = None, reconnect: Callable[[], Connection] | None = None):
         self.conn, self.target, self.credentials, self.advance = conn, target, credentials, advance
+        self.reconnect = reconnect  # a new connection when this one dropped (None: none)
+        self.lost: str | None = None  # why the connection is gone for good: the rest is not attempted
         self.holder_dns = holder_dns or {}  # employee key -> account DN, for computers' managedBy
         self.group_dns = dict(groups)  # casefolded name -> DN
         self.timings: dict[str, float] = {}  # seconds per phase, for reports and benchmarks
@@ -58,16 +62,48 @@ class ADApplier:
         return now
 
     def _do(self, o: Outcome | None, what: str, operation, *args, **kwargs) -> bool:
-        """Run one LDAP operation; a refusal or a lost connection becomes the change's error."""
-        try:
-            if operation(*args, **kwargs):
-                return True
-            message = _error(self.conn, what)
-        except LDAPException as exc:
-            message = f"{what}: {type(exc).__name__}: {exc}"
+        """Run one LDAP operation; a refusal or a lost connection becomes the change's error.
+
+        A dropped connection is opened again once and the operation repeated.  Every
+        operation here is idempotent except add and modify DN, whose first try may have
+        landed before the answer was lost: their "already exists" and "no such object" on the
+        repeat mean done (the read back confirms it either way)."""
+        if self.lost is not None:
+            message = f"{what}: not attempted: {self.lost}"
+        else:
+            message = self._attempt(what, operation, *args, **kwargs)
+        if message is None:
+            return True
         if o is not None:
             o.fail(message)
         return False
+
+    def _call(self, what: str, name: str, *args, **kwargs) -> str | None:
+        """One operation of the connection by name: an error message, or None."""
+        if self.lost is not None:
+            return f"{what}: not attempted: {self.lost}"
+        return self._attempt(what, getattr(self.conn, name), *args, **kwargs)
+
+    def _attempt(self, what: str, operation, *args, **kwargs) -> str | None:
+        for repeat in (False, True):
+            try:
+                if operation(*args, **kwargs):
+                    return None
+                code = self.conn.result.get("result")
+                if repeat and ((operation.__name__ == "add" and code == 68)
+                               or (operation.__name__ == "modify_dn" and code == 32)):
+                    return None
+                return _error(self.conn, what)
+            except LDAPException as exc:
+                if repeat or not lost(exc) or self.reconnect is None:
+                    return f"{what}: {type(exc).__name__}: {exc}"
+                try:
+                    self.conn = self.reconnect()
+                except ReconcilerError as gone:
+                    self.lost = f"the connection was lost and could not be opened again ({gone})"
+                    return f"{what}: {self.lost}"
+                operation = getattr(self.conn, operation.__name__)  # the same call, on the new connection
+        return None
 
     def group_dn(self, name: str) -> str:
         return self.group_dns.get(name.casefold()) or dnlib.child("CN", name, self.target.groups_ou)
@@ -101,7 +137,7 @@ class ADApplier:
         t = self._timed("password resets", t)
         for o in outcomes:  # last: managedBy names accounts this run may have created or moved
             if o.change.kind == "computer":
-                if error := apply_computer(self.conn, o.change, self.holder_dns):
+                if error := apply_computer(self._call, o.change, self.holder_dns):
                     o.fail(error)
                 self.advance(1)
         self._timed("computers", t)

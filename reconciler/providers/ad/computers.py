@@ -13,7 +13,7 @@ released: managedBy is cleared in the same plan.  `expand` and `diff` are pure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 
@@ -21,7 +21,6 @@ from reconciler.desired.assets import COMPUTERS, holder
 from reconciler.desired.model import DesiredState
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.ad import dn as dnlib
-from reconciler.providers.ad.connection import ldap_error as _error
 from reconciler.providers.ad.read import _one, paged_search
 from reconciler.providers.ad.records import MARKER, unit_ou
 from reconciler.providers.ad.target import ADTarget
@@ -171,8 +170,9 @@ def diff_computers(desired: Mapping[str, Computer], actual: Mapping[str, Compute
     return altas + modificaciones + bajas
 
 
-def apply_computer(conn: Connection, change: Change, holder_dns: Mapping[str, str]) -> str | None:
-    """One computer change; an error message, or None."""
+def apply_computer(do: Callable[..., str | None], change: Change, holder_dns: Mapping[str, str]) -> str | None:
+    """One computer change; an error message, or None.  `do(what, operation name, *args)`
+    runs one operation of the connection (the applier's, which survives a dropped one)."""
     want: Computer = change.desired
     have: Computer | None = change.actual
     managed_by = holder_dns.get(want.holder) if want.holder else None
@@ -184,13 +184,13 @@ def apply_computer(conn: Connection, change: Change, holder_dns: Mapping[str, st
             attrs["location"] = want.location
         if managed_by:
             attrs["managedBy"] = managed_by
-        ok = conn.add(want.target_dn, ["top", "person", "organizationalPerson", "user", "computer"], attrs)
-        return None if ok else _error(conn, f"creating computer {want.target_dn}")
+        return do(f"creating computer {want.target_dn}", "add", want.target_dn,
+                  ["top", "person", "organizationalPerson", "user", "computer"], attrs)
     dn = have.dn
     if want.hostname != have.hostname or not dnlib.same(want.parent, have.parent):
         superior = want.parent if not dnlib.same(want.parent, have.parent) else None
-        if not conn.modify_dn(dn, dnlib.rdn("CN", want.hostname), new_superior=superior):
-            return _error(conn, f"moving {dn}")
+        if error := do(f"moving {dn}", "modify_dn", dn, dnlib.rdn("CN", want.hostname), new_superior=superior):
+            return error
         dn = want.target_dn
     mods = {"description": [(MODIFY_REPLACE, [want.description])],
             "location": [(MODIFY_REPLACE, [want.location] if want.location else [])],
@@ -200,5 +200,4 @@ def apply_computer(conn: Connection, change: Change, holder_dns: Mapping[str, st
                                                      | (0 if want.enabled else UF_ACCOUNTDISABLE)])]}
     if want.hostname != have.hostname:
         mods["sAMAccountName"] = [(MODIFY_REPLACE, [f"{want.hostname}$"])]
-    ok = conn.modify(dn, mods)
-    return None if ok else _error(conn, f"modifying computer {dn}")
+    return do(f"modifying computer {dn}", "modify", dn, mods)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import ssl
+import time
 
-from ldap3 import NONE, Connection, Server, Tls, set_config_parameter
+from ldap3 import BASE, NONE, Connection, Server, Tls, set_config_parameter
 from ldap3.core import exceptions as ldap_errors
+from ldap3.core.exceptions import LDAPException
 from ldap3.strategy.sync import SyncStrategy
 
 from reconciler.errors import ReconcilerError
@@ -65,6 +67,49 @@ def connect(target: ADTarget) -> Connection:
         raise ReconcilerError(f"target {target.name}: cannot reach {target.url}: {text}") from None
     except ldap_errors.LDAPException as exc:
         raise ReconcilerError(f"target {target.name}: LDAP error connecting to {target.url}: {exc}") from None
+
+
+def answers(conn: Connection | None) -> bool:
+    """Whether the connection still answers (one read of the root DSE; Samba has no WhoAmI):
+    a server drops an idle connection (AD's MaxConnIdleTime, 900 s by default) without the
+    client noticing."""
+    if conn is None or conn.closed:
+        return False
+    try:
+        return bool(conn.search("", "(objectClass=*)", BASE, attributes=["1.1"]))
+    except (LDAPException, OSError):
+        return False
+
+
+def lost(exc: BaseException) -> bool:
+    """Whether an LDAP error means the connection itself is gone, not a refusal."""
+    return isinstance(exc, (ldap_errors.LDAPSocketOpenError, ldap_errors.LDAPSocketReceiveError,
+                            ldap_errors.LDAPSocketSendError, ldap_errors.LDAPSessionTerminatedByServerError,
+                            ldap_errors.LDAPSocketCloseError, OSError))
+
+
+def reconnect(target: ADTarget, attempts: int = 3, pause: float = 1.0) -> Connection:
+    """A new connection, tried `attempts` times with a growing pause (a DC restarting, a
+    network blip); the last failure is raised as a ReconcilerError."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return connect(target)
+        except ReconcilerError:
+            if attempt == attempts:
+                raise
+            time.sleep(pause * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def unbind_quietly(conn: Connection | None) -> None:
+    """Close a connection that may already be dead: an error here must never hide a run's
+    result."""
+    if conn is None:
+        return
+    try:
+        conn.unbind()
+    except (LDAPException, OSError):
+        pass
 
 
 def ldap_error(conn: Connection, what: str) -> str:

@@ -19,7 +19,7 @@ from reconciler.providers.ad.computers import (
     foreign_hostnames,
     read_computers,
 )
-from reconciler.providers.ad.connection import connect
+from reconciler.providers.ad.connection import answers, connect, reconnect, unbind_quietly
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
 from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.providers.ad.records import DesiredDirectory, expand
@@ -54,6 +54,12 @@ class ADBasis:
         return {k: a.target_dn for k, a in self.desired.accounts.items()}
 
 
+def _not_attempted(change: Change, why: str) -> Outcome:
+    o = Outcome(change)
+    o.fail(f"not attempted: {why}")
+    return o
+
+
 class ADProvider(Provider):
     kind = "active_directory"
     capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PASSWORD_RESETS})
@@ -74,8 +80,25 @@ class ADProvider(Provider):
         if self._prefetch is not None:
             self._prefetch.exception()  # wait: its connections are about to close
         for conn in [self.conn, *self.readers]:
-            if conn is not None:
-                conn.unbind()
+            unbind_quietly(conn)
+
+    def _awake(self) -> None:
+        """Before apply and before the read back: the connections opened for the plan may have
+        idled past the server's limit while other targets were applied or a person read the
+        plan.  Each that no longer answers is opened again (a bounded retry)."""
+        if not answers(self.conn):
+            unbind_quietly(self.conn)
+            self.conn = reconnect(self.target)
+        for i, reader in enumerate(self.readers):
+            if not answers(reader):
+                unbind_quietly(reader)
+                self.readers[i] = reconnect(self.target)
+
+    def _reconnected(self):
+        """The applier's way back after a connection dropped mid-apply."""
+        unbind_quietly(self.conn)
+        self.conn = reconnect(self.target)
+        return self.conn
 
     def prefetch(self) -> None:
         """Start the bulk account read in the background: it needs nothing from the desired
@@ -164,8 +187,12 @@ class ADProvider(Provider):
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
               advance=lambda n: None) -> list[Outcome]:
         basis: ADBasis = planned.basis
+        try:
+            self._awake()
+        except ReconcilerError as exc:
+            return [_not_attempted(c, str(exc)) for c in changes]
         applier = ADApplier(self.conn, self.target, credentials, dict(basis.actual.groups), advance,
-                            basis.holder_dns())
+                            basis.holder_dns(), self._reconnected)
         try:
             return applier.run(list(changes))
         finally:
@@ -175,6 +202,7 @@ class ADProvider(Provider):
         """Everything read again once, and re-diffed."""
         basis: ADBasis = planned.basis
         try:
+            self._awake()
             actual = self._read(basis.desired, basis.keys, verify=True)
             remaining, _ = diff(basis.desired, actual, self.target, basis.today)
             if basis.computers is not None:
