@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.mail.diff import former_addresses
-from reconciler.providers.mail.doveadm import EX_NOTFOUND, Command, Doveadm
+from reconciler.providers.mail.doveadm import EX_NOTFOUND, Command, Doveadm, Unanswered
 from reconciler.providers.mail.records import SHARED_KIND, Mailbox
 from reconciler.providers.mail.registry import SHARED, Entry, Registry, maps, write_atomically
 from reconciler.providers.mail.target import MailTarget
@@ -140,15 +139,16 @@ class MailApplier:
         for o in creating:  # folders first: a shared mailbox's rights live on its INBOX
             commands.insert(0, (Command("mailboxCreate", {"user": o.change.desired.address, "mailbox": list(FOLDERS),
                                                           "subscriptions": True}, f"create-{len(commands)}"), o))
+        unanswered = "no answer"
         try:
             answers = self.api.run([cmd for cmd, _ in commands])
-        except ReconcilerError as exc:
-            for _, o in commands:
-                o.fail(str(exc))
-            return
+        except Unanswered as exc:  # the batches before the failure were answered: judge them
+            answers, unanswered = exc.answers, str(exc)
         for cmd, o in commands:
             answer = answers.get(cmd.tag)
-            if answer is None or (not answer.ok and not (cmd.name == "kick" and answer.exit_code == EX_NOTFOUND)):
+            if answer is None and unanswered != "no answer":
+                o.fail(f"doveadm {cmd.name} for {cmd.parameters.get('user') or cmd.parameters.get('mask')}: {unanswered}")
+            elif answer is None or (not answer.ok and not (cmd.name == "kick" and answer.exit_code == EX_NOTFOUND)):
                 code = answer.exit_code if answer is not None else "no answer"
                 o.fail(f"doveadm {cmd.name} for {cmd.parameters.get('user') or cmd.parameters.get('mask')} "
                        f"failed (exit code {code})")

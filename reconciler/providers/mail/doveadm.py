@@ -18,7 +18,17 @@ from reconciler.errors import ReconcilerError
 
 EX_NOUSER = 67  # the user is not in the userdb
 EX_NOTFOUND = 68  # nothing to act on (kick: no session)
-TIMEOUT = 20
+TIMEOUT = 20  # s for any request, plus PER_COMMAND for each command in it
+PER_COMMAND = 0.5
+BATCH = 100  # commands per request
+
+
+class Unanswered(ReconcilerError):
+    """A request failed after earlier batches were answered: their answers, and why."""
+
+    def __init__(self, message: str, answers: dict):
+        super().__init__(message)
+        self.answers = answers
 
 
 @dataclass(frozen=True)
@@ -46,21 +56,38 @@ class Doveadm:
         self._auth = "X-Dovecot-API " + base64.b64encode(key.encode("utf-8")).decode("ascii")
 
     def run(self, commands: list[Command]) -> dict[str, Answer]:
-        """Send every command in one request; answers by tag."""
-        if not commands:
-            return {}
+        """Send the commands in batches of BATCH, each allowed time in proportion to its size
+        (creating 300 mailboxes' folders takes Dovecot longer than any fixed limit); answers
+        by tag.  A batch that fails raises Unanswered with what the earlier ones answered."""
+        out: dict[str, Answer] = {}
+        for start in range(0, len(commands), BATCH):
+            batch = commands[start:start + BATCH]
+            try:
+                out.update(self._request(batch))
+            except ReconcilerError as exc:
+                raise Unanswered(str(exc), out) from None
+        return out
+
+    def limit(self, commands: int) -> float:
+        """Seconds one request of `commands` commands may take."""
+        return self.timeout + PER_COMMAND * commands
+
+    def _request(self, commands: list[Command]) -> dict[str, Answer]:
         body = json.dumps([[c.name, c.parameters, c.tag] for c in commands]).encode("utf-8")
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Authorization": self._auth, "Content-Type": "application/json"})
+        limit = self.limit(len(commands))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=limit) as response:
                 answers = json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             hint = " (the API key is wrong)" if exc.code == 401 else ""
             raise ReconcilerError(f"doveadm API {self.url} refused the request: HTTP {exc.code}{hint}") from None
         except TimeoutError:
-            raise ReconcilerError(f"doveadm API {self.url} did not answer in {self.timeout:.0f} s "
-                                  "(Dovecot delays the answer to a wrong API key: check it)") from None
+            raise ReconcilerError(
+                f"doveadm API {self.url} did not answer {len(commands)} commands in {limit:.0f} s; Dovecot may "
+                "still finish them (the read back and the next plan show what is left). If it never answers, "
+                "check the API key: Dovecot answers a wrong one late") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ReconcilerError(f"cannot reach the doveadm API {self.url}: {reason}") from None

@@ -1,0 +1,79 @@
+"""doveadm requests under load (issue 13 item 8): batches, a time limit that grows with the
+work, and a message that says what is known when Dovecot is slow.
+
+The server here is a test double of Dovecot's HTTP API (it answers each command "ok" after a
+delay per command): a slow Dovecot cannot be made on demand in the lab."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from reconciler.providers.mail import doveadm
+from reconciler.providers.mail.doveadm import Command, Doveadm, Unanswered
+
+
+@pytest.fixture
+def slow_dovecot():
+    """A stand-in for Dovecot's doveadm HTTP API taking `delay` seconds per command."""
+    state = {"delay": 0.0, "requests": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            commands = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state["requests"].append(len(commands))
+            time.sleep(state["delay"] * len(commands))
+            body = json.dumps([["doveadmResponse", [], tag] for _, _, tag in commands]).encode()
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:  # the client gave up
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/doveadm/v1", state
+    server.shutdown()
+
+
+def commands(n: int) -> list[Command]:
+    return [Command("mailboxCreate", {"user": f"u{i}@salud.lab"}, f"c-{i}") for i in range(n)]
+
+
+def test_many_commands_go_in_batches_each_with_time_for_its_size(slow_dovecot, monkeypatch):
+    url, state = slow_dovecot
+    monkeypatch.setattr(doveadm, "PER_COMMAND", 0.02)
+    state["delay"] = 0.01  # 250 commands take 2.5 s in all: more than the fixed part allows
+    api = Doveadm(url, "key", timeout=0.5)
+    answers = api.run(commands(250))
+    assert len(answers) == 250 and all(a.ok for a in answers.values())
+    assert state["requests"] == [100, 100, 50]
+    assert api.limit(100) == pytest.approx(2.5)
+
+
+def test_a_batch_that_times_out_keeps_the_answers_before_it_and_says_what_is_known(slow_dovecot, monkeypatch):
+    url, state = slow_dovecot
+    monkeypatch.setattr(doveadm, "PER_COMMAND", 0.0)
+    api = Doveadm(url, "key", timeout=0.3)
+    real = api._request
+    calls = []
+
+    def second_is_slow(batch):
+        calls.append(len(batch))
+        state["delay"] = 0.01 if len(calls) == 2 else 0.0
+        return real(batch)
+    api._request = second_is_slow
+    with pytest.raises(Unanswered) as caught:
+        api.run(commands(150))
+    assert len(caught.value.answers) == 100  # the first batch's answers are kept
+    message = str(caught.value)
+    assert "did not answer 50 commands in 0 s; Dovecot may still finish them" in message
+    assert "key" not in message.split(";")[0]  # the API key is a hint at the end, not the diagnosis
