@@ -38,6 +38,7 @@ class PhoneBed:
         with sqlite3.connect(DB) as db:
             db.execute("DELETE FROM subscriber")
             db.execute("DROP TABLE IF EXISTS reconciler_line")
+            db.execute("DROP TABLE IF EXISTS reconciler_unregister")
 
     def secret(self, number: str) -> str:
         rows = []
@@ -192,3 +193,40 @@ def test_an_incremental_plan_falls_back_to_full_when_a_changed_person_holds_an_e
         "requested_by": "Recursos Humanos"})
     code, out, _ = bed.sandbox.cli("plan", "--since-applied")
     assert "Scope: full (a changed person holds an extension)" in out and "- sip-line 4401" in out
+
+
+def test_registrations_a_baja_could_not_drop_are_dropped_by_the_next_run(bed, monkeypatch):
+    """Kamailio's RPC fails after the subscriber is deleted: the line's live registration
+    must not outlive the baja.  The registrar's database keeps what is owed; the next plan
+    shows it, approved as the end of the applied baja, and the next apply drops it."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.providers.sip.provider import SipProvider
+
+    repo = bed.sandbox.repo
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    repo.lines = [extension("4401")]
+    bed.sandbox.apply()
+    phone = Phone("4401", bed.secret("4401"))
+    assert phone.register() == 200 and live("4401")
+
+    real = SipProvider._rpc
+
+    def rpc_down(self, method, params):
+        if method == "ul.rm":
+            raise ReconcilerError(f"Kamailio's JSON-RPC {self.target.rpc_url}: connection refused")
+        return real(self, method, params)
+    monkeypatch.setattr(SipProvider, "_rpc", rpc_down)
+    repo.lines[0].update(status="baja", solicitud={"folio": "SSM/STI/2026/09998", "date": "2026-11-21",
+                                                   "justification": "Cancelación", "requested_by": "Dirección"})
+    code, out, _ = bed.sandbox.cli("apply")
+    assert code == 1 and "its live registrations were not dropped" in out and "the next run drops them" in out
+    assert live("4401")  # still registered: the baja is not finished
+    monkeypatch.undo()
+
+    [pending] = changes(bed.sandbox.plan_json())
+    assert (pending["movement"], pending["kind"], pending["key"]) == ("baja", "sip-registrations", "4401")
+    assert pending["approval"]["approved"] and "finishes an applied change" in pending["approval"]["reason"]
+    bed.sandbox.apply()
+    assert not live("4401") and phone.register() == 403
+    phone.close()
+    bed.sandbox.assert_converged()

@@ -17,6 +17,7 @@ from reconciler.desired.model import DesiredState
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
 
 KIND = "sip-line"
+REGISTRATIONS = "sip-registrations"  # live registrations an applied change had to drop, still pending
 NEW_SECRET = "(new, random, delivered out of band)"
 
 
@@ -51,6 +52,9 @@ class Gone:
 @dataclass(frozen=True)
 class ActualLines:
     subscribers: Mapping[str, Subscriber]
+    # Lines whose registrations a committed change must drop and no ul.rm has yet (a failed
+    # RPC, a run killed in between): number -> since when
+    unregister: Mapping[str, str] = field(default_factory=dict)
 
 
 def desired_lines(state: DesiredState) -> tuple[dict[str, Line], dict[str, Gone]]:
@@ -117,4 +121,8 @@ def diff(desired: dict[str, Line], actual: ActualLines, target: str,
         bajas.append(Change(Movement.BAJA, target, KIND, number, f"{number} (holder {have.holder or 'unit ' + str(have.unit)})",
                             _attributes(None, have), reason=why.reason, folio=why.folio, unit=have.unit,
                             origins=why.origins, actual=have))
+    changing = {c.key for c in altas + modificaciones + bajas}
+    for number in sorted(set(actual.unregister) - changing):  # a change of the line drops them anyway
+        bajas.append(Change(Movement.BAJA, target, REGISTRATIONS, number, f"live registrations of {number}",
+                            reason=f"an applied change had to drop them (pending since {actual.unregister[number]})"))
     return altas + modificaciones + bajas, conflicts

@@ -4,6 +4,7 @@ table on every REGISTER, so it counts at once), drops live registrations through
 then reads back."""
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import secrets
@@ -18,9 +19,9 @@ from typing import Sequence
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Movement, Outcome
-from reconciler.providers.contract import Declared, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.sip import store
-from reconciler.providers.sip.diff import Line, desired_lines, diff, rotates
+from reconciler.providers.sip.diff import REGISTRATIONS, Line, desired_lines, diff, rotates
 from reconciler.providers.sip.target import SipTarget
 
 SECRET_ALPHABET = string.ascii_letters + string.digits  # desk phones' keypads and web forms take these
@@ -40,6 +41,10 @@ def drops_registrations(change: Change) -> bool:
     return change.movement is Movement.BAJA or (change.movement is Movement.MODIFICACION and rotates(change))
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 @dataclass(frozen=True)
 class SipBasis:
     desired: dict[str, Line]
@@ -48,6 +53,7 @@ class SipBasis:
 
 class SipProvider(Provider):
     kind = "sip"
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS})
     read_back_source = "the subscriber table"
 
     def __init__(self, target: SipTarget):
@@ -65,8 +71,13 @@ class SipProvider(Provider):
         return change.movement is Movement.BAJA
 
     def removed_declaration(self, change: Change) -> Declared | None:
-        """A line by its number in desired_state/assets/."""
-        return Declared(change.key, "assets")
+        """A line by its number in desired_state/assets/ (pending unregistrations: implied)."""
+        return Declared(change.key, "assets") if change.kind != REGISTRATIONS else None
+
+    def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
+        """Dropping the registrations an applied change had to drop finishes that change, which
+        was approved; nothing else is implied."""
+        return {i: "finishes an applied change of the line" for i, c in enumerate(changes) if c.kind == REGISTRATIONS}
 
     def plan(self, request: PlanRequest) -> TargetPlan:
         if not request.state.assets_loaded:  # incremental: the assets did not change, their holders may have
@@ -86,6 +97,7 @@ class SipProvider(Provider):
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(store.META)
+            self.conn.execute(store.UNREGISTER)
             for o in outcomes:
                 self._stage(o, credentials)
             self.conn.execute("COMMIT")
@@ -102,8 +114,13 @@ class SipProvider(Provider):
                     answer = self._rpc("ul.rm", ["location", o.change.key])
                     if "error" in answer and "not found" not in str(answer["error"].get("message", "")):
                         raise ReconcilerError(f"ul.rm answered {answer['error'].get('message')}")
+                    self.conn.execute("DELETE FROM reconciler_unregister WHERE username = ? AND domain = ?",
+                                      (o.change.key, self.target.domain))
                 except ReconcilerError as exc:
-                    o.fail(f"the subscriber is written, but its live registrations were not dropped: {exc}")
+                    o.fail(f"the subscriber is written, but its live registrations were not dropped: {exc}; "
+                           "the next run drops them")
+                except sqlite3.Error as exc:
+                    o.fail(f"its registrations were dropped, but the registrar's database could not record it: {exc}")
         self.timings["registrations"] = time.perf_counter() - started
         for o in outcomes:
             if o.status == "pending":
@@ -116,7 +133,12 @@ class SipProvider(Provider):
         c, domain = o.change, self.target.domain
         self.conn.execute("SAVEPOINT line")
         try:
-            if c.movement is Movement.BAJA:
+            if drops_registrations(c):  # with the change: a run stopped before ul.rm still owes it
+                self.conn.execute("INSERT OR IGNORE INTO reconciler_unregister (username, domain, since) "
+                                  "VALUES (?, ?, ?)", (c.key, domain, _now()))
+            if c.kind == REGISTRATIONS:
+                pass  # only the ul.rm after the transaction
+            elif c.movement is Movement.BAJA:
                 self.conn.execute("DELETE FROM subscriber WHERE username = ? AND domain = ?", (c.key, domain))
                 self.conn.execute("DELETE FROM reconciler_line WHERE username = ? AND domain = ?", (c.key, domain))
             else:

@@ -1,6 +1,8 @@
 """Kamailio's SQLite database: the subscriber table (read by Kamailio on every REGISTER) and
-the reconciler's own table `reconciler_line`, which says which subscribers it owns, who holds
-each line, and a fingerprint of the secret it set (to see a secret changed by hand)."""
+the reconciler's own tables: `reconciler_line`, which says which subscribers it owns, who holds
+each line, and a fingerprint of the secret it set (to see a secret changed by hand); and
+`reconciler_unregister`, the lines whose live registrations a committed change must still
+drop, written in the same transaction as the change and cleared once Kamailio dropped them."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +14,15 @@ from reconciler.providers.sip.diff import ActualLines, Subscriber
 META = """CREATE TABLE IF NOT EXISTS reconciler_line (
     username VARCHAR(64) NOT NULL, domain VARCHAR(64) NOT NULL, holder VARCHAR(64), unit VARCHAR(64),
     secret_mark VARCHAR(16) NOT NULL, PRIMARY KEY (username, domain))"""
+
+
+UNREGISTER = """CREATE TABLE IF NOT EXISTS reconciler_unregister (
+    username VARCHAR(64) NOT NULL, domain VARCHAR(64) NOT NULL, since VARCHAR(32) NOT NULL,
+    PRIMARY KEY (username, domain))"""
+
+
+def _has(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
 
 
 def connect(database: str) -> sqlite3.Connection:
@@ -32,7 +43,7 @@ def mark(ha1: str) -> str:
 
 def read(conn: sqlite3.Connection, domain: str) -> ActualLines:
     """Every subscriber of the domain with the reconciler's record of it: one query."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reconciler_line'").fetchone():
+    if not _has(conn, "reconciler_line"):
         rows = conn.execute("SELECT username FROM subscriber WHERE domain = ?", (domain,)).fetchall()
         return ActualLines({u: Subscriber(u, False) for (u,) in rows})  # a plan never writes: nothing owned yet
     rows = conn.execute(
@@ -43,4 +54,6 @@ def read(conn: sqlite3.Connection, domain: str) -> ActualLines:
     for username, ha1, holder, unit, secret_mark, managed in rows:
         subscribers[username] = Subscriber(username, bool(managed), holder, unit,
                                            secret_drift=bool(managed) and mark(ha1 or "") != secret_mark)
-    return ActualLines(subscribers)
+    unregister = dict(conn.execute("SELECT username, since FROM reconciler_unregister WHERE domain = ?",
+                                   (domain,)).fetchall()) if _has(conn, "reconciler_unregister") else {}
+    return ActualLines(subscribers, unregister)
