@@ -145,3 +145,37 @@ def test_an_apply_that_stops_with_an_error_still_prints_what_it_did(fakes):
     assert code != 0 and "FakeCrash" in err
     assert "Apply stopped: 2 altas, 0 modificaciones, 0 bajas applied" in out, out
     assert f"Audit trail: {fakes.audit_dir / 'b-second.audit.jsonl'}" in out
+
+
+def test_with_a_target_out_of_reach_the_others_apply_their_bajas_and_hold_the_rest(fakes):
+    """Issue 13 item 3: a person's baja goes ahead wherever it can; nothing that might need
+    the missing target (an alta) is applied; the run fails, names the target, and the next
+    run with it back converges."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    first_applied = fakes.head()
+    fakes.repo.remove("SSM-000002")
+    fakes.add("SSM-000003")
+    fakes.repo.squash_merge("Baja y alta")
+    fakes.write_inventory(first={"unreachable": True})
+    with pytest.raises(Exception, match="cannot reach the fake system"):
+        fakes.plan()  # a plan shows everything or fails: a partial plan would mislead its reader
+    with fakes.run(lock=True, revoke_when_unreachable=True) as run:
+        plan = run.plan()
+        assert any("target a-first is out of reach" in w for w in plan.warnings)
+        assert {c.target for c in plan.changes} == {"b-second"}
+        report = run.apply(plan)
+    assert not report.ok and set(report.unreachable) == {"a-first"}
+    assert set(fakes.state("b-second")) == {"SSM-000001"}  # the baja went ahead, the alta waited
+    [held] = report.failed
+    assert held.change.key == "SSM-000003" and "target a-first is out of reach" in held.error
+    assert fakes.applied("a-first") == fakes.applied("b-second") == first_applied  # both retried
+
+    code, out, _ = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                           "--auto-approve")
+    assert code == 1 and "target a-first out of reach, nothing applied to it" in out
+    fakes.write_inventory()
+    _, report = fakes.apply()
+    assert report.ok
+    converged(fakes)

@@ -83,6 +83,8 @@ def _confirm(args, err: Console) -> bool:
 def _report(report: ApplyReport, out: Console, stopped: bool = False) -> None:
     """The result of an apply: failures, skips, counts, files.  `stopped`: the run ended with
     an error (said after this), so the counts are what it did before."""
+    for target, why in report.unreachable.items():
+        out.print(f"  [red]✗[/] {escape(f'target {target} out of reach, nothing applied to it: {why}')}")
     for o in report.failed:
         out.print(f"  [red]✗[/] {escape(f'{o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}')}")
     for s in report.skipped:
@@ -118,7 +120,7 @@ def apply(args, out: Console, err: Console) -> int:
     source = at_ref(args.repo, args.ref)
     with _inventory(args, source) as (inventory, note), Run(
             source, inventory, tuple(args.target), since_applied=args.since_applied, lock=True,
-            protected_branch=args.protected_branch) as run:
+            protected_branch=args.protected_branch, revoke_when_unreachable=True) as run:
         plan = run.plan()
         if note:
             plan = replace(plan, warnings=plan.warnings + (note,))
@@ -126,7 +128,7 @@ def apply(args, out: Console, err: Console) -> int:
             err.print(f"Warning: {note}", markup=False, style="yellow")
         if args.output == "text":
             print_plan(plan, out)
-        if plan.empty and not run.interrupted:  # a stopped run's records are written by apply
+        if plan.empty and not run.interrupted and not run.unreachable:  # a stopped run's records are written by apply
             run.check_fingerprint(plan, args.expect_fingerprint)
             refs = run.record_applied(plan)
             if args.output == "json":
@@ -156,7 +158,7 @@ def apply(args, out: Console, err: Console) -> int:
                   "timings": {k: round(v, 3) for k, v in report.timings.items()},
                   "credentials_files": [path for path, _ in report.credentials_files],
                   "audit_files": report.audit_files, "applied_refs": report.applied_refs,
-                  "warnings": report.warnings, "ok": report.ok,
+                  "warnings": report.warnings, "ok": report.ok, "unreachable": report.unreachable,
                   "probes": [{"target": t, **p.to_dict()} for t, p in report.probes]}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:

@@ -3,7 +3,8 @@
 Reaching a target waits on the network (the lab's domain controller takes 60 ms for the TLS
 handshake and the bind), so the connections are made on a thread while the run reads Git and
 the YAML.  A target out of reach is not raised here: `wait()` hands its error over, so that a
-problem in the YAML is reported first.  A run that stops early (bad YAML, Ctrl-C) does not wait
+problem in the YAML is reported first, and the others are still opened (an apply goes ahead
+with their bajas).  A run that stops early (bad YAML, Ctrl-C) does not wait
 for a slow target: it abandons the opening, and the thread closes whatever it opened.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Connections:
         GIL and can deadlock on each other's module locks)."""
         self._waiting = {name: registry.kind(t.kind).provider_class()(t) for name, t in selected.items()}
         self.providers: dict[str, Provider] = {}  # opened, in order
+        self.unreachable: dict[str, ReconcilerError] = {}  # could not be opened: why
         self._stack = ExitStack()
         self._guard = threading.Lock()
         self._abandoned = self._finished = self._prefetch = False
@@ -46,18 +48,22 @@ class Connections:
         prefetch = abandoned = False
         try:
             for name, provider in self._waiting.items():
-                opened = self._stack.enter_context(provider)
+                try:
+                    opened = self._stack.enter_context(provider)
+                except ReconcilerError as exc:  # out of reach: the others are still opened
+                    self.unreachable[name] = exc
+                    continue
                 with self._guard:
                     if self._abandoned:
                         break
                     self.providers[name] = opened
-        except BaseException as exc:  # handed to wait(); a ReconcilerError is a target out of reach
+        except BaseException as exc:  # handed to wait(): a bug, or an interruption
             self._error = exc
         finally:
             with self._guard:  # one decision: prefetch() either sets the flag before this, or starts the reads
                 self._finished = True
                 abandoned = self._abandoned
-                prefetch = self._prefetch and not abandoned and self._error is None
+                prefetch = self._prefetch and not abandoned and self._error is None and not self.unreachable
             if abandoned:
                 self._stack.close()
         if prefetch:
@@ -73,20 +79,20 @@ class Connections:
             if not self._finished:
                 self._prefetch = True
                 return
-        if self._error is None:
+        if self._error is None and not self.unreachable:
             self._start_reads()
 
     def _start_reads(self) -> None:
         for provider in self.providers.values():
             provider.prefetch()
 
-    def wait(self) -> ReconcilerError | None:
-        """Wait until every target is open, or one could not be: its error, not raised.  Any
-        other failure (a bug) is raised."""
+    def wait(self) -> dict[str, ReconcilerError]:
+        """Wait until every target was tried: those that could not be opened, with why (not
+        raised).  Any other failure (a bug) is raised."""
         self._thread.join()
-        if self._error is not None and not isinstance(self._error, ReconcilerError):
+        if self._error is not None:
             raise self._error
-        return self._error
+        return dict(self.unreachable)
 
     def close(self) -> None:
         """Close every opened target; while the opening still runs, abandon it instead (the

@@ -93,6 +93,7 @@ class ApplyReport:
     applied_refs: dict[str, str] = field(default_factory=dict)  # target -> commit now recorded as applied
     warnings: list[str] = field(default_factory=list)
     probes: list[tuple[str, object]] = field(default_factory=list)  # (target, ProbeResult) of kinds with probes
+    unreachable: dict[str, str] = field(default_factory=dict)  # target -> why it was out of reach: retried next run
 
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
@@ -114,7 +115,7 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.failed_probes
+        return not self.failed and not self.failed_probes and not self.unreachable
 
 
 @dataclass
@@ -140,6 +141,10 @@ class Run:
     lock_notes: list[str] = field(default_factory=list)  # expired locks taken over
     interrupted: dict[str, recovery.Interrupted] = field(default_factory=dict)  # target -> its run that never ended
     report: ApplyReport | None = None  # the last apply's, also when it raised: what it did before
+    # apply: with a target out of reach, the others are planned and only their bajas and
+    # revocations applied (access is removed wherever it can be); otherwise it is an error
+    revoke_when_unreachable: bool = False
+    unreachable: dict = field(default_factory=dict)  # target -> why it could not be reached
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
     _stack: ExitStack = field(default_factory=ExitStack)
@@ -182,10 +187,10 @@ class Run:
         self.rules = mail_rules(targets)
         self.devices = network_devices(targets)
         self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
-        unreachable = connections.wait()
+        self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
-        if unreachable is not None:
-            raise unreachable
+        if self.unreachable and not (self.revoke_when_unreachable and self.providers):
+            raise next(iter(self.unreachable.values()))
         self._applied_resets()
 
     def _applied_resets(self) -> None:
@@ -236,6 +241,9 @@ class Run:
             conflicts += part.conflicts
             warnings += part.warnings
             warnings += self._guard_warning(self.providers[name].target, part.changes)
+        for name, error in self.unreachable.items():
+            warnings.append(f"target {name} is out of reach ({error}): nothing is planned for it; only the bajas "
+                            "and revocations of the other targets are applied until it is back")
         if self.state.assets_loaded:
             people = {p.employee_key: p for p in self.state.people}
             warnings += released(list(self.state.lines), list(self.state.equipment), people)
@@ -345,6 +353,7 @@ class Run:
         self._check(plan, allow_mass_baja, strict, expect_fingerprint)
         run_id = new_run_id()
         report = self.report = ApplyReport([])  # filled even when the run stops with an error
+        report.unreachable = {name: str(error) for name, error in self.unreachable.items()}
         by_target = plan.by_target()
         runs = [_TargetApply(self, p, self.planned.get(n) or TargetPlan(n), by_target.get(n, []), plan, run_id, report)
                 for n, p in self.providers.items()]
@@ -500,20 +509,18 @@ class _TargetApply:
             + (f"; the {len(carried)} passwords it set are in this run's credentials file" if carried else ""))
 
     def step(self, first: bool) -> None:
-        """The revoking changes (first) or the others.  Revocations always go ahead; any other
-        change of an object whose alta failed on an earlier target (a mailbox whose account
-        could not be created) is not attempted: it fails with the reason, so this target's
-        applied ref does not move and the next run tries again."""
+        """The revoking changes (first) or the others.  A change that must wait for another
+        target (_held) is not attempted: it fails with the reason, so this target's applied
+        ref does not move and the next run tries again."""
         if self.audit is None:
             return
         changes = [c for c in self.approved if self.provider.revokes(c) == first]
-        held = [] if first else [c for c in changes if c.key in self.run.failed_altas]
-        changes = [c for c in changes if c not in held]
+        verdicts = [(c, self._held(c)) for c in changes]
+        changes = [c for c, why in verdicts if not why]
         outcomes = self.provider.apply(self.planned, changes, self.credentials, self.advance) if changes else []
-        for c in held:
-            target, label, error = self.run.failed_altas[c.key]
+        for c, why in [(c, why) for c, why in verdicts if why]:
             outcome = Outcome(c)
-            outcome.fail(f"not attempted: it needs the alta of {label} on {target}, which failed ({error})")
+            outcome.fail(f"not attempted: {why}")
             outcomes.append(outcome)
         done = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
         for o in outcomes:
@@ -524,6 +531,20 @@ class _TargetApply:
             self.audit.append("result", run=self.run_id, object_kind=o.change.kind, key=o.change.key,
                               status=o.status, error=o.error, step=o.step)
         self.outcomes += outcomes
+
+    def _held(self, change: Change) -> str | None:
+        """Why `change` must wait for another target, or None.  A baja or a revocation never
+        waits; anything else waits for an alta of its object that failed on an earlier target,
+        and for every target out of reach (a mailbox for an account nobody could check)."""
+        if change.movement is Movement.BAJA or self.provider.revokes(change):
+            return None
+        if change.key in self.run.failed_altas:
+            target, label, error = self.run.failed_altas[change.key]
+            return f"it needs the alta of {label} on {target}, which failed ({error})"
+        if self.run.unreachable:
+            return (f"target {', '.join(self.run.unreachable)} is out of reach; only bajas and revocations "
+                    "are applied until it is back")
+        return None
 
     def verify(self) -> None:
         """Read back and re-diff (the same for every kind); then the kind's probes, if any."""

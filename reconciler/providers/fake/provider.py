@@ -6,6 +6,7 @@ through the pure `diff` below, and journals every operation as a line
 
     read       plan's bulk read (key: the keys an incremental plan asked for, comma-separated)
     read-failed   plan's read failed (unreadable: true)
+    open   also when opening fails (unreachable: true)
     apply      a change written
     refuse     a change refused (fail_keys)
     unwritten  a change reported applied but not written (not_converging)
@@ -127,6 +128,8 @@ class FakeProvider(Provider):
 
     def open(self) -> None:
         self._journal("open")
+        if self.target.unreachable:
+            raise ReconcilerError(f"target {self.target.name}: cannot reach the fake system (unreachable: true)")
         if self.target.open_waits_for:
             waited = Path(self.target.open_waits_for)
             for _ in range(300):

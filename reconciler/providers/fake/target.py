@@ -17,6 +17,7 @@ class FakeTarget(TargetSettings):
     state_file: str  # the "system": {"objects": {employee key: {"display_name", "unit"}}}
     journal: str | None = None  # every operation, one line each; several targets may share it
     unreadable: bool = False  # plan's read fails (ReconcilerError)
+    unreachable: bool = False  # opening it fails (ReconcilerError), as for a server out of reach
     fail_keys: frozenset[str] = frozenset()  # apply refuses these changes (failed, with a message)
     crash_after: int | None = None  # apply raises FakeCrash once this many changes are written
     not_converging: frozenset[str] = frozenset()  # apply says applied but writes nothing
@@ -25,7 +26,8 @@ class FakeTarget(TargetSettings):
     @classmethod
     def build(cls, name: str, raw: dict) -> "FakeTarget":
         return cls(kind=raw["kind"], state_file=raw["state_file"], journal=raw.get("journal"),
-                   unreadable=raw.get("unreadable", False), fail_keys=frozenset(raw.get("fail_keys", ())),
+                   unreadable=raw.get("unreadable", False),
+                   unreachable=raw.get("unreachable", False), fail_keys=frozenset(raw.get("fail_keys", ())),
                    crash_after=raw.get("crash_after"), not_converging=frozenset(raw.get("not_converging", ())),
                    open_waits_for=raw.get("open_waits_for"),
                    **cls.common(name, raw))
