@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from labmark import lab_used  # noqa: E402
+
 from gitrepo import land  # noqa: E402
 from people import ENTITLEMENTS, generate, write  # noqa: E402
 
@@ -212,6 +214,7 @@ def plan_only(n: int, workdir: Path) -> dict:
 
 
 def main() -> None:
+    lab_used("bench/bench_ad.py")  # ci/demo provisions a new lab after this
     if sys.argv[1:2] == ["--plan-only"]:
         with tempfile.TemporaryDirectory() as tmp:
             for n in [int(a) for a in sys.argv[2:]] or [10000]:

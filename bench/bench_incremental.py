@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from labmark import lab_used  # noqa: E402
+
 from bench_ad import BASE, fresh_lab, inventory  # noqa: E402
 from gitrepo import land  # noqa: E402
 from people import ENTITLEMENTS, generate, write  # noqa: E402
@@ -55,6 +57,7 @@ def command(repo: Path, inv: Path, *extra: str) -> float:
 
 
 def main() -> None:
+    lab_used("bench/bench_incremental.py")  # ci/demo provisions a new lab after this
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

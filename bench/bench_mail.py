@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from labmark import lab_used  # noqa: E402
+
 from people import generate, write  # noqa: E402
 
 from reconciler.desired.load import load_desired_state  # noqa: E402
@@ -72,6 +74,7 @@ def converge(target, state, today: str) -> int:
 
 
 def main() -> None:
+    lab_used("bench/bench_mail.py")  # ci/demo provisions a new lab after this
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     today = time.strftime("%Y-%m-%d")
     targets = load_inventory(ROOT / "inventory" / "lab.yaml")

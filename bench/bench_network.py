@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from labmark import lab_used  # noqa: E402
+
 from gitrepo import land  # noqa: E402
 
 from reconciler.run.engine import Run  # noqa: E402
@@ -170,6 +172,7 @@ def many_devices(count: int, tmp: Path) -> dict:
 
 
 def main() -> None:
+    lab_used("bench/bench_network.py")  # ci/demo provisions a new lab after this
     rules = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     firewalls = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     with tempfile.TemporaryDirectory() as tmp:
