@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from ldap3 import MODIFY_REPLACE
@@ -204,3 +205,40 @@ def test_a_dc_gone_mid_apply_fails_the_rest_with_the_reason_and_the_summary_is_p
     monkeypatch.undo()  # the DC is back: the next run converges
     sandbox.apply()
     sandbox.assert_converged()
+
+
+def test_the_before_image_puts_a_changed_and_moved_account_back_with_ldapmodify(sandbox):
+    """Backup before change (issue 13 item 7): the run's before-image is LDIF that a person
+    can apply by hand to undo the run on the directory; the trail vouches for the file."""
+    import hashlib
+    import os
+    import stat
+
+    from conftest import LAB_DIR
+
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    sandbox.apply()
+    before = sandbox.account("jnunezo")
+    groups_before = sandbox.groups_of("jnunezo")
+    entry = sandbox.repo.find("SSM-000001")
+    entry.update(title="Jefe de Urgencias", entitlements=["internet"])
+    sandbox.repo.move("SSM-000001", "CS-JIUTEPEC")
+    sandbox.apply()
+    assert sandbox.account("jnunezo")["title"] == "Jefe de Urgencias"
+
+    start = [r for r in records(sandbox) if r["kind"] == "run-start"][-1]
+    image = start["before_image"]
+    path = Path(image["path"])
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == image["sha256"]
+    env = {**os.environ, "LDAPTLS_CACERT": str(LAB_DIR / "ca.pem")}
+    proc = subprocess.run(["ldapmodify", "-H", "ldaps://127.0.0.1", "-x", "-D", "Administrator@SALUD.LAB",
+                           "-y", str(LAB_DIR / "bind.pw"), "-f", str(path)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    after = sandbox.account("jnunezo")
+    assert after["dn"] == before["dn"] and after["title"] == "Médico General"
+    assert sandbox.groups_of("jnunezo") == groups_before
+    # Put back by hand, the account is what the earlier commit declared: the plan now wants
+    # the newer one again, and nothing calls it drift (the marker is the earlier one too).
+    [change] = [c for c in sandbox.plan_json()["changes"] if c["kind"] == "account"]
+    assert change["movement"] == "modificacion" and not change["drift"]

@@ -8,6 +8,9 @@ A run does the same five things with every target, in this order, and nothing el
     back = provider.read_back(planned)        read again what apply touched ...
     provider.confirm(planned, back, ...)      ... and the checks a re-diff cannot make
 
+Before apply, `provider.before_image(planned, changes)` renders what the changes will touch,
+kept next to the audit trail (audit/before.py).
+
 State is passed explicitly: what `plan` read and wanted travels in `TargetPlan.basis`, which
 `apply` and `read_back` take; a provider keeps only its connections between calls.  The
 verification itself is written once, in `verify.py`, for every kind.
@@ -162,6 +165,14 @@ class Provider(ABC):
         account must change its password, a live registration must be gone): id(outcome) ->
         what is wrong.  None by default."""
         return {}
+
+    def before_image(self, planned: TargetPlan, changes: Sequence[Change]) -> tuple[str, bytes] | None:
+        """What the objects `changes` will touch look like now, as (file suffix, content), for
+        a person to restore by hand (audit/before.py).  By default JSON Lines of each object as
+        the plan read it; a kind with a standard format of its own (LDIF) says so here."""
+        from reconciler.audit.before import json_lines
+
+        return json_lines(changes)
 
     def removed_declaration(self, change: Change) -> Declared | None:
         """For the baja of an object no longer declared: how it was declared, so that review

@@ -18,6 +18,7 @@ import git
 from reconciler import __version__
 from reconciler.approval.review import review
 from reconciler.approval.signatures import SignatureError
+from reconciler.audit import before
 from reconciler.audit.seal import ApplyKey, applied_tag, verified_applied
 from reconciler.audit.trail import AuditLog, attach_note, change_record, last_commit, load_records, operator, read_notes
 from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
@@ -478,9 +479,13 @@ class _TargetApply:
         self.credentials = CredentialFile(target.credentials_dir, f"{target.name}-{self.run_id}")
         if stopped is not None:
             self._close_stopped(stopped)
+        # Before the first operation, and vouched for by the run-start record that follows.
+        image = before.write(target.audit_dir, target.name, self.run_id,
+                             self.provider.before_image(self.planned, self.approved) if self.approved else None)
         self.audit.append("run-start", run=self.run_id, commit=commit, source=self.plan.source, scope=self.plan.scope,
                           fingerprint=self.plan.fingerprint, planned=len(self.approved), skipped=len(self.skipped),
-                          locks_taken_over=self.run.lock_notes, reconciler=__version__, **operator())
+                          locks_taken_over=self.run.lock_notes, reconciler=__version__, before_image=image,
+                          **operator())
         for c in self.approved:  # the whole change: a run stopped halfway is closed from these
             self.audit.append("planned", **change_record(c, "planned", run=self.run_id, commit=commit))
         for s in self.skipped:

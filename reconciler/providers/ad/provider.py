@@ -22,7 +22,8 @@ from reconciler.providers.ad.computers import (
 from reconciler.providers.ad.connection import answers, connect, reconnect, unbind_quietly
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
 from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
-from reconciler.providers.ad.records import DesiredDirectory, expand
+from reconciler.audit.before import json_lines
+from reconciler.providers.ad.records import DesiredDirectory, expand, undo_ldif
 from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.contract import (
     PASSWORD_RESET,
@@ -222,6 +223,17 @@ class ADProvider(Provider):
                 if account is None or not account.must_change_password:
                     problems[id(o)] = "read back: the directory does not show the change"
         return problems
+
+    def before_image(self, planned: TargetPlan, changes: Sequence[Change]) -> tuple[str, bytes] | None:
+        """LDIF that puts each account the changes touch back as it was (records.undo_ldif);
+        the other objects as JSON in comments."""
+        basis: ADBasis = planned.basis
+        blocks = [undo_ldif(c.actual, c.desired, basis.actual.groups, self.target.groups_ou)
+                  for c in changes if c.kind == "account" and c.actual is not None]
+        _, others = json_lines([c for c in changes if c.kind != "account"])
+        comments = "".join(f"# {line}\n" for line in others.decode("utf-8").splitlines())
+        text = "version: 1\n\n" + "\n".join(blocks) + comments
+        return ("ldif", text.encode("utf-8")) if blocks or comments else None
 
     def removed_declaration(self, change: Change) -> Declared | None:
         """An account or a password reset was declared by its employee key in a unit's file;

@@ -210,3 +210,37 @@ def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
     ou_origins = {dnlib.key(unit_ou(target, u.ou)): (u.key, (u.source,) if u.source else ())
                   for u in state.units.values()}
     return DesiredDirectory(accounts, groups, tuple(ous.values()), ou_origins, group_origins)
+
+
+def undo_ldif(before: Account, after: Account, groups: Mapping[str, str], groups_ou: str) -> str:
+    """LDIF (RFC 2849) that returns an account from `after` (what apply makes of it) to
+    `before` (as read): moved back if apply moves it, every managed attribute and the
+    enabled flag as they were, and the group memberships it had.  For `ldapmodify -f` or
+    Samba's `ldbmodify`, by hand, after reading it."""
+    from reconciler.audit.before import ldif_line
+
+    old_dn = before.dn or before.target_dn
+    new_dn = after.target_dn if after is not None else old_dn
+    out = [f"# {before.display}: as it was before the run"]
+    if after is not None and not dnlib.same(new_dn, old_dn):
+        out += [ldif_line("dn", new_dn), "changetype: modrdn", ldif_line("newrdn", dnlib.rdn("CN", before.cn)),
+                "deleteoldrdn: 1", ldif_line("newsuperior", before.parent), ""]
+    out += [ldif_line("dn", old_dn), "changetype: modify"]
+    for name in MANAGED_ATTRIBUTES:
+        value = before.attributes.get(name)
+        values = list(value) if isinstance(value, tuple) else [value] if value else []
+        out += [f"replace: {name}", *(ldif_line(name, v) for v in values), "-"]
+    if before.uac is not None:
+        out += ["replace: userAccountControl", f"userAccountControl: {before.uac}", "-"]
+    if before.applied_hash is not None:
+        out += ["replace: adminDescription", ldif_line("adminDescription", marker_value(before.applied_hash)), "-"]
+    out.append("")
+    now = {g.casefold(): g for g in (after.groups if after is not None else before.groups)}
+    had = {g.casefold(): g for g in before.groups}
+    for folded in sorted(set(had) | set(now)):
+        if (folded in had) == (folded in now):
+            continue
+        group = groups.get(folded) or dnlib.child("CN", had.get(folded) or now[folded], groups_ou)
+        verb = "add" if folded in had else "delete"
+        out += [ldif_line("dn", group), "changetype: modify", f"{verb}: member", ldif_line("member", old_dn), "-", ""]
+    return "\n".join(out) + "\n"
