@@ -42,6 +42,7 @@ class MailBed:
         """The tests own the lab's registry and maps while they run, and leave them empty."""
         for name in MAIL_FILES:
             (MAIL_DIR / name).write_text("")
+        (MAIL_DIR / "users.kick-pending").unlink(missing_ok=True)
         subprocess.run(["postfix", "reload"], check=True, capture_output=True)
 
     def set_retention(self, days: int) -> None:
@@ -354,3 +355,42 @@ def test_an_unreachable_mail_server_or_a_missing_key_is_a_clear_error(bed):
     bed.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
     code, out, err = bed.sandbox.cli("plan")
     assert code == 1 and "cannot read the secret from file /nonexistent/doveadm.key" in err
+
+
+def test_sessions_a_closing_could_not_end_are_ended_by_the_next_run(bed, monkeypatch):
+    """doveadm fails to kick when a mailbox is closed: the person's open IMAP session must not
+    outlive the baja.  What is owed is kept next to the registry; the next plan shows it,
+    approved as the end of the applied closing, and the next apply ends the session."""
+    from reconciler.providers.mail.doveadm import Doveadm, Unanswered
+
+    address = bed.address("jnunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    bed.sandbox.apply()
+    imap = login(address, bed.first_logon("jnunezo"))
+
+    real = Doveadm.run
+
+    def kick_fails(self, commands):
+        if any(c.name == "kick" for c in commands):
+            raise Unanswered("cannot reach the doveadm API: connection refused", {})
+        return real(self, commands)
+    monkeypatch.setattr(Doveadm, "run", kick_fails)
+    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
+        "folio": "SSM/RH/2026/00378", "date": "2026-11-20", "justification": "Baja por renuncia",
+        "requested_by": "Jefe de Recursos Humanos"})
+    code, out, _ = bed.sandbox.cli("apply")
+    assert code == 1 and "connection refused" in out
+    assert (MAIL_DIR / "users.kick-pending").read_text() == f"{address}\n"
+    assert imap.noop()[0] == "OK"  # the session is still open
+    monkeypatch.undo()
+
+    [owed] = changes_of(bed.sandbox.plan_json(), "mail-test")
+    assert (owed["movement"], owed["kind"], owed["key"]) == ("baja", "mail-sessions", address)
+    assert owed["approval"]["approved"]
+    bed.sandbox.apply()
+    with pytest.raises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
+        for _ in range(20):  # Dovecot ends it at once; the client learns on its next command
+            imap.noop()
+            time.sleep(0.1)
+    assert (MAIL_DIR / "users.kick-pending").read_text() == ""
+    bed.sandbox.assert_converged()

@@ -30,6 +30,22 @@ RIGHTS = ["lookup", "read", "write", "write-seen", "write-deleted", "insert", "p
 USERDB_RELOAD = 1.1  # Dovecot re-reads a passwd-file at most once a second
 
 
+SESSIONS = "mail-sessions"  # live sessions of closed mailboxes that an earlier kick left
+
+
+def kick_file(target: MailTarget) -> str:
+    """Addresses whose live sessions must still be ended, one per line, next to the registry."""
+    return f"{target.registry}.kick-pending"
+
+
+def pending_kicks(target: MailTarget) -> set[str]:
+    try:
+        return {line.strip() for line in Path(kick_file(target)).read_text(encoding="utf-8").splitlines()
+                if line.strip()}
+    except FileNotFoundError:
+        return set()
+
+
 def is_purge(change: Change) -> bool:
     return change.movement is Movement.BAJA and change.actual is not None and not change.actual.is_open
 
@@ -75,8 +91,8 @@ class MailApplier:
 
     def _stage(self, o: Outcome, registry: Registry) -> None:
         c = o.change
-        if c.kind == "mail-maps":
-            return  # the maps are rewritten from the registry on every apply
+        if c.kind in ("mail-maps", SESSIONS):
+            return  # the maps are rewritten from the registry on every apply; sessions are doveadm's
         have: Entry | None = c.actual
         if is_purge(c):
             registry.remove(have.address)
@@ -115,10 +131,13 @@ class MailApplier:
     # -- step 3 -------------------------------------------------------------------------
     def _doveadm(self, outcomes: list[Outcome], written: float) -> None:
         commands: list[tuple[Command, Outcome]] = []
-        creating = [o for o in outcomes if o.change.kind != "mail-maps" and not is_purge(o.change)
+        creating = [o for o in outcomes if o.change.kind not in ("mail-maps", SESSIONS) and not is_purge(o.change)
                     and o.change.desired.is_open and (o.change.actual is None or not o.change.actual.is_open)]
         for o in outcomes:
             c = o.change
+            if c.kind == SESSIONS:  # owed by an earlier run
+                commands.append((Command("kick", {"mask": [c.key]}, f"kick-{len(commands)}"), o))
+                continue
             if c.kind == "mail-maps" or is_purge(c):
                 continue
             want: Mailbox = c.desired
@@ -139,6 +158,16 @@ class MailApplier:
         for o in creating:  # folders first: a shared mailbox's rights live on its INBOX
             commands.insert(0, (Command("mailboxCreate", {"user": o.change.desired.address, "mailbox": list(FOLDERS),
                                                           "subscriptions": True}, f"create-{len(commands)}"), o))
+        kicks = {cmd.parameters["mask"][0] for cmd, _ in commands if cmd.name == "kick"}
+        owed = pending_kicks(self.target)
+        try:  # owed until Dovecot says they are done: a run that stops here leaves them owed
+            write_atomically(kick_file(self.target), "".join(f"{a}\n" for a in sorted(owed | kicks)))
+        except OSError as exc:
+            for cmd, o in commands:
+                if cmd.name == "kick":
+                    o.fail(f"could not record the sessions to end before ending them: {exc.strerror}")
+            commands = [(cmd, o) for cmd, o in commands if cmd.name != "kick"]
+            kicks = set()
         unanswered = "no answer"
         try:
             answers = self.api.run([cmd for cmd, _ in commands])
@@ -152,6 +181,12 @@ class MailApplier:
                 code = answer.exit_code if answer is not None else "no answer"
                 o.fail(f"doveadm {cmd.name} for {cmd.parameters.get('user') or cmd.parameters.get('mask')} "
                        f"failed (exit code {code})")
+        done = {cmd.parameters["mask"][0] for cmd, o in commands if cmd.name == "kick" and o.status != "failed"}
+        if done:
+            try:
+                write_atomically(kick_file(self.target), "".join(f"{a}\n" for a in sorted((owed | kicks) - done)))
+            except OSError:
+                pass  # still owed on disk: the next run kicks them again, which is harmless
 
     @staticmethod
     def _members(change: Change) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from reconciler.providers.contract import (
     TargetPlan,
     named_by_inventory,
 )
-from reconciler.providers.mail.apply import FOLDERS, USERDB_RELOAD, MailApplier, is_purge
+from reconciler.providers.mail.apply import FOLDERS, SESSIONS, USERDB_RELOAD, MailApplier, is_purge, pending_kicks
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.doveadm import Command, Doveadm
 from reconciler.providers.mail.records import SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
@@ -32,6 +32,15 @@ def revokes(change: Change) -> bool:
     if change.movement is Movement.BAJA:
         return True
     return any(a.name == "members" and a.removed() for a in change.attributes)
+
+
+def owed_kicks(target, changes: list[Change]) -> list[Change]:
+    """Sessions of closed mailboxes that an earlier run had to end and could not (doveadm
+    failed, or the run stopped first): ended now, unless a change of the address does it."""
+    changing = {c.desired.address for c in changes if c.desired is not None and hasattr(c.desired, "address")}
+    return [Change(Movement.BAJA, target.name, SESSIONS, address, f"live sessions of {address}",
+                   reason="the closing of the mailbox had to end them, and they are still owed")
+            for address in sorted(pending_kicks(target) - changing)]
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,7 @@ class MailProvider(Provider):
         keys = request.keys
         needs_full_read = self._partial_view_problem(desired, actual, keys) if keys is not None else None
         changes, conflicts = diff(desired, actual, self.target, request.today, keys)
+        changes += owed_kicks(self.target, changes)
         return TargetPlan(self.target.name, changes, conflicts, warnings,
                           MailBasis(desired, actual, keys, request.today), needs_full_read)
 
@@ -133,8 +143,13 @@ class MailProvider(Provider):
         denied = set(back.observed.maps.get("denied", "").splitlines())
         problems = {}
         opened = []
+        owed = pending_kicks(self.target)
         for o in shown:
             c = o.change
+            if c.kind == SESSIONS:
+                if c.key in owed:
+                    problems[id(o)] = "read back: its sessions are still recorded as owed"
+                continue
             if c.kind == "mail-maps" or is_purge(c):
                 continue
             if not c.desired.is_open:
@@ -153,8 +168,11 @@ class MailProvider(Provider):
         return Declared(change.key, "users") if change.kind == "mailbox" else None
 
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
-        """The maps: rewritten from the approved mailbox registry, declared by no line."""
-        return named_by_inventory(changes, {"mail-maps": "the maps are rewritten from the approved mailbox registry"})
+        """The maps: rewritten from the approved mailbox registry, declared by no line; and
+        ending the sessions an applied closing had to end."""
+        return named_by_inventory(changes, {
+            "mail-maps": "the maps are rewritten from the approved mailbox registry",
+            SESSIONS: "finishes the applied closing of the mailbox"})
 
     def _server_checks(self, opened: list[Outcome]) -> dict[int, str]:
         """Ask Dovecot itself, in one request: the folders and the quota of each open mailbox."""
