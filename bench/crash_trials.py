@@ -4,7 +4,8 @@
 
 Needs the lab: it starts from a freshly provisioned one (ci/lab/down --purge, ci/lab/up) and
 leaves a freshly provisioned one behind (unless --keep-lab), so the tests and ci/demo run
-after it as on a new machine.  Each trial lands one approved change on a throwaway
+after it as on a new machine.  With --lab-as-is (the test suite) it uses the running lab and
+removes what it made: its OU tree, the mail server's registry and maps, the registrar's lines.  Each trial lands one approved change on a throwaway
 desired-state repository whose targets are the lab's directory, mail server and registrar:
 the alta of a batch of people, each with a mailbox and an extension, or the baja of the
 previous batch.  `reconciler apply` runs as its own process and is killed with SIGKILL after
@@ -54,10 +55,9 @@ def lab(*scripts: list[str]) -> None:
         subprocess.run([str(ROOT / "ci" / "lab" / script[0]), *script[1:]], check=True, capture_output=True)
 
 
-def inventory(work: Path) -> Path:
-    """The lab's inventory, with the directory under an OU of its own and the trails here."""
+def inventory(work: Path, root: str) -> Path:
+    """The lab's inventory, with the directory under an OU of its own (`root`) and the trails here."""
     targets = yaml.safe_load((ROOT / "inventory" / "lab.yaml").read_text())["targets"]
-    root = f"OU=Crash-{secrets.token_hex(3)},{BASE_DN}"
     kept = {}
     for name, target in targets.items():
         if target["kind"] not in ("active_directory", "mail", "sip"):
@@ -97,6 +97,10 @@ class Directory:
         self.conn = Connection(self.server, user="Administrator@SALUD.LAB",
                                password=(LAB / "bind.pw").read_text(), auto_bind=True)
 
+    def remove(self, root: str) -> None:
+        """The harness's OU and everything in it (the tree-delete control)."""
+        self.conn.delete(root, controls=[("1.2.840.113556.1.4.805", True, None)])
+
     def accounts(self, key: str) -> list[str]:
         from ldap3 import SUBTREE
 
@@ -110,6 +114,20 @@ class Directory:
         conn = Connection(self.server, user=f"{sam}@salud.lab", password=password)
         conn.bind()
         return conn.result.get("message", "")
+
+
+def clear_mail_and_phone() -> None:
+    """What the trials left on the shared mail server and registrar, as the lab tests clear it."""
+    import sqlite3
+
+    for name in ("users", "recipients", "aliases", "denied"):
+        (LAB / "mail" / name).write_text("")
+    (LAB / "mail" / "users.kick-pending").unlink(missing_ok=True)
+    subprocess.run(["postfix", "reload"], capture_output=True)
+    with sqlite3.connect(LAB / "phone" / "kamailio.db") as db:
+        db.execute("DELETE FROM subscriber")
+        for table in ("reconciler_line", "reconciler_unregister"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def passwords(work: Path) -> dict[str, str]:
@@ -203,16 +221,20 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8, help="people per trial (at most 25: max_bajas)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep-lab", action="store_true", help="leave the lab as the trials left it")
+    ap.add_argument("--lab-as-is", action="store_true",
+                    help="use the running lab without provisioning it, and remove what the trials made (the tests)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "crash.json")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    lab(["down", "--purge"], ["up"])
+    if not args.lab_as_is:
+        lab(["down", "--purge"], ["up"])
     results: list[dict] = []
+    root = f"OU=Crash-{secrets.token_hex(3)},{BASE_DN}"
+    directory = Directory()
     try:
         with tempfile.TemporaryDirectory(prefix="reconciler-crash-") as tmp:
             work = Path(tmp)
-            repo, inv = work / "repo", inventory(work)
-            directory = Directory()
+            repo, inv = work / "repo", inventory(work, root)
             by_unit = generate(args.batch * (args.trials // 2 + 2), seed=args.seed)
             declared: list = []
             # Calibration: an uninterrupted apply of one batch sets the window the kills fall in.
@@ -244,7 +266,10 @@ def main() -> int:
                       f"{'ok' if not bad else 'FAILED ' + ', '.join(bad)} "
                       f"({result['applies_to_converge']} apply, {result['seconds_to_converge']} s)", flush=True)
     finally:
-        if not args.keep_lab:
+        if args.lab_as_is:
+            directory.remove(root)
+            clear_mail_and_phone()
+        elif not args.keep_lab:
             lab(["down", "--purge"], ["up"])
     summary = {
         "trials": len(results),

@@ -19,7 +19,7 @@ SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "crash_trials.py"
 def test_short_crash_trials_all_converge_with_nothing_lost(tmp_path):
     out = tmp_path / "crash.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--trials", "4", "--batch", "3", "--seed", "7",
-                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+                           "--lab-as-is", "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(out.read_text())["summary"]
     assert summary["trials"] == summary["converged"] == 4
