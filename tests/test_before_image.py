@@ -3,6 +3,7 @@ account, and the file the run writes."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 import stat
@@ -57,3 +58,14 @@ def test_ldif_lines_encode_what_ldif_cannot_carry_plainly():
     assert before.ldif_line("title", "Director") == "title: Director"
     for value in ("Ñúñez", " leading", ":colon", "<angle", "trailing ", "line\nbreak"):
         assert before.ldif_line("cn", value).startswith("cn:: ")
+
+
+def test_a_display_name_with_line_breaks_cannot_add_a_record_to_the_ldif():
+    """A display name is typed by people: in a comment it must stay one line, or applying the
+    file by hand would run what it smuggled in (a member added to Domain Admins)."""
+    hostile = "Ana\ndn: CN=Domain Admins,CN=Users,DC=salud,DC=lab\nchangetype: modify\nadd: member\u2028x\r"
+    was = account(f"OU=HG,{PEOPLE}", "Médico", set(), dn=f"CN=Ana,OU=HG,{PEOPLE}")
+    was = dataclasses.replace(was, attributes={**was.attributes, "displayName": hostile})
+    text = undo_ldif(was, was, {}, GROUPS)
+    assert not any(line.startswith(("dn: CN=Domain", "changetype: modify\nadd")) for line in text.splitlines())
+    assert text.splitlines()[0].startswith("# jnunezo (Ana?dn: CN=Domain Admins")

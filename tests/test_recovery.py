@@ -46,6 +46,8 @@ def test_the_next_apply_closes_a_killed_run_with_what_the_target_shows(fakes, mo
     stopped = recovery.interrupted(fakes.audit_dir, "b-second")
     assert stopped is not None and len(stopped.planned) == 3
     assert set(fakes.state("b-second")) == {"SSM-000001"}
+    with fakes.run(since_applied=True) as run:  # CI's incremental apply judges the stopped run on everything
+        assert run.scope.full and f"run {stopped.run} stopped before its end" in run.scope.reason
 
     _, report = fakes.apply()
     assert report.ok
@@ -57,7 +59,9 @@ def test_the_next_apply_closes_a_killed_run_with_what_the_target_shows(fakes, mo
         assert records.index(closing[-1]) < [r["kind"] for r in records].index("run-start", 1)
         assert closing[-1]["result"] == "interrupted" and closing[-1]["run"] == stopped.run
         applied = [r for r in closing if r["kind"] == "change" and r["status"] == "applied"]
-        assert len(applied) == done and all(r["verified"] and r["run"] == stopped.run for r in applied)
+        # Judged from the target now, not read back by the run that made it: never "verified".
+        assert len(applied) == done and all(r["verified"] is None and r["run"] == stopped.run for r in applied)
+        assert all(r["error"].startswith("judged by run ") for r in applied)
         assert all(r["movement"] == "alta" and r["solicitud"]["pull_request"] == "#1" for r in closing[:-1])
         assert recovery.interrupted(fakes.audit_dir, target) is None
         assert trail.verify_file(fakes.audit_dir / f"{target}.audit.jsonl", trail.read_notes(fakes.repo.git)).ok
@@ -70,7 +74,7 @@ def test_the_next_apply_closes_a_killed_run_with_what_the_target_shows(fakes, mo
 
     # history shows SSM-000001's alta by the killed run on b-second, then nothing more (done)
     moves = [m for m in history(trail.load_records([fakes.audit_dir]), "SSM-000001") if m.target == "b-second"]
-    assert [(m.movement, m.status, m.verified) for m in moves] == [("alta", "applied", True)]
+    assert [(m.movement, m.status, m.verified) for m in moves] == [("alta", "applied", None)]
     # ... and from the git notes alone, which the killed run never wrote
     code, out, _ = run_cli("--repo", str(fakes.repo.root), "history", "SSM-000002", "--from-git")
     assert code == 0 and out.count("alta fake-account") >= 2, out
@@ -122,16 +126,36 @@ def test_the_tail_of_a_long_trail_is_read_from_its_end(tmp_path):
     assert [json.loads(line)["seq"] for line in lines] == list(range(log.seq, 0, -1))
 
 
-def test_passwords_of_a_killed_run_are_carried_only_for_objects_it_created(tmp_path):
-    stopped = recovery.Interrupted("ad", "r1", None, "", (), {})
-    path = stopped.credentials_file(tmp_path)
-    path.write_text("account,upn,employee_key,folio,password\n"
-                    "jnunezo,jnunezo@salud.lab,SSM-1,F-1,secret-1\n"
-                    "anunezo,anunezo@salud.lab,SSM-2,F-2,secret-2\n"
-                    "1001,1001@sip.lab,SSM-3,,secret-3\n", encoding="utf-8")
-    carried = recovery.carried_passwords(stopped, tmp_path, {"SSM-1", "1001"})
-    assert [row[0] for row in carried] == ["jnunezo", "1001"]
-    assert recovery.carried_passwords(recovery.Interrupted("ad", "r2", None, "", (), {}), tmp_path, {"SSM-1"}) == []
+def test_the_passwords_a_killed_run_set_are_counted_in_use_when_their_objects_exist(tmp_path):
+    """In use: the alta's object exists now, whatever the stopped run's own result said (the
+    add landed, a later step failed); or a reset it applied.  Never set: an alta still planned."""
+    planned = ({"object_kind": "account", "key": "SSM-1", "movement": "alta"},
+               {"object_kind": "account", "key": "SSM-2", "movement": "alta"},
+               {"object_kind": "sip-line", "key": "1001", "movement": "modificacion"})
+    results = {("account", "SSM-1"): {"status": "failed"}, ("sip-line", "1001"): {"status": "failed"}}
+    stopped = recovery.Interrupted("ad", "r1", None, "", planned, results)
+    still = [Change(Movement.ALTA, "ad", "account", "SSM-2", "Ana")]
+    keys = recovery.in_use(stopped, still)
+    assert keys == {"SSM-1", "1001"}
+    stopped.credentials_file(tmp_path).write_text(
+        "account,upn,employee_key,folio,password\n"
+        "jnunezo,jnunezo@salud.lab,SSM-1,F-1,secret-1\n"
+        "anunezo,anunezo@salud.lab,SSM-2,F-2,secret-2\n"
+        "1001,1001@sip.lab,SSM-3,,secret-3\n", encoding="utf-8")
+    path, used, unset = recovery.passwords_in_use(stopped, tmp_path, keys)
+    assert (path, used, unset) == (stopped.credentials_file(tmp_path), 2, 1)
+    assert recovery.passwords_in_use(recovery.Interrupted("ad", "r2", None, "", (), {}), tmp_path, keys) is None
+
+
+def test_a_tail_whose_chain_was_edited_is_not_acted_on(tmp_path):
+    log = trail.AuditLog(tmp_path, "t")
+    log.append("run-start", run="r1")
+    log.append("planned", run="r1", object_kind="k", key="K1", movement="alta")
+    log.close()
+    assert recovery.interrupted(tmp_path, "t") is not None
+    text = log.path.read_text(encoding="utf-8").replace('"key":"K1"', '"key":"K2"')
+    log.path.write_text(text, encoding="utf-8")
+    assert recovery.interrupted(tmp_path, "t") is None
 
 
 def test_an_apply_that_stops_with_an_error_still_prints_what_it_did(fakes):

@@ -221,3 +221,30 @@ def test_the_baja_of_a_removed_line_or_rule_is_judged_by_the_commit_that_removed
     reviewed = review(Plan((line, rule)), source, load_desired_state(source.files), None, Targets())
     assert [c.approved for c in reviewed.changes] == [False, False]
     assert all(c.provenance is None for c in reviewed.changes)  # no commit under assets/ or security_rules/
+
+
+def test_the_unit_of_a_removed_person_is_the_parsed_unit_of_the_file_that_declared_them(tmp_path):
+    """Whose baja it is when the object no longer says (an account left in the bajas OU): the
+    `unit:` of the file the person was removed from, as YAML reads it, never a line inside a
+    quoted value that only looks like one."""
+    import git as gitlib
+
+    from reconciler.approval.solicitudes import History
+
+    repo = gitlib.Repo.init(tmp_path, initial_branch="main")
+    users = tmp_path / "desired_state" / "users"
+    users.mkdir(parents=True)
+    actor = gitlib.Actor("TI", "ti@salud.morelos.gob.mx")
+
+    def commit(text: str, message: str) -> str:
+        (users / "hg.yaml").write_text(text, encoding="utf-8")
+        repo.index.add(["desired_state/users/hg.yaml"])
+        return repo.index.commit(message, author=actor, committer=actor).hexsha
+
+    tricky = ('"unit": HG-CUERNAVACA\npeople:\n  - employee_key: SSM-000007\n    given_names: Ana\n'
+              '    solicitud: {justification: "Alta\nunit: CS-JIUTEPEC\n  por ingreso"}\n')
+    commit(tricky, "Alta")
+    removed = commit('"unit": HG-CUERNAVACA\npeople: []\n', "Baja por eliminación")
+    history = History(repo, repo.commit(removed))
+    assert history.removed_unit(removed, "desired_state/users", "SSM-000007") == "HG-CUERNAVACA"
+    assert history.removed_unit(removed, "desired_state/users", "SSM-000099") is None  # never declared there

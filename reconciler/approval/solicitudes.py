@@ -305,9 +305,16 @@ class History:
         parents = self.line.parents.get(landed, ())
         if not parents:
             return None
-        units = {_unit_line(blob_text(self.repo.commit(parents[0]), path) or "")
-                 for path in self._declaring(parents[0], directory, key)}
-        return units.pop() if len(units) == 1 else None
+        units = set()
+        for path in self._declaring(parents[0], directory, key):
+            # Parsed as the loader parses it (a text match could be fooled by a line inside a
+            # quoted value), and only a file whose entries have that employee key counts.
+            data, problems = parse_yaml(blob_text(self.repo.commit(parents[0]), path) or "", path)
+            people = data.get("people") if isinstance(data, dict) and not problems else None
+            if isinstance(people, list) and any(isinstance(p, dict) and p.get("employee_key") == key for p in people):
+                units.add(data.get("unit"))
+        unit = units.pop() if len(units) == 1 else None
+        return unit if isinstance(unit, str) and _KEY.fullmatch(unit) else None
 
     def listing_changes(self, directory: str) -> list[str]:
         """The landings that added, deleted or renamed a file under `directory`: where rules
@@ -348,12 +355,4 @@ class History:
         return self.provenance(sha) if sha else None
 
 
-_KEY = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a unit's key, as units.schema.json spells it
-_UNIT = re.compile(rf"""^unit:[ \t]*(?:"({_KEY})"|'({_KEY})'|({_KEY}))[ \t]*(?:#.*)?$""", re.M)
-
-
-def _unit_line(text: str) -> str | None:
-    """The `unit:` a people file declares at its top level, read as text: the file is an old
-    version nobody validates now, so it is never parsed as YAML."""
-    found = _UNIT.search(text)
-    return next((g for g in found.groups() if g), None) if found else None
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a unit's key, as units.schema.json spells it

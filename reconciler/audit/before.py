@@ -53,6 +53,12 @@ def ldif_line(name: str, value: str) -> str:
     return f"{name}:: {base64.b64encode(value.encode('utf-8')).decode('ascii')}"
 
 
+def ldif_comment(text: str) -> str:
+    """A comment line: whatever the text holds (a display name someone typed), never a line
+    break or control character that would start a record of its own when the file is applied."""
+    return "# " + "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def write(directory: str | Path, target: str, run: str, image: tuple[str, bytes] | None) -> dict | None:
     """Write one target's before-image; {path, sha256, bytes} for the run-start record, or None
     when the run touches nothing that exists."""

@@ -149,6 +149,14 @@ class Provider(ABC):
         disabled).  A kind that orders its own revocations inside apply says False."""
         return False
 
+    def removes_access(self, change: Change) -> bool:
+        """Whether applying `change` only takes access away (a baja, a group removed, a new
+        secret that locks out the old one): such changes go ahead while another target is out
+        of reach, everything else waits.  By default: bajas, and what `revokes` orders first."""
+        from reconciler.plan import Movement
+
+        return change.movement is Movement.BAJA or self.revokes(change)
+
     @abstractmethod
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: "CredentialFile",
               advance: Advance = lambda n: None) -> list[Outcome]:

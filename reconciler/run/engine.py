@@ -180,7 +180,10 @@ class Run:
         # While the targets are being reached (and, for a full plan, read in bulk as soon as
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
         # one reaching a target.
-        if self.since_applied:
+        if self.since_applied and self.interrupted:  # what it did is judged against everything
+            self.scope = incremental.Scope(True, f"run {next(iter(self.interrupted.values())).run} stopped before "
+                                                 "its end: everything is planned")
+        elif self.since_applied:
             self.scope = self._since_applied(list(selected))
         if self.scope is None or self.scope.full:
             connections.prefetch()
@@ -458,7 +461,6 @@ class _TargetApply:
     advance: object = None
     written: list = field(default_factory=list)  # the records this run appended, for the git note
     probes: list = field(default_factory=list)  # ProbeResults, when the kind proves its changes
-    stopped_file: Path | None = None  # the credentials file of a stopped run, carried into ours
 
     @property
     def name(self) -> str:
@@ -496,22 +498,25 @@ class _TargetApply:
 
     def _close_stopped(self, stopped: recovery.Interrupted) -> None:
         """Record what became of a run that stopped before its end, before this run's own
-        records, and carry the passwords it set on objects it created into this run's file."""
+        records, and announce the passwords it set that are in use."""
         closing = recovery.closing_records(stopped, self.changes, self.run_id)
         for record in closing:
             self.audit.append(**record)
         changes = [r for r in closing if r["kind"] == "change"]
-        done = {r["key"] for r in changes if r["status"] == "applied"}
-        carried = recovery.carried_passwords(stopped, self.provider.target.credentials_dir, done)
-        for account, upn, employee_key, folio, password in carried:
-            self.credentials.record(account, upn, employee_key, folio or None, password)
-        self.stopped_file = stopped.credentials_file(self.provider.target.credentials_dir)
-        begun = sum(1 for r in changes if r["status"] == "applied" and not r["verified"])
-        self.report.warnings.append(
-            f"target {self.name}: run {stopped.run} (started {stopped.started}) stopped before its end; its "
-            f"{len(changes)} changes are recorded now: {len(done) - begun} done, {begun} begun and finished by "
-            f"this run, {len(changes) - len(done)} not done"
-            + (f"; the {len(carried)} passwords it set are in this run's credentials file" if carried else ""))
+        done = sum(1 for r in changes if r["status"] == "applied" and (r["error"] or "").startswith("judged"))
+        begun = sum(1 for r in changes if r["status"] == "applied") - done
+        message = (f"target {self.name}: run {stopped.run} (started {stopped.started}) stopped before its end; its "
+                   f"{len(changes)} changes are recorded now: {done} done, {begun} begun and finished by this run, "
+                   f"{len(changes) - done - begun} not done")
+        found = recovery.passwords_in_use(stopped, self.provider.target.credentials_dir,
+                                          recovery.in_use(stopped, self.changes))
+        if found is not None:
+            path, used, unset = found
+            message += (f"; {used} passwords it set are in use: deliver them from {path}"
+                        + (f" ({unset} other rows there are of objects it never created: never set)" if unset else ""))
+            if used:
+                self.report.credentials_files.append((str(path), used))
+        self.report.warnings.append(message)
 
     def step(self, first: bool) -> None:
         """The revoking changes (first) or the others.  A change that must wait for another
@@ -538,10 +543,11 @@ class _TargetApply:
         self.outcomes += outcomes
 
     def _held(self, change: Change) -> str | None:
-        """Why `change` must wait for another target, or None.  A baja or a revocation never
-        waits; anything else waits for an alta of its object that failed on an earlier target,
-        and for every target out of reach (a mailbox for an account nobody could check)."""
-        if change.movement is Movement.BAJA or self.provider.revokes(change):
+        """Why `change` must wait for another target, or None.  A change that only removes
+        access never waits; anything else waits for an alta of its object that failed on an
+        earlier target, and for every target out of reach (a mailbox for an account nobody
+        could check)."""
+        if self.provider.removes_access(change):
             return None
         if change.key in self.run.failed_altas:
             target, label, error = self.run.failed_altas[change.key]
@@ -566,8 +572,6 @@ class _TargetApply:
         commit = self.run.source.sha
         if self.credentials is not None:  # None when start() stopped before creating it
             self.credentials.close()
-            if self.stopped_file is not None:  # its passwords in use are in ours now, on disk
-                self.stopped_file.unlink(missing_ok=True)
         for o in self.outcomes:
             self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit),
                               step=o.step, done_at=o.done_at)

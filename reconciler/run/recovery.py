@@ -11,8 +11,14 @@ run on that target, under the same lock, reads that tail and:
 - closes the stopped run in the trail: for each of its changes, what became of it (its result
   record if it wrote one; else what the target shows now: done, begun, or not done), then a
   `run-end` with result "interrupted", so `history` shows a killed run's altas like any other;
-- carries the passwords the stopped run set on accounts that now exist into its own
-  credentials file (and removes the old file), so they are announced and delivered.
+- announces the stopped run's credentials file, saying how many of its passwords belong to
+  objects that exist now (in use: to be delivered) and how many were never set.  The file is
+  left where it is: a copy would be one more secret on disk, and removing it before this
+  run has ended could lose a password in use if this run were killed too.
+
+Everything here is judged from the trail on the apply runner's disk, which is inside the
+trust boundary like the apply key beside it (README, "Git is the approval"); a tail whose
+hash chain does not hold is not acted on (`audit verify` reports it).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.audit.trail import SUFFIX
+from reconciler.audit.trail import SUFFIX, record_hash
 from reconciler.plan import Change, Movement
 
 # Fields of a record that belong to the trail, not to the change it describes.
@@ -87,12 +93,24 @@ def interrupted(audit_dir: str | Path, target: str) -> Interrupted | None:
             return None
     except (OSError, ValueError):
         return None
+    if not _chained(list(reversed(tail))):
+        return None
     start, rest = tail[-1], list(reversed(tail[:-1]))
     run = start.get("run")
     mine = [r for r in rest if r.get("run") == run]
     return Interrupted(target, str(run), start.get("commit"), str(start.get("time", "")),
                        tuple(r for r in mine if r.get("kind") == "planned"),
                        {(r.get("object_kind"), r.get("key")): r for r in mine if r.get("kind") == "result"})
+
+
+def _chained(records: list[dict]) -> bool:
+    """Each record's hash is its own and links to the one before: the tail was not edited."""
+    for before, record in zip([None, *records], records):
+        if record.get("hash") != record_hash(record):
+            return False
+        if before is not None and record.get("prev") != before.get("hash"):
+            return False
+    return True
 
 
 def relabel(changes: list[Change], stopped: Interrupted) -> list[Change]:
@@ -128,7 +146,7 @@ def _fate(stopped: Interrupted, key: tuple, now: Change | None, movement: str | 
     if done is not None and done.get("status") != "applied":
         return "failed", False, done.get("error") or "failed"
     if now is None:  # the target shows the change made: nothing is left to do for the object
-        return "applied", True, None
+        return "applied", None, f"judged by run {closer} from what the target shows"
     if movement == Movement.ALTA.value and now.movement is not Movement.ALTA:
         return "applied", False, f"begun: the object exists; run {closer} finishes it"
     if done is not None:
@@ -136,15 +154,33 @@ def _fate(stopped: Interrupted, key: tuple, now: Change | None, movement: str | 
     return "failed", False, f"not done: the run stopped first; run {closer} applies it"
 
 
-def carried_passwords(stopped: Interrupted, directory: str | Path, done: set[str]) -> list[tuple]:
-    """The rows of the stopped run's credentials file for objects it did create (`done`: their
-    keys): passwords in use that nobody was told.  Rows for objects never created are dropped:
-    those passwords were never set."""
+def in_use(stopped: Interrupted, now_planned: list[Change]) -> set[str]:
+    """The keys whose passwords the stopped run set and that are in use now: the objects of
+    its altas that exist (whatever its own result said: an add can land and a later step of
+    the same change fail), and the resets or rotations it made or began."""
+    pending = {(c.kind, c.key): c for c in now_planned}
+    keys = set()
+    for p in stopped.planned:
+        key = (p.get("object_kind"), p.get("key"))
+        now = pending.get(key)
+        if p.get("movement") == Movement.ALTA.value:
+            if now is None or now.movement is not Movement.ALTA:
+                keys.add(key[1])
+        elif now is None or key in stopped.results:
+            keys.add(key[1])
+    return keys
+
+
+def passwords_in_use(stopped: Interrupted, directory: str | Path, keys: set[str]) -> tuple[Path, int, int] | None:
+    """(the stopped run's credentials file, rows in use, rows never set), or None without one."""
     path = stopped.credentials_file(directory)
     try:
         with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+            rows = list(csv.reader(f))[1:]
+    except FileNotFoundError:
+        return None
     except (OSError, UnicodeDecodeError, csv.Error):
-        return []
+        return path, 0, 0
     # account, upn, employee_key, folio, password (credentials.CredentialFile.HEADER)
-    return [tuple(r) for r in rows[1:] if len(r) == 5 and (r[0] in done or r[2] in done)]
+    used = sum(1 for r in rows if len(r) == 5 and (r[0] in keys or r[2] in keys))
+    return path, used, len(rows) - used

@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from typing import Callable
 
-from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPException
 
 from reconciler.credentials import CredentialFile, generate_password
@@ -67,7 +67,8 @@ class ADApplier:
         A dropped connection is opened again once and the operation repeated.  Every
         operation here is idempotent except add and modify DN, whose first try may have
         landed before the answer was lost: their "already exists" and "no such object" on the
-        repeat mean done (the read back confirms it either way)."""
+        repeat mean done only when the object is there and is the one this run made (_landed).
+        """
         if self.lost is not None:
             message = f"{what}: not attempted: {self.lost}"
         else:
@@ -90,11 +91,10 @@ class ADApplier:
                 if operation(*args, **kwargs):
                     return None
                 code = self.conn.result.get("result")
-                if repeat and ((operation.__name__ == "add" and code == 68)
-                               or (operation.__name__ == "modify_dn" and code == 32)):
+                if repeat and code in (68, 32) and self._landed(operation.__name__, args, kwargs):
                     return None
                 return _error(self.conn, what)
-            except LDAPException as exc:
+            except (LDAPException, OSError) as exc:
                 if repeat or not lost(exc) or self.reconnect is None:
                     return f"{what}: {type(exc).__name__}: {exc}"
                 try:
@@ -104,6 +104,31 @@ class ADApplier:
                     return f"{what}: {self.lost}"
                 operation = getattr(self.conn, operation.__name__)  # the same call, on the new connection
         return None
+
+    def _landed(self, name: str, args: tuple, kwargs: dict) -> bool:
+        """After a repeat answered "already exists" (add) or "no such object" (move): whether
+        the first try landed, i.e. the object is where it was going and is the one this run
+        made (same marker, same employeeID), not someone else's that holds the name."""
+        try:
+            if name == "add":
+                dn, attributes = args[0], args[2] if len(args) > 2 else kwargs.get("attributes", {})
+                found = self._read(dn, ["adminDescription", "employeeID"])
+                values = {n: v if isinstance(v, (list, tuple)) else [v] for n, v in attributes.items()}
+                return found is not None and all(
+                    found.get(n) == [str(v) for v in values[n]] for n in ("adminDescription", "employeeID")
+                    if n in values)
+            if name == "modify_dn":
+                superior = kwargs.get("new_superior") or dnlib.parent(args[0])
+                return self._read(f"{args[1]},{superior}", ["objectClass"]) is not None
+        except LDAPException:
+            return False
+        return False
+
+    def _read(self, dn: str, attributes: list[str]) -> dict | None:
+        if not self.conn.search(dn, "(objectClass=*)", BASE, attributes=attributes):
+            return None
+        entries = [e for e in self.conn.response or () if e.get("type") == "searchResEntry"]
+        return entries[0]["attributes"] if entries else None
 
     def group_dn(self, name: str) -> str:
         return self.group_dns.get(name.casefold()) or dnlib.child("CN", name, self.target.groups_ou)

@@ -22,7 +22,7 @@ from reconciler.providers.ad.computers import (
 from reconciler.providers.ad.connection import answers, connect, reconnect, unbind_quietly
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
 from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
-from reconciler.audit.before import json_lines
+from reconciler.audit.before import json_lines, ldif_comment
 from reconciler.providers.ad.records import DesiredDirectory, expand, undo_ldif
 from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.contract import (
@@ -185,6 +185,21 @@ class ADProvider(Provider):
         """AD orders its own revocations inside its apply (memberships removed before a baja)."""
         return False
 
+    def removes_access(self, change: Change) -> bool:
+        """A baja; a password reset (whoever knew the old one is locked out); or a change of an
+        account that only removes groups or disables it."""
+        if change.movement is Movement.BAJA or change.kind == PASSWORD_RESET:
+            return True
+        if change.kind != "account" or change.movement is not Movement.MODIFICACION:
+            return False
+        for a in change.attributes:
+            if a.name == "groups" and not a.added():
+                continue
+            if a.name == "enabled" and a.after is False:
+                continue
+            return False
+        return bool(change.attributes)
+
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
               advance=lambda n: None) -> list[Outcome]:
         basis: ADBasis = planned.basis
@@ -231,7 +246,7 @@ class ADProvider(Provider):
         blocks = [undo_ldif(c.actual, c.desired, basis.actual.groups, self.target.groups_ou)
                   for c in changes if c.kind == "account" and c.actual is not None]
         _, others = json_lines([c for c in changes if c.kind != "account"])
-        comments = "".join(f"# {line}\n" for line in others.decode("utf-8").splitlines())
+        comments = "".join(ldif_comment(line) + "\n" for line in others.decode("utf-8").split("\n") if line)
         text = "version: 1\n\n" + "\n".join(blocks) + comments
         return ("ldif", text.encode("utf-8")) if blocks or comments else None
 

@@ -217,11 +217,11 @@ def undo_ldif(before: Account, after: Account, groups: Mapping[str, str], groups
     `before` (as read): moved back if apply moves it, every managed attribute and the
     enabled flag as they were, and the group memberships it had.  For `ldapmodify -f` or
     Samba's `ldbmodify`, by hand, after reading it."""
-    from reconciler.audit.before import ldif_line
+    from reconciler.audit.before import ldif_comment, ldif_line
 
     old_dn = before.dn or before.target_dn
     new_dn = after.target_dn if after is not None else old_dn
-    out = [f"# {before.display}: as it was before the run"]
+    out = [ldif_comment(f"{before.display}: as it was before the run")]
     if after is not None and not dnlib.same(new_dn, old_dn):
         out += [ldif_line("dn", new_dn), "changetype: modrdn", ldif_line("newrdn", dnlib.rdn("CN", before.cn)),
                 "deleteoldrdn: 1", ldif_line("newsuperior", before.parent), ""]

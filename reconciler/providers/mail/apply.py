@@ -46,6 +46,15 @@ def pending_kicks(target: MailTarget) -> set[str]:
         return set()
 
 
+def kicked(change: Change) -> str | None:
+    """The address whose live sessions applying `change` ends, or None."""
+    if change.kind == SESSIONS:
+        return change.key
+    if change.kind == "mail-maps" or is_purge(change) or change.desired is None:
+        return None
+    return change.desired.address if change.movement is Movement.BAJA and not change.desired.is_open else None
+
+
 def is_purge(change: Change) -> bool:
     return change.movement is Movement.BAJA and change.actual is not None and not change.actual.is_open
 
@@ -61,8 +70,10 @@ class MailApplier:
         started = time.perf_counter()
         registry = Registry.read(self.target.registry)
         self._homes = {e.home for e in registry.entries() if e.home}
+        self._owe_kicks(outcomes)
         for o in outcomes:
-            self._stage(o, registry)
+            if o.status != "failed":
+                self._stage(o, registry)
         written = self._write(registry, [o for o in outcomes if o.status != "failed"])
         self.timings["registry and maps"] = time.perf_counter() - started
         started = time.perf_counter()
@@ -75,6 +86,21 @@ class MailApplier:
                 o.status = "applied"
         self.advance(len(outcomes))
         return outcomes
+
+    def _owe_kicks(self, outcomes: list[Outcome]) -> None:
+        """Before a mailbox is closed, its sessions are recorded as owed (kick_file): a run that
+        stops, a reload or a kick that fails, leaves them for the next run.  Nothing is closed
+        that could not be recorded."""
+        kicks = [(o, address) for o in outcomes if (address := kicked(o.change))]
+        if not kicks:
+            return
+        try:
+            write_atomically(kick_file(self.target), "".join(
+                f"{a}\n" for a in sorted(pending_kicks(self.target) | {a for _, a in kicks})))
+        except OSError as exc:
+            for o, _ in kicks:
+                o.fail(f"could not record the sessions to end before closing the mailbox ({exc.strerror}); "
+                       "nothing was closed")
 
     # -- step 1 -------------------------------------------------------------------------
     def _new_home(self, address: str) -> str:
@@ -158,16 +184,6 @@ class MailApplier:
         for o in creating:  # folders first: a shared mailbox's rights live on its INBOX
             commands.insert(0, (Command("mailboxCreate", {"user": o.change.desired.address, "mailbox": list(FOLDERS),
                                                           "subscriptions": True}, f"create-{len(commands)}"), o))
-        kicks = {cmd.parameters["mask"][0] for cmd, _ in commands if cmd.name == "kick"}
-        owed = pending_kicks(self.target)
-        try:  # owed until Dovecot says they are done: a run that stops here leaves them owed
-            write_atomically(kick_file(self.target), "".join(f"{a}\n" for a in sorted(owed | kicks)))
-        except OSError as exc:
-            for cmd, o in commands:
-                if cmd.name == "kick":
-                    o.fail(f"could not record the sessions to end before ending them: {exc.strerror}")
-            commands = [(cmd, o) for cmd, o in commands if cmd.name != "kick"]
-            kicks = set()
         unanswered = "no answer"
         try:
             answers = self.api.run([cmd for cmd, _ in commands])
@@ -182,9 +198,10 @@ class MailApplier:
                 o.fail(f"doveadm {cmd.name} for {cmd.parameters.get('user') or cmd.parameters.get('mask')} "
                        f"failed (exit code {code})")
         done = {cmd.parameters["mask"][0] for cmd, o in commands if cmd.name == "kick" and o.status != "failed"}
-        if done:
+        if done:  # owed until Dovecot said they are done
             try:
-                write_atomically(kick_file(self.target), "".join(f"{a}\n" for a in sorted((owed | kicks) - done)))
+                write_atomically(kick_file(self.target), "".join(
+                    f"{a}\n" for a in sorted(pending_kicks(self.target) - done)))
             except OSError:
                 pass  # still owed on disk: the next run kicks them again, which is harmless
 

@@ -85,7 +85,7 @@ class Doveadm:
             raise ReconcilerError(f"doveadm API {self.url} refused the request: HTTP {exc.code}{hint}") from None
         except TimeoutError:
             raise ReconcilerError(
-                f"doveadm API {self.url} did not answer {len(commands)} commands in {limit:.0f} s; Dovecot may "
+                f"doveadm API {self.url} did not answer {len(commands)} commands in {limit:g} s; Dovecot may "
                 "still finish them (the read back and the next plan show what is left). If it never answers, "
                 "check the API key: Dovecot answers a wrong one late") from None
         except (urllib.error.URLError, OSError) as exc:

@@ -34,13 +34,17 @@ def revokes(change: Change) -> bool:
     return any(a.name == "members" and a.removed() for a in change.attributes)
 
 
-def owed_kicks(target, changes: list[Change]) -> list[Change]:
+def owed_kicks(target, changes: list[Change], actual: ActualMail) -> list[Change]:
     """Sessions of closed mailboxes that an earlier run had to end and could not (doveadm
-    failed, or the run stopped first): ended now, unless a change of the address does it."""
+    failed, or the run stopped first): ended now, unless a change of the address does it.
+    Only addresses of managed mailboxes the registry shows closed count: the file lives on the
+    mail host, and a line in it (a mask such as `*`, an open mailbox) must not end anyone
+    else's sessions."""
+    closed = {e.address for e in actual.entries.values() if e.managed and e.closed}
     changing = {c.desired.address for c in changes if c.desired is not None and hasattr(c.desired, "address")}
     return [Change(Movement.BAJA, target.name, SESSIONS, address, f"live sessions of {address}",
                    reason="the closing of the mailbox had to end them, and they are still owed")
-            for address in sorted(pending_kicks(target) - changing)]
+            for address in sorted((pending_kicks(target) & closed) - changing)]
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class MailProvider(Provider):
         keys = request.keys
         needs_full_read = self._partial_view_problem(desired, actual, keys) if keys is not None else None
         changes, conflicts = diff(desired, actual, self.target, request.today, keys)
-        changes += owed_kicks(self.target, changes)
+        changes += owed_kicks(self.target, changes, actual)
         return TargetPlan(self.target.name, changes, conflicts, warnings,
                           MailBasis(desired, actual, keys, request.today), needs_full_read)
 

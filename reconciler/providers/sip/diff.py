@@ -123,6 +123,8 @@ def diff(desired: dict[str, Line], actual: ActualLines, target: str,
                             origins=why.origins, actual=have))
     changing = {c.key for c in altas + modificaciones + bajas}
     for number in sorted(set(actual.unregister) - changing):  # a change of the line drops them anyway
+        if number in actual.subscribers and not actual.subscribers[number].managed:
+            continue  # a subscriber the reconciler does not own is never touched, whatever the table says
         bajas.append(Change(Movement.BAJA, target, REGISTRATIONS, number, f"live registrations of {number}",
                             reason=f"an applied change had to drop them (pending since {actual.unregister[number]})"))
     return altas + modificaciones + bajas, conflicts

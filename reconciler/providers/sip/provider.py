@@ -70,6 +70,10 @@ class SipProvider(Provider):
     def revokes(self, change: Change) -> bool:
         return change.movement is Movement.BAJA
 
+    def removes_access(self, change: Change) -> bool:
+        """A baja, or a new secret: whoever holds the old one is locked out."""
+        return drops_registrations(change)
+
     def removed_declaration(self, change: Change) -> Declared | None:
         """A line by its number in desired_state/assets/ (pending unregistrations: implied)."""
         return Declared(change.key, "assets") if change.kind != REGISTRATIONS else None
