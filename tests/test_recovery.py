@@ -203,3 +203,21 @@ def test_with_a_target_out_of_reach_the_others_apply_their_bajas_and_hold_the_re
     _, report = fakes.apply()
     assert report.ok
     converged(fakes)
+
+
+def test_a_plan_does_not_take_a_run_that_holds_its_lock_for_a_stopped_one(fakes, monkeypatch):
+    import os
+
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge()
+    killed_apply(fakes, monkeypatch, crash_after=0)
+    lock = fakes.audit_dir / "b-second.lock"
+    holder = json.loads(lock.read_text())
+    holder["pid"] = os.getpid()  # the run is still going, on this host
+    lock.write_text(json.dumps(holder))
+    with fakes.run() as run:
+        assert "b-second" not in run.interrupted and "a-first" in run.interrupted
+    holder["pid"] = 2 ** 22 + 1  # now it is gone
+    lock.write_text(json.dumps(holder))
+    with fakes.run() as run:
+        assert set(run.interrupted) == {"a-first", "b-second"}

@@ -173,6 +173,10 @@ def test_a_live_lock_refuses_and_an_expired_one_is_taken_over(sandbox):
     assert "CI job GitLab job 77" in err and sandbox.account("jnunezo") is None
     holder["expires"] = expired = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)).isoformat()
     lock.write_text(json.dumps(holder))
+    code, out, err = sandbox.cli("apply", land=False)  # past its expiry, but its process runs here: held
+    assert code == 1 and "is locked by another apply" in err
+    holder["host"] = "ci-runner-2"  # another runner's lock past its expiry: taken over
+    lock.write_text(json.dumps(holder))
     code, out, err = sandbox.cli("apply", land=False)
     assert code == 0, out + err
     assert "took over the lock of ci-runner-2" in err and f"expired at {expired}" in err

@@ -173,9 +173,11 @@ class Run:
                                                             dt.timedelta(minutes=target.lock_ttl_minutes)))
                 if lock.replaced:
                     self.lock_notes.append(f"target {name}: took over the lock of {lock.replaced}")
-        # Read under the lock: no other run can be writing the trail now.
+        # Under the lock (apply), no other run is writing the trail; without it (plan), a run
+        # holding the lock is still going, not stopped.
         self.interrupted = {name: stopped for name, t in selected.items()
-                            if (stopped := recovery.interrupted(t.audit_dir, name)) is not None}
+                            if (self.lock or not TargetLock(t.audit_dir, name).held())
+                            and (stopped := recovery.interrupted(t.audit_dir, name)) is not None}
         connections = self._stack.enter_context(Connections(selected))
         # While the targets are being reached (and, for a full plan, read in bulk as soon as
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before

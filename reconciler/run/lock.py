@@ -57,12 +57,17 @@ class TargetLock:
             expires = dt.datetime.fromisoformat(holder["expires"])
         except (KeyError, TypeError, ValueError):
             return "unreadable"  # the lock is written before it is linked into place: never half-written
+        here = holder.get("host") == os.uname().nodename and isinstance(holder.get("pid"), int)
+        if here:  # on this host the holder's life is known: a run past its lock's expiry is still running
+            return None if _alive(holder["pid"]) else "its process is gone"
         if expires <= now:
             return f"expired at {holder['expires']}"
-        if holder.get("host") == os.uname().nodename and isinstance(holder.get("pid"), int) \
-                and not _alive(holder["pid"]):
-            return "its process is gone"
         return None
+
+    def held(self) -> bool:
+        """Whether another run holds the lock now (a plan, which takes none, asks)."""
+        holder = self._read()
+        return holder is not None and self._stale(holder) is None
 
     def acquire(self) -> "TargetLock":
         try:
