@@ -27,7 +27,7 @@ from reconciler.approval.solicitudes import Identity
 from reconciler.desired.checks import FileCheck
 from reconciler.desired.files import LINK, blob_text
 from reconciler.desired.source import DesiredSource
-from reconciler.desired.yamlfile import parse_yaml
+from reconciler.desired.yamlfile import not_utf8, parse_yaml
 from reconciler.errors import Problem, ValidationFailed
 
 POLICY_FILE = "inventory/approvers.yaml"
@@ -222,5 +222,8 @@ def load_policy(source: DesiredSource) -> Policy | None:
         file = root / POLICY_FILE
         if file.is_symlink() or (file.exists() and not file.resolve().is_relative_to(root.resolve())):
             raise ValidationFailed([Problem(path, None, "", f"cannot read: {LINK}")])
-        text = file.read_text(encoding="utf-8") if file.is_file() else None
+        try:  # bytes decoded as a commit's blob is (read_text would turn a lone \r into a line break)
+            text = file.read_bytes().decode("utf-8") if file.is_file() else None
+        except UnicodeDecodeError as exc:  # a problem with its file and line, like any desired-state file's
+            raise ValidationFailed([not_utf8(path, exc)]) from None
     return parse_policy(text, path)

@@ -121,7 +121,7 @@ def load_inventory(path: Path) -> dict[str, TargetSettings]:
     if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
         # A pull request's inventory linked to a key outside would otherwise be echoed.
         raise ValidationFailed([Problem(str(path), None, "", "cannot read: a symbolic link out of its directory")])
-    check = FileCheck(str(path), path.read_text(encoding="utf-8", errors="replace"))
+    check = FileCheck(str(path), path.read_bytes().decode("utf-8", errors="replace"))  # as read_yaml reads it
     data, problems = read_yaml(path, str(path))
     if problems:
         raise ValidationFailed(problems)

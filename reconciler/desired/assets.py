@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from reconciler.desired.checks import FileCheck, open_file
+from reconciler.desired.checks import FileCheck, open_file, shown
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Decommission, Equipment, Person, PhoneLine, Source, solicitud_of
 
@@ -40,6 +40,15 @@ def _equipment(item: dict, source: Source) -> Equipment:
         decommission=Decommission(verdict["reason"], verdict["date"], verdict["dictamen"], verdict.get("detail"),
                                   tuple(verdict.get("reusable_parts") or ())) if verdict else None,
         solicitud=solicitud_of(item["solicitud"]) if item.get("solicitud") else None)
+
+
+def _amount(cost: float) -> bool:
+    """A cost a float can hold (bills are compared and printed as floats): not nan or infinite,
+    and not a whole number too large for one (0xfff..., which isfinite cannot even convert)."""
+    try:
+        return math.isfinite(cost)
+    except OverflowError:
+        return False
 
 
 def _read(files: DesiredFiles, rel: str, top: str, checks: list[FileCheck]) -> tuple[FileCheck | None, list]:
@@ -77,9 +86,9 @@ def read_assets(files: DesiredFiles, checks: list[FileCheck], units: dict,
         if not low <= len(line.number) <= high:
             what = "an extension" if line.kind == "extension" else "a carrier line's"
             check.add(where + ("number",), f"{line.number!r} is not {what} number ({low} to {high} digits)")
-        if line.monthly_cost is not None and not math.isfinite(line.monthly_cost):
-            check.add(where + ("monthly_cost",), f"{line.monthly_cost!r} is not an amount: write the cost in pesos, "
-                                                 "like 299.00")
+        if line.monthly_cost is not None and not _amount(line.monthly_cost):
+            check.add(where + ("monthly_cost",), f"{shown(line.monthly_cost)} is not an amount: write the cost in "
+                                                 "pesos, like 299.00")
         if line.number in first:
             check.add(where + ("number",), f"number {line.number} is already declared at "
                                            f"{check.display}:{check.line(first[line.number])}")

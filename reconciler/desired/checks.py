@@ -127,6 +127,8 @@ def _describe(error) -> tuple[tuple[Any, ...], str]:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=repr)  # keys of any type
         return path + (extra[0],) if extra else path, (
             f"unknown field (allowed: {', '.join(sorted(error.schema.get('properties', {})))})")
+    if "propertyNames" in error.relative_schema_path:  # before "type": a key of None, 1 or true is no name
+        return path + (error.instance,), f"{shown(error.instance)} is not a valid key (letters, digits, '-', '_' or '.')"
     if error.validator == "type":
         expected = {"string": "text", "array": "a list", "object": "a mapping", "integer": "a whole number",
                     "boolean": "true or false"}.get(str(error.validator_value), str(error.validator_value))
@@ -136,8 +138,6 @@ def _describe(error) -> tuple[tuple[Any, ...], str]:
         return path, f"{shown(error.instance)} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator == "uniqueItems":
         return path, "lists the same item twice"
-    if "propertyNames" in error.relative_schema_path:
-        return path + (error.instance,), f"{shown(error.instance)} is not a valid key (letters, digits, '-', '_' or '.')"
     hint = _HINTS.get(str(last)) if last is not None else None
     if hint:
         return path, f"{shown(error.instance)} is not valid: expected {hint}"
@@ -145,7 +145,12 @@ def _describe(error) -> tuple[tuple[Any, ...], str]:
         if not error.instance.strip():
             return path, "must not be empty"
         return path, f"{shown(error.instance)} is not valid (no leading or trailing spaces; see the schema)"
-    return path, shown(error.message, 200) if len(error.message) > 200 else error.message
+    # jsonschema's own message begins with the value's repr, whole ("'…' is too long"): cut it
+    # as every other message does.
+    message, written = error.message, repr(error.instance)
+    if message.startswith(written):
+        message = shown(error.instance) + message[len(written):]
+    return path, message if len(message) <= 200 else message[:199] + "…"
 
 
 @dataclass
@@ -174,6 +179,10 @@ class FileCheck:
         return path
 
     def add(self, path: tuple[Any, ...], message: str) -> None:
+        # A message may name another file ("already declared at ..."), whose name comes from
+        # the repository: escaped like the problem's own file name (errors.Problem).
+        if not message.isprintable():
+            message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
         self.problems.append(Problem(self.display, self.line(path), field_path(self.original(path)), message))
 
     def validate(self, data: Any, schema_name: str) -> set[tuple[Any, ...]]:
@@ -188,10 +197,14 @@ class FileCheck:
             path, message = _describe(error)
             if error.validator == "type" and error.validator_value == "string" and not isinstance(error.instance, str):
                 written = self._index().scalar(path)
-                if written is not None and written != str(error.instance):
+                # Only for a short one (004512): a long one, a pasted secret of digits, would be echoed
+                # whole; it gets the message any value gets, which cuts it short.
+                if written is not None and written != str(error.instance) and len(written) <= 40:
                     message = f"expected text; YAML reads {written} as {error.instance!r}: write it in quotes, '{written}'"
             self.add(path, message)
             bad.add(tuple(error.absolute_path)[:2])
+            # jsonschema leaves a key of None out of its path: the key as described counts too
+            bad.add(tuple(path)[:2])
         return bad
 
 

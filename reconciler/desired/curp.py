@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
+from reconciler.desired.checks import shown
+
 _STATES = ("AS BC BS CC CL CM CS CH DF DG GT GR HG JC MC MN MS NT NL OC PL QT QR SP SL SR TC "
            "TS TL VZ YN ZS NE").split()
 _PATTERN = re.compile(
@@ -25,8 +27,8 @@ def check_digit(first17: str) -> int:
 def curp_problem(curp: str) -> str | None:
     """None when the CURP is valid, otherwise what is wrong with it."""
     match = _PATTERN.match(curp)
-    if not match:
-        return f"{curp!r} is not a CURP (18 characters: 4 letters, birth date, sex H/M/X, state, 3 consonants, 2 characters)"
+    if not match:  # of any length (the schema says only "text"): shown cut short
+        return f"{shown(curp)} is not a CURP (18 characters: 4 letters, birth date, sex H/M/X, state, 3 consonants, 2 characters)"
     yy, mm, dd, state, homoclave, digit = match.groups()
     if state not in _STATES:
         return f"{curp!r} has an unknown state of birth {state!r}"

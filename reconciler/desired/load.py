@@ -118,7 +118,8 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             if person.curp and (message := curp_problem(person.curp)):
                 check.add(where + ("curp",), message)
             people.append((person, check, index))
-        for index, item in enumerate(data.get("shared_mailboxes") or ()):
+        boxes = data.get("shared_mailboxes")
+        for index, item in enumerate(boxes if isinstance(boxes, list) else ()):  # else the schema said so
             if shared is not None and ("shared_mailboxes", index) not in bad:
                 where = ("shared_mailboxes", index)
                 shared.append((_shared_mailbox(item, unit, Source(check.display, None, where)), check, index))

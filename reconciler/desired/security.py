@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from reconciler.desired.checks import FileCheck, open_file
+from reconciler.desired.checks import FileCheck, open_file, shown
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Solicitud, Source, solicitud_of
 
@@ -145,7 +145,8 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
     ok = True
     for end in ("source", "destination"):
         if item[end] != ANY and item[end] not in names:
-            check.add(where + (end,), f"unknown network or host {item[end]!r} (declared in desired_state/{NETWORKS})")
+            # shown(): the schema bounds no endpoint's length, and a message never echoes a value whole
+            check.add(where + (end,), f"unknown network or host {shown(item[end])} (declared in desired_state/{NETWORKS})")
             ok = False
     protocol, ports = item.get("protocol", ANY), ()
     if "service" in item:
@@ -171,10 +172,10 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
     for p_index, raw in enumerate(item.get("probes") or ()):
         host, port = raw["to"].rsplit(":", 1)
         if raw["from"] not in names:
-            check.add(where + ("probes", p_index, "from"), f"unknown network or host {raw['from']!r}")
+            check.add(where + ("probes", p_index, "from"), f"unknown network or host {shown(raw['from'])}")
             ok = False
         if host not in names and not _is_address(host):
-            check.add(where + ("probes", p_index, "to"), f"unknown host {host!r}: a host name or an address")
+            check.add(where + ("probes", p_index, "to"), f"unknown host {shown(host)}: a host name or an address")
             ok = False
         if not 1 <= int(port) <= 65535:
             check.add(where + ("probes", p_index, "to"), f"port {int(port)} is not a port (1 to 65535)")
@@ -289,7 +290,7 @@ def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozens
                                              "desired_state/units.yaml)")
             for d_index, device in enumerate(item["devices"]):
                 if devices is not None and device not in devices:
-                    check.add(where + ("devices", d_index), f"no firewall or router {device!r} in the inventory "
+                    check.add(where + ("devices", d_index), f"no firewall or router {shown(device)} in the inventory "
                                                             f"(it has {', '.join(sorted(devices)) or 'none'})")
             if (rule := _rule(item, where, check, known, services, networks)) is not None:
                 rules.append(rule)

@@ -65,14 +65,82 @@ class _NeedsFullLoader(Exception):
     """A feature the fast path does not handle (merge keys): use PyYAML's constructor."""
 
 
-def _build(loader: StrictLoader, node: yaml.Node) -> Any:
+class Refused(yaml.YAMLError):
+    """A document refused for a reason of ours (not a syntax error), with the line to blame."""
+
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.line = line
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """Text from the file as a message shows it: cut short (see checks.shown)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# Python refuses to turn an int of more than 4300 digits into text (PyYAML's int() of one
+# raises ValueError, and so would the repr of a message about one, even one written in hex);
+# and PyYAML's constructors raise ValueError or KeyError on `!!int x` or `!!bool maybe`.  No
+# field takes a number this long: refused with the line, before any of them can crash.
+MAX_NUMBER = 1000  # characters, whatever the base: 1000 hex digits are 1205 decimal ones
+
+
+def _scalar(construct, what: str, number: bool):
+    def construct_checked(loader, node):  # noqa: ANN001 - PyYAML signature
+        line = node.start_mark.line + 1
+        if number and len(node.value) > MAX_NUMBER:
+            raise Refused(f"a number written with {len(node.value)} characters: no field takes one "
+                          "(put it in quotes if it is text)", line)
+        try:
+            return construct(loader, node)
+        except (ValueError, KeyError, IndexError, TypeError):
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise Refused(f"{_cut(repr(node.value))} is not {what}, as its tag {tag} says", line) from None
+    return construct_checked
+
+
+for _tag, _construct, _what, _number in (
+        ("int", yaml.constructor.SafeConstructor.construct_yaml_int, "a whole number", True),
+        ("float", yaml.constructor.SafeConstructor.construct_yaml_float, "a number", True),
+        ("bool", yaml.constructor.SafeConstructor.construct_yaml_bool, "true or false", False)):
+    StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _scalar(_construct, _what, _number))
+
+# Desired state nests a few levels (a person's mailbox's aliases); libyaml accepts a thousand,
+# which is past Python's recursion limit for the walks that follow (building, the checks of
+# every value, the alias walk).  Deeper than this is refused with the line where it goes on.
+MAX_DEPTH = 64
+
+
+class TooDeep(Refused):
+    def __init__(self, line: int | None):
+        super().__init__(f"mappings and lists nested more than {MAX_DEPTH} levels deep: no file needs that many", line)
+
+
+def _check_depth(root: yaml.Node) -> None:
+    """TooDeep when some node is nested past MAX_DEPTH.  Iterative, each node once (an alias
+    graph can be a bomb or a cycle: _check_aliases refuses those)."""
+    stack, seen = [(root, 0)], set()
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen or isinstance(node, yaml.ScalarNode):
+            continue
+        seen.add(id(node))
+        if depth >= MAX_DEPTH:
+            raise TooDeep(node.start_mark.line + 1)
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _build(loader: StrictLoader, node: yaml.Node, depth: int = 0) -> Any:
     """Plain data from libyaml's nodes.  PyYAML's generic constructor costs more than parsing;
     desired state is only mappings, lists and scalars, and nearly every scalar is a string,
     taken as written.  Other scalars go through PyYAML's own resolvers, so semantics match."""
     if isinstance(node, yaml.ScalarNode):
         return node.value if node.tag == _STR else loader.construct_object(node)
+    if depth >= MAX_DEPTH:
+        raise TooDeep(node.start_mark.line + 1)
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item) for item in node.value]
+        return [_build(loader, item, depth + 1) for item in node.value]
     out: dict[Any, Any] = {}
     lines: dict[Any, int] = {}
     for key_node, value_node in node.value:
@@ -83,7 +151,7 @@ def _build(loader: StrictLoader, node: yaml.Node) -> Any:
         if key in out:
             raise DuplicateKey(str(key), line, lines[key])
         lines[key] = line
-        out[key] = _build(loader, value_node)
+        out[key] = _build(loader, value_node, depth + 1)
     return out
 
 
@@ -141,18 +209,21 @@ def _first_alias(node: yaml.Node, seen: set[int]) -> int | None:
 
 def fast_load(text: str) -> Any:
     loader = StrictLoader(text)
+    node = None
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         if "*" in text:  # no alias without one: the common file skips the walk
+            _check_depth(node)  # the alias walk is recursive
             _check_aliases(node)
         try:
             return _build(loader, node)
         except _NeedsFullLoader:
+            _check_depth(node)  # so is PyYAML's constructor
             return loader.construct_document(node)
-    except RecursionError:
-        raise yaml.YAMLError("nesting too deep (a recursive alias?)") from None
+    except RecursionError:  # not expected after the checks above; still a problem, not a crash
+        raise TooDeep(node.start_mark.line + 1 if node is not None else None) from None
     finally:
         loader.dispose()
 
@@ -160,7 +231,9 @@ def fast_load(text: str) -> Any:
 def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
     """Parse one file.  Returns (data, problems); data is None when the file is unusable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # Bytes decoded, not read_text: its universal newlines would turn a lone \r into \n,
+        # past the check for line breaks Git does not count, and lines would not be Git's.
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [not_utf8(display, exc)]
     except OSError as exc:
@@ -169,7 +242,8 @@ def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
 
 
 def not_utf8(display: str, exc: UnicodeDecodeError) -> Problem:
-    return Problem(display, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+    line = exc.object[:exc.start].count(b"\n") + 1 if isinstance(exc.object, bytes) else None
+    return Problem(display, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
 # YAML also breaks lines at a lone \r, U+0085, U+2028 and U+2029; Git counts only \n.  A file
@@ -188,7 +262,7 @@ def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
     except DuplicateKey as dup:
         return None, [Problem(display, dup.line, dup.key[:60],
                               f"key written twice in the same mapping (first on line {dup.first_line})")]
-    except TooManyAliases as exc:
+    except (TooManyAliases, Refused) as exc:
         return None, [Problem(display, exc.line, "", str(exc))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -196,9 +270,20 @@ def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
         what = exc.problem or "invalid YAML"
         if exc.context:
             what = f"{exc.context}, {what}"
-        return None, [Problem(display, line, "", f"YAML syntax error: {what}")]
+        return None, [Problem(display, line, "", f"YAML syntax error: {_cut(what, 200)}")]  # a tag can be long
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses (a NUL, an escape, U+FFFE).  Its own message takes two lines
+        # and names no line; libyaml gives the position in bytes of the UTF-8 text.
+        before = text.encode("utf-8", "surrogatepass")[:exc.position] if _BaseLoader is not yaml.SafeLoader \
+            else text[:exc.position]
+        char = exc.character
+        what = f"U+{char if isinstance(char, int) else ord(char):04X}" if isinstance(char, int) or len(char) == 1 \
+            else repr(char)
+        return None, [Problem(display, before.count(b"\n" if isinstance(before, bytes) else "\n") + 1, "",
+                              f"a character YAML does not accept ({what}): remove it, or write it as an escape "
+                              "in double quotes")]
     except yaml.YAMLError as exc:
-        return None, [Problem(display, None, "", f"YAML error: {exc}")]
+        return None, [Problem(display, None, "", f"YAML error: {_cut(' '.join(str(exc).split()), 200)}")]
 
 
 class LineIndex:
@@ -213,7 +298,7 @@ class LineIndex:
 
     @classmethod
     def of_file(cls, path: Path) -> "LineIndex":
-        return cls(path.read_text(encoding="utf-8"))
+        return cls(path.read_bytes().decode("utf-8"))  # lines as Git counts them (see read_yaml)
 
     def line(self, path: tuple[Any, ...]) -> int | None:
         """The line of the deepest node along `path` that exists (1-based)."""
