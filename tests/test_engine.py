@@ -480,6 +480,25 @@ def test_an_incremental_plan_turned_full_still_knows_which_resets_were_applied(f
     assert ResettingFake.told == [(True, []), (False, ["SSM/STI/2026/R-1"])]
 
 
+def test_a_reset_a_killed_run_applied_is_not_applied_again(fakes):
+    """The run stopped after its step: the trail has the reset's `planned` and `result`
+    records, no `change` record; the next plan is told it was applied (a second reset would
+    replace a password already handed over)."""
+    registry.register(Kind(FIRST, TARGET_CLASS, "test_engine:ResettingFake"), before=SECOND)
+    fakes.repo.add(UNIT, person("SSM-000001", password_resets=[
+        {"folio": "SSM/STI/2026/R-2", "date": "2026-10-01", "requested_by": "Dra. Ana Lucía Ordóñez Peña"}]))
+    fakes.repo.squash_merge()
+    log = trail.AuditLog(fakes.audit_dir, "a-first")
+    log.append("run-start", run="r1")
+    log.append("planned", run="r1", object_kind="password-reset", key="SSM-000001", folio="SSM/STI/2026/R-2",
+               movement="modificacion")
+    log.append("result", run="r1", object_kind="password-reset", key="SSM-000001", status="applied", step=2)
+    log.close()
+    ResettingFake.told.clear()
+    fakes.plan()
+    assert ResettingFake.told == [(False, ["SSM/STI/2026/R-2"])]
+
+
 def test_ctrl_c_while_the_trail_is_written_ends_every_trail_and_exits_130(fakes, monkeypatch):
     fakes.add("SSM-000001", "SSM-000002")
     fakes.repo.squash_merge()

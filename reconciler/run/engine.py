@@ -212,10 +212,13 @@ class Run:
             if self.source.commit is not None else []
         for name, provider in self.providers.items():
             if provider.offers(Capability.PASSWORD_RESETS):
-                records = load_records([provider.target.audit_dir], [n for n in notes if n[1] is not None])
+                records = [r for r in load_records([provider.target.audit_dir], [n for n in notes if n[1] is not None])
+                           if r.get("target") == name and r.get("object_kind") == PASSWORD_RESET]
+                # A run stopped after its step left only a `result`; the folio is in its `planned`.
+                planned = {(r.get("run"), r.get("key")): r.get("folio") for r in records if r.get("kind") == "planned"}
                 self.applied_resets[name] = frozenset(
-                    r.get("folio") for r in records if r.get("target") == name and r.get("kind") == "change"
-                    and r.get("object_kind") == PASSWORD_RESET and r.get("status") == "applied")
+                    r.get("folio") if r.get("kind") == "change" else planned.get((r.get("run"), r.get("key")))
+                    for r in records if r.get("kind") in ("change", "result") and r.get("status") == "applied")
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
@@ -248,8 +251,8 @@ class Run:
             warnings += part.warnings
             warnings += self._guard_warning(self.providers[name].target, part.changes)
         for name, error in self.unreachable.items():
-            warnings.append(f"target {name} is out of reach ({error}): nothing is planned for it; only the bajas "
-                            "and revocations of the other targets are applied until it is back")
+            warnings.append(f"target {name} is out of reach ({error}): nothing is planned for it; of the other "
+                            "targets' changes, only those that remove access are applied until it is back")
         if self.state.assets_loaded:
             people = {p.employee_key: p for p in self.state.people}
             warnings += released(list(self.state.lines), list(self.state.equipment), people)
@@ -555,7 +558,7 @@ class _TargetApply:
             target, label, error = self.run.failed_altas[change.key]
             return f"it needs the alta of {label} on {target}, which failed ({error})"
         if self.run.unreachable:
-            return (f"target {', '.join(self.run.unreachable)} is out of reach; only bajas and revocations "
+            return (f"target {', '.join(self.run.unreachable)} is out of reach; only changes that remove access "
                     "are applied until it is back")
         return None
 
