@@ -394,3 +394,35 @@ def test_sessions_a_closing_could_not_end_are_ended_by_the_next_run(bed, monkeyp
             time.sleep(0.1)
     assert (MAIL_DIR / "users.kick-pending").read_text() == ""
     bed.sandbox.assert_converged()
+
+
+def test_with_the_directory_out_of_reach_a_baja_still_closes_the_mailbox_and_an_alta_waits(bed):
+    """Issue 13 item 3 against the real servers: the DC cannot be reached; the mailbox of a
+    person's baja is closed anyway (access removed wherever it can be), a new person's mailbox
+    waits for their account, the run says which target was missing, and once the DC is back
+    the next run converges."""
+    import yaml
+
+    ana, luis = bed.address("ana"), bed.address("luis")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", ana))
+    bed.sandbox.apply()
+    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
+        "folio": "SSM/RH/2026/00390", "date": "2026-11-20", "justification": "Baja por renuncia",
+        "requested_by": "Jefe de Recursos Humanos"})
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000002", luis, given_names="Luis"))
+    inventory = yaml.safe_load(bed.sandbox.inventory.read_text())
+    inventory["targets"]["ad-test"]["port"] = 1  # nothing listens there
+    bed.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    code, out, err = bed.sandbox.cli("apply")
+    assert code == 1 and "Traceback" not in err
+    assert "target ad-test out of reach, nothing applied to it" in out
+    assert "target ad-test is out of reach; only changes that remove access" in out  # the alta that waited
+    lines = {line.split(":")[0]: line for line in bed.registry()}
+    assert " closed=" in lines[ana] and luis not in lines  # closed; not created
+    assert f"{ana}\n" in (MAIL_DIR / "denied").read_text()
+
+    inventory["targets"]["ad-test"]["port"] = 636
+    bed.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    bed.sandbox.apply()
+    assert luis in {line.split(":")[0] for line in bed.registry()}
+    bed.sandbox.assert_converged()
