@@ -244,20 +244,22 @@ def test_an_apply_that_dies_halfway_is_recorded_as_aborted_and_the_next_run_conv
 
 # -- a target that cannot be read ----------------------------------------------------------
 
-def test_an_unreadable_target_stops_the_run_before_anything_is_applied(fakes):
+def test_an_unreadable_target_applies_nothing_but_what_removes_access(fakes):
+    """A plan fails; an apply goes ahead without the target, and an alta is not what removes
+    access: nothing is applied anywhere, and the run says which target it could not read."""
     fakes.add("SSM-000001")
     fakes.repo.squash_merge()
     fakes.write_inventory(second={"unreadable": True})
     with fakes.run(lock=True) as run:
         with pytest.raises(ReconcilerError, match="target b-second: cannot read the fake system"):
             run.plan()
-    code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
-                           "--auto-approve")
-    assert code == 1 and "Error: target b-second: cannot read" in err
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),
+                             "--auto-approve")
+    assert code == 1 and "target b-second out of reach, nothing applied to it: target b-second: cannot read" in out
     assert not any(" apply " in line for line in fakes.ops())
     assert fakes.state("a-first") == {} and fakes.state("b-second") == {}
-    assert not list(fakes.audit_dir.glob("*.audit.jsonl")) and not list(fakes.audit_dir.glob("*.lock"))
-    assert fakes.applied("a-first") is None
+    assert not list(fakes.audit_dir.glob("*.lock"))
+    assert fakes.applied("a-first") is None and fakes.applied("b-second") is None
 
     fakes.write_inventory(first={"state_file": str(fakes.tmp / "garbage.json")})
     (fakes.tmp / "garbage.json").write_text("{not json", encoding="utf-8")

@@ -426,3 +426,40 @@ def test_with_the_directory_out_of_reach_a_baja_still_closes_the_mailbox_and_an_
     bed.sandbox.apply()
     assert luis in {line.split(":")[0] for line in bed.registry()}
     bed.sandbox.assert_converged()
+
+
+def test_with_dovecot_stopped_the_account_is_still_disabled_and_the_next_run_converges(bed):
+    """The mail server's API is down when a baja is applied: the directory disables the
+    account (what removes access goes ahead), the mail target is named as out of reach, and
+    once Dovecot is back the next run closes the mailbox."""
+    import os
+    import signal
+
+    from conftest import LAB_SCRIPTS
+    from test_ad_lab import UAC_DISABLED
+
+    address = bed.address("ana")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    bed.sandbox.apply()
+    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
+        "folio": "SSM/RH/2026/00391", "date": "2026-11-20", "justification": "Baja por renuncia",
+        "requested_by": "Jefe de Recursos Humanos"})
+    master = int((MAIL_DIR / "run" / "master.pid").read_text())
+    os.kill(master, signal.SIGTERM)
+    try:
+        for _ in range(40):
+            try:
+                os.kill(master, 0)
+                time.sleep(0.25)
+            except ProcessLookupError:
+                break
+        code, out, err = bed.sandbox.cli("apply")
+        assert code == 1 and "Traceback" not in err
+        assert "target mail-test out of reach, nothing applied to it" in out and "doveadm API" in out
+        assert int(bed.sandbox.account("jnunezo")["userAccountControl"]) & UAC_DISABLED
+    finally:
+        subprocess.run([str(LAB_SCRIPTS / "mail-up")], check=True, capture_output=True)
+    bed.sandbox.apply()
+    [line] = bed.registry()
+    assert " closed=" in line
+    bed.sandbox.assert_converged()

@@ -221,3 +221,24 @@ def test_a_plan_does_not_take_a_run_that_holds_its_lock_for_a_stopped_one(fakes,
     lock.write_text(json.dumps(holder))
     with fakes.run() as run:
         assert set(run.interrupted) == {"a-first", "b-second"}
+
+
+def test_a_target_whose_read_fails_is_out_of_reach_too(fakes):
+    """Opened, but its read fails (a mail server whose API is down): for apply, the same as
+    a target that could not be opened; for a plan, an error."""
+    fakes.add("SSM-000001", "SSM-000002")
+    fakes.repo.squash_merge()
+    fakes.apply()
+    fakes.repo.remove("SSM-000002")
+    fakes.repo.squash_merge("Baja")
+    fakes.write_inventory(first={"unreadable": True})
+    with pytest.raises(Exception, match="unreadable: true"):
+        fakes.plan()
+    with fakes.run(lock=True, revoke_when_unreachable=True) as run:
+        plan = run.plan()
+        assert set(run.unreachable) == {"a-first"} and {c.target for c in plan.changes} == {"b-second"}
+        report = run.apply(plan)
+    assert not report.ok and set(fakes.state("b-second")) == {"SSM-000001"}
+    fakes.write_inventory()
+    fakes.apply()
+    converged(fakes)

@@ -234,7 +234,15 @@ class Run:
     def plan(self) -> Plan:
         changes, conflicts, warnings = [], [], []
         names = list(self.providers)
-        planned = each_provider(names, lambda n: self.providers[n].plan(self.request(n)), self.providers.get)
+        planned = each_provider(names, self._plan_target, self.providers.get)
+        for name, error in [(n, p) for n, p in zip(names, planned) if isinstance(p, ReconcilerError)]:
+            # Reached, but its read failed (a mail server whose API is down): out of reach too.
+            self.unreachable[name] = error
+            del self.providers[name]
+        if not self.providers:
+            raise next(iter(self.unreachable.values()))
+        kept = [(n, p) for n, p in zip(names, planned) if n in self.providers]
+        names, planned = [n for n, _ in kept], [p for _, p in kept]
         for name, part in zip(names, planned):
             if part.needs_full_read and self.scope is not None and not self.scope.full:
                 # The changed files touch something only a full read can judge: do the full plan.
@@ -260,6 +268,16 @@ class Run:
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
         return review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
+
+    def _plan_target(self, name: str) -> TargetPlan | ReconcilerError:
+        """One target's plan; when apply may go ahead without it, a read that fails is handed
+        back (the target is then out of reach) instead of raised."""
+        try:
+            return self.providers[name].plan(self.request(name))
+        except ReconcilerError as exc:
+            if self.revoke_when_unreachable and len(self.providers) > 1:
+                return exc
+            raise
 
     def _applied_floor(self) -> str | None:
         """The oldest commit the apply key says is applied to a selected target (None: none):
