@@ -69,6 +69,15 @@ class CredentialFile:
         os.write(self._fd, self._row((account, upn, employee_key, folio or "", password)))
         self.count += 1
 
+    @classmethod
+    def rows(cls, path: str | Path) -> list[dict]:
+        """The rows of a run's file, by HEADER's names; none when it cannot be read."""
+        try:
+            with Path(path).open(newline="", encoding="utf-8") as f:
+                return [r for r in csv.DictReader(f) if list(r) == list(cls.HEADER)]
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return []
+
     def close(self) -> None:
         if self._fd is not None:
             os.fsync(self._fd)

@@ -230,6 +230,12 @@ class DesiredRepo:
                 people.remove(found)
         self.add(unit, found)
 
+    def baja(self, key: str, folio: str = "SSM/RH/2026/00377") -> None:
+        """The person's baja by status, with the solicitud Human Resources sent."""
+        self.find(key).update(status="baja", solicitud={
+            "folio": folio, "date": "2026-11-20", "justification": "Baja por renuncia",
+            "requested_by": "Jefe de Recursos Humanos"})
+
     def remove(self, key: str) -> None:
         for people in self.users.values():
             people[:] = [p for p in people if p["employee_key"] != key]

@@ -347,7 +347,7 @@ def test_addresses_swapped_on_main_do_not_move_a_shared_mailbox_to_someone_else(
     addresses straight on main is a change of the shared mailbox nobody approved."""
     from types import SimpleNamespace
 
-    from reconciler.providers.mail.diff import _change, attribute_changes
+    from reconciler.providers.mail.diff import _change
     from reconciler.providers.mail.records import expand
 
     repo.add("HG-CUERNAVACA", person("SSM-000001", mailbox={"address": "ana@salud.lab"}),

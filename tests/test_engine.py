@@ -24,7 +24,7 @@ from reconciler.providers.contract import Capability
 from reconciler.providers.fake.provider import KIND, FakeCrash, FakeObject, FakeProvider, write_state
 from reconciler.providers.fake.target import FakeTarget
 from reconciler.providers.registry import Kind
-from reconciler.run.engine import APPLIED_REF, DeletionGuard, Run
+from reconciler.run.engine import DeletionGuard, Run
 from reconciler.run.lock import TargetLocked
 
 # -- apply order ---------------------------------------------------------------------------

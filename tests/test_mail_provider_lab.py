@@ -171,9 +171,7 @@ def test_a_baja_refuses_the_login_at_once_keeps_the_mailbox_and_bounces_new_mail
     assert subjects(imap) == ["Antes de la baja"]
     imap.logout()
 
-    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
-        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
-        "requested_by": "Jefe de Recursos Humanos"})
+    bed.sandbox.repo.baja("SSM-000001")
     plan = bed.sandbox.plan_json()
     [mail_change] = changes_of(plan, "mail-test")
     assert mail_change["movement"] == "baja" and mail_change["kind"] == "mailbox"
@@ -320,9 +318,7 @@ def test_a_purge_waits_for_the_retention_period_then_deletes_the_mailbox(bed):
     address = bed.address("jnunezo")
     bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
     bed.sandbox.apply()
-    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
-        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
-        "requested_by": "Jefe de Recursos Humanos"})
+    bed.sandbox.repo.baja("SSM-000001")
     bed.sandbox.apply()
     [line] = bed.registry()
     home = Path(line.split(":")[5])
@@ -375,9 +371,7 @@ def test_sessions_a_closing_could_not_end_are_ended_by_the_next_run(bed, monkeyp
             raise Unanswered("cannot reach the doveadm API: connection refused", {})
         return real(self, commands)
     monkeypatch.setattr(Doveadm, "run", kick_fails)
-    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
-        "folio": "SSM/RH/2026/00378", "date": "2026-11-20", "justification": "Baja por renuncia",
-        "requested_by": "Jefe de Recursos Humanos"})
+    bed.sandbox.repo.baja("SSM-000001")
     code, out, _ = bed.sandbox.cli("apply")
     assert code == 1 and "connection refused" in out
     assert (MAIL_DIR / "users.kick-pending").read_text() == f"{address}\n"
@@ -406,9 +400,7 @@ def test_with_the_directory_out_of_reach_a_baja_still_closes_the_mailbox_and_an_
     ana, luis = bed.address("ana"), bed.address("luis")
     bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", ana))
     bed.sandbox.apply()
-    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
-        "folio": "SSM/RH/2026/00390", "date": "2026-11-20", "justification": "Baja por renuncia",
-        "requested_by": "Jefe de Recursos Humanos"})
+    bed.sandbox.repo.baja("SSM-000001")
     bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000002", luis, given_names="Luis"))
     inventory = yaml.safe_load(bed.sandbox.inventory.read_text())
     inventory["targets"]["ad-test"]["port"] = 1  # nothing listens there
@@ -441,9 +433,7 @@ def test_with_dovecot_stopped_the_account_is_still_disabled_and_the_next_run_con
     address = bed.address("ana")
     bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
     bed.sandbox.apply()
-    bed.sandbox.repo.find("SSM-000001").update(status="baja", solicitud={
-        "folio": "SSM/RH/2026/00391", "date": "2026-11-20", "justification": "Baja por renuncia",
-        "requested_by": "Jefe de Recursos Humanos"})
+    bed.sandbox.repo.baja("SSM-000001")
     master = int((MAIL_DIR / "run" / "master.pid").read_text())
     os.kill(master, signal.SIGTERM)
     try:

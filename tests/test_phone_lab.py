@@ -117,9 +117,7 @@ def test_a_persons_baja_releases_their_extension_in_the_same_plan(bed):
     bed.sandbox.apply()
     secret = bed.secret("4401")
     assert register("4401", secret) == 200
-    repo.find("SSM-000001").update(status="baja", solicitud={
-        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
-        "requested_by": "Recursos Humanos"})
+    repo.baja("SSM-000001")
     plan = bed.sandbox.plan_json()
     [line] = changes(plan)
     assert line["movement"] == "baja" and line["reason"] == "released: its holder SSM-000001 is a baja"
@@ -188,9 +186,7 @@ def test_an_incremental_plan_falls_back_to_full_when_a_changed_person_holds_an_e
     code, out, _ = bed.sandbox.cli("plan", "--since-applied")
     assert code == 2 and "Scope: incremental" in out
     bed.sandbox.apply("--since-applied")
-    repo.find("SSM-000001").update(status="baja", solicitud={
-        "folio": "SSM/RH/2026/00377", "date": "2026-11-20", "justification": "Baja por renuncia",
-        "requested_by": "Recursos Humanos"})
+    repo.baja("SSM-000001")
     code, out, _ = bed.sandbox.cli("plan", "--since-applied")
     assert "Scope: full (a changed person holds an extension)" in out and "- sip-line 4401" in out
 

@@ -122,7 +122,7 @@ def test_the_tail_of_a_long_trail_is_read_from_its_end(tmp_path):
     log.close()
     stopped = recovery.interrupted(tmp_path, "t")
     assert stopped.run == "r2999" and [p["key"] for p in stopped.planned] == ["K2999"]
-    lines = list(recovery._reversed_lines(log.path, chunk=100))  # lines split across chunks
+    lines = list(trail.lines_from_end(log.path, chunk=100))  # lines split across chunks
     assert [json.loads(line)["seq"] for line in lines] == list(range(log.seq, 0, -1))
 
 

@@ -45,10 +45,11 @@ def json_lines(changes: Iterable) -> tuple[str, bytes]:
 
 
 def ldif_line(name: str, value: str) -> str:
-    """`name: value`, or `name:: base64` where LDIF (RFC 2849) requires it."""
-    safe = value.isascii() and value.isprintable() and not value.startswith((" ", ":", "<")) \
-        and not value.endswith(" ")
-    if safe:
+    """`name: value`, or `name:: base64` where LDIF (RFC 2849) requires it (ldap3's test,
+    imported here: only the directory's before-image needs it)."""
+    from ldap3.protocol.rfc2849 import safe_ldif_string
+
+    if safe_ldif_string(value.encode("utf-8")):
         return f"{name}: {value}"
     return f"{name}:: {base64.b64encode(value.encode('utf-8')).decode('ascii')}"
 

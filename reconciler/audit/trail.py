@@ -88,24 +88,32 @@ class AuditLog:
         os.close(self._fd)
 
 
-def _last_record(path: Path) -> dict | None:
-    """The last record, read from the end of the file (the trail grows without bound)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return None
+def lines_from_end(path: Path, chunk: int = 65536) -> Iterator[bytes]:
+    """The file's non-blank lines, last first, read from the end (the trail grows without
+    bound: the last run's records are read without the rest)."""
     with path.open("rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        chunk = 4096
-        while True:
-            start = max(0, size - chunk)
+        end = f.seek(0, os.SEEK_END)
+        rest = b""
+        while end > 0:
+            start = max(0, end - chunk)
             f.seek(start)
-            lines = f.read(size - start).rstrip(b"\n").split(b"\n")
-            if len(lines) > 1 or start == 0:
-                try:
-                    return json.loads(lines[-1])
-                except json.JSONDecodeError:
-                    raise ReconcilerError(f"the last line of the audit trail {path} is not a record: "
-                                          "run `reconciler audit verify`") from None
-            chunk *= 4
+            lines = (f.read(end - start) + rest).split(b"\n")
+            rest = lines.pop(0) if start > 0 else b""  # may be cut: completed by the next block
+            yield from (line for line in reversed(lines) if line.strip())
+            end = start
+
+
+def _last_record(path: Path) -> dict | None:
+    """The last record, read from the end of the file."""
+    if not path.exists():
+        return None
+    for line in lines_from_end(path):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            raise ReconcilerError(f"the last line of the audit trail {path} is not a record: "
+                                  "run `reconciler audit verify`") from None
+    return None
 
 
 def change_record(change, status: str, verified: bool | None = None, error: str | None = None,
@@ -203,10 +211,12 @@ class Verdict:
         return self.broken is None
 
 
-def verify_chain(records: Iterable[tuple[str, dict]]) -> tuple[int, str | None, dict[int, str]]:
-    """Check one target's records, in order, each given with where it was read.  Returns
-    (records checked, what is wrong with the first broken one or None, hash by seq)."""
-    prev, seq, count = GENESIS, 0, 0
+def verify_chain(records: Iterable[tuple[str, dict]], prev: str = GENESIS,
+                 seq: int = 0) -> tuple[int, str | None, dict[int, str]]:
+    """Check one target's records, in order, each given with where it was read; from the
+    first record (or, given the `prev` hash and `seq` before them, from anywhere: a tail).
+    Returns (records checked, what is wrong with the first broken one or None, hash by seq)."""
+    count = 0
     by_seq: dict[int, str] = {}
     for where, record in records:
         if record is None:

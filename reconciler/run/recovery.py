@@ -22,13 +22,12 @@ hash chain does not hold is not acted on (`audit verify` reports it).
 """
 from __future__ import annotations
 
-import csv
 import json
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.audit.trail import SUFFIX, record_hash
+from reconciler.audit.trail import SUFFIX, lines_from_end, verify_chain
+from reconciler.credentials import CredentialFile
 from reconciler.plan import Change, Movement
 
 # Fields of a record that belong to the trail, not to the change it describes.
@@ -53,25 +52,6 @@ class Interrupted:
         return Path(directory) / f"{self.target}-{self.run}.csv"
 
 
-def _reversed_lines(path: Path, chunk: int = 65536):
-    """The file's lines, last first, read from the end (a trail grows without bound)."""
-    with path.open("rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        rest = b""
-        while end > 0:
-            start = max(0, end - chunk)
-            f.seek(start)
-            block = f.read(end - start) + rest
-            lines = block.split(b"\n")
-            rest = lines.pop(0) if start > 0 else b""
-            for line in reversed(lines):
-                if line.strip():
-                    yield line
-            end = start
-        if rest.strip():
-            yield rest
-
-
 def interrupted(audit_dir: str | Path, target: str) -> Interrupted | None:
     """The target's last run, when it never ended; None otherwise (or with no trail).  An
     unreadable line ends the search: `audit verify` is the place to report it."""
@@ -80,7 +60,7 @@ def interrupted(audit_dir: str | Path, target: str) -> Interrupted | None:
         return None
     tail: list[dict] = []
     try:
-        for line in _reversed_lines(path):
+        for line in lines_from_end(path):
             record = json.loads(line)
             if not isinstance(record, dict):
                 return None
@@ -103,14 +83,13 @@ def interrupted(audit_dir: str | Path, target: str) -> Interrupted | None:
                        {(r.get("object_kind"), r.get("key")): r for r in mine if r.get("kind") == "result"})
 
 
-def _chained(records: list[dict]) -> bool:
-    """Each record's hash is its own and links to the one before: the tail was not edited."""
-    for before, record in zip([None, *records], records):
-        if record.get("hash") != record_hash(record):
-            return False
-        if before is not None and record.get("prev") != before.get("hash"):
-            return False
-    return True
+def _chained(tail: list[dict]) -> bool:
+    """The tail holds its hash chain (from the hash before its first record): not edited."""
+    first = tail[0]
+    if not isinstance(first.get("seq"), int):
+        return False
+    _, broken, _ = verify_chain((("tail", r) for r in tail), prev=first.get("prev"), seq=first["seq"] - 1)
+    return broken is None
 
 
 def relabel(changes: list[Change], stopped: Interrupted) -> list[Change]:
@@ -174,13 +153,8 @@ def in_use(stopped: Interrupted, now_planned: list[Change]) -> set[str]:
 def passwords_in_use(stopped: Interrupted, directory: str | Path, keys: set[str]) -> tuple[Path, int, int] | None:
     """(the stopped run's credentials file, rows in use, rows never set), or None without one."""
     path = stopped.credentials_file(directory)
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))[1:]
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return path, 0, 0
-    # account, upn, employee_key, folio, password (credentials.CredentialFile.HEADER)
-    used = sum(1 for r in rows if len(r) == 5 and (r[0] in keys or r[2] in keys))
+    rows = CredentialFile.rows(path)
+    used = sum(1 for r in rows if r.get("account") in keys or r.get("employee_key") in keys)
     return path, used, len(rows) - used
