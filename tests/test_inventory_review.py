@@ -64,3 +64,36 @@ def test_what_counts_as_weakening():
     assert weakened(old, old.replace("25", "10")) == []
     assert weakened(old, old.replace("description: A", "description: B")) == []
     assert weakened(old, old + "  fw:\n    kind: nftables\n") == ["adds target fw"]
+
+
+def test_an_inventory_pushed_as_a_link_to_another_approved_one_is_refused(fakes: Fakes):
+    """`inventory/fakes.yaml` replaced by a link to another approved inventory: the run never
+    follows the link to use that file."""
+    import os
+
+    inventory = fakes.inventory_in_repo()
+    other = inventory.with_name("otro.yaml")
+    other.write_text(inventory.read_text(encoding="utf-8"), encoding="utf-8")
+    fakes.repo.squash_merge("Otro inventario", approvers=(APPROVER_1, APPROVER_2))
+    inventory.unlink()
+    os.symlink("otro.yaml", inventory)
+    fakes.repo.direct_push("fakes.yaml es ahora un enlace")
+    code, data, err = plan(fakes, inventory)
+    assert code == 1 and "the inventory inventory/fakes.yaml is a symbolic link" in err, err
+
+
+def test_an_inventory_kept_outside_inventory_is_judged_as_an_inventory(fakes: Fakes):
+    """Wherever the run keeps it in the repository, weakening it takes the privileged number
+    (it was judged as entitlements.yaml, which one approval changes)."""
+    for approver in fakes.repo.policy["approvers"][:2]:  # the two approvers may approve config/
+        approver["paths"].append("config/*")
+    inventory = fakes.repo.root / "config" / "fakes.yaml"
+    inventory.parent.mkdir(parents=True)
+    inventory.write_text(fakes.inventory.read_text(encoding="utf-8"), encoding="utf-8")
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge("Inventario en config/")
+    edit(inventory, "b-second", max_bajas=500)
+    fakes.repo.squash_merge("Más bajas por corrida", approvers=(APPROVER_1,))
+    code, data, err = plan(fakes, inventory)
+    assert any("config/fakes.yaml changed without the approvals it needs (b-second.max_bajas" in w
+               for w in data["warnings"]), data.get("warnings")

@@ -79,7 +79,7 @@ class Judge:
     def __init__(self, source: DesiredSource, state: DesiredState, history: History):
         self.repo, self.history = source.repo, history
         self.rules = RulesInForce(source, state, self._approves_file)
-        self.inventory_dir = source.path_in_repo("inventory/")
+        self.entitlements_file = source.path_in_repo(f"{DESIRED_DIR}/entitlements.yaml")
         self.ledger = Ledger(source.repo, history.line)
         self.verifier = Verifier()
         self._requesters: dict[Stretch, set[str]] = {}
@@ -103,10 +103,10 @@ class Judge:
         parent = self.history.line.parents.get(landed, ())[:1]
         if path.endswith(POLICY_FILE):
             sensitive: tuple[str, ...] = ("the approval policy",)
-        elif path.startswith(self.inventory_dir):
+        elif path != self.entitlements_file:  # an inventory, wherever the run keeps it
             old = blob_text(self.repo.commit(parent[0]), path) if parent else None
             sensitive = tuple(weakened(old, blob_text(self.repo.commit(landed), path)))[:1]
-        else:  # entitlements.yaml: a group that stops being privileged lowers the bar
+        else:  # a group that stops being privileged lowers the bar
             rules = self.rules.at(parent[0]) if parent else None
             listed = rules.policy.privileged_entitlements if rules and rules.policy else frozenset()
             old = privileged_groups(blob_text(self.repo.commit(parent[0]), path), path, listed) if parent else {}

@@ -18,16 +18,23 @@ from pathlib import Path
 from typing import Iterator
 
 from reconciler.approval.review import base_commit
-from reconciler.desired.files import blob_text
+from reconciler.desired.files import LINK, blob_text
 from reconciler.desired.source import at_ref, open_repo
 from reconciler.errors import ReconcilerError
 
 
 def _relative(repo, inventory: Path) -> str | None:
+    """The inventory's path in the repository (None: outside it).  The file itself is never
+    resolved: a link pushed as `inventory/x.yaml` to another approved file must not make the
+    run use that file; a link is refused (its committed version would be anyway)."""
+    path = Path(inventory)
     try:
-        return Path(inventory).resolve().relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
+        rel = (path.parent.resolve() / path.name).relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
     except ValueError:
         return None
+    if path.is_symlink():
+        raise ReconcilerError(f"the inventory {rel} is {LINK}")
+    return rel
 
 
 @contextmanager
