@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 import yaml
 
 from conftest import APPROVER_1, key_of, person, public_key_of, run_cli
@@ -15,6 +16,7 @@ from test_signatures import landed_first
 from reconciler.approval.approve import approve
 from reconciler.audit import trail
 from reconciler.audit.seal import ApplyKey, applied_tag
+from reconciler.errors import ReconcilerError
 from reconciler.providers import registry
 from reconciler.providers.registry import Kind
 from reconciler.run.engine import APPLIED_REF
@@ -189,3 +191,34 @@ def test_a_trail_naming_a_commit_this_repository_lacks_refuses_with_the_way_out(
                            "--auto-approve")
     assert code == 1 and "1111111111" in err and "is not in this repository" in err
     assert "move the target's audit trail aside" in err
+
+
+def test_without_an_apply_key_no_note_counts_and_apply_says_nothing_is_sealed(fakes: Fakes, monkeypatch):
+    """No key to check seals with: even a sealed-looking note is not believed (only this
+    runner's trail counts), and an apply says its refs and notes go unsigned."""
+    registry.register(Kind(FIRST, TARGET_CLASS, "test_engine:ResettingFake"), before=SECOND)
+    fakes.repo.add(UNIT, person("SSM-000001", password_resets=[
+        {"folio": "SSM/STI/2026/R-3", "date": "2026-10-01", "requested_by": "Dra. Ana Lucía Ordóñez Peña"}]))
+    head = fakes.repo.squash_merge()
+    forged = {"kind": "change", "target": "a-first", "object_kind": "password-reset", "folio": "SSM/STI/2026/R-3",
+              "status": "applied", "seq": 1}
+    fakes.repo.git.git.notes("--ref", trail.NOTES_REF, "add", "-m", json.dumps(forged), head)
+    monkeypatch.delenv("RECONCILER_APPLY_KEY")
+    monkeypatch.delenv("RECONCILER_APPLY_PUBLIC_KEY", raising=False)
+    ResettingFake.told.clear()
+    _, report = fakes.apply()
+    assert ResettingFake.told[0] == (False, [])
+    assert any("no apply key (RECONCILER_APPLY_KEY): the applied refs are not signed" in w for w in report.warnings)
+
+
+def test_an_apply_key_variable_that_names_no_usable_key_is_an_error(tmp_path):
+    with pytest.raises(ReconcilerError, match="RECONCILER_APPLY_KEY names .*no .*pub, and the key is missing"):
+        ApplyKey.from_env({"RECONCILER_APPLY_KEY": str(tmp_path / "nonexistent")})
+    locked = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secreto", "-f", str(locked)], check=True)
+    (tmp_path / "locked.pub").unlink()
+    with pytest.raises(ReconcilerError, match="has a passphrase"):
+        ApplyKey.from_env({"RECONCILER_APPLY_KEY": str(locked)})
+    with pytest.raises(ReconcilerError, match="RECONCILER_APPLY_PUBLIC_KEY is neither"):
+        ApplyKey.from_env({"RECONCILER_APPLY_PUBLIC_KEY": str(tmp_path / "nothing.pub")})
+    assert ApplyKey.from_env({}) is None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.approval.signatures import SignatureError, public_key, ssh_sign, ssh_verify
+from reconciler.errors import ReconcilerError
 
 TAG_NAMESPACE = "git"
 AUDIT_NAMESPACE = "reconciler-audit"
@@ -41,6 +42,9 @@ class ApplyKey:
 
     @staticmethod
     def from_env(env: dict | None = None) -> "ApplyKey | None":
+        """The key the environment names; None when it names none.  A variable that is set
+        but names no usable key is an error, never a silent run without one (refs unsigned,
+        notes unsealed, and every later run trusting neither)."""
         env = os.environ if env is None else env
         private = Path(env["RECONCILER_APPLY_KEY"]) if env.get("RECONCILER_APPLY_KEY") else None
         given = env.get("RECONCILER_APPLY_PUBLIC_KEY", "")
@@ -50,8 +54,13 @@ class ApplyKey:
                 public = public_key(Path(given).read_text(encoding="ascii", errors="replace"))
             except OSError:
                 public = None
+            if public is None:
+                raise ReconcilerError("RECONCILER_APPLY_PUBLIC_KEY is neither an SSH public key nor a file holding one")
         if public is None and private is not None:
             public = _public_of(private)
+            if public is None:
+                raise ReconcilerError(f"RECONCILER_APPLY_KEY names {private}, whose public key cannot be had "
+                                      f"(no {private}.pub, and the key is missing or has a passphrase)")
         return ApplyKey(public, private) if public else None
 
     def sign(self, text: str, namespace: str) -> str:

@@ -206,10 +206,11 @@ class Run:
         self.applied_resets = {}
         if not any(p.password_resets for p in self.state.people):
             return
-        # Only notes the apply key sealed: a forged note never makes a reset count as done.
+        # Only notes the apply key sealed: a forged note never makes a reset count as done
+        # (without the key, none can be checked: only this runner's own trail counts).
         resets = lambda records: any(r and r.get("object_kind") == PASSWORD_RESET for r in records)  # noqa: E731
         notes = read_notes(self.source.repo, sealed_by=self.apply_key, wanted=resets) \
-            if self.source.commit is not None else []
+            if self.source.commit is not None and self.apply_key is not None else []
         for name, provider in self.providers.items():
             if provider.offers(Capability.PASSWORD_RESETS):
                 records = [r for r in load_records([provider.target.audit_dir], [n for n in notes if n[1] is not None])
@@ -380,6 +381,9 @@ class Run:
         self._check(plan, allow_mass_baja, strict, expect_fingerprint)
         run_id = new_run_id()
         report = self.report = ApplyReport([])  # filled even when the run stops with an error
+        if self.apply_key is None or self.apply_key.private is None:
+            report.warnings.append("no apply key (RECONCILER_APPLY_KEY): the applied refs are not signed and the "
+                                   "audit notes not sealed, so later runs and auditors can trust neither")
         report.unreachable = {name: str(error) for name, error in self.unreachable.items()}
         by_target = plan.by_target()
         runs = [_TargetApply(self, p, self.planned.get(n) or TargetPlan(n), by_target.get(n, []), plan, run_id, report)
