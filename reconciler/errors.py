@@ -15,16 +15,17 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{_plain(self.file)}:{self.line}" if self.line else _plain(self.file)
-        field = f" {_plain(self.field)}:" if self.field else ""
+        where = f"{plain(self.file)}:{self.line}" if self.line else plain(self.file)
+        field = f" {plain(self.field)}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 
 
-def _plain(text: str, limit: int = 120) -> str:
-    """A file name or field path as a message shows it: control characters escaped (they come
-    from a hostile file's keys and names: a terminal or CI annotation must not run them), cut."""
-    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return out if len(out) <= limit else out[:limit - 1] + "…"
+def plain(text: str, limit: int | None = 120, keep: str = "") -> str:
+    """Text from a hostile source as a message shows it (a file's name, a field path, a commit
+    subject): control characters escaped, never obeyed by a terminal or a CI annotation; cut
+    at `limit` (None: whole); the characters in `keep` (a line break) left as they are."""
+    out = "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+    return out if limit is None or len(out) <= limit else out[:limit - 1] + "…"
 
 
 class ReconcilerError(Exception):

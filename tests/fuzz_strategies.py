@@ -47,7 +47,7 @@ from hypothesis import strategies as st
 from test_network_rules import NETWORKS, SOL
 from test_validate import ENTITLEMENTS, PERSON, UNITS, make_repo, people
 
-from reconciler.errors import _plain  # how a message shows a file's name
+from reconciler.errors import plain  # how a message shows a file's name
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_BOUND = 5.0  # seconds one validation may take, in-process; twice that and it is stopped
@@ -748,8 +748,8 @@ def _shape(message: str) -> str:
 
 def _displays(case: Case, root: Path) -> dict[str, str | None]:
     """How each file of the case is named in messages -> its text."""
-    shown = {_plain(rel): text for rel, text in case.files if rel != INVENTORY}
-    shown[_plain(str(root / INVENTORY))] = case.file_map.get(INVENTORY)
+    shown = {plain(rel): text for rel, text in case.files if rel != INVENTORY}
+    shown[plain(str(root / INVENTORY))] = case.file_map.get(INVENTORY)
     shown["desired_state"] = None
     return shown
 

@@ -3,13 +3,16 @@ plan or apply never crashes on them, and what cannot be read does not count."""
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 
-from conftest import person, run_cli
+from conftest import APPROVER_1, key_of, person, run_cli
 from fakes import UNIT, Fakes
 from test_signatures import landed_first, main_sha
 
-from reconciler.approval.signatures import MAX_PER_NOTE, NOTES_REF
+import reconciler.approval.signatures as signatures
+from reconciler.approval.approve import approve
+from reconciler.approval.signatures import MAX_CHECKS_PER_SIGNER, NOTES_REF, Signed
 from reconciler.audit import trail
 
 
@@ -34,16 +37,53 @@ def test_a_statement_missing_fields_is_unreadable_not_a_crash(fakes: Fakes):
     assert "unreadable approval line" in out and "missing signer" in out
 
 
-def test_a_note_flooded_with_statements_is_read_only_so_far(fakes: Fakes):
-    """Each statement costs a process to check: a flood is cut and said so."""
+def test_a_note_flooded_with_lines_never_hides_a_real_approval_nor_floods_the_plan(fakes: Fakes):
+    """Junk lines that sort before the real approvals (notes are merged sorted): every line is
+    read, an approval after them still counts, and the plan names only a few of the junk."""
     landed_first(fakes)
     base = main_sha(fakes)
-    lines = [f"reconciler-approval-v1 {b64(f'basura {i}')} {b64('x')}" for i in range(MAX_PER_NOTE + 40)]
-    fakes.repo.git.git.notes("--ref", NOTES_REF, "add", "-m", "\n".join(lines), base)
+    fakes.add("SSM-000002")
+    fakes.repo.squash_merge("Alta")  # signed by both approvers, on `base`'s note
+    real = fakes.repo.git.git.notes("--ref", NOTES_REF, "show", base)
+    junk = [f"reconciler-approval-v1 AAAA{i:04d} {b64('x')}" for i in range(500)]
+    fakes.repo.git.git.notes("--ref", NOTES_REF, "add", "-f", "-m", "\n".join(junk + [real]), base)
+    code, out, err = plan_cli(fakes, "--output", "json")
+    [change] = [c for c in json.loads(out)["changes"] if c["key"] == "SSM-000002" and c["target"] == "a-first"]
+    assert change["approval"]["approved"], change["approval"]
+    # Unapproved, the junk is named only a few times: the plan is not flooded either.
+    base = main_sha(fakes)
+    fakes.repo.git.git.notes("--ref", NOTES_REF, "add", "-f", "-m", "\n".join(junk), base)
+    fakes.add("SSM-000003")
+    fakes.repo.squash_merge("Otra alta", signed=False)
+    code, out, err = plan_cli(fakes, "--output", "json")
+    [change] = [c for c in json.loads(out)["changes"] if c["key"] == "SSM-000003" and c["target"] == "a-first"]
+    reason = change["approval"]["reason"]
+    assert not change["approval"]["approved"] and reason.count("unreadable approval line on") == 1
+    assert len(reason) < 1000
+
+
+def test_a_flood_of_statements_in_an_approvers_name_is_checked_only_so_far(fakes: Fakes, monkeypatch):
+    """Each check costs a process: beyond a few in one signer's name, the rest are not checked,
+    and the plan says so."""
+    landed_first(fakes)
+    base = main_sha(fakes)
     fakes.add("SSM-000002")
     fakes.repo.squash_merge("Alta", signed=False)
+    head = main_sha(fakes)
+    fakes.repo.git.git.notes("--ref", NOTES_REF, "remove", base, with_exceptions=False)
+    approve(fakes.repo.git, base, head, APPROVER_1[1], key_of(APPROVER_1))
+    [line] = fakes.repo.git.git.notes("--ref", NOTES_REF, "show", base).splitlines()
+    signed = Signed.parse_line(line)
+    forged = [line.replace(line.split()[2], b64(f"-----BEGIN SSH SIGNATURE-----\nbm8gZXM{i:02d}\n"
+                                                 "-----END SSH SIGNATURE-----\n")) for i in range(40)]
+    assert all(Signed.parse_line(f).statement == signed.statement for f in forged)
+    fakes.repo.git.git.notes("--ref", NOTES_REF, "add", "-f", "-m", "\n".join(forged), base)
+    calls = []
+    real = signatures.ssh_verify
+    monkeypatch.setattr(signatures, "ssh_verify", lambda text, *a, **k: calls.append(text) or real(text, *a, **k))
     code, out, err = plan_cli(fakes, "--output", "json")
-    assert code == 2 and f"only the first {MAX_PER_NOTE} are read" in out
+    assert 0 < calls.count(signed.text) <= MAX_CHECKS_PER_SIGNER
+    assert f"more than {MAX_CHECKS_PER_SIGNER} signatures in the name of" in out
 
 
 def test_non_utf8_bytes_in_an_audit_note_or_an_applied_tag_count_for_nothing(fakes: Fakes):

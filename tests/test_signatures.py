@@ -477,3 +477,33 @@ def test_a_failed_push_of_the_approvals_never_shows_a_token_in_the_remote_url(fa
     with pytest.raises(SignatureError) as failed:
         push(fakes.repo.git, "https://oauth2:glpat-secreto@127.0.0.1:1/salud/identidades.git", attempts=1)
     assert "glpat-secreto" not in str(failed.value) and "//***@127.0.0.1" in str(failed.value)
+
+
+def test_a_pushed_approval_names_its_remote_without_the_token(fakes: Fakes, tmp_path):
+    """The remote as given holds a token (a CI variable): the success message must not echo it."""
+    import git as gitlib
+
+    landed_first(fakes)
+    feature(fakes, "alta", "SSM-000002")
+    bare = tmp_path / "remote.git"
+    gitlib.Repo.init(bare, bare=True)
+    url = "https://oauth2:glpat-secreto@gitlab.example/salud/identidades.git"
+    fakes.repo.git.git.config(f"url.{bare}.insteadOf", url)  # Git itself reaches the local remote
+    code, out, err = run_cli("--repo", str(fakes.repo.root), "approve", "alta", "--base", "main", "--as",
+                             APPROVER_1[1], "--key", str(key_of(APPROVER_1)), "--yes", "--push", url)
+    assert code == 0, err
+    assert "glpat-secreto" not in out + err and "Pushed refs/notes/reconciler-approvals to https://***@gitlab" in out
+
+
+def test_a_statement_with_a_control_character_is_not_read():
+    """A signer's name with an escape sequence would reach a terminal through plans and audit
+    verify: such a statement is unreadable, whatever its signature."""
+    from reconciler.approval.signatures import Statement
+
+    good = Statement.parse(Statement("approval", "ana@salud.lab", "a" * 40, "b" * 40, "c" * 40,
+                                     "2026-12-02T07:00:00+00:00").text())
+    assert good.signer == "ana@salud.lab"
+    for bad in ("ana\x1b[2J@salud.lab", "ana\u202e@salud.lab", "ana\x85@salud.lab"):
+        text = good.text().replace("ana@salud.lab", bad)
+        with pytest.raises(ValueError, match="unreadable statement line"):
+            Statement.parse(text)

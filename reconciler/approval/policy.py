@@ -22,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from reconciler.approval.signatures import Signed, Verifier, public_key
+from reconciler.approval.signatures import MAX_CHECKS_PER_SIGNER, Signed, Verifier, public_key
 from reconciler.approval.solicitudes import Identity
 from reconciler.desired.checks import FileCheck
 from reconciler.desired.files import LINK, blob_text
@@ -116,10 +116,20 @@ class Policy:
         """The approvals these statements carry that verify against this policy's keys; why
         the others do not count; the forge authors the bot names (requesters, by email)."""
         vouches, refused, authors = [], [], set()
+        checks: dict[str, int] = {}  # signer -> signatures checked (each costs a process)
         for s in signed:
             st = s.statement
+            signer = st.signer.casefold()
+            if signer in {v.approver.identity.key for v in vouches if v.via == "signature"}:
+                continue  # counted already
+            checks[signer] = checks.get(signer, 0) + 1
+            if checks[signer] == MAX_CHECKS_PER_SIGNER + 1:
+                refused.append(f"more than {MAX_CHECKS_PER_SIGNER} signatures in the name of {st.signer}: "
+                               "the rest are not checked")
+            if checks[signer] > MAX_CHECKS_PER_SIGNER:
+                continue
             if st.kind == "approval":
-                approver = next((a for a in self.approvers if a.identity.key == st.signer.casefold()), None)
+                approver = next((a for a in self.approvers if a.identity.key == signer), None)
                 if approver is None:
                     refused.append(f"a signature by {st.signer}, who is not an approver in {self.file}")
                 elif not verifier.valid(s, st.signer, approver.keys):
@@ -168,7 +178,9 @@ class Policy:
             return Approval(True, "approved by " + ", ".join(a.split(" <")[0] for a in counted), tuple(counted))
         why = (f"grants privileged {', '.join(scope.privileged)}: needs {needed} distinct approvers"
                if scope.privileged else f"needs {needed} approver{'s' if needed > 1 else ''}")
-        detail = f"; {'; '.join(dict.fromkeys(refused))}" if refused else ""
+        said = list(dict.fromkeys(refused))  # a flood of statements must not flood the plan too
+        said = said[:5] + [f"{len(said) - 5} more"] if len(said) > 5 else said
+        detail = f"; {'; '.join(said)}" if said else ""
         return Approval(False, f"{why}, has {len(counted)} signed{detail}", tuple(counted))
 
 

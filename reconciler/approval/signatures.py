@@ -38,9 +38,11 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 KEY = re.compile(r"^(ssh-ed25519|sk-ssh-ed25519@openssh\.com|ecdsa-sha2-nistp(256|384|521)|"
                  r"sk-ecdsa-sha2-nistp256@openssh\.com|rsa-sha2-(256|512)|ssh-rsa) ([A-Za-z0-9+/]+={0,3})(\s.*)?$")
 _MAX_LINE = 16_384  # a signature line is about 1 KiB; a note is hostile input too
-# Checking a signature costs a process: a note may bring no more statements than this (a
-# pull request has a handful of approvers; the rest is someone's flood, and is said so).
-MAX_PER_NOTE = 32
+# Checking a signature costs a process: no more than this many are checked for one signer
+# on one landing (an approver signs once; a flood in their name is cut, and said so).
+# Reading a note costs nothing: every line is read, so junk can never push an approval out.
+MAX_CHECKS_PER_SIGNER = 3
+UNREADABLE_SHOWN = 3  # unreadable lines named per note; the rest are counted
 
 
 class SignatureError(Exception):
@@ -85,7 +87,7 @@ class Statement:
         for line in lines[1:-1]:
             key, _, value = line.partition(" ")
             f = names.get(key)
-            if f is None or not value or any(c in value for c in "\r\x00"):
+            if f is None or not value or not value.isprintable():  # an ESC in a name would reach a terminal
                 raise ValueError(f"unreadable statement line {line[:60]!r}")
             if f.type.startswith("tuple"):
                 values[f.name] = (*values.get(f.name, ()), value)  # type: ignore[misc]
@@ -243,14 +245,17 @@ def read_notes(repo) -> dict[str, list[Signed | str]]:
         stream = repo.odb.stream(bytes.fromhex(blob))
         text = stream.read(min(stream.size, 1 << 20)).decode("utf-8", "replace")
         lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
-        if len(lines) > MAX_PER_NOTE:
-            found.setdefault(commit, []).append(f"the approvals note on {commit[:10]} holds {len(lines)} lines; "
-                                                f"only the first {MAX_PER_NOTE} are read")
-        for line in lines[:MAX_PER_NOTE]:
+        unreadable = 0
+        for line in lines:
             try:
                 found.setdefault(commit, []).append(Signed.parse_line(line))
             except (ValueError, TypeError) as exc:
-                found.setdefault(commit, []).append(f"unreadable approval line on {commit[:10]}: {exc}")
+                unreadable += 1
+                if unreadable <= UNREADABLE_SHOWN:
+                    found.setdefault(commit, []).append(f"unreadable approval line on {commit[:10]}: {exc}")
+        if unreadable > UNREADABLE_SHOWN:
+            found.setdefault(commit, []).append(f"{unreadable - UNREADABLE_SHOWN} more unreadable approval lines "
+                                                f"on {commit[:10]}")
     return found
 
 
@@ -280,8 +285,9 @@ def push(repo, remote: str, attempts: int = 3) -> None:
         except Exception as exc:  # someone pushed between our fetch and push: again
             last = exc
     # A remote given as a URL may carry a token (https://oauth2:TOKEN@host/...): never shown.
-    raise SignatureError(_redacted(f"could not push {NOTES_REF} to {remote}: {last}"))
+    raise SignatureError(redacted(f"could not push {NOTES_REF} to {remote}: {last}"))
 
 
-def _redacted(text: str) -> str:
+def redacted(text: str) -> str:
+    """A remote's URL or Git's message about it, with any user:token before the host hidden."""
     return re.sub(r"//[^/@\s]+@", "//***@", text)

@@ -3,7 +3,6 @@ bot signs what the forge says was approved)."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +13,12 @@ from rich.markup import escape
 from reconciler.approval.approve import approval_statement, now
 from reconciler.approval.forge import FORGES
 from reconciler.approval.policy import POLICY_FILE, Policy, parse_policy
-from reconciler.approval.signatures import NOTES_REF, SignatureError, Statement, attach, public_key, push, sign
+from reconciler.approval.signatures import (NOTES_REF, SignatureError, Statement, attach, public_key, push, redacted,
+                                             sign)
 from reconciler.cli import EXIT_ERROR, EXIT_OK
 from reconciler.desired.files import blob_text
 from reconciler.desired.source import branch_commit, open_repo
-from reconciler.errors import ReconcilerError
-
-
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def shown(text: str) -> str:
-    """Commit subjects and paths as the approver must see them: a control character (an
-    escape sequence that would hide the lines after it) is written out, never obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+from reconciler.errors import ReconcilerError, plain
 
 
 def _repo(args):
@@ -93,8 +84,8 @@ def approve(args, out: Console, err: Console) -> int:
     out.print(f"Approving {escape(args.ref)} ({head[:10]}) onto {escape(args.base)} ({base[:10]}): "
               f"{len(commits)} commit{'s' if len(commits) != 1 else ''}.", markup=True)
     for line in commits[:20]:
-        out.print(f"  {shown(line)}", markup=False)
-    out.print(shown(repo.git.diff("--stat", base, head)) or "  (no file changes)", markup=False)
+        out.print(f"  {plain(line, None)}", markup=False)
+    out.print(plain(repo.git.diff("--stat", base, head), None, keep="\n") or "  (no file changes)", markup=False)
     if not repo.is_ancestor(base, head):
         err.print(f"Warning: {args.base} moved since this branch was made: the approval covers the change only "
                   "if it is merged with a merge commit and merges cleanly; update the branch to be sure.",
@@ -123,7 +114,7 @@ def approve(args, out: Console, err: Console) -> int:
     out.print(f"Signed: {signer} approves {head[:10]} onto {base[:10]} ({NOTES_REF}, on {base[:10]}).", markup=False)
     if args.push:
         _push(repo, args.push)
-        out.print(f"Pushed {NOTES_REF} to {args.push}.", markup=False)
+        out.print(f"Pushed {NOTES_REF} to {redacted(args.push)}.", markup=False)
     return EXIT_OK
 
 
