@@ -70,6 +70,17 @@ class Fakes:
         self.repo.squash_merge("Inventario y un alta")  # the default approvers: Marta and Raúl
         return inventory
 
+    def baja_applied(self) -> str:
+        """Two altas applied, then the baja of SSM-000002 applied; the commit of the altas,
+        which replaying would bring the person back."""
+        self.add("SSM-000001", "SSM-000002")
+        before = self.repo.squash_merge("Altas")
+        self.apply()
+        self.repo.remove("SSM-000002")
+        self.repo.squash_merge("Baja de SSM-000002")
+        self.apply()
+        return before
+
     def add(self, *keys: str) -> None:
         self.repo.add(UNIT, *(person(k, **PEOPLE[k]) for k in keys))
 

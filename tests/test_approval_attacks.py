@@ -189,11 +189,11 @@ class Targets:
         return {}
 
 
-def vpn_grant_judged(fakes: Fakes) -> Change:
-    """SSM-000001 added to GG-VPN-Remoto, as AD plans it, reviewed against the repository."""
+def grant_judged(fakes: Fakes, group: str = "GG-VPN-Remoto") -> Change:
+    """SSM-000001 added to `group`, as AD plans it, reviewed against the repository."""
     source = at_ref(fakes.repo.root)
     grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
-                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
+                   (AttributeChange("groups", (), (group,)),), unit="HG-CUERNAVACA",
                    origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
     [judged] = review(Plan((grant,)), source, load_desired_state(source.files), None, Targets()).changes
     return judged
@@ -208,7 +208,7 @@ def test_dropping_a_privileged_flag_takes_the_privileged_number_of_approvals(fak
     fakes.repo.squash_merge("Ordenar entitlements", approvers=(APPROVER_1,))  # 1 approval: ordinary file
     fakes.repo.find("SSM-000001")["entitlements"].append("vpn")
     fakes.repo.squash_merge("VPN para SSM-000001", approvers=(APPROVER_1,))
-    judged = vpn_grant_judged(fakes)
+    judged = grant_judged(fakes)
     assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
 
 
@@ -221,7 +221,7 @@ def test_renaming_a_privileged_entitlement_takes_the_privileged_number_of_approv
     fakes.repo.squash_merge("Renombrar vpn", approvers=(APPROVER_1,))
     fakes.repo.find("SSM-000001")["entitlements"].append("acceso_remoto")
     fakes.repo.squash_merge("Acceso remoto para SSM-000001", approvers=(APPROVER_1,))
-    judged = vpn_grant_judged(fakes)
+    judged = grant_judged(fakes)
     assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
 
 
@@ -445,12 +445,7 @@ def test_renaming_an_entitlement_the_policy_lists_as_privileged_keeps_its_group_
     fakes.repo.squash_merge("Renombrar admin_ti", approvers=(APPROVER_1,))
     fakes.repo.find("SSM-000001")["entitlements"].append("soporte")
     fakes.repo.squash_merge("Soporte para SSM-000001", approvers=(APPROVER_1,))
-    source = at_ref(fakes.repo.root)
-    state = load_desired_state(source.files)
-    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
-                   (AttributeChange("groups", (), ("GG-Admins-TI",)),), unit="HG-CUERNAVACA",
-                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
-    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    judged = grant_judged(fakes, "GG-Admins-TI")
     assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
 
 
@@ -464,12 +459,7 @@ def test_giving_a_privileged_group_to_an_unflagged_entitlement_keeps_it_privileg
     fakes.repo.squash_merge("Reorganizar grupos", approvers=(APPROVER_1,))
     fakes.repo.find("SSM-000001")["entitlements"].append("remoto")
     fakes.repo.squash_merge("Remoto para SSM-000001", approvers=(APPROVER_1,))
-    source = at_ref(fakes.repo.root)
-    state = load_desired_state(source.files)
-    grant = Change(Movement.MODIFICACION, "ad", "account", "SSM-000001", "SSM-000001",
-                   (AttributeChange("groups", (), ("GG-VPN-Remoto",)),), unit="HG-CUERNAVACA",
-                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", None, ("people", 0)),))
-    [judged] = review(Plan((grant,)), source, state, None, Targets()).changes
+    judged = grant_judged(fakes)
     assert not judged.approved and "needs 2 distinct approvers" in judged.approval.reason
 
 

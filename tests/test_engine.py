@@ -597,12 +597,7 @@ def test_a_commit_of_a_branch_under_review_is_never_applied(fakes):
 
 def test_an_old_commit_of_main_is_never_replayed(fakes):
     """Replaying the commit before a baja would bring the person back."""
-    fakes.add("SSM-000001", "SSM-000002")
-    before = fakes.repo.squash_merge("Altas")
-    fakes.apply()
-    fakes.repo.remove("SSM-000002")
-    fakes.repo.squash_merge("Baja de SSM-000002")
-    fakes.apply()
+    before = fakes.baja_applied()
     assert sorted(fakes.state("a-first")) == ["SSM-000001"]
     for argv in (("--ref", before), ("--ref", before, "--since-applied")):
         code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),

@@ -52,24 +52,21 @@ def test_a_policy_edit_pushed_straight_to_main_is_never_in_force(fakes: Fakes):
     assert not approved and "signature does not verify against the keys" in reason
     # An approved policy change on top of the unapproved edit would make the edit part of the
     # policy unseen (the reviewers' diff starts from it): it does not take effect either.
-    fakes.repo.policy["approvers"][1]["keys"] = [public_key_of("raul-nueva")]
-    fakes.repo.squash_merge("Llave nueva de Raúl", approvers=(APPROVER_1, APPROVER_2))
-    base = fakes.head()
-    fakes.add("SSM-000003")
-    head = fakes.repo.squash_merge("Otra alta", signed=False)
-    approve(fakes.repo.git, base, head, APPROVER_2[1], key_of("raul-nueva"))
-    assert not approvals(fakes.plan())["SSM-000003"][0]
+    def raul_rotates_his_key_then_signs_an_alta(key: str) -> tuple[bool, str]:
+        fakes.repo.policy["approvers"][1]["keys"] = [public_key_of("raul-nueva")]
+        fakes.repo.squash_merge("Llave nueva de Raúl", approvers=(APPROVER_1, APPROVER_2))
+        base = fakes.head()
+        fakes.add(key)
+        head = fakes.repo.squash_merge(f"Alta de {key}", signed=False)
+        approve(fakes.repo.git, base, head, APPROVER_2[1], key_of("raul-nueva"))
+        return approvals(fakes.plan())[key]
+
+    assert not raul_rotates_his_key_then_signs_an_alta("SSM-000003")[0]
     # Reverting the edit (back to the policy in force), then changing Raúl's key approved by two.
     del fakes.repo.policy["approvers"][0]["keys"]
     del fakes.repo.policy["approvers"][1]["keys"]
     fakes.repo.direct_push("Se revierte la llave de Marta")
-    fakes.repo.policy["approvers"][1]["keys"] = [public_key_of("raul-nueva")]
-    fakes.repo.squash_merge("Llave nueva de Raúl", approvers=(APPROVER_1, APPROVER_2))
-    base = fakes.head()
-    fakes.add("SSM-000004")
-    head = fakes.repo.squash_merge("Alta", signed=False)
-    approve(fakes.repo.git, base, head, APPROVER_2[1], key_of("raul-nueva"))
-    approved, reason = approvals(fakes.plan())["SSM-000004"]
+    approved, reason = raul_rotates_his_key_then_signs_an_alta("SSM-000004")
     assert approved, reason
 
 

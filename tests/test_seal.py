@@ -60,12 +60,7 @@ def test_a_moved_or_forged_applied_ref_turns_the_incremental_plan_full(fakes: Fa
 
 def test_deleting_the_applied_ref_does_not_open_the_way_back(fakes: Fakes):
     """The runner's own trail remembers what it applied: an old commit stays refused."""
-    fakes.add("SSM-000001", "SSM-000002")
-    before = fakes.repo.squash_merge("Altas")
-    fakes.apply()
-    fakes.repo.remove("SSM-000002")
-    fakes.repo.squash_merge("Baja de SSM-000002")
-    fakes.apply()
+    before = fakes.baja_applied()
     for target in ("a-first", "b-second"):
         fakes.repo.git.git.update_ref("-d", APPLIED_REF.format(target=target))
     code, _, err = run_cli("--repo", str(fakes.repo.root), "apply", "--inventory", str(fakes.inventory),

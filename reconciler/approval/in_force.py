@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from reconciler.approval.policy import POLICY_FILE, Policy, parse_policy
-from reconciler.desired.files import blob_text
+from reconciler.desired.files import blob_id, blob_text
 from reconciler.desired.model import DesiredState
 from reconciler.desired.source import DESIRED_DIR, DesiredSource
 from reconciler.desired.yamlfile import parse_yaml
@@ -90,9 +90,8 @@ class RulesInForce:
             return Rules(None, {}, sha, f"no approved approval policy {path} at {sha[:10]} (the repository's "
                                         "first commit must hold it)")
         commit = self.source.repo.commit(in_force)
-        try:
-            blob = (commit.tree / path).hexsha
-        except (KeyError, TypeError):  # TypeError: a link where the inventory folder belongs
+        blob = blob_id(commit, path)
+        if blob is None:
             return Rules(None, {}, sha, f"commit {sha[:10]} has no approval policy {path}")
         if blob not in self._policies:
             try:

@@ -11,7 +11,7 @@ from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting
 from reconciler.approval.signatures import NOTES_REF, Verifier
 from reconciler.approval.solicitudes import History, Identity
 from reconciler.desired.model import DesiredState
-from reconciler.desired.files import blob_text
+from reconciler.desired.files import blob_id, blob_text
 from reconciler.desired.source import DESIRED_DIR, DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Change, Movement, Plan
@@ -122,10 +122,7 @@ class Judge:
         return self.judged(landed, lambda rules: Scope(None, (path,), sensitive), at_end=True).ok
 
     def _blob(self, sha: str | None, path: str) -> str | None:
-        try:
-            return (self.repo.commit(sha).tree / path).hexsha if sha else None
-        except (KeyError, TypeError):
-            return None
+        return blob_id(self.repo.commit(sha), path) if sha else None
 
     def judged(self, landed: str, scope_for, at_end: bool = False) -> Approval:
         """The verdict on one landing, for the scope `scope_for(rules in force)` gives.  The

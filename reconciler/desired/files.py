@@ -67,6 +67,15 @@ class DirectoryFiles:
 SYMLINK_MODE = 0o120000  # a blob that is a symbolic link: its content is the target's path
 
 
+def blob_id(commit: git.Commit, path: str) -> str | None:
+    """The id of a file's content as committed (equal ids: equal content), or None when the
+    commit has no such file."""
+    try:
+        return (commit.tree / path).hexsha
+    except (KeyError, TypeError):  # TypeError: a link where a folder on the way belongs
+        return None
+
+
 def blob_text(commit: git.Commit, path: str) -> str | None:
     """A file's text as committed, or None when the commit has no such file, it is a link, or
     it is not UTF-8 text."""

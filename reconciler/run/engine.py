@@ -359,7 +359,7 @@ class Run:
         deleted ref on the remote does not open the way back)."""
         applied = {}
         for name, provider in self.providers.items():
-            signed, _ = verified_applied(self.source.repo, APPLIED_REF.format(target=name), name, self.apply_key)
+            signed, _ = self._verified_applied(name)
             applied[name] = [c for c in (signed, last_commit(provider.target.audit_dir, name)) if c]
         check_forward(self.source, self.protected_branch, applied)
 
