@@ -43,16 +43,6 @@ class Line:
     def __contains__(self, sha: str) -> bool:
         return sha in self.position
 
-    @cached_property
-    def _by_tree(self) -> dict[str, list[int]]:
-        found: dict[str, list[int]] = {}
-        for i, sha in enumerate(self.order):
-            found.setdefault(self.tree[sha], []).append(i)
-        return found
-
-    def first_with_tree(self, tree: str, after: int) -> int | None:
-        return next((i for i in self._by_tree.get(tree, ()) if i > after), None)
-
 
 @dataclass(frozen=True)
 class Stretch:
@@ -63,9 +53,6 @@ class Stretch:
     head: str
     first_position: int  # of the first commit covered (base's position + 1, or a merge's)
     last_position: int
-
-    def covers(self, position: int) -> bool:
-        return self.first_position <= position <= self.last_position
 
 
 class Ledger:
