@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from reconciler.i18n import source
+
 
 class Movement(str, enum.Enum):
     ALTA = "alta"
@@ -26,6 +28,7 @@ class Movement(str, enum.Enum):
 
     @property
     def plural(self) -> str:
+        """Its key in JSON summaries and records (words for people: render.words)."""
         return {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}[self.value]
 
 
@@ -73,7 +76,7 @@ class Change:
         """What the change does, and nothing about why: the part a fingerprint covers."""
         return {
             "movement": self.movement.value, "target": self.target, "kind": self.kind, "key": self.key,
-            "label": self.label, "folio": self.folio, "reason": self.reason or None, "drift": self.drift,
+            "label": self.label, "folio": self.folio, "reason": source(self.reason) or None, "drift": self.drift,
             "attributes": [{"name": a.name, "before": _jsonable(a.before), "after": _jsonable(a.after)}
                            for a in self.attributes],
         }
@@ -116,7 +119,7 @@ class Conflict:
     message: str
 
     def to_dict(self) -> dict:
-        return {"target": self.target, "key": self.key, "label": self.label, "message": self.message}
+        return {"target": self.target, "key": self.key, "label": self.label, "message": source(self.message)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -152,10 +155,10 @@ class Plan:
         return not self.changes
 
     def summary_line(self) -> str:
-        if self.empty:
-            return "No changes. Every target matches the desired state."
-        s = self.summary()
-        return f"Plan: {s['altas']} altas, {s['modificaciones']} modificaciones, {s['bajas']} bajas."
+        """The counts in one line, in the current language ("Plan: 1 alta, 0 modificaciones, 2 bajas.")."""
+        from reconciler.render.words import summary_line
+
+        return summary_line(Counter(c.movement for c in self.changes))
 
     def by_target(self) -> dict[str, list[Change]]:
         grouped: dict[str, list[Change]] = {}
@@ -169,5 +172,5 @@ class Plan:
             "fingerprint": self.fingerprint,
             "summary": {**self.summary(), "conflicts": len(self.conflicts)},
             "changes": [c.to_dict() for c in self.changes],
-            "conflicts": [c.to_dict() for c in self.conflicts], "warnings": list(self.warnings),
+            "conflicts": [c.to_dict() for c in self.conflicts], "warnings": [source(w) for w in self.warnings],
         }

@@ -25,6 +25,17 @@ import git
 import pytest
 import yaml
 
+# The tests read the product in its source language, English: the environment says so (for
+# commands run as processes) and so does the process (for functions called directly).  Tests of
+# Spanish output ask for it (`speaking`, or --lang es_MX).
+for _name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+    os.environ.pop(_name, None)
+os.environ["LANG"] = "en_US.UTF-8"
+
+from reconciler import i18n  # noqa: E402
+
+i18n.use("en", explicit=True)
+
 # Desired state refuses YAML anchors and aliases; PyYAML writes them for any object that
 # appears twice (a shared solicitud), so the files written here spell every value out.
 yaml.SafeDumper.ignore_aliases = lambda self, data: True
@@ -49,6 +60,16 @@ ENTITLEMENTS = {
     "internet": {"description": "Internet institucional", "group": "GG-Internet"},
     "vpn": {"description": "VPN", "group": "GG-VPN-Remoto", "privileged": True},
 }
+
+
+@pytest.fixture
+def speaking():
+    """speaking("es_MX"): functions called in this test speak that language; English after."""
+    def speak(language: str) -> None:
+        i18n.use(language, explicit=True)
+
+    yield speak
+    i18n.use("en", explicit=True)
 
 
 def person(key: str = "SSM-000001", **overrides) -> dict:

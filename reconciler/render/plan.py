@@ -7,7 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from reconciler.i18n import _, ngettext, shown
 from reconciler.plan import Change, Movement, Plan
+from reconciler.render.words import kind_name, movements, yes_no
 
 _COLOUR = {Movement.ALTA: "green", Movement.MODIFICACION: "yellow", Movement.BAJA: "red"}
 _WIDTH = 26
@@ -16,9 +18,9 @@ MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 
 def _value(value: Any) -> str:
     if value is None:
-        return "(none)"
+        return _("(none)")
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return yes_no(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(value) + "]"
     return json.dumps(value, ensure_ascii=False)
@@ -42,30 +44,31 @@ def _heading(change: Change) -> str:
     colour = _COLOUR[change.movement]
     notes = []
     if change.folio:
-        notes.append(f"folio {change.folio}")
+        notes.append(_("folio {folio}", folio=change.folio))
     if change.reason:
-        notes.append(change.reason)
+        notes.append(shown(change.reason))
     note = f"  [dim]# {escape('; '.join(notes))}[/]" if notes else ""
-    return f"  [{colour}]{change.movement.symbol}[/] [bold]{change.kind}[/] {escape(change.label)}{note}"
+    return f"  [{colour}]{change.movement.symbol}[/] [bold]{escape(kind_name(change.kind))}[/] {escape(change.label)}{note}"
 
 
 def _solicitud_line(change: Change) -> str | None:
     """Who asked and whether the policy lets it through, under each change of a commit plan."""
     if change.approval is None or change.provenance is None and change.approval.ok:
         return None
-    who = f"{escape(change.provenance.summary())}; " if change.provenance is not None else ""
+    who = f"{escape(shown(change.provenance.summary()))}; " if change.provenance is not None else ""
+    reason = escape(shown(change.approval.reason))
     if change.approval.ok:
-        return f"      [dim]solicitud: {who}[/][green]✓ {escape(change.approval.reason)}[/]"
+        return f"      [dim]{_('solicitud:')} {who}[/][green]✓ {reason}[/]"
     if change.approval.pending:
-        return f"      [dim]solicitud: {who}[/][cyan]⏳ {escape(change.approval.reason)}[/]"
-    return f"      [dim]solicitud: {who}[/][red]✗ not approved: {escape(change.approval.reason)}[/]"
+        return f"      [dim]{_('solicitud:')} {who}[/][cyan]⏳ {reason}[/]"
+    return f"      [dim]{_('solicitud:')} {who}[/][red]✗ {escape(_('not approved: {reason}', reason=shown(change.approval.reason)))}[/]"
 
 
 def print_plan(plan: Plan, console: Console) -> None:
-    console.print(f"[bold]Desired state:[/] {escape(plan.source)}")
-    console.print(f"[bold]Scope:[/] {escape(plan.scope)}   [bold]Fingerprint:[/] {plan.fingerprint}")
+    console.print(f"[bold]{_('Desired state:')}[/] {escape(shown(plan.source))}")
+    console.print(f"[bold]{_('Scope:')}[/] {escape(shown(plan.scope))}   [bold]{_('Fingerprint:')}[/] {plan.fingerprint}")
     for target, changes in plan.by_target().items():
-        console.print(f"\n[bold underline]Target {escape(target)}[/]\n")
+        console.print(f"\n[bold underline]{escape(_('Target {target}', target=target))}[/]\n")
         for change in changes:
             console.print(_heading(change))
             for line in _attribute_lines(change):
@@ -73,16 +76,17 @@ def print_plan(plan: Plan, console: Console) -> None:
             if plan.commit is not None and (line := _solicitud_line(change)):
                 console.print(line)
     if plan.conflicts:
-        console.print(f"\n[bold magenta]{len(plan.conflicts)} conflicts[/] (objects the reconciler does not own "
-                      "stand in the way; left alone, resolve them by hand):")
+        count = ngettext("{n} conflict", "{n} conflicts", len(plan.conflicts))
+        console.print(f"\n[bold magenta]{count}[/] " + escape(_(
+            "(objects the reconciler does not own stand in the way; left alone, resolve them by hand):")))
         for c in plan.conflicts:
-            console.print(f"  [magenta]![/] {escape(c.target)}: {escape(c.label)}: {escape(c.message)}")
+            console.print(f"  [magenta]![/] {escape(c.target)}: {escape(c.label)}: {escape(shown(c.message))}")
     for warning in plan.warnings:
-        console.print(f"\n[bold yellow]Warning:[/] {escape(warning)}")
+        console.print(f"\n[bold yellow]{_('Warning:')}[/] {escape(shown(warning))}")
     console.print()
     judged = [c for c in plan.changes if c.approval is not None and not c.approval.pending] if plan.commit else []
     unapproved = sum(1 for c in judged if not c.approved)
-    tail = f" [red]{unapproved} not approved: apply skips them.[/]" if unapproved else ""
+    tail = f" [red]{escape(ngettext('{n} not approved: apply skips it.', '{n} not approved: apply skips them.', unapproved))}[/]" if unapproved else ""
     console.print(f"[bold]{escape(plan.summary_line())}[/]{tail}")
 
 
@@ -96,11 +100,11 @@ def _md(text: Any) -> str:
 
 def _md_alta(change: Change) -> str:
     """For an approver: where the new object lands and what it is given, not every attribute."""
-    shown = {a.name: a.after for a in change.attributes}
-    parts = [f"{name}: `{_md(_value(shown[name]))}`" for name in ("title", "physicalDeliveryOfficeName")
-             if shown.get(name)]
-    if shown.get("groups"):
-        parts.append("groups: " + ", ".join(f"`{_md(g)}`" for g in shown["groups"]))
+    given = {a.name: a.after for a in change.attributes}
+    parts = [f"{name}: `{_md(_value(given[name]))}`" for name in ("title", "physicalDeliveryOfficeName")
+             if given.get(name)]
+    if given.get("groups"):
+        parts.append(_("groups:") + " " + ", ".join(f"`{_md(g)}`" for g in given["groups"]))
     return "<br>".join(parts)
 
 
@@ -120,40 +124,45 @@ def _md_solicitud(change: Change) -> str:
     if change.approval is None:
         return ""
     p = change.provenance
-    who = f"{_md(p.pull_request or p.landed[:10])} by {_md(p.requester.name)}<br>" if p is not None else ""
+    who = _("{request} by {requester}", request=_md(p.pull_request or p.landed[:10]),
+            requester=_md(p.requester.name)) + "<br>" if p is not None else ""
     mark = "✅" if change.approval.ok else "⏳" if change.approval.pending else "⛔"
-    return f"{who}{mark} {_md(change.approval.reason)}"
+    return f"{who}{mark} {_md(shown(change.approval.reason))}"
 
 
 def plan_markdown(plan: Plan) -> str:
-    out = [f"<!-- reconciler-fingerprint: {plan.fingerprint} -->", "### Reconciler plan", "",
-           f"**{plan.summary_line()}**", "", f"Desired state: {_md(plan.source)}  ",
-           f"Scope: {_md(plan.scope)}  ", f"Fingerprint: `{plan.fingerprint}` "
-           f"(apply with `--expect-fingerprint {plan.fingerprint}` to refuse if the live state moves)", ""]
+    out = [f"<!-- reconciler-fingerprint: {plan.fingerprint} -->", _("### Reconciler plan"), "",
+           f"**{plan.summary_line()}**", "", _("Desired state: {source}", source=_md(shown(plan.source))) + "  ",
+           _("Scope: {scope}", scope=_md(shown(plan.scope))) + "  ",
+           _("Fingerprint: `{fingerprint}` (apply with `--expect-fingerprint {fingerprint}` to refuse if the "
+             "live state moves)", fingerprint=plan.fingerprint), ""]
     solicitudes = plan.commit is not None
     for target, changes in plan.by_target().items():
-        out.append(f"#### Target `{target}`")
+        out.append(_("#### Target `{target}`", target=target))
         for movement in Movement:
             rows = [c for c in changes if c.movement is movement]
             if not rows:
                 continue
             out += ["", f"<details{' open' if movement is not Movement.ALTA else ''}>"
-                        f"<summary>{movement.symbol} {len(rows)} {movement.plural}</summary>", "",
-                    "| | kind | object | folio | changes |" + (" solicitud |" if solicitudes else ""),
+                        f"<summary>{movement.symbol} {movements(movement, len(rows))}</summary>", "",
+                    "| | " + " | ".join((_("kind"), _("object"), _("folio"), _("changes"))) + " |"
+                    + (f" {_('solicitud')} |" if solicitudes else ""),
                     "|---|---|---|---|---|" + ("---|" if solicitudes else "")]
             for c in rows:
-                note = _md(c.reason) + ("<br>" if c.reason and c.attributes else "")
+                note = _md(shown(c.reason)) + ("<br>" if c.reason and c.attributes else "")
                 extra = f" {_md_solicitud(c)} |" if solicitudes else ""
-                out.append(f"| {movement.symbol} | {c.kind} | {_md(c.label)} | {_md(c.folio or '')} | "
+                out.append(f"| {movement.symbol} | {_md(kind_name(c.kind))} | {_md(c.label)} | {_md(c.folio or '')} | "
                            f"{note}{_md_attributes(c)} |{extra}")
             out += ["", "</details>"]
     if plan.conflicts:
-        out += ["", f"#### ⚠ {len(plan.conflicts)} conflicts (left alone, resolve them by hand)", ""]
-        out += [f"- `{_md(c.target)}` {_md(c.label)}: {_md(c.message)}" for c in plan.conflicts]
+        out += ["", "#### ⚠ " + ngettext("{n} conflict (left alone, resolve it by hand)",
+                                          "{n} conflicts (left alone, resolve them by hand)", len(plan.conflicts)), ""]
+        out += [f"- `{_md(c.target)}` {_md(c.label)}: {_md(shown(c.message))}" for c in plan.conflicts]
     if plan.warnings:
-        out += ["", "#### ⚠ Warnings", ""] + [f"- {_md(w)}" for w in plan.warnings]
+        out += ["", "#### ⚠ " + _("Warnings"), ""] + [f"- {_md(shown(w))}" for w in plan.warnings]
     text = "\n".join(out) + "\n"
     if len(text) > MARKDOWN_LIMIT:
         cut = text[:MARKDOWN_LIMIT].rsplit("\n", 1)[0]
-        text = cut + "\n\n</details>\n\n_The plan is too long for one comment; run `reconciler plan` for all of it._\n"
+        text = cut + "\n\n</details>\n\n_" + _("The plan is too long for one comment; run `reconciler plan` for all "
+                                                "of it.") + "_\n"
     return text

@@ -1,0 +1,44 @@
+"""The product's own words for its identifiers: movements and the kinds of object a change
+is about, as a person reads them (the identifiers stay as they are in JSON and records)."""
+from __future__ import annotations
+
+from reconciler.i18n import N_, _, ngettext
+from reconciler.plan import Movement
+
+# Every kind a provider gives its changes (providers' KIND constants), marked for the catalog.
+_KINDS = {
+    "ou": N_("organizational unit"), "group": N_("group"), "account": N_("account"),
+    "password-reset": N_("password reset"), "computer": N_("computer"), "mailbox": N_("mailbox"),
+    "shared-mailbox": N_("shared mailbox"), "mail-maps": N_("mail maps"), "mail-sessions": N_("mail sessions"),
+    "sip-line": N_("phone line"), "firewall-rule": N_("firewall rule"), "firewall-chain": N_("firewall chain"),
+    "rule-order": N_("rule order"), "router-acl": N_("router ACL"), "fake-account": N_("test account"),
+}
+
+
+def kind_name(kind: str) -> str:
+    """"account" as "cuenta"; a kind this table does not know is shown as it is."""
+    return _(_KINDS[kind]) if kind in _KINDS else kind
+
+
+def movement_name(movement: Movement) -> str:
+    return {Movement.ALTA: _("alta"), Movement.MODIFICACION: _("modificación"), Movement.BAJA: _("baja")}[movement]
+
+
+def movements(movement: Movement, n: int) -> str:
+    """"1 alta", "3 modificaciones": the count and its noun, in the plural form n needs."""
+    if movement is Movement.ALTA:
+        return ngettext("{n} alta", "{n} altas", n)
+    if movement is Movement.MODIFICACION:
+        return ngettext("{n} modificación", "{n} modificaciones", n)
+    return ngettext("{n} baja", "{n} bajas", n)
+
+
+def summary_line(counts: dict[Movement, int]) -> str:
+    if not any(counts.values()):
+        return _("No changes. Every target matches the desired state.")
+    return _("Plan: {altas}, {modificaciones}, {bajas}.", **{
+        m.plural: movements(m, counts.get(m, 0)) for m in Movement})
+
+
+def yes_no(value: bool) -> str:
+    return _("yes") if value else _("no")

@@ -1,0 +1,193 @@
+"""Every word a person reads is in the catalogs, and the catalogs are complete.
+
+- The catalogs match the code (ci/catalogs --check): no message the code says is missing, none
+  untranslated or fuzzy, in Spanish or in English, and each translation keeps its placeholders.
+- No prose is left outside the catalogs: a string literal in reconciler/ that reads like words
+  (two or more words of letters) must be said through reconciler.i18n (_, ngettext, lazy,
+  lazy_n, N_, pgettext), be a docstring, or stand on a line marked `# not for people` (SQL,
+  commands, LDAP filters, text other programs read).
+- Plural forms are right for 0, 1 and 2 in both languages.
+"""
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from pathlib import Path
+
+import pytest
+
+from reconciler import i18n
+from reconciler.i18n import catalogs
+
+PACKAGE = Path(i18n.__file__).resolve().parent.parent
+SAYING = {"_", "ngettext", "lazy", "lazy_n", "N_", "pgettext"}
+MARK = "not for people"
+WORDS = re.compile(r"[A-Za-zÁÉÍÓÚÑáéíóúñü']{2,}(?: +[A-Za-zÁÉÍÓÚÑáéíóúñü'(]{1,})+")
+
+
+def _marked_lines(text: str) -> set[int]:
+    lines = set()
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT and MARK in token.string:
+            lines.add(token.start[0])
+    return lines
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def _said(tree: ast.AST) -> set[int]:
+    """The string nodes inside a call of _, lazy and the others (at any depth of their first arguments)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if name in SAYING:
+                for arg in node.args[:2]:
+                    out.update(id(n) for n in ast.walk(arg))
+    return out
+
+
+def unsaid(path: Path) -> list[str]:
+    """Prose in this file that does not go through the catalogs."""
+    text = path.read_text("utf-8")
+    tree = ast.parse(text)
+    skip = _docstrings(tree) | _said(tree)
+    marked = _marked_lines(text)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(v) for v in node.values)
+            literal = "".join(v.value for v in node.values if isinstance(v, ast.Constant)) if any(
+                isinstance(v, ast.Constant) for v in node.values) else ""
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            literal = node.value
+        else:
+            continue
+        lines = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        if WORDS.search(literal) and not lines & marked:
+            found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {literal[:70]!r}")
+    return found
+
+
+def test_no_prose_outside_the_catalogs():
+    found = [line for path in sorted(PACKAGE.rglob("*.py")) for line in unsaid(path)]
+    assert not found, f"{len(found)} strings a person may read are not in the catalogs:\n" + "\n".join(found)
+
+
+def test_catalogs_match_the_code_and_are_complete():
+    source = catalogs.template()
+    assert len(source) > 100
+    problems = []
+    for language in i18n.LANGUAGES:
+        catalog = catalogs.updated(language, source)
+        problems += [f"{p} is out of date (run ci/catalogs)" for p in catalogs.stale(language, catalog)]
+        problems += [str(f) for f in catalogs.findings(language, catalog)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_lint_sees_prose_and_spares_what_is_said_or_marked(tmp_path):
+    sample = PACKAGE / "_lint_sample_for_tests.py"
+    sample.write_text('from reconciler.i18n import _\n'
+                      'a = "cannot reach the server"\n'
+                      'b = _("cannot reach the server")\n'
+                      'c = "SELECT id FROM users"  # not for people\n'
+                      'd = f"{a} is gone for good"\n'
+                      'e = "account"\n', "utf-8")
+    try:
+        found = unsaid(sample)
+    finally:
+        sample.unlink()
+    assert [line.split(":")[1] for line in found] == ["2", "5"]
+
+
+@pytest.mark.parametrize("language, forms", [
+    ("es_MX", {0: "0 modificaciones", 1: "1 modificación", 2: "2 modificaciones"}),
+    ("en", {0: "0 modificaciones", 1: "1 modificación", 2: "2 modificaciones"}),
+])
+def test_plural_forms_for_zero_one_and_two(speaking, language, forms):
+    from reconciler.plan import Movement
+    from reconciler.render.words import movements
+
+    speaking(language)
+    assert {n: movements(Movement.MODIFICACION, n) for n in forms} == forms
+
+
+@pytest.mark.parametrize("language, forms", [
+    ("es_MX", {0: "0 conflictos", 1: "1 conflicto", 2: "2 conflictos"}),
+    ("en", {0: "0 conflicts", 1: "1 conflict", 2: "2 conflicts"}),
+])
+def test_plural_forms_of_an_ordinary_noun(speaking, language, forms):
+    speaking(language)
+    assert {n: i18n.ngettext("{n} conflict", "{n} conflicts", n) for n in forms} == forms
+
+
+def test_every_plural_message_has_the_forms_its_language_needs():
+    for language in i18n.LANGUAGES:
+        catalog = catalogs.read(language)
+        assert catalog.num_plurals == 2, language  # both have one and other
+        for message in catalog:
+            if isinstance(message.id, tuple):
+                assert len(message.string) == 2 and all(message.string), (language, message.id)
+
+
+def test_a_message_is_its_source_text_and_speaks_when_shown(speaking):
+    import json
+
+    message = i18n.lazy("{n} conflict", n=1)  # not a plural call: the singular text is the message
+    speaking("es_MX")
+    assert json.dumps({"m": message}) == '{"m": "1 conflict"}'
+    assert i18n.source(message) == "1 conflict"
+    plural = i18n.lazy_n("{n} conflict", "{n} conflicts", 3)
+    assert str(plural) == "3 conflictos" and f"[{plural}]" == "[3 conflictos]"
+    assert plural == "3 conflicts"  # compares, hashes and sorts as its source text
+
+
+def test_dates_numbers_and_money_as_mexico_writes_them(speaking):
+    import datetime as dt
+
+    speaking("es_MX")
+    i18n.institution(None, "America/Mexico_City")
+    assert i18n.date("2026-12-01") == "1 de diciembre de 2026"
+    # 06:30 UTC on 2 December is 00:30 in Mexico City (UTC-6, no daylight saving since 2022)
+    assert i18n.when(dt.datetime(2026, 12, 2, 6, 30, tzinfo=dt.timezone.utc)) == "2 de diciembre de 2026, 00:30 CST"
+    assert i18n.date("2026-12-02T05:59:00+00:00") == "1 de diciembre de 2026"
+    assert i18n.month("2026-11") == "noviembre de 2026"
+    assert i18n.number(1210) == "1,210" and i18n.money(1210) == "$1,210.00 MXN"
+    speaking("en")
+    assert i18n.date("2026-12-01") == "December 1, 2026" and i18n.month("2026-11") == "November 2026"
+
+
+@pytest.mark.parametrize("asked, chosen", [
+    ("es_MX.UTF-8", "es_MX"), ("es", "es_MX"), ("es-ES", "es_MX"), ("en_US.UTF-8", "en"), ("en", "en"),
+    ("C.UTF-8", None), ("POSIX", None), ("fr_FR.UTF-8", None), ("", None),
+])
+def test_language_tags_find_their_catalog(asked, chosen):
+    assert i18n.negotiate(asked) == chosen
+
+
+def test_the_language_comes_from_the_flag_then_the_environment_then_the_inventory():
+    try:
+        assert i18n.choose(None, {"LANG": "C.UTF-8"}) == "es_MX" and not i18n.explicit()
+        i18n.institution("en", None)
+        assert i18n.current() == "en"  # the inventory decides when nothing else did
+        assert i18n.choose(None, {"LC_ALL": "C", "LANG": "en_US.UTF-8"}) == "es_MX"  # LC_ALL=C: no wish
+        assert i18n.choose(None, {"LANG": "en_US.UTF-8"}) == "en" and i18n.explicit()
+        i18n.institution("es_MX", None)
+        assert i18n.current() == "en"  # the environment's wish stands
+        assert i18n.choose("es", {"LANG": "en_US.UTF-8"}) == "es_MX"
+        with pytest.raises(ValueError, match="klingon"):
+            i18n.choose("klingon", {})
+    finally:
+        i18n.use("en", explicit=True)
