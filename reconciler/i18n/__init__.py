@@ -125,6 +125,11 @@ def ngettext(singular: str, plural: str, n: int, /, **args) -> str:
     return _format(_catalog(_State.language).ngettext(singular, plural, n), {"n": n, **args})
 
 
+def unformatted_ngettext(singular: str, plural: str, n: int) -> str:
+    """The form for `n`, placeholders left as they are (for a caller that fills them itself)."""
+    return _catalog(_State.language).ngettext(singular, plural, n)
+
+
 def pgettext(context: str, msgid: str, /, **args) -> str:
     """Like _(), for a word whose translation depends on where it stands ("alta" as a noun)."""
     return _format(_catalog(_State.language).pgettext(context, msgid), args)
@@ -199,6 +204,8 @@ def _moment(value) -> dt.datetime | dt.date | None:
     if isinstance(value, (dt.datetime, dt.date)):
         return value
     try:
+        if len(str(value)) == 10:  # a day, not a moment: no zone to convert from
+            return dt.date.fromisoformat(str(value))
         return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None

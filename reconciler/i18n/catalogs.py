@@ -9,6 +9,7 @@ Spanish words is reported, never guessed.
 """
 from __future__ import annotations
 
+import copy
 import io
 import string
 from dataclasses import dataclass
@@ -49,9 +50,17 @@ def read(language: str) -> Catalog:
         return read_po(fp, locale=language, domain=DOMAIN)
 
 
+# GNU gettext's forms for both languages: one, and every other count.  (CLDR gives Spanish a
+# third form for round millions; the messages never count that high in words.)
+PLURAL_FORMS = "nplurals=2; plural=(n != 1);"
+
+
 def updated(language: str, source: Catalog) -> Catalog:
     catalog = read(language)
-    catalog.update(source, no_fuzzy_matching=True)  # a guessed translation is worse than a missing one
+    catalog._num_plurals, catalog._plural_expr = 2, "(n != 1)"  # noqa: SLF001 (Babel has no setter)
+    # A copy: Babel adds a template's new messages by reference, and one language's words would
+    # otherwise appear in the other's catalog (English filling in for missing Spanish).
+    catalog.update(copy.deepcopy(source), no_fuzzy_matching=True)  # a guessed translation is worse than none
     catalog.obsolete.clear()
     if language == "en":
         for message in catalog:
@@ -156,8 +165,10 @@ def fill(catalog: Catalog, others: list[Path]) -> None:
             other = read_po(fp, locale=catalog.locale)
         for message in other:
             mine = catalog.get(message.id, context=message.context)
-            if message.id and mine is not None and not _complete(mine) and _complete(message) and not message.fuzzy:
-                mine.string = message.string
+            if message.id and mine is not None and not _complete(mine) and not message.fuzzy:
+                words = message.string[:catalog.num_plurals] if isinstance(message.string, tuple) else message.string
+                if all(words if isinstance(words, tuple) else (words,)):
+                    mine.string = words
 
 
 def main(argv: list[str] | None = None) -> int:

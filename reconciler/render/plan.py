@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from reconciler.i18n import _, ngettext, shown
 from reconciler.plan import Change, Movement, Plan
-from reconciler.render.words import kind_name, movements, yes_no
+from reconciler.render.words import attribute_name, kind_name, movements, yes_no
 
 _COLOUR = {Movement.ALTA: "green", Movement.MODIFICACION: "yellow", Movement.BAJA: "red"}
 _WIDTH = 26
@@ -56,19 +56,22 @@ def _solicitud_line(change: Change) -> str | None:
     if change.approval is None or change.provenance is None and change.approval.ok:
         return None
     who = f"{escape(shown(change.provenance.summary()))}; " if change.provenance is not None else ""
-    reason = escape(shown(change.approval.reason))
+    reason, heading = escape(shown(change.approval.reason)), escape(_("solicitud:"))
     if change.approval.ok:
-        return f"      [dim]{_('solicitud:')} {who}[/][green]✓ {reason}[/]"
+        return f"      [dim]{heading} {who}[/][green]✓ {reason}[/]"
     if change.approval.pending:
-        return f"      [dim]{_('solicitud:')} {who}[/][cyan]⏳ {reason}[/]"
-    return f"      [dim]{_('solicitud:')} {who}[/][red]✗ {escape(_('not approved: {reason}', reason=shown(change.approval.reason)))}[/]"
+        return f"      [dim]{heading} {who}[/][cyan]⏳ {reason}[/]"
+    refused = escape(_("not approved: {reason}", reason=shown(change.approval.reason)))
+    return f"      [dim]{heading} {who}[/][red]✗ {refused}[/]"
 
 
 def print_plan(plan: Plan, console: Console) -> None:
-    console.print(f"[bold]{_('Desired state:')}[/] {escape(shown(plan.source))}")
-    console.print(f"[bold]{_('Scope:')}[/] {escape(shown(plan.scope))}   [bold]{_('Fingerprint:')}[/] {plan.fingerprint}")
+    desired, scope, fingerprint = _("Desired state:"), _("Scope:"), _("Fingerprint:")
+    console.print(f"[bold]{desired}[/] {escape(shown(plan.source))}")
+    console.print(f"[bold]{scope}[/] {escape(shown(plan.scope))}   [bold]{fingerprint}[/] {plan.fingerprint}")
     for target, changes in plan.by_target().items():
-        console.print(f"\n[bold underline]{escape(_('Target {target}', target=target))}[/]\n")
+        heading = escape(_("Target {target}", target=target))
+        console.print(f"\n[bold underline]{heading}[/]\n")
         for change in changes:
             console.print(_heading(change))
             for line in _attribute_lines(change):
@@ -81,12 +84,14 @@ def print_plan(plan: Plan, console: Console) -> None:
             "(objects the reconciler does not own stand in the way; left alone, resolve them by hand):")))
         for c in plan.conflicts:
             console.print(f"  [magenta]![/] {escape(c.target)}: {escape(c.label)}: {escape(shown(c.message))}")
+    warned = _("Warning:")
     for warning in plan.warnings:
-        console.print(f"\n[bold yellow]{_('Warning:')}[/] {escape(shown(warning))}")
+        console.print(f"\n[bold yellow]{escape(warned)}[/] {escape(shown(warning))}")
     console.print()
     judged = [c for c in plan.changes if c.approval is not None and not c.approval.pending] if plan.commit else []
     unapproved = sum(1 for c in judged if not c.approved)
-    tail = f" [red]{escape(ngettext('{n} not approved: apply skips it.', '{n} not approved: apply skips them.', unapproved))}[/]" if unapproved else ""
+    skipped = ngettext("{n} not approved: apply skips it.", "{n} not approved: apply skips them.", unapproved)
+    tail = f" [red]{escape(skipped)}[/]" if unapproved else ""
     console.print(f"[bold]{escape(plan.summary_line())}[/]{tail}")
 
 
@@ -98,13 +103,19 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _md_name(name: str) -> str:
+    """An attribute as an approver reads it: its word, else its code."""
+    word = attribute_name(name)
+    return _md(word) if word else f"`{_md(name)}`"
+
+
 def _md_alta(change: Change) -> str:
     """For an approver: where the new object lands and what it is given, not every attribute."""
     given = {a.name: a.after for a in change.attributes}
-    parts = [f"{name}: `{_md(_value(given[name]))}`" for name in ("title", "physicalDeliveryOfficeName")
+    parts = [f"{_md_name(name)}: `{_md(_value(given[name]))}`" for name in ("title", "physicalDeliveryOfficeName")
              if given.get(name)]
     if given.get("groups"):
-        parts.append(_("groups:") + " " + ", ".join(f"`{_md(g)}`" for g in given["groups"]))
+        parts.append(f"{_md_name('groups')}: " + ", ".join(f"`{_md(g)}`" for g in given["groups"]))
     return "<br>".join(parts)
 
 
@@ -114,9 +125,10 @@ def _md_attributes(change: Change) -> str:
     parts = []
     for a in change.attributes:
         if a.is_set:
-            parts += [f"+{a.name} `{_md(v)}`" for v in a.added()] + [f"−{a.name} `{_md(v)}`" for v in a.removed()]
+            name = _md_name(a.name)
+            parts += [f"+{name} `{_md(v)}`" for v in a.added()] + [f"−{name} `{_md(v)}`" for v in a.removed()]
         else:
-            parts.append(f"{a.name}: `{_md(_value(a.before))}` → `{_md(_value(a.after))}`")
+            parts.append(f"{_md_name(a.name)}: `{_md(_value(a.before))}` → `{_md(_value(a.after))}`")
     return "<br>".join(parts)
 
 
@@ -138,7 +150,7 @@ def plan_markdown(plan: Plan) -> str:
              "live state moves)", fingerprint=plan.fingerprint), ""]
     solicitudes = plan.commit is not None
     for target, changes in plan.by_target().items():
-        out.append(_("#### Target `{target}`", target=target))
+        out += ["", _("#### Target `{target}`", target=target)]
         for movement in Movement:
             rows = [c for c in changes if c.movement is movement]
             if not rows:
@@ -146,7 +158,7 @@ def plan_markdown(plan: Plan) -> str:
             out += ["", f"<details{' open' if movement is not Movement.ALTA else ''}>"
                         f"<summary>{movement.symbol} {movements(movement, len(rows))}</summary>", "",
                     "| | " + " | ".join((_("kind"), _("object"), _("folio"), _("changes"))) + " |"
-                    + (f" {_('solicitud')} |" if solicitudes else ""),
+                    + (" " + _("solicitud") + " |" if solicitudes else ""),
                     "|---|---|---|---|---|" + ("---|" if solicitudes else "")]
             for c in rows:
                 note = _md(shown(c.reason)) + ("<br>" if c.reason and c.attributes else "")

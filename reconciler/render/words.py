@@ -15,6 +15,27 @@ _KINDS = {
 }
 
 
+# The attributes an approver meets in a pull request comment, in words; any other is shown as
+# its code.  (The terminal plan, for IT staff, shows every attribute by its own name.)
+_ATTRIBUTES = {
+    "sAMAccountName": N_("account name"), "userPrincipalName": N_("sign-in name"), "givenName": N_("given names"),
+    "sn": N_("surnames"), "displayName": N_("name shown"), "display_name": N_("name shown"),
+    "employeeID": N_("employee key"), "title": N_("title"), "company": N_("institution"), "division": N_("division"),
+    "department": N_("department"), "physicalDeliveryOfficeName": N_("office"), "telephoneNumber": N_("telephone"),
+    "ipPhone": N_("extension"), "description": N_("description"), "mail": N_("mail address"),
+    "proxyAddresses": N_("mail addresses"), "groups": N_("groups"), "enabled": N_("enabled"), "ou": N_("place (OU)"),
+    "unit": N_("unit"), "quota": N_("quota"), "aliases": N_("aliases"), "address": N_("address"),
+    "location": N_("location"), "managedBy": N_("responsible"), "holder": N_("holder"), "password": N_("password"),
+    "secret": N_("secret"), "hostname": N_("host name"), "owner": N_("owner"), "members": N_("members"),
+    "order": N_("order"), "rule": N_("rule"),
+}
+
+
+def attribute_name(name: str) -> str | None:
+    """"title" as "puesto"; None for an attribute this table does not know."""
+    return _(_ATTRIBUTES[name]) if name in _ATTRIBUTES else None
+
+
 def kind_name(kind: str) -> str:
     """"account" as "cuenta"; a kind this table does not know is shown as it is."""
     return _(_KINDS[kind]) if kind in _KINDS else kind
