@@ -16,6 +16,7 @@ import string
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _
 
 _LOWER, _UPPER, _DIGITS, _SYMBOLS = string.ascii_lowercase, string.ascii_uppercase, string.digits, "-_.!#%+=?"
 _ALL = _LOWER + _UPPER + _DIGITS + _SYMBOLS
@@ -52,7 +53,8 @@ class CredentialFile:
             os.chmod(self.path.parent, 0o700)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
-            raise ReconcilerError(f"cannot create the credentials file {self.path}: {exc.strerror}") from None
+            raise ReconcilerError(_("cannot create the credentials file {path}: {error}",
+                                     path=self.path, error=exc.strerror)) from None
         os.fchmod(fd, 0o600)  # whatever the umask
         os.write(fd, self._row(self.HEADER))
         return fd

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.i18n import ngettext
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -35,5 +37,4 @@ class ReconcilerError(Exception):
 class ValidationFailed(ReconcilerError):
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field, p.message))
-        noun = "problem" if len(self.problems) == 1 else "problems"
-        super().__init__(f"{len(self.problems)} {noun} found")
+        super().__init__(ngettext("{n} problem found", "{n} problems found", len(self.problems)))

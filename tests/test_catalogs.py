@@ -92,8 +92,12 @@ def unsaid(path: Path) -> list[str]:
     return found
 
 
+# The catalogs' own maintenance tool speaks to developers, in the code's language.
+DEVELOPERS_ONLY = {PACKAGE / "i18n" / "catalogs.py"}
+
+
 def test_no_prose_outside_the_catalogs():
-    found = [line for path in sorted(PACKAGE.rglob("*.py")) for line in unsaid(path)]
+    found = [line for path in sorted(PACKAGE.rglob("*.py")) if path not in DEVELOPERS_ONLY for line in unsaid(path)]
     assert not found, f"{len(found)} strings a person may read are not in the catalogs:\n" + "\n".join(found)
 
 

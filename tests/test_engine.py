@@ -223,7 +223,7 @@ def test_an_apply_that_dies_halfway_is_recorded_as_aborted_and_the_next_run_conv
     assert [r["kind"] for r in records] == ["run-start", "planned", "planned", "planned", "run-end"]
     end = records[-1]
     assert end["result"] == "aborted" and not end["applied_ref_moved"]
-    assert end["reason"] == "FakeCrash: target b-second died after writing 1 changes"
+    assert end["reason"] == "FakeCrash: target b-second died after writing 1 change"
     # The target that finished says what it did, but its run was aborted too.
     first = fakes.records("a-first")
     assert [r["status"] for r in first if r["kind"] == "change"] == ["applied"] * 3

@@ -159,7 +159,7 @@ def test_a_failed_probe_fails_the_run_and_is_recorded(fw):
     fw.repo.rules = {"hg": [rule("web", service="web", probes=[
         {"from": "clientes-hgc", "to": "expediente:5432", "expect": "allow"}])]}  # the rule does not allow 5432
     code, out, err = fw.cli("apply")
-    assert code == 1 and "1 probes failed" in out
+    assert code == 1 and "1 probe failed" in out
     [record] = probe_records(fw)
     assert record["observed"] == "deny" and record["passed"] is False
 
@@ -173,7 +173,7 @@ def test_probe_proves_the_rules_again_without_changing_anything(fw):
     assert code == 0 and "✓ probe fw-test web: clientes-hgc -> expediente:443 expect allow: allow" in out
     nft("flush", "chain", "inet", "rctest", "forward")  # someone empties the firewall's rules
     code, out, _ = fw.cli("probe", land=False)
-    assert code == 1 and "1 probes, 1 failed." in out  # the policy drops everything now
+    assert code == 1 and "1 probe, 1 failed." in out  # the policy drops everything now
     assert nft("list", "table", "inet", "rctest") != before  # probe changed nothing back: apply does
 
 

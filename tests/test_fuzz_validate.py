@@ -44,7 +44,7 @@ def _assert_holds(case: fs.Case, subprocess_: bool = False) -> None:
 def test_the_example_repository_is_valid():
     run, failures = fs.check(fs.base_case())
     assert run.code == 0 and failures == [], run.err
-    assert "3 people (2 activo, 1 baja) in 2 units" in run.out and "2 rules, 1 probes" in run.out
+    assert "3 people (2 activo, 1 baja) in 2 units" in run.out and "2 rules, 1 probe" in run.out
 
 
 @settings(max_examples=500, deadline=timedelta(seconds=fs.TIME_BOUND), **SETTINGS)
@@ -179,8 +179,8 @@ def test_keys_that_are_not_text_are_refused_where_names_are_keys(tmp_path):
     root = _repo(tmp_path / "inventory", files={"inventory/lab.yaml": inventory})
     path = root / "inventory" / "lab.yaml"
     assert _validate(root, path) == [
-        f"{path}:47: targets[1]: 1 is not a valid key (letters, digits, '-', '_' or '.')",
-        f"{path}:66: targets.fw-1.probe_points.None: None is not a valid key (letters, digits, '-', '_' or '.')"]
+        f"{path}:54: targets[1]: 1 is not a valid key (letters, digits, '-', '_' or '.')",
+        f"{path}:73: targets.fw-1.probe_points.None: None is not a valid key (letters, digits, '-', '_' or '.')"]
 
 
 def test_shared_mailboxes_written_as_a_mapping_are_a_problem(tmp_path):

@@ -23,7 +23,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 # Words that give English away; none is Spanish (nor a name, a kind of the YAML, or a code).
 ENGLISH = {"the", "and", "of", "to", "is", "not", "by", "with", "for", "from", "changes", "change", "target",
            "desired", "state", "scope", "fingerprint", "approved", "approval", "approver", "approvers",
-           "needs", "warning", "warnings", "conflict", "conflicts", "plan:", "no", "yes", "none",
+           "needs", "warning", "warnings", "conflict", "conflicts", "no", "yes", "none",
            "declared", "longer", "account", "group", "kind", "object", "signed", "pending", "requester",
            "skips", "apply", "applied", "full", "incremental", "since", "commit", "run", "drift", "reason",
            "title", "groups", "unit", "direct", "push", "merge", "squash", "on", "at", "in", "it", "them"}
@@ -68,6 +68,7 @@ def _compare(name: str, text: str) -> None:
 def english_left(text: str) -> list[str]:
     """English words in a text meant to be Spanish (outside `code` and the fingerprint comment)."""
     prose = re.sub(r"`[^`]*`|<!--.*?-->|<[^>]+>", " ", text)
+    prose = re.sub(r"(?m)^( +[-+~] )\S+", r"\1", prose)  # the terminal plan names attributes by their codes
     return sorted({w for w in re.findall(r"[a-z:]+", prose.lower()) if w in ENGLISH - ALLOWED})
 
 

@@ -77,7 +77,7 @@ def test_the_next_apply_closes_a_killed_run_with_what_the_target_shows(fakes, mo
     assert [(m.movement, m.status, m.verified) for m in moves] == [("alta", "applied", None)]
     # ... and from the git notes alone, which the killed run never wrote
     code, out, _ = run_cli("--repo", str(fakes.repo.root), "history", "SSM-000002", "--from-git")
-    assert code == 0 and out.count("alta fake-account") >= 2, out
+    assert code == 0 and out.count("alta test account") >= 2, out
 
 
 def test_a_killed_run_whose_work_was_all_done_is_closed_by_an_apply_with_nothing_to_do(fakes, monkeypatch):

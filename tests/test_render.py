@@ -36,11 +36,11 @@ def test_text_plan_reads_like_terraform():
     assert '      ~ title                     "Médica" → "Jefa"' in out
     assert "      + groups GG-B" in out and "      - groups GG-A" in out
     assert "  - account lpena (Luis Peña)  # folio RH/377" in out
-    assert "      ~ enabled                   true → false" in out
-    assert "1 conflicts (objects the reconciler does not own" in out
+    assert "      ~ enabled                   yes → no" in out
+    assert "1 conflict (objects the reconciler does not own" in out
     assert "xzuniga (X): held by unmanaged object CN=x" in out
     assert "Warning: a warning" in out
-    assert out.rstrip().endswith("Plan: 1 altas, 1 modificaciones, 1 bajas.")
+    assert out.rstrip().endswith("Plan: 1 alta, 1 modificación, 1 baja.")
     assert "\x1b[" not in out
     assert "\x1b[32m+" in text(PLAN, color=True)  # green altas on a terminal
 
@@ -59,11 +59,11 @@ def test_json_plan_has_summary_and_changes():
 
 def test_markdown_plan_for_pull_requests():
     md = plan_markdown(PLAN)
-    assert "**Plan: 1 altas, 1 modificaciones, 1 bajas.**" in md
+    assert "**Plan: 1 alta, 1 modificación, 1 baja.**" in md
     assert "| + | account | jnunezo (José Ñúñez O'Brien) | F\\|1 | title: `\"Médico\"`<br>groups: `GG-A`, `GG-B` |" in md
     assert "title: `\"Médica\"` → `\"Jefa\"`" in md and "+groups `GG-B`" in md and "−groups `GG-A`" in md
     assert "changed outside the reconciler (drift)" in md
-    assert "#### ⚠ 1 conflicts (left alone, resolve them by hand)" in md
+    assert "#### ⚠ 1 conflict (left alone, resolve it by hand)" in md
 
 
 def test_markdown_is_cut_to_fit_a_comment():

@@ -99,7 +99,7 @@ def test_audit_verify_from_a_clone_checks_seals_and_approvals(fakes: Fakes, monk
     code, out, err = run_cli(*argv)
     assert code == 0, out + err
     assert "every run sealed by the apply key" in out
-    assert "1 approval signatures verify against the policy in force at their base" in out
+    assert "1 approval signature verifies against the policy in force at its base" in out
     # Rewriting the notes without the key: a record edited and its chain re-hashed.
     note = fakes.repo.git.git.notes("--ref", trail.NOTES_REF, "show", fakes.head())
     records = [json.loads(line) for line in note.splitlines() if line.startswith("{")]

@@ -10,6 +10,7 @@ import pytest
 from ldap3 import MODIFY_REPLACE
 
 from conftest import APPROVER_1, APPROVER_2, REQUESTER, UNIT_HEAD, person
+from reconciler import i18n
 
 pytestmark = pytest.mark.lab  # every test: a sandbox in the lab's Samba AD DC
 
@@ -179,7 +180,7 @@ def test_a_live_lock_refuses_and_an_expired_one_is_taken_over(sandbox):
     lock.write_text(json.dumps(holder))
     code, out, err = sandbox.cli("apply", land=False)
     assert code == 0, out + err
-    assert "took over the lock of ci-runner-2" in err and f"expired at {expired}" in err
+    assert "took over the lock of ci-runner-2" in err and f"expired at {i18n.when(expired)}" in err
     assert not lock.exists() and sandbox.account("jnunezo") is not None
     assert trail(sandbox)[0]["locks_taken_over"]
 

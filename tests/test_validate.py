@@ -64,7 +64,7 @@ def validate(root: Path) -> tuple[int, list[str]]:
 def test_valid_state_passes(tmp_path):
     root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="E1", given="José"))})
     code, out, err = run_cli("--repo", str(root), "validate")
-    assert code == 0 and "1 people (1 activo, 0 baja) in 2 units; 1 entitlements" in out
+    assert code == 0 and "1 person (1 activo, 0 baja) in 2 units; 1 entitlement" in out
 
 
 def test_every_problem_is_reported_with_file_line_and_field(tmp_path):

@@ -118,10 +118,36 @@ def direct_push(dest: Path) -> None:
     repo.index.commit("Actualizo mi puesto", author=MESA, committer=MESA)
 
 
+def pull_request(dest: Path) -> str:
+    """A pull request as IT staff open it: the baja of SSM-000007 that Human Resources asked
+    for, and SSM-000009's new title; a branch off main, not merged (the demo shows its plan)."""
+    import yaml
+
+    repo = git.Repo(dest)
+    branch = "solicitud/baja-ssm-000007"
+    repo.git.checkout("-q", "-B", branch, "main")
+    path = dest / "desired_state" / "users" / "hg-cuernavaca.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for person in data["people"]:
+        if person["employee_key"] == "SSM-000007":
+            person.update(status="baja", solicitud={
+                "folio": "SSM/RH/2026/00412", "date": "2026-11-30", "justification": "Baja por jubilación",
+                "requested_by": "Jefa de Recursos Humanos del Hospital General de Cuernavaca"})
+        if person["employee_key"] == "SSM-000009":
+            person["title"] = "Jefe del Laboratorio Clínico"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    repo.git.add("-A")
+    repo.index.commit("Baja de SSM-000007 y cambio de puesto de SSM-000009", author=MESA, committer=MESA)
+    repo.git.checkout("-q", "main")
+    return branch
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "build":
         build(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) == 3 and sys.argv[1] == "direct-push":
         direct_push(Path(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "pull-request":
+        print(pull_request(Path(sys.argv[2])))
     else:
         sys.exit(__doc__)

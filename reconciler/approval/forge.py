@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Merge:
 class Forge:
     def __init__(self, api: str, repository: str, token: str | None):
         if not api.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ReconcilerError(f"the forge API must be reached over https, not {api!r}")
+            raise ReconcilerError(_("the forge API must be reached over https, not {api!r}", api=api))
         self.api, self.repository, self.token = api.rstrip("/"), repository, token
 
     def _get(self, path: str) -> object:
@@ -48,9 +49,9 @@ class Forge:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 return json.loads(answer.read(8 << 20).decode("utf-8"))
         except urllib.error.HTTPError as exc:
-            raise ReconcilerError(f"the forge answered {exc.code} for {path}") from None
+            raise ReconcilerError(_("the forge answered {code} for {path}", code=exc.code, path=path)) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ReconcilerError(f"cannot read {path} from the forge: {exc}") from None
+            raise ReconcilerError(_("cannot read {path} from the forge: {error}", path=path, error=exc)) from None
 
     def _pages(self, path: str, limit: int = 50) -> list:
         items: list = []
@@ -58,12 +59,12 @@ class Forge:
             sep = "&" if "?" in path else "?"
             batch = self._get(f"{path}{sep}per_page=100&page={page}")
             if not isinstance(batch, list):
-                raise ReconcilerError(f"the forge's answer for {path} is not a list")
+                raise ReconcilerError(_("the forge's answer for {path} is not a list", path=path))
             items += batch
             if len(batch) < 100:
                 return items
         # A later "changes requested" could be on a page not read: attest nothing.
-        raise ReconcilerError(f"{path} has more than {limit * 100} entries: not attested")
+        raise ReconcilerError(_("{path} has more than {count} entries: not attested", path=path, count=limit * 100))
 
     def _headers(self) -> dict[str, str]:
         raise NotImplementedError
@@ -73,8 +74,8 @@ class Forge:
         try:
             return self._merge_of(landed)
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise ReconcilerError(f"the forge's answer about {landed[:10]} is not shaped as its documentation "
-                                  "says: not attested") from None
+            raise ReconcilerError(_("the forge's answer about {commit} is not shaped as its documentation "
+                                    "says: not attested", commit=landed[:10])) from None
 
     def _merge_of(self, landed: str) -> Merge | None:
         raise NotImplementedError

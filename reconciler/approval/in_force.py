@@ -25,6 +25,7 @@ from reconciler.desired.model import DesiredState
 from reconciler.desired.source import DESIRED_DIR, DesiredSource
 from reconciler.desired.yamlfile import parse_yaml
 from reconciler.errors import ValidationFailed
+from reconciler.i18n import lazy
 
 
 @dataclass(frozen=True)
@@ -87,21 +88,24 @@ class RulesInForce:
         path = self.source.path_in_repo(POLICY_FILE)
         in_force = self.last_approved(sha, path)
         if in_force is None:
-            return Rules(None, {}, sha, f"no approved approval policy {path} at {sha[:10]} (the repository's "
-                                        "first commit must hold it)")
+            return Rules(None, {}, sha, lazy("no approved approval policy {file} at {commit} (the repository's "
+                                             "first commit must hold it)", file=path, commit=sha[:10]))
         commit = self.source.repo.commit(in_force)
         blob = blob_id(commit, path)
         if blob is None:
-            return Rules(None, {}, sha, f"commit {sha[:10]} has no approval policy {path}")
+            return Rules(None, {}, sha, lazy("commit {commit} has no approval policy {file}", commit=sha[:10],
+                                             file=path))
         if blob not in self._policies:
             try:
                 self._policies[blob] = parse_policy(blob_text(commit, path), path)
             except ValidationFailed as exc:
                 self._policies[blob] = None
-                return Rules(None, {}, sha, f"the approval policy {path} at {sha[:10]} is invalid ({exc})")
+                return Rules(None, {}, sha, lazy("the approval policy {file} at {commit} is invalid ({error})",
+                                                 file=path, commit=sha[:10], error=str(exc)))
         policy = self._policies[blob]
         return Rules(policy, self._privileged(self.source.repo.commit(sha), policy), sha,
-                     "" if policy else f"the approval policy {path} at {sha[:10]} cannot be read")
+                     "" if policy else lazy("the approval policy {file} at {commit} cannot be read",
+                                            file=path, commit=sha[:10]))
 
     def _privileged(self, commit, policy: Policy | None) -> dict[str, str]:
         """Privileged AD groups (casefolded) -> the entitlement that names them: flagged in

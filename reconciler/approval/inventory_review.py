@@ -11,6 +11,7 @@ the privileged number of approvals, like the approval policy.
 from __future__ import annotations
 
 from reconciler.desired.yamlfile import parse_yaml
+from reconciler.i18n import lazy
 
 # Settings whose change needs only the ordinary approvals, when it goes in this direction:
 # everything else can hand credentials to another machine, switch off a check or widen what a
@@ -57,12 +58,12 @@ def weakened(old_text: str | None, new_text: str | None) -> list[str]:
     approvals, in words."""
     old, new = _targets(old_text), _targets(new_text)
     if old is None or new is None:
-        return ["an inventory that cannot be read"]
+        return [lazy("an inventory that cannot be read")]
     found = []
     for name, path, before, after in _differences(old, new):
         if path is None:
             if after is not None:  # removing a target reaches nothing more
-                found.append(f"adds target {name}")
+                found.append(lazy("adds target {target}", target=name))
             continue
         careful = CAREFUL.get(path[-1] if path else "")
         if careful == "any" or (careful == "lower" and isinstance(before, int) and isinstance(after, int)
@@ -76,5 +77,5 @@ def changed(old_text: str | None, new_text: str | None) -> list[str]:
     """Every setting the change touches, for the plan's note."""
     old, new = _targets(old_text), _targets(new_text)
     if old is None or new is None:
-        return ["(unreadable)"]
+        return [lazy("(unreadable)")]
     return [".".join((str(name),) + (path or ())) for name, path, _, _ in _differences(old, new)]

@@ -29,8 +29,22 @@ from reconciler.desired.files import LINK, blob_text
 from reconciler.desired.source import DesiredSource
 from reconciler.desired.yamlfile import not_utf8, parse_yaml
 from reconciler.errors import Problem, ValidationFailed
+from reconciler.i18n import Message, _, lazy, lazy_n
+from reconciler.i18n import source as source_text
 
 POLICY_FILE = "inventory/approvers.yaml"
+
+
+def joined(items, separator: str = "; ") -> str:
+    """Items (Messages or plain text) joined by `separator`: a Message when one of them is,
+    so the whole still shows in the current language and keeps its source text."""
+    items = list(items)
+    if len(items) == 1:
+        return items[0]
+    if not any(isinstance(i, Message) for i in items):
+        return separator.join(items)
+    return Message(separator.join(f"{{item{i}}}" for i in range(len(items))),
+                   args={f"item{i}": item for i, item in enumerate(items)})
 
 
 @dataclass(frozen=True)
@@ -71,17 +85,21 @@ class Approval:
     pending: bool = False  # part of the pull request under review: its approval is being decided
 
     def to_dict(self) -> dict:
-        return {"approved": self.ok, "reason": self.reason, "counted": list(self.approvers), "pending": self.pending}
+        return {"approved": self.ok, "reason": source_text(self.reason), "counted": list(self.approvers), "pending": self.pending}
 
 
 def awaiting(required: int, privileged: tuple[str, ...], privileged_required: int) -> Approval:
     """The verdict for a change a pull request under review brings: not yet approved, and
     what its approval will take."""
     if privileged:
-        need = f"{privileged_required} distinct approvers (grants privileged {', '.join(privileged)})"
+        reason = lazy_n("in this pull request: needs {n} distinct approver (grants privileged {entitlements}) "
+                        "other than the requester",
+                        "in this pull request: needs {n} distinct approvers (grants privileged {entitlements}) "
+                        "other than the requester", privileged_required, entitlements=joined(privileged, ", "))
     else:
-        need = f"{required} approver{'s' if required > 1 else ''}"
-    return Approval(False, f"in this pull request: needs {need} other than the requester", pending=True)
+        reason = lazy_n("in this pull request: needs {n} approver other than the requester",
+                        "in this pull request: needs {n} approvers other than the requester", required)
+    return Approval(False, reason, pending=True)
 
 
 @dataclass(frozen=True)
@@ -124,34 +142,39 @@ class Policy:
                 continue  # counted already
             checks[signer] = checks.get(signer, 0) + 1
             if checks[signer] == MAX_CHECKS_PER_SIGNER + 1:
-                refused.append(f"more than {MAX_CHECKS_PER_SIGNER} signatures in the name of {st.signer}: "
-                               "the rest are not checked")
+                refused.append(lazy_n("more than {n} signature in the name of {signer}: the rest are not checked",
+                                      "more than {n} signatures in the name of {signer}: the rest are not checked",
+                                      MAX_CHECKS_PER_SIGNER, signer=st.signer))
             if checks[signer] > MAX_CHECKS_PER_SIGNER:
                 continue
             if st.kind == "approval":
                 approver = next((a for a in self.approvers if a.identity.key == signer), None)
                 if approver is None:
-                    refused.append(f"a signature by {st.signer}, who is not an approver in {self.file}")
+                    refused.append(lazy("a signature by {signer}, who is not an approver in {file}",
+                                        signer=st.signer, file=self.file))
                 elif not verifier.valid(s, st.signer, approver.keys):
-                    refused.append(f"{approver.identity.name}'s signature does not verify against the keys "
-                                   f"{self.file} lists for them")
+                    refused.append(lazy("{name}'s signature does not verify against the keys {file} lists for them",
+                                        name=approver.identity.name, file=self.file))
                 else:
                     vouches.append(Vouch(approver, "signature"))
                 continue
             bot = next((b for b in self.bots if b.name == st.signer), None)
             if bot is None or bot.forge != st.forge:
-                refused.append(f"an attestation by {st.signer!r}, not a {st.forge} bot in {self.file}")
+                refused.append(lazy("an attestation by {signer!r}, not a {forge} bot in {file}",
+                                    signer=st.signer, forge=st.forge, file=self.file))
             elif not verifier.valid(s, f"bot:{bot.name}", (bot.key,)):
-                refused.append(f"bot {bot.name}'s attestation does not verify against its key in {self.file}")
+                refused.append(lazy("bot {bot}'s attestation does not verify against its key in {file}",
+                                    bot=bot.name, file=self.file))
             else:
                 if (author := self.by_forge(st.forge, st.author)) is not None:
                     authors.add(author.identity.key)
                 for account in st.approved_by:
                     approver = self.by_forge(st.forge, account)
                     if approver is None:
-                        refused.append(f"{st.forge} account {account} is no approver's in {self.file}")
+                        refused.append(lazy("{forge} account {account} is no approver's in {file}",
+                                            forge=st.forge, account=account, file=self.file))
                     else:
-                        vouches.append(Vouch(approver, f"bot {bot.name} ({st.forge} {account})"))
+                        vouches.append(Vouch(approver, f"bot {bot.name} ({st.forge} {account})"))  # not for people
         return vouches, refused, authors
 
     def evaluate(self, vouches: list[Vouch], requesters: set[str], scope: Scope,
@@ -164,24 +187,35 @@ class Policy:
                 continue  # the same person twice counts once
             seen.add(ident.key)
             if ident.key in requesters:
-                refused.append(f"{ident.name} requested the change and cannot approve it")
+                refused.append(lazy("{name} requested the change and cannot approve it", name=ident.name))
             elif ident.key in scope.subjects or (vouch.approver.employee_key is not None
                                                   and vouch.approver.employee_key == scope.about):
-                refused.append(f"{ident.name} is the person the change is about and cannot approve it")
+                refused.append(lazy("{name} is the person the change is about and cannot approve it",
+                                    name=ident.name))
             elif not vouch.approver.may_approve(scope.unit, scope.files):
-                where = f"unit {scope.unit}" if scope.unit else ", ".join(scope.files) or "this object"
-                refused.append(f"{ident.name} may not approve {where}")
+                if scope.unit:
+                    refused.append(lazy("{name} may not approve unit {unit}", name=ident.name, unit=scope.unit))
+                elif scope.files:
+                    refused.append(lazy("{name} may not approve {files}", name=ident.name,
+                                        files=", ".join(scope.files)))
+                else:
+                    refused.append(lazy("{name} may not approve this object", name=ident.name))
             else:
                 counted.append(str(ident))
         needed = self.privileged_required if scope.privileged else self.required
         if len(counted) >= needed:
-            return Approval(True, "approved by " + ", ".join(a.split(" <")[0] for a in counted), tuple(counted))
-        why = (f"grants privileged {', '.join(scope.privileged)}: needs {needed} distinct approvers"
-               if scope.privileged else f"needs {needed} approver{'s' if needed > 1 else ''}")
+            return Approval(True, lazy("approved by {approvers}",
+                                       approvers=", ".join(a.split(" <")[0] for a in counted)), tuple(counted))
+        if scope.privileged:
+            why = lazy_n("grants privileged {entitlements}: needs {n} distinct approver, has {signed} signed",
+                         "grants privileged {entitlements}: needs {n} distinct approvers, has {signed} signed",
+                         needed, entitlements=joined(scope.privileged, ", "), signed=len(counted))
+        else:
+            why = lazy_n("needs {n} approver, has {signed} signed", "needs {n} approvers, has {signed} signed",
+                         needed, signed=len(counted))
         said = list(dict.fromkeys(refused))  # a flood of statements must not flood the plan too
-        said = said[:5] + [f"{len(said) - 5} more"] if len(said) > 5 else said
-        detail = f"; {'; '.join(said)}" if said else ""
-        return Approval(False, f"{why}, has {len(counted)} signed{detail}", tuple(counted))
+        said = said[:5] + [lazy("{count} more", count=len(said) - 5)] if len(said) > 5 else said
+        return Approval(False, joined([why, *said]), tuple(counted))
 
 
 def parse_policy(text: str | None, display: str) -> Policy | None:
@@ -199,23 +233,25 @@ def parse_policy(text: str | None, display: str) -> Policy | None:
     for index, raw in enumerate(data["approvers"]):
         ident = Identity(raw["name"], raw["email"])
         if any(a.identity.key == ident.key for a in approvers):
-            check.add(("approvers", index, "email"), f"{raw['email']} is listed twice")
+            check.add(("approvers", index, "email"), _("{email} is listed twice", email=raw["email"]))
         keys = tuple(public_key(k) for k in raw.get("keys", ()))
         for k, key in enumerate(keys):
             if holders.setdefault(key, ident.key) != ident.key:
-                check.add(("approvers", index, "keys", k), f"this key is also {holders[key]}'s: two approvers "
-                                                          "with one key are one person")
+                check.add(("approvers", index, "keys", k),
+                          _("this key is also {holder}'s: two approvers with one key are one person",
+                            holder=holders[key]))
         forge = tuple(sorted(raw.get("forge", {}).items()))
         for name, account in forge:
             if any((name, account.casefold()) in {(f, a.casefold()) for f, a in other.forge} for other in approvers):
-                check.add(("approvers", index, "forge", name), f"{name} account {account} is listed twice")
+                check.add(("approvers", index, "forge", name),
+                          _("{forge} account {account} is listed twice", forge=name, account=account))
         approvers.append(Approver(ident, tuple(raw.get("units", ())), tuple(raw.get("paths", ())), keys, forge,
                                   raw.get("employee_key")))
     bots = []
     for index, raw in enumerate(data.get("bots", ())):
         key = public_key(raw["key"])
         if key in holders or any(b.name == raw["name"] for b in bots):
-            check.add(("bots", index), f"bot {raw['name']} repeats a name or an approver's key")
+            check.add(("bots", index), _("bot {bot} repeats a name or an approver's key", bot=raw["name"]))
         bots.append(Bot(raw["name"], key, raw["forge"]))
     if check.problems:
         raise ValidationFailed(check.problems)
@@ -233,7 +269,7 @@ def load_policy(source: DesiredSource) -> Policy | None:
         root = source.files.root.parent  # type: ignore[attr-defined]
         file = root / POLICY_FILE
         if file.is_symlink() or (file.exists() and not file.resolve().is_relative_to(root.resolve())):
-            raise ValidationFailed([Problem(path, None, "", f"cannot read: {LINK}")])
+            raise ValidationFailed([Problem(path, None, "", _("cannot read: {reason}", reason=_(LINK)))])
         try:  # bytes decoded as a commit's blob is (read_text would turn a lone \r into a line break)
             text = file.read_bytes().decode("utf-8") if file.is_file() else None
         except UnicodeDecodeError as exc:  # a problem with its file and line, like any desired-state file's

@@ -7,13 +7,14 @@ from typing import Protocol
 from reconciler.approval.in_force import RulesInForce, privileged_groups
 from reconciler.approval.inventory_review import weakened
 from reconciler.approval.ledger import Ledger, Stretch
-from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting
+from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting, joined
 from reconciler.approval.signatures import NOTES_REF, Verifier
-from reconciler.approval.solicitudes import History, Identity
+from reconciler.approval.solicitudes import History, Identity, how_words
 from reconciler.desired.model import DesiredState
 from reconciler.desired.files import blob_id, blob_text
 from reconciler.desired.source import DESIRED_DIR, DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy, lazy_n, shown
 from reconciler.plan import Change, Movement, Plan
 
 
@@ -42,8 +43,8 @@ def base_commit(repo, base: str) -> str:
     """The commit of the branch a pull request targets: a branch, never a tag of that name."""
     sha = branch_commit(repo, base)
     if sha is None:
-        raise ReconcilerError(f"--proposal: no branch {base!r} (a local branch, or a remote one like origin/main) "
-                              "to compare the pull request with; tags are not accepted")
+        raise ReconcilerError(_("--proposal: no branch {branch!r} (a local branch, or a remote one like origin/main) "
+                                "to compare the pull request with; tags are not accepted", branch=base))
     return sha
 
 
@@ -102,7 +103,7 @@ class Judge:
     def _judge_file(self, landed: str, path: str) -> bool:
         parent = self.history.line.parents.get(landed, ())[:1]
         if path.endswith(POLICY_FILE):
-            sensitive: tuple[str, ...] = ("the approval policy",)
+            sensitive: tuple[str, ...] = (lazy("the approval policy"),)
         elif path != self.entitlements_file:  # an inventory, wherever the run keeps it
             old = blob_text(self.repo.commit(parent[0]), path) if parent else None
             sensitive = tuple(weakened(old, blob_text(self.repo.commit(landed), path)))[:1]
@@ -111,7 +112,8 @@ class Judge:
             listed = rules.policy.privileged_entitlements if rules and rules.policy else frozenset()
             old = privileged_groups(blob_text(self.repo.commit(parent[0]), path), path, listed) if parent else {}
             dropped = set(old) - set(privileged_groups(blob_text(self.repo.commit(landed), path), path, listed))
-            sensitive = (f"makes {', '.join(sorted(dropped))} no longer privileged",) if dropped else ()
+            sensitive = (lazy("makes {entitlements} no longer privileged",
+                              entitlements=", ".join(sorted(dropped))),) if dropped else ()
         in_force = self._blob(self.rules.last_approved(parent[0], path), path) if parent else None
         if parent and self._blob(landed, path) == in_force:
             return True  # back to what is in force (a revert): nothing changes
@@ -163,31 +165,37 @@ class Judge:
             rules = self.rules.at(base) if base in self.history.line else None
             for signed in entries:
                 if isinstance(signed, str):
-                    out.append((base, "?", False, signed))
+                    out.append((base, "?", False, shown(signed)))
                 elif rules is None or rules.policy is None:
-                    why = rules.problem if rules else f"{base[:10]} is not on the protected branch's first-parent line"
-                    out.append((base, signed.statement.signer, False, why))
+                    why = rules.problem if rules else _("{commit} is not on the protected branch's first-parent line",
+                                                        commit=base[:10])
+                    out.append((base, signed.statement.signer, False, shown(why)))
                 else:
-                    vouches, refused, _ = rules.policy.vouches([signed], self.verifier)
+                    vouches, refused, _authors = rules.policy.vouches([signed], self.verifier)
                     out.append((base, signed.statement.signer, bool(vouches) or (not refused),
-                                "; ".join(refused)))
+                                "; ".join(shown(r) for r in refused)))
         return out
 
     def _unsigned(self, landed: str) -> str:
         parents = self.history.line.parents.get(landed, ())
         if not parents:
-            return (f"commit {landed[:10]} is the repository's first: no policy was in force before it, "
-                    "so nothing it declares is approved")
+            return lazy("commit {commit} is the repository's first: no policy was in force before it, "
+                        "so nothing it declares is approved", commit=landed[:10])
         p = self.history.provenance(landed)
-        if p.pull_request or p.how != "commit":
-            what = f"({p.how} of pull request {p.pull_request}) landed" if p.pull_request else f"({p.how}) landed"
+        if p.pull_request:
+            why = lazy("commit {commit} ({how} of pull request {pull_request}) landed without a signed approval "
+                       "({ref} holds none that covers it)", commit=landed[:10], how=how_words(p.how),
+                       pull_request=p.pull_request, ref=NOTES_REF)
+        elif p.how != "commit":
+            why = lazy("commit {commit} ({how}) landed without a signed approval ({ref} holds none that covers it)",
+                       commit=landed[:10], how=how_words(p.how), ref=NOTES_REF)
         else:
-            what = "was pushed straight to the protected branch"
-        why = f"commit {landed[:10]} {what} without a signed approval ({NOTES_REF} holds none that covers it)"
+            why = lazy("commit {commit} was pushed straight to the protected branch without a signed approval "
+                       "({ref} holds none that covers it)", commit=landed[:10], ref=NOTES_REF)
         if p.claimed or p.unreadable_trailers:
-            why += " (its Approved-by trailers are text anyone can write, not signatures)"
+            why = lazy("{reason} (its Approved-by trailers are text anyone can write, not signatures)", reason=why)
         bad = self.ledger.unreadable(parents[0])
-        return why + (f"; {bad[0]}" if bad else "")
+        return joined([why, bad[0]]) if bad else why
 
     def requesters(self, stretch: Stretch, signed: list) -> set[str]:
         """Everyone who asked: the authors of the commits the stretch brings (and of the
@@ -214,7 +222,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
     Last, each target's provider may approve changes by implication: what its inventory entry
     names, or what an approved change needs."""
     if source.commit is None:
-        verdict = Approval(False, "a working-tree preview is never applied")
+        verdict = Approval(False, lazy("a working-tree preview is never applied"))
         return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
     # A handful of changes in files of thousands of lines: blame just their lines.
     history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
@@ -240,7 +248,8 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
             approval = awaiting(policy.required if policy else 1, scope.privileged,
                                 policy.privileged_required if policy else 2)
         elif provenance is None:
-            approval = Approval(False, "no commit on the protected branch declares it, so no solicitud approved it")
+            approval = Approval(False, lazy("no commit on the protected branch declares it, so no solicitud "
+                                            "approved it"))
         else:
             approval = judge.landing(provenance.landed, change, subjects, files)
             if approval.ok and not decided:
@@ -248,7 +257,8 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
             provenance = replace(provenance, approvers=tuple(
                 i for i in map(Identity.parse, approval.approvers) if i is not None))
         reviewed.append(replace(planned, provenance=provenance, approval=approval))
-    ignored = tuple(f"commit {sha[:10]} changed {path} without the approvals that takes: it is not in force"
+    ignored = tuple(lazy("commit {commit} changed {file} without the approvals that takes: it is not in force",
+                         commit=sha[:10], file=path)
                     for sha, path in sorted(judge.rules.ignored.items()))
     ignored += _unapproved_since(judge, history, since)
     return replace(plan, changes=tuple(_with_implied(reviewed, targets)), warnings=plan.warnings + ignored)
@@ -292,10 +302,12 @@ def _unapproved_since(judge: Judge, history: History, since: str | None) -> tupl
     unsigned = [sha for sha in history.line.order[start + 1:] if not judge.ledger.covering(sha)]
     if not unsigned:
         return ()
-    shown = ", ".join(sha[:10] for sha in unsigned[-5:]) + (" …" if len(unsigned) > 5 else "")
-    return (f"{len(unsigned)} commit{'s' if len(unsigned) > 1 else ''} landed since the applied {since[:10]} "
-            f"without a signed approval ({shown}): nothing they change is applied, and an approved change "
-            "they undid is not applied either",)
+    listed = ", ".join(sha[:10] for sha in unsigned[-5:]) + (" …" if len(unsigned) > 5 else "")
+    return (lazy_n("{n} commit landed since the applied {commit} without a signed approval ({commits}): nothing "
+                   "they change is applied, and an approved change they undid is not applied either",
+                   "{n} commits landed since the applied {commit} without a signed approval ({commits}): nothing "
+                   "they change is applied, and an approved change they undid is not applied either",
+                   len(unsigned), commit=since[:10], commits=listed),)
 
 
 def _covered(history: History, judge: Judge, newest: str, change: Change, subjects: dict) -> Approval | None:
@@ -307,15 +319,20 @@ def _covered(history: History, judge: Judge, newest: str, change: Change, subjec
     see the whole change in its plan.  The refusal, or None."""
     seen = {newest}
     for source in change.origins:
-        for landed, what in [(sha, "also wrote") for sha in history.written_by(source)] + \
-                [(sha, "removed lines of") for sha in history.silent_changes(source)]:
+        for landed, removed in [(sha, False) for sha in history.written_by(source)] + \
+                [(sha, True) for sha in history.silent_changes(source)]:
             if landed in seen:
                 continue
             seen.add(landed)
             verdict = judge.landing(landed, change, subjects, files=(source.file,), privileged=False)
+            if not verdict.ok and removed:
+                return Approval(False, lazy("commit {commit} removed lines of this declaration ({file}) and was "
+                                            "not approved ({reason}); an approval covers the whole change",
+                                            commit=landed[:10], file=source.file, reason=verdict.reason))
             if not verdict.ok:
-                return Approval(False, f"commit {landed[:10]} {what} this declaration ({source.file}) and was "
-                                       f"not approved ({verdict.reason}); an approval covers the whole change")
+                return Approval(False, lazy("commit {commit} also wrote this declaration ({file}) and was "
+                                            "not approved ({reason}); an approval covers the whole change",
+                                            commit=landed[:10], file=source.file, reason=verdict.reason))
     return None
 
 

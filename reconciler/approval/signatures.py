@@ -30,6 +30,8 @@ import tempfile
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
+from reconciler.i18n import _, lazy, lazy_n
+
 NAMESPACE = "reconciler-approval"
 NOTES_REF = "refs/notes/reconciler-approvals"
 LINE_TAG = "reconciler-approval-v1"
@@ -69,7 +71,7 @@ class Statement:
 
     def text(self) -> str:
         """The canonical text signed: one `key value` line per field, in a fixed order."""
-        lines = ["reconciler approval statement v1"]
+        lines = ["reconciler approval statement v1"]  # not for people: the signed text
         for f in fields(self):
             value = getattr(self, f.name)
             for item in (value if isinstance(value, tuple) else (value,)):
@@ -80,32 +82,32 @@ class Statement:
     @staticmethod
     def parse(text: str) -> "Statement":
         lines = text.split("\n")
-        if lines[:1] != ["reconciler approval statement v1"] or lines[-1] != "":
-            raise ValueError("not an approval statement")
+        if lines[:1] != ["reconciler approval statement v1"] or lines[-1] != "":  # not for people
+            raise ValueError(lazy("not an approval statement"))
         names = {f.name.replace("_", "-"): f for f in fields(Statement)}
         values: dict[str, object] = {}
         for line in lines[1:-1]:
-            key, _, value = line.partition(" ")
+            key, _sep, value = line.partition(" ")
             f = names.get(key)
             if f is None or not value or not value.isprintable():  # an ESC in a name would reach a terminal
-                raise ValueError(f"unreadable statement line {line[:60]!r}")
+                raise ValueError(lazy("unreadable statement line {line!r}", line=line[:60]))
             if f.type.startswith("tuple"):
                 values[f.name] = (*values.get(f.name, ()), value)  # type: ignore[misc]
             elif f.name in values:
-                raise ValueError(f"{key} given twice")
+                raise ValueError(lazy("{field} given twice", field=key))
             else:
                 values[f.name] = value
         missing = [f.name for f in fields(Statement) if f.default is MISSING and f.name not in values]
         if missing:
-            raise ValueError(f"missing {', '.join(missing)}")
+            raise ValueError(lazy("missing {fields}", fields=", ".join(missing)))
         statement = Statement(**values)  # type: ignore[arg-type]
         if statement.text() != text:
-            raise ValueError("statement is not in canonical form")
+            raise ValueError(lazy("statement is not in canonical form"))
         if statement.kind not in ("approval", "attestation"):
-            raise ValueError(f"unknown kind {statement.kind!r}")
+            raise ValueError(lazy("unknown kind {kind!r}", kind=statement.kind))
         for name in ("base", "head", "tree") + (("landed",) if statement.kind == "attestation" else ()):
             if not _SHA.match(getattr(statement, name)):
-                raise ValueError(f"{name} is not a full commit id")
+                raise ValueError(lazy("{field} is not a full commit id", field=name))
         return statement
 
 
@@ -123,13 +125,13 @@ class Signed:
     def parse_line(line: str) -> "Signed":
         parts = line.split(" ")
         if len(line) > _MAX_LINE or len(parts) != 3 or parts[0] != LINE_TAG:
-            raise ValueError("not a signed approval line")
+            raise ValueError(lazy("not a signed approval line"))
         try:
             text, signature = (base64.b64decode(p, validate=True).decode("utf-8") for p in parts[1:])
         except (binascii.Error, UnicodeDecodeError):
-            raise ValueError("not base64 UTF-8") from None
-        if not signature.startswith("-----BEGIN SSH SIGNATURE-----"):
-            raise ValueError("not an SSH signature")
+            raise ValueError(lazy("not base64 UTF-8")) from None
+        if not signature.startswith("-----BEGIN SSH SIGNATURE-----"):  # not for people: the armor ssh-keygen writes
+            raise ValueError(lazy("not an SSH signature"))
         return Signed(Statement.parse(text), text, signature)
 
 
@@ -146,10 +148,11 @@ def ssh_sign(text: str, key: str | Path, namespace: str = NAMESPACE) -> str:
         done = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", namespace, "-f", str(key)],
                               input=text.encode("utf-8"), capture_output=True, timeout=120)
     except FileNotFoundError:
-        raise SignatureError("ssh-keygen is not installed (OpenSSH 8.2 or later signs)") from None
+        raise SignatureError(_("ssh-keygen is not installed (OpenSSH 8.2 or later signs)")) from None
     if done.returncode != 0:
         why = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise SignatureError(f"ssh-keygen could not sign with {key}: {why[-1] if why else 'no reason given'}")
+        raise SignatureError(_("ssh-keygen could not sign with {key}: {reason}", key=key,
+                               reason=why[-1] if why else _("no reason given")))
     return done.stdout.decode("ascii")
 
 
@@ -226,7 +229,7 @@ def _ssh_verify(text: str, signature: str, principal: str, keys: tuple[str, ...]
                                   input=text.encode("utf-8", "surrogateescape"), capture_output=True, timeout=30,
                                   env={**os.environ, "LC_ALL": "C"})
         except FileNotFoundError:
-            raise SignatureError("ssh-keygen is not installed: signatures cannot be verified") from None
+            raise SignatureError(_("ssh-keygen is not installed: signatures cannot be verified")) from None
         except (subprocess.TimeoutExpired, UnicodeError, OSError):
             return False
     return done.returncode == 0
@@ -241,7 +244,7 @@ def read_notes(repo) -> dict[str, list[Signed | str]]:
         return {}
     found: dict[str, list[Signed | str]] = {}
     for row in listing.splitlines():
-        blob, _, commit = row.partition(" ")
+        blob, _sep, commit = row.partition(" ")
         stream = repo.odb.stream(bytes.fromhex(blob))
         text = stream.read(min(stream.size, 1 << 20)).decode("utf-8", "replace")
         lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
@@ -252,10 +255,14 @@ def read_notes(repo) -> dict[str, list[Signed | str]]:
             except (ValueError, TypeError) as exc:
                 unreadable += 1
                 if unreadable <= UNREADABLE_SHOWN:
-                    found.setdefault(commit, []).append(f"unreadable approval line on {commit[:10]}: {exc}")
+                    # The parser's reason is a Message: kept as such, the plan shows it in its language.
+                    why = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+                    found.setdefault(commit, []).append(lazy("unreadable approval line on {commit}: {error}",
+                                                             commit=commit[:10], error=why))
         if unreadable > UNREADABLE_SHOWN:
-            found.setdefault(commit, []).append(f"{unreadable - UNREADABLE_SHOWN} more unreadable approval lines "
-                                                f"on {commit[:10]}")
+            found.setdefault(commit, []).append(lazy_n("{n} more unreadable approval line on {commit}",
+                                                       "{n} more unreadable approval lines on {commit}",
+                                                       unreadable - UNREADABLE_SHOWN, commit=commit[:10]))
     return found
 
 
@@ -273,7 +280,7 @@ def attach(repo, signed: Signed) -> None:
 
 def push(repo, remote: str, attempts: int = 3) -> None:
     """Push the approvals ref, merging what others pushed meanwhile (lines sort and merge)."""
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         try:
             repo.git.fetch(remote, f"+{NOTES_REF}:refs/notes/reconciler-approvals-remote")
             repo.git.notes("--ref", NOTES_REF, "merge", "-s", "cat_sort_uniq", "refs/notes/reconciler-approvals-remote")
@@ -285,7 +292,8 @@ def push(repo, remote: str, attempts: int = 3) -> None:
         except Exception as exc:  # someone pushed between our fetch and push: again
             last = exc
     # A remote given as a URL may carry a token (https://oauth2:TOKEN@host/...): never shown.
-    raise SignatureError(redacted(f"could not push {NOTES_REF} to {remote}: {last}"))
+    raise SignatureError(redacted(_("could not push {ref} to {remote}: {error}", ref=NOTES_REF, remote=remote,
+                                    error=last)))
 
 
 def redacted(text: str) -> str:

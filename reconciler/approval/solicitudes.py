@@ -23,14 +23,16 @@ from reconciler.desired.entries import entry_texts, lines_of, split_entries
 from reconciler.desired.files import blob_text
 from reconciler.desired.model import Source
 from reconciler.desired.yamlfile import LineIndex, parse_yaml
+from reconciler.i18n import lazy
 
 if TYPE_CHECKING:  # the policy's types are read without Git; History is handed a repository
     import git
 
 _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>@\s]+@[^<>\s]+)>\s*$")
-_GITHUB = (re.compile(r"^Merge pull request #(\d+)"), re.compile(r"\(#(\d+)\)\s*$"))  # merge, squash title
+_GITHUB = (re.compile(r"^Merge pull request #(\d+)"),  # not for people: the forge's merge title, parsed
+           re.compile(r"\(#(\d+)\)\s*$"))  # merge, squash title
 _SHA_LINE = re.compile(r"^[0-9a-f]{40} \d+ \d+")
-_GITLAB = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE)  # anywhere in the body
+_GITLAB = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE)  # anywhere in the body; not for people
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,20 @@ class Provenance:
                 "trailers": [str(a) for a in self.claimed]}
 
     def summary(self) -> str:
-        pr = f"PR {self.pull_request}, " if self.pull_request else ""
-        return f"{pr}commit {self.landed[:10]} ({self.how}), requested by {self.requester.name}"
+        if self.pull_request:
+            return lazy("PR {pull_request}, commit {commit} ({how}), requested by {requester}",
+                        pull_request=self.pull_request, commit=self.landed[:10], how=how_words(self.how),
+                        requester=self.requester.name)
+        return lazy("commit {commit} ({how}), requested by {requester}", commit=self.landed[:10],
+                    how=how_words(self.how), requester=self.requester.name)
+
+
+def how_words(how: str) -> str:
+    """How a commit landed (Provenance.how, a code value in JSON), in words."""
+    words = {"merge commit": lazy("merge commit"),  # not for people: the keys are the code values
+             "squash merge": lazy("squash merge"),  # not for people: the key
+             "commit": lazy("pushed directly")}
+    return words.get(how, how)
 
 
 def pull_request_of(message: str) -> str | None:
@@ -205,7 +219,7 @@ class History:
         if (sha, path) not in self._entries:
             self._entries[sha, path] = entry_texts(blob_text(self.repo.commit(sha), path))
         texts = self._entries[sha, path]
-        return texts.get(key) if texts is not None else "(a file the scanner cannot split)"
+        return texts.get(key) if texts is not None else "(a file the scanner cannot split)"  # not for people: compared
 
     def silent_changes(self, source: Source) -> list[str]:
         """Landings after the newest one that wrote a line of a person's entry which still
@@ -337,8 +351,8 @@ class History:
         if landed not in self._provenance:
             commit = self.repo.commit(landed)
             merged = self.repo.commit(commit.parents[1]) if len(commit.parents) > 1 else commit
-            how = ("merge commit" if len(commit.parents) > 1
-                   else "squash merge" if pull_request_of(commit.message) else "commit")
+            how = ("merge commit" if len(commit.parents) > 1  # not for people: a code value (how_words says it)
+                   else "squash merge" if pull_request_of(commit.message) else "commit")  # not for people
             claimed, unreadable = approvers_of(commit)
             self._provenance[landed] = Provenance(
                 commit=merged.hexsha, landed=landed, how=how, pull_request=pull_request_of(commit.message),

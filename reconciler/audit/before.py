@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _
 
 
 def jsonable(value: Any) -> Any:
@@ -78,5 +79,6 @@ def write(directory: str | Path, target: str, run: str, image: tuple[str, bytes]
         finally:
             os.close(fd)
     except OSError as exc:
-        raise ReconcilerError(f"cannot write the before-image {path}: {exc.strerror}; nothing was changed") from None
+        raise ReconcilerError(_("cannot write the before-image {path}: {error}; nothing was changed",
+                                path=path, error=exc.strerror)) from None
     return {"path": str(path), "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}

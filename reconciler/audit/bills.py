@@ -27,10 +27,12 @@ from decimal import Decimal, InvalidOperation
 
 from reconciler.desired.model import PhoneLine
 from reconciler.errors import Problem, ValidationFailed
+from reconciler.i18n import N_, _, lazy, ngettext, source
 
 REQUIRED = ("cuenta_maestra", "numero", "total")
 OPTIONAL = ("periodo", "plan", "consumo")
-NOT_DECLARED, NOT_BILLED, OVER_PLAN = "billed but not declared", "declared but not billed", "over the plan"
+# The kinds of finding: codes in JSON and CSV, words for people through _() where shown.
+NOT_DECLARED, NOT_BILLED, OVER_PLAN = N_("billed but not declared"), N_("declared but not billed"), N_("over the plan")
 ORDER = {NOT_DECLARED: 0, OVER_PLAN: 1, NOT_BILLED: 2}
 
 
@@ -68,7 +70,7 @@ class Finding:
         money = lambda v: f"{v:.2f}" if v is not None else None  # noqa: E731
         return {"finding": self.kind, "master_account": self.master_account, "unit": self.unit,
                 "number": self.number, "billed": money(self.billed), "contracted": money(self.contracted),
-                "amount": money(self.amount), "note": self.note}
+                "amount": money(self.amount), "note": source(self.note)}
 
 
 def _column(name: str) -> str:
@@ -89,12 +91,14 @@ def parse_bill(text: str, name: str) -> list[BilledLine]:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = next(reader, None)
     if not header:
-        raise ValidationFailed([Problem(name, None, "", "the bill is empty: expected a CSV header row")])
+        raise ValidationFailed([Problem(name, None, "", _("the bill is empty: expected a CSV header row"))])
     columns = {_column(h): i for i, h in enumerate(header)}
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise ValidationFailed([Problem(name, 1, ", ".join(missing), f"missing column (the header has "
-                                        f"{', '.join(header)}; required: {', '.join(REQUIRED)})")])
+        raise ValidationFailed([Problem(name, 1, ", ".join(missing), ngettext(
+            "missing column (the header has {header}; required: {required})",
+            "missing columns (the header has {header}; required: {required})", len(missing),
+            header=", ".join(header), required=", ".join(REQUIRED)))])
     rows, problems = [], []
     for line_no, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
@@ -102,7 +106,8 @@ def parse_bill(text: str, name: str) -> list[BilledLine]:
         cell = lambda c: row[columns[c]].strip() if c in columns and columns[c] < len(row) else ""  # noqa: E731
         number = "".join(ch for ch in cell("numero") if ch not in " -()")
         if not number.isdigit():
-            problems.append(Problem(name, line_no, "numero", f"{cell('numero')!r} is not a phone number"))
+            problems.append(Problem(name, line_no, "numero", _("{value!r} is not a phone number",
+                                                               value=cell("numero"))))
             continue
         amounts = {}
         for column in ("total", "consumo"):
@@ -110,14 +115,16 @@ def parse_bill(text: str, name: str) -> list[BilledLine]:
                 try:
                     amounts[column] = _money(cell(column))
                 except (InvalidOperation, ValueError):
-                    problems.append(Problem(name, line_no, column, f"{cell(column)!r} is not an amount"))
+                    problems.append(Problem(name, line_no, column, _("{value!r} is not an amount",
+                                                                     value=cell(column))))
         if "total" not in amounts:
             if not cell("total"):
-                problems.append(Problem(name, line_no, "total", "empty: every line billed has a total"))
+                problems.append(Problem(name, line_no, "total", _("empty: every line billed has a total")))
             continue
         total, usage = amounts["total"], amounts.get("consumo")
         if not cell("cuenta_maestra"):
-            problems.append(Problem(name, line_no, "cuenta_maestra", "empty: every line is billed under a master account"))
+            problems.append(Problem(name, line_no, "cuenta_maestra",
+                                    _("empty: every line is billed under a master account")))
             continue
         rows.append(BilledLine(line_no, cell("cuenta_maestra"), number, total, cell("periodo") or None,
                                cell("plan") or None, usage))
@@ -141,16 +148,18 @@ def analyse(declared: list[PhoneLine], bill: list[BilledLine]) -> list[Finding]:
         account = account_of[number]
         if line is None:
             findings.append(Finding(NOT_DECLARED, account, None, number, total,
-                                    note="no declared line has this number"))
+                                    note=lazy("no declared line has this number")))
         elif line.status != "activa":
             findings.append(Finding(NOT_DECLARED, account, line.unit, number, total,
-                                    note=f"declared as a baja (folio {line.solicitud.folio}): cancel it with the carrier"))
+                                    note=lazy("declared as a baja (folio {folio}): cancel it with the carrier",
+                                              folio=line.solicitud.folio)))
         elif line.monthly_cost is not None and total > Decimal(str(line.monthly_cost)):
             findings.append(Finding(OVER_PLAN, account, line.unit, number, total, Decimal(str(line.monthly_cost)),
                                     note=line.plan or ""))
         if line is not None and line.master_account != account:
             findings.append(Finding(NOT_DECLARED, account, line.unit, number, total,
-                                    note=f"declared under master account {line.master_account}"))
+                                    note=lazy("declared under master account {account}",
+                                              account=line.master_account)))
     for number, line in carrier.items():
         if line.status == "activa" and line.master_account in accounts and number not in billed:
             contracted = Decimal(str(line.monthly_cost)) if line.monthly_cost is not None else None

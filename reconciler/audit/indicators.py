@@ -16,6 +16,8 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass
 
+from reconciler.i18n import lazy
+
 MOVEMENTS = ("alta", "modificacion", "baja")
 PLURAL = {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}
 
@@ -66,7 +68,7 @@ class RecordedMovement:
 def _short(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(str, value)) + "]"
-    return "(none)" if value is None else repr(value) if isinstance(value, str) else str(value)
+    return lazy("(none)") if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
 def history(records: list[dict], query: str) -> list[RecordedMovement]:
@@ -77,7 +79,9 @@ def history(records: list[dict], query: str) -> list[RecordedMovement]:
         if not _matches(r, query):
             continue
         sol = r.get("solicitud") or {}
-        changed = tuple(f"{a['name']}: {_short(a.get('before'))} → {_short(a.get('after'))}" for a in r.get("attributes", ()))
+        # Kept as Messages: JSON gets "(none)" whatever the language, people read it in theirs.
+        changed = tuple(lazy("{name}: {before} → {after}", name=a["name"], before=_short(a.get("before")),
+                             after=_short(a.get("after"))) for a in r.get("attributes", ()))
         out.append(RecordedMovement(
             time=r.get("time", ""), target=r.get("target", ""), movement=r.get("movement", ""), kind=r.get("object_kind", ""),
             label=r.get("label", ""), key=r.get("key", ""), status=r.get("status", ""), verified=r.get("verified"),

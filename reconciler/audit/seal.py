@@ -27,12 +27,13 @@ from pathlib import Path
 
 from reconciler.approval.signatures import SignatureError, public_key, ssh_sign, ssh_verify
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 
 TAG_NAMESPACE = "git"
 AUDIT_NAMESPACE = "reconciler-audit"
 PRINCIPAL = "reconciler-apply"
 SEAL_TAG = "reconciler-seal-v1"
-_SIGNATURE = "-----BEGIN SSH SIGNATURE-----"
+_SIGNATURE = "-----BEGIN SSH SIGNATURE-----"  # not for people
 
 
 @dataclass(frozen=True)
@@ -55,17 +56,18 @@ class ApplyKey:
             except OSError:
                 public = None
             if public is None:
-                raise ReconcilerError("RECONCILER_APPLY_PUBLIC_KEY is neither an SSH public key nor a file holding one")
+                raise ReconcilerError(_("RECONCILER_APPLY_PUBLIC_KEY is neither an SSH public key nor a file "
+                                        "holding one"))
         if public is None and private is not None:
             public = _public_of(private)
             if public is None:
-                raise ReconcilerError(f"RECONCILER_APPLY_KEY names {private}, whose public key cannot be had "
-                                      f"(no {private}.pub, and the key is missing or has a passphrase)")
+                raise ReconcilerError(_("RECONCILER_APPLY_KEY names {key}, whose public key cannot be had "
+                                        "(no {key}.pub, and the key is missing or has a passphrase)", key=private))
         return ApplyKey(public, private) if public else None
 
     def sign(self, text: str, namespace: str) -> str:
         if self.private is None:
-            raise SignatureError("only the apply job signs: RECONCILER_APPLY_KEY is not set")
+            raise SignatureError(_("only the apply job signs: RECONCILER_APPLY_KEY is not set"))
         return ssh_sign(text, self.private, namespace)
 
     def valid(self, text: str, signature: str, namespace: str) -> bool:
@@ -102,13 +104,14 @@ def root_of(repo, commit: str) -> str:
 
 def applied_tag(repo, key: ApplyKey, target: str, commit: str) -> str:
     """A signed tag object saying `target` is applied up to `commit`; returns its id."""
-    payload = (f"object {commit}\ntype commit\ntag reconciler-applied-{target}\n"
+    payload = (f"object {commit}\ntype commit\ntag reconciler-applied-{target}\n"  # not for people: git parses it
                f"tagger reconciler <reconciler@localhost> {int(time.time())} +0000\n\n"
                f"reconciler applied\ntarget {target}\ncommit {commit}\nroot {root_of(repo, commit)}\n")
     signed = payload + key.sign(payload, TAG_NAMESPACE)
     done = subprocess.run(["git", "-C", repo.git_dir, "mktag"], input=signed.encode("utf-8"), capture_output=True)
     if done.returncode != 0:
-        raise SignatureError(f"git mktag refused the applied tag: {done.stderr.decode(errors='replace').strip()}")
+        raise SignatureError(_("git mktag refused the applied tag: {error}",
+                               error=done.stderr.decode(errors="replace").strip()))
     return done.stdout.decode("ascii").strip()
 
 
@@ -119,10 +122,10 @@ def verified_applied(repo, ref: str, target: str, key: ApplyKey | None) -> tuple
     if not sha:
         return None, ""
     if key is None:
-        return None, (f"{ref} cannot be checked: no apply key is configured (RECONCILER_APPLY_KEY or "
-                      "RECONCILER_APPLY_PUBLIC_KEY)")
+        return None, lazy("{ref} cannot be checked: no apply key is configured (RECONCILER_APPLY_KEY or "
+                          "RECONCILER_APPLY_PUBLIC_KEY)", ref=ref)
     if repo.git.cat_file("-t", sha) != "tag":
-        return None, f"{ref} is not signed by the apply key"
+        return None, lazy("{ref} is not signed by the apply key", ref=ref)
     raw = repo.odb.stream(bytes.fromhex(sha)).read().decode("utf-8", "surrogateescape")
     payload, marker, rest = raw.partition(_SIGNATURE)
     header, _, message = payload.partition("\n\n")
@@ -130,11 +133,11 @@ def verified_applied(repo, ref: str, target: str, key: ApplyKey | None) -> tuple
     said = dict(line.split(" ", 1) for line in message.splitlines() if " " in line)
     commit = fields.get("object", "")
     if not marker or not key.valid(payload, marker + rest, TAG_NAMESPACE):
-        return None, f"{ref} is not signed by the apply key"
+        return None, lazy("{ref} is not signed by the apply key", ref=ref)
     if said.get("target") != target or said.get("commit") != commit or fields.get("type") != "commit":
-        return None, f"{ref} is signed for another target or commit"
+        return None, lazy("{ref} is signed for another target or commit", ref=ref)
     if said.get("root") != root_of(repo, commit):
-        return None, f"{ref} is signed for another repository"
+        return None, lazy("{ref} is signed for another repository", ref=ref)
     return commit, ""
 
 

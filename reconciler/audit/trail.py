@@ -25,6 +25,7 @@ from reconciler import __version__
 from reconciler.approval.signatures import SignatureError
 from reconciler.audit.seal import SEAL_TAG, seal, sealed
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 
 GENESIS = "0" * 64
 NOTES_REF = "reconciler"
@@ -54,7 +55,7 @@ def operator() -> dict:
         job = f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env.get('GITHUB_REPOSITORY', '')}" \
               f"/actions/runs/{env['GITHUB_RUN_ID']}"
     elif env.get("CI_JOB_URL") or env.get("CI_JOB_ID"):
-        job = env.get("CI_JOB_URL") or f"GitLab job {env['CI_JOB_ID']}"
+        job = env.get("CI_JOB_URL") or f"GitLab job {env['CI_JOB_ID']}"  # not for people: a record field
     return {"operator": who, "ci_job": job, "host": os.uname().nodename}
 
 
@@ -69,7 +70,8 @@ class AuditLog:
             last = _last_record(self.path)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
-            raise ReconcilerError(f"cannot write the audit trail {self.path}: {exc.strerror}") from None
+            raise ReconcilerError(_("cannot write the audit trail {path}: {error}", path=self.path,
+                                    error=exc.strerror)) from None
         self.seq = last["seq"] if last else 0
         self.prev = last["hash"] if last else GENESIS
         self.written: list[dict] = []
@@ -111,8 +113,8 @@ def _last_record(path: Path) -> dict | None:
         try:
             return json.loads(line)
         except json.JSONDecodeError:
-            raise ReconcilerError(f"the last line of the audit trail {path} is not a record: "
-                                  "run `reconciler audit verify`") from None
+            raise ReconcilerError(_("the last line of the audit trail {path} is not a record: "
+                                    "run `reconciler audit verify`", path=path)) from None
     return None
 
 
@@ -135,7 +137,7 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) 
         try:
             text += "\n" + seal(text + "\n", key, commit)
         except SignatureError as exc:
-            raise ReconcilerError(f"could not seal the audit records: {exc}") from None
+            raise ReconcilerError(_("could not seal the audit records: {error}", error=exc)) from None
     env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
            "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
     # Through a file: a run's records easily exceed the command line's length limit.
@@ -145,8 +147,8 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) 
         try:
             repo.git.notes("--ref", NOTES_REF, "append", "--file", note.name, commit, env=env)
         except git.GitCommandError as exc:
-            raise ReconcilerError(f"could not attach the audit records as a git note to {commit[:10]}: "
-                                  f"{exc.stderr.strip()}") from None
+            raise ReconcilerError(_("could not attach the audit records as a git note to {commit}: {error}",
+                                    commit=commit[:10], error=exc.stderr.strip())) from None
 
 
 def read_file(path: Path) -> Iterator[tuple[int, str]]:
@@ -220,16 +222,19 @@ def verify_chain(records: Iterable[tuple[str, dict]], prev: str = GENESIS,
     by_seq: dict[int, str] = {}
     for where, record in records:
         if record is None:
-            return count, f"{where}: not a JSON record", by_seq
+            return count, lazy("{where}: not a JSON record", where=where), by_seq
         count += 1
         if record.get("seq") != seq + 1:
-            return count, (f"{where} (seq {record.get('seq')}): expected seq {seq + 1}; "
-                           f"record {seq + 1} was removed or the records were reordered"), by_seq
+            return count, lazy("{where} (seq {seq}): expected seq {expected}; record {expected} was removed "
+                               "or the records were reordered", where=where, seq=record.get("seq"),
+                               expected=seq + 1), by_seq
         if record.get("prev") != prev:
-            return count, (f"{where} (seq {record['seq']}): its prev hash does not match record "
-                           f"{seq}: a record before it was edited or removed"), by_seq
+            return count, lazy("{where} (seq {seq}): its prev hash does not match record {previous}: a record "
+                               "before it was edited or removed", where=where, seq=record["seq"],
+                               previous=seq), by_seq
         if record.get("hash") != record_hash(record):
-            return count, f"{where} (seq {record['seq']}): its content does not match its hash: the record was edited", by_seq
+            return count, lazy("{where} (seq {seq}): its content does not match its hash: the record was edited",
+                               where=where, seq=record["seq"]), by_seq
         prev, seq = record["hash"], record["seq"]
         by_seq[seq] = record["hash"]
     return count, None, by_seq
@@ -245,7 +250,7 @@ def _record(text: str) -> dict | None:
 
 def _parsed(path: Path) -> Iterator[tuple[str, dict | None]]:
     for number, line in read_file(path):
-        yield f"{path.name} line {number}", _record(line)
+        yield lazy("{file} line {number}", file=path.name, number=number), _record(line)
 
 
 def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verdict:
@@ -257,9 +262,13 @@ def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verd
     mine = [n for n in notes or () if n[1] is not None and n[1].get("target") == target]
     for commit, noted in sorted(mine, key=lambda n: n[1].get("seq", 0)):
         if by_seq.get(noted.get("seq")) != noted.get("hash"):
-            held = "is missing from" if noted.get("seq") not in by_seq else "differs in"
-            return Verdict(path, count, f"record seq {noted.get('seq')} noted in Git on commit {commit[:10]} "
-                                        f"{held} {path.name}")
+            if noted.get("seq") not in by_seq:
+                broken = lazy("record seq {seq} noted in Git on commit {commit} is missing from {file}",
+                              seq=noted.get("seq"), commit=commit[:10], file=path.name)
+            else:
+                broken = lazy("record seq {seq} noted in Git on commit {commit} differs in {file}",
+                              seq=noted.get("seq"), commit=commit[:10], file=path.name)
+            return Verdict(path, count, broken)
     return Verdict(path, count)
 
 
@@ -270,9 +279,10 @@ def verify_notes(notes: list[tuple[str, dict]]) -> list[tuple[str, int, str | No
     out = []
     for commit, record in notes:
         if record is None:
-            out.append(("?", 0, f"git note on {commit[:10]}: a line that is not a JSON record"))
+            out.append(("?", 0, lazy("git note on {commit}: a line that is not a JSON record", commit=commit[:10])))
             continue
-        by_target.setdefault(record.get("target", "?"), []).append((f"git note on {commit[:10]}", record))
+        by_target.setdefault(record.get("target", "?"), []).append(
+            (lazy("git note on {commit}", commit=commit[:10]), record))
     for target, records in sorted(by_target.items()):
         records.sort(key=lambda r: r[1].get("seq", 0))
         count, broken, _ = verify_chain(records)
@@ -289,13 +299,14 @@ def load_records(directories: Iterable[str | Path] = (), notes: list[tuple[str, 
     records = []
     for commit, record in notes or ():
         if record is None:
-            raise ReconcilerError(f"the git note on {commit[:10]} has a line that is not an audit record: "
-                                  "run `reconciler audit verify --from-git`")
+            raise ReconcilerError(_("the git note on {commit} has a line that is not an audit record: "
+                                    "run `reconciler audit verify --from-git`", commit=commit[:10]))
         records.append(record)
     for directory in dict.fromkeys(str(d) for d in directories):
         for path in trail_files(directory):
             for where, record in _parsed(path):
                 if record is None:
-                    raise ReconcilerError(f"{where} is not an audit record: run `reconciler audit verify`")
+                    raise ReconcilerError(_("{where} is not an audit record: run `reconciler audit verify`",
+                                            where=where))
                 records.append(record)
     return sorted(records, key=lambda r: (r.get("time", ""), r.get("target", ""), r.get("seq", 0)))

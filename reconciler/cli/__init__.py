@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from reconciler import __version__
+from reconciler.i18n import N_, _
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_SKIPPED = 3  # applied what was approved; some changes were skipped for lack of approval
@@ -35,110 +36,158 @@ COMMANDS = {
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reconciler", description=(
-        "Reconcile what desired_state/ declares (people, mailboxes, phone lines, equipment, security "
+        _("Reconcile what desired_state/ declares (people, mailboxes, phone lines, equipment, security "
         "rules) into Active Directory, the mail server, the SIP registrar, firewalls and routers: "
-        "altas, modificaciones and bajas, planned before they are applied."))
-    p.add_argument("--version", action="version", version=f"reconciler {__version__}")
-    p.add_argument("--repo", type=Path, default=Path("."), help="repository holding desired_state/ (default: .)")
-    p.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
-    p.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+        "altas, modificaciones and bajas, planned before they are applied.")))
+    p.add_argument("--version", action="version", version=f"reconciler {__version__}",
+                   help=_("show the version and exit"))
+    p.add_argument("--repo", type=Path, default=Path("."), help=_("repository holding desired_state/ (default: .)"))
+    p.add_argument("--debug", action="store_true", help=_("show a traceback on internal errors"))
+    p.add_argument("--no-color", action="store_true", help=_("plain text even on a terminal"))
+    p.add_argument("--lang", metavar="LANG", help=_("language of everything printed: es_MX or en (default: the "
+                                                "environment's LANG, else the inventory's institution.language, "
+                                                "else es_MX)"))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_inventory(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("--inventory", type=Path,
                         default=Path(os.environ.get("RECONCILER_INVENTORY", "inventory/lab.yaml")),
-                        help="inventory file naming the targets (default: $RECONCILER_INVENTORY or inventory/lab.yaml)")
+                        help=_("inventory file naming the targets (default: $RECONCILER_INVENTORY or inventory/lab.yaml)"))
         return sp
 
-    validate = with_inventory(sub.add_parser("validate", help="check desired_state/ and report every problem"))
-    validate.add_argument("--ref", help="check this commit instead of the working tree")
+    validate = with_inventory(sub.add_parser("validate", help=_("check desired_state/ and report every problem")))
+    validate.add_argument("--ref", help=_("check this commit instead of the working tree"))
 
     def targeted(name: str, help_text: str) -> argparse.ArgumentParser:
         sp = with_inventory(sub.add_parser(name, help=help_text))
-        sp.add_argument("--target", action="append", default=[], help="only this target (repeatable)")
+        sp.add_argument("--target", action="append", default=[], help=_("only this target (repeatable)"))
         sp.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
-                        help="read the desired state from this commit (default: $RECONCILER_REF or main)")
+                        help=_("read the desired state from this commit (default: $RECONCILER_REF or main)"))
         sp.add_argument("--since-applied", action="store_true",
-                        help="only the files changed since the commit last applied to each target")
+                        help=_("only the files changed since the commit last applied to each target"))
         return sp
 
-    plan = targeted("plan", "show what apply would change (exit 0: nothing to do, 2: changes, 1: error)")
+    plan = targeted("plan", _("show what apply would change (exit 0: nothing to do, 2: changes, 1: error)"))
     plan.add_argument("--output", choices=["text", "json", "markdown"], default="text")
     plan.add_argument("--working-tree", action="store_true",
-                      help="preview the files on disk, committed or not (apply never does)")
+                      help=_("preview the files on disk, committed or not (apply never does)"))
     plan.add_argument("--proposal", metavar="BASE", nargs="?", const="origin/main",
-                      help="the plan of a pull request into BASE (default origin/main): its own changes are "
-                           "shown as awaiting approval, not judged")
-    apply = targeted("apply", "plan from a commit, then apply the approved changes and verify them")
+                      help=_("the plan of a pull request into BASE (default origin/main): its own changes are "
+                           "shown as awaiting approval, not judged"))
+    apply = targeted("apply", _("plan from a commit, then apply the approved changes and verify them"))
     apply.add_argument("--output", choices=["text", "json"], default="text")
-    apply.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--auto-approve", action="store_true", help=_("do not ask for confirmation"))
     apply.add_argument("--allow-mass-baja", action="store_true",
-                       help="apply even when the bajas exceed a target's max_bajas deletion guard")
+                       help=_("apply even when the bajas exceed a target's max_bajas deletion guard"))
     apply.add_argument("--strict", action="store_true",
-                       help="refuse the whole run if any change lacks a valid approval (default: skip those)")
+                       help=_("refuse the whole run if any change lacks a valid approval (default: skip those)"))
     apply.add_argument("--expect-fingerprint", metavar="F",
-                       help="refuse unless the plan made now has this fingerprint (the one approved)")
+                       help=_("refuse unless the plan made now has this fingerprint (the one approved)"))
     apply.add_argument("--protected-branch", metavar="BRANCH",
                        default=os.environ.get("RECONCILER_PROTECTED_BRANCH", DEFAULT_REF),
-                       help="apply only commits that landed on this branch (or origin/BRANCH), never going back "
-                            "(default: $RECONCILER_PROTECTED_BRANCH or main)")
+                       help=_("apply only commits that landed on this branch (or origin/BRANCH), never going back "
+                            "(default: $RECONCILER_PROTECTED_BRANCH or main)"))
 
-    audit_cmd = with_inventory(sub.add_parser("audit", help="the audit trail"))
+    audit_cmd = with_inventory(sub.add_parser("audit", help=_("the audit trail")))
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
-    verify = audit_sub.add_parser("verify", help="check every target's hash chain, and that the records noted "
-                                                 "in Git match it")
-    verify.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help="as before the subcommand")
-    from_git = "read the records from the git notes (refs/notes/reconciler) alone, not from the audit files"
+    verify = audit_sub.add_parser("verify", help=_("check every target's hash chain, and that the records noted "
+                                                 "in Git match it"))
+    verify.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help=_("as before the subcommand"))
+    from_git = _("read the records from the git notes (refs/notes/reconciler) alone, not from the audit files")
     verify.add_argument("--from-git", action="store_true", help=from_git)
     verify.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
-                        help="check the signed approvals on this branch's line (default: main)")
-    history = with_inventory(sub.add_parser("history", help="every movement of a person, account or object"))
-    history.add_argument("query", help="employee key, account name, or part of a name")
+                        help=_("check the signed approvals on this branch's line (default: main)"))
+    history = with_inventory(sub.add_parser("history", help=_("every movement of a person, account or object")))
+    history.add_argument("query", help=_("employee key, account name, or part of a name"))
     history.add_argument("--output", choices=["text", "json"], default="text")
     history.add_argument("--from-git", action="store_true", help=from_git)
-    report = with_inventory(sub.add_parser("report", help="monthly indicators: approved versus applied and verified"))
-    report.add_argument("--month", required=True, help="YYYY-MM (approval month)")
+    report = with_inventory(sub.add_parser("report", help=_("monthly indicators: approved versus applied and verified")))
+    report.add_argument("--month", required=True, help=_("YYYY-MM (approval month)"))
     report.add_argument("--output", choices=["table", "csv", "json"], default="table")
     report.add_argument("--from-git", action="store_true", help=from_git)
-    probe = targeted("probe", "run every declared probe of the firewalls' and routers' rules now (exit 1 if one "
-                              "fails), changing nothing")
+    probe = targeted("probe", _("run every declared probe of the firewalls' and routers' rules now (exit 1 if one "
+                              "fails), changing nothing"))
     probe.add_argument("--output", choices=["text", "json"], default="text")
-    lines = sub.add_parser("lines", help="phone lines")
+    lines = sub.add_parser("lines", help=_("phone lines"))
     lines_sub = lines.add_subparsers(dest="lines_command", required=True, metavar="SUBCOMMAND")
-    bill = lines_sub.add_parser("report", help="a carrier's monthly bill against the declared lines: billed but "
-                                                "not declared, declared but not billed, over the plan")
-    bill.add_argument("--bill", type=Path, required=True, metavar="FILE.csv", help="the carrier's export (see README)")
+    bill = lines_sub.add_parser("report", help=_("a carrier's monthly bill against the declared lines: billed but "
+                                                "not declared, declared but not billed, over the plan"))
+    bill.add_argument("--bill", type=Path, required=True, metavar="FILE.csv", help=_("the carrier's export (see README)"))
     bill.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
-                      help="the declared lines at this commit (default: $RECONCILER_REF or main)")
-    bill.add_argument("--working-tree", action="store_true", help="the declared lines on disk instead")
+                      help=_("the declared lines at this commit (default: $RECONCILER_REF or main)"))
+    bill.add_argument("--working-tree", action="store_true", help=_("the declared lines on disk instead"))
     bill.add_argument("--output", choices=["table", "csv", "json"], default="table")
-    approve = sub.add_parser("approve", help="sign your approval of a pull request (its head onto its base)")
-    approve.add_argument("ref", nargs="?", default="HEAD", help="the pull request's head (default: HEAD)")
-    approve.add_argument("--base", default="origin/main", help="the branch it goes onto (default: origin/main)")
-    approve.add_argument("--key", type=Path, help="SSH key to sign with (default: git config user.signingkey, "
-                                                  "else ~/.ssh/id_ed25519); a .pub file uses ssh-agent")
-    approve.add_argument("--as", dest="signer", metavar="EMAIL", help="your approver email (default: git config "
-                                                                      "user.email)")
-    approve.add_argument("--fingerprint", help="the plan fingerprint you reviewed (recorded with the signature)")
-    approve.add_argument("--push", metavar="REMOTE", help="push the approvals ref to REMOTE afterwards")
-    approve.add_argument("--yes", action="store_true", help="do not ask before signing")
-    attest = sub.add_parser("attest", help="merge bot: sign what the forge says approved the merges of a push")
+    approve = sub.add_parser("approve", help=_("sign your approval of a pull request (its head onto its base)"))
+    approve.add_argument("ref", nargs="?", default="HEAD", help=_("the pull request's head (default: HEAD)"))
+    approve.add_argument("--base", default="origin/main", help=_("the branch it goes onto (default: origin/main)"))
+    approve.add_argument("--key", type=Path, help=_("SSH key to sign with (default: git config user.signingkey, "
+                                                  "else ~/.ssh/id_ed25519); a .pub file uses ssh-agent"))
+    approve.add_argument("--as", dest="signer", metavar="EMAIL", help=_("your approver email (default: git config "
+                                                                      "user.email)"))
+    approve.add_argument("--fingerprint", help=_("the plan fingerprint you reviewed (recorded with the signature)"))
+    approve.add_argument("--push", metavar="REMOTE", help=_("push the approvals ref to REMOTE afterwards"))
+    approve.add_argument("--yes", action="store_true", help=_("do not ask before signing"))
+    attest = sub.add_parser("attest", help=_("merge bot: sign what the forge says approved the merges of a push"))
     attest.add_argument("--forge", choices=["github", "gitlab"], required=True)
-    attest.add_argument("--repository", required=True, help="owner/name (GitHub) or the project path (GitLab)")
-    attest.add_argument("--api", help="the forge's API (default: $GITHUB_API_URL or $CI_API_V4_URL)")
-    attest.add_argument("--token-env", help="environment variable holding the API token "
-                                            "(default: GITHUB_TOKEN or GITLAB_TOKEN)")
-    attest.add_argument("--before", required=True, help="the protected branch before the push")
-    attest.add_argument("--after", required=True, help="the protected branch after the push")
-    attest.add_argument("--key", type=Path, required=True, help="the bot's SSH private key")
-    attest.add_argument("--name", required=True, help="the bot's name in inventory/approvers.yaml")
-    attest.add_argument("--remote", default="origin", help="where pull request heads are fetched from")
-    attest.add_argument("--push", metavar="REMOTE", help="push the approvals ref to REMOTE afterwards")
+    attest.add_argument("--repository", required=True, help=_("owner/name (GitHub) or the project path (GitLab)"))
+    attest.add_argument("--api", help=_("the forge's API (default: $GITHUB_API_URL or $CI_API_V4_URL)"))
+    attest.add_argument("--token-env", help=_("environment variable holding the API token "
+                                            "(default: GITHUB_TOKEN or GITLAB_TOKEN)"))
+    attest.add_argument("--before", required=True, help=_("the protected branch before the push"))
+    attest.add_argument("--after", required=True, help=_("the protected branch after the push"))
+    attest.add_argument("--key", type=Path, required=True, help=_("the bot's SSH private key"))
+    attest.add_argument("--name", required=True, help=_("the bot's name in inventory/approvers.yaml"))
+    attest.add_argument("--remote", default="origin", help=_("where pull request heads are fetched from"))
+    attest.add_argument("--push", metavar="REMOTE", help=_("push the approvals ref to REMOTE afterwards"))
     return p
 
 
+# argparse's own words (usage, headings, its errors), said through the catalogs: argparse looks
+# up its module-level `_` and `ngettext` when it speaks, so main() points them at ours.
+ARGPARSE_WORDS = (
+    N_("usage: "), N_("positional arguments"), N_("options"), N_("show this help message and exit"),
+    N_("the following arguments are required: %s"), N_("unrecognized arguments: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"), N_("argument %(argument_name)s: %(message)s"),
+    N_("%(prog)s: error: %(message)s\n"), N_("expected one argument"), N_("invalid %(type)s value: %(value)r"),
+    N_("ambiguous option: %(option)s could match %(matches)s"), N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"), N_("ignored explicit argument %r"),
+)
+
+
+def _argparse_speaks() -> None:
+    from reconciler import i18n
+
+    argparse._ = i18n._
+    argparse.ngettext = i18n.unformatted_ngettext
+
+
+def _requested_language(argv: list[str]) -> str | None:
+    """--lang, read before the parser is built: the help is in that language too."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from reconciler import i18n
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        i18n.choose(_requested_language(argv))
+    except ValueError as exc:
+        print(f"reconciler: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    _argparse_speaks()
     args = _parser().parse_args(argv)
+    if not i18n.explicit():
+        from reconciler.config.institution import speak_from
+
+        speak_from(getattr(args, "inventory", None) or Path(os.environ.get("RECONCILER_INVENTORY", "inventory/lab.yaml")))
     if args.command == "attest":
         defaults = {"github": ("https://api.github.com", "GITHUB_API_URL", "GITHUB_TOKEN"),
                     "gitlab": ("https://gitlab.com/api/v4", "CI_API_V4_URL", "GITLAB_TOKEN")}[args.forge]
@@ -157,16 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationFailed as exc:
         for problem in exc.problems:
             err.print(str(problem), markup=False)
-        err.print(f"[bold red]Invalid:[/] {exc}.")
+        invalid = _("Invalid:")
+        err.print(f"[bold red]{invalid}[/] {exc}.")
         return EXIT_ERROR
     except ReconcilerError as exc:
-        err.print(f"Error: {exc}", markup=False, style="bold red")
+        err.print(_("Error: {message}", message=exc), markup=False, style="bold red")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        err.print("Interrupted.", markup=False)
+        err.print(_("Interrupted."), markup=False)
         return 130
     except Exception as exc:  # a bug: say so briefly, traceback only on request
         if args.debug:
             raise
-        err.print(f"Internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", markup=False)
+        err.print(_("Internal error: {kind}: {message} (run with --debug for a traceback)",
+                    kind=type(exc).__name__, message=exc), markup=False)
         return EXIT_ERROR

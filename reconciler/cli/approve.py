@@ -19,12 +19,13 @@ from reconciler.cli import EXIT_ERROR, EXIT_OK
 from reconciler.desired.files import blob_text
 from reconciler.desired.source import branch_commit, open_repo
 from reconciler.errors import ReconcilerError, plain
+from reconciler.i18n import _, ngettext
 
 
 def _repo(args):
     repo = open_repo(args.repo)
     if repo is None:
-        raise ReconcilerError(f"{args.repo} is not a Git repository")
+        raise ReconcilerError(_("{path} is not a Git repository", path=args.repo))
     return repo
 
 
@@ -32,7 +33,7 @@ def _commit(repo, ref: str) -> str:
     try:
         return repo.commit(ref).hexsha
     except Exception:
-        raise ReconcilerError(f"no commit {ref!r} in {repo.working_dir}") from None
+        raise ReconcilerError(_("no commit {ref!r} in {path}", ref=ref, path=repo.working_dir)) from None
 
 
 def _config(repo, key: str) -> str | None:
@@ -78,43 +79,48 @@ def approve(args, out: Console, err: Console) -> int:
     base = branch_commit(repo, args.base) or _commit(repo, args.base)
     signer = args.signer or _config(repo, "user.email")
     if not signer:
-        raise ReconcilerError("who signs? give --as EMAIL (or set git config user.email)")
+        raise ReconcilerError(_("who signs? give --as EMAIL (or set git config user.email)"))
     key = _signing_key(repo, args.key)
     commits = repo.git.log("--no-merges", "--format=%h %an <%ae>: %s", f"{base}..{head}").splitlines()
-    out.print(f"Approving {escape(args.ref)} ({head[:10]}) onto {escape(args.base)} ({base[:10]}): "
-              f"{len(commits)} commit{'s' if len(commits) != 1 else ''}.", markup=True)
+    out.print(ngettext("Approving {ref} ({head}) onto {base} ({base_commit}): {n} commit.",
+                       "Approving {ref} ({head}) onto {base} ({base_commit}): {n} commits.", len(commits),
+                       ref=escape(args.ref), head=head[:10], base=escape(args.base), base_commit=base[:10]),
+              markup=True)
     for line in commits[:20]:
         out.print(f"  {plain(line, None)}", markup=False)
-    out.print(plain(repo.git.diff("--stat", base, head), None, keep="\n") or "  (no file changes)", markup=False)
+    out.print(plain(repo.git.diff("--stat", base, head), None, keep="\n") or "  " + _("(no file changes)"),
+              markup=False)
     if not repo.is_ancestor(base, head):
-        err.print(f"Warning: {args.base} moved since this branch was made: the approval covers the change only "
-                  "if it is merged with a merge commit and merges cleanly; update the branch to be sure.",
-                  markup=False, style="yellow")
+        err.print(_("Warning: {base} moved since this branch was made: the approval covers the change only "
+                    "if it is merged with a merge commit and merges cleanly; update the branch to be sure.",
+                    base=args.base), markup=False, style="yellow")
     policy = _policy_at(repo, base)
     public = _public(key)
     approver = next((a for a in policy.approvers if a.identity.key == signer.casefold()), None) if policy else None
     if approver is None:
-        err.print(f"Warning: {signer} is not an approver in {POLICY_FILE} on {args.base}: this approval will not "
-                  "count.", markup=False, style="yellow")
+        err.print(_("Warning: {signer} is not an approver in {file} on {base}: this approval will not count.",
+                    signer=signer, file=POLICY_FILE, base=args.base), markup=False, style="yellow")
     elif public is not None and public not in approver.keys:
-        err.print(f"Warning: {POLICY_FILE} on {args.base} does not list the key {key} for {signer}: this approval "
-                  "will not count.", markup=False, style="yellow")
+        err.print(_("Warning: {file} on {base} does not list the key {key} for {signer}: this approval "
+                    "will not count.", file=POLICY_FILE, base=args.base, key=key, signer=signer),
+                  markup=False, style="yellow")
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ReconcilerError("approve needs --yes when it is not run from a terminal: nothing was signed")
-        answer = input(f"Sign this approval as {signer} with {key}? Only 'yes' signs: ")
+            raise ReconcilerError(_("approve needs --yes when it is not run from a terminal: nothing was signed"))
+        answer = input(_("Sign this approval as {signer} with {key}? Only 'yes' signs: ", signer=signer, key=key))
         if answer.strip() != "yes":
-            out.print("Not signed.")
+            out.print(_("Not signed."))
             return EXIT_ERROR
     try:
         signed = sign(approval_statement(repo, base, head, signer, args.fingerprint or ""), key)
     except SignatureError as exc:
         raise ReconcilerError(str(exc)) from None
     attach(repo, signed)
-    out.print(f"Signed: {signer} approves {head[:10]} onto {base[:10]} ({NOTES_REF}, on {base[:10]}).", markup=False)
+    out.print(_("Signed: {signer} approves {head} onto {base} ({ref}, on {base}).", signer=signer, head=head[:10],
+                base=base[:10], ref=NOTES_REF), markup=False)
     if args.push:
         _push(repo, args.push)
-        out.print(f"Pushed {NOTES_REF} to {redacted(args.push)}.", markup=False)
+        out.print(_("Pushed {ref} to {remote}.", ref=NOTES_REF, remote=redacted(args.push)), markup=False)
     return EXIT_OK
 
 
@@ -132,8 +138,9 @@ def attest(args, out: Console, err: Console) -> int:
     before, after = _commit(repo, args.before), _commit(repo, args.after)
     line = repo.git.rev_list("--first-parent", "--reverse", f"{before}..{after}").split()
     if not line or [p.hexsha for p in repo.commit(line[0]).parents[:1]] != [before]:
-        raise ReconcilerError(f"{args.after} does not follow {args.before} on the first-parent line: "
-                              "the protected branch was rewritten, nothing is attested")
+        raise ReconcilerError(_("{after} does not follow {before} on the first-parent line: "
+                                "the protected branch was rewritten, nothing is attested",
+                                after=args.after, before=args.before))
     forge = FORGES[args.forge](args.api, args.repository, os.environ.get(args.token_env))
     start, attested = before, 0
     for sha in line:
@@ -148,13 +155,14 @@ def attest(args, out: Console, err: Console) -> int:
             attach(repo, sign(statement, args.key))
         except SignatureError as exc:
             raise ReconcilerError(str(exc)) from None
-        who = ", ".join(merge.approved_by) or "nobody"
-        out.print(f"Attested {merge.number}: {start[:10]}..{sha[:10]}, head {merge.head[:10]}, approved by {who}.",
+        who = ", ".join(merge.approved_by) or _("nobody")
+        out.print(_("Attested {pull_request}: {start}..{end}, head {head}, approved by {approvers}.",
+                    pull_request=merge.number, start=start[:10], end=sha[:10], head=merge.head[:10], approvers=who),
                   markup=False)
         start, attested = sha, attested + 1
     if start != after:
-        err.print(f"Not attested: {start[:10]}..{after[:10]} (no merged pull request made those commits).",
-                  markup=False, style="yellow")
+        err.print(_("Not attested: {start}..{end} (no merged pull request made those commits).",
+                    start=start[:10], end=after[:10]), markup=False, style="yellow")
     if attested and args.push:
         _push(repo, args.push)
     return EXIT_OK
@@ -173,5 +181,6 @@ def _head_tree(repo, args, merge) -> str:
                        check=True, capture_output=True, timeout=300)
         return repo.commit(merge.head).tree.hexsha
     except Exception:
-        raise ReconcilerError(f"cannot read the head {merge.head[:10]} of {merge.number}: fetch {ref} from the "
-                              "remote (--remote) first") from None
+        raise ReconcilerError(_("cannot read the head {head} of {pull_request}: fetch {ref} from the "
+                                "remote (--remote) first", head=merge.head[:10], pull_request=merge.number,
+                                ref=ref)) from None

@@ -10,6 +10,7 @@ from reconciler.cli import EXIT_OK
 from reconciler.cli.reconcile import source_of
 from reconciler.desired.load import load_desired_state
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _
 from reconciler.render.audit import print_bill_findings
 
 
@@ -17,9 +18,9 @@ def bill_report(args, out: Console, err: Console) -> int:
     try:
         text = args.bill.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ReconcilerError(f"cannot read the bill {args.bill}: {exc.strerror}") from None
+        raise ReconcilerError(_("cannot read the bill {path}: {error}", path=args.bill, error=exc.strerror)) from None
     except UnicodeDecodeError:
-        raise ReconcilerError(f"{args.bill} is not UTF-8 text: export the bill as CSV in UTF-8") from None
+        raise ReconcilerError(_("{path} is not UTF-8 text: export the bill as CSV in UTF-8", path=args.bill)) from None
     billed = bills.parse_bill(text, str(args.bill))
     state = load_desired_state(source_of(args).files)
     findings = bills.analyse(list(state.lines), billed)

@@ -13,7 +13,10 @@ from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_SKIPPED
 from reconciler.config.inventory import load_inventory, network_devices
 from reconciler.desired.source import at_ref, working_tree
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, ngettext, number, shown
+from reconciler.plan import Movement
 from reconciler.render.plan import plan_json, plan_markdown, print_plan
+from reconciler.render.words import kind_name, movements
 from reconciler.run.engine import ApplyReport, Run
 from reconciler.run.proposal import approved_inventory, base_inventory
 
@@ -58,14 +61,15 @@ def _progress(err: Console):
 
     def start(target: str, total: int):
         if err.is_terminal:
-            task = bar.add_task(f"applying to {target}", total=total)
+            task = bar.add_task(escape(_("applying to {target}", target=target)), total=total)
             return lambda n: bar.advance(task, n)
         done, step = [0], max(50, total // 10)
 
         def advance(n: int) -> None:
             before, done[0] = done[0], done[0] + n
             if done[0] // step != before // step or done[0] == total:
-                err.print(f"applying to {target}: {done[0]}/{total}", markup=False)
+                err.print(_("applying to {target}: {done}/{total}", target=target, done=done[0], total=total),
+                          markup=False)
         return advance
 
     return bar, start
@@ -75,8 +79,10 @@ def _confirm(args, err: Console) -> bool:
     if args.auto_approve:
         return True
     if not sys.stdin.isatty():
-        raise ReconcilerError("apply needs --auto-approve when it is not run from a terminal")
-    err.print("\n[bold]Apply these changes?[/] Only 'yes' will be accepted: ", end="")
+        raise ReconcilerError(_("apply needs --auto-approve when it is not run from a terminal"))
+    # The answer stays 'yes' in every language: it is what the code compares.
+    question, answer = escape(_("Apply these changes?")), escape(_("Only {answer} will be accepted:", answer="'yes'"))
+    err.print(f"\n[bold]{question}[/] {answer} ", end="")
     return input().strip() == "yes"
 
 
@@ -84,36 +90,55 @@ def _report(report: ApplyReport, out: Console, stopped: bool = False) -> None:
     """The result of an apply: failures, skips, counts, files.  `stopped`: the run ended with
     an error (said after this), so the counts are what it did before."""
     for target, why in report.unreachable.items():
-        out.print(f"  [red]✗[/] {escape(f'target {target} out of reach, nothing applied to it: {why}')}")
+        line = escape(_("target {target} out of reach, nothing applied to it: {error}", target=target, error=why))
+        out.print(f"  [red]✗[/] {line}")
     for o in report.failed:
-        out.print(f"  [red]✗[/] {escape(f'{o.change.movement.symbol} {o.change.kind} {o.change.label}: {o.error}')}")
+        line = escape(f"{o.change.movement.symbol} {kind_name(o.change.kind)} {o.change.label}: {o.error}")
+        out.print(f"  [red]✗[/] {line}")
     for s in report.skipped:
-        out.print(f"  [yellow]⏸[/] {escape(f'skipped {s.change.movement.symbol} {s.change.kind} {s.change.label}: {s.reason}')}")
+        line = escape(_("skipped {symbol} {kind} {object}: {reason}", symbol=s.change.movement.symbol,
+                        kind=kind_name(s.change.kind), object=s.change.label, reason=s.reason))
+        out.print(f"  [yellow]⏸[/] {line}")
     for target, p in report.probes:
         out.print(_probe_line(target, p))
     if report.failed_probes:
-        out.print(f"[bold red]{len(report.failed_probes)} probes failed:[/] the rules do not do what they declare.")
+        failed_probes = escape(ngettext("{n} probe failed:", "{n} probes failed:", len(report.failed_probes)))
+        wrong = escape(_("the rules do not do what they declare."))
+        out.print(f"[bold red]{failed_probes}[/] {wrong}")
     counts = report.counts()
-    parts = [f"{row['applied']} {name}" for name, row in counts.items()]
+    applied = ", ".join(movements(m, counts[m.plural]["applied"]) for m in Movement)
     verified = sum(row["verified"] for row in counts.values())
     failed = len(report.failed)
     colour = "green" if report.ok and not report.skipped else "red" if not report.ok else "yellow"
-    skipped = f"; {len(report.skipped)} skipped for lack of approval" if report.skipped else ""
-    title = "[bold red]Apply stopped:[/]" if stopped else f"[bold {colour}]Apply complete:[/]"
-    out.print(f"{title} {', '.join(parts)} applied; {verified} verified by "
-              f"reading back; {failed} failed{skipped}.")
+    verified_text = ngettext("{n} verified by reading back", "{n} verified by reading back", verified)
+    failed_text = ngettext("{n} failed", "{n} failed", failed)
+    if report.skipped:
+        summary = _("{applied} applied; {verified}; {failed}; {skipped}.", applied=applied, verified=verified_text,
+                    failed=failed_text, skipped=ngettext("{n} skipped for lack of approval",
+                                                         "{n} skipped for lack of approval", len(report.skipped)))
+    else:
+        summary = _("{applied} applied; {verified}; {failed}.", applied=applied, verified=verified_text,
+                    failed=failed_text)
+    title = escape(_("Apply stopped:") if stopped else _("Apply complete:"))
+    out.print(f"[bold {'red' if stopped else colour}]{title}[/] {escape(summary)}")
     if report.timings:
-        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items() if seconds >= 0.05)
-        out.print(f"Took {sum(report.timings.values()):.1f} s" + (f" ({phases})." if phases else "."))
+        took = number(sum(report.timings.values()), 1)
+        phases = ", ".join(f"{name} {number(seconds, 1)} s" for name, seconds in report.timings.items()
+                           if seconds >= 0.05)
+        out.print(escape(_("Took {seconds} s ({phases}).", seconds=took, phases=phases) if phases
+                         else _("Took {seconds} s.", seconds=took)))
     for path in report.audit_files:
-        out.print(f"Audit trail: {path} (and git notes --ref=reconciler)")
+        out.print(escape(_("Audit trail: {path} (and git notes --ref=reconciler)", path=path)))
+    warned = escape(_("Warning:"))
     for warning in report.warnings:
-        out.print(f"[bold yellow]Warning:[/] {escape(warning)}")
+        out.print(f"[bold yellow]{warned}[/] {escape(shown(warning))}")
     for target, sha in report.applied_refs.items():
-        out.print(f"Recorded {sha[:12]} as applied to {target}.")
+        out.print(escape(_("Recorded {commit} as applied to {target}.", commit=sha[:12], target=target)))
     for path, count in report.credentials_files:
-        out.print(f"{count} new passwords or line secrets: {path} "
-                  "(readable by root only; hand them over and delete the file).")
+        out.print(escape(ngettext("{n} new password or line secret: {path} (readable by root only; hand it over "
+                                  "and delete the file).",
+                                  "{n} new passwords or line secrets: {path} (readable by root only; hand them "
+                                  "over and delete the file).", count, path=path)))
 
 
 def apply(args, out: Console, err: Console) -> int:
@@ -125,7 +150,7 @@ def apply(args, out: Console, err: Console) -> int:
         if note:
             plan = replace(plan, warnings=plan.warnings + (note,))
         for note in run.lock_notes:
-            err.print(f"Warning: {note}", markup=False, style="yellow")
+            err.print(_("Warning: {note}", note=note), markup=False, style="yellow")
         if args.output == "text":
             print_plan(plan, out)
         if plan.empty and not run.interrupted and not run.unreachable:  # a stopped run's records are written by apply
@@ -135,13 +160,13 @@ def apply(args, out: Console, err: Console) -> int:
                 print(json.dumps({"plan": plan.to_dict(), "result": None}, ensure_ascii=False, indent=2))
             else:
                 for target, sha in refs.items():
-                    out.print(f"Recorded {sha[:12]} as applied to {target}.")
+                    out.print(escape(_("Recorded {commit} as applied to {target}.", commit=sha[:12], target=target)))
             return EXIT_OK
         if args.output == "text" and not plan.empty and not _confirm(args, err):
-            out.print("Apply cancelled.")
+            out.print(_("Apply cancelled."))
             return EXIT_ERROR
         if args.output == "json" and not args.auto_approve:
-            raise ReconcilerError("apply --output json needs --auto-approve")
+            raise ReconcilerError(_("apply --output json needs --auto-approve"))
         bar, start = _progress(err)
         try:
             with bar:
@@ -171,7 +196,7 @@ def apply(args, out: Console, err: Console) -> int:
 def probe(args, out: Console, err: Console) -> int:
     only = args.target or sorted(network_devices(load_inventory(args.inventory)))  # no need to reach the rest
     if not only:
-        out.print(f"No firewall or router in {args.inventory}: nothing to probe.")
+        out.print(escape(_("No firewall or router in {inventory}: nothing to probe.", inventory=args.inventory)))
         return EXIT_OK
     with Run(at_ref(args.repo, args.ref), args.inventory, tuple(only)) as run:
         results = run.probe()
@@ -182,11 +207,14 @@ def probe(args, out: Console, err: Console) -> int:
             out.print(_probe_line(target, p))
     failed = len(ApplyReport([], probes=results).failed_probes)
     if args.output != "json":
-        out.print(f"[bold {'red' if failed else 'green'}]{len(results)} probes, {failed} failed.[/]")
+        tally = escape(ngettext("{n} probe, {failed} failed.", "{n} probes, {failed} failed.", len(results),
+                                failed=failed))
+        out.print(f"[bold {'red' if failed else 'green'}]{tally}[/]")
     return EXIT_ERROR if failed else EXIT_OK
 
 
 def _probe_line(target: str, p) -> str:
     mark = "[green]✓[/]" if p.passed else "[red]✗[/]" if p.ran else "[yellow]?[/]"
-    seen = p.observed if p.ran else f"not run: {p.detail}"
-    return f"  {mark} probe {escape(f'{target} {p.rule}: {p.probe}: {seen}')}"
+    seen = p.observed if p.ran else _("not run: {detail}", detail=p.detail)
+    line = _("probe {target} {rule}: {probe}: {seen}", target=target, rule=p.rule, probe=p.probe, seen=seen)
+    return f"  {mark} {escape(line)}"

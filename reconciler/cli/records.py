@@ -12,6 +12,7 @@ from reconciler.cli import EXIT_ERROR, EXIT_OK
 from reconciler.config.inventory import load_inventory
 from reconciler.desired.source import open_repo
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, ngettext, shown
 from reconciler.render.audit import indicators_csv, print_history, print_indicators
 
 
@@ -24,8 +25,8 @@ def _records(args, err: Console | None = None) -> list[dict]:
         # Only what the apply key sealed: anyone with push rights can push notes.
         key = ApplyKey.from_env()
         if key is None and err is not None:
-            err.print("Warning: the notes' seals are not checked (no RECONCILER_APPLY_PUBLIC_KEY): records anyone "
-                      "could have pushed are shown", markup=False, style="yellow")
+            err.print(_("Warning: the notes' seals are not checked (no RECONCILER_APPLY_PUBLIC_KEY): records "
+                        "anyone could have pushed are shown"), markup=False, style="yellow")
         return trail.load_records(notes=trail.read_notes(_repo(args), sealed_by=key))
     return trail.load_records(_audit_dirs(args))
 
@@ -33,7 +34,7 @@ def _records(args, err: Console | None = None) -> list[dict]:
 def _repo(args):
     repo = open_repo(args.repo)
     if repo is None:
-        raise ReconcilerError(f"{args.repo} is not a Git repository: --from-git reads its notes")
+        raise ReconcilerError(_("{repo} is not a Git repository: --from-git reads its notes", repo=args.repo))
     return repo
 
 
@@ -41,13 +42,17 @@ def _verify_from_git(args, out: Console) -> int:
     repo = _repo(args)
     results = trail.verify_notes(trail.read_notes(repo))
     if not results:
-        raise ReconcilerError(f"no audit records in the git notes ({trail.NOTES_REF}) of {args.repo}")
+        raise ReconcilerError(_("no audit records in the git notes ({ref}) of {repo}", ref=trail.NOTES_REF,
+                                repo=args.repo))
     for target, count, broken in results:
         if broken:
-            out.print(f"[red]✗ target {escape(target)} (git notes): {escape(broken)}[/]")
+            out.print("[red]✗ " + escape(_("target {target} (git notes): {problem}", target=target,
+                                           problem=shown(broken))) + "[/]")
         else:
-            out.print(f"[green]✓[/] target {escape(target)} (git notes): {count} records, chain intact")
-    bad = any(broken for _, _, broken in results)
+            out.print("[green]✓[/] " + escape(ngettext("target {target} (git notes): {n} record, chain intact",
+                                                       "target {target} (git notes): {n} records, chain intact",
+                                                       count, target=target)))
+    bad = any(broken for _target, _count, broken in results)
     return EXIT_ERROR if _seals(repo, out) | _approvals(args, repo, out) or bad else EXIT_OK
 
 
@@ -55,16 +60,19 @@ def _seals(repo, out: Console) -> bool:
     """Are all noted records sealed by the apply key?  True when something is wrong."""
     key = ApplyKey.from_env()
     if key is None:
-        out.print("[yellow]! the notes' seals are not checked: give the apply key's public half "
-                  "(RECONCILER_APPLY_PUBLIC_KEY)[/]")
+        out.print("[yellow]! " + escape(_("the notes' seals are not checked: give the apply key's public half "
+                                          "(RECONCILER_APPLY_PUBLIC_KEY)")) + "[/]")
         return False
     batches = trail.noted_batches(repo, key)
-    unsealed = sorted({commit for commit, _, ok in batches if not ok})
+    unsealed = sorted({commit for commit, _record, ok in batches if not ok})
     if unsealed:
-        out.print(f"[red]✗ {sum(not ok for _, _, ok in batches)} noted records are not sealed by the apply key "
-                  f"(on {', '.join(c[:10] for c in unsealed[:5])}{'…' if len(unsealed) > 5 else ''})[/]")
+        commits = ", ".join(c[:10] for c in unsealed[:5]) + ("…" if len(unsealed) > 5 else "")
+        out.print("[red]✗ " + escape(ngettext("{n} noted record is not sealed by the apply key (on {commits})",
+                                              "{n} noted records are not sealed by the apply key (on {commits})",
+                                              sum(not ok for _c, _r, ok in batches), commits=commits)) + "[/]")
         return True
-    out.print(f"[green]✓[/] {len(batches)} noted records, every run sealed by the apply key")
+    out.print("[green]✓[/] " + escape(ngettext("{n} noted record, every run sealed by the apply key",
+                                               "{n} noted records, every run sealed by the apply key", len(batches))))
     return False
 
 
@@ -80,12 +88,15 @@ def _approvals(args, repo, out: Console) -> bool:
     judge = Judge(source, load_desired_state(source.files), History(source.repo, source.commit))
     checked = judge.signatures()
     failed = [c for c in checked if not c[2]]
-    for base, signer, _, why in failed:
-        out.print(f"[red]✗ approval by {escape(signer)} on {base[:10]}: {escape(why)}[/]")
+    for base, signer, _verified, why in failed:
+        out.print("[red]✗ " + escape(_("approval by {signer} on {commit}: {reason}", signer=signer, commit=base[:10],
+                                       reason=shown(why))) + "[/]")
     if checked and not failed:
-        out.print(f"[green]✓[/] {len(checked)} approval signatures verify against the policy in force at their base")
+        out.print("[green]✓[/] " + escape(ngettext(
+            "{n} approval signature verifies against the policy in force at its base",
+            "{n} approval signatures verify against the policy in force at their base", len(checked))))
     elif not checked:
-        out.print(f"[yellow]! no signed approvals on {escape(args.ref)}[/]")
+        out.print("[yellow]! " + escape(_("no signed approvals on {ref}", ref=args.ref)) + "[/]")
     return bool(failed)
 
 
@@ -96,16 +107,21 @@ def audit_verify(args, out: Console, err: Console) -> int:
     notes = trail.read_notes(repo) if repo is not None else []
     files = [f for d in _audit_dirs(args) for f in trail.trail_files(d)]
     if not files:
-        raise ReconcilerError(f"no audit trail in {', '.join(_audit_dirs(args))}")
+        raise ReconcilerError(_("no audit trail in {directories}", directories=", ".join(_audit_dirs(args))))
     bad = 0
     for path in files:
         verdict = trail.verify_file(path, notes)
         if verdict.ok:
-            out.print(f"[green]✓[/] {escape(str(path))}: {verdict.records} records, chain intact"
-                      + (", matches the git notes" if notes else ""))
+            if notes:
+                said = ngettext("{file}: {n} record, chain intact, matches the git notes",
+                                "{file}: {n} records, chain intact, matches the git notes", verdict.records, file=path)
+            else:
+                said = ngettext("{file}: {n} record, chain intact", "{file}: {n} records, chain intact",
+                                verdict.records, file=path)
+            out.print(f"[green]✓[/] {escape(said)}")
         else:
             bad += 1
-            out.print(f"[red]✗ {escape(str(path))}: {escape(verdict.broken)}[/]")
+            out.print(f"[red]✗ {escape(str(path))}: {escape(shown(verdict.broken))}[/]")
     if repo is not None and _seals(repo, out) | _approvals(args, repo, out):
         bad += 1
     return EXIT_ERROR if bad else EXIT_OK
@@ -123,7 +139,7 @@ def history(args, out: Console, err: Console) -> int:
 def monthly(args, out: Console, err: Console) -> int:
     if not (len(args.month) == 7 and args.month[4] == "-" and args.month[:4].isdigit()
             and args.month[5:].isdigit() and 1 <= int(args.month[5:]) <= 12):
-        raise ReconcilerError(f"--month {args.month!r}: expected YYYY-MM, e.g. 2026-11")
+        raise ReconcilerError(_("--month {month!r}: expected YYYY-MM, e.g. 2026-11", month=args.month))
     rows = indicators.monthly_indicators(_records(args, err), args.month)
     if args.output == "json":
         print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows]}, ensure_ascii=False, indent=2))

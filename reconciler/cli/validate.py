@@ -14,6 +14,7 @@ from reconciler.desired.assets import released
 from reconciler.desired.load import load_desired_state
 from reconciler.desired.source import at_ref, plain_directory
 from reconciler.errors import ValidationFailed
+from reconciler.i18n import _, ngettext, shown
 
 
 def validate(args, out: Console, err: Console) -> int:
@@ -37,21 +38,43 @@ def validate(args, out: Console, err: Console) -> int:
         raise ValidationFailed(problems)
     people = Counter(p.status for p in state.people)
     mailboxes = sum(1 for p in state.people if p.mailbox)
-    out.print(f"[green]desired_state is valid:[/] {len(state.people)} people ({people['activo']} activo, "
-              f"{people['baja']} baja) in {len(state.units)} units; {len(state.entitlements)} entitlements; "
-              f"{mailboxes} mailboxes and {len(state.shared_mailboxes)} shared.")
-    out.print(f"[green]desired_state/assets is valid:[/] {len(state.lines)} phone lines, "
-              f"{len(state.equipment)} pieces of equipment.")
+    # Each count with its own noun, in its own plural form; the sentence that holds them says
+    # where they go.
+    counts = {
+        "people": ngettext("{n} person", "{n} people", len(state.people)),
+        "activo": people["activo"],  # activo and baja: the status values, as the YAML writes them
+        "baja": people["baja"],
+        "units": ngettext("{n} unit", "{n} units", len(state.units)),
+        "entitlements": ngettext("{n} entitlement", "{n} entitlements", len(state.entitlements)),
+        "mailboxes": ngettext("{n} mailbox", "{n} mailboxes", mailboxes),
+        "shared": ngettext("{n} shared", "{n} shared", len(state.shared_mailboxes)),
+    }
+    heading = escape(_("desired_state is valid:"))
+    text = _("{people} ({activo} activo, {baja} baja) in {units}; {entitlements}; {mailboxes} and {shared}.", **counts)
+    out.print(f"[green]{heading}[/] {escape(text)}")
+    heading = escape(_("desired_state/assets is valid:"))
+    lines = ngettext("{n} phone line", "{n} phone lines", len(state.lines))
+    equipment = ngettext("{n} piece of equipment", "{n} pieces of equipment", len(state.equipment))
+    out.print(f"[green]{heading}[/] {escape(lines)}, {escape(equipment)}.")
     if state.security is not None:
-        out.print(f"[green]desired_state/security_rules is valid:[/] {len(state.security.rules)} rules, "
-                  f"{sum(len(r.probes) for r in state.security.rules)} probes.")
+        heading = escape(_("desired_state/security_rules is valid:"))
+        rules_count = ngettext("{n} rule", "{n} rules", len(state.security.rules))
+        probes = ngettext("{n} probe", "{n} probes", sum(len(r.probes) for r in state.security.rules))
+        out.print(f"[green]{heading}[/] {escape(rules_count)}, {escape(probes)}.")
     people_by_key = {p.employee_key: p for p in state.people}
+    heading = escape(_("Released by a baja:"))
     for note in released(list(state.lines), list(state.equipment), people_by_key):
-        out.print(f"[yellow]Released by a baja:[/] {escape(note)}")
+        out.print(f"[yellow]{heading}[/] {escape(shown(note))}")
     if rules is None:
-        out.print(f"[yellow]No mail target in {args.inventory}:[/] mail domains and quotas were not checked.")
+        heading = escape(_("No mail target in {inventory}:", inventory=args.inventory))
+        text = _("mail domains and quotas were not checked.")
+        out.print(f"[yellow]{heading}[/] {escape(text)}")
     if policy is None:
-        out.print(f"[yellow]No approval policy ({POLICY_FILE}):[/] apply will approve nothing.")
+        heading = escape(_("No approval policy ({file}):", file=POLICY_FILE))
+        text = _("apply will approve nothing.")
+        out.print(f"[yellow]{heading}[/] {escape(text)}")
     else:
-        out.print(f"[green]{POLICY_FILE} is valid:[/] {len(policy.approvers)} approvers.")
+        heading = escape(_("{file} is valid:", file=POLICY_FILE))
+        text = ngettext("{n} approver.", "{n} approvers.", len(policy.approvers))
+        out.print(f"[green]{heading}[/] {escape(text)}")
     return EXIT_OK

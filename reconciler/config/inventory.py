@@ -19,10 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from reconciler.config.institution import Institution
 from reconciler.desired.checks import FileCheck, define_schema
 from reconciler.desired.model import MailRules, quota_megabytes
 from reconciler.desired.yamlfile import read_yaml
 from reconciler.errors import Problem, ReconcilerError, ValidationFailed
+from reconciler.i18n import _
 from reconciler.providers import registry
 
 DEFAULT_MAX_BAJAS = 25
@@ -37,18 +39,19 @@ class SecretSource:
     file: str | None = None
 
     def describe(self) -> str:
-        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+        return _("environment variable {name}", name=self.env) if self.env else _("file {path}", path=self.file)
 
     def read(self) -> str:
         if self.env:
             value = os.environ.get(self.env)
             if not value:
-                raise ReconcilerError(f"the secret is read from {self.describe()}, which is not set")
+                raise ReconcilerError(_("the secret is read from {source}, which is not set", source=self.describe()))
             return value
         try:
             return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise ReconcilerError(f"cannot read the secret from {self.describe()}: {exc.strerror}") from None
+            raise ReconcilerError(_("cannot read the secret from {source}: {error}", source=self.describe(),
+                                    error=exc.strerror)) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,10 +120,10 @@ def inventory_schema(kinds: tuple[registry.Kind, ...]) -> str:
 def load_inventory(path: Path) -> dict[str, TargetSettings]:
     path = Path(path)
     if not path.is_file():
-        raise ValidationFailed([Problem(str(path), None, "", "inventory file not found")])
+        raise ValidationFailed([Problem(str(path), None, "", _("inventory file not found"))])
     if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
         # A pull request's inventory linked to a key outside would otherwise be echoed.
-        raise ValidationFailed([Problem(str(path), None, "", "cannot read: a symbolic link out of its directory")])
+        raise ValidationFailed([Problem(str(path), None, "", _("cannot read: a symbolic link out of its directory"))])
     check = FileCheck(str(path), path.read_bytes().decode("utf-8", errors="replace"))  # as read_yaml reads it
     data, problems = read_yaml(path, str(path))
     if problems:
@@ -128,6 +131,9 @@ def load_inventory(path: Path) -> dict[str, TargetSettings]:
     check.validate(data, inventory_schema(tuple(registry.KINDS)))
     if check.problems:
         raise ValidationFailed(check.problems)
+    institution = Institution.from_inventory(data)
+    institution.check(check.add)
+    institution.speak()
     targets = {}
     for name, raw in data["targets"].items():
         target = registry.kind(raw["kind"]).target_class().build(name, raw)

@@ -16,6 +16,7 @@ import math
 from reconciler.desired.checks import FileCheck, open_file, shown
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Decommission, Equipment, Person, PhoneLine, Source, solicitud_of
+from reconciler.i18n import Message, _, lazy
 
 LINES = "assets/lines.yaml"
 EQUIPMENT = "assets/equipment.yaml"
@@ -58,16 +59,22 @@ def _read(files: DesiredFiles, rel: str, top: str, checks: list[FileCheck]) -> t
     bad = check.validate(data, top)
     if not isinstance(data, dict) or not isinstance(data.get(top), list):
         if not check.problems:
-            check.add((), f"expected a mapping with a top-level '{top}:' list")
+            check.add((), _("expected a mapping with a top-level '{name}:' list", name=top))
         return None, []
     return check, [(i, item) for i, item in enumerate(data[top]) if (top, i) not in bad]
 
 
+def _at(check: FileCheck, path: tuple) -> str:
+    """Where a declaration is, for a message: file:line."""
+    return f"{check.display}:{check.line(path)}"
+
+
 def _references(check: FileCheck, where: tuple, item, units: dict, people: dict[str, Person]) -> None:
     if units and item.unit not in units:
-        check.add(where + ("unit",), f"unknown unit {item.unit!r} (declared units are in desired_state/units.yaml)")
+        check.add(where + ("unit",), _("unknown unit {unit!r} (declared units are in desired_state/units.yaml)",
+                                       unit=item.unit))
     if item.person is not None and item.person not in people:
-        check.add(where + ("person",), f"no person with employee key {item.person!r} is declared")
+        check.add(where + ("person",), _("no person with employee key {key!r} is declared", key=item.person))
 
 
 def read_assets(files: DesiredFiles, checks: list[FileCheck], units: dict,
@@ -81,17 +88,22 @@ def read_assets(files: DesiredFiles, checks: list[FileCheck], units: dict,
         line = _line(item, Source(check.display, None, where))
         _references(check, where, line, units, by_key)
         if line.kind == "carrier" and not (line.carrier and line.master_account):
-            check.add(where + ("carrier",), "a carrier line needs its carrier and master_account")
+            check.add(where + ("carrier",), _("a carrier line needs its carrier and master_account"))
         low, high = NUMBER_DIGITS[line.kind]
         if not low <= len(line.number) <= high:
-            what = "an extension" if line.kind == "extension" else "a carrier line's"
-            check.add(where + ("number",), f"{line.number!r} is not {what} number ({low} to {high} digits)")
+            if line.kind == "extension":
+                message = _("{number!r} is not an extension number ({low} to {high} digits)",
+                            number=line.number, low=low, high=high)
+            else:
+                message = _("{number!r} is not a carrier line's number ({low} to {high} digits)",
+                            number=line.number, low=low, high=high)
+            check.add(where + ("number",), message)
         if line.monthly_cost is not None and not _amount(line.monthly_cost):
-            check.add(where + ("monthly_cost",), f"{shown(line.monthly_cost)} is not an amount: write the cost in "
-                                                 "pesos, like 299.00")
+            check.add(where + ("monthly_cost",), _("{value} is not an amount: write the cost in pesos, like 299.00",
+                                                   value=shown(line.monthly_cost)))
         if line.number in first:
-            check.add(where + ("number",), f"number {line.number} is already declared at "
-                                           f"{check.display}:{check.line(first[line.number])}")
+            check.add(where + ("number",), _("number {number} is already declared at {where}", number=line.number,
+                                             where=_at(check, first[line.number])))
             continue
         first[line.number] = where
         lines.append(line)
@@ -102,20 +114,22 @@ def read_assets(files: DesiredFiles, checks: list[FileCheck], units: dict,
         thing = _equipment(item, Source(check.display, None, where))
         _references(check, where, thing, units, by_key)
         if thing.status == "baja" and thing.decommission is None:
-            check.add(where + ("decommission",), "a baja needs its technical verdict: reason (obsolescencia, "
-                                                 "sobrecosto_reparacion or falla_irreparable), date and dictamen")
+            check.add(where + ("decommission",), _("a baja needs its technical verdict: reason (obsolescencia, "
+                                                   "sobrecosto_reparacion or falla_irreparable), date and dictamen"))
         if thing.decommission is not None and thing.status != "baja":
-            check.add(where + ("status",), "equipment with a decommission verdict must have status: baja")
+            check.add(where + ("status",), _("equipment with a decommission verdict must have status: baja"))
         if thing.type in COMPUTERS and not thing.hostname:
-            check.add(where + ("hostname",), "a desktop or laptop needs its hostname: its AD computer name")
+            check.add(where + ("hostname",), _("a desktop or laptop needs its hostname: its AD computer name"))
         if thing.inventory_number in first:
-            check.add(where + ("inventory_number",), f"inventory number {thing.inventory_number} is already "
-                                                     f"declared at {check.display}:{check.line(first[thing.inventory_number])}")
+            check.add(where + ("inventory_number",), _(
+                "inventory number {number} is already declared at {where}", number=thing.inventory_number,
+                where=_at(check, first[thing.inventory_number])))
             continue
         host = (thing.hostname or "").casefold()
         if host and host in names:
-            check.add(where + ("hostname",), f"hostname {thing.hostname} is already used at "
-                                             f"{check.display}:{check.line(names[host])}")
+            check.add(where + ("hostname",), _("hostname {hostname} is already used at {where}",
+                                               hostname=thing.hostname,
+                                               where=_at(check, names[host])))
         first[thing.inventory_number] = where
         names.setdefault(host, where + ("hostname",))
         equipment.append(thing)
@@ -128,19 +142,27 @@ def holder(item: PhoneLine | Equipment, people: dict[str, Person]) -> str | None
     return item.person if person is not None and person.active else None
 
 
-def released(lines: list[PhoneLine], equipment: list[Equipment], people: dict[str, Person]) -> list[str]:
+def released(lines: list[PhoneLine], equipment: list[Equipment], people: dict[str, Person]) -> list[Message]:
     """Assets still declared as assigned to a person who is a baja: the baja releases them in
-    the same plan; equipment goes back to its unit, unassigned, to be collected."""
+    the same plan; equipment goes back to its unit, unassigned, to be collected.  The notes are
+    a plan's warnings: Messages, kept in the source language."""
     notes = []
     for line in lines:
         if line.person and holder(line, people) is None and line.status == "activa":
             who = people[line.person].display_name
-            what = "its extension is removed" if line.kind == "extension" else "cancel it with the carrier"
-            notes.append(f"line {line.number} of {who} ({line.person}, baja): released, {what}; "
-                         f"update desired_state/{LINES}")
+            if line.kind == "extension":
+                notes.append(lazy("line {number} of {who} ({key}, baja): released, its extension is removed; "
+                                  "update desired_state/{file}", number=line.number, who=who, key=line.person,
+                                  file=LINES))
+            else:
+                notes.append(lazy("line {number} of {who} ({key}, baja): released, cancel it with the carrier; "
+                                  "update desired_state/{file}", number=line.number, who=who, key=line.person,
+                                  file=LINES))
     for thing in equipment:
         if thing.person and holder(thing, people) is None and thing.status != "baja":
             who = people[thing.person].display_name
-            notes.append(f"collect {thing.type} {thing.inventory_number} ({thing.brand} {thing.model}, serial "
-                         f"{thing.serial}) from {who} ({thing.person}, baja): returned to {thing.unit}, unassigned")
+            notes.append(lazy("collect {type} {number} ({brand} {model}, serial {serial}) from {who} ({key}, baja): "
+                              "returned to {unit}, unassigned", type=thing.type, number=thing.inventory_number,
+                              brand=thing.brand, model=thing.model, serial=thing.serial, who=who,
+                              key=thing.person, unit=thing.unit))
     return notes

@@ -18,22 +18,23 @@ from reconciler.desired.files import DesiredFiles
 from reconciler.desired.schemacache import compiled
 from reconciler.desired.yamlfile import LineIndex, not_utf8, parse_yaml
 from reconciler.errors import Problem
+from reconciler.i18n import N_, _
 
 # What a field should look like, said the way a person filling in the form would say it.
 _HINTS = {
-    "employee_key": "an employee key: letters, digits, '-', '_' or '.' (quote keys like '004512')",
-    "given_names": "a name: letters, with spaces, apostrophes, hyphens or periods between words",
-    "first_surname": "a surname: letters, with spaces, apostrophes, hyphens or periods between words",
-    "second_surname": "a surname, or null for a person with a single surname",
-    "phone": "a phone number: digits, spaces, '+', '(', ')' or '-', 7 to 25 characters",
-    "extension": "an extension: 1 to 8 digits, in quotes",
-    "date": "a date written YYYY-MM-DD",
-    "sam": "an account name: at most 20 letters, digits, '.', '_' or '-'",
-    "clues": "a CLUES: 2-letter state, 3 letters and 6 digits, e.g. MSSSA000011",
-    "group": "a group name: letters, digits, spaces, '.', '_' or '-'",
-    "unit": "a unit key from desired_state/units.yaml",
-    "address": "a mail address in lower case, like nombre.apellido@salud.gob.mx",
-    "quota": "a size in megabytes or gigabytes, like 500M or 2G",
+    "employee_key": N_("an employee key: letters, digits, '-', '_' or '.' (quote keys like '004512')"),
+    "given_names": N_("a name: letters, with spaces, apostrophes, hyphens or periods between words"),
+    "first_surname": N_("a surname: letters, with spaces, apostrophes, hyphens or periods between words"),
+    "second_surname": N_("a surname, or null for a person with a single surname"),
+    "phone": N_("a phone number: digits, spaces, '+', '(', ')' or '-', 7 to 25 characters"),
+    "extension": N_("an extension: 1 to 8 digits, in quotes"),
+    "date": N_("a date written YYYY-MM-DD"),
+    "sam": N_("an account name: at most 20 letters, digits, '.', '_' or '-'"),
+    "clues": N_("a CLUES: 2-letter state, 3 letters and 6 digits, e.g. MSSSA000011"),
+    "group": N_("a group name: letters, digits, spaces, '.', '_' or '-'"),
+    "unit": N_("a unit key from desired_state/units.yaml"),
+    "address": N_("a mail address in lower case, like nombre.apellido@salud.gob.mx"),
+    "quota": N_("a size in megabytes or gigabytes, like 500M or 2G"),
 }
 
 
@@ -122,35 +123,61 @@ def _describe(error) -> tuple[tuple[Any, ...], str]:
     last = path[-1] if path and not isinstance(path[-1], int) else None
     if error.validator == "required":
         missing = error.message.split("'")[1]
-        return path + (missing,), "required field is missing"
+        return path + (missing,), _("required field is missing")
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=repr)  # keys of any type
-        return path + (extra[0],) if extra else path, (
-            f"unknown field (allowed: {', '.join(sorted(error.schema.get('properties', {})))})")
+        return path + (extra[0],) if extra else path, _(
+            "unknown field (allowed: {fields})", fields=", ".join(sorted(error.schema.get("properties", {}))))
     if "propertyNames" in error.relative_schema_path:  # before "type": a key of None, 1 or true is no name
-        return path + (error.instance,), f"{shown(error.instance)} is not a valid key (letters, digits, '-', '_' or '.')"
+        return path + (error.instance,), _("{value} is not a valid key (letters, digits, '-', '_' or '.')",
+                                           value=shown(error.instance))
     if error.validator == "type":
-        expected = {"string": "text", "array": "a list", "object": "a mapping", "integer": "a whole number",
-                    "boolean": "true or false"}.get(str(error.validator_value), str(error.validator_value))
-        hint = " (put it in quotes)" if error.validator_value == "string" else ""
-        return path, f"expected {expected}{hint}, found {shown(error.instance)}"
+        found = shown(error.instance)
+        expected = {"string": N_("expected text (put it in quotes), found {value}"),
+                    "array": N_("expected a list, found {value}"),
+                    "object": N_("expected a mapping, found {value}"),
+                    "integer": N_("expected a whole number, found {value}"),
+                    "boolean": N_("expected true or false, found {value}")}.get(str(error.validator_value))
+        if expected is None:  # a type the schemas do not use alone: named as the schema names it
+            return path, _("expected {expected}, found {value}", expected=str(error.validator_value), value=found)
+        return path, _(expected, value=found)
     if error.validator == "enum":
-        return path, f"{shown(error.instance)} is not one of {', '.join(map(repr, error.validator_value))}"
+        return path, _("{value} is not one of {allowed}", value=shown(error.instance),
+                       allowed=", ".join(map(repr, error.validator_value)))
     if error.validator == "uniqueItems":
-        return path, "lists the same item twice"
+        return path, _("lists the same item twice")
     hint = _HINTS.get(str(last)) if last is not None else None
     if hint:
-        return path, f"{shown(error.instance)} is not valid: expected {hint}"
+        return path, _("{value} is not valid: expected {hint}", value=shown(error.instance), hint=_(hint))
     if error.validator in ("minLength", "pattern") and isinstance(error.instance, str):
         if not error.instance.strip():
-            return path, "must not be empty"
-        return path, f"{shown(error.instance)} is not valid (no leading or trailing spaces; see the schema)"
+            return path, _("must not be empty")
+        return path, _("{value} is not valid (no leading or trailing spaces; see the schema)", value=shown(error.instance))
     # jsonschema's own message begins with the value's repr, whole ("'…' is too long"): cut it
-    # as every other message does.
+    # as every other message does.  The ones the schemas can produce are said in the catalog's
+    # words (the same English); any other stays jsonschema's.
     message, written = error.message, repr(error.instance)
     if message.startswith(written):
-        message = shown(error.instance) + message[len(written):]
+        rest = message[len(written):]
+        said = _library_words(error.validator_value).get(rest)
+        message = _(said, value=shown(error.instance), limit=error.validator_value) if said else (
+            shown(error.instance) + rest)
     return path, message if len(message) <= 200 else message[:199] + "…"
+
+
+def _library_words(limit: Any) -> dict[str, str]:
+    """jsonschema's message (after the value) -> the same message in the catalog."""
+    return {
+        " is too long": N_("{value} is too long"),  # the key: not for people
+        " is too short": N_("{value} is too short"),  # the key: not for people
+        " should be non-empty": N_("{value} should be non-empty"),  # the key: not for people
+        " is expected to be empty": N_("{value} is expected to be empty"),  # the key: not for people
+        " has too many properties": N_("{value} has too many properties"),  # the key: not for people
+        " does not have enough properties": N_("{value} does not have enough properties"),  # the key: not for people
+        " is not valid under any of the given schemas": N_("{value} is not valid under any of the given schemas"),  # the key: not for people
+        f" is less than the minimum of {limit!r}": N_("{value} is less than the minimum of {limit!r}"),  # the key: not for people
+        f" is greater than the maximum of {limit!r}": N_("{value} is greater than the maximum of {limit!r}"),  # the key: not for people
+    }
 
 
 @dataclass
@@ -200,7 +227,8 @@ class FileCheck:
                 # Only for a short one (004512): a long one, a pasted secret of digits, would be echoed
                 # whole; it gets the message any value gets, which cuts it short.
                 if written is not None and written != str(error.instance) and len(written) <= 40:
-                    message = f"expected text; YAML reads {written} as {error.instance!r}: write it in quotes, '{written}'"
+                    message = _("expected text; YAML reads {written} as {value!r}: write it in quotes, '{written}'",
+                                written=written, value=error.instance)
             self.add(path, message)
             bad.add(tuple(error.absolute_path)[:2])
             # jsonschema leaves a key of None out of its path: the key as described counts too
@@ -219,14 +247,14 @@ class FileCheck:
             if found is None and "\n" in value and not (path and path[-1] in MULTILINE):
                 found = _NEWLINE.search(value)
             if found is not None:
-                self.add(path, f"contains a control character (U+{ord(found.group()):04X}): write it on one line, "
-                               "in plain text")
+                self.add(path, _("contains a control character (U+{code:04X}): write it on one line, in plain text",
+                                 code=ord(found.group())))
                 bad.add(path[:2])
             elif _MAYBE_IMPOSSIBLE.fullmatch(value):
                 try:
                     dt.date.fromisoformat(value)
                 except ValueError:
-                    self.add(path, f"{value!r} is not a date on the calendar")
+                    self.add(path, _("{value!r} is not a date on the calendar", value=value))
                     bad.add(path[:2])
         return bad
 
@@ -262,7 +290,7 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
         check.problems.append(not_utf8(check.display, exc))
         return check, None, False
     except OSError as exc:
-        check.add((), f"cannot read: {exc.strerror}")
+        check.add((), _("cannot read: {error}", error=exc.strerror))
         return check, None, False
     if text is None:
         check.found = False

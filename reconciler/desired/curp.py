@@ -10,8 +10,9 @@ import datetime as _dt
 import re
 
 from reconciler.desired.checks import shown
+from reconciler.i18n import _
 
-_STATES = ("AS BC BS CC CL CM CS CH DF DG GT GR HG JC MC MN MS NT NL OC PL QT QR SP SL SR TC "
+_STATES = ("AS BC BS CC CL CM CS CH DF DG GT GR HG JC MC MN MS NT NL OC PL QT QR SP SL SR TC "  # state codes: not for people
            "TS TL VZ YN ZS NE").split()
 _PATTERN = re.compile(
     r"^[A-Z][AEIOUX][A-Z]{2}(\d{2})(\d{2})(\d{2})[HMX]([A-Z]{2})[B-DF-HJ-NP-TV-Z]{3}([A-Z\d])(\d)$"
@@ -28,16 +29,17 @@ def curp_problem(curp: str) -> str | None:
     """None when the CURP is valid, otherwise what is wrong with it."""
     match = _PATTERN.match(curp)
     if not match:  # of any length (the schema says only "text"): shown cut short
-        return f"{shown(curp)} is not a CURP (18 characters: 4 letters, birth date, sex H/M/X, state, 3 consonants, 2 characters)"
+        return _("{value} is not a CURP (18 characters: 4 letters, birth date, sex H/M/X, state, 3 consonants, "
+                 "2 characters)", value=shown(curp))
     yy, mm, dd, state, homoclave, digit = match.groups()
     if state not in _STATES:
-        return f"{curp!r} has an unknown state of birth {state!r}"
+        return _("{curp!r} has an unknown state of birth {state!r}", curp=curp, state=state)
     century = 1900 if homoclave.isdigit() else 2000
     try:
         _dt.date(century + int(yy), int(mm), int(dd))
     except ValueError:
-        return f"{curp!r} has an impossible birth date {yy}-{mm}-{dd}"
+        return _("{curp!r} has an impossible birth date {yy}-{mm}-{dd}", curp=curp, yy=yy, mm=mm, dd=dd)
     expected = check_digit(curp[:17])
     if int(digit) != expected:
-        return f"{curp!r} has a wrong check digit (expected {expected})"
+        return _("{curp!r} has a wrong check digit (expected {expected})", curp=curp, expected=expected)
     return None

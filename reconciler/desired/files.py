@@ -9,6 +9,8 @@ import errno
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from reconciler.i18n import N_, _
+
 if TYPE_CHECKING:  # only for names: reading a directory needs no Git
     import git
 
@@ -26,14 +28,14 @@ class DesiredFiles(Protocol):
         """Sorted relative paths of the files directly in rel_dir with one of the suffixes."""
 
 
-LINK = "a symbolic link: desired state is regular files inside the repository, never links"
+LINK = N_("a symbolic link: desired state is regular files inside the repository, never links")
 
 
 def refuse_link(path: Path, root: Path) -> None:
     """Raise (an OSError that names why) when `path` is a link, or leads out of `root`: a
     link to the runner's private key would otherwise be read, and echoed in a message."""
     if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
-        raise OSError(errno.ELOOP, LINK)
+        raise OSError(errno.ELOOP, _(LINK))
 
 
 class DirectoryFiles:
@@ -51,7 +53,7 @@ class DirectoryFiles:
         refuse_link(path, self.root)
         for folder in [self.root, *path.relative_to(self.root).parents]:  # desired_state/, users/...
             if (self.root / folder).is_symlink():
-                raise OSError(errno.ELOOP, LINK)
+                raise OSError(errno.ELOOP, _(LINK))
         if not path.is_file():
             return None
         return path.read_bytes().decode("utf-8")
@@ -119,7 +121,7 @@ class CommitFiles:
         if blob is None or blob.type != "blob":
             return None
         if blob.mode == SYMLINK_MODE:
-            raise OSError(errno.ELOOP, LINK)
+            raise OSError(errno.ELOOP, _(LINK))
         return blob.data_stream.read().decode("utf-8")
 
     def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:

@@ -32,17 +32,19 @@ from reconciler.desired.model import (
 from reconciler.desired.naming import assign_account_names, common_name
 from reconciler.desired.security import read_security
 from reconciler.errors import Problem, ValidationFailed
+from reconciler.i18n import _
 
 
 def _read_catalog(files: DesiredFiles, name: str, checks: list[FileCheck]) -> tuple[dict[str, dict], str]:
     check, data, usable = open_file(files, f"{name}.yaml", checks)
     if not check.found:
-        check.add((), f"missing: declare the {name} here")
+        check.add((), _("missing: declare the units here") if name == "units" else
+                  _("missing: declare the entitlements here"))
         return {}, check.display
     if not usable:
         return {}, check.display
     if not isinstance(data, dict) or name not in data:
-        check.add((), f"expected a mapping with a top-level '{name}:' key")
+        check.add((), _("expected a mapping with a top-level '{name}:' key", name=name))
         return {}, check.display
     bad = check.validate(data, "units")
     entries = data.get(name) or {}
@@ -105,7 +107,7 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             continue
         unit = data["unit"]
         if units and unit not in units:
-            check.add(("unit",), f"unknown unit {unit!r} (declared units are in desired_state/units.yaml)")
+            check.add(("unit",), _("unknown unit {unit!r} (declared units are in desired_state/units.yaml)", unit=unit))
         for index, item in enumerate(data["people"]):
             if ("people", index) in bad:
                 continue
@@ -114,7 +116,8 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             for e_index, ent in enumerate(person.entitlements):
                 if entitlements and ent not in entitlements:
                     check.add(where + ("entitlements", e_index),
-                              f"unknown entitlement {ent!r} (declared in desired_state/entitlements.yaml)")
+                              _("unknown entitlement {entitlement!r} (declared in desired_state/entitlements.yaml)",
+                                entitlement=ent))
             if person.curp and (message := curp_problem(person.curp)):
                 check.add(where + ("curp",), message)
             people.append((person, check, index))
@@ -140,13 +143,15 @@ def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
         key = person.employee_key
         if key in first_by_key:
             check.add(("people", index, "employee_key"),
-                      f"employee key {key!r} is already declared at {_located(*first_by_key[key])}")
+                      _("employee key {key!r} is already declared at {where}", key=key,
+                        where=_located(*first_by_key[key])))
             continue
         first_by_key[key] = (check, index)
         if person.curp:
             if person.curp in first_by_curp:
                 check.add(("people", index, "curp"),
-                          f"CURP {person.curp} is already declared at {_located(*first_by_curp[person.curp])}")
+                          _("CURP {curp} is already declared at {where}", curp=person.curp,
+                            where=_located(*first_by_curp[person.curp])))
             first_by_curp.setdefault(person.curp, (check, index))
         kept.append(person)
         where_of[key] = (check, index)
@@ -156,15 +161,16 @@ def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
             check, index = where_of[person.employee_key]
             others = ", ".join(_located(*where_of[p.employee_key]) for p in group if p is not person)
             check.add(("people", index, "account"),
-                      f"account name {sam!r} is also derived for {others}; set account.sam for one of them")
+                      _("account name {sam!r} is also derived for {others}; set account.sam for one of them",
+                        sam=sam, others=others))
     by_cn: dict[tuple[str, str], Person] = {}
     for person in kept:
         cn_key = (person.unit, common_name(person).casefold())
         if cn_key in by_cn and by_cn[cn_key].active and person.active:
             check, index = where_of[person.employee_key]
             check.add(("people", index, "account"),
-                      f"same name as {_located(*where_of[by_cn[cn_key].employee_key])} in the same unit; "
-                      "set account.cn for one of them")
+                      _("same name as {where} in the same unit; set account.cn for one of them",
+                        where=_located(*where_of[by_cn[cn_key].employee_key])))
         by_cn.setdefault(cn_key, person)
     return kept
 
@@ -185,14 +191,15 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
 
     def address(check: FileCheck, path: tuple, value: str) -> None:
         if rules is not None and rules.domains and value.rsplit("@", 1)[1] not in rules.domains:
-            check.add(path, f"{value} is not in a managed mail domain ({', '.join(sorted(rules.domains))})")
+            check.add(path, _("{address} is not in a managed mail domain ({domains})", address=value,
+                              domains=", ".join(sorted(rules.domains))))
         if value in owner:
-            check.add(path, f"{value} is already used at {at(owner[value])}")
+            check.add(path, _("{address} is already used at {where}", address=value, where=at(owner[value])))
         owner.setdefault(value, (check, path))
 
     def quota(check: FileCheck, path: tuple, value: str | None) -> None:
         if value and rules is not None and rules.max_quota and quota_megabytes(value) > quota_megabytes(rules.max_quota):
-            check.add(path, f"quota {value} is over the limit of {rules.max_quota}")
+            check.add(path, _("quota {quota} is over the limit of {limit}", quota=value, limit=rules.max_quota))
 
     for person, check, index in people:
         if person.employee_key not in kept_keys or by_key[person.employee_key] is not person:
@@ -201,9 +208,10 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
         for r_index, reset in enumerate(person.password_resets):
             path = where + ("password_resets", r_index, "folio")
             if not person.active:
-                check.add(path, "a password reset for a person who is a baja: their account is disabled")
+                check.add(path, _("a password reset for a person who is a baja: their account is disabled"))
             if reset.folio in folios:
-                check.add(path, f"folio {reset.folio} is already used at {at(folios[reset.folio])}")
+                check.add(path, _("folio {folio} is already used at {where}", folio=reset.folio,
+                                  where=at(folios[reset.folio])))
             folios.setdefault(reset.folio, (check, path))
         if (box := person.mailbox) is None:
             continue
@@ -212,7 +220,7 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
             address(check, where + ("mailbox", "aliases", a_index), alias)
         quota(check, where + ("mailbox", "quota"), box.quota)
         if box.purge is not None and person.active:
-            check.add(where + ("mailbox", "purge"), "only the mailbox of a baja can be purged")
+            check.add(where + ("mailbox", "purge"), _("only the mailbox of a baja can be purged"))
     for box, check, index in shared:
         where = ("shared_mailboxes", index)
         address(check, where + ("address",), box.address)
@@ -224,9 +232,10 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
             if member is None and partial:
                 continue  # a partial load has only the changed people; the full validation saw them all
             if member is None:
-                check.add(where + ("members", m_index), f"no person with employee key {key!r} is declared")
+                check.add(where + ("members", m_index), _("no person with employee key {key!r} is declared", key=key))
             elif member.mailbox is None:
-                check.add(where + ("members", m_index), f"{key} ({member.display_name}) has no mailbox")
+                check.add(where + ("members", m_index), _("{key} ({name}) has no mailbox", key=key,
+                                                          name=member.display_name))
 
 
 def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] | None = None,
@@ -237,7 +246,7 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     only the entries that changed."""
     files = DirectoryFiles(source) if isinstance(source, (str, Path)) else source
     if not files.exists():
-        raise ValidationFailed([Problem(files.label, None, "", "desired state directory not found")])
+        raise ValidationFailed([Problem(files.label, None, "", _("desired state directory not found"))])
     checks: list[FileCheck] = []
     raw_units, units_file = _read_catalog(files, "units", checks)
     raw_ents, ents_file = _read_catalog(files, "entitlements", checks)
@@ -260,6 +269,6 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     problems = [p for check in checks for p in check.problems]
     if problems:
         raise ValidationFailed(problems)
-    names, _ = assign_account_names(kept)
+    names, _clashes = assign_account_names(kept)
     return DesiredState.build(units, entitlements, kept, names, [s for s, _, _ in shared], lines, equipment,
                               assets_loaded=only is None, security=security)

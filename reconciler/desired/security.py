@@ -21,6 +21,7 @@ from typing import Mapping
 from reconciler.desired.checks import FileCheck, open_file, shown
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Solicitud, Source, solicitud_of
+from reconciler.i18n import _
 
 DIRECTORY = "security_rules"
 NETWORKS = f"{DIRECTORY}/networks.yaml"
@@ -82,13 +83,13 @@ def _ranges(raw: list) -> tuple[tuple[int, int], ...] | str:
     out = []
     for item in raw:
         if isinstance(item, float) or isinstance(item, bool):  # JSON Schema takes 80.0 for an integer
-            return f"{item!r} is not a port: write a whole number, like 80"
+            return _("{value!r} is not a port: write a whole number, like 80", value=item)
         if isinstance(item, int):
             out.append((item, item))
             continue
         low, high = (int(x) for x in item.split("-"))
         if not 1 <= low <= high <= 65535:
-            return f"{item!r} is not a port range (low-high, 1 to 65535)"
+            return _("{value!r} is not a port range (low-high, 1 to 65535)", value=item)
         out.append((low, high))
     return tuple(sorted(out))
 
@@ -113,14 +114,15 @@ def _read_catalog(files: DesiredFiles, checks: list[FileCheck]) -> tuple[dict, d
         try:
             networks[name] = str(ipaddress.ip_network(raw["cidr"], strict=False))
         except ValueError as exc:
-            check.add(("networks", name, "cidr"), f"{raw['cidr']!r} is not a network: {exc}")
+            check.add(("networks", name, "cidr"), _("{value!r} is not a network: {error}", value=raw["cidr"], error=exc))
     for name, raw in _entries(data, "hosts"):
         if ("hosts", name) in bad:
             continue
         try:
             hosts[name] = str(ipaddress.ip_address(raw["address"]))
         except ValueError as exc:
-            check.add(("hosts", name, "address"), f"{raw['address']!r} is not an address: {exc}")
+            check.add(("hosts", name, "address"), _("{value!r} is not an address: {error}", value=raw["address"],
+                                                    error=exc))
     for name, raw in _entries(data, "services"):
         if ("services", name) in bad:
             continue
@@ -130,7 +132,7 @@ def _read_catalog(files: DesiredFiles, checks: list[FileCheck]) -> tuple[dict, d
         else:
             services[name] = (raw["protocol"], ranges)
     for name in set(networks) & set(hosts):
-        check.add(("hosts", name), f"{name!r} is also the name of a network")
+        check.add(("hosts", name), _("{name!r} is also the name of a network", name=name))
     return networks, hosts, services, check
 
 
@@ -146,15 +148,17 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
     for end in ("source", "destination"):
         if item[end] != ANY and item[end] not in names:
             # shown(): the schema bounds no endpoint's length, and a message never echoes a value whole
-            check.add(where + (end,), f"unknown network or host {shown(item[end])} (declared in desired_state/{NETWORKS})")
+            check.add(where + (end,), _("unknown network or host {name} (declared in desired_state/{file})",
+                                        name=shown(item[end]), file=NETWORKS))
             ok = False
     protocol, ports = item.get("protocol", ANY), ()
     if "service" in item:
         if "protocol" in item or "ports" in item:
-            check.add(where + ("service",), "give a service, or protocol and ports, not both")
+            check.add(where + ("service",), _("give a service, or protocol and ports, not both"))
             ok = False
         elif item["service"] not in services:
-            check.add(where + ("service",), f"unknown service {item['service']!r} (declared in desired_state/{NETWORKS})")
+            check.add(where + ("service",), _("unknown service {service!r} (declared in desired_state/{file})",
+                                              service=item["service"], file=NETWORKS))
             ok = False
         else:
             protocol, ports = services[item["service"]]
@@ -164,7 +168,7 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
             check.add(where + ("ports",), ranges)
             ok = False
         elif protocol == ANY:
-            check.add(where + ("ports",), "ports need protocol: tcp or udp")
+            check.add(where + ("ports",), _("ports need protocol: tcp or udp"))
             ok = False
         else:
             ports = ranges
@@ -172,19 +176,20 @@ def _rule(item: dict, where: tuple, check: FileCheck, names: set, services: dict
     for p_index, raw in enumerate(item.get("probes") or ()):
         host, port = raw["to"].rsplit(":", 1)
         if raw["from"] not in names:
-            check.add(where + ("probes", p_index, "from"), f"unknown network or host {shown(raw['from'])}")
+            check.add(where + ("probes", p_index, "from"), _("unknown network or host {name}", name=shown(raw["from"])))
             ok = False
         if host not in names and not _is_address(host):
-            check.add(where + ("probes", p_index, "to"), f"unknown host {shown(host)}: a host name or an address")
+            check.add(where + ("probes", p_index, "to"), _("unknown host {host}: a host name or an address",
+                                                           host=shown(host)))
             ok = False
         if not 1 <= int(port) <= 65535:
-            check.add(where + ("probes", p_index, "to"), f"port {int(port)} is not a port (1 to 65535)")
+            check.add(where + ("probes", p_index, "to"), _("port {port} is not a port (1 to 65535)", port=int(port)))
             ok = False
         probes.append(Probe(raw["from"], host, int(port), raw["expect"]))
     if _everywhere(item["source"], networks) and _everywhere(item["destination"], networks) \
             and not item.get("deliberate"):
-        check.add(where + ("source",), "a rule from any to any (or a network of /0) is refused unless marked "
-                                       "deliberate: true")
+        check.add(where + ("source",), _("a rule from any to any (or a network of /0) is refused unless marked "
+                                         "deliberate: true"))
         ok = False
     if not ok:
         return None
@@ -248,13 +253,15 @@ def _shadowed(policy: SecurityPolicy, checks: dict[str, FileCheck], today: str) 
             for length in range(src.prefixlen + 1):
                 mask = _FULL ^ ((1 << (32 - length)) - 1)
                 candidates += by_source.get((length, address & mask), ())
-            for _, earlier, earlier_dst in sorted(candidates, key=lambda c: c[0]):
+            for _order, earlier, earlier_dst in sorted(candidates, key=lambda c: c[0]):
                 if dst.subnet_of(earlier_dst) and _covers_traffic(earlier, rule):
                     check = checks[rule.origin.file]
                     first = checks[earlier.origin.file]
+                    at = f"{first.display}:{first.line(earlier.origin.path)}"
                     check.add(rule.origin.path + ("name",),
-                              f"rule {rule.name} can never match on {device}: the earlier rule {earlier.name} "
-                              f"({first.display}:{first.line(earlier.origin.path)}) already matches all its traffic")
+                              _("rule {rule} can never match on {device}: the earlier rule {earlier} ({where}) "
+                                "already matches all its traffic", rule=rule.name, device=device,
+                                earlier=earlier.name, where=at))
                     break
             by_source.setdefault((src.prefixlen, address), []).append((order, rule, dst))
 
@@ -282,16 +289,22 @@ def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozens
             if where in bad:
                 continue
             if item["name"] in by_name:
-                check.add(where + ("name",), f"rule name {item['name']!r} is already used at {by_name[item['name']]}")
+                check.add(where + ("name",), _("rule name {name!r} is already used at {where}", name=item["name"],
+                                               where=by_name[item["name"]]))
                 continue
             by_name[item["name"]] = f"{check.display}:{check.line(where)}"
             if units and item["unit"] not in units:
-                check.add(where + ("unit",), f"unknown unit {item['unit']!r} (declared units are in "
-                                             "desired_state/units.yaml)")
+                check.add(where + ("unit",), _("unknown unit {unit!r} (declared units are in desired_state/units.yaml)",
+                                               unit=item["unit"]))
             for d_index, device in enumerate(item["devices"]):
                 if devices is not None and device not in devices:
-                    check.add(where + ("devices", d_index), f"no firewall or router {shown(device)} in the inventory "
-                                                            f"(it has {', '.join(sorted(devices)) or 'none'})")
+                    if devices:
+                        message = _("no firewall or router {device} in the inventory (it has {devices})",
+                                    device=shown(device), devices=", ".join(sorted(devices)))
+                    else:
+                        message = _("no firewall or router {device} in the inventory (it has none)",
+                                    device=shown(device))
+                    check.add(where + ("devices", d_index), message)
             if (rule := _rule(item, where, check, known, services, networks)) is not None:
                 rules.append(rule)
     policy = SecurityPolicy(MappingProxyType(networks), MappingProxyType(hosts), tuple(rules))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.desired.files import CommitFiles, DesiredFiles, DirectoryFiles
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 
 if TYPE_CHECKING:  # Git is imported when a repository is opened: validating files needs none
     import git
@@ -21,7 +22,7 @@ DESIRED_DIR = "desired_state"
 @dataclass
 class DesiredSource:
     files: DesiredFiles
-    description: str
+    description: str  # a Message (i18n.lazy): it is kept in the plan and the audit trail
     repo: git.Repo | None = None
     commit: git.Commit | None = None  # None: the working tree
     prefix: str = ""  # the desired repository's directory inside the Git work tree ("" at its root)
@@ -69,16 +70,24 @@ def working_tree(path: Path) -> DesiredSource:
     files = DirectoryFiles(path / DESIRED_DIR)
     repo = open_repo(path)
     if repo is None:
-        return DesiredSource(files, f"working tree {path} (not a Git repository; a preview only)")
+        return DesiredSource(files, lazy("working tree {path} (not a Git repository; a preview only)", path=str(path)))
     try:
-        head = f"commit {repo.head.commit.hexsha[:12]}"
+        head = repo.head.commit.hexsha[:12]
     except ValueError:
-        head = "no commit yet"
+        head = None
     prefix = _prefix(repo, path)
     dirty = repo.is_dirty(untracked_files=True, path=f"{prefix}{DESIRED_DIR}")
-    state = "with uncommitted changes" if dirty else "no uncommitted changes"
-    return DesiredSource(files, f"working tree ({head}, {state}; a preview only, apply reads commits)",
-                         repo=repo, prefix=prefix)
+    if head is None and dirty:
+        description = lazy("working tree (no commit yet, with uncommitted changes; a preview only, apply reads commits)")
+    elif head is None:
+        description = lazy("working tree (no commit yet, no uncommitted changes; a preview only, apply reads commits)")
+    elif dirty:
+        description = lazy("working tree (commit {commit}, with uncommitted changes; a preview only, apply reads "
+                           "commits)", commit=head)
+    else:
+        description = lazy("working tree (commit {commit}, no uncommitted changes; a preview only, apply reads "
+                           "commits)", commit=head)
+    return DesiredSource(files, description, repo=repo, prefix=prefix)
 
 
 def branch_commit(repo: "git.Repo", name: str) -> str | None:
@@ -98,7 +107,7 @@ def branch_commit(repo: "git.Repo", name: str) -> str | None:
 
 def plain_directory(path: Path) -> DesiredSource:
     """The files on disk and nothing else: what `validate` checks (no Git, no description)."""
-    return DesiredSource(DirectoryFiles(Path(path) / DESIRED_DIR), f"directory {path}")
+    return DesiredSource(DirectoryFiles(Path(path) / DESIRED_DIR), lazy("directory {path}", path=str(path)))
 
 
 def at_ref(path: Path, ref: str = DEFAULT_REF) -> DesiredSource:
@@ -106,14 +115,16 @@ def at_ref(path: Path, ref: str = DEFAULT_REF) -> DesiredSource:
 
     repo = open_repo(Path(path))
     if repo is None:
-        raise ReconcilerError(f"{path} is not a Git repository: desired state is read from a commit "
-                              "(use plan --working-tree to preview files that are not committed)")
+        raise ReconcilerError(_("{path} is not a Git repository: desired state is read from a commit "
+                                "(use plan --working-tree to preview files that are not committed)", path=path))
     try:
         commit = repo.commit(ref)
     except (git.BadName, ValueError, git.GitCommandError):
-        raise ReconcilerError(f"the repository {repo.working_tree_dir} has no commit {ref!r} "
-                              "(desired state is read from the protected branch, by default main)") from None
+        raise ReconcilerError(_("the repository {repo} has no commit {ref!r} "
+                                "(desired state is read from the protected branch, by default main)",
+                                repo=repo.working_tree_dir, ref=ref)) from None
     prefix = _prefix(repo, Path(path))
     files = CommitFiles(commit, f"{prefix}{DESIRED_DIR}")
-    return DesiredSource(files, f"commit {commit.hexsha[:12]} ({ref}): {commit.summary}",
+    return DesiredSource(files, lazy("commit {commit} ({ref}): {summary}", commit=commit.hexsha[:12], ref=ref,
+                                     summary=commit.summary),
                          repo=repo, commit=commit, prefix=prefix)

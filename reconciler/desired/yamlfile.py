@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import Problem
+from reconciler.i18n import N_, _, ngettext
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -45,7 +46,7 @@ class StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML signature
         # Keys are compared as written (scalars), which is cheaper than constructing them twice.
         seen: dict[str, int] = {}
-        for key_node, _ in node.value:
+        for key_node, _value in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 continue
             line = key_node.start_mark.line + 1
@@ -85,25 +86,32 @@ def _cut(text: str, limit: int = 60) -> str:
 MAX_NUMBER = 1000  # characters, whatever the base: 1000 hex digits are 1205 decimal ones
 
 
-def _scalar(construct, what: str, number: bool):
+def _scalar(construct, refused: str, number: bool):
+    """`refused`: the message (marked with N_, said when it is raised) for a value the
+    constructor cannot make."""
     def construct_checked(loader, node):  # noqa: ANN001 - PyYAML signature
         line = node.start_mark.line + 1
         if number and len(node.value) > MAX_NUMBER:
-            raise Refused(f"a number written with {len(node.value)} characters: no field takes one "
-                          "(put it in quotes if it is text)", line)
+            raise Refused(ngettext("a number written with {n} character: no field takes one "
+                                   "(put it in quotes if it is text)",
+                                   "a number written with {n} characters: no field takes one "
+                                   "(put it in quotes if it is text)", len(node.value)), line)
         try:
             return construct(loader, node)
         except (ValueError, KeyError, IndexError, TypeError):
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            raise Refused(f"{_cut(repr(node.value))} is not {what}, as its tag {tag} says", line) from None
+            raise Refused(_(refused, value=_cut(repr(node.value)), tag=tag), line) from None
     return construct_checked
 
 
-for _tag, _construct, _what, _number in (
-        ("int", yaml.constructor.SafeConstructor.construct_yaml_int, "a whole number", True),
-        ("float", yaml.constructor.SafeConstructor.construct_yaml_float, "a number", True),
-        ("bool", yaml.constructor.SafeConstructor.construct_yaml_bool, "true or false", False)):
-    StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _scalar(_construct, _what, _number))
+for _tag, _construct, _refused, _number in (
+        ("int", yaml.constructor.SafeConstructor.construct_yaml_int,
+         N_("{value} is not a whole number, as its tag {tag} says"), True),
+        ("float", yaml.constructor.SafeConstructor.construct_yaml_float,
+         N_("{value} is not a number, as its tag {tag} says"), True),
+        ("bool", yaml.constructor.SafeConstructor.construct_yaml_bool,
+         N_("{value} is not true or false, as its tag {tag} says"), False)):
+    StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _scalar(_construct, _refused, _number))
 
 # Desired state nests a few levels (a person's mailbox's aliases); libyaml accepts a thousand,
 # which is past Python's recursion limit for the walks that follow (building, the checks of
@@ -113,7 +121,9 @@ MAX_DEPTH = 64
 
 class TooDeep(Refused):
     def __init__(self, line: int | None):
-        super().__init__(f"mappings and lists nested more than {MAX_DEPTH} levels deep: no file needs that many", line)
+        super().__init__(ngettext("mappings and lists nested more than {n} level deep: no file needs that many",
+                                  "mappings and lists nested more than {n} levels deep: no file needs that many",
+                                  MAX_DEPTH), line)
 
 
 def _check_depth(root: yaml.Node) -> None:
@@ -163,7 +173,7 @@ ALIAS_BUDGET = 0
 
 class TooManyAliases(yaml.YAMLError):
     def __init__(self, line: int | None):
-        super().__init__("anchors and aliases (&name, *name) are not accepted: write the values out, in every entry")
+        super().__init__(_("anchors and aliases (&name, *name) are not accepted: write the values out, in every entry"))
         self.line = line
 
 
@@ -237,13 +247,14 @@ def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
     except UnicodeDecodeError as exc:
         return None, [not_utf8(display, exc)]
     except OSError as exc:
-        return None, [Problem(display, None, "", f"cannot read: {exc.strerror}")]
+        return None, [Problem(display, None, "", _("cannot read: {error}", error=exc.strerror))]
     return parse_yaml(text, display)
 
 
 def not_utf8(display: str, exc: UnicodeDecodeError) -> Problem:
     line = exc.object[:exc.start].count(b"\n") + 1 if isinstance(exc.object, bytes) else None
-    return Problem(display, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+    return Problem(display, line, "", _("not UTF-8 text ({reason} at byte {position})", reason=exc.reason,
+                                        position=exc.start))
 
 
 # YAML also breaks lines at a lone \r, U+0085, U+2028 and U+2029; Git counts only \n.  A file
@@ -255,22 +266,22 @@ def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
     """Parse one document.  Returns (data, problems); data is None when it is unusable."""
     if found := _FOREIGN_BREAK.search(text):
         return None, [Problem(display, text.count("\n", 0, found.start()) + 1, "",
-                              f"a line break Git does not count (U+{ord(found.group()):04X}): save the file with "
-                              "plain line breaks")]
+                              _("a line break Git does not count (U+{code:04X}): save the file with plain line breaks",
+                                code=ord(found.group())))]
     try:
         return fast_load(text), []
     except DuplicateKey as dup:
         return None, [Problem(display, dup.line, dup.key[:60],
-                              f"key written twice in the same mapping (first on line {dup.first_line})")]
+                              _("key written twice in the same mapping (first on line {line})", line=dup.first_line))]
     except (TooManyAliases, Refused) as exc:
         return None, [Problem(display, exc.line, "", str(exc))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        what = exc.problem or "invalid YAML"
+        what = exc.problem or _("invalid YAML")
         if exc.context:
             what = f"{exc.context}, {what}"
-        return None, [Problem(display, line, "", f"YAML syntax error: {_cut(what, 200)}")]  # a tag can be long
+        return None, [Problem(display, line, "", _("YAML syntax error: {error}", error=_cut(what, 200)))]  # a tag can be long
     except yaml.reader.ReaderError as exc:
         # A character YAML refuses (a NUL, an escape, U+FFFE).  Its own message takes two lines
         # and names no line; libyaml gives the position in bytes of the UTF-8 text.
@@ -280,10 +291,10 @@ def parse_yaml(text: str, display: str) -> tuple[Any, list[Problem]]:
         what = f"U+{char if isinstance(char, int) else ord(char):04X}" if isinstance(char, int) or len(char) == 1 \
             else repr(char)
         return None, [Problem(display, before.count(b"\n" if isinstance(before, bytes) else "\n") + 1, "",
-                              f"a character YAML does not accept ({what}): remove it, or write it as an escape "
-                              "in double quotes")]
+                              _("a character YAML does not accept ({character}): remove it, or write it as an "
+                                "escape in double quotes", character=what))]
     except yaml.YAMLError as exc:
-        return None, [Problem(display, None, "", f"YAML error: {_cut(' '.join(str(exc).split()), 200)}")]
+        return None, [Problem(display, None, "", _("YAML error: {error}", error=_cut(" ".join(str(exc).split()), 200)))]
 
 
 class LineIndex:
@@ -306,7 +317,7 @@ class LineIndex:
 
     def span(self, path: tuple[Any, ...]) -> tuple[int, int] | None:
         """First and last line (1-based) of the node at `path`, None if it does not exist."""
-        node, _, complete = self._walk(path)
+        node, _line, complete = self._walk(path)
         if not complete or node is None:
             return None
         # The end mark sits where the next token starts: on the next item's line when only
@@ -318,7 +329,7 @@ class LineIndex:
 
     def scalar(self, path: tuple[Any, ...]) -> str | None:
         """The text exactly as written at `path` (004512 stays 004512, not octal 2378)."""
-        node, _, complete = self._walk(path)
+        node, _line, complete = self._walk(path)
         return node.value if complete and isinstance(node, yaml.ScalarNode) else None
 
     def _walk(self, path: tuple[Any, ...]):

@@ -243,7 +243,8 @@ def month(year_month: str) -> str:
         first = dt.date.fromisoformat(f"{year_month}-01")
     except ValueError:
         return year_month
-    return format_date(first, "MMMM 'de' y" if _locale() == "es_MX" else "MMMM y", locale=_locale())
+    pattern = "MMMM 'de' y" if _locale() == "es_MX" else "MMMM y"  # not for people: CLDR patterns
+    return format_date(first, pattern, locale=_locale())
 
 
 def _local(moment: dt.datetime) -> dt.datetime:
@@ -266,7 +267,10 @@ def percent(value: float) -> str:
 
 
 def money(amount, currency: str = "MXN") -> str:
-    """"$1,210.00 MXN": the amount as the locale writes it, and the currency named."""
+    """"$1,210.00 MXN": the amount as the locale writes it, and the currency named.  The peso's
+    sign is "$" in both languages (CLDR's English writes "MX$", which no Mexican bill does)."""
+    if currency == "MXN":
+        return f"{'-' if amount < 0 else ''}${number(abs(amount), 2)} MXN"
     from babel.numbers import format_currency
 
     return f"{format_currency(amount, currency, format='¤#,##0.00', currency_digits=False, locale=_locale())} {currency}"

@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Sequence
 
+from reconciler.i18n import N_
 from reconciler.plan import Change, Conflict, Outcome
 
 if TYPE_CHECKING:  # type names only: importing them would load the desired-state loader
@@ -112,7 +113,7 @@ class Provider(ABC):
     kind: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     parallel: ClassVar[bool] = False  # many independent devices: planned and applied concurrently
-    read_back_source: ClassVar[str] = "the target"  # named in "read back: … does not show the change"
+    read_back_source: ClassVar[str] = N_("the target")  # named in "read back: … does not show the change"
 
     def __init__(self, target) -> None:
         self.target = target
@@ -192,12 +193,12 @@ class Provider(ABC):
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         """IMPLIED_APPROVALS: of this target's reviewed changes, those approved by implication
         (index -> reason): objects the inventory names, or containers an approved change needs."""
-        raise NotImplementedError(f"{self.kind} does not declare implied approvals")
+        raise NotImplementedError(f"{self.kind} does not declare implied approvals")  # not for people
 
     def probe(self, request: PlanRequest, planned: TargetPlan | None = None, outcomes: Sequence[Outcome] = ()) -> list:
         """PROBES: prove the target's declared behaviour by real traffic now: after an apply,
         what `planned` wanted and `outcomes` applied; else what `request` declares.  ProbeResults."""
-        raise NotImplementedError(f"{self.kind} does not declare probes")
+        raise NotImplementedError(f"{self.kind} does not declare probes")  # not for people
 
     def offers(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import lazy
 from reconciler.plan import Outcome
 from reconciler.providers.contract import Provider, TargetPlan
 
@@ -21,15 +22,16 @@ def verify(provider: Provider, planned: TargetPlan, outcomes: list[Outcome]) -> 
         back = provider.read_back(planned)
     except ReconcilerError as exc:
         for o in applied:
-            o.verified, o.error = False, f"could not read back to verify: {exc}"
+            o.verified, o.error = False, lazy("could not read back to verify: {error}", error=str(exc))
         return
     pending = {(c.kind, c.key) for c in back.remaining}
     shown = [o for o in applied if (o.change.kind, o.change.key) not in pending]
     problems = provider.confirm(planned, back, shown) if shown else {}
     for o in applied:
         if (o.change.kind, o.change.key) in pending:
-            problem = f"read back: {provider.read_back_source} does not show the change"
+            problem = lazy("read back: {source} does not show the change", source=lazy(provider.read_back_source))
         else:
             problem = problems.get(id(o))
         o.verified, o.error = problem is None, problem
-    provider.timings["verification"] = provider.timings.get("verification", 0.0) + time.perf_counter() - started
+    phase = lazy("verification")
+    provider.timings[phase] = provider.timings.get(phase, 0.0) + time.perf_counter() - started

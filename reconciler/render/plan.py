@@ -22,19 +22,19 @@ def _value(value: Any) -> str:
     if isinstance(value, bool):
         return yes_no(value)
     if isinstance(value, tuple):
-        return "[" + ", ".join(value) + "]"
-    return json.dumps(value, ensure_ascii=False)
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    return json.dumps(shown(value), ensure_ascii=False)  # a value in words (a Message) in today's language
 
 
 def _attribute_lines(change: Change) -> list[str]:
     lines = []
     for a in change.attributes:
-        name = escape(a.name.ljust(_WIDTH))
+        name = escape(shown(a.name).ljust(_WIDTH))
         if change.movement is Movement.ALTA:
             lines.append(f"      [green]+[/] {name}= {escape(_value(a.after))}")
         elif a.is_set:
-            lines += [f"      [green]+[/] {escape(a.name)} {escape(v)}" for v in a.added()]
-            lines += [f"      [red]-[/] {escape(a.name)} {escape(v)}" for v in a.removed()]
+            lines += [f"      [green]+[/] {escape(shown(a.name))} {escape(shown(v))}" for v in a.added()]
+            lines += [f"      [red]-[/] {escape(shown(a.name))} {escape(shown(v))}" for v in a.removed()]
         else:
             lines.append(f"      [yellow]~[/] {name}{escape(_value(a.before))} [dim]→[/] {escape(_value(a.after))}")
     return lines
@@ -48,7 +48,7 @@ def _heading(change: Change) -> str:
     if change.reason:
         notes.append(shown(change.reason))
     note = f"  [dim]# {escape('; '.join(notes))}[/]" if notes else ""
-    return f"  [{colour}]{change.movement.symbol}[/] [bold]{escape(kind_name(change.kind))}[/] {escape(change.label)}{note}"
+    return f"  [{colour}]{change.movement.symbol}[/] [bold]{escape(kind_name(change.kind))}[/] {escape(shown(change.label))}{note}"
 
 
 def _solicitud_line(change: Change) -> str | None:
@@ -83,7 +83,7 @@ def print_plan(plan: Plan, console: Console) -> None:
         console.print(f"\n[bold magenta]{count}[/] " + escape(_(
             "(objects the reconciler does not own stand in the way; left alone, resolve them by hand):")))
         for c in plan.conflicts:
-            console.print(f"  [magenta]![/] {escape(c.target)}: {escape(c.label)}: {escape(shown(c.message))}")
+            console.print(f"  [magenta]![/] {escape(c.target)}: {escape(shown(c.label))}: {escape(shown(c.message))}")
     warned = _("Warning:")
     for warning in plan.warnings:
         console.print(f"\n[bold yellow]{escape(warned)}[/] {escape(shown(warning))}")
@@ -100,7 +100,7 @@ def plan_json(plan: Plan) -> str:
 
 
 def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return str(text).replace("|", "\\|").replace("\n", " ")  # str(): a Message in today's language
 
 
 def _md_name(name: str) -> str:

@@ -14,16 +14,22 @@ from contextlib import ExitStack
 
 from reconciler.config.inventory import TargetSettings
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _
 from reconciler.providers import registry
 from reconciler.providers.contract import Provider
 
 
 def select(targets: dict[str, TargetSettings], only: tuple[str, ...] = (),
-           inventory: str = "the inventory") -> dict[str, TargetSettings]:
-    """The targets a run reconciles (all, or `only`), in apply order."""
+           inventory=None) -> dict[str, TargetSettings]:
+    """The targets a run reconciles (all, or `only`), in apply order.  `inventory`: the file
+    they come from, named when a target is unknown."""
     unknown = [t for t in only if t not in targets]
+    if unknown and inventory is not None:
+        raise ReconcilerError(_("unknown target {targets} (the inventory {inventory} has {known})",
+                                targets=", ".join(unknown), inventory=inventory, known=", ".join(targets)))
     if unknown:
-        raise ReconcilerError(f"unknown target {', '.join(unknown)} ({inventory} has {', '.join(targets)})")
+        raise ReconcilerError(_("unknown target {targets} (the inventory has {known})",
+                                targets=", ".join(unknown), known=", ".join(targets)))
     return {n: t for n, t in sorted(targets.items(), key=lambda item: registry.order(item[1].kind))
             if not only or n in only}
 

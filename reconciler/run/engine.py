@@ -28,11 +28,12 @@ from reconciler.desired.load import load_desired_state
 from reconciler.desired.model import DesiredState, MailRules
 from reconciler.desired.source import DEFAULT_REF, DesiredSource
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy, lazy_n, ngettext
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
 from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, TargetPlan
 from reconciler.providers.verify import verify
-from reconciler.run import incremental, recovery
+from reconciler.run import Moment, incremental, recovery
 from reconciler.run.connections import Connections, select
 from reconciler.run.forward import check_forward
 from reconciler.run.lock import TargetLock
@@ -166,13 +167,14 @@ class Run:
             gc.disable()
             self._stack.callback(gc.enable)
         targets = load_inventory(self.inventory)
-        selected = select(targets, self.only, f"the inventory {self.inventory}")
+        selected = select(targets, self.only, self.inventory)
         if self.lock:  # before anything is read, and released after the targets are closed
             for name, target in selected.items():
                 lock = self._stack.enter_context(TargetLock(target.audit_dir, name,
                                                             dt.timedelta(minutes=target.lock_ttl_minutes)))
                 if lock.replaced:
-                    self.lock_notes.append(f"target {name}: took over the lock of {lock.replaced}")
+                    self.lock_notes.append(lazy("target {target}: took over the lock of {holder}",
+                                                target=name, holder=lock.replaced))
         # Under the lock (apply), no other run is writing the trail; without it (plan), a run
         # holding the lock is still going, not stopped.
         self.interrupted = {name: stopped for name, t in selected.items()
@@ -183,8 +185,8 @@ class Run:
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
         # one reaching a target.
         if self.since_applied and self.interrupted:  # what it did is judged against everything
-            self.scope = incremental.Scope(True, f"run {next(iter(self.interrupted.values())).run} stopped before "
-                                                 "its end: everything is planned")
+            self.scope = incremental.Scope(True, lazy("run {run} stopped before its end: everything is planned",
+                                                      run=next(iter(self.interrupted.values())).run))
         elif self.since_applied:
             self.scope = self._since_applied(list(selected))
         if self.scope is None or self.scope.full:
@@ -260,12 +262,13 @@ class Run:
             warnings += part.warnings
             warnings += self._guard_warning(self.providers[name].target, part.changes)
         for name, error in self.unreachable.items():
-            warnings.append(f"target {name} is out of reach ({error}): nothing is planned for it; of the other "
-                            "targets' changes, only those that remove access are applied until it is back")
+            warnings.append(lazy("target {target} is out of reach ({error}): nothing is planned for it; of the other "
+                                 "targets' changes, only those that remove access are applied until it is back",
+                                 target=name, error=str(error)))
         if self.state.assets_loaded:
             people = {p.employee_key: p for p in self.state.people}
             warnings += released(list(self.state.lines), list(self.state.equipment), people)
-        scope = "full" if self.scope is None else self.scope.describe()
+        scope = lazy("full") if self.scope is None else self.scope.describe()
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
         return review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
@@ -312,30 +315,38 @@ class Run:
 
     def _guard_warning(self, target: TargetSettings, changes: list[Change]) -> list[str]:
         if bajas := self._excess_bajas(target, changes):
-            return [f"target {target.name}: {bajas} bajas exceed the deletion guard (max_bajas: "
-                    f"{target.max_bajas}); apply refuses them unless given --allow-mass-baja"]
+            return [lazy_n("target {target}: {n} baja exceeds the deletion guard (max_bajas: {max_bajas}); "
+                           "apply refuses it unless given --allow-mass-baja",
+                           "target {target}: {n} bajas exceed the deletion guard (max_bajas: {max_bajas}); "
+                           "apply refuses them unless given --allow-mass-baja",
+                           bajas, target=target.name, max_bajas=target.max_bajas)]
         return []
 
     def _check(self, plan: Plan, allow_mass_baja: bool, strict: bool, expect_fingerprint: str | None) -> None:
         """Everything that refuses the whole run, checked before the first change."""
         if self.source.commit is None:
-            raise ReconcilerError("apply reads the desired state from a commit of the protected branch, "
-                                  "never from the working tree")
+            raise ReconcilerError(_("apply reads the desired state from a commit of the protected branch, "
+                                    "never from the working tree"))
         self.check_forward()
         self.check_fingerprint(plan, expect_fingerprint)
         unapproved = [c for c in plan.changes if not c.approved]
         if strict and unapproved:
             lines = "\n".join(f"  {c.movement.symbol} {c.kind} {c.label}: {c.approval.reason}" for c in unapproved[:20])
-            raise NotApproved(f"refusing to apply (--strict): {len(unapproved)} changes lack a valid approval; "
-                              f"nothing was changed:\n{lines}")
+            raise NotApproved(ngettext("refusing to apply (--strict): {n} change lacks a valid approval; "
+                                       "nothing was changed:\n{changes}",
+                                       "refusing to apply (--strict): {n} changes lack a valid approval; "
+                                       "nothing was changed:\n{changes}", len(unapproved), changes=lines))
         for name, changes in plan.by_target().items():
             target = self.providers[name].target
             approved = [c for c in changes if c.approved]
             if (bajas := self._excess_bajas(target, approved)) and not allow_mass_baja:
-                raise DeletionGuard(
-                    f"refusing to apply: {bajas} bajas on target {name} exceed max_bajas ({target.max_bajas}). "
+                raise DeletionGuard(ngettext(
+                    "refusing to apply: {n} baja on target {target} exceeds max_bajas ({max_bajas}). "
+                    "Nothing was changed. Review the plan; if this baja is intended, run apply again with "
+                    "--allow-mass-baja.",
+                    "refusing to apply: {n} bajas on target {target} exceed max_bajas ({max_bajas}). "
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
-                    "--allow-mass-baja.")
+                    "--allow-mass-baja.", bajas, target=name, max_bajas=target.max_bajas))
 
     def _verified_applied(self, name: str) -> tuple[str | None, str]:
         """What target `name`'s applied ref says, if the apply key signed it (asked once a run)."""
@@ -366,9 +377,10 @@ class Run:
     @staticmethod
     def check_fingerprint(plan: Plan, expected: str | None) -> None:
         if expected and expected != plan.fingerprint:
-            raise PlanMoved(f"refusing to apply: the plan now has fingerprint {plan.fingerprint}, not the approved "
-                            f"{expected}. The live state or the desired state moved since that plan "
-                            "was reviewed; nothing was changed. Review the new plan.")
+            raise PlanMoved(_("refusing to apply: the plan now has fingerprint {fingerprint}, not the approved "
+                              "{expected}. The live state or the desired state moved since that plan "
+                              "was reviewed; nothing was changed. Review the new plan.",
+                              fingerprint=plan.fingerprint, expected=expected))
 
     def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
               expect_fingerprint: str | None = None, progress=None) -> ApplyReport:
@@ -382,8 +394,8 @@ class Run:
         run_id = new_run_id()
         report = self.report = ApplyReport([])  # filled even when the run stops with an error
         if self.apply_key is None or self.apply_key.private is None:
-            report.warnings.append("no apply key (RECONCILER_APPLY_KEY): the applied refs are not signed and the "
-                                   "audit notes not sealed, so later runs and auditors can trust neither")
+            report.warnings.append(lazy("no apply key (RECONCILER_APPLY_KEY): the applied refs are not signed and "
+                                        "the audit notes not sealed, so later runs and auditors can trust neither"))
         report.unreachable = {name: str(error) for name, error in self.unreachable.items()}
         by_target = plan.by_target()
         runs = [_TargetApply(self, p, self.planned.get(n) or TargetPlan(n), by_target.get(n, []), plan, run_id, report)
@@ -427,7 +439,8 @@ class Run:
         try:
             attach_note(self.source.repo, self.source.sha, records, self.apply_key)
         except ReconcilerError as exc:  # the trail files have every record; say what Git lacks
-            report.warnings.append(f"{exc}; the records are in {', '.join(map(str, paths))}")
+            report.warnings.append(lazy("{error}; the records are in {files}", error=str(exc),
+                                        files=", ".join(map(str, paths))))
 
     def _record_applied(self, target: str, report: ApplyReport | None = None) -> None:
         """Move refs/reconciler/applied/<target> to the commit: everything in it is applied."""
@@ -442,9 +455,11 @@ class Run:
             self.source.repo.git.update_ref(APPLIED_REF.format(target=target), value)
             self._applied.pop(target, None)
         except git.GitCommandError as exc:
-            raise ReconcilerError(f"could not record the applied commit for {target}: {exc.stderr.strip()}") from None
+            raise ReconcilerError(_("could not record the applied commit for {target}: {error}",
+                                    target=target, error=exc.stderr.strip())) from None
         except SignatureError as exc:
-            raise ReconcilerError(f"could not sign the applied commit for {target}: {exc}") from None
+            raise ReconcilerError(_("could not sign the applied commit for {target}: {error}",
+                                    target=target, error=exc)) from None
         if report is not None:
             report.applied_refs[target] = self.source.sha
 
@@ -532,15 +547,23 @@ class _TargetApply:
         changes = [r for r in closing if r["kind"] == "change"]
         done = sum(1 for r in changes if r["status"] == "applied" and (r["error"] or "").startswith("judged"))
         begun = sum(1 for r in changes if r["status"] == "applied") - done
-        message = (f"target {self.name}: run {stopped.run} (started {stopped.started}) stopped before its end; its "
-                   f"{len(changes)} changes are recorded now: {done} done, {begun} begun and finished by this run, "
-                   f"{len(changes) - done - begun} not done")
+        message = lazy_n("target {target}: run {run} (started {started}) stopped before its end; its {n} change "
+                         "is recorded now: {done} done, {begun} begun and finished by this run, {not_done} not done",
+                         "target {target}: run {run} (started {started}) stopped before its end; its {n} changes "
+                         "are recorded now: {done} done, {begun} begun and finished by this run, {not_done} not done",
+                         len(changes), target=self.name, run=stopped.run, started=Moment(stopped.started),
+                         done=done, begun=begun, not_done=len(changes) - done - begun)
         found = recovery.passwords_in_use(stopped, self.provider.target.credentials_dir,
                                           recovery.in_use(stopped, self.changes))
         if found is not None:
             path, used, unset = found
-            message += (f"; {used} passwords it set are in use: deliver them from {path}"
-                        + (f" ({unset} other rows there are of objects it never created: never set)" if unset else ""))
+            passwords = lazy_n("{n} password it set is in use: deliver it from {path}",
+                               "{n} passwords it set are in use: deliver them from {path}", used, path=str(path))
+            if unset:
+                passwords = lazy_n("{passwords} ({n} other row there is of an object it never created: never set)",
+                                   "{passwords} ({n} other rows there are of objects it never created: never set)",
+                                   unset, passwords=passwords)
+            message = lazy("{stopped}; {passwords}", stopped=message, passwords=passwords)
             if used:
                 self.report.credentials_files.append((str(path), used))
         self.report.warnings.append(message)
@@ -557,7 +580,7 @@ class _TargetApply:
         outcomes = self.provider.apply(self.planned, changes, self.credentials, self.advance) if changes else []
         for c, why in [(c, why) for c, why in verdicts if why]:
             outcome = Outcome(c)
-            outcome.fail(f"not attempted: {why}")
+            outcome.fail(lazy("not attempted: {reason}", reason=why))
             outcomes.append(outcome)
         done = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
         for o in outcomes:
@@ -578,10 +601,11 @@ class _TargetApply:
             return None
         if change.key in self.run.failed_altas:
             target, label, error = self.run.failed_altas[change.key]
-            return f"it needs the alta of {label} on {target}, which failed ({error})"
+            return lazy("it needs the alta of {object} on {target}, which failed ({error})",
+                        object=label, target=target, error=error)
         if self.run.unreachable:
-            return (f"target {', '.join(self.run.unreachable)} is out of reach; only changes that remove access "
-                    "are applied until it is back")
+            return lazy("target {target} is out of reach; only changes that remove access are applied until it "
+                        "is back", target=", ".join(self.run.unreachable))
         return None
 
     def verify(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from reconciler.desired.source import DesiredSource, branch_commit
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _
 
 
 class NotForward(ReconcilerError):
@@ -20,8 +21,8 @@ def protected_tip(source: DesiredSource, branch: str) -> str:
     sha = branch_commit(source.repo, branch) or branch_commit(source.repo, f"origin/{branch}")
     if sha:
         return sha
-    raise NotForward(f"refusing to apply: the repository has no branch {branch!r} (nor origin/{branch}), the "
-                     "protected branch whose commits are applied; nothing was changed")
+    raise NotForward(_("refusing to apply: the repository has no branch {branch!r} (nor origin/{branch}), the "
+                       "protected branch whose commits are applied; nothing was changed", branch=branch))
 
 
 def check_forward(source: DesiredSource, branch: str, applied: dict[str, list[str]]) -> None:
@@ -31,9 +32,10 @@ def check_forward(source: DesiredSource, branch: str, applied: dict[str, list[st
     tip = protected_tip(source, branch)
     landed = source.repo.git.rev_list("--first-parent", tip).split()
     if sha not in landed:
-        raise NotForward(f"refusing to apply commit {sha[:12]}: it is not on the first-parent line of {branch} "
-                         f"(at {tip[:12]}). Only what landed on the protected branch is applied, never a branch "
-                         "under review or a commit inside a merged one; nothing was changed.")
+        raise NotForward(_("refusing to apply commit {commit}: it is not on the first-parent line of {branch} "
+                           "(at {tip}). Only what landed on the protected branch is applied, never a branch "
+                           "under review or a commit inside a merged one; nothing was changed.",
+                           commit=sha[:12], branch=branch, tip=tip[:12]))
     for target, known in applied.items():
         for done in known:
             _not_behind(source, sha, target, done)
@@ -43,11 +45,13 @@ def _not_behind(source: DesiredSource, sha: str, target: str, done: str) -> None
     try:
         source.repo.commit(done)
     except Exception:  # a commit this clone does not have: it cannot be ordered, so refuse
-        raise NotForward(f"refusing to apply commit {sha[:12]} to {target}: {done[:12]}, applied there before "
-                         "(this runner's audit trail says so), is not in this repository: its history was "
-                         "rewritten, or the trail is another repository's. If the repository was recreated on "
-                         "purpose, move the target's audit trail aside; nothing was changed.") from None
+        raise NotForward(_("refusing to apply commit {commit} to {target}: {applied}, applied there before "
+                           "(this runner's audit trail says so), is not in this repository: its history was "
+                           "rewritten, or the trail is another repository's. If the repository was recreated on "
+                           "purpose, move the target's audit trail aside; nothing was changed.",
+                           commit=sha[:12], target=target, applied=done[:12])) from None
     if done != sha and not source.repo.is_ancestor(done, sha):
-        raise NotForward(f"refusing to apply commit {sha[:12]} to {target}: it is behind {done[:12]}, already "
-                         "applied there, and would bring back what was changed since. Going back is a new "
-                         "approved pull request; nothing was changed.")
+        raise NotForward(_("refusing to apply commit {commit} to {target}: it is behind {applied}, already "
+                           "applied there, and would bring back what was changed since. Going back is a new "
+                           "approved pull request; nothing was changed.",
+                           commit=sha[:12], target=target, applied=done[:12]))

@@ -21,6 +21,7 @@ from reconciler.desired.files import blob_text
 from reconciler.desired.load import USER_SUFFIXES
 from reconciler.desired.source import DESIRED_DIR, DesiredSource
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy, lazy_n
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,19 @@ class Scope:
     previous_keys: frozenset[str] = field(default_factory=frozenset)  # declared there at the base
 
     def describe(self) -> str:
+        """The plan's scope as people read it (a Message: its value, which code compares and
+        the plan keeps, is the English text)."""
         if self.full:
-            return f"full ({self.reason})" if self.reason else "full"
-        since = ", ".join(b[:10] for b in self.bases)
-        n = len(self.user_files)
-        k = len(self.employee_keys)
-        return (f"incremental since {since}: {n} changed file{'s' if n != 1 else ''}, "
-                f"{k} changed {'person' if k == 1 else 'people'}")
+            return lazy("full ({reason})", reason=self.reason) if self.reason else lazy("full")
+        return lazy("incremental since {commits}: {files}, {people}",
+                    commits=", ".join(b[:10] for b in self.bases),
+                    files=lazy_n("{n} changed file", "{n} changed files", len(self.user_files)),
+                    people=lazy_n("{n} changed person", "{n} changed people", len(self.employee_keys)))
 
 
 def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
     if source.commit is None:
-        raise ReconcilerError("--since-applied compares commits: it cannot be used with --working-tree")
+        raise ReconcilerError(_("--since-applied compares commits: it cannot be used with --working-tree"))
     repo, commit = source.repo, source.commit
     bases = []
     for ref in refs:
@@ -54,23 +56,26 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
             bases.append(repo.commit(ref).hexsha)
         except (git.BadName, ValueError):
             if (repo.git_dir and (Path(repo.git_dir) / ref).exists()) or ref in repo.git.show_ref(with_exceptions=False):
-                return Scope(True, f"the commit {ref} names is not in this clone (fetch the full history)")
-            return Scope(True, f"no applied commit recorded yet ({ref})")
+                return Scope(True, lazy("the commit {ref} names is not in this clone (fetch the full history)",
+                                        ref=ref))
+            return Scope(True, lazy("no applied commit recorded yet ({ref})", ref=ref))
     bases = list(dict.fromkeys(bases))
     root = source.path_in_repo(DESIRED_DIR)
     changed: set[str] = set()
     for base in bases:
         try:
             if not repo.is_ancestor(base, commit.hexsha):
-                return Scope(True, f"the applied commit {base[:10]} is not in the history of {commit.hexsha[:10]}")
+                return Scope(True, lazy("the applied commit {applied} is not in the history of {commit}",
+                                        applied=base[:10], commit=commit.hexsha[:10]))
             out = repo.git.diff("--name-only", "--no-renames", base, commit.hexsha, "--", root)
         except git.GitCommandError:  # the applied commit is not in this clone (a shallow one?)
-            return Scope(True, f"the applied commit {base[:10]} is not in this clone (fetch the full history)")
+            return Scope(True, lazy("the applied commit {applied} is not in this clone (fetch the full history)",
+                                    applied=base[:10]))
         changed.update(line for line in out.splitlines() if line)
     users = f"{root}/users/"
     others = sorted(p for p in changed if not p.startswith(users))
     if others:
-        return Scope(True, f"{', '.join(others)} changed")
+        return Scope(True, lazy_n("{files} changed", "{files} changed", len(others), files=", ".join(others)))
     user_files = {p for p in changed if p.endswith(USER_SUFFIXES) and "/" not in p[len(users):]}
     touched: set[str] = set()
     before: set[str] = set()
@@ -79,17 +84,19 @@ def scope_since_applied(source: DesiredSource, refs: list[str]) -> Scope:
         new_text = blob_text(commit, path)
         now = entry_texts(new_text)
         if now is None:
-            return Scope(True, f"{path} is not in the block layout the incremental plan splits")
+            return Scope(True, lazy("{path} is not in the block layout the incremental plan splits", path=path))
         mine: set[str] = set()
         for base in bases:
             old_text = blob_text(repo.commit(base), path)
             then = entry_texts(old_text)
             if then is None:
-                return Scope(True, f"{path} at {base[:10]} is not in the block layout the incremental plan splits")
+                return Scope(True, lazy("{path} at {commit} is not in the block layout the incremental plan splits",
+                                        path=path, commit=base[:10]))
             before |= set(then)
             if _outside_people(old_text) != _outside_people(new_text):
                 # The unit (everyone in the file moves) or its shared mailboxes changed.
-                return Scope(True, f"{path} changed outside its people's entries (unit or shared mailboxes)")
+                return Scope(True, lazy("{path} changed outside its people's entries (unit or shared mailboxes)",
+                                        path=path))
             mine |= {key for key in set(now) | set(then) if now.get(key) != then.get(key)}
         touched |= mine
         entries[path[len(root) + 1:]] = frozenset(mine & set(now))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from reconciler.audit.trail import operator
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy, when
+from reconciler.run import Moment
 
 DEFAULT_TTL = dt.timedelta(hours=2)
 
@@ -36,11 +38,15 @@ def _alive(pid: int) -> bool:
 
 
 def _describe(holder: dict) -> str:
+    """Who holds the lock (a Message: it is also kept in the trail, as locks_taken_over)."""
     if not holder.get("operator"):
-        return "an unreadable lock file"
-    job = f", CI job {holder['ci_job']}" if holder.get("ci_job") else ""
-    return (f"{holder.get('operator')} on {holder.get('host')} (pid {holder.get('pid')}{job}), "
-            f"since {holder.get('since')}")
+        return lazy("an unreadable lock file")
+    if holder.get("ci_job"):
+        return lazy("{operator} on {host} (pid {pid}, CI job {job}), since {since}",
+                    operator=holder.get("operator"), host=holder.get("host"), pid=holder.get("pid"),
+                    job=holder["ci_job"], since=Moment(holder.get("since")))
+    return lazy("{operator} on {host} (pid {pid}), since {since}", operator=holder.get("operator"),
+                host=holder.get("host"), pid=holder.get("pid"), since=Moment(holder.get("since")))
 
 
 class TargetLock:
@@ -56,12 +62,12 @@ class TargetLock:
         try:
             expires = dt.datetime.fromisoformat(holder["expires"])
         except (KeyError, TypeError, ValueError):
-            return "unreadable"  # the lock is written before it is linked into place: never half-written
+            return lazy("unreadable")  # the lock is written before it is linked into place: never half-written
         here = holder.get("host") == os.uname().nodename and isinstance(holder.get("pid"), int)
         if here:  # on this host the holder's life is known: a run past its lock's expiry is still running
-            return None if _alive(holder["pid"]) else "its process is gone"
+            return None if _alive(holder["pid"]) else lazy("its process is gone")
         if expires <= now:
-            return f"expired at {holder['expires']}"
+            return lazy("expired at {moment}", moment=Moment(holder["expires"]))
         return None
 
     def held(self) -> bool:
@@ -73,8 +79,8 @@ class TargetLock:
         try:
             return self._acquire()
         except OSError as exc:  # the audit directory is a file, unwritable, on a full disk...
-            raise ReconcilerError(f"target {self.target}: cannot take the lock {self.path}: "
-                                  f"{exc.strerror or exc}") from None
+            raise ReconcilerError(_("target {target}: cannot take the lock {path}: {error}",
+                                    target=self.target, path=self.path, error=exc.strerror or exc)) from None
 
     def _acquire(self) -> "TargetLock":
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -93,7 +99,8 @@ class TargetLock:
                     return self
                 except FileExistsError:
                     self._take_over_if_stale()
-            raise TargetLocked(f"target {self.target}: other runs keep taking the lock ({self.path})")
+            raise TargetLocked(_("target {target}: other runs keep taking the lock ({path})",
+                                 target=self.target, path=self.path))
         finally:
             draft.unlink(missing_ok=True)
 
@@ -108,10 +115,12 @@ class TargetLock:
                 return  # released meanwhile: try again
             why = self._stale(current)
             if why is None:
-                raise TargetLocked(f"target {self.target} is locked by another apply: {_describe(current)}; "
-                                   f"the lock expires at {current.get('expires')} ({self.path})")
+                raise TargetLocked(_("target {target} is locked by another apply: {holder}; "
+                                     "the lock expires at {expires} ({path})", target=self.target,
+                                     holder=_describe(current), expires=when(current.get("expires")),
+                                     path=self.path))
             if (self._read() or {}).get("token") == current.get("token"):
-                self.replaced = f"{_describe(current)} ({why})"
+                self.replaced = lazy("{holder} ({why})", holder=_describe(current), why=why)
                 self.path.unlink(missing_ok=True)
 
     def _read(self) -> dict | None:

@@ -21,6 +21,7 @@ from reconciler.approval.review import base_commit
 from reconciler.desired.files import LINK, blob_text
 from reconciler.desired.source import at_ref, open_repo
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 
 
 def _relative(repo, inventory: Path) -> str | None:
@@ -33,7 +34,7 @@ def _relative(repo, inventory: Path) -> str | None:
     except ValueError:
         return None
     if path.is_symlink():
-        raise ReconcilerError(f"the inventory {rel} is {LINK}")
+        raise ReconcilerError(_("the inventory {file} is {reason}", file=rel, reason=_(LINK)))
     return rel
 
 
@@ -55,24 +56,28 @@ def approved_inventory(source, inventory: Path) -> Iterator[tuple[Path, str | No
         yield inventory, None
         return
     from reconciler.approval.inventory_review import changed
+    from reconciler.approval.policy import joined
     from reconciler.approval.review import Judge
     from reconciler.approval.solicitudes import History
 
     judge = Judge(source, None, History(source.repo, source.commit))
     in_force = judge.rules.last_approved(source.sha, rel)
     if in_force is None:
-        raise ReconcilerError(f"{rel} has no approved version on {source.sha[:10]}: no commit that changed it "
-                              "was approved (the repository's first commit counts as approved)")
+        raise ReconcilerError(_("{file} has no approved version on {commit}: no commit that changed it "
+                                "was approved (the repository's first commit counts as approved)",
+                                file=rel, commit=source.sha[:10]))
     text = blob_text(source.repo.commit(in_force), rel)
     if text is None:
-        raise ReconcilerError(f"the approved version of {rel} ({in_force[:10]}) deletes it: nothing to reach")
+        raise ReconcilerError(_("the approved version of {file} ({commit}) deletes it: nothing to reach",
+                                file=rel, commit=in_force[:10]))
     now = blob_text(source.commit, rel)
     note = None
     if now != text:
-        what = ", ".join(changed(text, now)[:6]) or "its text"
+        what = joined(changed(text, now)[:6], ", ") or lazy("its text")
         pending = ", ".join(sorted(c[:10] for c, p in judge.rules.ignored.items() if p == rel))
-        note = (f"{rel} changed without the approvals it needs ({what}; commit {pending}): this run uses the "
-                f"version approved in {in_force[:10]}")
+        note = lazy("{file} changed without the approvals it needs ({settings}; commit {commits}): this run uses "
+                    "the version approved in {approved}", file=rel, settings=what, commits=pending,
+                    approved=in_force[:10])
     with _as_file(rel, text) as path:
         yield path, note
 
@@ -88,11 +93,11 @@ def base_inventory(repo_path: Path, inventory: Path, base: str | None) -> Iterat
         return
     base_sha = base_commit(repo, base)
     if blob_text(repo.commit(base_sha), rel) is None:
-        raise ReconcilerError(f"--proposal: {base} has no inventory {rel}; a pull request's plan uses the base "
-                              "branch's inventory, never its own")
-    with approved_inventory(at_ref(repo_path, base_sha), inventory) as (path, _):
+        raise ReconcilerError(_("--proposal: {branch} has no inventory {file}; a pull request's plan uses the base "
+                                "branch's inventory, never its own", branch=base, file=rel))
+    with approved_inventory(at_ref(repo_path, base_sha), inventory) as (path, _unused):
         mine = Path(inventory).read_text(encoding="utf-8", errors="replace") if Path(inventory).is_file() else None
-        note = None if mine == path.read_text(encoding="utf-8") else (
-            f"this pull request changes {rel}: its plan uses the inventory in force on {base}; the new one counts "
-            "once the pull request has landed with the approvals it needs")
+        note = None if mine == path.read_text(encoding="utf-8") else lazy(
+            "this pull request changes {file}: its plan uses the inventory in force on {branch}; the new one counts "
+            "once the pull request has landed with the approvals it needs", file=rel, branch=base)
         yield path, note

@@ -28,7 +28,9 @@ from pathlib import Path
 
 from reconciler.audit.trail import SUFFIX, lines_from_end, verify_chain
 from reconciler.credentials import CredentialFile
+from reconciler.i18n import lazy
 from reconciler.plan import Change, Movement
+from reconciler.run import Moment
 
 # Fields of a record that belong to the trail, not to the change it describes.
 _TRAIL_FIELDS = ("seq", "prev", "hash", "time", "kind", "target", "run", "commit")
@@ -95,7 +97,8 @@ def _chained(tail: list[dict]) -> bool:
 def relabel(changes: list[Change], stopped: Interrupted) -> list[Change]:
     """The plan's changes, where an object the stopped run was changing is not called drift."""
     keys = stopped.keys()
-    reason = f"completes what run {stopped.run} began (it stopped before its end, {stopped.started})"
+    reason = lazy("completes what run {run} began (it stopped before its end, {started})",
+                  run=stopped.run, started=Moment(stopped.started))
     return [replace(c, drift=False, reason=reason) if c.drift and (c.kind, c.key) in keys else c
             for c in changes]
 
@@ -113,7 +116,7 @@ def closing_records(stopped: Interrupted, now_planned: list[Change], closer: str
         fields.update(status=status, verified=verified, error=error)
         out.append({"kind": "change", "run": stopped.run, "commit": stopped.commit, "closed_by": closer, **fields})
     out.append({"kind": "run-end", "run": stopped.run, "commit": stopped.commit, "result": "interrupted",
-                "reason": f"the run stopped before its end; run {closer} recorded what the target shows",
+                "reason": lazy("the run stopped before its end; run {run} recorded what the target shows", run=closer),
                 "applied_ref_moved": False, "closed_by": closer})
     return out
 
@@ -125,12 +128,12 @@ def _fate(stopped: Interrupted, key: tuple, now: Change | None, movement: str | 
     if done is not None and done.get("status") != "applied":
         return "failed", False, done.get("error") or "failed"
     if now is None:  # the target shows the change made: nothing is left to do for the object
-        return "applied", None, f"judged by run {closer} from what the target shows"
+        return "applied", None, lazy("judged by run {run} from what the target shows", run=closer)
     if movement == Movement.ALTA.value and now.movement is not Movement.ALTA:
-        return "applied", False, f"begun: the object exists; run {closer} finishes it"
+        return "applied", False, lazy("begun: the object exists; run {run} finishes it", run=closer)
     if done is not None:
-        return "applied", False, f"the target does not show all of it; run {closer} applies the rest"
-    return "failed", False, f"not done: the run stopped first; run {closer} applies it"
+        return "applied", False, lazy("the target does not show all of it; run {run} applies the rest", run=closer)
+    return "failed", False, lazy("not done: the run stopped first; run {run} applies it", run=closer)
 
 
 def in_use(stopped: Interrupted, now_planned: list[Change]) -> set[str]:

@@ -25,6 +25,7 @@ from ldap3.core.exceptions import LDAPException
 
 from reconciler.credentials import CredentialFile, generate_password
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import lazy
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.computers import apply_computer
@@ -70,7 +71,7 @@ class ADApplier:
         repeat mean done only when the object is there and is the one this run made (_landed).
         """
         if self.lost is not None:
-            message = f"{what}: not attempted: {self.lost}"
+            message = lazy("{action}: not attempted: {reason}", action=what, reason=self.lost)
         else:
             message = self._attempt(what, operation, *args, **kwargs)
         if message is None:
@@ -82,7 +83,7 @@ class ADApplier:
     def _call(self, what: str, name: str, *args, **kwargs) -> str | None:
         """One operation of the connection by name: an error message, or None."""
         if self.lost is not None:
-            return f"{what}: not attempted: {self.lost}"
+            return lazy("{action}: not attempted: {reason}", action=what, reason=self.lost)
         return self._attempt(what, getattr(self.conn, name), *args, **kwargs)
 
     def _attempt(self, what: str, operation, *args, **kwargs) -> str | None:
@@ -96,12 +97,14 @@ class ADApplier:
                 return _error(self.conn, what)
             except (LDAPException, OSError) as exc:
                 if repeat or not lost(exc) or self.reconnect is None:
-                    return f"{what}: {type(exc).__name__}: {exc}"
+                    detail = f"{type(exc).__name__}: {exc}"
+                    return lazy("{action}: {error}", action=what, error=detail)
                 try:
                     self.conn = self.reconnect()
                 except ReconcilerError as gone:
-                    self.lost = f"the connection was lost and could not be opened again ({gone})"
-                    return f"{what}: {self.lost}"
+                    self.lost = lazy("the connection was lost and could not be opened again ({error})",
+                                     error=str(gone))
+                    return lazy("{action}: {error}", action=what, error=self.lost)
                 operation = getattr(self.conn, operation.__name__)  # the same call, on the new connection
         return None
 
@@ -142,30 +145,30 @@ class ADApplier:
                 self._ou(o)
             elif o.change.kind == "group":
                 self._group(o)
-        t = self._timed("ous and groups", t)
+        t = self._timed(lazy("ous and groups"), t)
         for o in accounts:
             if o.change.movement is Movement.ALTA:
                 self._alta(o)
-        t = self._timed("altas", t)
+        t = self._timed(lazy("altas"), t)
         self._memberships(accounts, MODIFY_DELETE)
-        t = self._timed("memberships", t)
+        t = self._timed(lazy("memberships"), t)
         for o in accounts:
             if o.change.movement is not Movement.ALTA and o.status != "failed":
                 self._modify(o)
-        t = self._timed("modificaciones and bajas", t)
+        t = self._timed(lazy("modificaciones and bajas"), t)
         self._memberships(accounts, MODIFY_ADD)
-        t = self._timed("memberships", t)
+        t = self._timed(lazy("memberships"), t)
         moved = {o.change.key for o in accounts if o.status != "failed"}  # now at their desired DN
         for o in outcomes:
             if o.change.kind == "password-reset":
                 self._reset(o, o.change.desired.target_dn if o.change.key in moved else o.change.actual.dn)
-        t = self._timed("password resets", t)
+        t = self._timed(lazy("password resets"), t)
         for o in outcomes:  # last: managedBy names accounts this run may have created or moved
             if o.change.kind == "computer":
                 if error := apply_computer(self._call, o.change, self.holder_dns):
                     o.fail(error)
                 self.advance(1)
-        self._timed("computers", t)
+        self._timed(lazy("computers"), t)
         for o in outcomes:
             if o.status == "pending":
                 o.status = "applied"
@@ -174,7 +177,7 @@ class ADApplier:
     # -- phase 1 ------------------------------------------------------------------------
     def _ou(self, o: Outcome) -> None:
         name = dnlib.first_value(o.change.key)
-        self._do(o, f"creating OU {o.change.key}", self.conn.add, o.change.key, "organizationalUnit",
+        self._do(o, lazy("creating OU {dn}", dn=o.change.key), self.conn.add, o.change.key, "organizationalUnit",
                  {"ou": name, "adminDescription": MARKER})
         self.advance(1)
 
@@ -183,7 +186,7 @@ class ADApplier:
         dn = dnlib.child("CN", name, self.target.groups_ou)
         description = o.change.attributes[0].after if o.change.attributes else name
         attrs = {"sAMAccountName": name, "description": description, "adminDescription": MARKER}
-        if self._do(o, f"creating group {name}", self.conn.add, dn, ["top", "group"], attrs):
+        if self._do(o, lazy("creating group {name}", name=name), self.conn.add, dn, ["top", "group"], attrs):
             self.group_dns[name.casefold()] = dn
         self.advance(1)
 
@@ -200,7 +203,7 @@ class ADApplier:
             "userAccountControl": UF_NORMAL_ACCOUNT,
             "pwdLastSet": 0,
         })
-        self._do(o, f"creating {want.target_dn}", self.conn.add, want.target_dn, USER_CLASSES, attrs)
+        self._do(o, lazy("creating {dn}", dn=want.target_dn), self.conn.add, want.target_dn, USER_CLASSES, attrs)
         if o.error and password in o.error:  # an error text goes to the output and the audit trail
             o.error = o.error.replace(password, "********")
         del password, attrs  # keep the secret's lifetime short
@@ -213,7 +216,7 @@ class ADApplier:
         password = generate_password((want.sam, want.attributes.get("displayName") or ""))
         self.credentials.record(want.sam, want.attributes.get("userPrincipalName") or "", want.key,
                                 o.change.folio, password)
-        self._do(o, f"resetting the password of {dn}", self.conn.modify, dn, {
+        self._do(o, lazy("resetting the password of {dn}", dn=dn), self.conn.modify, dn, {
             "unicodePwd": [(MODIFY_REPLACE, [f'"{password}"'.encode("utf-16-le")])],
             "pwdLastSet": [(MODIFY_REPLACE, [0])]})
         if o.error and password in o.error:
@@ -240,7 +243,7 @@ class ADApplier:
 
     def _move(self, o: Outcome, dn: str, want: Account, have: Account) -> bool:
         superior = want.parent if not dnlib.same(want.parent, have.parent) else None
-        return self._do(o, f"moving {dn} to {want.target_dn}", self.conn.modify_dn, dn,
+        return self._do(o, lazy("moving {dn} to {new_dn}", dn=dn, new_dn=want.target_dn), self.conn.modify_dn, dn,
                         dnlib.rdn("CN", want.cn), new_superior=superior)
 
     def _write(self, o: Outcome, dn: str, want: Account, have: Account) -> bool:
@@ -255,7 +258,7 @@ class ADApplier:
         if uac != have.uac:
             mods["userAccountControl"] = [(MODIFY_REPLACE, [uac])]
         mods["adminDescription"] = [(MODIFY_REPLACE, [marker_value(want.state_hash())])]
-        return self._do(o, f"modifying {dn}", self.conn.modify, dn, mods)
+        return self._do(o, lazy("modifying {dn}", dn=dn), self.conn.modify, dn, mods)
 
     # -- phases 3 and 5 -----------------------------------------------------------------
     def _memberships(self, accounts: list[Outcome], operation: str) -> None:
@@ -278,10 +281,11 @@ class ADApplier:
             group = self.group_dn(name)
             for i in range(0, len(members), MEMBER_BATCH):
                 batch = members[i:i + MEMBER_BATCH]
-                verb = "removing from" if operation == MODIFY_DELETE else "adding to"
-                if self._do(None, f"{verb} group {name}", self.conn.modify, group,
+                what = (lazy("removing from group {name}", name=name) if operation == MODIFY_DELETE
+                        else lazy("adding to group {name}", name=name))
+                if self._do(None, what, self.conn.modify, group,
                             {"member": [(operation, [m for m, _ in batch])]}, controls=[PERMISSIVE_MODIFY]):
                     continue
                 for member, o in batch:  # isolate the member that made the batch fail
-                    self._do(o, f"{verb} group {name}", self.conn.modify, group,
+                    self._do(o, what, self.conn.modify, group,
                              {"member": [(operation, [member])]}, controls=[PERMISSIVE_MODIFY])

@@ -19,6 +19,7 @@ from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 
 from reconciler.desired.assets import COMPUTERS, holder
 from reconciler.desired.model import DesiredState
+from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.read import _one, paged_search
@@ -69,7 +70,7 @@ def expand_computers(state: DesiredState, target: ADTarget) -> dict[str, Compute
         origins = (thing.source,)
         if thing.status == "baja":
             verdict = thing.decommission
-            stamp = f"Baja {verdict.date} dictamen {verdict.dictamen} ({verdict.reason})" if verdict else "Baja"
+            stamp = f"Baja {verdict.date} dictamen {verdict.dictamen} ({verdict.reason})" if verdict else "Baja"  # not for people
             out[thing.inventory_number] = Computer(
                 thing.inventory_number, thing.hostname, target.bajas_ou, f"{stamp} · {description}", thing.location,
                 None, False, unit=thing.unit, folio=verdict.dictamen if verdict else None, origins=origins, label=label)
@@ -154,7 +155,7 @@ def diff_computers(desired: Mapping[str, Computer], actual: Mapping[str, Compute
             continue
         movement = (Movement.ALTA if have is None else
                     Movement.BAJA if have.enabled and not want.enabled else Movement.MODIFICACION)
-        reason = "released: its holder is a baja" if have is not None and have.holder and want.holder is None \
+        reason = lazy("released: its holder is a baja") if have is not None and have.holder and want.holder is None \
             and want.enabled else ""
         change = Change(movement, target.name, KIND, inventory, want.label, attributes, reason=reason,
                         folio=want.folio, unit=want.unit, origins=want.origins, desired=want, actual=have)
@@ -163,10 +164,10 @@ def diff_computers(desired: Mapping[str, Computer], actual: Mapping[str, Compute
         have = actual[inventory]
         if not have.enabled and dnlib.same(have.parent, target.bajas_ou):
             continue
-        gone = Computer(inventory, have.hostname, target.bajas_ou, f"Baja sin dictamen: ya no declarado · "
+        gone = Computer(inventory, have.hostname, target.bajas_ou, f"Baja sin dictamen: ya no declarado · "  # not for people
                         f"{have.description}", have.location, None, False, label=f"{have.hostname} ({inventory})")
         bajas.append(Change(Movement.BAJA, target.name, KIND, inventory, gone.label, _changes(gone, have, None),
-                            reason="no longer declared in desired_state", desired=gone, actual=have))
+                            reason=lazy("no longer declared in desired_state"), desired=gone, actual=have))
     return altas + modificaciones + bajas
 
 
@@ -184,12 +185,13 @@ def apply_computer(do: Callable[..., str | None], change: Change, holder_dns: Ma
             attrs["location"] = want.location
         if managed_by:
             attrs["managedBy"] = managed_by
-        return do(f"creating computer {want.target_dn}", "add", want.target_dn,
+        return do(lazy("creating computer {dn}", dn=want.target_dn), "add", want.target_dn,
                   ["top", "person", "organizationalPerson", "user", "computer"], attrs)
     dn = have.dn
     if want.hostname != have.hostname or not dnlib.same(want.parent, have.parent):
         superior = want.parent if not dnlib.same(want.parent, have.parent) else None
-        if error := do(f"moving {dn}", "modify_dn", dn, dnlib.rdn("CN", want.hostname), new_superior=superior):
+        if error := do(lazy("moving {dn}", dn=dn), "modify_dn", dn, dnlib.rdn("CN", want.hostname),
+                       new_superior=superior):
             return error
         dn = want.target_dn
     mods = {"description": [(MODIFY_REPLACE, [want.description])],
@@ -200,4 +202,4 @@ def apply_computer(do: Callable[..., str | None], change: Change, holder_dns: Ma
                                                      | (0 if want.enabled else UF_ACCOUNTDISABLE)])]}
     if want.hostname != have.hostname:
         mods["sAMAccountName"] = [(MODIFY_REPLACE, [f"{want.hostname}$"])]
-    return do(f"modifying computer {dn}", "modify", dn, mods)
+    return do(lazy("modifying computer {dn}", dn=dn), "modify", dn, mods)

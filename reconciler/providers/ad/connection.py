@@ -10,6 +10,7 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.strategy.sync import SyncStrategy
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 from reconciler.providers.ad.target import ADTarget
 
 # Plain dicts for attributes: ldap3's case-insensitive dict costs more than the rest of a bulk
@@ -54,19 +55,26 @@ def connect(target: ADTarget) -> Connection:
         conn.strategy.__class__ = _LeanSearchEntries
         return conn
     except ldap_errors.LDAPBindError:
-        raise ReconcilerError(
-            f"target {target.name}: the directory at {target.url} refused the bind as {target.bind_dn} "
-            f"(password from {target.bind_password.describe()})") from None
+        raise ReconcilerError(_(
+            "target {target}: the directory at {url} refused the bind as {bind_dn} (password from {source})",
+            target=target.name, url=target.url, bind_dn=target.bind_dn,
+            source=target.bind_password.describe())) from None
     except ldap_errors.LDAPSocketOpenError as exc:
         text = str(exc).strip("()\"',")
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
-            raise ReconcilerError(
-                f"target {target.name}: the certificate of {target.url} is not trusted "
-                f"(tls.ca_file is {target.ca_file or 'not set: the system CAs are used'}): {text}"
-            ) from None
-        raise ReconcilerError(f"target {target.name}: cannot reach {target.url}: {text}") from None
+            if target.ca_file:
+                raise ReconcilerError(_(
+                    "target {target}: the certificate of {url} is not trusted (tls.ca_file is {ca_file}): {error}",
+                    target=target.name, url=target.url, ca_file=target.ca_file, error=text)) from None
+            raise ReconcilerError(_(
+                "target {target}: the certificate of {url} is not trusted "
+                "(tls.ca_file is not set: the system CAs are used): {error}",
+                target=target.name, url=target.url, error=text)) from None
+        raise ReconcilerError(_("target {target}: cannot reach {url}: {error}",
+                                target=target.name, url=target.url, error=text)) from None
     except ldap_errors.LDAPException as exc:
-        raise ReconcilerError(f"target {target.name}: LDAP error connecting to {target.url}: {exc}") from None
+        raise ReconcilerError(_("target {target}: LDAP error connecting to {url}: {error}",
+                                target=target.name, url=target.url, error=exc)) from None
 
 
 def answers(conn: Connection | None) -> bool:
@@ -114,4 +122,5 @@ def unbind_quietly(conn: Connection | None) -> None:
 
 def ldap_error(conn: Connection, what: str) -> str:
     r = conn.result
-    return f"{what}: {r.get('description')} {r.get('message', '')}".strip()
+    detail = f"{r.get('description')} {r.get('message', '')}".strip()
+    return lazy("{action}: {error}", action=what, error=detail)

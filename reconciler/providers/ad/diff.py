@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, Account, DesiredDirectory, offboarded
@@ -69,12 +70,13 @@ def _name_index(actual: ActualDirectory) -> dict[tuple[str, str], tuple[str, str
     """(kind, folded value) -> (holder's folded DN, who), for every name that must stay unique."""
     index: dict[tuple[str, str], tuple[str, str]] = {}
     for obj in actual.foreign:
-        holder = (_fold("dn", obj.dn), f"unmanaged object {obj.dn}")
+        holder = (_fold("dn", obj.dn), lazy("unmanaged object {dn}", dn=obj.dn))
         for kind, value in (("sam", obj.sam), ("upn", obj.upn), ("employeeID", obj.employee_id), ("dn", obj.dn)):
             if value:
                 index[(kind, _fold(kind, value))] = holder
     for account in actual.accounts.values():
-        holder = (_fold("dn", account.dn or ""), f"managed account of employee {account.key} ({account.dn})")
+        holder = (_fold("dn", account.dn or ""), lazy("managed account of employee {key} ({dn})", key=account.key,
+                                                      dn=account.dn))
         for kind, value in (("sam", account.sam), ("upn", account.attributes.get("userPrincipalName")),
                             ("dn", account.dn)):
             if value:
@@ -100,10 +102,17 @@ def _conflict(desired: Account, actual: Account | None, index: dict, target: str
     for kind, value in wanted:
         held = index.get((kind, _fold(kind, value))) if value else None
         if held and held[0] != mine:
-            what = {"dn": f"the DN {value}", "employeeID": f"employeeID {value}"}.get(kind, f"the {kind} {value}")
-            return Conflict(target, desired.key, desired.display,
-                            f"{what} is held by {held[1]}; left alone. Remove or adopt that object, "
-                            "or choose another name with account.sam / account.cn")
+            if kind == "dn":
+                message = lazy("the DN {value} is held by {holder}; left alone. Remove or adopt that object, "
+                               "or choose another name with account.sam / account.cn", value=value, holder=held[1])
+            elif kind == "employeeID":
+                message = lazy("employeeID {value} is held by {holder}; left alone. Remove or adopt that object, "
+                               "or choose another name with account.sam / account.cn", value=value, holder=held[1])
+            else:
+                message = lazy("the {attribute} {value} is held by {holder}; left alone. Remove or adopt that "
+                               "object, or choose another name with account.sam / account.cn",
+                               attribute=kind, value=value, holder=held[1])
+            return Conflict(target, desired.key, desired.display, message)
     return None
 
 
@@ -120,7 +129,7 @@ def _account_change(movement: Movement, target: ADTarget, desired: Account, actu
                     reason: str = "", unit: str | None = None) -> Change:
     drift = actual is not None and _drifted(actual)
     if drift and not reason:
-        reason = "changed outside the reconciler (drift)"
+        reason = lazy("changed outside the reconciler (drift)")
     return Change(movement, target.name, "account", desired.key, desired.display,
                   account_attribute_changes(desired, actual), reason=reason, drift=drift,
                   folio=desired.folio, unit=desired.unit or unit, origins=desired.origins,
@@ -135,9 +144,9 @@ def _group_changes(desired: DesiredDirectory, actual: ActualDirectory, target: A
             continue
         if held := index.get(("sam", name.casefold())):
             conflicts.append(Conflict(
-                target.name, name, f"group {name}",
-                f"the group name is held by {held[1]} outside the managed groups OU; left alone. "
-                "Move that group under the groups OU or rename the entitlement's group"))
+                target.name, name, lazy("group {name}", name=name),
+                lazy("the group name is held by {holder} outside the managed groups OU; left alone. "
+                     "Move that group under the groups OU or rename the entitlement's group", holder=held[1])))
         else:
             changes.append(Change(Movement.ALTA, target.name, "group", name, name,
                                   (AttributeChange("description", None, text),),
@@ -167,7 +176,7 @@ def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target:
             continue  # already offboarded; kept for the retention period
         unit = desired.ou_origins.get(dnlib.key(have.parent), (None,))[0]
         bajas.append(_account_change(Movement.BAJA, target, offboarded(have, target, today), have,
-                                     reason="no longer declared in desired_state", unit=unit))
+                                     reason=lazy("no longer declared in desired_state"), unit=unit))
     return altas + modificaciones + bajas, conflicts
 
 
@@ -189,14 +198,19 @@ def password_resets(desired: DesiredDirectory, actual: ActualDirectory, target: 
                 continue
             have = actual.accounts.get(key)
             if have is None or not have.enabled or not want.enabled:
-                warnings.append(f"password reset {request.folio} for {want.display} waits: the account "
-                                f"{'does not exist yet (its alta delivers a password)' if have is None else 'is disabled'}")
+                if have is None:
+                    warnings.append(lazy("password reset {folio} for {account} waits: the account does not exist yet "
+                                         "(its alta delivers a password)", folio=request.folio, account=want.display))
+                else:
+                    warnings.append(lazy("password reset {folio} for {account} waits: the account is disabled",
+                                         folio=request.folio, account=want.display))
                 continue
             changes.append(Change(
                 Movement.MODIFICACION, target.name, PASSWORD_RESET, key, want.display,
-                (AttributeChange("password", "(current)", "(new, random, delivered out of band)"),
-                 AttributeChange("change at next logon", None, True)),
-                reason=f"password reset requested on {request.date}", folio=request.folio, unit=want.unit,
+                (AttributeChange("password", lazy("(current)"), lazy("(new, random, delivered out of band)")),
+                 AttributeChange(lazy("change at next logon"), None, True)),
+                reason=lazy("password reset requested on {date}", date=request.date), folio=request.folio,
+                unit=want.unit,
                 origins=want.origins[:1], desired=want, actual=have))
     return changes, warnings
 

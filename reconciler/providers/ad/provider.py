@@ -9,6 +9,7 @@ from ldap3.core.exceptions import LDAPException
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import N_, lazy
 from reconciler.plan import Change, Conflict, Movement, Outcome
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.apply import ADApplier
@@ -37,7 +38,7 @@ from reconciler.providers.contract import (
 )
 
 # Containers the inventory names: approved by the inventory, not by a line of desired_state/.
-IMPLIED = {"ou": "a managed OU named in the inventory"}
+IMPLIED = {"ou": lazy("a managed OU named in the inventory")}
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,14 @@ class ADBasis:
 
 def _not_attempted(change: Change, why: str) -> Outcome:
     o = Outcome(change)
-    o.fail(f"not attempted: {why}")
+    o.fail(lazy("not attempted: {reason}", reason=why))
     return o
 
 
 class ADProvider(Provider):
     kind = "active_directory"
     capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PASSWORD_RESETS})
-    read_back_source = "the directory"
+    read_back_source = N_("the directory")
 
     READ_CONNECTIONS = 2  # parallel bulk-read connections; see read.read_accounts
 
@@ -148,7 +149,7 @@ class ADProvider(Provider):
         actual = read_computers(self.conn, self.target)
         keys = request.keys
         if keys is not None or not request.state.assets_loaded:
-            holds = "a changed person holds a computer" if any(
+            holds = lazy("a changed person holds a computer") if any(
                 c.holder in (keys or frozenset()) for c in actual.values() if c.holder) else None
             return None, ([], []), holds
         computers = expand_computers(request.state, self.target)
@@ -156,9 +157,10 @@ class ADProvider(Provider):
         wanted = {c.desired.hostname.casefold(): c for c in changes if c.desired is not None and c.desired.enabled
                   and (c.actual is None or c.actual.hostname.casefold() != c.desired.hostname.casefold())}
         held = foreign_hostnames(self.conn, self.target, wanted) if wanted else {}
-        conflicts = [Conflict(self.target.name, c.key, c.label, f"the computer name {c.desired.hostname} is held by "
-                              f"{held[name]}, which the reconciler does not own; left alone. Remove or rename it, "
-                              "or choose another hostname")
+        conflicts = [Conflict(self.target.name, c.key, c.label, lazy(
+                              "the computer name {hostname} is held by {holder}, which the reconciler does not own; "
+                              "left alone. Remove or rename it, or choose another hostname",
+                              hostname=c.desired.hostname, holder=held[name]))
                      for name, c in wanted.items() if name in held]
         blocked = {c.key for c in conflicts}
         return computers, ([c for c in changes if c.key not in blocked], conflicts), None
@@ -170,14 +172,14 @@ class ADProvider(Provider):
         renamed account whose derived name is near an existing one (naming looks at everyone)."""
         for key in sorted(set(desired.accounts) - previous_keys):
             if key in actual.accounts:
-                return f"employee {key} is new in the changed files but already has an account"
+                return lazy("employee {key} is new in the changed files but already has an account", key=key)
         wanted = {want.sam.rstrip("0123456789"): want.key for key, want in desired.accounts.items()
                   if want.enabled and (key not in actual.accounts
                                        or actual.accounts[key].sam.casefold() != want.sam.casefold())}
         owners = set(wanted.values())
         for obj in near_names(self.conn, self.target, wanted) if wanted else ():
             if obj.employee_id not in owners:
-                return f"the account name {obj.sam} is near a new or renamed account's name"
+                return lazy("the account name {name} is near a new or renamed account's name", name=obj.sam)
         return None
 
     # -- apply and verify ---------------------------------------------------------------------
@@ -236,7 +238,8 @@ class ADProvider(Provider):
             if c.kind == PASSWORD_RESET or (c.kind == "account" and c.movement is Movement.ALTA):
                 account = back.observed.accounts.get(c.key)
                 if account is None or not account.must_change_password:
-                    problems[id(o)] = "read back: the directory does not show the change"
+                    problems[id(o)] = lazy("read back: {source} does not show the change",
+                                           source=lazy(self.read_back_source))
         return problems
 
     def before_image(self, planned: TargetPlan, changes: Sequence[Change]) -> tuple[str, bytes] | None:
@@ -274,5 +277,5 @@ class ADProvider(Provider):
             needer = (ous.get(dnlib.key(c.key)) if c.kind == "ou" else groups.get(c.key.casefold())
                       if c.kind == "group" else None)
             if needer and c.movement is Movement.ALTA and i not in implied:
-                implied[i] = f"needed by the approved {needer}"
+                implied[i] = lazy("needed by the approved {label}", label=needer)
         return implied

@@ -17,6 +17,7 @@ from ldap3 import LEVEL, SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.diff import ActualDirectory, ForeignObject
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, MULTI_VALUED, Account, DesiredDirectory
@@ -40,8 +41,8 @@ def paged_search(conn: Connection, base: str, query: str, attributes: list[str],
         if conn.result["result"] == NO_SUCH_OBJECT:
             return
         if conn.result["result"] != 0:
-            raise ReconcilerError(f"search under {base} failed: {conn.result['description']} "
-                                  f"{conn.result.get('message', '')}".strip())
+            detail = f"{conn.result['description']} {conn.result.get('message', '')}".strip()
+            raise ReconcilerError(_("search under {base} failed: {error}", base=base, error=detail))
         for entry in conn.response:
             if entry.get("type") == "searchResEntry":
                 yield entry
@@ -162,8 +163,8 @@ def _split_managed(pairs: Iterable[tuple[dict, Account]]) -> tuple[dict[str, Acc
             foreign.append(ForeignObject(entry["dn"], account.sam, account.attributes.get("userPrincipalName"),
                                          account.key or None))
         elif account.key in managed:
-            warnings.append(f"two managed accounts carry employeeID {account.key}: "
-                            f"{managed[account.key].dn} and {entry['dn']}; the second is left alone")
+            warnings.append(lazy("two managed accounts carry employeeID {key}: {first} and {second}; the second "
+                                 "is left alone", key=account.key, first=managed[account.key].dn, second=entry["dn"]))
             foreign.append(ForeignObject(entry["dn"], account.sam, None, None))
         else:
             managed[account.key] = account

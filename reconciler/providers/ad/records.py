@@ -27,6 +27,7 @@ from typing import Mapping
 
 from reconciler.desired.model import DesiredState, Person
 from reconciler.desired.naming import base_name, common_name
+from reconciler.i18n import _
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.target import ADTarget
 
@@ -99,7 +100,7 @@ def marker_value(account_hash: str) -> str:
 
 
 def baja_stamp(date: str, folio: str | None) -> str:
-    return f"Baja {date} folio {folio}" if folio else f"Baja {date} sin folio: ya no declarada en desired_state"
+    return f"Baja {date} folio {folio}" if folio else f"Baja {date} sin folio: ya no declarada en desired_state"  # not for people
 
 
 def unit_ou(target: ADTarget, ou_name: str) -> str:
@@ -221,7 +222,7 @@ def undo_ldif(before: Account, after: Account, groups: Mapping[str, str], groups
 
     old_dn = before.dn or before.target_dn
     new_dn = after.target_dn if after is not None else old_dn
-    out = [ldif_comment(f"{before.display}: as it was before the run")]
+    out = [ldif_comment(_("{account}: as it was before the run", account=before.display))]
     if after is not None and not dnlib.same(new_dn, old_dn):
         out += [ldif_line("dn", new_dn), "changetype: modrdn", ldif_line("newrdn", dnlib.rdn("CN", before.cn)),
                 "deleteoldrdn: 1", ldif_line("newsuperior", before.parent), ""]

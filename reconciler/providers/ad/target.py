@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.config.inventory import SecretSource, TargetSettings
+from reconciler.i18n import _
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,4 +39,4 @@ class ADTarget(TargetSettings):
     def check(self, add) -> None:
         for ou in (self.people_ou, self.groups_ou, self.bajas_ou):
             if not ou.lower().endswith(self.base_dn.lower()):
-                add(("ous",), f"{ou!r} is not under base_dn {self.base_dn!r}")
+                add(("ous",), _("{ou!r} is not under base_dn {base_dn!r}", ou=ou, base_dn=self.base_dn))

@@ -13,11 +13,12 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.cisco_ios.target import CiscoTarget
 from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, order_change, rule_change
 
-BASE = ["remark reconciler:base", "permit tcp any any established"]
+BASE = ["remark reconciler:base", "permit tcp any any established"]  # not for people: IOS configuration
 DEFAULT_POLICY = "drop"  # an IOS ACL ends in deny; the reconciler writes it out
 ACL_KIND = "router-acl"
 
@@ -80,7 +81,7 @@ def acl(rules: tuple[FirewallRule, ...], default_policy: str) -> list[str]:
     for rule in rules:
         out.append(f"remark {rule.tag}")
         out += entries(rule)
-    out += ["remark reconciler:default", "deny ip any any" if default_policy == "drop" else "permit ip any any"]
+    out += ["remark reconciler:default", "deny ip any any" if default_policy == "drop" else "permit ip any any"]  # not for people
     return out
 
 
@@ -112,16 +113,16 @@ def parse_running_config(text: str, interface: str, direction: str, prefix: str)
     bound, block, name = None, None, None
     for raw in text.splitlines():
         line = raw.rstrip()
-        if m := re.match(r"^ip access-list extended (\S+)$", line):
+        if m := re.match(r"^ip access-list extended (\S+)$", line):  # not for people
             block, name = "acl", m.group(1)
             lists[name] = []
-        elif m := re.match(r"^interface (\S+)$", line):
+        elif m := re.match(r"^interface (\S+)$", line):  # not for people
             block, name = "if", m.group(1)
         elif not line.startswith(" "):
             block = None
         elif block == "acl":
             lists[name].append(line.strip())
-        elif block == "if" and name == interface and (m := re.match(rf"^ ip access-group (\S+) {direction}$", line)):
+        elif block == "if" and name == interface and (m := re.match(rf"^ ip access-group (\S+) {direction}$", line)):  # not for people
             bound = m.group(1)
     own = tuple(sorted(n for n in lists if re.fullmatch(rf"{re.escape(prefix)}-\d+", n)))
     return RouterState(bound, lists, own)
@@ -143,7 +144,8 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
             continue
         expiry = wanted.expired.get(name)
         rule = expiry[1] if expiry else wanted.gone(name, name)
-        reason = f"temporary exception expired on {expiry[0]}" if expiry else "no longer declared in desired_state"
+        reason = (lazy("temporary exception expired on {date}", date=expiry[0]) if expiry
+                  else lazy("no longer declared in desired_state"))
         changes.append(rule_change(Movement.BAJA, target.name, rule, (AttributeChange("entries", tuple(lines), ()),), reason))
     attributes = []
     if actual.bound is None:
@@ -151,14 +153,15 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
     else:
         found, expected = frame(actual.entries), frame(acl((), default_policy))
         if found != expected:
-            attributes.append(AttributeChange("entries outside the rules", tuple(found), tuple(expected)))
+            attributes.append(AttributeChange(lazy("entries outside the rules"), tuple(found), tuple(expected)))
         changes += order_change(target.name, target.interface, target.interface, [n for n in have if n in names],
                                 [r.name for r in wanted.rules if r.name in have], wanted)
     if attributes:
         changes.append(Change(Movement.ALTA if actual.bound is None else Movement.MODIFICACION, target.name, ACL_KIND,
-                              target.interface, f"ACL on {target.interface} {target.direction}", tuple(attributes),
+                              target.interface, lazy("ACL on {interface} {direction}", interface=target.interface,
+                                                     direction=target.direction), tuple(attributes),
                               drift=actual.bound is not None,
-                              reason="changed outside the reconciler (drift)" if actual.bound else ""))
+                              reason=lazy("changed outside the reconciler (drift)") if actual.bound else ""))
     return changes
 
 
@@ -178,7 +181,7 @@ def swap_commands(target: CiscoTarget, actual: RouterState, entries_: list[str])
     """The configuration that replaces the bound ACL without a window of exposure."""
     generation = max([int(n.rsplit("-", 1)[1]) for n in actual.own] or [0]) + 1
     new = f"{target.acl}-{generation}"
-    commands = [f"ip access-list extended {new}", *entries_, "exit",
-                f"interface {target.interface}", f"ip access-group {new} {target.direction}", "exit"]
-    commands += [f"no ip access-list extended {old}" for old in actual.own if old != new]
+    commands = [f"ip access-list extended {new}", *entries_, "exit",  # not for people: IOS commands
+                f"interface {target.interface}", f"ip access-group {new} {target.direction}", "exit"]  # not for people
+    commands += [f"no ip access-list extended {old}" for old in actual.own if old != new]  # not for people
     return new, commands

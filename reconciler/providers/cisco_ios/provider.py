@@ -5,6 +5,7 @@ from netmiko import ConnectHandler
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoBaseException, NetmikoTimeoutException
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 from reconciler.plan import Change
 from reconciler.providers.cisco_ios import acl as acls
 from reconciler.providers.cisco_ios.acl import DEFAULT_POLICY, RouterState, diff_router, parse_running_config
@@ -27,8 +28,9 @@ class CiscoProvider(DeviceProvider):
                 self._conn = ConnectHandler(device_type="cisco_ios", host=self.target.host, port=self.target.port,
                                             username=self.target.username, password=self.target.password.read())
             except (NetmikoAuthenticationException, NetmikoTimeoutException, OSError) as exc:
-                raise ReconcilerError(f"cannot reach the router {self.target.name} at {self.target.host}:"
-                                      f"{self.target.port}: {type(exc).__name__}") from None
+                raise ReconcilerError(_("cannot reach the router {name} at {host}:{port}: {error}",
+                                        name=self.target.name, host=self.target.host, port=self.target.port,
+                                        error=type(exc).__name__)) from None
         return self._conn
 
     def close(self) -> None:
@@ -40,11 +42,12 @@ class CiscoProvider(DeviceProvider):
         try:
             return work(self._connect())
         except (NetmikoBaseException, OSError, EOFError) as exc:
-            raise ReconcilerError(f"the router {self.target.name} ({self.target.host}:{self.target.port}) "
-                                  f"stopped answering: {type(exc).__name__}") from None
+            raise ReconcilerError(_("the router {name} ({host}:{port}) stopped answering: {error}",
+                                    name=self.target.name, host=self.target.host, port=self.target.port,
+                                    error=type(exc).__name__)) from None
 
     def read(self) -> RouterState:
-        text = self._session(lambda conn: conn.send_command("show running-config"))
+        text = self._session(lambda conn: conn.send_command("show running-config"))  # not for people
         self._actual = parse_running_config(text, self.target.interface, self.target.direction, self.target.acl)
         return self._actual
 
@@ -60,4 +63,4 @@ class CiscoProvider(DeviceProvider):
         _, commands = acls.swap_commands(self.target, self.read(), acls.acl(wanted.rules, DEFAULT_POLICY))
         output = self._session(lambda conn: conn.send_config_set(commands))
         refused = [line.strip() for line in output.splitlines() if line.lstrip().startswith("%")]
-        return f"the router refused the configuration: {refused[0]}" if refused else None
+        return lazy("the router refused the configuration: {error}", error=refused[0]) if refused else None

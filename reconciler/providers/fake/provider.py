@@ -26,6 +26,7 @@ from typing import Iterable, Mapping, Sequence
 from reconciler.credentials import CredentialFile
 from reconciler.desired.model import Person
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy, ngettext
 from reconciler.plan import AttributeChange, Change, Movement, Outcome
 from reconciler.providers.contract import Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.fake.target import FakeTarget
@@ -87,11 +88,13 @@ def diff(people: Iterable[Person], actual: Mapping[str, FakeObject], target: str
                                       _attributes(want, have), desired=want, **common))
         elif have is not None:
             changes.append(Change(Movement.BAJA, target, KIND, key, f"{key} ({p.display_name})",
-                                  _attributes(None, have), reason=f"baja, folio {p.solicitud.folio}", **common))
+                                  _attributes(None, have), reason=lazy("baja, folio {folio}", folio=p.solicitud.folio),
+                                  **common))
     for key, have in sorted(actual.items()):
         if key not in declared and (keys is None or key in keys):
             changes.append(Change(Movement.BAJA, target, KIND, key, f"{key} ({have.display_name})",
-                                  _attributes(None, have), reason="no longer declared", unit=have.unit, actual=have))
+                                  _attributes(None, have), reason=lazy("no longer declared"), unit=have.unit,
+                                  actual=have))
     return changes
 
 
@@ -104,7 +107,7 @@ class FakeBasis:
 class FakeProvider(Provider):
     """One fake target.  It declares no capability: nothing is approved by implication."""
 
-    read_back_source = "the fake's state file"
+    read_back_source = lazy("the fake's state file")
 
     def __init__(self, target: FakeTarget):
         super().__init__(target)
@@ -123,16 +126,17 @@ class FakeProvider(Provider):
         try:
             return read_state(self.target.state_file)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ReconcilerError(f"target {self.target.name}: cannot read the fake system "
-                                  f"{self.target.state_file}: {exc}") from None
+            raise ReconcilerError(_("target {target}: cannot read the fake system {file}: {error}",
+                                    target=self.target.name, file=self.target.state_file, error=exc)) from None
 
     def open(self) -> None:
         self._journal("open")
         if self.target.unreachable:
-            raise ReconcilerError(f"target {self.target.name}: cannot reach the fake system (unreachable: true)")
+            raise ReconcilerError(_("target {target}: cannot reach the fake system (unreachable: true)",
+                                    target=self.target.name))
         if self.target.open_waits_for:
             waited = Path(self.target.open_waits_for)
-            for _ in range(300):
+            for _attempt in range(300):
                 if waited.exists():
                     break
                 time.sleep(0.1)
@@ -151,8 +155,8 @@ class FakeProvider(Provider):
     def plan(self, request: PlanRequest) -> TargetPlan:
         if self.target.unreadable:
             self._journal("read-failed")
-            raise ReconcilerError(f"target {self.target.name}: cannot read the fake system "
-                                  f"{self.target.state_file} (unreadable: true)")
+            raise ReconcilerError(_("target {target}: cannot read the fake system {file} (unreadable: true)",
+                                    target=self.target.name, file=self.target.state_file))
         self._journal("read", key=",".join(sorted(request.keys)) if request.incremental else "-")
         actual = self._read()
         basis = FakeBasis(tuple(request.state.people), request.keys)
@@ -168,9 +172,12 @@ class FakeProvider(Provider):
             outcomes.append(o)
             if self.target.crash_after is not None and self.written >= self.target.crash_after:
                 self._journal("crash", c.movement.value, c.key)
-                raise FakeCrash(f"target {self.target.name} died after writing {self.written} changes")
+                raise FakeCrash(ngettext("target {target} died after writing {n} change",
+                                         "target {target} died after writing {n} changes",
+                                         self.written, target=self.target.name))
             if c.key in self.target.fail_keys:
-                o.fail(f"the fake target refused the {c.movement.value} of {c.key} (fail_keys)")
+                o.fail(lazy("the fake target refused the {movement} of {key} (fail_keys)",
+                            movement=c.movement.value, key=c.key))
                 self._journal("refuse", c.movement.value, c.key)
             elif c.key in self.target.not_converging:
                 o.status = "applied"

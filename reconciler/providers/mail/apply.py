@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from reconciler.i18n import lazy
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.mail.diff import former_addresses
 from reconciler.providers.mail.doveadm import EX_NOTFOUND, Command, Doveadm, Unanswered
@@ -75,7 +76,7 @@ class MailApplier:
             if o.status != "failed":
                 self._stage(o, registry)
         written = self._write(registry, [o for o in outcomes if o.status != "failed"])
-        self.timings["registry and maps"] = time.perf_counter() - started
+        self.timings[lazy("registry and maps")] = time.perf_counter() - started
         started = time.perf_counter()
         if written:
             self._doveadm([o for o in outcomes if o.status != "failed"], written)
@@ -99,8 +100,8 @@ class MailApplier:
                 f"{a}\n" for a in sorted(pending_kicks(self.target) | {a for _, a in kicks})))
         except OSError as exc:
             for o, _ in kicks:
-                o.fail(f"could not record the sessions to end before closing the mailbox ({exc.strerror}); "
-                       "nothing was closed")
+                o.fail(lazy("could not record the sessions to end before closing the mailbox ({error}); "
+                            "nothing was closed", error=exc.strerror))
 
     # -- step 1 -------------------------------------------------------------------------
     def _new_home(self, address: str) -> str:
@@ -143,15 +144,16 @@ class MailApplier:
                 write_atomically(getattr(self.target, name), derived[name])
         except OSError as exc:
             for o in outcomes:
-                o.fail(f"writing the mailbox registry or its maps: {exc.strerror or exc}: {exc.filename or ''}")
+                o.fail(lazy("writing the mailbox registry or its maps: {error}: {file}",
+                            error=exc.strerror or str(exc), file=exc.filename or ""))
             return None
         try:
             subprocess.run(list(self.target.reload), check=True, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
             detail = getattr(exc, "stderr", None) or str(exc)
             for o in outcomes:
-                o.fail(f"the registry is written, but Postfix did not reload its maps ({' '.join(self.target.reload)}): "
-                       f"{detail.strip()}")
+                o.fail(lazy("the registry is written, but Postfix did not reload its maps ({command}): {detail}",
+                            command=" ".join(self.target.reload), detail=detail.strip()))
         return written
 
     # -- step 3 -------------------------------------------------------------------------
@@ -184,19 +186,21 @@ class MailApplier:
         for o in creating:  # folders first: a shared mailbox's rights live on its INBOX
             commands.insert(0, (Command("mailboxCreate", {"user": o.change.desired.address, "mailbox": list(FOLDERS),
                                                           "subscriptions": True}, f"create-{len(commands)}"), o))
-        unanswered = "no answer"
+        unanswered: str | None = None  # why the request failed, when it did
         try:
             answers = self.api.run([cmd for cmd, _ in commands])
         except Unanswered as exc:  # the batches before the failure were answered: judge them
             answers, unanswered = exc.answers, str(exc)
         for cmd, o in commands:
             answer = answers.get(cmd.tag)
-            if answer is None and unanswered != "no answer":
-                o.fail(f"doveadm {cmd.name} for {cmd.parameters.get('user') or cmd.parameters.get('mask')}: {unanswered}")
-            elif answer is None or (not answer.ok and not (cmd.name == "kick" and answer.exit_code == EX_NOTFOUND)):
-                code = answer.exit_code if answer is not None else "no answer"
-                o.fail(f"doveadm {cmd.name} for {cmd.parameters.get('user') or cmd.parameters.get('mask')} "
-                       f"failed (exit code {code})")
+            user = cmd.parameters.get("user") or cmd.parameters.get("mask")
+            if answer is None and unanswered is not None:
+                o.fail(lazy("doveadm {command} for {user}: {error}", command=cmd.name, user=user, error=unanswered))
+            elif answer is None:
+                o.fail(lazy("doveadm {command} for {user} failed (exit code no answer)", command=cmd.name, user=user))
+            elif not answer.ok and not (cmd.name == "kick" and answer.exit_code == EX_NOTFOUND):
+                o.fail(lazy("doveadm {command} for {user} failed (exit code {code})", command=cmd.name, user=user,
+                            code=answer.exit_code))
         done = {cmd.parameters["mask"][0] for cmd, o in commands if cmd.name == "kick" and o.status != "failed"}
         if done:  # owed until Dovecot said they are done
             try:
@@ -221,13 +225,14 @@ class MailApplier:
                 continue
             path = Path(home).resolve()
             if root not in path.parents:
-                o.fail(f"the mailbox's home {home} is not under the mail root {root}: not deleted")
+                o.fail(lazy("the mailbox's home {home} is not under the mail root {root}: not deleted",
+                            home=home, root=str(root)))
                 continue
             try:
                 shutil.rmtree(path)
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                o.fail(f"deleting {home}: {exc.strerror}")
+                o.fail(lazy("deleting {home}: {error}", home=home, error=exc.strerror))
             if os.path.exists(path):
-                o.fail(f"{home} is still on disk after the purge")
+                o.fail(lazy("{home} is still on disk after the purge", home=home))

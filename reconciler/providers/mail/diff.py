@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
+from reconciler.i18n import lazy, lazy_n
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
 from reconciler.providers.mail.records import PERSON, SHARED_KIND, ActualMail, Mailbox
 from reconciler.providers.mail.registry import SHARED, Entry, maps
 from reconciler.providers.mail.target import MailTarget
 
-STATUS = {True: "open", False: "closed"}
+STATUS = {True: lazy("open"), False: lazy("closed")}
 
 
 def former_addresses(want: Mailbox, have: Entry) -> tuple[str, ...]:
@@ -32,7 +33,7 @@ def attribute_changes(want: Mailbox, have: Entry | None, members: tuple[str, ...
         ("status", STATUS[have.is_open] if have else None, STATUS[want.is_open]),
     ]
     if have is not None:
-        pairs.append(("former addresses", tuple(sorted(have.former)), former_addresses(want, have)))
+        pairs.append((lazy("former addresses"), tuple(sorted(have.former)), former_addresses(want, have)))
     if want.kind == SHARED_KIND:
         pairs.append(("members", tuple(sorted(members)), want.members))
     if have is not None and not have.managed:
@@ -59,11 +60,14 @@ def _taken(want: Mailbox, actual: ActualMail, mine: Entry | None) -> str | None:
         if holder is None or holder is mine:
             continue
         if not holder.managed:
-            return (f"{address} is already the registry's mailbox {holder.address}, made by hand; left alone. "
-                    "Only a new mailbox declared at that very address adopts it")
-        who = f"the shared mailbox {holder.address}" if holder.owner == SHARED else \
-            f"the mailbox of employee {holder.owner} ({holder.address})"
-        return f"{address} already belongs to {who}; left alone. Choose another address, or free it first"
+            return lazy("{address} is already the registry's mailbox {holder}, made by hand; left alone. "
+                        "Only a new mailbox declared at that very address adopts it", address=address,
+                        holder=holder.address)
+        if holder.owner == SHARED:
+            return lazy("{address} already belongs to the shared mailbox {holder}; left alone. Choose another "
+                        "address, or free it first", address=address, holder=holder.address)
+        return lazy("{address} already belongs to the mailbox of employee {owner} ({holder}); left alone. Choose "
+                    "another address, or free it first", address=address, owner=holder.owner, holder=holder.address)
     return None
 
 
@@ -73,16 +77,20 @@ def _purge(want: Mailbox, have: Entry, target: MailTarget, today: str) -> Change
     try:
         until = dt.date.fromisoformat(have.closed) + dt.timedelta(days=target.retention_days)
     except ValueError:
-        return Conflict(target.name, want.key, want.label, f"the registry's baja date {have.closed!r} is not a "
-                        "date (edited by hand?), so the retention period cannot be checked; left alone")
+        return Conflict(target.name, want.key, want.label, lazy(
+            "the registry's baja date {closed!r} is not a date (edited by hand?), so the retention period cannot "
+            "be checked; left alone", closed=have.closed))
     if dt.date.fromisoformat(today) < until:
-        return Conflict(target.name, want.key, want.label,
-                        f"purge {want.purge.folio} asks to delete the mailbox before the end of its retention "
-                        f"({until.isoformat()}, {target.retention_days} days after its baja on {have.closed}); "
-                        "left alone")
+        return Conflict(target.name, want.key, want.label, lazy_n(
+            "purge {folio} asks to delete the mailbox before the end of its retention ({until}, {n} day after "
+            "its baja on {closed}); left alone",
+            "purge {folio} asks to delete the mailbox before the end of its retention ({until}, {n} days after "
+            "its baja on {closed}); left alone",
+            target.retention_days, folio=want.purge.folio, until=until.isoformat(), closed=have.closed))
     return Change(Movement.BAJA, target.name, want.kind, want.key, want.label,
-                  (AttributeChange("stored mail", f"kept since {have.closed}", "deleted"),),
-                  reason=f"purge after retention, folio {want.purge.folio}", folio=want.purge.folio,
+                  (AttributeChange(lazy("stored mail"), lazy("kept since {closed}", closed=have.closed),
+                                   lazy("deleted")),),
+                  reason=lazy("purge after retention, folio {folio}", folio=want.purge.folio), folio=want.purge.folio,
                   unit=want.unit, origins=want.origins, desired=want, actual=have)
 
 
@@ -96,7 +104,7 @@ def _one(want: Mailbox, have: Entry | None, actual: ActualMail, target: MailTarg
                 return Conflict(target.name, want.key, want.label, problem)
             movement = Movement.MODIFICACION if want.is_open else Movement.BAJA
             return _change(movement, target, want, holder, attribute_changes(want, holder, members),
-                           reason="adopted: the registry already has this mailbox; it is not created again")
+                           reason=lazy("adopted: the registry already has this mailbox; it is not created again"))
         if not want.is_open:
             return None  # a baja for someone who never had a mailbox here
         if problem := _taken(want, actual, None):
@@ -110,7 +118,7 @@ def _one(want: Mailbox, have: Entry | None, actual: ActualMail, target: MailTarg
     if not attributes:
         return None
     movement = Movement.BAJA if have.is_open and not want.is_open else Movement.MODIFICACION
-    reason = "address changed: the old address stays as an alias" if have.address != want.address else ""
+    reason = lazy("address changed: the old address stays as an alias") if have.address != want.address else ""
     return _change(movement, target, want, have, attributes, reason)
 
 
@@ -142,7 +150,7 @@ def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, to
         want = closing(have, target, today)
         bajas.append(_change(Movement.BAJA, target, want, have,
                              attribute_changes(want, have, actual.members.get(key, ())),
-                             reason="no longer declared in desired_state"))
+                             reason=lazy("no longer declared in desired_state")))
     changes = altas + modificaciones + bajas
     if only is None and (drift := maps_drift(actual, target)):
         changes.append(drift)
@@ -156,7 +164,8 @@ def maps_drift(actual: ActualMail, target: MailTarget) -> Change | None:
     if not differ:
         return None
     edited = [name for name in differ if actual.maps.get(name)]  # an empty file was never written
-    return Change(Movement.MODIFICACION, target.name, "mail-maps", "maps", "Postfix maps and Dovecot deny list",
-                  tuple(AttributeChange(name, "differs from the registry" if name in edited else "not written yet",
-                                        "rewritten from the registry") for name in differ),
-                  drift=bool(edited), reason="edited outside the reconciler (drift)" if edited else "")
+    return Change(Movement.MODIFICACION, target.name, "mail-maps", "maps", lazy("Postfix maps and Dovecot deny list"),
+                  tuple(AttributeChange(name, lazy("differs from the registry") if name in edited
+                                        else lazy("not written yet"), lazy("rewritten from the registry"))
+                        for name in differ),
+                  drift=bool(edited), reason=lazy("edited outside the reconciler (drift)") if edited else "")

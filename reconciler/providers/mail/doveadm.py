@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, ngettext
 
 EX_NOUSER = 67  # the user is not in the userdb
 EX_NOTFOUND = 68  # nothing to act on (kick: no session)
@@ -81,18 +82,26 @@ class Doveadm:
             with urllib.request.urlopen(request, timeout=limit) as response:
                 answers = json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
-            hint = " (the API key is wrong)" if exc.code == 401 else ""
-            raise ReconcilerError(f"doveadm API {self.url} refused the request: HTTP {exc.code}{hint}") from None
+            if exc.code == 401:
+                raise ReconcilerError(_("doveadm API {url} refused the request: HTTP {code} (the API key is wrong)",
+                                        url=self.url, code=exc.code)) from None
+            raise ReconcilerError(_("doveadm API {url} refused the request: HTTP {code}",
+                                    url=self.url, code=exc.code)) from None
         except TimeoutError:
-            raise ReconcilerError(
-                f"doveadm API {self.url} did not answer {len(commands)} commands in {limit:g} s; Dovecot may "
-                "still finish them (the read back and the next plan show what is left). If it never answers, "
-                "check the API key: Dovecot answers a wrong one late") from None
+            raise ReconcilerError(ngettext(
+                "doveadm API {url} did not answer {n} command in {limit:g} s; Dovecot may still finish it (the "
+                "read back and the next plan show what is left). If it never answers, check the API key: Dovecot "
+                "answers a wrong one late",
+                "doveadm API {url} did not answer {n} commands in {limit:g} s; Dovecot may still finish them (the "
+                "read back and the next plan show what is left). If it never answers, check the API key: Dovecot "
+                "answers a wrong one late",
+                len(commands), url=self.url, limit=limit)) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ReconcilerError(f"cannot reach the doveadm API {self.url}: {reason}") from None
+            raise ReconcilerError(_("cannot reach the doveadm API {url}: {reason}",
+                                    url=self.url, reason=reason)) from None
         except ValueError:
-            raise ReconcilerError(f"doveadm API {self.url} answered something that is not JSON") from None
+            raise ReconcilerError(_("doveadm API {url} answered something that is not JSON", url=self.url)) from None
         out: dict[str, Answer] = {}
         for kind, result, tag in answers:
             if kind == "error":

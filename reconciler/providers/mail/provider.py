@@ -9,6 +9,7 @@ from typing import Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy, lazy_n
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.contract import (
     Capability,
@@ -42,8 +43,8 @@ def owed_kicks(target, changes: list[Change], actual: ActualMail) -> list[Change
     else's sessions."""
     closed = {e.address for e in actual.entries.values() if e.managed and e.closed}
     changing = {c.desired.address for c in changes if c.desired is not None and hasattr(c.desired, "address")}
-    return [Change(Movement.BAJA, target.name, SESSIONS, address, f"live sessions of {address}",
-                   reason="the closing of the mailbox had to end them, and they are still owed")
+    return [Change(Movement.BAJA, target.name, SESSIONS, address, lazy("live sessions of {address}", address=address),
+                   reason=lazy("the closing of the mailbox had to end them, and they are still owed"))
             for address in sorted((pending_kicks(target) & closed) - changing)]
 
 
@@ -58,7 +59,7 @@ class MailBasis:
 class MailProvider(Provider):
     kind = "mail"
     capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION})
-    read_back_source = "the registry"
+    read_back_source = lazy("the registry")
 
     def __init__(self, target: MailTarget):
         super().__init__(target)
@@ -81,13 +82,16 @@ class MailProvider(Provider):
         warnings = []
         listing = answers["users"]
         if not listing.ok:
-            raise ReconcilerError(f"doveadm could not list the mailboxes of {self.target.name} "
-                                  f"(exit code {listing.exit_code})")
+            raise ReconcilerError(_("doveadm could not list the mailboxes of {target} (exit code {code})",
+                                    target=self.target.name, code=listing.exit_code))
         served = set((listing.result or {}).get("userList") or ())
         unknown = [e.address for e in entries if e.address not in served]
         if unknown:
-            warnings.append(f"target {self.target.name}: Dovecot does not serve {len(unknown)} registry entries "
-                            f"(first: {unknown[0]}); check the registry's format")
+            warnings.append(lazy_n("target {target}: Dovecot does not serve {n} registry entry (first: {first}); "
+                                   "check the registry's format",
+                                   "target {target}: Dovecot does not serve {n} registry entries (first: {first}); "
+                                   "check the registry's format",
+                                   len(unknown), target=self.target.name, first=unknown[0]))
         members = {}
         for i, e in enumerate(shared):
             answer = answers.get(f"acl-{i}")
@@ -101,8 +105,11 @@ class MailProvider(Provider):
                 files[name] = ""
         actual = actual_mail(entries, members, files, self.target.domains)
         if actual.unmanaged:
-            warnings.append(f"target {self.target.name}: {actual.unmanaged} mailboxes in the registry were made "
-                            "by hand; left alone (a person who declares one's address adopts it)")
+            warnings.append(lazy_n("target {target}: {n} mailbox in the registry was made by hand; left alone (a "
+                                   "person who declares its address adopts it)",
+                                   "target {target}: {n} mailboxes in the registry were made by hand; left alone (a "
+                                   "person who declares one's address adopts it)",
+                                   actual.unmanaged, target=self.target.name))
         return actual, warnings
 
     def plan(self, request: PlanRequest) -> TargetPlan:
@@ -122,7 +129,8 @@ class MailProvider(Provider):
                      if box is not None}
         for key, members in actual.members.items():
             if addresses & set(members):
-                return f"a changed person is a member of the shared mailbox {key.split(':', 1)[1]}"
+                return lazy("a changed person is a member of the shared mailbox {address}",
+                            address=key.split(":", 1)[1])
         return None
 
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
@@ -152,13 +160,13 @@ class MailProvider(Provider):
             c = o.change
             if c.kind == SESSIONS:
                 if c.key in owed:
-                    problems[id(o)] = "read back: its sessions are still recorded as owed"
+                    problems[id(o)] = lazy("read back: its sessions are still recorded as owed")
                 continue
             if c.kind == "mail-maps" or is_purge(c):
                 continue
             if not c.desired.is_open:
                 if c.desired.address not in denied:
-                    problems[id(o)] = "read back: the closed address is not in Dovecot's deny list"
+                    problems[id(o)] = lazy("read back: the closed address is not in Dovecot's deny list")
             else:
                 opened.append(o)
         problems.update(self._server_checks(opened))
@@ -175,8 +183,8 @@ class MailProvider(Provider):
         """The maps: rewritten from the approved mailbox registry, declared by no line; and
         ending the sessions an applied closing had to end."""
         return named_by_inventory(changes, {
-            "mail-maps": "the maps are rewritten from the approved mailbox registry",
-            SESSIONS: "finishes the applied closing of the mailbox"})
+            "mail-maps": lazy("the maps are rewritten from the approved mailbox registry"),
+            SESSIONS: lazy("finishes the applied closing of the mailbox")})
 
     def _server_checks(self, opened: list[Outcome]) -> dict[int, str]:
         """Ask Dovecot itself, in one request: the folders and the quota of each open mailbox."""
@@ -194,7 +202,7 @@ class MailProvider(Provider):
         try:
             answers = self.api.run(commands)
         except ReconcilerError as exc:
-            return {id(o): f"could not ask Dovecot to verify: {exc}" for o in opened}
+            return {id(o): lazy("could not ask Dovecot to verify: {error}", error=str(exc)) for o in opened}
         problems = {}
         for i, o in enumerate(opened):
             want = o.change.desired
@@ -204,9 +212,11 @@ class MailProvider(Provider):
             limit = next((q.get("limit") for q in (quota.result or ()) if q.get("type") == "STORAGE"), None) \
                 if quota is not None and quota.ok else None
             if not needed <= folders:
-                problems[id(o)] = f"Dovecot lists no {', '.join(sorted(needed - folders))} for {want.address}"
+                problems[id(o)] = lazy("Dovecot lists no {folders} for {address}",
+                                       folders=", ".join(sorted(needed - folders)), address=want.address)
             elif limit != str(kibibytes(want.quota)):
-                problems[id(o)] = f"Dovecot reports a quota of {limit} KiB for {want.address}, not {want.quota}"
+                problems[id(o)] = lazy("Dovecot reports a quota of {limit} KiB for {address}, not {quota}",
+                                       limit=limit, address=want.address, quota=want.quota)
         return problems
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from reconciler.config.inventory import SecretSource, TargetSettings
 from reconciler.desired.model import quota_megabytes
+from reconciler.i18n import _
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,10 +35,11 @@ class MailTarget(TargetSettings):
             domains=tuple(raw["domains"]), doveadm_url=raw["doveadm"]["url"],
             doveadm_key=SecretSource(**raw["doveadm"]["api_key"]), registry=raw["registry"],
             recipients=maps["recipients"], aliases=maps["aliases"], denied=maps["denied"], mail_root=raw["mail_root"],
-            reload=tuple(raw.get("reload", "postfix reload").split()), default_quota=quota.get("default", "1G"),
+            reload=tuple(raw.get("reload", "postfix reload").split()),  # not for people
+            default_quota=quota.get("default", "1G"),
             max_quota=quota.get("max"), new_mail_after_baja=baja.get("new_mail", "bounce"),
             retention_days=baja.get("retention_days", 365), **cls.common(name, raw))
 
     def check(self, add) -> None:
         if self.max_quota and quota_megabytes(self.default_quota) > quota_megabytes(self.max_quota):
-            add(("quota", "default"), f"{self.default_quota} is over max {self.max_quota}")
+            add(("quota", "default"), _("{quota} is over max {max}", quota=self.default_quota, max=self.max_quota))

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import N_, lazy
 from reconciler.plan import Change, Outcome
 from reconciler.providers.contract import (
     Capability,
@@ -31,8 +32,8 @@ from reconciler.providers.network.rules import (
 )
 
 # The device's whole ACL or chain: the inventory names it, and it holds only approved rules.
-IMPLIED = {"firewall-chain": "the table and chain the inventory names, holding only approved rules",
-           "router-acl": "the ACL the inventory binds to the interface, holding only approved rules"}
+IMPLIED = {"firewall-chain": lazy("the table and chain the inventory names, holding only approved rules"),
+           "router-acl": lazy("the ACL the inventory binds to the interface, holding only approved rules")}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class DeviceProvider(Provider):
 
     capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PROBES})
     parallel = True  # devices are planned and applied concurrently
-    read_back_source = "the device"
+    read_back_source = N_("the device")
 
     def plan(self, request: PlanRequest) -> TargetPlan:
         if not request.state.assets_loaded:  # an incremental plan: people changed, rules did not
@@ -56,7 +57,7 @@ class DeviceProvider(Provider):
         started = time.perf_counter()
         actual = self.read()
         changes = self.diff(basis.wanted, actual)
-        self.timings["read and diff"] = time.perf_counter() - started
+        self.timings[lazy("read and diff")] = time.perf_counter() - started
         return TargetPlan(self.target.name, changes, basis=replace(basis, actual=actual))
 
     def _basis(self, request: PlanRequest) -> DeviceBasis:
@@ -71,8 +72,8 @@ class DeviceProvider(Provider):
         started = time.perf_counter()
         try:
             error = self.replace_rules(self.loadable(planned, changes))
-        except ReconcilerError as exc:
-            error = str(exc)
+        except ReconcilerError as exc:  # its words as raised: a Message stays one in the outcome
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         outcomes = [Outcome(c) for c in changes]
         for o in outcomes:
             if error:
@@ -80,7 +81,7 @@ class DeviceProvider(Provider):
             else:
                 o.status = "applied"
         advance(len(outcomes))
-        self.timings["rule set"] = time.perf_counter() - started
+        self.timings[lazy("rule set")] = time.perf_counter() - started
         return outcomes
 
     def loadable(self, planned: TargetPlan, approved: Sequence[Change]) -> DeviceRules:
@@ -94,8 +95,9 @@ class DeviceProvider(Provider):
         current, order = self.current_rules(basis.actual)
         unreadable = sorted(n for n in pending if n in current and current[n] is None)
         if unreadable:
-            raise ReconcilerError(f"the device holds rule {unreadable[0]} in a form the reconciler cannot keep as it "
-                                  "is while its change awaits approval; nothing was changed on the device")
+            raise ReconcilerError(lazy("the device holds rule {rule} in a form the reconciler cannot keep as it is "
+                                       "while its change awaits approval; nothing was changed on the device",
+                                       rule=unreadable[0]))
         kept = {n: r for n, r in current.items() if r is not None}
         rules = loadable_rules(basis.wanted, kept, order, pending)
         if order_pending:
@@ -117,7 +119,7 @@ class DeviceProvider(Provider):
         wanted = {r.name for r in basis.wanted.rules} - {key for kind, key in waiting if kind == RULE_KIND}
         declared = [r for r in basis.policy.rules if r.name in wanted]
         results = run_probes(declared, basis.policy, dict(self.target.probe_points))
-        self.timings["probes"] = time.perf_counter() - started
+        self.timings[lazy("probes")] = time.perf_counter() - started
         return results
 
     def removed_declaration(self, change: Change) -> Declared | None:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reconciler.desired.security import SecurityPolicy
+from reconciler.i18n import lazy
 
 TIMEOUT = 1.5  # seconds without an answer: blocked
 _CONNECT = """\
@@ -20,7 +21,7 @@ except ConnectionRefusedError:
     pass  # the server answered: the firewall let it through
 except OSError:
     sys.exit(3)
-"""
+"""  # not for people: a program run with python -c
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,12 @@ def _connect(netns: str, address: str, port: int) -> tuple[str | None, str]:
         done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", _CONNECT, address, str(port),
                                str(TIMEOUT)], capture_output=True, text=True, timeout=TIMEOUT + 10)
     except (OSError, subprocess.SubprocessError) as exc:
-        return None, f"could not run: {exc}"
+        return None, lazy("could not run: {error}", error=str(exc))
     if done.returncode == 0:
         return "allow", ""
     if done.returncode == 3:
         return "deny", ""
-    return None, (done.stderr.strip().splitlines() or ["could not run"])[-1]
+    return None, (done.stderr.strip().splitlines() or [lazy("could not run")])[-1]
 
 
 def run_probes(rules, policy: SecurityPolicy, points: dict[str, str]) -> list[ProbeResult]:
@@ -70,7 +71,7 @@ def run_probes(rules, policy: SecurityPolicy, points: dict[str, str]) -> list[Pr
         name, probe, netns, address = job
         if netns is None:
             return ProbeResult(name, probe.describe(), probe.expect, None,
-                               f"no probe point for {probe.source} in the inventory")
+                               lazy("no probe point for {source} in the inventory", source=probe.source))
         observed, detail = _connect(netns, address, probe.port)
         return ProbeResult(name, probe.describe(), probe.expect, observed, detail)
 

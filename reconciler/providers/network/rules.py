@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from reconciler.desired.model import Source
 from reconciler.desired.security import ANY, SecurityPolicy, SecurityRule
+from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
 
 TAG = "rule:"
@@ -126,7 +127,8 @@ def order_change(target: str, key: str, device: str, before: list[str], after: l
     # them too, so those landings are part of the new order (approval.solicitudes: ("files",)).
     folders = sorted({o.file.rsplit("/", 1)[0] for o in origins if "/" in o.file})
     origins += tuple(Source(folder, None, ("files",)) for folder in folders)
-    return [Change(Movement.MODIFICACION, target, ORDER_KIND, key, f"order of the rules on {device}",
+    return [Change(Movement.MODIFICACION, target, ORDER_KIND, key,
+                   lazy("order of the rules on {device}", device=device),
                    (AttributeChange("order", tuple(before), tuple(after)),), origins=origins)]
 
 

@@ -11,6 +11,7 @@ from pyinfra.api.connect import connect_all
 from pyinfra.api.exceptions import PyinfraError
 
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 from reconciler.plan import Change
 from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule
@@ -39,8 +40,9 @@ class NftablesProvider(DeviceProvider):
                 pass  # the host is left out of the activated ones: said below
             host = inventory.get_host(self.target.host)
             if host not in state.activated_hosts:
-                raise ReconcilerError(f"cannot reach the firewall {self.target.name} over SSH at "
-                                      f"{self.target.user}@{self.target.host}:{self.target.port}")
+                raise ReconcilerError(_("cannot reach the firewall {name} over SSH at {user}@{host}:{port}",
+                                        name=self.target.name, user=self.target.user, host=self.target.host,
+                                        port=self.target.port))
             self._state, self._host = state, host
         return self._host
 
@@ -55,9 +57,9 @@ class NftablesProvider(DeviceProvider):
     def read(self) -> nftables.Chain:
         ok, out, err = self._run("nft", "-j", "list", "table", "inet", self.target.table)
         if not ok:
-            if "No such file or directory" in err:
+            if "No such file or directory" in err:  # not for people: what nft says
                 return nftables.Chain(False)
-            raise ReconcilerError(f"reading the firewall {self.target.name}: {err.strip()}")
+            raise ReconcilerError(_("reading the firewall {name}: {error}", name=self.target.name, error=err.strip()))
         return nftables.parse_table(out, self.target.hook)
 
     def current_rules(self, actual: nftables.Chain) -> tuple[dict[str, FirewallRule | None], list[str]]:
@@ -73,12 +75,13 @@ class NftablesProvider(DeviceProvider):
         text = nftables.ruleset(self.target.table, self.target.hook, self.target.default_policy, wanted.rules)
         path = f"/tmp/reconciler-{self.target.table}-{secrets.token_hex(4)}.nft"
         if not self._connect().put_file(io.BytesIO(text.encode("utf-8")), path):
-            return f"could not copy the ruleset to {self.target.name}"
+            return lazy("could not copy the ruleset to {name}", name=self.target.name)
         try:
             ok, _, err = self._run("nft", "-c", "-f", path)
             if not ok:
-                return f"nft refused the ruleset, the old rules stay: {err.strip()}"
+                return lazy("nft refused the ruleset, the old rules stay: {error}", error=err.strip())
             ok, _, err = self._run("nft", "-f", path)
-            return None if ok else f"nft could not load the ruleset, the old rules stay: {err.strip()}"
+            return None if ok else lazy("nft could not load the ruleset, the old rules stay: {error}",
+                                        error=err.strip())
         finally:
             self._run("rm", "-f", path)

@@ -16,6 +16,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.network.rules import (
     TAG,
@@ -56,11 +57,11 @@ def _address_text(address: str) -> str:
 def rule_text(rule: FirewallRule) -> str:
     parts = []
     if rule.source:
-        parts.append(f"ip saddr {_address_text(rule.source)}")
+        parts.append(f"ip saddr {_address_text(rule.source)}")  # not for people: nft syntax
     if rule.destination:
-        parts.append(f"ip daddr {_address_text(rule.destination)}")
+        parts.append(f"ip daddr {_address_text(rule.destination)}")  # not for people
     if rule.protocol != "any":
-        parts.append(f"{rule.protocol} dport {rule.ports_text()}" if rule.ports else f"meta l4proto {rule.protocol}")
+        parts.append(f"{rule.protocol} dport {rule.ports_text()}" if rule.ports else f"meta l4proto {rule.protocol}")  # not for people
     parts.append("accept" if rule.action == "allow" else "drop")
     parts.append(f'comment "{rule.tag}"')
     return " ".join(parts)
@@ -70,7 +71,7 @@ def ruleset(table: str, hook: str, policy: str, rules: tuple[FirewallRule, ...])
     """The whole table, replaced in one transaction (declaring it first makes the delete safe
     when it does not exist yet)."""
     body = "\n".join(f"    {rule_text(r)}" for r in rules)
-    return (f"table inet {table} {{}}\ndelete table inet {table}\n"
+    return (f"table inet {table} {{}}\ndelete table inet {table}\n"  # not for people: the nft ruleset
             f"table inet {table} {{\n  chain {hook} {{\n    type filter hook {hook} priority filter; policy {policy};\n"
             f'    ct state established,related accept comment "{BASE_TAG}"\n{body}\n  }}\n}}\n')
 
@@ -188,19 +189,20 @@ def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, ho
         elif expr != expected_expr(rule):
             found = rule_from_expr(rule.name, expr)
             attributes = rule_attributes(found, rule) if found is not None else (
-                AttributeChange("rule", "not one the reconciler writes (edited by hand)", rule_text(rule)),)
+                AttributeChange("rule", lazy("not one the reconciler writes (edited by hand)"), rule_text(rule)),)
             changes.append(rule_change(Movement.MODIFICACION, target, rule, attributes))
     wanted_names = {r.name for r in wanted.rules}
     for name in [n for n in actual.order() if n not in wanted_names]:
         if name in wanted.expired:
             expiry, rule = wanted.expired[name]
             changes.append(rule_change(Movement.BAJA, target, rule, rule_attributes(rule, None),
-                                   reason=f"temporary exception expired on {expiry}"))
+                                   reason=lazy("temporary exception expired on {date}", date=expiry)))
         else:
             found = rule_from_expr(name, have[name])
             gone = wanted.gone(name, f"{name} ({found.describe()})" if found else name)
-            attributes = rule_attributes(found, None) if found else (AttributeChange("rule", "present", None),)
-            changes.append(rule_change(Movement.BAJA, target, gone, attributes, reason="no longer declared in desired_state"))
+            attributes = rule_attributes(found, None) if found else (AttributeChange("rule", lazy("present"), None),)
+            changes.append(rule_change(Movement.BAJA, target, gone, attributes,
+                                       reason=lazy("no longer declared in desired_state")))
     changes += _chain_changes(target, wanted, actual, policy, hook, table)
     return changes
 
@@ -209,21 +211,21 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
                    table: str) -> list[Change]:
     attributes = []
     if not actual.exists:
-        attributes.append(AttributeChange("table", None, "created"))
+        attributes.append(AttributeChange("table", None, lazy("created")))
     elif actual.policy != policy or actual.hook != hook:
-        attributes.append(AttributeChange("default policy", actual.policy, policy))
+        attributes.append(AttributeChange(lazy("default policy"), actual.policy, policy))
     base = [e for c, e in actual.rules if c == BASE_TAG]
     if actual.exists and base != [BASE_EXPR]:
-        attributes.append(AttributeChange("established connections", "not as declared", "accepted"))
-    hand_made = [c or "(no comment)" for c, _ in actual.rules if c != BASE_TAG and not (c or "").startswith(TAG)]
+        attributes.append(AttributeChange(lazy("established connections"), lazy("not as declared"), lazy("accepted")))
+    hand_made = [c or lazy("(no comment)") for c, _ in actual.rules if c != BASE_TAG and not (c or "").startswith(TAG)]
     if hand_made:
-        attributes.append(AttributeChange("rules made by hand", tuple(hand_made), ()))
+        attributes.append(AttributeChange(lazy("rules made by hand"), tuple(hand_made), ()))
     common = [n for n in actual.order() if n in {r.name for r in wanted.rules}]
     declared = [r.name for r in wanted.rules if r.name in set(common)]
-    order = order_change(target, hook, f"chain {hook}", common, declared, wanted)
+    order = order_change(target, hook, lazy("chain {hook}", hook=hook), common, declared, wanted)
     if not attributes:
         return order
     drift = bool(hand_made) or (actual.exists and (actual.policy != policy or base != [BASE_EXPR]))
     return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
-                   f"table inet {table}, chain {hook}", tuple(attributes), drift=drift,
-                   reason="changed outside the reconciler (drift)" if drift else "")] + order
+                   lazy("table inet {table}, chain {hook}", table=table, hook=hook), tuple(attributes), drift=drift,
+                   reason=lazy("changed outside the reconciler (drift)") if drift else "")] + order

@@ -14,11 +14,12 @@ from typing import Mapping
 
 from reconciler.desired.assets import holder
 from reconciler.desired.model import DesiredState
+from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
 
 KIND = "sip-line"
 REGISTRATIONS = "sip-registrations"  # live registrations an applied change had to drop, still pending
-NEW_SECRET = "(new, random, delivered out of band)"
+NEW_SECRET = lazy("(new, random, delivered out of band)")
 
 
 @dataclass(frozen=True)
@@ -65,29 +66,30 @@ def desired_lines(state: DesiredState) -> tuple[dict[str, Line], dict[str, Gone]
         if line.kind != "extension":
             continue
         if line.status != "activa":
-            gone[line.number] = Gone(f"baja, folio {line.solicitud.folio}", line.solicitud.folio, (line.source,))
+            gone[line.number] = Gone(lazy("baja, folio {folio}", folio=line.solicitud.folio), line.solicitud.folio,
+                                     (line.source,))
             continue
         if line.person and holder(line, people) is None:
             leaver = people[line.person]
-            gone[line.number] = Gone(f"released: its holder {line.person} is a baja", leaver.solicitud.folio,
-                                     (leaver.source,))
+            gone[line.number] = Gone(lazy("released: its holder {holder} is a baja", holder=line.person),
+                                     leaver.solicitud.folio, (leaver.source,))
             continue
         person = people.get(line.person) if line.person else None
-        who = person.display_name if person else f"unit {line.unit}"
+        label = f"{line.number} ({person.display_name})" if person else \
+            lazy("{number} (unit {unit})", number=line.number, unit=line.unit)
         origins = (line.source,) + ((person.source,) if person else ())
-        lines[line.number] = Line(line.number, line.person, line.unit, f"{line.number} ({who})",
-                                  line.solicitud.folio, origins)
+        lines[line.number] = Line(line.number, line.person, line.unit, label, line.solicitud.folio, origins)
     return lines, gone
 
 
 def _attributes(want: Line | None, have: Subscriber | None) -> tuple[AttributeChange, ...]:
     if want is None:
-        return (AttributeChange("subscriber", "registered", "removed"),
-                AttributeChange("live registrations", None, "dropped"))
+        return (AttributeChange("subscriber", lazy("registered"), lazy("removed")),
+                AttributeChange(lazy("live registrations"), None, lazy("dropped")))
     pairs = [("holder", have.holder if have else None, want.holder), ("unit", have.unit if have else None, want.unit)]
     out = [AttributeChange(n, b, a) for n, b, a in pairs if b != a]
     if have is None or have.holder != want.holder or have.secret_drift:
-        out.append(AttributeChange("secret", "(current)" if have else None, NEW_SECRET))
+        out.append(AttributeChange("secret", lazy("(current)") if have else None, NEW_SECRET))
     return tuple(out)
 
 
@@ -103,8 +105,9 @@ def diff(desired: dict[str, Line], actual: ActualLines, target: str,
     for number in sorted(desired):
         want, have = desired[number], actual.subscribers.get(number)
         if have is not None and not have.managed:
-            conflicts.append(Conflict(target, number, want.label, f"the registrar already has a subscriber {number} "
-                                      "that the reconciler did not create; left alone. Remove it or choose another number"))
+            conflicts.append(Conflict(target, number, want.label, lazy(
+                "the registrar already has a subscriber {number} that the reconciler did not create; left alone. "
+                "Remove it or choose another number", number=number)))
             continue
         attributes = _attributes(want, have)
         if not attributes:
@@ -112,19 +115,23 @@ def diff(desired: dict[str, Line], actual: ActualLines, target: str,
         change = Change(Movement.ALTA if have is None else Movement.MODIFICACION, target, KIND, number, want.label,
                         attributes, folio=want.folio, unit=want.unit, origins=want.origins, desired=want, actual=have,
                         drift=have is not None and have.secret_drift,
-                        reason="its secret was changed outside the reconciler (drift)"
+                        reason=lazy("its secret was changed outside the reconciler (drift)")
                         if have is not None and have.secret_drift else "")
         (altas if have is None else modificaciones).append(change)
     for number in sorted(n for n, s in actual.subscribers.items() if s.managed and n not in desired):
         have = actual.subscribers[number]
-        why = gone.get(number, Gone("no longer declared in desired_state"))
-        bajas.append(Change(Movement.BAJA, target, KIND, number, f"{number} (holder {have.holder or 'unit ' + str(have.unit)})",
+        why = gone.get(number, Gone(lazy("no longer declared in desired_state")))
+        label = lazy("{number} (holder {holder})", number=number, holder=have.holder) if have.holder else \
+            lazy("{number} (holder unit {unit})", number=number, unit=have.unit)
+        bajas.append(Change(Movement.BAJA, target, KIND, number, label,
                             _attributes(None, have), reason=why.reason, folio=why.folio, unit=have.unit,
                             origins=why.origins, actual=have))
     changing = {c.key for c in altas + modificaciones + bajas}
     for number in sorted(set(actual.unregister) - changing):  # a change of the line drops them anyway
         if number in actual.subscribers and not actual.subscribers[number].managed:
             continue  # a subscriber the reconciler does not own is never touched, whatever the table says
-        bajas.append(Change(Movement.BAJA, target, REGISTRATIONS, number, f"live registrations of {number}",
-                            reason=f"an applied change had to drop them (pending since {actual.unregister[number]})"))
+        bajas.append(Change(Movement.BAJA, target, REGISTRATIONS, number,
+                            lazy("live registrations of {number}", number=number),
+                            reason=lazy("an applied change had to drop them (pending since {since})",
+                                        since=actual.unregister[number])))
     return altas + modificaciones + bajas, conflicts

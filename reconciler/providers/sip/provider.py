@@ -18,6 +18,7 @@ from typing import Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
+from reconciler.i18n import _, lazy
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.sip import store
@@ -54,7 +55,7 @@ class SipBasis:
 class SipProvider(Provider):
     kind = "sip"
     capabilities = frozenset({Capability.IMPLIED_APPROVALS})
-    read_back_source = "the subscriber table"
+    read_back_source = lazy("the subscriber table")
 
     def __init__(self, target: SipTarget):
         super().__init__(target)
@@ -81,12 +82,13 @@ class SipProvider(Provider):
     def implied_approvals(self, changes: Sequence[Change]) -> dict[int, str]:
         """Dropping the registrations an applied change had to drop finishes that change, which
         was approved; nothing else is implied."""
-        return {i: "finishes an applied change of the line" for i, c in enumerate(changes) if c.kind == REGISTRATIONS}
+        return {i: lazy("finishes an applied change of the line") for i, c in enumerate(changes)
+                if c.kind == REGISTRATIONS}
 
     def plan(self, request: PlanRequest) -> TargetPlan:
         if not request.state.assets_loaded:  # incremental: the assets did not change, their holders may have
             holders = {s.holder for s in store.read(self.conn, self.target.domain).subscribers.values() if s.holder}
-            needs = "a changed person holds an extension" if holders & (request.keys or frozenset()) else None
+            needs = lazy("a changed person holds an extension") if holders & (request.keys or frozenset()) else None
             return TargetPlan(self.target.name, needs_full_read=needs)
         desired, gone = desired_lines(request.state)
         actual = store.read(self.conn, self.target.domain)
@@ -99,7 +101,7 @@ class SipProvider(Provider):
         started = time.perf_counter()
         outcomes = [Outcome(c) for c in changes]
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("BEGIN IMMEDIATE")  # not for people
             self.conn.execute(store.META)
             self.conn.execute(store.UNREGISTER)
             for o in outcomes:
@@ -109,23 +111,25 @@ class SipProvider(Provider):
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             for o in outcomes:
-                o.fail(f"writing the registrar's database: {exc}")
-        self.timings["subscribers"] = time.perf_counter() - started
+                o.fail(lazy("writing the registrar's database: {error}", error=str(exc)))
+        self.timings[lazy("subscribers")] = time.perf_counter() - started
         started = time.perf_counter()
         for o in outcomes:  # whoever holds an old secret or a removed line is unregistered now
             if o.status != "failed" and drops_registrations(o.change):
                 try:
                     answer = self._rpc("ul.rm", ["location", o.change.key])
-                    if "error" in answer and "not found" not in str(answer["error"].get("message", "")):
-                        raise ReconcilerError(f"ul.rm answered {answer['error'].get('message')}")
-                    self.conn.execute("DELETE FROM reconciler_unregister WHERE username = ? AND domain = ?",
-                                      (o.change.key, self.target.domain))
+                    if "error" in answer and "not found" not in str(answer["error"].get("message", "")):  # not for people
+                        raise ReconcilerError(_("ul.rm answered {message}", message=answer["error"].get("message")))
+                    self.conn.execute(
+                        "DELETE FROM reconciler_unregister WHERE username = ? AND domain = ?",  # not for people
+                        (o.change.key, self.target.domain))
                 except ReconcilerError as exc:
-                    o.fail(f"the subscriber is written, but its live registrations were not dropped: {exc}; "
-                           "the next run drops them")
+                    o.fail(lazy("the subscriber is written, but its live registrations were not dropped: {error}; "
+                                "the next run drops them", error=str(exc)))
                 except sqlite3.Error as exc:
-                    o.fail(f"its registrations were dropped, but the registrar's database could not record it: {exc}")
-        self.timings["registrations"] = time.perf_counter() - started
+                    o.fail(lazy("its registrations were dropped, but the registrar's database could not record it: "
+                                "{error}", error=str(exc)))
+        self.timings[lazy("registrations")] = time.perf_counter() - started
         for o in outcomes:
             if o.status == "pending":
                 o.status = "applied"
@@ -135,16 +139,19 @@ class SipProvider(Provider):
     def _stage(self, o: Outcome, credentials: CredentialFile) -> None:
         """One change inside the transaction, in a savepoint: a refusal fails it alone."""
         c, domain = o.change, self.target.domain
-        self.conn.execute("SAVEPOINT line")
+        self.conn.execute("SAVEPOINT line")  # not for people
         try:
             if drops_registrations(c):  # with the change: a run stopped before ul.rm still owes it
-                self.conn.execute("INSERT OR IGNORE INTO reconciler_unregister (username, domain, since) "
-                                  "VALUES (?, ?, ?)", (c.key, domain, _now()))
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO reconciler_unregister (username, domain, since) "  # not for people
+                    "VALUES (?, ?, ?)", (c.key, domain, _now()))
             if c.kind == REGISTRATIONS:
                 pass  # only the ul.rm after the transaction
             elif c.movement is Movement.BAJA:
-                self.conn.execute("DELETE FROM subscriber WHERE username = ? AND domain = ?", (c.key, domain))
-                self.conn.execute("DELETE FROM reconciler_line WHERE username = ? AND domain = ?", (c.key, domain))
+                self.conn.execute("DELETE FROM subscriber WHERE username = ? AND domain = ?",  # not for people
+                                  (c.key, domain))
+                self.conn.execute("DELETE FROM reconciler_line WHERE username = ? AND domain = ?",  # not for people
+                                  (c.key, domain))
             else:
                 want: Line = c.desired
                 secret_mark = None
@@ -155,22 +162,25 @@ class SipProvider(Provider):
                     digest_b = ha1(f"{c.key}@{domain}", domain, secret)
                     del secret
                     if c.movement is Movement.ALTA:
-                        self.conn.execute("INSERT INTO subscriber (username, domain, ha1, ha1b) VALUES (?, ?, ?, ?)",
+                        self.conn.execute("INSERT INTO subscriber (username, domain, ha1, ha1b) "  # not for people
+                                          "VALUES (?, ?, ?, ?)",
                                           (c.key, domain, digest, digest_b))
                     else:
-                        self.conn.execute("UPDATE subscriber SET ha1 = ?, ha1b = ?, password = '' "
+                        self.conn.execute("UPDATE subscriber SET ha1 = ?, ha1b = ?, password = '' "  # not for people
                                           "WHERE username = ? AND domain = ?", (digest, digest_b, c.key, domain))
                     secret_mark = store.mark(digest)
                 self.conn.execute(
-                    "INSERT INTO reconciler_line (username, domain, holder, unit, secret_mark) VALUES (?, ?, ?, ?, ?) "
+                    "INSERT INTO reconciler_line (username, domain, holder, unit, secret_mark) "  # not for people
+                    "VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (username, domain) DO UPDATE SET holder = excluded.holder, unit = excluded.unit, "
                     "secret_mark = COALESCE(?, reconciler_line.secret_mark)",
                     (c.key, domain, want.holder, want.unit, secret_mark or "", secret_mark))
-            self.conn.execute("RELEASE line")
+            self.conn.execute("RELEASE line")  # not for people
         except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK TO line")
-            self.conn.execute("RELEASE line")
-            o.fail(f"{c.movement.value} of line {c.key}: {exc}")
+            self.conn.execute("ROLLBACK TO line")  # not for people
+            self.conn.execute("RELEASE line")  # not for people
+            o.fail(lazy("{movement} of line {number}: {error}", movement=c.movement.value, number=c.key,
+                        error=str(exc)))
 
     def _rpc(self, method: str, params: list) -> dict:
         body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode()
@@ -183,9 +193,11 @@ class SipProvider(Provider):
             try:
                 answer = json.loads(exc.read().decode("utf-8"))
             except ValueError:
-                raise ReconcilerError(f"Kamailio's JSON-RPC {self.target.rpc_url}: HTTP {exc.code}") from None
+                raise ReconcilerError(_("Kamailio's JSON-RPC {url}: HTTP {code}",
+                                        url=self.target.rpc_url, code=exc.code)) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ReconcilerError(f"Kamailio's JSON-RPC {self.target.rpc_url}: {getattr(exc, 'reason', exc)}") from None
+            raise ReconcilerError(_("Kamailio's JSON-RPC {url}: {reason}",
+                                    url=self.target.rpc_url, reason=getattr(exc, "reason", exc))) from None
         return answer
 
     def _registered(self, number: str) -> bool:
@@ -198,8 +210,8 @@ class SipProvider(Provider):
         try:
             actual = store.read(self.conn, self.target.domain)
         except sqlite3.Error as exc:
-            raise ReconcilerError(f"reading the registrar's database: {exc}") from None
-        remaining, _ = diff(basis.desired, actual, self.target.name, basis.gone)
+            raise ReconcilerError(_("reading the registrar's database: {error}", error=exc)) from None
+        remaining = diff(basis.desired, actual, self.target.name, basis.gone)[0]
         return ReadBack(remaining, actual)
 
     def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:
@@ -209,7 +221,7 @@ class SipProvider(Provider):
             if drops_registrations(o.change):
                 try:
                     if self._registered(o.change.key):
-                        problems[id(o)] = "a registration made with the old secret is still live"
+                        problems[id(o)] = lazy("a registration made with the old secret is still live")
                 except ReconcilerError as exc:
-                    problems[id(o)] = f"could not ask Kamailio about live registrations: {exc}"
+                    problems[id(o)] = lazy("could not ask Kamailio about live registrations: {error}", error=str(exc))
         return problems
