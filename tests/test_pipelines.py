@@ -168,8 +168,9 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     # The pull request's own change awaits its approval; the alta already on main is judged.
     zoe = next(line for line in posted.splitlines() if "zguemeso" in line)
     jose = next(line for line in posted.splitlines() if "jnunezo" in line)
-    assert "⏳ in this pull request: needs 1 approver other than the requester" in zoe
-    assert "✅ approved by" in jose
+    # The templates leave the language to the inventory (LC_ALL=C.UTF-8): the lab's, Spanish.
+    assert "⏳ en este pull request: necesita 1 aprobador distinto del solicitante" in zoe
+    assert "✅ aprobado por" in jose
     assert "gh pr comment 1 --body-file plan.md --edit-last" in forge.log.read_text()
     # Merge: the squash commit with the reviewers' trailers lands on main; the apply job runs.
     sandbox.repo.git.git.checkout("-q", "main")
@@ -183,7 +184,9 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     # Pinned to the fingerprint posted on the pull request: the squash commit has the same
     # desired_state tree as the pull request's test merge, and the directory did not move.
     assert "gh pr view 1 --json comments" in forge.log.read_text()
-    assert "Apply complete: 11 altas, 0 modificaciones, 0 bajas applied; 11 verified" in apply_output, apply_output
+    assert "Aplicación completa: se aplicaron 11 altas, 0 modificaciones, 0 bajas; 11 verificadas" in apply_output, \
+        apply_output
+    assert "Aplicación completa" in (tmp_path / "summary.md").read_text(encoding="utf-8")  # the job's summary
     remote = subprocess.run(["git", "ls-remote", str(forge.origin)], capture_output=True, text=True).stdout
     applied = subprocess.run(["git", "-C", str(forge.origin), "rev-parse", "refs/reconciler/applied/ad-test^{commit}"],
                              capture_output=True, text=True).stdout.strip()
@@ -192,7 +195,7 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     sandbox.conn.modify(sandbox.account("jnunezo")["dn"], {"title": [(MODIFY_REPLACE, ["Otro"])]})
     results = forge.run_github_job("drift")
     assert _exits(results) == {"Fetch the signed approvals": 0, "Full plan of main": 2, "Prove the security rules": 0}  # no firewall here
-    assert "changed outside the reconciler (drift)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "cambiado fuera del reconciliador (deriva)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
@@ -208,7 +211,7 @@ def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approv
     assert exits["Apply"] == 0 and exits["Fail when something was not applied"] == 1
     output = dict((n, o) for n, _, o in results)["Apply"]
     fingerprint = re.search(r"reconciler-fingerprint: ([0-9a-f]+)", forge.posted.read_text()).group(1)
-    assert f"not the approved {fingerprint}" in output and sandbox.account("jnunezo") is None
+    assert f"no la aprobada {fingerprint}" in output and sandbox.account("jnunezo") is None
 
 
 @pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
@@ -229,7 +232,7 @@ def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path):
     remote = subprocess.run(["git", "ls-remote", str(forge.origin)], capture_output=True, text=True).stdout
     assert "refs/reconciler/applied/ad-test" in remote
     proc = forge.run_gitlab_job("drift")
-    assert proc.returncode == 0 and "No changes." in proc.stdout
+    assert proc.returncode == 0 and "Sin cambios." in proc.stdout
 
 
 def test_pull_request_and_nightly_jobs_hold_no_write_secret():

@@ -27,7 +27,8 @@ _ATTRIBUTES = {
     "unit": N_("unit"), "quota": N_("quota"), "aliases": N_("aliases"), "address": N_("address"),
     "location": N_("location"), "managedBy": N_("responsible"), "holder": N_("holder"), "password": N_("password"),
     "secret": N_("secret"), "hostname": N_("host name"), "owner": N_("owner"), "members": N_("members"),
-    "order": N_("order"), "rule": N_("rule"),
+    "order": N_("order"), "rule": N_("rule"), "status": N_("status"), "subscriber": N_("SIP subscriber"),
+    "cn": N_("common name (CN)"),
 }
 
 
