@@ -74,7 +74,7 @@ def test_modificacion_changes_attributes_and_shows_before_and_after(sandbox):
     assert code == 2
     assert '~ title                     "Médico General" → "Jefe de Urgencias"' in out
     assert '~ ipPhone                   "424" → (none)' in out
-    assert "Plan: 0 altas, 1 modificaciones, 0 bajas." in out
+    assert "Plan: 0 altas, 1 modificación, 0 bajas." in out
     sandbox.apply()
     account = sandbox.account("jnunezo")
     assert account["title"] == "Jefe de Urgencias" and account["telephoneNumber"] == "777 311 9999"
@@ -129,7 +129,7 @@ def test_baja_disables_revokes_moves_and_stamps_but_never_deletes(sandbox):
         "folio": "SSM/RH/2026/00377", "date": "2026-11-03", "justification": "Baja por renuncia voluntaria",
         "requested_by": "Lic. Marco Antonio Bahena Solís"})
     code, out, _ = sandbox.cli("plan")
-    assert code == 2 and "- account jnunezo" in out and "Plan: 0 altas, 0 modificaciones, 1 bajas." in out
+    assert code == 2 and "- account jnunezo" in out and "Plan: 0 altas, 0 modificaciones, 1 baja." in out
     sandbox.apply()
     account = sandbox.account("jnunezo")
     assert account is not None
@@ -209,7 +209,7 @@ def test_an_unmanaged_account_that_collides_is_a_conflict_and_left_alone(sandbox
         assert "held by unmanaged object" in plan["conflicts"][0]["message"]
         assert "SSM-000001" not in {c["key"] for c in plan["changes"]}
         code, out, _ = sandbox.cli("plan")
-        assert "1 conflicts" in out and "jnunezo" in out
+        assert "1 conflict" in out and "jnunezo" in out
         before = sandbox.account("jnunezo")
         sandbox.apply()
         after = sandbox.account("jnunezo")

@@ -206,3 +206,19 @@ def test_the_language_comes_from_the_flag_then_the_environment_then_the_inventor
             i18n.choose("klingon", {})
     finally:
         i18n.use("en", explicit=True)
+
+
+def test_moments_at_the_ends_of_time_are_shown_not_crashed_on(speaking):
+    """A hostile record's time (year 9999 west of UTC, year 1) cannot be taken to the
+    institution's zone; it is shown in its own instead of stopping `history`."""
+    speaking("es_MX")
+    assert i18n.when("9999-12-31T23:00:00-10:00") == "31 de diciembre de 9999, 23:00 UTC-10:00"
+    assert i18n.date("0001-01-01T00:00:00") == "1 de enero de 1"
+    assert i18n.when("not a time") == "not a time"
+
+
+def test_a_compiled_catalog_is_current_whatever_minute_it_was_written(tmp_path):
+    catalog = catalogs.updated("es_MX", catalogs.template())
+    written = catalogs.mo_bytes(catalog)
+    catalog.creation_date = catalog.revision_date = __import__("datetime").datetime(2001, 1, 1)
+    assert catalogs._same_messages(written, catalog)

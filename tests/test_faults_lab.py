@@ -199,7 +199,7 @@ def test_a_dc_gone_mid_apply_fails_the_rest_with_the_reason_and_the_summary_is_p
     assert "could not be opened again" in out and "connection refused" in out
     assert "Apply complete:" in out and "failed" in out
     # The password written for the alta that never landed is announced with its file anyway.
-    assert "new passwords or line secrets:" in out
+    assert "new password or line secret:" in out
     monkeypatch.undo()  # the DC is back: the next run converges
     sandbox.apply()
     sandbox.assert_converged()

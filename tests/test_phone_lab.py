@@ -188,7 +188,7 @@ def test_an_incremental_plan_falls_back_to_full_when_a_changed_person_holds_an_e
     bed.sandbox.apply("--since-applied")
     repo.baja("SSM-000001")
     code, out, _ = bed.sandbox.cli("plan", "--since-applied")
-    assert "Scope: full (a changed person holds an extension)" in out and "- sip-line 4401" in out
+    assert "Scope: full (a changed person holds an extension)" in out and "- phone line 4401" in out
 
 
 def test_registrations_a_baja_could_not_drop_are_dropped_by_the_next_run(bed, monkeypatch):

@@ -237,7 +237,7 @@ def test_history_and_report_tell_an_auditor_who_asked_who_approved_and_when(sand
     code, out, _ = sandbox.cli("history", "jnunezo")
     assert code == 0
     assert out.count("account jnunezo (José Ñúñez O'Brien)") == 3
-    assert out.index(" alta account") < out.index(" modificacion account") < out.index(" baja account")
+    assert out.index(" alta account") < out.index(" modificación account") < out.index(" baja account")
     assert "PR #1, requested by Dra. Ana Lucía Ordóñez <ana.ordonez@salud.morelos.gob.mx>, landed " in out
     assert "; ✓ approved by Ing. Marta Ávila Ibáñez\n" in out
     assert "PR #2, requested by José Núñez O'Brien" in out and "ou: " in out

@@ -249,7 +249,10 @@ def month(year_month: str) -> str:
 
 def _local(moment: dt.datetime) -> dt.datetime:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-    return aware.astimezone(zone())
+    try:
+        return aware.astimezone(zone())
+    except (OverflowError, ValueError):  # year 1 or 9999 from a hostile record: shown in its own zone
+        return aware
 
 
 def number(value, decimals: int | None = None) -> str:

@@ -147,7 +147,8 @@ def _same_messages(mo: bytes, catalog: Catalog) -> bool:
 
     compiled = gettext.GNUTranslations(io.BytesIO(mo))._catalog  # noqa: SLF001 (the only way to list them)
     fresh = gettext.GNUTranslations(io.BytesIO(mo_bytes(catalog)))._catalog  # noqa: SLF001
-    return compiled == fresh
+    # The header entry ("") carries the minute it was written: compare the messages only.
+    return {k: v for k, v in compiled.items() if k != ""} == {k: v for k, v in fresh.items() if k != ""}
 
 
 def write(language: str, catalog: Catalog) -> None:
