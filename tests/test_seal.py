@@ -69,14 +69,21 @@ def test_deleting_the_applied_ref_does_not_open_the_way_back(fakes: Fakes):
     assert sorted(fakes.state("a-first")) == ["SSM-000001"]
 
 
-def test_a_forged_note_never_makes_a_password_reset_count_as_done(fakes: Fakes):
+def _reset_with_a_forged_note(fakes: Fakes, folio: str) -> tuple[str, dict]:
+    """A password reset landed on main, and an unsealed note claiming it was already applied:
+    (the commit, the forged record)."""
     registry.register(Kind(FIRST, TARGET_CLASS, "test_engine:ResettingFake"), before=SECOND)
     fakes.repo.add(UNIT, person("SSM-000001", password_resets=[
-        {"folio": "SSM/STI/2026/R-1", "date": "2026-10-01", "requested_by": "Dra. Ana Lucía Ordóñez Peña"}]))
+        {"folio": folio, "date": "2026-10-01", "requested_by": "Dra. Ana Lucía Ordóñez Peña"}]))
     head = fakes.repo.squash_merge()
-    forged = {"kind": "change", "target": "a-first", "object_kind": "password-reset", "folio": "SSM/STI/2026/R-1",
+    forged = {"kind": "change", "target": "a-first", "object_kind": "password-reset", "folio": folio,
               "status": "applied", "seq": 1}
     fakes.repo.git.git.notes("--ref", trail.NOTES_REF, "add", "-m", json.dumps(forged), head)
+    return head, forged
+
+
+def test_a_forged_note_never_makes_a_password_reset_count_as_done(fakes: Fakes):
+    head, forged = _reset_with_a_forged_note(fakes, "SSM/STI/2026/R-1")
     ResettingFake.told.clear()
     fakes.plan()
     assert ResettingFake.told == [(False, [])]  # not told it was done: the reset is still planned
@@ -191,13 +198,7 @@ def test_a_trail_naming_a_commit_this_repository_lacks_refuses_with_the_way_out(
 def test_without_an_apply_key_no_note_counts_and_apply_says_nothing_is_sealed(fakes: Fakes, monkeypatch):
     """No key to check seals with: even a sealed-looking note is not believed (only this
     runner's trail counts), and an apply says its refs and notes go unsigned."""
-    registry.register(Kind(FIRST, TARGET_CLASS, "test_engine:ResettingFake"), before=SECOND)
-    fakes.repo.add(UNIT, person("SSM-000001", password_resets=[
-        {"folio": "SSM/STI/2026/R-3", "date": "2026-10-01", "requested_by": "Dra. Ana Lucía Ordóñez Peña"}]))
-    head = fakes.repo.squash_merge()
-    forged = {"kind": "change", "target": "a-first", "object_kind": "password-reset", "folio": "SSM/STI/2026/R-3",
-              "status": "applied", "seq": 1}
-    fakes.repo.git.git.notes("--ref", trail.NOTES_REF, "add", "-m", json.dumps(forged), head)
+    _reset_with_a_forged_note(fakes, "SSM/STI/2026/R-3")
     monkeypatch.delenv("RECONCILER_APPLY_KEY")
     monkeypatch.delenv("RECONCILER_APPLY_PUBLIC_KEY", raising=False)
     ResettingFake.told.clear()
