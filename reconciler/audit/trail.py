@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import git
 
-from reconciler import __version__
+from reconciler.about import exact_version
 from reconciler.approval.signatures import SignatureError
 from reconciler.audit.seal import SEAL_TAG, seal, sealed
 from reconciler.errors import ReconcilerError
@@ -123,7 +123,7 @@ def change_record(change, status: str, verified: bool | None = None, error: str 
     """One change as the audit trail keeps it: everything an auditor asks, no payload."""
     record = change.to_dict()
     record["object_kind"] = record.pop("kind")  # "kind" is the record's own kind: "change"
-    record.update(run=run, commit=commit, status=status, verified=verified, error=error, reconciler=__version__)
+    record.update(run=run, commit=commit, status=status, verified=verified, error=error, reconciler=exact_version())
     return record
 
 

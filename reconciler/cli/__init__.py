@@ -12,7 +12,6 @@ import importlib
 import os
 from pathlib import Path
 
-from reconciler import __version__
 from reconciler.i18n import N_, _
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -34,13 +33,27 @@ COMMANDS = {
 }
 
 
+class _Version(argparse.Action):
+    """--version: the exact release (a checkout's commit read only when asked, not at every start)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from reconciler.about import exact_version
+
+        import sys
+
+        print(f"reconciler {exact_version()}", file=sys.stdout)
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reconciler", description=(
         _("Reconcile what desired_state/ declares (people, mailboxes, phone lines, equipment, security "
         "rules) into Active Directory, the mail server, the SIP registrar, firewalls and routers: "
         "altas, modificaciones and bajas, planned before they are applied.")))
-    p.add_argument("--version", action="version", version=f"reconciler {__version__}",
-                   help=_("show the version and exit"))
+    p.add_argument("--version", action=_Version, help=_("show the version and exit"))
     p.add_argument("--repo", type=Path, default=Path("."), help=_("repository holding desired_state/ (default: .)"))
     p.add_argument("--debug", action="store_true", help=_("show a traceback on internal errors"))
     p.add_argument("--no-color", action="store_true", help=_("plain text even on a terminal"))
@@ -183,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reconciler: {exc}", file=sys.stderr)
         return EXIT_ERROR
     _argparse_speaks()
+    from reconciler.about import foreign_reconciler
+
+    if foreign := foreign_reconciler():
+        print(_("reconciler: another project's package named `reconciler` is installed in this Python "
+                "environment ({where}): it shares this program's files, so what would run is not certainly "
+                "this program. Remove it (pip uninstall reconciler) or install reconciler-salud in a virtual "
+                "environment of its own (README, \"Installing on a runner\").", where=foreign), file=sys.stderr)
+        return EXIT_ERROR
     args = _parser().parse_args(argv)
     if not i18n.explicit():
         from reconciler.config.institution import speak_from

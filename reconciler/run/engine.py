@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from reconciler import __version__
+from reconciler.about import exact_version
 from reconciler.approval.review import review
 from reconciler.approval.signatures import SignatureError
 from reconciler.audit import before
@@ -528,7 +528,7 @@ class _TargetApply:
                              self.provider.before_image(self.planned, self.approved) if self.approved else None)
         self.audit.append("run-start", run=self.run_id, commit=commit, source=self.plan.source, scope=self.plan.scope,
                           fingerprint=self.plan.fingerprint, planned=len(self.approved), skipped=len(self.skipped),
-                          locks_taken_over=self.run.lock_notes, reconciler=__version__, before_image=image,
+                          locks_taken_over=self.run.lock_notes, reconciler=exact_version(), before_image=image,
                           **operator())
         for c in self.approved:  # the whole change: a run stopped halfway is closed from these
             self.audit.append("planned", **change_record(c, "planned", run=self.run_id, commit=commit))
