@@ -311,6 +311,23 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+# -- the release -------------------------------------------------------------------------
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def snapshot_release(tmp_path_factory) -> Path:
+    """The working tree built the way a release is (`ci/release --snapshot`): the directory with
+    the wheel, the sdist, SHA256SUMS and the hashed requirements file runners install from."""
+    out = tmp_path_factory.mktemp("release")
+    proc = subprocess.run([str(PROJECT / "ci" / "release"), "--snapshot", "--out", str(out)],
+                          env={**os.environ, "RECONCILER_VENV": str(Path(sys.executable).parent.parent)},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
 # -- the lab ---------------------------------------------------------------------------
 
 def lab_connection() -> Connection:

@@ -2,6 +2,10 @@
 schemas, and their steps' commands run here, in order, against a real Git remote and the lab AD.
 The linting needs no lab; the steps' runs do, and are marked `lab`.
 
+The steps run the reconciler as a runner would have it: the working tree built as a release
+(`ci/release --snapshot`) and installed by the template's own install step into a virtual
+environment of its own, from the hashed requirements file; never the checkout's .venv.
+
 What cannot run here is the forge's API: `gh` and `curl` are replaced on PATH by a TEST DOUBLE
 (FORGE_DOUBLE below) that records what the pipeline posts and answers with the plan comment
 it was given, the way GitHub's and GitLab's APIs would.
@@ -64,11 +68,69 @@ def test_github_pipeline_runs_validate_and_plan_on_pull_requests_apply_on_main_a
     assert "--since-applied" not in runs["drift"]  # the nightly plan is a full one
 
 
-class Forge:
-    """A bare 'origin', a CI checkout of it, the test double of the forge on PATH."""
+@pytest.fixture(scope="module")
+def runner_temp(snapshot_release, tmp_path_factory) -> Path:
+    """A runner's $RUNNER_TEMP where the GitHub template's install step has installed the
+    release (each job's install step runs again over it, as pip finds everything in place)."""
+    temp = tmp_path_factory.mktemp("runner-temp")
+    step = next(s for s in load("github-actions.yml")["jobs"]["plan"]["steps"] if s.get("id") == "install")
+    github_path = temp / "github-path"
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=temp,
+                          env={**os.environ, "RUNNER_TEMP": str(temp), "GITHUB_PATH": str(github_path),
+                               "RECONCILER_REQUIREMENTS": str(_requirements(snapshot_release))},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert github_path.read_text().split() == [str(temp / "reconciler" / "bin")]
+    return temp
 
-    def __init__(self, sandbox, tmp: Path):
+
+def _requirements(release: Path) -> Path:
+    return next(release.glob("reconciler-salud-*.requirements.txt"))
+
+
+def test_the_install_step_installs_the_pinned_release_in_an_environment_of_its_own(runner_temp):
+    from reconciler import __version__
+
+    venv = runner_temp / "reconciler"
+    said = subprocess.run([str(venv / "bin" / "reconciler"), "--version"], capture_output=True, text=True, cwd="/")
+    assert said.stdout == f"reconciler {__version__}\n"  # the release itself, not a checkout (+g<commit>)
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import reconciler.cli; print(reconciler.cli.__file__)"],
+                           capture_output=True, text=True, cwd="/").stdout
+    assert where.startswith(str(venv / "lib")), where
+    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+                            capture_output=True, text=True).stdout
+    assert f"reconciler-salud=={__version__}" in listed.splitlines()
+    assert not any(line.lower().startswith("reconciler==") for line in listed.splitlines())
+
+
+@pytest.mark.parametrize("tamper", ["the wheel", "a dependency"])
+def test_the_install_step_refuses_a_requirements_file_whose_files_are_not_the_hashed_ones(
+        snapshot_release, tmp_path, tamper):
+    """The GitLab template's before_script over a requirements file where one SHA-256 no longer
+    matches (a wheel replaced on the server, a dependency swapped): pip installs nothing and the
+    job stops before any reconciler runs."""
+    text = _requirements(snapshot_release).read_text()
+    # Every hash of one package (a dependency's lists one per file PyPI holds for it).
+    block = re.search(r"^reconciler-salud @ .*?(?=^\S)" if tamper == "the wheel" else r"^pyyaml==.*?(?=^\S)",
+                      text, re.MULTILINE | re.DOTALL).group(0)
+    tampered = tmp_path / "requirements.txt"
+    tampered.write_text(text.replace(block, re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, block)))
+    before = [line for line in load("gitlab-ci.yml")["default"]["before_script"] if "git fetch" not in line]
+    venv = tmp_path / "venv"
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(before)], cwd=tmp_path,
+                          env={**os.environ, "RECONCILER_VENV": str(venv), "RECONCILER_REQUIREMENTS": str(tampered)},
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "DO NOT MATCH THE HASHES" in proc.stderr.upper(), proc.stderr
+    assert not (venv / "bin" / "reconciler").exists()
+
+
+class Forge:
+    """A bare 'origin', a CI checkout of it, the test double of the forge on PATH, the runner's
+    temporary directory with the release installed."""
+
+    def __init__(self, sandbox, tmp: Path, runner_temp: Path, release: Path):
         self.sandbox, self.tmp = sandbox, tmp
+        self.runner_temp, self.requirements = runner_temp, _requirements(release)
         self.origin = tmp / "origin.git"
         subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(self.origin)], check=True)
         sandbox.repo.git.create_remote("origin", str(self.origin))
@@ -79,17 +141,20 @@ class Forge:
             (self.bin / tool).chmod(0o755)
         self.log, self.posted, self.pr = tmp / "forge.log", tmp / "posted.md", tmp / "pr-number"
         self.pr.write_text("1")
-        self.ci_env = tmp / "github-env"
+        self.ci_env, self.ci_path = tmp / "github-env", tmp / "github-path"
 
     def env(self, **extra: str) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_"))}
         env.update(extra)
         # The pipeline's own inventory (inventory/production.yaml) is replaced by the sandbox's.
-        env.update(PATH=f"{self.bin}:{VENV_BIN}:{env['PATH']}", FORGE_LOG=str(self.log),
+        # The checkout's .venv is not on PATH: the installed release must be what runs.
+        path = [d for d in env["PATH"].split(":") if Path(d).resolve() != VENV_BIN.resolve()]
+        env.update(PATH=":".join([str(self.bin), *path]), FORGE_LOG=str(self.log),
                    FORGE_POSTED=str(self.posted), FORGE_PR_NUMBER=str(self.pr),
                    RECONCILER_INVENTORY=str(self.sandbox.inventory), GITHUB_ENV=str(self.ci_env),
                    GITHUB_STEP_SUMMARY=str(self.tmp / "summary.md"), GITHUB_REPOSITORY="ssm/identidades",
-                   NO_COLOR="1")
+                   GITHUB_PATH=str(self.ci_path), RUNNER_TEMP=str(self.runner_temp),
+                   RECONCILER_VENV=str(self.runner_temp / "reconciler"), NO_COLOR="1")
         return env
 
     def push(self, *refs: str) -> None:
@@ -100,11 +165,13 @@ class Forge:
         a failed step stops the job except for `if: always()` steps.  Returns (step, exit, output)."""
         workflow = load("github-actions.yml")
         env = self.env(**{k: _expression(str(v)) for k, v in workflow.get("env", {}).items()}, **extra)
+        env["RECONCILER_REQUIREMENTS"] = str(self.requirements)  # the repository's copy of the release's file
         self.ci_env.write_text("")
+        self.ci_path.write_text("")
         results, failed = [], False
         for step in workflow["jobs"][job]["steps"]:
-            if "uses" in step or step.get("id") == "install":
-                continue  # checkout and pip install: the test's checkout and .venv stand in
+            if "uses" in step:
+                continue  # actions/checkout: the sandbox's repository is the checkout
             if failed and step.get("if") != "always()":
                 continue
             step_env = {k: _expression(str(v)) for k, v in (step.get("env") or {}).items()}
@@ -113,6 +180,9 @@ class Forge:
             for line in self.ci_env.read_text().splitlines():
                 key, _, value = line.partition("=")
                 env[key] = value
+            added = [d for d in self.ci_path.read_text().splitlines() if d]
+            env["PATH"] = ":".join([*reversed(added), *env["PATH"].split(":")]) if added else env["PATH"]
+            self.ci_path.write_text("")
             proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
                                   cwd=self.sandbox.repo.root, env={**env, **step_env}, capture_output=True, text=True)
             results.append((step["name"], proc.returncode, proc.stdout + proc.stderr))
@@ -121,10 +191,10 @@ class Forge:
 
     def run_gitlab_job(self, job: str, **extra: str) -> subprocess.CompletedProcess:
         pipeline = load("gitlab-ci.yml")
-        before = [line for line in pipeline["default"]["before_script"] if "pip install" not in line]
-        script = "\n".join(before + pipeline[job]["script"])
+        script = "\n".join(pipeline["default"]["before_script"] + pipeline[job]["script"])
         env = self.env(**pipeline["variables"], CI_API_V4_URL="https://gitlab.example/api/v4", CI_PROJECT_ID="7",
                        **extra)
+        env["RECONCILER_REQUIREMENTS"] = str(self.requirements)
         return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
                               cwd=self.sandbox.repo.root, env=env, capture_output=True, text=True)
 
@@ -147,8 +217,9 @@ def _exits(results) -> dict[str, int]:
 
 
 @pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
-def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_drift(sandbox, tmp_path):
-    forge = Forge(sandbox, tmp_path)
+def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_drift(sandbox, tmp_path, runner_temp,
+        snapshot_release):
+    forge = Forge(sandbox, tmp_path, runner_temp, snapshot_release)
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     sandbox.repo.squash_merge("Alta")
     forge.push("main")
@@ -163,6 +234,9 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     sandbox.repo.git.git.checkout("-q", "--detach", "HEAD")
     results = forge.run_github_job("plan", GITHUB_BASE_REF="main")
     assert all(code == 0 for code in _exits(results).values()), results
+    from reconciler import __version__
+
+    assert dict((n, o) for n, _, o in results)["Install the reconciler"] == f"reconciler {__version__}\n"
     posted = forge.posted.read_text(encoding="utf-8")
     assert "reconciler-fingerprint: " in posted and "zguemeso (Zoé Güemes O'Brien)" in posted
     # The pull request's own change awaits its approval; the alta already on main is judged.
@@ -194,13 +268,15 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     # Nightly: a hand edit is drift; the job fails and its summary shows it.
     sandbox.conn.modify(sandbox.account("jnunezo")["dn"], {"title": [(MODIFY_REPLACE, ["Otro"])]})
     results = forge.run_github_job("drift")
-    assert _exits(results) == {"Fetch the signed approvals": 0, "Full plan of main": 2, "Prove the security rules": 0}  # no firewall here
+    assert _exits(results) == {"Install the reconciler": 0, "Fetch the signed approvals": 0, "Full plan of main": 2,
+                               "Prove the security rules": 0}  # no firewall here
     assert "cambiado fuera del reconciliador (deriva)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
-def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approved(sandbox, tmp_path):
-    forge = Forge(sandbox, tmp_path)
+def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approved(sandbox, tmp_path, runner_temp,
+        snapshot_release):
+    forge = Forge(sandbox, tmp_path, runner_temp, snapshot_release)
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     head = sandbox.repo.squash_merge("Alta")
     forge.push("main")
@@ -215,8 +291,9 @@ def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approv
 
 
 @pytest.mark.lab  # the pipeline's steps run against a sandbox in the lab's AD
-def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path):
-    forge = Forge(sandbox, tmp_path)
+def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path, runner_temp,
+        snapshot_release):
+    forge = Forge(sandbox, tmp_path, runner_temp, snapshot_release)
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     head = sandbox.repo.squash_merge("Alta")
     forge.push("main")
