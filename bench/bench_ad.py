@@ -60,7 +60,8 @@ def inventory(path: Path, root: str) -> Path:
         "tls": {"ca_file": str(LAB / "ca.pem")}, "max_bajas": 25, "credentials_dir": str(path.parent / "creds"),
         "audit_dir": str(path.parent / "audit"),
     }
-    path.write_text(yaml.safe_dump({"targets": {"bench": target}}))
+    # Clear text: the benchmark measures the directory, not the sealing (a lab's choice).
+    path.write_text(yaml.safe_dump({"delivery": {"mode": "clear-text-file-lab-only"}, "targets": {"bench": target}}))
     return path
 
 

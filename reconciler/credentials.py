@@ -9,7 +9,6 @@ account whose password nobody knows.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import secrets
 import string
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
+from reconciler.spreadsheet import csv_row
 
 _LOWER, _UPPER, _DIGITS, _SYMBOLS = string.ascii_lowercase, string.ascii_uppercase, string.digits, "-_.!#%+=?"
 _ALL = _LOWER + _UPPER + _DIGITS + _SYMBOLS
@@ -61,9 +61,7 @@ class CredentialFile:
 
     @staticmethod
     def _row(values) -> bytes:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(values)
-        return buf.getvalue().encode("utf-8")
+        return csv_row(values).encode("utf-8")
 
     def record(self, account: str, upn: str, employee_key: str, folio: str | None, password: str) -> None:
         if self._fd is None:

@@ -363,7 +363,9 @@ class Sandbox:
         self.inventory = tmp / "inventory.yaml"
         self.write_inventory()
 
-    def write_inventory(self, max_bajas: int = 25, **overrides) -> None:
+    def write_inventory(self, max_bajas: int = 25, delivery: dict | None = None, **overrides) -> None:
+        """The sandbox's inventory; secrets go to a clear-text file (the lab's choice) unless
+        `delivery` says otherwise (tests of sealed delivery)."""
         target = {
             "kind": "active_directory", "host": "127.0.0.1", "port": 636, "base_dn": BASE_DN,
             "upn_suffix": "salud.lab",
@@ -373,7 +375,8 @@ class Sandbox:
             "credentials_dir": str(self.credentials_dir), "audit_dir": str(self.audit_dir),
         }
         target.update(overrides)
-        self.inventory.write_text(yaml.safe_dump({"targets": {"ad-test": target}}, allow_unicode=True))
+        self.inventory.write_text(yaml.safe_dump({"delivery": delivery or {"mode": "clear-text-file-lab-only"},
+                                                  "targets": {"ad-test": target}}, allow_unicode=True))
 
     def cli(self, command: str, *args: str, land: bool = True) -> tuple[int, str, str]:
         """Run a command against the sandbox; first land what the test declared on main as an

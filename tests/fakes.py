@@ -58,7 +58,8 @@ class Fakes:
                                 **(second or {})},
                    "a-first": {"kind": FIRST, "state_file": str(self.tmp / "a-first.json"), **common,
                                **(first or {})}}
-        self.inventory.write_text(yaml.safe_dump({"targets": targets}, sort_keys=False), encoding="utf-8")
+        self.inventory.write_text(yaml.safe_dump({"delivery": {"mode": "clear-text-file-lab-only"}, "targets": targets},
+                                                 sort_keys=False), encoding="utf-8")
 
     def inventory_in_repo(self) -> Path:
         """This inventory kept in the repository (inventory/fakes.yaml), landed with SSM-000001's

@@ -179,8 +179,8 @@ def test_keys_that_are_not_text_are_refused_where_names_are_keys(tmp_path):
     root = _repo(tmp_path / "inventory", files={"inventory/lab.yaml": inventory})
     path = root / "inventory" / "lab.yaml"
     assert _validate(root, path) == [
-        f"{path}:54: targets[1]: 1 is not a valid key (letters, digits, '-', '_' or '.')",
-        f"{path}:73: targets.fw-1.probe_points.None: None is not a valid key (letters, digits, '-', '_' or '.')"]
+        f"{path}:68: targets[1]: 1 is not a valid key (letters, digits, '-', '_' or '.')",
+        f"{path}:87: targets.fw-1.probe_points.None: None is not a valid key (letters, digits, '-', '_' or '.')"]
 
 
 def test_shared_mailboxes_written_as_a_mapping_are_a_problem(tmp_path):

@@ -20,15 +20,23 @@ from reconciler.i18n import lazy
 CAREFUL = {"max_bajas": "lower", "description": "any"}
 
 
+# The delivery block, compared like a target of that name (no target can be called so): who
+# receives the secrets an apply makes is decided like where a password is sent.
+DELIVERY = "[delivery]"
+
+
 def _targets(text: str | None) -> dict | None:
-    """The targets of an inventory text, read by the desired state's strict parser (no
-    anchors or aliases, bounded depth): None when it cannot be read, which counts as a change
-    of everything."""
+    """The targets of an inventory text, and its delivery block, read by the desired state's
+    strict parser (no anchors or aliases, bounded depth): None when it cannot be read, which
+    counts as a change of everything."""
     data, problems = parse_yaml(text or "", "inventory")
     if problems:
         return None
     targets = data.get("targets") if isinstance(data, dict) else None
-    return targets if isinstance(targets, dict) else {}
+    settings = dict(targets) if isinstance(targets, dict) else {}
+    if isinstance(data, dict) and "delivery" in data:
+        settings[DELIVERY] = data["delivery"]
+    return settings
 
 
 def _flat(value, prefix: tuple = ()) -> dict[tuple, object]:
@@ -62,7 +70,9 @@ def weakened(old_text: str | None, new_text: str | None) -> list[str]:
     found = []
     for name, path, before, after in _differences(old, new):
         if path is None:
-            if after is not None:  # removing a target reaches nothing more
+            if name == DELIVERY:
+                found.append(lazy("changes how secrets are delivered"))
+            elif after is not None:  # removing a target reaches nothing more
                 found.append(lazy("adds target {target}", target=name))
             continue
         careful = CAREFUL.get(path[-1] if path else "")

@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from reconciler.desired.model import PhoneLine
 from reconciler.errors import Problem, ValidationFailed
 from reconciler.i18n import N_, _, lazy, ngettext, source
+from reconciler.spreadsheet import csv_text
 
 REQUIRED = ("cuenta_maestra", "numero", "total")
 OPTIONAL = ("periodo", "plan", "consumo")
@@ -172,13 +173,7 @@ CSV_COLUMNS = ("master_account", "unit", "number", "finding", "billed", "contrac
 
 
 def findings_csv(findings: list[Finding]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for f in findings:
-        d = f.to_dict()
-        writer.writerow([d[c] if d[c] is not None else "" for c in CSV_COLUMNS])
-    return out.getvalue()
+    return csv_text(CSV_COLUMNS, ([f.to_dict()[c] for c in CSV_COLUMNS] for f in findings))
 
 
 def totals(findings: list[Finding]) -> dict[str, Decimal]:

@@ -30,6 +30,7 @@ COMMANDS = {
     "lines": "reconciler.cli.lines:bill_report",
     "approve": "reconciler.cli.approve:approve",
     "attest": "reconciler.cli.approve:attest",
+    "credentials": "reconciler.cli.credentials:open_folio",
 }
 
 
@@ -152,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     attest.add_argument("--name", required=True, help=_("the bot's name in inventory/approvers.yaml"))
     attest.add_argument("--remote", default="origin", help=_("where pull request heads are fetched from"))
     attest.add_argument("--push", metavar="REMOTE", help=_("push the approvals ref to REMOTE afterwards"))
+    credentials = sub.add_parser("credentials", help=_("the sealed envelopes of new passwords and line secrets"))
+    credentials_sub = credentials.add_subparsers(dest="credentials_command", required=True, metavar="SUBCOMMAND")
+    open_cmd = credentials_sub.add_parser("open", help=_("print the secrets of a request sealed to your key, and "
+                                                        "write its carta responsiva"))
+    open_cmd.add_argument("folio", help=_("the request's folio"))
+    open_cmd.add_argument("--identity", "-i", type=Path, required=True,
+                          help=_("your age identity (age-keygen) or unencrypted SSH private key"))
+    open_cmd.add_argument("--out", default=".", help=_("where the carta is written (default: .)"))
     return p
 
 

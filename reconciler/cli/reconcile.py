@@ -134,6 +134,12 @@ def _report(report: ApplyReport, out: Console, stopped: bool = False) -> None:
         out.print(f"[bold yellow]{warned}[/] {escape(shown(warning))}")
     for target, sha in report.applied_refs.items():
         out.print(escape(_("Recorded {commit} as applied to {target}.", commit=sha[:12], target=target)))
+    for target, count in report.envelopes:
+        out.print(escape(ngettext("{target}: {n} new secret sealed to its recipients in refs/reconciler/envelopes/ "
+                                  "(push them with the notes; they open it with reconciler credentials open FOLIO).",
+                                  "{target}: {n} new secrets sealed to their recipients in refs/reconciler/envelopes/ "
+                                  "(push them with the notes; they open them with reconciler credentials open FOLIO).",
+                                  count, target=target)))
     for path, count in report.credentials_files:
         out.print(escape(ngettext("{n} new password or line secret: {path} (readable by root only; hand it over "
                                   "and delete the file).",
@@ -182,6 +188,7 @@ def apply(args, out: Console, err: Console) -> int:
                   "skipped": [{**s.change.to_dict(), "reason": s.reason} for s in report.skipped],
                   "timings": {k: round(v, 3) for k, v in report.timings.items()},
                   "credentials_files": [path for path, _ in report.credentials_files],
+                  "envelopes": {target: count for target, count in report.envelopes},
                   "audit_files": report.audit_files, "applied_refs": report.applied_refs,
                   "warnings": report.warnings, "ok": report.ok, "unreachable": report.unreachable,
                   "probes": [{"target": t, **p.to_dict()} for t, p in report.probes]}

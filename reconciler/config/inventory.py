@@ -13,12 +13,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from reconciler.config.delivery import Delivery
 from reconciler.config.institution import Institution
 from reconciler.desired.checks import FileCheck, define_schema
 from reconciler.desired.model import MailRules, quota_megabytes
@@ -65,6 +66,7 @@ class TargetSettings:
     credentials_dir: str = DEFAULT_CREDENTIALS_DIR
     audit_dir: str = DEFAULT_AUDIT_DIR
     lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
+    delivery: Delivery | None = None  # the inventory's delivery: block, the same for every target
 
     @staticmethod
     def common(name: str, raw: dict) -> dict:
@@ -134,9 +136,12 @@ def load_inventory(path: Path) -> dict[str, TargetSettings]:
     institution = Institution.from_inventory(data)
     institution.check(check.add)
     institution.speak()
+    delivery = Delivery.from_inventory(data)
+    if delivery is not None:
+        delivery.check(check.add)
     targets = {}
     for name, raw in data["targets"].items():
-        target = registry.kind(raw["kind"]).target_class().build(name, raw)
+        target = replace(registry.kind(raw["kind"]).target_class().build(name, raw), delivery=delivery)
         target.check(lambda where, message, name=name: check.add(("targets", name) + tuple(where), message))
         targets[name] = target
     if check.problems:

@@ -1,8 +1,6 @@
 """What auditors read on a terminal or in a spreadsheet: an object's history, the indicators."""
 from __future__ import annotations
 
-import csv
-import io
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,6 +11,7 @@ from reconciler.audit.indicators import IndicatorRow, RecordedMovement
 from reconciler.i18n import N_, _, ngettext, pgettext, shown
 from reconciler.plan import Movement
 from reconciler.render.words import kind_name, movement_name
+from reconciler.spreadsheet import csv_text
 
 # The rows of the indicators table: codes in JSON and CSV, words for people.
 _ROWS = {"altas": N_("altas"), "modificaciones": N_("modificaciones"), "bajas": N_("bajas"), "total": N_("total")}
@@ -65,19 +64,11 @@ def print_history(moves: list[RecordedMovement], query: str, console: Console) -
             console.print(f"    [yellow]{escape(m.note)}[/]")
 
 
-def _cell(value) -> str:
-    return "" if value is None else str(value)
-
-
 def indicators_csv(rows: list[IndicatorRow], month: str) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["month", "movement", "approved", "applied_verified", "percent", "failed_or_pending",
-                     "median_hours_to_apply", "max_hours_to_apply"])
-    for r in rows:
-        writer.writerow([month, r.movement, r.approved, r.applied_verified, _cell(r.percent), r.failed_or_pending,
-                         _cell(r.median_hours), _cell(r.max_hours)])
-    return out.getvalue()
+    return csv_text(["month", "movement", "approved", "applied_verified", "percent", "failed_or_pending",
+                     "median_hours_to_apply", "max_hours_to_apply"],
+                    ([month, r.movement, r.approved, r.applied_verified, r.percent, r.failed_or_pending,
+                      r.median_hours, r.max_hours] for r in rows))
 
 
 def print_indicators(rows: list[IndicatorRow], month: str, console: Console) -> None:

@@ -90,6 +90,7 @@ class ApplyReport:
     outcomes: list[Outcome]
     skipped: list[Skipped] = field(default_factory=list)  # not approved: left for a later run
     credentials_files: list[tuple[str, int]] = field(default_factory=list)  # (path, passwords in it)
+    envelopes: list[tuple[str, int]] = field(default_factory=list)  # (target, secrets it sealed)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per apply phase, all targets
     audit_files: list[str] = field(default_factory=list)
     applied_refs: dict[str, str] = field(default_factory=dict)  # target -> commit now recorded as applied
@@ -382,6 +383,27 @@ class Run:
                               "was reviewed; nothing was changed. Review the new plan.",
                               fingerprint=plan.fingerprint, expected=expected))
 
+    def _check_delivery(self) -> None:
+        """Before anything is applied: the inventory says how secrets reach their owners, and
+        every unit has someone to seal them to (a secret sealed to nobody would be lost with
+        its account already made)."""
+        for provider in self.providers.values():
+            delivery = provider.target.delivery
+            if delivery is None:
+                raise ReconcilerError(_("the inventory has no delivery: block: declare how the secrets an apply "
+                                        "makes reach their owners (README, \"Handing over credentials\")"))
+            for unit, people in delivery.recipients.items():
+                for recipient in people:
+                    try:
+                        recipient.sealer()
+                    except ValueError as exc:
+                        raise ReconcilerError(_("delivery: the key of {name} (recipients of {unit}): {error}",
+                                                name=recipient.name, unit=unit, error=exc)) from None
+            missing = delivery.missing_units(self.state.units if self.state is not None else ())
+            if missing:
+                raise ReconcilerError(_("delivery: nobody to seal the secrets of {units} to: declare recipients for "
+                                        "them, or for \"*\"", units=", ".join(missing)))
+
     def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
               expect_fingerprint: str | None = None, progress=None) -> ApplyReport:
         """Apply the approved changes of `plan` across targets, each under its lock and with
@@ -391,8 +413,12 @@ class Run:
         mailbox before its account is disabled); then everything else in target order (an
         account before its mailbox); then each target reads back and verifies."""
         self._check(plan, allow_mass_baja, strict, expect_fingerprint)
+        self._check_delivery()
         run_id = new_run_id()
         report = self.report = ApplyReport([])  # filled even when the run stops with an error
+        if any(p.target.delivery and not p.target.delivery.sealed for p in self.providers.values()):
+            report.warnings.append(lazy("delivery mode clear-text-file-lab-only: the secrets this run makes are "
+                                        "written in clear on this machine; a lab's choice, never a real institution's"))
         if self.apply_key is None or self.apply_key.private is None:
             report.warnings.append(lazy("no apply key (RECONCILER_APPLY_KEY): the applied refs are not signed and "
                                         "the audit notes not sealed, so later runs and auditors can trust neither"))
@@ -520,7 +546,7 @@ class _TargetApply:
             return
         self.audit = AuditLog(target.audit_dir, target.name)
         self.report.audit_files.append(str(self.audit.path))
-        self.credentials = CredentialFile(target.credentials_dir, f"{target.name}-{self.run_id}")
+        self.credentials = self._secrets(target)
         if stopped is not None:
             self._close_stopped(stopped)
         # Before the first operation, and vouched for by the run-start record that follows.
@@ -538,6 +564,34 @@ class _TargetApply:
         self.report.skipped += self.skipped
         self.advance = progress(target.name, len(self.approved)) if progress else (lambda n: None)
 
+    def _secrets(self, target: TargetSettings):
+        """Where the secrets this run makes go: sealed envelopes in the repository, or, when the
+        inventory says so for a lab, a clear-text file (the run's summary says it loudly)."""
+        delivery = target.delivery
+        if delivery is None or not delivery.sealed:
+            return CredentialFile(target.credentials_dir, f"{target.name}-{self.run_id}")
+        from reconciler.delivery.carta import carta_pdf
+        from reconciler.delivery.envelopes import Envelopes
+        from reconciler.delivery.handover import handover, letter
+
+        state, commit = self.run.state, self.run.source.sha
+
+        def person(key: str):
+            return state.person(key) if state is not None and key else None
+
+        def sealed_letter(**fields) -> str:
+            who = person(fields["employee_key"])
+            return letter(person=who.display_name if who else "", **fields)
+
+        def carta(holder: str, folio: str) -> bytes | None:
+            facts = handover(state, holder, folio, delivery.institution) if state is not None else None
+            return carta_pdf(facts) if facts is not None else None
+
+        return Envelopes(self.run.source.repo, target.name, self.run_id, delivery,
+                         unit_of=lambda key: (person(key).unit if person(key) else None), letter=sealed_letter,
+                         carta=carta, announce=lambda fields: self.audit.append("envelope", run=self.run_id,
+                                                                                commit=commit, **fields))
+
     def _close_stopped(self, stopped: recovery.Interrupted) -> None:
         """Record what became of a run that stopped before its end, before this run's own
         records, and announce the passwords it set that are in use."""
@@ -553,8 +607,10 @@ class _TargetApply:
                          "are recorded now: {done} done, {begun} begun and finished by this run, {not_done} not done",
                          len(changes), target=self.name, run=stopped.run, started=Moment(stopped.started),
                          done=done, begun=begun, not_done=len(changes) - done - begun)
-        found = recovery.passwords_in_use(stopped, self.provider.target.credentials_dir,
-                                          recovery.in_use(stopped, self.changes))
+        keys = recovery.in_use(stopped, self.changes)
+        if stopped.envelopes:
+            message = lazy("{stopped}; {envelopes}", stopped=message, envelopes=self._unused_envelopes(stopped, keys))
+        found = recovery.passwords_in_use(stopped, self.provider.target.credentials_dir, keys)
         if found is not None:
             path, used, unset = found
             passwords = lazy_n("{n} password it set is in use: deliver it from {path}",
@@ -567,6 +623,28 @@ class _TargetApply:
             if used:
                 self.report.credentials_files.append((str(path), used))
         self.report.warnings.append(message)
+
+    def _unused_envelopes(self, stopped: recovery.Interrupted, in_use: set[str]):
+        """Take the secrets the stopped run sealed but never set out of their envelopes (each
+        removal recorded); say how many stay for their recipients."""
+        from reconciler.delivery.envelopes import envelopes, remove_files
+
+        # Keyed as the stopped run's changes are: an account's by employee key, a line's by number.
+        unused = [r for r in stopped.envelopes if r.get("key") not in in_use and r.get("employee_key") not in in_use]
+        by_ref = {e.ref: e for e in envelopes(self.run.source.repo)}
+        for record in unused:
+            envelope = by_ref.get(record.get("envelope"))
+            if envelope is None or record.get("envelope_file") not in envelope.files:
+                continue
+            commit = remove_files(self.run.source.repo, envelope, {record["envelope_file"]},
+                                  f"never-used {stopped.run}")  # not for people: a Git commit's record
+            by_ref.pop(envelope.ref)
+            self.audit.append("envelope-removed", run=self.run_id, key=record.get("key"),
+                              employee_key=record.get("employee_key"), folio=record.get("folio"),
+                              envelope=envelope.ref, envelope_commit=commit, envelope_file=record["envelope_file"],
+                              reason="never-used")
+        return lazy("secrets it sealed: {kept} in use, kept in their envelopes; {unused} never set, taken out of "
+                    "theirs", kept=len(stopped.envelopes) - len(unused), unused=len(unused))
 
     def step(self, first: bool) -> None:
         """The revoking changes (first) or the others.  A change that must wait for another
@@ -642,7 +720,9 @@ class _TargetApply:
         self.report.outcomes += self.outcomes
         for phase, seconds in self.provider.timings.items():
             self.report.timings[phase] = self.report.timings.get(phase, 0.0) + seconds
-        if self.credentials is not None and self.credentials.count:
+        if isinstance(self.credentials, CredentialFile) and self.credentials.count:
             self.report.credentials_files.append((str(self.credentials.path), self.credentials.count))
+        elif self.credentials is not None and self.credentials.count:
+            self.report.envelopes.append((self.name, self.credentials.count))
         if applied_all:
             self.run._record_applied(self.name, self.report)

@@ -14,7 +14,10 @@ run on that target, under the same lock, reads that tail and:
 - announces the stopped run's credentials file, saying how many of its passwords belong to
   objects that exist now (in use: to be delivered) and how many were never set.  The file is
   left where it is: a copy would be one more secret on disk, and removing it before this
-  run has ended could lose a password in use if this run were killed too.
+  run has ended could lose a password in use if this run were killed too.  With sealed
+  delivery, the envelopes of secrets in use stay for their recipients, and the files of
+  secrets never set are taken out of their envelopes (a recipient must not be handed a
+  password that opens nothing).
 
 Everything here is judged from the trail on the apply runner's disk, which is inside the
 trust boundary like the apply key beside it (README, "Git is the approval"); a tail whose
@@ -46,6 +49,7 @@ class Interrupted:
     started: str
     planned: tuple[dict, ...]  # its `planned` records (the changes it was about to make)
     results: dict  # (object_kind, key) -> its `result` record, for the steps it finished
+    envelopes: tuple[dict, ...] = ()  # its `envelope` records: secrets it sealed, one per object
 
     def keys(self) -> set[tuple[str, str]]:
         return {(p.get("object_kind"), p.get("key")) for p in self.planned}
@@ -82,7 +86,8 @@ def interrupted(audit_dir: str | Path, target: str) -> Interrupted | None:
     mine = [r for r in rest if r.get("run") == run]
     return Interrupted(target, str(run), start.get("commit"), str(start.get("time", "")),
                        tuple(r for r in mine if r.get("kind") == "planned"),
-                       {(r.get("object_kind"), r.get("key")): r for r in mine if r.get("kind") == "result"})
+                       {(r.get("object_kind"), r.get("key")): r for r in mine if r.get("kind") == "result"},
+                       tuple(r for r in mine if r.get("kind") == "envelope"))
 
 
 def _chained(tail: list[dict]) -> bool:

@@ -1,0 +1,82 @@
+"""`reconciler credentials open FOLIO`: a recipient opens the envelopes of a request.
+
+Run by the person the secrets were sealed to, on their own machine, in their clone of the
+desired-state repository (after fetching refs/reconciler/envelopes/*): each secret sealed to
+their key is printed, and the carta responsiva is written beside them to print and have signed.
+Plain `age -d -i KEY` opens the same files (`git show REF:FILE`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from reconciler.cli import EXIT_OK
+from reconciler.delivery.envelopes import CARTA, Envelope, envelopes
+from reconciler.desired.source import open_repo
+from reconciler.errors import ReconcilerError, plain
+from reconciler.i18n import _, ngettext
+
+
+def open_folio(args, out: Console, err: Console) -> int:
+    repo = open_repo(args.repo)
+    if repo is None:
+        raise ReconcilerError(_("{path} is not a Git repository", path=args.repo))
+    found = [e for e in envelopes(repo) if e.folio == args.folio]
+    if not found:
+        raise ReconcilerError(_("no envelope for folio {folio} here; fetch them first: git fetch origin "
+                                "'+refs/reconciler/envelopes/*:refs/reconciler/envelopes/*'", folio=plain(args.folio)))
+    identities = _identities(args.identity)
+    opened = 0
+    for envelope in found:
+        opened += _open(repo, envelope, identities, Path(args.out), out)
+    if not opened:
+        raise ReconcilerError(ngettext("the key {key} opens no secret in the {n} envelope of folio {folio}: it was "
+                                       "sealed to other recipients",
+                                       "the key {key} opens no secret in the {n} envelopes of folio {folio}: they "
+                                       "were sealed to other recipients", len(found), key=args.identity,
+                                       folio=plain(args.folio)))
+    return EXIT_OK
+
+
+def _open(repo, envelope: Envelope, identities: list, directory: Path, out: Console) -> int:
+    import pyrage
+
+    opened = 0
+    tree = repo.commit(envelope.commit).tree
+    out.print(_("Envelope {ref}", ref=envelope.ref), markup=False, style="bold")
+    for name in envelope.files:
+        try:
+            text = pyrage.decrypt(tree[name].data_stream.read(), identities).decode("utf-8")
+        except pyrage.DecryptError:
+            out.print("  " + _("{file}: not sealed to this key", file=name), markup=False)
+            continue
+        opened += 1
+        out.print("  " + name, markup=False)
+        for line in text.splitlines():
+            out.print("    " + plain(line), markup=False)
+    if opened and CARTA in {b.name for b in tree.blobs}:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"carta-{envelope.ref.rsplit('/', 2)[-2]}-{envelope.ref.rsplit('/', 1)[-1]}.pdf"
+        path.write_bytes(tree[CARTA].data_stream.read())
+        out.print("  " + _("Carta responsiva to print and have signed: {path}", path=path), markup=False)
+    return opened
+
+
+def _identities(path: Path) -> list:
+    """The age identities in an age key file (age-keygen), or an SSH private key (unencrypted)."""
+    import pyrage
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ReconcilerError(_("cannot read the key {path}: {error}", path=path, error=exc.strerror)) from None
+    text = data.decode("utf-8", errors="replace")
+    try:
+        if "AGE-SECRET-KEY-" in text:
+            return [pyrage.x25519.Identity.from_str(line.strip()) for line in text.splitlines()
+                    if line.strip().startswith("AGE-SECRET-KEY-")]
+        return [pyrage.ssh.Identity.from_buffer(data)]
+    except pyrage.IdentityError as exc:
+        raise ReconcilerError(_("{path} is not an age identity or an unencrypted SSH private key: {error}",
+                                path=path, error=exc)) from None

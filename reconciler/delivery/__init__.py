@@ -1,0 +1,1 @@
+"""Handing credentials over: sealed envelopes, the carta responsiva, acknowledgements."""
