@@ -42,8 +42,10 @@ def exact_version() -> str:
 def _git(*args: str) -> str:
     import subprocess
 
+    # GIT_DIR and friends (set inside a Git hook) would name another repository's commit.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     return subprocess.run(["git", "-C", str(_SOURCE), *args], capture_output=True, text=True, check=True,
-                          timeout=10).stdout.strip()
+                          timeout=10, env=env).stdout.strip()
 
 
 # How installers name the metadata of a distribution called `reconciler` (not reconciler_salud).

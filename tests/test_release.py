@@ -21,20 +21,25 @@ VENV = Path(sys.executable).parent.parent
 
 # -- no install by name --------------------------------------------------------------------
 
-INSTALL = re.compile(r"""\b(?:pip3?|pipx|uv\s+pip|uv\s+tool|easy_install)["']?\s+install\b(?P<args>[^\n;|&#)]*)""")
+INSTALL = re.compile(r"""\b(?:pip3?(?:\.\d+)?|pipx|uv\s+pip|uv\s+tool|easy_install)["']?"""
+                     r"(?P<pre>(?:\s+--?[\w-]+)*)\s+install\b(?P<args>[^\n;|&#)]*)")
+RUN_BY_NAME = re.compile(r"\b(?:pipx\s+run|uvx|uv\s+add|uv\s+run\s+--with)\b")
 WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "--only-binary", "--no-binary", "--config-settings",
               "-i", "--index-url", "--extra-index-url", "--prefix", "--target", "-t", "--root", "--python-version",
               "--platform", "--find-links", "-f", "--cache-dir"}
+# Options that let pip take files from elsewhere than the hashed list, or build them from source.
+ELSEWHERE = {"--no-binary", "-i", "--index-url", "--extra-index-url", "--find-links", "-f", "--trusted-host"}
 
 
 def installs_by_name(text: str) -> list[str]:
-    """The install commands in a text that could take a package from the index by its name:
-    anything but `-r FILE` with --require-hashes, or the project itself (`.`, `-e .`) with
-    --no-deps.  A variable ($RECONCILER_PIP_SPEC) counts as a name: it can hold one."""
+    """The install commands in a text that could take a package from the index by its name, or
+    run code the hashes do not cover: anything but `-r FILE` with --require-hashes, --no-deps
+    and --only-binary (and no other source of files), or the project itself (`.`, `-e .`) with
+    --no-deps and --no-build-isolation.  A variable ($RECONCILER_PIP_SPEC) counts as a name."""
     text = text.replace("\\\n", " ")
-    found = []
+    found = [m.group(0) for m in RUN_BY_NAME.finditer(text)]
     for match in INSTALL.finditer(text):
-        words = [w.strip("'\"") for w in match.group("args").split()]
+        words = [w.strip("'\"") for w in (match.group("pre") + " " + match.group("args")).split()]
         options = {w.split("=")[0] for w in words if w.startswith("-")}
         positional, skip = [], False
         for word in words:
@@ -44,9 +49,9 @@ def installs_by_name(text: str) -> list[str]:
                 skip = word in WITH_VALUE
             else:
                 positional.append(word)
-        hashed = "--require-hashes" in options and not positional
-        own_project = positional == ["."] and "--no-deps" in options and not options & {"-r", "--requirement"}
-        if not (hashed or own_project):
+        hashed = not positional and {"--require-hashes", "--no-deps", "--only-binary"} <= options
+        own_project = positional == ["."] and {"--no-deps", "--no-build-isolation"} <= options
+        if not (hashed or own_project) or options & ELSEWHERE:
             found.append(match.group(0).strip())
     return found
 
@@ -58,7 +63,17 @@ def test_the_install_check_catches_installs_by_name():
     assert installs_by_name("pip install --require-hashes -r lock.txt pyyaml")
     assert installs_by_name("pip install -e '.[test]'")  # the project's dependencies, by name
     assert installs_by_name("uv pip install \\\n  rich")
+    assert installs_by_name("python3 -m pip -q install reconciler")  # options before `install`
+    assert installs_by_name("pip --isolated install x") and installs_by_name("pip3.11 install x")
+    assert installs_by_name("pipx run reconciler") and installs_by_name("uvx reconciler")
+    assert installs_by_name("uv add rich")
+    assert installs_by_name("pip install --no-deps .")  # its build environment comes from the index by name
+    assert installs_by_name("pip install --require-hashes --no-deps --only-binary :all: --no-binary :all: -r x")
+    assert installs_by_name("pip install --require-hashes --no-deps --only-binary :all: --extra-index-url u -r x")
+    assert installs_by_name("pip install --require-hashes -r lock.txt")  # sdists would run their setup code
     assert not installs_by_name('"$V/bin/python" -m pip install -q --require-hashes --no-deps --only-binary :all: -r x')
+    assert not installs_by_name('PIP_CONFIG_FILE=/dev/null "$V/bin/python" -m pip --isolated install --quiet '
+                                '--require-hashes --no-deps --only-binary :all: -r "$F"')
     assert not installs_by_name("pip install --no-deps --no-build-isolation -e . --config-settings editable_mode=compat")
 
 
@@ -171,27 +186,37 @@ def test_a_runner_gets_the_release_in_an_environment_of_its_own_and_keeps_it_whe
     prefix, bin_dir = tmp_path / "opt", tmp_path / "bin"
     requirements = _requirements(snapshot_release)
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    home = prefix / f"{__version__}-{digest[:12]}"
 
-    def install(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(PROJECT / "ci" / "install-runner"), *args, "--prefix", str(prefix),
-                               "--bin-dir", str(bin_dir)], capture_output=True, text=True)
+    def install(path: Path | str, sha: str = digest) -> subprocess.CompletedProcess:
+        return subprocess.run([str(PROJECT / "ci" / "install-runner"), str(path), "--sha256", sha, "--prefix",
+                               str(prefix), "--bin-dir", str(bin_dir)], capture_output=True, text=True)
 
-    proc = install(str(requirements), "--sha256", digest)
+    def answers() -> str:
+        return subprocess.run([str(bin_dir / "reconciler"), "--version"], capture_output=True, text=True, cwd="/").stdout
+
+    proc = install(requirements)
     assert proc.returncode == 0, proc.stderr
-    said = subprocess.run([str(bin_dir / "reconciler"), "--version"], capture_output=True, text=True, cwd="/")
-    assert said.stdout == f"reconciler {__version__}\n"
-    assert os.readlink(prefix / "current") == __version__
-    assert (prefix / __version__ / "requirements.txt").read_bytes() == requirements.read_bytes()
-    # A file that is not the release named (a digest from elsewhere), a URL without a digest, a
-    # plain-HTTP URL: refused, and the installed release stays current.
-    proc = install(str(requirements), "--sha256", "0" * 64)
-    assert proc.returncode == 1 and "does not have the SHA-256" in proc.stderr
-    proc = install("https://forge.salud.lab/r/reconciler-salud-1.0.0.requirements.txt")
-    assert proc.returncode == 1 and "needs --sha256" in proc.stderr
-    proc = install("http://forge.salud.lab/r/x.txt", "--sha256", digest)
-    assert proc.returncode == 1 and "only https://" in proc.stderr
-    assert os.readlink(prefix / "current") == __version__
-    assert subprocess.run([str(bin_dir / "reconciler"), "--version"], capture_output=True, text=True).returncode == 0
+    assert answers() == f"reconciler {__version__}\n" and os.readlink(prefix / "current") == home.name
+    assert (home / "requirements.txt").read_bytes() == requirements.read_bytes()  # the mark of a complete install
+    assert oct((home / "bin").stat().st_mode & 0o777) == "0o755"  # the runner's user can run it, whatever root's umask
+    # Refused, nothing changed: a file that is not the release named, a URL in clear, an option
+    # line in the file, a wheel name that climbs out of the prefix.
+    assert "does not have the SHA-256" in install(requirements, "0" * 64).stderr
+    assert "only https://" in install("http://forge.salud.lab/r/x.txt").stderr
+    for name, text in {"option": requirements.read_text() + "--no-binary :all:\n",
+                       "climb": requirements.read_text().replace("reconciler_salud-", "reconciler_salud-../../x/", 1)
+                       }.items():
+        hostile = tmp_path / f"{name}.txt"
+        hostile.write_text(text)
+        proc = install(hostile, hashlib.sha256(hostile.read_bytes()).hexdigest())
+        assert proc.returncode == 1 and ("more than a release's pins" in proc.stderr
+                                         or "no reconciler-salud wheel" in proc.stderr), proc.stderr
+    assert os.readlink(prefix / "current") == home.name and answers() == f"reconciler {__version__}\n"
+    assert sorted(p.name for p in prefix.iterdir()) == sorted([".lock", "current", home.name])
+    # The same release again: found complete, nothing reinstalled.
+    proc = install(requirements)
+    assert proc.returncode == 0 and "already complete" in proc.stderr
 
 
 # -- which copy this is ---------------------------------------------------------------------

@@ -210,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     if foreign := foreign_reconciler():
         print(_("reconciler: another project's package named `reconciler` is installed in this Python "
                 "environment ({where}): it shares this program's files, so what would run is not certainly "
-                "this program. Remove it (pip uninstall reconciler) or install reconciler-salud in a virtual "
-                "environment of its own (README, \"Installing on a runner\").", where=foreign), file=sys.stderr)
+                "this program. Make the virtual environment again with reconciler-salud alone (uninstalling the "
+                "other would remove files the two share): README, \"Installing on a runner\".", where=foreign),
+              file=sys.stderr)
         return EXIT_ERROR
     args = _parser().parse_args(argv)
     if not i18n.explicit():
