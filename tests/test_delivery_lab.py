@@ -4,7 +4,9 @@ opened by `age -d` and by `reconciler credentials open`, and it logs in; a wrong
 nothing; no clear secret is left on disk, in Git, in the trail or in the output."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -199,3 +201,80 @@ def test_a_killed_apply_keeps_the_envelopes_in_use_and_takes_back_the_secret_it_
     [removed] = [r for r in records if r["kind"] == "envelope-removed"]
     assert removed["key"] == "anunezo" and removed["reason"] == "never-used" and removed["envelope"] == ana
     sandbox.assert_converged()
+
+
+def test_the_acknowledgement_closes_the_loop_and_the_envelope_goes(sealed):
+    """The signed carta recorded by a pull request (acuse: with its scan's SHA-256): the next
+    apply takes the envelope back, and the trail says so with the digest."""
+    sandbox, _ = sealed
+    sandbox.apply()
+    month = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    code, out, err = sandbox.cli("report", "--month", month)
+    assert code == 0 and "1 delivery without acknowledgement (acuse)" in out and FOLIO in out, err
+    scan = "9f2c" * 16
+    sandbox.repo.find("SSM-000001")["acuse"] = {"folio": FOLIO, "date": "2026-12-02", "sha256": scan}
+    out = sandbox.apply()
+    assert "ad-test: 1 envelope taken back (acknowledged)" in out
+    assert _git(sandbox, "for-each-ref", "refs/reconciler/envelopes/") == ""
+    records = [json.loads(line) for line in (sandbox.audit_dir / "ad-test.audit.jsonl").read_text().splitlines()]
+    [removed] = [r for r in records if r["kind"] == "envelope-removed"]
+    assert removed["reason"] == "acknowledged" and removed["acuse_sha256"] == scan and removed["folio"] == FOLIO
+    assert removed["envelope_file"] == "ad-test.jnunezo.age" and removed["envelope_commit"] is None
+    code, out, err = sandbox.cli("report", "--month", month)
+    assert code == 0 and "Every delivered envelope is acknowledged." in out, err
+    sandbox.assert_converged()
+
+
+def test_an_extensions_sip_secret_is_sealed_with_the_account_and_registers(sealed):
+    """The SIP secret of the person's extension goes into the same envelope (same request) as a
+    file of its own; opened with age, it registers with the real Kamailio; the carta lists the
+    extension and the equipment in the person's charge."""
+    from sip import Phone
+    from test_phone_lab import PhoneBed, extension
+
+    sandbox, tmp = sealed
+    bed = PhoneBed(sandbox)
+    try:
+        sandbox.repo.lines = [extension("4401", solicitud={"folio": FOLIO, "date": "2026-11-30",
+                                                           "justification": "Extensión", "requested_by": "Dirección"})]
+        sandbox.repo.equipment = [{"inventory_number": "SSM-INV-2025-00311", "serial": "5CD3149XQ2", "type": "laptop",
+                                   "brand": "Lenovo", "model": "ThinkPad E14", "unit": "HG-CUERNAVACA", "hostname": "HGC-LT-0311",
+                                   "person": "SSM-000001", "status": "en_uso"}]
+        out = sandbox.apply()
+        assert "phone-test: 1 new secret sealed" in out
+        ref = "refs/reconciler/envelopes/SSM-000001/SSM%2FSTI%2F2026%2F00101"
+        assert _git(sandbox, "ls-tree", "--name-only", ref).split() == [
+            "ad-test.jnunezo.age", "carta.pdf", "phone-test.4401.age"]
+        secret = _secret(_letter(sandbox, ref, "phone-test.4401.age", tmp / "desk.key"))
+        assert Phone("4401", secret).register() == 200
+        assert Phone("4401", secret + "x").register() == 403
+        carta = tmp / "carta.pdf"
+        carta.write_bytes(_git(sandbox, "show", f"{ref}:carta.pdf", text=False))
+        text = subprocess.run(["pdftotext", str(carta), "-"], capture_output=True, text=True, check=True).stdout
+        assert "4401" in text and "SSM-INV-2025-00311" in text and "5CD3149XQ2" in text and secret not in text
+        _no_clear_secret_anywhere(sandbox, secret, out)
+    finally:
+        PhoneBed.clear()
+
+
+def test_the_sealed_password_is_changed_through_kpasswd_and_then_gets_a_kerberos_ticket(sealed):
+    """What the person does with the envelope: change the initial password (kpasswd, as at the
+    first logon), then log in (kinit) with the new one.  MIT Kerberos clients against the DC."""
+    sandbox, tmp = sealed
+    sandbox.apply()
+    ref = "refs/reconciler/envelopes/SSM-000001/SSM%2FSTI%2F2026%2F00101"
+    initial = _secret(_letter(sandbox, ref, "ad-test.jnunezo.age", tmp / "desk.key"))
+    conf = tmp / "krb5.conf"
+    conf.write_text("[libdefaults]\n default_realm = SALUD.LAB\n dns_lookup_kdc = false\n rdns = false\n"
+                    "[realms]\n SALUD.LAB = {\n  kdc = 127.0.0.1\n  kpasswd_server = 127.0.0.1\n }\n")
+    env = {**os.environ, "KRB5_CONFIG": str(conf), "KRB5CCNAME": f"FILE:{tmp / 'cc'}"}
+    chosen = "Nu3va-Clave-Ñandú-2026"
+    changed = subprocess.run(["kpasswd", "jnunezo@SALUD.LAB"], input=f"{initial}\n{chosen}\n{chosen}\n",
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    ticket = subprocess.run(["kinit", "jnunezo@SALUD.LAB"], input=f"{chosen}\n", capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert ticket.returncode == 0, ticket.stdout + ticket.stderr
+    listed = subprocess.run(["klist"], capture_output=True, text=True, env=env).stdout
+    assert "jnunezo@SALUD.LAB" in listed and "krbtgt/SALUD.LAB@SALUD.LAB" in listed
+    assert "data 773" not in _bind_result("jnunezo@salud.lab", chosen)  # changed: no longer "must change"

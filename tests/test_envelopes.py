@@ -67,3 +67,79 @@ def test_nobody_to_seal_to_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ReconcilerError, match="no recipient to seal the secret of jnunezo"):
         made.record("jnunezo", "", "SSM-1", "F-1", "S3cr3t")
     assert envelopes(repo) == []
+
+
+def _envelope(files, folio="F-1", holder="SSM-1", days_old=0):
+    import datetime as dt
+
+    from reconciler.delivery.envelopes import Envelope
+
+    made = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc) - dt.timedelta(days=days_old)
+    return Envelope(ref_name(holder, folio), "0" * 40, holder, folio, made, tuple(files))
+
+
+def test_a_target_takes_back_its_own_files_of_acknowledged_or_expired_envelopes():
+    import datetime as dt
+
+    from reconciler.delivery.envelopes import due
+    from reconciler.desired.model import Acuse
+
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    signed = {"SSM-1": Acuse("F-1", "2026-11-30", "a" * 64), "SSM-2": Acuse("F-old", "2026-01-01", "b" * 64)}
+    found = [_envelope(["ad-x.jnunezo.age", "sip-x.424.age"]),                 # acknowledged
+             _envelope(["ad-x.anunezo.age"], holder="SSM-2", days_old=5),      # an acuse of another folio: kept
+             _envelope(["ad-x.old.age"], holder="SSM-3", days_old=31),         # expired
+             _envelope(["sip-x.500.age"], holder="SSM-4", days_old=90)]        # another target's file
+    removals = due(found, "ad-x", signed.get, now, 30)
+    assert [(r.envelope.holder, set(r.files), r.reason, r.acuse_sha256) for r in removals] == [
+        ("SSM-1", {"ad-x.jnunezo.age"}, "acknowledged", "a" * 64), ("SSM-3", {"ad-x.old.age"}, "expired", None)]
+    assert due(found, "ad-x", lambda holder: None, now, 30)[0].envelope.holder == "SSM-3"  # not loaded: not judged
+
+
+def test_validate_warns_of_an_envelope_older_than_the_limit(tmp_path):
+    """validate reads the repository's envelopes: one nobody acknowledged for 40 days is named."""
+    import os
+
+    import yaml
+
+    from conftest import run_cli
+
+    repo = git.Repo.init(tmp_path / "repo")
+    (tmp_path / "repo" / "desired_state" / "users").mkdir(parents=True)
+    (tmp_path / "repo" / "desired_state" / "units.yaml").write_text("units:\n  LESP:\n    name: Laboratorio\n    kind: oficina_central\n")
+    (tmp_path / "repo" / "desired_state" / "entitlements.yaml").write_text("entitlements: {}\n")
+    key = str(pyrage.x25519.Identity.generate().to_public())
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"delivery": {"recipients": {"*": [{"name": "Mesa", "key": key}]}},
+                                         "targets": {"ad-x": {
+                                             "kind": "active_directory", "host": "127.0.0.1", "base_dn": "DC=x",
+                                             "upn_suffix": "x", "bind_dn": "x", "bind_password": {"env": "X"},
+                                             "ous": {"people": "OU=P,DC=x", "groups": "OU=G,DC=x",
+                                                     "bajas": "OU=B,DC=x"}}}}))
+    env = {**os.environ, "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z"}
+    tree = subprocess.run(["git", "-C", str(tmp_path / "repo"), "mktree"], input="", capture_output=True, text=True,
+                          check=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(tmp_path / "repo"), "-c", "user.name=r", "-c", "user.email=r@x",
+                             "commit-tree", tree, "-m", "reconciler envelope F/1"], capture_output=True, text=True,
+                            env=env, check=True).stdout.strip()
+    repo.git.update_ref(ref_name("SSM-9", "F/1"), commit)
+    code, out, err = run_cli("--repo", str(tmp_path / "repo"), "validate", "--inventory", str(inventory))
+    assert code == 0, err
+    assert "Not acknowledged: the envelope of SSM-9, folio F/1, is " in out and "days old (limit 30)" in out
+
+
+def test_the_report_lists_envelopes_no_acknowledgement_has_closed():
+    import datetime as dt
+
+    from reconciler.audit.indicators import unacknowledged
+
+    def sealed(ref, file, time, **extra):
+        return {"kind": "envelope", "envelope": ref, "envelope_file": file, "time": time, "folio": "F", **extra}
+
+    records = [sealed("r1", "ad.a.age", "2026-11-01T10:00:00+00:00", employee_key="SSM-1"),
+               sealed("r1", "sip.424.age", "2026-11-02T10:00:00+00:00", employee_key="SSM-1"),
+               sealed("r2", "ad.b.age", "2026-11-20T10:00:00+00:00", employee_key="SSM-2"),
+               {"kind": "envelope-removed", "envelope": "r2", "envelope_file": "ad.b.age", "reason": "acknowledged"},
+               sealed("r3", "ad.c.age", "2026-11-25T10:00:00+00:00", employee_key="SSM-3")]
+    waiting = unacknowledged(records, dt.datetime(2026, 12, 1, 10, tzinfo=dt.timezone.utc))
+    assert [(d.holder, d.envelope, d.days) for d in waiting] == [("SSM-1", "r1", 30), ("SSM-3", "r3", 6)]

@@ -118,6 +118,29 @@ def direct_push(dest: Path) -> None:
     repo.index.commit("Actualizo mi puesto", author=MESA, committer=MESA)
 
 
+def acuse(dest: Path, key: str, folio: str, scan: Path) -> None:
+    """The signed carta comes back: a pull request records it on the person (acuse: with the
+    scan's SHA-256), approved and merged like any other."""
+    import hashlib
+
+    import yaml
+
+    repo = git.Repo(dest)
+    path = next(p for p in sorted((dest / "desired_state" / "users").glob("*.yaml"))
+                if f"employee_key: {key}" in p.read_text(encoding="utf-8"))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for person in data["people"]:
+        if person["employee_key"] == key:
+            person["acuse"] = {"folio": folio, "date": "2026-12-02",
+                               "sha256": hashlib.sha256(scan.read_bytes()).hexdigest()}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    base = repo.head.commit.hexsha
+    repo.git.add("-A")
+    repo.index.commit(f"Acuse de la carta responsiva de {key} ({folio})\n\n{trailers(MARTA, RAUL)}",
+                      author=MESA, committer=FORGE)
+    signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
+
+
 def pull_request(dest: Path) -> str:
     """A pull request as IT staff open it: the baja of SSM-000007 that Human Resources asked
     for, and SSM-000009's new title; a branch off main, not merged (the demo shows its plan)."""
@@ -147,6 +170,8 @@ if __name__ == "__main__":
         build(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) == 3 and sys.argv[1] == "direct-push":
         direct_push(Path(sys.argv[2]))
+    elif len(sys.argv) == 6 and sys.argv[1] == "acuse":
+        acuse(Path(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5]))
     elif len(sys.argv) == 3 and sys.argv[1] == "pull-request":
         print(pull_request(Path(sys.argv[2])))
     else:

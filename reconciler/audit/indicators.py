@@ -146,3 +146,43 @@ def monthly_indicators(records: list[dict], month: str) -> list[IndicatorRow]:
             PLURAL[name] if name else "total", len(entries), len(hours), len(entries) - len(hours),
             round(statistics.median(hours), 2) if hours else None, round(max(hours), 2) if hours else None))
     return rows
+
+
+@dataclass(frozen=True)
+class OpenDelivery:
+    """An envelope still waiting for its acknowledgement: sealed, never taken back."""
+
+    holder: str
+    folio: str
+    envelope: str
+    sealed: str  # when its first secret was sealed (the record's time)
+    days: int
+
+    def to_dict(self) -> dict:
+        return {"employee_key": self.holder, "folio": self.folio, "envelope": self.envelope,
+                "sealed": self.sealed, "days": self.days}
+
+
+def unacknowledged(records: list[dict], now: dt.datetime | None = None) -> list[OpenDelivery]:
+    """Deliveries with no acknowledgement yet, oldest first: envelopes sealed (`envelope`
+    records) that no `envelope-removed` record has taken back."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    sealed: dict[tuple, dict] = {}
+    taken: set[tuple] = set()
+    for r in records:
+        key = (r.get("envelope"), r.get("envelope_file"))
+        if r.get("kind") == "envelope":
+            sealed.setdefault(key, r)
+            taken.discard(key)  # sealed again after a removal: open again
+        elif r.get("kind") == "envelope-removed":
+            taken.add(key)
+    first: dict[str, dict] = {}
+    for key, r in sealed.items():
+        if key not in taken and (key[0] not in first or str(r.get("time")) < str(first[key[0]].get("time"))):
+            first[key[0]] = r
+    out = []
+    for ref, r in first.items():
+        when = _parse(r.get("time"))
+        out.append(OpenDelivery(str(r.get("employee_key") or ""), str(r.get("folio") or ""), str(ref),
+                                str(r.get("time") or ""), (now - when).days if when else 0))
+    return sorted(out, key=lambda d: d.sealed)

@@ -159,7 +159,8 @@ def apply(args, out: Console, err: Console) -> int:
             err.print(_("Warning: {note}", note=note), markup=False, style="yellow")
         if args.output == "text":
             print_plan(plan, out)
-        if plan.empty and not run.interrupted and not run.unreachable:  # a stopped run's records are written by apply
+        # A stopped run's records, and envelopes to take back, are written by apply.
+        if plan.empty and not run.interrupted and not run.unreachable and not run.owes_envelopes():
             run.check_fingerprint(plan, args.expect_fingerprint)
             refs = run.record_applied(plan)
             if args.output == "json":

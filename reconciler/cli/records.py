@@ -13,7 +13,7 @@ from reconciler.config.inventory import load_inventory
 from reconciler.desired.source import open_repo
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, ngettext, shown
-from reconciler.render.audit import indicators_csv, print_history, print_indicators
+from reconciler.render.audit import indicators_csv, print_history, print_indicators, print_unacknowledged
 
 
 def _audit_dirs(args) -> list[str]:
@@ -140,11 +140,15 @@ def monthly(args, out: Console, err: Console) -> int:
     if not (len(args.month) == 7 and args.month[4] == "-" and args.month[:4].isdigit()
             and args.month[5:].isdigit() and 1 <= int(args.month[5:]) <= 12):
         raise ReconcilerError(_("--month {month!r}: expected YYYY-MM, e.g. 2026-11", month=args.month))
-    rows = indicators.monthly_indicators(_records(args, err), args.month)
+    records = _records(args, err)
+    rows = indicators.monthly_indicators(records, args.month)
+    waiting = indicators.unacknowledged(records)
     if args.output == "json":
-        print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows]}, ensure_ascii=False, indent=2))
+        print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows],
+                          "unacknowledged": [d.to_dict() for d in waiting]}, ensure_ascii=False, indent=2))
     elif args.output == "csv":
         print(indicators_csv(rows, args.month), end="")
     else:
         print_indicators(rows, args.month, out)
+        print_unacknowledged(waiting, out)
     return EXIT_OK

@@ -2,6 +2,7 @@
 policy, with file, line and field.  Reads files only: no Git unless --ref, no target."""
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 from rich.console import Console
@@ -13,13 +14,13 @@ from reconciler.config.inventory import load_inventory, mail_rules, network_devi
 from reconciler.desired.assets import released
 from reconciler.desired.load import load_desired_state
 from reconciler.desired.source import at_ref, plain_directory
-from reconciler.errors import ValidationFailed
+from reconciler.errors import ValidationFailed, plain
 from reconciler.i18n import _, ngettext, shown
 
 
 def validate(args, out: Console, err: Console) -> int:
     source = at_ref(args.repo, args.ref) if args.ref else plain_directory(args.repo)
-    problems, rules, devices = [], None, None
+    problems, rules, devices, targets = [], None, None, {}
     if args.inventory.is_file():  # mail addresses, quotas and rules' devices are checked against it
         try:
             targets = load_inventory(args.inventory)
@@ -69,6 +70,7 @@ def validate(args, out: Console, err: Console) -> int:
         heading = escape(_("No mail target in {inventory}:", inventory=args.inventory))
         text = _("mail domains and quotas were not checked.")
         out.print(f"[yellow]{heading}[/] {escape(text)}")
+    _old_envelopes(args.repo, targets, state, out)
     if policy is None:
         heading = escape(_("No approval policy ({file}):", file=POLICY_FILE))
         text = _("apply will approve nothing.")
@@ -78,3 +80,29 @@ def validate(args, out: Console, err: Console) -> int:
         text = ngettext("{n} approver.", "{n} approvers.", len(policy.approvers))
         out.print(f"[green]{heading}[/] {escape(text)}")
     return EXIT_OK
+
+
+def _old_envelopes(repo_path, targets: dict, state, out: Console) -> None:
+    """Envelopes older than the delivery limit with no acknowledgement: someone has not received,
+    or not signed for, their credentials (apply takes them back)."""
+    delivery = next((t.delivery for t in targets.values() if t.delivery is not None), None)
+    if delivery is None or not delivery.sealed:
+        return
+    from reconciler.delivery.envelopes import envelopes
+    from reconciler.desired.source import open_repo
+
+    repo = open_repo(repo_path)
+    if repo is None:
+        return
+    now = dt.datetime.now(dt.timezone.utc)
+    heading = escape(_("Not acknowledged:"))
+    for e in envelopes(repo):
+        age = (now - e.made).days
+        acuse = getattr(state.person(e.holder), "acuse", None)
+        if age > delivery.envelope_days and not (acuse is not None and acuse.folio == e.folio):
+            text = ngettext("the envelope of {holder}, folio {folio}, is {n} day old (limit {limit}): deliver it "
+                            "and record the signed carta as acuse:, or the next apply takes it back",
+                            "the envelope of {holder}, folio {folio}, is {n} days old (limit {limit}): deliver it "
+                            "and record the signed carta as acuse:, or the next apply takes it back",
+                            age, holder=plain(e.holder), folio=plain(e.folio), limit=delivery.envelope_days)
+            out.print(f"[yellow]{heading}[/] {escape(text)}")

@@ -196,3 +196,32 @@ def remove_files(repo, envelope: Envelope, names: set[str], why: str) -> str | N
                      f"reconciler envelope {envelope.folio}\n\nholder {envelope.holder}\nremoved {why}\n")  # not for people
     repo.git.update_ref(envelope.ref, commit, envelope.commit)
     return commit
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Files a target takes out of an envelope, and why: `acknowledged` (the person's acuse of
+    that folio is on the applied commit) or `expired` (older than delivery.envelope_days)."""
+
+    envelope: Envelope
+    files: frozenset[str]
+    reason: str
+    acuse_sha256: str | None = None
+
+
+def due(found: list[Envelope], target: str, acuse_of: Callable, now: dt.datetime, days: int) -> list[Removal]:
+    """The removals `target` owes: its own files (`<target>.…`) of envelopes acknowledged or
+    older than `days`.  `acuse_of(holder)` is the holder's Acuse or None (a holder this run did
+    not load is never judged acknowledged: expiry still applies).  Pure: tested by examples."""
+    prefix = _component(target) + "."
+    out = []
+    for envelope in found:
+        mine = frozenset(f for f in envelope.files if f.startswith(prefix))
+        if not mine:
+            continue
+        acuse = acuse_of(envelope.holder)
+        if acuse is not None and acuse.folio == envelope.folio:
+            out.append(Removal(envelope, mine, "acknowledged", acuse.sha256))
+        elif now - envelope.made > dt.timedelta(days=days):
+            out.append(Removal(envelope, mine, "expired"))
+    return out

@@ -17,6 +17,7 @@ from reconciler.desired.checks import FileCheck, open_file
 from reconciler.desired.curp import curp_problem
 from reconciler.desired.files import DesiredFiles, DirectoryFiles
 from reconciler.desired.model import (
+    Acuse,
     DesiredState,
     Entitlement,
     Mailbox,
@@ -84,6 +85,7 @@ def _person(item: dict, unit: str, source: Source) -> Person:
         explicit_sam=account.get("sam"), explicit_cn=account.get("cn"),
         mailbox=_mailbox(item.get("mailbox")),
         password_resets=tuple(_request(r) for r in item.get("password_resets") or ()),
+        acuse=Acuse(item["acuse"]["folio"], item["acuse"]["date"], item["acuse"]["sha256"]) if item.get("acuse") else None,
     )
 
 

@@ -62,6 +62,15 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Acuse:
+    """The acknowledgement of a delivery: the signed carta responsiva of `folio`, by its scan's SHA-256."""
+
+    folio: str
+    date: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Mailbox:
     """A person's institutional mailbox (SESVER 002, "Generación de Cuentas de Correo")."""
 
@@ -108,6 +117,7 @@ class Person:
     explicit_cn: str | None = None
     mailbox: Mailbox | None = None
     password_resets: tuple[Request, ...] = ()
+    acuse: Acuse | None = None
 
     @property
     def surnames(self) -> str:

@@ -71,6 +71,21 @@ def indicators_csv(rows: list[IndicatorRow], month: str) -> str:
                       r.median_hours, r.max_hours] for r in rows))
 
 
+def print_unacknowledged(waiting: list, console: Console) -> None:
+    """Credentials delivered in a sealed envelope whose signed carta has not come back."""
+    if not waiting:
+        console.print(escape(_("Every delivered envelope is acknowledged.")))
+        return
+    table = Table(title=escape(ngettext("{n} delivery without acknowledgement (acuse)",
+                                        "{n} deliveries without acknowledgement (acuse)", len(waiting))))
+    for i, column in enumerate((pgettext("deliveries column", "employee key"), pgettext("deliveries column", "folio"),
+                                pgettext("deliveries column", "sealed"), pgettext("deliveries column", "days"))):
+        table.add_column(escape(column), justify="right" if i == 3 else "left")
+    for d in waiting:
+        table.add_row(escape(d.holder), escape(d.folio), escape(i18n.when(d.sealed)), i18n.number(d.days))
+    console.print(table)
+
+
 def print_indicators(rows: list[IndicatorRow], month: str, console: Console) -> None:
     table = Table(title=escape(_("Solicitudes approved in {month}: attended and verified", month=i18n.month(month))))
     columns = (pgettext("indicators column", "movement"), pgettext("indicators column", "approved"),

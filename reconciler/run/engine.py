@@ -28,7 +28,7 @@ from reconciler.desired.load import load_desired_state
 from reconciler.desired.model import DesiredState, MailRules
 from reconciler.desired.source import DEFAULT_REF, DesiredSource
 from reconciler.errors import ReconcilerError
-from reconciler.i18n import _, lazy, lazy_n, ngettext
+from reconciler.i18n import N_, _, lazy, lazy_n, ngettext
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
 from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, TargetPlan
@@ -468,6 +468,21 @@ class Run:
             report.warnings.append(lazy("{error}; the records are in {files}", error=str(exc),
                                         files=", ".join(map(str, paths))))
 
+    def envelopes_due(self, target: TargetSettings) -> list:
+        """The envelope files `target` takes back now: acknowledged, or older than the limit."""
+        delivery, repo = target.delivery, self.source.repo
+        if delivery is None or not delivery.sealed or repo is None:
+            return []
+        from reconciler.delivery.envelopes import due, envelopes
+
+        state = self.state
+        return due(envelopes(repo), target.name, lambda holder: getattr(state.person(holder), "acuse", None)
+                   if state is not None else None, dt.datetime.now(dt.timezone.utc), delivery.envelope_days)
+
+    def owes_envelopes(self) -> bool:
+        """Whether an apply with nothing to change still has envelopes to take back."""
+        return any(self.envelopes_due(p.target) for p in self.providers.values())
+
     def _record_applied(self, target: str, report: ApplyReport | None = None) -> None:
         """Move refs/reconciler/applied/<target> to the commit: everything in it is applied."""
         if self.source.commit is None:
@@ -509,6 +524,10 @@ class Run:
         return report.applied_refs
 
 
+# Why an envelope goes back (the audit record says the key; the summary, these words).
+_RETURNED = {"acknowledged": N_("acknowledged"), "expired": N_("older than the delivery limit")}
+
+
 @dataclass
 class _TargetApply:
     """One target's part of an apply: its audit trail from run-start to run-end."""
@@ -542,7 +561,8 @@ class _TargetApply:
         self.skipped = [Skipped(c, c.approval.reason) for c in self.changes if not c.approved]
         self.conflicts = [c for c in self.plan.conflicts if c.target == target.name]
         stopped = self.run.interrupted.get(target.name)
-        if not self.changes and stopped is None:
+        returns = self.run.envelopes_due(target)
+        if not self.changes and stopped is None and not returns:
             return
         self.audit = AuditLog(target.audit_dir, target.name)
         self.report.audit_files.append(str(self.audit.path))
@@ -558,6 +578,7 @@ class _TargetApply:
                           **operator())
         for c in self.approved:  # the whole change: a run stopped halfway is closed from these
             self.audit.append("planned", **change_record(c, "planned", run=self.run_id, commit=commit))
+        self._take_back(returns)
         for s in self.skipped:
             self.audit.append("change", **change_record(s.change, "skipped", error=s.reason, run=self.run_id,
                                                         commit=commit))
@@ -591,6 +612,22 @@ class _TargetApply:
                          unit_of=lambda key: (person(key).unit if person(key) else None), letter=sealed_letter,
                          carta=carta, announce=lambda fields: self.audit.append("envelope", run=self.run_id,
                                                                                 commit=commit, **fields))
+
+    def _take_back(self, returns: list) -> None:
+        """Remove them from their envelopes, each removal recorded (never what they held)."""
+        from reconciler.delivery.envelopes import remove_files
+
+        for r in returns:
+            commit = remove_files(self.run.source.repo, r.envelope, set(r.files), r.reason)
+            for name in sorted(r.files):
+                self.audit.append("envelope-removed", run=self.run_id, employee_key=r.envelope.holder,
+                                  folio=r.envelope.folio, envelope=r.envelope.ref, envelope_commit=commit,
+                                  envelope_file=name, reason=r.reason, acuse_sha256=r.acuse_sha256)
+        if returns:
+            why = ", ".join(sorted({_(_RETURNED[r.reason]) for r in returns}))
+            self.report.warnings.append(lazy_n("{target}: {n} envelope taken back ({why})",
+                                               "{target}: {n} envelopes taken back ({why})", len(returns),
+                                               target=self.name, why=why))
 
     def _close_stopped(self, stopped: recovery.Interrupted) -> None:
         """Record what became of a run that stopped before its end, before this run's own
