@@ -33,7 +33,9 @@ def generate_password(avoid: tuple[str, ...] = (), length: int = 20) -> str:
         chars += [secrets.choice(_ALL) for _ in range(length - len(chars))]
         secrets.SystemRandom().shuffle(chars)
         password = "".join(chars)
-        if not any(t in password.casefold() for t in tokens):
+        # Not one a spreadsheet would read as a formula (the lab's CSV neutralises such a cell,
+        # which would change the password a person copies out of it).
+        if not any(t in password.casefold() for t in tokens) and password[0] not in "-+=":
             return password
 
 

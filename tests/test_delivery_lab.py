@@ -17,10 +17,12 @@ import yaml
 from ldap3 import SIMPLE, Connection, Server, Tls
 
 from conftest import LAB_DIR, key_of, person, public_key_of, run_cli
+from reconciler.delivery.envelopes import envelopes, ref_name
 
 pytestmark = pytest.mark.lab
 
 FOLIO = "SSM/STI/2026/00101"
+JOSE = ref_name("SSM-000001", FOLIO)
 
 
 def _age_identity(path: Path) -> str:
@@ -61,9 +63,9 @@ def test_an_altas_password_is_sealed_to_the_units_recipients_and_opens_with_age(
     out = sandbox.apply()
     assert "1 new secret sealed to its recipients" in out
     refs = _git(sandbox, "for-each-ref", "--format=%(refname)", "refs/reconciler/envelopes/").split()
-    assert refs == ["refs/reconciler/envelopes/SSM-000001/SSM%2FSTI%2F2026%2F00101"]
+    assert refs == [JOSE] and JOSE.startswith("refs/reconciler/envelopes/SSM-000001/")
     files = _git(sandbox, "ls-tree", "--name-only", refs[0]).split()
-    assert files == ["ad-test.jnunezo.age", "carta.pdf"]
+    assert files == ["ad-test.jnunezo.age", "carta.pdf", "envelope.json"]
     sealed_file = _git(sandbox, "show", f"{refs[0]}:ad-test.jnunezo.age", text=False)
     assert sealed_file.startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
     # The standard age command opens it, with either recipient's key.
@@ -105,9 +107,9 @@ def test_the_trail_says_who_received_an_envelope_and_never_what_it_holds(sealed)
     assert envelope["key"] == "jnunezo" and envelope["folio"] == FOLIO and envelope["employee_key"] == "SSM-000001"
     assert envelope["recipients"] == ["Soporte HG Cuernavaca", "Mesa de servicio"]
     assert envelope["envelope"].startswith("refs/reconciler/envelopes/SSM-000001/")
-    # Written before the account was created: a run killed in between leaves a known envelope.
-    kinds = [(r["kind"], r.get("key")) for r in records]
-    assert kinds.index(("envelope", "jnunezo")) < kinds.index(("result", "SSM-000001"))
+    # The record names the very commit the envelope is (written before the ref pointed at it).
+    assert _git(sandbox, "rev-parse", envelope["envelope"]).strip() == envelope["envelope_commit"]
+    assert envelope["recipient_keys"][0].startswith("sha256:") and len(envelope["recipient_keys"]) == 2
 
 
 def test_a_recipient_opens_the_folio_and_gets_the_carta(sealed):
@@ -183,8 +185,7 @@ def test_a_killed_apply_keeps_the_envelopes_in_use_and_takes_back_the_secret_it_
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     assert sandbox.account("jnunezo") is not None and sandbox.account("anunezo") is None
-    jose = "refs/reconciler/envelopes/SSM-000001/SSM%2FSTI%2F2026%2F00101"
-    ana = "refs/reconciler/envelopes/SSM-000002/SSM%2FSTI%2F2026%2F00002"
+    jose, ana = JOSE, ref_name("SSM-000002", "SSM/STI/2026/00002")
     unset = _secret(_letter(sandbox, ana, "ad-test.anunezo.age", tmp / "desk.key"))
     jose_before = _git(sandbox, "rev-parse", jose)
 
@@ -215,11 +216,14 @@ def test_the_acknowledgement_closes_the_loop_and_the_envelope_goes(sealed):
     sandbox.repo.find("SSM-000001")["acuse"] = {"folio": FOLIO, "date": "2026-12-02", "sha256": scan}
     out = sandbox.apply()
     assert "ad-test: 1 envelope taken back (acknowledged)" in out
-    assert _git(sandbox, "for-each-ref", "refs/reconciler/envelopes/") == ""
+    # Emptied, not deleted (the pipeline pushes updates, never deletions), and without history:
+    # the sealed secret is no longer reachable from it.
+    assert envelopes(sandbox.repo.git) == [] and _git(sandbox, "ls-tree", "--name-only", JOSE).split() == ["envelope.json"]
+    assert "ad-test.jnunezo.age" not in _git(sandbox, "rev-list", "--objects", JOSE)
     records = [json.loads(line) for line in (sandbox.audit_dir / "ad-test.audit.jsonl").read_text().splitlines()]
     [removed] = [r for r in records if r["kind"] == "envelope-removed"]
     assert removed["reason"] == "acknowledged" and removed["acuse_sha256"] == scan and removed["folio"] == FOLIO
-    assert removed["envelope_file"] == "ad-test.jnunezo.age" and removed["envelope_commit"] is None
+    assert removed["envelope_file"] == "ad-test.jnunezo.age"
     code, out, err = sandbox.cli("report", "--month", month)
     assert code == 0 and "Every delivered envelope is acknowledged." in out, err
     sandbox.assert_converged()
@@ -242,9 +246,9 @@ def test_an_extensions_sip_secret_is_sealed_with_the_account_and_registers(seale
                                    "person": "SSM-000001", "status": "en_uso"}]
         out = sandbox.apply()
         assert "phone-test: 1 new secret sealed" in out
-        ref = "refs/reconciler/envelopes/SSM-000001/SSM%2FSTI%2F2026%2F00101"
+        ref = JOSE
         assert _git(sandbox, "ls-tree", "--name-only", ref).split() == [
-            "ad-test.jnunezo.age", "carta.pdf", "phone-test.4401.age"]
+            "ad-test.jnunezo.age", "carta.pdf", "envelope.json", "phone-test.4401.age"]
         secret = _secret(_letter(sandbox, ref, "phone-test.4401.age", tmp / "desk.key"))
         assert Phone("4401", secret).register() == 200
         assert Phone("4401", secret + "x").register() == 403
@@ -262,7 +266,7 @@ def test_the_sealed_password_is_changed_through_kpasswd_and_then_gets_a_kerberos
     first logon), then log in (kinit) with the new one.  MIT Kerberos clients against the DC."""
     sandbox, tmp = sealed
     sandbox.apply()
-    ref = "refs/reconciler/envelopes/SSM-000001/SSM%2FSTI%2F2026%2F00101"
+    ref = JOSE
     initial = _secret(_letter(sandbox, ref, "ad-test.jnunezo.age", tmp / "desk.key"))
     conf = tmp / "krb5.conf"
     conf.write_text("[libdefaults]\n default_realm = SALUD.LAB\n dns_lookup_kdc = false\n rdns = false\n"

@@ -2,12 +2,15 @@
 only the recipients open, and files taken back out."""
 from __future__ import annotations
 
+import datetime
+import io
 import subprocess
-from urllib.parse import unquote
+from unittest import mock
 
 import git
 import pyrage
 import pytest
+from gitdb import IStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,15 +19,13 @@ from reconciler.delivery.envelopes import REFS, Envelopes, envelopes, ref_name, 
 from reconciler.errors import ReconcilerError
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
-def test_every_holder_and_folio_makes_a_ref_name_git_accepts_inside_the_namespace(holder, folio):
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=0, max_size=300), st.text(min_size=0, max_size=300))
+def test_every_holder_and_folio_makes_its_own_ref_name_git_accepts_inside_the_namespace(holder, folio):
     name = ref_name(holder, folio)
     assert subprocess.run(["git", "check-ref-format", name]).returncode == 0, name
-    parts = name[len(REFS):].split("/")
-    assert name.startswith(REFS) and len(parts) == 2  # never climbs out, never a deeper path
-    if not folio.startswith(".") and not folio.endswith(".lock") and ".." not in folio:
-        assert unquote(parts[1]) == folio
+    assert name.startswith(REFS) and len(name[len(REFS):].split("/")) == 2  # never climbs out, never deeper
+    assert name != ref_name(holder + ".", folio) and name != ref_name(holder, folio + ".lock")  # a digest: distinct
 
 
 @pytest.fixture
@@ -33,7 +34,8 @@ def box(tmp_path):
     desk, other = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
     delivery = Delivery(recipients={"*": (Recipient("Mesa", str(desk.to_public())),)})
     announced = []
-    made = Envelopes(repo, "ad-x", "run-1", delivery, unit_of=lambda key: "HG", letter=lambda **f: f"secret {f['secret']}\n",
+    made = Envelopes(repo, "ad-x", "run-1", delivery, unit_of=lambda key, account: "HG",
+                     letter=lambda **f: f"secret {f['secret']}\n",
                      carta=lambda holder, folio: b"%PDF-carta", announce=announced.append)
     return repo, made, desk, other, announced
 
@@ -51,18 +53,32 @@ def test_a_secret_is_sealed_to_the_recipients_only_and_announced_without_it(box)
     with pytest.raises(pyrage.DecryptError):
         pyrage.decrypt(sealed, [other])
     assert tree["carta.pdf"].data_stream.read() == b"%PDF-carta"
-    assert [a["key"] for a in announced] == ["jnunezo", "424"] and all("S3cr3t" not in str(a) for a in announced)
-    # One file out: a new commit without it; the last one out: the envelope is gone.
-    assert remove_files(repo, envelope, {"ad-x.424.age"}, "never-used run-1") is not None
+    assert [a["key"] for a in announced] == ["jnunezo", "424"]
+    assert all(s not in str(a) for a in announced for s in ("S3cr3t", "L1ne-2"))
+    # One file out: a new commit without it and without history (the blob is not reachable from
+    # the ref); the last one out: an envelope holding envelope.json only, which is not listed.
+    line_blob = tree["ad-x.424.age"].hexsha
+    remove_files(repo, envelope, {"ad-x.424.age"}, "never-used run-1")
+    [envelope] = envelopes(repo)
+    assert envelope.files == ("ad-x.jnunezo.age",) and line_blob not in repo.git.rev_list("--objects", envelope.ref)
+    remove_files(repo, envelope, {"ad-x.jnunezo.age"}, "never-used run-1")
+    assert envelopes(repo) == [] and [b.name for b in repo.commit(envelope.ref).tree.blobs] == ["envelope.json"]
+
+
+def test_an_envelope_someone_else_put_at_the_name_is_not_built_on(box):
+    """A ref made in advance at the predictable name (a forged file, a blob): the apply writes
+    its own envelope over it, holding only what it sealed."""
+    repo, made, desk, other, announced = box
+    forged = repo.odb.store(IStream(b"blob", 4, io.BytesIO(b"evil"))).hexsha.decode()
+    repo.git.update_ref(ref_name("SSM-1", "F-1"), forged)
+    made.record("jnunezo", "", "SSM-1", "F-1", "S3cr3t-1")
     [envelope] = envelopes(repo)
     assert envelope.files == ("ad-x.jnunezo.age",)
-    assert remove_files(repo, envelope, {"ad-x.jnunezo.age"}, "never-used run-1") is None
-    assert envelopes(repo) == []
 
 
 def test_nobody_to_seal_to_is_refused_before_anything_is_written(tmp_path):
     repo = git.Repo.init(tmp_path / "repo")
-    made = Envelopes(repo, "ad-x", "run-1", Delivery(recipients={}), unit_of=lambda key: "HG",
+    made = Envelopes(repo, "ad-x", "run-1", Delivery(recipients={}), unit_of=lambda key, account: "HG",
                      letter=lambda **f: "", carta=lambda h, f: None, announce=lambda r: None)
     with pytest.raises(ReconcilerError, match="no recipient to seal the secret of jnunezo"):
         made.record("jnunezo", "", "SSM-1", "F-1", "S3cr3t")
@@ -116,13 +132,13 @@ def test_validate_warns_of_an_envelope_older_than_the_limit(tmp_path):
                                              "upn_suffix": "x", "bind_dn": "x", "bind_password": {"env": "X"},
                                              "ous": {"people": "OU=P,DC=x", "groups": "OU=G,DC=x",
                                                      "bajas": "OU=B,DC=x"}}}}))
-    env = {**os.environ, "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z"}
-    tree = subprocess.run(["git", "-C", str(tmp_path / "repo"), "mktree"], input="", capture_output=True, text=True,
-                          check=True).stdout.strip()
-    commit = subprocess.run(["git", "-C", str(tmp_path / "repo"), "-c", "user.name=r", "-c", "user.email=r@x",
-                             "commit-tree", tree, "-m", "reconciler envelope F/1"], capture_output=True, text=True,
-                            env=env, check=True).stdout.strip()
-    repo.git.update_ref(ref_name("SSM-9", "F/1"), commit)
+    made = Envelopes(repo, "ad-x", "run-1", Delivery(recipients={"*": (Recipient("Mesa", key),)}),
+                     unit_of=lambda k, a: None, letter=lambda **f: "x", carta=lambda h, f: None,
+                     announce=lambda r: None)
+    with mock.patch("reconciler.delivery.envelopes.dt") as clock:  # sealed on New Year's Day
+        clock.datetime.now.return_value = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+        clock.timezone = datetime.timezone
+        made.record("jnunezo", "", "SSM-9", "F/1", "S3cr3t")
     code, out, err = run_cli("--repo", str(tmp_path / "repo"), "validate", "--inventory", str(inventory))
     assert code == 0, err
     assert "Not acknowledged: the envelope of SSM-9, folio F/1, is " in out and "days old (limit 30)" in out

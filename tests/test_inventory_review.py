@@ -97,3 +97,18 @@ def test_an_inventory_kept_outside_inventory_is_judged_as_an_inventory(fakes: Fa
     code, data, err = plan(fakes, inventory)
     assert any("config/fakes.yaml changed without the approvals it needs (b-second.max_bajas" in w
                for w in data["warnings"]), data.get("warnings")
+
+
+def test_every_change_of_who_receives_secrets_needs_the_privileged_approvals():
+    """The delivery block decides where passwords go: no setting in it is 'careful', not even one
+    that is named like a careful target setting (a unit called `description`)."""
+    from reconciler.approval.inventory_review import weakened
+
+    base = "delivery:\n  recipients:\n    '*':\n    - {name: Mesa, key: age1aaa}\ntargets: {}\n"
+    for changed in ("delivery:\n  recipients:\n    '*':\n    - {name: Mallory, key: age1bbb}\ntargets: {}\n",
+                    base.replace("targets: {}", "") + "    description:\n    - {name: Mallory, key: age1bbb}\n"
+                    "targets: {}\n",
+                    "delivery:\n  mode: clear-text-file-lab-only\ntargets: {}\n",
+                    "targets: {}\n"):
+        assert weakened(base, changed), changed
+    assert not weakened(base, base)

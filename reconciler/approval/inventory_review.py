@@ -75,7 +75,8 @@ def weakened(old_text: str | None, new_text: str | None) -> list[str]:
             elif after is not None:  # removing a target reaches nothing more
                 found.append(lazy("adds target {target}", target=name))
             continue
-        careful = CAREFUL.get(path[-1] if path else "")
+        # Inside the delivery block nothing is careful (a unit may be called `description`).
+        careful = None if name == DELIVERY else CAREFUL.get(path[-1] if path else "")
         if careful == "any" or (careful == "lower" and isinstance(before, int) and isinstance(after, int)
                                 and after < before):
             continue

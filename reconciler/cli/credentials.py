@@ -7,6 +7,7 @@ Plain `age -d -i KEY` opens the same files (`git show REF:FILE`).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -46,21 +47,39 @@ def _open(repo, envelope: Envelope, identities: list, directory: Path, out: Cons
     tree = repo.commit(envelope.commit).tree
     out.print(_("Envelope {ref}", ref=envelope.ref), markup=False, style="bold")
     for name in envelope.files:
+        blob = tree[name]
         try:
-            text = pyrage.decrypt(tree[name].data_stream.read(), identities).decode("utf-8")
-        except pyrage.DecryptError:
-            out.print("  " + _("{file}: not sealed to this key", file=name), markup=False)
+            if blob.size > _LARGEST:
+                raise ValueError(blob.size)
+            text = pyrage.decrypt(blob.data_stream.read(), identities).decode("utf-8")
+        except (pyrage.DecryptError, UnicodeDecodeError, ValueError):  # not ours, or not an envelope's letter
+            out.print("  " + _("{file}: not sealed to this key", file=plain(name)), markup=False)
             continue
         opened += 1
         out.print("  " + name, markup=False)
         for line in text.splitlines():
             out.print("    " + plain(line), markup=False)
-    if opened and CARTA in {b.name for b in tree.blobs}:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"carta-{envelope.ref.rsplit('/', 2)[-2]}-{envelope.ref.rsplit('/', 1)[-1]}.pdf"
-        path.write_bytes(tree[CARTA].data_stream.read())
+    if opened and CARTA in {b.name for b in tree.blobs} and tree[CARTA].size <= _LARGEST:
+        path = directory / f"carta-{envelope.ref.rsplit('/', 1)[-1][:16]}.pdf"
+        _write_new(path, tree[CARTA].data_stream.read())
         out.print("  " + _("Carta responsiva to print and have signed: {path}", path=path), markup=False)
     return opened
+
+
+_LARGEST = 16 * 1024 * 1024  # no letter or carta is near this; a blob this large is not one
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """A new file, never through a link and never over an existing one: the repository the
+    recipient runs this in may hold a file or link of that name that someone committed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise ReconcilerError(_("cannot write the carta {path}: {error} (choose another --out)", path=path,
+                                error=exc.strerror)) from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _identities(path: Path) -> list:

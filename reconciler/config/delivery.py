@@ -42,6 +42,12 @@ class Recipient:
             raise ValueError(_("cannot read {path}: {error}", path=self.key_file,
                                error=getattr(exc, "strerror", None) or _("empty"))) from None
 
+    def fingerprint(self) -> str:
+        """What the audit record keeps of the key a secret was sealed to: which key, not the key."""
+        import hashlib
+
+        return "sha256:" + hashlib.sha256(self.text().encode("utf-8")).hexdigest()[:16]
+
     def sealer(self):
         """pyrage's recipient for this key; raises ValueError when the key is not one."""
         import pyrage

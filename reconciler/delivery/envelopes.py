@@ -1,50 +1,62 @@
 """Sealed envelopes: each secret an apply makes, encrypted with age the moment it is made.
 
 The clear secret exists only in the apply's memory.  It is sealed to the recipients the
-approved inventory declares for the person's unit (config/delivery.py) and stored in the
-desired-state repository itself, where the recipient fetches it without access to the runner:
+approved inventory declares for the unit (config/delivery.py) and stored in the desired-state
+repository itself, where the recipient fetches it without access to the runner:
 
-    refs/reconciler/envelopes/<employee key>/<folio>   a commit whose tree holds
+    refs/reconciler/envelopes/<holder>/<digest of holder and folio>   a commit whose tree holds
+        envelope.json             {"holder": employee key, "folio": the request's folio}
         <target>.<account>.age    one secret, ASCII-armoured age (`age -d -i KEY` opens it)
         carta.pdf                 the carta responsiva: what is handed over, never a secret
 
-One envelope per person and request (folio); a second secret for the same request (the SIP
-secret of their extension, after the account's password) is a new commit on the same ref.
-The pipeline pushes these refs with the audit notes.  Each file's creation and removal is an
-audit record of the target that made it (never its content), written before the object the
-secret belongs to is created: a run killed in between leaves an envelope whose object the
-next run finds, or one it can say was never used.
+The name is a digest, so every holder and folio (any text a YAML file may hold) gives a valid,
+distinct ref; the holder in front is there for people listing refs (`x` when it is not a plain
+key).  One envelope per person and request; a second secret of the same request (the SIP
+secret of their extension, after the account's password) is added to it.  Each commit stands
+alone, with no parent: what an envelope no longer holds (a secret taken back, a secret
+replaced) is not reachable from it, and a key that leaks later opens only what is still there.
+An envelope emptied is kept as a commit holding envelope.json only, so the pipeline pushes
+updates and never deletions.
 
-An envelope is removed once the person's acknowledgement (`acuse:` with that folio) is on the
-applied commit, or when it is older than `delivery.envelope_days`.
+Each file's creation and removal is an audit record of the target that made it (never its
+content).  The record is written once the commit exists and before the ref points at it, and
+both before the object the secret belongs to is created: a run killed in between leaves a
+record the next run sees, never an envelope nobody recorded.
+
+An envelope is taken back once the person's acknowledgement (`acuse:` with that folio) is on
+the applied commit, or when it is older than `delivery.envelope_days` (see `due`).  Envelopes
+are not signed: the forge must let only the apply job write refs/reconciler/*.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
-from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 
 from reconciler.config.delivery import Delivery
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, plain
 from reconciler.i18n import _
 
 REFS = "refs/reconciler/envelopes/"
 CARTA = "carta.pdf"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # an employee key or a line's number, as they are
+ABOUT = "envelope.json"
 
 
 def ref_name(holder: str, folio: str) -> str:
-    """refs/reconciler/envelopes/SSM-000007/SSM%2FSTI%2F2025%2F00007: every byte that a ref name
-    cannot hold, or that could climb out of the namespace (`/`, `..`), percent-encoded."""
-    return REFS + _component(holder or "-") + "/" + _component(folio or "-")
+    digest = hashlib.sha256(f"{holder}\0{folio}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return REFS + (holder if _PLAIN.fullmatch(holder or "") else "x") + "/" + digest
 
 
 def _component(text: str) -> str:
+    """A file-name part: characters a tree entry cannot hold percent-encoded, at most 100."""
     encoded = "".join(c if not _SAFE.match(c) else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in text)
-    return encoded.replace("..", "%2E%2E").removesuffix(".lock").lstrip(".") or "-"
+    return (encoded.replace("..", "%2E%2E").lstrip(".") or "-")[:100]
 
 
 def file_name(target: str, account: str) -> str:
@@ -76,48 +88,80 @@ class Envelopes:
         self.refs: list[str] = []
 
     def record(self, account: str, upn: str, employee_key: str, folio: str | None, password: str) -> None:
-        recipients = self.delivery.for_unit(self.unit_of(employee_key))
+        """Seal `password` and store it; raises ReconcilerError (before the secret is used) when
+        it cannot: the provider then fails that change and creates nothing."""
+        recipients = self.delivery.for_unit(self.unit_of(employee_key, account))
         if not recipients:  # the run refuses to start without them (engine); never sealed to nobody
             raise ReconcilerError(_("no recipient to seal the secret of {account} to: declare delivery.recipients "
                                     "in the inventory", account=account))
         import pyrage
 
-        text = self.letter(account=account, upn=upn, employee_key=employee_key, folio=folio or "", secret=password)
-        sealed = pyrage.encrypt(text.encode("utf-8"), [r.sealer() for r in recipients], armored=True)
-        del text, password
         holder, folio = employee_key or account, folio or ""
-        name = file_name(self.target, account)
-        commit = self._store(ref_name(holder, folio), {name: sealed}, folio, holder)
-        self.announce({"key": account, "employee_key": employee_key, "folio": folio, "envelope": ref_name(holder, folio),
-                       "envelope_commit": commit, "envelope_file": name,
-                       "recipients": [r.name for r in recipients]})
+        try:
+            text = self.letter(account=account, upn=upn, employee_key=employee_key, folio=folio, secret=password)
+            sealed = pyrage.encrypt(text.encode("utf-8"), [r.sealer() for r in recipients], armored=True)
+            del text, password
+            name = file_name(self.target, account)
+            ref = ref_name(holder, folio)
+            old, commit = self._prepare(ref, {name: sealed}, folio, holder)
+            self.announce({"key": account, "employee_key": employee_key, "folio": folio, "envelope": ref,
+                           "envelope_commit": commit, "envelope_file": name,
+                           "recipients": [r.name for r in recipients],
+                           "recipient_keys": [r.fingerprint() for r in recipients]})
+            self.repo.git.update_ref(ref, commit, old or "0" * 40)  # refused when another run moved it meanwhile
+        except ReconcilerError:
+            raise
+        except Exception as exc:  # pyrage, Git, the carta's fonts, a full disk: the change fails, nothing is made
+            raise ReconcilerError(_("cannot seal the secret of {account}: {error}", account=account,
+                                    error=plain(str(exc)))) from None
+        self.refs.append(ref)
         self.count += 1
 
     def close(self) -> None:
         """Nothing is held open: each secret is in Git, sealed, once `record` returns."""
 
-    def _store(self, ref: str, files: dict[str, bytes], folio: str, holder: str) -> str:
-        """A commit on `ref` with `files` added to what it holds, and a fresh carta."""
+    def _prepare(self, ref: str, files: dict[str, bytes], folio: str, holder: str) -> tuple[str | None, str]:
+        """(the ref's commit now, a new commit holding what it held of this envelope, `files` and a
+        fresh carta), written but not yet pointed at.  A ref whose envelope.json names another
+        holder or folio (a commit someone else made there) is not built on."""
         old = _resolve(self.repo, ref)
-        entries = dict(_tree_entries(self.repo, old)) if old else {}
-        for name, data in files.items():
-            entries[name] = _blob(self.repo, data)
+        entries, made = _own_entries(self.repo, old, holder, folio) if old else ({}, None)
+        entries.update({name: _blob(self.repo, data) for name, data in files.items()})
+        now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+        entries[ABOUT] = _blob(self.repo, _about(holder, folio, made or now))
         carta = self.carta(holder, folio)
         if carta is not None:
             entries[CARTA] = _blob(self.repo, carta)
-        tree = _tree(self.repo, entries)
-        message = f"reconciler envelope {folio}\n\nholder {holder}\ntarget {self.target}\nrun {self.run_id}\n"  # not for people
-        commit = _commit(self.repo, tree, [old] if old else [], message)
-        self.repo.git.update_ref(ref, commit, old or "0" * 40)  # fails when another run moved it meanwhile
-        self.refs.append(ref)
-        return commit
+        message = f"reconciler envelope\n\ntarget {self.target}\nrun {self.run_id}\n"  # not for people
+        return old, _commit(self.repo, _tree(self.repo, entries), message)
+
+
+def _about(holder: str, folio: str, made: int) -> bytes:
+    """envelope.json: whose, which request, and when its first secret was sealed (unix time:
+    the age the delivery limit counts, which a later secret of the same request does not reset)."""
+    return json.dumps({"holder": holder, "folio": folio, "made": made}, ensure_ascii=False,
+                      sort_keys=True).encode("utf-8")
+
+
+def _own_entries(repo, commit: str, holder: str, folio: str) -> tuple[dict[str, bytes], int | None]:
+    """What the envelope at `commit` holds, and when it was first sealed, if its envelope.json
+    is this holder's and folio's; nothing otherwise."""
+    try:
+        tree = repo.commit(commit).tree
+        about = json.loads(tree[ABOUT].data_stream.read(4096))
+        if (about.get("holder"), about.get("folio")) != (holder, folio):
+            return {}, None
+        return {b.name: b.binsha for b in tree.blobs}, int(about["made"])
+    except Exception:  # a ref pointing at a blob, a tree without envelope.json: nothing of ours
+        return {}, None
 
 
 # -- Git objects, written through gitpython's object database (no process per object) -------
 
 def _resolve(repo, ref: str) -> str | None:
+    """The object the ref names now, whatever its type (the update is compared against it)."""
     try:
-        return repo.git.rev_parse("--verify", "-q", ref + "^{commit}")
+        return repo.git.rev_parse("--verify", "-q", ref)
     except Exception:
         return None
 
@@ -140,11 +184,12 @@ def _tree(repo, entries: dict[str, bytes]) -> str:
     return repo.odb.store(IStream(b"tree", len(body), BytesIO(body))).hexsha.decode("ascii")
 
 
-def _commit(repo, tree: str, parents: list[str], message: str) -> str:
+def _commit(repo, tree: str, message: str) -> str:
+    """A commit with no parent (see the module's docstring)."""
     from gitdb import IStream
 
     stamp = f"reconciler <reconciler@localhost> {int(dt.datetime.now(dt.timezone.utc).timestamp())} +0000"
-    lines = [f"tree {tree}", *(f"parent {p}" for p in parents), f"author {stamp}", f"committer {stamp}", "", message]
+    lines = [f"tree {tree}", f"author {stamp}", f"committer {stamp}", "", message]
     body = "\n".join(lines).encode("utf-8")
     return repo.odb.store(IStream(b"commit", len(body), BytesIO(body))).hexsha.decode("ascii")
 
@@ -162,38 +207,37 @@ class Envelope:
 
 
 def envelopes(repo) -> list[Envelope]:
-    """Every envelope in the repository."""
+    """Every envelope in the repository that still holds a secret, as its envelope.json says
+    (a ref that is not one, or is empty, is left out)."""
     try:
-        listing = repo.git.for_each_ref("--format=%(refname) %(objectname)", REFS)
+        listing = repo.git.for_each_ref("--format=%(refname) %(objectname) %(objecttype) %(creatordate:unix)", REFS)
     except Exception:
         return []
     found = []
     for line in filter(None, listing.splitlines()):
-        ref, commit = line.split(" ", 1)
-        parts = ref[len(REFS):].split("/")
-        if len(parts) != 2:
-            continue  # not a name this program gives: left alone
+        ref, commit, kind, stamp = (line.split(" ") + ["", "", ""])[:4]
+        if kind != "commit":
+            continue
         try:
-            first = repo.git.rev_list("--max-parents=0", commit).split()[0]
-            made = dt.datetime.fromtimestamp(repo.commit(first).committed_date, dt.timezone.utc)
-            files = tuple(name for name, _ in _tree_entries(repo, commit) if name.endswith(".age"))
+            tree = repo.commit(commit).tree
+            about = json.loads(tree[ABOUT].data_stream.read(4096))
+            holder, folio = str(about["holder"]), str(about["folio"])
+            files = tuple(sorted(b.name for b in tree.blobs if b.name.endswith(".age")))
+            made = dt.datetime.fromtimestamp(int(about.get("made") or stamp), dt.timezone.utc)
         except Exception:
             continue  # not an envelope this program made: left alone
-        # Who and which request, from the ref's own name (commit messages are for people reading Git).
-        found.append(Envelope(ref, commit, unquote(parts[0]), unquote(parts[1]), made, files))
+        if files and ref == ref_name(holder, folio):
+            found.append(Envelope(ref, commit, holder, folio, made, files))
     return found
 
 
-def remove_files(repo, envelope: Envelope, names: set[str], why: str) -> str | None:
-    """Take `names` out of the envelope: a new commit without them, or the ref deleted when no
-    sealed file is left.  Returns the new commit, or None when the ref was deleted."""
+def remove_files(repo, envelope: Envelope, names: set[str], why: str) -> str:
+    """Take `names` out of the envelope: a new commit without them (and without a parent: they
+    are no longer reachable from it).  With no sealed file left it holds envelope.json only."""
     entries = {n: sha for n, sha in _tree_entries(repo, envelope.commit) if n not in names}
     if not any(n.endswith(".age") for n in entries):
-        repo.git.update_ref("-d", envelope.ref, envelope.commit)
-        return None
-    tree = _tree(repo, entries)
-    commit = _commit(repo, tree, [envelope.commit],
-                     f"reconciler envelope {envelope.folio}\n\nholder {envelope.holder}\nremoved {why}\n")  # not for people
+        entries = {n: sha for n, sha in entries.items() if n == ABOUT}
+    commit = _commit(repo, _tree(repo, entries), f"reconciler envelope\n\nremoved {why}\n")  # not for people
     repo.git.update_ref(envelope.ref, commit, envelope.commit)
     return commit
 

@@ -608,8 +608,15 @@ class _TargetApply:
             facts = handover(state, holder, folio, delivery.institution) if state is not None else None
             return carta_pdf(facts) if facts is not None else None
 
-        return Envelopes(self.run.source.repo, target.name, self.run_id, delivery,
-                         unit_of=lambda key: (person(key).unit if person(key) else None), letter=sealed_letter,
+        def unit_of(key: str, account: str) -> str | None:
+            """The person's unit; for a line nobody holds, the line's own unit."""
+            if person(key) is not None:
+                return person(key).unit
+            line = next((x for x in (state.lines if state is not None else ()) if x.number == account), None)
+            return line.unit if line is not None else None
+
+        return Envelopes(self.run.source.repo, target.name, self.run_id, delivery, unit_of=unit_of,
+                         letter=sealed_letter,
                          carta=carta, announce=lambda fields: self.audit.append("envelope", run=self.run_id,
                                                                                 commit=commit, **fields))
 
@@ -668,20 +675,29 @@ class _TargetApply:
 
         # Keyed as the stopped run's changes are: an account's by employee key, a line's by number.
         unused = [r for r in stopped.envelopes if r.get("key") not in in_use and r.get("employee_key") not in in_use]
-        by_ref = {e.ref: e for e in envelopes(self.run.source.repo)}
+        by_ref: dict[str, list[dict]] = {}
         for record in unused:
-            envelope = by_ref.get(record.get("envelope"))
-            if envelope is None or record.get("envelope_file") not in envelope.files:
+            by_ref.setdefault(record.get("envelope"), []).append(record)
+        its_commits = {r.get("envelope_commit") for r in stopped.envelopes}
+        taken = 0
+        for envelope in envelopes(self.run.source.repo):
+            # Only while the envelope is as the stopped run left it: a later run may have sealed
+            # another secret under the same name.
+            if envelope.commit not in its_commits:
                 continue
-            commit = remove_files(self.run.source.repo, envelope, {record["envelope_file"]},
+            records = [r for r in by_ref.get(envelope.ref, ()) if r.get("envelope_file") in envelope.files]
+            if not records:
+                continue
+            commit = remove_files(self.run.source.repo, envelope, {r["envelope_file"] for r in records},
                                   f"never-used {stopped.run}")  # not for people: a Git commit's record
-            by_ref.pop(envelope.ref)
-            self.audit.append("envelope-removed", run=self.run_id, key=record.get("key"),
-                              employee_key=record.get("employee_key"), folio=record.get("folio"),
-                              envelope=envelope.ref, envelope_commit=commit, envelope_file=record["envelope_file"],
-                              reason="never-used")
+            for record in records:
+                self.audit.append("envelope-removed", run=self.run_id, key=record.get("key"),
+                                  employee_key=record.get("employee_key"), folio=record.get("folio"),
+                                  envelope=envelope.ref, envelope_commit=commit, envelope_file=record["envelope_file"],
+                                  reason="never-used")
+            taken += len(records)
         return lazy("secrets it sealed: {kept} in use, kept in their envelopes; {unused} never set, taken out of "
-                    "theirs", kept=len(stopped.envelopes) - len(unused), unused=len(unused))
+                    "theirs", kept=len(stopped.envelopes) - len(unused), unused=taken)
 
     def step(self, first: bool) -> None:
         """The revoking changes (first) or the others.  A change that must wait for another

@@ -190,12 +190,25 @@ class ADApplier:
             self.group_dns[name.casefold()] = dn
         self.advance(1)
 
+    def _handed_over(self, o: Outcome, sam: str, upn: str, key: str, folio: str | None, password: str) -> bool:
+        """The secret recorded for delivery (sealed, or the lab's file) before it is used; when it
+        cannot be, the change fails and nothing is created: a password nobody can receive is
+        never set."""
+        try:
+            self.credentials.record(sam, upn, key, folio, password)
+        except ReconcilerError as exc:
+            o.fail(lazy("{account}: not attempted: {reason}", account=sam, reason=str(exc)))
+            self.advance(1)
+            return False
+        return True
+
     # -- phase 2 ------------------------------------------------------------------------
     def _alta(self, o: Outcome) -> None:
         want: Account = o.change.desired
         password = generate_password((want.sam, want.attributes.get("displayName") or ""))
         upn = want.attributes.get("userPrincipalName") or ""
-        self.credentials.record(want.sam, upn, want.key, want.folio, password)
+        if not self._handed_over(o, want.sam, upn, want.key, want.folio, password):
+            return
         attrs = {n: _ldap(want.attributes[n]) for n in MANAGED_ATTRIBUTES if want.attributes.get(n)}
         attrs.update({
             "adminDescription": marker_value(want.state_hash()),
@@ -214,8 +227,9 @@ class ADApplier:
         """A new random password, recorded for delivery like an alta's, never in an error."""
         want: Account = o.change.desired
         password = generate_password((want.sam, want.attributes.get("displayName") or ""))
-        self.credentials.record(want.sam, want.attributes.get("userPrincipalName") or "", want.key,
-                                o.change.folio, password)
+        if not self._handed_over(o, want.sam, want.attributes.get("userPrincipalName") or "", want.key,
+                                 o.change.folio, password):
+            return
         self._do(o, lazy("resetting the password of {dn}", dn=dn), self.conn.modify, dn, {
             "unicodePwd": [(MODIFY_REPLACE, [f'"{password}"'.encode("utf-16-le")])],
             "pwdLastSet": [(MODIFY_REPLACE, [0])]})

@@ -176,7 +176,7 @@ class SipProvider(Provider):
                     "secret_mark = COALESCE(?, reconciler_line.secret_mark)",
                     (c.key, domain, want.holder, want.unit, secret_mark or "", secret_mark))
             self.conn.execute("RELEASE line")  # not for people
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ReconcilerError) as exc:  # ReconcilerError: the secret could not be sealed
             self.conn.execute("ROLLBACK TO line")  # not for people
             self.conn.execute("RELEASE line")  # not for people
             o.fail(lazy("{movement} of line {number}: {error}", movement=c.movement.value, number=c.key,
