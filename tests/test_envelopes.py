@@ -159,3 +159,27 @@ def test_the_report_lists_envelopes_no_acknowledgement_has_closed():
                sealed("r3", "ad.c.age", "2026-11-25T10:00:00+00:00", employee_key="SSM-3")]
     waiting = unacknowledged(records, dt.datetime(2026, 12, 1, 10, tzinfo=dt.timezone.utc))
     assert [(d.holder, d.envelope, d.days) for d in waiting] == [("SSM-1", "r1", 30), ("SSM-3", "r3", 6)]
+
+
+def test_a_recipient_opens_only_envelopes_the_apply_key_signed(tmp_path, monkeypatch):
+    """age does not say who sealed a file: an envelope forged with the recipients' public key
+    (the inventory publishes it) is refused when the apply key did not sign it."""
+    from conftest import run_cli
+    from reconciler.audit.seal import ApplyKey
+
+    repo = git.Repo.init(tmp_path / "repo")
+    keys = {}
+    for name in ("apply", "forger"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True)
+        keys[name] = ApplyKey.from_env({"RECONCILER_APPLY_KEY": str(tmp_path / name)})
+    (tmp_path / "desk.key").write_text(str(desk := pyrage.x25519.Identity.generate()) + "\n")
+    delivery = Delivery(recipients={"*": (Recipient("Mesa", str(desk.to_public())),)})
+    for holder, key, secret in (("SSM-1", keys["apply"], "Real-1"), ("SSM-2", keys["forger"], "Call-me-at-555")):
+        Envelopes(repo, "ad-x", "run-1", delivery, unit_of=lambda k, a: None, letter=lambda **f: f"{f['secret']}\n",
+                  carta=lambda h, f: None, announce=lambda r: None, key=key).record("acct", "", holder, "F-1", secret)
+    monkeypatch.delenv("RECONCILER_APPLY_KEY", raising=False)
+    monkeypatch.setenv("RECONCILER_APPLY_PUBLIC_KEY", str(tmp_path / "apply.pub"))
+    code, out, err = run_cli("--repo", str(tmp_path / "repo"), "credentials", "open", "F-1", "--identity",
+                             str(tmp_path / "desk.key"), "--out", str(tmp_path / "out"))
+    assert code == 0 and "Real-1" in out and "Call-me-at-555" not in out
+    assert f"{ref_name('SSM-2', 'F-1')}: not signed by the apply key: ignored" in err

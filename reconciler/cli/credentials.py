@@ -3,7 +3,9 @@
 Run by the person the secrets were sealed to, on their own machine, in their clone of the
 desired-state repository (after fetching refs/reconciler/envelopes/*): each secret sealed to
 their key is printed, and the carta responsiva is written beside them to print and have signed.
-Plain `age -d -i KEY` opens the same files (`git show REF:FILE`).
+Plain `age -d -i KEY` opens the same files (`git show REF:FILE`).  With the apply key's public
+half (RECONCILER_APPLY_PUBLIC_KEY, as auditors have it) only envelopes the apply key signed are
+opened: age does not say who sealed a file, and anyone who can write the ref could forge one.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from reconciler.audit.seal import ApplyKey
 from reconciler.cli import EXIT_OK
 from reconciler.delivery.envelopes import CARTA, Envelope, envelopes
 from reconciler.desired.source import open_repo
@@ -28,8 +31,16 @@ def open_folio(args, out: Console, err: Console) -> int:
         raise ReconcilerError(_("no envelope for folio {folio} here; fetch them first: git fetch origin "
                                 "'+refs/reconciler/envelopes/*:refs/reconciler/envelopes/*'", folio=plain(args.folio)))
     identities = _identities(args.identity)
+    apply_key = ApplyKey.from_env()
+    if apply_key is None:
+        err.print(_("Warning: RECONCILER_APPLY_PUBLIC_KEY is not set: who made these envelopes is not checked "
+                    "(anyone who can write refs/reconciler/envelopes/ could have)"), markup=False, style="yellow")
     opened = 0
     for envelope in found:
+        if apply_key is not None and not envelope.signed_by(apply_key):
+            err.print(_("{ref}: not signed by the apply key: ignored", ref=envelope.ref), markup=False,
+                      style="yellow")
+            continue
         opened += _open(repo, envelope, identities, Path(args.out), out)
     if not opened:
         raise ReconcilerError(ngettext("the key {key} opens no secret in the {n} envelope of folio {folio}: it was "

@@ -25,7 +25,9 @@ record the next run sees, never an envelope nobody recorded.
 
 An envelope is taken back once the person's acknowledgement (`acuse:` with that folio) is on
 the applied commit, or when it is older than `delivery.envelope_days` (see `due`).  Envelopes
-are not signed: the forge must let only the apply job write refs/reconciler/*.
+are signed with the apply key (the statement `envelope_statement` over the ref and its tree, in
+the commit message) and `credentials open` shows only those it verifies; the forge should still
+let only the apply job write refs/reconciler/*.
 """
 from __future__ import annotations
 
@@ -46,6 +48,19 @@ CARTA = "carta.pdf"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # an employee key or a line's number, as they are
 ABOUT = "envelope.json"
+NAMESPACE = "reconciler-envelope"  # what an apply key's signature of an envelope is for
+_SIGNATURE = "-----BEGIN SSH SIGNATURE-----"  # not for people
+
+
+def envelope_statement(ref: str, tree: str) -> str:
+    """What the apply key signs: this ref holds this tree (the files, envelope.json included)."""
+    return f"reconciler envelope\nref {ref}\ntree {tree}\n"  # not for people: signed bytes
+
+
+def _signed(message: str, key, ref: str, tree: str) -> str:
+    if key is None or getattr(key, "private", None) is None:
+        return message
+    return message + "\n" + key.sign(envelope_statement(ref, tree), NAMESPACE)
 
 
 def ref_name(holder: str, folio: str) -> str:
@@ -79,11 +94,12 @@ class Envelopes:
 
     def __init__(self, repo, target: str, run_id: str, delivery: Delivery, unit_of: Callable[[str], str | None],
                  letter: Callable[..., str], carta: Callable[[str, str], bytes | None],
-                 announce: Callable[[dict], None]):
+                 announce: Callable[[dict], None], key=None):
         """`unit_of(employee key)`; `letter(folio, …)` the text around the secret; `carta(holder,
         folio)` the PDF; `announce(record fields)` writes the audit record before the secret is used."""
         self.repo, self.target, self.run_id, self.delivery = repo, target, run_id, delivery
         self.unit_of, self.letter, self.carta, self.announce = unit_of, letter, carta, announce
+        self.key = key  # the apply key (audit/seal.py), which signs each envelope; None: unsigned
         self.count = 0
         self.refs: list[str] = []
 
@@ -132,8 +148,9 @@ class Envelopes:
         carta = self.carta(holder, folio)
         if carta is not None:
             entries[CARTA] = _blob(self.repo, carta)
+        tree = _tree(self.repo, entries)
         message = f"reconciler envelope\n\ntarget {self.target}\nrun {self.run_id}\n"  # not for people
-        return old, _commit(self.repo, _tree(self.repo, entries), message)
+        return old, _commit(self.repo, tree, _signed(message, self.key, ref, tree))
 
 
 def _about(holder: str, folio: str, made: int) -> bytes:
@@ -204,6 +221,12 @@ class Envelope:
     folio: str
     made: dt.datetime  # when its first file was sealed
     files: tuple[str, ...]  # the sealed files it holds (not the carta)
+    tree: str = ""
+    signature: str | None = None
+
+    def signed_by(self, key) -> bool:
+        """Whether the apply key `key` signed this envelope as it is."""
+        return bool(self.signature) and key.valid(envelope_statement(self.ref, self.tree), self.signature, NAMESPACE)
 
 
 def envelopes(repo) -> list[Envelope]:
@@ -227,17 +250,20 @@ def envelopes(repo) -> list[Envelope]:
         except Exception:
             continue  # not an envelope this program made: left alone
         if files and ref == ref_name(holder, folio):
-            found.append(Envelope(ref, commit, holder, folio, made, files))
+            message = repo.commit(commit).message
+            signature = message[message.index(_SIGNATURE):].strip() if _SIGNATURE in message else None
+            found.append(Envelope(ref, commit, holder, folio, made, files, tree.hexsha, signature))
     return found
 
 
-def remove_files(repo, envelope: Envelope, names: set[str], why: str) -> str:
+def remove_files(repo, envelope: Envelope, names: set[str], why: str, key=None) -> str:
     """Take `names` out of the envelope: a new commit without them (and without a parent: they
     are no longer reachable from it).  With no sealed file left it holds envelope.json only."""
     entries = {n: sha for n, sha in _tree_entries(repo, envelope.commit) if n not in names}
     if not any(n.endswith(".age") for n in entries):
         entries = {n: sha for n, sha in entries.items() if n == ABOUT}
-    commit = _commit(repo, _tree(repo, entries), f"reconciler envelope\n\nremoved {why}\n")  # not for people
+    tree = _tree(repo, entries)
+    commit = _commit(repo, tree, _signed(f"reconciler envelope\n\nremoved {why}\n", key, envelope.ref, tree))  # not for people
     repo.git.update_ref(envelope.ref, commit, envelope.commit)
     return commit
 

@@ -616,7 +616,7 @@ class _TargetApply:
             return line.unit if line is not None else None
 
         return Envelopes(self.run.source.repo, target.name, self.run_id, delivery, unit_of=unit_of,
-                         letter=sealed_letter,
+                         key=self.run.apply_key, letter=sealed_letter,
                          carta=carta, announce=lambda fields: self.audit.append("envelope", run=self.run_id,
                                                                                 commit=commit, **fields))
 
@@ -625,7 +625,7 @@ class _TargetApply:
         from reconciler.delivery.envelopes import remove_files
 
         for r in returns:
-            commit = remove_files(self.run.source.repo, r.envelope, set(r.files), r.reason)
+            commit = remove_files(self.run.source.repo, r.envelope, set(r.files), r.reason, self.run.apply_key)
             for name in sorted(r.files):
                 self.audit.append("envelope-removed", run=self.run_id, employee_key=r.envelope.holder,
                                   folio=r.envelope.folio, envelope=r.envelope.ref, envelope_commit=commit,
@@ -689,7 +689,7 @@ class _TargetApply:
             if not records:
                 continue
             commit = remove_files(self.run.source.repo, envelope, {r["envelope_file"] for r in records},
-                                  f"never-used {stopped.run}")  # not for people: a Git commit's record
+                                  f"never-used {stopped.run}", self.run.apply_key)  # not for people: Git's record
             for record in records:
                 self.audit.append("envelope-removed", run=self.run_id, key=record.get("key"),
                                   employee_key=record.get("employee_key"), folio=record.get("folio"),
