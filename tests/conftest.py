@@ -533,7 +533,7 @@ LAB_PORTS = {636, 389, 88, 464, 53, 135, 139, 445, 3268, 3269,  # Samba AD DC
              5060, 5071}  # Kamailio (SIP, JSON-RPC)
 LAB_NETWORKS = ("192.168.250.", "10.10.")  # the management link to rc-fw; the namespaces' networks
 LAB_COMMANDS = {"nft", "postfix", "postconf", "dovecot", "doveadm", "kamailio", "kamcmd", "samba", "samba-tool",
-                "ldapsearch", "ldapmodify", "kinit", "kpasswd"}  # and `ip netns`, below
+                "ldapsearch", "ldapmodify", "kinit", "kpasswd", "sipp"}  # and `ip netns`, below
 # The scripts in ci/lab/ (not the data beside them, such as ci/lab/bills/).
 LAB_SCRIPT_RUN = re.compile(r"(?<![\w.-])ci/lab/(%s)(?![\w.-])" % "|".join(
     re.escape(p.name) for p in (LAB_SCRIPTS.iterdir() if LAB_SCRIPTS.is_dir() else ()) if p.is_file()) or "up|down")

@@ -123,6 +123,7 @@ def test_a_recipient_opens_the_folio_and_gets_the_carta(sealed):
     [carta] = list((tmp / "cartas").glob("*.pdf"))
     text = subprocess.run(["pdftotext", str(carta), "-"], capture_output=True, text=True, check=True).stdout
     assert "José Ñúñez O'Brien" in text and FOLIO in text and "jnunezo" in text and "SSM-000001" in text
+    assert "jnunezo@salud.lab" in text  # the sign-in name
     assert password.strip() not in text  # the carta is kept; the secret never goes on it
     # A key the envelope was not sealed to: a clear refusal, nothing printed.
     code, out, err = run_cli("--repo", str(sandbox.repo.root), "credentials", "open", FOLIO,
@@ -229,6 +230,19 @@ def test_the_acknowledgement_closes_the_loop_and_the_envelope_goes(sealed):
     sandbox.assert_converged()
 
 
+def _sipp_registers(user: str, secret: str, tmp: Path) -> bool:
+    """sipp (Debian's sip-tester), a SIP client of its own, registers `user` with `secret` at the
+    lab's Kamailio: REGISTER, 401 challenge, REGISTER with digest credentials, 200."""
+    fields = tmp / "sipp.csv"
+    fields.write_text(f"SEQUENTIAL\nsalud.lab;{user};\n")
+    done = subprocess.run(["sipp", "-sf", str(Path(__file__).parent / "sipp" / "register.xml"), "-inf", str(fields),
+                           "-au", user, "-ap", secret, "-i", "127.0.0.1", "-p", "5097", "-m", "1", "-l", "1",
+                           "-recv_timeout", "5s", "-timeout", "15s", "-timeout_error", "-nostdin", "127.0.0.1:5060"],
+                          capture_output=True, text=True, cwd=tmp, timeout=60)
+    fields.unlink()
+    return done.returncode == 0
+
+
 def test_an_extensions_sip_secret_is_sealed_with_the_account_and_registers(sealed):
     """The SIP secret of the person's extension goes into the same envelope (same request) as a
     file of its own; opened with age, it registers with the real Kamailio; the carta lists the
@@ -250,8 +264,8 @@ def test_an_extensions_sip_secret_is_sealed_with_the_account_and_registers(seale
         assert _git(sandbox, "ls-tree", "--name-only", ref).split() == [
             "ad-test.jnunezo.age", "carta.pdf", "envelope.json", "phone-test.4401.age"]
         secret = _secret(_letter(sandbox, ref, "phone-test.4401.age", tmp / "desk.key"))
-        assert Phone("4401", secret).register() == 200
-        assert Phone("4401", secret + "x").register() == 403
+        assert _sipp_registers("4401", secret, tmp) and not _sipp_registers("4401", secret + "x", tmp)
+        assert Phone("4401", secret).register() == 200 and Phone("4401", secret + "x").register() == 403
         carta = tmp / "carta.pdf"
         carta.write_bytes(_git(sandbox, "show", f"{ref}:carta.pdf", text=False))
         text = subprocess.run(["pdftotext", str(carta), "-"], capture_output=True, text=True, check=True).stdout

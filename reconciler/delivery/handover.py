@@ -20,9 +20,10 @@ def letter(*, account: str, upn: str, employee_key: str, folio: str, secret: str
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def handover(state: DesiredState, holder: str, folio: str, institution: str, day: dt.date | None = None):
+def handover(state: DesiredState, holder: str, folio: str, institution: str, day: dt.date | None = None,
+             upn_suffix: str | None = None):
     """The carta's facts for `holder` under `folio`, or None when the holder is no person (a
-    unit's line)."""
+    unit's line).  `upn_suffix`: the directory's, for the sign-in name (account@suffix)."""
     from reconciler.delivery.carta import Handover, Item
 
     person = state.person(holder)
@@ -36,4 +37,6 @@ def handover(state: DesiredState, holder: str, folio: str, institution: str, day
     return Handover(institution=institution, unit_key=person.unit, unit_name=unit.name if unit else person.unit,
                     folio=folio, day=day or dt.datetime.now(i18n.zone()).date(), person_name=person.display_name,
                     employee_key=holder, title=person.title, account=state.account_names.get(holder),
+                    upn=f"{state.account_names[holder]}@{upn_suffix}" if upn_suffix and holder in state.account_names
+                    else None,
                     mailbox=person.mailbox.address if person.mailbox else None, extensions=lines, equipment=items)

@@ -604,8 +604,13 @@ class _TargetApply:
             who = person(fields["employee_key"])
             return letter(person=who.display_name if who else "", **fields)
 
+        # The directory's UPN suffix, for the carta's sign-in name (whichever target seals).
+        suffix = next((getattr(p.target, "upn_suffix", None) for p in self.run.providers.values()
+                       if getattr(p.target, "upn_suffix", None)), None)
+
         def carta(holder: str, folio: str) -> bytes | None:
-            facts = handover(state, holder, folio, delivery.institution) if state is not None else None
+            facts = handover(state, holder, folio, delivery.institution, upn_suffix=suffix) if state is not None \
+                else None
             return carta_pdf(facts) if facts is not None else None
 
         def unit_of(key: str, account: str) -> str | None:
