@@ -296,3 +296,23 @@ def test_the_sealed_password_is_changed_through_kpasswd_and_then_gets_a_kerberos
     listed = subprocess.run(["klist"], capture_output=True, text=True, env=env).stdout
     assert "jnunezo@SALUD.LAB" in listed and "krbtgt/SALUD.LAB@SALUD.LAB" in listed
     assert "data 773" not in _bind_result("jnunezo@salud.lab", chosen)  # changed: no longer "must change"
+
+
+def test_the_requester_the_solicitud_names_opens_the_envelope_with_their_own_key(sandbox, tmp_path):
+    """Per request: the unit head who asked for the alta (solicitud.deliver_to), declared with
+    her SSH key for her unit in the approved inventory, receives the password too."""
+    desk = _age_identity(tmp_path / "desk.key")
+    sandbox.write_inventory(delivery={
+        "recipients": {"*": [{"name": "Mesa de servicio", "key": desk}]},
+        "requesters": {"ana.ordonez@salud.morelos.gob.mx": {"name": "Dra. Ana Lucía Ordóñez",
+                                                            "key": public_key_of("ana-ordonez"),
+                                                            "units": ["HG-CUERNAVACA"]}}})
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", solicitud={
+        "folio": FOLIO, "date": "2026-11-30", "justification": "Alta por contratación",
+        "requested_by": "Dra. Ana Lucía Ordóñez", "deliver_to": "ana.ordonez@salud.morelos.gob.mx"}))
+    sandbox.apply()
+    letter = _letter(sandbox, JOSE, "ad-test.jnunezo.age", key_of("ana-ordonez"))
+    assert "data 773" in _bind_result("jnunezo@salud.lab", _secret(letter))
+    records = [json.loads(line) for line in (sandbox.audit_dir / "ad-test.audit.jsonl").read_text().splitlines()]
+    assert [r["recipients"] for r in records if r["kind"] == "envelope"] == [["Mesa de servicio",
+                                                                             "Dra. Ana Lucía Ordóñez"]]

@@ -183,3 +183,63 @@ def test_a_recipient_opens_only_envelopes_the_apply_key_signed(tmp_path, monkeyp
                              str(tmp_path / "desk.key"), "--out", str(tmp_path / "out"))
     assert code == 0 and "Real-1" in out and "Call-me-at-555" not in out
     assert f"{ref_name('SSM-2', 'F-1')}: not signed by the apply key: ignored" in err
+
+
+def test_the_requester_named_by_the_solicitud_also_receives_it_when_the_inventory_declares_them():
+    """solicitud.deliver_to names a requester; the key comes from the approved inventory, and
+    only for the units listed there: a deliver_to the inventory does not declare for the unit
+    adds nobody."""
+    head, other = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    delivery = Delivery.from_inventory({"delivery": {
+        "recipients": {"*": [{"name": "Mesa", "key": str(other.to_public())}]},
+        "requesters": {"Ana.Ordonez@ssm.example.gob.mx": {"name": "Dra. Ana Lucía Ordóñez",
+                                                          "key": str(head.to_public()),
+                                                          "units": ["HG-CUERNAVACA"]}}}})
+    assert delivery.requester("ana.ordonez@ssm.example.gob.mx", "HG-CUERNAVACA").name == "Dra. Ana Lucía Ordóñez"
+    assert delivery.requester("ana.ordonez@ssm.example.gob.mx", "CS-JIUTEPEC") is None  # not her unit
+    assert delivery.requester("mallory@example.com", "HG-CUERNAVACA") is None  # not declared
+    assert delivery.requester(None, "HG-CUERNAVACA") is None
+
+
+def test_a_sealed_secret_opens_with_the_requesters_key_too(tmp_path):
+    repo = git.Repo.init(tmp_path / "repo")
+    desk, head = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    delivery = Delivery(recipients={"*": (Recipient("Mesa", str(desk.to_public())),)})
+    announced = []
+    made = Envelopes(repo, "ad-x", "run-1", delivery, unit_of=lambda k, a: "HG", letter=lambda **f: f["secret"],
+                     carta=lambda h, f: None, announce=announced.append,
+                     requester=lambda key, folio: Recipient("Jefa", str(head.to_public())) if folio == "F-1" else None)
+    made.record("jnunezo", "", "SSM-1", "F-1", "S3cr3t-1")
+    made.record("anunezo", "", "SSM-2", "F-2", "S3cr3t-2")
+    sealed = {e.holder: repo.commit(e.commit).tree for e in envelopes(repo)}
+    assert pyrage.decrypt(sealed["SSM-1"]["ad-x.jnunezo.age"].data_stream.read(), [head]) == b"S3cr3t-1"
+    with pytest.raises(pyrage.DecryptError):  # another request: not hers
+        pyrage.decrypt(sealed["SSM-2"]["ad-x.anunezo.age"].data_stream.read(), [head])
+    assert [a["recipients"] for a in announced] == [["Mesa", "Jefa"], ["Mesa"]]
+
+
+def test_validate_names_a_deliver_to_the_inventory_does_not_declare(tmp_path):
+    import yaml
+
+    from conftest import run_cli
+
+    root = tmp_path / "repo"
+    (root / "desired_state" / "users").mkdir(parents=True)
+    (root / "desired_state" / "units.yaml").write_text("units:\n  LESP:\n    name: Laboratorio\n    kind: oficina_central\n")
+    (root / "desired_state" / "entitlements.yaml").write_text("entitlements: {}\n")
+    person = {"employee_key": "E1", "given_names": "Zoé", "first_surname": "Güemes", "second_surname": "O'Brien",
+              "title": "Química", "direction": "Dirección", "phone": "777 000 0000", "status": "activo",
+              "entitlements": [], "solicitud": {"folio": "F-1", "date": "2026-12-01", "justification": "Alta",
+                                                "requested_by": "Jefa", "deliver_to": "mallory@example.com"}}
+    (root / "desired_state" / "users" / "lesp.yaml").write_text(
+        yaml.safe_dump({"unit": "LESP", "people": [person]}, allow_unicode=True), encoding="utf-8")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"delivery": {"recipients": {"*": [
+        {"name": "Mesa", "key": str(pyrage.x25519.Identity.generate().to_public())}]}},
+        "targets": {"ad-x": {"kind": "active_directory", "host": "127.0.0.1", "base_dn": "DC=x", "upn_suffix": "x",
+                             "bind_dn": "x", "bind_password": {"env": "X"},
+                             "ous": {"people": "OU=P,DC=x", "groups": "OU=G,DC=x", "bajas": "OU=B,DC=x"}}}}))
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(inventory))
+    assert code == 0, err
+    assert ("Not a declared requester: E1: deliver_to mallory@example.com is not in the inventory's "
+            "delivery.requesters for LESP") in out

@@ -71,6 +71,7 @@ def validate(args, out: Console, err: Console) -> int:
         text = _("mail domains and quotas were not checked.")
         out.print(f"[yellow]{heading}[/] {escape(text)}")
     _old_envelopes(args.repo, targets, state, out)
+    _undeclared_requesters(targets, state, out)
     if policy is None:
         heading = escape(_("No approval policy ({file}):", file=POLICY_FILE))
         text = _("apply will approve nothing.")
@@ -105,4 +106,20 @@ def _old_envelopes(repo_path, targets: dict, state, out: Console) -> None:
                             "the envelope of {holder}, folio {folio}, is {n} days old (limit {limit}): deliver it "
                             "and record the signed carta as acuse:, or the next apply takes it back",
                             age, holder=plain(e.holder), folio=plain(e.folio), limit=delivery.envelope_days)
+            out.print(f"[yellow]{heading}[/] {escape(text)}")
+
+
+def _undeclared_requesters(targets: dict, state, out: Console) -> None:
+    """A solicitud's deliver_to that the inventory does not declare for the person's unit: the
+    credentials then go to the unit's recipients alone, so say so before an apply does it."""
+    delivery = next((t.delivery for t in targets.values() if t.delivery is not None), None)
+    if delivery is None or not delivery.sealed:
+        return
+    heading = escape(_("Not a declared requester:"))
+    for person in state.people:
+        email = person.solicitud.deliver_to
+        if email and delivery.requester(email, person.unit) is None:
+            text = _("{key}: deliver_to {email} is not in the inventory's delivery.requesters for {unit}; the "
+                     "credentials go to the unit's recipients alone", key=person.employee_key, email=plain(email),
+                     unit=person.unit)
             out.print(f"[yellow]{heading}[/] {escape(text)}")

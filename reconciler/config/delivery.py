@@ -67,6 +67,7 @@ class Delivery:
     envelope_days: int = DEFAULT_ENVELOPE_DAYS
     recipients: dict[str, tuple[Recipient, ...]] = field(default_factory=dict)  # unit key or "*" -> who
     institution: str = ""  # the institution's name, for the carta
+    requesters: dict[str, tuple[Recipient, tuple[str, ...]]] = field(default_factory=dict)  # email -> (who, units)
 
     @classmethod
     def from_inventory(cls, data: object) -> Delivery | None:
@@ -77,8 +78,10 @@ class Delivery:
         recipients = {unit: tuple(Recipient(r["name"], r.get("key", "").strip(), r.get("key_file", "")) for r in people)
                       for unit, people in (block.get("recipients") or {}).items()}
         named = data.get("institution") if isinstance(data.get("institution"), dict) else {}
+        requesters = {email.casefold(): (Recipient(r["name"], r["key"].strip()), tuple(r["units"]))
+                      for email, r in (block.get("requesters") or {}).items()}
         return cls(block.get("mode", SEALED), block.get("envelope_days", DEFAULT_ENVELOPE_DAYS), recipients,
-                   str(named.get("name") or ""))
+                   str(named.get("name") or ""), requesters)
 
     @property
     def sealed(self) -> bool:
@@ -86,6 +89,14 @@ class Delivery:
 
     def for_unit(self, unit: str | None) -> tuple[Recipient, ...]:
         return self.recipients.get(unit or "", ()) or self.recipients.get(EVERY_UNIT, ())
+
+    def requester(self, email: str | None, unit: str | None) -> Recipient | None:
+        """The requester a solicitud's deliver_to names, when the approved inventory declares them
+        for that unit; None otherwise (the secret then goes to the unit's recipients alone)."""
+        found = self.requesters.get((email or "").casefold())
+        if found is None or not unit or not ("*" in found[1] or unit in found[1]):
+            return None
+        return found[0]
 
     def check(self, add: Callable[[tuple, str], None]) -> None:
         """Keys that are not keys; a sealed delivery with nobody to deliver to."""
@@ -97,6 +108,11 @@ class Delivery:
                     recipient.sealer()
                 except ValueError as exc:
                     add(("delivery", "recipients", unit, i, "key"), str(exc))
+        for email, (recipient, _units) in self.requesters.items():
+            try:
+                recipient.sealer()
+            except ValueError as exc:
+                add(("delivery", "requesters", email, "key"), str(exc))
         if self.sealed and not any(self.recipients.values()):
             add(("delivery", "recipients"), _("a sealed delivery needs at least one recipient (for a unit, or \"*\" "
                                               "for every unit)"))

@@ -94,12 +94,14 @@ class Envelopes:
 
     def __init__(self, repo, target: str, run_id: str, delivery: Delivery, unit_of: Callable[[str], str | None],
                  letter: Callable[..., str], carta: Callable[[str, str], bytes | None],
-                 announce: Callable[[dict], None], key=None):
+                 announce: Callable[[dict], None], key=None,
+                 requester: Callable[[str, str], object] = lambda employee_key, folio: None):
         """`unit_of(employee key)`; `letter(folio, …)` the text around the secret; `carta(holder,
         folio)` the PDF; `announce(record fields)` writes the audit record before the secret is used."""
         self.repo, self.target, self.run_id, self.delivery = repo, target, run_id, delivery
         self.unit_of, self.letter, self.carta, self.announce = unit_of, letter, carta, announce
         self.key = key  # the apply key (audit/seal.py), which signs each envelope; None: unsigned
+        self.requester = requester  # (employee key, folio) -> the requester who also receives it, or None
         self.count = 0
         self.refs: list[str] = []
 
@@ -107,6 +109,9 @@ class Envelopes:
         """Seal `password` and store it; raises ReconcilerError (before the secret is used) when
         it cannot: the provider then fails that change and creates nothing."""
         recipients = self.delivery.for_unit(self.unit_of(employee_key, account))
+        also = self.requester(employee_key, folio or "")
+        if also is not None and also.key not in {r.key for r in recipients}:
+            recipients = recipients + (also,)
         if not recipients:  # the run refuses to start without them (engine); never sealed to nobody
             raise ReconcilerError(_("no recipient to seal the secret of {account} to: declare delivery.recipients "
                                     "in the inventory", account=account))

@@ -45,11 +45,12 @@ class Solicitud:
     date: str
     justification: str
     requested_by: str
+    deliver_to: str | None = None  # a requester who also receives the credentials (config/delivery.py)
 
 
 def solicitud_of(raw: dict) -> Solicitud:
     """A validated `solicitud:` mapping as a Solicitud."""
-    return Solicitud(raw["folio"], raw["date"], raw["justification"], raw["requested_by"])
+    return Solicitud(raw["folio"], raw["date"], raw["justification"], raw["requested_by"], raw.get("deliver_to"))
 
 
 @dataclass(frozen=True)

@@ -620,8 +620,16 @@ class _TargetApply:
             line = next((x for x in (state.lines if state is not None else ()) if x.number == account), None)
             return line.unit if line is not None else None
 
+        def requester(key: str, folio: str):
+            """Who asked for this person's current state, when their solicitud (this very folio)
+            names a requester the approved inventory declares for the person's unit."""
+            who = person(key)
+            if who is None or who.solicitud.folio != folio:
+                return None
+            return delivery.requester(who.solicitud.deliver_to, who.unit)
+
         return Envelopes(self.run.source.repo, target.name, self.run_id, delivery, unit_of=unit_of,
-                         key=self.run.apply_key, letter=sealed_letter,
+                         key=self.run.apply_key, requester=requester, letter=sealed_letter,
                          carta=carta, announce=lambda fields: self.audit.append("envelope", run=self.run_id,
                                                                                 commit=commit, **fields))
 
