@@ -196,11 +196,11 @@ def test_without_the_fonts_it_names_the_package_to_install(monkeypatch, tmp_path
 @pytest.mark.parametrize("folio", ["../../etc/passwd", "=cmd|' /C calc'!A0", "..", "", "Ñoño\x00/\\..\n.lock",
                                    "-rf *", "x" * 1000])
 def test_the_file_name_is_safe_whatever_the_folio(folio):
-    name = carta_name(handover(folio=folio, employee_key="../SSM-000007"))
+    name = carta_name(folio, "../SSM-000007")
     assert re.fullmatch(r"carta-[A-Za-z0-9._-]+\.pdf", name), name
     assert ".." not in name and len(name) < 200
 
 
 def test_the_file_name_reads_as_folio_and_key():
-    assert carta_name(handover()) == "carta-SSM-STI-2025-00007-SSM-000007.pdf"
-    assert carta_name(handover(folio="SSM/STI/2025/Ñ01")) == "carta-SSM-STI-2025-N01-SSM-000007.pdf"
+    assert carta_name("SSM/STI/2025/00007", "SSM-000007") == "carta-SSM-STI-2025-00007-SSM-000007.pdf"
+    assert carta_name("SSM/STI/2025/Ñ01", "SSM-000007") == "carta-SSM-STI-2025-N01-SSM-000007.pdf"

@@ -243,3 +243,24 @@ def test_validate_names_a_deliver_to_the_inventory_does_not_declare(tmp_path):
     assert code == 0, err
     assert ("Not a declared requester: E1: deliver_to mallory@example.com is not in the inventory's "
             "delivery.requesters for LESP") in out
+
+
+def test_an_envelope_is_on_disk_before_its_ref_moves(box, monkeypatch):
+    """Its loose objects are synced (fsync) before update-ref: a power cut after the account is
+    created must not lose the only copy of its password."""
+    import os
+
+    repo, made, desk, other, announced = box
+    synced, real = [], os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    made.record("jnunezo", "", "SSM-1", "F-1", "S3cr3t-1")
+    [envelope] = envelopes(repo)
+    objects = os.path.join(repo.git_dir, "objects")
+    commit_file = os.path.join(objects, envelope.commit[:2], envelope.commit[2:])
+    tree_file = os.path.join(objects, envelope.tree[:2], envelope.tree[2:])
+    assert commit_file in synced and tree_file in synced

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from reconciler.audit.seal import ApplyKey
 from reconciler.cli import EXIT_OK
+from reconciler.delivery.carta import carta_name
 from reconciler.delivery.envelopes import CARTA, Envelope, envelopes
 from reconciler.desired.source import open_repo
 from reconciler.errors import ReconcilerError, plain
@@ -71,7 +72,7 @@ def _open(repo, envelope: Envelope, identities: list, directory: Path, out: Cons
         for line in text.splitlines():
             out.print("    " + plain(line), markup=False)
     if opened and CARTA in {b.name for b in tree.blobs} and tree[CARTA].size <= _LARGEST:
-        path = directory / f"carta-{envelope.ref.rsplit('/', 1)[-1][:16]}.pdf"
+        path = directory / carta_name(envelope.folio, envelope.holder)
         _write_new(path, tree[CARTA].data_stream.read())
         out.print("  " + _("Carta responsiva to print and have signed: {path}", path=path), markup=False)
     return opened

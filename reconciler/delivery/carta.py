@@ -96,9 +96,9 @@ def carta_pdf(handover: Handover) -> bytes:
     return bytes(_Carta(handover, first.pages_count).write().output())
 
 
-def carta_name(handover: Handover) -> str:
+def carta_name(folio: str, employee_key: str) -> str:
     """"carta-SSM-STI-2025-00007-SSM-000007.pdf": only [A-Za-z0-9._-], whatever the folio says."""
-    return f"carta-{_file_part(handover.folio)}-{_file_part(handover.employee_key)}.pdf"
+    return f"carta-{_file_part(folio)}-{_file_part(employee_key)}.pdf"
 
 
 def _file_part(text: str) -> str:

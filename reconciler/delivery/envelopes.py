@@ -101,6 +101,7 @@ class Envelopes:
         self.repo, self.target, self.run_id, self.delivery = repo, target, run_id, delivery
         self.unit_of, self.letter, self.carta, self.announce = unit_of, letter, carta, announce
         self.key = key  # the apply key (audit/seal.py), which signs each envelope; None: unsigned
+        self._written: list[str] = []  # the objects of the envelope being made, synced before the ref moves
         self.requester = requester  # (employee key, folio) -> the requester who also receives it, or None
         self.count = 0
         self.refs: list[str] = []
@@ -118,6 +119,7 @@ class Envelopes:
         import pyrage
 
         holder, folio = employee_key or account, folio or ""
+        self._written = []
         try:
             text = self.letter(account=account, upn=upn, employee_key=employee_key, folio=folio, secret=password)
             sealed = pyrage.encrypt(text.encode("utf-8"), [r.sealer() for r in recipients], armored=True)
@@ -129,7 +131,11 @@ class Envelopes:
                            "envelope_commit": commit, "envelope_file": name,
                            "recipients": [r.name for r in recipients],
                            "recipient_keys": [r.fingerprint() for r in recipients]})
-            self.repo.git.update_ref(ref, commit, old or "0" * 40)  # refused when another run moved it meanwhile
+            _durable(self.repo, self._written)
+            # Refused when another run moved it meanwhile; on disk (fsync) before the secret is used.
+            self.repo.git.execute(["git", "-c", "core.fsync=reference", "-c", "core.fsyncMethod=fsync", "update-ref",
+                                   ref, commit, old or "0" * 40])
+            self._written = []
         except ReconcilerError:
             raise
         except Exception as exc:  # pyrage, Git, the carta's fonts, a full disk: the change fails, nothing is made
@@ -147,15 +153,21 @@ class Envelopes:
         holder or folio (a commit someone else made there) is not built on."""
         old = _resolve(self.repo, ref)
         entries, made = _own_entries(self.repo, old, holder, folio) if old else ({}, None)
-        entries.update({name: _blob(self.repo, data) for name, data in files.items()})
+        entries.update({name: self._track(_blob(self.repo, data)) for name, data in files.items()})
         now = int(dt.datetime.now(dt.timezone.utc).timestamp())
-        entries[ABOUT] = _blob(self.repo, _about(holder, folio, made or now))
+        entries[ABOUT] = self._track(_blob(self.repo, _about(holder, folio, made or now)))
         carta = self.carta(holder, folio)
         if carta is not None:
-            entries[CARTA] = _blob(self.repo, carta)
+            entries[CARTA] = self._track(_blob(self.repo, carta))
         tree = _tree(self.repo, entries)
         message = f"reconciler envelope\n\ntarget {self.target}\nrun {self.run_id}\n"  # not for people
-        return old, _commit(self.repo, tree, _signed(message, self.key, ref, tree))
+        commit = _commit(self.repo, tree, _signed(message, self.key, ref, tree))
+        self._written += [tree, commit]
+        return old, commit
+
+    def _track(self, binsha: bytes) -> bytes:
+        self._written.append(binsha.hex())
+        return binsha
 
 
 def _about(holder: str, folio: str, made: int) -> bytes:
@@ -179,6 +191,31 @@ def _own_entries(repo, commit: str, holder: str, folio: str) -> tuple[dict[str, 
 
 
 # -- Git objects, written through gitpython's object database (no process per object) -------
+
+def _durable(repo, objects: list[str]) -> None:
+    """The loose objects of an envelope on disk before its ref moves, and so before the secret
+    inside is set: a power cut afterwards must not lose a password a directory already holds.
+    (gitdb writes them without fsync; an object Git already had packed needs none.)"""
+    import os
+
+    folders = set()
+    for sha in objects:
+        path = os.path.join(repo.git_dir, "objects", sha[:2], sha[2:])
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders.add(os.path.dirname(path))
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 def _resolve(repo, ref: str) -> str | None:
     """The object the ref names now, whatever its type (the update is compared against it)."""
