@@ -245,12 +245,22 @@ def test_validate_names_a_deliver_to_the_inventory_does_not_declare(tmp_path):
             "delivery.requesters for LESP") in out
 
 
-def test_an_envelope_is_on_disk_before_its_ref_moves(box, monkeypatch):
-    """Its loose objects are synced (fsync) before update-ref: a power cut after the account is
-    created must not lose the only copy of its password."""
+@pytest.mark.parametrize("layout", ["repository", "linked worktree"])
+def test_an_envelope_is_on_disk_before_its_ref_moves(tmp_path, monkeypatch, layout):
+    """Its loose objects (the sealed file among them), their folders and the new ref with its
+    folders are synced (fsync): a power cut after the account is created must not lose the only
+    copy of its password.  In a linked worktree the objects live in the common directory."""
     import os
 
-    repo, made, desk, other, announced = box
+    main = git.Repo.init(tmp_path / "repo")
+    main.index.commit("first")
+    if layout == "linked worktree":
+        main.git.worktree("add", "-q", str(tmp_path / "wt"))
+    repo = git.Repo(tmp_path / ("wt" if layout == "linked worktree" else "repo"))
+    desk = pyrage.x25519.Identity.generate()
+    made = Envelopes(repo, "ad-x", "run-1", Delivery(recipients={"*": (Recipient("Mesa", str(desk.to_public())),)}),
+                     unit_of=lambda k, a: None, letter=lambda **f: "x", carta=lambda h, f: None,
+                     announce=lambda r: None)
     synced, real = [], os.fsync
 
     def fsync(fd):
@@ -260,7 +270,32 @@ def test_an_envelope_is_on_disk_before_its_ref_moves(box, monkeypatch):
     monkeypatch.setattr(os, "fsync", fsync)
     made.record("jnunezo", "", "SSM-1", "F-1", "S3cr3t-1")
     [envelope] = envelopes(repo)
-    objects = os.path.join(repo.git_dir, "objects")
-    commit_file = os.path.join(objects, envelope.commit[:2], envelope.commit[2:])
-    tree_file = os.path.join(objects, envelope.tree[:2], envelope.tree[2:])
-    assert commit_file in synced and tree_file in synced
+    objects = os.path.join(main.git_dir, "objects")
+    sealed = repo.commit(envelope.commit).tree["ad-x.jnunezo.age"].hexsha
+    for sha in (envelope.commit, envelope.tree, sealed):
+        assert os.path.join(objects, sha[:2], sha[2:]) in synced, sha
+    assert objects in synced
+    assert os.path.join(main.git_dir, envelope.ref) in synced
+    assert os.path.join(main.git_dir, "refs") in synced
+
+
+def test_a_reset_never_reaches_the_alta_s_requester(tmp_path):
+    """A reset is a request of its own: a reset whose folio is the solicitud's is refused by
+    validation, so the requester of the alta never receives a later password."""
+    import yaml
+
+    from conftest import run_cli
+
+    root = tmp_path / "repo"
+    (root / "desired_state" / "users").mkdir(parents=True)
+    (root / "desired_state" / "units.yaml").write_text("units:\n  LESP:\n    name: Laboratorio\n    kind: oficina_central\n")
+    (root / "desired_state" / "entitlements.yaml").write_text("entitlements: {}\n")
+    person = {"employee_key": "E1", "given_names": "Zoé", "first_surname": "Güemes", "second_surname": "O'Brien",
+              "title": "Química", "direction": "Dirección", "phone": "777 000 0000", "status": "activo",
+              "entitlements": [], "solicitud": {"folio": "F-1", "date": "2026-12-01", "justification": "Alta",
+                                                "requested_by": "Jefa", "deliver_to": "jefa@example.com"},
+              "password_resets": [{"folio": "F-1", "date": "2026-12-02"}]}
+    (root / "desired_state" / "users" / "lesp.yaml").write_text(
+        yaml.safe_dump({"unit": "LESP", "people": [person]}, allow_unicode=True), encoding="utf-8")
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(tmp_path / "none.yaml"))
+    assert code == 1 and "password_resets[0].folio: folio F-1 is the person's solicitud" in err

@@ -72,7 +72,8 @@ def _open(repo, envelope: Envelope, identities: list, directory: Path, out: Cons
         for line in text.splitlines():
             out.print("    " + plain(line), markup=False)
     if opened and CARTA in {b.name for b in tree.blobs} and tree[CARTA].size <= _LARGEST:
-        path = directory / carta_name(envelope.folio, envelope.holder)
+        # Readable, and unique per envelope (two folios may read alike once made safe for a file name).
+        path = directory / carta_name(envelope.folio, envelope.holder).replace(".pdf", f"-{envelope.ref[-8:]}.pdf")
         _write_new(path, tree[CARTA].data_stream.read())
         out.print("  " + _("Carta responsiva to print and have signed: {path}", path=path), markup=False)
     return opened

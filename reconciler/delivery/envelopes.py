@@ -34,10 +34,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 
 from reconciler.config.delivery import Delivery
 from reconciler.errors import ReconcilerError, plain
@@ -135,6 +137,7 @@ class Envelopes:
             # Refused when another run moved it meanwhile; on disk (fsync) before the secret is used.
             self.repo.git.execute(["git", "-c", "core.fsync=reference", "-c", "core.fsyncMethod=fsync", "update-ref",
                                    ref, commit, old or "0" * 40])
+            _durable_ref(self.repo, ref)
             self._written = []
         except ReconcilerError:
             raise
@@ -195,27 +198,39 @@ def _own_entries(repo, commit: str, holder: str, folio: str) -> tuple[dict[str, 
 def _durable(repo, objects: list[str]) -> None:
     """The loose objects of an envelope on disk before its ref moves, and so before the secret
     inside is set: a power cut afterwards must not lose a password a directory already holds.
-    (gitdb writes them without fsync; an object Git already had packed needs none.)"""
-    import os
-
+    (gitdb writes them without fsync.)  The object store is the common one: a linked worktree's
+    git_dir holds none."""
+    store = Path(repo.common_dir) / "objects"
     folders = set()
     for sha in objects:
-        path = os.path.join(repo.git_dir, "objects", sha[:2], sha[2:])
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        folders.add(os.path.dirname(path))
-    for folder in folders:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        path = store / sha[:2] / sha[2:]
+        if path.exists():
+            _sync(path)
+            folders.add(path.parent)
+    for folder in folders | {store}:  # a new two-letter folder is an entry of `objects/`
+        _sync(folder)
+
+
+def _durable_ref(repo, ref: str) -> None:
+    """The ref's file and every folder it was created in, up to refs/ (Git syncs the file's
+    contents with core.fsync, not the folders a new ref's rename makes entries in)."""
+    path = Path(repo.common_dir) / ref
+    if not path.exists():
+        return  # packed: Git wrote and renamed packed-refs itself
+    _sync(path)
+    for folder in path.parents:
+        _sync(folder)
+        if folder.name == "refs":
+            break
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 def _resolve(repo, ref: str) -> str | None:
     """The object the ref names now, whatever its type (the update is compared against it)."""

@@ -214,6 +214,9 @@ def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Share
             if reset.folio in folios:
                 check.add(path, _("folio {folio} is already used at {where}", folio=reset.folio,
                                   where=at(folios[reset.folio])))
+            elif reset.folio == person.solicitud.folio:  # a request of its own: never the alta's envelope
+                check.add(path, _("folio {folio} is the person's solicitud; a password reset needs a folio of "
+                                  "its own", folio=reset.folio))
             folios.setdefault(reset.folio, (check, path))
         if (box := person.mailbox) is None:
             continue

@@ -624,8 +624,8 @@ class _TargetApply:
             """Who asked for this person's current state, when their solicitud (this very folio)
             names a requester the approved inventory declares for the person's unit."""
             who = person(key)
-            if who is None or who.solicitud.folio != folio:
-                return None
+            if who is None or who.solicitud.folio != folio or folio in {r.folio for r in who.password_resets}:
+                return None  # a reset is a request of its own: its password never goes to the alta's requester
             return delivery.requester(who.solicitud.deliver_to, who.unit)
 
         return Envelopes(self.run.source.repo, target.name, self.run_id, delivery, unit_of=unit_of,
