@@ -80,33 +80,24 @@ def file_name(target: str, account: str) -> str:
     return f"{_component(target)}.{_component(account)}.age"
 
 
-@dataclass(frozen=True)
-class Sealed:
-    """What an audit record says of an envelope file: where it is, never what it holds."""
-
-    ref: str
-    commit: str
-    file: str
-    recipients: tuple[str, ...]
-
-
 class Envelopes:
     """The `record` a provider calls for each secret it makes (the same call as the clear-text
     CredentialFile's), for one target in one run."""
 
-    def __init__(self, repo, target: str, run_id: str, delivery: Delivery, unit_of: Callable[[str], str | None],
+    def __init__(self, repo, target: str, run_id: str, delivery: Delivery, unit_of: Callable[[str, str], str | None],
                  letter: Callable[..., str], carta: Callable[[str, str], bytes | None],
                  announce: Callable[[dict], None], key=None,
                  requester: Callable[[str, str], object] = lambda employee_key, folio: None):
-        """`unit_of(employee key)`; `letter(folio, …)` the text around the secret; `carta(holder,
-        folio)` the PDF; `announce(record fields)` writes the audit record before the secret is used."""
+        """`unit_of(employee key, account)`: the unit whose recipients receive it; `letter(…)`: the
+        text around the secret; `carta(holder, folio)`: the PDF; `announce(record fields)`: writes
+        the audit record before the secret is used; `requester(employee key, folio)`: who also
+        receives it, or None."""
         self.repo, self.target, self.run_id, self.delivery = repo, target, run_id, delivery
         self.unit_of, self.letter, self.carta, self.announce = unit_of, letter, carta, announce
         self.key = key  # the apply key (audit/seal.py), which signs each envelope; None: unsigned
         self._written: list[str] = []  # the objects of the envelope being made, synced before the ref moves
         self.requester = requester  # (employee key, folio) -> the requester who also receives it, or None
         self.count = 0
-        self.refs: list[str] = []
 
     def record(self, account: str, upn: str, employee_key: str, folio: str | None, password: str) -> None:
         """Seal `password` and store it; raises ReconcilerError (before the secret is used) when
@@ -144,7 +135,6 @@ class Envelopes:
         except Exception as exc:  # pyrage, Git, the carta's fonts, a full disk: the change fails, nothing is made
             raise ReconcilerError(_("cannot seal the secret of {account}: {error}", account=account,
                                     error=plain(str(exc)))) from None
-        self.refs.append(ref)
         self.count += 1
 
     def close(self) -> None:
