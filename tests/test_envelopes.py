@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import subprocess
+from pathlib import Path
 from unittest import mock
 
 import git
@@ -223,16 +224,7 @@ def test_validate_names_a_deliver_to_the_inventory_does_not_declare(tmp_path):
 
     from conftest import run_cli
 
-    root = tmp_path / "repo"
-    (root / "desired_state" / "users").mkdir(parents=True)
-    (root / "desired_state" / "units.yaml").write_text("units:\n  LESP:\n    name: Laboratorio\n    kind: oficina_central\n")
-    (root / "desired_state" / "entitlements.yaml").write_text("entitlements: {}\n")
-    person = {"employee_key": "E1", "given_names": "Zoé", "first_surname": "Güemes", "second_surname": "O'Brien",
-              "title": "Química", "direction": "Dirección", "phone": "777 000 0000", "status": "activo",
-              "entitlements": [], "solicitud": {"folio": "F-1", "date": "2026-12-01", "justification": "Alta",
-                                                "requested_by": "Jefa", "deliver_to": "mallory@example.com"}}
-    (root / "desired_state" / "users" / "lesp.yaml").write_text(
-        yaml.safe_dump({"unit": "LESP", "people": [person]}, allow_unicode=True), encoding="utf-8")
+    root = _one_person(tmp_path, deliver_to="mallory@example.com")
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(yaml.safe_dump({"delivery": {"recipients": {"*": [
         {"name": "Mesa", "key": str(pyrage.x25519.Identity.generate().to_public())}]}},
@@ -282,9 +274,16 @@ def test_an_envelope_is_on_disk_before_its_ref_moves(tmp_path, monkeypatch, layo
 def test_a_reset_never_reaches_the_alta_s_requester(tmp_path):
     """A reset is a request of its own: a reset whose folio is the solicitud's is refused by
     validation, so the requester of the alta never receives a later password."""
-    import yaml
-
     from conftest import run_cli
+
+    root = _one_person(tmp_path, deliver_to="jefa@example.com", password_resets=[{"folio": "F-1", "date": "2026-12-02"}])
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(tmp_path / "none.yaml"))
+    assert code == 1 and "password_resets[0].folio: folio F-1 is the person's solicitud" in err
+
+
+def _one_person(tmp_path, deliver_to: str, **extra) -> Path:
+    """A desired state of one person in one unit (LESP), whose solicitud F-1 names `deliver_to`."""
+    import yaml
 
     root = tmp_path / "repo"
     (root / "desired_state" / "users").mkdir(parents=True)
@@ -293,9 +292,7 @@ def test_a_reset_never_reaches_the_alta_s_requester(tmp_path):
     person = {"employee_key": "E1", "given_names": "Zoé", "first_surname": "Güemes", "second_surname": "O'Brien",
               "title": "Química", "direction": "Dirección", "phone": "777 000 0000", "status": "activo",
               "entitlements": [], "solicitud": {"folio": "F-1", "date": "2026-12-01", "justification": "Alta",
-                                                "requested_by": "Jefa", "deliver_to": "jefa@example.com"},
-              "password_resets": [{"folio": "F-1", "date": "2026-12-02"}]}
+                                                "requested_by": "Jefa", "deliver_to": deliver_to}, **extra}
     (root / "desired_state" / "users" / "lesp.yaml").write_text(
         yaml.safe_dump({"unit": "LESP", "people": [person]}, allow_unicode=True), encoding="utf-8")
-    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(tmp_path / "none.yaml"))
-    assert code == 1 and "password_resets[0].folio: folio F-1 is the person's solicitud" in err
+    return root
