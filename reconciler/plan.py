@@ -18,18 +18,21 @@ from reconciler.i18n import source
 
 
 class Movement(str, enum.Enum):
+    # An existing object made by hand becomes the reconciler's (its marker added, its values
+    # converged), never created again: first, because the others may need it.
+    ADOPCION = "adopcion"
     ALTA = "alta"
     MODIFICACION = "modificacion"
     BAJA = "baja"
 
     @property
     def symbol(self) -> str:
-        return {"alta": "+", "modificacion": "~", "baja": "-"}[self.value]
+        return {"adopcion": "<", "alta": "+", "modificacion": "~", "baja": "-"}[self.value]
 
     @property
     def plural(self) -> str:
         """Its key in JSON summaries and records (words for people: render.words)."""
-        return {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}[self.value]
+        return {"adopcion": "adopciones", "alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}[self.value]
 
 
 @dataclass(frozen=True)

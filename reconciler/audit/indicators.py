@@ -126,8 +126,8 @@ def monthly_indicators(records: list[dict], month: str) -> list[IndicatorRow]:
     # One entry per approved change: (target, object, solicitud), however many runs touched it.
     approved: dict[tuple, dict] = {}
     for r in _changes(records):
-        if r.get("object_kind") in CONTAINERS:
-            continue
+        if r.get("object_kind") in CONTAINERS or r.get("movement") not in MOVEMENTS:
+            continue  # an adoption is no one's request: the indicators count altas, modificaciones, bajas
         sol, approval = r.get("solicitud") or {}, r.get("approval") or {}
         when = _parse(sol.get("approved_at"))
         if not approval.get("approved") or when is None or when.astimezone(dt.timezone.utc).strftime("%Y-%m") != month:

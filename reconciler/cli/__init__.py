@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--auto-approve", action="store_true", help=_("do not ask for confirmation"))
     apply.add_argument("--allow-mass-baja", action="store_true",
                        help=_("apply even when the bajas exceed a target's max_bajas deletion guard"))
+    apply.add_argument("--allow-mass-adoption", action="store_true",
+                       help=_("apply even when the adoptions of existing accounts exceed a target's max_bajas "
+                              "(bringing a whole directory under management)"))
     apply.add_argument("--strict", action="store_true",
                        help=_("refuse the whole run if any change lacks a valid approval (default: skip those)"))
     apply.add_argument("--expect-fingerprint", metavar="F",

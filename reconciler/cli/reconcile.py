@@ -106,7 +106,8 @@ def _report(report: ApplyReport, out: Console, stopped: bool = False) -> None:
         wrong = escape(_("the rules do not do what they declare."))
         out.print(f"[bold red]{failed_probes}[/] {wrong}")
     counts = report.counts()
-    applied = ", ".join(movements(m, counts[m.plural]["applied"]) for m in Movement)
+    applied = ", ".join(movements(m, counts[m.plural]["applied"]) for m in Movement
+                        if m is not Movement.ADOPCION or counts[m.plural]["applied"])
     verified = sum(row["verified"] for row in counts.values())
     failed = len(report.failed)
     colour = "green" if report.ok and not report.skipped else "red" if not report.ok else "yellow"
@@ -178,7 +179,8 @@ def apply(args, out: Console, err: Console) -> int:
         try:
             with bar:
                 report = run.apply(plan, allow_mass_baja=args.allow_mass_baja, strict=args.strict,
-                                   expect_fingerprint=args.expect_fingerprint, progress=start)
+                                   expect_fingerprint=args.expect_fingerprint, progress=start,
+                                   allow_mass_adoption=args.allow_mass_adoption)
         except BaseException:
             if run.report is not None and args.output == "text":  # what it did before it stopped
                 _report(run.report, out, stopped=True)

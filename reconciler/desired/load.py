@@ -83,6 +83,7 @@ def _person(item: dict, unit: str, source: Source) -> Person:
         source=source, curp=item.get("curp"), subdirection=item.get("subdirection"),
         department=item.get("department"), extension=item.get("extension"),
         explicit_sam=account.get("sam"), explicit_cn=account.get("cn"),
+        adopt=item.get("adopt"),
         mailbox=_mailbox(item.get("mailbox")),
         password_resets=tuple(_request(r) for r in item.get("password_resets") or ()),
         acuse=Acuse(item["acuse"]["folio"], item["acuse"]["date"], item["acuse"]["sha256"]) if item.get("acuse") else None,

@@ -116,6 +116,7 @@ class Person:
     extension: str | None = None
     explicit_sam: str | None = None
     explicit_cn: str | None = None
+    adopt: str | None = None  # sAMAccountName of a hand-made account this person's becomes (adoption)
     mailbox: Mailbox | None = None
     password_resets: tuple[Request, ...] = ()
     acuse: Acuse | None = None

@@ -11,7 +11,7 @@ from reconciler.i18n import _, ngettext, shown
 from reconciler.plan import Change, Movement, Plan
 from reconciler.render.words import attribute_name, kind_name, movements, yes_no
 
-_COLOUR = {Movement.ALTA: "green", Movement.MODIFICACION: "yellow", Movement.BAJA: "red"}
+_COLOUR = {Movement.ADOPCION: "cyan", Movement.ALTA: "green", Movement.MODIFICACION: "yellow", Movement.BAJA: "red"}
 _WIDTH = 26
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 

@@ -43,11 +43,14 @@ def kind_name(kind: str) -> str:
 
 
 def movement_name(movement: Movement) -> str:
-    return {Movement.ALTA: _("alta"), Movement.MODIFICACION: _("modificación"), Movement.BAJA: _("baja")}[movement]
+    return {Movement.ADOPCION: _("adopción"), Movement.ALTA: _("alta"), Movement.MODIFICACION: _("modificación"),
+            Movement.BAJA: _("baja")}[movement]
 
 
 def movements(movement: Movement, n: int) -> str:
     """"1 alta", "3 modificaciones": the count and its noun, in the plural form n needs."""
+    if movement is Movement.ADOPCION:
+        return ngettext("{n} adopción", "{n} adopciones", n)
     if movement is Movement.ALTA:
         return ngettext("{n} alta", "{n} altas", n)
     if movement is Movement.MODIFICACION:
@@ -58,8 +61,10 @@ def movements(movement: Movement, n: int) -> str:
 def summary_line(counts: dict[Movement, int]) -> str:
     if not any(counts.values()):
         return _("No changes. Every target matches the desired state.")
-    return _("Plan: {altas}, {modificaciones}, {bajas}.", **{
-        m.plural: movements(m, counts.get(m, 0)) for m in Movement})
+    words = {m.plural: movements(m, counts.get(m, 0)) for m in Movement}
+    if counts.get(Movement.ADOPCION):  # only a plan that adopts says so: the others read as they always did
+        return _("Plan: {adopciones}, {altas}, {modificaciones}, {bajas}.", **words)
+    return _("Plan: {altas}, {modificaciones}, {bajas}.", **words)
 
 
 def yes_no(value: bool) -> str:

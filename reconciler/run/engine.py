@@ -307,23 +307,33 @@ class Run:
         return provider.implied_approvals(changes) if provider.offers(Capability.IMPLIED_APPROVALS) else {}
 
     @staticmethod
-    def _excess_bajas(target: TargetSettings, changes: list[Change]) -> int:
-        """How many bajas the plan has for `target` of the kinds its deletion budget counts
-        (accounts, mailboxes, lines), when that is over max_bajas (else 0)."""
+    def _excess(target: TargetSettings, changes: list[Change], movement: Movement = Movement.BAJA) -> int:
+        """How many bajas (or adopciones) the plan has for `target` of the kinds its mass-change
+        budget counts (accounts, mailboxes, lines), when that is over max_bajas (else 0).  Many
+        adoptions at once are a mass change like many bajas: each is approved, and the run that
+        takes in a whole directory says so on its command line."""
         budgeted = registry.kind(target.kind).budgeted
-        bajas = sum(1 for c in changes if c.movement is Movement.BAJA and c.kind in budgeted)
-        return bajas if bajas > target.max_bajas else 0
+        many = sum(1 for c in changes if c.movement is movement and c.kind in budgeted)
+        return many if many > target.max_bajas else 0
 
     def _guard_warning(self, target: TargetSettings, changes: list[Change]) -> list[str]:
-        if bajas := self._excess_bajas(target, changes):
-            return [lazy_n("target {target}: {n} baja exceeds the deletion guard (max_bajas: {max_bajas}); "
-                           "apply refuses it unless given --allow-mass-baja",
-                           "target {target}: {n} bajas exceed the deletion guard (max_bajas: {max_bajas}); "
-                           "apply refuses them unless given --allow-mass-baja",
-                           bajas, target=target.name, max_bajas=target.max_bajas)]
-        return []
+        warnings = []
+        if bajas := self._excess(target, changes):
+            warnings.append(lazy_n("target {target}: {n} baja exceeds the deletion guard (max_bajas: {max_bajas}); "
+                                   "apply refuses it unless given --allow-mass-baja",
+                                   "target {target}: {n} bajas exceed the deletion guard (max_bajas: {max_bajas}); "
+                                   "apply refuses them unless given --allow-mass-baja",
+                                   bajas, target=target.name, max_bajas=target.max_bajas))
+        if adoptions := self._excess(target, changes, Movement.ADOPCION):
+            warnings.append(lazy_n("target {target}: {n} adopción exceeds the mass-change guard (max_bajas: "
+                                   "{max_bajas}); apply refuses it unless given --allow-mass-adoption",
+                                   "target {target}: {n} adopciones exceed the mass-change guard (max_bajas: "
+                                   "{max_bajas}); apply refuses them unless given --allow-mass-adoption",
+                                   adoptions, target=target.name, max_bajas=target.max_bajas))
+        return warnings
 
-    def _check(self, plan: Plan, allow_mass_baja: bool, strict: bool, expect_fingerprint: str | None) -> None:
+    def _check(self, plan: Plan, allow_mass_baja: bool, strict: bool, expect_fingerprint: str | None,
+               allow_mass_adoption: bool = False) -> None:
         """Everything that refuses the whole run, checked before the first change."""
         if self.source.commit is None:
             raise ReconcilerError(_("apply reads the desired state from a commit of the protected branch, "
@@ -340,7 +350,7 @@ class Run:
         for name, changes in plan.by_target().items():
             target = self.providers[name].target
             approved = [c for c in changes if c.approved]
-            if (bajas := self._excess_bajas(target, approved)) and not allow_mass_baja:
+            if (bajas := self._excess(target, approved)) and not allow_mass_baja:
                 raise DeletionGuard(ngettext(
                     "refusing to apply: {n} baja on target {target} exceeds max_bajas ({max_bajas}). "
                     "Nothing was changed. Review the plan; if this baja is intended, run apply again with "
@@ -348,6 +358,14 @@ class Run:
                     "refusing to apply: {n} bajas on target {target} exceed max_bajas ({max_bajas}). "
                     "Nothing was changed. Review the plan; if these bajas are intended, run apply again with "
                     "--allow-mass-baja.", bajas, target=name, max_bajas=target.max_bajas))
+            if (adoptions := self._excess(target, approved, Movement.ADOPCION)) and not allow_mass_adoption:
+                raise DeletionGuard(ngettext(
+                    "refusing to apply: {n} adopción on target {target} exceeds max_bajas ({max_bajas}). "
+                    "Nothing was changed. Review the plan; if this adoption is intended, run apply again with "
+                    "--allow-mass-adoption.",
+                    "refusing to apply: {n} adopciones on target {target} exceed max_bajas ({max_bajas}). "
+                    "Nothing was changed. Review the plan; if these adoptions are intended, run apply again with "
+                    "--allow-mass-adoption.", adoptions, target=name, max_bajas=target.max_bajas))
 
     def _verified_applied(self, name: str) -> tuple[str | None, str]:
         """What target `name`'s applied ref says, if the apply key signed it (asked once a run)."""
@@ -405,14 +423,14 @@ class Run:
                                         "them, or for \"*\"", units=", ".join(missing)))
 
     def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
-              expect_fingerprint: str | None = None, progress=None) -> ApplyReport:
+              expect_fingerprint: str | None = None, progress=None, allow_mass_adoption: bool = False) -> ApplyReport:
         """Apply the approved changes of `plan` across targets, each under its lock and with
         its audit trail; `progress(target, total)` returns an advance(n) callable.
 
         Order: first every change that revokes access, targets in reverse order (a closed
         mailbox before its account is disabled); then everything else in target order (an
         account before its mailbox); then each target reads back and verifies."""
-        self._check(plan, allow_mass_baja, strict, expect_fingerprint)
+        self._check(plan, allow_mass_baja, strict, expect_fingerprint, allow_mass_adoption)
         self._check_delivery()
         run_id = new_run_id()
         report = self.report = ApplyReport([])  # filled even when the run stops with an error

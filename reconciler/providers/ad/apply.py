@@ -6,9 +6,10 @@ Phases:
      LDAPS), pwdLastSet=0 (change at next logon) and the enabled flag.
   3. Group removals, batched per group: access is revoked before anything else moves, and
      before a baja's account is disabled.
-  4. Modificaciones and bajas: rename or move (modify DN) and one modify with every
-     changed attribute, the enabled flag and the applied-state marker (a baja disables
-     before it moves).
+  4. Adopciones, modificaciones and bajas: rename or move (modify DN) and one modify with
+     every changed attribute, the enabled flag and the applied-state marker (a baja disables
+     before it moves).  An adoption is a modificación of an account made by hand: it never
+     sets a password.
   5. Group additions, batched per group, with the accounts' final DNs.
   6. Password resets: a new random password, change at next logon.
   7. Computers (desktops and laptops): added, renamed, moved, given a holder, decommissioned.
@@ -248,7 +249,7 @@ class ADApplier:
         want: Account = o.change.desired
         have: Account = o.change.actual
         moves = want.cn != have.cn or not dnlib.same(want.parent, have.parent)
-        if o.change.movement is Movement.BAJA:
+        if o.change.movement is Movement.BAJA or not want.enabled:  # an adoption straight into the bajas too
             if self._write(o, have.dn, want, have) and moves:
                 self._move(o, have.dn, want, have)
         elif not moves or self._move(o, have.dn, want, have):

@@ -1,8 +1,9 @@
 """The diff between desired and actual directory state: a pure function, no I/O.
 
 Order of the resulting changes is the order apply needs: OUs, then groups, then account
-altas, modificaciones and bajas.  Accounts are matched by employeeID, so a changed name is a
-rename and a changed unit is a move, never a baja plus an alta.
+adopciones, altas, modificaciones and bajas.  Accounts are matched by employeeID, so a changed
+name is a rename and a changed unit is a move, never a baja plus an alta; a declared person
+whose account was made by hand (no marker) adopts it, never gets a second one.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class ActualDirectory:
     ous: frozenset = frozenset()  # dn.key() of every existing OU that matters
     groups: Mapping[str, str] = field(default_factory=dict)  # casefolded name -> DN, under the groups OU
     warnings: tuple[str, ...] = ()
+    # User accounts without the marker (or marked, outside the managed OUs) that carry the
+    # employeeID of a person with no managed account, or that a person's `adopt:` names.
+    adoptable: tuple[Account, ...] = ()
 
 
 def _folded(values) -> frozenset[str]:
@@ -116,6 +120,42 @@ def _conflict(desired: Account, actual: Account | None, index: dict, target: str
     return None
 
 
+def adoption_candidate(want: Account, adoptable: tuple[Account, ...]) -> tuple[Account | None, str | None]:
+    """The hand-made account a declared person without a managed account adopts, or why none
+    can be: (account, None), (None, problem) or (None, None) when there is nothing to adopt.
+    `adopt:` names it and wins; otherwise exactly one account must carry the employeeID."""
+    if want.adopt:
+        named = [a for a in adoptable if a.sam.casefold() == want.adopt.casefold()]
+        if not named:
+            return None, lazy("adopt names the account {name}, which does not exist in the domain", name=want.adopt)
+        found = named[0]
+        if found.key and found.key != want.key:
+            return None, lazy("adopt names the account {name}, but it carries the employeeID {other} of someone "
+                              "else; left alone", name=want.adopt, other=found.key)
+    else:
+        carrying = sorted((a for a in adoptable if a.key == want.key), key=lambda a: a.dn or "")
+        if len(carrying) > 1:
+            return None, lazy("{n} existing accounts carry employeeID {key} ({dns}); left alone. Name the one to "
+                              "adopt with adopt: (its sAMAccountName), and remove the others or clear their "
+                              "employeeID", n=len(carrying), key=want.key, dns="; ".join(a.dn or "" for a in carrying))
+        if not carrying:
+            return None, None
+        found = carrying[0]
+    if found.protected:  # built-in and privileged accounts are the domain's, never a person's to manage
+        return None, lazy("the account {dn} is a built-in or privileged account (isCriticalSystemObject or "
+                          "adminCount); the reconciler never adopts it. Left alone", dn=found.dn)
+    return found, None
+
+
+def adoption_attributes(desired: Account, actual: Account) -> tuple[AttributeChange, ...]:
+    """An adoption shows every managed difference and the marker it writes over whatever the
+    account's adminDescription held."""
+    from reconciler.providers.ad.records import MARKER
+
+    return (AttributeChange("adminDescription", actual.marker, MARKER),
+            *account_attribute_changes(desired, actual))
+
+
 def _movement(desired: Account, actual: Account, bajas_ou: str) -> Movement:
     looks_active = actual.enabled or not dnlib.same(actual.parent, bajas_ou)
     return Movement.BAJA if not desired.enabled and looks_active else Movement.MODIFICACION
@@ -156,9 +196,25 @@ def _group_changes(desired: DesiredDirectory, actual: ActualDirectory, target: A
 
 def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget, today: str,
                      index: _LazyIndex) -> tuple[list[Change], list[Conflict]]:
-    altas, modificaciones, bajas, conflicts = [], [], [], []
+    adoptions, altas, modificaciones, bajas, conflicts = [], [], [], [], []
     for key in sorted(desired.accounts):
         want, have = desired.accounts[key], actual.accounts.get(key)
+        if have is None and actual.adoptable:
+            found, problem = adoption_candidate(want, actual.adoptable)
+            if problem:
+                conflicts.append(Conflict(target.name, key, want.display, problem))
+                continue
+            if found is not None:
+                if want.sam.casefold() != found.sam.casefold() or want.cn != found.cn:
+                    if conflict := _conflict(want, found, index, target.name):
+                        conflicts.append(conflict)
+                        continue
+                adoptions.append(Change(Movement.ADOPCION, target.name, "account", key, want.display,
+                                        adoption_attributes(want, found),
+                                        reason=lazy("existing account {dn}, made by hand", dn=found.dn),
+                                        folio=want.folio, unit=want.unit, origins=want.origins,
+                                        desired=want, actual=found))
+                continue
         if have is None and not want.enabled:
             continue  # a baja for someone who never had an account: nothing to offboard
         needs_names = have is None or want.sam.casefold() != have.sam.casefold() or want.cn != have.cn
@@ -174,10 +230,12 @@ def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target:
         have = actual.accounts[key]
         if have.offboarded and dnlib.same(have.parent, target.bajas_ou):
             continue  # already offboarded; kept for the retention period
+        if key in desired.out_of_scope or any(dnlib.under(have.parent, ou) for ou in desired.unmanaged_ous):
+            continue  # a unit not yet under management on this target (staged rollout)
         unit = desired.ou_origins.get(dnlib.key(have.parent), (None,))[0]
         bajas.append(_account_change(Movement.BAJA, target, offboarded(have, target, today), have,
                                      reason=lazy("no longer declared in desired_state"), unit=unit))
-    return altas + modificaciones + bajas, conflicts
+    return adoptions + altas + modificaciones + bajas, conflicts
 
 
 def _ou_change(ou: str, desired: DesiredDirectory, target: ADTarget) -> Change:

@@ -152,7 +152,7 @@ class ADProvider(Provider):
             holds = lazy("a changed person holds a computer") if any(
                 c.holder in (keys or frozenset()) for c in actual.values() if c.holder) else None
             return None, ([], []), holds
-        computers = expand_computers(request.state, self.target)
+        computers, actual = self._in_scope(expand_computers(request.state, self.target), actual, basis.desired)
         changes = diff_computers(computers, actual, self.target, basis.holder_dns())
         wanted = {c.desired.hostname.casefold(): c for c in changes if c.desired is not None and c.desired.enabled
                   and (c.actual is None or c.actual.hostname.casefold() != c.desired.hostname.casefold())}
@@ -164,6 +164,17 @@ class ADProvider(Provider):
                      for name, c in wanted.items() if name in held]
         blocked = {c.key for c in conflicts}
         return computers, ([c for c in changes if c.key not in blocked], conflicts), None
+
+    def _in_scope(self, desired: dict[str, Computer], actual: dict[str, Computer], directory: DesiredDirectory
+                  ) -> tuple[dict[str, Computer], dict[str, Computer]]:
+        """Staged rollout: the computers of units not yet managed on this target are left out of
+        both sides, declared or found in those units' OUs."""
+        if self.target.managed_units is None:
+            return desired, actual
+        outside = {k for k, c in desired.items() if not self.target.manages(c.unit)}
+        outside |= {k for k, c in actual.items() if any(dnlib.under(c.parent, ou) for ou in directory.unmanaged_ous)}
+        return ({k: c for k, c in desired.items() if k not in outside},
+                {k: c for k, c in actual.items() if k not in outside})
 
     def _partial_view_problem(self, desired: DesiredDirectory, actual: ActualDirectory,
                               previous_keys: frozenset) -> str | None:
@@ -224,8 +235,8 @@ class ADProvider(Provider):
             actual = self._read(basis.desired, basis.keys, verify=True)
             remaining, _ = diff(basis.desired, actual, self.target, basis.today)
             if basis.computers is not None:
-                remaining += diff_computers(basis.computers, read_computers(self.conn, self.target), self.target,
-                                            basis.holder_dns())
+                _, computers = self._in_scope({}, read_computers(self.conn, self.target), basis.desired)
+                remaining += diff_computers(basis.computers, computers, self.target, basis.holder_dns())
         except LDAPException as exc:
             raise ReconcilerError(str(exc)) from None
         return ReadBack(remaining, actual)

@@ -29,6 +29,7 @@ PAGE_SIZE = 1000  # Samba's MaxPageSize
 ACCOUNT_ATTRIBUTES = list(MANAGED_ATTRIBUTES) + ["adminDescription", "userAccountControl", "memberOf"]
 VERIFY_ATTRIBUTES = ACCOUNT_ATTRIBUTES + ["pwdLastSet"]
 UF_ACCOUNTDISABLE = 0x2
+_ADOPTION_ATTRIBUTES = ["objectClass", "isCriticalSystemObject", "adminCount"]
 _LOOKUP_BATCH = 100
 NO_SUCH_OBJECT = 32
 
@@ -52,8 +53,8 @@ def paged_search(conn: Connection, base: str, query: str, attributes: list[str],
             return
 
 
-_CANONICAL = {name.lower(): name for name in ACCOUNT_ATTRIBUTES + ["employeeID", "sAMAccountName",
-                                                                  "userPrincipalName", "adminDescription"]}
+_CANONICAL = {name.lower(): name for name in ACCOUNT_ATTRIBUTES + _ADOPTION_ATTRIBUTES + [
+    "employeeID", "sAMAccountName", "userPrincipalName", "adminDescription"]}
 
 
 def _canonical(attrs: dict) -> dict:
@@ -92,8 +93,16 @@ def _account(entry: dict, groups_ou_key: tuple) -> Account:
         key=_one(attrs, "employeeID") or "", cn=dnlib.first_value(entry["dn"]),
         parent=dnlib.parent(entry["dn"]), attributes={n: _value(attrs, n) for n in MANAGED_ATTRIBUTES},
         enabled=not uac & UF_ACCOUNTDISABLE, groups=groups, dn=entry["dn"], applied_hash=applied,
-        must_change_password=_one(attrs, "pwdLastSet") == "0", uac=uac,
+        must_change_password=_one(attrs, "pwdLastSet") == "0", uac=uac, marker=marker or None,
+        protected=_protected(attrs),
     )
+
+
+def _protected(attrs: dict) -> bool:
+    """A built-in or privileged account: critical to the system, or guarded by AdminSDHolder
+    (adminCount=1: a member, now or once, of a privileged group)."""
+    critical = str(_one(attrs, "isCriticalSystemObject") or "").upper() == "TRUE"
+    return critical or str(_one(attrs, "adminCount") or "0") not in ("0", "")
 
 
 def _is_managed(entry: dict) -> bool:
@@ -245,27 +254,40 @@ def read_ous(conn: Connection, wanted: Iterable[str]) -> frozenset:
 
 
 def lookup_names(conn: Connection, target: ADTarget, accounts: Iterable[Account],
-                 groups: Iterable[str] = ()) -> list[ForeignObject]:
-    """Objects anywhere in the domain holding a sAMAccountName, UPN or employeeID we want.
+                 groups: Iterable[str] = (), adopting: Iterable[Account] = ()
+                 ) -> tuple[list[ForeignObject], list[Account]]:
+    """Objects anywhere in the domain holding a sAMAccountName, UPN or employeeID we want, and
+    the user accounts among them that a person without a managed account could adopt: those
+    carrying the person's employeeID, or named by the person's `adopt:`.
 
     Terms are OR-ed in batches: a plan with 10,000 altas costs a few hundred searches, a plan
     with none costs nothing."""
-    terms = []
+    terms, seen = [], set()
     for account in accounts:
         terms.append(f"(sAMAccountName={escape_filter_chars(account.sam)})")
         if upn := account.attributes.get("userPrincipalName"):
             terms.append(f"(userPrincipalName={escape_filter_chars(upn)})")
         terms.append(f"(employeeID={escape_filter_chars(account.key)})")
+        seen.add(account.key)
+    for account in adopting:
+        if account.key not in seen:
+            terms.append(f"(employeeID={escape_filter_chars(account.key)})")
+        if account.adopt:
+            terms.append(f"(sAMAccountName={escape_filter_chars(account.adopt)})")
     terms += [f"(sAMAccountName={escape_filter_chars(name)})" for name in groups]
     found: dict[str, ForeignObject] = {}
+    users: dict[str, Account] = {}
+    groups_key = dnlib.key(target.groups_ou)
     for i in range(0, len(terms), _LOOKUP_BATCH):
         query = f"(|{''.join(terms[i:i + _LOOKUP_BATCH])})"
-        for e in paged_search(conn, target.base_dn, query, ["sAMAccountName", "userPrincipalName", "employeeID",
-                                                            "adminDescription"]):
+        for e in paged_search(conn, target.base_dn, query, ACCOUNT_ATTRIBUTES + _ADOPTION_ATTRIBUTES):
             a = _canonical(e["attributes"])
+            classes = {c.casefold() for c in a.get("objectClass") or ()}
             found[e["dn"]] = ForeignObject(e["dn"], _one(a, "sAMAccountName"), _one(a, "userPrincipalName"),
                                            _one(a, "employeeID"))
-    return list(found.values())
+            if "user" in classes and "computer" not in classes:
+                users[e["dn"]] = _account(e, groups_key)
+    return list(found.values()), list(users.values())
 
 
 def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory,
@@ -280,6 +302,10 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
     known = {f.dn for f in foreign} | {a.dn for a in accounts.values()}
     groups = read_groups(conn, target)
     new_groups = [name for name in desired.groups if name.casefold() not in groups]
-    foreign += [f for f in lookup_names(conn, target, needing_names, new_groups) if f.dn not in known]
+    adopting = [want for key, want in desired.accounts.items() if key not in accounts]
+    found, users = lookup_names(conn, target, needing_names, new_groups, adopting)
+    foreign += [f for f in found if f.dn not in known]
+    managed = {a.dn for a in accounts.values()}
     return ActualDirectory(accounts=accounts, foreign=tuple(foreign), ous=read_ous(conn, desired.ous),
-                           groups=groups, warnings=tuple(warnings))
+                           groups=groups, warnings=tuple(warnings),
+                           adoptable=tuple(u for u in users if u.dn not in managed))

@@ -27,6 +27,7 @@ from typing import Mapping
 
 from reconciler.desired.model import DesiredState, Person
 from reconciler.desired.naming import base_name, common_name
+from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.target import ADTarget
@@ -53,11 +54,14 @@ class Account:
     applied_hash: str | None = field(default=None, compare=False)
     must_change_password: bool = field(default=False, compare=False)
     uac: int | None = field(default=None, compare=False)  # userAccountControl as read
+    marker: str | None = field(default=None, compare=False)  # adminDescription as read
+    protected: bool = field(default=False, compare=False)  # built-in or privileged: never adopted
     # From the desired state only:
     folio: str | None = field(default=None, compare=False)
     resets: tuple = field(default=(), compare=False)  # desired.model.Request: password resets declared
     unit: str | None = field(default=None, compare=False)  # unit key
     origins: tuple = field(default=(), compare=False)  # Sources of the declarations behind it
+    adopt: str | None = field(default=None, compare=False)  # the hand-made account it is declared to adopt
 
     @property
     def sam(self) -> str:
@@ -93,6 +97,10 @@ class DesiredDirectory:
     # Where OUs and groups come from, for provenance: dn.key(ou) / group name -> (unit key, Sources)
     ou_origins: Mapping[tuple, tuple] = field(default_factory=dict)
     group_origins: Mapping[str, tuple] = field(default_factory=dict)
+    # Staged rollout (the target's managed_units): the people declared in the other units, and
+    # those units' OUs; their accounts are left alone, whatever they look like.
+    out_of_scope: frozenset[str] = frozenset()
+    unmanaged_ous: tuple[str, ...] = ()
 
 
 def marker_value(account_hash: str) -> str:
@@ -162,10 +170,11 @@ def person_account(person: Person, state: DesiredState, target: ADTarget) -> Acc
     if person.active:
         groups = frozenset(state.entitlements[e].group for e in person.entitlements)
         return Account(person.employee_key, cn, unit_ou(target, unit.ou), attributes, True, groups,
-                       folio=person.solicitud.folio, resets=person.password_resets, unit=unit.key, origins=origins)
+                       folio=person.solicitud.folio, resets=person.password_resets, unit=unit.key, origins=origins,
+                       adopt=person.adopt)
     attributes["description"] = baja_stamp(person.solicitud.date, person.solicitud.folio)
     return Account(person.employee_key, bajas_cn(cn, sam), target.bajas_ou, attributes, False, frozenset(),
-                   folio=person.solicitud.folio, unit=unit.key, origins=origins[:1])
+                   folio=person.solicitud.folio, unit=unit.key, origins=origins[:1], adopt=person.adopt)
 
 
 def mail_attributes(person: Person) -> dict:
@@ -195,11 +204,17 @@ def _ancestors(dn: str, base_dn: str) -> list[str]:
 
 
 def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
-    accounts = {p.employee_key: person_account(p, state, target) for p in state.people}
+    unknown = sorted((target.managed_units or frozenset()) - set(state.units))
+    if unknown:
+        raise ReconcilerError(_("target {target}: managed_units names {units}, which desired_state/units.yaml does "
+                                "not declare", target=target.name, units=", ".join(unknown)))
+    accounts = {p.employee_key: person_account(p, state, target) for p in state.people if target.manages(p.unit)}
+    out_of_scope = frozenset(p.employee_key for p in state.people if not target.manages(p.unit))
     ous: dict[tuple, str] = {}
     roots = [target.people_ou, target.groups_ou, target.bajas_ou]
     computers = {unit_ou(target, state.units[e.unit].ou) for e in state.equipment
-                 if e.type in ("desktop", "laptop") and e.status != "baja" and e.unit in state.units}
+                 if e.type in ("desktop", "laptop") and e.status != "baja" and e.unit in state.units
+                 and target.manages(e.unit)}
     units = sorted({a.parent for a in accounts.values() if a.enabled} | computers)
     for ou in roots + units:
         for step in _ancestors(ou, target.base_dn):
@@ -210,7 +225,8 @@ def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
         group_origins.setdefault(ent.group, (None, (ent.source,) if ent.source else ()))
     ou_origins = {dnlib.key(unit_ou(target, u.ou)): (u.key, (u.source,) if u.source else ())
                   for u in state.units.values()}
-    return DesiredDirectory(accounts, groups, tuple(ous.values()), ou_origins, group_origins)
+    unmanaged = tuple(unit_ou(target, u.ou) for u in state.units.values() if not target.manages(u.key))
+    return DesiredDirectory(accounts, groups, tuple(ous.values()), ou_origins, group_origins, out_of_scope, unmanaged)
 
 
 def undo_ldif(before: Account, after: Account, groups: Mapping[str, str], groups_ou: str) -> str:
@@ -235,6 +251,9 @@ def undo_ldif(before: Account, after: Account, groups: Mapping[str, str], groups
         out += ["replace: userAccountControl", f"userAccountControl: {before.uac}", "-"]
     if before.applied_hash is not None:
         out += ["replace: adminDescription", ldif_line("adminDescription", marker_value(before.applied_hash)), "-"]
+    else:  # adopted: whatever the account held before the marker, or nothing
+        out += ["replace: adminDescription", *([ldif_line("adminDescription", before.marker)] if before.marker else []),
+                "-"]
     out.append("")
     now = {g.casefold(): g for g in (after.groups if after is not None else before.groups)}
     had = {g.casefold(): g for g in before.groups}

@@ -21,6 +21,7 @@ class ADTarget(TargetSettings):
     bind_password: SecretSource
     ca_file: str | None
     validate_tls: bool
+    managed_units: frozenset[str] | None = None  # staged rollout: only these units (None: all)
 
     @property
     def url(self) -> str:
@@ -34,7 +35,13 @@ class ADTarget(TargetSettings):
             upn_suffix=raw["upn_suffix"], people_ou=raw["ous"]["people"], groups_ou=raw["ous"]["groups"],
             bajas_ou=raw["ous"]["bajas"], bind_dn=raw["bind_dn"],
             bind_password=SecretSource(**raw["bind_password"]), ca_file=tls.get("ca_file"),
-            validate_tls=tls.get("validate", True), **cls.common(name, raw))
+            validate_tls=tls.get("validate", True),
+            managed_units=frozenset(raw["managed_units"]) if "managed_units" in raw else None,
+            **cls.common(name, raw))
+
+    def manages(self, unit: str | None) -> bool:
+        """Whether the people of `unit` are managed on this target (staged rollout)."""
+        return self.managed_units is None or unit in self.managed_units
 
     def check(self, add) -> None:
         for ou in (self.people_ou, self.groups_ou, self.bajas_ou):

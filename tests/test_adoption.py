@@ -1,0 +1,168 @@
+"""Adoption in the AD diff (a pure function): a declared person whose account was made by hand
+adopts it, never gets a second one; examples, and properties checked with hypothesis."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.plan import Movement
+from reconciler.providers.ad.diff import ActualDirectory, diff
+from reconciler.providers.ad.records import MARKER, Account, undo_ldif
+from test_diff import GROUPS, KEYS, TARGET, TODAY, UNIT_OUS, account, actual_dir, as_actual, desired_dir, sams
+
+LEGACY_OU = "OU=Hospital General,OU=Usuarios,OU=Legado,DC=x"
+
+
+def hand_made(key: str | None, sam: str, **kw) -> Account:
+    """An account someone made by hand: no marker, somewhere outside the managed OUs."""
+    a = account(key or "", sam, **{"parent": LEGACY_OU, "groups": frozenset(), **kw})
+    return replace(a, dn=a.target_dn, uac=512 if a.enabled else 514, marker=kw.get("marker"))
+
+
+def with_adoptable(actual: ActualDirectory, *found: Account) -> ActualDirectory:
+    return replace(actual, adoptable=tuple(found))
+
+
+def test_a_hand_made_account_carrying_the_employee_key_is_adopted_with_every_difference_shown():
+    want = account("E1", "jnunez", title="Médico General")
+    legacy = hand_made("E1", "jnunez", title="medico", cn="Jose Nunez", marker="cuenta de Pepe")
+    [change], conflicts = diff(desired_dir(want), with_adoptable(actual_dir(), legacy), TARGET, TODAY)
+    assert conflicts == [] and change.movement is Movement.ADOPCION and change.actual is legacy
+    shown = {a.name: (a.before, a.after) for a in change.attributes}
+    assert shown["adminDescription"] == ("cuenta de Pepe", MARKER)  # what the marker overwrites is shown
+    assert shown["title"] == ("medico", "Médico General")
+    assert shown["ou"] == (LEGACY_OU, UNIT_OUS[0]) and shown["cn"] == ("Jose Nunez", want.cn)
+    assert shown["groups"] == ((), ("GG-A",))
+    assert "made by hand" in str(change.reason)
+
+
+def test_adopt_names_an_account_without_employee_key():
+    want = replace(account("E1", "jnunez"), adopt="Jose.Nunez")
+    legacy = hand_made(None, "jose.nunez")
+    [change], conflicts = diff(desired_dir(want), with_adoptable(actual_dir(), legacy), TARGET, TODAY)
+    assert conflicts == [] and change.movement is Movement.ADOPCION
+    assert ("employeeID", None, "E1") in {(a.name, a.before, a.after) for a in change.attributes}
+
+
+def test_adopt_wins_over_another_account_carrying_the_key():
+    want = replace(account("E1", "jnunez"), adopt="jose.nunez")
+    chosen, other = hand_made("E1", "jose.nunez"), hand_made("E1", "jnunez.viejo")
+    [change], conflicts = diff(desired_dir(want), with_adoptable(actual_dir(), other, chosen), TARGET, TODAY)
+    assert change.actual is chosen and conflicts == []
+
+
+def test_two_accounts_carrying_the_key_are_a_conflict_naming_both():
+    want = account("E1", "jnunez")
+    one, two = hand_made("E1", "jose.nunez"), hand_made("E1", "jnunez.viejo")
+    changes, [conflict] = diff(desired_dir(want), with_adoptable(actual_dir(), one, two), TARGET, TODAY)
+    assert [c for c in changes if c.kind == "account"] == []
+    assert one.dn in conflict.message and two.dn in conflict.message and "adopt:" in conflict.message
+
+
+def test_adopt_of_a_missing_account_or_of_someone_elses_is_a_conflict():
+    missing = replace(account("E1", "jnunez"), adopt="nadie.aqui")
+    changes, [conflict] = diff(desired_dir(missing), with_adoptable(actual_dir(), hand_made("E1", "x.y")),
+                               TARGET, TODAY)
+    assert "does not exist" in conflict.message and not [c for c in changes if c.kind == "account"]
+    theirs = replace(account("E1", "jnunez"), adopt="ana.mora")
+    changes, [conflict] = diff(desired_dir(theirs), with_adoptable(actual_dir(), hand_made("E9", "ana.mora")),
+                               TARGET, TODAY)
+    assert "E9" in conflict.message and not [c for c in changes if c.kind == "account"]
+
+
+def test_built_in_and_privileged_accounts_are_never_adopted():
+    want = replace(account("E1", "jnunez"), adopt="Administrator")
+    admin = replace(hand_made(None, "Administrator"), protected=True)
+    changes, [conflict] = diff(desired_dir(want), with_adoptable(actual_dir(), admin), TARGET, TODAY)
+    assert "never adopts" in conflict.message and not [c for c in changes if c.kind == "account"]
+
+
+def test_a_declared_baja_adopts_the_hand_made_account_into_the_bajas():
+    want = account("E1", "jnunez", enabled=False, parent=TARGET.bajas_ou, groups=frozenset())
+    legacy = hand_made("E1", "jose.nunez")
+    [change], _ = diff(desired_dir(want), with_adoptable(actual_dir(), legacy), TARGET, TODAY)
+    assert change.movement is Movement.ADOPCION
+    assert ("enabled", True, False) in {(a.name, a.before, a.after) for a in change.attributes}
+
+
+def test_a_managed_account_is_never_adopted_again():
+    want = account("E1", "jnunez")
+    legacy = hand_made("E1", "otra.cuenta")
+    changes, _ = diff(desired_dir(want), with_adoptable(actual_dir(as_actual(want)), legacy), TARGET, TODAY)
+    assert changes == []
+
+
+def test_the_before_image_of_an_adoption_puts_the_old_description_back():
+    want = account("E1", "jnunez")
+    legacy = hand_made("E1", "jose.nunez", marker="cuenta de Pepe")
+    text = undo_ldif(legacy, want, {}, TARGET.groups_ou)
+    assert "replace: adminDescription\nadminDescription: cuenta de Pepe\n-" in text
+    bare = undo_ldif(hand_made("E1", "jose.nunez"), want, {}, TARGET.groups_ou)
+    assert "replace: adminDescription\n-" in bare  # it had none: the marker is removed
+
+
+@st.composite
+def worlds(draw):
+    """Desired people; some hold managed accounts, some have hand-made ones (by key or named)."""
+    keys = draw(st.lists(st.sampled_from(KEYS), unique=True, min_size=1, max_size=6))
+    want, managed, legacy = {}, [], []
+    for i, k in enumerate(keys):
+        a = account(k, f"{draw(sams)}{i}", enabled=draw(st.booleans()))
+        if not a.enabled:
+            a = replace(a, parent=TARGET.bajas_ou, groups=frozenset())
+        fate = draw(st.sampled_from(["new", "managed", "by-key", "named", "two"]))
+        if fate == "managed":
+            managed.append(as_actual(a))
+        elif fate in ("by-key", "two"):
+            legacy.append(hand_made(k, f"legacy.{k}", title=draw(st.sampled_from(["x", "Médico"])),
+                                    groups=draw(st.frozensets(st.sampled_from(sorted(GROUPS))))))
+            if fate == "two":
+                legacy.append(hand_made(k, f"otra.{k}"))
+        elif fate == "named":
+            legacy.append(hand_made(None, f"a.mano.{k}"))
+            a = replace(a, adopt=f"A.Mano.{k}")
+        want[k] = a
+    return desired_dir(*want.values()), with_adoptable(actual_dir(*managed), *legacy)
+
+
+def simulate(actual: ActualDirectory, changes) -> ActualDirectory:
+    """Apply the account changes as the provider does: the account, adopted or not, becomes the
+    desired one, marked; an adopted account is no longer among the hand-made ones."""
+    accounts, adopted = dict(actual.accounts), set()
+    for c in changes:
+        if c.kind == "account":
+            accounts[c.key] = as_actual(c.desired)
+            if c.movement is Movement.ADOPCION:
+                adopted.add(c.actual.dn)
+    return replace(actual, accounts=accounts, adoptable=tuple(a for a in actual.adoptable if a.dn not in adopted))
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds())
+def test_a_person_with_a_hand_made_account_is_adopted_never_given_a_second_one(world):
+    desired, actual = world
+    changes, conflicts = diff(desired, actual, TARGET, TODAY)
+    blocked = {c.key for c in conflicts}
+    for c in (c for c in changes if c.kind == "account"):
+        carrying = [a for a in actual.adoptable if a.key == c.key or a.sam.casefold() == (c.desired.adopt or "").casefold()]
+        if c.movement is Movement.ALTA:
+            assert not carrying  # an alta only where nothing could be adopted
+        if c.movement is Movement.ADOPCION:
+            assert c.key not in actual.accounts and c.actual in carrying and c.key not in blocked
+    after = simulate(actual, changes)
+    again, _ = diff(desired, after, TARGET, TODAY)
+    assert [c for c in again if c.kind == "account" and c.key not in blocked] == []
+
+
+def test_staged_rollout_leaves_the_units_not_yet_managed_alone():
+    """managed_units: the people of other units are neither created nor given baja, and an
+    undeclared account in such a unit's OU is not called a baja either."""
+    other_ou = UNIT_OUS[1]
+    mine, theirs = account("E1", "jnunez"), account("E2", "amora", parent=other_ou)
+    stray = as_actual(account("E3", "lpena", parent=other_ou))
+    desired = replace(desired_dir(mine), out_of_scope=frozenset({"E2"}), unmanaged_ous=(other_ou,))
+    moved_away = as_actual(replace(theirs, attributes={**theirs.attributes, "title": "editado"}))  # not touched
+    changes, conflicts = diff(desired, actual_dir(moved_away, stray), TARGET, TODAY)
+    assert [(c.movement, c.key) for c in changes if c.kind == "account"] == [(Movement.ALTA, "E1")]
