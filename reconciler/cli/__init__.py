@@ -31,6 +31,7 @@ COMMANDS = {
     "approve": "reconciler.cli.approve:approve",
     "attest": "reconciler.cli.approve:attest",
     "credentials": "reconciler.cli.credentials:open_folio",
+    "import": "reconciler.cli.importer:import_directory",
 }
 
 
@@ -104,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
                        default=os.environ.get("RECONCILER_PROTECTED_BRANCH", DEFAULT_REF),
                        help=_("apply only commits that landed on this branch (or origin/BRANCH), never going back "
                             "(default: $RECONCILER_PROTECTED_BRANCH or main)"))
+
+    imp = with_inventory(sub.add_parser("import", help=_("read an existing directory and write its people as desired "
+                                                         "state that adopts their accounts, with a reconciliation "
+                                                         "report (read-only against every target)")))
+    imp.add_argument("--mapping", type=Path, default=Path("inventory/import.yaml"),
+                     help=_("the import mapping: OUs and attributes to units, excluded accounts (default: "
+                            "inventory/import.yaml)"))
+    imp.add_argument("--out", type=Path, help=_("folder for the units' files (default: desired_state/users of --repo); "
+                                                "existing files are never overwritten"))
+    imp.add_argument("--report-only", action="store_true", help=_("write no desired state, only the report"))
+    imp.add_argument("--output", choices=["markdown", "csv", "json"], default="markdown",
+                     help=_("the report on standard output"))
+    imp.add_argument("--csv", type=Path, metavar="FILE", help=_("also write the report as CSV to FILE"))
 
     audit_cmd = with_inventory(sub.add_parser("audit", help=_("the audit trail")))
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")

@@ -1,0 +1,96 @@
+"""Reading an existing directory for import, in bulk and read-only: one paged search per search
+base for the people, one for every group of the domain (nesting is followed in memory)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from ldap3 import Connection
+
+from reconciler.providers.ad import dn as dnlib
+from reconciler.providers.ad.read import _canonical, _one, _protected, paged_search
+from reconciler.providers.ad.records import MARKER
+from reconciler.providers.ad.target import ADTarget
+
+PERSON_ATTRIBUTES = ("sAMAccountName", "userPrincipalName", "givenName", "sn", "displayName", "employeeID", "title",
+                     "company", "division", "department", "physicalDeliveryOfficeName", "telephoneNumber",
+                     "ipPhone", "mail")
+READ = [*PERSON_ATTRIBUTES, "userAccountControl", "memberOf", "lastLogonTimestamp", "whenChanged", "whenCreated",
+        "adminDescription", "isCriticalSystemObject", "adminCount"]
+UF_ACCOUNTDISABLE = 0x2
+_FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Found:
+    """One user account as the directory holds it."""
+
+    dn: str
+    attributes: dict  # PERSON_ATTRIBUTES -> text or None
+    enabled: bool
+    groups: tuple[str, ...] = ()  # DNs of the groups it is a direct member of
+    last_logon: dt.datetime | None = None
+    changed: dt.datetime | None = None
+    created: dt.datetime | None = None
+    protected: bool = False  # built-in or privileged
+    managed: bool = False  # already carries the reconciler's marker
+
+    @property
+    def sam(self) -> str:
+        return self.attributes.get("sAMAccountName") or ""
+
+    @property
+    def key(self) -> str | None:
+        return self.attributes.get("employeeID")
+
+
+@dataclass(frozen=True)
+class DirectoryRead:
+    accounts: tuple[Found, ...]
+    group_parents: dict = field(default_factory=dict)  # dn.key(group) -> DNs of the groups it is in
+    group_names: dict = field(default_factory=dict)  # dn.key(group) -> its name (CN)
+
+
+def filetime(value) -> dt.datetime | None:
+    """lastLogonTimestamp (100 ns since 1601, as text or a datetime) as an aware time; None for never."""
+    if isinstance(value, dt.datetime):
+        return value if value.year > 1601 else None
+    try:
+        ticks = int(value)
+    except (TypeError, ValueError):
+        return None
+    return _FILETIME_EPOCH + dt.timedelta(microseconds=ticks // 10) if ticks > 0 else None
+
+
+def generalized_time(value) -> dt.datetime | None:
+    """whenChanged ("20261202142501.0Z", or a datetime) as an aware time."""
+    if isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.datetime.strptime(str(value)[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+def _found(entry: dict) -> Found:
+    a = _canonical(entry["attributes"])
+    uac = int(_one(a, "userAccountControl") or 0)
+    return Found(
+        dn=entry["dn"], attributes={n: _one(a, n) for n in PERSON_ATTRIBUTES}, enabled=not uac & UF_ACCOUNTDISABLE,
+        groups=tuple(a.get("memberOf") or ()), last_logon=filetime(_one(a, "lastLogonTimestamp")),
+        changed=generalized_time(_one(a, "whenChanged")), created=generalized_time(_one(a, "whenCreated")),
+        protected=_protected(a), managed=(_one(a, "adminDescription") or "").startswith(MARKER))
+
+
+def read_existing(conn: Connection, target: ADTarget, bases: tuple[str, ...]) -> DirectoryRead:
+    """Every user account under `bases` (default: the whole domain), and every group's nesting."""
+    accounts: dict[str, Found] = {}
+    for base in bases or (target.base_dn,):
+        for entry in paged_search(conn, base, "(&(objectCategory=person)(objectClass=user))", READ):
+            accounts.setdefault(entry["dn"], _found(entry))
+    parents, names = {}, {}
+    for entry in paged_search(conn, target.base_dn, "(objectClass=group)", ["memberOf"]):
+        k = dnlib.key(entry["dn"])
+        names[k] = dnlib.first_value(entry["dn"])
+        parents[k] = tuple(_canonical(entry["attributes"]).get("memberOf") or ())
+    return DirectoryRead(tuple(sorted(accounts.values(), key=lambda f: f.dn)), parents, names)

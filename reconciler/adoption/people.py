@@ -1,0 +1,215 @@
+"""From an existing directory to declared people, and the decisions left for a person: a pure
+function of what was read, the mapping and the declared entitlements.
+
+Each account either becomes a person of a unit (with `adopt:` naming it, its names kept as
+written) or a row of the reconciliation report saying what someone must decide; a few become
+both (a stale account is imported, and reported).  Nothing is dropped silently: service and
+built-in accounts, accounts without an employee key, duplicates and accounts in no mapped OU
+are reported and not imported; groups that grant no declared entitlement are reported and
+noted on each person who is in them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from reconciler.adoption.directory import DirectoryRead, Found
+from reconciler.adoption.mapping import ImportMapping
+from reconciler.i18n import lazy
+from reconciler.providers.ad import dn as dnlib
+
+KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+EXPLICIT_SAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")  # what account.sam accepts
+EXTENSION = re.compile(r"^[0-9]{1,8}$")
+ADDRESS = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+                     r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
+# Words that open a compound surname (De la Cruz, Del Valle, San Martín): they go with the next.
+PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "san", "santa", "van", "von", "da", "di", "mc", "mac"})
+
+# Problems, in the order the report lists them.
+SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE = (
+    "service", "no_employee_key", "duplicate_key", "outside_managed_ous", "disabled", "stale")
+MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP = "mailbox_without_owner", "extension_without_owner", "unmapped_group"
+PROBLEMS = (SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE, MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the reconciliation report."""
+
+    problem: str
+    object: str  # DN, address or extension
+    account: str = ""  # sAMAccountName
+    key: str = ""  # employeeID
+    detail: str = ""
+    decision: str = ""
+
+
+@dataclass
+class Draft:
+    """A person to declare, as the YAML will hold them, with notes for the reviewer."""
+
+    unit: str
+    data: dict
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Imported:
+    people: dict[str, list[Draft]]  # unit -> people, by employee key
+    rows: list[Row]
+
+    def count(self, problem: str) -> int:
+        return sum(1 for r in self.rows if r.problem == problem)
+
+
+def split_surnames(sn: str) -> tuple[str, str | None]:
+    """'Pérez López' -> ('Pérez', 'López'); 'De la Cruz Martínez' -> ('De la Cruz', 'Martínez');
+    one word -> (it, None).  A person checks the result in the pull request."""
+    words, pending = [], []
+    for token in sn.split():
+        pending.append(token)
+        if token.casefold() not in PARTICLES:
+            words.append(" ".join(pending))
+            pending = []
+    if pending:
+        words.append(" ".join(pending))
+    if not words:
+        return sn, None
+    return words[0], " ".join(words[1:]) or None
+
+
+def _closure(groups: tuple[str, ...], directory: DirectoryRead) -> set[tuple]:
+    """Every group an account is in, directly or through nesting (cycles are harmless)."""
+    seen: set[tuple] = set()
+    todo = [dnlib.key(g) for g in groups]
+    while todo:
+        k = todo.pop()
+        if k in seen:
+            continue
+        seen.add(k)
+        todo += [dnlib.key(p) for p in directory.group_parents.get(k, ())]
+    return seen
+
+
+def _entitlements(found: Found, directory: DirectoryRead, by_group: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(entitlement keys its groups grant, names of its direct groups that lead to none)."""
+    def granted(keys: set[tuple]) -> set[str]:
+        return {by_group[n.casefold()] for k in keys if (n := directory.group_names.get(k) or k[0][1])
+                and n.casefold() in by_group}
+
+    everything = granted(_closure(found.groups, directory))
+    unmapped = sorted({dnlib.first_value(g) for g in found.groups if not granted(_closure((g,), directory))},
+                      key=str.casefold)
+    return sorted(everything), unmapped
+
+
+def _older(when: dt.datetime | None, days: int, now: dt.datetime) -> bool:
+    return when is not None and (now - when).days > days
+
+
+def _day(when: dt.datetime | None) -> str:
+    return when.date().isoformat() if when else lazy("never")
+
+
+def _person(found: Found, unit: str, entitlements: list[str], mailboxes: dict, mapping: ImportMapping,
+            today: str) -> dict:
+    a = found.attributes
+    first, second = split_surnames(a.get("sn") or "")
+    data = {"employee_key": found.key, "given_names": a.get("givenName"), "first_surname": first if a.get("sn") else None,
+            "second_surname": second, "title": a.get("title"), "direction": a.get("company"),
+            "subdirection": a.get("division"), "department": a.get("department"), "phone": a.get("telephoneNumber"),
+            "extension": a.get("ipPhone") if EXTENSION.match(a.get("ipPhone") or "") else None,
+            "status": "activo" if found.enabled else "baja", "entitlements": entitlements}
+    data = {k: v for k, v in data.items() if v is not None or k == "second_surname"}
+    if not a.get("sn"):
+        data.pop("second_surname")
+    account = {"sam": found.sam} if EXPLICIT_SAM.match(found.sam) else {}
+    cn = dnlib.first_value(found.dn)
+    if cn and cn.strip() == cn and len(cn) <= 256:
+        account["cn"] = cn
+    if account:
+        data["account"] = account
+    data["adopt"] = found.sam
+    if mailbox := mailboxes.get((a.get("mail") or "").casefold()):
+        data["mailbox"] = mailbox
+    sol = mapping.solicitud
+    data["solicitud"] = {"folio": sol["folio"], "date": sol.get("date") or today,
+                         "justification": sol["justification"], "requested_by": sol["requested_by"]}
+    return data
+
+
+def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: dict[str, str],
+                  mailboxes: dict[str, dict], now: dt.datetime) -> Imported:
+    """`by_group`: casefolded AD group name -> entitlement key (entitlements.yaml reversed);
+    `mailboxes`: casefolded address -> the `mailbox:` block to declare for it."""
+    rows: list[Row] = []
+    candidates: list[Found] = []
+    for f in directory.accounts:
+        if f.managed:
+            continue  # already the reconciler's: declared or about to be given baja, not imported again
+        if f.protected or mapping.excluded(f.sam):
+            rows.append(Row(SERVICE, f.dn, f.sam, f.key or "", lazy("service or built-in account"),
+                            lazy("kept by hand, outside the reconciler; confirm it is still needed and who owns it")))
+        elif not f.key or not KEY.match(f.key):
+            rows.append(Row(NO_KEY, f.dn, f.sam, f.key or "", lazy("no employeeID"),
+                            lazy("find whose account it is: declare that person with adopt: {sam}, or disable it",
+                                 sam=f.sam)))
+        else:
+            candidates.append(f)
+    by_key: dict[str, list[Found]] = defaultdict(list)
+    for f in candidates:
+        by_key[f.key.casefold()].append(f)
+    people: dict[str, list[Draft]] = defaultdict(list)
+    unmapped_members: dict[str, int] = defaultdict(int)
+    today = now.date().isoformat()
+    for f in candidates:
+        twins = by_key[f.key.casefold()]
+        if len(twins) > 1:
+            others = ", ".join(t.sam for t in twins if t is not f)
+            rows.append(Row(DUPLICATE, f.dn, f.sam, f.key, lazy("the same employeeID as {others}", others=others),
+                            lazy("choose the person's one account and declare them with adopt: <its name>; disable "
+                                 "or correct the others")))
+            continue
+        unit = mapping.unit_for(f.dn, f.attributes)
+        if unit is None:
+            rows.append(Row(OUTSIDE, f.dn, f.sam, f.key, lazy("in no OU or attribute of the mapping"),
+                            lazy("add its OU or its department to the mapping, or declare the person by hand")))
+            continue
+        if not f.enabled and _older(f.changed, mapping.disabled_days, now):
+            rows.append(Row(DISABLED, f.dn, f.sam, f.key, lazy("disabled, unchanged since {date}", date=_day(f.changed)),
+                            lazy("imported as a baja: confirm it, or delete the account once its retention ends")))
+        elif f.enabled and _older(f.last_logon or f.created, mapping.stale_days, now):
+            rows.append(Row(STALE, f.dn, f.sam, f.key, lazy("last logon {date}", date=_day(f.last_logon)),
+                            lazy("imported as active: confirm the person still works here, or declare their baja")))
+        entitlements, unmapped = _entitlements(f, directory, by_group)
+        draft = Draft(unit, _person(f, unit, entitlements, mailboxes, mapping, today))
+        if unmapped:
+            draft.notes.append(lazy("also in groups that grant no declared entitlement (left as they are): {groups}",
+                                    groups=", ".join(unmapped)))
+            for g in unmapped:
+                unmapped_members[g] += 1
+        people[unit].append(draft)
+    for g in sorted(unmapped_members, key=str.casefold):
+        rows.append(Row(UNMAPPED_GROUP, g, detail=lazy("{n} imported people are in it", n=unmapped_members[g]),
+                        decision=lazy("declare an entitlement for it in entitlements.yaml, or keep it by hand")))
+    for unit in people:
+        people[unit].sort(key=lambda d: d.data["employee_key"])
+    return Imported(dict(people), rows)
+
+
+def owners_missing(addresses: dict[str, str], extensions: dict[str, str], imported: Imported,
+                   directory: DirectoryRead) -> list[Row]:
+    """Mailboxes and extensions that belong to no account: `addresses` and `extensions` map each
+    hand-made mailbox address and registrar extension to a description of where it was found."""
+    mails = {(f.attributes.get("mail") or "").casefold() for f in directory.accounts}
+    phones = {f.attributes.get("ipPhone") or "" for f in directory.accounts}
+    rows = [Row(MAILBOX_ORPHAN, address, detail=where,
+                decision=lazy("find its owner and declare it in their mailbox:, or close it"))
+            for address, where in sorted(addresses.items()) if address.casefold() not in mails]
+    rows += [Row(EXTENSION_ORPHAN, number, detail=where,
+                 decision=lazy("find who uses it and declare the line, or remove it from the registrar"))
+             for number, where in sorted(extensions.items()) if number not in phones]
+    return rows

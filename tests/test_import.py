@@ -1,0 +1,128 @@
+"""`reconciler import` as pure functions: an existing directory sorted into declared people and
+report rows, written as files that validate as they are (or name the decisions left)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.adoption.directory import DirectoryRead, Found, filetime
+from reconciler.adoption.mapping import ImportMapping, UnitRule
+from reconciler.adoption.output import report_csv, report_markdown, write_people
+from reconciler.adoption.people import (DISABLED, DUPLICATE, NO_KEY, OUTSIDE, SERVICE, STALE, UNMAPPED_GROUP,
+                                        import_people, split_surnames)
+from reconciler.desired.load import load_desired_state
+from reconciler.errors import ReconcilerError, ValidationFailed
+
+NOW = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone.utc)
+RECENT = NOW - dt.timedelta(days=3)
+HGC = "OU=Hospital General Cuernavaca,OU=Usuarios,OU=Legado,DC=salud,DC=lab"
+OC = "OU=Oficinas Centrales,OU=Usuarios,OU=Legado,DC=salud,DC=lab"
+GROUPS = "OU=Grupos,OU=Legado,DC=salud,DC=lab"
+MAPPING = ImportMapping(
+    target=None, search_bases=("OU=Legado,DC=salud,DC=lab",),
+    rules=(UnitRule("HG-CUERNAVACA", ou=HGC), UnitRule("OC-DGPE", ou=OC, attribute="department",
+                                                         equals="Direccion General de Planeacion")),
+    exclude=("svc.*", "adm_*"), stale_days=90, disabled_days=180,
+    solicitud={"folio": "SSM/STI/2026/ADOPCION-01", "justification": "Adopción del directorio existente",
+               "requested_by": "Jefatura de Infraestructura"})
+BY_GROUP = {"gg-internet": "internet", "gg-siempre-usuarios": "expediente_electronico"}
+
+
+def found(dn: str, sam: str, key: str | None = None, *, enabled=True, groups=(), last_logon=RECENT, changed=RECENT,
+          **attributes) -> Found:
+    attrs = {"sAMAccountName": sam, "employeeID": key, "givenName": "José Ángel", "sn": "Núñez O'Brien",
+             "title": "Médico General", "company": "Dirección de Atención Médica", "telephoneNumber": "777 311 2210",
+             "ipPhone": "4210", "mail": None, **attributes}
+    return Found(dn, attrs, enabled, tuple(groups), last_logon, changed, RECENT - dt.timedelta(days=900))
+
+
+def directory(*accounts: Found) -> DirectoryRead:
+    nested = {f"CN=Internet-Enfermeria,{GROUPS}": (f"CN=GG-Internet,{GROUPS}",), f"CN=GG-Internet,{GROUPS}": (),
+              f"CN=Impresoras-Piso2,{GROUPS}": (), f"CN=GG-SIEMPRE-Usuarios,{GROUPS}": ()}
+    from reconciler.providers.ad import dn as dnlib
+
+    return DirectoryRead(accounts, {dnlib.key(k): v for k, v in nested.items()},
+                         {dnlib.key(k): dnlib.first_value(k) for k in nested})
+
+
+def test_people_are_sorted_into_units_with_their_names_kept_and_entitlements_through_nested_groups():
+    ana = found(f"CN=Ana Peña,{HGC}", "ana.pena", "SSM-900001", givenName="Ana Lucía", sn="De la Cruz Ñuñez",
+                groups=(f"CN=Internet-Enfermeria,{GROUPS}", f"CN=Impresoras-Piso2,{GROUPS}",
+                        f"CN=GG-SIEMPRE-Usuarios,{GROUPS}"), mail="ana.pena@salud.lab")
+    result = import_people(directory(ana), MAPPING, BY_GROUP, {"ana.pena@salud.lab": {"address": "ana.pena@salud.lab"}},
+                           NOW)
+    [draft] = result.people["HG-CUERNAVACA"]
+    d = draft.data
+    assert (d["given_names"], d["first_surname"], d["second_surname"]) == ("Ana Lucía", "De la Cruz", "Ñuñez")
+    assert d["entitlements"] == ["expediente_electronico", "internet"]  # Internet-Enfermeria is in GG-Internet
+    assert d["adopt"] == "ana.pena" and d["account"] == {"sam": "ana.pena", "cn": "Ana Peña"}
+    assert d["mailbox"] == {"address": "ana.pena@salud.lab"} and d["status"] == "activo"
+    assert "Impresoras-Piso2" in draft.notes[0]  # never dropped silently
+    assert [(r.problem, r.object) for r in result.rows] == [(UNMAPPED_GROUP, "Impresoras-Piso2")]
+
+
+def test_every_problem_is_a_row_with_a_decision_and_only_sound_accounts_are_imported():
+    old = NOW - dt.timedelta(days=400)
+    accounts = [
+        found(f"CN=svc.backup,{HGC}", "svc.backup", "SSM-900100"),
+        found(f"CN=Sin Clave,{HGC}", "sin.clave"),
+        found(f"CN=Dos A,{HGC}", "dos.a", "SSM-900200"), found(f"CN=Dos B,{OC}", "dos.b", "SSM-900200"),
+        found("CN=Fuera,OU=Varios,OU=Legado,DC=salud,DC=lab", "fuera.de", "SSM-900300"),
+        found(f"CN=Vieja,{HGC}", "vieja.baja", "SSM-900400", enabled=False, changed=old, last_logon=old),
+        found(f"CN=Dormida,{HGC}", "dormida.x", "SSM-900500", last_logon=old),
+        found(f"CN=Planeacion,{OC}", "p.lopez", "SSM-900600", department="DIRECCIÓN GENERAL DE PLANEACIÓN"),
+        found(f"CN=Otra Direccion,{OC}", "o.dir", "SSM-900700", department="Dirección de Administración"),
+    ]
+    result = import_people(directory(*accounts), MAPPING, BY_GROUP, {}, NOW)
+    problems = sorted((r.problem, r.account) for r in result.rows)
+    assert problems == sorted([(SERVICE, "svc.backup"), (NO_KEY, "sin.clave"), (DUPLICATE, "dos.a"),
+                               (DUPLICATE, "dos.b"), (OUTSIDE, "fuera.de"), (OUTSIDE, "o.dir"),
+                               (DISABLED, "vieja.baja"), (STALE, "dormida.x")])
+    assert all(r.decision for r in result.rows)
+    imported = {d.data["adopt"]: d for ds in result.people.values() for d in ds}
+    assert set(imported) == {"vieja.baja", "dormida.x", "p.lopez"}  # the department matched without case or accents
+    assert imported["vieja.baja"].data["status"] == "baja" and imported["p.lopez"].unit == "OC-DGPE"
+
+
+def test_written_files_validate_as_they_are_and_missing_fields_are_named(repo, tmp_path):
+    repo.write()
+    good = found(f"CN=Núñez O'Brien\\, José,{HGC}", "jose.nunez", "SSM-900001")
+    no_title = found(f"CN=Sin Puesto,{HGC}", "sin.puesto", "SSM-900002", title=None)
+    result = import_people(directory(good, no_title), MAPPING, BY_GROUP, {}, NOW)
+    folder = repo.root / "desired_state" / "users"
+    [path] = write_people(result, folder, "ad-legado")
+    with pytest.raises(ValidationFailed) as failed:
+        load_desired_state(repo.root / "desired_state")
+    [problem] = failed.value.problems
+    assert problem.file.endswith("hg-cuernavaca.yaml") and problem.line and problem.field == "people[1].title"
+    assert "José" in path.read_text(encoding="utf-8") and "O'Brien" in path.read_text(encoding="utf-8")
+    path.unlink()
+    result = import_people(directory(good), MAPPING, BY_GROUP, {}, NOW)
+    write_people(result, folder, "ad-legado")
+    state = load_desired_state(repo.root / "desired_state")
+    [person] = state.people
+    assert (person.explicit_cn, person.adopt, person.explicit_sam) == ("Núñez O'Brien, José", "jose.nunez", "jose.nunez")
+    with pytest.raises(ReconcilerError, match="exist"):  # never overwrites
+        write_people(result, folder, "ad-legado")
+
+
+def test_report_cells_never_become_spreadsheet_formulas_and_markdown_keeps_to_one_row():
+    hostile = found(f"CN=x,{HGC}", "=cmd|x", description="x")
+    rows = import_people(directory(hostile), MAPPING, BY_GROUP, {}, NOW).rows
+    assert "'=cmd|x" in report_csv(rows)
+    assert "=cmd\\|x" in report_markdown(import_people(directory(hostile), MAPPING, BY_GROUP, {}, NOW), "ad")
+
+
+@given(st.lists(st.sampled_from(["de", "la", "del", "Cruz", "Núñez", "O'Brien", "San", "Martín", "y", "López"]),
+                min_size=1, max_size=6))
+def test_surnames_split_keeps_every_word_in_order(words):
+    first, second = split_surnames(" ".join(words))
+    assert " ".join(w for w in (first, second) if w) == " ".join(words)
+
+
+def test_filetime_reads_lastlogontimestamp():
+    assert filetime("0") is None and filetime(None) is None
+    assert filetime(str(134_091_936_000_000_000)).year == 2025
