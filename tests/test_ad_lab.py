@@ -219,19 +219,27 @@ def test_an_unmanaged_account_that_collides_is_a_conflict_and_left_alone(sandbox
         sandbox.conn.delete(foreign_dn)
 
 
-def test_an_unmarked_account_inside_the_managed_ous_is_not_adopted(sandbox):
+def test_an_unmarked_account_carrying_the_employee_key_is_adopted_not_created_again(sandbox):
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000002", given_names="Ana", curp=None))
     sandbox.apply()  # creates the OUs
     unit_ou = f"OU=HG-CUERNAVACA,{sandbox.people_ou}"
     dn = f"CN=Someone Else,{unit_ou}"
     assert sandbox.conn.add(dn, ["top", "person", "organizationalPerson", "user"],
-                            {"sAMAccountName": "someone.else", "employeeID": "SSM-000001"})
-    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+                            {"sAMAccountName": "someone.else", "employeeID": "SSM-000001",
+                             "adminDescription": "hecha a mano"})
+    guid = sandbox.account("someone.else")["objectGUID"]
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", account={"sam": "someone.else"}))
     plan = sandbox.plan_json()
-    assert [c["key"] for c in plan["conflicts"]] == ["SSM-000001"]
-    assert plan["changes"] == []
+    [change] = [c for c in plan["changes"] if c["kind"] == "account"]
+    assert change["movement"] == "adopcion" and plan["summary"]["adopciones"] == 1 and plan["conflicts"] == []
+    assert {"name": "adminDescription", "before": "hecha a mano", "after": "reconciler"} in change["attributes"]
+    code, out, _ = sandbox.cli("plan")
+    assert "< cuenta" in out or "< account" in out
     sandbox.apply()
-    assert sandbox.account("someone.else")["dn"] == dn
+    adopted = sandbox.account("someone.else")
+    assert adopted["objectGUID"] == guid and adopted["title"] == "Médico General"
+    assert adopted["adminDescription"].startswith("reconciler applied=")
+    sandbox.assert_converged()
 
 
 def test_the_deletion_guard_refuses_mass_bajas_unless_told(sandbox):
@@ -256,7 +264,7 @@ def test_the_deletion_guard_refuses_mass_bajas_unless_told(sandbox):
 def test_plan_outputs_json_and_markdown_with_exit_codes(sandbox):
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     plan = sandbox.plan_json()
-    assert plan["summary"] == {"altas": 9, "modificaciones": 0, "bajas": 0, "conflicts": 0}
+    assert plan["summary"] == {"adopciones": 0, "altas": 9, "modificaciones": 0, "bajas": 0, "conflicts": 0}
     account = next(c for c in plan["changes"] if c["kind"] == "account")
     assert account["label"] == "jnunezo (José Ñúñez O'Brien)" and account["folio"] == "SSM/STI/2026/00001"
     assert all("password" not in a["name"].lower() and "unicodePwd" != a["name"] for a in account["attributes"])

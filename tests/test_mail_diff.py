@@ -70,7 +70,7 @@ def test_an_undeclared_managed_mailbox_is_closed_and_a_hand_made_one_left_alone(
 
 def test_a_hand_made_entry_at_the_declared_address_is_adopted():
     [c], _ = plan([box()], entry(owner=None, quota="5M"))
-    assert c.movement is Movement.MODIFICACION and c.reason.startswith("adopted")
+    assert c.movement is Movement.ADOPCION and c.reason.startswith("adopted")
     assert {a.name: a.after for a in c.attributes} == {"quota": "1G", "owner": "SSM-1"}
 
 

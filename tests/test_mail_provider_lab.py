@@ -225,7 +225,7 @@ def test_a_hand_made_mailbox_is_adopted_not_duplicated(bed):
     bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
     plan = bed.sandbox.plan_json()
     [change] = changes_of(plan, "mail-test")[:1]
-    assert change["movement"] == "modificacion" and change["reason"].startswith("adopted")
+    assert change["movement"] == "adopcion" and change["reason"].startswith("adopted")
     assert {"name": "owner", "before": None, "after": "SSM-000001"} in change["attributes"]
     bed.sandbox.apply()
     [line] = bed.registry()

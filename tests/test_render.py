@@ -51,7 +51,7 @@ def test_empty_plan_says_so():
 
 def test_json_plan_has_summary_and_changes():
     data = json.loads(plan_json(PLAN))
-    assert data["summary"] == {"altas": 1, "modificaciones": 1, "bajas": 1, "conflicts": 1}
+    assert data["summary"] == {"adopciones": 0, "altas": 1, "modificaciones": 1, "bajas": 1, "conflicts": 1}
     assert data["changes"][1]["drift"] is True
     assert data["changes"][1]["attributes"][1] == {"name": "groups", "before": ["GG-A"], "after": ["GG-B"]}
     assert data["conflicts"][0]["key"] == "E4" and data["source"] == "commit abc on main"

@@ -75,7 +75,8 @@ def report_markdown(imported: Imported, source: str) -> str:
         rows = [r for r in imported.rows if r.problem == problem]
         if not rows:
             continue
-        out += ["", f"#### {_(TITLES[problem])} ({len(rows)})", "",
+        title = _(TITLES[problem])
+        out += ["", f"#### {title} ({len(rows)})", "",
                 "| " + " | ".join((_("object"), _("account"), _("employee key"), _("detail"), _("decision"))) + " |",
                 "|---|---|---|---|---|"]
         out += [f"| {_md(r.object)} | {_md(r.account)} | {_md(r.key)} | {_md(r.detail)} | {_md(r.decision)} |"

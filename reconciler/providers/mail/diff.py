@@ -102,7 +102,7 @@ def _one(want: Mailbox, have: Entry | None, actual: ActualMail, target: MailTarg
         if holder is not None and not holder.managed and holder.address == want.address:
             if problem := _taken(want, actual, holder):
                 return Conflict(target.name, want.key, want.label, problem)
-            movement = Movement.MODIFICACION if want.is_open else Movement.BAJA
+            movement = Movement.ADOPCION if want.is_open else Movement.BAJA
             return _change(movement, target, want, holder, attribute_changes(want, holder, members),
                            reason=lazy("adopted: the registry already has this mailbox; it is not created again"))
         if not want.is_open:
@@ -142,7 +142,8 @@ def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, to
         if isinstance(result, Conflict):
             conflicts.append(result)
         elif result is not None:
-            {Movement.ALTA: altas, Movement.MODIFICACION: modificaciones, Movement.BAJA: bajas}[result.movement].append(result)
+            {Movement.ADOPCION: modificaciones, Movement.ALTA: altas, Movement.MODIFICACION: modificaciones,
+             Movement.BAJA: bajas}[result.movement].append(result)
     for key in sorted(set(actual.entries) - set(desired)):
         have = actual.entries[key]
         if (only is not None and key not in only) or not have.is_open:
