@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from reconciler.adoption.directory import DirectoryRead, Found, filetime
 from reconciler.adoption.mapping import ImportMapping, UnitRule
 from reconciler.adoption.output import report_csv, report_markdown, write_people
-from reconciler.adoption.people import (DISABLED, DUPLICATE, NO_KEY, OUTSIDE, SERVICE, STALE, UNMAPPED_GROUP,
+from reconciler.adoption.people import (DISABLED, DUPLICATE, INCOMPLETE, NO_KEY, OUTSIDE, SERVICE, STALE, UNMAPPED_GROUP,
                                         import_people, split_surnames)
 from reconciler.desired.load import load_desired_state
 from reconciler.errors import ReconcilerError, ValidationFailed
@@ -98,6 +98,7 @@ def test_written_files_validate_as_they_are_and_missing_fields_are_named(repo, t
         load_desired_state(repo.root / "desired_state")
     [problem] = failed.value.problems
     assert problem.file.endswith("hg-cuernavaca.yaml") and problem.line and problem.field == "people[1].title"
+    assert [(r.problem, r.account) for r in result.rows] == [(INCOMPLETE, "sin.puesto")]  # the same decision
     assert "José" in path.read_text(encoding="utf-8") and "O'Brien" in path.read_text(encoding="utf-8")
     path.unlink()
     result = import_people(directory(good), MAPPING, BY_GROUP, {}, NOW)

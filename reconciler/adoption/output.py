@@ -19,6 +19,7 @@ TITLES = {
     "outside_managed_ous": N_("Accounts outside every mapped OU (not imported)"),
     "disabled": N_("Disabled for a long time (imported as bajas)"),
     "stale": N_("No logon for a long time (imported as active)"),
+    "incomplete": N_("Imported, with fields to fill in"),
     "mailbox_without_owner": N_("Mailboxes with no owner"),
     "extension_without_owner": N_("Extensions with no owner"),
     "unmapped_group": N_("Groups that grant no declared entitlement"),

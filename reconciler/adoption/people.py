@@ -31,8 +31,14 @@ PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "san", "santa", "va
 # Problems, in the order the report lists them.
 SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE = (
     "service", "no_employee_key", "duplicate_key", "outside_managed_ous", "disabled", "stale")
+INCOMPLETE = "incomplete"
 MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP = "mailbox_without_owner", "extension_without_owner", "unmapped_group"
-PROBLEMS = (SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE, MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP)
+PROBLEMS = (SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE, INCOMPLETE, MAILBOX_ORPHAN, EXTENSION_ORPHAN,
+            UNMAPPED_GROUP)
+# What a person's declaration needs that a directory often lacks (the people schema's words).
+REQUIRED = (("given_names", "givenName"), ("first_surname", "sn"), ("title", "title"), ("direction", "company"),
+            ("phone", "telephoneNumber"))
+PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{6,24}$")
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,14 @@ def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: di
                             lazy("imported as active: confirm the person still works here, or declare their baja")))
         entitlements, unmapped = _entitlements(f, directory, by_group)
         draft = Draft(unit, _person(f, unit, entitlements, mailboxes, mapping, today))
+        missing = [field for field, _attribute in REQUIRED if not draft.data.get(field)]
+        if draft.data.get("phone") and not PHONE.match(draft.data["phone"]):
+            missing.append("phone")
+        if missing:
+            rows.append(Row(INCOMPLETE, f.dn, f.sam, f.key, lazy("the directory lacks: {fields}",
+                                                                 fields=", ".join(missing)),
+                            lazy("fill them in in {unit}'s file before the pull request is approved (validate names "
+                                 "each)", unit=unit)))
         if unmapped:
             draft.notes.append(lazy("also in groups that grant no declared entitlement (left as they are): {groups}",
                                     groups=", ".join(unmapped)))
