@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import replace
 from functools import lru_cache
 from typing import Iterable, Iterator
 
@@ -236,9 +237,27 @@ def _distinct_roots(dns: list[str]) -> list[str]:
     return [d for d in dns if not any(o is not d and not dnlib.same(o, d) and dnlib.under(d, o) for o in dns)]
 
 
-def read_groups(conn: Connection, target: ADTarget) -> dict[str, str]:
-    return {dnlib.first_value(e["dn"]).casefold(): e["dn"]
-            for e in paged_search(conn, target.groups_ou, "(objectClass=group)", ["cn"], scope=LEVEL)}
+def read_groups(conn: Connection, target: ADTarget) -> tuple[dict[str, str], frozenset[str]]:
+    """The groups directly under the groups OU (casefolded name -> DN), and which of them were
+    made by hand (no marker): their memberships are the reconciler's only once an entitlement
+    declares them."""
+    groups, by_hand = {}, set()
+    for e in paged_search(conn, target.groups_ou, "(objectClass=group)", ["adminDescription"], scope=LEVEL):
+        name = dnlib.first_value(e["dn"]).casefold()
+        groups[name] = e["dn"]
+        if not (_one(_canonical(e["attributes"]), "adminDescription") or "").startswith(MARKER):
+            by_hand.add(name)
+    return groups, frozenset(by_hand)
+
+
+def _without_foreign_groups(accounts: dict[str, Account], foreign: frozenset[str]) -> dict[str, Account]:
+    """Accounts as the reconciler sees them when the groups OU also holds groups made by hand
+    that no entitlement declares (a directory being adopted): memberships of those are left as
+    they are, never shown as changes nor removed."""
+    if not foreign:
+        return accounts
+    return {k: replace(a, groups=frozenset(g for g in a.groups if g.casefold() not in foreign))
+            if any(g.casefold() in foreign for g in a.groups) else a for k, a in accounts.items()}
 
 
 def read_ous(conn: Connection, wanted: Iterable[str]) -> frozenset:
@@ -300,7 +319,9 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
                      if want.enabled and (key not in accounts or accounts[key].sam.casefold() != want.sam.casefold())]
     # A marked account outside the managed OUs (moved there by hand) still holds its names.
     known = {f.dn for f in foreign} | {a.dn for a in accounts.values()}
-    groups = read_groups(conn, target)
+    groups, by_hand = read_groups(conn, target)
+    by_hand = frozenset(by_hand - {name.casefold() for name in desired.groups})
+    accounts = _without_foreign_groups(accounts, by_hand)
     new_groups = [name for name in desired.groups if name.casefold() not in groups]
     adopting = [want for key, want in desired.accounts.items() if key not in accounts]
     found, users = lookup_names(conn, target, needing_names, new_groups, adopting)
@@ -308,4 +329,5 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
     managed = {a.dn for a in accounts.values()}
     return ActualDirectory(accounts=accounts, foreign=tuple(foreign), ous=read_ous(conn, desired.ous),
                            groups=groups, warnings=tuple(warnings),
-                           adoptable=tuple(u for u in users if u.dn not in managed))
+                           adoptable=tuple(_without_foreign_groups({u.dn: u for u in users if u.dn not in managed},
+                                                                   by_hand).values()))

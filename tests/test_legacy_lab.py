@@ -1,0 +1,161 @@
+"""Day one on a directory made by hand: ci/lab/legacy-up plants in the lab's Samba AD DC what
+years of hand work leave (OUs out of any layout, keys missing or doubled, stale and disabled
+accounts, nested groups, service accounts, hand-made mailboxes and extensions); then
+`reconciler import` -> validate -> an approved pull request -> apply adopts every account
+(no account created, no password set, each keeps its objectGUID and pwdLastSet) -> the next
+plan is empty; and ordinary modificaciones and bajas work on the adopted accounts."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+from ldap3 import SUBTREE
+
+from pathlib import Path
+
+from conftest import BASE_DN, LAB_DIR, LAB_SCRIPTS, DesiredRepo, run_cli
+
+pytestmark = pytest.mark.lab
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+LEGACY = f"OU=Legado,{BASE_DN}"
+MANAGED = f"OU=Reconciler,{LEGACY}"
+PROBLEMS = ("no_employee_key", "duplicate_key", "disabled", "stale", "outside_managed_ous", "service",
+            "mailbox_without_owner", "extension_without_owner")
+
+
+@pytest.fixture(scope="module")
+def legacy(lab_up):
+    """The legacy directory, planted once for this module; its manifest of planted problems."""
+    proc = subprocess.run([str(LAB_SCRIPTS / "legacy-up")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((LAB_DIR / "legacy" / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def bed(legacy, tmp_path_factory):
+    """A desired-state repository with the example units and entitlements and no people, an
+    inventory whose AD target manages OUs of its own under OU=Legado and uses the legacy
+    groups OU, and the import mapping of the legacy lab."""
+    root = tmp_path_factory.mktemp("legado")
+    repo = DesiredRepo(root / "repo")
+    repo.units = yaml.safe_load((REPO_ROOT / "desired_state" / "units.yaml").read_text(encoding="utf-8"))["units"]
+    repo.entitlements = yaml.safe_load((REPO_ROOT / "desired_state" / "entitlements.yaml")
+                                       .read_text(encoding="utf-8"))["entitlements"]
+    repo.write()
+    inventory = root / "inventory.yaml"
+    lab = str(LAB_DIR)
+    inventory.write_text(yaml.safe_dump({"delivery": {"mode": "clear-text-file-lab-only"}, "targets": {
+        "ad-legado": {
+            "kind": "active_directory", "host": "127.0.0.1", "port": 636, "base_dn": BASE_DN,
+            "upn_suffix": "salud.lab",
+            "ous": {"people": f"OU=Personal,{MANAGED}", "groups": f"OU=Grupos,{LEGACY}", "bajas": f"OU=Bajas,{MANAGED}"},
+            "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": f"{lab}/bind.pw"},
+            "tls": {"ca_file": f"{lab}/ca.pem"}, "max_bajas": 25,
+            "credentials_dir": str(root / "credentials"), "audit_dir": str(root / "audit")},
+        "mail-legado": {
+            "kind": "mail", "domains": ["salud.lab"],
+            "doveadm": {"url": "http://127.0.0.1:8080/doveadm/v1", "api_key": {"file": f"{lab}/mail/doveadm.key"}},
+            "registry": f"{lab}/legacy/mail/users", "maps": {n: str(root / f"maps-{n}") for n in
+                                                             ("recipients", "aliases", "denied")},
+            "mail_root": str(root / "vmail"), "audit_dir": str(root / "audit"),
+            "credentials_dir": str(root / "credentials")},
+        "phone-legado": {
+            "kind": "sip", "domain": "salud.lab", "database": f"{lab}/legacy/phone/kamailio.db",
+            "rpc_url": "http://127.0.0.1:5071/RPC", "audit_dir": str(root / "audit"),
+            "credentials_dir": str(root / "credentials")},
+    }}, allow_unicode=True), encoding="utf-8")
+    mapping = REPO_ROOT / "inventory" / "legado-import.yaml"
+    return repo, inventory, mapping
+
+
+def _import(bed, *args: str):
+    repo, inventory, mapping = bed
+    return run_cli("--repo", str(repo.root), "import", "--inventory", str(inventory), "--mapping", str(mapping), *args)
+
+
+def _run(bed, command: str, *args: str):
+    """plan or apply on the legacy AD target alone (the mail and phone targets are only read by import)."""
+    repo, inventory, _ = bed
+    return run_cli("--repo", str(repo.root), command, "--inventory", str(inventory), "--target", "ad-legado", *args)
+
+
+def _planted(legacy: dict, problem: str) -> set[str]:
+    return {item.get("dn") or item.get("address") or item.get("extension") for item in legacy["problems"][problem]}
+
+
+def test_the_report_lists_every_planted_problem_and_nothing_else(legacy, bed):
+    code, out, err = _import(bed, "--report-only", "--output", "json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    for problem in PROBLEMS:
+        found = {r["object"] for r in rows if r["problem"] == problem}
+        assert found == _planted(legacy, problem), problem
+    assert all(r["decision"] for r in rows)
+
+
+def _account(conn, sam: str) -> dict:
+    conn.search(BASE_DN, f"(sAMAccountName={sam})", SUBTREE, attributes=["objectGUID", "pwdLastSet", "title",
+                                                                          "userAccountControl", "adminDescription"])
+    [entry] = [e for e in conn.response if e.get("type") == "searchResEntry"]
+    return {**entry["attributes"], "dn": entry["dn"]}
+
+
+def test_import_validate_approve_apply_adopts_everything_and_converges(legacy, bed, lab_conn):
+    repo, inventory, mapping = bed
+    folder = repo.root / "desired_state" / "users"
+    code, out, err = _import(bed, "--output", "json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    incomplete = {r["account"] for r in rows if r["problem"] == "incomplete"}
+    # validate names exactly the decisions the report left (fields the directory lacks)
+    code, vout, verr = run_cli("--repo", str(repo.root), "validate", "--inventory", str(inventory))
+    named = vout + verr
+    assert (code == 0) == (not incomplete)
+    # the person fills them in, as the report asks; the files are the import's own otherwise
+    for path in folder.glob("*.yaml"):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for p in document["people"]:
+            for field, value in (("title", "Por definir"), ("direction", "Por definir"), ("phone", "777 000 0000")):
+                if not p.get(field) or (field == "phone" and not str(p[field])[:1].isdigit()):
+                    p[field] = value
+        repo.users[document["unit"]] = document["people"]
+    assert incomplete <= {p["adopt"] for people in repo.users.values() for p in people} or not incomplete
+    assert named  # validate said something either way
+    people = [p for ps in repo.users.values() for p in ps]
+    before = {p["adopt"]: _account(lab_conn, p["adopt"]) for p in people}
+    repo.squash_merge("Adopción del directorio existente")
+    code, out, err = _run(bed, "plan", "--output", "json")
+    plan = json.loads(out)
+    accounts = [c for c in plan["changes"] if c["kind"] == "account"]
+    assert {c["movement"] for c in accounts} == {"adopcion"} and len(accounts) == len(people)
+    assert plan["conflicts"] == []
+    code, out, err = _run(bed, "apply", "--auto-approve")
+    assert code == 1 and "--allow-mass-adoption" in err  # many adoptions at once are a mass change
+    code, out, err = _run(bed, "apply", "--auto-approve",
+                             "--allow-mass-adoption")
+    assert code == 0, out + err
+    credentials = repo.root.parent / "credentials"
+    assert not credentials.exists() or not any(credentials.iterdir())  # not one password was made
+    for sam, was in before.items():
+        now = _account(lab_conn, sam)
+        assert now["objectGUID"] == was["objectGUID"] and now["pwdLastSet"] == was["pwdLastSet"], sam
+        assert str(now["adminDescription"]).startswith("reconciler")
+    code, out, err = _run(bed, "plan")
+    assert code == 0 and "No changes" in out, out + err
+    # an ordinary modificación and a baja on adopted accounts
+    active = [p for p in people if p["status"] == "activo"]
+    changed, leaving = active[0], active[1]
+    changed["title"] = "Jefa de Enfermeras"
+    repo.baja(leaving["employee_key"])
+    repo.squash_merge("Modificación y baja")
+    code, out, err = _run(bed, "apply", "--auto-approve")
+    assert code == 0, out + err
+    assert _account(lab_conn, changed["adopt"])["title"] == "Jefa de Enfermeras"
+    gone = _account(lab_conn, leaving["adopt"])
+    assert int(gone["userAccountControl"]) & 2 and f"OU=Bajas,{MANAGED}".lower() in gone["dn"].lower()
+    code, out, err = _run(bed, "plan")
+    assert code == 0 and "No changes" in out, out + err
