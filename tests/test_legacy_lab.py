@@ -21,16 +21,17 @@ pytestmark = pytest.mark.lab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-LEGACY = f"OU=Legado,{BASE_DN}"
+LEGACY = f"OU=Heredado,{BASE_DN}"
 MANAGED = f"OU=Reconciler,{LEGACY}"
-PROBLEMS = ("no_employee_key", "duplicate_key", "disabled", "stale", "outside_managed_ous", "service",
-            "mailbox_without_owner", "extension_without_owner")
+PROBLEMS = ("no_employee_key", "duplicate_key", "disabled", "stale", "outside_managed_ous", "service", "incomplete",
+            "mailbox_without_owner", "extension_without_owner", "unmapped_group")
 
 
 @pytest.fixture(scope="module")
 def legacy(lab_up):
     """The legacy directory, planted once for this module; its manifest of planted problems."""
-    proc = subprocess.run([str(LAB_SCRIPTS / "legacy-up")], capture_output=True, text=True)
+    # 400 accounts: every planted problem, and enough sound ones (ci/lab/legado-up plants 2,000 by default)
+    proc = subprocess.run([str(LAB_SCRIPTS / "legado-up"), "--people", "400"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return json.loads((LAB_DIR / "legacy" / "manifest.json").read_text(encoding="utf-8"))
 
@@ -38,7 +39,7 @@ def legacy(lab_up):
 @pytest.fixture(scope="module")
 def bed(legacy, tmp_path_factory):
     """A desired-state repository with the example units and entitlements and no people, an
-    inventory whose AD target manages OUs of its own under OU=Legado and uses the legacy
+    inventory whose AD target manages OUs of its own under OU=Heredado and uses the legacy
     groups OU, and the import mapping of the legacy lab."""
     root = tmp_path_factory.mktemp("legado")
     repo = DesiredRepo(root / "repo")
@@ -84,7 +85,8 @@ def _run(bed, command: str, *args: str):
 
 
 def _planted(legacy: dict, problem: str) -> set[str]:
-    return {item.get("dn") or item.get("address") or item.get("extension") for item in legacy["problems"][problem]}
+    return {item.get("dn") or item.get("address") or item.get("extension") or item.get("group")
+            for item in legacy["problems"][problem]}
 
 
 def test_the_report_lists_every_planted_problem_and_nothing_else(legacy, bed):

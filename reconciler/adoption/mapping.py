@@ -14,7 +14,7 @@ what the report calls stale.
           unit: OC-DA
       exclude: ["svc.*", "svc_*", "adm.*"]   # sAMAccountName patterns (fnmatch, any case)
       stale_days: 90                  # enabled, no logon for longer: reported
-      disabled_days: 180              # disabled, and untouched for longer: reported
+      disabled_days: 180              # disabled, and no logon for longer: reported
       solicitud: {folio: ..., date: ..., justification: ..., requested_by: ...}
 """
 from __future__ import annotations

@@ -184,8 +184,9 @@ def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: di
             rows.append(Row(OUTSIDE, f.dn, f.sam, f.key, lazy("in no OU or attribute of the mapping"),
                             lazy("add its OU or its department to the mapping, or declare the person by hand")))
             continue
-        if not f.enabled and _older(f.changed, mapping.disabled_days, now):
-            rows.append(Row(DISABLED, f.dn, f.sam, f.key, lazy("disabled, unchanged since {date}", date=_day(f.changed)),
+        if not f.enabled and _older(f.last_logon or f.created, mapping.disabled_days, now):
+            # AD keeps no "disabled since": the last logon (replicated within days) stands for it
+            rows.append(Row(DISABLED, f.dn, f.sam, f.key, lazy("disabled; last logon {date}", date=_day(f.last_logon)),
                             lazy("imported as a baja: confirm it, or delete the account once its retention ends")))
         elif f.enabled and _older(f.last_logon or f.created, mapping.stale_days, now):
             rows.append(Row(STALE, f.dn, f.sam, f.key, lazy("last logon {date}", date=_day(f.last_logon)),

@@ -42,7 +42,7 @@ def _mail(targets: dict) -> tuple[dict[str, dict], dict[str, str]]:
         if t.kind != "mail":
             continue
         try:
-            entries = Registry.read(t.registry).entries
+            entries = Registry.read(t.registry).entries()
         except OSError as exc:
             raise ReconcilerError(_("cannot read the mail registry {path}: {error}", path=t.registry,
                                     error=exc.strerror)) from None
