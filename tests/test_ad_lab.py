@@ -230,6 +230,10 @@ def test_an_unmarked_account_carrying_the_employee_key_is_adopted_not_created_ag
     guid = sandbox.account("someone.else")["objectGUID"]
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", account={"sam": "someone.else"}))
     plan = sandbox.plan_json()
+    [conflict] = plan["conflicts"]  # no adopt_from: nothing made by hand is ever adopted
+    assert "held by unmanaged object" in conflict["message"] and plan["changes"] == []
+    sandbox.write_inventory(adopt_from=[sandbox.people_ou])
+    plan = sandbox.plan_json()
     [change] = [c for c in plan["changes"] if c["kind"] == "account"]
     assert change["movement"] == "adopcion" and plan["summary"]["adopciones"] == 1 and plan["conflicts"] == []
     assert {"name": "adminDescription", "before": "hecha a mano", "after": "reconciler"} in change["attributes"]

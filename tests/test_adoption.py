@@ -166,3 +166,62 @@ def test_staged_rollout_leaves_the_units_not_yet_managed_alone():
     moved_away = as_actual(replace(theirs, attributes={**theirs.attributes, "title": "editado"}))  # not touched
     changes, conflicts = diff(desired, actual_dir(moved_away, stray), TARGET, TODAY)
     assert [(c.movement, c.key) for c in changes if c.kind == "account"] == [(Movement.ALTA, "E1")]
+
+
+def test_an_adoption_is_approved_by_the_declaring_files_approvers_never_by_a_unit_head_alone():
+    from reconciler.approval.policy import Approver
+    from reconciler.approval.review import scope_of
+    from reconciler.desired.model import Source
+
+    want = replace(account("E1", "jnunez"), adopt="ana.mora", unit="HG-CUERNAVACA",
+                   origins=(Source("desired_state/users/hg-cuernavaca.yaml", 3),))
+    [change], _ = diff(desired_dir(want), with_adoptable(actual_dir(), hand_made(None, "ana.mora")), TARGET, TODAY)
+    scope = scope_of(change, {})
+    head = Approver(None, units=("HG-CUERNAVACA",))
+    it = Approver(None, paths=("desired_state/*",))
+    assert not head.may_approve(scope.unit, scope.files) and it.may_approve(scope.unit, scope.files)
+
+
+def test_adopt_with_nothing_to_adopt_is_a_conflict_never_an_alta():
+    want = replace(account("E1", "jnunez"), adopt="erratum.typo")
+    changes, [conflict] = diff(desired_dir(want), actual_dir(), TARGET, TODAY)
+    assert "does not exist" in conflict.message and not [c for c in changes if c.kind == "account"]
+
+
+def test_an_account_in_a_unit_not_yet_managed_is_not_adopted_and_an_out_of_scope_account_is_said():
+    other_ou = UNIT_OUS[1]
+    want = account("E1", "jnunez")
+    theirs = hand_made("E1", "jose.nunez", parent=other_ou)
+    kept = as_actual(account("E2", "amora", parent=other_ou))
+    desired = replace(desired_dir(want), out_of_scope=frozenset({"E2"}), unmanaged_ous=(other_ou,))
+    changes, conflicts = diff(desired, with_adoptable(actual_dir(kept), theirs), TARGET, TODAY)
+    assert not [c for c in changes if c.kind == "account"]
+    assert {c.key: "managed_units" in c.message for c in conflicts} == {"E1": True, "E2": True}
+
+
+def test_an_adoption_whose_key_another_object_holds_is_a_conflict():
+    from reconciler.providers.ad.diff import ForeignObject
+
+    want = account("E1", "jnunez", cn="Jose Nunez")
+    legacy = replace(hand_made(None, "jnunez", cn="Jose Nunez"))
+    want = replace(want, adopt="jnunez", parent=LEGACY_OU)
+    holder = ForeignObject("CN=Otro,CN=Users,DC=x", "otro.x", None, "E1")
+    changes, [conflict] = diff(desired_dir(want), with_adoptable(actual_dir(foreign=[holder]), legacy), TARGET, TODAY)
+    assert "E1" in conflict.message and not [c for c in changes if c.kind == "account"]
+
+
+def test_one_account_adopted_by_two_declarations_is_refused_by_validation(repo):
+    from conftest import person
+    from reconciler.desired.load import load_desired_state
+    from reconciler.errors import ValidationFailed
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001", adopt="jose.nunez"),
+             person("SSM-000002", given_names="Ana", curp=None, adopt="JOSE.NUNEZ"))
+    repo.write()
+    try:
+        load_desired_state(repo.root / "desired_state")
+    except ValidationFailed as failed:
+        [problem] = failed.problems
+        assert problem.field == "people[1].adopt" and "also adopted" in problem.message
+    else:
+        raise AssertionError("two declarations adopting one account were accepted")

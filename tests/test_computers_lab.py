@@ -84,15 +84,31 @@ def test_a_holders_baja_releases_the_computer_in_the_same_plan(sandbox):
     sandbox.assert_converged()
 
 
-def test_a_hostname_held_by_a_computer_the_reconciler_does_not_own_is_a_conflict(sandbox):
+def test_a_computer_made_by_hand_at_a_declared_hostname_is_adopted_and_a_user_holding_it_is_a_conflict(sandbox):
     for ou in (sandbox.root, f"OU=manual,{sandbox.root}"):  # made by hand, before any apply
         assert sandbox.conn.add(ou, "organizationalUnit"), sandbox.conn.result
     dn = f"CN=HGC-URG-PC01,OU=manual,{sandbox.root}"
     assert sandbox.conn.add(dn, ["top", "person", "organizationalPerson", "user", "computer"],
-                            {"sAMAccountName": "HGC-URG-PC01$", "userAccountControl": 0x1000})
+                            {"sAMAccountName": "HGC-URG-PC01$", "userAccountControl": 0x1000,
+                             "description": "PC de urgencias"})
+    guid = computer(sandbox, "HGC-URG-PC01")["objectGUID"]
+    user = f"CN=HGC-URG-PC02,OU=manual,{sandbox.root}"  # a user account holding a computer's name
+    assert sandbox.conn.add(user, ["top", "person", "organizationalPerson", "user"], {"sAMAccountName": "HGC-URG-PC02$"})
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
-    sandbox.repo.equipment = [desktop()]
+    sandbox.repo.equipment = [desktop(), desktop("HGC-URG-PC02", None, inventory_number="SSM-INV-2024-00124")]
+    plan = sandbox.plan_json()
+    assert {c["key"] for c in plan["conflicts"]} == {"SSM-INV-2024-00123", "SSM-INV-2024-00124"}  # no adopt_from
+    sandbox.write_inventory(adopt_from=[f"OU=manual,{sandbox.root}"])
     plan = sandbox.plan_json()
     [conflict] = plan["conflicts"]
-    assert conflict["key"] == "SSM-INV-2024-00123" and dn in conflict["message"]
-    assert not [c for c in plan["changes"] if c["kind"] == "computer"]
+    assert conflict["key"] == "SSM-INV-2024-00124" and user in conflict["message"]
+    [adopted] = [c for c in plan["changes"] if c["kind"] == "computer"]
+    assert adopted["movement"] == "adopcion" and adopted["key"] == "SSM-INV-2024-00123"
+    assert {"name": "description", "before": "PC de urgencias",
+            "after": "HP ProDesk 400 G9 · inventario SSM-INV-2024-00123 · serie MXL4221ABC"} in adopted["attributes"]
+    sandbox.apply()
+    now = computer(sandbox, "HGC-URG-PC01")
+    assert now["objectGUID"] == guid and f"OU=HG-CUERNAVACA,{sandbox.people_ou}".lower() in now["dn"].lower()
+    assert now["managedBy"].lower() == sandbox.account("jnunezo")["dn"].lower()
+    code, out, _ = sandbox.cli("plan")
+    assert code == 2 and "HGC-URG-PC02" in out and "HGC-URG-PC01" not in out  # only the conflict is left

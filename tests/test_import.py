@@ -3,6 +3,7 @@ report rows, written as files that validate as they are (or name the decisions l
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -10,8 +11,8 @@ from hypothesis import strategies as st
 
 from reconciler.adoption.directory import DirectoryRead, Found, filetime
 from reconciler.adoption.mapping import ImportMapping, UnitRule
-from reconciler.adoption.output import report_csv, report_markdown, write_people
-from reconciler.adoption.people import (DISABLED, DUPLICATE, INCOMPLETE, NO_KEY, OUTSIDE, SERVICE, STALE, UNMAPPED_GROUP,
+from reconciler.adoption.output import report_csv, report_markdown, write_desired
+from reconciler.adoption.people import (DISABLED, DISABLED_RECENTLY, DUPLICATE, INCOMPLETE, MARKED, NO_KEY, OUTSIDE, SERVICE, STALE, UNMAPPED_GROUP,
                                         import_people, split_surnames)
 from reconciler.desired.load import load_desired_state
 from reconciler.errors import ReconcilerError, ValidationFailed
@@ -21,6 +22,7 @@ RECENT = NOW - dt.timedelta(days=3)
 HGC = "OU=Hospital General Cuernavaca,OU=Usuarios,OU=Legado,DC=salud,DC=lab"
 OC = "OU=Oficinas Centrales,OU=Usuarios,OU=Legado,DC=salud,DC=lab"
 GROUPS = "OU=Grupos,OU=Legado,DC=salud,DC=lab"
+OTHER = "OU=Otros,OU=Legado,DC=salud,DC=lab"
 MAPPING = ImportMapping(
     target=None, search_bases=("OU=Legado,DC=salud,DC=lab",),
     rules=(UnitRule("HG-CUERNAVACA", ou=HGC), UnitRule("OC-DGPE", ou=OC, attribute="department",
@@ -28,7 +30,7 @@ MAPPING = ImportMapping(
     exclude=("svc.*", "adm_*"), stale_days=90, disabled_days=180,
     solicitud={"folio": "SSM/STI/2026/ADOPCION-01", "justification": "Adopción del directorio existente",
                "requested_by": "Jefatura de Infraestructura"})
-BY_GROUP = {"gg-internet": "internet", "gg-siempre-usuarios": "expediente_electronico"}
+BY_GROUP = {"gg-internet": "internet", "gg-siempre-usuarios": "expediente_electronico", "gg-vpn-remoto": "vpn"}
 
 
 def found(dn: str, sam: str, key: str | None = None, *, enabled=True, groups=(), last_logon=RECENT, changed=RECENT,
@@ -40,8 +42,9 @@ def found(dn: str, sam: str, key: str | None = None, *, enabled=True, groups=(),
 
 
 def directory(*accounts: Found) -> DirectoryRead:
-    nested = {f"CN=Internet-Enfermeria,{GROUPS}": (f"CN=GG-Internet,{GROUPS}",), f"CN=GG-Internet,{GROUPS}": (),
-              f"CN=Impresoras-Piso2,{GROUPS}": (), f"CN=GG-SIEMPRE-Usuarios,{GROUPS}": ()}
+    nested = {f"CN=Internet-Enfermeria,{OTHER}": (f"CN=GG-Internet,{GROUPS}",), f"CN=GG-Internet,{GROUPS}": (),
+              f"CN=Impresoras-Piso2,{OTHER}": (), f"CN=GG-SIEMPRE-Usuarios,{GROUPS}": (),
+              f"CN=GG-VPN-Remoto,{OTHER}": ()}  # a namesake of an entitlement's group, elsewhere
     from reconciler.providers.ad import dn as dnlib
 
     return DirectoryRead(accounts, {dnlib.key(k): v for k, v in nested.items()},
@@ -50,10 +53,10 @@ def directory(*accounts: Found) -> DirectoryRead:
 
 def test_people_are_sorted_into_units_with_their_names_kept_and_entitlements_through_nested_groups():
     ana = found(f"CN=Ana Peña,{HGC}", "ana.pena", "SSM-900001", givenName="Ana Lucía", sn="De la Cruz Ñuñez",
-                groups=(f"CN=Internet-Enfermeria,{GROUPS}", f"CN=Impresoras-Piso2,{GROUPS}",
-                        f"CN=GG-SIEMPRE-Usuarios,{GROUPS}"), mail="ana.pena@salud.lab")
+                groups=(f"CN=Internet-Enfermeria,{OTHER}", f"CN=Impresoras-Piso2,{OTHER}",
+                        f"CN=GG-SIEMPRE-Usuarios,{GROUPS}", f"CN=GG-VPN-Remoto,{OTHER}"), mail="ana.pena@salud.lab")
     result = import_people(directory(ana), MAPPING, BY_GROUP, {"ana.pena@salud.lab": {"address": "ana.pena@salud.lab"}},
-                           NOW)
+                           NOW, GROUPS)
     [draft] = result.people["HG-CUERNAVACA"]
     d = draft.data
     assert (d["given_names"], d["first_surname"], d["second_surname"]) == ("Ana Lucía", "De la Cruz", "Ñuñez")
@@ -61,7 +64,8 @@ def test_people_are_sorted_into_units_with_their_names_kept_and_entitlements_thr
     assert d["adopt"] == "ana.pena" and d["account"] == {"sam": "ana.pena", "cn": "Ana Peña"}
     assert d["mailbox"] == {"address": "ana.pena@salud.lab"} and d["status"] == "activo"
     assert "Impresoras-Piso2" in draft.notes[0]  # never dropped silently
-    assert [(r.problem, r.object) for r in result.rows] == [(UNMAPPED_GROUP, "Impresoras-Piso2")]
+    assert sorted((r.problem, r.object) for r in result.rows) == [(UNMAPPED_GROUP, "GG-VPN-Remoto"),
+                                                                   (UNMAPPED_GROUP, "Impresoras-Piso2")]
 
 
 def test_every_problem_is_a_row_with_a_decision_and_only_sound_accounts_are_imported():
@@ -75,15 +79,19 @@ def test_every_problem_is_a_row_with_a_decision_and_only_sound_accounts_are_impo
         found(f"CN=Dormida,{HGC}", "dormida.x", "SSM-900500", last_logon=old),
         found(f"CN=Planeacion,{OC}", "p.lopez", "SSM-900600", department="DIRECCIÓN GENERAL DE PLANEACIÓN"),
         found(f"CN=Otra Direccion,{OC}", "o.dir", "SSM-900700", department="Dirección de Administración"),
+        found(f"CN=Licencia,{HGC}", "en.licencia", "SSM-900800", enabled=False),
+        replace(found(f"CN=Marcada,{HGC}", "marcada.x", "SSM-900900"), managed=True),
+        replace(found(f"CN=Nuestra,OU=P,DC=salud,DC=lab", "nuestra.x", "SSM-901000"), managed=True),
     ]
-    result = import_people(directory(*accounts), MAPPING, BY_GROUP, {}, NOW)
+    result = import_people(directory(*accounts), MAPPING, BY_GROUP, {}, NOW, GROUPS, ("OU=P,DC=salud,DC=lab",))
     problems = sorted((r.problem, r.account) for r in result.rows)
     assert problems == sorted([(SERVICE, "svc.backup"), (NO_KEY, "sin.clave"), (DUPLICATE, "dos.a"),
                                (DUPLICATE, "dos.b"), (OUTSIDE, "fuera.de"), (OUTSIDE, "o.dir"),
-                               (DISABLED, "vieja.baja"), (STALE, "dormida.x")])
+                               (DISABLED, "vieja.baja"), (STALE, "dormida.x"),
+                               (DISABLED_RECENTLY, "en.licencia"), (MARKED, "marcada.x")])
     assert all(r.decision for r in result.rows)
     imported = {d.data["adopt"]: d for ds in result.people.values() for d in ds}
-    assert set(imported) == {"vieja.baja", "dormida.x", "p.lopez"}  # the department matched without case or accents
+    assert set(imported) == {"vieja.baja", "dormida.x", "p.lopez", "en.licencia"}  # the department matched without case or accents
     assert imported["vieja.baja"].data["status"] == "baja" and imported["p.lopez"].unit == "OC-DGPE"
 
 
@@ -92,8 +100,8 @@ def test_written_files_validate_as_they_are_and_missing_fields_are_named(repo, t
     good = found(f"CN=Núñez O'Brien\\, José,{HGC}", "jose.nunez", "SSM-900001")
     no_title = found(f"CN=Sin Puesto,{HGC}", "sin.puesto", "SSM-900002", title=None)
     result = import_people(directory(good, no_title), MAPPING, BY_GROUP, {}, NOW)
-    folder = repo.root / "desired_state" / "users"
-    [path] = write_people(result, folder, "ad-legado")
+    folder = repo.root / "desired_state"
+    [path] = write_desired(result, folder, "ad-legado")
     with pytest.raises(ValidationFailed) as failed:
         load_desired_state(repo.root / "desired_state")
     [problem] = failed.value.problems
@@ -102,12 +110,12 @@ def test_written_files_validate_as_they_are_and_missing_fields_are_named(repo, t
     assert "José" in path.read_text(encoding="utf-8") and "O'Brien" in path.read_text(encoding="utf-8")
     path.unlink()
     result = import_people(directory(good), MAPPING, BY_GROUP, {}, NOW)
-    write_people(result, folder, "ad-legado")
+    write_desired(result, folder, "ad-legado")
     state = load_desired_state(repo.root / "desired_state")
     [person] = state.people
     assert (person.explicit_cn, person.adopt, person.explicit_sam) == ("Núñez O'Brien, José", "jose.nunez", "jose.nunez")
     with pytest.raises(ReconcilerError, match="exist"):  # never overwrites
-        write_people(result, folder, "ad-legado")
+        write_desired(result, folder, "ad-legado")
 
 
 def test_report_cells_never_become_spreadsheet_formulas_and_markdown_keeps_to_one_row():
@@ -127,3 +135,57 @@ def test_surnames_split_keeps_every_word_in_order(words):
 def test_filetime_reads_lastlogontimestamp():
     assert filetime("0") is None and filetime(None) is None
     assert filetime(str(134_091_936_000_000_000)).year == 2025
+
+
+def test_extensions_an_active_persons_ipphone_names_become_their_lines():
+    from reconciler.adoption.people import import_lines
+
+    ana = found(f"CN=Ana,{HGC}", "ana.pena", "SSM-900001", ipPhone="4210")
+    old = found(f"CN=Vieja,{HGC}", "vieja.x", "SSM-900002", ipPhone="4211", enabled=False)
+    result = import_people(directory(ana, old), MAPPING, BY_GROUP, {}, NOW)
+    lines = import_lines({"4210": "registrador", "4211": "registrador", "4299": "registrador"}, result,
+                         MAPPING.solicitud, "2026-12-02")
+    assert [(line["number"], line["person"], line["unit"]) for line in lines] == [("4210", "SSM-900001", "HG-CUERNAVACA")]
+
+
+def test_hostile_directory_values_stay_data_in_the_yaml_and_the_report(repo):
+    """Group names and values typed by hand: line breaks YAML or CommonMark honour, HTML, mentions."""
+    import yaml
+
+    from reconciler.adoption.output import unit_yaml
+
+    evil = "Impresoras\u2028adopt: Administrator\x85- employee_key: X"
+    ana = found(f"CN=Ana,{HGC}", "ana.pena", "SSM-900001", title="Jefa\u2028#x: y",
+                groups=(f"CN={evil},{GROUPS}",))
+    result = import_people(directory(ana), MAPPING, BY_GROUP, {}, NOW)
+    document = yaml.safe_load(unit_yaml("HG-CUERNAVACA", result.people["HG-CUERNAVACA"], "ad"))
+    [person] = document["people"]
+    assert person["adopt"] == "ana.pena" and person["title"] == "Jefa\u2028#x: y"  # a value, kept as it is
+    hostile = found(f"CN=x,{HGC}", "x.y", "\r<!-- @everyone <script>")
+    markdown = report_markdown(import_people(directory(hostile), MAPPING, BY_GROUP, {}, NOW), "ad")
+    assert "<!--" not in markdown and "<script>" not in markdown and "@everyone" not in markdown
+    assert all(line.count("|") - line.count("\\|") in (0, 6) for line in markdown.splitlines())
+
+
+def test_hand_made_firewall_rules_become_drafts_that_need_a_person_and_the_rest_are_rows():
+    """tests/data/nft-hand-made.json: `nft -j list ruleset` of a firewall with a hand-made table
+    (two expressible rules, one `ct state` rule) beside the reconciler's own (its base rule, a
+    tagged rule, and an untagged rule someone added by hand)."""
+    from pathlib import Path
+
+    from reconciler.adoption.firewall import draft, hand_made_rules
+    from reconciler.desired.security import SecurityPolicy
+
+    text = (Path(__file__).parent / "data" / "nft-hand-made.json").read_text(encoding="utf-8")
+    found = hand_made_rules(text, "reconciler")
+    assert [(f.where.split()[1], f.rule is not None) for f in found] == [
+        ("legado", True), ("legado", True), ("legado", False), ("reconciler", True)]
+    security = SecurityPolicy({"clientes-hgc": "10.10.1.0/24"}, {"expediente": "10.10.2.2"}, ())
+    first = draft(found[0], "fw-lab", security, MAPPING.solicitud, "2026-12-02")
+    assert {k: first[k] for k in ("source", "destination", "protocol", "ports", "action", "devices")} == {
+        "source": "clientes-hgc", "destination": "expediente", "protocol": "tcp", "ports": [443],
+        "action": "allow", "devices": ["fw-lab"]}
+    assert not {"name", "unit", "justification"} & set(first)  # only a person can say those
+    second = draft(found[1], "fw-lab", security, MAPPING.solicitud, "2026-12-02")
+    assert second["source"] == "10.10.9.0/24" and second["ports"] == [53, 5353] and second["destination"] == "any"
+    assert draft(found[3], "fw-lab", security, MAPPING.solicitud, "2026-12-02")["action"] == "deny"

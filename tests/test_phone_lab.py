@@ -1,7 +1,8 @@
 """Extensions on the lab's real Kamailio: a line's alta registers with the secret it was given
 (200), its baja is refused (403) with the live registration gone, a person's baja releases
 their extension in the same plan, a new holder gets a new secret, a secret changed by hand is
-drift, and a subscriber the reconciler did not create is left alone."""
+drift, and a subscriber made by hand at a declared number is adopted with its secret kept
+(any other is left alone)."""
 from __future__ import annotations
 
 import csv
@@ -165,15 +166,22 @@ def test_a_secret_changed_by_hand_is_drift_and_gets_a_new_one(bed):
     bed.sandbox.assert_converged()
 
 
-def test_a_subscriber_the_reconciler_did_not_create_is_left_alone(bed):
+def test_a_subscriber_made_by_hand_is_adopted_with_its_secret_kept_and_others_left_alone(bed):
     with sqlite3.connect(DB) as db:
-        db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4401', 'salud.lab', 'x')")
+        db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4401', 'salud.lab', 'a-mano')")
+        db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4499', 'salud.lab', 'ajena')")
     bed.sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
     bed.sandbox.repo.lines = [extension("4401")]
     plan = bed.sandbox.plan_json()
-    [conflict] = [c for c in plan["conflicts"] if c["target"] == "phone-test"]
-    assert "did not create" in conflict["message"]
-    assert changes(plan) == []
+    [adoption] = changes(plan)
+    assert adoption["movement"] == "adopcion" and adoption["key"] == "4401" and plan["conflicts"] == []
+    issued = bed.secrets_issued()
+    bed.sandbox.apply()
+    assert bed.secrets_issued() == issued  # no new secret
+    with sqlite3.connect(DB) as db:
+        assert dict(db.execute("SELECT username, ha1 FROM subscriber WHERE username IN ('4401', '4499')")) == {
+            "4401": "a-mano", "4499": "ajena"}
+    bed.sandbox.assert_converged()
 
 
 def test_an_incremental_plan_falls_back_to_full_when_a_changed_person_holds_an_extension(bed):

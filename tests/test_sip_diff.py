@@ -19,15 +19,17 @@ def actual(*subs: Subscriber) -> ActualLines:
     return ActualLines({s.number: s for s in subs})
 
 
-def test_alta_modificacion_baja_and_conflict():
+def test_adopcion_alta_modificacion_and_baja():
     desired = lines(Line("4401", "SSM-1", "HG"), Line("4402", "SSM-2", "HG"), Line("4403", None, "HG"))
     have = actual(Subscriber("4402", True, "SSM-9", "HG"), Subscriber("4403", False),
                   Subscriber("4404", True, "SSM-4", "HG"))
-    changes, [conflict] = diff(desired, have, "phone", {"4404": Gone("baja, folio F-1", "F-1")})
+    changes, conflicts = diff(desired, have, "phone", {"4404": Gone("baja, folio F-1", "F-1")})
+    assert conflicts == []
     assert [(c.movement, c.key) for c in changes] == [
-        (Movement.ALTA, "4401"), (Movement.MODIFICACION, "4402"), (Movement.BAJA, "4404")]
-    assert all(rotates(c) for c in changes[:2])  # a new line, and a new holder: new secrets
-    assert changes[2].reason == "baja, folio F-1" and conflict.key == "4403"
+        (Movement.ADOPCION, "4403"), (Movement.ALTA, "4401"), (Movement.MODIFICACION, "4402"), (Movement.BAJA, "4404")]
+    assert not rotates(changes[0])  # a line made by hand keeps its secret when adopted
+    assert all(rotates(c) for c in changes[1:3])  # a new line, and a new holder: new secrets
+    assert changes[3].reason == "baja, folio F-1"
 
 
 def test_a_unit_change_keeps_the_secret_and_drift_rotates_it():
@@ -57,6 +59,8 @@ def test_applying_the_plan_leaves_nothing_to_do(wanted, existing):
         else:
             table[c.key] = Subscriber(c.key, True, c.desired.holder, c.desired.unit)
     again, _ = diff(desired, ActualLines(table), "phone")
-    assert again == []
-    assert {n: s for n, s in table.items() if not s.managed} == untouched
-    assert {c.key for c in conflicts} == {n for n in desired if n in untouched}
+    assert again == [] and conflicts == []
+    # a subscriber made by hand is adopted when declared (its secret kept), else never touched
+    assert {n: s for n, s in table.items() if not s.managed} == {n: s for n, s in untouched.items() if n not in desired}
+    assert {c.key for c in changes if c.movement is Movement.ADOPCION} == {n for n in desired if n in untouched}
+    assert not any(rotates(c) for c in changes if c.movement is Movement.ADOPCION)

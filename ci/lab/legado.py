@@ -8,6 +8,7 @@ Planted, and listed in $LAB_DIR/legacy/manifest.json by problem:
   duplicate_key         pairs of accounts carrying one employeeID
   disabled              disabled, last logon more than 400 days ago (lastLogonTimestamp: AD
                         stamps no "disabled since", and whenChanged is the DC's own)
+  disabled_recently     disabled, last logon 20 days ago (a leave, a suspension or a baja)
   stale                 enabled, last logon 200 days ago
   outside_managed_ous   people in OU=Varios, which the mapping sends nowhere
   service               service accounts in OU=Servicios (svc.*, svc_*, adm.*)
@@ -15,9 +16,12 @@ Planted, and listed in $LAB_DIR/legacy/manifest.json by problem:
   mailbox_without_owner hand-made mailboxes whose address no account carries
   extension_without_owner  subscribers whose extension no account's ipPhone carries
   unmapped_group        groups that grant no entitlement and lead to none
+  firewall_rule, firewall_rule_unreadable  rules made by hand on the lab's firewall (rc-fw), in
+                        a table of their own: two the reconciler can express, one it cannot
 Every other account has a recent last logon.  Names carry accents, ñ, ü and apostrophes;
 OU names and display names have inconsistent case and accents; GG-Internet is granted to some
-through the nested group Internet-Enfermeria.  Only sAMAccountNames with a dot or an
+through the nested group Internet-Enfermeria.  The entitlements' groups sit in OU=Grupos (the
+AD target's groups OU, where every membership is managed); the others in OU=Otros Grupos.  Only sAMAccountNames with a dot or an
 underscore and employeeIDs SSM-9xxxxx are used, so nothing collides with the other tests.
 """
 from __future__ import annotations
@@ -40,7 +44,8 @@ from pathlib import Path
 BASE = "DC=salud,DC=lab"
 LEGACY = f"OU=Heredado,{BASE}"
 USERS = f"OU=Usuarios,{LEGACY}"
-GROUPS = f"OU=Grupos,{LEGACY}"
+GROUPS = f"OU=Grupos,{LEGACY}"  # the entitlements' groups: the AD target's groups OU
+OTHER_GROUPS = f"OU=Otros Grupos,{LEGACY}"  # every membership in the groups OU is managed: the rest live here
 # OU (under OU=Usuarios) -> (the unit a person would map it to, departments seen there)
 PLACES = {
     "OU=Hospital General Cuernavaca": ("HG-CUERNAVACA", ["Urgencias", "Consulta Externa", "Pediatría"]),
@@ -90,12 +95,14 @@ def escape_rdn(value: str) -> str:
 
 
 class Plant:
-    def __init__(self, seed: int, people: int, now: dt.datetime):
+    def __init__(self, seed: int, people: int, now: dt.datetime, password_every: int = 1):
         self.rng, self.now, self.people = random.Random(seed), now, people
+        self.password_every = max(1, password_every)
         self.records: list[list[str]] = []
         self.manifest: dict = {"seed": seed, "people": people, "search_base": LEGACY, "ous": [],
                                "problems": {k: [] for k in (
-                                   "no_employee_key", "duplicate_key", "disabled", "stale", "outside_managed_ous",
+                                   "no_employee_key", "duplicate_key", "disabled", "disabled_recently", "stale",
+                                   "outside_managed_ous",
                                    "service", "incomplete", "mailbox_without_owner", "extension_without_owner",
                                    "unmapped_group")}, "clean": 0}
         self.sams: set[str] = set()
@@ -139,8 +146,10 @@ class Plant:
                                         hours=rng.randrange(24))
         extension = str(50000 + len(self.accounts))
         lines = [ldif_value("dn", dn), "objectClass: user", ldif_value("sAMAccountName", sam),
-                 ldif_value("userPrincipalName", f"{sam.lower()}@salud.lab"), f"unicodePwd:: {self.password}",
+                 ldif_value("userPrincipalName", f"{sam.lower()}@salud.lab"),
                  f"userAccountControl: {512 if enabled else 514}", f"lastLogonTimestamp: {filetime(logon)}"]
+        if len(self.accounts) % self.password_every == 0:  # Samba derives every password's Kerberos keys: slow
+            lines.insert(4, f"unicodePwd:: {self.password}")
         if not service:
             lines += [ldif_value("givenName", given), ldif_value("sn", f"{first} {second}"),
                       ldif_value("displayName", display), ldif_value("title", rng.choice(TITLES)),
@@ -162,7 +171,7 @@ class Plant:
         return record
 
     def plan(self) -> None:
-        for dn in (LEGACY, USERS, f"OU=Varios,{LEGACY}", f"OU=Servicios,{LEGACY}", GROUPS):
+        for dn in (LEGACY, USERS, f"OU=Varios,{LEGACY}", f"OU=Servicios,{LEGACY}", GROUPS, OTHER_GROUPS):
             self.ou(dn)
         for rdn in sorted(PLACES, key=lambda r: r.count(",")):
             self.ou(f"{rdn},{USERS}")
@@ -199,10 +208,9 @@ class Plant:
         for _ in range(25):
             parent, dept = place()
             problems["incomplete"].append(self.account(parent, phone=False, department=dept))
-        for _ in range(10):  # disabled recently: imported as bajas, no decision needed
+        for _ in range(10):  # disabled recently (a leave, a suspension, a baja): imported as bajas, to confirm
             parent, dept = place()
-            self.account(parent, enabled=False, logon_days=20, department=dept)
-            planted += 1
+            problems["disabled_recently"].append(self.account(parent, enabled=False, logon_days=20, department=dept))
         while len(self.accounts) < self.people:
             rdn = rng.choice(places)
             dept = rng.choice(PLACES[rdn][1])
@@ -216,8 +224,9 @@ class Plant:
             planted += 1
         self.manifest["clean"] = planted
         for g in [NESTED] + ENTITLEMENT_GROUPS + UNMAPPED_GROUPS:  # a nested group exists before its parent
-            members = self.members[g] + ([f"CN={NESTED},{GROUPS}"] if g == "GG-Internet" else [])
-            self.records.append([ldif_value("dn", f"CN={g},{GROUPS}"), "objectClass: group",
+            members = self.members[g] + ([f"CN={NESTED},{OTHER_GROUPS}"] if g == "GG-Internet" else [])
+            where = GROUPS if g in ENTITLEMENT_GROUPS else OTHER_GROUPS
+            self.records.append([ldif_value("dn", f"CN={g},{where}"), "objectClass: group",
                                  ldif_value("sAMAccountName", g), *(ldif_value("member", m) for m in members)])
         for g in UNMAPPED_GROUPS:
             if self.members[g]:
@@ -269,10 +278,36 @@ def write_phone(plant: Plant, folder: Path, schema_from: Path) -> None:
     plant.manifest["problems"]["extension_without_owner"] = [{"extension": n} for n in orphans]
 
 
+# Rules made by hand on the lab's firewall, in a table of their own and a chain no hook calls
+# (so they change no packet the other tests send): two the reconciler can express, one it cannot.
+FIREWALL_RULES = """table inet legado {
+  chain reglas-viejas {
+    ip saddr 10.10.1.0/24 ip daddr 10.10.2.2 tcp dport 443 counter accept comment "expediente, lo pidió el director"
+    ip saddr 10.10.9.0/24 udp dport { 53, 5353 } accept
+    ct state established,related accept
+  }
+}
+"""
+
+
+def write_firewall(plant: Plant, netns: str = "rc-fw") -> None:
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet", "legado"], capture_output=True)
+    done = subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=FIREWALL_RULES, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        sys.exit(f"planting the firewall's hand-made rules failed: {done.stderr}")
+    plant.manifest["problems"]["firewall_rule"] = [{"rule": "inet legado reglas-viejas", "expressible": True}] * 2
+    plant.manifest["problems"]["firewall_rule_unreadable"] = [{"rule": "inet legado reglas-viejas",
+                                                               "expressible": False}]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--people", type=int, default=2000)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--password-every", type=int, default=1, metavar="K",
+                   help="set a password on one account in K (a large benchmark; the others get none, "
+                        "as a local ldbadd allows)")
     p.add_argument("--lab-dir", type=Path, default=Path(os.environ.get("RECONCILER_LAB_DIR", "/var/lib/reconciler-lab")))
     args = p.parse_args()
     samdb = args.lab_dir / "samba" / "private" / "sam.ldb"
@@ -280,7 +315,7 @@ def main() -> int:
     gone = ldb(samdb, "ldbdel", "-r", LEGACY)
     if gone.returncode != 0 and "No such" not in gone.stdout + gone.stderr:
         sys.exit(f"removing the previous legacy tree failed: {gone.stdout}{gone.stderr}")
-    plant = Plant(args.seed, args.people, dt.datetime.now(dt.timezone.utc))
+    plant = Plant(args.seed, args.people, dt.datetime.now(dt.timezone.utc), args.password_every)
     plant.plan()
     with tempfile.NamedTemporaryFile("w", suffix=".ldif", encoding="utf-8") as f:
         f.write(plant.ldif())
@@ -291,6 +326,7 @@ def main() -> int:
     legacy_dir = args.lab_dir / "legacy"
     write_mail(plant, legacy_dir / "mail")
     write_phone(plant, legacy_dir / "phone", args.lab_dir / "phone" / "kamailio.db")
+    write_firewall(plant)
     (legacy_dir / "manifest.json").write_text(json.dumps(plant.manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     counts = {k: len(v) for k, v in plant.manifest["problems"].items()}
     print(f"[lab] legacy: {len(plant.accounts)} accounts under {LEGACY} in {time.monotonic() - started:.1f} s; "

@@ -31,10 +31,12 @@ PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "san", "santa", "va
 # Problems, in the order the report lists them.
 SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE = (
     "service", "no_employee_key", "duplicate_key", "outside_managed_ous", "disabled", "stale")
+DISABLED_RECENTLY, MARKED = "disabled_recently", "marked_elsewhere"
 INCOMPLETE = "incomplete"
+FIREWALL_DRAFT, FIREWALL_UNREADABLE = "firewall_rule", "firewall_rule_unreadable"
 MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP = "mailbox_without_owner", "extension_without_owner", "unmapped_group"
-PROBLEMS = (SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE, INCOMPLETE, MAILBOX_ORPHAN, EXTENSION_ORPHAN,
-            UNMAPPED_GROUP)
+PROBLEMS = (SERVICE, MARKED, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, DISABLED_RECENTLY, STALE, INCOMPLETE,
+            MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP, FIREWALL_DRAFT, FIREWALL_UNREADABLE)
 # What a person's declaration needs that a directory often lacks (the people schema's words).
 REQUIRED = (("given_names", "givenName"), ("first_surname", "sn"), ("title", "title"), ("direction", "company"),
             ("phone", "telephoneNumber"))
@@ -66,6 +68,8 @@ class Draft:
 class Imported:
     people: dict[str, list[Draft]]  # unit -> people, by employee key
     rows: list[Row]
+    lines: list[dict] = field(default_factory=list)  # extensions of the registrars, for assets/lines.yaml
+    rules: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)  # device -> (where, draft rule)
 
     def count(self, problem: str) -> int:
         return sum(1 for r in self.rows if r.problem == problem)
@@ -100,11 +104,13 @@ def _closure(groups: tuple[str, ...], directory: DirectoryRead) -> set[tuple]:
     return seen
 
 
-def _entitlements(found: Found, directory: DirectoryRead, by_group: dict[str, str]) -> tuple[list[str], list[str]]:
-    """(entitlement keys its groups grant, names of its direct groups that lead to none)."""
+def _entitlements(found: Found, directory: DirectoryRead, by_group: dict[str, str],
+                  groups_ou: tuple) -> tuple[list[str], list[str]]:
+    """(entitlement keys its groups grant, names of its direct groups that lead to none).  Only
+    the groups in the target's groups OU grant entitlements: a namesake elsewhere grants none."""
     def granted(keys: set[tuple]) -> set[str]:
-        return {by_group[n.casefold()] for k in keys if (n := directory.group_names.get(k) or k[0][1])
-                and n.casefold() in by_group}
+        return {by_group[n.casefold()] for k in keys if k[1:] == groups_ou
+                and (n := directory.group_names.get(k) or k[0][1]) and n.casefold() in by_group}
 
     everything = granted(_closure(found.groups, directory))
     unmapped = sorted({dnlib.first_value(g) for g in found.groups if not granted(_closure((g,), directory))},
@@ -148,13 +154,20 @@ def _person(found: Found, unit: str, entitlements: list[str], mailboxes: dict, m
 
 
 def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: dict[str, str],
-                  mailboxes: dict[str, dict], now: dt.datetime) -> Imported:
-    """`by_group`: casefolded AD group name -> entitlement key (entitlements.yaml reversed);
-    `mailboxes`: casefolded address -> the `mailbox:` block to declare for it."""
+                  mailboxes: dict[str, dict], now: dt.datetime, groups_ou: str = "",
+                  managed_ous: tuple[str, ...] = ()) -> Imported:
+    """`by_group`: casefolded AD group name -> entitlement key (entitlements.yaml reversed), for
+    the groups directly in `groups_ou`; `mailboxes`: casefolded address -> the `mailbox:` block
+    to declare for it; `managed_ous`: the target's people and bajas OUs."""
     rows: list[Row] = []
     candidates: list[Found] = []
+    groups_key = dnlib.key(groups_ou) if groups_ou else ()
     for f in directory.accounts:
         if f.managed:
+            if not any(dnlib.under(f.dn, ou) for ou in managed_ous):  # moved by hand, or a marker typed in
+                rows.append(Row(MARKED, f.dn, f.sam, f.key or "", lazy("carries the reconciler's marker outside "
+                                                                       "the managed OUs"),
+                                lazy("find out who moved it or wrote the marker; move it back or clear the marker")))
             continue  # already the reconciler's: declared or about to be given baja, not imported again
         if f.protected or mapping.excluded(f.sam):
             rows.append(Row(SERVICE, f.dn, f.sam, f.key or "", lazy("service or built-in account"),
@@ -188,10 +201,15 @@ def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: di
             # AD keeps no "disabled since": the last logon (replicated within days) stands for it
             rows.append(Row(DISABLED, f.dn, f.sam, f.key, lazy("disabled; last logon {date}", date=_day(f.last_logon)),
                             lazy("imported as a baja: confirm it, or delete the account once its retention ends")))
+        elif not f.enabled:
+            rows.append(Row(DISABLED_RECENTLY, f.dn, f.sam, f.key, lazy("disabled; last logon {date}",
+                                                                        date=_day(f.last_logon)),
+                            lazy("imported as a baja: confirm it; a leave or a suspension is no baja (then "
+                                 "declare the person active)")))
         elif f.enabled and _older(f.last_logon or f.created, mapping.stale_days, now):
             rows.append(Row(STALE, f.dn, f.sam, f.key, lazy("last logon {date}", date=_day(f.last_logon)),
                             lazy("imported as active: confirm the person still works here, or declare their baja")))
-        entitlements, unmapped = _entitlements(f, directory, by_group)
+        entitlements, unmapped = _entitlements(f, directory, by_group, groups_key)
         draft = Draft(unit, _person(f, unit, entitlements, mailboxes, mapping, today))
         missing = [field for field, _attribute in REQUIRED if not draft.data.get(field)]
         if draft.data.get("phone") and not PHONE.match(draft.data["phone"]):
@@ -228,3 +246,25 @@ def owners_missing(addresses: dict[str, str], extensions: dict[str, str], import
                  decision=lazy("find who uses it and declare the line, or remove it from the registrar"))
              for number, where in sorted(extensions.items()) if number not in phones]
     return rows
+
+
+LINE_NUMBER = re.compile(r"^[0-9]{3,15}$")
+
+
+def import_lines(extensions: dict[str, str], imported: Imported, solicitud: dict, today: str) -> list[dict]:
+    """The registrars' extensions that an imported active person's ipPhone names, as lines of
+    that person (adopted as they are, their secrets kept); the others stay as they are (those
+    nobody's ipPhone names are report rows)."""
+    holders = {d.data.get("extension"): d for ds in imported.people.values() for d in ds
+               if d.data.get("status") == "activo" and d.data.get("extension")}
+    lines = []
+    for number in sorted(extensions, key=lambda n: (len(n), n)):
+        draft = holders.get(number)
+        if draft is None or not LINE_NUMBER.match(number):
+            continue
+        lines.append({"number": number, "kind": "extension", "unit": draft.unit,
+                      "person": draft.data["employee_key"], "status": "activa",
+                      "solicitud": {"folio": solicitud["folio"], "date": solicitud.get("date") or today,
+                                    "justification": solicitud["justification"],
+                                    "requested_by": solicitud["requested_by"]}})
+    return lines

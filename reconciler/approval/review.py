@@ -29,7 +29,11 @@ def scope_of(change: Change, privileged: dict[str, str],
         if a.name == "groups":
             granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
     own = {change.origins[0].file} if change.origins else set()
-    return Scope(change.unit, tuple(sorted(own | set(files))), granted,
+    # An account made by hand belongs to no unit yet, and may sit in any OU: taking it over is
+    # approved by whoever may approve the declaring file (IT's approvers), never by a unit head
+    # alone, who could otherwise claim another unit's account by naming it in adopt:.
+    unit = None if change.movement is Movement.ADOPCION else change.unit
+    return Scope(unit, tuple(sorted(own | set(files))), granted,
                  (subjects or {}).get(change.key, frozenset()), change.key)
 
 

@@ -112,8 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--mapping", type=Path, default=Path("inventory/import.yaml"),
                      help=_("the import mapping: OUs and attributes to units, excluded accounts (default: "
                             "inventory/import.yaml)"))
-    imp.add_argument("--out", type=Path, help=_("folder for the units' files (default: desired_state/users of --repo); "
-                                                "existing files are never overwritten"))
+    imp.add_argument("--out", type=Path, help=_("the desired_state folder to write users/<unit>.yaml and "
+                                                "assets/lines.yaml in (default: desired_state of --repo); existing "
+                                                "files are never overwritten"))
     imp.add_argument("--report-only", action="store_true", help=_("write no desired state, only the report"))
     imp.add_argument("--output", choices=["markdown", "csv", "json"], default="markdown",
                      help=_("the report on standard output"))

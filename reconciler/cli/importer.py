@@ -11,14 +11,14 @@ from rich.console import Console
 
 from reconciler.adoption.directory import read_existing
 from reconciler.adoption.mapping import load_mapping
-from reconciler.adoption.output import report_csv, report_markdown, write_people
-from reconciler.adoption.people import Imported, import_people, owners_missing
+from reconciler.adoption.output import report_csv, report_markdown, write_desired
+from reconciler.adoption.people import Imported, import_lines, import_people, owners_missing
 from reconciler.cli import EXIT_OK
 from reconciler.config.inventory import load_inventory
 from reconciler.desired.load import load_desired_state
 from reconciler.desired.source import working_tree
 from reconciler.errors import ReconcilerError
-from reconciler.i18n import _, shown
+from reconciler.i18n import _, lazy, shown
 
 
 def _ad_target(targets: dict, name: str | None):
@@ -75,6 +75,28 @@ def _extensions(targets: dict) -> dict[str, str]:
     return found
 
 
+def _firewalls(targets: dict, state, imported: Imported, solicitud: dict, today: str) -> None:
+    """Every nftables firewall's hand-made rules: drafts, and report rows (read-only, over SSH)."""
+    from reconciler.adoption.firewall import draft, hand_made_rules
+    from reconciler.adoption.people import FIREWALL_DRAFT, FIREWALL_UNREADABLE, Row
+    from reconciler.providers import registry
+
+    for name, t in targets.items():
+        if t.kind != "nftables":
+            continue
+        with registry.kind(t.kind).provider_class()(t) as provider:
+            found = hand_made_rules(provider.ruleset(), t.table)
+        for f in found:
+            if f.rule is None:
+                imported.rows.append(Row(FIREWALL_UNREADABLE, f"{name}: {f.where}", detail=f.expr, decision=lazy(
+                    "express it as declared rules by hand, or keep it by hand outside the reconciler's table")))
+                continue
+            imported.rules.setdefault(name, []).append((f.where, draft(f, name, state.security, solicitud, today)))
+            imported.rows.append(Row(FIREWALL_DRAFT, f"{name}: {f.where}", detail=f.expr, decision=lazy(
+                "write its name, unit and justification in the imported file, or delete it if nobody can "
+                "explain it; then remove it from the hand-made table")))
+
+
 def run_import(args) -> tuple[Imported, str]:
     state = load_desired_state(working_tree(args.repo).files)
     mapping = load_mapping(args.mapping, set(state.units))
@@ -89,16 +111,21 @@ def run_import(args) -> tuple[Imported, str]:
         unbind_quietly(conn)
     mailboxes, addresses = _mail(targets)
     by_group = {e.group.casefold(): key for key, e in state.entitlements.items()}
-    imported = import_people(directory, mapping, by_group, mailboxes, dt.datetime.now(dt.timezone.utc))
-    imported.rows += owners_missing(addresses, _extensions(targets), imported, directory)
+    now = dt.datetime.now(dt.timezone.utc)
+    imported = import_people(directory, mapping, by_group, mailboxes, now, target.groups_ou,
+                             (target.people_ou, target.bajas_ou))
+    extensions = _extensions(targets)
+    imported.rows += owners_missing(addresses, extensions, imported, directory)
+    imported.lines = import_lines(extensions, imported, mapping.solicitud, now.date().isoformat())
+    _firewalls(targets, state, imported, mapping.solicitud, now.date().isoformat())
     return imported, target.name
 
 
 def import_directory(args, out: Console, err: Console) -> int:
     imported, source = run_import(args)
     if not args.report_only:
-        folder = args.out or args.repo / "desired_state" / "users"
-        written = write_people(imported, folder, source)
+        folder = args.out or args.repo / "desired_state"
+        written = write_desired(imported, folder, source)
         err.print(_("wrote {n} files in {folder}: run `reconciler validate`, then open a pull request",
                     n=len(written), folder=folder))
     if args.csv:

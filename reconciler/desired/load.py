@@ -166,6 +166,15 @@ def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
             check.add(("people", index, "account"),
                       _("account name {sam!r} is also derived for {others}; set account.sam for one of them",
                         sam=sam, others=others))
+    adopted: dict[str, Person] = {}
+    for person in kept:  # one hand-made account becomes one person's, never two
+        if person.adopt and person.adopt.casefold() in adopted:
+            check, index = where_of[person.employee_key]
+            check.add(("people", index, "adopt"),
+                      _("the account {name} is also adopted at {where}", name=person.adopt,
+                        where=_located(*where_of[adopted[person.adopt.casefold()].employee_key])))
+        elif person.adopt:
+            adopted[person.adopt.casefold()] = person
     by_cn: dict[tuple[str, str], Person] = {}
     for person in kept:
         cn_key = (person.unit, common_name(person).casefold())

@@ -107,19 +107,41 @@ def read_computers(conn: Connection, target: ADTarget) -> dict[str, Computer]:
     return out
 
 
-def foreign_hostnames(conn: Connection, target: ADTarget, hostnames) -> dict[str, str]:
-    """casefolded hostname -> DN, for the wanted names that objects the reconciler does not own
-    already hold anywhere in the domain (sAMAccountName is unique domain-wide): OR-batches."""
+def foreign_hostnames(conn: Connection, target: ADTarget, hostnames) -> dict[str, tuple[str, "Computer | None"]]:
+    """casefolded hostname -> (DN, the computer as read when it could be adopted, else None),
+    for the wanted names that objects the reconciler does not own already hold anywhere in the
+    domain (sAMAccountName is unique domain-wide): OR-batches.  Only a workstation account made
+    by hand can be adopted: never a domain controller or another critical object, nor a user."""
     from ldap3.utils.conv import escape_filter_chars
 
     names, held = sorted(hostnames), {}
     for i in range(0, len(names), 100):
         terms = "".join(f"(sAMAccountName={escape_filter_chars(n)}$)" for n in names[i:i + 100])
-        for entry in paged_search(conn, target.base_dn, f"(|{terms})", ["sAMAccountName", "adminDescription"]):
+        for entry in paged_search(conn, target.base_dn, f"(|{terms})", READ + ["objectClass", "isCriticalSystemObject"]):
             a = entry["attributes"]
-            if not (_one(a, "adminDescription") or "").startswith(f"{MARKER} computer="):
-                held[(_one(a, "sAMAccountName") or "").rstrip("$").casefold()] = entry["dn"]
+            if (_one(a, "adminDescription") or "").startswith(f"{MARKER} computer="):
+                continue
+            name = (_one(a, "sAMAccountName") or "").rstrip("$")
+            classes = {c.casefold() for c in a.get("objectClass") or ()}
+            uac = int(_one(a, "userAccountControl") or 0)
+            adoptable = "computer" in classes and uac & UF_WORKSTATION_TRUST_ACCOUNT and \
+                str(_one(a, "isCriticalSystemObject") or "").upper() != "TRUE" and target.adoptable(entry["dn"])
+            found = Computer("", dnlib.first_value(entry["dn"]), dnlib.parent(entry["dn"]), _one(a, "description") or "",
+                             _one(a, "location"), None, not uac & UF_ACCOUNTDISABLE, dn=entry["dn"], uac=uac,
+                             managed_by=_one(a, "managedBy")) if adoptable else None
+            held[name.casefold()] = (entry["dn"], found)
     return held
+
+
+def adoption(want: Computer, found: Computer, target: ADTarget, holder_dn: str | None) -> Change:
+    """A computer account made by hand that a declared computer's hostname names: adopted, its
+    marker written over whatever adminDescription held, every difference shown."""
+    have = Computer(want.inventory, found.hostname, found.parent, found.description, found.location, None,
+                    found.enabled, dn=found.dn, uac=found.uac, managed_by=found.managed_by)
+    attributes = (AttributeChange("adminDescription", None, want.marker()), *_changes(want, have, holder_dn))
+    return Change(Movement.ADOPCION, target.name, KIND, want.inventory, want.label, attributes,
+                  reason=lazy("existing computer {dn}, made by hand", dn=found.dn), folio=want.folio, unit=want.unit,
+                  origins=want.origins, desired=want, actual=have)
 
 
 def _changes(want: Computer, have: Computer | None, holder_dn: str | None) -> tuple[AttributeChange, ...]:

@@ -199,16 +199,18 @@ def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target:
     adoptions, altas, modificaciones, bajas, conflicts = [], [], [], [], []
     for key in sorted(desired.accounts):
         want, have = desired.accounts[key], actual.accounts.get(key)
-        if have is None and actual.adoptable:
+        if have is None and (actual.adoptable or want.adopt):
             found, problem = adoption_candidate(want, actual.adoptable)
+            if found is not None and any(dnlib.under(found.parent, ou) for ou in desired.unmanaged_ous):
+                problem = lazy("the account {dn} is in the OU of a unit not yet managed on this target "
+                               "(managed_units); left alone", dn=found.dn)
             if problem:
                 conflicts.append(Conflict(target.name, key, want.display, problem))
                 continue
             if found is not None:
-                if want.sam.casefold() != found.sam.casefold() or want.cn != found.cn:
-                    if conflict := _conflict(want, found, index, target.name):
-                        conflicts.append(conflict)
-                        continue
+                if conflict := _conflict(want, found, index, target.name):  # its key or names held elsewhere
+                    conflicts.append(conflict)
+                    continue
                 adoptions.append(Change(Movement.ADOPCION, target.name, "account", key, want.display,
                                         adoption_attributes(want, found),
                                         reason=lazy("existing account {dn}, made by hand", dn=found.dn),
@@ -226,6 +228,10 @@ def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target:
             movement = _movement(want, have, target.bajas_ou)
             change = _account_change(movement, target, want, have)
             (bajas if movement is Movement.BAJA else modificaciones).append(change)
+    for key in sorted(set(actual.accounts) & desired.out_of_scope):
+        conflicts.append(Conflict(target.name, key, actual.accounts[key].display, lazy(
+            "declared in a unit not managed on this target (managed_units): its account is left as it is, "
+            "whatever its declaration says")))
     for key in sorted(set(actual.accounts) - set(desired.accounts)):
         have = actual.accounts[key]
         if have.offboarded and dnlib.same(have.parent, target.bajas_ou):

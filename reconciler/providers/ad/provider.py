@@ -15,6 +15,7 @@ from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.apply import ADApplier
 from reconciler.providers.ad.computers import (
     Computer,
+    adoption,
     diff_computers,
     expand_computers,
     foreign_hostnames,
@@ -157,13 +158,18 @@ class ADProvider(Provider):
         wanted = {c.desired.hostname.casefold(): c for c in changes if c.desired is not None and c.desired.enabled
                   and (c.actual is None or c.actual.hostname.casefold() != c.desired.hostname.casefold())}
         held = foreign_hostnames(self.conn, self.target, wanted) if wanted else {}
+        holders = basis.holder_dns()
+        adoptions = {c.key: adoption(c.desired, held[name][1], self.target,
+                                     holders.get(c.desired.holder) if c.desired.holder else None)
+                     for name, c in wanted.items() if name in held and held[name][1] is not None and c.actual is None}
         conflicts = [Conflict(self.target.name, c.key, c.label, lazy(
                               "the computer name {hostname} is held by {holder}, which the reconciler does not own; "
                               "left alone. Remove or rename it, or choose another hostname",
-                              hostname=c.desired.hostname, holder=held[name]))
-                     for name, c in wanted.items() if name in held]
+                              hostname=c.desired.hostname, holder=held[name][0]))
+                     for name, c in wanted.items() if name in held and c.key not in adoptions]
         blocked = {c.key for c in conflicts}
-        return computers, ([c for c in changes if c.key not in blocked], conflicts), None
+        planned = [adoptions.get(c.key, c) for c in changes if c.key not in blocked]
+        return computers, (planned, conflicts), None
 
     def _in_scope(self, desired: dict[str, Computer], actual: dict[str, Computer], directory: DesiredDirectory
                   ) -> tuple[dict[str, Computer], dict[str, Computer]]:
@@ -203,6 +209,8 @@ class ADProvider(Provider):
         account that only removes groups or disables it."""
         if change.movement is Movement.BAJA or change.kind == PASSWORD_RESET:
             return True
+        if change.movement is Movement.ADOPCION and change.desired is not None and not change.desired.enabled:
+            return True  # adopted straight into the bajas: it disables
         if change.kind != "account" or change.movement is not Movement.MODIFICACION:
             return False
         for a in change.attributes:

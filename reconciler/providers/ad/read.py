@@ -237,27 +237,9 @@ def _distinct_roots(dns: list[str]) -> list[str]:
     return [d for d in dns if not any(o is not d and not dnlib.same(o, d) and dnlib.under(d, o) for o in dns)]
 
 
-def read_groups(conn: Connection, target: ADTarget) -> tuple[dict[str, str], frozenset[str]]:
-    """The groups directly under the groups OU (casefolded name -> DN), and which of them were
-    made by hand (no marker): their memberships are the reconciler's only once an entitlement
-    declares them."""
-    groups, by_hand = {}, set()
-    for e in paged_search(conn, target.groups_ou, "(objectClass=group)", ["adminDescription"], scope=LEVEL):
-        name = dnlib.first_value(e["dn"]).casefold()
-        groups[name] = e["dn"]
-        if not (_one(_canonical(e["attributes"]), "adminDescription") or "").startswith(MARKER):
-            by_hand.add(name)
-    return groups, frozenset(by_hand)
-
-
-def _without_foreign_groups(accounts: dict[str, Account], foreign: frozenset[str]) -> dict[str, Account]:
-    """Accounts as the reconciler sees them when the groups OU also holds groups made by hand
-    that no entitlement declares (a directory being adopted): memberships of those are left as
-    they are, never shown as changes nor removed."""
-    if not foreign:
-        return accounts
-    return {k: replace(a, groups=frozenset(g for g in a.groups if g.casefold() not in foreign))
-            if any(g.casefold() in foreign for g in a.groups) else a for k, a in accounts.items()}
+def read_groups(conn: Connection, target: ADTarget) -> dict[str, str]:
+    return {dnlib.first_value(e["dn"]).casefold(): e["dn"]
+            for e in paged_search(conn, target.groups_ou, "(objectClass=group)", ["cn"], scope=LEVEL)}
 
 
 def read_ous(conn: Connection, wanted: Iterable[str]) -> frozenset:
@@ -319,15 +301,68 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
                      if want.enabled and (key not in accounts or accounts[key].sam.casefold() != want.sam.casefold())]
     # A marked account outside the managed OUs (moved there by hand) still holds its names.
     known = {f.dn for f in foreign} | {a.dn for a in accounts.values()}
-    groups, by_hand = read_groups(conn, target)
-    by_hand = frozenset(by_hand - {name.casefold() for name in desired.groups})
-    accounts = _without_foreign_groups(accounts, by_hand)
+    groups = read_groups(conn, target)
     new_groups = [name for name in desired.groups if name.casefold() not in groups]
     adopting = [want for key, want in desired.accounts.items() if key not in accounts]
     found, users = lookup_names(conn, target, needing_names, new_groups, adopting)
     foreign += [f for f in found if f.dn not in known]
     managed = {a.dn for a in accounts.values()}
+    adoptable = [u for u in users if u.dn not in managed and target.adoptable(u.dn)]
     return ActualDirectory(accounts=accounts, foreign=tuple(foreign), ous=read_ous(conn, desired.ous),
                            groups=groups, warnings=tuple(warnings),
-                           adoptable=tuple(_without_foreign_groups({u.dn: u for u in users if u.dn not in managed},
-                                                                   by_hand).values()))
+                           adoptable=tuple(guarded(conn, target, adoptable)))
+
+
+# Well-known privileged groups, by SID (their names differ between languages of Windows):
+# Administrators, Account, Server, Print and Backup Operators (builtin), then Domain Admins,
+# Schema Admins, Enterprise Admins and Group Policy Creator Owners (relative to the domain).
+_BUILTIN_PRIVILEGED = ("S-1-5-32-544", "S-1-5-32-548", "S-1-5-32-549", "S-1-5-32-550", "S-1-5-32-551")
+_DOMAIN_PRIVILEGED = (512, 518, 519, 520)
+IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: membership through nesting
+
+
+def sid_text(value) -> str | None:
+    """A SID as the directory sends it (binary, without the schema) in its S-1-5-21-… form."""
+    if isinstance(value, str):
+        return value if value.startswith("S-") else None
+    if not isinstance(value, (bytes, bytearray)) or len(value) < 8:
+        return None
+    count = value[1]
+    authority = int.from_bytes(value[2:8], "big")
+    subs = [int.from_bytes(value[8 + 4 * i:12 + 4 * i], "little") for i in range(count)]
+    return "-".join(["S", str(value[0]), str(authority), *map(str, subs)])
+
+
+def _privileged_groups(conn: Connection, target: ADTarget) -> list[str]:
+    conn.search(target.base_dn, "(objectClass=*)", "BASE", attributes=["objectSid"])
+    entries = [e for e in conn.response or () if e.get("type") == "searchResEntry"]
+    sid = sid_text(_one(entries[0]["attributes"], "objectSid")) if entries else None
+    sids = list(_BUILTIN_PRIVILEGED) + ([f"{sid}-{rid}" for rid in _DOMAIN_PRIVILEGED] if sid else [])
+    # Without the schema the domain's SID may arrive mangled: the domain groups are then found by
+    # their English names too (Domain and Enterprise Admins are also inside Administrators).
+    names = ("Domain Admins", "Enterprise Admins", "Schema Admins", "Group Policy Creator Owners")
+    query = "(|" + "".join(f"(objectSid={s})" for s in sids) + "".join(f"(cn={n})" for n in names) + ")"
+    return [e["dn"] for e in paged_search(conn, target.base_dn, f"(&(objectClass=group){query})", ["cn"])]
+
+
+def _bind_account(target: ADTarget, account: Account) -> bool:
+    bind = target.bind_dn.casefold()
+    return bind in {(account.dn or "").casefold(), account.sam.casefold(),
+                    (account.attributes.get("userPrincipalName") or "").casefold()} or \
+        bind.split("@")[0].split("\\")[-1] == account.sam.casefold()
+
+
+def guarded(conn: Connection, target: ADTarget, candidates: list[Account]) -> list[Account]:
+    """The candidates for adoption, those the reconciler must never take marked protected:
+    trust and machine accounts (a name ending in $), the account it binds as, and members of
+    a privileged group, directly or through nesting (checked by the directory itself)."""
+    if not candidates:
+        return []
+    privileged: set[str] = set()
+    groups = _privileged_groups(conn, target)
+    chain = "(|" + "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in groups) + ")" if groups else ""
+    for i in range(0, len(candidates), _LOOKUP_BATCH) if chain else ():
+        terms = "".join(f"(distinguishedName={escape_filter_chars(c.dn)})" for c in candidates[i:i + _LOOKUP_BATCH])
+        privileged |= {e["dn"].casefold() for e in paged_search(conn, target.base_dn, f"(&(|{terms}){chain})", ["cn"])}
+    return [replace(c, protected=True) if c.protected or c.sam.endswith("$") or _bind_account(target, c)
+            or (c.dn or "").casefold() in privileged else c for c in candidates]

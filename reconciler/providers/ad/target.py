@@ -22,6 +22,7 @@ class ADTarget(TargetSettings):
     ca_file: str | None
     validate_tls: bool
     managed_units: frozenset[str] | None = None  # staged rollout: only these units (None: all)
+    adopt_from: tuple[str, ...] = ()  # OUs hand-made accounts may be adopted from (none: no adoption)
 
     @property
     def url(self) -> str:
@@ -37,13 +38,20 @@ class ADTarget(TargetSettings):
             bind_password=SecretSource(**raw["bind_password"]), ca_file=tls.get("ca_file"),
             validate_tls=tls.get("validate", True),
             managed_units=frozenset(raw["managed_units"]) if "managed_units" in raw else None,
+            adopt_from=tuple(raw.get("adopt_from", ())),
             **cls.common(name, raw))
 
     def manages(self, unit: str | None) -> bool:
         """Whether the people of `unit` are managed on this target (staged rollout)."""
         return self.managed_units is None or unit in self.managed_units
 
+    def adoptable(self, dn: str) -> bool:
+        """Whether an object made by hand at `dn` may be adopted (it lies under adopt_from)."""
+        from reconciler.providers.ad import dn as dnlib
+
+        return any(dnlib.under(dn, ou) for ou in self.adopt_from)
+
     def check(self, add) -> None:
-        for ou in (self.people_ou, self.groups_ou, self.bajas_ou):
+        for ou in (*self.adopt_from, self.people_ou, self.groups_ou, self.bajas_ou):
             if not ou.lower().endswith(self.base_dn.lower()):
                 add(("ous",), _("{ou!r} is not under base_dn {base_dn!r}", ou=ou, base_dn=self.base_dn))

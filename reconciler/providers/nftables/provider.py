@@ -62,6 +62,13 @@ class NftablesProvider(DeviceProvider):
             raise ReconcilerError(_("reading the firewall {name}: {error}", name=self.target.name, error=err.strip()))
         return nftables.parse_table(out, self.target.hook)
 
+    def ruleset(self) -> str:
+        """The device's whole ruleset as `nft -j` prints it (for import: read-only)."""
+        ok, out, err = self._run("nft", "-j", "list", "ruleset")
+        if not ok:
+            raise ReconcilerError(_("reading the firewall {name}: {error}", name=self.target.name, error=err.strip()))
+        return out
+
     def current_rules(self, actual: nftables.Chain) -> tuple[dict[str, FirewallRule | None], list[str]]:
         return {name: nftables.rule_from_expr(name, expr) for name, expr in actual.tagged().items()}, actual.order()
 

@@ -3,7 +3,8 @@ and the pure diff between them.
 
 An extension is declared in desired_state/assets/lines.yaml with `kind: extension`.  It should
 exist while it is `activa` and its holder (if any) is not a baja.  The reconciler owns the
-subscribers listed in its own table `reconciler_line`; others are reported, never changed.
+subscribers listed in its own table `reconciler_line`; one made by hand at a declared number
+is adopted (recorded there, its secret kept), any other is never changed.
 A new holder, or a secret changed by hand, gets a new secret: whoever knew the old one must
 not keep using the line.
 """
@@ -94,20 +95,26 @@ def _attributes(want: Line | None, have: Subscriber | None) -> tuple[AttributeCh
 
 
 def rotates(change: Change) -> bool:
-    """Does applying this change issue a new secret (and drop the old one's registrations)?"""
-    return change.movement is not Movement.BAJA and any(a.name == "secret" for a in change.attributes)
+    """Does applying this change issue a new secret (and drop the old one's registrations)?
+    Never an adoption: it keeps the secret the line has."""
+    return change.movement not in (Movement.BAJA, Movement.ADOPCION) and \
+        any(a.name == "secret" for a in change.attributes)
 
 
 def diff(desired: dict[str, Line], actual: ActualLines, target: str,
          gone: Mapping[str, Gone] | None = None) -> tuple[list[Change], list[Conflict]]:
     gone = gone or {}
-    altas, modificaciones, bajas, conflicts = [], [], [], []
+    adoptions, altas, modificaciones, bajas, conflicts = [], [], [], [], []
     for number in sorted(desired):
         want, have = desired[number], actual.subscribers.get(number)
         if have is not None and not have.managed:
-            conflicts.append(Conflict(target, number, want.label, lazy(
-                "the registrar already has a subscriber {number} that the reconciler did not create; left alone. "
-                "Remove it or choose another number", number=number)))
+            # Made by hand: adopted as it is, its secret kept (the phone on the desk goes on working);
+            # a new holder later gets a new one, as for any line.
+            adoptions.append(Change(Movement.ADOPCION, target, KIND, number, want.label, (
+                AttributeChange("holder", None, want.holder), AttributeChange("unit", None, want.unit),
+                AttributeChange("secret", lazy("(current)"), lazy("(current, kept)"))),
+                reason=lazy("existing subscriber, made by hand"), folio=want.folio, unit=want.unit,
+                origins=want.origins, desired=want, actual=have))
             continue
         attributes = _attributes(want, have)
         if not attributes:
@@ -126,7 +133,7 @@ def diff(desired: dict[str, Line], actual: ActualLines, target: str,
         bajas.append(Change(Movement.BAJA, target, KIND, number, label,
                             _attributes(None, have), reason=why.reason, folio=why.folio, unit=have.unit,
                             origins=why.origins, actual=have))
-    changing = {c.key for c in altas + modificaciones + bajas}
+    changing = {c.key for c in adoptions + altas + modificaciones + bajas}
     for number in sorted(set(actual.unregister) - changing):  # a change of the line drops them anyway
         if number in actual.subscribers and not actual.subscribers[number].managed:
             continue  # a subscriber the reconciler does not own is never touched, whatever the table says
@@ -134,4 +141,4 @@ def diff(desired: dict[str, Line], actual: ActualLines, target: str,
                             lazy("live registrations of {number}", number=number),
                             reason=lazy("an applied change had to drop them (pending since {since})",
                                         since=actual.unregister[number])))
-    return altas + modificaciones + bajas, conflicts
+    return adoptions + altas + modificaciones + bajas, conflicts

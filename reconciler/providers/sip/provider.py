@@ -169,6 +169,12 @@ class SipProvider(Provider):
                         self.conn.execute("UPDATE subscriber SET ha1 = ?, ha1b = ?, password = '' "  # not for people
                                           "WHERE username = ? AND domain = ?", (digest, digest_b, c.key, domain))
                     secret_mark = store.mark(digest)
+                elif c.movement is Movement.ADOPCION:  # the secret it has is the one recorded as set
+                    row = self.conn.execute("SELECT ha1 FROM subscriber WHERE username = ? AND domain = ?",  # not for people
+                                            (c.key, domain)).fetchone()
+                    if row is None:
+                        raise ReconcilerError(_("the subscriber is no longer in the registrar"))
+                    secret_mark = store.mark(row[0] or "")
                 self.conn.execute(
                     "INSERT INTO reconciler_line (username, domain, holder, unit, secret_mark) "  # not for people
                     "VALUES (?, ?, ?, ?, ?) "
