@@ -7,7 +7,7 @@ import ssl
 import stat
 
 import pytest
-from ldap3 import MODIFY_ADD, MODIFY_REPLACE, NONE, Connection, Server, Tls
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NONE, Connection, Server, Tls
 
 from conftest import BASE_DN, LAB_DIR, person
 
@@ -244,6 +244,29 @@ def test_an_unmarked_account_carrying_the_employee_key_is_adopted_not_created_ag
     assert adopted["objectGUID"] == guid and adopted["title"] == "Médico General"
     assert adopted["adminDescription"].startswith("reconciler applied=")
     sandbox.assert_converged()
+
+
+def test_a_member_of_a_privileged_group_through_nesting_is_never_adopted(sandbox):
+    """Whatever the YAML says and wherever it sits: the directory itself is asked (in-chain)."""
+    for ou in (sandbox.root, f"OU=Legado,{sandbox.root}"):
+        assert sandbox.conn.add(ou, "organizationalUnit"), sandbox.conn.result
+    admin = f"CN=Admin Escondido,OU=Legado,{sandbox.root}"
+    nested = f"CN=Soporte Avanzado {sandbox.suffix},OU=Legado,{sandbox.root}"
+    assert sandbox.conn.add(nested, ["top", "group"], {"sAMAccountName": f"soporte.{sandbox.suffix}"})
+    assert sandbox.conn.add(admin, ["top", "person", "organizationalPerson", "user"],
+                            {"sAMAccountName": f"adm.{sandbox.suffix}", "employeeID": "SSM-000001"})
+    sandbox.conn.modify(nested, {"member": [(MODIFY_ADD, [admin])]})
+    domain_admins = f"CN=Domain Admins,CN=Users,{BASE_DN}"
+    assert sandbox.conn.modify(domain_admins, {"member": [(MODIFY_ADD, [nested])]}), sandbox.conn.result
+    try:
+        sandbox.write_inventory(adopt_from=[f"OU=Legado,{sandbox.root}"])
+        sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+        plan = sandbox.plan_json()
+        [conflict] = plan["conflicts"]
+        assert "never adopts" in conflict["message"] and admin in conflict["message"]
+        assert not [c for c in plan["changes"] if c["kind"] == "account"]
+    finally:
+        sandbox.conn.modify(domain_admins, {"member": [(MODIFY_DELETE, [nested])]})
 
 
 def test_the_deletion_guard_refuses_mass_bajas_unless_told(sandbox):

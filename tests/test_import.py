@@ -189,3 +189,23 @@ def test_hand_made_firewall_rules_become_drafts_that_need_a_person_and_the_rest_
     second = draft(found[1], "fw-lab", security, MAPPING.solicitud, "2026-12-02")
     assert second["source"] == "10.10.9.0/24" and second["ports"] == [53, 5353] and second["destination"] == "any"
     assert draft(found[3], "fw-lab", security, MAPPING.solicitud, "2026-12-02")["action"] == "deny"
+
+
+def test_computers_become_equipment_drafts_with_their_holder_and_never_a_domain_controller():
+    from reconciler.adoption.directory import FoundComputer
+    from reconciler.adoption.people import COMPUTER_DRAFT, COMPUTER_OUTSIDE, import_computers
+
+    ana = found(f"CN=Ana,{HGC}", "ana.pena", "SSM-900001")
+    computers = (FoundComputer(f"CN=HGC-PC01,{HGC}", "HGC-PC01", "Urgencias", ana.dn, True, False, False),
+                 FoundComputer("CN=DC1,OU=Domain Controllers,DC=salud,DC=lab", "DC1", None, None, True, True, False),
+                 FoundComputer("CN=VARIOS-01,OU=Varios,DC=salud,DC=lab", "VARIOS-01", None, None, True, False, False))
+    read = directory(ana)
+    read = DirectoryRead(read.accounts, read.group_parents, read.group_names, computers)
+    result = import_people(read, MAPPING, BY_GROUP, {}, NOW, GROUPS)
+    [item] = import_computers(read, MAPPING, result, "2026-12-02")
+    assert {k: item[k] for k in ("hostname", "unit", "person", "location", "status")} == {
+        "hostname": "HGC-PC01", "unit": "HG-CUERNAVACA", "person": "SSM-900001", "location": "Urgencias",
+        "status": "en_uso"}
+    assert "serial" not in item and "inventory_number" not in item  # only the resguardo says
+    assert sorted((r.problem, r.account) for r in result.rows) == [(COMPUTER_DRAFT, "HGC-PC01"),
+                                                                   (COMPUTER_OUTSIDE, "VARIOS-01")]

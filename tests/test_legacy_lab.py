@@ -25,7 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LEGACY = f"OU=Heredado,{BASE_DN}"
 MANAGED = f"OU=Reconciler,{LEGACY}"
 PROBLEMS = ("no_employee_key", "duplicate_key", "disabled", "disabled_recently", "stale", "outside_managed_ous", "service", "incomplete",
-            "mailbox_without_owner", "extension_without_owner", "unmapped_group")
+            "mailbox_without_owner", "extension_without_owner", "unmapped_group", "computer",
+            "computer_outside_managed_ous")
 
 
 @pytest.fixture(scope="module")

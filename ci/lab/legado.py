@@ -16,6 +16,8 @@ Planted, and listed in $LAB_DIR/legacy/manifest.json by problem:
   mailbox_without_owner hand-made mailboxes whose address no account carries
   extension_without_owner  subscribers whose extension no account's ipPhone carries
   unmapped_group        groups that grant no entitlement and lead to none
+  computer, computer_outside_managed_ous  computers made by hand, five in unit OUs (with a
+                        holder in managedBy), one in OU=Varios
   firewall_rule, firewall_rule_unreadable  rules made by hand on the lab's firewall (rc-fw), in
                         a table of their own: two the reconciler can express, one it cannot
 Every other account has a recent last logon.  Names carry accents, ñ, ü and apostrophes;
@@ -104,7 +106,7 @@ class Plant:
                                    "no_employee_key", "duplicate_key", "disabled", "disabled_recently", "stale",
                                    "outside_managed_ous",
                                    "service", "incomplete", "mailbox_without_owner", "extension_without_owner",
-                                   "unmapped_group")}, "clean": 0}
+                                   "unmapped_group", "computer", "computer_outside_managed_ous")}, "clean": 0}
         self.sams: set[str] = set()
         self.cns: set[tuple[str, str]] = set()
         self.members: dict[str, list[str]] = {g: [] for g in ENTITLEMENT_GROUPS + UNMAPPED_GROUPS + [NESTED]}
@@ -223,6 +225,17 @@ class Plant:
             self.account(f"{rdn},{USERS}", department=dept, groups=groups)
             planted += 1
         self.manifest["clean"] = planted
+        sound = [a for a in self.accounts if a["employeeID"] and a["dn"].endswith(USERS) and "OU=Varios" not in a["dn"]]
+        for i in range(6):  # computers made by hand; one where no mapping rule looks
+            outside = i == 5
+            parent = f"OU=Varios,{LEGACY}" if outside else f"{places[i % 5]},{USERS}"
+            host = f"LEG-PC{i + 1:02d}"
+            lines = [ldif_value("dn", f"CN={host},{parent}"), "objectClass: computer", f"sAMAccountName: {host}$",
+                     "userAccountControl: 4096", ldif_value("location", f"Piso {i + 1}")]
+            if not outside:
+                lines.append(ldif_value("managedBy", sound[-(i + 1)]["dn"]))  # sound people: added last
+            self.records.append(lines)
+            problems["computer_outside_managed_ous" if outside else "computer"].append({"dn": f"CN={host},{parent}"})
         for g in [NESTED] + ENTITLEMENT_GROUPS + UNMAPPED_GROUPS:  # a nested group exists before its parent
             members = self.members[g] + ([f"CN={NESTED},{OTHER_GROUPS}"] if g == "GG-Internet" else [])
             where = GROUPS if g in ENTITLEMENT_GROUPS else OTHER_GROUPS

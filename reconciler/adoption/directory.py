@@ -17,6 +17,8 @@ PERSON_ATTRIBUTES = ("sAMAccountName", "userPrincipalName", "givenName", "sn", "
                      "ipPhone", "mail")
 READ = [*PERSON_ATTRIBUTES, "userAccountControl", "memberOf", "lastLogonTimestamp", "whenChanged", "whenCreated",
         "adminDescription", "isCriticalSystemObject", "adminCount"]
+COMPUTER_READ = ["sAMAccountName", "location", "managedBy", "userAccountControl", "adminDescription",
+                 "isCriticalSystemObject"]
 UF_ACCOUNTDISABLE = 0x2
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -45,10 +47,22 @@ class Found:
 
 
 @dataclass(frozen=True)
+class FoundComputer:
+    dn: str
+    hostname: str
+    location: str | None
+    managed_by: str | None  # DN of the account it is assigned to
+    enabled: bool
+    critical: bool  # a domain controller or another object the system depends on
+    managed: bool
+
+
+@dataclass(frozen=True)
 class DirectoryRead:
     accounts: tuple[Found, ...]
     group_parents: dict = field(default_factory=dict)  # dn.key(group) -> DNs of the groups it is in
     group_names: dict = field(default_factory=dict)  # dn.key(group) -> its name (CN)
+    computers: tuple[FoundComputer, ...] = ()
 
 
 def filetime(value) -> dt.datetime | None:
@@ -83,14 +97,26 @@ def _found(entry: dict) -> Found:
 
 
 def read_existing(conn: Connection, target: ADTarget, bases: tuple[str, ...]) -> DirectoryRead:
-    """Every user account under `bases` (default: the whole domain), and every group's nesting."""
+    """Every user account and computer under `bases` (default: the whole domain), and every
+    group's nesting."""
     accounts: dict[str, Found] = {}
     for base in bases or (target.base_dn,):
         for entry in paged_search(conn, base, "(&(objectCategory=person)(objectClass=user))", READ):
             accounts.setdefault(entry["dn"], _found(entry))
+    computers: dict[str, FoundComputer] = {}
+    for base in bases or (target.base_dn,):
+        for entry in paged_search(conn, base, "(objectCategory=computer)", COMPUTER_READ):
+            a = _canonical(entry["attributes"])
+            uac = int(_one(a, "userAccountControl") or 0)
+            computers.setdefault(entry["dn"], FoundComputer(
+                entry["dn"], (_one(a, "sAMAccountName") or "").rstrip("$") or dnlib.first_value(entry["dn"]),
+                _one(a, "location"), _one(a, "managedBy"), not uac & UF_ACCOUNTDISABLE,
+                str(_one(a, "isCriticalSystemObject") or "").upper() == "TRUE",
+                (_one(a, "adminDescription") or "").startswith(MARKER)))
     parents, names = {}, {}
     for entry in paged_search(conn, target.base_dn, "(objectClass=group)", ["memberOf"]):
         k = dnlib.key(entry["dn"])
         names[k] = dnlib.first_value(entry["dn"])
         parents[k] = tuple(_canonical(entry["attributes"]).get("memberOf") or ())
-    return DirectoryRead(tuple(sorted(accounts.values(), key=lambda f: f.dn)), parents, names)
+    return DirectoryRead(tuple(sorted(accounts.values(), key=lambda f: f.dn)), parents, names,
+                         tuple(sorted(computers.values(), key=lambda c: c.dn)))

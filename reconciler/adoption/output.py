@@ -27,6 +27,8 @@ TITLES = {
     "mailbox_without_owner": N_("Mailboxes with no owner"),
     "extension_without_owner": N_("Extensions with no owner"),
     "unmapped_group": N_("Groups that grant no declared entitlement"),
+    "computer": N_("Computers made by hand (drafts: inventory number, serial, brand and model to write)"),
+    "computer_outside_managed_ous": N_("Computers outside every mapped OU (not imported)"),
     "firewall_rule": N_("Firewall rules made by hand (drafts: name, unit and justification to write)"),
     "firewall_rule_unreadable": N_("Firewall rules the reconciler cannot express (not imported)"),
 }
@@ -90,6 +92,12 @@ def write_desired(imported: Imported, folder: Path, source: str) -> list[Path]:
              for unit in sorted(imported.people)}
     if imported.lines:
         texts[folder / "assets" / "lines.yaml"] = lines_yaml(imported.lines, source)
+    if imported.equipment:
+        texts[folder / "assets" / "equipment.yaml"] = _comment(_(
+            "Computers imported from {source} by `reconciler import`: each needs its inventory number, serial, brand "
+            "and model from its resguardo before it validates; then the plan adopts it by its hostname.",
+            source=source)) + yaml.safe_dump({"equipment": imported.equipment}, allow_unicode=True, sort_keys=False,
+                                             width=1000)
     for device, drafts in sorted(imported.rules.items()):
         texts[folder / "security_rules" / f"importado-{device.lower()}.yaml"] = rules_yaml(device, drafts)
     existing = [str(p) for p in texts if p.exists() or p.is_symlink()]

@@ -34,9 +34,11 @@ SERVICE, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, STALE = (
 DISABLED_RECENTLY, MARKED = "disabled_recently", "marked_elsewhere"
 INCOMPLETE = "incomplete"
 FIREWALL_DRAFT, FIREWALL_UNREADABLE = "firewall_rule", "firewall_rule_unreadable"
+COMPUTER_DRAFT, COMPUTER_OUTSIDE = "computer", "computer_outside_managed_ous"
 MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP = "mailbox_without_owner", "extension_without_owner", "unmapped_group"
 PROBLEMS = (SERVICE, MARKED, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, DISABLED_RECENTLY, STALE, INCOMPLETE,
-            MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP, FIREWALL_DRAFT, FIREWALL_UNREADABLE)
+            MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP, COMPUTER_DRAFT, COMPUTER_OUTSIDE, FIREWALL_DRAFT,
+            FIREWALL_UNREADABLE)
 # What a person's declaration needs that a directory often lacks (the people schema's words).
 REQUIRED = (("given_names", "givenName"), ("first_surname", "sn"), ("title", "title"), ("direction", "company"),
             ("phone", "telephoneNumber"))
@@ -70,6 +72,7 @@ class Imported:
     rows: list[Row]
     lines: list[dict] = field(default_factory=list)  # extensions of the registrars, for assets/lines.yaml
     rules: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)  # device -> (where, draft rule)
+    equipment: list[dict] = field(default_factory=list)  # computers, for assets/equipment.yaml (drafts)
 
     def count(self, problem: str) -> int:
         return sum(1 for r in self.rows if r.problem == problem)
@@ -268,3 +271,40 @@ def import_lines(extensions: dict[str, str], imported: Imported, solicitud: dict
                                     "justification": solicitud["justification"],
                                     "requested_by": solicitud["requested_by"]}})
     return lines
+
+
+HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
+
+
+def import_computers(directory: DirectoryRead, mapping: ImportMapping, imported: Imported,
+                     today: str) -> list[dict]:
+    """The computers made by hand, as equipment drafts: hostname, unit (by the mapping's OUs),
+    holder (managedBy, when it names an imported person), location.  The directory holds no
+    inventory number, serial, brand or model: `validate` asks a person for them (the resguardo
+    has them), and once written the plan adopts each computer by its hostname."""
+    holders = {(f.dn or "").casefold(): f.key for f in directory.accounts if f.key}
+    imported_keys = {d.data["employee_key"] for ds in imported.people.values() for d in ds}
+    sol, out = mapping.solicitud, []
+    for c in directory.computers:
+        if c.managed or c.critical:
+            continue  # the reconciler's own, or the domain's (a domain controller)
+        unit = next((r.unit for r in mapping.rules if r.attribute is None and r.ou and dnlib.under(c.dn, r.ou)), None)
+        if unit is None or not HOSTNAME.match(c.hostname):
+            imported.rows.append(Row(COMPUTER_OUTSIDE, c.dn, c.hostname, detail=lazy("in no OU of the mapping"),
+                                     decision=lazy("add its OU to the mapping, or declare it by hand")))
+            continue
+        holder = holders.get((c.managed_by or "").casefold())
+        item = {"hostname": c.hostname, "type": "desktop", "unit": unit}
+        if holder in imported_keys:
+            item["person"] = holder
+        if c.location:
+            item["location"] = c.location
+        item["status"] = "en_uso" if c.enabled else "en_almacen"
+        item["solicitud"] = {"folio": sol["folio"], "date": sol.get("date") or today,
+                             "justification": sol["justification"], "requested_by": sol["requested_by"]}
+        out.append(item)
+        imported.rows.append(Row(COMPUTER_DRAFT, c.dn, c.hostname, detail=lazy("no inventory number, serial, brand "
+                                                                               "or model in the directory"),
+                                 decision=lazy("write them from its resguardo (and its type, if not a desktop), or "
+                                               "delete the entry")))
+    return out

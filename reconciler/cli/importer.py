@@ -12,7 +12,7 @@ from rich.console import Console
 from reconciler.adoption.directory import read_existing
 from reconciler.adoption.mapping import load_mapping
 from reconciler.adoption.output import report_csv, report_markdown, write_desired
-from reconciler.adoption.people import Imported, import_lines, import_people, owners_missing
+from reconciler.adoption.people import Imported, import_computers, import_lines, import_people, owners_missing
 from reconciler.cli import EXIT_OK
 from reconciler.config.inventory import load_inventory
 from reconciler.desired.load import load_desired_state
@@ -117,6 +117,7 @@ def run_import(args) -> tuple[Imported, str]:
     extensions = _extensions(targets)
     imported.rows += owners_missing(addresses, extensions, imported, directory)
     imported.lines = import_lines(extensions, imported, mapping.solicitud, now.date().isoformat())
+    imported.equipment = import_computers(directory, mapping, imported, now.date().isoformat())
     _firewalls(targets, state, imported, mapping.solicitud, now.date().isoformat())
     return imported, target.name
 
