@@ -22,12 +22,16 @@ Layout (no tidy unit layout on purpose):
                              "Oficinas Centrales" where only `department` tells the unit)
   OU=Varios,OU=Legado        people that map to no unit (outside_managed_ous)
   OU=Servicios,OU=Legado     service and admin accounts (svc.*, svc_*, adm.*)
-  OU=Grupos,OU=Legado        groups: the entitlement groups by name (GG-Internet, ...), nested
-                             groups that lead to them, and groups that lead to no entitlement
+  OU=Grupos,OU=Legado        the entitlement groups by name (GG-Internet, ...): an AD target's
+                             groups OU, where the reconciler manages every membership
+  OU=Otros Grupos,OU=Legado  the other groups made by hand: nested ones that lead to an
+                             entitlement group (Internet-Enfermeria is a member of GG-Internet,
+                             its people of it only), and groups that lead to none (a cycle too)
 
 Planted problems (each account carries at most one; see the manifest's "rules"):
   no_employee_key, duplicate_key, disabled (uac 514 and lastLogonTimestamp > 180 days ago),
-  stale (uac 512 and lastLogonTimestamp > 90 days ago), outside_managed_ous, service,
+  disabled_recently (uac 514, last logon 20-60 days ago), stale (uac 512 and lastLogonTimestamp
+  > 90 days ago), outside_managed_ous, service,
   incomplete (a field the people schema needs is missing or not a phone number),
   mailbox_without_owner, extension_without_owner, unmapped_group.
 Samba keeps whenChanged/whenCreated to itself (they are the DC's own: a relax or provision
@@ -108,7 +112,8 @@ PLACES = [
 ]
 VARIOS = Place("varios", ("Varios",), None, "varios", 0)
 SERVICIOS = ("Servicios",)
-GRUPOS = ("Grupos",)
+GRUPOS = ("Grupos",)  # the entitlements' groups: an AD target's groups OU (every membership managed)
+OTROS_GRUPOS = ("Otros Grupos",)  # every other group made by hand
 # People sitting directly in OU=Oficinas Centrales: only `department` says which dirección
 # (hand-typed: case, accents and spacing vary, which a folded comparison ignores).
 OC_DEPARTMENTS = {
@@ -221,16 +226,16 @@ GROUP_DEFS = [  # name, groupType, description, parent groups (nesting)
     ("Lista-Directores", 2, "Lista de distribución de directores", ["Lista-Jefes"]),
     ("Lista-Jefes", 2, "Lista de distribución de jefes", ["Lista-Directores"]),  # a cycle, made by hand
 ]
-SERVICES = [  # sAMAccountName, description, userAccountControl, groups
-    ("svc.backup", "Respaldo nocturno (no borrar)", 66048, []),
-    ("svc_scanner", "Escáner multifuncional piso 2 (scan to folder)", 66048, ["Impresoras-Piso2"]),
-    ("svc.sql", "SQL Server del SIEMPRE", 66048, []),
+SERVICES = [  # sAMAccountName (a digit is added if it is taken outside OU=Legado), description, uac, groups
+    ("svc.respaldo", "Respaldo nocturno (no borrar)", 66048, []),
+    ("svc_escaner", "Escáner multifuncional piso 2 (scan to folder)", 66048, ["Impresoras-Piso2"]),
+    ("svc.sqlsiempre", "SQL Server del SIEMPRE", 66048, []),
     ("svc_sinba", "Interfaz con SINBA", 66048, ["GG-SINBA-Captura"]),
-    ("svc.antivirus", "Consola del antivirus", 66048, []),
+    ("svc.eset", "Consola del antivirus", 66048, []),
     ("svc_nomina", "Sistema de nómina", 66048, []),
-    ("svc.impresion", "Servidor de impresión", 66048, ["Impresoras-Piso2"]),
-    ("adm.soporte", "Administración - mesa de soporte", 512, ["GG-TI-Administradores"]),
-    ("adm.redes", "Administración de redes", 512, ["GG-TI-Administradores", "GG-VPN-Remoto"]),
+    ("svc.printsrv", "Servidor de impresión", 66048, ["Impresoras-Piso2"]),
+    ("adm.mesaayuda", "Administración - mesa de ayuda", 512, ["GG-TI-Administradores"]),
+    ("adm.telecom", "Administración de redes y telefonía", 512, ["GG-TI-Administradores", "GG-VPN-Remoto"]),
     ("adm.respaldos", "Administración de respaldos", 512, []),
 ]
 ORPHAN_ADDRESSES = ["contabilidad.hgc", "direccion.cuautla", "farmacia.jojutla", "capacitacion.js1",
@@ -495,10 +500,11 @@ class Planter:
         self.cns.add(candidate.casefold())
         return candidate
 
-    def take_sam(self, base: str) -> str:
+    def take_sam(self, base: str, service: bool = False) -> str:
         base = base.strip("._")[:MAX_SAM].rstrip("._")
         candidate, n = base, 1
-        while candidate.casefold() in self.sams or excluded(candidate) or not ("." in candidate or "_" in candidate):
+        while candidate.casefold() in self.sams or excluded(candidate) != service \
+                or not ("." in candidate or "_" in candidate):
             n += 1
             candidate = base[:MAX_SAM - len(str(n))].rstrip("._") + str(n)
             if "." not in candidate and "_" not in candidate:
@@ -577,7 +583,7 @@ class Planter:
     # -- the plan ------------------------------------------------------------------------------
     def plan(self) -> None:
         rng = self.rng
-        for path in [("Usuarios",), *(p.path for p in PLACES), VARIOS.path, SERVICIOS, GRUPOS]:
+        for path in [("Usuarios",), *(p.path for p in PLACES), VARIOS.path, SERVICIOS, GRUPOS, OTROS_GRUPOS]:
             dn = self.ou_dn(path)
             if dn not in self.ous:
                 self.ous.append(dn)
@@ -684,7 +690,7 @@ class Planter:
             acct.attrs["department"] = department
         acct.names = (given, first, second)
         # The planted problem, and the times that go with it (days before the run).
-        acct.problem = {"clean": None, "disabled_recent": None, "incomplete": "incomplete"}.get(role, role)
+        acct.problem = {"clean": None, "disabled_recent": "disabled_recently"}.get(role, role)
         acct.role = role
         recent = rng.uniform(0.2, 21)
         if role == "no_employee_key":
@@ -699,7 +705,7 @@ class Planter:
                 left = self.now - dt.timedelta(days=acct.last_logon_days - rng.uniform(0, 5))
                 acct.attrs["description"] = rng.choice(["BAJA {d} renuncia", "Baja {d} - jubilación",
                                                         "BAJA {d} fin de contrato"]).format(d=left.strftime("%d/%m/%Y"))
-        elif role == "disabled_recent":  # disabled weeks ago: a baja, not a planted problem
+        elif role == "disabled_recent":  # disabled weeks ago: a leave, a suspension or a baja
             acct.enabled, acct.uac = False, 514
             acct.last_logon_days = rng.uniform(20, 60)
             acct.attrs["description"] = "Licencia sin goce de sueldo"
@@ -764,9 +770,7 @@ class Planter:
     def services(self) -> None:
         parent = self.ou_dn(SERVICIOS)
         for sam, description, uac, groups in SERVICES:
-            if sam.casefold() in self.sams:
-                raise SystemExit(f"{sam} is already taken outside OU=Legado: remove it first")
-            self.sams.add(sam.casefold())
+            sam = self.take_sam(sam, service=True)
             acct = Account(dn=f"CN={escape_rdn(sam)},{parent}", parent=parent, cn=sam, sam=sam, kind="service",
                            place="servicios", unit=None, problem="service", uac=uac,
                            last_logon_days=self.rng.uniform(0.01, 2), pwd_days=self.rng.uniform(900, 2500),
@@ -778,8 +782,8 @@ class Planter:
 
     def plan_groups(self) -> None:
         rng = self.rng
-        parent = self.ou_dn(GRUPOS)
         for name, gtype, description, parents in GROUP_DEFS:
+            parent = self.ou_dn(GRUPOS if name in ENTITLEMENT_GROUPS else OTROS_GRUPOS)
             sam = self.take_sam(name.replace("-", "_"))  # pre-Windows 2000 name: never the CN itself
             self.groups[name] = {"name": name, "dn": f"CN={escape_rdn(name)},{parent}", "sAMAccountName": sam,
                                  "groupType": gtype, "description": description, "parents": list(parents),
@@ -1002,14 +1006,15 @@ class Planter:
 
         people = [a for a in self.accounts if a.kind == "person"]
         problems: dict[str, list] = {k: [] for k in (
-            "no_employee_key", "duplicate_key", "disabled", "stale", "outside_managed_ous", "service", "incomplete",
+            "no_employee_key", "duplicate_key", "disabled", "disabled_recently", "stale", "outside_managed_ous",
+            "service", "incomplete",
             "mailbox_without_owner", "extension_without_owner", "unmapped_group")}
         duplicate_keys: dict[str, list[str]] = {}
         for a in self.accounts:
             if a.problem == "duplicate_key":
                 problems["duplicate_key"].append(obj(a, same_person=a.same_person_as is not None))
                 duplicate_keys.setdefault(a.attrs["employeeID"], []).append(a.dn)
-            elif a.problem in ("disabled", "stale"):
+            elif a.problem in ("disabled", "disabled_recently", "stale"):
                 problems[a.problem].append(obj(a, lastLogonTimestamp=stamp(a),
                                                days_since_logon=int(a.last_logon_days or 0)))
             elif a.problem == "incomplete":
@@ -1045,7 +1050,8 @@ class Planter:
             "domain": DOMAIN, "base_dn": self.base, "root": root,
             "search_bases": [f"OU=Usuarios,{root}", f"OU=Varios,{root}", f"OU=Servicios,{root}"],
             "bases": {"people": f"OU=Usuarios,{root}", "outside": f"OU=Varios,{root}",
-                      "services": f"OU=Servicios,{root}", "groups": f"OU=Grupos,{root}"},
+                      "services": f"OU=Servicios,{root}", "groups": f"OU=Grupos,{root}",
+                      "other_groups": f"OU=Otros Grupos,{root}"},
             "ous": [root] + self.ous,
             "files": files,
             "rules": {
@@ -1057,9 +1063,11 @@ class Planter:
                 "disabled": f"userAccountControl has ACCOUNTDISABLE (0x2) and lastLogonTimestamp is more than "
                             f"{DISABLED_DAYS} days before now (planted 200-1500 days ago; every disabled account "
                             f"has one: whenChanged/whenCreated cannot be planted, Samba sets them)",
+                "disabled_recently": f"userAccountControl has ACCOUNTDISABLE and lastLogonTimestamp is at most "
+                                     f"{DISABLED_DAYS} days before now (planted 20-60 days ago): a leave, a "
+                                     f"suspension or a recent baja",
                 "stale": f"enabled, and lastLogonTimestamp more than {STALE_DAYS} days before now (planted "
-                         f"100-900 days ago); every other account logged on 0.2-21 days before the run "
-                         f"(disabled_recent: 20-60)",
+                         f"100-900 days ago); every other account logged on 0.2-21 days before the run",
                 "outside_managed_ous": "a person account under OU=Varios: no mapping rule names it",
                 "incomplete": "imported, but a field the people schema requires is missing (title, company -> "
                               "direction, telephoneNumber -> phone) or telephoneNumber is not a phone number "
@@ -1069,8 +1077,11 @@ class Planter:
                 "unmapped_group": "a group an imported person is a direct member of that leads (through nesting) "
                                   "to no entitlement group; item 'group' is its name (CN)",
                 "imported": "a person account with a unique employeeID and a unit: clean, incomplete, stale, "
-                            "disabled and disabled_recent ones",
-                "clean": "person accounts with no planted problem (disabled_recent ones included)",
+                            "disabled and disabled_recently ones",
+                "clean": "person accounts with no planted problem",
+                "groups": "entitlement groups (same CN as in entitlements.yaml) in OU=Grupos; every other group in "
+                          "OU=Otros Grupos; a group's sAMAccountName is its pre-Windows 2000 name (CN with '_' "
+                          "for '-', cut at 20), never the CN, so the reconciler's own groups never clash",
                 "overlaps": "none: each account carries at most one planted problem; service accounts have no "
                             "employeeID (they are listed only as service); disabled and stale accounts keep "
                             "their mailboxes and extensions and their groups",
@@ -1080,9 +1091,7 @@ class Planter:
             "problems": problems,
             "duplicate_keys": duplicate_keys,
             "clean": len(clean),
-            "near_misses": {
-                "disabled_recent": [obj(a, lastLogonTimestamp=stamp(a), days_since_logon=int(a.last_logon_days))
-                                    for a in people if a.role == "disabled_recent"],
+            "near_misses": {  # not problems: pwdLastSet 0 (reset by the service desk), recent logon
                 "must_change_password": [obj(a) for a in people if a.pwd_days is None],
             },
             "canaries": [{"dn": a.dn, "cn": a.cn, "sAMAccountName": a.sam, "givenName": a.attrs["givenName"],
@@ -1222,73 +1231,104 @@ def write_subscribers(path: Path, lab_db: Path, rows: list[tuple[str, str, str]]
 
 
 def verify(samba: Samba, planter: Planter, manifest: dict) -> list[str]:
-    """Read back what was planted and apply the manifest's rules to it: the sets must match."""
+    """Read back what was planted (and the files written) and apply the manifest's rules to it,
+    as an import would: every problem's set must be the planted one."""
     root = planter.root
     attrs = ["sAMAccountName", "employeeID", "userAccountControl", "lastLogonTimestamp", "pwdLastSet", "givenName",
-             "sn", "displayName", "mail", "ipPhone", "memberOf", "objectCategory"]
-    got = {norm_dn(e["dn"]): e for e in samba.search(root, "(objectClass=user)", attrs)}
+             "sn", "displayName", "title", "company", "telephoneNumber", "mail", "ipPhone", "memberOf"]
+    got = {norm_dn(e["dn"]): e for e in samba.search(root, "(&(objectCategory=person)(objectClass=user))", attrs)}
     errors = []
     want = {norm_dn(a.dn): a for a in planter.accounts}
     if set(got) != set(want):
         errors.append(f"accounts: {len(got)} read, {len(want)} planted; "
                       f"e.g. missing {sorted(set(want) - set(got))[:3]}, extra {sorted(set(got) - set(want))[:3]}")
     now = planter.now
-    rule_sets: dict[str, set[str]] = {k: set() for k in ("no_employee_key", "duplicate_key", "disabled", "stale",
-                                                         "outside_managed_ous", "service")}
+    found: dict[str, set[str]] = {k: set() for k in manifest["problems"]}
     by_key: dict[str, list[str]] = {}
     people_base, varios_base = norm_dn(f"OU=Usuarios,{root}"), norm_dn(f"OU=Varios,{root}")
     for k, e in got.items():
         one = lambda n: (e.get(n.lower()) or [None])[0]  # noqa: E731
-        sam = one("sAMAccountName") or ""
-        if excluded(sam):
-            rule_sets["service"].add(k)
-            continue
-        if k.endswith(varios_base):
-            rule_sets["outside_managed_ous"].add(k)
-            continue
-        key = one("employeeID")
-        if not key:
-            rule_sets["no_employee_key"].add(k)
-            continue
-        by_key.setdefault(key, []).append(k)
-        llt = int(one("lastLogonTimestamp") or 0)
-        days = (now - from_filetime(llt)).days if llt else None
-        disabled = int(one("userAccountControl") or 0) & 2
-        if disabled and days is not None and days > DISABLED_DAYS:
-            rule_sets["disabled"].add(k)
-        elif not disabled and days is not None and days > STALE_DAYS:
-            rule_sets["stale"].add(k)
         a = want.get(k)
-        if a is not None:
+        if a is not None:  # names round-trip; a password set shows in pwdLastSet; direct groups
             for name in ("givenName", "sn", "displayName"):
                 if (a.attrs.get(name) or None) != one(name):
                     errors.append(f"{a.dn}: {name} {one(name)!r} != {a.attrs.get(name)!r}")
-            if a.pwd_days is not None and int(one("pwdLastSet") or 0) == 0:
-                errors.append(f"{a.dn}: pwdLastSet is 0")
-            groups = {norm_dn(g) for g in e.get("memberof", [])}
-            if groups != {norm_dn(planter.groups[g]["dn"]) for g in a.groups}:
+            if (a.pwd_days is not None) != (int(one("pwdLastSet") or 0) != 0):
+                errors.append(f"{a.dn}: pwdLastSet {one('pwdLastSet')}")
+            if {norm_dn(g) for g in e.get("memberof", [])} != {norm_dn(planter.groups[g]["dn"]) for g in a.groups}:
                 errors.append(f"{a.dn}: memberOf differs")
-        if not k.startswith("cn=") or not (k.endswith(people_base)):
-            errors.append(f"{k}: not under OU=Usuarios")
-    for key, dns in by_key.items():
-        if len(dns) > 1:
-            rule_sets["duplicate_key"].update(dns)
-    for k in list(rule_sets["disabled"] | rule_sets["stale"]):
-        if k in rule_sets["duplicate_key"]:
-            rule_sets["disabled"].discard(k)
-            rule_sets["stale"].discard(k)
-    for problem, found in rule_sets.items():
-        planted = {norm_dn(x["dn"]) for x in manifest["problems"][problem]}
-        if found != planted:
-            errors.append(f"{problem}: the rule finds {len(found)}, {len(planted)} planted "
-                          f"(only found: {sorted(found - planted)[:2]}, only planted: {sorted(planted - found)[:2]})")
-    nested = samba.search(planter.groups["GG-Internet"]["dn"], "(objectClass=group)", ["member"], scope="base")
-    members = {norm_dn(m) for m in (nested[0].get("member", []) if nested else [])}
-    if norm_dn(planter.groups["Internet-Enfermeria"]["dn"]) not in members:
-        errors.append("GG-Internet does not hold Internet-Enfermeria")
-    groups = samba.search(f"OU=Grupos,{root}", "(objectClass=group)", ["cn"], scope="one")
+        if excluded(one("sAMAccountName") or ""):
+            found["service"].add(k)
+        elif k.endswith("," + varios_base):
+            found["outside_managed_ous"].add(k)
+        elif not k.endswith("," + people_base):
+            errors.append(f"{k}: a person outside OU=Usuarios and OU=Varios")
+        elif not one("employeeID"):
+            found["no_employee_key"].add(k)
+        else:
+            by_key.setdefault(one("employeeID"), []).append(k)
+    imported = [k for dns in by_key.values() if len(dns) == 1 for k in dns]
+    found["duplicate_key"] = {k for dns in by_key.values() if len(dns) > 1 for k in dns}
+    for k in imported:
+        e = got[k]
+        one = lambda n: (e.get(n.lower()) or [None])[0]  # noqa: E731
+        llt = int(one("lastLogonTimestamp") or 0)
+        days = (now - from_filetime(llt)).days if llt else None
+        if int(one("userAccountControl") or 0) & 2:
+            found["disabled" if days is not None and days > DISABLED_DAYS else "disabled_recently"].add(k)
+        elif days is not None and days > STALE_DAYS:
+            found["stale"].add(k)
+        if not all(one(n) for n in ("givenName", "sn", "title", "company", "telephoneNumber")) \
+                or not PHONE.match(one("telephoneNumber") or ""):
+            found["incomplete"].add(k)
+    # Groups: the ones an imported person is directly in that lead to no entitlement group of
+    # OU=Grupos (nesting read back from the groups' own memberOf).
+    groups = {norm_dn(g["dn"]): g for g in samba.search(root, "(objectClass=group)", ["cn", "memberOf"])}
     if len(groups) != len(planter.groups):
         errors.append(f"groups: {len(groups)} read, {len(planter.groups)} planted")
+    grants = {k for k, g in groups.items() if g["cn"][0] in ENTITLEMENT_GROUPS
+              and k.endswith("," + norm_dn(f"OU=Grupos,{root}"))}
+
+    def leads(k: str) -> bool:
+        seen, todo = set(), [k]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            if x in grants:
+                return True
+            todo += [norm_dn(p) for p in groups.get(x, {}).get("memberof", [])]
+        return False
+
+    found["unmapped_group"] = {groups[norm_dn(g)]["cn"][0] for k in imported for g in got[k].get("memberof", [])
+                               if not leads(norm_dn(g))}
+    if norm_dn(planter.groups["Internet-Enfermeria"]["dn"]) not in {
+            norm_dn(m) for m in groups[norm_dn(planter.groups["GG-Internet"]["dn"])].get("memberof", [])} and \
+            not leads(norm_dn(planter.groups["Internet-Enfermeria"]["dn"])):
+        errors.append("Internet-Enfermeria does not lead to GG-Internet")
+    # Mailboxes and extensions that no account carries, from the files as written.
+    mails = {(got[k].get("mail") or [""])[0].casefold() for k in got}
+    phones = {(got[k].get("ipphone") or [""])[0] for k in got}
+    registry = Path(manifest["files"]["mail_registry"]).read_text(encoding="utf-8").splitlines()
+    addresses = [line.split(":", 1)[0].lower() for line in registry if line.strip() and not line.startswith("#")]
+    found["mailbox_without_owner"] = {a for a in addresses if a.casefold() not in mails}
+    conn = sqlite3.connect(f"file:{manifest['files']['sip_database']}?mode=ro", uri=True)
+    try:
+        numbers = [u for (u,) in conn.execute("SELECT username FROM subscriber WHERE domain = ?", (DOMAIN,))]
+    finally:
+        conn.close()
+    found["extension_without_owner"] = {n for n in numbers if n not in phones}
+    for problem, items in manifest["problems"].items():
+        planted = {norm_dn(x["dn"]) if "dn" in x else x.get("address") or x.get("extension") or x.get("group")
+                   for x in items}
+        if found[problem] != planted:
+            errors.append(f"{problem}: the rule finds {len(found[problem])}, {len(planted)} planted (only found: "
+                          f"{sorted(found[problem] - planted)[:2]}, only planted: {sorted(planted - found[problem])[:2]})")
+    clean = len(got) - sum(len(found[p]) for p in found if p not in (
+        "service", "mailbox_without_owner", "extension_without_owner", "unmapped_group")) - len(found["service"])
+    if clean != manifest["clean"]:
+        errors.append(f"clean: {clean} read back, {manifest['clean']} planted")
     return errors
 
 
