@@ -209,3 +209,11 @@ def test_computers_become_equipment_drafts_with_their_holder_and_never_a_domain_
     assert "serial" not in item and "inventory_number" not in item  # only the resguardo says
     assert sorted((r.problem, r.account) for r in result.rows) == [(COMPUTER_DRAFT, "HGC-PC01"),
                                                                    (COMPUTER_OUTSIDE, "VARIOS-01")]
+
+
+def test_two_accounts_of_one_name_mapped_into_one_unit_get_distinct_names():
+    a = found(f"CN=Ana Peña,{HGC}", "ana.pena", "SSM-900001")
+    b = found(f"CN=Ana Peña,OU=Enfermeria,{HGC}", "ana.pena2", "SSM-900002")
+    [first, second] = import_people(directory(a, b), MAPPING, BY_GROUP, {}, NOW).people["HG-CUERNAVACA"]
+    assert first.data["account"]["cn"] == "Ana Peña" and second.data["account"]["cn"] == "Ana Peña (ana.pena2)"
+    assert "Ana Peña (ana.pena2)" in second.notes[-1]

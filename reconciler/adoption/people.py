@@ -233,7 +233,25 @@ def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: di
                         decision=lazy("declare an entitlement for it in entitlements.yaml, or keep it by hand")))
     for unit in people:
         people[unit].sort(key=lambda d: d.data["employee_key"])
+        _distinct_names(people[unit])
     return Imported(dict(people), rows)
+
+
+def _distinct_names(drafts: list[Draft]) -> None:
+    """Accounts of several OUs mapped to one unit land in one OU, where two may not share a CN:
+    the later ones (by employee key) get their account name after it, a rename the adoption
+    shows, and a note."""
+    seen: set[str] = set()
+    for d in drafts:
+        account = d.data.get("account") or {}
+        cn = account.get("cn")
+        if cn is None:
+            continue
+        if cn.casefold() in seen:
+            account["cn"] = f"{cn} ({d.data['adopt']})"[:256]
+            d.notes.append(lazy("its name {cn} is also another person's in this unit: renamed {new}", cn=cn,
+                                new=account["cn"]))
+        seen.add(account["cn"].casefold())
 
 
 def owners_missing(addresses: dict[str, str], extensions: dict[str, str], imported: Imported,
