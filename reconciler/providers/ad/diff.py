@@ -120,12 +120,25 @@ def _conflict(desired: Account, actual: Account | None, index: dict, target: str
     return None
 
 
-def adoption_candidate(want: Account, adoptable: tuple[Account, ...]) -> tuple[Account | None, str | None]:
+class _Pool:
+    """The adoptable accounts by name and by employeeID (built once: 10,000 adoptions must not
+    scan 10,000 accounts each)."""
+
+    def __init__(self, adoptable: tuple[Account, ...]):
+        self.by_sam: dict[str, list[Account]] = {}
+        self.by_key: dict[str, list[Account]] = {}
+        for a in adoptable:
+            self.by_sam.setdefault(a.sam.casefold(), []).append(a)
+            if a.key:
+                self.by_key.setdefault(a.key, []).append(a)
+
+
+def adoption_candidate(want: Account, pool: _Pool) -> tuple[Account | None, str | None]:
     """The hand-made account a declared person without a managed account adopts, or why none
     can be: (account, None), (None, problem) or (None, None) when there is nothing to adopt.
     `adopt:` names it and wins; otherwise exactly one account must carry the employeeID."""
     if want.adopt:
-        named = [a for a in adoptable if a.sam.casefold() == want.adopt.casefold()]
+        named = pool.by_sam.get(want.adopt.casefold(), [])
         if not named:
             return None, lazy("adopt names the account {name}, which does not exist in the domain", name=want.adopt)
         found = named[0]
@@ -133,7 +146,7 @@ def adoption_candidate(want: Account, adoptable: tuple[Account, ...]) -> tuple[A
             return None, lazy("adopt names the account {name}, but it carries the employeeID {other} of someone "
                               "else; left alone", name=want.adopt, other=found.key)
     else:
-        carrying = sorted((a for a in adoptable if a.key == want.key), key=lambda a: a.dn or "")
+        carrying = sorted(pool.by_key.get(want.key, []), key=lambda a: a.dn or "")
         if len(carrying) > 1:
             return None, lazy("{n} existing accounts carry employeeID {key} ({dns}); left alone. Name the one to "
                               "adopt with adopt: (its sAMAccountName), and remove the others or clear their "
@@ -142,9 +155,29 @@ def adoption_candidate(want: Account, adoptable: tuple[Account, ...]) -> tuple[A
             return None, None
         found = carrying[0]
     if found.protected:  # built-in and privileged accounts are the domain's, never a person's to manage
-        return None, lazy("the account {dn} is a built-in or privileged account (isCriticalSystemObject or "
-                          "adminCount); the reconciler never adopts it. Left alone", dn=found.dn)
+        return None, lazy("the account {dn} is one of the domain's own (critical, adminCount, a member of a "
+                          "privileged group, a trust account or the one the reconciler binds as); the reconciler "
+                          "never adopts it. Left alone", dn=found.dn)
     return found, None
+
+
+def _adoption(want: Account, desired: DesiredDirectory, pool: _Pool, target: ADTarget,
+              index: "_LazyIndex") -> Change | Conflict | None:
+    """For a declared person without a managed account: the adoption of their hand-made
+    account, the conflict that stands in its way, or None (nothing to adopt: an alta)."""
+    found, problem = adoption_candidate(want, pool)
+    if found is not None and any(dnlib.under(found.parent, ou) for ou in desired.unmanaged_ous):
+        problem = lazy("the account {dn} is in the OU of a unit not yet managed on this target "
+                       "(managed_units); left alone", dn=found.dn)
+    if problem:
+        return Conflict(target.name, want.key, want.display, problem)
+    if found is None:
+        return None
+    if conflict := _conflict(want, found, index, target.name):  # its key or names held elsewhere
+        return conflict
+    return Change(Movement.ADOPCION, target.name, "account", want.key, want.display, adoption_attributes(want, found),
+                  reason=lazy("existing account {dn}, made by hand", dn=found.dn), folio=want.folio, unit=want.unit,
+                  origins=want.origins, desired=want, actual=found)
 
 
 def adoption_attributes(desired: Account, actual: Account) -> tuple[AttributeChange, ...]:
@@ -197,25 +230,12 @@ def _group_changes(desired: DesiredDirectory, actual: ActualDirectory, target: A
 def _account_changes(desired: DesiredDirectory, actual: ActualDirectory, target: ADTarget, today: str,
                      index: _LazyIndex) -> tuple[list[Change], list[Conflict]]:
     adoptions, altas, modificaciones, bajas, conflicts = [], [], [], [], []
+    pool = _Pool(actual.adoptable)
     for key in sorted(desired.accounts):
         want, have = desired.accounts[key], actual.accounts.get(key)
         if have is None and (actual.adoptable or want.adopt):
-            found, problem = adoption_candidate(want, actual.adoptable)
-            if found is not None and any(dnlib.under(found.parent, ou) for ou in desired.unmanaged_ous):
-                problem = lazy("the account {dn} is in the OU of a unit not yet managed on this target "
-                               "(managed_units); left alone", dn=found.dn)
-            if problem:
-                conflicts.append(Conflict(target.name, key, want.display, problem))
-                continue
-            if found is not None:
-                if conflict := _conflict(want, found, index, target.name):  # its key or names held elsewhere
-                    conflicts.append(conflict)
-                    continue
-                adoptions.append(Change(Movement.ADOPCION, target.name, "account", key, want.display,
-                                        adoption_attributes(want, found),
-                                        reason=lazy("existing account {dn}, made by hand", dn=found.dn),
-                                        folio=want.folio, unit=want.unit, origins=want.origins,
-                                        desired=want, actual=found))
+            if (taken := _adoption(want, desired, pool, target, index)) is not None:
+                (conflicts if isinstance(taken, Conflict) else adoptions).append(taken)
                 continue
         if have is None and not want.enabled:
             continue  # a baja for someone who never had an account: nothing to offboard

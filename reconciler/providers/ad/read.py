@@ -255,40 +255,27 @@ def read_ous(conn: Connection, wanted: Iterable[str]) -> frozenset:
 
 
 def lookup_names(conn: Connection, target: ADTarget, accounts: Iterable[Account],
-                 groups: Iterable[str] = (), adopting: Iterable[Account] = ()
-                 ) -> tuple[list[ForeignObject], list[Account]]:
-    """Objects anywhere in the domain holding a sAMAccountName, UPN or employeeID we want, and
-    the user accounts among them that a person without a managed account could adopt: those
-    carrying the person's employeeID, or named by the person's `adopt:`.
+                 groups: Iterable[str] = ()) -> list[ForeignObject]:
+    """Objects anywhere in the domain holding a sAMAccountName, UPN or employeeID we want.
 
     Terms are OR-ed in batches: a plan with 10,000 altas costs a few hundred searches, a plan
     with none costs nothing."""
-    terms, seen = [], set()
+    terms = []
     for account in accounts:
         terms.append(f"(sAMAccountName={escape_filter_chars(account.sam)})")
         if upn := account.attributes.get("userPrincipalName"):
             terms.append(f"(userPrincipalName={escape_filter_chars(upn)})")
         terms.append(f"(employeeID={escape_filter_chars(account.key)})")
-        seen.add(account.key)
-    for account in adopting:
-        if account.key not in seen:
-            terms.append(f"(employeeID={escape_filter_chars(account.key)})")
-        if account.adopt:
-            terms.append(f"(sAMAccountName={escape_filter_chars(account.adopt)})")
     terms += [f"(sAMAccountName={escape_filter_chars(name)})" for name in groups]
     found: dict[str, ForeignObject] = {}
-    users: dict[str, Account] = {}
-    groups_key = dnlib.key(target.groups_ou)
     for i in range(0, len(terms), _LOOKUP_BATCH):
         query = f"(|{''.join(terms[i:i + _LOOKUP_BATCH])})"
-        for e in paged_search(conn, target.base_dn, query, ACCOUNT_ATTRIBUTES + _ADOPTION_ATTRIBUTES):
+        for e in paged_search(conn, target.base_dn, query, ["sAMAccountName", "userPrincipalName", "employeeID",
+                                                            "adminDescription"]):
             a = _canonical(e["attributes"])
-            classes = {c.casefold() for c in a.get("objectClass") or ()}
             found[e["dn"]] = ForeignObject(e["dn"], _one(a, "sAMAccountName"), _one(a, "userPrincipalName"),
                                            _one(a, "employeeID"))
-            if "user" in classes and "computer" not in classes:
-                users[e["dn"]] = _account(e, groups_key)
-    return list(found.values()), list(users.values())
+    return list(found.values())
 
 
 def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory,
@@ -297,20 +284,55 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
     """The actual state; `accounts` is read_accounts' result when it was prefetched."""
     accounts, foreign, warnings = accounts if accounts is not None else read_accounts(conn, target, more, verify)
     foreign = list(foreign)
-    needing_names = [want for key, want in desired.accounts.items()
-                     if want.enabled and (key not in accounts or accounts[key].sam.casefold() != want.sam.casefold())]
+    adopting = [want for key, want in desired.accounts.items() if key not in accounts]
+    candidates = adoptable_accounts(conn, target, adopting)
+    # People whose hand-made account was found need no domain-wide search for their key (an
+    # unindexed one); only a name of theirs that changes is looked for, as a rename's would be.
+    claimed = {k.casefold() for a in candidates for k in (a.key, a.sam) if k}
+    found_for = {w.key for w in adopting if w.key.casefold() in claimed or (w.adopt or "").casefold() in claimed}
+    needing_names = [want for key, want in desired.accounts.items() if want.enabled and key not in found_for and
+                     (key not in accounts or accounts[key].sam.casefold() != want.sam.casefold())]
     # A marked account outside the managed OUs (moved there by hand) still holds its names.
     known = {f.dn for f in foreign} | {a.dn for a in accounts.values()}
     groups = read_groups(conn, target)
     new_groups = [name for name in desired.groups if name.casefold() not in groups]
-    adopting = [want for key, want in desired.accounts.items() if key not in accounts]
-    found, users = lookup_names(conn, target, needing_names, new_groups, adopting)
-    foreign += [f for f in found if f.dn not in known]
-    managed = {a.dn for a in accounts.values()}
-    adoptable = [u for u in users if u.dn not in managed and target.adoptable(u.dn)]
+    renamed = _renamed(candidates, [w for w in adopting if w.key in found_for])
+    foreign += [f for f in lookup_names(conn, target, needing_names + renamed, new_groups) if f.dn not in known]
     return ActualDirectory(accounts=accounts, foreign=tuple(foreign), ous=read_ous(conn, desired.ous),
-                           groups=groups, warnings=tuple(warnings),
-                           adoptable=tuple(guarded(conn, target, adoptable)))
+                           groups=groups, warnings=tuple(warnings), adoptable=tuple(candidates))
+
+
+def adoptable_accounts(conn: Connection, target: ADTarget, adopting: list[Account]) -> list[Account]:
+    """The user accounts under the target's adopt_from OUs that carry the employeeID of a person
+    without a managed account, or that a person's `adopt:` names: one paged search per OU (an
+    indexed read of the subtree, not a domain-wide search per key), the domain's own marked."""
+    if not target.adopt_from or not adopting:
+        return []
+    wanted = {w.key.casefold() for w in adopting} | {w.adopt.casefold() for w in adopting if w.adopt}
+    groups_key = dnlib.key(target.groups_ou)
+    found: dict[str, Account] = {}
+    for base in _distinct_roots(list(target.adopt_from)):
+        for e in paged_search(conn, base, "(&(objectCategory=person)(objectClass=user))",
+                              ACCOUNT_ATTRIBUTES + _ADOPTION_ATTRIBUTES):
+            a = _account(e, groups_key)
+            if a.key.casefold() in wanted or a.sam.casefold() in wanted:
+                found.setdefault(e["dn"], a)
+    return guarded(conn, target, list(found.values()))
+
+
+def _renamed(candidates: list[Account], adopting: list[Account]) -> list[Account]:
+    """The adopting people whose sAMAccountName or UPN is not their hand-made account's: those
+    names are looked for across the domain (indexed), the key is not."""
+    by_key = {a.key: a for a in candidates if a.key}
+    by_sam = {a.sam.casefold(): a for a in candidates}
+    out = []
+    for want in adopting:
+        have = by_sam.get((want.adopt or "").casefold()) or by_key.get(want.key)
+        if have is None or want.sam.casefold() != have.sam.casefold() or \
+                (want.attributes.get("userPrincipalName") or "").casefold() != \
+                (have.attributes.get("userPrincipalName") or "").casefold():
+            out.append(want)
+    return out
 
 
 # Well-known privileged groups, by SID (their names differ between languages of Windows):
@@ -318,7 +340,6 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
 # Schema Admins, Enterprise Admins and Group Policy Creator Owners (relative to the domain).
 _BUILTIN_PRIVILEGED = ("S-1-5-32-544", "S-1-5-32-548", "S-1-5-32-549", "S-1-5-32-550", "S-1-5-32-551")
 _DOMAIN_PRIVILEGED = (512, 518, 519, 520)
-IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: membership through nesting
 
 
 def sid_text(value) -> str | None:
@@ -352,17 +373,30 @@ def _bind_account(target: ADTarget, account: Account) -> bool:
         bind.split("@")[0].split("\\")[-1] == account.sam.casefold()
 
 
+def _privileged_members(conn: Connection, groups: list[str]) -> set[str]:
+    """Every object inside the privileged groups, through nesting: their `member` lists read
+    group by group (they hold a handful; asking the directory for every account's in-chain
+    membership instead costs Samba a minute for 10,000 accounts)."""
+    seen, members, todo = set(), set(), list(groups)
+    while todo:
+        group = todo.pop()
+        if group.casefold() in seen:
+            continue
+        seen.add(group.casefold())
+        conn.search(group, "(objectClass=*)", "BASE", attributes=["member"])
+        for e in (e for e in conn.response or () if e.get("type") == "searchResEntry"):
+            for member in _canonical(e["attributes"]).get("member") or ():
+                members.add(member.casefold())
+                todo.append(member)  # a member that is no group answers with no members
+    return members
+
+
 def guarded(conn: Connection, target: ADTarget, candidates: list[Account]) -> list[Account]:
     """The candidates for adoption, those the reconciler must never take marked protected:
     trust and machine accounts (a name ending in $), the account it binds as, and members of
-    a privileged group, directly or through nesting (checked by the directory itself)."""
+    a privileged group, directly or through nesting."""
     if not candidates:
         return []
-    privileged: set[str] = set()
-    groups = _privileged_groups(conn, target)
-    chain = "(|" + "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in groups) + ")" if groups else ""
-    for i in range(0, len(candidates), _LOOKUP_BATCH) if chain else ():
-        terms = "".join(f"(distinguishedName={escape_filter_chars(c.dn)})" for c in candidates[i:i + _LOOKUP_BATCH])
-        privileged |= {e["dn"].casefold() for e in paged_search(conn, target.base_dn, f"(&(|{terms}){chain})", ["cn"])}
+    privileged = _privileged_members(conn, _privileged_groups(conn, target))
     return [replace(c, protected=True) if c.protected or c.sam.endswith("$") or _bind_account(target, c)
             or (c.dn or "").casefold() in privileged else c for c in candidates]
