@@ -225,3 +225,23 @@ def test_one_account_adopted_by_two_declarations_is_refused_by_validation(repo):
         assert problem.field == "people[1].adopt" and "also adopted" in problem.message
     else:
         raise AssertionError("two declarations adopting one account were accepted")
+
+
+def test_a_second_object_carrying_the_key_is_seen_even_when_the_adopted_one_is_listed_too():
+    from reconciler.providers.ad.diff import ForeignObject
+
+    want = replace(account("E1", "jnunez"), adopt="jnunez.viejo")
+    legacy = hand_made("E1", "jnunez.viejo")
+    itself = ForeignObject(legacy.dn, legacy.sam, None, "E1")
+    other = ForeignObject("CN=Otro,CN=Users,DC=x", "otro.x", None, "E1")
+    for foreign in ([itself, other], [other, itself]):  # whichever order the directory answers in
+        changes, [conflict] = diff(desired_dir(want), with_adoptable(actual_dir(foreign=foreign), legacy), TARGET, TODAY)
+        assert "CN=Otro" in conflict.message and not [c for c in changes if c.kind == "account"]
+
+
+def test_adopting_a_disabled_account_as_active_makes_it_change_its_password():
+    want = account("E1", "jnunez")
+    legacy = hand_made("E1", "jose.nunez", enabled=False)
+    [change], _ = diff(desired_dir(want), with_adoptable(actual_dir(), legacy), TARGET, TODAY)
+    shown = {(str(a.name), a.before, a.after) for a in change.attributes}
+    assert ("enabled", False, True) in shown and ("change at next logon", None, True) in shown

@@ -217,3 +217,21 @@ def test_two_accounts_of_one_name_mapped_into_one_unit_get_distinct_names():
     [first, second] = import_people(directory(a, b), MAPPING, BY_GROUP, {}, NOW).people["HG-CUERNAVACA"]
     assert first.data["account"]["cn"] == "Ana Peña" and second.data["account"]["cn"] == "Ana Peña (ana.pena2)"
     assert "Ana Peña (ana.pena2)" in second.notes[-1]
+
+
+def test_hand_made_ios_acl_entries_become_drafts_and_the_reconcilers_own_acls_are_skipped():
+    from reconciler.adoption.firewall import hand_made_acl_entries
+    from reconciler.providers.cisco_ios.acl import parse_running_config
+
+    config = "\n".join([
+        "interface GigabitEthernet0/1", " ip access-group RECONCILER-3 in",
+        "ip access-list extended RECONCILER-3", " remark rule:hgc-web", " permit tcp 10.10.1.0 0.0.0.255 host 10.10.2.2 eq 443",
+        "ip access-list extended VIEJA", " remark puesta por el proveedor", " permit tcp 10.10.9.0 0.0.0.255 any eq 22",
+        " deny udp any any range 1000 2000", " permit icmp any any echo"])
+    state = parse_running_config(config, "GigabitEthernet0/1", "in", "RECONCILER")
+    found = hand_made_acl_entries(state.lists, state.own)
+    assert [f.where for f in found] == ["ip access-list extended VIEJA #2", "ip access-list extended VIEJA #3",
+                                        "ip access-list extended VIEJA #4"]
+    assert [(f.rule.source, f.rule.protocol, f.rule.ports, f.rule.action) for f in found[:2]] == [
+        ("10.10.9.0/24", "tcp", ((22, 22),), "allow"), (None, "udp", ((1000, 2000),), "deny")]
+    assert found[2].rule is None  # icmp echo: not something a declared rule says

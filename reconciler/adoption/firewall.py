@@ -1,5 +1,6 @@
-"""Firewall rules made by hand, imported as drafts: from `nft -j list ruleset`, every rule the
-reconciler did not write (outside its own table, or in it without its tag) becomes a rule in
+"""Firewall rules made by hand, imported as drafts: from `nft -j list ruleset` (nftables) or the
+running configuration's extended ACLs (Cisco IOS), every rule the reconciler did not write
+(outside its own table or ACLs, or in its table without its tag) becomes a rule in
 the repository's terms with its source, destination, service and action, and without a name,
 a unit or a justification: `validate` refuses it until a person writes them, so no rule is
 ever declared that nobody explained.  Rules the reconciler cannot express (other matches,
@@ -10,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from reconciler.desired.security import SecurityPolicy
+from reconciler.providers.cisco_ios.acl import rule_from_entries
 from reconciler.providers.network.rules import TAG, FirewallRule
 from reconciler.providers.nftables.ruleset import rule_from_expr
 
@@ -35,6 +37,20 @@ def hand_made_rules(ruleset: str, own_table: str) -> list[HandMade]:
         expr = [e for e in rule.get("expr") or [] if not (isinstance(e, dict) and "counter" in e)]  # counts only
         found.append(HandMade(where, rule_from_expr("", expr) if isinstance(expr, list) else None,
                               json.dumps(expr, ensure_ascii=False)[:300]))
+    return found
+
+
+def hand_made_acl_entries(lists: dict[str, list[str]], own: tuple[str, ...]) -> list[HandMade]:
+    """Every entry of the router's extended ACLs the reconciler did not write (its own are the
+    generations `<acl>-N`), one draft each (a pure function)."""
+    found = []
+    for name, lines in sorted(lists.items()):
+        if name in own:
+            continue
+        for i, line in enumerate(lines, 1):
+            if line.startswith("remark "):
+                continue
+            found.append(HandMade(f"ip access-list extended {name} #{i}", rule_from_entries("", [line]), line[:300]))
     return found
 
 

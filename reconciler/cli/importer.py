@@ -76,16 +76,20 @@ def _extensions(targets: dict) -> dict[str, str]:
 
 
 def _firewalls(targets: dict, state, imported: Imported, solicitud: dict, today: str) -> None:
-    """Every nftables firewall's hand-made rules: drafts, and report rows (read-only, over SSH)."""
-    from reconciler.adoption.firewall import draft, hand_made_rules
+    """Every firewall's and router's hand-made rules: drafts, and report rows (read-only, over SSH)."""
+    from reconciler.adoption.firewall import draft, hand_made_acl_entries, hand_made_rules
     from reconciler.adoption.people import FIREWALL_DRAFT, FIREWALL_UNREADABLE, Row
     from reconciler.providers import registry
 
     for name, t in targets.items():
-        if t.kind != "nftables":
+        if t.kind not in ("nftables", "cisco_ios"):
             continue
         with registry.kind(t.kind).provider_class()(t) as provider:
-            found = hand_made_rules(provider.ruleset(), t.table)
+            if t.kind == "nftables":
+                found = hand_made_rules(provider.ruleset(), t.table)
+            else:
+                router = provider.read()
+                found = hand_made_acl_entries(router.lists, router.own)
         for f in found:
             if f.rule is None:
                 imported.rows.append(Row(FIREWALL_UNREADABLE, f"{name}: {f.where}", detail=f.expr, decision=lazy(

@@ -38,6 +38,8 @@ from reconciler.providers.ad.target import ADTarget
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
 UF_NORMAL_ACCOUNT = 0x200
 UF_ACCOUNTDISABLE = 0x2
+# PASSWD_NOTREQD, TRUSTED_FOR_DELEGATION, DONT_REQ_PREAUTH, TRUSTED_TO_AUTH_FOR_DELEGATION
+WEAK_LOGON = 0x20 | 0x80000 | 0x400000 | 0x1000000
 PERMISSIVE_MODIFY = ("1.2.840.113556.1.4.1413", False, None)  # adding a present member is not an error
 MEMBER_BATCH = 500
 
@@ -270,6 +272,9 @@ class ADApplier:
                 mods[name] = [(MODIFY_REPLACE, _ldap(after) if after else [])]
         uac = have.uac or UF_NORMAL_ACCOUNT
         uac = uac & ~UF_ACCOUNTDISABLE if want.enabled else uac | UF_ACCOUNTDISABLE
+        if o.change.movement is Movement.ADOPCION and want.enabled and not have.enabled:
+            uac &= ~WEAK_LOGON  # woken up by an adoption: no empty password, no logon without pre-authentication,
+            mods["pwdLastSet"] = [(MODIFY_REPLACE, [0])]  # no delegation; and a new password at next logon
         if uac != have.uac:
             mods["userAccountControl"] = [(MODIFY_REPLACE, [uac])]
         mods["adminDescription"] = [(MODIFY_REPLACE, [marker_value(want.state_hash())])]

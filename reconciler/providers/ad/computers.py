@@ -29,6 +29,9 @@ from reconciler.providers.ad.target import ADTarget
 KIND = "computer"
 UF_ACCOUNTDISABLE = 0x2
 UF_WORKSTATION_TRUST_ACCOUNT = 0x1000
+# A domain controller (server trust, a read-only one's partial secrets) or a computer trusted
+# to delegate: the domain's own, never adopted as someone's desktop.
+_NEVER_ADOPTED = 0x2000 | 0x80000 | 0x1000000 | 0x4000000
 ATTRIBUTES = ("description", "location", "managedBy")
 READ = ["cn", "sAMAccountName", "description", "location", "managedBy", "adminDescription", "userAccountControl"]
 
@@ -110,22 +113,26 @@ def read_computers(conn: Connection, target: ADTarget) -> dict[str, Computer]:
 def foreign_hostnames(conn: Connection, target: ADTarget, hostnames) -> dict[str, tuple[str, "Computer | None"]]:
     """casefolded hostname -> (DN, the computer as read when it could be adopted, else None),
     for the wanted names that objects the reconciler does not own already hold anywhere in the
-    domain (sAMAccountName is unique domain-wide): OR-batches.  Only a workstation account made
-    by hand can be adopted: never a domain controller or another critical object, nor a user."""
+    domain (sAMAccountName is unique domain-wide): OR-batches.  Only a plain workstation account
+    made by hand, under adopt_from, can be adopted: never a domain controller, a computer trusted
+    to delegate, one with adminCount or another primary group, a critical object, nor a user."""
     from ldap3.utils.conv import escape_filter_chars
 
     names, held = sorted(hostnames), {}
     for i in range(0, len(names), 100):
         terms = "".join(f"(sAMAccountName={escape_filter_chars(n)}$)" for n in names[i:i + 100])
-        for entry in paged_search(conn, target.base_dn, f"(|{terms})", READ + ["objectClass", "isCriticalSystemObject"]):
+        for entry in paged_search(conn, target.base_dn, f"(|{terms})",
+                                  READ + ["objectClass", "isCriticalSystemObject", "adminCount", "primaryGroupID"]):
             a = entry["attributes"]
             if (_one(a, "adminDescription") or "").startswith(f"{MARKER} computer="):
                 continue
             name = (_one(a, "sAMAccountName") or "").rstrip("$")
             classes = {c.casefold() for c in a.get("objectClass") or ()}
             uac = int(_one(a, "userAccountControl") or 0)
-            adoptable = "computer" in classes and uac & UF_WORKSTATION_TRUST_ACCOUNT and \
-                str(_one(a, "isCriticalSystemObject") or "").upper() != "TRUE" and target.adoptable(entry["dn"])
+            adoptable = "computer" in classes and uac & UF_WORKSTATION_TRUST_ACCOUNT and not uac & _NEVER_ADOPTED and \
+                str(_one(a, "isCriticalSystemObject") or "").upper() != "TRUE" and \
+                str(_one(a, "adminCount") or "0") in ("0", "") and \
+                str(_one(a, "primaryGroupID") or "515") == "515" and target.adoptable(entry["dn"])
             found = Computer("", dnlib.first_value(entry["dn"]), dnlib.parent(entry["dn"]), _one(a, "description") or "",
                              _one(a, "location"), None, not uac & UF_ACCOUNTDISABLE, dn=entry["dn"], uac=uac,
                              managed_by=_one(a, "managedBy")) if adoptable else None

@@ -70,21 +70,23 @@ def _fold(kind: str, value: str) -> str:
     return repr(dnlib.key(value)) if kind == "dn" else value.casefold()
 
 
-def _name_index(actual: ActualDirectory) -> dict[tuple[str, str], tuple[str, str]]:
-    """(kind, folded value) -> (holder's folded DN, who), for every name that must stay unique."""
-    index: dict[tuple[str, str], tuple[str, str]] = {}
+def _name_index(actual: ActualDirectory) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(kind, folded value) -> [(holder's folded DN, who)], for every name that must stay unique
+    (a list: an employeeID typed twice by hand has two holders, and adopting one of them must
+    still see the other)."""
+    index: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for obj in actual.foreign:
         holder = (_fold("dn", obj.dn), lazy("unmanaged object {dn}", dn=obj.dn))
         for kind, value in (("sam", obj.sam), ("upn", obj.upn), ("employeeID", obj.employee_id), ("dn", obj.dn)):
             if value:
-                index[(kind, _fold(kind, value))] = holder
+                index.setdefault((kind, _fold(kind, value)), []).append(holder)
     for account in actual.accounts.values():
         holder = (_fold("dn", account.dn or ""), lazy("managed account of employee {key} ({dn})", key=account.key,
                                                       dn=account.dn))
         for kind, value in (("sam", account.sam), ("upn", account.attributes.get("userPrincipalName")),
                             ("dn", account.dn)):
             if value:
-                index[(kind, _fold(kind, value))] = holder
+                index.setdefault((kind, _fold(kind, value)), []).append(holder)
     return index
 
 
@@ -92,10 +94,11 @@ class _LazyIndex:
     def __init__(self, actual: ActualDirectory):
         self._actual, self._index = actual, None
 
-    def get(self, item):
+    def get(self, item, mine: str | None = None) -> tuple[str, str] | None:
+        """A holder of the name other than `mine` (a folded DN), if any."""
         if self._index is None:
             self._index = _name_index(self._actual)
-        return self._index.get(item)
+        return next((h for h in self._index.get(item, ()) if h[0] != mine), None)
 
 
 def _conflict(desired: Account, actual: Account | None, index: dict, target: str) -> Conflict | None:
@@ -104,8 +107,8 @@ def _conflict(desired: Account, actual: Account | None, index: dict, target: str
     wanted = (("employeeID", desired.key), ("sam", desired.sam),
               ("upn", desired.attributes.get("userPrincipalName") or ""), ("dn", desired.target_dn))
     for kind, value in wanted:
-        held = index.get((kind, _fold(kind, value))) if value else None
-        if held and held[0] != mine:
+        held = index.get((kind, _fold(kind, value)), mine) if value else None
+        if held:
             if kind == "dn":
                 message = lazy("the DN {value} is held by {holder}; left alone. Remove or adopt that object, "
                                "or choose another name with account.sam / account.cn", value=value, holder=held[1])
@@ -182,11 +185,14 @@ def _adoption(want: Account, desired: DesiredDirectory, pool: _Pool, target: ADT
 
 def adoption_attributes(desired: Account, actual: Account) -> tuple[AttributeChange, ...]:
     """An adoption shows every managed difference and the marker it writes over whatever the
-    account's adminDescription held."""
+    account's adminDescription held; enabling a disabled account also makes it change its
+    password at next logon (apply also clears the flags that weaken its logon)."""
     from reconciler.providers.ad.records import MARKER
 
+    woken = (AttributeChange(lazy("change at next logon"), None, True),) if desired.enabled and not actual.enabled \
+        else ()  # a disabled account enabled again: its old password must not simply work again
     return (AttributeChange("adminDescription", actual.marker, MARKER),
-            *account_attribute_changes(desired, actual))
+            *account_attribute_changes(desired, actual), *woken)
 
 
 def _movement(desired: Account, actual: Account, bajas_ou: str) -> Movement:

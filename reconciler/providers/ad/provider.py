@@ -159,9 +159,11 @@ class ADProvider(Provider):
                   and (c.actual is None or c.actual.hostname.casefold() != c.desired.hostname.casefold())}
         held = foreign_hostnames(self.conn, self.target, wanted) if wanted else {}
         holders = basis.holder_dns()
+        unmanaged = basis.desired.unmanaged_ous  # staged rollout: nothing of those units is adopted
         adoptions = {c.key: adoption(c.desired, held[name][1], self.target,
                                      holders.get(c.desired.holder) if c.desired.holder else None)
-                     for name, c in wanted.items() if name in held and held[name][1] is not None and c.actual is None}
+                     for name, c in wanted.items() if name in held and held[name][1] is not None and c.actual is None
+                     and not any(dnlib.under(held[name][1].parent, ou) for ou in unmanaged)}
         conflicts = [Conflict(self.target.name, c.key, c.label, lazy(
                               "the computer name {hostname} is held by {holder}, which the reconciler does not own; "
                               "left alone. Remove or rename it, or choose another hostname",

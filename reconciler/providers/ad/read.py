@@ -30,7 +30,10 @@ PAGE_SIZE = 1000  # Samba's MaxPageSize
 ACCOUNT_ATTRIBUTES = list(MANAGED_ATTRIBUTES) + ["adminDescription", "userAccountControl", "memberOf"]
 VERIFY_ATTRIBUTES = ACCOUNT_ATTRIBUTES + ["pwdLastSet"]
 UF_ACCOUNTDISABLE = 0x2
-_ADOPTION_ATTRIBUTES = ["objectClass", "isCriticalSystemObject", "adminCount"]
+_ADOPTION_ATTRIBUTES = ["objectClass", "isCriticalSystemObject", "adminCount", "primaryGroupID"]
+# The primary groups an ordinary account has: Domain Users, Guests, Computers.  Any other (Domain
+# Admins 512, controllers 516/521...) is a membership `member` never shows: never adopted.
+ORDINARY_PRIMARY_GROUPS = frozenset({"513", "514", "515"})
 _LOOKUP_BATCH = 100
 NO_SUCH_OBJECT = 32
 
@@ -314,9 +317,12 @@ def adoptable_accounts(conn: Connection, target: ADTarget, adopting: list[Accoun
     for base in _distinct_roots(list(target.adopt_from)):
         for e in paged_search(conn, base, "(&(objectCategory=person)(objectClass=user))",
                               ACCOUNT_ATTRIBUTES + _ADOPTION_ATTRIBUTES):
+            attrs = _canonical(e["attributes"])
+            odd = "computer" in {c.casefold() for c in attrs.get("objectClass") or ()} or \
+                str(_one(attrs, "primaryGroupID") or "513") not in ORDINARY_PRIMARY_GROUPS
             a = _account(e, groups_key)
             if a.key.casefold() in wanted or a.sam.casefold() in wanted:
-                found.setdefault(e["dn"], a)
+                found.setdefault(e["dn"], replace(a, protected=True) if odd else a)
     return guarded(conn, target, list(found.values()))
 
 
@@ -361,13 +367,22 @@ def _privileged_groups(conn: Connection, target: ADTarget) -> list[str]:
     sids = list(_BUILTIN_PRIVILEGED) + ([f"{sid}-{rid}" for rid in _DOMAIN_PRIVILEGED] if sid else [])
     # Without the schema the domain's SID may arrive mangled: the domain groups are then found by
     # their English names too (Domain and Enterprise Admins are also inside Administrators).
-    names = ("Domain Admins", "Enterprise Admins", "Schema Admins", "Group Policy Creator Owners")
+    names = ("Domain Admins", "Enterprise Admins", "Schema Admins", "Group Policy Creator Owners", "Key Admins",
+             "Enterprise Key Admins", "Cert Publishers", "DnsAdmins")
     query = "(|" + "".join(f"(objectSid={s})" for s in sids) + "".join(f"(cn={n})" for n in names) + ")"
-    return [e["dn"] for e in paged_search(conn, target.base_dn, f"(&(objectClass=group){query})", ["cn"])]
+    found = [e["dn"] for e in paged_search(conn, target.base_dn, f"(&(objectClass=group){query})", ["cn"])]
+    names_found = {dnlib.first_value(g).casefold() for g in found}
+    if not {"administrators", "domain admins"} <= names_found:  # fail closed: never adopt blind
+        raise ReconcilerError(_("cannot find the domain's privileged groups (Administrators, Domain Admins) to keep "
+                                "their members from being adopted; nothing is adopted. Can {bind} read them?",
+                                bind=target.bind_dn))
+    return found
 
 
 def _bind_account(target: ADTarget, account: Account) -> bool:
     bind = target.bind_dn.casefold()
+    if "=" in bind and account.dn and dnlib.same(target.bind_dn, account.dn):
+        return True
     return bind in {(account.dn or "").casefold(), account.sam.casefold(),
                     (account.attributes.get("userPrincipalName") or "").casefold()} or \
         bind.split("@")[0].split("\\")[-1] == account.sam.casefold()
@@ -383,7 +398,10 @@ def _privileged_members(conn: Connection, groups: list[str]) -> set[str]:
         if group.casefold() in seen:
             continue
         seen.add(group.casefold())
-        conn.search(group, "(objectClass=*)", "BASE", attributes=["member"])
+        if not conn.search(group, "(objectClass=*)", "BASE", attributes=["member"]) and \
+                conn.result.get("result") not in (0, NO_SUCH_OBJECT):  # fail closed
+            raise ReconcilerError(_("cannot read the members of {group} to keep them from being adopted: {error}",
+                                    group=group, error=conn.result.get("description")))
         for e in (e for e in conn.response or () if e.get("type") == "searchResEntry"):
             for member in _canonical(e["attributes"]).get("member") or ():
                 members.add(member.casefold())
