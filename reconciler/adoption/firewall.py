@@ -50,7 +50,8 @@ def hand_made_acl_entries(lists: dict[str, list[str]], own: tuple[str, ...]) -> 
         for i, line in enumerate(lines, 1):
             if line.startswith("remark "):
                 continue
-            found.append(HandMade(f"ip access-list extended {name} #{i}", rule_from_entries("", [line]), line[:300]))
+            where = f"ip access-list extended {name} #{i}"  # not for people: the IOS configuration's words
+            found.append(HandMade(where, rule_from_entries("", [line]), line[:300]))
     return found
 
 

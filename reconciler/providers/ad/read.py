@@ -346,6 +346,10 @@ def _renamed(candidates: list[Account], adopting: list[Account]) -> list[Account
 # Schema Admins, Enterprise Admins and Group Policy Creator Owners (relative to the domain).
 _BUILTIN_PRIVILEGED = ("S-1-5-32-544", "S-1-5-32-548", "S-1-5-32-549", "S-1-5-32-550", "S-1-5-32-551")
 _DOMAIN_PRIVILEGED = (512, 518, 519, 520)
+PRIVILEGED_NAMES = ("Domain Admins", "Enterprise Admins", "Schema Admins",  # not for people: directory names
+                    "Group Policy Creator Owners", "Key Admins", "Enterprise Key Admins",  # not for people
+                    "Cert Publishers", "DnsAdmins")  # not for people
+ESSENTIAL_PRIVILEGED = frozenset({"administrators", "domain admins"})  # not for people
 
 
 def sid_text(value) -> str | None:
@@ -367,12 +371,11 @@ def _privileged_groups(conn: Connection, target: ADTarget) -> list[str]:
     sids = list(_BUILTIN_PRIVILEGED) + ([f"{sid}-{rid}" for rid in _DOMAIN_PRIVILEGED] if sid else [])
     # Without the schema the domain's SID may arrive mangled: the domain groups are then found by
     # their English names too (Domain and Enterprise Admins are also inside Administrators).
-    names = ("Domain Admins", "Enterprise Admins", "Schema Admins", "Group Policy Creator Owners", "Key Admins",
-             "Enterprise Key Admins", "Cert Publishers", "DnsAdmins")
+    names = PRIVILEGED_NAMES
     query = "(|" + "".join(f"(objectSid={s})" for s in sids) + "".join(f"(cn={n})" for n in names) + ")"
     found = [e["dn"] for e in paged_search(conn, target.base_dn, f"(&(objectClass=group){query})", ["cn"])]
     names_found = {dnlib.first_value(g).casefold() for g in found}
-    if not {"administrators", "domain admins"} <= names_found:  # fail closed: never adopt blind
+    if not ESSENTIAL_PRIVILEGED <= names_found:  # fail closed: never adopt blind
         raise ReconcilerError(_("cannot find the domain's privileged groups (Administrators, Domain Admins) to keep "
                                 "their members from being adopted; nothing is adopted. Can {bind} read them?",
                                 bind=target.bind_dn))
