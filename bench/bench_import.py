@@ -1,6 +1,6 @@
 """Benchmark: importing an existing directory, and the adoption plan that follows.
 
-    .venv/bin/python bench/bench_import.py [N] [--no-plant]    (default 10000; needs ci/lab/up)
+    .venv/bin/python bench/bench_import.py [N] [--no-plant] [--keep]    (default 10000; needs ci/lab/up)
 
 Plants the legacy lab with N accounts (ci/lab/legado-up --people N --password-every 50: one
 ldbadd, timed apart; Samba derives every password's Kerberos keys, so only one account in 50
@@ -10,7 +10,8 @@ commands, median of three runs:
   - `reconciler import` writing the units' files;
   - `reconciler plan --output json` of the imported desired state (working tree): every person
     found by employeeID across the domain and planned as an adopción;
-and prints the counts, so the figures can be checked against what was planted.
+and prints the counts, so the figures can be checked against what was planted.  Then it removes
+the legacy directory (its groups hold the example data's group names), unless --keep.
 """
 from __future__ import annotations
 
@@ -119,6 +120,8 @@ def measure(n: int, planted: float) -> int:
     print(f"import --report-only: {report:.2f} s ({len(rows)} report rows)")
     print(f"import writing the units' files: {statistics.median(times):.2f} s ({people} people)")
     print(f"adoption plan (plan --working-tree): {plan_time:.2f} s, summary {plan['summary']}")
+    if "--keep" not in sys.argv:  # its groups hold the names the example data's groups need
+        subprocess.run([str(ROOT / "ci" / "lab" / "legado-up"), "--remove"], check=True, capture_output=True)
     return 0
 
 

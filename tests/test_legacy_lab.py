@@ -35,7 +35,10 @@ def legacy(lab_up):
     # 400 accounts: every planted problem, and enough sound ones (ci/lab/legado-up plants 2,000 by default)
     proc = subprocess.run([str(LAB_SCRIPTS / "legado-up"), "--people", "400"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    return json.loads((LAB_DIR / "legacy" / "manifest.json").read_text(encoding="utf-8"))
+    yield json.loads((LAB_DIR / "legacy" / "manifest.json").read_text(encoding="utf-8"))
+    # its entitlement groups hold the names the example data's groups need (sAMAccountName is
+    # unique in the domain): the lab is left as the demo expects it
+    subprocess.run([str(LAB_SCRIPTS / "legado-up"), "--remove"], capture_output=True, text=True, check=True)
 
 
 @pytest.fixture(scope="module")

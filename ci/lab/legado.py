@@ -1,7 +1,9 @@
 """The legacy lab: what years of hand work leave in a directory, planted under
 OU=Heredado,DC=salud,DC=lab with Samba's own tools (one LDIF, one `ldbadd` on the DC's sam.ldb,
 as samba-tool does), plus a hand-made mail registry and a registrar's subscriber table of their
-own.  Deterministic for a seed; planting again first removes what was planted (`ldbdel -r`).
+own.  Deterministic for a seed; planting again first removes what was planted (`ldbdel -r`), and
+`--remove` only removes it: its entitlement groups (GG-Correo...) hold the names the example
+data's groups need, so the demo and the tests remove it when they are done.
 
 Planted, and listed in $LAB_DIR/legacy/manifest.json by problem:
   no_employee_key       people accounts without employeeID
@@ -322,12 +324,21 @@ def main() -> int:
                    help="set a password on one account in K (a large benchmark; the others get none, "
                         "as a local ldbadd allows)")
     p.add_argument("--lab-dir", type=Path, default=Path(os.environ.get("RECONCILER_LAB_DIR", "/var/lib/reconciler-lab")))
+    p.add_argument("--remove", action="store_true",
+                   help="only remove what was planted (its entitlement groups share names with the example data's)")
     args = p.parse_args()
     samdb = args.lab_dir / "samba" / "private" / "sam.ldb"
     started = time.monotonic()
     gone = ldb(samdb, "ldbdel", "-r", LEGACY)
     if gone.returncode != 0 and "No such" not in gone.stdout + gone.stderr:
         sys.exit(f"removing the previous legacy tree failed: {gone.stdout}{gone.stderr}")
+    if args.remove:
+        subprocess.run(["ip", "netns", "exec", "rc-fw", "nft", "delete", "table", "inet", "legado"], capture_output=True)
+        import shutil
+
+        shutil.rmtree(args.lab_dir / "legacy", ignore_errors=True)
+        print(f"[lab] legacy: {LEGACY} and the legacy files removed")
+        return 0
     plant = Plant(args.seed, args.people, dt.datetime.now(dt.timezone.utc), args.password_every)
     plant.plan()
     with tempfile.NamedTemporaryFile("w", suffix=".ldif", encoding="utf-8") as f:
