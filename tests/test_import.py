@@ -235,3 +235,16 @@ def test_hand_made_ios_acl_entries_become_drafts_and_the_reconcilers_own_acls_ar
     assert [(f.rule.source, f.rule.protocol, f.rule.ports, f.rule.action) for f in found[:2]] == [
         ("10.10.9.0/24", "tcp", ((22, 22),), "allow"), (None, "udp", ((1000, 2000),), "deny")]
     assert found[2].rule is None  # icmp echo: not something a declared rule says
+
+
+def test_import_never_writes_through_a_symlink_left_where_a_unit_file_goes(repo, tmp_path):
+    repo.write()
+    users = repo.root / "desired_state" / "users"
+    users.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim"
+    victim.write_text("intact", encoding="utf-8")
+    (users / "hg-cuernavaca.yaml").symlink_to(victim)
+    result = import_people(directory(found(f"CN=Ana,{HGC}", "ana.pena", "SSM-900001")), MAPPING, BY_GROUP, {}, NOW)
+    with pytest.raises(ReconcilerError, match="exist"):
+        write_desired(result, repo.root / "desired_state", "ad")
+    assert victim.read_text(encoding="utf-8") == "intact"

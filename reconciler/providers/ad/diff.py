@@ -13,7 +13,7 @@ from typing import Mapping
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
 from reconciler.providers.ad import dn as dnlib
-from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, Account, DesiredDirectory, offboarded
+from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, Account, DesiredDirectory, offboarded
 from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.contract import PASSWORD_RESET
 
@@ -187,8 +187,6 @@ def adoption_attributes(desired: Account, actual: Account) -> tuple[AttributeCha
     """An adoption shows every managed difference and the marker it writes over whatever the
     account's adminDescription held; enabling a disabled account also makes it change its
     password at next logon (apply also clears the flags that weaken its logon)."""
-    from reconciler.providers.ad.records import MARKER
-
     woken = (AttributeChange(lazy("change at next logon"), None, True),) if desired.enabled and not actual.enabled \
         else ()  # a disabled account enabled again: its old password must not simply work again
     return (AttributeChange("adminDescription", actual.marker, MARKER),

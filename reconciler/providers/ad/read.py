@@ -317,10 +317,10 @@ def adoptable_accounts(conn: Connection, target: ADTarget, adopting: list[Accoun
     for base in _distinct_roots(list(target.adopt_from)):
         for e in paged_search(conn, base, "(&(objectCategory=person)(objectClass=user))",
                               ACCOUNT_ATTRIBUTES + _ADOPTION_ATTRIBUTES):
-            attrs = _canonical(e["attributes"])
+            a = _account(e, groups_key)  # leaves the entry's attributes in the reconciler's spelling
+            attrs = e["attributes"]
             odd = "computer" in {c.casefold() for c in attrs.get("objectClass") or ()} or \
                 str(_one(attrs, "primaryGroupID") or "513") not in ORDINARY_PRIMARY_GROUPS
-            a = _account(e, groups_key)
             if a.key.casefold() in wanted or a.sam.casefold() in wanted:
                 found.setdefault(e["dn"], replace(a, protected=True) if odd else a)
     return guarded(conn, target, list(found.values()))
