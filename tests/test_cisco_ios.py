@@ -132,3 +132,23 @@ def test_an_unapproved_rule_never_reaches_the_router_with_an_approved_one(router
         "remark reconciler:default", "deny ip any any"]
     pending = {(c["movement"], c["key"]) for c in changes_of(sandbox.plan_json()) if c["kind"] == "firewall-rule"}
     assert pending == {("modificacion", "web"), ("alta", "ssh"), ("baja", "sin-bd")}
+
+
+def test_an_acl_made_by_hand_is_taken_over_in_place(router):
+    """Day one: the interface is bound to an ACL made by hand.  The declared rule whose entries
+    stand in it is adopted, not added beside a copy; the new generation is bound in one step and
+    the hand-made ACL is left unbound for a person to remove."""
+    sandbox, double = router
+    web = ["permit tcp 10.10.1.0 0.0.0.255 host 10.10.2.2 eq 80", "permit tcp 10.10.1.0 0.0.0.255 host 10.10.2.2 eq 443"]
+    double.router.acls["LEGADO"] = ["permit tcp any any established", "remark web", *web, "permit tcp any any eq 23",
+                                    "deny ip any any"]
+    double.router.interfaces[INTERFACE]["in"] = "LEGADO"
+    sandbox.repo.rules = {"hg": [rule("web", service="web")]}
+    changes = {(c["kind"], c["key"]): c for c in changes_of(sandbox.plan_json())}
+    assert changes[("firewall-rule", "web")]["movement"] == "adopcion"
+    assert "permit tcp any any eq 23" in changes[("router-acl", INTERFACE)]["attributes"][0]["before"]
+    sandbox.apply()
+    assert bound(double) == "RECONCILER-1" and "LEGADO" in double.router.acls
+    assert double.router.acls["RECONCILER-1"] == ["remark reconciler:base", "permit tcp any any established",
+                                                  "remark rule:web", *web, "remark reconciler:default", "deny ip any any"]
+    sandbox.assert_converged()

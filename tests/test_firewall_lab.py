@@ -232,3 +232,62 @@ def test_an_unapproved_reorder_never_reaches_the_firewall(fw):
     code, out, err = fw.cli("apply")
     assert code == 3 and reaches(8080) and not reaches(5432), out + err
     assert "order of the rules on chain forward" in out
+
+
+HAND_MADE_TABLE = """\
+table inet rctest {
+  set admins { type ipv4_addr; elements = { 10.10.1.9 } }
+  chain input { type filter hook input priority filter; policy accept; }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ip saddr 10.10.1.0/24 ip daddr 10.10.2.2 tcp dport { 80, 443 } counter accept comment "web del expediente"
+    tcp dport 22 accept comment "ssh de emergencia"
+  }
+}
+"""
+
+
+def load_by_hand(text: str) -> None:
+    subprocess.run(["ip", "netns", "exec", "rc-fw", "nft", "-f", "-"], input=text, text=True, check=True)
+
+
+def test_a_firewall_made_by_hand_is_taken_over_in_place(fw):
+    """Day one: the firewall's own table, its chain made by hand.  The declared rule that matches
+    a hand-made one is adopted (no alta, no moment without it: a connection keeps passing), the
+    rule nobody declared is removed as the plan shows, and the table's other chain and set stay."""
+    load_by_hand(HAND_MADE_TABLE)
+    assert reaches(443) and reaches(22)
+    fw.repo.rules = {"hg": [rule("web", service="web")]}
+    plan = fw.plan_json()
+    changes = {(c["kind"], c["key"]): c for c in firewall_changes(plan)}
+    assert changes[("firewall-rule", "web")]["movement"] == "adopcion"
+    assert {"name": "tag", "before": "web del expediente", "after": "rule:web"} in changes[("firewall-rule", "web")]["attributes"]
+    assert changes[("firewall-chain", "forward")]["attributes"] == [
+        {"name": "rules made by hand", "before": ["ssh de emergencia"], "after": []}]
+    assert not [c for c in firewall_changes(plan) if c["movement"] == "alta"]
+    assert any("also holds chain input, set admins" in w for w in plan["warnings"])
+    fw.apply()
+    table = nft("list", "table", "inet", "rctest")
+    assert 'comment "rule:web"' in table and "chain input" in table and "10.10.1.9" in table
+    assert reaches(443) and not reaches(22)
+    fw.assert_converged()
+
+
+def test_an_adoption_not_approved_keeps_the_hand_made_rule(fw):
+    """Pushed without review, the adoption waits: an approved rule is added, and the hand-made
+    rule goes back as it was, with its own comment and no tag."""
+    fw.repo.rules = {"hg": [rule("nube", protocol="tcp", ports=[8080])]}
+    fw.apply()
+    nft("add", "rule", "inet", "rctest", "forward", "ip", "saddr", "10.10.1.0/24", "ip", "daddr", SERVER, "tcp", "dport",
+        "{ 80, 443 }", "counter", "accept", "comment", '"web del expediente"')  # made by hand after the first apply
+    fw.repo.rules["hg"].insert(0, rule("web", service="web"))
+    fw.repo.direct_push("Adopto la regla web, sin revisión")
+    fw.repo.rules["hg"].append(rule("otra", protocol="tcp", ports=[8081]))
+    code, out, err = fw.cli("apply")
+    assert code == 3, out + err
+    table = nft("list", "table", "inet", "rctest")
+    assert 'comment "web del expediente"' in table and "rule:web" not in table and 'comment "rule:otra"' in table
+    assert reaches(443) and reaches(8080) and reaches(8081)
+    pending = {(c["movement"], c["key"]) for c in firewall_changes(fw.plan_json()) if c["kind"] == "firewall-rule"}
+    assert pending == {("adopcion", "web")}

@@ -6,6 +6,10 @@ ends with the inventory's default (deny or permit everything else).  A change ne
 live ACL: a new generation is written beside it, the interface is moved to it with one
 `ip access-group` command, and only then is the old one removed, so the interface is bound
 to a complete ACL at every step.  Read back from `show running-config`.
+
+On day one the interface may be bound to an ACL made by hand: a declared rule whose entries
+stand in it exactly, one after another, is adopted (the new generation gives them their
+remark) instead of being added beside a copy that is removed.
 """
 from __future__ import annotations
 
@@ -16,9 +20,17 @@ from dataclasses import dataclass
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.cisco_ios.target import CiscoTarget
-from reconciler.providers.network.rules import TAG, DeviceRules, FirewallRule, order_change, rule_change
+from reconciler.providers.network.rules import (
+    TAG,
+    DeviceRules,
+    FirewallRule,
+    adoption_change,
+    order_change,
+    rule_change,
+)
 
 BASE = ["remark reconciler:base", "permit tcp any any established"]  # not for people: IOS configuration
+AWAITING = "remark reconciler:awaiting-adoption"  # not for people: a hand-made rule kept while its adoption waits
 DEFAULT_POLICY = "drop"  # an IOS ACL ends in deny; the reconciler writes it out
 ACL_KIND = "router-acl"
 
@@ -79,7 +91,7 @@ def rule_from_entries(name: str, lines: list[str]) -> FirewallRule | None:
 def acl(rules: tuple[FirewallRule, ...], default_policy: str) -> list[str]:
     out = list(BASE)
     for rule in rules:
-        out.append(f"remark {rule.tag}")
+        out.append(AWAITING if rule.awaiting_adoption else f"remark {rule.tag}")
         out += entries(rule)
     out += ["remark reconciler:default", "deny ip any any" if default_policy == "drop" else "permit ip any any"]  # not for people
     return out
@@ -128,12 +140,58 @@ def parse_running_config(text: str, interface: str, direction: str, prefix: str)
     return RouterState(bound, lists, own)
 
 
+def untagged(lines: list[str]) -> list[int]:
+    """Positions of the entries outside every rule's block (see frame)."""
+    out, inside = [], False
+    for i, line in enumerate(lines):
+        if line.startswith("remark "):
+            inside = line[len("remark "):].startswith(TAG)
+        if not inside:
+            out.append(i)
+    return out
+
+
+def adoptions(wanted: DeviceRules, actual: RouterState) -> dict[str, list[int]]:
+    """Declared rule name -> positions in the bound ACL of the hand-made entries it matches:
+    its entries, exactly and one after another, outside every rule's block; for declared rules
+    the ACL does not hold by their remark.  Each entry is adopted once.  Pure."""
+    lines, have = actual.entries, actual.tagged()
+    free = [i for i in untagged(lines) if not lines[i].startswith("remark ")]
+    out: dict[str, list[int]] = {}
+    for rule in wanted.rules:
+        want = entries(rule)
+        if rule.name in have:
+            continue
+        for k in range(len(free) - len(want) + 1):
+            run = free[k:k + len(want)]
+            if run == list(range(run[0], run[0] + len(want))) and [lines[i] for i in run] == want:
+                out[rule.name] = run
+                del free[k:k + len(want)]
+                break
+    return out
+
+
+def device_order(actual: RouterState, adopted: dict[str, list[int]]) -> list[str]:
+    """The declared rules in the bound ACL in its order: tagged ones and adopted ones."""
+    at = {run[0]: name for name, run in adopted.items()}
+    out = []
+    for i, line in enumerate(actual.entries):
+        if line.startswith("remark " + TAG):
+            out.append(line[len("remark " + TAG):])
+        elif i in at:
+            out.append(at[i])
+    return out
+
+
 def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, default_policy: str) -> list[Change]:
     have = actual.tagged()
+    adopted = adoptions(wanted, actual)
     changes = []
     for rule in wanted.rules:
         lines = have.get(rule.name)
-        if lines is None:
+        if lines is None and rule.name in adopted:
+            changes.append(adoption_change(target.name, rule, None))
+        elif lines is None:
             changes.append(rule_change(Movement.ALTA, target.name, rule, (AttributeChange("entries", (), tuple(entries(rule))),)))
         elif lines != entries(rule):
             changes.append(rule_change(Movement.MODIFICACION, target.name, rule,
@@ -151,11 +209,14 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
     if actual.bound is None:
         attributes.append(AttributeChange("access-group", None, f"{target.interface} {target.direction}"))
     else:
-        found, expected = frame(actual.entries), frame(acl((), default_policy))
+        taken = {i for run in adopted.values() for i in run}
+        found = [actual.entries[i] for i in untagged(actual.entries) if i not in taken and actual.entries[i] != AWAITING]
+        expected = frame(acl((), default_policy))
         if found != expected:
             attributes.append(AttributeChange(lazy("entries outside the rules"), tuple(found), tuple(expected)))
-        changes += order_change(target.name, target.interface, target.interface, [n for n in have if n in names],
-                                [r.name for r in wanted.rules if r.name in have], wanted)
+        common = [n for n in device_order(actual, adopted) if n in names]
+        changes += order_change(target.name, target.interface, target.interface, common,
+                                [r.name for r in wanted.rules if r.name in set(common)], wanted)
     if attributes:
         changes.append(Change(Movement.ALTA if actual.bound is None else Movement.MODIFICACION, target.name, ACL_KIND,
                               target.interface, lazy("ACL on {interface} {direction}", interface=target.interface,

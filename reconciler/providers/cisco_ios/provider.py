@@ -11,7 +11,7 @@ from reconciler.providers.cisco_ios import acl as acls
 from reconciler.providers.cisco_ios.acl import DEFAULT_POLICY, RouterState, diff_router, parse_running_config
 from reconciler.providers.cisco_ios.target import CiscoTarget
 from reconciler.providers.network.device import DeviceProvider
-from reconciler.providers.network.rules import DeviceRules, FirewallRule
+from reconciler.providers.network.rules import DeviceRules, FirewallRule, awaiting_adoption
 
 
 class CiscoProvider(DeviceProvider):
@@ -51,9 +51,12 @@ class CiscoProvider(DeviceProvider):
         self._actual = parse_running_config(text, self.target.interface, self.target.direction, self.target.acl)
         return self._actual
 
-    def current_rules(self, actual: RouterState) -> tuple[dict[str, FirewallRule | None], list[str]]:
-        tagged = actual.tagged()
-        return {name: acls.rule_from_entries(name, lines) for name, lines in tagged.items()}, list(tagged)
+    def current_rules(self, actual: RouterState, wanted: DeviceRules) -> tuple[dict[str, FirewallRule | None], list[str]]:
+        current = {name: acls.rule_from_entries(name, lines) for name, lines in actual.tagged().items()}
+        adopted = acls.adoptions(wanted, actual)
+        declared = {r.name: r for r in wanted.rules}
+        current.update({name: awaiting_adoption(declared[name], None) for name in adopted})
+        return current, acls.device_order(actual, adopted)
 
     def diff(self, wanted: DeviceRules, actual: RouterState) -> list[Change]:
         return diff_router(self.target, wanted, actual, DEFAULT_POLICY)

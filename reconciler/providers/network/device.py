@@ -58,7 +58,7 @@ class DeviceProvider(Provider):
         actual = self.read()
         changes = self.diff(basis.wanted, actual)
         self.timings[lazy("read and diff")] = time.perf_counter() - started
-        return TargetPlan(self.target.name, changes, basis=replace(basis, actual=actual))
+        return TargetPlan(self.target.name, changes, warnings=self.notes(actual), basis=replace(basis, actual=actual))
 
     def _basis(self, request: PlanRequest) -> DeviceBasis:
         return DeviceBasis(device_rules(request.state.security, self.target.name, request.today),
@@ -92,7 +92,7 @@ class DeviceProvider(Provider):
         order_pending = any(kind == ORDER_KIND for kind, _ in waiting)
         if not pending and not order_pending:
             return basis.wanted
-        current, order = self.current_rules(basis.actual)
+        current, order = self.current_rules(basis.actual, basis.wanted)
         unreadable = sorted(n for n in pending if n in current and current[n] is None)
         if unreadable:
             raise ReconcilerError(lazy("the device holds rule {rule} in a form the reconciler cannot keep as it is "
@@ -134,10 +134,14 @@ class DeviceProvider(Provider):
         """The device's current rule set (raises ReconcilerError when it cannot be read)."""
         raise NotImplementedError
 
-    def current_rules(self, actual) -> tuple[dict[str, FirewallRule | None], list[str]]:
-        """The reconciler's rules in `actual` (None: one it cannot read back as a rule), and
-        their order on the device."""
+    def current_rules(self, actual, wanted: DeviceRules) -> tuple[dict[str, FirewallRule | None], list[str]]:
+        """The reconciler's rules in `actual` (None: one it cannot read back as a rule) and the
+        hand-made ones `wanted` adopts (as they were found), and their order on the device."""
         raise NotImplementedError
+
+    def notes(self, actual) -> list:
+        """What the plan should say about the device beyond its changes."""
+        return []
 
     def diff(self, wanted: DeviceRules, actual) -> list[Change]:
         raise NotImplementedError

@@ -2,7 +2,7 @@
 and whether it is still wanted (expired exceptions are not).  Pure."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.desired.model import Source
 from reconciler.desired.security import ANY, SecurityPolicy, SecurityRule
@@ -26,6 +26,10 @@ class FirewallRule:
     folio: str | None = field(default=None, compare=False)
     origins: tuple = field(default=(), compare=False)
     label: str = field(default="", compare=False)
+    # A hand-made rule a declaration matches, whose adoption awaits approval: it goes back on
+    # the device as it was found (its own comment, no tag), never owned before it is approved.
+    awaiting_adoption: bool = field(default=False, compare=False)
+    found_comment: str | None = field(default=None, compare=False)
 
     @property
     def tag(self) -> str:
@@ -106,6 +110,19 @@ def rule_attributes(before: FirewallRule | None, after: FirewallRule | None) -> 
     new = after.attributes() if after else {}
     return tuple(AttributeChange(k, old.get(k), new.get(k)) for k in ("source", "destination", "protocol", "ports", "action")
                  if old.get(k) != new.get(k))
+
+
+def awaiting_adoption(rule: FirewallRule, comment: str | None) -> FirewallRule:
+    """`rule` as the hand-made rule it matches was found, to be kept so until its adoption is
+    approved."""
+    return replace(rule, awaiting_adoption=True, found_comment=comment)
+
+
+def adoption_change(target: str, rule: FirewallRule, found: str | None, extra: tuple = ()) -> Change:
+    """A hand-made rule on the device that a declaration matches exactly: the reconciler takes
+    it over (its tag written over `found`, the comment it had), and what passes does not change."""
+    return rule_change(Movement.ADOPCION, target, rule, (AttributeChange("tag", found, rule.tag), *extra),
+                       reason=lazy("made by hand, matches the declaration"))
 
 
 def rule_change(movement: Movement, target: str, rule: FirewallRule, attributes, reason: str = "") -> Change:

@@ -69,8 +69,19 @@ class NftablesProvider(DeviceProvider):
             raise ReconcilerError(_("reading the firewall {name}: {error}", name=self.target.name, error=err.strip()))
         return out
 
-    def current_rules(self, actual: nftables.Chain) -> tuple[dict[str, FirewallRule | None], list[str]]:
-        return {name: nftables.rule_from_expr(name, expr) for name, expr in actual.tagged().items()}, actual.order()
+    def current_rules(self, actual: nftables.Chain, wanted: DeviceRules) -> tuple[dict[str, FirewallRule | None], list[str]]:
+        current = {name: nftables.rule_from_expr(name, expr) for name, expr in actual.tagged().items()}
+        adopted = nftables.adoptions(wanted, actual)
+        declared = {r.name: r for r in wanted.rules}
+        current.update({name: nftables.adopted_rule(declared[name], actual, i) for name, i in adopted.items()})
+        return current, nftables.device_order(actual, adopted)
+
+    def notes(self, actual: nftables.Chain) -> list:
+        if not actual.others:
+            return []
+        return [lazy("target {target}: table inet {table} also holds {what}; the reconciler refills only chain {hook} "
+                     "and leaves them as they are", target=self.target.name, table=self.target.table,
+                     what=", ".join(actual.others), hook=self.target.hook)]
 
     def diff(self, wanted: DeviceRules, actual: nftables.Chain) -> list[Change]:
         return nftables.diff_device(self.target.name, wanted, actual, self.target.default_policy,

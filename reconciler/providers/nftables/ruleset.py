@@ -2,13 +2,16 @@
 
 The table has one base chain on the inventory's hook (forward, by default) whose policy is the
 inventory's `default_policy`; its first rule lets established connections through, then come
-the declared rules in order.  Every rule carries its tag as a comment (`rule:<name>`).
+the declared rules in order.  Every rule carries its tag as a comment (`rule:<name>`).  The
+chain may be one that exists already (an institution's own `inet filter forward`): its other
+chains and sets are left as they are, and a hand-made rule a declaration matches exactly is
+adopted in place (its tag written) instead of being removed and added again.
 
 Read back with `nft -j list table`: each rule's JSON expression is compared with the one the
 declaration implies (`expected_expr`), so a rule edited by hand is seen even when its comment
 is kept, and a rule without a tag is drift.  Apply writes the whole table to a file, checks it
 with `nft -c -f` (a refused ruleset changes nothing), then loads it with `nft -f`: delete and
-recreate in one transaction, so there is never a moment without rules.
+refill the chain in one transaction, so there is never a moment without rules.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from reconciler.providers.network.rules import (
     TAG,
     DeviceRules,
     FirewallRule,
+    adoption_change,
+    awaiting_adoption,
     order_change,
     rule_attributes,
     rule_change,
@@ -39,6 +44,7 @@ class Chain:
     policy: str | None = None
     hook: str | None = None
     rules: tuple[tuple[str | None, list], ...] = ()  # (comment, expr) in order, the base rule included
+    others: tuple[str, ...] = ()  # the table's other chains and sets ("chain input"), left alone
 
     def tagged(self) -> dict[str, list]:
         return {c[len(TAG):]: e for c, e in self.rules if c and c.startswith(TAG)}
@@ -63,17 +69,31 @@ def rule_text(rule: FirewallRule) -> str:
     if rule.protocol != "any":
         parts.append(f"{rule.protocol} dport {rule.ports_text()}" if rule.ports else f"meta l4proto {rule.protocol}")  # not for people
     parts.append("accept" if rule.action == "allow" else "drop")
-    parts.append(f'comment "{rule.tag}"')
+    comment = _kept_comment(rule.found_comment) if rule.awaiting_adoption else rule.tag
+    if comment:
+        parts.append(f'comment "{comment}"')
     return " ".join(parts)
 
 
+def _kept_comment(comment: str | None) -> str | None:
+    """A hand-made rule's comment, written back only when nft reads it back unchanged (plain
+    printable text, no quote or backslash, within nft's 128 bytes); otherwise none."""
+    if comment and len(comment.encode("utf-8")) <= 128 and comment.isprintable() and not set(comment) & set('"\\'):
+        return comment
+    return None
+
+
 def ruleset(table: str, hook: str, policy: str, rules: tuple[FirewallRule, ...]) -> str:
-    """The whole table, replaced in one transaction (declaring it first makes the delete safe
-    when it does not exist yet)."""
-    body = "\n".join(f"    {rule_text(r)}" for r in rules)
-    return (f"table inet {table} {{}}\ndelete table inet {table}\n"  # not for people: the nft ruleset
-            f"table inet {table} {{\n  chain {hook} {{\n    type filter hook {hook} priority filter; policy {policy};\n"
-            f'    ct state established,related accept comment "{BASE_TAG}"\n{body}\n  }}\n}}\n')
+    """The chain refilled in one transaction: declared (with its policy) if it does not exist,
+    flushed, given the base rule and the declared ones.  The table's other chains and sets are
+    never touched, so the reconciler can own one chain of a table that holds others."""
+    head = f"inet {table} {hook}"
+    lines = [f"add table inet {table}",  # not for people: the nft ruleset
+             f"add chain {head} {{ type filter hook {hook} priority filter; policy {policy}; }}",  # not for people
+             f"flush chain {head}",  # not for people
+             f'add rule {head} ct state established,related accept comment "{BASE_TAG}"']  # not for people
+    lines += [f"add rule {head} {rule_text(r)}" for r in rules]  # not for people
+    return "\n".join(lines) + "\n"
 
 
 def _address_expr(address: str):
@@ -113,12 +133,14 @@ BASE_EXPR = [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": [
 def parse_table(text: str, hook: str) -> Chain:
     """`nft -j list table` output -> the base chain's policy and rules."""
     items = json.loads(text).get("nftables", [])
+    others = tuple(sorted(f"{kind} {i[kind].get('name')}" for i in items for kind in ("chain", "set", "map", "flowtable")  # not for people
+                          if kind in i and not (kind == "chain" and i[kind].get("name") == hook)))
     chain = next((i["chain"] for i in items if "chain" in i and i["chain"].get("name") == hook), None)
     if chain is None:
-        return Chain(True)
+        return Chain(True, others=others)
     rules = tuple((i["rule"].get("comment"), i["rule"].get("expr", [])) for i in items
                   if "rule" in i and i["rule"].get("chain") == hook)
-    return Chain(True, chain.get("policy"), chain.get("hook"), rules)
+    return Chain(True, chain.get("policy"), chain.get("hook"), rules, others)
 
 
 def _address_from(right) -> str | None:
@@ -177,14 +199,68 @@ def rule_from_expr(name: str, expr: list) -> FirewallRule | None:
 
 # -- the diff -----------------------------------------------------------------------------
 
+def plain(expr: list) -> list:
+    """A rule's expression without its counters: they count packets, they decide nothing."""
+    return [e for e in expr if not (isinstance(e, dict) and "counter" in e)]
+
+
+def _hand_made(actual: Chain) -> list[int]:
+    """Positions of the chain's rules the reconciler did not write (neither tag nor base)."""
+    return [i for i, (c, _) in enumerate(actual.rules) if c != BASE_TAG and not (c or "").startswith(TAG)]
+
+
+def adoptions(wanted: DeviceRules, actual: Chain) -> dict[str, int]:
+    """Declared rule name -> position of the hand-made rule of the chain it matches exactly
+    (counters aside), for declared rules the chain does not hold by their tag.  Each hand-made
+    rule is adopted once, by the first declaration that matches it.  Pure."""
+    have = actual.tagged()
+    free = [i for i in _hand_made(actual) if i != _adopted_base(actual)]
+    out: dict[str, int] = {}
+    for rule in wanted.rules:
+        if rule.name in have:
+            continue
+        expected = expected_expr(rule)
+        match = next((i for i in free if plain(actual.rules[i][1]) == expected), None)
+        if match is not None:
+            out[rule.name] = match
+            free.remove(match)
+    return out
+
+
+def _adopted_base(actual: Chain) -> int | None:
+    """The chain's first rule, when it is a hand-made one that lets established connections
+    through as the base rule does (and no base rule is there): it serves as the base."""
+    if any(c == BASE_TAG for c, _ in actual.rules) or not actual.rules:
+        return None
+    comment, expr = actual.rules[0]
+    return 0 if not (comment or "").startswith(TAG) and plain(expr) == BASE_EXPR else None
+
+
+def adopted_rule(rule: FirewallRule, actual: Chain, position: int) -> FirewallRule:
+    """`rule` as the hand-made rule at `position` was found, kept so until its adoption is approved."""
+    return awaiting_adoption(rule, actual.rules[position][0])
+
+
+def device_order(actual: Chain, adopted: dict[str, int]) -> list[str]:
+    """The declared rules on the device in the device's order: tagged ones and adopted ones."""
+    at = {i: name for name, i in adopted.items()}
+    return [c[len(TAG):] if (c or "").startswith(TAG) else at[i] for i, (c, _) in enumerate(actual.rules)
+            if (c or "").startswith(TAG) or i in at]
+
+
 def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str,
                 table: str = "reconciler") -> list[Change]:
-    """Rule-level altas, modificaciones and bajas, drift, and the chain's policy and order."""
+    """Rule-level adopciones, altas, modificaciones and bajas, drift, and the chain's policy and order."""
     have = actual.tagged()
+    adopted = adoptions(wanted, actual)
     changes: list[Change] = []
     for rule in wanted.rules:
         expr = have.get(rule.name)
-        if expr is None:
+        if expr is None and rule.name in adopted:
+            comment, found = actual.rules[adopted[rule.name]]
+            counted = (AttributeChange(lazy("counter"), lazy("present"), None),) if plain(found) != found else ()
+            changes.append(adoption_change(target, rule, comment, counted))
+        elif expr is None:
             changes.append(rule_change(Movement.ALTA, target, rule, rule_attributes(None, rule)))
         elif expr != expected_expr(rule):
             found = rule_from_expr(rule.name, expr)
@@ -203,24 +279,27 @@ def diff_device(target: str, wanted: DeviceRules, actual: Chain, policy: str, ho
             attributes = rule_attributes(found, None) if found else (AttributeChange("rule", lazy("present"), None),)
             changes.append(rule_change(Movement.BAJA, target, gone, attributes,
                                        reason=lazy("no longer declared in desired_state")))
-    changes += _chain_changes(target, wanted, actual, policy, hook, table)
+    changes += _chain_changes(target, wanted, actual, policy, hook, table, adopted)
     return changes
 
 
 def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str, hook: str,
-                   table: str) -> list[Change]:
+                   table: str, adopted: dict[str, int]) -> list[Change]:
     attributes = []
     if not actual.exists:
         attributes.append(AttributeChange("table", None, lazy("created")))
     elif actual.policy != policy or actual.hook != hook:
         attributes.append(AttributeChange(lazy("default policy"), actual.policy, policy))
-    base = [e for c, e in actual.rules if c == BASE_TAG]
+    base_adopted = _adopted_base(actual)
+    base = [e for c, e in actual.rules if c == BASE_TAG] or ([BASE_EXPR] if base_adopted is not None else [])
     if actual.exists and base != [BASE_EXPR]:
         attributes.append(AttributeChange(lazy("established connections"), lazy("not as declared"), lazy("accepted")))
-    hand_made = [c or lazy("(no comment)") for c, _ in actual.rules if c != BASE_TAG and not (c or "").startswith(TAG)]
+    kept = set(adopted.values()) | {base_adopted}
+    hand_made = [actual.rules[i][0] or lazy("(no comment)") for i in _hand_made(actual) if i not in kept]
     if hand_made:
         attributes.append(AttributeChange(lazy("rules made by hand"), tuple(hand_made), ()))
-    common = [n for n in actual.order() if n in {r.name for r in wanted.rules}]
+    names = {r.name for r in wanted.rules}
+    common = [n for n in device_order(actual, adopted) if n in names]
     declared = [r.name for r in wanted.rules if r.name in set(common)]
     order = order_change(target, hook, lazy("chain {hook}", hook=hook), common, declared, wanted)
     if not attributes:
