@@ -201,3 +201,35 @@ def test_a_hand_edited_baja_date_stops_a_purge_with_a_message():
 def test_adopting_the_mailbox_of_a_baja_closes_it_as_a_baja():
     [c], _ = plan([box(is_open=False)], entry(owner=None))
     assert c.movement is Movement.BAJA and c.reason.startswith("adopted")
+
+
+def test_staged_rollout_looks_only_at_the_managed_units_mailboxes():
+    """managed_units: a mailbox of another unit is neither created, adopted, changed nor closed;
+    a managed one whose owner is now declared there is said, not silently skipped; and the maps,
+    derived from the whole registry, keep delivering to every unit."""
+    from dataclasses import replace
+
+    staged = replace(TARGET, managed_units=frozenset({"HG"}))
+    desired = [box("SSM-1", "ana@salud.lab", unit="HG"), box("SSM-2", "beto@salud.lab", unit="OTRA"),
+               box("SSM-3", "caro@salud.lab", unit="OTRA", quota="2G"), box("SSM-4", "dani@salud.lab", unit="OTRA")]
+    registry = [entry("caro@salud.lab", "SSM-3", unit="OTRA"), entry("eva@salud.lab", "SSM-5", unit="OTRA"),
+                entry("dani@salud.lab", owner=None)]
+    changes, conflicts = diff({b.key: b for b in desired}, actual(*registry), staged, TODAY)
+    assert [(c.movement, c.key) for c in changes] == [(Movement.ALTA, "SSM-1")]
+    assert [c.key for c in conflicts] == ["SSM-3"] and "managed_units" in conflicts[0].message
+    # Every unit managed: the same registry gives the other units' changes too.
+    everything, _ = diff({b.key: b for b in desired}, actual(*registry), TARGET, TODAY)
+    assert {(c.movement, c.key) for c in everything} == {
+        (Movement.ALTA, "SSM-1"), (Movement.ALTA, "SSM-2"), (Movement.MODIFICACION, "SSM-3"),
+        (Movement.ADOPCION, "SSM-4"), (Movement.BAJA, "SSM-5")}
+
+
+def test_managed_units_must_name_declared_units():
+    from dataclasses import replace
+
+    import pytest
+
+    from reconciler.errors import ReconcilerError
+
+    with pytest.raises(ReconcilerError, match="managed_units names HG-TYPO"):
+        replace(TARGET, managed_units=frozenset({"HG", "HG-TYPO"})).check_managed_units(["HG", "OTRA"])

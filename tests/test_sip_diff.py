@@ -64,3 +64,15 @@ def test_applying_the_plan_leaves_nothing_to_do(wanted, existing):
     assert {n: s for n, s in table.items() if not s.managed} == {n: s for n, s in untouched.items() if n not in desired}
     assert {c.key for c in changes if c.movement is Movement.ADOPCION} == {n for n in desired if n in untouched}
     assert not any(rotates(c) for c in changes if c.movement is Movement.ADOPCION)
+
+
+def test_staged_rollout_leaves_the_other_units_extensions_alone():
+    desired = lines(Line("4401", "SSM-1", "HG"), Line("5501", "SSM-2", "OTRA"), Line("5502", "SSM-3", "OTRA"))
+    have = actual(Subscriber("5501", False), Subscriber("5502", True, "SSM-9", "OTRA"),
+                  Subscriber("5503", True, "SSM-4", "OTRA"))
+    changes, conflicts = diff(desired, have, "phone", manages=lambda unit: unit == "HG")
+    assert [(c.movement, c.key) for c in changes] == [(Movement.ALTA, "4401")]
+    assert [c.key for c in conflicts] == ["5502"] and "managed_units" in conflicts[0].message
+    everything, _ = diff(desired, have, "phone")
+    assert {(c.movement, c.key) for c in everything} == {
+        (Movement.ALTA, "4401"), (Movement.ADOPCION, "5501"), (Movement.MODIFICACION, "5502"), (Movement.BAJA, "5503")}

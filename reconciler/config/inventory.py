@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from reconciler.config.delivery import Delivery
 from reconciler.config.institution import Institution
@@ -67,6 +67,9 @@ class TargetSettings:
     audit_dir: str = DEFAULT_AUDIT_DIR
     lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
     delivery: Delivery | None = None  # the inventory's delivery: block, the same for every target
+    # Staged rollout, for the kinds whose schema has it (AD, mail, SIP): only these units' objects
+    # are adopted, created, changed or given baja here (None: every unit).
+    managed_units: frozenset[str] | None = None
 
     @staticmethod
     def common(name: str, raw: dict) -> dict:
@@ -74,7 +77,19 @@ class TargetSettings:
         return {"name": name, "max_bajas": raw.get("max_bajas", DEFAULT_MAX_BAJAS),
                 "credentials_dir": raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
                 "audit_dir": raw.get("audit_dir", DEFAULT_AUDIT_DIR),
-                "lock_ttl_minutes": raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES)}
+                "lock_ttl_minutes": raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES),
+                "managed_units": frozenset(raw["managed_units"]) if "managed_units" in raw else None}
+
+    def manages(self, unit: str | None) -> bool:
+        """Whether the objects of `unit` are managed on this target (staged rollout)."""
+        return self.managed_units is None or unit in self.managed_units
+
+    def check_managed_units(self, declared: Iterable[str]) -> None:
+        """managed_units must name declared units: a misspelt one would manage nothing, silently."""
+        unknown = sorted((self.managed_units or frozenset()) - set(declared))
+        if unknown:
+            raise ReconcilerError(_("target {target}: managed_units names {units}, which desired_state/units.yaml "
+                                    "does not declare", target=self.name, units=", ".join(unknown)))
 
     def check(self, add: Callable[[tuple, str], None]) -> None:
         """Problems of this target's settings beyond the schema: add(path, message)."""

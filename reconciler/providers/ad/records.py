@@ -27,7 +27,6 @@ from typing import Mapping
 
 from reconciler.desired.model import DesiredState, Person
 from reconciler.desired.naming import base_name, common_name
-from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
 from reconciler.providers.ad import dn as dnlib
 from reconciler.providers.ad.target import ADTarget
@@ -204,10 +203,7 @@ def _ancestors(dn: str, base_dn: str) -> list[str]:
 
 
 def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
-    unknown = sorted((target.managed_units or frozenset()) - set(state.units))
-    if unknown:
-        raise ReconcilerError(_("target {target}: managed_units names {units}, which desired_state/units.yaml does "
-                                "not declare", target=target.name, units=", ".join(unknown)))
+    target.check_managed_units(state.units)
     accounts = {p.employee_key: person_account(p, state, target) for p in state.people if target.manages(p.unit)}
     out_of_scope = frozenset(p.employee_key for p in state.people if not target.manages(p.unit))
     ous: dict[tuple, str] = {}

@@ -21,7 +21,6 @@ class ADTarget(TargetSettings):
     bind_password: SecretSource
     ca_file: str | None
     validate_tls: bool
-    managed_units: frozenset[str] | None = None  # staged rollout: only these units (None: all)
     adopt_from: tuple[str, ...] = ()  # OUs hand-made accounts may be adopted from (none: no adoption)
 
     @property
@@ -37,13 +36,8 @@ class ADTarget(TargetSettings):
             bajas_ou=raw["ous"]["bajas"], bind_dn=raw["bind_dn"],
             bind_password=SecretSource(**raw["bind_password"]), ca_file=tls.get("ca_file"),
             validate_tls=tls.get("validate", True),
-            managed_units=frozenset(raw["managed_units"]) if "managed_units" in raw else None,
             adopt_from=tuple(raw.get("adopt_from", ())),
             **cls.common(name, raw))
-
-    def manages(self, unit: str | None) -> bool:
-        """Whether the people of `unit` are managed on this target (staged rollout)."""
-        return self.managed_units is None or unit in self.managed_units
 
     def adoptable(self, dn: str) -> bool:
         """Whether an object made by hand at `dn` may be adopted (it lies under adopt_from)."""

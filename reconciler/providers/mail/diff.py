@@ -3,7 +3,9 @@
 Mailboxes are matched by owner (the employee key, or the shared mailbox's address), so a new
 address for a person is a modificación of the same mailbox, the old address kept as an alias.
 An unmanaged registry entry at a declared address is adopted, never created a second time.
-Changes come in apply order: altas, modificaciones, bajas.
+Changes come in apply order: altas, modificaciones, bajas.  With the target's managed_units
+(staged rollout) only those units' mailboxes are looked at; the others' registry entries stay
+as they are, and the Postfix maps, derived from the whole registry, keep delivering to them.
 """
 from __future__ import annotations
 
@@ -138,6 +140,12 @@ def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, to
     for key in sorted(desired):
         if only is not None and key not in only:
             continue
+        if not target.manages(desired[key].unit):
+            if key in actual.entries:  # a managed mailbox whose owner is now declared in an unmanaged unit
+                conflicts.append(Conflict(target.name, key, desired[key].label, lazy(
+                    "declared in a unit not managed on this target (managed_units): its mailbox is left as it is, "
+                    "neither changed nor closed")))
+            continue
         result = _one(desired[key], actual.entries.get(key), actual, target, today)
         if isinstance(result, Conflict):
             conflicts.append(result)
@@ -146,7 +154,7 @@ def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, to
              Movement.BAJA: bajas}[result.movement].append(result)
     for key in sorted(set(actual.entries) - set(desired)):
         have = actual.entries[key]
-        if (only is not None and key not in only) or not have.is_open:
+        if (only is not None and key not in only) or not have.is_open or not target.manages(have.unit):
             continue
         want = closing(have, target, today)
         bajas.append(_change(Movement.BAJA, target, want, have,

@@ -113,6 +113,7 @@ class MailProvider(Provider):
         return actual, warnings
 
     def plan(self, request: PlanRequest) -> TargetPlan:
+        self.target.check_managed_units(request.state.units)
         desired = expand(request.state, self.target)
         actual, warnings = self.read()
         keys = request.keys

@@ -11,7 +11,7 @@ not keep using the line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 from reconciler.desired.assets import holder
 from reconciler.desired.model import DesiredState
@@ -102,11 +102,20 @@ def rotates(change: Change) -> bool:
 
 
 def diff(desired: dict[str, Line], actual: ActualLines, target: str,
-         gone: Mapping[str, Gone] | None = None) -> tuple[list[Change], list[Conflict]]:
+         gone: Mapping[str, Gone] | None = None,
+         manages: Callable[[str | None], bool] = lambda unit: True) -> tuple[list[Change], list[Conflict]]:
+    """`manages`: whether a unit's extensions are managed on this target (managed_units); the
+    others' subscribers are left as they are."""
     gone = gone or {}
     adoptions, altas, modificaciones, bajas, conflicts = [], [], [], [], []
     for number in sorted(desired):
         want, have = desired[number], actual.subscribers.get(number)
+        if not manages(want.unit):
+            if have is not None and have.managed:
+                conflicts.append(Conflict(target, number, want.label, lazy(
+                    "declared in a unit not managed on this target (managed_units): the subscriber is left as it "
+                    "is, neither changed nor removed")))
+            continue
         if have is not None and not have.managed:
             # Made by hand: adopted as it is, its secret kept (the phone on the desk goes on working);
             # a new holder later gets a new one, as for any line.
@@ -125,7 +134,8 @@ def diff(desired: dict[str, Line], actual: ActualLines, target: str,
                         reason=lazy("its secret was changed outside the reconciler (drift)")
                         if have is not None and have.secret_drift else "")
         (altas if have is None else modificaciones).append(change)
-    for number in sorted(n for n, s in actual.subscribers.items() if s.managed and n not in desired):
+    for number in sorted(n for n, s in actual.subscribers.items()
+                         if s.managed and n not in desired and manages(s.unit)):
         have = actual.subscribers[number]
         why = gone.get(number, Gone(lazy("no longer declared in desired_state")))
         label = lazy("{number} (holder {holder})", number=number, holder=have.holder) if have.holder else \

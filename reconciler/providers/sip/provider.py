@@ -90,9 +90,10 @@ class SipProvider(Provider):
             holders = {s.holder for s in store.read(self.conn, self.target.domain).subscribers.values() if s.holder}
             needs = lazy("a changed person holds an extension") if holders & (request.keys or frozenset()) else None
             return TargetPlan(self.target.name, needs_full_read=needs)
+        self.target.check_managed_units(request.state.units)
         desired, gone = desired_lines(request.state)
         actual = store.read(self.conn, self.target.domain)
-        changes, conflicts = diff(desired, actual, self.target.name, gone)
+        changes, conflicts = diff(desired, actual, self.target.name, gone, self.target.manages)
         return TargetPlan(self.target.name, changes, conflicts, [], SipBasis(desired, gone))
 
     # -- apply ----------------------------------------------------------------------------
@@ -217,7 +218,7 @@ class SipProvider(Provider):
             actual = store.read(self.conn, self.target.domain)
         except sqlite3.Error as exc:
             raise ReconcilerError(_("reading the registrar's database: {error}", error=exc)) from None
-        remaining = diff(basis.desired, actual, self.target.name, basis.gone)[0]
+        remaining = diff(basis.desired, actual, self.target.name, basis.gone, self.target.manages)[0]
         return ReadBack(remaining, actual)
 
     def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:
