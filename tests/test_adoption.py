@@ -245,3 +245,17 @@ def test_adopting_a_disabled_account_as_active_makes_it_change_its_password():
     [change], _ = diff(desired_dir(want), with_adoptable(actual_dir(), legacy), TARGET, TODAY)
     shown = {(str(a.name), a.before, a.after) for a in change.attributes}
     assert ("enabled", False, True) in shown and ("change at next logon", None, True) in shown
+
+
+def test_a_mailbox_adopted_for_a_new_account_is_told_to_the_approvers():
+    """The mail target adopts the hand-made mailbox at a person's address; the AD target creates
+    their account.  Only the plan as a whole shows both: the stored mail may be a former holder's."""
+    from reconciler.plan import Change
+    from reconciler.run.crosscheck import adopted_for_new_accounts
+
+    account_alta = Change(Movement.ALTA, "ad", "account", "SSM-1", "jnunez (José Núñez)")
+    mailbox = Change(Movement.ADOPCION, "mail", "mailbox", "SSM-1", "jose.nunez@salud.lab (José Núñez)")
+    adopted_account = Change(Movement.ADOPCION, "ad", "account", "SSM-2", "amora (Ana Mora)")
+    her_mailbox = Change(Movement.ADOPCION, "mail", "mailbox", "SSM-2", "ana.mora@salud.lab (Ana Mora)")
+    [warning] = adopted_for_new_accounts([account_alta, mailbox, adopted_account, her_mailbox])
+    assert "jose.nunez@salud.lab" in warning and "someone else's" in warning and "ad" in warning

@@ -198,9 +198,18 @@ def test_a_hand_edited_baja_date_stops_a_purge_with_a_message():
     assert "is not a date" in conflict.message
 
 
-def test_adopting_the_mailbox_of_a_baja_closes_it_as_a_baja():
-    [c], _ = plan([box(is_open=False)], entry(owner=None))
-    assert c.movement is Movement.BAJA and c.reason.startswith("adopted")
+def test_adopting_the_mailbox_of_a_baja_is_an_adoption_that_closes_it_and_goes_first():
+    """Taking over a hand-made mailbox is an adopción whatever the person's status (approved by
+    the reconciler's own approvers, not by a unit head alone), and closing it removes access:
+    applied first, kicked, and even while another target is out of reach."""
+    from reconciler.approval.review import scope_of
+    from reconciler.providers.mail.apply import kicked
+    from reconciler.providers.mail.provider import revokes
+
+    [c], _ = plan([box(is_open=False, unit="HG")], entry(owner=None))
+    assert c.movement is Movement.ADOPCION and c.reason.startswith("adopted")
+    assert {a.name: a.after for a in c.attributes}["status"] == "closed"
+    assert revokes(c) and kicked(c) == "ana@salud.lab" and scope_of(c, {}).unit is None
 
 
 def test_staged_rollout_looks_only_at_the_managed_units_mailboxes():

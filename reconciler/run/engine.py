@@ -35,6 +35,7 @@ from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, 
 from reconciler.providers.verify import verify
 from reconciler.run import Moment, incremental, recovery
 from reconciler.run.connections import Connections, select
+from reconciler.run.crosscheck import adopted_for_new_accounts
 from reconciler.run.forward import check_forward
 from reconciler.run.lock import TargetLock
 
@@ -266,6 +267,7 @@ class Run:
             warnings.append(lazy("target {target} is out of reach ({error}): nothing is planned for it; of the other "
                                  "targets' changes, only those that remove access are applied until it is back",
                                  target=name, error=str(error)))
+        warnings += adopted_for_new_accounts(changes)
         if self.state.assets_loaded:
             people = {p.employee_key: p for p in self.state.people}
             warnings += released(list(self.state.lines), list(self.state.equipment), people)

@@ -53,7 +53,12 @@ def kicked(change: Change) -> str | None:
         return change.key
     if change.kind == "mail-maps" or is_purge(change) or change.desired is None:
         return None
-    return change.desired.address if change.movement is Movement.BAJA and not change.desired.is_open else None
+    return change.desired.address if closes(change) else None
+
+
+def closes(change: Change) -> bool:
+    """A baja, or an adoption straight into the bajas: the mailbox ends up closed."""
+    return change.movement in (Movement.BAJA, Movement.ADOPCION) and not change.desired.is_open
 
 
 def is_purge(change: Change) -> bool:
@@ -169,7 +174,7 @@ class MailApplier:
             if c.kind == "mail-maps" or is_purge(c):
                 continue
             want: Mailbox = c.desired
-            if not want.is_open and c.movement is Movement.BAJA:
+            if closes(c):
                 commands.append((Command("kick", {"mask": [want.address]}, f"kick-{len(commands)}"), o))
             if want.kind == SHARED_KIND:
                 before = set(self._members(c))

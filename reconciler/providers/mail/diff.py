@@ -104,8 +104,9 @@ def _one(want: Mailbox, have: Entry | None, actual: ActualMail, target: MailTarg
         if holder is not None and not holder.managed and holder.address == want.address:
             if problem := _taken(want, actual, holder):
                 return Conflict(target.name, want.key, want.label, problem)
-            movement = Movement.ADOPCION if want.is_open else Movement.BAJA
-            return _change(movement, target, want, holder, attribute_changes(want, holder, members),
+            # An adoption, whatever the person's status: taking over what was made by hand is for
+            # the reconciler's own approvers (review.scope_of), even when it closes the mailbox.
+            return _change(Movement.ADOPCION, target, want, holder, attribute_changes(want, holder, members),
                            reason=lazy("adopted: the registry already has this mailbox; it is not created again"))
         if not want.is_open:
             return None  # a baja for someone who never had a mailbox here
@@ -150,8 +151,9 @@ def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, to
         if isinstance(result, Conflict):
             conflicts.append(result)
         elif result is not None:
-            {Movement.ADOPCION: modificaciones, Movement.ALTA: altas, Movement.MODIFICACION: modificaciones,
-             Movement.BAJA: bajas}[result.movement].append(result)
+            closing_it = result.movement is Movement.ADOPCION and not result.desired.is_open
+            {Movement.ADOPCION: bajas if closing_it else modificaciones, Movement.ALTA: altas,
+             Movement.MODIFICACION: modificaciones, Movement.BAJA: bajas}[result.movement].append(result)
     for key in sorted(set(actual.entries) - set(desired)):
         have = actual.entries[key]
         if (only is not None and key not in only) or not have.is_open or not target.manages(have.unit):

@@ -20,10 +20,18 @@ from reconciler.providers.contract import (
     TargetPlan,
     named_by_inventory,
 )
-from reconciler.providers.mail.apply import FOLDERS, SESSIONS, USERDB_RELOAD, MailApplier, is_purge, pending_kicks
+from reconciler.providers.mail.apply import (
+    FOLDERS,
+    SESSIONS,
+    USERDB_RELOAD,
+    MailApplier,
+    closes,
+    is_purge,
+    pending_kicks,
+)
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.doveadm import Command, Doveadm
-from reconciler.providers.mail.records import SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
+from reconciler.providers.mail.records import PERSON, SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
 from reconciler.providers.mail.registry import SHARED, Registry
 from reconciler.providers.mail.target import MailTarget
 
@@ -32,6 +40,8 @@ def revokes(change: Change) -> bool:
     """Changes that take access away: applied before any account is disabled or moved."""
     if change.movement is Movement.BAJA:
         return True
+    if change.kind in (PERSON, SHARED_KIND) and change.desired is not None and closes(change):
+        return True  # adopted straight into the bajas: it closes the mailbox
     return any(a.name == "members" and a.removed() for a in change.attributes)
 
 
