@@ -11,7 +11,7 @@ from reconciler.providers.ad.target import ADTarget
 from reconciler.plan import Movement
 from reconciler.providers.ad.diff import ActualDirectory, ForeignObject, diff
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, Account, DesiredDirectory
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 
 TARGET = ADTarget(
     name="ad", host="h", port=636, base_dn="DC=x", upn_suffix="x", people_ou="OU=P,DC=x",

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.adoption.directory import DirectoryRead, Found, filetime
+from reconciler.providers.ad.existing import filetime
+from reconciler.providers.found import DirectoryRead, Found
 from reconciler.adoption.mapping import ImportMapping, UnitRule
 from reconciler.adoption.output import report_csv, report_markdown, write_desired
 from reconciler.adoption.people import (DISABLED, DISABLED_RECENTLY, DUPLICATE, INCOMPLETE, MARKED, NO_KEY, OUTSIDE, SERVICE, STALE, UNMAPPED_GROUP,
@@ -45,7 +46,7 @@ def directory(*accounts: Found) -> DirectoryRead:
     nested = {f"CN=Internet-Enfermeria,{OTHER}": (f"CN=GG-Internet,{GROUPS}",), f"CN=GG-Internet,{GROUPS}": (),
               f"CN=Impresoras-Piso2,{OTHER}": (), f"CN=GG-SIEMPRE-Usuarios,{GROUPS}": (),
               f"CN=GG-VPN-Remoto,{OTHER}": ()}  # a namesake of an entitlement's group, elsewhere
-    from reconciler.providers.ad import dn as dnlib
+    from reconciler import dn as dnlib
 
     return DirectoryRead(accounts, {dnlib.key(k): v for k, v in nested.items()},
                          {dnlib.key(k): dnlib.first_value(k) for k in nested})
@@ -173,7 +174,8 @@ def test_hand_made_firewall_rules_become_drafts_that_need_a_person_and_the_rest_
     tagged rule, and an untagged rule someone added by hand)."""
     from pathlib import Path
 
-    from reconciler.adoption.firewall import draft, hand_made_rules
+    from reconciler.adoption.firewall import draft
+    from reconciler.providers.nftables.ruleset import hand_made_rules
     from reconciler.desired.security import SecurityPolicy
 
     text = (Path(__file__).parent / "data" / "nft-hand-made.json").read_text(encoding="utf-8")
@@ -192,7 +194,7 @@ def test_hand_made_firewall_rules_become_drafts_that_need_a_person_and_the_rest_
 
 
 def test_computers_become_equipment_drafts_with_their_holder_and_never_a_domain_controller():
-    from reconciler.adoption.directory import FoundComputer
+    from reconciler.providers.found import FoundComputer
     from reconciler.adoption.people import COMPUTER_DRAFT, COMPUTER_OUTSIDE, import_computers
 
     ana = found(f"CN=Ana,{HGC}", "ana.pena", "SSM-900001")
@@ -220,7 +222,7 @@ def test_two_accounts_of_one_name_mapped_into_one_unit_get_distinct_names():
 
 
 def test_hand_made_ios_acl_entries_become_drafts_and_the_reconcilers_own_acls_are_skipped():
-    from reconciler.adoption.firewall import hand_made_acl_entries
+    from reconciler.providers.cisco_ios.acl import hand_made_acl_entries
     from reconciler.providers.cisco_ios.acl import parse_running_config
 
     config = "\n".join([

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from reconciler.desired.curp import check_digit, curp_problem
 from reconciler.desired.model import Person, Solicitud, Source
 from reconciler.desired.naming import assign_account_names, ascii_fold, base_name, common_name
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 
 
 def make(key: str, given: str, first: str, second: str | None = None, sam: str | None = None) -> Person:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import jsonschema
 
+from reconciler import dn as dnlib
 from reconciler.desired.naming import ascii_fold
 from reconciler.desired.yamlfile import read_yaml
 from reconciler.errors import Problem, ValidationFailed
 from reconciler.i18n import _
-from reconciler.providers.ad import dn as dnlib
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^\S(.*\S)?$"}
 SCHEMA = {

@@ -15,10 +15,10 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from reconciler.adoption.directory import DirectoryRead, Found
+from reconciler import dn as dnlib
 from reconciler.adoption.mapping import ImportMapping
 from reconciler.i18n import lazy
-from reconciler.providers.ad import dn as dnlib
+from reconciler.providers.found import DirectoryRead, Found
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 EXPLICIT_SAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")  # what account.sam accepts

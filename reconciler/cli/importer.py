@@ -1,96 +1,75 @@
-"""`reconciler import`: read an existing directory (and the mail registry and the registrar
-when the inventory has them), write the people it finds as desired state, one file per unit,
-and print the reconciliation report.  Read-only against every target."""
+"""`reconciler import`: read what every target that can be imported from holds (the provider
+contract's IMPORT capability: a directory's people and computers, hand-made mailboxes, the
+registrars' extensions, hand-made firewall rules), write it as desired state, one file per
+unit, and print the reconciliation report.  Read-only against every target."""
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
+from contextlib import closing
 
 from rich.console import Console
 
-from reconciler.adoption.directory import read_existing
+from reconciler.adoption.firewall import draft
 from reconciler.adoption.mapping import load_mapping
 from reconciler.adoption.output import report_csv, report_markdown, write_desired
-from reconciler.adoption.people import Imported, import_computers, import_lines, import_people, owners_missing
+from reconciler.adoption.people import (
+    FIREWALL_DRAFT,
+    FIREWALL_UNREADABLE,
+    Imported,
+    Row,
+    import_computers,
+    import_lines,
+    import_people,
+    owners_missing,
+)
 from reconciler.cli import EXIT_OK
 from reconciler.config.inventory import load_inventory
 from reconciler.desired.load import load_desired_state
 from reconciler.desired.source import working_tree
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy, shown
+from reconciler.providers import registry
+from reconciler.providers.contract import Capability, Provider
+from reconciler.providers.found import Existing, ImportRequest
 
 
-def _ad_target(targets: dict, name: str | None):
-    ads = {n: t for n, t in targets.items() if t.kind == "active_directory"}
+def _provider(target) -> Provider:
+    return registry.kind(target.kind).provider_class()(target)
+
+
+def _directory_target(targets: dict, name: str | None):
+    """The one target import draws the people from: named by the mapping, or the only one."""
+    holders = {n: t for n, t in targets.items() if _importable(t) and _provider(t).holds_people}
     if name is not None:
-        if name not in ads:
-            raise ReconcilerError(_("the inventory has no Active Directory target named {name}", name=name))
-        return ads[name]
-    if len(ads) != 1:
-        raise ReconcilerError(_("name the Active Directory target to import from in the mapping (target:); the "
-                                "inventory has {n}", n=len(ads)))
-    return next(iter(ads.values()))
+        if name not in holders:
+            raise ReconcilerError(_("the inventory has no directory target named {name} to import from", name=name))
+        return holders[name]
+    if len(holders) != 1:
+        raise ReconcilerError(_("name the directory target to import from in the mapping (target:); the "
+                                "inventory has {n}", n=len(holders)))
+    return next(iter(holders.values()))
 
 
-def _mail(targets: dict) -> tuple[dict[str, dict], dict[str, str]]:
-    """(address -> the mailbox: block to declare, address -> where found) of hand-made mailboxes."""
-    from reconciler.providers.mail.registry import Registry
-
-    declared, found = {}, {}
-    for t in targets.values():
-        if t.kind != "mail":
-            continue
-        try:
-            entries = Registry.read(t.registry).entries()
-        except OSError as exc:
-            raise ReconcilerError(_("cannot read the mail registry {path}: {error}", path=t.registry,
-                                    error=exc.strerror)) from None
-        for e in entries:
-            if e.managed:
-                continue
-            block = {"address": e.address.lower()}
-            if e.aliases:
-                block["aliases"] = sorted(a.lower() for a in e.aliases)
-            declared[e.address.casefold()] = block
-            found[e.address] = _("registry of {target}", target=t.name)
-    return declared, found
+def _importable(target) -> bool:
+    return Capability.IMPORT in registry.kind(target.kind).provider_class().capabilities
 
 
-def _extensions(targets: dict) -> dict[str, str]:
-    """extension -> where found, for every subscriber the registrars hold (read-only)."""
+def _read_all(targets: dict, directory_target, bases: tuple[str, ...]) -> dict[str, Existing]:
+    """What every target that can be imported from holds, read-only; people only from one."""
     found = {}
-    for t in targets.values():
-        if t.kind != "sip":
+    for name, t in targets.items():
+        if not _importable(t):
             continue
-        try:
-            conn = sqlite3.connect(f"file:{t.database}?mode=ro", uri=True, timeout=15)
-            rows = conn.execute("SELECT username FROM subscriber WHERE domain = ?", (t.domain,)).fetchall()  # not for people
-            conn.close()
-        except sqlite3.Error as exc:
-            raise ReconcilerError(_("cannot read the registrar's database {database}: {error}",
-                                    database=t.database, error=exc)) from None
-        for (username,) in rows:
-            found[str(username)] = _("registrar {target}", target=t.name)
+        with closing(_provider(t)) as provider:  # never opened: import needs none of apply's secrets
+            found[name] = provider.existing(ImportRequest(people=t is directory_target, search_bases=bases))
     return found
 
 
-def _firewalls(targets: dict, state, imported: Imported, solicitud: dict, today: str) -> None:
-    """Every firewall's and router's hand-made rules: drafts, and report rows (read-only, over SSH)."""
-    from reconciler.adoption.firewall import draft, hand_made_acl_entries, hand_made_rules
-    from reconciler.adoption.people import FIREWALL_DRAFT, FIREWALL_UNREADABLE, Row
-    from reconciler.providers import registry
-
-    for name, t in targets.items():
-        if t.kind not in ("nftables", "cisco_ios"):
-            continue
-        with registry.kind(t.kind).provider_class()(t) as provider:
-            if t.kind == "nftables":
-                found = hand_made_rules(provider.ruleset(), t.table)
-            else:
-                router = provider.read()
-                found = hand_made_acl_entries(router.lists, router.own)
-        for f in found:
+def _firewall_drafts(found: dict[str, Existing], state, imported: Imported, solicitud: dict, today: str) -> None:
+    """Every firewall's and router's hand-made rules: drafts, and report rows."""
+    for name, existing in found.items():
+        for f in existing.rules:
             if f.rule is None:
                 imported.rows.append(Row(FIREWALL_UNREADABLE, f"{name}: {f.where}", detail=f.expr, decision=lazy(
                     "express it as declared rules by hand, or keep it by hand outside the reconciler's table")))
@@ -101,29 +80,37 @@ def _firewalls(targets: dict, state, imported: Imported, solicitud: dict, today:
                 "explain it; then remove it from the hand-made table")))
 
 
+def _mailboxes(found: dict[str, Existing]) -> tuple[dict[str, dict], dict[str, str]]:
+    """(address -> the mailbox: block to declare, address -> where found) of hand-made mailboxes."""
+    declared, where = {}, {}
+    for existing in found.values():
+        for box in existing.mailboxes:
+            block = {"address": box.address.lower()}
+            if box.aliases:
+                block["aliases"] = sorted(a.lower() for a in box.aliases)
+            declared[box.address.casefold()] = block
+            where[box.address] = box.where
+    return declared, where
+
+
 def run_import(args) -> tuple[Imported, str]:
     state = load_desired_state(working_tree(args.repo).files)
     mapping = load_mapping(args.mapping, set(state.units))
     targets = load_inventory(args.inventory)
-    target = _ad_target(targets, mapping.target)
-    from reconciler.providers.ad.connection import connect, unbind_quietly
-
-    conn = connect(target)
-    try:
-        directory = read_existing(conn, target, mapping.search_bases)
-    finally:
-        unbind_quietly(conn)
-    mailboxes, addresses = _mail(targets)
+    source = _directory_target(targets, mapping.target)
+    found = _read_all(targets, source, mapping.search_bases)
+    directory = found[source.name].directory
+    mailboxes, addresses = _mailboxes(found)
     by_group = {e.group.casefold(): key for key, e in state.entitlements.items()}
     now = dt.datetime.now(dt.timezone.utc)
-    imported = import_people(directory, mapping, by_group, mailboxes, now, target.groups_ou,
-                             (target.people_ou, target.bajas_ou))
-    extensions = _extensions(targets)
+    imported = import_people(directory, mapping, by_group, mailboxes, now, directory.groups_ou,
+                             directory.managed_ous)
+    extensions = {e.number: e.where for existing in found.values() for e in existing.extensions}
     imported.rows += owners_missing(addresses, extensions, imported, directory)
     imported.lines = import_lines(extensions, imported, mapping.solicitud, now.date().isoformat())
     imported.equipment = import_computers(directory, mapping, imported, now.date().isoformat())
-    _firewalls(targets, state, imported, mapping.solicitud, now.date().isoformat())
-    return imported, target.name
+    _firewall_drafts(found, state, imported, mapping.solicitud, now.date().isoformat())
+    return imported, source.name
 
 
 def import_directory(args, out: Console, err: Console) -> int:

@@ -32,20 +32,22 @@ from reconciler.plan import Change, Conflict, Outcome
 if TYPE_CHECKING:  # type names only: importing them would load the desired-state loader
     from reconciler.credentials import CredentialFile
     from reconciler.desired.model import DesiredState
+    from reconciler.providers.found import Existing, ImportRequest
 
 PASSWORD_RESET = "password-reset"  # the change kind of a password reset (capability PASSWORD_RESETS)
 
 
 class Capability(str, enum.Enum):
     """What a kind may offer beyond plan, apply and verify.  The engine acts on the first
-    three; the last two are declared so that kinds say what they do, and get their engine
-    support with the features that need it (adopting existing directories; systems with no
-    API, handled by work orders)."""
+    three and `reconciler import` on IMPORT; ADOPTION and WORK_ORDERS are declared so that
+    kinds say what they do (adopting what was made by hand; systems with no API, handled by
+    work orders)."""
 
     IMPLIED_APPROVALS = "implied-approvals"  # some changes are approved by what they serve (implied_approvals)
     PASSWORD_RESETS = "password-resets"  # plans declared resets once each (PlanRequest.applied_resets)
     PROBES = "probes"  # proves its changes by real traffic after apply (probe)
     ADOPTION = "adoption"  # its plan adopts an unmanaged object a declaration matches, not a conflict
+    IMPORT = "import"  # `reconciler import` reads what it holds (existing)
     WORK_ORDERS = "work-orders"  # changes are done by people and confirmed later, not read back
 
 
@@ -113,6 +115,7 @@ class Provider(ABC):
     kind: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     parallel: ClassVar[bool] = False  # many independent devices: planned and applied concurrently
+    holds_people: ClassVar[bool] = False  # a directory of accounts: import draws the people from one such target
     read_back_source: ClassVar[str] = N_("the target")  # named in "read back: … does not show the change"
 
     def __init__(self, target) -> None:
@@ -194,6 +197,12 @@ class Provider(ABC):
         """IMPLIED_APPROVALS: of this target's reviewed changes, those approved by implication
         (index -> reason): objects the inventory names, or containers an approved change needs."""
         raise NotImplementedError(f"{self.kind} does not declare implied approvals")  # not for people
+
+    def existing(self, request: "ImportRequest") -> "Existing":
+        """IMPORT: what the target holds that import declares or reports (providers/found.py),
+        read-only and in bulk.  Called on a provider that was not opened (import needs none of
+        apply's secrets): it opens only what it reads, and close() releases it."""
+        raise NotImplementedError(f"{self.kind} does not declare import")  # not for people
 
     def probe(self, request: PlanRequest, planned: TargetPlan | None = None, outcomes: Sequence[Outcome] = ()) -> list:
         """PROBES: prove the target's declared behaviour by real traffic now: after an apply,

@@ -28,7 +28,7 @@ from reconciler.credentials import CredentialFile, generate_password
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import lazy
 from reconciler.plan import Change, Movement, Outcome
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 from reconciler.providers.ad.computers import apply_computer
 from reconciler.providers.ad.connection import ldap_error as _error
 from reconciler.providers.ad.connection import lost

@@ -21,7 +21,7 @@ from reconciler.desired.assets import COMPUTERS, holder
 from reconciler.desired.model import DesiredState
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 from reconciler.providers.ad.read import _one, paged_search
 from reconciler.providers.ad.records import MARKER, unit_ou
 from reconciler.providers.ad.target import ADTarget

@@ -12,7 +12,7 @@ from typing import Mapping
 
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, Account, DesiredDirectory, offboarded
 from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.contract import PASSWORD_RESET

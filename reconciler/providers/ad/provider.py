@@ -11,7 +11,7 @@ from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import N_, lazy
 from reconciler.plan import Change, Conflict, Movement, Outcome
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 from reconciler.providers.ad.apply import ADApplier
 from reconciler.providers.ad.computers import (
     Computer,
@@ -23,6 +23,7 @@ from reconciler.providers.ad.computers import (
 )
 from reconciler.providers.ad.connection import answers, connect, reconnect, unbind_quietly
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
+from reconciler.providers.ad.existing import read_existing
 from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.audit.before import json_lines, ldif_comment
 from reconciler.providers.ad.records import DesiredDirectory, expand, undo_ldif
@@ -37,6 +38,7 @@ from reconciler.providers.contract import (
     TargetPlan,
     named_by_inventory,
 )
+from reconciler.providers.found import Existing, ImportRequest
 
 # Containers the inventory names: approved by the inventory, not by a line of desired_state/.
 IMPLIED = {"ou": lazy("a managed OU named in the inventory")}
@@ -65,8 +67,10 @@ def _not_attempted(change: Change, why: str) -> Outcome:
 
 class ADProvider(Provider):
     kind = "active_directory"
-    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PASSWORD_RESETS})
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PASSWORD_RESETS, Capability.ADOPTION,
+                              Capability.IMPORT})
     read_back_source = N_("the directory")
+    holds_people = True
 
     READ_CONNECTIONS = 2  # parallel bulk-read connections; see read.read_accounts
 
@@ -84,6 +88,14 @@ class ADProvider(Provider):
             self._prefetch.exception()  # wait: its connections are about to close
         for conn in [self.conn, *self.readers]:
             unbind_quietly(conn)
+
+    def existing(self, request: ImportRequest) -> Existing:
+        """The accounts, computers and group nesting under the search bases (when asked for people)."""
+        if not request.people:
+            return Existing()
+        if self.conn is None:
+            self.conn = connect(self.target)
+        return Existing(directory=read_existing(self.conn, self.target, request.search_bases))
 
     def _awake(self) -> None:
         """Before apply and before the read back: the connections opened for the plan may have

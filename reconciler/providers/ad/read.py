@@ -19,7 +19,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 from reconciler.providers.ad.diff import ActualDirectory, ForeignObject
 from reconciler.providers.ad.records import MANAGED_ATTRIBUTES, MARKER, MULTI_VALUED, Account, DesiredDirectory
 from reconciler.providers.ad.target import ADTarget

@@ -28,7 +28,7 @@ from typing import Mapping
 from reconciler.desired.model import DesiredState, Person
 from reconciler.desired.naming import base_name, common_name
 from reconciler.i18n import _
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 from reconciler.providers.ad.target import ADTarget
 
 MARKER = "reconciler"  # adminDescription of every object the reconciler owns

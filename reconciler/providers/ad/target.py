@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler import dn as dnlib
 from reconciler.config.inventory import SecretSource, TargetSettings
 from reconciler.i18n import _
 
@@ -41,8 +42,6 @@ class ADTarget(TargetSettings):
 
     def adoptable(self, dn: str) -> bool:
         """Whether an object made by hand at `dn` may be adopted (it lies under adopt_from)."""
-        from reconciler.providers.ad import dn as dnlib
-
         return any(dnlib.under(dn, ou) for ou in self.adopt_from)
 
     def check(self, add) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler.providers.cisco_ios.target import CiscoTarget
+from reconciler.providers.found import HandMade
 from reconciler.providers.network.rules import (
     TAG,
     DeviceRules,
@@ -246,3 +247,18 @@ def swap_commands(target: CiscoTarget, actual: RouterState, entries_: list[str])
                 f"interface {target.interface}", f"ip access-group {new} {target.direction}", "exit"]  # not for people
     commands += [f"no ip access-list extended {old}" for old in actual.own if old != new]  # not for people
     return new, commands
+
+
+def hand_made_acl_entries(lists: dict[str, list[str]], own: tuple[str, ...]) -> list[HandMade]:
+    """Every entry of the router's extended ACLs the reconciler did not write (its own are the
+    generations `<acl>-N`), one draft each (a pure function)."""
+    found = []
+    for name, lines in sorted(lists.items()):
+        if name in own:
+            continue
+        for i, line in enumerate(lines, 1):
+            if line.startswith("remark "):
+                continue
+            where = f"ip access-list extended {name} #{i}"  # not for people: the IOS configuration's words
+            found.append(HandMade(where, rule_from_entries("", [line]), line[:300]))
+    return found

@@ -6,6 +6,7 @@ from netmiko.exceptions import NetmikoAuthenticationException, NetmikoBaseExcept
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
+from reconciler.providers.found import HandMade
 from reconciler.plan import Change
 from reconciler.providers.cisco_ios import acl as acls
 from reconciler.providers.cisco_ios.acl import DEFAULT_POLICY, RouterState, diff_router, parse_running_config
@@ -50,6 +51,10 @@ class CiscoProvider(DeviceProvider):
         text = self._session(lambda conn: conn.send_command("show running-config"))  # not for people
         self._actual = parse_running_config(text, self.target.interface, self.target.direction, self.target.acl)
         return self._actual
+
+    def hand_made(self) -> list[HandMade]:
+        router = self.read()
+        return acls.hand_made_acl_entries(router.lists, router.own)
 
     def current_rules(self, actual: RouterState, wanted: DeviceRules) -> tuple[dict[str, FirewallRule | None], list[str]]:
         current = {name: acls.rule_from_entries(name, lines) for name, lines in actual.tagged().items()}

@@ -20,6 +20,7 @@ from reconciler.providers.contract import (
     TargetPlan,
     named_by_inventory,
 )
+from reconciler.providers.found import Existing, HandMadeMailbox, ImportRequest
 from reconciler.providers.mail.apply import (
     FOLDERS,
     SESSIONS,
@@ -68,7 +69,7 @@ class MailBasis:
 
 class MailProvider(Provider):
     kind = "mail"
-    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION})
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION, Capability.IMPORT})
     read_back_source = lazy("the registry")
 
     def __init__(self, target: MailTarget):
@@ -80,6 +81,17 @@ class MailProvider(Provider):
 
     def revokes(self, change: Change) -> bool:
         return revokes(change)
+
+    def existing(self, request: ImportRequest) -> Existing:
+        """The registry's mailboxes made by hand (the registry file only: no doveadm, no key)."""
+        try:
+            entries = Registry.read(self.target.registry).entries()
+        except OSError as exc:
+            raise ReconcilerError(_("cannot read the mail registry {path}: {error}", path=self.target.registry,
+                                    error=exc.strerror)) from None
+        where = _("registry of {target}", target=self.target.name)
+        return Existing(mailboxes=tuple(HandMadeMailbox(e.address, tuple(e.aliases), where)
+                                        for e in entries if not e.managed))
 
     def read(self) -> tuple[ActualMail, list[str]]:
         """The registry and the maps from disk; from doveadm, in one request, the mailboxes

@@ -20,6 +20,7 @@ from reconciler.providers.contract import (
     TargetPlan,
     named_by_inventory,
 )
+from reconciler.providers.found import Existing, HandMade, ImportRequest
 from reconciler.providers.network.probes import ProbeResult, run_probes
 from reconciler.providers.network.rules import KIND as RULE_KIND
 from reconciler.providers.network.rules import (
@@ -46,7 +47,7 @@ class DeviceBasis:
 class DeviceProvider(Provider):
     """A firewall or router: subclasses read, diff and replace the device's rule set."""
 
-    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PROBES})
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PROBES, Capability.ADOPTION, Capability.IMPORT})
     parallel = True  # devices are planned and applied concurrently
     read_back_source = N_("the device")
 
@@ -122,6 +123,10 @@ class DeviceProvider(Provider):
         self.timings[lazy("probes")] = time.perf_counter() - started
         return results
 
+    def existing(self, request: ImportRequest) -> Existing:
+        """The device's rules the reconciler did not write."""
+        return Existing(rules=tuple(self.hand_made()))
+
     def removed_declaration(self, change: Change) -> Declared | None:
         """A rule by its name in desired_state/security_rules/; the chain or ACL is implied."""
         return Declared(change.key, "security_rules") if change.kind == RULE_KIND else None
@@ -137,6 +142,10 @@ class DeviceProvider(Provider):
     def current_rules(self, actual, wanted: DeviceRules) -> tuple[dict[str, FirewallRule | None], list[str]]:
         """The reconciler's rules in `actual` (None: one it cannot read back as a rule) and the
         hand-made ones `wanted` adopts (as they were found), and their order on the device."""
+        raise NotImplementedError
+
+    def hand_made(self) -> list[HandMade]:
+        """Every rule on the device the reconciler did not write, read-only (for import)."""
         raise NotImplementedError
 
     def notes(self, actual) -> list:

@@ -12,6 +12,7 @@ from pyinfra.api.exceptions import PyinfraError
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
+from reconciler.providers.found import HandMade
 from reconciler.plan import Change
 from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule
@@ -62,12 +63,12 @@ class NftablesProvider(DeviceProvider):
             raise ReconcilerError(_("reading the firewall {name}: {error}", name=self.target.name, error=err.strip()))
         return nftables.parse_table(out, self.target.hook)
 
-    def ruleset(self) -> str:
-        """The device's whole ruleset as `nft -j` prints it (for import: read-only)."""
+    def hand_made(self) -> list[HandMade]:
+        """From the whole ruleset as `nft -j` prints it: every table, not only the reconciler's."""
         ok, out, err = self._run("nft", "-j", "list", "ruleset")
         if not ok:
             raise ReconcilerError(_("reading the firewall {name}: {error}", name=self.target.name, error=err.strip()))
-        return out
+        return nftables.hand_made_rules(out, self.target.table)
 
     def current_rules(self, actual: nftables.Chain, wanted: DeviceRules) -> tuple[dict[str, FirewallRule | None], list[str]]:
         current = {name: nftables.rule_from_expr(name, expr) for name, expr in actual.tagged().items()}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
+from reconciler.providers.found import HandMade
 from reconciler.providers.network.rules import (
     TAG,
     DeviceRules,
@@ -308,3 +309,23 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
     return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
                    lazy("table inet {table}, chain {hook}", table=table, hook=hook), tuple(attributes), drift=drift,
                    reason=lazy("changed outside the reconciler (drift)") if drift else "")] + order
+
+
+# -- import -------------------------------------------------------------------------------
+
+def hand_made_rules(ruleset: str, own_table: str) -> list[HandMade]:
+    """Every rule of the device's ruleset the reconciler did not write (a pure function)."""
+    found = []
+    for item in json.loads(ruleset).get("nftables", []):
+        rule = item.get("rule") if isinstance(item, dict) else None
+        if not isinstance(rule, dict):
+            continue
+        ours = rule.get("table") == own_table and str(rule.get("comment") or "").startswith(("reconciler:", TAG))
+        if ours:
+            continue
+        where = f"{rule.get('family')} {rule.get('table')} {rule.get('chain')} #{rule.get('handle')}"
+        expr = rule.get("expr") or []
+        expr = plain(expr) if isinstance(expr, list) else expr
+        found.append(HandMade(where, rule_from_expr("", expr) if isinstance(expr, list) else None,
+                              json.dumps(expr, ensure_ascii=False)[:300]))
+    return found

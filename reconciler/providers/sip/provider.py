@@ -21,6 +21,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.found import Existing, Extension, ImportRequest
 from reconciler.providers.sip import store
 from reconciler.providers.sip.diff import REGISTRATIONS, Line, desired_lines, diff, rotates
 from reconciler.providers.sip.target import SipTarget
@@ -54,7 +55,7 @@ class SipBasis:
 
 class SipProvider(Provider):
     kind = "sip"
-    capabilities = frozenset({Capability.IMPLIED_APPROVALS})
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION, Capability.IMPORT})
     read_back_source = lazy("the subscriber table")
 
     def __init__(self, target: SipTarget):
@@ -84,6 +85,21 @@ class SipProvider(Provider):
         was approved; nothing else is implied."""
         return {i: lazy("finishes an applied change of the line") for i, c in enumerate(changes)
                 if c.kind == REGISTRATIONS}
+
+    def existing(self, request: ImportRequest) -> Existing:
+        """Every subscriber of the domain, made by hand or not (the database opened read-only)."""
+        try:
+            conn = sqlite3.connect(f"file:{self.target.database}?mode=ro", uri=True, timeout=15)
+            try:
+                rows = conn.execute("SELECT username FROM subscriber WHERE domain = ?",  # not for people
+                                    (self.target.domain,)).fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise ReconcilerError(_("cannot read the registrar's database {database}: {error}",
+                                    database=self.target.database, error=exc)) from None
+        where = _("registrar {target}", target=self.target.name)
+        return Existing(extensions=tuple(Extension(str(username), where) for (username,) in rows))
 
     def plan(self, request: PlanRequest) -> TargetPlan:
         if not request.state.assets_loaded:  # incremental: the assets did not change, their holders may have

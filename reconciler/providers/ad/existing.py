@@ -1,16 +1,17 @@
-"""Reading an existing directory for import, in bulk and read-only: one paged search per search
-base for the people, one for every group of the domain (nesting is followed in memory)."""
+"""Reading an existing directory for import (Capability.IMPORT), in bulk and read-only: one paged
+search per search base for the people and the computers, one for every group of the domain
+(nesting is followed in memory)."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 from ldap3 import Connection
 
-from reconciler.providers.ad import dn as dnlib
+from reconciler import dn as dnlib
 from reconciler.providers.ad.read import _canonical, _one, _protected, paged_search
 from reconciler.providers.ad.records import MARKER
 from reconciler.providers.ad.target import ADTarget
+from reconciler.providers.found import DirectoryRead, Found, FoundComputer
 
 PERSON_ATTRIBUTES = ("sAMAccountName", "userPrincipalName", "givenName", "sn", "displayName", "employeeID", "title",
                      "company", "division", "department", "physicalDeliveryOfficeName", "telephoneNumber",
@@ -21,48 +22,6 @@ COMPUTER_READ = ["sAMAccountName", "location", "managedBy", "userAccountControl"
                  "isCriticalSystemObject"]
 UF_ACCOUNTDISABLE = 0x2
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
-
-
-@dataclass(frozen=True)
-class Found:
-    """One user account as the directory holds it."""
-
-    dn: str
-    attributes: dict  # PERSON_ATTRIBUTES -> text or None
-    enabled: bool
-    groups: tuple[str, ...] = ()  # DNs of the groups it is a direct member of
-    last_logon: dt.datetime | None = None
-    changed: dt.datetime | None = None
-    created: dt.datetime | None = None
-    protected: bool = False  # built-in or privileged
-    managed: bool = False  # already carries the reconciler's marker
-
-    @property
-    def sam(self) -> str:
-        return self.attributes.get("sAMAccountName") or ""
-
-    @property
-    def key(self) -> str | None:
-        return self.attributes.get("employeeID")
-
-
-@dataclass(frozen=True)
-class FoundComputer:
-    dn: str
-    hostname: str
-    location: str | None
-    managed_by: str | None  # DN of the account it is assigned to
-    enabled: bool
-    critical: bool  # a domain controller or another object the system depends on
-    managed: bool
-
-
-@dataclass(frozen=True)
-class DirectoryRead:
-    accounts: tuple[Found, ...]
-    group_parents: dict = field(default_factory=dict)  # dn.key(group) -> DNs of the groups it is in
-    group_names: dict = field(default_factory=dict)  # dn.key(group) -> its name (CN)
-    computers: tuple[FoundComputer, ...] = ()
 
 
 def filetime(value) -> dt.datetime | None:
@@ -119,4 +78,5 @@ def read_existing(conn: Connection, target: ADTarget, bases: tuple[str, ...]) ->
         names[k] = dnlib.first_value(entry["dn"])
         parents[k] = tuple(_canonical(entry["attributes"]).get("memberOf") or ())
     return DirectoryRead(tuple(sorted(accounts.values(), key=lambda f: f.dn)), parents, names,
-                         tuple(sorted(computers.values(), key=lambda c: c.dn)))
+                         tuple(sorted(computers.values(), key=lambda c: c.dn)), target.groups_ou,
+                         (target.people_ou, target.bajas_ou))
