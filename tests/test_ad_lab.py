@@ -246,6 +246,31 @@ def test_an_unmarked_account_carrying_the_employee_key_is_adopted_not_created_ag
     sandbox.assert_converged()
 
 
+def test_a_second_account_of_the_person_outside_adopt_from_stops_the_adoption(sandbox):
+    """The person's hand-made account is under adopt_from, and another one carrying their key sits
+    elsewhere (CN=Users): adopting the first would leave the second enabled after their baja.
+    The domain is searched for the key, and the adoption is a conflict naming the other."""
+    for ou in (sandbox.root, f"OU=Legado,{sandbox.root}"):
+        assert sandbox.conn.add(ou, "organizationalUnit"), sandbox.conn.result
+    legacy = f"CN=Ana Legado,OU=Legado,{sandbox.root}"
+    stray = f"CN=Ana Vieja {sandbox.suffix},CN=Users,{BASE_DN}"
+    for dn, sam in ((legacy, f"ana.{sandbox.suffix}"), (stray, f"ana.vieja.{sandbox.suffix}")):
+        assert sandbox.conn.add(dn, ["top", "person", "organizationalPerson", "user"],
+                                {"sAMAccountName": sam, "employeeID": "SSM-000001"}), sandbox.conn.result
+    try:
+        sandbox.write_inventory(adopt_from=[f"OU=Legado,{sandbox.root}"])
+        sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", given_names="Ana", curp=None))
+        plan = sandbox.plan_json()
+        assert not [c for c in plan["changes"] if c["kind"] == "account"]
+        [conflict] = plan["conflicts"]
+        assert "SSM-000001" in conflict["message"] and stray in conflict["message"], conflict
+        sandbox.conn.delete(stray)  # the old account removed: the adoption goes ahead
+        [change] = [c for c in sandbox.plan_json()["changes"] if c["kind"] == "account"]
+        assert change["movement"] == "adopcion"
+    finally:
+        sandbox.conn.delete(stray)
+
+
 def test_a_member_of_a_privileged_group_through_nesting_is_never_adopted(sandbox):
     """Whatever the YAML says and wherever it sits: the directory itself is asked (in-chain)."""
     for ou in (sandbox.root, f"OU=Legado,{sandbox.root}"):

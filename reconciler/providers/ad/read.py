@@ -301,6 +301,8 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
     new_groups = [name for name in desired.groups if name.casefold() not in groups]
     renamed = _renamed(candidates, [w for w in adopting if w.key in found_for])
     foreign += [f for f in lookup_names(conn, target, needing_names + renamed, new_groups) if f.dn not in known]
+    known |= {f.dn for f in foreign} | {a.dn for a in candidates}
+    foreign += key_holders(conn, target, {k.casefold() for k in found_for}, known)
     return ActualDirectory(accounts=accounts, foreign=tuple(foreign), ous=read_ous(conn, desired.ous),
                            groups=groups, warnings=tuple(warnings), adoptable=tuple(candidates))
 
@@ -324,6 +326,24 @@ def adoptable_accounts(conn: Connection, target: ADTarget, adopting: list[Accoun
             if a.key.casefold() in wanted or a.sam.casefold() in wanted:
                 found.setdefault(e["dn"], replace(a, protected=True) if odd else a)
     return guarded(conn, target, list(found.values()))
+
+
+def key_holders(conn: Connection, target: ADTarget, keys: set[str], known: set[str]) -> list[ForeignObject]:
+    """Objects anywhere in the domain, other than `known`, that carry one of `keys` (casefolded
+    employeeIDs of people whose hand-made account is being adopted): a second account of the
+    same person, outside adopt_from, would stay enabled after their baja.  employeeID is not
+    indexed, so one paged search of every object that has one, matched in memory, instead of a
+    domain-wide scan per batch of keys."""
+    if not keys:
+        return []
+    found = []
+    for e in paged_search(conn, target.base_dn, "(employeeID=*)", ["sAMAccountName", "userPrincipalName",
+                                                                     "employeeID"]):
+        a = _canonical(e["attributes"])
+        key = _one(a, "employeeID") or ""
+        if key.casefold() in keys and e["dn"] not in known:
+            found.append(ForeignObject(e["dn"], _one(a, "sAMAccountName"), _one(a, "userPrincipalName"), key))
+    return found
 
 
 def _renamed(candidates: list[Account], adopting: list[Account]) -> list[Account]:
