@@ -259,3 +259,23 @@ def test_a_mailbox_adopted_for_a_new_account_is_told_to_the_approvers():
     her_mailbox = Change(Movement.ADOPCION, "mail", "mailbox", "SSM-2", "ana.mora@salud.lab (Ana Mora)")
     [warning] = adopted_for_new_accounts([account_alta, mailbox, adopted_account, her_mailbox])
     assert "jose.nunez@salud.lab" in warning and "someone else's" in warning and "ad" in warning
+
+
+def test_a_computer_whose_holder_is_not_managed_here_keeps_its_managed_by():
+    """Staged rollout: the computer's unit is managed, its holder's is not, so the holder's
+    account is not the target's to know.  A change of the computer never clears managedBy."""
+    from ldap3 import MODIFY_REPLACE
+
+    from reconciler.plan import Change
+    from reconciler.providers.ad.computers import Computer, apply_computer
+
+    parent = UNIT_OUS[0]
+    holder_dn = "CN=Ana Mora,OU=Otra,DC=salud,DC=lab"
+    have = Computer("INV-1", "HGC-PC01", parent, "viejo", "Urgencias", "E9", True, dn=f"CN=HGC-PC01,{parent}",
+                    uac=0x1000, managed_by=holder_dn)
+    want = Computer("INV-1", "HGC-PC01", parent, "nuevo", "Urgencias", "E9", True)
+    calls = []
+    apply_computer(lambda what, op, *args, **kw: calls.append((op, args)),
+                   Change(Movement.MODIFICACION, "ad", "computer", "INV-1", "HGC-PC01", desired=want, actual=have), {})
+    [(op, (dn, mods))] = calls
+    assert op == "modify" and mods["managedBy"] == [(MODIFY_REPLACE, [holder_dn])]
