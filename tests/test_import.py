@@ -250,3 +250,32 @@ def test_import_never_writes_through_a_symlink_left_where_a_unit_file_goes(repo,
     with pytest.raises(ReconcilerError, match="exist"):
         write_desired(result, repo.root / "desired_state", "ad")
     assert victim.read_text(encoding="utf-8") == "intact"
+
+
+def test_a_mailbox_or_an_extension_several_accounts_carry_is_a_row_and_declared_for_none(repo):
+    """Two accounts whose mail is one hand-made mailbox, two active accounts with one ipPhone: an
+    address is one mailbox's and a line has one holder, so neither is declared, the report asks
+    whose it is, and what was written still validates; a blank surname is a field to fill in."""
+    from reconciler.adoption.people import EXTENSION_SHARED, MAILBOX_SHARED, import_lines
+
+    repo.write()
+    ana = found(f"CN=Ana,{HGC}", "ana.pena", "SSM-900001", mail="urgencias@salud.lab", ipPhone="4210")
+    luis = found(f"CN=Luis,{HGC}", "luis.mora", "SSM-900002", mail="Urgencias@salud.lab", ipPhone="4210")
+    blank = found(f"CN=Sin Apellido,{HGC}", "sin.apellido", "SSM-900003", sn="   ", ipPhone=None,
+                  givenName="  Inés ")
+    boxes = {"urgencias@salud.lab": {"address": "urgencias@salud.lab"}}
+    result = import_people(directory(ana, luis, blank), MAPPING, BY_GROUP, boxes, NOW)
+    result.lines = import_lines({"4210": "registrador", "4212": "registrador"}, result, MAPPING.solicitud, "2026-12-02")
+    rows = {(r.problem, r.object): r for r in result.rows}
+    shared = rows[(MAILBOX_SHARED, "urgencias@salud.lab")]
+    assert shared.account == "ana.pena, luis.mora" and shared.decision
+    assert rows[(EXTENSION_SHARED, "4210")].key == "SSM-900001, SSM-900002"
+    assert rows[(INCOMPLETE, f"CN=Sin Apellido,{HGC}")].detail == "the directory lacks: first_surname, second_surname"
+    drafts = {d.data["employee_key"]: d for d in result.people["HG-CUERNAVACA"]}
+    assert not any("mailbox" in d.data for d in drafts.values())
+    assert drafts["SSM-900003"].data["given_names"] == "Inés"
+    assert result.lines == []
+    write_desired(result, repo.root / "desired_state", "ad-legado")
+    with pytest.raises(ValidationFailed) as failed:
+        load_desired_state(repo.root / "desired_state")
+    assert [p.field for p in failed.value.problems] == ["people[2].first_surname", "people[2].second_surname"]

@@ -36,9 +36,10 @@ INCOMPLETE = "incomplete"
 FIREWALL_DRAFT, FIREWALL_UNREADABLE = "firewall_rule", "firewall_rule_unreadable"
 COMPUTER_DRAFT, COMPUTER_OUTSIDE = "computer", "computer_outside_managed_ous"
 MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP = "mailbox_without_owner", "extension_without_owner", "unmapped_group"
+MAILBOX_SHARED, EXTENSION_SHARED = "mailbox_on_several_accounts", "extension_on_several_accounts"
 PROBLEMS = (SERVICE, MARKED, NO_KEY, DUPLICATE, OUTSIDE, DISABLED, DISABLED_RECENTLY, STALE, INCOMPLETE,
-            MAILBOX_ORPHAN, EXTENSION_ORPHAN, UNMAPPED_GROUP, COMPUTER_DRAFT, COMPUTER_OUTSIDE, FIREWALL_DRAFT,
-            FIREWALL_UNREADABLE)
+            MAILBOX_ORPHAN, MAILBOX_SHARED, EXTENSION_ORPHAN, EXTENSION_SHARED, UNMAPPED_GROUP, COMPUTER_DRAFT,
+            COMPUTER_OUTSIDE, FIREWALL_DRAFT, FIREWALL_UNREADABLE)
 # What a person's declaration needs that a directory often lacks (the people schema's words).
 REQUIRED = (("given_names", "givenName"), ("first_surname", "sn"), ("title", "title"), ("direction", "company"),
             ("phone", "telephoneNumber"))
@@ -131,7 +132,9 @@ def _day(when: dt.datetime | None) -> str:
 
 def _person(found: Found, unit: str, entitlements: list[str], mailboxes: dict, mapping: ImportMapping,
             today: str) -> dict:
-    a = found.attributes
+    # Blank or space-padded values as a directory often holds them: blank is missing (a field to
+    # fill in, reported), padding is not part of a name.
+    a = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in found.attributes.items()}
     first, second = split_surnames(a.get("sn") or "")
     data = {"employee_key": found.key, "given_names": a.get("givenName"), "first_surname": first if a.get("sn") else None,
             "second_surname": second, "title": a.get("title"), "direction": a.get("company"),
@@ -215,6 +218,8 @@ def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: di
         entitlements, unmapped = _entitlements(f, directory, by_group, groups_key)
         draft = Draft(unit, _person(f, unit, entitlements, mailboxes, mapping, today))
         missing = [field for field, _attribute in REQUIRED if not draft.data.get(field)]
+        if "second_surname" not in draft.data:  # no sn at all: whether there is a second one is a person's to say
+            missing.insert(missing.index("first_surname") + 1, "second_surname")
         if draft.data.get("phone") and not PHONE.match(draft.data["phone"]):
             missing.append("phone")
         if missing:
@@ -234,7 +239,30 @@ def import_people(directory: DirectoryRead, mapping: ImportMapping, by_group: di
     for unit in people:
         people[unit].sort(key=lambda d: d.data["employee_key"])
         _distinct_names(people[unit])
+    rows += _one_mailbox_each(people)
     return Imported(dict(people), rows)
+
+
+def _one_mailbox_each(people: dict[str, list[Draft]]) -> list[Row]:
+    """A hand-made mailbox whose address two or more imported accounts carry in `mail` is
+    declared for none of them (an address is one mailbox's): a row asks whose it is."""
+    holders: dict[str, list[Draft]] = defaultdict(list)
+    for drafts in people.values():
+        for d in drafts:
+            if box := d.data.get("mailbox"):
+                holders[box["address"].casefold()].append(d)
+    rows = []
+    for address, drafts in sorted(holders.items()):
+        if len(drafts) < 2:
+            continue
+        for d in drafts:
+            d.data.pop("mailbox")
+            d.notes.append(lazy("the mailbox {address} is left undeclared: other accounts carry it too", address=address))
+        rows.append(Row(MAILBOX_SHARED, address, ", ".join(d.data["adopt"] for d in drafts),
+                        ", ".join(d.data["employee_key"] for d in drafts),
+                        lazy("in the mail attribute of {n} accounts", n=len(drafts)),
+                        lazy("declare it in its one owner's mailbox:, or as a shared mailbox with them as members")))
+    return rows
 
 
 def _distinct_names(drafts: list[Draft]) -> None:
@@ -276,11 +304,21 @@ def import_lines(extensions: dict[str, str], imported: Imported, solicitud: dict
     """The registrars' extensions that an imported active person's ipPhone names, as lines of
     that person (adopted as they are, their secrets kept); the others stay as they are (those
     nobody's ipPhone names are report rows)."""
-    holders = {d.data.get("extension"): d for ds in imported.people.values() for d in ds
-               if d.data.get("status") == "activo" and d.data.get("extension")}
+    holders: dict[str, list[Draft]] = defaultdict(list)
+    for ds in imported.people.values():
+        for d in ds:
+            if d.data.get("status") == "activo" and d.data.get("extension"):
+                holders[d.data["extension"]].append(d)
     lines = []
     for number in sorted(extensions, key=lambda n: (len(n), n)):
-        draft = holders.get(number)
+        drafts = holders.get(number, [])
+        if len(drafts) > 1:  # a line has one holder: which one is a person's decision
+            imported.rows.append(Row(EXTENSION_SHARED, number, ", ".join(d.data["adopt"] for d in drafts),
+                                     ", ".join(d.data["employee_key"] for d in drafts),
+                                     lazy("in the ipPhone of {n} active accounts", n=len(drafts)),
+                                     lazy("declare the line for its one holder, or for the unit without a person")))
+            continue
+        draft = drafts[0] if drafts else None
         if draft is None or not LINE_NUMBER.match(number):
             continue
         lines.append({"number": number, "kind": "extension", "unit": draft.unit,
