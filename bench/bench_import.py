@@ -16,6 +16,7 @@ the legacy directory (its groups hold the example data's group names), unless --
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-LAB = Path("/var/lib/reconciler-lab")
+LAB = Path(os.environ.get("RECONCILER_LAB_DIR", "/var/lib/reconciler-lab"))
 CLI = [str(ROOT / ".venv" / "bin" / "reconciler")]
 LEGACY = "OU=Heredado,DC=salud,DC=lab"
 
@@ -47,8 +48,9 @@ def timed(argv: list[str], runs: int = 3) -> tuple[float, str]:
 def workspace(tmp: Path) -> tuple[Path, Path]:
     repo = tmp / "repo"
     (repo / "desired_state" / "users").mkdir(parents=True)
-    for name in ("units.yaml", "entitlements.yaml"):
-        shutil.copy(ROOT / "desired_state" / name, repo / "desired_state" / name)
+    shutil.copy(ROOT / "desired_state" / "units.yaml", repo / "desired_state" / "units.yaml")
+    # The legacy directory's groups, as legado-up wrote their entitlements.
+    shutil.copy(LAB / "legacy" / "entitlements.yaml", repo / "desired_state" / "entitlements.yaml")
     lab = yaml.safe_load((ROOT / "inventory" / "lab.yaml").read_text(encoding="utf-8"))
     ad = lab["targets"]["ad-lab"]
     ad["ous"] = {"people": f"OU=Personal,OU=Reconciler,{LEGACY}", "groups": f"OU=Grupos,{LEGACY}",

@@ -267,6 +267,16 @@ def test_a_second_account_of_the_person_outside_adopt_from_stops_the_adoption(sa
         sandbox.conn.delete(stray)  # the old account removed: the adoption goes ahead
         [change] = [c for c in sandbox.plan_json()["changes"] if c["kind"] == "account"]
         assert change["movement"] == "adopcion"
+        # adopt: names one of two accounts under adopt_from that carry the key: the other is named
+        twin = f"CN=Ana Gemela,OU=Legado,{sandbox.root}"
+        assert sandbox.conn.add(twin, ["top", "person", "organizationalPerson", "user"],
+                                {"sAMAccountName": f"ana.g.{sandbox.suffix}", "employeeID": "SSM-000001"})
+        sandbox.repo.remove("SSM-000001")
+        sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", given_names="Ana", curp=None,
+                                                 adopt=f"ana.{sandbox.suffix}"))
+        plan = sandbox.plan_json()
+        assert not [c for c in plan["changes"] if c["kind"] == "account"]
+        assert any(twin in c["message"] for c in plan["conflicts"]), plan["conflicts"]
     finally:
         sandbox.conn.delete(stray)
 

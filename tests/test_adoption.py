@@ -279,3 +279,9 @@ def test_a_computer_whose_holder_is_not_managed_here_keeps_its_managed_by():
                    Change(Movement.MODIFICACION, "ad", "computer", "INV-1", "HGC-PC01", desired=want, actual=have), {})
     [(op, (dn, mods))] = calls
     assert op == "modify" and mods["managedBy"] == [(MODIFY_REPLACE, [holder_dn])]
+    # Handed to another person of such a unit, the old holder's DN is not kept: managedBy is cleared.
+    calls.clear()
+    apply_computer(lambda what, op, *args, **kw: calls.append((op, args)),
+                   Change(Movement.MODIFICACION, "ad", "computer", "INV-1", "HGC-PC01",
+                          desired=replace(want, holder="E8"), actual=have), {})
+    assert calls[0][1][1]["managedBy"] == [(MODIFY_REPLACE, [])]

@@ -179,3 +179,77 @@ def test_an_ios_adoption_not_approved_keeps_the_entries_without_the_rules_remark
     again = by_kind(ios.diff_router(TARGET, wanted, ios.RouterState("RECONCILER-1", {"RECONCILER-1": lines}, ()), "drop"))
     assert again[("firewall-rule", "web")].movement is Movement.ADOPCION
     assert ("router-acl", "Gi0/1") not in again and ("firewall-rule", "sin-bd") not in again
+
+
+# -- what the takeover removes is approved with the adoptions ---------------------------------
+
+def test_removing_the_hand_made_rules_beside_an_adoption_waits_for_the_adoptions_approval():
+    """A hand-made deny before a hand-made allow: adopting the allow and removing the deny opens
+    what the deny shut.  So the removal carries the adopted rules' declarations (never approved
+    by implication), and while the adoption is not approved nothing changes on the device."""
+    from dataclasses import replace
+
+    import pytest
+
+    from reconciler.desired.model import Source
+    from reconciler.errors import ReconcilerError
+
+    ssh = replace(FirewallRule("ssh", None, None, "tcp", ((22, 22),), "allow"),
+                  origins=(Source("desired_state/security_rules/hg.yaml", 3),))
+    guests = [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                         "right": {"prefix": {"addr": "10.99.0.0", "len": 16}}}}, *nft.expected_expr(ssh)[:-1],
+              {"drop": None}]
+    hand = chain((nft.BASE_TAG, nft.BASE_EXPR), ("block guests", guests), ("ssh", nft.expected_expr(ssh)), policy="drop")
+    wanted = DeviceRules((ssh, DB))
+    changes = nft_plan(wanted, hand)
+    [takeover] = [c for c in changes if c.kind == nft.CHAIN_KIND]
+    assert takeover.origins == ssh.origins and nft_provider().implied_approvals(changes) == {}
+    planned = TargetPlan("fw", changes, basis=DeviceBasis(wanted, None, hand))
+    with pytest.raises(ReconcilerError, match="await approval; nothing was changed"):
+        nft_provider().loadable(planned, [c for c in changes if c.key == "sin-bd"])  # the alta alone approved
+    assert [r.name for r in nft_provider().loadable(planned, changes).rules] == ["ssh", "sin-bd"]
+    # Without an adoption, hand-made rules are drift in the reconciler's own chain, removed by implication.
+    alone = nft_plan(DeviceRules((DB,)), hand)
+    assert {c.kind: i for i, c in enumerate(alone)}[nft.CHAIN_KIND] in nft_provider().implied_approvals(alone)
+
+
+def test_a_chain_nft_cannot_refill_is_a_conflict_and_nothing_is_planned():
+    provider = nft_provider()
+    odd = nft.Chain(True, "accept", "forward", (), form=("filter", "forward", 10))
+    regular = nft.Chain(True, None, None, ((None, nft.expected_expr(WEB)),), form=(None, None, None))
+    for actual in (odd, regular):
+        [conflict] = provider.blocked(actual)
+        assert "nothing is planned for this firewall" in conflict.message
+    assert provider.blocked(nft.Chain(True, "drop", "forward", (), form=("filter", "forward", 0))) == []
+    assert provider.blocked(nft.Chain(False)) == []
+
+
+def test_the_reconcilers_chain_of_an_earlier_hook_is_shown_and_deleted():
+    listing = {"nftables": [
+        {"chain": {"family": "inet", "table": "filter", "name": "input", "type": "filter", "hook": "input", "prio": 0,
+                   "policy": "drop"}},
+        {"rule": {"family": "inet", "table": "filter", "chain": "input", "comment": "rule:web",
+                  "expr": nft.expected_expr(WEB)}},
+        {"chain": {"family": "inet", "table": "filter", "name": "forward", "type": "filter", "hook": "forward",
+                   "prio": 0, "policy": "drop"}},
+        {"chain": {"family": "inet", "table": "filter", "name": "mine", "type": "filter", "hook": "output", "prio": 0,
+                   "policy": "accept"}}]}
+    import json
+
+    actual = nft.parse_table(json.dumps(listing), "forward")
+    assert actual.stale == ("input",) and actual.others == ("chain mine",)
+    [change] = [c for c in nft_plan(DeviceRules(()), actual) if c.kind == nft.CHAIN_KIND]
+    assert ("chains of an earlier hook", ("input",), ()) in [(str(a.name), a.before, a.after) for a in change.attributes]
+    text = nft.ruleset("filter", "forward", "drop", (), actual.stale)
+    assert text.startswith("delete chain inet filter input\n") and "mine" not in text
+
+
+def test_the_reconcilers_own_default_entry_is_never_adopted():
+    deny_all = FirewallRule("todo", None, None, "any", (), "deny")
+    own = ios.RouterState("RECONCILER-1", {"RECONCILER-1": ios.acl((), "drop")}, ("RECONCILER-1",))
+    changes = by_kind(ios.diff_router(TARGET, DeviceRules((deny_all,)), own, "drop"))
+    assert changes[("firewall-rule", "todo")].movement is Movement.ALTA
+    # A hand-made ACL's own last deny is the institution's, and is adopted.
+    hand = router(["permit tcp any any established", "deny ip any any"])
+    assert by_kind(ios.diff_router(TARGET, DeviceRules((deny_all,)), hand, "drop"))[
+        ("firewall-rule", "todo")].movement is Movement.ADOPCION

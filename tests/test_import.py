@@ -279,3 +279,13 @@ def test_a_mailbox_or_an_extension_several_accounts_carry_is_a_row_and_declared_
     with pytest.raises(ValidationFailed) as failed:
         load_desired_state(repo.root / "desired_state")
     assert [p.field for p in failed.value.problems] == ["people[2].first_surname", "people[2].second_surname"]
+
+
+def test_padded_mail_and_ipphone_are_the_owners_not_orphans():
+    from reconciler.adoption.people import owners_missing
+
+    ana = found(f"CN=Ana,{HGC}", "ana.pena", "SSM-900001", mail=" ana.pena@salud.lab ", ipPhone=" 4210 ")
+    result = import_people(directory(ana), MAPPING, BY_GROUP, {"ana.pena@salud.lab": {"address": "ana.pena@salud.lab"}},
+                           NOW)
+    assert result.people["HG-CUERNAVACA"][0].data["mailbox"] == {"address": "ana.pena@salud.lab"}
+    assert owners_missing({"ana.pena@salud.lab": "registro"}, {"4210": "registrador"}, result, directory(ana)) == []

@@ -36,20 +36,19 @@ def legacy(lab_up):
     proc = subprocess.run([str(LAB_SCRIPTS / "legado-up"), "--people", "400"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     yield json.loads((LAB_DIR / "legacy" / "manifest.json").read_text(encoding="utf-8"))
-    # its entitlement groups hold the names the example data's groups need (sAMAccountName is
-    # unique in the domain): the lab is left as the demo expects it
+    # the lab is left as the demo expects it
     subprocess.run([str(LAB_SCRIPTS / "legado-up"), "--remove"], capture_output=True, text=True, check=True)
 
 
 @pytest.fixture(scope="module")
 def bed(legacy, tmp_path_factory):
-    """A desired-state repository with the example units and entitlements and no people, an
+    """A desired-state repository with the example units, the legacy lab's entitlements and no people, an
     inventory whose AD target manages OUs of its own under OU=Heredado and uses the legacy
     groups OU, and the import mapping of the legacy lab."""
     root = tmp_path_factory.mktemp("legado")
     repo = DesiredRepo(root / "repo")
     repo.units = yaml.safe_load((REPO_ROOT / "desired_state" / "units.yaml").read_text(encoding="utf-8"))["units"]
-    repo.entitlements = yaml.safe_load((REPO_ROOT / "desired_state" / "entitlements.yaml")
+    repo.entitlements = yaml.safe_load((LAB_DIR / "legacy" / "entitlements.yaml")  # legado-up's: its own groups
                                        .read_text(encoding="utf-8"))["entitlements"]
     repo.write()
     inventory = root / "inventory.yaml"

@@ -242,3 +242,20 @@ def test_managed_units_must_name_declared_units():
 
     with pytest.raises(ReconcilerError, match="managed_units names HG-TYPO"):
         replace(TARGET, managed_units=frozenset({"HG", "HG-TYPO"})).check_managed_units(["HG", "OTRA"])
+
+
+def test_staged_rollout_judges_a_mailbox_by_its_current_unit_and_never_skips_an_orphans_baja():
+    """The registry records each mailbox's unit and a move updates it, so a later baja is judged
+    by the unit the person was last in; a mailbox whose recorded unit units.yaml no longer
+    declares belongs to no other unit, and its baja goes ahead."""
+    from dataclasses import replace
+
+    staged = replace(TARGET, managed_units=frozenset({"NEW"}))
+    declared = {"NEW", "OLD"}
+    manages = lambda unit: staged.manages(unit) or unit not in declared  # noqa: E731 - as the provider builds it
+    [move], _ = diff({"SSM-1": box(unit="NEW")}, actual(entry(unit="OLD")), staged, TODAY, manages=manages)
+    assert move.movement is Movement.MODIFICACION and ("unit", "OLD", "NEW") in [
+        (a.name, a.before, a.after) for a in move.attributes]
+    [gone], _ = diff({}, actual(entry(unit="RENAMED")), staged, TODAY, manages=manages)
+    assert gone.movement is Movement.BAJA
+    assert diff({}, actual(entry(unit="OLD")), staged, TODAY, manages=manages) == ([], [])  # another unit's

@@ -3,6 +3,11 @@ way an institution's repository receives it, through approved pull requests.
 
     python ci/lab/demo_repo.py build SRC DEST     a fresh repository at DEST from SRC's data
     python ci/lab/demo_repo.py direct-push DEST   a change pushed to main without approval
+    python ci/lab/demo_repo.py day-one SRC DEST ENTITLEMENTS
+                                                  a repository for the legacy lab: the policy, SRC's
+                                                  units and the legacy lab's entitlements, no people
+    python ci/lab/demo_repo.py adopt DEST         what `reconciler import` wrote in DEST, completed as
+                                                  the report asks and landed by an approved pull request
 
 History built: the first commit is the approval policy alone, with the approvers' public SSH
 keys (the trust root, written by the Subdirección de TI); PR #1 (squash merge) lays out
@@ -165,6 +170,57 @@ def pull_request(dest: Path) -> str:
     return branch
 
 
+def day_one(src: Path, dest: Path, entitlements: Path) -> None:
+    """The repository an institution starts on day one: its approval policy, its units, and the
+    entitlements its existing groups grant (the legacy lab's, from legado-up)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    repo = git.Repo.init(dest, initial_branch="main")
+    (dest / "inventory").mkdir(parents=True)
+    (dest / "desired_state" / "users").mkdir(parents=True)
+    policy = with_keys((src / "inventory/approvers.yaml").read_text(encoding="utf-8"), dest, (MARTA, RAUL))
+    (dest / "inventory/approvers.yaml").write_text(policy, encoding="utf-8")
+    repo.git.add("-A")
+    repo.index.commit("Política de aprobación y llaves de los aprobadores", author=git.Actor(*RAUL),
+                      committer=git.Actor(*RAUL))
+    base = repo.head.commit.hexsha
+    shutil.copy(src / "desired_state/units.yaml", dest / "desired_state/units.yaml")
+    shutil.copy(entitlements, dest / "desired_state/entitlements.yaml")
+    repo.git.add("-A")
+    repo.index.commit(f"Estructura: unidades y los permisos que otorgan los grupos existentes (#1)\n\n{trailers(RAUL)}",
+                      author=git.Actor(*MARTA), committer=FORGE)
+    signed_by(repo, dest, base, repo.head.commit.hexsha, RAUL)
+
+
+def adopt(dest: Path) -> None:
+    """IT completes what the import left, as its report asks: the fields the directory lacks are
+    written (placeholders the unit will correct), and the drafts of computers and hand-made
+    firewall rules, which need a resguardo and a justification nobody has yet, wait for a pull
+    request of their own.  Then the pull request is approved and squash-merged."""
+    import yaml
+
+    from reconciler.adoption.people import PHONE
+
+    repo = git.Repo(dest)
+    for path in sorted((dest / "desired_state" / "users").glob("*.yaml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for person in document["people"]:
+            for field, value in (("title", "Por definir"), ("direction", "Por definir"), ("phone", "777 311 2200")):
+                if not person.get(field) or (field == "phone" and not PHONE.match(str(person[field]))):
+                    person[field] = value
+            person.setdefault("first_surname", "Por definir")
+            person.setdefault("second_surname", None)
+        path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    for draft in [dest / "desired_state" / "assets" / "equipment.yaml",
+                  *(dest / "desired_state" / "security_rules").glob("importado-*.yaml")]:
+        draft.unlink(missing_ok=True)
+    base = repo.head.commit.hexsha
+    repo.git.add("-A")
+    repo.index.commit(f"Adopción del directorio existente (#2)\n\n{trailers(MARTA, RAUL)}", author=MESA,
+                      committer=FORGE)
+    signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "build":
         build(Path(sys.argv[2]), Path(sys.argv[3]))
@@ -172,6 +228,10 @@ if __name__ == "__main__":
         direct_push(Path(sys.argv[2]))
     elif len(sys.argv) == 6 and sys.argv[1] == "acuse":
         acuse(Path(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "day-one":
+        day_one(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "adopt":
+        adopt(Path(sys.argv[2]))
     elif len(sys.argv) == 3 and sys.argv[1] == "pull-request":
         print(pull_request(Path(sys.argv[2])))
     else:

@@ -2,8 +2,10 @@
 OU=Heredado,DC=salud,DC=lab with Samba's own tools (one LDIF, one `ldbadd` on the DC's sam.ldb,
 as samba-tool does), plus a hand-made mail registry and a registrar's subscriber table of their
 own.  Deterministic for a seed; planting again first removes what was planted (`ldbdel -r`), and
-`--remove` only removes it: its entitlement groups (GG-Correo...) hold the names the example
-data's groups need, so the demo and the tests remove it when they are done.
+`--remove` only removes it.  Its entitlement groups carry names of their own (Usuarios-Internet...,
+not the example data's GG-...), so the legacy lab and the example data share one domain; the
+entitlements that map them are written to $LAB_DIR/legacy/entitlements.yaml, for the repository
+an import starts from.
 
 Planted, and listed in $LAB_DIR/legacy/manifest.json by problem:
   no_employee_key       people accounts without employeeID
@@ -23,8 +25,8 @@ Planted, and listed in $LAB_DIR/legacy/manifest.json by problem:
   firewall_rule, firewall_rule_unreadable  rules made by hand on the lab's firewall (rc-fw), in
                         a table of their own: two the reconciler can express, one it cannot
 Every other account has a recent last logon.  Names carry accents, ñ, ü and apostrophes;
-OU names and display names have inconsistent case and accents; GG-Internet is granted to some
-through the nested group Internet-Enfermeria.  The entitlements' groups sit in OU=Grupos (the
+OU names and display names have inconsistent case and accents; Usuarios-Internet is granted to
+some through the nested group Internet-Enfermeria.  The entitlements' groups sit in OU=Grupos (the
 AD target's groups OU, where every membership is managed); the others in OU=Otros Grupos.  Only sAMAccountNames with a dot or an
 underscore and employeeIDs SSM-9xxxxx are used, so nothing collides with the other tests.
 """
@@ -70,10 +72,19 @@ GIVEN = ["José", "María", "Ana Lucía", "Juan Pablo", "Íñigo", "Begoña", "R
 SURNAMES = ["Núñez", "Peña", "O'Brien", "Ibáñez", "Güemes", "Ordóñez", "De la Cruz", "Del Valle", "López",
             "Martínez", "Hernández", "García", "Muñoz", "Zúñiga", "Domínguez", "Castañeda", "Agüero", "Sánchez",
             "Álvarez", "Ríos"]
-ENTITLEMENT_GROUPS = ["GG-Internet", "GG-Correo", "GG-SIEMPRE-Usuarios", "GG-SINBA-Captura",
-                      "GG-Archivos-Compartidos"]
+# Entitlement -> (the group the institution made by hand for it, what it grants): the legacy
+# repository's entitlements.yaml.
+ENTITLEMENTS = {
+    "internet": ("Usuarios-Internet", "Acceso a Internet institucional"),
+    "correo": ("Usuarios-Correo", "Correo electrónico institucional"),
+    "expediente_electronico": ("Usuarios-SIEMPRE", "Acceso al expediente clínico electrónico SIEMPRE"),
+    "sinba": ("Captura-SINBA", "Captura en SINBA (Sistema Nacional de Información Básica en Salud)"),
+    "carpetas_compartidas": ("Archivos-Compartidos", "Carpetas compartidas de la unidad"),
+}
+ENTITLEMENT_GROUPS = [group for group, _ in ENTITLEMENTS.values()]
+INTERNET = ENTITLEMENTS["internet"][0]
 UNMAPPED_GROUPS = ["Impresoras-Piso2", "Compartida-Contabilidad"]
-NESTED = "Internet-Enfermeria"  # a member of GG-Internet
+NESTED = "Internet-Enfermeria"  # a member of Usuarios-Internet
 
 
 def fold(text: str) -> str:
@@ -221,7 +232,7 @@ class Plant:
             nurse = "Enfermería" in rdn
             groups = tuple(g for g in ENTITLEMENT_GROUPS if rng.random() < 0.3)
             if nurse:
-                groups = tuple(g for g in groups if g != "GG-Internet") + (NESTED,)
+                groups = tuple(g for g in groups if g != INTERNET) + (NESTED,)
             if rng.random() < 0.1:
                 groups += (rng.choice(UNMAPPED_GROUPS),)
             self.account(f"{rdn},{USERS}", department=dept, groups=groups)
@@ -239,7 +250,7 @@ class Plant:
             self.records.append(lines)
             problems["computer_outside_managed_ous" if outside else "computer"].append({"dn": f"CN={host},{parent}"})
         for g in [NESTED] + ENTITLEMENT_GROUPS + UNMAPPED_GROUPS:  # a nested group exists before its parent
-            members = self.members[g] + ([f"CN={NESTED},{OTHER_GROUPS}"] if g == "GG-Internet" else [])
+            members = self.members[g] + ([f"CN={NESTED},{OTHER_GROUPS}"] if g == INTERNET else [])
             where = GROUPS if g in ENTITLEMENT_GROUPS else OTHER_GROUPS
             self.records.append([ldif_value("dn", f"CN={g},{where}"), "objectClass: group",
                                  ldif_value("sAMAccountName", g), *(ldif_value("member", m) for m in members)])
@@ -253,6 +264,16 @@ class Plant:
 
 def ldb(samdb: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(list(args) + ["-H", str(samdb)], input=stdin, capture_output=True, text=True)
+
+
+def write_entitlements(path: Path) -> None:
+    """The entitlements.yaml of a repository that starts from the legacy directory (its strings
+    quoted as JSON, which YAML reads as they are)."""
+    lines = ["# The legacy lab's entitlements: the groups its directory grants them by (ci/lab/legado.py).",
+             "entitlements:"]
+    for key, (group, text) in ENTITLEMENTS.items():
+        lines += [f"  {key}:", f"    description: {json.dumps(text, ensure_ascii=False)}", f"    group: {group}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_mail(plant: Plant, folder: Path) -> None:
@@ -325,7 +346,7 @@ def main() -> int:
                         "as a local ldbadd allows)")
     p.add_argument("--lab-dir", type=Path, default=Path(os.environ.get("RECONCILER_LAB_DIR", "/var/lib/reconciler-lab")))
     p.add_argument("--remove", action="store_true",
-                   help="only remove what was planted (its entitlement groups share names with the example data's)")
+                   help="only remove what was planted")
     args = p.parse_args()
     samdb = args.lab_dir / "samba" / "private" / "sam.ldb"
     started = time.monotonic()
@@ -351,6 +372,7 @@ def main() -> int:
     write_mail(plant, legacy_dir / "mail")
     write_phone(plant, legacy_dir / "phone", args.lab_dir / "phone" / "kamailio.db")
     write_firewall(plant)
+    write_entitlements(legacy_dir / "entitlements.yaml")
     (legacy_dir / "manifest.json").write_text(json.dumps(plant.manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     counts = {k: len(v) for k, v in plant.manifest["problems"].items()}
     print(f"[lab] legacy: {len(plant.accounts)} accounts under {LEGACY} in {time.monotonic() - started:.1f} s; "

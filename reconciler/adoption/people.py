@@ -286,8 +286,8 @@ def owners_missing(addresses: dict[str, str], extensions: dict[str, str], import
                    directory: DirectoryRead) -> list[Row]:
     """Mailboxes and extensions that belong to no account: `addresses` and `extensions` map each
     hand-made mailbox address and registrar extension to a description of where it was found."""
-    mails = {(f.attributes.get("mail") or "").casefold() for f in directory.accounts}
-    phones = {f.attributes.get("ipPhone") or "" for f in directory.accounts}
+    mails = {(f.attributes.get("mail") or "").strip().casefold() for f in directory.accounts}  # as _person reads them
+    phones = {(f.attributes.get("ipPhone") or "").strip() for f in directory.accounts}
     rows = [Row(MAILBOX_ORPHAN, address, detail=where,
                 decision=lazy("find its owner and declare it in their mailbox:, or close it"))
             for address, where in sorted(addresses.items()) if address.casefold() not in mails]

@@ -206,7 +206,7 @@ def apply_computer(do: Callable[..., str | None], change: Change, holder_dns: Ma
     want: Computer = change.desired
     have: Computer | None = change.actual
     managed_by = holder_dns.get(want.holder) if want.holder else None
-    if want.holder and managed_by is None and have is not None:
+    if want.holder and managed_by is None and have is not None and have.holder == want.holder:
         # The holder's account is not this target's to know (a unit not yet managed): whatever
         # managedBy names stays, never cleared by a change that is about something else.
         managed_by = have.managed_by

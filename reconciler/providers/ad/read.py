@@ -301,7 +301,7 @@ def read_directory(conn: Connection, target: ADTarget, desired: DesiredDirectory
     new_groups = [name for name in desired.groups if name.casefold() not in groups]
     renamed = _renamed(candidates, [w for w in adopting if w.key in found_for])
     foreign += [f for f in lookup_names(conn, target, needing_names + renamed, new_groups) if f.dn not in known]
-    known |= {f.dn for f in foreign} | {a.dn for a in candidates}
+    known |= {f.dn for f in foreign} | _chosen(candidates, [w for w in adopting if w.key in found_for])
     foreign += key_holders(conn, target, {k.casefold() for k in found_for}, known)
     return ActualDirectory(accounts=accounts, foreign=tuple(foreign), ous=read_ous(conn, desired.ous),
                            groups=groups, warnings=tuple(warnings), adoptable=tuple(candidates))
@@ -326,6 +326,17 @@ def adoptable_accounts(conn: Connection, target: ADTarget, adopting: list[Accoun
             if a.key.casefold() in wanted or a.sam.casefold() in wanted:
                 found.setdefault(e["dn"], replace(a, protected=True) if odd else a)
     return guarded(conn, target, list(found.values()))
+
+
+def _chosen(candidates: list[Account], adopting: list[Account]) -> set[str]:
+    """DNs of the hand-made accounts the adopting people take: the one `adopt:` names, else those
+    carrying the person's key.  Any other account carrying the key is a second one (key_holders)."""
+    by_sam = {a.sam.casefold(): a for a in candidates}
+    out: set[str] = set()
+    for want in adopting:
+        named = by_sam.get((want.adopt or "").casefold())
+        out |= {named.dn} if named is not None else {a.dn for a in candidates if a.key.casefold() == want.key.casefold()}
+    return out
 
 
 def key_holders(conn: Connection, target: ADTarget, keys: set[str], known: set[str]) -> list[ForeignObject]:

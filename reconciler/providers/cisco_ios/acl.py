@@ -28,6 +28,7 @@ from reconciler.providers.network.rules import (
     adoption_change,
     order_change,
     rule_change,
+    takeover_origins,
 )
 
 BASE = ["remark reconciler:base", "permit tcp any any established"]  # not for people: IOS configuration
@@ -152,12 +153,20 @@ def untagged(lines: list[str]) -> list[int]:
     return out
 
 
+def _framed(lines: list[str], i: int) -> bool:
+    """Whether entry `i` is one the reconciler writes itself (the established entry after its base
+    remark, the last entry after its default remark): never adopted as a declared rule's."""
+    before = lines[i - 1] if i else ""
+    return (before == BASE[0] and lines[i] == BASE[1]) or \
+        (before == "remark reconciler:default" and lines[i] in ("deny ip any any", "permit ip any any"))  # not for people
+
+
 def adoptions(wanted: DeviceRules, actual: RouterState) -> dict[str, list[int]]:
     """Declared rule name -> positions in the bound ACL of the hand-made entries it matches:
     its entries, exactly and one after another, outside every rule's block; for declared rules
     the ACL does not hold by their remark.  Each entry is adopted once.  Pure."""
     lines, have = actual.entries, actual.tagged()
-    free = [i for i in untagged(lines) if not lines[i].startswith("remark ")]
+    free = [i for i in untagged(lines) if not lines[i].startswith("remark ") and not _framed(lines, i)]
     out: dict[str, list[int]] = {}
     for rule in wanted.rules:
         want = entries(rule)
@@ -223,7 +232,8 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
                               target.interface, lazy("ACL on {interface} {direction}", interface=target.interface,
                                                      direction=target.direction), tuple(attributes),
                               drift=actual.bound is not None,
-                              reason=lazy("changed outside the reconciler (drift)") if actual.bound else ""))
+                              reason=lazy("changed outside the reconciler (drift)") if actual.bound else "",
+                              origins=takeover_origins(wanted, adopted)))
     return changes
 
 

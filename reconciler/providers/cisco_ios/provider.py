@@ -66,7 +66,7 @@ class CiscoProvider(DeviceProvider):
     def diff(self, wanted: DeviceRules, actual: RouterState) -> list[Change]:
         return diff_router(self.target, wanted, actual, DEFAULT_POLICY)
 
-    def replace_rules(self, wanted: DeviceRules) -> str | None:
+    def replace_rules(self, wanted: DeviceRules, actual: RouterState | None = None) -> str | None:
         """A new ACL generation, the interface moved to it, the old one removed."""
         _, commands = acls.swap_commands(self.target, self.read(), acls.acl(wanted.rules, DEFAULT_POLICY))
         output = self._session(lambda conn: conn.send_config_set(commands))

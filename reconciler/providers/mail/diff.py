@@ -10,7 +10,7 @@ as they are, and the Postfix maps, derived from the whole registry, keep deliver
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from typing import Callable, Iterable
 
 from reconciler.i18n import lazy, lazy_n
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
@@ -36,6 +36,8 @@ def attribute_changes(want: Mailbox, have: Entry | None, members: tuple[str, ...
     ]
     if have is not None:
         pairs.append((lazy("former addresses"), tuple(sorted(have.former)), former_addresses(want, have)))
+        if have.managed:  # the registry keeps the unit: staged rollout decides its mailbox's bajas by it
+            pairs.append(("unit", have.unit, want.unit))
     if want.kind == SHARED_KIND:
         pairs.append(("members", tuple(sorted(members)), want.members))
     if have is not None and not have.managed:
@@ -133,15 +135,18 @@ def closing(have: Entry, target: MailTarget, today: str) -> Mailbox:
 
 
 def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, today: str,
-         keys: Iterable[str] | None = None) -> tuple[list[Change], list[Conflict]]:
+         keys: Iterable[str] | None = None,
+         manages: Callable[[str | None], bool] | None = None) -> tuple[list[Change], list[Conflict]]:
     """Every change that makes `actual` match `desired`, and the conflicts.  With `keys` (an
-    incremental plan), only those owners' mailboxes are looked at."""
+    incremental plan), only those owners' mailboxes are looked at.  `manages`: whether a unit's
+    mailboxes are managed here (staged rollout; by default the target's managed_units)."""
+    manages = manages or target.manages
     only = set(keys) if keys is not None else None
     altas, modificaciones, bajas, conflicts = [], [], [], []
     for key in sorted(desired):
         if only is not None and key not in only:
             continue
-        if not target.manages(desired[key].unit):
+        if not manages(desired[key].unit):
             if key in actual.entries:  # a managed mailbox whose owner is now declared in an unmanaged unit
                 conflicts.append(Conflict(target.name, key, desired[key].label, lazy(
                     "declared in a unit not managed on this target (managed_units): its mailbox is left as it is, "
@@ -156,7 +161,7 @@ def diff(desired: dict[str, Mailbox], actual: ActualMail, target: MailTarget, to
              Movement.MODIFICACION: modificaciones, Movement.BAJA: bajas}[result.movement].append(result)
     for key in sorted(set(actual.entries) - set(desired)):
         have = actual.entries[key]
-        if (only is not None and key not in only) or not have.is_open or not target.manages(have.unit):
+        if (only is not None and key not in only) or not have.is_open or not manages(have.unit):
             continue
         want = closing(have, target, today)
         bajas.append(_change(Movement.BAJA, target, want, have,

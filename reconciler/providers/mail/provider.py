@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
@@ -65,6 +65,7 @@ class MailBasis:
     actual: ActualMail
     keys: frozenset | None
     today: str
+    manages: Callable[[str | None], bool] | None = None  # staged rollout, as the plan judged it
 
 
 class MailProvider(Provider):
@@ -81,6 +82,13 @@ class MailProvider(Provider):
 
     def revokes(self, change: Change) -> bool:
         return revokes(change)
+
+    def _manages(self, state):
+        """A unit's mailboxes are left alone only when managed_units leaves out a unit units.yaml
+        declares: a mailbox whose recorded unit is declared nowhere any more is not another
+        unit's, and its baja is not skipped."""
+        declared = set(state.units)
+        return lambda unit: self.target.manages(unit) or unit not in declared
 
     def existing(self, request: ImportRequest) -> Existing:
         """The registry's mailboxes made by hand (the registry file only: no doveadm, no key)."""
@@ -140,10 +148,11 @@ class MailProvider(Provider):
         actual, warnings = self.read()
         keys = request.keys
         needs_full_read = self._partial_view_problem(desired, actual, keys) if keys is not None else None
-        changes, conflicts = diff(desired, actual, self.target, request.today, keys)
+        manages = self._manages(request.state)
+        changes, conflicts = diff(desired, actual, self.target, request.today, keys, manages)
         changes += owed_kicks(self.target, changes, actual)
         return TargetPlan(self.target.name, changes, conflicts, warnings,
-                          MailBasis(desired, actual, keys, request.today), needs_full_read)
+                          MailBasis(desired, actual, keys, request.today, manages), needs_full_read)
 
     @staticmethod
     def _partial_view_problem(desired: dict[str, Mailbox], actual: ActualMail, keys: frozenset) -> str | None:
@@ -169,7 +178,7 @@ class MailProvider(Provider):
     def read_back(self, planned: TargetPlan) -> ReadBack:
         basis: MailBasis = planned.basis
         actual, _ = self.read()
-        remaining, _ = diff(basis.desired, actual, self.target, basis.today, basis.keys)
+        remaining, _ = diff(basis.desired, actual, self.target, basis.today, basis.keys, basis.manages)
         return ReadBack(remaining, actual)
 
     def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import N_, lazy
-from reconciler.plan import Change, Outcome
+from reconciler.plan import Change, Conflict, Outcome
 from reconciler.providers.contract import (
     Capability,
     Declared,
@@ -57,9 +57,10 @@ class DeviceProvider(Provider):
         basis = self._basis(request)
         started = time.perf_counter()
         actual = self.read()
-        changes = self.diff(basis.wanted, actual)
+        conflicts = self.blocked(actual)
+        changes = [] if conflicts else self.diff(basis.wanted, actual)  # nothing planned that apply cannot do
         self.timings[lazy("read and diff")] = time.perf_counter() - started
-        return TargetPlan(self.target.name, changes, warnings=self.notes(actual), basis=replace(basis, actual=actual))
+        return TargetPlan(self.target.name, changes, conflicts, self.notes(actual), replace(basis, actual=actual))
 
     def _basis(self, request: PlanRequest) -> DeviceBasis:
         return DeviceBasis(device_rules(request.state.security, self.target.name, request.today),
@@ -72,7 +73,7 @@ class DeviceProvider(Provider):
         form on the device, or stays off it (see rules.loadable_rules)."""
         started = time.perf_counter()
         try:
-            error = self.replace_rules(self.loadable(planned, changes))
+            error = self.replace_rules(self.loadable(planned, changes), planned.basis.actual)
         except ReconcilerError as exc:  # its words as raised: a Message stays one in the outcome
             error = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         outcomes = [Outcome(c) for c in changes]
@@ -89,6 +90,11 @@ class DeviceProvider(Provider):
         """The rules to load: the wanted ones, but for the rules whose change is not approved."""
         basis: DeviceBasis = planned.basis
         waiting = not_approved(planned, approved)
+        takeover = [c for c in planned.changes if c.kind in IMPLIED and c.origins and (c.kind, c.key) in waiting]
+        if takeover:  # its hand-made rules cannot be kept as they are: the whole device waits
+            raise ReconcilerError(lazy("the rules made by hand on {what} are taken over with adoptions that await "
+                                       "approval; nothing was changed on the device until they are approved",
+                                       what=takeover[0].label))
         pending = frozenset(key for kind, key in waiting if kind == RULE_KIND)
         order_pending = any(kind == ORDER_KIND for kind, _ in waiting)
         if not pending and not order_pending:
@@ -152,11 +158,15 @@ class DeviceProvider(Provider):
         """What the plan should say about the device beyond its changes."""
         return []
 
+    def blocked(self, actual) -> list[Conflict]:
+        """Why nothing can be planned for the device as it is (a chain nft would never refill)."""
+        return []
+
     def diff(self, wanted: DeviceRules, actual) -> list[Change]:
         raise NotImplementedError
 
-    def replace_rules(self, wanted: DeviceRules) -> str | None:
-        """Put the wanted rules on the device; what went wrong, or None."""
+    def replace_rules(self, wanted: DeviceRules, actual) -> str | None:
+        """Put the wanted rules on the device (`actual`: what the plan read); what went wrong, or None."""
         raise NotImplementedError
 
 

@@ -125,6 +125,13 @@ def adoption_change(target: str, rule: FirewallRule, found: str | None, extra: t
                        reason=lazy("made by hand, matches the declaration"))
 
 
+def takeover_origins(wanted: DeviceRules, adopted) -> tuple:
+    """Where the adopted rules are declared: removing the hand-made rules beside them is part of
+    the takeover (a deny removed before an adopted allow opens what the deny shut), so that
+    removal is approved with the adoptions, never by implication.  Empty without adoptions."""
+    return tuple(o for r in wanted.rules if r.name in adopted for o in r.origins)
+
+
 def rule_change(movement: Movement, target: str, rule: FirewallRule, attributes, reason: str = "") -> Change:
     """One rule's alta, modificación or baja on one device, whatever the device's kind."""
     return Change(movement, target, KIND, rule.name, rule.label or rule.name, tuple(attributes), reason=reason,

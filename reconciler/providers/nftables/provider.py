@@ -13,7 +13,7 @@ from pyinfra.api.exceptions import PyinfraError
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
 from reconciler.providers.found import HandMade
-from reconciler.plan import Change
+from reconciler.plan import Change, Conflict
 from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule
 from reconciler.providers.nftables import ruleset as nftables
@@ -77,6 +77,19 @@ class NftablesProvider(DeviceProvider):
         current.update({name: nftables.adopted_rule(declared[name], actual, i) for name, i in adopted.items()})
         return current, nftables.device_order(actual, adopted)
 
+    def blocked(self, actual: nftables.Chain) -> list[Conflict]:
+        if not actual.unusable(self.target.hook):
+            return []
+        kind, hook, priority = actual.form
+        form = f"type {kind} hook {hook} priority {priority}" if hook else lazy("a regular chain")  # not for people: nft's words
+        return [Conflict(self.target.name, self.target.hook, lazy("table inet {table}, chain {hook}",
+                                                                  table=self.target.table, hook=self.target.hook),
+                         lazy("chain {chain} of table inet {table} is {form}, not a filter chain on hook {hook} at "
+                              "priority 0: nft cannot refill it as the reconciler's; nothing is planned for this "
+                              "firewall. Point the inventory at another table, or remove or rename that chain",
+                              chain=self.target.hook, table=self.target.table, hook=self.target.hook,
+                              form=form))]
+
     def notes(self, actual: nftables.Chain) -> list:
         if not actual.others:
             return []
@@ -88,10 +101,11 @@ class NftablesProvider(DeviceProvider):
         return nftables.diff_device(self.target.name, wanted, actual, self.target.default_policy,
                                     self.target.hook, self.target.table)
 
-    def replace_rules(self, wanted: DeviceRules) -> str | None:
-        """The whole table, checked with `nft -c -f` and then loaded in one transaction: a
-        ruleset nft refuses leaves the old one in place."""
-        text = nftables.ruleset(self.target.table, self.target.hook, self.target.default_policy, wanted.rules)
+    def replace_rules(self, wanted: DeviceRules, actual: nftables.Chain) -> str | None:
+        """The chain, checked with `nft -c -f` and then loaded in one transaction: a ruleset nft
+        refuses leaves the old one in place."""
+        text = nftables.ruleset(self.target.table, self.target.hook, self.target.default_policy, wanted.rules,
+                                actual.stale if actual is not None else ())
         path = f"/tmp/reconciler-{self.target.table}-{secrets.token_hex(4)}.nft"
         if not self._connect().put_file(io.BytesIO(text.encode("utf-8")), path):
             return lazy("could not copy the ruleset to {name}", name=self.target.name)

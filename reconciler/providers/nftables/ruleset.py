@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 
 from reconciler.i18n import lazy
@@ -31,6 +32,7 @@ from reconciler.providers.network.rules import (
     order_change,
     rule_attributes,
     rule_change,
+    takeover_origins,
 )
 
 BASE_TAG = "reconciler:base"
@@ -46,6 +48,13 @@ class Chain:
     hook: str | None = None
     rules: tuple[tuple[str | None, list], ...] = ()  # (comment, expr) in order, the base rule included
     others: tuple[str, ...] = ()  # the table's other chains and sets ("chain input"), left alone
+    stale: tuple[str, ...] = ()  # other chains holding the reconciler's rules: left by an earlier hook
+    form: tuple | None = None  # the chain's (type, hook, priority) when it exists; None: no such chain
+
+    def unusable(self, hook: str) -> bool:
+        """A chain of that name that cannot be refilled as the reconciler's base chain (another
+        type, hook or priority, or a regular chain): nft would refuse every apply."""
+        return self.form is not None and self.form != ("filter", hook, 0)
 
     def tagged(self) -> dict[str, list]:
         return {c[len(TAG):]: e for c, e in self.rules if c and c.startswith(TAG)}
@@ -84,12 +93,14 @@ def _kept_comment(comment: str | None) -> str | None:
     return None
 
 
-def ruleset(table: str, hook: str, policy: str, rules: tuple[FirewallRule, ...]) -> str:
+def ruleset(table: str, hook: str, policy: str, rules: tuple[FirewallRule, ...], stale: tuple[str, ...] = ()) -> str:
     """The chain refilled in one transaction: declared (with its policy) if it does not exist,
-    flushed, given the base rule and the declared ones.  The table's other chains and sets are
-    never touched, so the reconciler can own one chain of a table that holds others."""
+    flushed, given the base rule and the declared ones; the reconciler's chains of an earlier
+    hook (`stale`) deleted.  The table's other chains and sets are never touched, so the
+    reconciler can own one chain of a table that holds others."""
     head = f"inet {table} {hook}"
-    lines = [f"add table inet {table}",  # not for people: the nft ruleset
+    lines = [f"delete chain inet {table} {name}" for name in stale]  # not for people: the nft ruleset
+    lines += [f"add table inet {table}",  # not for people: the nft ruleset
              f"add chain {head} {{ type filter hook {hook} priority filter; policy {policy}; }}",  # not for people
              f"flush chain {head}",  # not for people
              f'add rule {head} ct state established,related accept comment "{BASE_TAG}"']  # not for people
@@ -134,14 +145,20 @@ BASE_EXPR = [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": [
 def parse_table(text: str, hook: str) -> Chain:
     """`nft -j list table` output -> the base chain's policy and rules."""
     items = json.loads(text).get("nftables", [])
+    ours = {i["rule"].get("chain") for i in items if "rule" in i
+            and str(i["rule"].get("comment") or "").startswith((TAG, BASE_TAG))}
+    stale = tuple(sorted(i["chain"].get("name") for i in items if "chain" in i and i["chain"].get("name") != hook
+                         and i["chain"].get("hook") and i["chain"].get("name") in ours
+                         and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", str(i["chain"].get("name")))))
     others = tuple(sorted(f"{kind} {i[kind].get('name')}" for i in items for kind in ("chain", "set", "map", "flowtable")  # not for people
-                          if kind in i and not (kind == "chain" and i[kind].get("name") == hook)))
+                          if kind in i and not (kind == "chain" and i[kind].get("name") in (hook, *stale))))
     chain = next((i["chain"] for i in items if "chain" in i and i["chain"].get("name") == hook), None)
     if chain is None:
-        return Chain(True, others=others)
+        return Chain(True, others=others, stale=stale)
     rules = tuple((i["rule"].get("comment"), i["rule"].get("expr", [])) for i in items
                   if "rule" in i and i["rule"].get("chain") == hook)
-    return Chain(True, chain.get("policy"), chain.get("hook"), rules, others)
+    form = (chain.get("type"), chain.get("hook"), chain.get("prio"))
+    return Chain(True, chain.get("policy"), chain.get("hook"), rules, others, stale, form)
 
 
 def _address_from(right) -> str | None:
@@ -299,6 +316,8 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
     hand_made = [actual.rules[i][0] or lazy("(no comment)") for i in _hand_made(actual) if i not in kept]
     if hand_made:
         attributes.append(AttributeChange(lazy("rules made by hand"), tuple(hand_made), ()))
+    if actual.stale:
+        attributes.append(AttributeChange(lazy("chains of an earlier hook"), actual.stale, ()))
     names = {r.name for r in wanted.rules}
     common = [n for n in device_order(actual, adopted) if n in names]
     declared = [r.name for r in wanted.rules if r.name in set(common)]
@@ -308,7 +327,8 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
     drift = bool(hand_made) or (actual.exists and (actual.policy != policy or base != [BASE_EXPR]))
     return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
                    lazy("table inet {table}, chain {hook}", table=table, hook=hook), tuple(attributes), drift=drift,
-                   reason=lazy("changed outside the reconciler (drift)") if drift else "")] + order
+                   reason=lazy("changed outside the reconciler (drift)") if drift else "",
+                   origins=takeover_origins(wanted, adopted) if hand_made else ())] + order
 
 
 # -- import -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from reconciler.credentials import CredentialFile
@@ -89,7 +90,7 @@ class SipProvider(Provider):
     def existing(self, request: ImportRequest) -> Existing:
         """Every subscriber of the domain, made by hand or not (the database opened read-only)."""
         try:
-            conn = sqlite3.connect(f"file:{self.target.database}?mode=ro", uri=True, timeout=15)
+            conn = sqlite3.connect(f"{Path(self.target.database).absolute().as_uri()}?mode=ro", uri=True, timeout=15)
             try:
                 rows = conn.execute("SELECT username FROM subscriber WHERE domain = ?",  # not for people
                                     (self.target.domain,)).fetchall()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from pathlib import Path
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
@@ -31,7 +32,7 @@ def connect(database: str) -> sqlite3.Connection:
     try:
         # check_same_thread=False: a run opens its targets on a thread of its own (run/connections.py)
         # and then uses this connection from the main thread only, never from two at once.
-        conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=15, isolation_level=None,
+        conn = sqlite3.connect(f"{Path(database).absolute().as_uri()}?mode=rw", uri=True, timeout=15, isolation_level=None,
                                check_same_thread=False)
         conn.execute("SELECT 1 FROM subscriber LIMIT 1")  # not for people
     except sqlite3.Error as exc:
