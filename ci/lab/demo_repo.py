@@ -66,7 +66,8 @@ def signed_by(repo: git.Repo, dest: Path, base: str, head: str, *people) -> None
         approve(repo, base, head, who[1], key_of(dest, who))
 
 
-def build(src: Path, dest: Path) -> None:
+def started(src: Path, dest: Path) -> git.Repo:
+    """A new repository at DEST whose first commit is the approval policy with the approvers' keys."""
     if dest.exists():
         shutil.rmtree(dest)
     repo = git.Repo.init(dest, initial_branch="main")
@@ -77,6 +78,11 @@ def build(src: Path, dest: Path) -> None:
     repo.git.add("-A")
     repo.index.commit("Política de aprobación y llaves de los aprobadores", author=git.Actor(*RAUL),
                       committer=git.Actor(*RAUL))
+    return repo
+
+
+def build(src: Path, dest: Path) -> None:
+    repo = started(src, dest)
     base = repo.head.commit.hexsha
     for rel in ("desired_state/units.yaml", "desired_state/entitlements.yaml"):
         shutil.copy(src / rel, dest / rel)
@@ -173,16 +179,7 @@ def pull_request(dest: Path) -> str:
 def day_one(src: Path, dest: Path, entitlements: Path) -> None:
     """The repository an institution starts on day one: its approval policy, its units, and the
     entitlements its existing groups grant (the legacy lab's, from legado-up)."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    repo = git.Repo.init(dest, initial_branch="main")
-    (dest / "inventory").mkdir(parents=True)
-    (dest / "desired_state" / "users").mkdir(parents=True)
-    policy = with_keys((src / "inventory/approvers.yaml").read_text(encoding="utf-8"), dest, (MARTA, RAUL))
-    (dest / "inventory/approvers.yaml").write_text(policy, encoding="utf-8")
-    repo.git.add("-A")
-    repo.index.commit("Política de aprobación y llaves de los aprobadores", author=git.Actor(*RAUL),
-                      committer=git.Actor(*RAUL))
+    repo = started(src, dest)
     base = repo.head.commit.hexsha
     shutil.copy(src / "desired_state/units.yaml", dest / "desired_state/units.yaml")
     shutil.copy(entitlements, dest / "desired_state/entitlements.yaml")
