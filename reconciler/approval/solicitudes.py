@@ -190,9 +190,12 @@ class History:
         """The landings that wrote the lines of one declaration as they are now (for a person,
         with their file's `unit:` line: changing it moves everyone in the file).  A source
         whose path is ("files",) names a folder: the landings that added, removed or renamed
-        a file in it (where file names decide an order)."""
+        a file in it (where file names decide an order); ("landings",), every landing that
+        changed anything in it (where a deleted line decides as much as a written one)."""
         if source.path == ("files",):
             return self.listing_changes(source.file)
+        if source.path == ("landings",):
+            return self.folder_landings(source.file)
         found = self._written(source)
         if source.path[:1] == ("people",) and found:
             found = sorted(set(found) | set(self._written(Source(source.file, None, ("unit",)))))
@@ -335,6 +338,11 @@ class History:
         are evaluated in file-name order, they decide the order as much as the rules' lines."""
         out = self.repo.git.log("--first-parent", "--no-renames", "--diff-filter=ADR", "--format=%H",
                                 self.commit.hexsha, "--", directory)
+        return out.split()
+
+    def folder_landings(self, directory: str) -> list[str]:
+        """Every landing that changed a file under `directory`, deletions included."""
+        out = self.repo.git.log("--first-parent", "--format=%H", self.commit.hexsha, "--", directory)
         return out.split()
 
     def files_changed(self, sha: str, directory: str) -> tuple[str, ...]:

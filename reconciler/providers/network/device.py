@@ -90,7 +90,8 @@ class DeviceProvider(Provider):
         """The rules to load: the wanted ones, but for the rules whose change is not approved."""
         basis: DeviceBasis = planned.basis
         waiting = not_approved(planned, approved)
-        takeover = [c for c in planned.changes if c.kind in IMPLIED and c.origins and (c.kind, c.key) in waiting]
+        takeover = [c for c in planned.changes if c.kind in IMPLIED and c.origins and (c.kind, c.key) in waiting
+                    and not c.approved]  # approved but held (a target out of reach): refilled as before
         if takeover:  # its hand-made rules cannot be kept as they are: the whole device waits
             raise ReconcilerError(lazy("the rules made by hand on {what} are taken over with adoptions that await "
                                        "approval; nothing was changed on the device until they are approved",

@@ -126,10 +126,18 @@ def adoption_change(target: str, rule: FirewallRule, found: str | None, extra: t
 
 
 def takeover_origins(wanted: DeviceRules, adopted) -> tuple:
-    """Where the adopted rules are declared: removing the hand-made rules beside them is part of
-    the takeover (a deny removed before an adopted allow opens what the deny shut), so that
-    removal is approved with the adoptions, never by implication.  Empty without adoptions."""
-    return tuple(o for r in wanted.rules if r.name in adopted for o in r.origins)
+    """What removing the hand-made rules beside adopted ones is judged by: it is part of the
+    takeover (a deny removed before an adopted allow opens what the deny shut), never approved
+    by implication.  Every landing that changed the rules' folder must be approved, the first
+    origin (the folder itself, "desired_state/security_rules/") is what approvers' paths must
+    cover, and the adopted rules' declarations follow.  A deleted or edited declaration of a
+    rule that matched a hand-made one is a landing in the folder: unapproved, it holds the
+    takeover back.  Empty without adoptions."""
+    if not adopted:
+        return ()
+    folders = sorted({o.file.rsplit("/", 1)[0] for r in wanted.rules for o in r.origins if "/" in o.file})
+    return tuple(Source(f"{folder}/", None, ("landings",)) for folder in folders) + \
+        tuple(o for r in wanted.rules if r.name in adopted for o in r.origins)
 
 
 def rule_change(movement: Movement, target: str, rule: FirewallRule, attributes, reason: str = "") -> Change:

@@ -91,9 +91,13 @@ class NftablesProvider(DeviceProvider):
                               form=form))]
 
     def notes(self, actual: nftables.Chain) -> list:
+        notes = [lazy("target {target}: chain {chain} of table inet {table} holds rules tagged as the reconciler's, "
+                      "but the inventory's chain is {hook}: left as it is (a chain of an earlier hook, or another "
+                      "target's); remove it by hand if it is no longer used", target=self.target.name, chain=name,
+                      table=self.target.table, hook=self.target.hook) for name in actual.stale]
         if not actual.others:
-            return []
-        return [lazy("target {target}: table inet {table} also holds {what}; the reconciler refills only chain {hook} "
+            return notes
+        return notes + [lazy("target {target}: table inet {table} also holds {what}; the reconciler refills only chain {hook} "
                      "and leaves them as they are", target=self.target.name, table=self.target.table,
                      what=", ".join(actual.others), hook=self.target.hook)]
 
@@ -104,8 +108,7 @@ class NftablesProvider(DeviceProvider):
     def replace_rules(self, wanted: DeviceRules, actual: nftables.Chain) -> str | None:
         """The chain, checked with `nft -c -f` and then loaded in one transaction: a ruleset nft
         refuses leaves the old one in place."""
-        text = nftables.ruleset(self.target.table, self.target.hook, self.target.default_policy, wanted.rules,
-                                actual.stale if actual is not None else ())
+        text = nftables.ruleset(self.target.table, self.target.hook, self.target.default_policy, wanted.rules)
         path = f"/tmp/reconciler-{self.target.table}-{secrets.token_hex(4)}.nft"
         if not self._connect().put_file(io.BytesIO(text.encode("utf-8")), path):
             return lazy("could not copy the ruleset to {name}", name=self.target.name)

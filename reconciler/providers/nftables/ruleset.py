@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from dataclasses import dataclass
 
 from reconciler.i18n import lazy
@@ -48,7 +47,10 @@ class Chain:
     hook: str | None = None
     rules: tuple[tuple[str | None, list], ...] = ()  # (comment, expr) in order, the base rule included
     others: tuple[str, ...] = ()  # the table's other chains and sets ("chain input"), left alone
-    stale: tuple[str, ...] = ()  # other chains holding the reconciler's rules: left by an earlier hook
+    # Other base chains holding rules tagged as the reconciler's (left by an earlier hook, or
+    # another target's chain in the same table): named in the plan, never deleted, since a
+    # comment is no proof of ownership.
+    stale: tuple[str, ...] = ()
     form: tuple | None = None  # the chain's (type, hook, priority) when it exists; None: no such chain
 
     def unusable(self, hook: str) -> bool:
@@ -93,14 +95,12 @@ def _kept_comment(comment: str | None) -> str | None:
     return None
 
 
-def ruleset(table: str, hook: str, policy: str, rules: tuple[FirewallRule, ...], stale: tuple[str, ...] = ()) -> str:
+def ruleset(table: str, hook: str, policy: str, rules: tuple[FirewallRule, ...]) -> str:
     """The chain refilled in one transaction: declared (with its policy) if it does not exist,
-    flushed, given the base rule and the declared ones; the reconciler's chains of an earlier
-    hook (`stale`) deleted.  The table's other chains and sets are never touched, so the
-    reconciler can own one chain of a table that holds others."""
+    flushed, given the base rule and the declared ones.  The table's other chains and sets are
+    never touched, so the reconciler can own one chain of a table that holds others."""
     head = f"inet {table} {hook}"
-    lines = [f"delete chain inet {table} {name}" for name in stale]  # not for people: the nft ruleset
-    lines += [f"add table inet {table}",  # not for people: the nft ruleset
+    lines = [f"add table inet {table}",  # not for people: the nft ruleset
              f"add chain {head} {{ type filter hook {hook} priority filter; policy {policy}; }}",  # not for people
              f"flush chain {head}",  # not for people
              f'add rule {head} ct state established,related accept comment "{BASE_TAG}"']  # not for people
@@ -148,8 +148,7 @@ def parse_table(text: str, hook: str) -> Chain:
     ours = {i["rule"].get("chain") for i in items if "rule" in i
             and str(i["rule"].get("comment") or "").startswith((TAG, BASE_TAG))}
     stale = tuple(sorted(i["chain"].get("name") for i in items if "chain" in i and i["chain"].get("name") != hook
-                         and i["chain"].get("hook") and i["chain"].get("name") in ours
-                         and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", str(i["chain"].get("name")))))
+                         and i["chain"].get("hook") and i["chain"].get("name") in ours))
     others = tuple(sorted(f"{kind} {i[kind].get('name')}" for i in items for kind in ("chain", "set", "map", "flowtable")  # not for people
                           if kind in i and not (kind == "chain" and i[kind].get("name") in (hook, *stale))))
     chain = next((i["chain"] for i in items if "chain" in i and i["chain"].get("name") == hook), None)
@@ -316,8 +315,6 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
     hand_made = [actual.rules[i][0] or lazy("(no comment)") for i in _hand_made(actual) if i not in kept]
     if hand_made:
         attributes.append(AttributeChange(lazy("rules made by hand"), tuple(hand_made), ()))
-    if actual.stale:
-        attributes.append(AttributeChange(lazy("chains of an earlier hook"), actual.stale, ()))
     names = {r.name for r in wanted.rules}
     common = [n for n in device_order(actual, adopted) if n in names]
     declared = [r.name for r in wanted.rules if r.name in set(common)]
