@@ -58,15 +58,19 @@ class Router:
 
 
 class _Server(paramiko.ServerInterface):
-    def __init__(self, username: str, password: str):
-        self.username, self.password = username, password
+    def __init__(self, username: str, password: str | None, authorized: paramiko.PKey | None = None):
+        self.username, self.password, self.authorized = username, password, authorized
 
     def check_auth_password(self, username, password):
-        ok = username == self.username and password == self.password
+        ok = self.password is not None and username == self.username and password == self.password
+        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+    def check_auth_publickey(self, username, key):
+        ok = self.authorized is not None and username == self.username and key == self.authorized
         return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
 
     def get_allowed_auths(self, username):
-        return "password"
+        return ",".join(kind for kind, on in (("publickey", self.authorized), ("password", self.password)) if on)
 
     def check_channel_request(self, kind, chanid):
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
@@ -144,10 +148,11 @@ class _Session:
 class IOSDouble:
     """Run the double on 127.0.0.1 (a free port) until stop()."""
 
-    def __init__(self, username: str = "reconciler", password: str = "Lab-Cisco-2026", router: Router | None = None):
-        self.username, self.password = username, password
+    def __init__(self, username: str = "reconciler", password: str | None = "Lab-Cisco-2026",
+                 router: Router | None = None, authorized: paramiko.PKey | None = None):
+        self.username, self.password, self.authorized = username, password, authorized
         self.router = router or Router()
-        self.key = paramiko.RSAKey.generate(1024)
+        self.key = paramiko.RSAKey.generate(2048)
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -156,6 +161,11 @@ class IOSDouble:
         self._stop = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
+
+    def known_hosts(self, path) -> str:
+        """An OpenSSH known_hosts file pinning this double's host key (as `ssh-keyscan -p PORT` writes it)."""
+        path.write_text(f"[127.0.0.1]:{self.port} {self.key.get_name()} {self.key.get_base64()}\n", encoding="ascii")
+        return str(path)
 
     def stop(self) -> None:
         """Stop listening.  shutdown() first: a thread blocked in accept() keeps a closed
@@ -180,7 +190,7 @@ class IOSDouble:
         transport = paramiko.Transport(client)
         transport.add_server_key(self.key)
         try:
-            transport.start_server(server=_Server(self.username, self.password))
+            transport.start_server(server=_Server(self.username, self.password, self.authorized))
             channel = transport.accept(10)
             if channel is None:
                 return

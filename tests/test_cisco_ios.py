@@ -23,14 +23,14 @@ def rule(name: str, **fields) -> dict:
 
 
 @pytest.fixture
-def router(sandbox, monkeypatch):
+def router(sandbox, monkeypatch, tmp_path):
     double = IOSDouble()
     monkeypatch.setenv("RTR_TEST_PASSWORD", double.password)
     inventory = yaml.safe_load(sandbox.inventory.read_text())
     inventory["targets"]["rtr-test"] = {
         "kind": "cisco_ios", "host": "127.0.0.1", "port": double.port, "username": double.username,
-        "password": {"env": "RTR_TEST_PASSWORD"}, "interface": INTERFACE, "direction": "in", "acl": "RECONCILER",
-        "audit_dir": str(sandbox.audit_dir)}
+        "password": {"env": "RTR_TEST_PASSWORD"}, "known_hosts": double.known_hosts(tmp_path / "known_hosts"),
+        "interface": INTERFACE, "direction": "in", "acl": "RECONCILER", "audit_dir": str(sandbox.audit_dir)}
     sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
     sandbox.repo.networks = NETWORKS
     yield sandbox, double

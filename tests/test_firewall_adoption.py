@@ -139,6 +139,7 @@ def test_every_declared_rule_found_by_hand_is_adopted_and_nothing_else(found, rn
 # -- Cisco IOS -------------------------------------------------------------------------------
 
 TARGET = CiscoTarget.build("rtr", {"host": "192.0.2.1", "username": "u", "password": {"env": "NOPE"},
+                                   "known_hosts": "/nonexistent",
                                    "interface": "Gi0/1", "direction": "in", "acl": "RECONCILER",
                                    "audit_dir": "/nonexistent"})
 

@@ -112,7 +112,7 @@ def test_nftables_diff_by_rule():
 
 
 def test_ios_acl_reads_back_with_nothing_to_do():
-    target = CiscoTarget(name="rtr", host="127.0.0.1", username="u", password=SecretSource(env="X"), interface="Gi0/1",
+    target = CiscoTarget(name="rtr", host="127.0.0.1", username="u", known_hosts="/nonexistent", password=SecretSource(env="X"), interface="Gi0/1",
                          acl="RC")
     config = "\n".join(["interface Gi0/1", " ip access-group RC-3 in", "!", "ip access-list extended RC-3"]
                        + [f" {e}" for e in acl((WEB, DB), "drop")] + ["!", "end"])

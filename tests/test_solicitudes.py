@@ -201,7 +201,7 @@ def test_the_baja_of_a_removed_line_or_rule_is_judged_by_the_commit_that_removed
     from reconciler.providers.sip.target import SipTarget
 
     providers = {"phone": SipProvider(SipTarget(name="phone", domain="x", database="/nonexistent", rpc_url="http://x")),
-                 "fw": DeviceProvider(CiscoTarget(name="fw", host="h", username="u", password=SecretSource(env="X"),
+                 "fw": DeviceProvider(CiscoTarget(name="fw", host="h", username="u", known_hosts="/nonexistent", password=SecretSource(env="X"),
                                                   interface="Gi0/1", acl="RC"))}
 
     class Targets:  # what the engine answers, from the providers

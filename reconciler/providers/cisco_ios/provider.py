@@ -1,6 +1,9 @@
 """The Cisco IOS provider: the rules of acl.py on a router reached with netmiko."""
 from __future__ import annotations
 
+import os
+
+import paramiko
 from netmiko import ConnectHandler
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoBaseException, NetmikoTimeoutException
 
@@ -15,6 +18,21 @@ from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule, awaiting_adoption
 
 
+def _caused_by(exc: BaseException | None, kind: type) -> bool:
+    while exc is not None:
+        if isinstance(exc, kind):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _why(exc: Exception, target: CiscoTarget) -> str:
+    """What went wrong, in words that name no secret; an unknown host key says where to pin it."""
+    if "not found in known_hosts" in str(exc):  # not for people: paramiko's RejectPolicy
+        return _("its host key is not in {path}", path=target.known_hosts)
+    return type(exc).__name__
+
+
 class CiscoProvider(DeviceProvider):
     kind = "cisco_ios"
 
@@ -25,13 +43,24 @@ class CiscoProvider(DeviceProvider):
 
     def _connect(self):
         if self._conn is None:
+            t = self.target
+            if not os.path.isfile(t.known_hosts):  # netmiko would quietly load no key, then refuse every host
+                raise ReconcilerError(_("known_hosts file {path} of router {name} does not exist: its host key "
+                                        "must be pinned there (ssh-keyscan, checked against the console)",
+                                        path=t.known_hosts, name=t.name))
             try:
-                self._conn = ConnectHandler(device_type="cisco_ios", host=self.target.host, port=self.target.port,
-                                            username=self.target.username, password=self.target.password.read())
-            except (NetmikoAuthenticationException, NetmikoTimeoutException, OSError) as exc:
+                self._conn = ConnectHandler(
+                    device_type="cisco_ios", host=t.host, port=t.port, username=t.username,
+                    password=t.password.read() if t.password else "", use_keys=t.ssh_key is not None,
+                    key_file=t.ssh_key, allow_agent=False, ssh_strict=True, system_host_keys=False,
+                    alt_host_keys=True, alt_key_file=t.known_hosts)
+            except (NetmikoAuthenticationException, NetmikoTimeoutException, paramiko.SSHException, OSError) as exc:
+                if _caused_by(exc, paramiko.BadHostKeyException):  # netmiko wraps it in a timeout
+                    raise ReconcilerError(_("the router {name} at {host}:{port} presented a host key other than the "
+                                            "one in {path}: refused (a replaced router, or someone in between)",
+                                            name=t.name, host=t.host, port=t.port, path=t.known_hosts)) from None
                 raise ReconcilerError(_("cannot reach the router {name} at {host}:{port}: {error}",
-                                        name=self.target.name, host=self.target.host, port=self.target.port,
-                                        error=type(exc).__name__)) from None
+                                        name=t.name, host=t.host, port=t.port, error=_why(exc, t))) from None
         return self._conn
 
     def close(self) -> None:
