@@ -234,3 +234,20 @@ def test_registrations_a_baja_could_not_drop_are_dropped_by_the_next_run(bed, mo
     assert not live("4401") and phone.register() == 403
     phone.close()
     bed.sandbox.assert_converged()
+
+
+def test_the_labs_secrets_are_their_owners_alone_and_an_exposed_registrar_is_said(bed):
+    """ha1 values, the bind password, the doveadm key and the private keys: mode 600, as on a
+    real host; a registrar database others can read is said in every plan."""
+    import os
+    import stat
+
+    for name in ("phone/kamailio.db", "bind.pw", "mail/doveadm.key", "net/id_ed25519", "delivery/mesa.key"):
+        path = LAB_DIR / name
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, name
+    os.chmod(DB, 0o644)
+    try:
+        code, out, err = bed.sandbox.cli("plan", land=False)
+        assert "is readable by others (mode 644)" in out + err
+    finally:
+        os.chmod(DB, 0o600)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -111,7 +112,21 @@ class SipProvider(Provider):
         desired, gone = desired_lines(request.state)
         actual = store.read(self.conn, self.target.domain)
         changes, conflicts = diff(desired, actual, self.target.name, gone, self.target.manages)
-        return TargetPlan(self.target.name, changes, conflicts, [], SipBasis(desired, gone))
+        return TargetPlan(self.target.name, changes, conflicts, self._exposed(), SipBasis(desired, gone))
+
+    def _exposed(self) -> list:
+        """The subscriber table's ha1 values are password-equivalent: a database others may read
+        is said in every plan until it is its owner's alone."""
+        try:
+            mode = os.stat(self.target.database).st_mode & 0o777
+        except OSError:
+            return []
+        if not mode & 0o077:
+            return []
+        octal = f"{mode:o}"  # not for people: a mode as chmod writes it
+        return [lazy("target {target}: the registrar's database {database} is readable by others (mode {mode}); its "
+                     "ha1 values are as good as passwords: chmod 600 it", target=self.target.name,
+                     database=self.target.database, mode=octal)]
 
     # -- apply ----------------------------------------------------------------------------
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
