@@ -1,17 +1,18 @@
 """Benchmark: importing an existing directory, and the adoption plan that follows.
 
-    .venv/bin/python bench/bench_import.py [N] [--no-plant] [--keep]    (default 10000; needs ci/lab/up)
+    .venv/bin/python bench/bench_import.py [N] [--no-plant]    (default 10000; needs ci/lab/up)
 
-Plants the legacy lab with N accounts (ci/lab/legado-up --people N --password-every 50: one
-ldbadd, timed apart; Samba derives every password's Kerberos keys, so only one account in 50
-gets one), then times, as
+On a freshly provisioned lab domain (ci/lab/down --purge; ci/lab/up: deleting ten thousand
+objects with ldbdel takes longer than planting them), plants the legacy lab with N accounts
+(ci/lab/legado-up --people N --password-every 50: one ldbadd, timed apart; Samba derives every
+password's Kerberos keys, so only one account in 50 gets one), then times, as
 commands, median of three runs:
   - `reconciler import --report-only` (one paged search per search base, every group once);
   - `reconciler import` writing the units' files;
   - `reconciler plan --output json` of the imported desired state (working tree): every person
     found by employeeID across the domain and planned as an adopción;
-and prints the counts, so the figures can be checked against what was planted.  Then it removes
-the legacy directory (its groups hold the example data's group names), unless --keep.
+and prints the counts, so the figures can be checked against what was planted.  The legacy
+directory is left, and the lab marked (labmark): ci/demo starts from a new one.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ import time
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from labmark import lab_used  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = Path(os.environ.get("RECONCILER_LAB_DIR", "/var/lib/reconciler-lab"))
@@ -88,6 +92,11 @@ def main() -> int:
 
 
 def plant(n: int) -> None:
+    lab_used("bench_import")
+    for script in ("down", "up"):
+        args = [str(ROOT / "ci" / "lab" / script)] + (["--purge"] if script == "down" else [])
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lab_used("bench_import")
     subprocess.run([str(ROOT / "ci" / "lab" / "legado-up"), "--people", str(n), "--password-every", "50"],
                    check=True, capture_output=True)
 
@@ -122,8 +131,6 @@ def measure(n: int, planted: float) -> int:
     print(f"import --report-only: {report:.2f} s ({len(rows)} report rows)")
     print(f"import writing the units' files: {statistics.median(times):.2f} s ({people} people)")
     print(f"adoption plan (plan --working-tree): {plan_time:.2f} s, summary {plan['summary']}")
-    if "--keep" not in sys.argv:  # the lab is left as the demo and the tests expect it
-        subprocess.run([str(ROOT / "ci" / "lab" / "legado-up"), "--remove"], check=True, capture_output=True)
     return 0
 
 
