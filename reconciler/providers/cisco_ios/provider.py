@@ -9,11 +9,11 @@ from netmiko.exceptions import NetmikoAuthenticationException, NetmikoBaseExcept
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
-from reconciler.providers.found import HandMade
 from reconciler.plan import Change
 from reconciler.providers.cisco_ios import acl as acls
 from reconciler.providers.cisco_ios.acl import DEFAULT_POLICY, RouterState, diff_router, parse_running_config
 from reconciler.providers.cisco_ios.target import CiscoTarget
+from reconciler.providers.found import HandMade
 from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule, awaiting_adoption
 
@@ -95,7 +95,7 @@ class CiscoProvider(DeviceProvider):
     def diff(self, wanted: DeviceRules, actual: RouterState) -> list[Change]:
         return diff_router(self.target, wanted, actual, DEFAULT_POLICY)
 
-    def replace_rules(self, wanted: DeviceRules, actual: RouterState | None = None) -> str | None:
+    def replace_rules(self, wanted: DeviceRules) -> str | None:
         """A new ACL generation, the interface moved to it, the old one removed."""
         _, commands = acls.swap_commands(self.target, self.read(), acls.acl(wanted.rules, DEFAULT_POLICY))
         output = self._session(lambda conn: conn.send_config_set(commands))

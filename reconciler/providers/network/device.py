@@ -73,7 +73,7 @@ class DeviceProvider(Provider):
         form on the device, or stays off it (see rules.loadable_rules)."""
         started = time.perf_counter()
         try:
-            error = self.replace_rules(self.loadable(planned, changes), planned.basis.actual)
+            error = self.replace_rules(self.loadable(planned, changes))
         except ReconcilerError as exc:  # its words as raised: a Message stays one in the outcome
             error = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         outcomes = [Outcome(c) for c in changes]
@@ -166,8 +166,8 @@ class DeviceProvider(Provider):
     def diff(self, wanted: DeviceRules, actual) -> list[Change]:
         raise NotImplementedError
 
-    def replace_rules(self, wanted: DeviceRules, actual) -> str | None:
-        """Put the wanted rules on the device (`actual`: what the plan read); what went wrong, or None."""
+    def replace_rules(self, wanted: DeviceRules) -> str | None:
+        """Put the wanted rules on the device; what went wrong, or None."""
         raise NotImplementedError
 
 

@@ -12,8 +12,8 @@ from pyinfra.api.exceptions import PyinfraError
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
-from reconciler.providers.found import HandMade
 from reconciler.plan import Change, Conflict
+from reconciler.providers.found import HandMade
 from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule
 from reconciler.providers.nftables import ruleset as nftables
@@ -105,7 +105,7 @@ class NftablesProvider(DeviceProvider):
         return nftables.diff_device(self.target.name, wanted, actual, self.target.default_policy,
                                     self.target.hook, self.target.table)
 
-    def replace_rules(self, wanted: DeviceRules, actual: nftables.Chain) -> str | None:
+    def replace_rules(self, wanted: DeviceRules) -> str | None:
         """The chain, checked with `nft -c -f` and then loaded in one transaction: a ruleset nft
         refuses leaves the old one in place."""
         text = nftables.ruleset(self.target.table, self.target.hook, self.target.default_policy, wanted.rules)

@@ -9,9 +9,9 @@ adopted in place (its tag written) instead of being removed and added again.
 
 Read back with `nft -j list table`: each rule's JSON expression is compared with the one the
 declaration implies (`expected_expr`), so a rule edited by hand is seen even when its comment
-is kept, and a rule without a tag is drift.  Apply writes the whole table to a file, checks it
-with `nft -c -f` (a refused ruleset changes nothing), then loads it with `nft -f`: delete and
-refill the chain in one transaction, so there is never a moment without rules.
+is kept, and a rule without a tag is drift.  Apply writes the chain's commands to a file,
+checks them with `nft -c -f` (a refused ruleset changes nothing), then loads them with `nft -f`:
+the chain is flushed and refilled in one transaction, so there is never a moment without rules.
 """
 from __future__ import annotations
 
