@@ -139,3 +139,32 @@ def test_a_line_that_is_not_a_record_is_named_not_a_traceback(tmp_path):
         "git note on cccccccccc: a line that is not a JSON record"
     with pytest.raises(ReconcilerError, match="git note on cccccccccc has a line that is not an audit record"):
         load_records(notes=[("c" * 40, None)])
+
+
+def test_the_month_of_an_approval_is_the_institutions():
+    """Approved at 03:00 UTC on 1 December is still 30 November in Mexico City (the inventory's
+    default time zone): it counts for November, as the people who approved it lived it."""
+    from reconciler import i18n
+
+    late = [change("2026-12-01T04:00:00+00:00", "alta", approved_at="2026-12-01T03:00:00+00:00", landed="e" * 40)]
+    i18n.institution(None, "America/Mexico_City")
+    try:
+        assert {r.movement: r.approved for r in monthly_indicators(late, "2026-11")}["altas"] == 1
+        assert {r.movement: r.approved for r in monthly_indicators(late, "2026-12")}["altas"] == 0
+        i18n.institution(None, "UTC")
+        assert {r.movement: r.approved for r in monthly_indicators(late, "2026-12")}["altas"] == 1
+    finally:
+        i18n.institution(None, "America/Mexico_City")
+
+
+def test_today_is_the_institutions_date():
+    import datetime as dt
+
+    from reconciler import i18n
+    from reconciler.run.engine import today_here
+
+    i18n.institution(None, "Pacific/Kiritimati")  # UTC+14: its date is ahead of UTC's for most of the day
+    try:
+        assert today_here() == dt.datetime.now(dt.timezone(dt.timedelta(hours=14))).date().isoformat()
+    finally:
+        i18n.institution(None, "America/Mexico_City")

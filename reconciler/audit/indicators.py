@@ -16,7 +16,7 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass
 
-from reconciler.i18n import lazy
+from reconciler.i18n import lazy, zone
 
 MOVEMENTS = ("alta", "modificacion", "baja")
 PLURAL = {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}
@@ -130,7 +130,7 @@ def monthly_indicators(records: list[dict], month: str) -> list[IndicatorRow]:
             continue  # an adoption is no one's request: the indicators count altas, modificaciones, bajas
         sol, approval = r.get("solicitud") or {}, r.get("approval") or {}
         when = _parse(sol.get("approved_at"))
-        if not approval.get("approved") or when is None or when.astimezone(dt.timezone.utc).strftime("%Y-%m") != month:
+        if not approval.get("approved") or when is None or when.astimezone(zone()).strftime("%Y-%m") != month:
             continue
         key = (r.get("target"), r.get("object_kind"), r.get("key"), r.get("movement"), sol.get("landed"))
         entry = approved.setdefault(key, {"movement": r.get("movement"), "approved_at": when, "done": None})

@@ -21,7 +21,7 @@ from typing import Mapping
 from reconciler.desired.checks import FileCheck, open_file, shown
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.model import Solicitud, Source, solicitud_of
-from reconciler.i18n import _
+from reconciler.i18n import _, zone
 
 DIRECTORY = "security_rules"
 NETWORKS = f"{DIRECTORY}/networks.yaml"
@@ -308,5 +308,5 @@ def read_security(files: DesiredFiles, checks: list[FileCheck], devices: frozens
             if (rule := _rule(item, where, check, known, services, networks)) is not None:
                 rules.append(rule)
     policy = SecurityPolicy(MappingProxyType(networks), MappingProxyType(hosts), tuple(rules))
-    _shadowed(policy, rule_checks, today or dt.date.today().isoformat())
+    _shadowed(policy, rule_checks, today or dt.datetime.now(zone()).date().isoformat())
     return policy

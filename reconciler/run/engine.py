@@ -28,7 +28,7 @@ from reconciler.desired.load import load_desired_state
 from reconciler.desired.model import DesiredState, MailRules
 from reconciler.desired.source import DEFAULT_REF, DesiredSource
 from reconciler.errors import ReconcilerError
-from reconciler.i18n import N_, _, lazy, lazy_n, ngettext
+from reconciler.i18n import N_, _, lazy, lazy_n, ngettext, zone
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
 from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, TargetPlan
@@ -64,8 +64,10 @@ class DeletionGuard(ReconcilerError):
     """More bajas than the target allows in one run, and no explicit override."""
 
 
-def today_utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+def today_here() -> str:
+    """The institution's date (its time zone, from the inventory): an exception that expires on
+    a day lasts until that day ends there, not until midnight UTC, hours earlier in Mexico."""
+    return dt.datetime.now(zone()).date().isoformat()
 
 
 def new_run_id() -> str:
@@ -133,7 +135,7 @@ class Run:
     lock: bool = False  # apply: hold each target's lock from before reading it until the end
     proposal_base: str | None = None  # plan of a pull request targeting this branch (see review)
     protected_branch: str = DEFAULT_REF  # apply takes only commits that landed on it, never going back
-    today: str = field(default_factory=today_utc)
+    today: str = field(default_factory=today_here)
     apply_key: ApplyKey | None = field(default_factory=ApplyKey.from_env)  # audit/seal.py
     _applied: dict = field(default_factory=dict)  # target -> (signed applied commit, why not), once a run
     failed_altas: dict = field(default_factory=dict)  # key -> (target, label, error): altas that failed this run
