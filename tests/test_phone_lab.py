@@ -247,7 +247,7 @@ def test_the_labs_secrets_are_their_owners_alone_and_an_exposed_registrar_is_sai
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, name
     os.chmod(DB, 0o644)
     try:
-        code, out, err = bed.sandbox.cli("plan", land=False)
+        code, out, err = bed.sandbox.cli("plan")
         assert "is readable by others (mode 644)" in out + err
     finally:
         os.chmod(DB, 0o600)
