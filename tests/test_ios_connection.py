@@ -65,6 +65,8 @@ def test_key_based_login_without_a_password(tmp_path):
         other.write_private_key_file(str(tmp_path / "other"))
         with pytest.raises(ReconcilerError, match="cannot reach the router"):
             read(target(double, pinned, ssh_key=str(tmp_path / "other")))
+        with pytest.raises(ReconcilerError, match="cannot reach the router"):  # a message, not a traceback
+            read(target(double, pinned, ssh_key=str(tmp_path / "missing")))
     finally:
         double.stop()
 

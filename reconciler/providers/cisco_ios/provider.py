@@ -49,12 +49,16 @@ class CiscoProvider(DeviceProvider):
                                         "must be pinned there (ssh-keyscan, checked against the console)",
                                         path=t.known_hosts, name=t.name))
             try:
+                # The inventory's key only (never ~/.ssh's, never an agent), and no empty password
+                # tried after it: a router that locks out after failures spends none on us.
+                key = paramiko.PKey.from_path(t.ssh_key) if t.ssh_key else None
                 self._conn = ConnectHandler(
                     device_type="cisco_ios", host=t.host, port=t.port, username=t.username,
-                    password=t.password.read() if t.password else "", use_keys=t.ssh_key is not None,
-                    key_file=t.ssh_key, allow_agent=False, ssh_strict=True, system_host_keys=False,
+                    password=t.password.read() if t.password else None, pkey=key, use_keys=False,
+                    allow_agent=False, ssh_strict=True, system_host_keys=False,
                     alt_host_keys=True, alt_key_file=t.known_hosts)
-            except (NetmikoAuthenticationException, NetmikoTimeoutException, paramiko.SSHException, OSError) as exc:
+            except (NetmikoAuthenticationException, NetmikoTimeoutException, paramiko.SSHException, OSError,
+                    ValueError, paramiko.hostkeys.InvalidHostKey) as exc:  # a key or known_hosts line it cannot read
                 if _caused_by(exc, paramiko.BadHostKeyException):  # netmiko wraps it in a timeout
                     raise ReconcilerError(_("the router {name} at {host}:{port} presented a host key other than the "
                                             "one in {path}: refused (a replaced router, or someone in between)",
