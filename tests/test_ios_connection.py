@@ -85,3 +85,19 @@ def test_the_inventory_needs_known_hosts_and_a_password_or_a_key(tmp_path):
             load_inventory(path)
         text = " ".join(f"{p.field} {p.message}" for p in failed.value.problems)
         assert (field or "password") in text, text
+
+
+def test_a_known_hosts_others_may_write_and_a_key_others_may_read_are_refused(double, tmp_path):
+    import os
+
+    pinned = double.known_hosts(tmp_path / "known_hosts")
+    os.chmod(pinned, 0o666)
+    with pytest.raises(ReconcilerError, match="writable by others"):
+        read(target(double, pinned, password={"env": "RTR_TEST_PASSWORD"}))
+    os.chmod(pinned, 0o644)
+    key = tmp_path / "id_rsa"
+    paramiko.RSAKey.generate(2048).write_private_key_file(str(key))
+    os.chmod(key, 0o644)
+    with pytest.raises(ReconcilerError, match="readable by others"):
+        read(target(double, pinned, ssh_key=str(key)))
+    assert double.router.history == []

@@ -18,6 +18,17 @@ from reconciler.providers.network.device import DeviceProvider
 from reconciler.providers.network.rules import DeviceRules, FirewallRule, awaiting_adoption
 
 
+def _guarded(t: CiscoTarget) -> None:
+    """As ssh itself refuses them: a known_hosts others may write (anyone could pin their own
+    key there), a private key others may read."""
+    if os.stat(t.known_hosts).st_mode & 0o022:
+        raise ReconcilerError(_("known_hosts file {path} of router {name} is writable by others: anyone could pin "
+                                "a key of theirs there; chmod go-w it", path=t.known_hosts, name=t.name))
+    if t.ssh_key and os.path.exists(t.ssh_key) and os.stat(t.ssh_key).st_mode & 0o077:
+        raise ReconcilerError(_("the private key {path} of router {name} is readable by others; chmod 600 it",
+                                path=t.ssh_key, name=t.name))
+
+
 def _caused_by(exc: BaseException | None, kind: type) -> bool:
     while exc is not None:
         if isinstance(exc, kind):
@@ -48,6 +59,7 @@ class CiscoProvider(DeviceProvider):
                 raise ReconcilerError(_("known_hosts file {path} of router {name} does not exist: its host key "
                                         "must be pinned there (ssh-keyscan, checked against the console)",
                                         path=t.known_hosts, name=t.name))
+            _guarded(t)
             try:
                 # The inventory's key only (never ~/.ssh's, never an agent), and no empty password
                 # tried after it: a router that locks out after failures spends none on us.
