@@ -28,7 +28,7 @@ from reconciler.config.inventory import load_inventory
 from reconciler.desired.load import load_desired_state
 from reconciler.desired.source import working_tree
 from reconciler.errors import ReconcilerError
-from reconciler.i18n import _, lazy, shown
+from reconciler.i18n import _, lazy, shown, zone
 from reconciler.providers import registry
 from reconciler.providers.contract import Capability, Provider
 from reconciler.providers.found import Existing, ImportRequest
@@ -102,7 +102,7 @@ def run_import(args) -> tuple[Imported, str]:
     directory = found[source.name].directory
     mailboxes, addresses = _mailboxes(found)
     by_group = {e.group.casefold(): key for key, e in state.entitlements.items()}
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(zone())  # ages compare as instants; the dates written are the institution's
     imported = import_people(directory, mapping, by_group, mailboxes, now, directory.groups_ou,
                              directory.managed_ous)
     extensions = {e.number: e.where for existing in found.values() for e in existing.extensions}
