@@ -29,6 +29,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ci" / "lab"))
+from demo_repo import complete  # noqa: E402
 from labmark import lab_used  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,19 +67,6 @@ def workspace(tmp: Path) -> tuple[Path, Path]:
     inventory.write_text(yaml.safe_dump({"delivery": {"mode": "clear-text-file-lab-only"},
                                          "targets": {"ad-legado": ad}}, allow_unicode=True), encoding="utf-8")
     return repo, inventory
-
-
-def decided(folder: Path) -> None:
-    """What a person does before the pull request: fills in what the directory lacked and sets
-    the equipment and firewall drafts aside (they wait for their resguardos and explanations)."""
-    for path in (folder / "users").glob("*.yaml"):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for p in doc["people"]:
-            for field, value in (("title", "Por definir"), ("direction", "Por definir"), ("phone", "777 000 0000")):
-                p.setdefault(field, value)
-        path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (folder / "assets" / "equipment.yaml").unlink(missing_ok=True)
-    shutil.rmtree(folder / "security_rules", ignore_errors=True)
 
 
 def main() -> int:
@@ -122,7 +111,7 @@ def measure(n: int, planted: float) -> int:
             t, _out = timed(argv, runs=1)
             times.append(t)
         people = sum(len(yaml.safe_load(p.read_text(encoding="utf-8"))["people"]) for p in users.glob("*.yaml"))
-        decided(repo / "desired_state")
+        complete(repo / "desired_state")  # what a person fills in before the pull request
         git = ["git", "-C", str(repo)]
         subprocess.run(git + ["init", "-q", "-b", "main"], check=True)
         plan_time, out = timed(common + ["plan", "--working-tree", "--inventory", str(inventory), "--output", "json"])

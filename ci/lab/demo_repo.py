@@ -189,17 +189,16 @@ def day_one(src: Path, dest: Path, entitlements: Path) -> None:
     signed_by(repo, dest, base, repo.head.commit.hexsha, RAUL)
 
 
-def adopt(dest: Path) -> None:
-    """IT completes what the import left, as its report asks: the fields the directory lacks are
-    written (placeholders the unit will correct), and the drafts of computers and hand-made
-    firewall rules, which need a resguardo and a justification nobody has yet, wait for a pull
-    request of their own.  Then the pull request is approved and squash-merged."""
+def complete(desired: Path) -> None:
+    """What IT writes where the import's report asks, in the files import wrote under `desired`
+    (desired_state/): the fields the directory lacks (placeholders the unit will correct), and
+    the drafts of computers and hand-made firewall rules set aside: they need a resguardo and a
+    justification nobody has yet, and wait for a pull request of their own."""
     import yaml
 
     from reconciler.adoption.people import PHONE
 
-    repo = git.Repo(dest)
-    for path in sorted((dest / "desired_state" / "users").glob("*.yaml")):
+    for path in sorted((desired / "users").glob("*.yaml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
         for person in document["people"]:
             for field, value in (("title", "Por definir"), ("direction", "Por definir"), ("phone", "777 311 2200")):
@@ -208,9 +207,14 @@ def adopt(dest: Path) -> None:
             person.setdefault("first_surname", "Por definir")
             person.setdefault("second_surname", None)
         path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    for draft in [dest / "desired_state" / "assets" / "equipment.yaml",
-                  *(dest / "desired_state" / "security_rules").glob("importado-*.yaml")]:
+    for draft in [desired / "assets" / "equipment.yaml", *(desired / "security_rules").glob("importado-*.yaml")]:
         draft.unlink(missing_ok=True)
+
+
+def adopt(dest: Path) -> None:
+    """The import completed as its report asks (complete), then approved and squash-merged."""
+    repo = git.Repo(dest)
+    complete(dest / "desired_state")
     base = repo.head.commit.hexsha
     repo.git.add("-A")
     repo.index.commit(f"Adopción del directorio existente (#2)\n\n{trailers(MARTA, RAUL)}", author=MESA,

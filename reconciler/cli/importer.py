@@ -34,13 +34,13 @@ from reconciler.providers.contract import Capability, Provider
 from reconciler.providers.found import Existing, ImportRequest
 
 
-def _provider(target) -> Provider:
-    return registry.kind(target.kind).provider_class()(target)
+def _kind(target) -> type[Provider]:
+    return registry.kind(target.kind).provider_class()
 
 
 def _directory_target(targets: dict, name: str | None):
     """The one target import draws the people from: named by the mapping, or the only one."""
-    holders = {n: t for n, t in targets.items() if _importable(t) and _provider(t).holds_people}
+    holders = {n: t for n, t in targets.items() if _importable(t) and _kind(t).holds_people}
     if name is not None:
         if name not in holders:
             raise ReconcilerError(_("the inventory has no directory target named {name} to import from", name=name))
@@ -52,7 +52,7 @@ def _directory_target(targets: dict, name: str | None):
 
 
 def _importable(target) -> bool:
-    return Capability.IMPORT in registry.kind(target.kind).provider_class().capabilities
+    return Capability.IMPORT in _kind(target).capabilities
 
 
 def _read_all(targets: dict, directory_target, bases: tuple[str, ...]) -> dict[str, Existing]:
@@ -61,7 +61,7 @@ def _read_all(targets: dict, directory_target, bases: tuple[str, ...]) -> dict[s
     for name, t in targets.items():
         if not _importable(t):
             continue
-        with closing(_provider(t)) as provider:  # never opened: import needs none of apply's secrets
+        with closing(_kind(t)(t)) as provider:  # never opened: import needs none of apply's secrets
             found[name] = provider.existing(ImportRequest(people=t is directory_target, search_bases=bases))
     return found
 
