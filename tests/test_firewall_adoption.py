@@ -216,9 +216,27 @@ def test_removing_the_hand_made_rules_beside_an_adoption_waits_for_the_adoptions
 
     approved = TargetPlan("fw", [replace(c, approval=Approval(True, "")) for c in changes], basis=planned.basis)
     assert [r.name for r in nft_provider().loadable(approved, [approved.changes[-1]]).rules] == ["ssh"]
-    # Without an adoption, hand-made rules are drift in the reconciler's own chain, removed by implication.
+    # Without an adoption too: approving an alta beside it never removes a hand-made deny by
+    # implication (it opens what the deny shut); removing hand-made accepts only closes, and is.
     alone = nft_plan(DeviceRules((DB,)), hand)
-    assert {c.kind: i for i, c in enumerate(alone)}[nft.CHAIN_KIND] in nft_provider().implied_approvals(alone)
+    [chain_change] = [c for c in alone if c.kind == nft.CHAIN_KIND]
+    assert chain_change.origins == (Source("desired_state/security_rules/", None, ("landings",)),)
+    assert nft_provider().implied_approvals(alone) == {}
+    accepts = chain((nft.BASE_TAG, nft.BASE_EXPR), ("ssh", nft.expected_expr(ssh)), policy="drop")
+    closing_only = nft_plan(DeviceRules((DB,)), accepts)
+    assert {c.kind: i for i, c in enumerate(closing_only)}[nft.CHAIN_KIND] in nft_provider().implied_approvals(
+        closing_only)
+
+
+def test_a_router_acls_hand_made_deny_is_never_removed_by_implication():
+    hand = router(["permit tcp any any established", "deny tcp 10.99.0.0 0.0.255.255 any eq 22",
+                   "permit tcp any any eq 22", "deny ip any any"])
+    changes = ios.diff_router(TARGET, DeviceRules((DB,)), hand, "drop")
+    [acl_change] = [c for c in changes if c.kind == ios.ACL_KIND]
+    assert acl_change.origins and CiscoProvider(TARGET).implied_approvals(changes) == {}
+    permits = router(["permit tcp any any established", "permit tcp any any eq 22", "deny ip any any"])
+    changes = ios.diff_router(TARGET, DeviceRules((DB,)), permits, "drop")
+    assert CiscoProvider(TARGET).implied_approvals(changes)  # removing permits only closes
 
 
 def test_a_chain_nft_cannot_refill_is_a_conflict_and_nothing_is_planned():

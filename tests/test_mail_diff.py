@@ -251,8 +251,7 @@ def test_staged_rollout_judges_a_mailbox_by_its_current_unit_and_never_skips_an_
     from dataclasses import replace
 
     staged = replace(TARGET, managed_units=frozenset({"NEW"}))
-    declared = {"NEW", "OLD"}
-    manages = lambda unit: staged.manages(unit) or unit not in declared  # noqa: E731 - as the provider builds it
+    manages = staged.scope({"NEW", "OLD"})  # as the provider judges it
     [move], _ = diff({"SSM-1": box(unit="NEW")}, actual(entry(unit="OLD")), staged, TODAY, manages=manages)
     assert move.movement is Movement.MODIFICACION and ("unit", "OLD", "NEW") in [
         (a.name, a.before, a.after) for a in move.attributes]

@@ -76,3 +76,16 @@ def test_staged_rollout_leaves_the_other_units_extensions_alone():
     everything, _ = diff(desired, have, "phone")
     assert {(c.movement, c.key) for c in everything} == {
         (Movement.ALTA, "4401"), (Movement.ADOPCION, "5501"), (Movement.MODIFICACION, "5502"), (Movement.BAJA, "5503")}
+
+
+def test_staged_rollout_never_skips_the_baja_of_a_line_whose_unit_is_declared_nowhere():
+    """A managed subscriber recorded in a unit units.yaml no longer declares is no other unit's:
+    its baja goes ahead (as the target's scope judges it); one of an unmanaged unit is left."""
+    from reconciler.providers.sip.target import SipTarget
+
+    target = SipTarget.build("phone", {"domain": "salud.lab", "database": "/nonexistent", "rpc_url": "http://x/",
+                                       "managed_units": ["NEW"], "audit_dir": "/nonexistent"})
+    manages = target.scope(["NEW", "OLD"])
+    have = actual(Subscriber("5501", True, "SSM-1", "DISSOLVED"), Subscriber("5502", True, "SSM-2", "OLD"))
+    changes, _ = diff({}, have, "phone", manages=manages)
+    assert [(c.movement, c.key) for c in changes] == [(Movement.BAJA, "5501")]

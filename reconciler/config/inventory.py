@@ -84,6 +84,13 @@ class TargetSettings:
         """Whether the objects of `unit` are managed on this target (staged rollout)."""
         return self.managed_units is None or unit in self.managed_units
 
+    def scope(self, declared: Iterable[str]) -> Callable[[str | None], bool]:
+        """Whether an object recorded with a unit is managed here: left alone only when
+        managed_units leaves out a unit units.yaml declares.  An object whose recorded unit is
+        declared nowhere any more is no other unit's, and its baja is not skipped."""
+        declared = frozenset(declared)
+        return lambda unit: self.manages(unit) or unit not in declared
+
     def check_managed_units(self, declared: Iterable[str]) -> None:
         """managed_units must name declared units: a misspelt one would manage nothing, silently."""
         unknown = sorted((self.managed_units or frozenset()) - set(declared))

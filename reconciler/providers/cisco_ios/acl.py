@@ -181,6 +181,17 @@ def adoptions(wanted: DeviceRules, actual: RouterState) -> dict[str, list[int]]:
     return out
 
 
+def _opens(actual: RouterState, adopted: dict[str, list[int]], default_policy: str) -> bool:
+    """Whether the entries outside the rules that the new ACL drops include one that is not a
+    plain permit (a deny the hand-made ACL had): removing it opens traffic."""
+    if actual.bound is None:
+        return False
+    taken = {i for run in adopted.values() for i in run}
+    ours = set(frame(acl((), default_policy)))
+    return any(not line.startswith(("permit ", "remark ")) for i in untagged(actual.entries)
+               if i not in taken and (line := actual.entries[i]) not in ours)
+
+
 def device_order(actual: RouterState, adopted: dict[str, list[int]]) -> list[str]:
     """The declared rules in the bound ACL in its order: tagged ones and adopted ones."""
     at = {run[0]: name for name, run in adopted.items()}
@@ -233,7 +244,7 @@ def diff_router(target: CiscoTarget, wanted: DeviceRules, actual: RouterState, d
                                                      direction=target.direction), tuple(attributes),
                               drift=actual.bound is not None,
                               reason=lazy("changed outside the reconciler (drift)") if actual.bound else "",
-                              origins=takeover_origins(wanted, adopted)))
+                              origins=takeover_origins(wanted, adopted, _opens(actual, adopted, default_policy))))
     return changes
 
 

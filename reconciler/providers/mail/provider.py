@@ -83,13 +83,6 @@ class MailProvider(Provider):
     def revokes(self, change: Change) -> bool:
         return revokes(change)
 
-    def _manages(self, state):
-        """A unit's mailboxes are left alone only when managed_units leaves out a unit units.yaml
-        declares: a mailbox whose recorded unit is declared nowhere any more is not another
-        unit's, and its baja is not skipped."""
-        declared = set(state.units)
-        return lambda unit: self.target.manages(unit) or unit not in declared
-
     def existing(self, request: ImportRequest) -> Existing:
         """The registry's mailboxes made by hand (the registry file only: no doveadm, no key)."""
         try:
@@ -148,7 +141,7 @@ class MailProvider(Provider):
         actual, warnings = self.read()
         keys = request.keys
         needs_full_read = self._partial_view_problem(desired, actual, keys) if keys is not None else None
-        manages = self._manages(request.state)
+        manages = self.target.scope(request.state.units)
         changes, conflicts = diff(desired, actual, self.target, request.today, keys, manages)
         changes += owed_kicks(self.target, changes, actual)
         return TargetPlan(self.target.name, changes, conflicts, warnings,

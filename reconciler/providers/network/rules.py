@@ -11,7 +11,8 @@ from reconciler.plan import AttributeChange, Change, Movement
 
 TAG = "rule:"
 KIND = "firewall-rule"
-ORDER_KIND = "rule-order"  # the order of a device's rules: decides what a packet meets first
+ORDER_KIND = "rule-order"
+RULES_FOLDER = "desired_state/security_rules"  # the order of a device's rules: decides what a packet meets first
 
 
 @dataclass(frozen=True)
@@ -125,17 +126,21 @@ def adoption_change(target: str, rule: FirewallRule, found: str | None, extra: t
                        reason=lazy("made by hand, matches the declaration"))
 
 
-def takeover_origins(wanted: DeviceRules, adopted) -> tuple:
+def takeover_origins(wanted: DeviceRules, adopted, opens: bool = False) -> tuple:
     """What removing the hand-made rules beside adopted ones is judged by: it is part of the
     takeover (a deny removed before an adopted allow opens what the deny shut), never approved
     by implication.  Every landing that changed the rules' folder must be approved, the first
     origin (the folder itself, "desired_state/security_rules/") is what approvers' paths must
     cover, and the adopted rules' declarations follow.  A deleted or edited declaration of a
     rule that matched a hand-made one is a landing in the folder: unapproved, it holds the
-    takeover back.  Empty without adoptions."""
-    if not adopted:
+    takeover back.  `opens`: the removal takes away a hand-made rule that is not a plain accept
+    (a deny, a jump, what cannot be read): that opens traffic, so it is judged the same way even
+    without an adoption.  Empty otherwise: removing hand-made accepts only closes, and the
+    inventory's chain holding only approved rules is approved by implication."""
+    if not adopted and not opens:
         return ()
-    folders = sorted({o.file.rsplit("/", 1)[0] for r in wanted.rules for o in r.origins if "/" in o.file})
+    folders = sorted({o.file.rsplit("/", 1)[0] for r in wanted.rules for o in r.origins if "/" in o.file}) \
+        or [RULES_FOLDER]  # no rule declared for the device: the folder all of them would be in
     return tuple(Source(f"{folder}/", None, ("landings",)) for folder in folders) + \
         tuple(o for r in wanted.rules if r.name in adopted for o in r.origins)
 

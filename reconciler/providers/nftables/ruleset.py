@@ -244,6 +244,12 @@ def adoptions(wanted: DeviceRules, actual: Chain) -> dict[str, int]:
     return out
 
 
+def _accepts_only(expr: list) -> bool:
+    """A hand-made rule whose removal only closes: one the reconciler can read, that accepts."""
+    rule = rule_from_expr("", plain(expr))
+    return rule is not None and rule.action == "allow"
+
+
 def _adopted_base(actual: Chain) -> int | None:
     """The chain's first rule, when it is a hand-made one that lets established connections
     through as the base rule does (and no base rule is there): it serves as the base."""
@@ -312,7 +318,9 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
     if actual.exists and base != [BASE_EXPR]:
         attributes.append(AttributeChange(lazy("established connections"), lazy("not as declared"), lazy("accepted")))
     kept = set(adopted.values()) | {base_adopted}
-    hand_made = [actual.rules[i][0] or lazy("(no comment)") for i in _hand_made(actual) if i not in kept]
+    removed = [i for i in _hand_made(actual) if i not in kept]
+    hand_made = [actual.rules[i][0] or lazy("(no comment)") for i in removed]
+    opens = any(not _accepts_only(actual.rules[i][1]) for i in removed)
     if hand_made:
         attributes.append(AttributeChange(lazy("rules made by hand"), tuple(hand_made), ()))
     names = {r.name for r in wanted.rules}
@@ -325,7 +333,7 @@ def _chain_changes(target: str, wanted: DeviceRules, actual: Chain, policy: str,
     return [Change(Movement.ALTA if not actual.exists else Movement.MODIFICACION, target, CHAIN_KIND, hook,
                    lazy("table inet {table}, chain {hook}", table=table, hook=hook), tuple(attributes), drift=drift,
                    reason=lazy("changed outside the reconciler (drift)") if drift else "",
-                   origins=takeover_origins(wanted, adopted) if hand_made else ())] + order
+                   origins=takeover_origins(wanted, adopted, opens) if hand_made else ())] + order
 
 
 # -- import -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
@@ -53,6 +53,7 @@ def _now() -> str:
 class SipBasis:
     desired: dict[str, Line]
     gone: dict  # lines released by a baja: number -> the person who held it
+    manages: Callable[[str | None], bool] = lambda unit: True  # staged rollout, as the plan judged it
 
 
 class SipProvider(Provider):
@@ -111,8 +112,9 @@ class SipProvider(Provider):
         self.target.check_managed_units(request.state.units)
         desired, gone = desired_lines(request.state)
         actual = store.read(self.conn, self.target.domain)
-        changes, conflicts = diff(desired, actual, self.target.name, gone, self.target.manages)
-        return TargetPlan(self.target.name, changes, conflicts, self._exposed(), SipBasis(desired, gone))
+        manages = self.target.scope(request.state.units)
+        changes, conflicts = diff(desired, actual, self.target.name, gone, manages)
+        return TargetPlan(self.target.name, changes, conflicts, self._exposed(), SipBasis(desired, gone, manages))
 
     def _exposed(self) -> list:
         """The subscriber table's ha1 values are password-equivalent: a database others may read
@@ -250,7 +252,7 @@ class SipProvider(Provider):
             actual = store.read(self.conn, self.target.domain)
         except sqlite3.Error as exc:
             raise ReconcilerError(_("reading the registrar's database: {error}", error=exc)) from None
-        remaining = diff(basis.desired, actual, self.target.name, basis.gone, self.target.manages)[0]
+        remaining = diff(basis.desired, actual, self.target.name, basis.gone, basis.manages)[0]
         return ReadBack(remaining, actual)
 
     def confirm(self, planned: TargetPlan, back: ReadBack, shown: list[Outcome]) -> dict[int, str]:
