@@ -56,7 +56,9 @@ def inventory(path: Path, root: str) -> Path:
     target = {
         "kind": "active_directory", "host": "127.0.0.1", "port": 636, "base_dn": BASE, "upn_suffix": "salud.lab",
         "ous": {"people": f"OU=Personal,{root}", "groups": f"OU=Grupos,{root}", "bajas": f"OU=Bajas,{root}"},
-        "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": str(LAB / "bind.pw")},
+        # As the lab's inventory binds: applies as the delegated account, plans as the read-only one.
+        "bind_dn": "svc-reconciler@SALUD.LAB", "bind_password": {"file": str(LAB / "ad" / "svc-reconciler.pw")},
+        "read_bind": {"bind_dn": "svc-lectura@SALUD.LAB", "bind_password": {"file": str(LAB / "ad" / "svc-lectura.pw")}},
         "tls": {"ca_file": str(LAB / "ca.pem")}, "max_bajas": 25, "credentials_dir": str(path.parent / "creds"),
         "audit_dir": str(path.parent / "audit"),
     }
@@ -91,7 +93,7 @@ def bare_adds(conn, accounts, root: str, bare_root: str) -> float:
 
 
 def bench(n: int, workdir: Path, reconciler_first: bool = False, measure: bool = True) -> dict:
-    root = f"OU=Bench-{n},{BASE}"
+    root = f"OU=Bench-{n},OU=Pruebas,{BASE}"  # delegated to svc-reconciler (ci/lab/accounts-up)
     bare_ou = f"OU=Bare-{n},{BASE}"
     repo = workdir / f"repo-{n}"
     entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
@@ -197,7 +199,7 @@ def bare_ldap3_search(target, base: str) -> int:
 
 def plan_only(n: int, workdir: Path) -> dict:
     """Measure the no-change plan again on the tree the last full run of N left in the lab."""
-    root = f"OU=Bench-{n},{BASE}"
+    root = f"OU=Bench-{n},OU=Pruebas,{BASE}"  # delegated to svc-reconciler (ci/lab/accounts-up)
     repo = workdir / f"repo-{n}"
     write(repo, generate(n, seed=n))
     entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}

@@ -39,7 +39,8 @@ from reconciler.providers.mail.provider import MailProvider  # noqa: E402
 from reconciler.providers.mail.apply import MailApplier  # noqa: E402
 from reconciler.providers.mail.diff import diff  # noqa: E402
 from reconciler.providers.mail.records import expand  # noqa: E402
-from reconciler.providers.mail.registry import Registry, maps, write_atomically  # noqa: E402
+from reconciler.providers.mail.host import LocalHost  # noqa: E402
+from reconciler.providers.mail.registry import Registry, maps  # noqa: E402
 
 RUNS = 5
 FILES = ("registry", "recipients", "aliases", "denied")
@@ -65,10 +66,10 @@ def converge(target, state, today: str) -> int:
     for change in changes:
         if change.kind != "mail-maps":
             applier._stage(Outcome(change), registry)
-    write_atomically(target.registry, registry.text())
+    LocalHost().write(target.registry, registry.text())
     derived = maps(registry.entries(), target.new_mail_after_baja)
     for name in ("recipients", "aliases", "denied"):
-        write_atomically(getattr(target, name), derived[name])
+        LocalHost().write(getattr(target, name), derived[name])
     time.sleep(1.1)  # Dovecot re-reads the registry at most once a second
     return len(registry.entries())
 
@@ -102,7 +103,7 @@ def main() -> None:
                 totals.append(t2 - t0)
     finally:
         for name, data in saved.items():
-            write_atomically(getattr(target, name), data.decode("utf-8"))
+            LocalHost().write(getattr(target, name), data.decode("utf-8"))
     result = {
         "people": n, "mailboxes": entries, "load_s": round(load_seconds, 3),
         "read_s": round(statistics.median(reads), 3), "diff_s": round(statistics.median(diffs), 3),

@@ -120,13 +120,14 @@ class Directory:
 
 def clear_mail_and_phone() -> None:
     """What the trials left on the shared mail server and registrar, as the lab tests clear it."""
-    import sqlite3
+    import psycopg
 
     for name in ("users", "recipients", "aliases", "denied"):
         (LAB / "mail" / name).write_text("")
     (LAB / "mail" / "users.kick-pending").unlink(missing_ok=True)
     subprocess.run(["postfix", "reload"], capture_output=True)
-    with sqlite3.connect(LAB / "phone" / "kamailio.db") as db:
+    with psycopg.connect("postgresql://reconciler@127.0.0.1:5432/kamailio", autocommit=True,
+                         password=(LAB / "phone" / "reconciler-db.pw").read_text().strip()) as db:
         db.execute("DELETE FROM subscriber")
         for table in ("reconciler_line", "reconciler_unregister"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
@@ -231,7 +232,7 @@ def main() -> int:
     if not args.lab_as_is:
         lab(["down", "--purge"], ["up"])
     results: list[dict] = []
-    root = f"OU=Crash-{secrets.token_hex(3)},{BASE_DN}"
+    root = f"OU=Crash-{secrets.token_hex(3)},OU=Pruebas,{BASE_DN}"  # delegated to svc-reconciler (ci/lab/accounts-up)
     directory = Directory()
     try:
         with tempfile.TemporaryDirectory(prefix="reconciler-crash-") as tmp:
@@ -247,7 +248,8 @@ def main() -> int:
             write_state(repo, declared)
             land(repo, "Calibración")
             started = time.monotonic()
-            assert cli(repo, inv, "apply", "--auto-approve").returncode == 0, "the calibration apply failed"
+            done = cli(repo, inv, "apply", "--auto-approve")
+            assert done.returncode == 0, f"the calibration apply failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             budget = time.monotonic() - started
             print(f"an uninterrupted apply of {args.batch} altas takes {budget:.1f} s: kills fall in [0, {budget:.1f}] s")
             batch, position = first, args.batch

@@ -48,6 +48,10 @@ from reconciler.desired.curp import check_digit
 LAB_DIR = Path("/var/lib/reconciler-lab")
 CURP = "NUOJ850412HMSXBS0" + str(check_digit("NUOJ850412HMSXBS0"))
 BASE_DN = "DC=salud,DC=lab"
+# Where the tests' sandboxes live: the lab delegates this OU's subtree to svc-reconciler
+# (ci/lab/accounts-up), the account every test's reconciler binds as to apply; plans bind as
+# svc-lectura, which may only read.  Hand edits a test makes stand for a domain administrator's.
+SANDBOXES = f"OU=Pruebas,{BASE_DN}"
 
 UNITS = {
     "HG-CUERNAVACA": {"name": "Hospital General de Cuernavaca", "kind": "hospital", "clues": "MSSSA000011"},
@@ -345,12 +349,20 @@ def lab_connection() -> Connection:
 TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
 
 
+# How the reconciler binds to the lab's AD (ci/lab/accounts-up): applies as the delegated account,
+# plans as the read-only one.
+SERVICE_ACCOUNTS = {
+    "bind_dn": "svc-reconciler@SALUD.LAB", "bind_password": {"file": str(LAB_DIR / "ad" / "svc-reconciler.pw")},
+    "read_bind": {"bind_dn": "svc-lectura@SALUD.LAB", "bind_password": {"file": str(LAB_DIR / "ad" / "svc-lectura.pw")}},
+}
+
+
 class Sandbox:
     """A private OU tree in the lab, an inventory pointing at it, and a desired repository."""
 
     def __init__(self, conn: Connection, repo: DesiredRepo, tmp: Path):
         self.conn, self.repo = conn, repo
-        self.root = f"OU=t-{secrets.token_hex(4)},{BASE_DN}"
+        self.root = f"OU=t-{secrets.token_hex(4)},{SANDBOXES}"
         self.people_ou = f"OU=Personal,{self.root}"
         self.groups_ou = f"OU=Grupos,{self.root}"
         self.bajas_ou = f"OU=Bajas,{self.root}"
@@ -370,8 +382,7 @@ class Sandbox:
             "kind": "active_directory", "host": "127.0.0.1", "port": 636, "base_dn": BASE_DN,
             "upn_suffix": "salud.lab",
             "ous": {"people": self.people_ou, "groups": self.groups_ou, "bajas": self.bajas_ou},
-            "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": str(LAB_DIR / "bind.pw")},
-            "tls": {"ca_file": str(LAB_DIR / "ca.pem")}, "max_bajas": max_bajas,
+            **SERVICE_ACCOUNTS, "tls": {"ca_file": str(LAB_DIR / "ca.pem")}, "max_bajas": max_bajas,
             "credentials_dir": str(self.credentials_dir), "audit_dir": str(self.audit_dir),
         }
         target.update(overrides)
@@ -442,12 +453,13 @@ def fresh_lab() -> None:
 
 
 # What ci/lab/up leaves behind, and what the lab tests talk to.
-LAB_FILES = ("bind.pw", "ca.pem", "mail/doveadm.key", "mail/users", "mail/recipients", "mail/aliases",
-             "mail/denied", "phone/kamailio.db", "net/id_ed25519", "net/known_hosts")
+LAB_FILES = ("bind.pw", "ad/svc-reconciler.pw", "ad/svc-lectura.pw", "ca.pem", "mail/doveadm.key", "mail/users", "mail/recipients", "mail/aliases",
+             "mail/denied", "phone/reconciler-db.pw", "net/id_ed25519", "net/known_hosts")
 LAB_SERVICES = {  # TCP only: Kamailio's SIP is UDP, its JSON-RPC stands for it
     "the Samba AD DC (LDAPS)": ("127.0.0.1", 636), "Postfix (SMTP)": ("127.0.0.1", 25),
     "Dovecot (IMAP)": ("127.0.0.1", 143), "Dovecot's doveadm HTTP API": ("127.0.0.1", 8080),
-    "Kamailio's JSON-RPC": ("127.0.0.1", 5071), "sshd in the firewall namespace rc-fw": ("192.168.250.2", 22),
+    "Kamailio's JSON-RPC": ("127.0.0.1", 5071), "PostgreSQL (Kamailio's subscribers)": ("127.0.0.1", 5432),
+    "sshd in the firewall namespace rc-fw": ("192.168.250.2", 22),
 }
 LAB_NAMESPACES = ("rc-client", "rc-fw", "rc-server")
 NOT_LAB_HINT = "\n(`pytest -m \"not lab\"` runs the tests that do not need the lab)"

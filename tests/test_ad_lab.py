@@ -344,13 +344,17 @@ def test_connection_errors_are_clear(sandbox, tmp_path):
     wrong = tmp_path / "wrong.pw"
     wrong.write_text("not-the-password")
     sandbox.write_inventory(bind_password={"file": str(wrong)})
+    code, out, err = sandbox.cli("apply")
+    assert code == 1 and "refused the bind as svc-reconciler@SALUD.LAB" in err and "not-the-password" not in err
+    # A plan binds as the read-only account, and names it when its password is wrong.
+    sandbox.write_inventory(read_bind={"bind_dn": "svc-lectura@SALUD.LAB", "bind_password": {"file": str(wrong)}})
     code, out, err = sandbox.cli("plan")
-    assert code == 1 and "refused the bind as Administrator@SALUD.LAB" in err and "not-the-password" not in err
+    assert code == 1 and "refused the bind as svc-lectura@SALUD.LAB" in err and "not-the-password" not in err
     sandbox.write_inventory(tls={})  # no lab CA: the certificate must not be trusted
     code, out, err = sandbox.cli("plan")
     assert code == 1 and "certificate" in err and "not trusted" in err
     sandbox.write_inventory(bind_password={"env": "RECONCILER_TEST_UNSET_VARIABLE"})
-    code, out, err = sandbox.cli("plan")
+    code, out, err = sandbox.cli("apply")
     assert code == 1 and "RECONCILER_TEST_UNSET_VARIABLE, which is not set" in err
 
 

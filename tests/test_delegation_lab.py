@@ -1,80 +1,41 @@
-"""The reconciler needs no domain administrator: bound as a service account whose rights are
-delegated on its managed OUs alone (create, change, move and delete objects and reset passwords
-there; read the rest, as every authenticated account may), it does its whole job, and it cannot
-touch anything outside: an account in CN=Users, the membership of Domain Admins.
+"""The reconciler needs no domain administrator.  Every lab test's reconciler applies as
+svc-reconciler, whose rights ci/lab/accounts-up delegates on the managed OUs alone (create,
+change, move and delete objects and reset passwords there; read the rest, as every
+authenticated account may), and plans as svc-lectura, which may only read.  Here: the delegated
+account does its whole job, and cannot touch anything outside (an account in CN=Users, the
+membership of Domain Admins, itself, the whole tree at once); the read-only account plans but can
+change nothing; a plan never needs the password that writes.
 
-The delegation is written with Samba's own tool (`samba-tool dsacl set`), as inheritable ACEs
-on the managed root OU; the README gives the same ACEs for a Windows AD."""
+The delegation is written with Samba's own tool (`samba-tool dsacl set`, ci/lab/delegate) as
+inheritable ACEs; the README gives the same ACEs for a Windows AD."""
 from __future__ import annotations
 
-import os
-import secrets
 import ssl
-import subprocess
 
 import pytest
-from ldap3 import MODIFY_ADD, NONE, Connection, Server, Tls
-from ldap3.protocol.formatters.formatters import format_sid
+from ldap3 import MODIFY_ADD, MODIFY_REPLACE, NONE, Connection, Server, Tls
 
-from conftest import BASE_DN, LAB_DIR, person
+from conftest import BASE_DN, LAB_DIR, SANDBOXES, person
 
 pytestmark = pytest.mark.lab
 
-# The delegation, as ACEs inherited by everything below the managed root OU (SDDL; "{sid}" is the
-# service account's).  Create and delete only users, groups, computers and OUs; read and write
-# properties, but never the ones that would hand over other accounts (shadow credentials,
-# resource-based delegation, service principal names); the one extended right it uses, Reset
-# Password, on users only; delete (a move is a delete and a create), list, read permissions.
-# Never write permissions or owner, and as owner of what it creates it gets only read
-# permissions (OWNER RIGHTS), so it can never rewrite who may do what.  No delete-subtree.
-USER, GROUP, COMPUTER, OU = ("bf967aba-0de6-11d0-a285-00aa003049e2", "bf967a9c-0de6-11d0-a285-00aa003049e2",
-                             "bf967a86-0de6-11d0-a285-00aa003049e2", "bf967aa5-0de6-11d0-a285-00aa003049e2")
-RESET_PASSWORD = "00299570-246d-11d0-a768-00aa006e0529"
-KEY_CREDENTIAL_LINK = "5b47d60f-6090-40b2-9f37-2a4de88f3063"
-ACT_ON_BEHALF = "3f78c3e5-f79a-46bd-a0b8-9d18116ddc79"
-SERVICE_PRINCIPAL_NAME = "f3a64788-5306-11d1-a9c5-0000f80367c1"
-DELEGATION = ("".join(f"(OD;CI;WP;{attribute};;{{sid}})" for attribute in
-                      (KEY_CREDENTIAL_LINK, ACT_ON_BEHALF, SERVICE_PRINCIPAL_NAME))
-              + "".join(f"(OA;CI;CCDC;{kind};;{{sid}})" for kind in (USER, GROUP, COMPUTER, OU))
-              + f"(OA;CI;CR;{RESET_PASSWORD};{USER};{{sid}})"
-              + "(A;CI;LCRPWPLOSDRC;;;{sid})(A;CI;RC;;;S-1-3-4)")  # not for people: SDDL
+SERVICE, READER = "svc-reconciler", "svc-lectura"
 
 
-def _connect(user: str, password: str) -> Connection:
+def _connect(name: str) -> Connection:
     tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(LAB_DIR / "ca.pem"))
-    return Connection(Server("127.0.0.1", port=636, use_ssl=True, tls=tls, get_info=NONE), user=user,
-                      password=password, auto_bind=True)
+    password = (LAB_DIR / "ad" / f"{name}.pw").read_text()
+    return Connection(Server("127.0.0.1", port=636, use_ssl=True, tls=tls, get_info=NONE),
+                      user=f"{name}@SALUD.LAB", password=password, auto_bind=True)
 
 
-@pytest.fixture
-def delegated(sandbox, tmp_path):
-    """A service account in CN=Users with rights on the sandbox's root OU only."""
-    name = f"svc-{sandbox.suffix}"
-    dn = f"CN={name},CN=Users,{BASE_DN}"
-    password = "Svc-" + secrets.token_urlsafe(18)
-    admin = sandbox.conn
-    assert admin.add(sandbox.root, "organizationalUnit"), admin.result
-    assert admin.add(dn, ["top", "person", "organizationalPerson", "user"],
-                     {"sAMAccountName": name, "userPrincipalName": f"{name}@salud.lab",
-                      "unicodePwd": f'"{password}"'.encode("utf-16-le"), "userAccountControl": 512}), admin.result
-    admin.search(dn, "(objectClass=*)", attributes=["objectSid"])
-    raw = admin.response[0]["raw_attributes"]["objectSid"][0]
-    sid = format_sid(raw)
-    proc = subprocess.run(["samba-tool", "dsacl", "set", "-H", str(LAB_DIR / "samba" / "private" / "sam.ldb"),
-                           f"--objectdn={sandbox.root}", f"--sddl={DELEGATION.format(sid=sid)}"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    secret = tmp_path / "svc.pw"
-    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, password.encode())
-    os.close(fd)
-    sandbox.write_inventory(bind_dn=f"{name}@SALUD.LAB", bind_password={"file": str(secret)})
-    yield sandbox, name, password
-    admin.delete(dn)
+def test_the_sandbox_binds_as_the_service_accounts(sandbox):
+    target = __import__("yaml").safe_load(sandbox.inventory.read_text())["targets"]["ad-test"]
+    assert target["bind_dn"].startswith(SERVICE) and target["read_bind"]["bind_dn"].startswith(READER)
+    assert sandbox.root.endswith(SANDBOXES)
 
 
-def test_a_delegated_account_does_the_whole_job_under_its_ous(delegated):
-    sandbox, _name, _password = delegated
+def test_a_delegated_account_does_the_whole_job_under_its_ous(sandbox):
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"), person("SSM-000002", given_names="Ana", curp=None))
     out = sandbox.apply()  # OUs, groups, accounts with their initial passwords
     assert sandbox.account("jnunezo") is not None and sandbox.account("anunezo") is not None
@@ -90,21 +51,60 @@ def test_a_delegated_account_does_the_whole_job_under_its_ous(delegated):
     assert "Traceback" not in out
 
 
-def test_a_delegated_account_cannot_touch_anything_outside(delegated):
-    sandbox, name, password = delegated
+def test_a_delegated_account_cannot_touch_anything_outside(sandbox):
     sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
     sandbox.apply()
-    conn = _connect(f"{name}@SALUD.LAB", password)
+    conn = _connect(SERVICE)
     try:
         outsider = f"CN=Intruso {sandbox.suffix},CN=Users,{BASE_DN}"
         assert not conn.add(outsider, ["top", "person", "organizationalPerson", "user"],
                             {"sAMAccountName": f"intruso.{sandbox.suffix}"})
         assert conn.result["description"] == "insufficientAccessRights"
         domain_admins = f"CN=Domain Admins,CN=Users,{BASE_DN}"
-        assert not conn.modify(domain_admins, {"member": [(MODIFY_ADD, [f"CN={name},CN=Users,{BASE_DN}"])]})
+        assert not conn.modify(domain_admins, {"member": [(MODIFY_ADD, [f"CN={SERVICE},CN=Users,{BASE_DN}"])]})
         assert conn.result["description"] == "insufficientAccessRights"
-        assert not conn.modify(f"CN={name},CN=Users,{BASE_DN}", {"description": [(MODIFY_ADD, ["yo mismo"])]})
+        assert not conn.modify(f"CN={SERVICE},CN=Users,{BASE_DN}", {"description": [(MODIFY_ADD, ["yo mismo"])]})
         # No delete-subtree: the managed tree (the bajas OU, the evidence, with it) cannot go at once.
         assert not conn.delete(sandbox.root, controls=[("1.2.840.113556.1.4.805", True, None)])
+        # Nor the right to hand itself more: the delegation's own OU keeps its permissions.
+        assert not conn.modify(sandbox.root, {"nTSecurityDescriptor": [(MODIFY_REPLACE, [b"\x01"])]})
     finally:
         conn.unbind()
+
+
+def test_the_read_only_account_plans_and_changes_nothing(sandbox):
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    sandbox.apply()
+    conn = _connect(READER)
+    try:  # what a plan's runner holds cannot write, even in the managed tree
+        account = sandbox.account("jnunezo")["dn"]
+        assert not conn.modify(account, {"title": [(MODIFY_REPLACE, ["Intruso"])]})
+        assert conn.result["description"] == "insufficientAccessRights"
+        assert not conn.add(f"OU=Intrusa,{sandbox.root}", "organizationalUnit")
+    finally:
+        conn.unbind()
+    # A plan binds as the read-only account: the password that writes is not needed to plan.
+    sandbox.write_inventory(bind_password={"file": str(LAB_DIR / "ad" / "no-such-file.pw")})
+    sandbox.repo.find("SSM-000001")["title"] = "Jefe de Urgencias"
+    code, out, err = sandbox.cli("plan")
+    assert code == 2 and "Jefe de Urgencias" in out, out + err
+    code, out, err = sandbox.cli("apply")  # apply binds as the delegated account, whose password is missing
+    assert code != 0 and "no-such-file.pw" in out + err
+    assert sandbox.account("jnunezo")["title"] != "Jefe de Urgencias"
+
+
+def test_the_read_only_account_is_never_adopted(sandbox):
+    """Like the apply account: a plan bound as it, or an apply, never takes it over."""
+    from reconciler.config.inventory import SecretSource
+    from reconciler.providers.ad.read import _bind_account
+    from reconciler.providers.ad.records import Account
+    from reconciler.providers.ad.target import ADTarget
+    import yaml
+
+    raw = yaml.safe_load(sandbox.inventory.read_text())["targets"]["ad-test"]
+    target = ADTarget.build("ad-test", raw)
+    reader = Account(key="", cn=READER, parent=f"CN=Users,{BASE_DN}", attributes={"sAMAccountName": READER},
+                     enabled=True, groups=frozenset(), dn=f"CN={READER},CN=Users,{BASE_DN}")
+    assert _bind_account(target, reader) and _bind_account(target.for_reading(), reader)
+    assert target.for_reading().login[0].startswith(READER) and target.login[0].startswith(SERVICE)
+    assert isinstance(target.for_reading().login[1], SecretSource)

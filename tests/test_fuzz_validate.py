@@ -178,9 +178,12 @@ def test_keys_that_are_not_text_are_refused_where_names_are_keys(tmp_path):
         "  phone-lab:", "  1:")
     root = _repo(tmp_path / "inventory", files={"inventory/lab.yaml": inventory})
     path = root / "inventory" / "lab.yaml"
+    lines = inventory.splitlines()
+    target = lines.index("  1:") + 1
+    point = next(i for i, line in enumerate(lines, 1) if "probe_points:" in line)  # the mapping that holds it
     assert _validate(root, path) == [
-        f"{path}:68: targets[1]: 1 is not a valid key (letters, digits, '-', '_' or '.')",
-        f"{path}:87: targets.fw-1.probe_points.None: None is not a valid key (letters, digits, '-', '_' or '.')"]
+        f"{path}:{target}: targets[1]: 1 is not a valid key (letters, digits, '-', '_' or '.')",
+        f"{path}:{point}: targets.fw-1.probe_points.None: None is not a valid key (letters, digits, '-', '_' or '.')"]
 
 
 def test_shared_mailboxes_written_as_a_mapping_are_a_problem(tmp_path):

@@ -6,7 +6,8 @@ import dataclasses
 
 from test_mail_diff import TARGET, entry
 
-from reconciler.providers.mail.apply import SESSIONS, kick_file
+from reconciler.providers.mail.apply import SESSIONS, kick_file, pending_kicks
+from reconciler.providers.mail.host import LocalHost
 from reconciler.providers.mail.provider import owed_kicks
 from reconciler.providers.mail.records import actual_mail
 from reconciler.providers.sip.diff import REGISTRATIONS, ActualLines, Subscriber, diff
@@ -21,7 +22,7 @@ def test_owed_kicks_end_only_sessions_of_managed_mailboxes_the_registry_shows_cl
                           entry("luis@salud.lab", owner="SSM-2"),  # open again since: never kicked
                           entry("mano@salud.lab", owner=None, closed="2026-01-01")],  # made by hand
                          {}, {}, ("salud.lab",))
-    [owed] = owed_kicks(target, [], actual)
+    [owed] = owed_kicks(target, [], actual, pending_kicks(LocalHost(), target))
     assert (owed.kind, owed.key, owed.movement.value) == (SESSIONS, "ana@salud.lab", "baja")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from contextlib import contextmanager
 import urllib.error
 import urllib.request
 
@@ -19,8 +20,22 @@ from sip import Phone, register
 
 pytestmark = pytest.mark.lab  # every test: the lab's Kamailio, and a sandbox in its AD
 
-DB = LAB_DIR / "phone" / "kamailio.db"
+# The lab's Kamailio keeps its subscribers on PostgreSQL (ci/lab/phone-up); the reconciler writes
+# them as the database account `reconciler`.  Hand edits here go through the same account.
+DATABASE = {"url": "postgresql://reconciler@127.0.0.1:5432/kamailio",
+            "password": {"file": str(LAB_DIR / "phone" / "reconciler-db.pw")}}
 RPC = "http://127.0.0.1:5071/RPC"
+SQLITE_SCHEMA = "/usr/share/kamailio/db_sqlite/auth_db-create.sql"
+
+
+@contextmanager
+def registrar():
+    """The lab registrar's database, as a person with the reconciler's rights edits it."""
+    import psycopg
+
+    with psycopg.connect(DATABASE["url"], password=(LAB_DIR / "phone" / "reconciler-db.pw").read_text().strip(),
+                         autocommit=True) as db:
+        yield db
 
 
 class PhoneBed:
@@ -28,7 +43,7 @@ class PhoneBed:
         self.sandbox = sandbox
         inventory = yaml.safe_load(sandbox.inventory.read_text())
         inventory["targets"]["phone-test"] = {
-            "kind": "sip", "domain": "salud.lab", "database": str(DB), "rpc_url": RPC,
+            "kind": "sip", "domain": "salud.lab", "database": DATABASE, "rpc_url": RPC,
             "audit_dir": str(sandbox.audit_dir), "credentials_dir": str(sandbox.credentials_dir)}
         sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
         self.clear()
@@ -36,7 +51,7 @@ class PhoneBed:
     @staticmethod
     def clear() -> None:
         """The tests own the lab's registrar while they run, and leave it empty."""
-        with sqlite3.connect(DB) as db:
+        with registrar() as db:
             db.execute("DELETE FROM subscriber")
             db.execute("DROP TABLE IF EXISTS reconciler_line")
             db.execute("DROP TABLE IF EXISTS reconciler_unregister")
@@ -155,8 +170,8 @@ def test_a_secret_changed_by_hand_is_drift_and_gets_a_new_one(bed):
     repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
     repo.lines = [extension("4401")]
     bed.sandbox.apply()
-    with sqlite3.connect(DB) as db:
-        db.execute("UPDATE subscriber SET ha1 = ? WHERE username = '4401'", ("0" * 32,))  # someone's own secret
+    with registrar() as db:
+        db.execute("UPDATE subscriber SET ha1 = %s WHERE username = '4401'", ("0" * 32,))  # someone's own secret
     [change] = changes(bed.sandbox.plan_json())
     assert change["drift"] and change["reason"].startswith("its secret was changed outside")
     issued = bed.secrets_issued()
@@ -167,7 +182,7 @@ def test_a_secret_changed_by_hand_is_drift_and_gets_a_new_one(bed):
 
 
 def test_a_subscriber_made_by_hand_is_adopted_with_its_secret_kept_and_others_left_alone(bed):
-    with sqlite3.connect(DB) as db:
+    with registrar() as db:
         db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4401', 'salud.lab', 'a-mano')")
         db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4499', 'salud.lab', 'ajena')")
     bed.sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
@@ -178,7 +193,7 @@ def test_a_subscriber_made_by_hand_is_adopted_with_its_secret_kept_and_others_le
     issued = bed.secrets_issued()
     bed.sandbox.apply()
     assert bed.secrets_issued() == issued  # no new secret
-    with sqlite3.connect(DB) as db:
+    with registrar() as db:
         assert dict(db.execute("SELECT username, ha1 FROM subscriber WHERE username IN ('4401', '4499')")) == {
             "4401": "a-mano", "4499": "ajena"}
     bed.sandbox.assert_converged()
@@ -236,18 +251,61 @@ def test_registrations_a_baja_could_not_drop_are_dropped_by_the_next_run(bed, mo
     bed.sandbox.assert_converged()
 
 
-def test_the_labs_secrets_are_their_owners_alone_and_an_exposed_registrar_is_said(bed):
-    """ha1 values, the bind password, the doveadm key and the private keys: mode 600, as on a
-    real host; a registrar database others can read is said in every plan."""
+def test_the_labs_secrets_are_their_owners_alone(bed):
+    """ha1 values are password-equivalent, and so are the passwords that reach them: every file
+    holding a secret is its owner's alone, as on a real host."""
     import os
     import stat
 
-    for name in ("phone/kamailio.db", "bind.pw", "mail/doveadm.key", "net/id_ed25519", "delivery/mesa.key"):
+    for name in ("phone/reconciler-db.pw", "phone/kamailio-db.pw", "phone/kamailio.cfg", "bind.pw",
+                 "ad/svc-reconciler.pw", "ad/svc-lectura.pw", "ad/svc-dovecot.pw", "mail/doveadm.key",
+                 "net/id_ed25519", "delivery/mesa.key"):
         path = LAB_DIR / name
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, name
-    os.chmod(DB, 0o644)
-    try:
-        code, out, err = bed.sandbox.cli("plan")
-        assert "is readable by others (mode 644)" in out + err
-    finally:
-        os.chmod(DB, 0o600)
+
+
+def test_kamailio_may_only_read_its_subscribers():
+    """Kamailio's own database account authenticates; it cannot write a subscriber."""
+    import psycopg
+
+    password = (LAB_DIR / "phone" / "kamailio-db.pw").read_text().strip()
+    with psycopg.connect("postgresql://kamailio@127.0.0.1:5432/kamailio", password=password, autocommit=True) as db:
+        assert db.execute("SELECT count(*) FROM subscriber").fetchone()[0] >= 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('9999', 'salud.lab', 'x')")
+
+
+def test_a_small_sites_sqlite_registrar_gets_altas_adoptions_and_bajas(sandbox, tmp_path):
+    """SQLite stays for small sites: a file of Kamailio's own SQLite schema, written by the same
+    provider (the lab's Kamailio answers the unregistrations); a file others may read is said in
+    every plan."""
+    import os
+
+    database = tmp_path / "kamailio.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE version (table_name VARCHAR(32) NOT NULL, table_version INTEGER DEFAULT 0 NOT NULL)")
+        db.executescript(open(SQLITE_SCHEMA, encoding="utf-8").read())
+        db.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4402', 'salud.lab', 'a-mano')")
+    os.chmod(database, 0o600)
+    inventory = yaml.safe_load(sandbox.inventory.read_text())
+    inventory["targets"]["phone-small"] = {
+        "kind": "sip", "domain": "salud.lab", "database": str(database), "rpc_url": RPC,
+        "audit_dir": str(sandbox.audit_dir), "credentials_dir": str(sandbox.credentials_dir)}
+    sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    sandbox.repo.lines = [extension("4401"), extension("4402")]
+    plan = sandbox.plan_json()
+    mine = [c for c in plan["changes"] if c["target"] == "phone-small"]
+    assert sorted((c["key"], c["movement"]) for c in mine) == [("4401", "alta"), ("4402", "adopcion")]
+    sandbox.apply()
+    with sqlite3.connect(database) as db:
+        rows = dict(db.execute("SELECT username, ha1 FROM subscriber"))
+    assert set(rows) == {"4401", "4402"} and rows["4402"] == "a-mano"
+    sandbox.repo.lines = [extension("4402")]
+    sandbox.apply()  # the baja of 4401
+    with sqlite3.connect(database) as db:
+        assert [u for (u,) in db.execute("SELECT username FROM subscriber")] == ["4402"]
+    sandbox.assert_converged()
+    os.chmod(database, 0o644)
+    code, out, err = sandbox.cli("plan")
+    assert "is readable by others (mode 644)" in out + err

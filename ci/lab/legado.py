@@ -290,20 +290,20 @@ def write_mail(plant: Plant, folder: Path) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def write_phone(plant: Plant, folder: Path, schema_from: Path) -> None:
-    """A Kamailio subscriber table made by hand, with Kamailio's own schema (copied from the lab's)."""
+SQLITE_SCHEMA = Path("/usr/share/kamailio/db_sqlite/auth_db-create.sql")
+
+
+def write_phone(plant: Plant, folder: Path) -> None:
+    """A small site's Kamailio subscriber table made by hand, in SQLite, with Kamailio's own
+    schema (kamailio-sqlite-modules)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "kamailio.db"
     path.unlink(missing_ok=True)
-    source = sqlite3.connect(f"file:{schema_from}?mode=ro", uri=True)
-    schema = [sql for (sql,) in source.execute(
-        "SELECT sql FROM sqlite_master WHERE name LIKE 'subscriber%' AND sql IS NOT NULL")]
-    source.close()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
     db = sqlite3.connect(path)
-    for sql in schema:
-        db.execute(sql)
+    db.execute("CREATE TABLE version (table_name VARCHAR(32) NOT NULL, table_version INTEGER DEFAULT 0 NOT NULL)")
+    db.executescript(SQLITE_SCHEMA.read_text())
     rows = [a["extension"] for a in plant.accounts if a["extension"] and plant.rng.random() < 0.5]
     orphans = [str(40000 + i) for i in range(5)]
     for number in rows + orphans:
@@ -368,9 +368,13 @@ def main() -> int:
         added = subprocess.run(["ldbadd", "-H", str(samdb), f.name], capture_output=True, text=True)
     if added.returncode != 0 or "ERR" in added.stdout + added.stderr:  # ldbadd stops at an error, and may exit 0
         sys.exit(f"ldbadd failed: {added.stdout[-2000:]}{added.stderr[-2000:]}")
+    # The reconciler takes this tree over as svc-reconciler: the same rights as on its own OUs.
+    delegated = subprocess.run([str(Path(__file__).with_name("delegate")), LEGACY], capture_output=True, text=True)
+    if delegated.returncode != 0:
+        sys.exit(f"delegating {LEGACY} failed: {delegated.stderr}")
     legacy_dir = args.lab_dir / "legacy"
     write_mail(plant, legacy_dir / "mail")
-    write_phone(plant, legacy_dir / "phone", args.lab_dir / "phone" / "kamailio.db")
+    write_phone(plant, legacy_dir / "phone")
     write_firewall(plant)
     write_entitlements(legacy_dir / "entitlements.yaml")
     (legacy_dir / "manifest.json").write_text(json.dumps(plant.manifest, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -61,7 +61,8 @@ def _read_all(targets: dict, directory_target, bases: tuple[str, ...]) -> dict[s
     for name, t in targets.items():
         if not _importable(t):
             continue
-        with closing(_kind(t)(t)) as provider:  # never opened: import needs none of apply's secrets
+        # Never opened, and with the read-only account: import needs none of apply's secrets.
+        with closing(_kind(t)(t.for_reading())) as provider:
             found[name] = provider.existing(ImportRequest(people=t is directory_target, search_bases=bases))
     return found
 

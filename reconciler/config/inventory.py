@@ -98,6 +98,11 @@ class TargetSettings:
             raise ReconcilerError(_("target {target}: managed_units names {units}, which desired_state/units.yaml "
                                     "does not declare", target=self.name, units=", ".join(unknown)))
 
+    def for_reading(self) -> "TargetSettings":
+        """The settings of a run that only reads (a plan, a pull request job, import): a kind
+        with an account that may only read binds as it.  By default the same settings."""
+        return self
+
     def check(self, add: Callable[[tuple, str], None]) -> None:
         """Problems of this target's settings beyond the schema: add(path, message)."""
 

@@ -184,7 +184,8 @@ class Run:
         self.interrupted = {name: stopped for name, t in selected.items()
                             if (self.lock or not TargetLock(t.audit_dir, name).held())
                             and (stopped := recovery.interrupted(t.audit_dir, name)) is not None}
-        connections = self._stack.enter_context(Connections(selected))
+        # A run that takes no lock only reads: it binds with the read-only accounts.
+        connections = self._stack.enter_context(Connections(selected, reading=not self.lock))
         # While the targets are being reached (and, for a full plan, read in bulk as soon as
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
         # one reaching a target.

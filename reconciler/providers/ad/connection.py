@@ -38,7 +38,8 @@ class _LeanSearchEntries(SyncStrategy):
 
 
 def connect(target: ADTarget) -> Connection:
-    password = target.bind_password.read()
+    bind_dn, secret = target.login
+    password = secret.read()
     tls = Tls(
         validate=ssl.CERT_REQUIRED if target.validate_tls else ssl.CERT_NONE,
         ca_certs_file=target.ca_file,
@@ -49,7 +50,7 @@ def connect(target: ADTarget) -> Connection:
     try:
         # check_names=False: without the schema (get_info=NONE) ldap3 would only format each
         # value to the same string, a million times on a large read.
-        conn = Connection(server, user=target.bind_dn, password=password, auto_bind=True,
+        conn = Connection(server, user=bind_dn, password=password, auto_bind=True,
                           raise_exceptions=False, receive_timeout=120, check_names=False)
         # Swap the class, not the object: Connection keeps bound methods of its strategy.
         conn.strategy.__class__ = _LeanSearchEntries
@@ -57,8 +58,7 @@ def connect(target: ADTarget) -> Connection:
     except ldap_errors.LDAPBindError:
         raise ReconcilerError(_(
             "target {target}: the directory at {url} refused the bind as {bind_dn} (password from {source})",
-            target=target.name, url=target.url, bind_dn=target.bind_dn,
-            source=target.bind_password.describe())) from None
+            target=target.name, url=target.url, bind_dn=bind_dn, source=secret.describe())) from None
     except ldap_errors.LDAPSocketOpenError as exc:
         text = str(exc).strip("()\"',")
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():

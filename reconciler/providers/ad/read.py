@@ -409,13 +409,17 @@ def _privileged_groups(conn: Connection, target: ADTarget) -> list[str]:
     if not ESSENTIAL_PRIVILEGED <= names_found:  # fail closed: never adopt blind
         raise ReconcilerError(_("cannot find the domain's privileged groups (Administrators, Domain Admins) to keep "
                                 "their members from being adopted; nothing is adopted. Can {bind} read them?",
-                                bind=target.bind_dn))
+                                bind=target.login[0]))
     return found
 
 
 def _bind_account(target: ADTarget, account: Account) -> bool:
-    bind = target.bind_dn.casefold()
-    if "=" in bind and account.dn and dnlib.same(target.bind_dn, account.dn):
+    return any(_binds_as(bind, account) for bind in target.bind_accounts)
+
+
+def _binds_as(bind_dn: str, account: Account) -> bool:
+    bind = bind_dn.casefold()
+    if "=" in bind and account.dn and dnlib.same(bind_dn, account.dn):
         return True
     return bind in {(account.dn or "").casefold(), account.sam.casefold(),
                     (account.attributes.get("userPrincipalName") or "").casefold()} or \

@@ -11,11 +11,8 @@ Steps:
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import posixpath
 import time
-from pathlib import Path
 from typing import Callable
 
 from reconciler.i18n import lazy
@@ -23,7 +20,8 @@ from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.mail.diff import former_addresses
 from reconciler.providers.mail.doveadm import EX_NOTFOUND, Command, Doveadm, Unanswered
 from reconciler.providers.mail.records import SHARED_KIND, Mailbox
-from reconciler.providers.mail.registry import SHARED, Entry, Registry, maps, write_atomically
+from reconciler.providers.mail.host import HostError, LocalHost, SshHost
+from reconciler.providers.mail.registry import SHARED, Entry, Registry, maps
 from reconciler.providers.mail.target import MailTarget
 
 FOLDERS = ("INBOX", "Drafts", "Sent", "Trash", "Junk")
@@ -39,12 +37,14 @@ def kick_file(target: MailTarget) -> str:
     return f"{target.registry}.kick-pending"
 
 
-def pending_kicks(target: MailTarget) -> set[str]:
-    try:
-        return {line.strip() for line in Path(kick_file(target)).read_text(encoding="utf-8").splitlines()
-                if line.strip()}
-    except FileNotFoundError:
-        return set()
+def pending_kicks(host: LocalHost | SshHost, target: MailTarget) -> set[str]:
+    return {line.strip() for line in (host.read(kick_file(target)) or "").splitlines() if line.strip()}
+
+
+def settled(written: float) -> float:
+    """How long to wait for Dovecot to re-read a registry written at `written` (by this host's
+    clock or the mail host's: never longer than Dovecot's own interval, whatever their skew)."""
+    return min(USERDB_RELOAD, max(0.0, written + USERDB_RELOAD - time.time()))
 
 
 def kicked(change: Change) -> str | None:
@@ -66,15 +66,22 @@ def is_purge(change: Change) -> bool:
 
 
 class MailApplier:
-    def __init__(self, target: MailTarget, api: Doveadm, today: str, advance: Callable[[int], None] = lambda n: None):
+    def __init__(self, target: MailTarget, api: Doveadm, today: str, advance: Callable[[int], None] = lambda n: None,
+                 host: LocalHost | SshHost | None = None):
         self.target, self.api, self.today, self.advance = target, api, today, advance
+        self.host = host or LocalHost()
         self.timings: dict[str, float] = {}
         self._homes: set[str] = set()
 
     def run(self, changes: list[Change]) -> list[Outcome]:
         outcomes = [Outcome(c) for c in changes]
         started = time.perf_counter()
-        registry = Registry.read(self.target.registry)
+        try:
+            registry = Registry.parse(self.host.read(self.target.registry) or "")
+        except OSError as exc:
+            for o in outcomes:
+                o.fail(lazy("reading the mailbox registry: {error}", error=str(exc)))
+            return outcomes
         self._homes = {e.home for e in registry.entries() if e.home}
         self._owe_kicks(outcomes)
         for o in outcomes:
@@ -101,25 +108,25 @@ class MailApplier:
         if not kicks:
             return
         try:
-            write_atomically(kick_file(self.target), "".join(
-                f"{a}\n" for a in sorted(pending_kicks(self.target) | {a for _, a in kicks})))
+            self.host.write(kick_file(self.target), "".join(
+                f"{a}\n" for a in sorted(pending_kicks(self.host, self.target) | {a for _, a in kicks})))
         except OSError as exc:
             for o, _ in kicks:
                 o.fail(lazy("could not record the sessions to end before closing the mailbox ({error}); "
-                            "nothing was closed", error=exc.strerror))
+                            "nothing was closed", error=exc.strerror or str(exc)))
 
     # -- step 1 -------------------------------------------------------------------------
     def _new_home(self, address: str) -> str:
         """<mail_root>/<domain>/<local part>, suffixed if that directory is taken: old mail left
         on disk must never reach a new owner."""
         local, domain = address.split("@", 1)
-        base = Path(self.target.mail_root) / domain / local
+        base = posixpath.join(self.target.mail_root, domain, local)
         home, n = base, 1
-        while str(home) in self._homes or home.exists():
+        while home in self._homes or self.host.exists(home):
             n += 1
-            home = base.with_name(f"{local}.{n}")
-        self._homes.add(str(home))
-        return str(home)
+            home = f"{base}.{n}"
+        self._homes.add(home)
+        return home
 
     def _stage(self, o: Outcome, registry: Registry) -> None:
         c = o.change
@@ -142,20 +149,20 @@ class MailApplier:
     def _write(self, registry: Registry, outcomes: list[Outcome]) -> float | None:
         """Write everything; the time of the registry write, or None when it failed."""
         try:
-            write_atomically(self.target.registry, registry.text())
+            self.host.write(self.target.registry, registry.text())
             written = time.time()
             derived = maps(registry.entries(), self.target.new_mail_after_baja)
             for name in ("recipients", "aliases", "denied"):
-                write_atomically(getattr(self.target, name), derived[name])
+                self.host.write(getattr(self.target, name), derived[name])
         except OSError as exc:
             for o in outcomes:
                 o.fail(lazy("writing the mailbox registry or its maps: {error}: {file}",
                             error=exc.strerror or str(exc), file=exc.filename or ""))
             return None
         try:
-            subprocess.run(list(self.target.reload), check=True, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as exc:
-            detail = getattr(exc, "stderr", None) or str(exc)
+            self.host.run(self.target.reload)
+        except HostError as exc:
+            detail = str(exc)
             for o in outcomes:
                 o.fail(lazy("the registry is written, but Postfix did not reload its maps ({command}): {detail}",
                             command=" ".join(self.target.reload), detail=detail.strip()))
@@ -187,7 +194,7 @@ class MailApplier:
         if creating or commands:
             # Dovecot must see the new registry and deny list before doveadm acts on them, and
             # before a kicked session could log in again.
-            time.sleep(max(0.0, written + USERDB_RELOAD - time.time()))
+            time.sleep(settled(written))
         for o in creating:  # folders first: a shared mailbox's rights live on its INBOX
             commands.insert(0, (Command("mailboxCreate", {"user": o.change.desired.address, "mailbox": list(FOLDERS),
                                                           "subscriptions": True}, f"create-{len(commands)}"), o))
@@ -209,8 +216,8 @@ class MailApplier:
         done = {cmd.parameters["mask"][0] for cmd, o in commands if cmd.name == "kick" and o.status != "failed"}
         if done:  # owed until Dovecot said they are done
             try:
-                write_atomically(kick_file(self.target), "".join(
-                    f"{a}\n" for a in sorted(pending_kicks(self.target) - done)))
+                self.host.write(kick_file(self.target), "".join(
+                    f"{a}\n" for a in sorted(pending_kicks(self.host, self.target) - done)))
             except OSError:
                 pass  # still owed on disk: the next run kicks them again, which is harmless
 
@@ -223,21 +230,26 @@ class MailApplier:
 
     # -- step 4 -------------------------------------------------------------------------
     def _purge(self, outcomes: list[Outcome]) -> None:
-        root = Path(self.target.mail_root).resolve()
+        """Delete each purged mailbox's home, as the mail host resolves it (symlinks followed),
+        only when that lies below the mail root."""
+        try:
+            root = self.host.resolve(self.target.mail_root)
+        except OSError as exc:
+            for o in outcomes:
+                o.fail(lazy("resolving the mail root {root}: {error}", root=self.target.mail_root, error=str(exc)))
+            return
         for o in outcomes:
             home = o.change.actual.home
             if not home:
                 continue
-            path = Path(home).resolve()
-            if root not in path.parents:
-                o.fail(lazy("the mailbox's home {home} is not under the mail root {root}: not deleted",
-                            home=home, root=str(root)))
-                continue
             try:
-                shutil.rmtree(path)
-            except FileNotFoundError:
-                pass
+                path = self.host.resolve(home)
+                if not path.startswith(root.rstrip("/") + "/"):
+                    o.fail(lazy("the mailbox's home {home} is not under the mail root {root}: not deleted",
+                                home=home, root=root))
+                    continue
+                self.host.remove_tree(path, self.target.mail_owner)
+                if self.host.exists(path):
+                    o.fail(lazy("{home} is still on disk after the purge", home=home))
             except OSError as exc:
-                o.fail(lazy("deleting {home}: {error}", home=home, error=exc.strerror))
-            if os.path.exists(path):
-                o.fail(lazy("{home} is still on disk after the purge", home=home))
+                o.fail(lazy("deleting {home}: {error}", home=home, error=exc.strerror or str(exc)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 from reconciler.credentials import CredentialFile
@@ -29,9 +28,11 @@ from reconciler.providers.mail.apply import (
     closes,
     is_purge,
     pending_kicks,
+    settled,
 )
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.doveadm import Command, Doveadm
+from reconciler.providers.mail.host import LocalHost, SshHost, open_host
 from reconciler.providers.mail.records import PERSON, SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
 from reconciler.providers.mail.registry import SHARED, Registry
 from reconciler.providers.mail.target import MailTarget
@@ -46,7 +47,7 @@ def revokes(change: Change) -> bool:
     return any(a.name == "members" and a.removed() for a in change.attributes)
 
 
-def owed_kicks(target, changes: list[Change], actual: ActualMail) -> list[Change]:
+def owed_kicks(target, changes: list[Change], actual: ActualMail, owed: set[str]) -> list[Change]:
     """Sessions of closed mailboxes that an earlier run had to end and could not (doveadm
     failed, or the run stopped first): ended now, unless a change of the address does it.
     Only addresses of managed mailboxes the registry shows closed count: the file lives on the
@@ -56,7 +57,7 @@ def owed_kicks(target, changes: list[Change], actual: ActualMail) -> list[Change
     changing = {c.desired.address for c in changes if c.desired is not None and hasattr(c.desired, "address")}
     return [Change(Movement.BAJA, target.name, SESSIONS, address, lazy("live sessions of {address}", address=address),
                    reason=lazy("the closing of the mailbox had to end them, and they are still owed"))
-            for address in sorted((pending_kicks(target) & closed) - changing)]
+            for address in sorted((owed & closed) - changing)]
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,39 @@ class MailProvider(Provider):
     def __init__(self, target: MailTarget):
         super().__init__(target)
         self.api: Doveadm | None = None
+        self.host: LocalHost | SshHost | None = None
 
     def open(self) -> None:
         self.api = Doveadm(self.target.doveadm_url, self.target.doveadm_key.read())
+        self.host = open_host(self.target)
+
+    def close(self) -> None:
+        if self.host is not None:
+            self.host.close()
+
+    def _owed(self) -> set[str]:
+        """The addresses whose sessions an earlier run still owes a kick (kick_file)."""
+        try:
+            return pending_kicks(self.host, self.target)
+        except OSError as exc:
+            raise ReconcilerError(_("cannot read the sessions still owed a kick: {error}", error=str(exc))) from None
+
+    def _registry(self, host: LocalHost | SshHost) -> Registry:
+        try:
+            return Registry.parse(host.read(self.target.registry) or "")
+        except OSError as exc:
+            raise ReconcilerError(_("cannot read the mail registry: {error}", error=str(exc))) from None
 
     def revokes(self, change: Change) -> bool:
         return revokes(change)
 
     def existing(self, request: ImportRequest) -> Existing:
         """The registry's mailboxes made by hand (the registry file only: no doveadm, no key)."""
+        host = open_host(self.target)
         try:
-            entries = Registry.read(self.target.registry).entries()
-        except OSError as exc:
-            raise ReconcilerError(_("cannot read the mail registry {path}: {error}", path=self.target.registry,
-                                    error=exc.strerror)) from None
+            entries = self._registry(host).entries()
+        finally:
+            host.close()
         where = _("registry of {target}", target=self.target.name)
         return Existing(mailboxes=tuple(HandMadeMailbox(e.address, tuple(e.aliases), where)
                                         for e in entries if not e.managed))
@@ -97,7 +117,7 @@ class MailProvider(Provider):
     def read(self) -> tuple[ActualMail, list[str]]:
         """The registry and the maps from disk; from doveadm, in one request, the mailboxes
         Dovecot serves and who may use each shared mailbox."""
-        entries = Registry.read(self.target.registry).entries()
+        entries = self._registry(self.host).entries()
         shared = [e for e in entries if e.managed and e.owner == SHARED and e.is_open]
         commands = [Command("user", {"userMask": ["*"]}, "users")]
         commands += [Command("aclGet", {"user": e.address, "mailbox": "INBOX"}, f"acl-{i}") for i, e in enumerate(shared)]
@@ -123,9 +143,10 @@ class MailProvider(Provider):
         files = {}
         for name in ("recipients", "aliases", "denied"):
             try:
-                files[name] = Path(getattr(self.target, name)).read_text(encoding="utf-8")
-            except FileNotFoundError:
-                files[name] = ""
+                files[name] = self.host.read(getattr(self.target, name)) or ""
+            except OSError as exc:
+                raise ReconcilerError(_("cannot read the map {path}: {error}", path=getattr(self.target, name),
+                                        error=str(exc))) from None
         actual = actual_mail(entries, members, files, self.target.domains)
         if actual.unmanaged:
             warnings.append(lazy_n("target {target}: {n} mailbox in the registry was made by hand; left alone (a "
@@ -143,7 +164,7 @@ class MailProvider(Provider):
         needs_full_read = self._partial_view_problem(desired, actual, keys) if keys is not None else None
         manages = self.target.scope(request.state.units)
         changes, conflicts = diff(desired, actual, self.target, request.today, keys, manages)
-        changes += owed_kicks(self.target, changes, actual)
+        changes += owed_kicks(self.target, changes, actual, self._owed())
         return TargetPlan(self.target.name, changes, conflicts, warnings,
                           MailBasis(desired, actual, keys, request.today, manages), needs_full_read)
 
@@ -161,7 +182,7 @@ class MailProvider(Provider):
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
               advance=lambda n: None) -> list[Outcome]:
         """`credentials` is unused: a mailbox's login is its AD account's password."""
-        applier = MailApplier(self.target, self.api, planned.basis.today, advance)
+        applier = MailApplier(self.target, self.api, planned.basis.today, advance, self.host)
         try:
             return applier.run(list(changes))
         finally:
@@ -180,7 +201,11 @@ class MailProvider(Provider):
         denied = set(back.observed.maps.get("denied", "").splitlines())
         problems = {}
         opened = []
-        owed = pending_kicks(self.target)
+        try:
+            owed = pending_kicks(self.host, self.target)
+        except OSError as exc:
+            owed = set()
+            problems.update({id(o): lazy("read back: {error}", error=str(exc)) for o in shown if o.change.kind == SESSIONS})
         for o in shown:
             c = o.change
             if c.kind == SESSIONS:
@@ -215,11 +240,8 @@ class MailProvider(Provider):
         """Ask Dovecot itself, in one request: the folders and the quota of each open mailbox."""
         if not opened:
             return {}
-        try:  # Dovecot must have re-read the registry written moments ago
-            written = Path(self.target.registry).stat().st_mtime
-            time.sleep(max(0.0, written + USERDB_RELOAD - time.time()))
-        except OSError:
-            pass
+        written = self.host.mtime(self.target.registry)  # Dovecot must have re-read the registry written moments ago
+        time.sleep(settled(written) if written is not None else USERDB_RELOAD)
         commands = []
         for i, o in enumerate(opened):
             user = o.change.desired.address

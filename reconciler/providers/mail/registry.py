@@ -20,9 +20,7 @@ never disagree with it; a hand edit to them is drift.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,26 +146,3 @@ def maps(entries: list[Entry], new_mail_after_baja: str) -> dict[str, str]:
         if e.managed and not e.is_open:
             denied.append(f"{e.address}\n")
     return {"recipients": "".join(recipients), "aliases": "".join(aliases), "denied": "".join(denied)}
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Readers (Dovecot, Postfix) see the old file or the new one, never half of it; the new
-    file keeps the old one's owner, group and mode."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        st = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if st is not None:
-            os.chmod(tmp, st.st_mode & 0o7777)
-            os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,6 +1,8 @@
 """The settings of a mail server target (`kind: mail`)."""
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from dataclasses import dataclass
 
 from reconciler.config.inventory import SecretSource, TargetSettings
@@ -8,10 +10,23 @@ from reconciler.desired.model import quota_megabytes
 from reconciler.i18n import _
 
 
+@dataclass(frozen=True)
+class MailHostSettings:
+    """The mail host reached over SSH (host.py): its address, the dedicated account, that
+    account's private key, and the known_hosts that pins the host's key."""
+
+    host: str
+    user: str
+    key: str
+    known_hosts: str
+    port: int = 22
+
+
 @dataclass(frozen=True, kw_only=True)
 class MailTarget(TargetSettings):
-    """A Dovecot + Postfix mail server: its registry and maps are files the reconciler owns
-    (it runs where they are), its mailboxes are reached through the doveadm HTTP API."""
+    """A Dovecot + Postfix mail server: its registry and maps are files the reconciler owns, on
+    this host or on the mail host over SSH (`ssh`), its mailboxes are reached through the
+    doveadm HTTP API."""
 
     kind = "mail"
     domains: tuple[str, ...]
@@ -27,10 +42,12 @@ class MailTarget(TargetSettings):
     max_quota: str | None = None
     new_mail_after_baja: str = "bounce"  # or "keep"
     retention_days: int = 365
+    ssh: MailHostSettings | None = None  # None: the files are on the reconciler's own host
+    mail_owner: str = "vmail"  # who owns the mailboxes' homes (a purge over SSH runs as them)
 
     @classmethod
     def build(cls, name: str, raw: dict) -> "MailTarget":
-        quota, baja, maps = raw.get("quota", {}), raw.get("baja", {}), raw["maps"]
+        quota, baja, maps, ssh = raw.get("quota", {}), raw.get("baja", {}), raw["maps"], raw.get("ssh")
         return cls(
             domains=tuple(raw["domains"]), doveadm_url=raw["doveadm"]["url"],
             doveadm_key=SecretSource(**raw["doveadm"]["api_key"]), registry=raw["registry"],
@@ -38,8 +55,23 @@ class MailTarget(TargetSettings):
             reload=tuple(raw.get("reload", "postfix reload").split()),  # not for people
             default_quota=quota.get("default", "1G"),
             max_quota=quota.get("max"), new_mail_after_baja=baja.get("new_mail", "bounce"),
-            retention_days=baja.get("retention_days", 365), **cls.common(name, raw))
+            retention_days=baja.get("retention_days", 365),
+            ssh=MailHostSettings(ssh["host"], ssh["user"], ssh["key"], ssh["known_hosts"], ssh.get("port", 22))
+            if ssh else None, mail_owner=raw.get("mail_owner", "vmail"), **cls.common(name, raw))
 
     def check(self, add) -> None:
+        host = urllib.parse.urlsplit(self.doveadm_url).hostname or ""
+        if self.doveadm_url.startswith("http://") and not _loopback(host):
+            add(("doveadm", "url"), _("the doveadm API on {host} is reached over the network: use https:// (its API "
+                                      "key and every answer would cross the network in clear)", host=host))
         if self.max_quota and quota_megabytes(self.default_quota) > quota_megabytes(self.max_quota):
             add(("quota", "default"), _("{quota} is over max {max}", quota=self.default_quota, max=self.max_quota))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":  # not for people
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

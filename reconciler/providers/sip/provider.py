@@ -1,5 +1,5 @@
 """The phone provider: extensions on a Kamailio registrar.  Reads the subscriber table in
-one query, diffs as a pure function, applies in one SQLite transaction (Kamailio reads the
+one query, diffs as a pure function, applies in one database transaction (Kamailio reads the
 table on every REGISTER, so it counts at once), drops live registrations through JSON-RPC,
 then reads back."""
 from __future__ import annotations
@@ -9,13 +9,11 @@ import hashlib
 import json
 import os
 import secrets
-import sqlite3
 import string
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 from reconciler.credentials import CredentialFile
@@ -63,7 +61,7 @@ class SipProvider(Provider):
 
     def __init__(self, target: SipTarget):
         super().__init__(target)
-        self.conn: sqlite3.Connection | None = None
+        self.conn: store.Database | None = None
 
     def open(self) -> None:
         self.conn = store.connect(self.target.database)
@@ -91,36 +89,44 @@ class SipProvider(Provider):
 
     def existing(self, request: ImportRequest) -> Existing:
         """Every subscriber of the domain, made by hand or not (the database opened read-only)."""
+        db = store.connect(self.target.database, read_only=True)
         try:
-            conn = sqlite3.connect(f"{Path(self.target.database).absolute().as_uri()}?mode=ro", uri=True, timeout=15)
-            try:
-                rows = conn.execute("SELECT username FROM subscriber WHERE domain = ?",  # not for people
-                                    (self.target.domain,)).fetchall()
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
+            rows = db.execute("SELECT username FROM subscriber WHERE domain = ?",  # not for people
+                              (self.target.domain,))
+        except store.DatabaseError as exc:
             raise ReconcilerError(_("cannot read the registrar's database {database}: {error}",
-                                    database=self.target.database, error=exc)) from None
+                                    database=self.target.database.describe(), error=str(exc))) from None
+        finally:
+            db.close()
         where = _("registrar {target}", target=self.target.name)
         return Existing(extensions=tuple(Extension(str(username), where) for (username,) in rows))
 
     def plan(self, request: PlanRequest) -> TargetPlan:
         if not request.state.assets_loaded:  # incremental: the assets did not change, their holders may have
-            holders = {s.holder for s in store.read(self.conn, self.target.domain).subscribers.values() if s.holder}
+            holders = {s.holder for s in self._read().subscribers.values() if s.holder}
             needs = lazy("a changed person holds an extension") if holders & (request.keys or frozenset()) else None
             return TargetPlan(self.target.name, needs_full_read=needs)
         self.target.check_managed_units(request.state.units)
         desired, gone = desired_lines(request.state)
-        actual = store.read(self.conn, self.target.domain)
+        actual = self._read()
         manages = self.target.scope(request.state.units)
         changes, conflicts = diff(desired, actual, self.target.name, gone, manages)
         return TargetPlan(self.target.name, changes, conflicts, self._exposed(), SipBasis(desired, gone, manages))
 
-    def _exposed(self) -> list:
-        """The subscriber table's ha1 values are password-equivalent: a database others may read
-        is said in every plan until it is its owner's alone."""
+    def _read(self) -> "store.ActualLines":
         try:
-            mode = os.stat(self.target.database).st_mode & 0o777
+            return store.read(self.conn, self.target.domain)
+        except store.DatabaseError as exc:
+            raise ReconcilerError(_("reading the registrar's database: {error}", error=str(exc))) from None
+
+    def _exposed(self) -> list:
+        """The subscriber table's ha1 values are password-equivalent: an SQLite file others may
+        read is said in every plan until it is its owner's alone.  (On a server, who may read the
+        table is the server's grants: README, "Deploying in an institution".)"""
+        if self.target.database.path is None:
+            return []
+        try:
+            mode = os.stat(self.target.database.path).st_mode & 0o777
         except OSError:
             return []
         if not mode & 0o077:
@@ -128,7 +134,7 @@ class SipProvider(Provider):
         octal = f"{mode:o}"  # not for people: a mode as chmod writes it
         return [lazy("target {target}: the registrar's database {database} is readable by others (mode {mode}); its "
                      "ha1 values are as good as passwords: chmod 600 it", target=self.target.name,
-                     database=self.target.database, mode=octal)]
+                     database=self.target.database.path, mode=octal)]
 
     # -- apply ----------------------------------------------------------------------------
     def apply(self, planned: TargetPlan, changes: Sequence[Change], credentials: CredentialFile,
@@ -136,15 +142,18 @@ class SipProvider(Provider):
         started = time.perf_counter()
         outcomes = [Outcome(c) for c in changes]
         try:
-            self.conn.execute("BEGIN IMMEDIATE")  # not for people
+            self.conn.begin()
             self.conn.execute(store.META)
             self.conn.execute(store.UNREGISTER)
             for o in outcomes:
                 self._stage(o, credentials)
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+            self.conn.commit()
+        except store.DatabaseError as exc:
             if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+                try:
+                    self.conn.rollback()
+                except store.DatabaseError:
+                    pass  # the connection is gone, and the transaction with it
             for o in outcomes:
                 o.fail(lazy("writing the registrar's database: {error}", error=str(exc)))
         self.timings[lazy("subscribers")] = time.perf_counter() - started
@@ -161,7 +170,7 @@ class SipProvider(Provider):
                 except ReconcilerError as exc:
                     o.fail(lazy("the subscriber is written, but its live registrations were not dropped: {error}; "
                                 "the next run drops them", error=str(exc)))
-                except sqlite3.Error as exc:
+                except store.DatabaseError as exc:
                     o.fail(lazy("its registrations were dropped, but the registrar's database could not record it: "
                                 "{error}", error=str(exc)))
         self.timings[lazy("registrations")] = time.perf_counter() - started
@@ -178,8 +187,8 @@ class SipProvider(Provider):
         try:
             if drops_registrations(c):  # with the change: a run stopped before ul.rm still owes it
                 self.conn.execute(
-                    "INSERT OR IGNORE INTO reconciler_unregister (username, domain, since) "  # not for people
-                    "VALUES (?, ?, ?)", (c.key, domain, _now()))
+                    "INSERT INTO reconciler_unregister (username, domain, since) "  # not for people
+                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (c.key, domain, _now()))
             if c.kind == REGISTRATIONS:
                 pass  # only the ul.rm after the transaction
             elif c.movement is Movement.BAJA:
@@ -205,21 +214,21 @@ class SipProvider(Provider):
                                           "WHERE username = ? AND domain = ?", (digest, digest_b, c.key, domain))
                     secret_mark = store.mark(digest)
                 elif c.movement is Movement.ADOPCION:  # the secret it has is the one recorded as set
-                    row = self.conn.execute("SELECT ha1 FROM subscriber WHERE username = ? AND domain = ?",  # not for people
-                                            (c.key, domain)).fetchone()
-                    if row is None:
+                    rows = self.conn.execute("SELECT ha1 FROM subscriber WHERE username = ? AND domain = ?",  # not for people
+                                             (c.key, domain))
+                    if not rows:
                         raise ReconcilerError(_("the subscriber is no longer in the registrar"))
-                    secret_mark = store.mark(row[0] or "")
+                    secret_mark = store.mark(rows[0][0] or "")
                 self.conn.execute(
                     "INSERT INTO reconciler_line (username, domain, holder, unit, secret_mark) "  # not for people
                     "VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (username, domain) DO UPDATE SET holder = excluded.holder, unit = excluded.unit, "
                     "secret_mark = COALESCE(?, reconciler_line.secret_mark)",
                     (c.key, domain, want.holder, want.unit, secret_mark or "", secret_mark))
-            self.conn.execute("RELEASE line")  # not for people
-        except (sqlite3.Error, ReconcilerError) as exc:  # ReconcilerError: the secret could not be sealed
-            self.conn.execute("ROLLBACK TO line")  # not for people
-            self.conn.execute("RELEASE line")  # not for people
+            self.conn.execute("RELEASE SAVEPOINT line")  # not for people
+        except (store.DatabaseError, ReconcilerError) as exc:  # ReconcilerError: the secret could not be sealed
+            self.conn.execute("ROLLBACK TO SAVEPOINT line")  # not for people
+            self.conn.execute("RELEASE SAVEPOINT line")  # not for people
             o.fail(lazy("{movement} of line {number}: {error}", movement=c.movement.value, number=c.key,
                         error=str(exc)))
 
@@ -248,10 +257,7 @@ class SipProvider(Provider):
     # -- verify ---------------------------------------------------------------------------
     def read_back(self, planned: TargetPlan) -> ReadBack:
         basis: SipBasis = planned.basis
-        try:
-            actual = store.read(self.conn, self.target.domain)
-        except sqlite3.Error as exc:
-            raise ReconcilerError(_("reading the registrar's database: {error}", error=exc)) from None
+        actual = self._read()
         remaining = diff(basis.desired, actual, self.target.name, basis.gone, basis.manages)[0]
         return ReadBack(remaining, actual)
 

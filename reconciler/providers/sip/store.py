@@ -1,17 +1,25 @@
-"""Kamailio's SQLite database: the subscriber table (read by Kamailio on every REGISTER) and
-the reconciler's own tables: `reconciler_line`, which says which subscribers it owns, who holds
+"""Kamailio's database: the subscriber table (read by Kamailio on every REGISTER) and the
+reconciler's own tables: `reconciler_line`, which says which subscribers it owns, who holds
 each line, and a fingerprint of the secret it set (to see a secret changed by hand); and
 `reconciler_unregister`, the lines whose live registrations a committed change must still
-drop, written in the same transaction as the change and cleared once Kamailio dropped them."""
+drop, written in the same transaction as the change and cleared once Kamailio dropped them.
+
+Two engines, the ones Kamailio's own db modules serve: PostgreSQL on a server (db_postgres,
+through psycopg, imported only when a target uses it) and SQLite for a small site (db_sqlite, a
+file on the reconciler's own host).  The SQL is written once, in the syntax both accept
+(`?` placeholders are turned into psycopg's); what differs is in `Database`.
+"""
 from __future__ import annotations
 
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any, Sequence
 
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
 from reconciler.providers.sip.diff import ActualLines, Subscriber
+from reconciler.providers.sip.target import DatabaseSettings
 
 META = """CREATE TABLE IF NOT EXISTS reconciler_line (
     username VARCHAR(64) NOT NULL, domain VARCHAR(64) NOT NULL, holder VARCHAR(64), unit VARCHAR(64),
@@ -23,43 +31,114 @@ UNREGISTER = """CREATE TABLE IF NOT EXISTS reconciler_unregister (
     PRIMARY KEY (username, domain))"""  # not for people
 
 
-def _has(conn: sqlite3.Connection, table: str) -> bool:
-    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"  # not for people
-    return conn.execute(query, (table,)).fetchone() is not None
+class DatabaseError(Exception):
+    """The database refused a statement or went away (the driver's own error, as text)."""
 
 
-def connect(database: str) -> sqlite3.Connection:
-    try:
-        # check_same_thread=False: a run opens its targets on a thread of its own (run/connections.py)
-        # and then uses this connection from the main thread only, never from two at once.
-        conn = sqlite3.connect(f"{Path(database).absolute().as_uri()}?mode=rw", uri=True, timeout=15, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute("SELECT 1 FROM subscriber LIMIT 1")  # not for people
-    except sqlite3.Error as exc:
-        raise ReconcilerError(_("cannot open the registrar's database {database}: {error}",
-                                database=database, error=exc)) from None
-    return conn
+class Database:
+    """One connection, in autocommit mode: `begin()` opens the one transaction of an apply."""
+
+    def __init__(self, settings: DatabaseSettings, read_only: bool = False):
+        self.settings = settings
+        self.in_transaction = False
+        self._postgres = settings.url is not None
+        try:
+            self._conn = self._open_postgres(read_only) if self._postgres else self._open_sqlite(read_only)
+            self.execute("SELECT 1 FROM subscriber LIMIT 1")  # not for people
+        except DatabaseError as exc:
+            raise ReconcilerError(_("cannot open the registrar's database {database}: {error}",
+                                    database=settings.describe(), error=str(exc))) from None
+
+    def _open_sqlite(self, read_only: bool):
+        mode = "ro" if read_only else "rw"  # not for people
+        try:
+            # check_same_thread=False: a run opens its targets on a thread of its own
+            # (run/connections.py) and then uses this connection from the main thread only.
+            return sqlite3.connect(f"{Path(self.settings.path).absolute().as_uri()}?mode={mode}", uri=True,
+                                   timeout=15, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from None
+
+    def _open_postgres(self, read_only: bool):
+        import psycopg  # only for a target on PostgreSQL
+
+        options = "-c default_transaction_read_only=on" if read_only else ""  # not for people
+        try:
+            return psycopg.connect(self.settings.url, password=self.settings.password.read(), autocommit=True,
+                                   connect_timeout=10, options=options, application_name="reconciler")
+        except psycopg.Error as exc:
+            raise DatabaseError(_one_line(exc)) from None
+
+    # -- statements -------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run one statement; its rows (none for a statement that returns none)."""
+        if self._postgres:
+            import psycopg
+
+            try:
+                cursor = self._conn.execute(sql.replace("?", "%s"), params)
+                return cursor.fetchall() if cursor.description else []
+            except psycopg.Error as exc:
+                raise DatabaseError(_one_line(exc)) from None
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from None
+
+    def has(self, table: str) -> bool:
+        if self._postgres:
+            return self.execute("SELECT to_regclass(?) IS NOT NULL", (table,))[0][0]  # not for people
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"  # not for people
+        return bool(self.execute(query, (table,)))
+
+    def begin(self) -> None:
+        # SQLite: take the write lock now, not at the first write (another writer cannot slip in).
+        self.execute("BEGIN" if self._postgres else "BEGIN IMMEDIATE")  # not for people
+        self.in_transaction = True
+
+    def commit(self) -> None:
+        self.execute("COMMIT")  # not for people
+        self.in_transaction = False
+
+    def rollback(self) -> None:
+        self.in_transaction = False
+        self.execute("ROLLBACK")  # not for people
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:  # noqa: BLE001 - a connection that died already has nothing to close
+            pass
+
+
+def _one_line(exc: Exception) -> str:
+    """A driver's error without the SQL it quotes or the lines of context it adds."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def connect(settings: DatabaseSettings, read_only: bool = False) -> Database:
+    return Database(settings, read_only)
 
 
 def mark(ha1: str) -> str:
     return hashlib.sha256(ha1.encode("ascii")).hexdigest()[:16]
 
 
-def read(conn: sqlite3.Connection, domain: str) -> ActualLines:
+def read(db: Database, domain: str) -> ActualLines:
     """Every subscriber of the domain with the reconciler's record of it: one query."""
-    if not _has(conn, "reconciler_line"):
-        rows = conn.execute("SELECT username FROM subscriber WHERE domain = ?", (domain,)).fetchall()  # not for people
+    if not db.has("reconciler_line"):
+        rows = db.execute("SELECT username FROM subscriber WHERE domain = ?", (domain,))  # not for people
         return ActualLines({u: Subscriber(u, False) for (u,) in rows})  # a plan never writes: nothing owned yet
-    rows = conn.execute(
+    rows = db.execute(
         "SELECT s.username, s.ha1, m.holder, m.unit, m.secret_mark, m.username IS NOT NULL "  # not for people
         "FROM subscriber s LEFT JOIN reconciler_line m ON m.username = s.username AND m.domain = s.domain "
         "WHERE s.domain = ?",
-        (domain,)).fetchall()
+        (domain,))
     subscribers = {}
     for username, ha1, holder, unit, secret_mark, managed in rows:
         subscribers[username] = Subscriber(username, bool(managed), holder, unit,
                                            secret_drift=bool(managed) and mark(ha1 or "") != secret_mark)
-    unregister = dict(conn.execute(
+    unregister = dict(db.execute(
         "SELECT username, since FROM reconciler_unregister WHERE domain = ?",  # not for people
-        (domain,)).fetchall()) if _has(conn, "reconciler_unregister") else {}
+        (domain,))) if db.has("reconciler_unregister") else {}
     return ActualLines(subscribers, unregister)

@@ -1,0 +1,248 @@
+"""Where the mail server's files are: on this host, or on the mail host reached over SSH.
+
+The reconciler reads and writes four files (Dovecot's registry, Postfix's recipients and aliases,
+Dovecot's deny list, plus the sessions still owed a kick), asks Postfix to reload, and, at the
+end of a retention, deletes a closed mailbox's home.  `LocalHost` does it here; `SshHost` does
+it on the mail host as one dedicated account that may do only that:
+
+- files through SFTP, each write atomic (a temporary file in the same directory, fsync'd, its
+  mode and group set to the old file's, then renamed over it: Dovecot and Postfix see the old
+  file or the new one, never half);
+- the reload through `sudo -n` of the one command the inventory names (sudoers allows it alone);
+- a purge as the mail owner (`sudo -n -u vmail rm -rf -- HOME`), after the mail host itself
+  resolved HOME (symlinks included) and it lies under the mail root.
+
+The host key is pinned: only the key in the inventory's known_hosts is accepted, and the login
+is by the inventory's key alone (no agent, no ~/.ssh)."""
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+import shutil
+import stat
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+from reconciler.errors import ReconcilerError
+from reconciler.i18n import _
+
+
+class HostError(OSError):
+    """A file or command on the mail host failed; str() says which and why."""
+
+
+class LocalHost:
+    """The mail server's files on the reconciler's own host."""
+
+    where = "local"  # not for people
+
+    def read(self, path: str) -> str | None:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def write(self, path: str, text: str) -> None:
+        """Readers see the old file or the new one, never half of it; the new file keeps the
+        old one's owner, group and mode."""
+        target = Path(path)
+        try:
+            st = target.stat()
+        except FileNotFoundError:
+            st = None
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            if st is not None:
+                os.chmod(tmp, st.st_mode & 0o7777)
+                os.chown(tmp, st.st_uid, st.st_gid)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def mtime(self, path: str) -> float | None:
+        try:
+            return Path(path).stat().st_mtime
+        except OSError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def resolve(self, path: str) -> str:
+        return str(Path(path).resolve())
+
+    def run(self, command: tuple[str, ...]) -> None:
+        try:
+            subprocess.run(list(command), check=True, capture_output=True, text=True, timeout=60)
+        except subprocess.CalledProcessError as exc:
+            raise HostError(exc.stderr.strip() or str(exc)) from None
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise HostError(str(exc)) from None
+
+    def remove_tree(self, path: str, owner: str | None) -> None:
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        pass
+
+
+class SshHost:
+    """The mail server's files on the mail host, through one SSH connection (paramiko)."""
+
+    def __init__(self, settings):
+        import paramiko  # only for a mail host reached over SSH
+
+        self.settings = settings
+        self.where = f"{settings.user}@{settings.host}:{settings.port}"  # not for people
+        check_key_files(settings.known_hosts, settings.key, self.where)
+        self._client = paramiko.SSHClient()
+        try:
+            self._client.load_host_keys(settings.known_hosts)
+            self._client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            self._client.connect(settings.host, port=settings.port, username=settings.user,
+                                 pkey=paramiko.PKey.from_path(settings.key), allow_agent=False,
+                                 look_for_keys=False, timeout=15, banner_timeout=15, auth_timeout=15)
+            self._sftp = self._client.open_sftp()
+        except paramiko.BadHostKeyException:
+            self._client.close()
+            raise ReconcilerError(_("the mail host {host} presented a host key other than the one in {path}: refused "
+                                    "(a replaced server, or someone in between)",
+                                    host=self.where, path=settings.known_hosts)) from None
+        except (paramiko.SSHException, OSError, ValueError) as exc:
+            self._client.close()
+            why = (_("its host key is not in {path}", path=settings.known_hosts)
+                   if "not found in known_hosts" in str(exc) else str(exc) or type(exc).__name__)  # not for people
+            raise ReconcilerError(_("cannot reach the mail host {host} over SSH: {error}",
+                                    host=self.where, error=why)) from None
+
+    def read(self, path: str) -> str | None:
+        try:
+            with self._sftp.open(path, "r") as f:
+                return f.read().decode("utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError) as exc:
+            raise self._error(path, exc) from None
+
+    def write(self, path: str, text: str) -> None:
+        directory, name = posixpath.split(path)
+        tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}")
+        try:
+            try:
+                old = self._sftp.stat(path)
+            except FileNotFoundError:
+                old = None
+            with self._sftp.open(tmp, "wx") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                f.chmod(stat.S_IMODE(old.st_mode) if old is not None else 0o640)
+                if old is not None:
+                    self._keep_group(f, old)
+                self._fsync(f)
+            self._sftp.posix_rename(tmp, path)
+        except (OSError, EOFError) as exc:
+            try:
+                self._sftp.remove(tmp)
+            except (OSError, EOFError):
+                pass
+            raise self._error(path, exc) from None
+
+    @staticmethod
+    def _keep_group(f, old) -> None:
+        try:
+            f.chown(old.st_uid, old.st_gid)
+        except OSError:  # the account cannot give the file away: keep at least the group, when it may
+            try:
+                f.chown(f.stat().st_uid, old.st_gid)
+            except OSError:
+                pass  # readable by the same group only if the directory's setgid gives it
+
+    def _fsync(self, f) -> None:
+        """On disk before the rename (OpenSSH's fsync extension; paramiko has no call of its own)."""
+        from paramiko.sftp import CMD_EXTENDED
+
+        try:
+            self._sftp._request(CMD_EXTENDED, "fsync@openssh.com", f.handle)  # not for people
+        except (OSError, EOFError):  # a server without the extension: the rename is still atomic
+            pass
+
+    def mtime(self, path: str) -> float | None:
+        try:
+            return float(self._sftp.stat(path).st_mtime)
+        except (OSError, EOFError):
+            return None
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._sftp.lstat(path)
+            return True
+        except FileNotFoundError:
+            return False
+        except (OSError, EOFError) as exc:
+            raise self._error(path, exc) from None
+
+    def resolve(self, path: str) -> str:
+        """The path as the mail host resolves it (symlinks followed)."""
+        try:
+            return self._sftp.normalize(path)
+        except FileNotFoundError:
+            return posixpath.normpath(path)
+        except (OSError, EOFError) as exc:
+            raise self._error(path, exc) from None
+
+    def run(self, command: tuple[str, ...]) -> None:
+        line = " ".join(shlex.quote(part) for part in command)
+        try:
+            _, out, err = self._client.exec_command(line, timeout=60)
+            status = out.channel.recv_exit_status()
+            problem = err.read().decode("utf-8", "replace").strip()
+        except Exception as exc:  # noqa: BLE001 - paramiko's SSHException, socket timeouts, a dropped link
+            raise HostError(_("{command} on {host}: {error}", command=line, host=self.where, error=exc)) from None
+        if status != 0:
+            raise HostError(_("{command} on {host} exited {code}: {error}", command=line, host=self.where,
+                              code=status, error=problem))
+
+    def remove_tree(self, path: str, owner: str | None) -> None:
+        self.run(("sudo", "-n", "-u", owner or "vmail", "rm", "-rf", "--", path))
+
+    def _error(self, path: str, exc: BaseException) -> HostError:
+        error = HostError(_("{path} on {host}: {error}", path=path, host=self.where,
+                            error=getattr(exc, "strerror", None) or str(exc) or type(exc).__name__))
+        error.filename = path
+        return error
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def check_key_files(known_hosts: str, key: str, host: str) -> None:
+    """As ssh itself refuses them: a known_hosts that is missing or others may write (anyone
+    could pin a key of theirs there), a private key others may read."""
+    try:
+        if os.stat(known_hosts).st_mode & 0o022:
+            raise ReconcilerError(_("known_hosts file {path} of {host} is writable by others: anyone could pin a key "
+                                    "of theirs there; chmod go-w it", path=known_hosts, host=host))
+    except FileNotFoundError:
+        raise ReconcilerError(_("known_hosts file {path} of {host} does not exist: its host key must be pinned "
+                                "there (ssh-keyscan, checked against the console)", path=known_hosts, host=host)) from None
+    try:
+        if os.stat(key).st_mode & 0o077:
+            raise ReconcilerError(_("the private key {path} for {host} is readable by others; chmod 600 it",
+                                    path=key, host=host))
+    except FileNotFoundError:
+        raise ReconcilerError(_("the private key {path} for {host} does not exist", path=key, host=host)) from None
+
+
+def open_host(target) -> LocalHost | SshHost:
+    return SshHost(target.ssh) if target.ssh is not None else LocalHost()
