@@ -123,8 +123,8 @@ def clear_mail_and_phone() -> None:
     import psycopg
 
     for name in ("users", "recipients", "aliases", "denied"):
-        (LAB / "mail" / name).write_text("")
-    (LAB / "mail" / "users.kick-pending").unlink(missing_ok=True)
+        (LAB / "mail" / "registro" / name).write_text("")
+    (LAB / "mail" / "registro" / "users.kick-pending").unlink(missing_ok=True)
     subprocess.run(["postfix", "reload"], capture_output=True)
     with psycopg.connect("postgresql://reconciler@127.0.0.1:5432/kamailio", autocommit=True,
                          password=(LAB / "phone" / "reconciler-db.pw").read_text().strip()) as db:

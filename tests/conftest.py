@@ -453,15 +453,18 @@ def fresh_lab() -> None:
 
 
 # What ci/lab/up leaves behind, and what the lab tests talk to.
-LAB_FILES = ("bind.pw", "ad/svc-reconciler.pw", "ad/svc-lectura.pw", "ca.pem", "mail/doveadm.key", "mail/users", "mail/recipients", "mail/aliases",
-             "mail/denied", "phone/reconciler-db.pw", "net/id_ed25519", "net/known_hosts")
+LAB_FILES = ("bind.pw", "ad/svc-reconciler.pw", "ad/svc-lectura.pw", "ca.pem", "mail/doveadm.key",
+             "mail/registro/users", "mail/registro/recipients", "mail/registro/aliases", "mail/registro/denied",
+             "mail/ssh/id_ed25519", "mail/ssh/known_hosts", "phone/reconciler-db.pw", "net/id_ed25519",
+             "net/known_hosts")
 LAB_SERVICES = {  # TCP only: Kamailio's SIP is UDP, its JSON-RPC stands for it
     "the Samba AD DC (LDAPS)": ("127.0.0.1", 636), "Postfix (SMTP)": ("127.0.0.1", 25),
     "Dovecot (IMAP)": ("127.0.0.1", 143), "Dovecot's doveadm HTTP API": ("127.0.0.1", 8080),
     "Kamailio's JSON-RPC": ("127.0.0.1", 5071), "PostgreSQL (Kamailio's subscribers)": ("127.0.0.1", 5432),
     "sshd in the firewall namespace rc-fw": ("192.168.250.2", 22),
+    "sshd of the mail host (namespace rc-mail)": ("192.168.251.2", 22),
 }
-LAB_NAMESPACES = ("rc-client", "rc-fw", "rc-server")
+LAB_NAMESPACES = ("rc-client", "rc-fw", "rc-server", "rc-mail")
 NOT_LAB_HINT = "\n(`pytest -m \"not lab\"` runs the tests that do not need the lab)"
 
 

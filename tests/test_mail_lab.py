@@ -38,7 +38,7 @@ def mailbox(lab_conn):
         "sAMAccountName": sam, "userPrincipalName": address, "mail": address, "givenName": "Iñaki",
         "sn": "Peña O'Brien",
         "unicodePwd": _quoted_password(password), "userAccountControl": 0x200}), lab_conn.result
-    registry, recipients = MAIL_DIR / "users", MAIL_DIR / "recipients"
+    registry, recipients = MAIL_DIR / "registro" / "users", MAIL_DIR / "registro" / "recipients"
     saved = registry.read_text(), recipients.read_text()
     with registry.open("a") as f:
         f.write(f"{address}:::::::userdb_quota_rule=*:storage=10M\n")

@@ -25,6 +25,7 @@ from test_mail_lab import _send as send
 pytestmark = pytest.mark.lab  # every test: the lab's Dovecot and Postfix, and a sandbox in its AD
 
 MAIL_DIR = LAB_DIR / "mail"
+REGISTRO = MAIL_DIR / "registro"  # the registry's directory on the mail host, rc-correo's (ci/lab/mail-up)
 MAIL_FILES = ("users", "recipients", "aliases", "denied")
 
 
@@ -41,8 +42,8 @@ class MailBed:
     def clear() -> None:
         """The tests own the lab's registry and maps while they run, and leave them empty."""
         for name in MAIL_FILES:
-            (MAIL_DIR / name).write_text("")
-        (MAIL_DIR / "users.kick-pending").unlink(missing_ok=True)
+            (REGISTRO / name).write_text("")
+        (REGISTRO / "users.kick-pending").unlink(missing_ok=True)
         subprocess.run(["postfix", "reload"], check=True, capture_output=True)
 
     def set_retention(self, days: int) -> None:
@@ -50,8 +51,12 @@ class MailBed:
         inventory["targets"]["mail-test"] = {
             "kind": "mail", "domains": ["salud.lab"],
             "doveadm": {"url": "http://127.0.0.1:8080/doveadm/v1", "api_key": {"file": str(MAIL_DIR / "doveadm.key")}},
-            "registry": str(MAIL_DIR / "users"),
-            "maps": {n: str(MAIL_DIR / n) for n in ("recipients", "aliases", "denied")},
+            # The mail host over SSH, as the lab's inventory reaches it (ci/lab/mailhost-up).
+            "ssh": {"host": "192.168.251.2", "user": "rc-correo", "key": str(MAIL_DIR / "ssh" / "id_ed25519"),
+                    "known_hosts": str(MAIL_DIR / "ssh" / "known_hosts")},
+            "reload": "sudo -n postfix reload",
+            "registry": str(REGISTRO / "users"),
+            "maps": {n: str(REGISTRO / n) for n in ("recipients", "aliases", "denied")},
             "mail_root": str(MAIL_DIR / "vmail"), "quota": {"default": "50M", "max": "1G"},
             "baja": {"new_mail": "bounce", "retention_days": days},
             "audit_dir": str(self.sandbox.audit_dir), "credentials_dir": str(self.sandbox.credentials_dir),
@@ -62,7 +67,7 @@ class MailBed:
         return f"{name}.{self.tag}@salud.lab"
 
     def registry(self) -> list[str]:
-        return [line for line in (MAIL_DIR / "users").read_text().splitlines() if line]
+        return [line for line in (REGISTRO / "users").read_text().splitlines() if line]
 
     def passwords(self) -> list[dict]:
         rows = []
@@ -189,7 +194,7 @@ def test_a_baja_refuses_the_login_at_once_keeps_the_mailbox_and_bounces_new_mail
     home = Path(line.split(":")[5])
     assert (home / "Maildir" / "cur").is_dir() or (home / "Maildir" / "new").is_dir()
     assert any((home / "Maildir").rglob("*,S=*")), "the message is still on disk"
-    assert f"{address}\n" in (MAIL_DIR / "denied").read_text()
+    assert f"{address}\n" in (REGISTRO / "denied").read_text()
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         send(address, "Después de la baja")  # the policy in the inventory: bounce
     bed.sandbox.assert_converged()
@@ -216,8 +221,8 @@ def test_a_mailbox_no_longer_declared_refuses_its_login_even_while_the_account_i
 def test_a_hand_made_mailbox_is_adopted_not_duplicated(bed):
     address = bed.address("jnunezo")
     home = MAIL_DIR / "vmail" / "salud.lab" / f"a-mano-{bed.tag}"
-    (MAIL_DIR / "users").write_text(f"{address}:::::{home}::userdb_quota_rule=*:storage=5M\n")
-    (MAIL_DIR / "recipients").write_text(f"{address} OK\n")
+    (REGISTRO / "users").write_text(f"{address}:::::{home}::userdb_quota_rule=*:storage=5M\n")
+    (REGISTRO / "recipients").write_text(f"{address} OK\n")
     subprocess.run(["postfix", "reload"], check=True, capture_output=True)
     time.sleep(1.1)
     send(address, "Correo de antes del reconciliador")
@@ -374,7 +379,7 @@ def test_sessions_a_closing_could_not_end_are_ended_by_the_next_run(bed, monkeyp
     bed.sandbox.repo.baja("SSM-000001")
     code, out, _ = bed.sandbox.cli("apply")
     assert code == 1 and "connection refused" in out
-    assert (MAIL_DIR / "users.kick-pending").read_text() == f"{address}\n"
+    assert (REGISTRO / "users.kick-pending").read_text() == f"{address}\n"
     assert imap.noop()[0] == "OK"  # the session is still open
     monkeypatch.undo()
 
@@ -386,7 +391,7 @@ def test_sessions_a_closing_could_not_end_are_ended_by_the_next_run(bed, monkeyp
         for _ in range(20):  # Dovecot ends it at once; the client learns on its next command
             imap.noop()
             time.sleep(0.1)
-    assert (MAIL_DIR / "users.kick-pending").read_text() == ""
+    assert (REGISTRO / "users.kick-pending").read_text() == ""
     bed.sandbox.assert_converged()
 
 
@@ -411,7 +416,7 @@ def test_with_the_directory_out_of_reach_a_baja_still_closes_the_mailbox_and_an_
     assert "target ad-test is out of reach; only changes that remove access" in out  # the alta that waited
     lines = {line.split(":")[0]: line for line in bed.registry()}
     assert " closed=" in lines[ana] and luis not in lines  # closed; not created
-    assert f"{ana}\n" in (MAIL_DIR / "denied").read_text()
+    assert f"{ana}\n" in (REGISTRO / "denied").read_text()
 
     inventory["targets"]["ad-test"]["port"] = 636
     bed.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))

@@ -326,3 +326,33 @@ def test_the_mail_reload_is_a_choice_never_a_free_command(tmp_path):
             load_inventory(inventory)
         [problem] = failed.value.problems
         assert problem.field == "targets.mail-lab.reload" and "is not one of 'postfix reload'" in problem.message
+
+
+def test_remote_servers_are_reached_only_the_safe_way(tmp_path):
+    """A doveadm API off loopback over plain HTTP, a database URL carrying its password, a mail
+    host without a pinned key: each a problem of the inventory, named by its line."""
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="E1", given="José"))})
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(MAIL_INVENTORY.replace("http://127.0.0.1:8080", "http://mail.salud.lab:8080") + """\
+  phone:
+    kind: sip
+    domain: salud.lab
+    database: {url: "postgresql://reconciler:S3cret@pbx.salud.lab/kamailio", password: {env: PBX_DB}}
+    rpc_url: https://pbx.salud.lab:5071/RPC
+  mail-remote:
+    kind: mail
+    domains: [salud.lab]
+    ssh: {host: mail.salud.lab, user: rc-correo, key: /etc/reconciler/mail.key}
+    doveadm: {url: https://mail.salud.lab:8080/doveadm/v1, api_key: {env: DOVEADM_KEY}}
+    registry: /srv/mail/users
+    maps: {recipients: /srv/mail/recipients, aliases: /srv/mail/aliases, denied: /srv/mail/denied}
+    mail_root: /srv/mail/vmail
+""", encoding="utf-8")
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(inventory))
+    assert code == 1 and f"{inventory}:18: targets.mail-remote.ssh.known_hosts: required field is missing" in err
+    inventory.write_text(inventory.read_text().replace("key: /etc/reconciler/mail.key}",
+                                                       "key: /etc/reconciler/mail.key, known_hosts: /etc/kh}"))
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(inventory))
+    assert code == 1 and "Traceback" not in out + err and "S3cret" not in out + err
+    assert "targets.mail.doveadm.url: the doveadm API on mail.salud.lab is reached over the network: use https://" in err
+    assert "targets.phone.database.url: the URL carries a password" in err

@@ -122,7 +122,7 @@ class MailApplier:
         local, domain = address.split("@", 1)
         base = posixpath.join(self.target.mail_root, domain, local)
         home, n = base, 1
-        while home in self._homes or self.host.exists(home):
+        while home in self._homes or self.host.home_exists(home):
             n += 1
             home = f"{base}.{n}"
         self._homes.add(home)
@@ -233,7 +233,7 @@ class MailApplier:
         """Delete each purged mailbox's home, as the mail host resolves it (symlinks followed),
         only when that lies below the mail root."""
         try:
-            root = self.host.resolve(self.target.mail_root)
+            root = self.host.resolve_home(self.target.mail_root)
         except OSError as exc:
             for o in outcomes:
                 o.fail(lazy("resolving the mail root {root}: {error}", root=self.target.mail_root, error=str(exc)))
@@ -243,13 +243,13 @@ class MailApplier:
             if not home:
                 continue
             try:
-                path = self.host.resolve(home)
+                path = self.host.resolve_home(home)
                 if not path.startswith(root.rstrip("/") + "/"):
                     o.fail(lazy("the mailbox's home {home} is not under the mail root {root}: not deleted",
                                 home=home, root=root))
                     continue
-                self.host.remove_tree(path, self.target.mail_owner)
-                if self.host.exists(path):
+                self.host.remove_home(path)
+                if self.host.home_exists(path):
                     o.fail(lazy("{home} is still on disk after the purge", home=home))
             except OSError as exc:
                 o.fail(lazy("deleting {home}: {error}", home=home, error=exc.strerror or str(exc)))

@@ -9,8 +9,9 @@ it on the mail host as one dedicated account that may do only that:
   mode and group set to the old file's, then renamed over it: Dovecot and Postfix see the old
   file or the new one, never half);
 - the reload through `sudo -n` of the one command the inventory names (sudoers allows it alone);
-- a purge as the mail owner (`sudo -n -u vmail rm -rf -- HOME`), after the mail host itself
-  resolved HOME (symlinks included) and it lies under the mail root.
+- the mailboxes' homes as their owner, never as root (`sudo -n -u vmail`): `test -e` before a
+  new home is chosen, `realpath -m` and `rm -rf` for a purge at the end of a retention, which
+  deletes a home only when the mail host resolved it (symlinks included) under the mail root.
 
 The host key is pinned: only the key in the inventory's known_hosts is accepted, and the login
 is by the inventory's key alone (no agent, no ~/.ssh)."""
@@ -73,10 +74,10 @@ class LocalHost:
         except OSError:
             return None
 
-    def exists(self, path: str) -> bool:
+    def home_exists(self, path: str) -> bool:
         return os.path.lexists(path)
 
-    def resolve(self, path: str) -> str:
+    def resolve_home(self, path: str) -> str:
         return str(Path(path).resolve())
 
     def run(self, command: tuple[str, ...]) -> None:
@@ -87,7 +88,7 @@ class LocalHost:
         except (OSError, subprocess.SubprocessError) as exc:
             raise HostError(str(exc)) from None
 
-    def remove_tree(self, path: str, owner: str | None) -> None:
+    def remove_home(self, path: str) -> None:
         try:
             shutil.rmtree(path)
         except FileNotFoundError:
@@ -100,10 +101,10 @@ class LocalHost:
 class SshHost:
     """The mail server's files on the mail host, through one SSH connection (paramiko)."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, mail_owner: str = "vmail"):
         import paramiko  # only for a mail host reached over SSH
 
-        self.settings = settings
+        self.settings, self.mail_owner = settings, mail_owner
         self.where = f"{settings.user}@{settings.host}:{settings.port}"  # not for people
         check_key_files(settings.known_hosts, settings.key, self.where)
         self._client = paramiko.SSHClient()
@@ -183,38 +184,38 @@ class SshHost:
         except (OSError, EOFError):
             return None
 
-    def exists(self, path: str) -> bool:
-        try:
-            self._sftp.lstat(path)
-            return True
-        except FileNotFoundError:
-            return False
-        except (OSError, EOFError) as exc:
-            raise self._error(path, exc) from None
+    def home_exists(self, path: str) -> bool:
+        status, _out = self._exec(self._as_owner("test", "-e", path), ok=(0, 1))
+        return status == 0
 
-    def resolve(self, path: str) -> str:
-        """The path as the mail host resolves it (symlinks followed)."""
-        try:
-            return self._sftp.normalize(path)
-        except FileNotFoundError:
-            return posixpath.normpath(path)
-        except (OSError, EOFError) as exc:
-            raise self._error(path, exc) from None
+    def resolve_home(self, path: str) -> str:
+        """The path as the mail host resolves it (symlinks followed, as the mail owner sees them)."""
+        return self._exec(self._as_owner("realpath", "-m", "--", path))[1].rstrip("\n")
+
+    def remove_home(self, path: str) -> None:
+        self._exec(self._as_owner("rm", "-rf", "--", path))
+
+    def _as_owner(self, *command: str) -> tuple[str, ...]:
+        return ("sudo", "-n", "-u", self.mail_owner, *command)  # not for people
 
     def run(self, command: tuple[str, ...]) -> None:
+        self._exec(command)
+
+    def _exec(self, command: tuple[str, ...], ok: tuple[int, ...] = (0,)) -> tuple[int, str]:
+        """Run a command on the mail host (no shell on this side: each word quoted); its exit
+        status and output.  A status outside `ok` is a HostError with what it wrote."""
         line = " ".join(shlex.quote(part) for part in command)
         try:
             _, out, err = self._client.exec_command(line, timeout=60)
+            output = out.read().decode("utf-8", "replace")
             status = out.channel.recv_exit_status()
             problem = err.read().decode("utf-8", "replace").strip()
         except Exception as exc:  # noqa: BLE001 - paramiko's SSHException, socket timeouts, a dropped link
             raise HostError(_("{command} on {host}: {error}", command=line, host=self.where, error=exc)) from None
-        if status != 0:
+        if status not in ok:
             raise HostError(_("{command} on {host} exited {code}: {error}", command=line, host=self.where,
                               code=status, error=problem))
-
-    def remove_tree(self, path: str, owner: str | None) -> None:
-        self.run(("sudo", "-n", "-u", owner or "vmail", "rm", "-rf", "--", path))
+        return status, output
 
     def _error(self, path: str, exc: BaseException) -> HostError:
         error = HostError(_("{path} on {host}: {error}", path=path, host=self.where,
@@ -245,4 +246,4 @@ def check_key_files(known_hosts: str, key: str, host: str) -> None:
 
 
 def open_host(target) -> LocalHost | SshHost:
-    return SshHost(target.ssh) if target.ssh is not None else LocalHost()
+    return SshHost(target.ssh, target.mail_owner) if target.ssh is not None else LocalHost()
