@@ -455,8 +455,8 @@ def fresh_lab() -> None:
 # What ci/lab/up leaves behind, and what the lab tests talk to.
 LAB_FILES = ("bind.pw", "ad/svc-reconciler.pw", "ad/svc-lectura.pw", "ca.pem", "mail/doveadm.key",
              "mail/registro/users", "mail/registro/recipients", "mail/registro/aliases", "mail/registro/denied",
-             "mail/ssh/id_ed25519", "mail/ssh/known_hosts", "phone/reconciler-db.pw", "net/id_ed25519",
-             "net/known_hosts")
+             "mail/ssh/id_ed25519", "mail/ssh/lectura_ed25519", "mail/ssh/known_hosts", "phone/reconciler-db.pw",
+             "phone/reconciler_lectura-db.pw", "net/id_ed25519", "net/known_hosts")
 LAB_SERVICES = {  # TCP only: Kamailio's SIP is UDP, its JSON-RPC stands for it
     "the Samba AD DC (LDAPS)": ("127.0.0.1", 636), "Postfix (SMTP)": ("127.0.0.1", 25),
     "Dovecot (IMAP)": ("127.0.0.1", 143), "Dovecot's doveadm HTTP API": ("127.0.0.1", 8080),

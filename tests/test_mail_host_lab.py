@@ -53,6 +53,23 @@ def test_the_mail_hosts_account_may_do_its_job_and_nothing_else():
     assert as_rc_correo(f"cat {MAIL_DIR / 'doveadm.key'}").returncode != 0
 
 
+def test_a_plan_logs_in_as_the_account_that_may_only_read(bed, tmp_path):
+    """The key that writes is not needed to plan (a pull request's runner never holds it); the
+    read-only account cannot write the registry's directory nor run the reload."""
+    address = bed.address("jnunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    _inventory_with(bed, key=str(tmp_path / "no-such-key"))
+    plan = bed.sandbox.plan_json()
+    assert [c["key"] for c in changes_of(plan, "mail-test") if c["kind"] == "mailbox"] == ["SSM-000001"]
+    code, out, err = bed.sandbox.cli("apply", "--auto-approve")
+    assert code != 0 and "no-such-key" in out + err
+    reader = subprocess.run(["ssh", "-i", str(SSH_DIR / "lectura_ed25519"), "-o",
+                             f"UserKnownHostsFile={SSH_DIR / 'known_hosts'}", "-o", "IdentitiesOnly=yes", "-o",
+                             "BatchMode=yes", "rc-correo-lectura@192.168.251.2",
+                             f"touch {REGISTRO}/x; sudo -n postfix reload"], capture_output=True, text=True, timeout=30)
+    assert reader.returncode != 0 and "Permission denied" in reader.stderr and not (REGISTRO / "x").exists()
+
+
 def _inventory_with(bed, **ssh) -> None:
     inventory = yaml.safe_load(bed.sandbox.inventory.read_text())
     inventory["targets"]["mail-test"]["ssh"].update(ssh)

@@ -53,7 +53,8 @@ class MailBed:
             "doveadm": {"url": "http://127.0.0.1:8080/doveadm/v1", "api_key": {"file": str(MAIL_DIR / "doveadm.key")}},
             # The mail host over SSH, as the lab's inventory reaches it (ci/lab/mailhost-up).
             "ssh": {"host": "192.168.251.2", "user": "rc-correo", "key": str(MAIL_DIR / "ssh" / "id_ed25519"),
-                    "known_hosts": str(MAIL_DIR / "ssh" / "known_hosts")},
+                    "known_hosts": str(MAIL_DIR / "ssh" / "known_hosts"),
+                    "read": {"user": "rc-correo-lectura", "key": str(MAIL_DIR / "ssh" / "lectura_ed25519")}},
             "reload": "sudo -n postfix reload",
             "registry": str(REGISTRO / "users"),
             "maps": {n: str(REGISTRO / n) for n in ("recipients", "aliases", "denied")},

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.lab  # every test: the lab's Kamailio, and a sandbox in
 # The lab's Kamailio keeps its subscribers on PostgreSQL (ci/lab/phone-up); the reconciler writes
 # them as the database account `reconciler`.  Hand edits here go through the same account.
 DATABASE = {"url": "postgresql://reconciler@127.0.0.1:5432/kamailio",
-            "password": {"file": str(LAB_DIR / "phone" / "reconciler-db.pw")}}
+            "password": {"file": str(LAB_DIR / "phone" / "reconciler-db.pw")},
+            "read": {"url": "postgresql://reconciler_lectura@127.0.0.1:5432/kamailio",  # plans
+                     "password": {"file": str(LAB_DIR / "phone" / "reconciler_lectura-db.pw")}}}
 RPC = "http://127.0.0.1:5071/RPC"
 SQLITE_SCHEMA = "/usr/share/kamailio/db_sqlite/auth_db-create.sql"
 
@@ -257,11 +259,33 @@ def test_the_labs_secrets_are_their_owners_alone(bed):
     import os
     import stat
 
-    for name in ("phone/reconciler-db.pw", "phone/kamailio-db.pw", "phone/kamailio.cfg", "bind.pw",
+    for name in ("phone/reconciler-db.pw", "phone/reconciler_lectura-db.pw", "phone/kamailio-db.pw", "phone/kamailio.cfg", "bind.pw",
                  "ad/svc-reconciler.pw", "ad/svc-lectura.pw", "ad/svc-dovecot.pw", "mail/doveadm.key",
                  "net/id_ed25519", "delivery/mesa.key"):
         path = LAB_DIR / name
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, name
+
+
+def test_a_plan_reads_as_the_role_that_may_only_read(bed):
+    """The password that writes is not needed to plan; the read-only role cannot write."""
+    import psycopg
+
+    repo = bed.sandbox.repo
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    repo.lines = [extension("4401")]
+    bed.sandbox.apply()
+    repo.lines = []
+    inventory = yaml.safe_load(bed.sandbox.inventory.read_text())
+    inventory["targets"]["phone-test"]["database"]["password"] = {"file": "/nonexistent/reconciler-db.pw"}
+    bed.sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    assert [(c["key"], c["movement"]) for c in changes(bed.sandbox.plan_json())] == [("4401", "baja")]
+    password = (LAB_DIR / "phone" / "reconciler_lectura-db.pw").read_text().strip()
+    with psycopg.connect("postgresql://reconciler_lectura@127.0.0.1:5432/kamailio", password=password,
+                         autocommit=True) as db:
+        assert db.execute("SELECT count(*) FROM reconciler_line").fetchone()[0] == 1
+        for statement in ("DELETE FROM subscriber", "DELETE FROM reconciler_line"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(statement)
 
 
 def test_kamailio_may_only_read_its_subscribers():

@@ -246,4 +246,7 @@ def check_key_files(known_hosts: str, key: str, host: str) -> None:
 
 
 def open_host(target) -> LocalHost | SshHost:
-    return SshHost(target.ssh, target.mail_owner) if target.ssh is not None else LocalHost()
+    """The mail server's files as this run reaches them (a run that only reads, with the
+    read-only account when the inventory names one)."""
+    login = target.host_login
+    return SshHost(login, target.mail_owner) if login is not None else LocalHost()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.config.inventory import SecretSource, TargetSettings
 from reconciler.desired.model import quota_megabytes
@@ -43,7 +43,19 @@ class MailTarget(TargetSettings):
     new_mail_after_baja: str = "bounce"  # or "keep"
     retention_days: int = 365
     ssh: MailHostSettings | None = None  # None: the files are on the reconciler's own host
+    # An account of the mail host that may only read the registry and the maps, for the runs
+    # that only read (plans, pull request jobs, import): their runners never hold the key that writes.
+    read_ssh: MailHostSettings | None = None
+    reading: bool = False  # these settings serve a run that only reads (for_reading)
     mail_owner: str = "vmail"  # who owns the mailboxes' homes (a purge over SSH runs as them)
+
+    @property
+    def host_login(self) -> MailHostSettings | None:
+        """How this run reaches the mail host (None: the files are here)."""
+        return self.read_ssh if self.reading and self.read_ssh else self.ssh
+
+    def for_reading(self) -> "MailTarget":
+        return replace(self, reading=True)
 
     @classmethod
     def build(cls, name: str, raw: dict) -> "MailTarget":
@@ -56,8 +68,8 @@ class MailTarget(TargetSettings):
             default_quota=quota.get("default", "1G"),
             max_quota=quota.get("max"), new_mail_after_baja=baja.get("new_mail", "bounce"),
             retention_days=baja.get("retention_days", 365),
-            ssh=MailHostSettings(ssh["host"], ssh["user"], ssh["key"], ssh["known_hosts"], ssh.get("port", 22))
-            if ssh else None, mail_owner=raw.get("mail_owner", "vmail"), **cls.common(name, raw))
+            ssh=_host(ssh), read_ssh=_host(ssh, ssh.get("read") if ssh else None),
+            mail_owner=raw.get("mail_owner", "vmail"), **cls.common(name, raw))
 
     def check(self, add) -> None:
         host = urllib.parse.urlsplit(self.doveadm_url).hostname or ""
@@ -66,6 +78,14 @@ class MailTarget(TargetSettings):
                                       "key and every answer would cross the network in clear)", host=host))
         if self.max_quota and quota_megabytes(self.default_quota) > quota_megabytes(self.max_quota):
             add(("quota", "default"), _("{quota} is over max {max}", quota=self.default_quota, max=self.max_quota))
+
+
+def _host(ssh: dict | None, account: dict | None = None) -> MailHostSettings | None:
+    """The mail host's settings; with `account`, another account's login (user and key) there."""
+    if ssh is None or (account is None and "user" not in ssh):
+        return None
+    login = account or ssh
+    return MailHostSettings(ssh["host"], login["user"], login["key"], ssh["known_hosts"], ssh.get("port", 22))
 
 
 def _loopback(host: str) -> bool:
