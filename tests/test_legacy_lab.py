@@ -16,7 +16,7 @@ from ldap3 import SUBTREE
 
 from pathlib import Path
 
-from conftest import BASE_DN, LAB_DIR, LAB_SCRIPTS, DesiredRepo, run_cli
+from conftest import BASE_DN, LAB_DIR, LAB_SCRIPTS, SERVICE_ACCOUNTS, DesiredRepo, run_cli
 
 pytestmark = pytest.mark.lab
 
@@ -58,7 +58,7 @@ def bed(legacy, tmp_path_factory):
             "kind": "active_directory", "host": "127.0.0.1", "port": 636, "base_dn": BASE_DN,
             "upn_suffix": "salud.lab",
             "ous": {"people": f"OU=Personal,{MANAGED}", "groups": f"OU=Grupos,{LEGACY}", "bajas": f"OU=Bajas,{MANAGED}"},
-            "bind_dn": "Administrator@SALUD.LAB", "bind_password": {"file": f"{lab}/bind.pw"},
+            **SERVICE_ACCOUNTS,  # delegated on OU=Heredado by ci/lab/legado-up
             "tls": {"ca_file": f"{lab}/ca.pem"}, "max_bajas": 25, "adopt_from": [f"OU=Usuarios,{LEGACY}"],
             "credentials_dir": str(root / "credentials"), "audit_dir": str(root / "audit")},
         "mail-legado": {
