@@ -63,7 +63,8 @@ def bed(legacy, tmp_path_factory):
             "credentials_dir": str(root / "credentials"), "audit_dir": str(root / "audit")},
         "mail-legado": {
             "kind": "mail", "domains": ["salud.lab"],
-            "doveadm": {"url": "http://127.0.0.1:8080/doveadm/v1", "api_key": {"file": f"{lab}/mail/doveadm.key"}},
+            "doveadm": {"url": "https://127.0.0.1:8080/doveadm/v1", "ca_file": f"{lab}/ca.pem",
+                        "api_key": {"file": f"{lab}/mail/doveadm.key"}},
             "registry": f"{lab}/legacy/mail/users", "maps": {n: str(root / f"maps-{n}") for n in
                                                              ("recipients", "aliases", "denied")},
             "mail_root": str(root / "vmail"), "audit_dir": str(root / "audit"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import imaplib
 import re
 import secrets
+import ssl
 import smtplib
 import subprocess
 import time
@@ -19,6 +20,11 @@ from conftest import BASE_DN, LAB_DIR, TREE_DELETE
 pytestmark = pytest.mark.lab  # every test: the lab's Dovecot and Postfix (and its AD for logins)
 
 MAIL_DIR = LAB_DIR / "mail"
+
+
+def lab_tls() -> ssl.SSLContext:
+    """Trusting the lab's CA (read when asked: the suite provisions the lab, and its CA, anew)."""
+    return ssl.create_default_context(cafile=str(LAB_DIR / "ca.pem"))
 
 
 def _quoted_password(password: str) -> bytes:
@@ -103,6 +109,19 @@ def test_smtp_refuses_an_address_that_is_not_declared(mailbox):
         _send("nadie.declarado@salud.lab", "no debe llegar")
 
 
+def test_the_doveadm_api_is_served_over_tls_with_a_certificate_of_the_labs_ca():
+    """Anything else's certificate check fails: the API's key never crosses to a server that
+    cannot prove it is the mail server."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", 8080), timeout=3) as raw, \
+            lab_tls().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        with socket.create_connection(("127.0.0.1", 8080), timeout=3) as raw:
+            ssl.create_default_context().wrap_socket(raw, server_hostname="127.0.0.1")
+
+
 def test_the_doveadm_api_answers_with_its_key_only():
     import base64
     import json
@@ -113,10 +132,10 @@ def test_the_doveadm_api_answers_with_its_key_only():
     body = json.dumps([["mailboxList", {"user": "nadie@salud.lab"}, "tag1"]]).encode()
 
     def call(auth: str) -> int | None:
-        request = urllib.request.Request("http://127.0.0.1:8080/doveadm/v1", data=body, method="POST",
+        request = urllib.request.Request("https://127.0.0.1:8080/doveadm/v1", data=body, method="POST",
                                          headers={"Authorization": auth, "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=3) as response:
+            with urllib.request.urlopen(request, timeout=3, context=lab_tls()) as response:
                 return response.status
         except urllib.error.HTTPError as exc:
             return exc.code

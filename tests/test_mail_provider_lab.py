@@ -50,7 +50,8 @@ class MailBed:
         inventory = yaml.safe_load(self.sandbox.inventory.read_text())
         inventory["targets"]["mail-test"] = {
             "kind": "mail", "domains": ["salud.lab"],
-            "doveadm": {"url": "http://127.0.0.1:8080/doveadm/v1", "api_key": {"file": str(MAIL_DIR / "doveadm.key")}},
+            "doveadm": {"url": "https://127.0.0.1:8080/doveadm/v1", "ca_file": str(LAB_DIR / "ca.pem"),
+                        "api_key": {"file": str(MAIL_DIR / "doveadm.key")}},
             # The mail host over SSH, as the lab's inventory reaches it (ci/lab/mailhost-up).
             "ssh": {"host": "192.168.251.2", "user": "rc-correo", "key": str(MAIL_DIR / "ssh" / "id_ed25519"),
                     "known_hosts": str(MAIL_DIR / "ssh" / "known_hosts"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -51,9 +52,15 @@ class Answer:
 
 
 class Doveadm:
-    def __init__(self, url: str, key: str, timeout: float = TIMEOUT):
+    def __init__(self, url: str, key: str, timeout: float = TIMEOUT, ca_file: str | None = None):
         self.url = url
         self.timeout = timeout
+        # https: the certificate and its name always checked, against ca_file or the system's CAs.
+        try:
+            self._tls = ssl.create_default_context(cafile=ca_file) if url.startswith("https://") else None
+        except (OSError, ssl.SSLError) as exc:
+            raise ReconcilerError(_("cannot read the CA file {path} of the doveadm API: {error}", path=ca_file,
+                                    error=getattr(exc, "strerror", None) or str(exc))) from None
         self._auth = "X-Dovecot-API " + base64.b64encode(key.encode("utf-8")).decode("ascii")
 
     def run(self, commands: list[Command]) -> dict[str, Answer]:
@@ -79,7 +86,7 @@ class Doveadm:
                                          headers={"Authorization": self._auth, "Content-Type": "application/json"})
         limit = self.limit(len(commands))
         try:
-            with urllib.request.urlopen(request, timeout=limit) as response:
+            with urllib.request.urlopen(request, timeout=limit, context=self._tls) as response:
                 answers = json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             if exc.code == 401:

@@ -80,7 +80,7 @@ class MailProvider(Provider):
         self.host: LocalHost | SshHost | None = None
 
     def open(self) -> None:
-        self.api = Doveadm(self.target.doveadm_url, self.target.doveadm_key.read())
+        self.api = Doveadm(self.target.doveadm_url, self.target.doveadm_key.read(), ca_file=self.target.doveadm_ca_file)
         self.host = open_host(self.target)
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ class MailTarget(TargetSettings):
     domains: tuple[str, ...]
     doveadm_url: str
     doveadm_key: SecretSource
+    doveadm_ca_file: str | None = None  # the CA of the API's certificate (https); None: the system's
     registry: str
     recipients: str
     aliases: str
@@ -62,7 +63,8 @@ class MailTarget(TargetSettings):
         quota, baja, maps, ssh = raw.get("quota", {}), raw.get("baja", {}), raw["maps"], raw.get("ssh")
         return cls(
             domains=tuple(raw["domains"]), doveadm_url=raw["doveadm"]["url"],
-            doveadm_key=SecretSource(**raw["doveadm"]["api_key"]), registry=raw["registry"],
+            doveadm_key=SecretSource(**raw["doveadm"]["api_key"]), doveadm_ca_file=raw["doveadm"].get("ca_file"),
+            registry=raw["registry"],
             recipients=maps["recipients"], aliases=maps["aliases"], denied=maps["denied"], mail_root=raw["mail_root"],
             reload=tuple(raw.get("reload", "postfix reload").split()),  # not for people
             default_quota=quota.get("default", "1G"),
