@@ -101,6 +101,37 @@ def test_no_prose_outside_the_catalogs():
     assert not found, f"{len(found)} strings a person may read are not in the catalogs:\n" + "\n".join(found)
 
 
+def shadowing(source: str) -> list[tuple[str, int]]:
+    """Functions that both call `_` (the catalogs' lookup) and assign a local `_` (`_, x = …`,
+    `for _ in …`): Python then takes every `_` in them for the local, and the message that
+    would explain a failure raises UnboundLocalError or "int is not callable" instead."""
+    found = []
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp,
+              ast.DictComp, ast.GeneratorExp)
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        names, stack = [], list(ast.iter_child_nodes(function))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, scopes):
+                continue  # a scope of its own
+            if isinstance(node, ast.Name) and node.id == "_":
+                names.append(node)
+            stack.extend(ast.iter_child_nodes(node))
+        if any(isinstance(n.ctx, ast.Store) for n in names) and any(isinstance(n.ctx, ast.Load) for n in names):
+            found.append((function.name, function.lineno))
+    return found
+
+
+def test_no_function_hides_the_catalogs_lookup_behind_a_local_underscore():
+    assert shadowing("def f():\n    for _ in range(3):\n        pass\n    raise ValueError(_('x'))\n") == [("f", 1)]
+    assert shadowing("def f():\n    xs = [1 for _ in range(3)]\n    return _('x')\n") == []
+    found = [f"{path.relative_to(PACKAGE.parent)}:{line}: {name}" for path in sorted(PACKAGE.rglob("*.py"))
+             for name, line in shadowing(path.read_text(encoding="utf-8"))]
+    assert not found, "\n".join(found)
+
+
 def test_catalogs_match_the_code_and_are_complete():
     source = catalogs.template()
     assert len(source) > 100

@@ -9,6 +9,7 @@ import os
 import pwd
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -63,11 +64,12 @@ def test_a_plan_logs_in_as_the_account_that_may_only_read(bed, tmp_path):
     assert [c["key"] for c in changes_of(plan, "mail-test") if c["kind"] == "mailbox"] == ["SSM-000001"]
     code, out, err = bed.sandbox.cli("apply", "--auto-approve")
     assert code != 0 and "no-such-key" in out + err
-    reader = subprocess.run(["ssh", "-i", str(SSH_DIR / "lectura_ed25519"), "-o",
-                             f"UserKnownHostsFile={SSH_DIR / 'known_hosts'}", "-o", "IdentitiesOnly=yes", "-o",
-                             "BatchMode=yes", "rc-correo-lectura@192.168.251.2",
-                             f"touch {REGISTRO}/x; sudo -n postfix reload"], capture_output=True, text=True, timeout=30)
-    assert reader.returncode != 0 and "Permission denied" in reader.stderr and not (REGISTRO / "x").exists()
+    reader = subprocess.run(["sftp", "-i", str(SSH_DIR / "lectura_ed25519"), "-o",
+                             f"UserKnownHostsFile={SSH_DIR / 'known_hosts'}", "-o", "IdentitiesOnly=yes", "-b", "-",
+                             "rc-correo-lectura@192.168.251.2"], input=f"put /etc/hostname {REGISTRO}/x\n",
+                            capture_output=True, text=True, timeout=30)
+    assert reader.returncode != 0 and "Permission denied" in reader.stderr + reader.stdout
+    assert not (REGISTRO / "x").exists()
 
 
 def _inventory_with(bed, **ssh) -> None:
@@ -110,4 +112,101 @@ def test_a_mail_host_gone_at_apply_changes_nothing_and_the_next_run_converges(be
         assert up.returncode == 0, up.stderr
     bed.sandbox.apply()
     assert any(line.startswith(f"{address}:") for line in bed.registry())
+    bed.sandbox.assert_converged()
+
+
+def test_sudo_lets_the_account_delete_a_home_and_nothing_beside_it():
+    """The mail host's sudoers (ci/lab/mailhost-up) is the last word: even an applier fooled
+    into asking could not delete outside <mail root>/<domain>/<name>.  (sudo -l: asked, not run.)"""
+    root = MAIL_DIR / "vmail"
+
+    def allowed(command: str) -> bool:
+        return as_rc_correo(f"sudo -n -l -u vmail {command}").returncode == 0
+
+    assert allowed(f"/usr/bin/rm -rf -- {root}/salud.lab/jnunezo.2")
+    for path in (f"{root}/../shared", f"{root}/salud.lab/..", f"{root}/x/../../ssh", f"{root}/salud.lab/a/b",
+                 f"{root}/salud.lab/a {MAIL_DIR}/registro", f"{root}/salud.lab", "/etc/passwd"):
+        assert not allowed(f"/usr/bin/rm -rf -- {path}"), path
+    assert not allowed(f"/usr/bin/rm -rf {root}/salud.lab/a")  # without "--": an option could ride in
+    assert allowed(f"/usr/bin/test -e {root}/salud.lab/a -o -L {root}/salud.lab/a")
+    assert not allowed("/usr/bin/test -e /etc/shadow -o -L /etc/shadow")
+
+
+def test_the_read_only_account_runs_no_command_and_cannot_read_dovecots_bind_password():
+    """SFTP alone (sshd's ForceCommand internal-sftp): no shell to run the reload or anything
+    else; and svc-dovecot's password is root's alone, not Dovecot's group's."""
+    login = ["-i", str(SSH_DIR / "lectura_ed25519"), "-o", f"UserKnownHostsFile={SSH_DIR / 'known_hosts'}",
+             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+    ran = subprocess.run(["ssh", *login, "rc-correo-lectura@192.168.251.2", "echo ran-a-command"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert "ran-a-command" not in ran.stdout
+    fetched = subprocess.run(["sftp", *login, "-b", "-", "rc-correo-lectura@192.168.251.2"], capture_output=True,
+                             text=True, timeout=30,
+                             input=f"get {REGISTRO / 'users'} /dev/null\nget {MAIL_DIR / 'dovecot-ldap.conf.ext'} /dev/null\n")
+    assert fetched.returncode != 0 and "dovecot-ldap.conf.ext" in fetched.stderr + fetched.stdout
+    assert stat.S_IMODE(os.stat(MAIL_DIR / "dovecot-ldap.conf.ext").st_mode) == 0o600
+
+
+def _mail_host(user: str = "rc-correo", key: str = "id_ed25519"):
+    from reconciler.providers.mail.host import SshHost
+    from reconciler.providers.mail.target import MailHostSettings
+
+    return SshHost(MailHostSettings("192.168.251.2", user, str(SSH_DIR / key), str(SSH_DIR / "known_hosts")))
+
+
+def test_a_failing_link_or_refusal_is_an_error_never_taken_for_absent(bed):
+    from reconciler.providers.mail.host import HostError
+
+    host = _mail_host()
+    try:
+        # sudo refuses a path outside the mail root (exit 1, like "does not exist"): an error.
+        with pytest.raises(HostError, match="a password is required"):
+            host.home_exists("/etc/passwd")
+        assert host.home_exists(str(MAIL_DIR / "vmail" / "salud.lab" / "nadie")) is False
+        (REGISTRO / "users").write_bytes(b"caf\xe9:{SHA512-CRYPT}x\n")  # Latin-1, not UTF-8
+        with pytest.raises(HostError, match="users"):
+            host.read(str(REGISTRO / "users"))
+    finally:
+        host.close()
+    with pytest.raises(HostError, match="users"):  # the link is gone: still the module's own error
+        host.read(str(REGISTRO / "users"))
+    with pytest.raises(HostError):
+        host.home_exists(str(MAIL_DIR / "vmail" / "salud.lab" / "nadie"))
+
+
+def test_a_write_that_was_killed_leaves_no_temporary_file_after_the_next(bed):
+    host = _mail_host()
+    try:
+        stale = REGISTRO / ".aliases.0123456789ab"
+        stale.write_text("half of a file")
+        host.write(str(REGISTRO / "aliases"), "x@salud.lab y@salud.lab\n")
+        assert not stale.exists() and (REGISTRO / "aliases").read_text() == "x@salud.lab y@salud.lab\n"
+        assert grp.getgrgid(os.stat(REGISTRO / "aliases").st_gid).gr_name == "dovecot"
+    finally:
+        host.close()
+
+
+def test_a_purge_never_follows_a_home_to_another_mailbox_and_retries_once_fixed(bed):
+    """A registry's home replaced by a link to someone else's mailbox (by hand, or by an
+    attacker on the mail host): the purge refuses it, the other mailbox keeps its mail, the
+    line stays; once the link is gone the next run purges."""
+    first, second = bed.address("jnunezo"), bed.address("anunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", first),
+                         with_mailbox("SSM-000002", second, given_names="Ana", curp=None))
+    bed.sandbox.apply()
+    bed.sandbox.repo.baja("SSM-000001")
+    bed.sandbox.apply()
+    homes = {line.split(":")[0]: line.split(":")[5] for line in bed.registry()}
+    victim = homes[second]
+    subprocess.run(["rm", "-rf", homes[first]], check=True)
+    os.symlink(victim, homes[first])
+    (Path(victim) / "keep").write_text("mail of someone else")
+    bed.sandbox.repo.find("SSM-000001")["mailbox"]["purge"] = {"folio": "SSM/STI/2027/00012", "date": "2027-11-21"}
+    bed.set_retention(0)
+    code, out, err = bed.sandbox.cli("apply", "--auto-approve")
+    assert code != 0 and "is not a home of its own under the mail root" in out + err
+    assert (Path(victim) / "keep").exists() and any(line.startswith(f"{first}:") for line in bed.registry())
+    os.unlink(homes[first])  # the administrator removes the link
+    bed.sandbox.apply()
+    assert not any(line.startswith(f"{first}:") for line in bed.registry()) and (Path(victim) / "keep").exists()
     bed.sandbox.assert_converged()

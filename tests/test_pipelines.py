@@ -237,6 +237,8 @@ class Forge:
 # from a file, so the secret is empty here).
 CONTEXT = {"github.event.number": "1", "github.token": "test-token", "secrets.RECONCILER_AD_PASSWORD": "",
            "secrets.RECONCILER_AD_READ_PASSWORD": "", "secrets.RECONCILER_BOT_KEY": "",
+           "secrets.RECONCILER_PBX_DB_PASSWORD": "", "secrets.RECONCILER_PBX_DB_READ_PASSWORD": "",
+           "secrets.RECONCILER_DOVEADM_KEY": "",
            # The apply key: the tests' own (conftest sets RECONCILER_APPLY_KEY for the session).
            "secrets.RECONCILER_APPLY_KEY": "", "vars.RECONCILER_APPLY_PUBLIC_KEY": "", "vars.RECONCILER_TRUST_ROOT": "",
            "github.event.before": ""}
@@ -350,8 +352,11 @@ def test_pull_request_and_nightly_jobs_hold_no_write_secret():
     for name in ("plan", "drift"):
         text = yaml.safe_dump(jobs[name])
         assert jobs[name]["runs-on"] == ["self-hosted", "reconciler-plan"]
-        for secret in ("RECONCILER_AD_PASSWORD", "RECONCILER_APPLY_KEY", "RECONCILER_BOT_KEY"):
+        for secret in ("RECONCILER_AD_PASSWORD", "RECONCILER_PBX_DB_PASSWORD", "RECONCILER_APPLY_KEY",
+                       "RECONCILER_BOT_KEY"):
             assert f"secrets.{secret} " not in text and f"secrets.{secret}}}" not in text, (name, secret)
+        for secret in ("RECONCILER_AD_READ_PASSWORD", "RECONCILER_PBX_DB_READ_PASSWORD"):  # what plans read with
+            assert f"secrets.{secret} }}" in text, (name, secret)
     assert jobs["apply"]["environment"] == "production" and "RECONCILER_APPLY_KEY" in yaml.safe_dump(jobs["apply"])
     gitlab = load("gitlab-ci.yml")
     assert gitlab["default"]["tags"] == ["reconciler-plan"] and gitlab["apply"]["tags"] == ["reconciler"]

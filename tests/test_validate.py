@@ -356,3 +356,13 @@ def test_remote_servers_are_reached_only_the_safe_way(tmp_path):
     assert code == 1 and "Traceback" not in out + err and "S3cret" not in out + err
     assert "targets.mail.doveadm.url: the doveadm API on mail.salud.lab is reached over the network: use https://" in err
     assert "targets.phone.database.url: the URL carries a password" in err
+    assert "targets.phone.database.url: the database on pbx.salud.lab is reached over the network: add " \
+           "sslmode=verify-full" in err
+    assert "targets.mail-remote.reload: on the mail host the reload runs as rc-correo, who cannot reload Postfix" in err
+    # A password in the URL's query is a password in Git too; TLS that checks the server is enough.
+    inventory.write_text(inventory.read_text().replace(
+        "postgresql://reconciler:S3cret@pbx.salud.lab/kamailio",
+        "postgresql://reconciler@pbx.salud.lab/kamailio?sslmode=verify-full&password=S3cret"), encoding="utf-8")
+    code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(inventory))
+    assert "targets.phone.database.url: the URL carries a password" in err and "S3cret" not in out + err
+    assert "targets.phone.database.url: the database on" not in err

@@ -11,6 +11,7 @@ secret; the schema refuses any other key, so a password pasted into the file is 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, replace
@@ -105,6 +106,16 @@ class TargetSettings:
 
     def check(self, add: Callable[[tuple, str], None]) -> None:
         """Problems of this target's settings beyond the schema: add(path, message)."""
+
+
+def is_loopback(host: str) -> bool:
+    """A server on the runner itself: what travels to it never crosses a network."""
+    if host == "localhost":  # not for people
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def probe_points(raw: dict) -> tuple:

@@ -93,7 +93,7 @@ class TargetLock:
         draft.write_text(json.dumps(holder, ensure_ascii=False), encoding="utf-8")
         os.chmod(draft, 0o600)
         try:
-            for _ in range(3):
+            for _attempt in range(3):
                 try:
                     os.link(draft, self.path)
                     return self

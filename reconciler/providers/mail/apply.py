@@ -1,18 +1,21 @@
 """Applying mail changes: the registry and the maps in one atomic write each, then doveadm.
 
 Steps:
-  1. The registry is re-read and every change staged into it in memory: a new mailbox gets a
+  1. Purges delete the homes of purged mailboxes, only homes of their own below the target's
+     mail root; a home that could not be deleted keeps its registry line for the next run.
+     The registry is re-read and every change staged into it in memory: a new mailbox gets a
      home of its own (never one that already holds mail), a closed one keeps its home.
   2. The registry, then the maps derived from it, are written atomically, and Postfix
      re-reads its maps.  A closed address is in Dovecot's deny list from this moment.
   3. Through doveadm, in one request: live sessions of closed mailboxes are kicked, shared
      mailbox rights are removed and granted, and new mailboxes get their standard folders.
-  4. Purges delete the homes of purged mailboxes, only below the target's mail root.
 """
 from __future__ import annotations
 
 import posixpath
+import re
 import time
+from collections import Counter
 from typing import Callable
 
 from reconciler.i18n import lazy
@@ -61,6 +64,11 @@ def closes(change: Change) -> bool:
     return change.movement in (Movement.BAJA, Movement.ADOPCION) and not change.desired.is_open
 
 
+# One component of a home below the mail root: a domain, or a local part with its .N suffix.
+# The mail host's sudoers lets the account delete nothing else (README: the mail host).
+HOME_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
+
+
 def is_purge(change: Change) -> bool:
     return change.movement is Movement.BAJA and change.actual is not None and not change.actual.is_open
 
@@ -84,6 +92,9 @@ class MailApplier:
             return outcomes
         self._homes = {e.home for e in registry.entries() if e.home}
         self._owe_kicks(outcomes)
+        # A home goes before its registry line: a purge that fails keeps the line, and the
+        # next run tries again (the mailbox is closed already: nothing reads the home).
+        self._purge([o for o in outcomes if o.status != "failed" and is_purge(o.change)], registry)
         for o in outcomes:
             if o.status != "failed":
                 self._stage(o, registry)
@@ -92,7 +103,6 @@ class MailApplier:
         started = time.perf_counter()
         if written:
             self._doveadm([o for o in outcomes if o.status != "failed"], written)
-            self._purge([o for o in outcomes if o.status != "failed" and is_purge(o.change)])
         self.timings["doveadm"] = time.perf_counter() - started
         for o in outcomes:
             if o.status == "pending":
@@ -138,8 +148,13 @@ class MailApplier:
             return
         want: Mailbox = c.desired
         closed = None if want.is_open else (have.closed if have is not None and have.closed else self.today)
+        try:
+            home = have.home if have is not None and have.home else self._new_home(want.address)
+        except OSError as exc:  # the mail host could not say whether a home is taken: no guess
+            o.fail(lazy("choosing a home for {address}: {error}", address=want.address, error=exc.strerror or str(exc)))
+            return
         entry = Entry(
-            address=want.address, home=have.home if have is not None and have.home else self._new_home(want.address),
+            address=want.address, home=home,
             quota=want.quota, managed=True, owner=SHARED if want.kind == SHARED_KIND else want.key, unit=want.unit,
             aliases=want.aliases, former=former_addresses(want, have) if have is not None else (), closed=closed,
             extra=have.extra if have is not None else "")
@@ -228,10 +243,15 @@ class MailApplier:
                 return tuple(a.before or ())
         return change.desired.members if change.actual is not None else ()
 
-    # -- step 4 -------------------------------------------------------------------------
-    def _purge(self, outcomes: list[Outcome]) -> None:
-        """Delete each purged mailbox's home, as the mail host resolves it (symlinks followed),
-        only when that lies below the mail root."""
+    # -- step 1, before the registry: purges -----------------------------------------
+    def _purge(self, outcomes: list[Outcome], registry: Registry) -> None:
+        """Delete each purged mailbox's home, only when it is a home of its own: no other line
+        of the registry names it, and it is exactly <mail root>/<domain>/<name> with no symlink
+        on the way as the mail host resolves it (a line edited by hand to point at another
+        mailbox, or out of the mail root, is refused)."""
+        if not outcomes:
+            return
+        lines = Counter(e.home for e in registry.entries() if e.home)
         try:
             root = self.host.resolve_home(self.target.mail_root)
         except OSError as exc:
@@ -243,13 +263,23 @@ class MailApplier:
             if not home:
                 continue
             try:
-                path = self.host.resolve_home(home)
-                if not path.startswith(root.rstrip("/") + "/"):
-                    o.fail(lazy("the mailbox's home {home} is not under the mail root {root}: not deleted",
-                                home=home, root=root))
+                path = self._own_home(home, root) if lines[home] == 1 else None
+                if path is None:
+                    o.fail(lazy("the mailbox's home {home} is not a home of its own under the mail root {root}: "
+                                "not deleted", home=home, root=self.target.mail_root))
                     continue
                 self.host.remove_home(path)
                 if self.host.home_exists(path):
                     o.fail(lazy("{home} is still on disk after the purge", home=home))
             except OSError as exc:
                 o.fail(lazy("deleting {home}: {error}", home=home, error=exc.strerror or str(exc)))
+
+    def _own_home(self, home: str, root: str) -> str | None:
+        """The path to delete for `home`, or None when it is not <mail root>/<domain>/<name> as
+        the mail host resolves it (`root` is the mail root resolved)."""
+        base = self.target.mail_root.rstrip("/") + "/"
+        parts = home[len(base):].split("/") if home.startswith(base) else []
+        if len(parts) != 2 or not all(HOME_PART.fullmatch(part) for part in parts):
+            return None
+        expected = posixpath.join(root, *parts)
+        return expected if self.host.resolve_home(home) == expected else None

@@ -9,21 +9,26 @@ it on the mail host as one dedicated account that may do only that:
   mode and group set to the old file's, then renamed over it: Dovecot and Postfix see the old
   file or the new one, never half);
 - the reload through `sudo -n` of the one command the inventory names (sudoers allows it alone);
-- the mailboxes' homes as their owner, never as root (`sudo -n -u vmail`): `test -e` before a
-  new home is chosen, `realpath -m` and `rm -rf` for a purge at the end of a retention, which
-  deletes a home only when the mail host resolved it (symlinks included) under the mail root.
+- the mailboxes' homes as their owner, never as root (`sudo -n -u vmail`): `test` before a
+  new home is chosen, `realpath -m` and `rm -rf` for a purge at the end of a retention (the
+  applier deletes a home only when it is exactly <mail root>/<domain>/<name>, no symlink on
+  the way; the mail host's sudoers allows nothing else).
+
+Every failure of the link (a dropped connection, a timeout, a protocol error, a file that is not
+UTF-8) is a HostError naming the file or command: never a traceback, never taken as "absent".
 
 The host key is pinned: only the key in the inventory's known_hosts is accepted, and the login
 is by the inventory's key alone (no agent, no ~/.ssh)."""
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
+import re
 import shlex
 import shutil
 import stat
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -33,6 +38,17 @@ from reconciler.i18n import _
 
 class HostError(OSError):
     """A file or command on the mail host failed; str() says which and why."""
+
+
+def temporary_name(name: str) -> str:
+    """The name a write gives its temporary file beside `name` (dot-prefixed: Dovecot and Postfix
+    never read it)."""
+    return f".{name}.{uuid.uuid4().hex[:12]}"
+
+
+def is_temporary(entry: str, name: str) -> bool:
+    """A temporary file of `name` left by a write that was killed before its rename."""
+    return re.fullmatch(rf"\.{re.escape(name)}\.[0-9a-f]{{12}}", entry) is not None
 
 
 class LocalHost:
@@ -45,6 +61,10 @@ class LocalHost:
             return Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError as exc:
+            error = HostError(_("{path} is not UTF-8 text ({error})", path=path, error=exc.reason))
+            error.filename = path
+            raise error from None
 
     def write(self, path: str, text: str) -> None:
         """Readers see the old file or the new one, never half of it; the new file keeps the
@@ -54,7 +74,11 @@ class LocalHost:
             st = target.stat()
         except FileNotFoundError:
             st = None
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        for entry in os.listdir(target.parent):
+            if is_temporary(entry, target.name):  # left by a run that was killed mid-write
+                (target.parent / entry).unlink(missing_ok=True)
+        tmp = target.parent / temporary_name(target.name)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -106,6 +130,8 @@ class SshHost:
 
         self.settings, self.mail_owner = settings, mail_owner
         self.where = f"{settings.user}@{settings.host}:{settings.port}"  # not for people
+        # What a dropped or garbled link raises: every one becomes a HostError.
+        self._failures = (OSError, EOFError, paramiko.SSHException, UnicodeDecodeError)
         check_key_files(settings.known_hosts, settings.key, self.where)
         self._client = paramiko.SSHClient()
         try:
@@ -114,13 +140,17 @@ class SshHost:
             self._client.connect(settings.host, port=settings.port, username=settings.user,
                                  pkey=paramiko.PKey.from_path(settings.key), allow_agent=False,
                                  look_for_keys=False, timeout=15, banner_timeout=15, auth_timeout=15)
+            # A link that dies quietly (a firewall forgetting it) is noticed, and a mail host
+            # that stops answering is an error after a minute, not a run that hangs.
+            self._client.get_transport().set_keepalive(15)
             self._sftp = self._client.open_sftp()
+            self._sftp.get_channel().settimeout(60)
         except paramiko.BadHostKeyException:
             self._client.close()
             raise ReconcilerError(_("the mail host {host} presented a host key other than the one in {path}: refused "
                                     "(a replaced server, or someone in between)",
                                     host=self.where, path=settings.known_hosts)) from None
-        except (paramiko.SSHException, OSError, ValueError) as exc:
+        except (paramiko.SSHException, OSError, ValueError, EOFError) as exc:
             self._client.close()
             why = (_("its host key is not in {path}", path=settings.known_hosts)
                    if "not found in known_hosts" in str(exc) else str(exc) or type(exc).__name__)  # not for people
@@ -133,13 +163,14 @@ class SshHost:
                 return f.read().decode("utf-8")
         except FileNotFoundError:
             return None
-        except (OSError, EOFError) as exc:
+        except self._failures as exc:
             raise self._error(path, exc) from None
 
     def write(self, path: str, text: str) -> None:
         directory, name = posixpath.split(path)
-        tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}")
+        tmp = posixpath.join(directory, temporary_name(name))
         try:
+            self._remove_stale(directory, name)
             try:
                 old = self._sftp.stat(path)
             except FileNotFoundError:
@@ -152,22 +183,35 @@ class SshHost:
                     self._keep_group(f, old)
                 self._fsync(f)
             self._sftp.posix_rename(tmp, path)
-        except (OSError, EOFError) as exc:
+        except self._failures as exc:
             try:
                 self._sftp.remove(tmp)
-            except (OSError, EOFError):
-                pass
+            except self._failures:
+                pass  # the next write of this file removes it
             raise self._error(path, exc) from None
+
+    def _remove_stale(self, directory: str, name: str) -> None:
+        """Temporary files of `name` left by a run killed before its rename (runs of one target
+        never overlap: the apply lock)."""
+        for entry in self._sftp.listdir(directory):
+            if is_temporary(entry, name):
+                self._sftp.remove(posixpath.join(directory, entry))
 
     @staticmethod
     def _keep_group(f, old) -> None:
+        """The new file gets the old one's group (Dovecot and Postfix read the registry through
+        it): a file they could not read is refused before it replaces the old one."""
         try:
             f.chown(old.st_uid, old.st_gid)
-        except OSError:  # the account cannot give the file away: keep at least the group, when it may
+        except OSError:  # the account cannot give the file away: the group is what matters
             try:
                 f.chown(f.stat().st_uid, old.st_gid)
             except OSError:
-                pass  # readable by the same group only if the directory's setgid gives it
+                pass  # a setgid directory may have given it already: checked below
+        if f.stat().st_gid != old.st_gid:
+            raise OSError(errno.EPERM, _("the new file cannot get the old one's group (gid {gid}), which the mail "
+                                         "server reads it through: not replaced; make the account a member of "
+                                         "that group or the directory setgid", gid=old.st_gid))
 
     def _fsync(self, f) -> None:
         """On disk before the rename (OpenSSH's fsync extension; paramiko has no call of its own)."""
@@ -181,11 +225,15 @@ class SshHost:
     def mtime(self, path: str) -> float | None:
         try:
             return float(self._sftp.stat(path).st_mtime)
-        except (OSError, EOFError):
-            return None
+        except self._failures:
+            return None  # only a wait is sized by it (settled): unknown means the longest wait
 
     def home_exists(self, path: str) -> bool:
-        status, _out = self._exec(self._as_owner("test", "-e", path), ok=(0, 1))
+        """A home, or a link where a home would be (dangling or not).  Exit status 1 is "no" only
+        when nothing was said: sudo refusing also exits 1, and must not read as "free"."""
+        status, _out, problem = self._exec(self._as_owner("test", "-e", path, "-o", "-L", path), ok=(0, 1))
+        if status == 1 and problem:
+            raise HostError(_("{command} on {host}: {error}", command="test -e", host=self.where, error=problem))
         return status == 0
 
     def resolve_home(self, path: str) -> str:
@@ -201,21 +249,23 @@ class SshHost:
     def run(self, command: tuple[str, ...]) -> None:
         self._exec(command)
 
-    def _exec(self, command: tuple[str, ...], ok: tuple[int, ...] = (0,)) -> tuple[int, str]:
+    def _exec(self, command: tuple[str, ...], ok: tuple[int, ...] = (0,)) -> tuple[int, str, str]:
         """Run a command on the mail host (no shell on this side: each word quoted); its exit
-        status and output.  A status outside `ok` is a HostError with what it wrote."""
+        status, output and what it wrote to stderr.  A status outside `ok` is a HostError with
+        what it wrote."""
         line = " ".join(shlex.quote(part) for part in command)
         try:
-            _, out, err = self._client.exec_command(line, timeout=60)
+            _stdin, out, err = self._client.exec_command(line, timeout=60)
             output = out.read().decode("utf-8", "replace")
             status = out.channel.recv_exit_status()
             problem = err.read().decode("utf-8", "replace").strip()
         except Exception as exc:  # noqa: BLE001 - paramiko's SSHException, socket timeouts, a dropped link
-            raise HostError(_("{command} on {host}: {error}", command=line, host=self.where, error=exc)) from None
+            raise HostError(_("{command} on {host}: {error}", command=line, host=self.where,
+                              error=str(exc) or type(exc).__name__)) from None
         if status not in ok:
             raise HostError(_("{command} on {host} exited {code}: {error}", command=line, host=self.where,
                               code=status, error=problem))
-        return status, output
+        return status, output, problem
 
     def _error(self, path: str, exc: BaseException) -> HostError:
         error = HostError(_("{path} on {host}: {error}", path=path, host=self.where,
@@ -237,12 +287,16 @@ def check_key_files(known_hosts: str, key: str, host: str) -> None:
     except FileNotFoundError:
         raise ReconcilerError(_("known_hosts file {path} of {host} does not exist: its host key must be pinned "
                                 "there (ssh-keyscan, checked against the console)", path=known_hosts, host=host)) from None
+    except OSError as exc:
+        raise ReconcilerError(_("cannot read {path}: {error}", path=known_hosts, error=exc.strerror or exc)) from None
     try:
         if os.stat(key).st_mode & 0o077:
             raise ReconcilerError(_("the private key {path} for {host} is readable by others; chmod 600 it",
                                     path=key, host=host))
     except FileNotFoundError:
         raise ReconcilerError(_("the private key {path} for {host} does not exist", path=key, host=host)) from None
+    except OSError as exc:
+        raise ReconcilerError(_("cannot read {path}: {error}", path=key, error=exc.strerror or exc)) from None
 
 
 def open_host(target) -> LocalHost | SshHost:

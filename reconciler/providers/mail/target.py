@@ -1,11 +1,10 @@
 """The settings of a mail server target (`kind: mail`)."""
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from dataclasses import dataclass, replace
 
-from reconciler.config.inventory import SecretSource, TargetSettings
+from reconciler.config.inventory import SecretSource, TargetSettings, is_loopback
 from reconciler.desired.model import quota_megabytes
 from reconciler.i18n import _
 
@@ -75,9 +74,13 @@ class MailTarget(TargetSettings):
 
     def check(self, add) -> None:
         host = urllib.parse.urlsplit(self.doveadm_url).hostname or ""
-        if self.doveadm_url.startswith("http://") and not _loopback(host):
+        if self.doveadm_url.startswith("http://") and not is_loopback(host):
             add(("doveadm", "url"), _("the doveadm API on {host} is reached over the network: use https:// (its API "
                                       "key and every answer would cross the network in clear)", host=host))
+        if self.ssh is not None and self.ssh.user != "root" and self.reload == ("postfix", "reload"):  # not for people
+            add(("reload",), _("on the mail host the reload runs as {user}, who cannot reload Postfix: write "
+                               "`sudo -n postfix reload`, and allow that command alone in the mail host's sudoers",
+                               user=self.ssh.user))
         if self.max_quota and quota_megabytes(self.default_quota) > quota_megabytes(self.max_quota):
             add(("quota", "default"), _("{quota} is over max {max}", quota=self.default_quota, max=self.max_quota))
 
@@ -89,11 +92,3 @@ def _host(ssh: dict | None, account: dict | None = None) -> MailHostSettings | N
     login = account or ssh
     return MailHostSettings(ssh["host"], login["user"], login["key"], ssh["known_hosts"], ssh.get("port", 22))
 
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":  # not for people
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

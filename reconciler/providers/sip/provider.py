@@ -64,7 +64,7 @@ class SipProvider(Provider):
         self.conn: store.Database | None = None
 
     def open(self) -> None:
-        self.conn = store.connect(self.target.database)
+        self.conn = store.connect(self.target.database, read_only=self.target.reading)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -143,8 +143,7 @@ class SipProvider(Provider):
         outcomes = [Outcome(c) for c in changes]
         try:
             self.conn.begin()
-            self.conn.execute(store.META)
-            self.conn.execute(store.UNREGISTER)
+            store.ensure_tables(self.conn)
             for o in outcomes:
                 self._stage(o, credentials)
             self.conn.commit()

@@ -31,6 +31,11 @@ UNREGISTER = """CREATE TABLE IF NOT EXISTS reconciler_unregister (
     PRIMARY KEY (username, domain))"""  # not for people
 
 
+# What a run's session may wait (PostgreSQL's settings, in milliseconds).
+LIMITS = "-c statement_timeout=60000 -c lock_timeout=15000 -c idle_in_transaction_session_timeout=300000"
+READ_ONLY = "-c default_transaction_read_only=on"  # not for people
+
+
 class DatabaseError(Exception):
     """The database refused a statement or went away (the driver's own error, as text)."""
 
@@ -61,11 +66,18 @@ class Database:
 
     def _open_postgres(self, read_only: bool):
         import psycopg  # only for a target on PostgreSQL
+        from psycopg.conninfo import conninfo_to_dict
 
-        options = "-c default_transaction_read_only=on" if read_only else ""  # not for people
         try:
+            # The URL's own options are kept; a run's limits are added: a statement or a lock that
+            # waits longer is an error, not a run that hangs with its transaction open.
+            options = " ".join(filter(None, (conninfo_to_dict(self.settings.url).get("options"), LIMITS,
+                                             READ_ONLY if read_only else "")))
             return psycopg.connect(self.settings.url, password=self.settings.password.read(), autocommit=True,
-                                   connect_timeout=10, options=options, application_name="reconciler")
+                                   connect_timeout=10, options=options, application_name="reconciler",
+                                   # a server that vanished is noticed within about a minute
+                                   keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+                                   tcp_user_timeout=60000)
         except psycopg.Error as exc:
             raise DatabaseError(_one_line(exc)) from None
 
@@ -118,6 +130,14 @@ def _one_line(exc: Exception) -> str:
 
 def connect(settings: DatabaseSettings, read_only: bool = False) -> Database:
     return Database(settings, read_only)
+
+
+def ensure_tables(db: Database) -> None:
+    """The reconciler's tables, made by its first apply: only when missing, so that the
+    role's right to create tables may be revoked once they exist."""
+    for table, statement in (("reconciler_line", META), ("reconciler_unregister", UNREGISTER)):
+        if not db.has(table):
+            db.execute(statement)
 
 
 def mark(ha1: str) -> str:

@@ -1,9 +1,10 @@
 """The settings of a SIP registrar target (`kind: sip`)."""
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, replace
 
-from reconciler.config.inventory import SecretSource, TargetSettings
+from reconciler.config.inventory import SecretSource, TargetSettings, is_loopback
 from reconciler.i18n import _
 
 
@@ -39,11 +40,13 @@ class SipTarget(TargetSettings):
     domain: str
     database: DatabaseSettings
     rpc_url: str
+    reading: bool = False  # these settings serve a run that only reads (for_reading)
 
     def for_reading(self) -> "SipTarget":
         """Plans, pull request jobs and import read the subscribers as the read-only role, when
-        the inventory names one: their runners never hold the password that writes."""
-        return replace(self, database=self.database.read) if self.database.read else self
+        the inventory names one (their runners never hold the password that writes), and open
+        the database read-only whatever the role may do."""
+        return replace(self, reading=True, database=self.database.read or self.database)
 
     @classmethod
     def build(cls, name: str, raw: dict) -> "SipTarget":
@@ -53,7 +56,16 @@ class SipTarget(TargetSettings):
     def check(self, add) -> None:
         for path, url in ((("database", "url"), self.database.url),
                           (("database", "read", "url"), self.database.read.url if self.database.read else None)):
-            userinfo = (url or "").split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
-            if ":" in userinfo:  # a password written in the inventory would be in Git
+            if url is None:
+                continue
+            parts = urllib.parse.urlsplit(url)
+            query = urllib.parse.parse_qs(parts.query)
+            if ":" in parts.netloc.rpartition("@")[0] or "password" in query:  # would be in Git
                 add(path, _("the URL carries a password: give it in database.password (an environment variable or "
                             "a file) and write the URL without it"))
+            host = query.get("host", [parts.hostname or ""])[0]
+            if host and not host.startswith("/") and not is_loopback(host) \
+                    and query.get("sslmode", [""])[0] not in ("verify-full", "verify-ca"):  # not for people
+                add(path, _("the database on {host} is reached over the network: add sslmode=verify-full to the URL "
+                            "(TLS, the server's certificate and name checked; its password and the ha1 values would "
+                            "otherwise cross the network unprotected)", host=host))

@@ -1,0 +1,66 @@
+"""The registrar's database as the SIP provider opens it, on SQLite (no server needed; the
+PostgreSQL side runs against the lab's server in test_phone_lab.py): a run that only reads opens
+it read-only whatever the file allows, and the reconciler's own tables are made once, when
+missing, so the right to create them can be taken back afterwards."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from reconciler.providers.sip import store
+from reconciler.providers.sip.target import DatabaseSettings, SipTarget
+from reconciler.config.inventory import SecretSource
+
+SUBSCRIBER = "CREATE TABLE subscriber (id INTEGER PRIMARY KEY, username TEXT, domain TEXT, ha1 TEXT)"
+
+
+def _database(tmp_path) -> DatabaseSettings:
+    path = tmp_path / "kamailio.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(SUBSCRIBER)
+        conn.execute("INSERT INTO subscriber (username, domain, ha1) VALUES ('4401', 'salud.lab', 'x')")
+    path.chmod(0o600)
+    return DatabaseSettings(path=str(path))
+
+
+def test_a_run_that_only_reads_opens_the_database_read_only(tmp_path):
+    db = store.connect(_database(tmp_path), read_only=True)
+    try:
+        assert db.execute("SELECT username FROM subscriber") == [("4401",)]
+        with pytest.raises(store.DatabaseError, match="readonly"):
+            db.execute("DELETE FROM subscriber")
+        with pytest.raises(store.DatabaseError):
+            store.ensure_tables(db)
+    finally:
+        db.close()
+
+
+def test_the_reconcilers_tables_are_made_once_and_only_when_missing(tmp_path):
+    settings = _database(tmp_path)
+    db = store.connect(settings)
+    try:
+        assert not db.has("reconciler_line")
+        store.ensure_tables(db)
+        assert db.has("reconciler_line") and db.has("reconciler_unregister")
+        statements = []
+        db._conn.set_trace_callback(statements.append)
+        store.ensure_tables(db)  # present: no CREATE is even sent (a role without CREATE still applies)
+        assert not [s for s in statements if s.lstrip().upper().startswith("CREATE")]
+    finally:
+        db.close()
+
+
+def test_plans_read_as_the_read_only_role_and_read_only(tmp_path):
+    writer = DatabaseSettings(url="postgresql://reconciler@pbx.salud.lab/kamailio?sslmode=verify-full",
+                              password=SecretSource(env="W"),
+                              read=DatabaseSettings(url="postgresql://lectura@pbx.salud.lab/kamailio?sslmode=verify-full",
+                                                    password=SecretSource(env="R")))
+    target = SipTarget(name="phone", domain="salud.lab", database=writer, rpc_url="https://pbx.salud.lab:5071/RPC",
+                       audit_dir=str(tmp_path), credentials_dir=str(tmp_path))
+    reading = target.for_reading()
+    assert reading.reading and reading.database.url.startswith("postgresql://lectura@")
+    assert not target.reading and target.database is writer
+    alone = SipTarget(name="phone", domain="salud.lab", database=_database(tmp_path), rpc_url="http://127.0.0.1:5071",
+                      audit_dir=str(tmp_path), credentials_dir=str(tmp_path))
+    assert alone.for_reading().reading and alone.for_reading().database == alone.database  # no read role: same, read-only
