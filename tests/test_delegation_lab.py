@@ -72,10 +72,16 @@ def test_a_delegated_account_cannot_touch_anything_outside(sandbox):
         assert not conn.modify(SANDBOXES, {"nTSecurityDescriptor": [(MODIFY_REPLACE, [_dacl(sandbox, SANDBOXES)])]},
                                controls=DACL_ONLY)
         assert conn.result["description"] == "insufficientAccessRights"
-        # Nor link a Group Policy to the managed OU: it would run code on everyone below.
+        # The denies hold on what it created itself (the delegation's ACEs in canonical order,
+        # each deny before the allow it limits): no Group Policy linked to a managed OU (it would
+        # run code on everyone below), no logon script, no SPN (Kerberoasting).
         policy = f"[LDAP://CN={{31B2F340-016D-11D2-945F-00C04FB984F9}},CN=Policies,CN=System,{BASE_DN};0]"
-        assert not conn.modify(sandbox.root, {"gPLink": [(MODIFY_REPLACE, [policy])]})
-        assert conn.result["description"] == "insufficientAccessRights"
+        account = sandbox.account("jnunezo")["dn"]
+        for dn, attribute, value in ((sandbox.root, "gPLink", policy), (account, "scriptPath", "logon.bat"),
+                                     (account, "servicePrincipalName", "HTTP/intruso.salud.lab")):
+            assert not conn.modify(dn, {attribute: [(MODIFY_REPLACE, [value])]}), attribute
+            assert conn.result["description"] == "insufficientAccessRights", attribute
+        assert conn.modify(account, {"description": [(MODIFY_REPLACE, ["Urgencias"])]})  # what it may write
     finally:
         conn.unbind()
 
