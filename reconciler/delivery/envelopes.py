@@ -34,13 +34,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from io import BytesIO
-from pathlib import Path
 
+from reconciler import gitobjects
 from reconciler.config.delivery import Delivery
 from reconciler.errors import ReconcilerError, plain
 from reconciler.i18n import _
@@ -124,11 +122,11 @@ class Envelopes:
                            "envelope_commit": commit, "envelope_file": name,
                            "recipients": [r.name for r in recipients],
                            "recipient_keys": [r.fingerprint() for r in recipients]})
-            _durable(self.repo, self._written)
+            gitobjects.durable(self.repo, self._written)
             # Refused when another run moved it meanwhile; on disk (fsync) before the secret is used.
             self.repo.git.execute(["git", "-c", "core.fsync=reference", "-c", "core.fsyncMethod=fsync", "update-ref",
                                    ref, commit, old or "0" * 40])
-            _durable_ref(self.repo, ref)
+            gitobjects.durable_ref(self.repo, ref)
             self._written = []
         except ReconcilerError:
             raise
@@ -144,17 +142,17 @@ class Envelopes:
         """(the ref's commit now, a new commit holding what it held of this envelope, `files` and a
         fresh carta), written but not yet pointed at.  A ref whose envelope.json names another
         holder or folio (a commit someone else made there) is not built on."""
-        old = _resolve(self.repo, ref)
+        old = gitobjects.resolve(self.repo, ref)
         entries, made = _own_entries(self.repo, old, holder, folio) if old else ({}, None)
-        entries.update({name: self._track(_blob(self.repo, data)) for name, data in files.items()})
+        entries.update({name: self._track(gitobjects.blob(self.repo, data)) for name, data in files.items()})
         now = int(dt.datetime.now(dt.timezone.utc).timestamp())
-        entries[ABOUT] = self._track(_blob(self.repo, _about(holder, folio, made or now)))
+        entries[ABOUT] = self._track(gitobjects.blob(self.repo, _about(holder, folio, made or now)))
         carta = self.carta(holder, folio)
         if carta is not None:
-            entries[CARTA] = self._track(_blob(self.repo, carta))
-        tree = _tree(self.repo, entries)
+            entries[CARTA] = self._track(gitobjects.blob(self.repo, carta))
+        tree = gitobjects.tree(self.repo, entries)
         message = f"reconciler envelope\n\ntarget {self.target}\nrun {self.run_id}\n"  # not for people
-        commit = _commit(self.repo, tree, _signed(message, self.key, ref, tree))
+        commit = gitobjects.orphan_commit(self.repo, tree, _signed(message, self.key, ref, tree))
         self._written += [tree, commit]
         return old, commit
 
@@ -181,81 +179,6 @@ def _own_entries(repo, commit: str, holder: str, folio: str) -> tuple[dict[str, 
         return {b.name: b.binsha for b in tree.blobs}, int(about["made"])
     except Exception:  # a ref pointing at a blob, a tree without envelope.json: nothing of ours
         return {}, None
-
-
-# -- Git objects, written through gitpython's object database (no process per object) -------
-
-def _durable(repo, objects: list[str]) -> None:
-    """The loose objects of an envelope on disk before its ref moves, and so before the secret
-    inside is set: a power cut afterwards must not lose a password a directory already holds.
-    (gitdb writes them without fsync.)  The object store is the common one: a linked worktree's
-    git_dir holds none."""
-    store = Path(repo.common_dir) / "objects"
-    folders = set()
-    for sha in objects:
-        path = store / sha[:2] / sha[2:]
-        if path.exists():
-            _sync(path)
-            folders.add(path.parent)
-    for folder in folders | {store}:  # a new two-letter folder is an entry of `objects/`
-        _sync(folder)
-
-
-def _durable_ref(repo, ref: str) -> None:
-    """The ref's file and every folder it was created in, up to refs/ (Git syncs the file's
-    contents with core.fsync, not the folders a new ref's rename makes entries in)."""
-    path = Path(repo.common_dir) / ref
-    if not path.exists():
-        return  # packed: Git wrote and renamed packed-refs itself
-    _sync(path)
-    for folder in path.parents:
-        _sync(folder)
-        if folder.name == "refs":
-            break
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _resolve(repo, ref: str) -> str | None:
-    """The object the ref names now, whatever its type (the update is compared against it)."""
-    try:
-        return repo.git.rev_parse("--verify", "-q", ref)
-    except Exception:
-        return None
-
-
-def _blob(repo, data: bytes) -> bytes:
-    from gitdb import IStream
-
-    return repo.odb.store(IStream(b"blob", len(data), BytesIO(data))).binsha
-
-
-def _tree_entries(repo, commit: str) -> list[tuple[str, bytes]]:
-    tree = repo.commit(commit).tree
-    return [(b.name, b.binsha) for b in tree.blobs]
-
-
-def _tree(repo, entries: dict[str, bytes]) -> str:
-    from gitdb import IStream
-
-    body = b"".join(b"100644 " + name.encode("utf-8") + b"\0" + sha for name, sha in sorted(entries.items()))
-    return repo.odb.store(IStream(b"tree", len(body), BytesIO(body))).hexsha.decode("ascii")
-
-
-def _commit(repo, tree: str, message: str) -> str:
-    """A commit with no parent (see the module's docstring)."""
-    from gitdb import IStream
-
-    stamp = f"reconciler <reconciler@localhost> {int(dt.datetime.now(dt.timezone.utc).timestamp())} +0000"
-    lines = [f"tree {tree}", f"author {stamp}", f"committer {stamp}", "", message]
-    body = "\n".join(lines).encode("utf-8")
-    return repo.odb.store(IStream(b"commit", len(body), BytesIO(body))).hexsha.decode("ascii")
 
 
 # -- what is there, and what goes -------------------------------------------------------------
@@ -306,11 +229,11 @@ def envelopes(repo) -> list[Envelope]:
 def remove_files(repo, envelope: Envelope, names: set[str], why: str, key=None) -> str:
     """Take `names` out of the envelope: a new commit without them (and without a parent: they
     are no longer reachable from it).  With no sealed file left it holds envelope.json only."""
-    entries = {n: sha for n, sha in _tree_entries(repo, envelope.commit) if n not in names}
+    entries = {n: sha for n, sha in gitobjects.tree_entries(repo, envelope.commit) if n not in names}
     if not any(n.endswith(".age") for n in entries):
         entries = {n: sha for n, sha in entries.items() if n == ABOUT}
-    tree = _tree(repo, entries)
-    commit = _commit(repo, tree, _signed(f"reconciler envelope\n\nremoved {why}\n", key, envelope.ref, tree))  # not for people
+    tree = gitobjects.tree(repo, entries)
+    commit = gitobjects.orphan_commit(repo, tree, _signed(f"reconciler envelope\n\nremoved {why}\n", key, envelope.ref, tree))  # not for people
     repo.git.update_ref(envelope.ref, commit, envelope.commit)
     return commit
 
