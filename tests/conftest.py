@@ -165,6 +165,7 @@ class DesiredRepo:
         self.equipment: list[dict] = []  # desired_state/assets/equipment.yaml
         self.networks: dict = {}  # desired_state/security_rules/networks.yaml
         self.rules: dict[str, list[dict]] = {}  # desired_state/security_rules/<file>.yaml -> rules
+        self.confirmations: list[dict] = []  # desired_state/work_orders.yaml
         self.units = copy.deepcopy(UNITS)
         self.entitlements = copy.deepcopy(ENTITLEMENTS)
         self.policy = copy.deepcopy(POLICY)
@@ -294,6 +295,11 @@ class DesiredRepo:
             (security / "networks.yaml").write_text(yaml.safe_dump(self.networks, **dump), encoding="utf-8")
             for name, rules in self.rules.items():
                 (security / f"{name}.yaml").write_text(yaml.safe_dump({"rules": rules}, **dump), encoding="utf-8")
+        orders = ds / "work_orders.yaml"
+        if self.confirmations:
+            orders.write_text(yaml.safe_dump({"confirmations": self.confirmations}, **dump), encoding="utf-8")
+        elif orders.exists():
+            orders.unlink()
         for unit in dict.fromkeys([*self.users, *self.shared]):
             document = {"unit": unit, "people": self.users.get(unit, [])}
             if self.shared.get(unit):

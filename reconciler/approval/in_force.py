@@ -124,7 +124,7 @@ class RulesInForce:
             for group, key in privileged_groups(text, path, listed).items():
                 groups.setdefault(group, key)
         for e in self.state.entitlements.values() if self.state is not None else ():
-            if e.privileged or e.key in listed:
+            if (e.privileged or e.key in listed) and e.group:
                 groups.setdefault(e.group.casefold(), e.key)
         return groups
 

@@ -102,7 +102,7 @@ def run_import(args) -> tuple[Imported, str]:
     found = _read_all(targets, source, mapping.search_bases)
     directory = found[source.name].directory
     mailboxes, addresses = _mailboxes(found)
-    by_group = {e.group.casefold(): key for key, e in state.entitlements.items()}
+    by_group = {e.group.casefold(): key for key, e in state.entitlements.items() if e.group}
     now = dt.datetime.now(zone())  # ages compare as instants; the dates written are the institution's
     imported = import_people(directory, mapping, by_group, mailboxes, now, directory.groups_ou,
                              directory.managed_ous)

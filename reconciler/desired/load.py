@@ -2,7 +2,8 @@
 
 Layout:
     desired_state/units.yaml          units (hospitals, centros de salud, oficinas centrales)
-    desired_state/entitlements.yaml   entitlements and the AD group each one grants
+    desired_state/entitlements.yaml   entitlements: the AD group and/or the system with no API each grants
+    desired_state/work_orders.yaml    confirmations of the work orders for those systems (work_orders.py)
     desired_state/users/*.yaml        one file per unit: `unit: KEY`, its `people:` (each with
                                       an optional mailbox and password resets) and its
                                       `shared_mailboxes:`
@@ -32,6 +33,7 @@ from reconciler.desired.model import (
 )
 from reconciler.desired.naming import assign_account_names, common_name
 from reconciler.desired.security import read_security
+from reconciler.desired.work_orders import read_confirmations
 from reconciler.errors import Problem, ValidationFailed
 from reconciler.i18n import _
 
@@ -51,6 +53,11 @@ def _read_catalog(files: DesiredFiles, name: str, checks: list[FileCheck]) -> tu
     entries = data.get(name) or {}
     if not isinstance(entries, dict):
         return {}, check.display
+    for key, entry in entries.items():
+        if name == "entitlements" and (name, key) not in bad and not entry.get("group") and not entry.get("system"):
+            check.add((name, key), _("grants nothing: name the AD group it grants (group:), the system with no API "
+                                     "whose operator receives a work order (system:), or both"))
+            bad.add((name, key))
     return {k: v for k, v in entries.items() if (name, k) not in bad}, check.display
 
 
@@ -267,8 +274,8 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     raw_ents, ents_file = _read_catalog(files, "entitlements", checks)
     units = {k: Unit(k, v["name"], v["kind"], v.get("clues"), v.get("ou", k), Source(units_file, None, ("units", k)))
              for k, v in raw_units.items()}
-    entitlements = {k: Entitlement(k, v["description"], v["group"], v.get("privileged", False),
-                                   Source(ents_file, None, ("entitlements", k)))
+    entitlements = {k: Entitlement(k, v["description"], v.get("group"), v.get("privileged", False),
+                                   Source(ents_file, None, ("entitlements", k)), v.get("system"))
                     for k, v in raw_ents.items()}
     names = files.listing("users", USER_SUFFIXES)
     if only is not None:
@@ -281,9 +288,10 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     if only is None:  # assets and rules are not people: a partial load leaves them out
         lines, equipment = read_assets(files, checks, units, kept)
         security = read_security(files, checks, devices, units)
+    confirmations = read_confirmations(files, checks)  # small, and every plan of a manual target needs it
     problems = [p for check in checks for p in check.problems]
     if problems:
         raise ValidationFailed(problems)
     names, _clashes = assign_account_names(kept)
     return DesiredState.build(units, entitlements, kept, names, [s for s, _, _ in shared], lines, equipment,
-                              assets_loaded=only is None, security=security)
+                              assets_loaded=only is None, security=security, confirmations=confirmations)

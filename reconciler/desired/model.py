@@ -30,11 +30,27 @@ class Unit:
 
 @dataclass(frozen=True)
 class Entitlement:
+    """What a person may use: an AD group (`group`), a system with no API whose operator gets a
+    work order (`system`: the `system:` of a target of kind manual), or both."""
+
     key: str
     description: str
-    group: str
+    group: str | None
     privileged: bool = False
     source: Source | None = field(default=None, compare=False)
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A work order done (desired_state/work_orders.yaml): when, by whom, under which ticket of
+    the operator's."""
+
+    folio: str
+    date: str
+    by: str
+    ticket: str
+    source: Source = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -193,14 +209,15 @@ class DesiredState:
     equipment: tuple[Equipment, ...] = ()
     assets_loaded: bool = True  # False in a partial (incremental) load, which never reads assets
     security: object = None  # desired.security.SecurityPolicy, when security_rules/ declares any
+    confirmations: tuple[Confirmation, ...] = ()  # work orders done (desired_state/work_orders.yaml)
 
     @staticmethod
     def build(units: dict, entitlements: dict, people: list, account_names: dict,
               shared_mailboxes: list = (), lines: list = (), equipment: list = (),
-              assets_loaded: bool = True, security=None) -> "DesiredState":
+              assets_loaded: bool = True, security=None, confirmations: list = ()) -> "DesiredState":
         return DesiredState(MappingProxyType(dict(units)), MappingProxyType(dict(entitlements)),
                             tuple(people), MappingProxyType(dict(account_names)), tuple(shared_mailboxes),
-                            tuple(lines), tuple(equipment), assets_loaded, security)
+                            tuple(lines), tuple(equipment), assets_loaded, security, tuple(confirmations))
 
     def person(self, key: str | None) -> "Person | None":
         if key is None:

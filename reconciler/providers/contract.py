@@ -39,9 +39,9 @@ PASSWORD_RESET = "password-reset"  # the change kind of a password reset (capabi
 
 class Capability(str, enum.Enum):
     """What a kind may offer beyond plan, apply and verify.  The engine acts on the first
-    three and `reconciler import` on IMPORT; ADOPTION and WORK_ORDERS are declared so that
-    kinds say what they do (adopting what was made by hand; systems with no API, handled by
-    work orders)."""
+    three and `reconciler import` on IMPORT; the engine hands a kind with WORK_ORDERS the
+    repository's ledger of work orders (PlanRequest.ledger); ADOPTION is declared so that kinds
+    say what they do (adopting what was made by hand)."""
 
     IMPLIED_APPROVALS = "implied-approvals"  # some changes are approved by what they serve (implied_approvals)
     PASSWORD_RESETS = "password-resets"  # plans declared resets once each (PlanRequest.applied_resets)
@@ -60,6 +60,7 @@ class PlanRequest:
     keys: frozenset | None = None  # incremental plan: only these employee keys changed
     previous_keys: frozenset = frozenset()  # the changed files' keys at the last applied commit
     applied_resets: frozenset = frozenset()  # folios of password resets already applied (PASSWORD_RESETS)
+    ledger: Any = None  # WORK_ORDERS: where the kind keeps its work orders (providers/manual/orders.Ledger)
 
     @property
     def incremental(self) -> bool:

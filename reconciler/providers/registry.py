@@ -54,6 +54,9 @@ KINDS: list[Kind] = [
     # security rules as an ACL on a Cisco IOS router
     Kind("cisco_ios", "reconciler.providers.cisco_ios.target:CiscoTarget",
          "reconciler.providers.cisco_ios.provider:CiscoProvider", serves=frozenset({"rules"})),
+    # systems with no API: work orders for their operators, pending until confirmed
+    Kind("manual", "reconciler.providers.manual.target:ManualTarget",
+         "reconciler.providers.manual.provider:ManualProvider", budgeted=frozenset({"work-order"})),
 ]
 
 

@@ -237,7 +237,15 @@ class Run:
         partial = self.scope is not None and not self.scope.full
         return PlanRequest(self.state, self.today, self.scope.employee_keys if partial else None,
                            self.scope.previous_keys if partial else frozenset(),
-                           self.applied_resets.get(name, frozenset()))
+                           self.applied_resets.get(name, frozenset()), self._ledger(name))
+
+    def _ledger(self, name: str):
+        """The work orders, for a kind that issues them: kept in the desired-state repository."""
+        if not self.providers[name].offers(Capability.WORK_ORDERS) or self.source.repo is None:
+            return None
+        from reconciler.providers.manual.orders import Ledger
+
+        return Ledger(self.source.repo, self.apply_key, self.source.sha)
 
     def plan(self) -> Plan:
         changes, conflicts, warnings = [], [], []

@@ -167,7 +167,7 @@ def person_account(person: Person, state: DesiredState, target: ADTarget) -> Acc
                                                               for e in person.entitlements),
                                 *namesakes(state).get(person.employee_key, ())) if s is not None)
     if person.active:
-        groups = frozenset(state.entitlements[e].group for e in person.entitlements)
+        groups = frozenset(g for e in person.entitlements if (g := state.entitlements[e].group))  # system-only: none
         return Account(person.employee_key, cn, unit_ou(target, unit.ou), attributes, True, groups,
                        folio=person.solicitud.folio, resets=person.password_resets, unit=unit.key, origins=origins,
                        adopt=person.adopt)
@@ -216,7 +216,7 @@ def expand(state: DesiredState, target: ADTarget) -> DesiredDirectory:
         for step in _ancestors(ou, target.base_dn):
             ous.setdefault(dnlib.key(step), step)
     groups, group_origins = {}, {}
-    for ent in sorted(state.entitlements.values(), key=lambda e: e.group):
+    for ent in sorted((e for e in state.entitlements.values() if e.group), key=lambda e: e.group):
         groups.setdefault(ent.group, ent.description)
         group_origins.setdefault(ent.group, (None, (ent.source,) if ent.source else ()))
     ou_origins = {dnlib.key(unit_ou(target, u.ou)): (u.key, (u.source,) if u.source else ())

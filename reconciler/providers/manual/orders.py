@@ -1,0 +1,148 @@
+"""Work orders, kept in the desired-state repository beside the envelopes:
+
+    refs/reconciler/work-orders/<target>/<folio>   a commit with no parent whose tree holds
+        orden.json   the order: folio, target, system, movement, person, unit, what backs it,
+                     when it was issued and when it is due
+        orden.md     the document the operator receives (document.py)
+
+An order is written once, by the apply that issues it, and never changed: whether it is done is
+said by its confirmation in desired_state/work_orders.yaml, which lands by pull request like any
+other declaration.  Each commit is signed with the apply key (the statement `order_statement`
+over the ref and its tree, in the commit message).  With an apply key configured, a plan counts
+only the orders it signed (anyone able to push refs could otherwise forge an open baja order and
+keep the real one from being issued); without one, it counts them all and says so.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from reconciler import gitobjects
+from reconciler.errors import ReconcilerError, plain
+from reconciler.i18n import _, lazy
+
+REFS = "refs/reconciler/work-orders/"
+ORDER, DOCUMENT = "orden.json", "orden.md"
+NAMESPACE = "reconciler-work-order"  # what an apply key's signature of a work order is for
+_SIGNATURE = "-----BEGIN SSH SIGNATURE-----"  # not for people
+
+
+@dataclass(frozen=True)
+class Order:
+    """One work order, as orden.json holds it."""
+
+    folio: str
+    target: str
+    system: str
+    movement: str  # "alta" | "baja"
+    employee_key: str
+    person: str  # the person's name when it was issued
+    unit: str | None
+    issued: str  # when (UTC, ISO 8601)
+    due: str  # the institution's date by which it is done (issued + the target's sla_days)
+    solicitud: str | None = None  # the folio of the request that backs it
+    commit: str | None = None  # the applied desired-state commit that declared it
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
+
+
+def order_statement(ref: str, tree: str) -> str:
+    """What the apply key signs: this ref holds this tree (the order and its document)."""
+    return f"reconciler work order\nref {ref}\ntree {tree}\n"  # not for people: signed bytes
+
+
+def ref_name(target: str, folio: str) -> str:
+    return f"{REFS}{target}/{folio}"
+
+
+def new_folio(prefix: str, employee_key: str, movement: str, solicitud: str | None, taken: set[str]) -> str:
+    """The folio of the order a plan proposes: the same for the same person, movement and
+    request whenever it is planned (plans and the apply that follows them agree, and so do
+    their fingerprints), distinct from every folio already `taken`."""
+    for n in range(1000):
+        digest = hashlib.sha256(f"{employee_key}\0{movement}\0{solicitud or ''}\0{n}".encode("utf-8")).hexdigest()
+        folio = prefix + digest[:6].upper()
+        if folio not in taken:
+            return folio
+    raise ReconcilerError(_("no free work order folio for {key}", key=employee_key))
+
+
+class Ledger:
+    """The work orders of the desired-state repository `repo`; `key` is the apply key
+    (audit/seal.py: its public half checks orders, its private half, where apply runs, signs
+    them), or None."""
+
+    def __init__(self, repo, key=None, commit: str | None = None):
+        self.repo, self.key, self.commit = repo, key, commit
+
+    def orders(self, target: str) -> tuple[list[Order], list[str]]:
+        """The target's orders in the order they were issued, and what a person should know
+        about refs that do not count (not signed by the apply key, or not an order of ours)."""
+        try:
+            listing = self.repo.git.for_each_ref("--format=%(refname) %(objectname) %(objecttype)",
+                                                 f"{REFS}{target}/")
+        except Exception as exc:  # noqa: BLE001 - git's own failure, as text
+            raise ReconcilerError(_("cannot list the work orders of {target}: {error}", target=target,
+                                    error=plain(str(exc)))) from None
+        found, notes = [], []
+        if self.key is None and listing.strip():
+            notes.append(lazy("target {target}: work orders cannot be checked: no apply key is configured "
+                              "(RECONCILER_APPLY_KEY or RECONCILER_APPLY_PUBLIC_KEY)", target=target))
+        for line in filter(None, listing.splitlines()):
+            ref, sha, kind = (line.split(" ") + ["", ""])[:3]
+            order = self._read(ref, sha) if kind == "commit" else None
+            if order is None or ref != ref_name(target, order.folio) or order.target != target:
+                notes.append(lazy("{ref} is not a work order of this program's: not counted", ref=ref))
+            elif self.key is not None and not self._signed(ref, sha):
+                notes.append(lazy("{ref} is not signed by the apply key: not counted", ref=ref))
+            else:
+                found.append(order)
+        return sorted(found, key=lambda o: (o.issued, o.folio)), notes
+
+    def _read(self, ref: str, sha: str) -> Order | None:
+        try:
+            data = json.loads(self.repo.commit(sha).tree[ORDER].data_stream.read(65536))
+            return Order(**{k: data.get(k) for k in Order.__dataclass_fields__})
+        except Exception:  # noqa: BLE001 - a ref someone else made there: not an order
+            return None
+
+    def _signed(self, ref: str, sha: str) -> bool:
+        commit = self.repo.commit(sha)
+        message = commit.message
+        if _SIGNATURE not in message:
+            return False
+        signature = message[message.index(_SIGNATURE):].strip()
+        return self.key.valid(order_statement(ref, commit.tree.hexsha), signature, NAMESPACE)
+
+    def issue(self, order: Order, document: str) -> str:
+        """Store the order and its document under its ref, signed, on disk before the ref moves;
+        the commit.  An order already there with that folio is never replaced."""
+        ref = ref_name(order.target, order.folio)
+        if self.key is not None and self.key.private is None:  # unsigned, no later plan would count it
+            raise ReconcilerError(_("only the apply job issues work orders: RECONCILER_APPLY_KEY is not set"))
+        entries = {ORDER: gitobjects.blob(self.repo, order.to_json()),
+                   DOCUMENT: gitobjects.blob(self.repo, document.encode("utf-8"))}
+        tree = gitobjects.tree(self.repo, entries)
+        message = f"reconciler work order {order.folio}\n\ntarget {order.target}\n"  # not for people
+        if self.key is not None and self.key.private is not None:
+            message += "\n" + self.key.sign(order_statement(ref, tree), NAMESPACE)
+        commit = gitobjects.orphan_commit(self.repo, tree, message)
+        gitobjects.durable(self.repo, [b.hex() for b in entries.values()] + [tree, commit])
+        try:
+            self.repo.git.execute(["git", "-c", "core.fsync=reference", "-c", "core.fsyncMethod=fsync", "update-ref",
+                                   ref, commit, "0" * 40])
+        except Exception as exc:  # noqa: BLE001 - it exists already (another run issued it), or Git failed
+            raise ReconcilerError(_("cannot record work order {folio}: {error}", folio=order.folio,
+                                    error=plain(str(exc)))) from None
+        gitobjects.durable_ref(self.repo, ref)
+        return commit
+
+    def document(self, target: str, folio: str) -> str | None:
+        """The document of an order, as it was sent."""
+        try:
+            sha = self.repo.git.rev_parse("--verify", "-q", ref_name(target, folio))
+            return self.repo.commit(sha).tree[DOCUMENT].data_stream.read().decode("utf-8")
+        except Exception:  # noqa: BLE001 - no such order
+            return None
