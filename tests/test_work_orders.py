@@ -92,7 +92,7 @@ def test_a_baja_raises_a_baja_order_and_access_counts_as_kept_until_it_is_confir
     repo.squash_merge("Baja")
     plan, report = _apply(repo, inventory)
     [change] = plan.changes
-    assert change.movement is Movement.BAJA and report.ok
+    assert change.movement is Movement.BAJA and report.ok, (report.outcomes, report.skipped)
     baja = [o for o in _orders(repo) if o.movement == "baja"]
     assert len(baja) == 1 and baja[0].person == "José Ñúñez O'Brien"
     assert any(baja[0].folio in str(w) for w in _plan(repo, inventory).warnings)
@@ -156,3 +156,28 @@ def test_issuing_what_the_diff_asks_and_confirming_it_converges(history, want_ke
                                   for o in issued}}
     assert {k for k, h in manual.holders(issued, everything).items() if h.granted} == set(want_keys)
     assert manual.diff(want, orders, confirmed, "t", "OT-S-") == changes  # deterministic
+
+
+def test_pending_lists_open_orders_and_fails_once_one_is_past_its_sla(bed, monkeypatch):
+    repo, inventory = bed
+    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
+    repo.squash_merge()
+    _apply(repo, inventory)
+    [order] = _orders(repo)
+    code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
+    assert code == 0 and "1 work order pending" in out
+    code, out, err = run_cli("--repo", str(repo.root), "pending", "--inventory", str(inventory), "--output", "json")
+    [row] = json.loads(out)["open"]
+    assert code == 0 and row["folio"] == order.folio and row["overdue"] is False and row["sla_days"] == 5
+    # Six days later, nobody has answered: the nightly job fails, and says why.
+    later = (dt.date.fromisoformat(order.due) + dt.timedelta(days=1)).isoformat()
+    monkeypatch.setattr("reconciler.run.engine.today_here", lambda: later)
+    code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
+    assert code == 1 and "OVERDUE" in out and "past its SLA" in out
+    with Run(at_ref(repo.root), inventory, today=later) as run:  # the plan says it too
+        assert any(order.folio in str(w) and "OVERDUE" in str(w) for w in run.plan().warnings)
+    repo.confirmations.append({"folio": order.folio, "confirmado": {"fecha": "2026-12-03", "por": "Ana Ruiz",
+                                                                     "ticket": "SIEMPRE-4411"}})
+    repo.squash_merge("Confirmación")
+    code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
+    assert code == 0 and "No work order is pending." in out

@@ -32,6 +32,7 @@ COMMANDS = {
     "attest": "reconciler.cli.approve:attest",
     "credentials": "reconciler.cli.credentials:open_folio",
     "import": "reconciler.cli.importer:import_directory",
+    "pending": "reconciler.cli.pending:pending",
 }
 
 
@@ -140,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     probe = targeted("probe", _("run every declared probe of the firewalls' and routers' rules now (exit 1 if one "
                               "fails), changing nothing"))
     probe.add_argument("--output", choices=["text", "json"], default="text")
+    pending = with_inventory(sub.add_parser("pending", help=_("work orders still open on the systems with no API, "
+                                                              "with their age (exit 1 if one is past its SLA)")))
+    pending.add_argument("--target", action="append", default=[], help=_("only this target (repeatable)"))
+    pending.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                         help=_("read the confirmations from this commit (default: $RECONCILER_REF or main)"))
+    pending.add_argument("--output", choices=["text", "json"], default="text")
     lines = sub.add_parser("lines", help=_("phone lines"))
     lines_sub = lines.add_subparsers(dest="lines_command", required=True, metavar="SUBCOMMAND")
     bill = lines_sub.add_parser("report", help=_("a carrier's monthly bill against the declared lines: billed but "

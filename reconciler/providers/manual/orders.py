@@ -39,7 +39,7 @@ class Order:
     employee_key: str
     person: str  # the person's name when it was issued
     unit: str | None
-    issued: str  # when (UTC, ISO 8601)
+    issued: str  # when (UTC, ISO 8601 to the microsecond: the order of a person's orders)
     due: str  # the institution's date by which it is done (issued + the target's sla_days)
     solicitud: str | None = None  # the folio of the request that backs it
     commit: str | None = None  # the applied desired-state commit that declared it

@@ -113,7 +113,7 @@ class ManualProvider(Provider):
         wanted, last = change.desired, change.actual.last if change.actual is not None else None
         return Order(folio, self.target.name, self.target.system, change.movement.value, change.key,
                      wanted.person if wanted else (last.person if last else change.key),
-                     change.unit or (last.unit if last else None), now.isoformat(timespec="seconds"), due,
+                     change.unit or (last.unit if last else None), now.isoformat(timespec="microseconds"), due,
                      wanted.solicitud if wanted else (last.solicitud if last else None), commit)
 
     def read_back(self, planned: TargetPlan) -> ReadBack:
