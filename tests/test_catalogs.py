@@ -132,6 +132,22 @@ def test_no_function_hides_the_catalogs_lookup_behind_a_local_underscore():
     assert not found, "\n".join(found)
 
 
+def said(source: str) -> set[str]:
+    """Every message a call of `_` or `lazy` says with a literal, wherever it sits (an f-string
+    included, which Babel's extraction does not look into)."""
+    return {node.args[0].value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "lazy")
+            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)}
+
+
+def test_every_message_the_code_says_is_in_the_catalog_even_inside_an_f_string():
+    assert said("x = f\"# {_('Work order {folio}', folio=f)}\"\n") == {"Work order {folio}"}
+    known = {m.id if isinstance(m.id, str) else m.id[0] for m in catalogs.template() if m.id}
+    missing = sorted(f"{path.relative_to(PACKAGE.parent)}: {message!r}" for path in sorted(PACKAGE.rglob("*.py"))
+                     for message in said(path.read_text(encoding="utf-8")) - known)
+    assert not missing, "said where the catalog's extraction does not look:\n" + "\n".join(missing)
+
+
 def test_catalogs_match_the_code_and_are_complete():
     source = catalogs.template()
     assert len(source) > 100

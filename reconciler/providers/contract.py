@@ -40,8 +40,8 @@ PASSWORD_RESET = "password-reset"  # the change kind of a password reset (capabi
 class Capability(str, enum.Enum):
     """What a kind may offer beyond plan, apply and verify.  The engine acts on the first
     three and `reconciler import` on IMPORT; the engine hands a kind with WORK_ORDERS the
-    repository's ledger of work orders (PlanRequest.ledger); ADOPTION is declared so that kinds
-    say what they do (adopting what was made by hand)."""
+    desired-state repository (PlanRequest.repository), where it keeps them; ADOPTION is declared
+    so that kinds say what they do (adopting what was made by hand)."""
 
     IMPLIED_APPROVALS = "implied-approvals"  # some changes are approved by what they serve (implied_approvals)
     PASSWORD_RESETS = "password-resets"  # plans declared resets once each (PlanRequest.applied_resets)
@@ -49,6 +49,17 @@ class Capability(str, enum.Enum):
     ADOPTION = "adoption"  # its plan adopts an unmanaged object a declaration matches, not a conflict
     IMPORT = "import"  # `reconciler import` reads what it holds (existing)
     WORK_ORDERS = "work-orders"  # changes are done by people and confirmed later, not read back
+
+
+@dataclass(frozen=True)
+class Repository:
+    """The desired-state repository, for a kind that keeps records beside it (WORK_ORDERS):
+    the Git repository, the apply key that signs and checks them (audit/seal.ApplyKey, or
+    None), and the commit the run reads."""
+
+    repo: Any
+    key: Any = None
+    commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,8 @@ class PlanRequest:
     keys: frozenset | None = None  # incremental plan: only these employee keys changed
     previous_keys: frozenset = frozenset()  # the changed files' keys at the last applied commit
     applied_resets: frozenset = frozenset()  # folios of password resets already applied (PASSWORD_RESETS)
-    ledger: Any = None  # WORK_ORDERS: where the kind keeps its work orders (providers/manual/orders.Ledger)
+    repository: "Repository | None" = None  # WORK_ORDERS: where the kind keeps its work orders
+
 
     @property
     def incremental(self) -> bool:

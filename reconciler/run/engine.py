@@ -31,7 +31,15 @@ from reconciler.errors import ReconcilerError
 from reconciler.i18n import N_, _, lazy, lazy_n, ngettext, zone
 from reconciler.plan import Change, Movement, Outcome, Plan
 from reconciler.providers import registry
-from reconciler.providers.contract import PASSWORD_RESET, Capability, Declared, PlanRequest, Provider, TargetPlan
+from reconciler.providers.contract import (
+    PASSWORD_RESET,
+    Capability,
+    Declared,
+    PlanRequest,
+    Provider,
+    Repository,
+    TargetPlan,
+)
 from reconciler.providers.verify import verify
 from reconciler.run import Moment, incremental, recovery
 from reconciler.run.connections import Connections, select
@@ -237,15 +245,13 @@ class Run:
         partial = self.scope is not None and not self.scope.full
         return PlanRequest(self.state, self.today, self.scope.employee_keys if partial else None,
                            self.scope.previous_keys if partial else frozenset(),
-                           self.applied_resets.get(name, frozenset()), self._ledger(name))
+                           self.applied_resets.get(name, frozenset()), self._repository(name))
 
-    def _ledger(self, name: str):
-        """The work orders, for a kind that issues them: kept in the desired-state repository."""
+    def _repository(self, name: str) -> Repository | None:
+        """For a kind that issues work orders: the repository it keeps them in."""
         if not self.providers[name].offers(Capability.WORK_ORDERS) or self.source.repo is None:
             return None
-        from reconciler.providers.manual.orders import Ledger
-
-        return Ledger(self.source.repo, self.apply_key, self.source.sha)
+        return Repository(self.source.repo, self.apply_key, self.source.sha)
 
     def plan(self) -> Plan:
         changes, conflicts, warnings = [], [], []

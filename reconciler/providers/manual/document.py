@@ -45,11 +45,12 @@ def work_order(order: Order, target: ManualTarget, state: DesiredState | None, c
     elif order.unit:
         rows.append((_("Unit"), order.unit))
     rows += [(_("Issued"), when(order.issued)), (_("Due"), date(order.due))]
-    lines = [f"# {_('Work order {folio}', folio=cell(order.folio))}", "",
-             cell(_task(order, target)), "", f"| {_('Field')} | {_('Value')} |", "|---|---|"]
+    title = _("Work order {folio}", folio=cell(order.folio))
+    field, value, backing, confirming = _("Field"), _("Value"), _("What backs it"), _("How to confirm it")
+    lines = [f"# {title}", "", cell(_task(order, target)), "", f"| {field} | {value} |", "|---|---|"]
     lines += [f"| {cell(name)} | {cell(value)} |" for name, value in rows]
-    lines += ["", f"## {_('What backs it')}", ""] + _backing(order, person, change)
-    lines += ["", f"## {_('How to confirm it')}", "",
+    lines += ["", f"## {backing}", ""] + _backing(order, person, change)
+    lines += ["", f"## {confirming}", "",
               cell(_("Once it is done, answer with the date, who did it and your ticket number. Until then this "
                      "order stays pending in every plan; after {days} days it is overdue.", days=target.sla_days)),
               "", cell(_("The IT area records your answer in the desired-state repository:")), "", "```yaml",

@@ -62,10 +62,11 @@ class ManualProvider(Provider):
         return change.movement is Movement.BAJA
 
     def _ledger(self, request: PlanRequest) -> Ledger:
-        if request.ledger is None:
+        where = request.repository
+        if where is None:
             raise ReconcilerError(_("target {target}: work orders are kept in the desired-state repository; plan "
                                     "from a Git repository", target=self.target.name))
-        return request.ledger
+        return Ledger(where.repo, where.key, where.commit)
 
     def _orders(self, ledger: Ledger) -> tuple[list[Order], list[str]]:
         return ledger.orders(self.target.name)
