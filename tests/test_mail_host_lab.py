@@ -160,7 +160,7 @@ def test_a_failing_link_or_refusal_is_an_error_never_taken_for_absent(bed):
     host = _mail_host()
     try:
         # sudo refuses a path outside the mail root (exit 1, like "does not exist"): an error.
-        with pytest.raises(HostError, match="a password is required"):
+        with pytest.raises(HostError, match="sudo does not allow it"):
             host.home_exists("/etc/passwd")
         assert host.home_exists(str(MAIL_DIR / "vmail" / "salud.lab" / "nadie")) is False
         (REGISTRO / "users").write_bytes(b"caf\xe9:{SHA512-CRYPT}x\n")  # Latin-1, not UTF-8
@@ -210,3 +210,30 @@ def test_a_purge_never_follows_a_home_to_another_mailbox_and_retries_once_fixed(
     bed.sandbox.apply()
     assert not any(line.startswith(f"{first}:") for line in bed.registry()) and (Path(victim) / "keep").exists()
     bed.sandbox.assert_converged()
+
+
+def test_a_purge_never_deletes_a_home_another_line_names_however_it_is_written(bed):
+    """A closed line edited by hand to name someone else's home with a trailing slash, or a
+    doubled one: the homes are compared normalised, and the purge is refused."""
+    first, second = bed.address("jnunezo"), bed.address("anunezo")
+    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", first),
+                         with_mailbox("SSM-000002", second, given_names="Ana", curp=None))
+    bed.sandbox.apply()
+    bed.sandbox.repo.baja("SSM-000001")
+    bed.sandbox.apply()
+    lines = bed.registry()
+    victim = next(line for line in lines if line.startswith(f"{second}:")).split(":")[5]
+    (Path(victim) / "keep").write_text("mail of someone else")
+    for written in (victim + "/", victim.replace("/vmail/", "/vmail//")):
+        edited = []
+        for line in lines:
+            fields = line.split(":")
+            if line.startswith(f"{first}:"):
+                fields[5] = written
+            edited.append(":".join(fields))
+        (REGISTRO / "users").write_text("\n".join(edited) + "\n")
+        bed.sandbox.repo.find("SSM-000001")["mailbox"]["purge"] = {"folio": "SSM/STI/2027/00012", "date": "2027-11-21"}
+        bed.set_retention(0)
+        code, out, err = bed.sandbox.cli("apply", "--auto-approve")
+        assert code != 0 and "is not a home of its own under the mail root" in out + err, written
+        assert (Path(victim) / "keep").exists() and any(line.startswith(f"{first}:") for line in bed.registry())

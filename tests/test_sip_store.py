@@ -64,3 +64,56 @@ def test_plans_read_as_the_read_only_role_and_read_only(tmp_path):
     alone = SipTarget(name="phone", domain="salud.lab", database=_database(tmp_path), rpc_url="http://127.0.0.1:5071",
                       audit_dir=str(tmp_path), credentials_dir=str(tmp_path))
     assert alone.for_reading().reading and alone.for_reading().database == alone.database  # no read role: same, read-only
+
+
+class _Connection:
+    """What psycopg.connect hands back, as far as Database looks at it (no server needed)."""
+
+    def __init__(self, host: str, ssl: bool):
+        self.pgconn = type("PGconn", (), {"ssl_in_use": ssl})()
+        self.info = type("Info", (), {"host": host, "hostaddr": ""})()
+        self.closed = False
+
+    def execute(self, sql, params=()):
+        return type("Cursor", (), {"description": None, "fetchall": lambda self: []})()
+
+    def close(self):
+        self.closed = True
+
+
+def _connecting(monkeypatch, host: str, ssl: bool) -> list[dict]:
+    import psycopg
+
+    calls = []
+
+    def connect(url, **kwargs):
+        calls.append({"url": url, **kwargs})
+        calls.append(_Connection(host, ssl))
+        return calls[-1]
+    monkeypatch.setattr(psycopg, "connect", connect)
+    monkeypatch.setenv("PBX_DB", "s3cret")
+    return calls
+
+
+def test_a_session_keeps_the_urls_options_and_adds_its_limits_and_read_only(monkeypatch):
+    calls = _connecting(monkeypatch, "pbx.salud.lab", ssl=True)
+    url = "postgresql://lectura@pbx.salud.lab/kamailio?sslmode=verify-full&options=-c%20search_path%3Dkamailio"
+    db = store.connect(DatabaseSettings(url=url, password=SecretSource(env="PBX_DB")), read_only=True)
+    db.close()
+    kwargs = calls[0]
+    assert kwargs["password"] == "s3cret" and kwargs["url"] == url
+    options = kwargs["options"]
+    assert options.startswith("-c search_path=kamailio ")  # the URL's own, kept
+    assert "statement_timeout=60000" in options and "lock_timeout=15000" in options
+    assert options.endswith("-c default_transaction_read_only=on")
+    assert kwargs["keepalives"] == 1 and kwargs["connect_timeout"] == 10
+
+
+def test_a_remote_server_reached_without_tls_is_refused_before_any_query(monkeypatch):
+    calls = _connecting(monkeypatch, "pbx.salud.lab", ssl=False)
+    with pytest.raises(Exception, match="was reached without TLS"):
+        store.connect(DatabaseSettings(url="postgresql://r@pbx.salud.lab/kamailio?sslmode=verify-full",
+                                       password=SecretSource(env="PBX_DB")))
+    assert calls[1].closed
+    calls = _connecting(monkeypatch, "127.0.0.1", ssl=False)  # on the runner itself: no network crossed
+    store.connect(DatabaseSettings(url="postgresql://r@127.0.0.1/kamailio", password=SecretSource(env="PBX_DB"))).close()

@@ -366,3 +366,31 @@ def test_remote_servers_are_reached_only_the_safe_way(tmp_path):
     code, out, err = run_cli("--repo", str(root), "validate", "--inventory", str(inventory))
     assert "targets.phone.database.url: the URL carries a password" in err and "S3cret" not in out + err
     assert "targets.phone.database.url: the database on" not in err
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://r@pbx.salud.lab/k?sslmode=verify-full&sslmode=disable",   # libpq keeps the last
+    "postgresql://r@localhost/k?hostaddr=203.0.113.5",                      # connects to the address
+    "postgresql://r@127.0.0.1:5432,pbx.salud.lab:5432/k",                   # every host of the list
+    "postgresql://r@evil.example.com,x@localhost/k",                         # libpq's first '@', not Python's last
+    "postgresql://localhost/k#?host=evil.example.com",                      # a fragment libpq reads as the path
+    "postgresql:///k?service=prod",                                         # the server chosen elsewhere
+    "postgresql:///k",                                                      # no host: PGHOST would choose
+    "postgresql://r@pbx.salud.lab/k?sslmode=verify-ca",                     # no name check
+    "postgresql://r@localhost/k?password=S3cret",                           # a password in Git
+    "postgresql://r@[::1/k",                                                # libpq cannot read it
+])
+def test_a_registrar_url_is_judged_as_libpq_reads_it(tmp_path, url):
+    root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="E1", given="José"))})
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(MAIL_INVENTORY + f"""\
+  phone:
+    kind: sip
+    domain: salud.lab
+    database: {{url: "{url}", password: {{env: PBX_DB}}}}
+    rpc_url: https://pbx.salud.lab:5071/RPC
+""", encoding="utf-8")
+    code, out, err = run_cli("--repo", str(root), "--lang", "en", "validate", "--inventory", str(inventory))
+    assert code == 1 and "targets.phone.database.url: " in err and "Traceback" not in out + err
+    assert "S3cret" not in out + err
+

@@ -164,10 +164,13 @@ class MailApplier:
     def _write(self, registry: Registry, outcomes: list[Outcome]) -> float | None:
         """Write everything; the time of the registry write, or None when it failed."""
         try:
+            derived = maps(registry.entries(), self.target.new_mail_after_baja)
+            # The deny list first: a link lost after it leaves a closing mailbox refused, never
+            # one whose registry line is closed but whose login still works.
+            self.host.write(self.target.denied, derived["denied"])
             self.host.write(self.target.registry, registry.text())
             written = time.time()
-            derived = maps(registry.entries(), self.target.new_mail_after_baja)
-            for name in ("recipients", "aliases", "denied"):
+            for name in ("recipients", "aliases"):
                 self.host.write(getattr(self.target, name), derived[name])
         except OSError as exc:
             for o in outcomes:
@@ -246,12 +249,13 @@ class MailApplier:
     # -- step 1, before the registry: purges -----------------------------------------
     def _purge(self, outcomes: list[Outcome], registry: Registry) -> None:
         """Delete each purged mailbox's home, only when it is a home of its own: no other line
-        of the registry names it, and it is exactly <mail root>/<domain>/<name> with no symlink
-        on the way as the mail host resolves it (a line edited by hand to point at another
-        mailbox, or out of the mail root, is refused)."""
+        of the registry names it, a folder above it or one below it (homes compared normalised,
+        a line without a home standing for Dovecot's default), and it is exactly <mail
+        root>/<domain>/<name> with no symlink on the way as the mail host resolves it (a line
+        edited by hand to point at another mailbox, or out of the mail root, is refused)."""
         if not outcomes:
             return
-        lines = Counter(e.home for e in registry.entries() if e.home)
+        homes = Counter(self._home_of(e) for e in registry.entries())
         try:
             root = self.host.resolve_home(self.target.mail_root)
         except OSError as exc:
@@ -259,11 +263,9 @@ class MailApplier:
                 o.fail(lazy("resolving the mail root {root}: {error}", root=self.target.mail_root, error=str(exc)))
             return
         for o in outcomes:
-            home = o.change.actual.home
-            if not home:
-                continue
+            home = self._home_of(o.change.actual)
             try:
-                path = self._own_home(home, root) if lines[home] == 1 else None
+                path = self._own_home(home, root) if not self._shared(home, homes) else None
                 if path is None:
                     o.fail(lazy("the mailbox's home {home} is not a home of its own under the mail root {root}: "
                                 "not deleted", home=home, root=self.target.mail_root))
@@ -273,6 +275,20 @@ class MailApplier:
                     o.fail(lazy("{home} is still on disk after the purge", home=home))
             except OSError as exc:
                 o.fail(lazy("deleting {home}: {error}", home=home, error=exc.strerror or str(exc)))
+
+    def _home_of(self, entry: Entry) -> str:
+        """Where an entry's mail is, normalised (a trailing slash or a doubled one names the same
+        folder): its home, or for a line without one Dovecot's default, <mail_root>/<domain>/<name>."""
+        if entry.home:
+            return posixpath.normpath(entry.home)
+        local, domain = entry.address.split("@", 1)
+        return posixpath.join(posixpath.normpath(self.target.mail_root), domain, local)
+
+    @staticmethod
+    def _shared(home: str, homes: Counter) -> bool:
+        """Whether another line's mail is in `home`, above it or below it."""
+        others = homes - Counter([home])
+        return any(h == home or h.startswith(home + "/") or home.startswith(h + "/") for h in others)
 
     def _own_home(self, home: str, root: str) -> str | None:
         """The path to delete for `home`, or None when it is not <mail root>/<domain>/<name> as

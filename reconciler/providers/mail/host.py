@@ -37,7 +37,15 @@ from reconciler.i18n import _
 
 
 class HostError(OSError):
-    """A file or command on the mail host failed; str() says which and why."""
+    """A file or command on the mail host failed; str() says which and why (an OSError, so that
+    callers catch it with the host's own; but its words are its own, not errno's)."""
+
+    def __init__(self, message: str, filename: str | None = None):
+        super().__init__(message)
+        self.message, self.filename = message, filename
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def temporary_name(name: str) -> str:
@@ -62,9 +70,7 @@ class LocalHost:
         except FileNotFoundError:
             return None
         except UnicodeDecodeError as exc:
-            error = HostError(_("{path} is not UTF-8 text ({error})", path=path, error=exc.reason))
-            error.filename = path
-            raise error from None
+            raise HostError(_("{path} is not UTF-8 text ({error})", path=path, error=exc.reason), path) from None
 
     def write(self, path: str, text: str) -> None:
         """Readers see the old file or the new one, never half of it; the new file keeps the
@@ -99,7 +105,15 @@ class LocalHost:
             return None
 
     def home_exists(self, path: str) -> bool:
-        return os.path.lexists(path)
+        """A home, or a link where one would be; a home that cannot be looked at (no right to
+        enter the mail root, a disk error) is an error, never "free"."""
+        try:
+            os.lstat(path)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise HostError(_("{path}: {error}", path=path, error=exc.strerror or str(exc)), path) from None
 
     def resolve_home(self, path: str) -> str:
         return str(Path(path).resolve())
@@ -229,12 +243,18 @@ class SshHost:
             return None  # only a wait is sized by it (settled): unknown means the longest wait
 
     def home_exists(self, path: str) -> bool:
-        """A home, or a link where a home would be (dangling or not).  Exit status 1 is "no" only
-        when nothing was said: sudo refusing also exits 1, and must not read as "free"."""
-        status, _out, problem = self._exec(self._as_owner("test", "-e", path, "-o", "-L", path), ok=(0, 1))
-        if status == 1 and problem:
-            raise HostError(_("{command} on {host}: {error}", command="test -e", host=self.where, error=problem))
-        return status == 0
+        """A home, or a link where a home would be (dangling or not).  sudo refusing exits 1
+        too, like `test` saying "no": a 1 counts as "free" only once sudo has said (-l: asked,
+        nothing run) that it would run this very command."""
+        command = self._as_owner("test", "-e", path, "-o", "-L", path)
+        status = self._exec(command, ok=(0, 1))[0]
+        if status == 0:
+            return True
+        allowed = self._exec(command[:2] + ("-l",) + command[2:], ok=(0, 1))
+        if allowed[0] != 0:
+            raise HostError(_("{command} on {host}: sudo does not allow it: {error}", command="test -e",
+                              host=self.where, error=allowed[2] or path))
+        return False
 
     def resolve_home(self, path: str) -> str:
         """The path as the mail host resolves it (symlinks followed, as the mail owner sees them)."""
@@ -257,6 +277,9 @@ class SshHost:
         try:
             _stdin, out, err = self._client.exec_command(line, timeout=60)
             output = out.read().decode("utf-8", "replace")
+            # recv_exit_status() waits for ever: a host that never sends the status is an error.
+            if not out.channel.status_event.wait(60):
+                raise TimeoutError(_("no exit status after 60 s"))
             status = out.channel.recv_exit_status()
             problem = err.read().decode("utf-8", "replace").strip()
         except Exception as exc:  # noqa: BLE001 - paramiko's SSHException, socket timeouts, a dropped link
@@ -268,10 +291,8 @@ class SshHost:
         return status, output, problem
 
     def _error(self, path: str, exc: BaseException) -> HostError:
-        error = HostError(_("{path} on {host}: {error}", path=path, host=self.where,
-                            error=getattr(exc, "strerror", None) or str(exc) or type(exc).__name__))
-        error.filename = path
-        return error
+        return HostError(_("{path} on {host}: {error}", path=path, host=self.where,
+                           error=getattr(exc, "strerror", None) or str(exc) or type(exc).__name__), path)
 
     def close(self) -> None:
         self._client.close()

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
 from reconciler.providers.sip.diff import ActualLines, Subscriber
-from reconciler.providers.sip.target import DatabaseSettings
+from reconciler.providers.sip.target import DatabaseSettings, remote_hosts
 
 META = """CREATE TABLE IF NOT EXISTS reconciler_line (
     username VARCHAR(64) NOT NULL, domain VARCHAR(64) NOT NULL, holder VARCHAR(64), unit VARCHAR(64),
@@ -73,13 +73,17 @@ class Database:
             # waits longer is an error, not a run that hangs with its transaction open.
             options = " ".join(filter(None, (conninfo_to_dict(self.settings.url).get("options"), LIMITS,
                                              READ_ONLY if read_only else "")))
-            return psycopg.connect(self.settings.url, password=self.settings.password.read(), autocommit=True,
+            conn = psycopg.connect(self.settings.url, password=self.settings.password.read(), autocommit=True,
                                    connect_timeout=10, options=options, application_name="reconciler",
                                    # a server that vanished is noticed within about a minute
                                    keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
                                    tcp_user_timeout=60000)
         except psycopg.Error as exc:
             raise DatabaseError(_one_line(exc)) from None
+        if not conn.pgconn.ssl_in_use and remote_hosts({"host": conn.info.host, "hostaddr": conn.info.hostaddr}):
+            conn.close()  # validate refuses such a URL; whatever slipped past it, nothing is read in clear
+            raise DatabaseError(_("the server {host} was reached without TLS: refused", host=conn.info.host))
+        return conn
 
     # -- statements -------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

@@ -1,7 +1,6 @@
 """The settings of a SIP registrar target (`kind: sip`)."""
 from __future__ import annotations
 
-import urllib.parse
 from dataclasses import dataclass, replace
 
 from reconciler.config.inventory import SecretSource, TargetSettings, is_loopback
@@ -56,16 +55,45 @@ class SipTarget(TargetSettings):
     def check(self, add) -> None:
         for path, url in ((("database", "url"), self.database.url),
                           (("database", "read", "url"), self.database.read.url if self.database.read else None)):
-            if url is None:
-                continue
-            parts = urllib.parse.urlsplit(url)
-            query = urllib.parse.parse_qs(parts.query)
-            if ":" in parts.netloc.rpartition("@")[0] or "password" in query:  # would be in Git
-                add(path, _("the URL carries a password: give it in database.password (an environment variable or "
-                            "a file) and write the URL without it"))
-            host = query.get("host", [parts.hostname or ""])[0]
-            if host and not host.startswith("/") and not is_loopback(host) \
-                    and query.get("sslmode", [""])[0] not in ("verify-full", "verify-ca"):  # not for people
-                add(path, _("the database on {host} is reached over the network: add sslmode=verify-full to the URL "
-                            "(TLS, the server's certificate and name checked; its password and the ha1 values would "
-                            "otherwise cross the network unprotected)", host=host))
+            for problem in url_problems(url) if url is not None else ():
+                add(path, problem)
+
+
+def read_url(url: str) -> dict:
+    """The URL's parameters as libpq reads them (the last of a key given twice, every host of a
+    multi-host URL): what is checked must be what connects.  Raises ValueError."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise ValueError((str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
+
+
+def remote_hosts(info: dict) -> list[str]:
+    """The hosts and addresses a connection may reach over the network (not loopback, not a
+    Unix socket's folder)."""
+    named = [h.strip() for key in ("host", "hostaddr") for h in (info.get(key) or "").split(",")]
+    return [h for h in named if h and not h.startswith("/") and not is_loopback(h)]
+
+
+def url_problems(url: str) -> list[str]:
+    try:
+        info = read_url(url)
+    except ValueError as exc:
+        return [_("libpq cannot read this URL: {error}", error=str(exc))]
+    problems = []
+    if "password" in info:  # in the userinfo or the query: in Git either way
+        problems.append(_("the URL carries a password: give it in database.password (an environment variable or "
+                          "a file) and write the URL without it"))
+    hosts = [h.strip() for h in (info.get("host") or "").split(",")] if info.get("host") else []
+    if "service" in info or "#" in url or not (hosts or info.get("hostaddr")) or "" in hosts:
+        problems.append(_("write the database server in the URL itself, as libpq reads it: no service, no '#', no "
+                          "empty host (the environment would choose the server)"))
+    remote = remote_hosts(info)
+    if remote and info.get("sslmode") != "verify-full":  # not for people
+        problems.append(_("the database on {host} is reached over the network: add sslmode=verify-full to the URL "
+                          "(TLS, the server's certificate and name checked; its password and the ha1 values would "
+                          "otherwise cross the network unprotected)", host=remote[0]))
+    return problems
