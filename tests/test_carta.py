@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler import pdfpage
 from reconciler.delivery import carta
 from reconciler.delivery.carta import Handover, Item, carta_name, carta_pdf
 from reconciler.errors import ReconcilerError
@@ -188,7 +189,7 @@ def test_a_person_can_look_at_it(sample, tmp_path):
 
 
 def test_without_the_fonts_it_names_the_package_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(carta, "FONTS", {"": tmp_path / "DejaVuSans.ttf", "B": tmp_path / "DejaVuSans-Bold.ttf"})
+    monkeypatch.setattr(pdfpage, "FONTS", {"": tmp_path / "DejaVuSans.ttf", "B": tmp_path / "DejaVuSans-Bold.ttf"})
     with pytest.raises(ReconcilerError, match="fonts-dejavu-core"):
         carta_pdf(handover())
 

@@ -12,6 +12,7 @@ import json
 import pytest
 import yaml
 from conftest import person, run_cli
+from test_carta import text_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,6 +70,11 @@ def test_an_alta_issues_a_signed_work_order_pending_until_its_confirmation_lands
     assert order.folio.startswith("OT-SIEMPRE-") and order.movement == "alta" and order.person == "José Ñúñez O'Brien"
     document = Ledger(repo.git).document(TARGET, order.folio)
     assert "Mesa de ayuda SIEMPRE" in document and "José Ñúñez O'Brien" in document and order.folio in document
+    # The same on paper, as poppler reads it: the folio, the person, the system, the operator.
+    paper = repo.git.git.execute(["git", "show", f"{REFS}{TARGET}/{order.folio}:orden.pdf"], stdout_as_string=False)
+    words = text_of(paper)
+    for said in (order.folio, "José Ñúñez O'Brien", "SSM-000001", "SIEMPRE", "Mesa de ayuda SIEMPRE"):
+        assert said in words, said
     # Issued is not done: the next plan asks for nothing new and shows the order pending.
     plan = _plan(repo, inventory)
     assert not plan.changes and any(order.folio in str(w) and "pending" in str(w) for w in plan.warnings)
@@ -120,7 +126,7 @@ def test_an_order_not_signed_by_the_apply_key_is_not_counted(bed, tmp_path):
     repo.squash_merge()
     forged = Order("OT-SIEMPRE-000000", TARGET, "siempre", "alta", "SSM-000001", "José", UNIT,
                    "2026-12-01T10:00:00+00:00", "2026-12-06")
-    Unsigned(repo.git, key=None).issue(forged, "forjada")
+    Unsigned(repo.git, key=None).issue(forged, {"orden.md": b"forjada"})
     plan = _plan(repo, inventory)
     assert [c.key for c in plan.changes] == ["SSM-000001"]  # still to issue: the forged one does not count
     assert any("is not signed by the apply key" in str(w) for w in plan.warnings)

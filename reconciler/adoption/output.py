@@ -11,7 +11,7 @@ import yaml
 from reconciler.adoption.people import PROBLEMS, Draft, Imported, Row
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import N_, _, shown
-from reconciler.render.plan import markdown_cell
+from reconciler.markdown import markdown_cell
 from reconciler.spreadsheet import csv_text
 
 TITLES = {

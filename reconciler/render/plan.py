@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from reconciler.i18n import _, ngettext, shown
+from reconciler.markdown import markdown_cell
 from reconciler.plan import Change, Movement, Plan
 from reconciler.render.words import attribute_name, kind_name, movements, yes_no
 
@@ -98,17 +98,6 @@ def print_plan(plan: Plan, console: Console) -> None:
 
 def plan_json(plan: Plan) -> str:
     return json.dumps(plan.to_dict(), ensure_ascii=False, indent=2)
-
-
-_MD_SPECIAL = str.maketrans({"|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]", "<": "&lt;", ">": "&gt;",
-                             "&": "&amp;", "@": "&#64;"})
-_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-
-
-def markdown_cell(text: Any) -> str:
-    """A value as one table cell of a pull request comment: on one line whatever breaks it held
-    (CommonMark ends a line at a lone CR too), no HTML, link, code span or @mention it could open."""
-    return _LINE_BREAKS.sub(" ", str(text)).translate(_MD_SPECIAL)  # str(): a Message in today's language
 
 
 _md = markdown_cell

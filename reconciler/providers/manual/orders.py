@@ -3,7 +3,7 @@
     refs/reconciler/work-orders/<target>/<folio>   a commit with no parent whose tree holds
         orden.json   the order: folio, target, system, movement, person, unit, what backs it,
                      when it was issued and when it is due
-        orden.md     the document the operator receives (document.py)
+        orden.md     the document the operator receives (document.py), and orden.pdf, the same on paper
 
 An order is written once, by the apply that issues it, and never changed: whether it is done is
 said by its confirmation in desired_state/work_orders.yaml, which lands by pull request like any
@@ -116,14 +116,14 @@ class Ledger:
         signature = message[message.index(_SIGNATURE):].strip()
         return self.key.valid(order_statement(ref, commit.tree.hexsha), signature, NAMESPACE)
 
-    def issue(self, order: Order, document: str) -> str:
+    def issue(self, order: Order, documents: dict[str, bytes]) -> str:
         """Store the order and its document under its ref, signed, on disk before the ref moves;
         the commit.  An order already there with that folio is never replaced."""
         ref = ref_name(order.target, order.folio)
         if self.key is not None and self.key.private is None:  # unsigned, no later plan would count it
             raise ReconcilerError(_("only the apply job issues work orders: RECONCILER_APPLY_KEY is not set"))
-        entries = {ORDER: gitobjects.blob(self.repo, order.to_json()),
-                   DOCUMENT: gitobjects.blob(self.repo, document.encode("utf-8"))}
+        entries = {ORDER: gitobjects.blob(self.repo, order.to_json())}
+        entries.update({name: gitobjects.blob(self.repo, data) for name, data in documents.items() if name != ORDER})
         tree = gitobjects.tree(self.repo, entries)
         message = f"reconciler work order {order.folio}\n\ntarget {order.target}\n"  # not for people
         if self.key is not None and self.key.private is not None:
