@@ -3,6 +3,9 @@ way an institution's repository receives it, through approved pull requests.
 
     python ci/lab/demo_repo.py build SRC DEST     a fresh repository at DEST from SRC's data
     python ci/lab/demo_repo.py direct-push DEST   a change pushed to main without approval
+    python ci/lab/demo_repo.py confirm DEST FOLIO TICKET
+                                                  a work order's confirmation, landed by an approved
+                                                  pull request (desired_state/work_orders.yaml)
     python ci/lab/demo_repo.py day-one SRC DEST ENTITLEMENTS
                                                   a repository for the legacy lab: the policy, SRC's
                                                   units and the legacy lab's entitlements, no people
@@ -152,6 +155,25 @@ def acuse(dest: Path, key: str, folio: str, scan: Path) -> None:
     signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
 
 
+def confirm(dest: Path, folio: str, ticket: str) -> None:
+    """The operator answers a work order: a pull request records its confirmation in
+    desired_state/work_orders.yaml, approved and merged like any other."""
+    import yaml
+
+    repo = git.Repo(dest)
+    path = dest / "desired_state" / "work_orders.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {"confirmations": []}
+    data["confirmations"].append({"folio": folio, "confirmado": {"fecha": "2026-12-03",
+                                                                  "por": "Equipo SIEMPRE, Departamento de Informática",
+                                                                  "ticket": ticket}})
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    base = repo.head.commit.hexsha
+    repo.git.add("-A")
+    repo.index.commit(f"Confirmación de la orden de trabajo {folio} ({ticket})\n\n{trailers(MARTA, RAUL)}",
+                      author=MESA, committer=FORGE)
+    signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
+
+
 def pull_request(dest: Path) -> str:
     """A pull request as IT staff open it: the baja of SSM-000007 that Human Resources asked
     for, and SSM-000009's new title; a branch off main, not merged (the demo shows its plan)."""
@@ -233,6 +255,8 @@ if __name__ == "__main__":
         day_one(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
     elif len(sys.argv) == 3 and sys.argv[1] == "adopt":
         adopt(Path(sys.argv[2]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "confirm":
+        confirm(Path(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif len(sys.argv) == 3 and sys.argv[1] == "pull-request":
         print(pull_request(Path(sys.argv[2])))
     else:
