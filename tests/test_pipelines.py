@@ -301,8 +301,9 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     # Nightly: a hand edit is drift; the job fails and its summary shows it.
     sandbox.conn.modify(sandbox.account("jnunezo")["dn"], {"title": [(MODIFY_REPLACE, ["Otro"])]})
     results = forge.run_github_job("drift")
-    assert _exits(results) == {"Fetch the signed approvals": 0, "Full plan of main": 2,
-                               "Prove the security rules": 0}  # no firewall here
+    assert _exits(results) == {"Fetch the signed approvals, what was applied and the work orders": 0,
+                               "Full plan of main": 2, "Prove the security rules": 0,  # no firewall here
+                               "Work orders past their SLA": 0}  # no system without an API here
     assert "cambiado fuera del reconciliador (deriva)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
