@@ -73,12 +73,14 @@ def tree(repo, entries: dict[str, bytes]) -> str:
     return repo.odb.store(IStream(b"tree", len(body), BytesIO(body))).hexsha.decode("ascii")
 
 
-def orphan_commit(repo, tree: str, message: str) -> str:
+def orphan_commit(repo, tree: str, message: str, parent: str | None = None) -> str:
     """A commit with no parent: what an earlier commit of the same ref held is not reachable
-    from it (envelopes: a secret taken back is gone for good)."""
+    from it (envelopes: a secret taken back is gone for good).  With `parent`, one on top of it
+    (a work order's confirmation, which keeps the order in its history)."""
     from gitdb import IStream
 
     stamp = f"reconciler <reconciler@localhost> {int(dt.datetime.now(dt.timezone.utc).timestamp())} +0000"
-    lines = [f"tree {tree}", f"author {stamp}", f"committer {stamp}", "", message]
+    lines = [f"tree {tree}", *([f"parent {parent}"] if parent else []), f"author {stamp}", f"committer {stamp}", "",
+             message]
     body = "\n".join(lines).encode("utf-8")
     return repo.odb.store(IStream(b"commit", len(body), BytesIO(body))).hexsha.decode("ascii")

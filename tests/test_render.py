@@ -1,6 +1,8 @@
 """Plan rendering: terraform-like text, Markdown for pull requests, JSON; progress in CI logs."""
 from __future__ import annotations
 
+import pytest
+
 import io
 import json
 
@@ -82,3 +84,25 @@ def test_progress_in_a_ci_log_prints_a_line_every_tenth():
     lines = buf.getvalue().splitlines()
     assert lines[0] == "applying to ad-lab: 100/1000" and lines[-1] == "applying to ad-lab: 1000/1000"
     assert len(lines) == 10
+
+
+@pytest.mark.parametrize("value", [
+    r"\[Restablecer acceso\](https://evil.example/login)",  # a backslash that would undo the bracket's escape
+    "[Restablecer acceso](https://evil.example/login)",
+    "<a href='https://evil.example'>aquí</a>",
+    "visite https://evil.example/login o www.evil.example",  # what GitHub links by itself
+    "*urgente* ~~tachado~~ `código`",
+])
+def test_a_value_in_markdown_opens_no_link_html_or_formatting(value):
+    """What a comment, a report or a work order prints of a value: its words, never markup
+    (rendered here with markdown-it, the CommonMark parser rich uses; GitHub's linkify is the
+    scheme and www. rule)."""
+    from markdown_it import MarkdownIt
+
+    from reconciler.markdown import markdown_cell
+
+    cell = markdown_cell(value)
+    html = MarkdownIt("commonmark").render(cell)
+    assert "<a " not in html and "<em>" not in html and "<code>" not in html and "<del>" not in html
+    assert "://" not in html and "www." not in html  # nothing left for a linkifier
+    assert html.replace("\u200b", "").count("evil.example") == value.count("evil.example")  # the words all there

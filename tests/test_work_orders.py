@@ -1,9 +1,11 @@
 """Systems with no API (kind: manual): each alta and baja of access to one is a work order for
 its operator, kept signed in the desired-state repository (refs/reconciler/work-orders/), pending
-in every plan until its confirmation lands in desired_state/work_orders.yaml by pull request.
+in every plan until its confirmation, landed in desired_state/work_orders.yaml by an approved
+pull request, is recorded on it by an apply.
 
 No lab: such a system has nothing to reach; the engine, the ledger in Git and the CLI are the
-real ones."""
+real ones.  Tried as an attacker with push rights would: forged and planted refs, confirmations
+and entitlements pushed without approval, an incremental plan of one colleague's change."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,19 +14,21 @@ import json
 import pytest
 import yaml
 from conftest import person, run_cli
-from test_carta import text_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_carta import text_of
 
-from reconciler.desired.model import Confirmation, Source
+from reconciler.audit.seal import ApplyKey
+from reconciler.desired.model import Source
 from reconciler.desired.source import at_ref
 from reconciler.plan import Movement
 from reconciler.providers.manual import diff as manual
-from reconciler.providers.manual.orders import REFS, Ledger, Order
+from reconciler.providers.manual.orders import REFS, Done, Ledger, Order, new_folio
 from reconciler.run.engine import Run
 
 UNIT = "HG-CUERNAVACA"
 TARGET = "siempre"
+PREFIX = "OT-SIEMPRE-"
 
 
 @pytest.fixture
@@ -41,24 +45,28 @@ def bed(repo, tmp_path):
     return repo, inventory
 
 
-def _apply(repo, inventory):
-    with Run(at_ref(repo.root), inventory, lock=True) as run:
+def _apply(repo, inventory, **kwargs):
+    with Run(at_ref(repo.root), inventory, lock=True, **kwargs) as run:
         plan = run.plan()
         return plan, run.apply(plan)
 
 
-def _plan(repo, inventory):
-    with Run(at_ref(repo.root), inventory) as run:
+def _plan(repo, inventory, **kwargs):
+    with Run(at_ref(repo.root), inventory, **kwargs) as run:
         return run.plan()
 
 
 def _orders(repo) -> list[Order]:
-    from reconciler.audit.seal import ApplyKey
-
     return Ledger(repo.git, ApplyKey.from_env()).orders(TARGET)[0]
 
 
-def test_an_alta_issues_a_signed_work_order_pending_until_its_confirmation_lands(bed):
+def _confirm(repo, order: Order, **landing) -> None:
+    repo.confirmations.append({"folio": order.folio, "confirmado": {"fecha": dt.date.today().isoformat(),
+                                                                     "por": "Ana Ruiz", "ticket": "SIEMPRE-4411"}})
+    (repo.direct_push if landing.get("unapproved") else repo.squash_merge)("Confirmación de la orden")
+
+
+def test_an_alta_issues_a_signed_work_order_pending_until_its_approved_confirmation_is_recorded(bed):
     repo, inventory = bed
     repo.add(UNIT, person("SSM-000001", entitlements=["internet", "siempre"]))
     repo.squash_merge("Alta con SIEMPRE")
@@ -67,8 +75,8 @@ def test_an_alta_issues_a_signed_work_order_pending_until_its_confirmation_lands
     assert (change.movement, change.kind, change.key) == (Movement.ALTA, "work-order", "SSM-000001")
     assert report.ok and [o.status for o in report.outcomes] == ["applied"] and report.outcomes[0].verified
     [order] = _orders(repo)
-    assert order.folio.startswith("OT-SIEMPRE-") and order.movement == "alta" and order.person == "José Ñúñez O'Brien"
-    document = Ledger(repo.git).document(TARGET, order.folio)
+    assert order.folio.startswith(PREFIX) and order.movement == "alta" and order.person == "José Ñúñez O'Brien"
+    document = Ledger(repo.git, ApplyKey.from_env()).document(TARGET, order.folio)
     assert "Mesa de ayuda SIEMPRE" in document and "José Ñúñez O'Brien" in document and order.folio in document
     # The same on paper, as poppler reads it: the folio, the person, the system, the operator.
     paper = repo.git.git.execute(["git", "show", f"{REFS}{TARGET}/{order.folio}:orden.pdf"], stdout_as_string=False)
@@ -78,12 +86,27 @@ def test_an_alta_issues_a_signed_work_order_pending_until_its_confirmation_lands
     # Issued is not done: the next plan asks for nothing new and shows the order pending.
     plan = _plan(repo, inventory)
     assert not plan.changes and any(order.folio in str(w) and "pending" in str(w) for w in plan.warnings)
-    # The operator answers; the confirmation lands by pull request: nothing pending any more.
-    repo.confirmations.append({"folio": order.folio, "confirmado": {"fecha": "2026-12-03", "por": "Ana Ruiz",
-                                                                     "ticket": "SIEMPRE-4411"}})
-    repo.squash_merge("Confirmación de la orden")
+    # The operator answers; the confirmation lands by pull request, and the next apply records it.
+    _confirm(repo, order)
+    plan, report = _apply(repo, inventory)
+    [change] = plan.changes
+    assert change.kind == "work-order-confirmation" and change.key == order.folio and change.approved and report.ok
+    [order] = _orders(repo)
+    assert order.done == Done(dt.date.today().isoformat(), "Ana Ruiz", "SIEMPRE-4411", repo.git.head.commit.hexsha)
     plan = _plan(repo, inventory)
     assert not plan.changes and not any(order.folio in str(w) for w in plan.warnings)
+
+
+def test_a_confirmation_pushed_without_approval_is_not_recorded_and_the_order_stays_pending(bed):
+    repo, inventory = bed
+    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
+    repo.squash_merge()
+    _apply(repo, inventory)
+    [order] = _orders(repo)
+    _confirm(repo, order, unapproved=True)
+    plan, report = _apply(repo, inventory)
+    assert [s.change.key for s in report.skipped] == [order.folio] and _orders(repo)[0].done is None
+    assert any(order.folio in str(w) and "pending" in str(w) for w in _plan(repo, inventory).warnings)
 
 
 def test_a_baja_raises_a_baja_order_and_access_counts_as_kept_until_it_is_confirmed(bed):
@@ -92,16 +115,40 @@ def test_a_baja_raises_a_baja_order_and_access_counts_as_kept_until_it_is_confir
     repo.squash_merge()
     _apply(repo, inventory)
     [alta] = _orders(repo)
-    repo.confirmations.append({"folio": alta.folio, "confirmado": {"fecha": "2026-12-03", "por": "Ana Ruiz",
-                                                                    "ticket": "T-1"}})
+    _confirm(repo, alta)
     repo.baja("SSM-000001")
     repo.squash_merge("Baja")
     plan, report = _apply(repo, inventory)
-    [change] = plan.changes
-    assert change.movement is Movement.BAJA and report.ok, (report.outcomes, report.skipped)
+    assert sorted(c.kind for c in plan.changes) == ["work-order", "work-order-confirmation"]
+    assert report.ok, (report.outcomes, report.skipped)
     baja = [o for o in _orders(repo) if o.movement == "baja"]
-    assert len(baja) == 1 and baja[0].person == "José Ñúñez O'Brien"
+    assert len(baja) == 1 and baja[0].person == "José Ñúñez O'Brien" and baja[0].done is None
     assert any(baja[0].folio in str(w) for w in _plan(repo, inventory).warnings)
+
+
+def test_access_granted_by_an_entitlement_pushed_without_approval_is_not_applied(bed):
+    """The order rests on the person's entry, their unit and the entitlement that grants the
+    system: an unapproved line in entitlements.yaml is not covered by the person's old approval."""
+    repo, inventory = bed
+    repo.add(UNIT, person("SSM-000001", entitlements=["internet"]))
+    repo.squash_merge()
+    repo.entitlements["internet"]["system"] = "siempre"
+    repo.direct_push("internet también da SIEMPRE")
+    plan, report = _apply(repo, inventory)
+    assert [c.key for c in plan.changes] == ["SSM-000001"] and not plan.changes[0].approved
+    assert [s.change.key for s in report.skipped] == ["SSM-000001"] and _orders(repo) == []
+
+
+def test_an_incremental_plan_of_one_colleague_raises_nothing_for_the_others(bed):
+    repo, inventory = bed
+    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]),
+             person("SSM-000002", curp=None, given_names="Zoé", first_surname="Güemes", entitlements=["siempre"]))
+    repo.squash_merge()
+    _apply(repo, inventory)
+    repo.find("SSM-000002")["phone"] = "777 000 0000"
+    repo.squash_merge("Otro teléfono")
+    plan = _plan(repo, inventory, since_applied=True)
+    assert plan.changes == ()
 
 
 def test_a_confirmation_for_an_unknown_folio_is_a_clear_error_naming_its_line(bed):
@@ -114,54 +161,35 @@ def test_a_confirmation_for_an_unknown_folio_is_a_clear_error_naming_its_line(be
     [conflict] = plan.conflicts
     assert conflict.target == TARGET and "desired_state/work_orders.yaml:2" in str(conflict.message)
     assert "no work order OT-SIEMPRE-ABCDEF was issued on target siempre" in str(conflict.message)
+    code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
+    assert code == 1 and "OT-SIEMPRE-ABCDEF" in err  # the nightly job says it too
 
 
-def test_an_order_not_signed_by_the_apply_key_is_not_counted(bed, tmp_path):
+def test_an_order_not_signed_by_the_apply_key_is_not_counted(bed):
     """Anyone able to push refs could forge an open baja order to keep the real one from being
     issued: with an apply key configured, only the orders it signed count."""
-    from reconciler.providers.manual.orders import Ledger as Unsigned
-
     repo, inventory = bed
     repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
     repo.squash_merge()
     forged = Order("OT-SIEMPRE-000000", TARGET, "siempre", "alta", "SSM-000001", "José", UNIT,
                    "2026-12-01T10:00:00+00:00", "2026-12-06")
-    Unsigned(repo.git, key=None).issue(forged, {"orden.md": b"forjada"})
+    Ledger(repo.git, key=None).issue(forged, {"orden.md": b"forjada"})
     plan = _plan(repo, inventory)
     assert [c.key for c in plan.changes] == ["SSM-000001"]  # still to issue: the forged one does not count
     assert any("is not signed by the apply key" in str(w) for w in plan.warnings)
 
 
-# -- the diff, a pure function ---------------------------------------------------------------
-
-def _order(key: str, movement: str, n: int) -> Order:
-    return Order(f"OT-S-{n:06X}", "t", "s", movement, key, key, "U", f"2026-01-01T00:00:{n:02d}+00:00", "2026-01-06")
-
-
-keys = st.sampled_from(["A", "B", "C"])
-histories = st.lists(st.tuples(keys, st.sampled_from(["alta", "baja"]), st.booleans()), max_size=12)
-
-
-@settings(max_examples=200, deadline=None)
-@given(histories, st.sets(keys))
-def test_issuing_what_the_diff_asks_and_confirming_it_converges(history, want_keys):
-    """Whatever orders were issued and confirmed before: the orders the diff asks for, once
-    issued, leave nothing to issue; once confirmed, access is exactly who is wanted."""
-    orders = [_order(k, m, i) for i, (k, m, _c) in enumerate(history)]
-    confirmed = {o.folio: Confirmation(o.folio, "2026-01-02", "x", "t", Source("f", 1))
-                 for o, (_k, _m, c) in zip(orders, history) if c}
-    want = {k: manual.Wanted(k, k, "U", "F-" + k, Source("f", 1)) for k in want_keys}
-    changes = manual.diff(want, orders, confirmed, "t", "OT-S-")
-    assert len({c.key for c in changes}) == len(changes)  # one order per person at most
-    issued = orders + [Order(next(a.after for a in c.attributes if a.name == "work_order"), "t", "s",
-                             c.movement.value, c.key, c.key, "U", f"2026-02-01T00:00:{i:02d}+00:00", "2026-02-06")
-                       for i, c in enumerate(changes)]
-    assert len({o.folio for o in issued}) == len(issued)  # a new folio never repeats an old one
-    assert manual.diff(want, issued, confirmed, "t", "OT-S-") == []
-    everything = {**confirmed, **{o.folio: Confirmation(o.folio, "2026-02-02", "x", "t", Source("f", 1))
-                                  for o in issued}}
-    assert {k for k, h in manual.holders(issued, everything).items() if h.granted} == set(want_keys)
-    assert manual.diff(want, orders, confirmed, "t", "OT-S-") == changes  # deterministic
+def test_a_ref_planted_at_the_folio_a_plan_would_use_does_not_block_the_order(bed):
+    """Folios are predictable (the same plan, the same folio): a ref pushed there beforehand is
+    taken, and the order gets the next folio instead of failing on every apply."""
+    repo, inventory = bed
+    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
+    repo.squash_merge()
+    predicted = next(a.after for a in _plan(repo, inventory).changes[0].attributes if a.name == "work_order")
+    Ledger(repo.git, key=None).issue(Order(predicted, TARGET, "siempre", "baja", "SSM-000001", "x", UNIT,
+                                           "2026-12-01T10:00:00+00:00", "2026-12-06"), {})
+    plan, report = _apply(repo, inventory)
+    assert report.ok and [o.folio for o in _orders(repo)] != [predicted] and len(_orders(repo)) == 1
 
 
 def test_pending_lists_open_orders_and_fails_once_one_is_past_its_sla(bed, monkeypatch):
@@ -171,19 +199,68 @@ def test_pending_lists_open_orders_and_fails_once_one_is_past_its_sla(bed, monke
     _apply(repo, inventory)
     [order] = _orders(repo)
     code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
-    assert code == 0 and "1 work order pending" in out
+    assert code == 0 and "1 work order pending" in out and order.folio in out  # the folio is never cut
     code, out, err = run_cli("--repo", str(repo.root), "pending", "--inventory", str(inventory), "--output", "json")
     [row] = json.loads(out)["open"]
     assert code == 0 and row["folio"] == order.folio and row["overdue"] is False and row["sla_days"] == 5
-    # Six days later, nobody has answered: the nightly job fails, and says why.
+    code, out, err = run_cli("--repo", str(repo.root), "pending", "--inventory", str(inventory), "--target", "siempr")
+    assert code == 1 and "siempr" in err  # a mistyped target is an error, not "nothing pending"
+    # After its due date, nobody has answered: the nightly job fails, and says why.
     later = (dt.date.fromisoformat(order.due) + dt.timedelta(days=1)).isoformat()
     monkeypatch.setattr("reconciler.run.engine.today_here", lambda: later)
     code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
-    assert code == 1 and "OVERDUE" in out and "past its SLA" in out
-    with Run(at_ref(repo.root), inventory, today=later) as run:  # the plan says it too
-        assert any(order.folio in str(w) and "OVERDUE" in str(w) for w in run.plan().warnings)
-    repo.confirmations.append({"folio": order.folio, "confirmado": {"fecha": "2026-12-03", "por": "Ana Ruiz",
-                                                                     "ticket": "SIEMPRE-4411"}})
-    repo.squash_merge("Confirmación")
+    assert code == 2 and "OVERDUE" in out and "past its SLA" in out
+    assert any(order.folio in str(w) and "OVERDUE" in str(w) for w in _plan(repo, inventory, today=later).warnings)
+    _confirm(repo, order)
+    _apply(repo, inventory)
     code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
     assert code == 0 and "No work order is pending." in out
+
+
+# -- the diff, a pure function ---------------------------------------------------------------
+
+def _order(key: str, movement: str, second: int, done: bool = False) -> Order:
+    return Order(f"{PREFIX}{second:06X}", "t", "s", movement, key, key, "U", f"2026-01-01T00:{second // 60:02d}:"
+                 f"{second % 60:02d}+00:00", "2026-01-06", done=Done("2026-01-02", "x", "t") if done else None)
+
+
+keys = st.sampled_from(["A", "B", "C"])
+histories = st.lists(st.tuples(keys, st.sampled_from(["alta", "baja"]), st.booleans()), max_size=12)
+
+
+def _wanted(want_keys) -> dict:
+    return {k: manual.Wanted(k, k, "U", "F-" + k, (Source("f", 1),)) for k in want_keys}
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories, st.sets(keys), st.randoms(use_true_random=False))
+def test_issuing_what_the_diff_asks_then_confirming_it_converges(history, want_keys, rng):
+    """Whatever orders were issued and confirmed before, in whatever order the ledger lists
+    them: the orders the diff asks for, once issued, leave nothing to issue; once confirmed,
+    access is exactly who is wanted; nothing is asked twice; a folio is never reused."""
+    orders = [_order(k, m, i, c) for i, (k, m, c) in enumerate(history)]
+    listed = rng.sample(orders, len(orders))  # the ledger's order is not the issue order
+    changes = manual.diff(_wanted(want_keys), listed, "t", PREFIX, set())
+    assert len({c.key for c in changes}) == len(changes)
+    issued = orders + [Order(next(a.after for a in c.attributes if a.name == "work_order"), "t", "s",
+                             c.movement.value, c.key, c.key, "U", f"2026-02-01T00:00:{i:02d}+00:00", "2026-02-06")
+                       for i, c in enumerate(changes)]
+    assert len({o.folio for o in issued}) == len(issued)
+    assert manual.diff(_wanted(want_keys), issued, "t", PREFIX, set()) == []
+    done = [o if o.done else Order(**{**o.__dict__, "done": Done("2026-02-02", "x", "t")}) for o in issued]
+    assert {k for k, h in manual.holders(done).items() if h.granted} == set(want_keys)
+    assert manual.pending(done) == []
+
+
+def test_an_order_confirmed_supersedes_the_ones_issued_before_it():
+    alta, baja = _order("A", "alta", 1), _order("A", "baja", 2, done=True)
+    assert manual.pending([alta, baja]) == [] and not manual.holders([baja, alta])["A"].granted
+    later = _order("A", "alta", 3)
+    assert manual.pending([alta, baja, later]) == [later]
+
+
+def test_a_new_folio_never_repeats_one_taken_or_confirmed():
+    first = new_folio(PREFIX, "A", "baja", "F", set())
+    assert new_folio(PREFIX, "A", "baja", "F", {first}) != first
+    assert manual.is_folio(first, PREFIX) and not manual.is_folio(first + "0", PREFIX)
+    assert not manual.is_folio("OT-SIEMPRE-X-ABCDEF", PREFIX)  # another system's, whose key starts alike

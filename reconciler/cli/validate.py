@@ -72,6 +72,7 @@ def validate(args, out: Console, err: Console) -> int:
         out.print(f"[yellow]{heading}[/] {escape(text)}")
     _old_envelopes(args.repo, targets, state, out)
     _undeclared_requesters(targets, state, out)
+    _systems_nobody_serves(targets, state, out)
     if policy is None:
         heading = escape(_("No approval policy ({file}):", file=POLICY_FILE))
         text = _("apply will approve nothing.")
@@ -81,6 +82,20 @@ def validate(args, out: Console, err: Console) -> int:
         text = ngettext("{n} approver.", "{n} approvers.", len(policy.approvers))
         out.print(f"[green]{heading}[/] {escape(text)}")
     return EXIT_OK
+
+
+def _systems_nobody_serves(targets: dict, state, out: Console) -> None:
+    """An entitlement to a system with no API that no target of the inventory serves grants
+    nothing here: said, not an error (another inventory may serve it)."""
+    if not targets:
+        return
+    served = {getattr(t, "system", None) for t in targets.values()}
+    heading = escape(_("No target serves:"))
+    for key, e in sorted(state.entitlements.items()):
+        if e.system and e.system not in served:
+            text = _("entitlement {entitlement} grants system {system}, which no target of kind manual in this "
+                     "inventory serves: nobody receives its work orders", entitlement=key, system=e.system)
+            out.print(f"[yellow]{heading}[/] {escape(text)}")
 
 
 def _old_envelopes(repo_path, targets: dict, state, out: Console) -> None:

@@ -107,6 +107,11 @@ class TargetSettings:
     def check(self, add: Callable[[tuple, str], None]) -> None:
         """Problems of this target's settings beyond the schema: add(path, message)."""
 
+    def claims(self) -> dict[tuple, str]:
+        """What no other target of the inventory may claim too: {path of the setting: a value
+        compared across targets}.  None by default."""
+        return {}
+
 
 def is_loopback(host: str) -> bool:
     """A server on the runner itself: what travels to it never crosses a network."""
@@ -177,10 +182,15 @@ def load_inventory(path: Path) -> dict[str, TargetSettings]:
     delivery = Delivery.from_inventory(data)
     if delivery is not None:
         delivery.check(check.add)
-    targets = {}
+    targets, claimed = {}, {}
     for name, raw in data["targets"].items():
         target = replace(registry.kind(raw["kind"]).target_class().build(name, raw), delivery=delivery)
         target.check(lambda where, message, name=name: check.add(("targets", name) + tuple(where), message))
+        for where, value in target.claims().items():
+            if value in claimed:
+                check.add(("targets", name) + where, _("{value} is target {other}'s already: two targets cannot "
+                                                       "share it", value=value, other=claimed[value]))
+            claimed.setdefault(value, name)
         targets[name] = target
     if check.problems:
         raise ValidationFailed(check.problems)

@@ -26,7 +26,6 @@ class Facts:
     rows: tuple[tuple[str, str], ...]
     backing: tuple[str, ...]
     confirming: str
-    issued: str
 
 
 def _channel(channel: str) -> str:
@@ -64,12 +63,14 @@ def facts(order: Order, target: ManualTarget, state: DesiredState | None, change
     confirming = _("Once it is done, answer with the date, who did it and your ticket number. Until then this order "
                    "stays pending in every plan; after {days} days it is overdue.", days=target.sla_days)
     return Facts(order.folio, target.title, _task(order, target), tuple(rows), tuple(_backing(order, person, change)),
-                 confirming, order.issued)
+                 confirming)
 
 
 def _backing(order: Order, person, change: Change) -> list[str]:
     out = []
-    if person is not None and person.solicitud.folio == order.solicitud:
+    if order.movement == "baja" and person is not None and person.active:  # their request is still their alta
+        out.append(_("The entitlement that gave this person access to it was removed from the approved desired state"))
+    elif person is not None and person.solicitud.folio == order.solicitud:
         s = person.solicitud
         out.append(_("Request {folio} of {date}, by {requester}: {justification}", folio=s.folio,
                      date=date(s.date), requester=s.requested_by, justification=s.justification))
@@ -83,7 +84,8 @@ def _backing(order: Order, person, change: Change) -> list[str]:
 
 
 def _confirmation(folio: str) -> list[str]:
-    return ["confirmations:", f"  - folio: {folio}", "    confirmado: {fecha: AAAA-MM-DD, por: …, ticket: …}"]
+    day = _("YYYY-MM-DD")
+    return ["confirmations:", f"  - folio: {folio}", "    confirmado: {fecha: " + day + ", por: …, ticket: …}"]
 
 
 def markdown(f: Facts) -> str:

@@ -33,6 +33,10 @@ class ManualTarget(TargetSettings):
                    operator=Operator(operator["name"], operator["contact"], operator["channel"]),
                    sla_days=raw["sla_days"], **cls.common(name, raw))
 
+    def claims(self) -> dict[tuple, str]:
+        """One target per system, and one per folio prefix (systems a-b and a_b would share one)."""
+        return {("system",): self.folio_prefix}
+
     @property
     def folio_prefix(self) -> str:
         """What every work order of this system's folio starts with: OT-SIEMPRE-."""
