@@ -333,3 +333,90 @@ def test_a_small_sites_sqlite_registrar_gets_altas_adoptions_and_bajas(sandbox, 
     os.chmod(database, 0o644)
     code, out, err = sandbox.cli("plan")
     assert "is readable by others (mode 644)" in out + err
+
+
+MYSQL_SCHEMA = "/usr/share/kamailio/mysql/auth_db-create.sql"  # Kamailio's own (kamailio-mysql-modules)
+
+
+@pytest.fixture(scope="module")
+def mariadb():
+    """A MariaDB server of its own (Debian's mariadb-server, installed by ci/lab/phone-up) on
+    127.0.0.1:3307, holding Kamailio's MySQL schema; yields (the URL, the password file).  Its
+    reconciler account may use the kamailio database and nothing else; stopped afterwards."""
+    import secrets
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp(prefix="mariadb-", dir=LAB_DIR))
+    data, sock = base / "data", base / "mysqld.sock"
+    shutil.chown(base, "mysql", "mysql")
+    subprocess.run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={data}",
+                    "--auth-root-authentication-method=socket", "--skip-test-db"], check=True, capture_output=True)
+    server = subprocess.Popen(["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={sock}",
+                               "--port=3307", "--bind-address=127.0.0.1", f"--pid-file={base / 'pid'}",
+                               "--skip-log-bin"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _attempt in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        password = secrets.token_urlsafe(18)
+        (base / "reconciler-db.pw").write_text(password)
+        sql = ("CREATE DATABASE kamailio; USE kamailio; "
+               "CREATE TABLE version (table_name VARCHAR(32) NOT NULL, table_version INT UNSIGNED DEFAULT 0 NOT NULL);"
+               + open(MYSQL_SCHEMA, encoding="utf-8").read()
+               + f" CREATE USER reconciler@'127.0.0.1' IDENTIFIED BY '{password}';"
+               " GRANT ALL ON kamailio.* TO reconciler@'127.0.0.1';"
+               " INSERT INTO subscriber (username, domain, ha1) VALUES ('4402', 'salud.lab', 'a-mano');")
+        subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-u", "root"], input=sql, text=True,
+                       check=True, capture_output=True)
+        yield "mysql://reconciler@127.0.0.1:3307/kamailio", base / "reconciler-db.pw", sock
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _mariadb_rows(sock, sql: str) -> list[list[str]]:
+    import subprocess
+
+    out = subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-u", "root", "-N", "-B", "kamailio",
+                          "-e", sql], capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_a_registrar_on_mariadb_gets_altas_adoptions_and_bajas_and_plans_only_read(sandbox, mariadb):
+    """Kamailio on MySQL or MariaDB (db_mysql): the same provider, through PyMySQL, on Kamailio's
+    own MySQL schema; a plan's session is read-only whatever the account may do."""
+    from reconciler.config.inventory import SecretSource
+    from reconciler.providers.sip import store
+    from reconciler.providers.sip.target import DatabaseSettings
+
+    url, password, sock = mariadb
+    inventory = yaml.safe_load(sandbox.inventory.read_text())
+    inventory["targets"]["phone-maria"] = {
+        "kind": "sip", "domain": "salud.lab", "database": {"url": url, "password": {"file": str(password)}},
+        "rpc_url": RPC, "audit_dir": str(sandbox.audit_dir), "credentials_dir": str(sandbox.credentials_dir)}
+    sandbox.inventory.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    sandbox.repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    sandbox.repo.lines = [extension("4401"), extension("4402")]
+    plan = sandbox.plan_json()
+    mine = [c for c in plan["changes"] if c["target"] == "phone-maria"]
+    assert sorted((c["key"], c["movement"]) for c in mine) == [("4401", "alta"), ("4402", "adopcion")]
+    sandbox.apply()
+    rows = dict(_mariadb_rows(sock, "SELECT username, ha1 FROM subscriber"))
+    assert set(rows) == {"4401", "4402"} and rows["4402"] == "a-mano" and len(rows["4401"]) == 32
+    sandbox.repo.lines = [extension("4402")]
+    sandbox.apply()  # the baja of 4401
+    assert _mariadb_rows(sock, "SELECT username FROM subscriber") == [["4402"]]
+    sandbox.assert_converged()
+    reading = store.connect(DatabaseSettings(url=url, password=SecretSource(file=str(password))), read_only=True)
+    try:
+        with pytest.raises(store.DatabaseError, match="READ ONLY"):
+            reading.execute("DELETE FROM subscriber")
+    finally:
+        reading.close()
+    assert _mariadb_rows(sock, "SELECT username FROM subscriber") == [["4402"]]

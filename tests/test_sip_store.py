@@ -117,3 +117,14 @@ def test_a_remote_server_reached_without_tls_is_refused_before_any_query(monkeyp
     assert calls[1].closed
     calls = _connecting(monkeypatch, "127.0.0.1", ssl=False)  # on the runner itself: no network crossed
     store.connect(DatabaseSettings(url="postgresql://r@127.0.0.1/kamailio", password=SecretSource(env="PBX_DB"))).close()
+
+
+def test_a_mysql_url_is_read_whole_and_accepted_with_tls_off_the_runner():
+    from reconciler.providers.sip.target import mysql_url_problems, read_mysql_url
+
+    url = "mysql://reconciler@pbx.salud.lab:3306/kamailio?sslmode=verify-full&sslrootcert=/etc/reconciler/ca.pem"
+    assert mysql_url_problems(url) == [] and mysql_url_problems("mariadb://r@127.0.0.1/kamailio") == []
+    address = read_mysql_url(url)
+    assert (address.host, address.port, address.user, address.database, address.sslrootcert, address.remote) == (
+        "pbx.salud.lab", 3306, "reconciler", "kamailio", "/etc/reconciler/ca.pem", True)
+    assert DatabaseSettings(url=url).engine == "mysql" and DatabaseSettings(path="/x.db").engine == "sqlite"

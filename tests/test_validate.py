@@ -379,6 +379,12 @@ def test_remote_servers_are_reached_only_the_safe_way(tmp_path):
     "postgresql://r@pbx.salud.lab/k?sslmode=verify-ca",                     # no name check
     "postgresql://r@localhost/k?password=S3cret",                           # a password in Git
     "postgresql://r@[::1/k",                                                # libpq cannot read it
+    "mysql://r@pbx.salud.lab/kamailio",                                     # MySQL off the runner: TLS
+    "mysql://r@pbx.salud.lab/kamailio?sslmode=verify-full&sslmode=disable",  # a key given twice
+    "mysql://r@pbx.salud.lab/kamailio?sslmode=verify-full&ssl=false",       # a key nobody checks
+    "mysql://r:S3cret@127.0.0.1/kamailio",                                  # a password in Git
+    "mysql://r@127.0.0.1,pbx.salud.lab/kamailio",                           # two servers
+    "mariadb://127.0.0.1/kamailio#x",                                       # no user, a fragment
 ])
 def test_a_registrar_url_is_judged_as_libpq_reads_it(tmp_path, url):
     root = make_repo(tmp_path, {"hg.yaml": people("HG-CUERNAVACA", PERSON.format(key="E1", given="José"))})

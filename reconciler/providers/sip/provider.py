@@ -142,8 +142,8 @@ class SipProvider(Provider):
         started = time.perf_counter()
         outcomes = [Outcome(c) for c in changes]
         try:
+            store.ensure_tables(self.conn)  # before the transaction: in MySQL a CREATE TABLE ends one
             self.conn.begin()
-            store.ensure_tables(self.conn)
             for o in outcomes:
                 self._stage(o, credentials)
             self.conn.commit()

@@ -4,10 +4,12 @@ each line, and a fingerprint of the secret it set (to see a secret changed by ha
 `reconciler_unregister`, the lines whose live registrations a committed change must still
 drop, written in the same transaction as the change and cleared once Kamailio dropped them.
 
-Two engines, the ones Kamailio's own db modules serve: PostgreSQL on a server (db_postgres,
-through psycopg, imported only when a target uses it) and SQLite for a small site (db_sqlite, a
-file on the reconciler's own host).  The SQL is written once, in the syntax both accept
-(`?` placeholders are turned into psycopg's); what differs is in `Database`.
+Three engines, the ones Kamailio's own db modules serve: PostgreSQL on a server (db_postgres,
+through psycopg), MySQL or MariaDB on a server (db_mysql, through PyMySQL; each driver imported
+only when a target uses it) and SQLite for a small site (db_sqlite, a file on the reconciler's
+own host).  The SQL is written once, in the syntax all accept (`?` placeholders are turned into
+the drivers' `%s`; MySQL's INSERT IGNORE stands for ON CONFLICT DO NOTHING); what differs is in
+`Database`.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any, Sequence
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
 from reconciler.providers.sip.diff import ActualLines, Subscriber
-from reconciler.providers.sip.target import DatabaseSettings, remote_hosts
+from reconciler.providers.sip.target import DatabaseSettings, read_mysql_url, remote_hosts
 
 META = """CREATE TABLE IF NOT EXISTS reconciler_line (
     username VARCHAR(64) NOT NULL, domain VARCHAR(64) NOT NULL, holder VARCHAR(64), unit VARCHAR(64),
@@ -46,9 +48,11 @@ class Database:
     def __init__(self, settings: DatabaseSettings, read_only: bool = False):
         self.settings = settings
         self.in_transaction = False
-        self._postgres = settings.url is not None
+        self.engine = settings.engine
+        self._postgres = self.engine == "postgresql"  # not for people
+        opening = {"postgresql": self._open_postgres, "mysql": self._open_mysql}.get(self.engine, self._open_sqlite)
         try:
-            self._conn = self._open_postgres(read_only) if self._postgres else self._open_sqlite(read_only)
+            self._conn = opening(read_only)
             self.execute("SELECT 1 FROM subscriber LIMIT 1")  # not for people
         except DatabaseError as exc:
             raise ReconcilerError(_("cannot open the registrar's database {database}: {error}",
@@ -85,9 +89,54 @@ class Database:
             raise DatabaseError(_("the server {host} was reached without TLS: refused", host=conn.info.host))
         return conn
 
+    def _open_mysql(self, read_only: bool):
+        import pymysql  # only for a target on MySQL or MariaDB
+
+        try:
+            address = read_mysql_url(self.settings.url)
+        except ValueError as exc:
+            raise DatabaseError(str(exc)) from None
+        tls = None
+        if address.sslmode == "verify-full":  # not for people
+            import ssl
+
+            tls = ssl.create_default_context(cafile=address.sslrootcert)  # the name and the chain checked
+        # A session's limits: a lock that waits longer than 15 s, an answer slower than a
+        # minute, is an error, not a run that hangs with its transaction open.
+        init = "SET SESSION innodb_lock_wait_timeout = 15"  # not for people
+        try:
+            conn = pymysql.connect(host=address.host, port=address.port, user=address.user,
+                                   password=self.settings.password.read(), database=address.database, ssl=tls,
+                                   connect_timeout=10, read_timeout=60, write_timeout=60, autocommit=True,
+                                   charset="utf8mb4", init_command=init,
+                                   unix_socket=address.host if address.host.startswith("/") else None)
+            if read_only:
+                conn.cursor().execute("SET SESSION TRANSACTION READ ONLY")  # not for people
+            if address.remote:
+                with conn.cursor() as cursor:
+                    cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")  # not for people
+                    row = cursor.fetchone()
+                if not row or not row[1]:
+                    conn.close()  # validate refuses such a URL; whatever slipped past it, nothing is read in clear
+                    raise DatabaseError(_("the server {host} was reached without TLS: refused", host=address.host))
+            return conn
+        except pymysql.Error as exc:
+            raise DatabaseError(_one_line(exc)) from None
+
     # -- statements -------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run one statement; its rows (none for a statement that returns none)."""
+        if self.engine == "mysql":  # not for people
+            import pymysql
+
+            if sql.endswith(" ON CONFLICT DO NOTHING"):  # not for people: MySQL's own words for it
+                sql = sql.replace("INSERT INTO", "INSERT IGNORE INTO", 1)[:-len(" ON CONFLICT DO NOTHING")]
+            try:
+                with self._conn.cursor() as cursor:
+                    cursor.execute(sql.replace("?", "%s"), tuple(params) or None)
+                    return list(cursor.fetchall()) if cursor.description else []
+            except pymysql.Error as exc:
+                raise DatabaseError(_one_line(exc)) from None
         if self._postgres:
             import psycopg
 
@@ -102,6 +151,9 @@ class Database:
             raise DatabaseError(str(exc)) from None
 
     def has(self, table: str) -> bool:
+        if self.engine == "mysql":  # not for people
+            query = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+            return self.execute(query, (table,))[0][0] > 0
         if self._postgres:
             return self.execute("SELECT to_regclass(?) IS NOT NULL", (table,))[0][0]  # not for people
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"  # not for people
@@ -109,7 +161,7 @@ class Database:
 
     def begin(self) -> None:
         # SQLite: take the write lock now, not at the first write (another writer cannot slip in).
-        self.execute("BEGIN" if self._postgres else "BEGIN IMMEDIATE")  # not for people
+        self.execute("BEGIN IMMEDIATE" if self.engine == "sqlite" else "BEGIN")  # not for people
         self.in_transaction = True
 
     def commit(self) -> None:

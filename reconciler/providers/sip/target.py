@@ -9,9 +9,9 @@ from reconciler.i18n import _
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """Where Kamailio keeps its subscribers: a PostgreSQL server (`url`, a libpq URL without a
-    password, and the `password` from the environment or a file, like every secret), or an
-    SQLite file on the reconciler's own host (`path`)."""
+    """Where Kamailio keeps its subscribers: a PostgreSQL, MySQL or MariaDB server (`url`,
+    without a password, and the `password` from the environment or a file, like every secret),
+    or an SQLite file on the reconciler's own host (`path`)."""
 
     path: str | None = None
     url: str | None = None
@@ -28,6 +28,13 @@ class DatabaseSettings:
 
     def describe(self) -> str:
         return self.path if self.url is None else self.url.split("?")[0]
+
+    @property
+    def engine(self) -> str:
+        """sqlite, postgresql or mysql (MariaDB speaks MySQL's protocol)."""
+        if self.url is None:
+            return "sqlite"  # not for people
+        return "mysql" if self.url.startswith(("mysql://", "mariadb://")) else "postgresql"  # not for people
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +62,9 @@ class SipTarget(TargetSettings):
     def check(self, add) -> None:
         for path, url in ((("database", "url"), self.database.url),
                           (("database", "read", "url"), self.database.read.url if self.database.read else None)):
-            for problem in url_problems(url) if url is not None else ():
+            if url is None:
+                continue
+            for problem in mysql_url_problems(url) if url.startswith(("mysql://", "mariadb://")) else url_problems(url):
                 add(path, problem)
 
 
@@ -97,3 +106,66 @@ def url_problems(url: str) -> list[str]:
                           "(TLS, the server's certificate and name checked; its password and the ha1 values would "
                           "otherwise cross the network unprotected)", host=remote[0]))
     return problems
+
+
+@dataclass(frozen=True)
+class MysqlAddress:
+    """A mysql:// URL read: where the server is and how TLS is asked for (the same query keys
+    as libpq's, so one convention serves both engines)."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+    sslmode: str | None
+    sslrootcert: str | None
+
+    @property
+    def remote(self) -> bool:
+        return not self.host.startswith("/") and not is_loopback(self.host)
+
+
+MYSQL_KEYS = ("sslmode", "sslrootcert")  # not for people
+
+
+def read_mysql_url(url: str) -> MysqlAddress:
+    """Raises ValueError (what is wrong, for people) for anything but one host, a user, a
+    database and the two TLS keys, each once: what is checked is all that connects."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    userinfo, _at, hostport = parts.netloc.rpartition("@")
+    if parts.fragment or "," in hostport or not userinfo or not parts.path.strip("/") or "/" in parts.path.strip("/"):
+        raise ValueError(_("write one server, a user and a database: mysql://user@host:port/database"))
+    unknown = sorted(set(query) - set(MYSQL_KEYS)) + sorted(k for k, v in query.items() if len(v) > 1)
+    if unknown:
+        raise ValueError(_("the URL says {key}, which only sslmode and sslrootcert may be, once each", key=unknown[0]))
+    try:
+        host, port = parts.hostname or "", parts.port or 3306
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return MysqlAddress(urllib.parse.unquote(host), port, urllib.parse.unquote(userinfo),
+                        urllib.parse.unquote(parts.path.strip("/")), (query.get("sslmode") or [None])[0],
+                        (query.get("sslrootcert") or [None])[0])
+
+
+def mysql_url_problems(url: str) -> list[str]:
+    import urllib.parse
+
+    userinfo = urllib.parse.urlsplit(url).netloc.rpartition("@")[0]
+    if ":" in userinfo or "password" in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query):
+        return [_("the URL carries a password: give it in database.password (an environment variable or a file) "
+                  "and write the URL without it")]
+    try:
+        address = read_mysql_url(url)
+    except ValueError as exc:
+        return [str(exc)]
+    if not address.host:
+        return [_("write the database server in the URL itself, as libpq reads it: no service, no '#', no empty host "
+                  "(the environment would choose the server)")]
+    if address.remote and address.sslmode != "verify-full":
+        return [_("the database on {host} is reached over the network: add sslmode=verify-full to the URL (TLS, the "
+                  "server's certificate and name checked; its password and the ha1 values would otherwise cross the "
+                  "network unprotected)", host=address.host)]
+    return []
