@@ -186,16 +186,22 @@ def test_a_write_that_was_killed_leaves_no_temporary_file_after_the_next(bed):
         host.close()
 
 
-def test_a_purge_never_follows_a_home_to_another_mailbox_and_retries_once_fixed(bed):
-    """A registry's home replaced by a link to someone else's mailbox (by hand, or by an
-    attacker on the mail host): the purge refuses it, the other mailbox keeps its mail, the
-    line stays; once the link is gone the next run purges."""
+def _two_mailboxes_the_first_closed(bed) -> tuple[str, str]:
+    """Two people's mailboxes applied, then the first one's baja applied: their addresses."""
     first, second = bed.address("jnunezo"), bed.address("anunezo")
     bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", first),
                          with_mailbox("SSM-000002", second, given_names="Ana", curp=None))
     bed.sandbox.apply()
     bed.sandbox.repo.baja("SSM-000001")
     bed.sandbox.apply()
+    return first, second
+
+
+def test_a_purge_never_follows_a_home_to_another_mailbox_and_retries_once_fixed(bed):
+    """A registry's home replaced by a link to someone else's mailbox (by hand, or by an
+    attacker on the mail host): the purge refuses it, the other mailbox keeps its mail, the
+    line stays; once the link is gone the next run purges."""
+    first, second = _two_mailboxes_the_first_closed(bed)
     homes = {line.split(":")[0]: line.split(":")[5] for line in bed.registry()}
     victim = homes[second]
     subprocess.run(["rm", "-rf", homes[first]], check=True)
@@ -215,12 +221,7 @@ def test_a_purge_never_follows_a_home_to_another_mailbox_and_retries_once_fixed(
 def test_a_purge_never_deletes_a_home_another_line_names_however_it_is_written(bed):
     """A closed line edited by hand to name someone else's home with a trailing slash, or a
     doubled one: the homes are compared normalised, and the purge is refused."""
-    first, second = bed.address("jnunezo"), bed.address("anunezo")
-    bed.sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", first),
-                         with_mailbox("SSM-000002", second, given_names="Ana", curp=None))
-    bed.sandbox.apply()
-    bed.sandbox.repo.baja("SSM-000001")
-    bed.sandbox.apply()
+    first, second = _two_mailboxes_the_first_closed(bed)
     lines = bed.registry()
     victim = next(line for line in lines if line.startswith(f"{second}:")).split(":")[5]
     (Path(victim) / "keep").write_text("mail of someone else")
