@@ -12,6 +12,7 @@ _KINDS = {
     "shared-mailbox": N_("shared mailbox"), "mail-maps": N_("mail maps"), "mail-sessions": N_("mail sessions"),
     "sip-line": N_("phone line"), "firewall-rule": N_("firewall rule"), "firewall-chain": N_("firewall chain"),
     "rule-order": N_("rule order"), "router-acl": N_("router ACL"), "fake-account": N_("test account"),
+    "work-order": N_("work order"), "work-order-confirmation": N_("work order confirmation"),
 }
 
 
@@ -28,7 +29,8 @@ _ATTRIBUTES = {
     "location": N_("location"), "managedBy": N_("responsible"), "holder": N_("holder"), "password": N_("password"),
     "secret": N_("secret"), "hostname": N_("host name"), "owner": N_("owner"), "members": N_("members"),
     "order": N_("order"), "rule": N_("rule"), "status": N_("status"), "subscriber": N_("SIP subscriber"),
-    "cn": N_("common name (CN)"),
+    "cn": N_("common name (CN)"), "access": N_("access"), "work_order": N_("work order"),
+    "confirmado": N_("confirmation"),
 }
 
 
