@@ -38,6 +38,10 @@ LIMITS = "-c statement_timeout=60000 -c lock_timeout=15000 -c idle_in_transactio
 READ_ONLY = "-c default_transaction_read_only=on"  # not for people
 
 
+# SQL, not for people: what MySQL writes instead of PostgreSQL's and SQLite's ON CONFLICT DO NOTHING.
+NOTHING_ON_CONFLICT, INSERT, INSERT_IGNORE = " ON CONFLICT DO NOTHING", "INSERT INTO", "INSERT IGNORE INTO"  # not for people
+
+
 class DatabaseError(Exception):
     """The database refused a statement or went away (the driver's own error, as text)."""
 
@@ -129,8 +133,8 @@ class Database:
         if self.engine == "mysql":  # not for people
             import pymysql
 
-            if sql.endswith(" ON CONFLICT DO NOTHING"):  # not for people: MySQL's own words for it
-                sql = sql.replace("INSERT INTO", "INSERT IGNORE INTO", 1)[:-len(" ON CONFLICT DO NOTHING")]
+            if sql.endswith(NOTHING_ON_CONFLICT):  # MySQL's own words for it
+                sql = sql.replace(INSERT, INSERT_IGNORE, 1)[:-len(NOTHING_ON_CONFLICT)]
             try:
                 with self._conn.cursor() as cursor:
                     cursor.execute(sql.replace("?", "%s"), tuple(params) or None)
@@ -152,7 +156,8 @@ class Database:
 
     def has(self, table: str) -> bool:
         if self.engine == "mysql":  # not for people
-            query = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+            query = ("SELECT COUNT(*) FROM information_schema.tables "  # not for people
+                     "WHERE table_schema = DATABASE() AND table_name = ?")
             return self.execute(query, (table,))[0][0] > 0
         if self._postgres:
             return self.execute("SELECT to_regclass(?) IS NOT NULL", (table,))[0][0]  # not for people
