@@ -128,3 +128,10 @@ def test_a_mysql_url_is_read_whole_and_accepted_with_tls_off_the_runner():
     assert (address.host, address.port, address.user, address.database, address.sslrootcert, address.remote) == (
         "pbx.salud.lab", 3306, "reconciler", "kamailio", "/etc/reconciler/ca.pem", True)
     assert DatabaseSettings(url=url).engine == "mysql" and DatabaseSettings(path="/x.db").engine == "sqlite"
+
+
+def test_mysql_is_spoken_to_in_its_own_words():
+    assert store.mysql_dialect("INSERT INTO t (a) VALUES (?) ON CONFLICT DO NOTHING") == "INSERT IGNORE INTO t (a) VALUES (?)"
+    upsert = "INSERT INTO t (k, a) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET a = excluded.a"
+    assert store.mysql_dialect(upsert) == "INSERT INTO t (k, a) VALUES (?, ?) ON DUPLICATE KEY UPDATE a = VALUES(a)"
+    assert store.mysql_dialect("SELECT excluded FROM t") == "SELECT excluded FROM t"  # only what an upsert says

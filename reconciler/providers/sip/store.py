@@ -14,6 +14,7 @@ the drivers' `%s`; MySQL's INSERT IGNORE stands for ON CONFLICT DO NOTHING); wha
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,8 +39,19 @@ LIMITS = "-c statement_timeout=60000 -c lock_timeout=15000 -c idle_in_transactio
 READ_ONLY = "-c default_transaction_read_only=on"  # not for people
 
 
-# SQL, not for people: what MySQL writes instead of PostgreSQL's and SQLite's ON CONFLICT DO NOTHING.
-NOTHING_ON_CONFLICT, INSERT, INSERT_IGNORE = " ON CONFLICT DO NOTHING", "INSERT INTO", "INSERT IGNORE INTO"  # not for people
+# What MySQL writes instead of PostgreSQL's and SQLite's ON CONFLICT: SQL, not for people.
+_DO_NOTHING = re.compile(r"^INSERT INTO (.*) ON CONFLICT DO NOTHING$", re.S)  # not for people
+_DO_UPDATE = re.compile(r" ON CONFLICT \([^)]*\) DO UPDATE SET ")  # not for people
+_EXCLUDED = re.compile(r"\bexcluded\.(\w+)")  # not for people
+
+
+def mysql_dialect(sql: str) -> str:
+    """The statement in MySQL's words: INSERT IGNORE for ON CONFLICT DO NOTHING, ON DUPLICATE
+    KEY UPDATE (the row proposed as VALUES(...)) for ON CONFLICT ... DO UPDATE."""
+    sql = _DO_NOTHING.sub(r"INSERT IGNORE INTO \1", sql)  # not for people
+    if _DO_UPDATE.search(sql):
+        sql = _EXCLUDED.sub(r"VALUES(\1)", _DO_UPDATE.sub(" ON DUPLICATE KEY UPDATE ", sql))  # not for people
+    return sql
 
 
 class DatabaseError(Exception):
@@ -133,8 +145,7 @@ class Database:
         if self.engine == "mysql":  # not for people
             import pymysql
 
-            if sql.endswith(NOTHING_ON_CONFLICT):  # MySQL's own words for it
-                sql = sql.replace(INSERT, INSERT_IGNORE, 1)[:-len(NOTHING_ON_CONFLICT)]
+            sql = mysql_dialect(sql)
             try:
                 with self._conn.cursor() as cursor:
                     cursor.execute(sql.replace("?", "%s"), tuple(params) or None)
