@@ -177,6 +177,14 @@ def test_an_order_not_signed_by_the_apply_key_is_not_counted(bed):
     plan = _plan(repo, inventory)
     assert [c.key for c in plan.changes] == ["SSM-000001"]  # still to issue: the forged one does not count
     assert any("is not signed by the apply key" in str(w) for w in plan.warnings)
+    # Nor is its document shown as one: the service desk prints what the apply key signed.
+    code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory),
+                             "--show", forged.folio)
+    assert code == 1 and "forjada" not in out and "no work order OT-SIEMPRE-000000 signed by the apply key" in err
+    _apply(repo, inventory)
+    [order] = _orders(repo)
+    code, out, err = run_cli("--repo", str(repo.root), "pending", "--inventory", str(inventory), "--show", order.folio)
+    assert code == 0 and out.startswith("# Work order " + order.folio)  # in the language the apply spoke
 
 
 def test_a_ref_planted_at_the_folio_a_plan_would_use_does_not_block_the_order(bed):

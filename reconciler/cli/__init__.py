@@ -147,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     pending.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
                          help=_("read the confirmations from this commit (default: $RECONCILER_REF or main)"))
     pending.add_argument("--output", choices=["text", "json"], default="text")
+    pending.add_argument("--show", metavar="FOLIO", help=_("print the document of this work order as its operator "
+                                                            "received it, once the apply key's signature is checked"))
     lines = sub.add_parser("lines", help=_("phone lines"))
     lines_sub = lines.add_subparsers(dest="lines_command", required=True, metavar="SUBCOMMAND")
     bill = lines_sub.add_parser("report", help=_("a carrier's monthly bill against the declared lines: billed but "

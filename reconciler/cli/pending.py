@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconciler import i18n
+from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, ngettext, pgettext
 
 EXIT_OVERDUE = 2
@@ -49,7 +50,28 @@ def open_orders(args) -> tuple[list[dict], list[str], list[str]]:
     return sorted(rows, key=lambda r: (r["issued"], r["folio"])), notes, problems
 
 
+def show(args, out: Console) -> int:
+    """The document of one order, from the ref the apply key signed (a ref someone pushed over
+    it is refused, not printed)."""
+    from reconciler.audit.seal import ApplyKey
+    from reconciler.config.inventory import load_inventory
+    from reconciler.desired.source import at_ref
+    from reconciler.providers.manual.orders import Ledger
+
+    source = at_ref(args.repo, args.ref)
+    ledger = Ledger(source.repo, ApplyKey.from_env())
+    for target in load_inventory(args.inventory).values():
+        if target.kind == "manual" and args.show.startswith(target.folio_prefix):
+            document = ledger.document(target.name, args.show)
+            if document is not None:
+                print(document, end="")
+                return 0
+    raise ReconcilerError(_("no work order {folio} signed by the apply key in this repository", folio=args.show))
+
+
 def pending(args, out: Console, err: Console) -> int:
+    if args.show:
+        return show(args, out)
     rows, notes, problems = open_orders(args)
     for note in notes + problems:
         err.print(escape(note))
