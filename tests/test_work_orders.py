@@ -272,3 +272,20 @@ def test_a_new_folio_never_repeats_one_taken_or_confirmed():
     assert new_folio(PREFIX, "A", "baja", "F", {first}) != first
     assert manual.is_folio(first, PREFIX) and not manual.is_folio(first + "0", PREFIX)
     assert not manual.is_folio("OT-SIEMPRE-X-ABCDEF", PREFIX)  # another system's, whose key starts alike
+
+
+def test_two_targets_cannot_serve_one_system(bed, tmp_path):
+    """Their folios would look alike, and one confirmation would close both targets' orders."""
+    from reconciler.config.inventory import load_inventory
+    from reconciler.errors import ValidationFailed
+
+    repo, inventory = bed
+    data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    data["targets"]["siempre-2"] = {**data["targets"][TARGET], "system": "siempre"}
+    data["targets"]["otro"] = {**data["targets"][TARGET], "system": "sie_mpre"}
+    data["targets"]["otra"] = {**data["targets"][TARGET], "system": "sie-mpre"}  # the same folios as sie_mpre
+    inventory.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ValidationFailed) as failed:
+        load_inventory(inventory)
+    fields = sorted(p.field for p in failed.value.problems)
+    assert fields == ["targets.otro.system", "targets.siempre-2.system"], fields  # the later of each pair (keys sorted)
