@@ -60,6 +60,15 @@ def _orders(repo) -> list[Order]:
     return Ledger(repo.git, ApplyKey.from_env()).orders(TARGET)[0]
 
 
+def _one_alta_issued(repo, inventory) -> Order:
+    """SSM-000001 declared with SIEMPRE, landed approved and applied: their alta order."""
+    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
+    repo.squash_merge()
+    _apply(repo, inventory)
+    [order] = _orders(repo)
+    return order
+
+
 def _confirm(repo, order: Order, **landing) -> None:
     repo.confirmations.append({"folio": order.folio, "confirmado": {"fecha": dt.date.today().isoformat(),
                                                                      "por": "Ana Ruiz", "ticket": "SIEMPRE-4411"}})
@@ -99,10 +108,7 @@ def test_an_alta_issues_a_signed_work_order_pending_until_its_approved_confirmat
 
 def test_a_confirmation_pushed_without_approval_is_not_recorded_and_the_order_stays_pending(bed):
     repo, inventory = bed
-    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
-    repo.squash_merge()
-    _apply(repo, inventory)
-    [order] = _orders(repo)
+    order = _one_alta_issued(repo, inventory)
     _confirm(repo, order, unapproved=True)
     plan, report = _apply(repo, inventory)
     assert [s.change.key for s in report.skipped] == [order.folio] and _orders(repo)[0].done is None
@@ -111,10 +117,7 @@ def test_a_confirmation_pushed_without_approval_is_not_recorded_and_the_order_st
 
 def test_a_baja_raises_a_baja_order_and_access_counts_as_kept_until_it_is_confirmed(bed):
     repo, inventory = bed
-    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
-    repo.squash_merge()
-    _apply(repo, inventory)
-    [alta] = _orders(repo)
+    alta = _one_alta_issued(repo, inventory)
     _confirm(repo, alta)
     repo.baja("SSM-000001")
     repo.squash_merge("Baja")
@@ -202,10 +205,7 @@ def test_a_ref_planted_at_the_folio_a_plan_would_use_does_not_block_the_order(be
 
 def test_pending_lists_open_orders_and_fails_once_one_is_past_its_sla(bed, monkeypatch):
     repo, inventory = bed
-    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
-    repo.squash_merge()
-    _apply(repo, inventory)
-    [order] = _orders(repo)
+    order = _one_alta_issued(repo, inventory)
     code, out, err = run_cli("--repo", str(repo.root), "--lang", "en", "pending", "--inventory", str(inventory))
     assert code == 0 and "1 work order pending" in out and order.folio in out  # the folio is never cut
     code, out, err = run_cli("--repo", str(repo.root), "pending", "--inventory", str(inventory), "--output", "json")

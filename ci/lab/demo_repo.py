@@ -132,6 +132,18 @@ def direct_push(dest: Path) -> None:
     repo.index.commit("Actualizo mi puesto", author=MESA, committer=MESA)
 
 
+def _landed(repo: git.Repo, dest: Path, path: Path, data: dict, title: str) -> None:
+    """`data` written to `path` and landed on main by the service desk's pull request, which
+    Marta and Raúl approve and sign."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    base = repo.head.commit.hexsha
+    repo.git.add("-A")
+    repo.index.commit(f"{title}\n\n{trailers(MARTA, RAUL)}", author=MESA, committer=FORGE)
+    signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
+
+
 def acuse(dest: Path, key: str, folio: str, scan: Path) -> None:
     """The signed carta comes back: a pull request records it on the person (acuse: with the
     scan's SHA-256), approved and merged like any other."""
@@ -147,12 +159,7 @@ def acuse(dest: Path, key: str, folio: str, scan: Path) -> None:
         if person["employee_key"] == key:
             person["acuse"] = {"folio": folio, "date": "2026-12-02",
                                "sha256": hashlib.sha256(scan.read_bytes()).hexdigest()}
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    base = repo.head.commit.hexsha
-    repo.git.add("-A")
-    repo.index.commit(f"Acuse de la carta responsiva de {key} ({folio})\n\n{trailers(MARTA, RAUL)}",
-                      author=MESA, committer=FORGE)
-    signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
+    _landed(repo, dest, path, data, f"Acuse de la carta responsiva de {key} ({folio})")
 
 
 def confirm(dest: Path, folio: str, ticket: str) -> None:
@@ -166,12 +173,7 @@ def confirm(dest: Path, folio: str, ticket: str) -> None:
     data["confirmations"].append({"folio": folio, "confirmado": {"fecha": "2026-12-03",
                                                                   "por": "Equipo SIEMPRE, Departamento de Informática",
                                                                   "ticket": ticket}})
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    base = repo.head.commit.hexsha
-    repo.git.add("-A")
-    repo.index.commit(f"Confirmación de la orden de trabajo {folio} ({ticket})\n\n{trailers(MARTA, RAUL)}",
-                      author=MESA, committer=FORGE)
-    signed_by(repo, dest, base, repo.head.commit.hexsha, MARTA, RAUL)
+    _landed(repo, dest, path, data, f"Confirmación de la orden de trabajo {folio} ({ticket})")
 
 
 def pull_request(dest: Path) -> str:
