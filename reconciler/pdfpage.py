@@ -9,6 +9,7 @@ fonts-dejavu-core: fpdf2's built-in fonts know Latin-1 only, and a name may be i
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -27,6 +28,7 @@ NARROW = 120  # characters of a value in a narrow column (equipment, signatures)
 MARGIN = 20  # mm at the sides
 TOP = 15  # mm above and below: room for the footer, and a carta with a few items fits one page
 LEADING = 0.48  # mm of line per point of type: 10 pt text, 4.8 mm lines
+_NOT_IN_A_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def laid_out(page: Callable[[int | None], "Page"]) -> bytes:
@@ -140,3 +142,12 @@ def _code(char: str) -> str:
     """A character the fonts cannot draw, as Python writes it: \\u4e2d."""
     point = ord(char)
     return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
+
+
+def file_part(text: str) -> str:
+    """A value as part of a file's name: accents dropped (Ñ as N), anything else outside
+    [A-Za-z0-9._-] a hyphen, no run of dots (".." climbs nowhere without a slash, but nobody
+    should have to check), cut short."""
+    letters = "".join(c for c in unicodedata.normalize("NFKD", text or "") if not unicodedata.combining(c))
+    part = re.sub(r"\.{2,}", ".", _NOT_IN_A_FILE_NAME.sub("-", letters))
+    return part.strip("-.")[:60].strip("-.") or "none"

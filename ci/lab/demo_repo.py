@@ -6,6 +6,8 @@ way an institution's repository receives it, through approved pull requests.
     python ci/lab/demo_repo.py confirm DEST FOLIO TICKET
                                                   a work order's confirmation, landed by an approved
                                                   pull request (desired_state/work_orders.yaml)
+    python ci/lab/demo_repo.py merge DEST BRANCH  a pull request approved and signed by two approvers,
+                                                  merged into main
     python ci/lab/demo_repo.py day-one SRC DEST ENTITLEMENTS
                                                   a repository for the legacy lab: the policy, SRC's
                                                   units and the legacy lab's entitlements, no people
@@ -200,6 +202,17 @@ def pull_request(dest: Path) -> str:
     return branch
 
 
+def merge(dest: Path, branch: str) -> None:
+    """A pull request approved by Marta and Raúl, each signing its head onto main, then merged."""
+    repo = git.Repo(dest)
+    signed_by(repo, dest, repo.heads.main.commit.hexsha, repo.heads[branch].commit.hexsha, MARTA, RAUL)
+    title = repo.heads[branch].commit.summary
+    repo.git.merge("--no-ff", "--no-commit", branch)
+    repo.index.commit(f"Merge pull request from ssm/{branch}\n\n{title}\n\n{trailers(MARTA, RAUL)}",
+                      parent_commits=(repo.heads.main.commit, repo.heads[branch].commit), author=FORGE,
+                      committer=FORGE, head=True)
+
+
 def day_one(src: Path, dest: Path, entitlements: Path) -> None:
     """The repository an institution starts on day one: its approval policy, its units, and the
     entitlements its existing groups grant (the legacy lab's, from legado-up)."""
@@ -259,6 +272,8 @@ if __name__ == "__main__":
         adopt(Path(sys.argv[2]))
     elif len(sys.argv) == 5 and sys.argv[1] == "confirm":
         confirm(Path(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif len(sys.argv) == 4 and sys.argv[1] == "merge":
+        merge(Path(sys.argv[2]), sys.argv[3])
     elif len(sys.argv) == 3 and sys.argv[1] == "pull-request":
         print(pull_request(Path(sys.argv[2])))
     else:

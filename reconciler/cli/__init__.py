@@ -33,6 +33,7 @@ COMMANDS = {
     "credentials": "reconciler.cli.credentials:open_folio",
     "import": "reconciler.cli.importer:import_directory",
     "pending": "reconciler.cli.pending:pending",
+    "offboarding": "reconciler.cli.offboarding:offboarding",
 }
 
 
@@ -149,6 +150,16 @@ def _parser() -> argparse.ArgumentParser:
     pending.add_argument("--output", choices=["text", "json"], default="text")
     pending.add_argument("--show", metavar="FOLIO", help=_("print the document of this work order as its operator "
                                                             "received it, once the apply key's signature is checked"))
+    leaving = with_inventory(sub.add_parser("offboarding", help=_(
+        "a person's baja de servicios: every access removed (verified), every work order raised, the equipment to "
+        "collect and the carrier lines to cancel (exit 2 while an item is pending)")))
+    leaving.add_argument("key", help=_("the person's employee key"))
+    leaving.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                         help=_("read the desired state from this commit (default: $RECONCILER_REF or main)"))
+    leaving.add_argument("--output", choices=["text", "json", "markdown", "pdf"], default="text")
+    leaving.add_argument("--out", type=Path, metavar="FILE.pdf", help=_("where --output pdf writes the document "
+                                                                     "(default: baja-de-servicios-KEY.pdf)"))
+    leaving.add_argument("--from-git", action="store_true", help=from_git)
     lines = sub.add_parser("lines", help=_("phone lines"))
     lines_sub = lines.add_subparsers(dest="lines_command", required=True, metavar="SUBCOMMAND")
     bill = lines_sub.add_parser("report", help=_("a carrier's monthly bill against the declared lines: billed but "

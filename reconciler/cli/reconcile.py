@@ -86,7 +86,7 @@ def _confirm(args, err: Console) -> bool:
     return input().strip() == "yes"
 
 
-def _report(report: ApplyReport, out: Console, stopped: bool = False) -> None:
+def _report(report: ApplyReport, out: Console, stopped: bool = False, bajas=()) -> None:
     """The result of an apply: failures, skips, counts, files.  `stopped`: the run ended with
     an error (said after this), so the counts are what it did before."""
     for target, why in report.unreachable.items():
@@ -135,6 +135,10 @@ def _report(report: ApplyReport, out: Console, stopped: bool = False) -> None:
         out.print(f"[bold yellow]{warned}[/] {escape(shown(warning))}")
     for target, sha in report.applied_refs.items():
         out.print(escape(_("Recorded {commit} as applied to {target}.", commit=sha[:12], target=target)))
+    for key, person in bajas:
+        out.print(escape(_("Baja de servicios of {person} ({key}): what was removed, and what is still pending "
+                           "(equipment to collect, carrier lines to cancel, work orders): reconciler offboarding "
+                           "{key}", person=person, key=key)))
     for target, count in report.envelopes:
         out.print(escape(ngettext("{target}: {n} new secret sealed to its recipients in refs/reconciler/envelopes/ "
                                   "(push them with the notes; they open it with reconciler credentials open FOLIO).",
@@ -193,11 +197,13 @@ def apply(args, out: Console, err: Console) -> int:
                   "credentials_files": [path for path, _ in report.credentials_files],
                   "envelopes": {target: count for target, count in report.envelopes},
                   "audit_files": report.audit_files, "applied_refs": report.applied_refs,
-                  "warnings": report.warnings, "ok": report.ok, "unreachable": report.unreachable,
+                  "warnings": report.warnings, "ok": report.ok,
+                  "bajas_de_servicios": [key for key, _person in report.bajas(run.state)],
+                  "unreachable": report.unreachable,
                   "probes": [{"target": t, **p.to_dict()} for t, p in report.probes]}
         print(json.dumps({"plan": plan.to_dict(), "result": result}, ensure_ascii=False, indent=2))
     else:
-        _report(report, out)
+        _report(report, out, bajas=report.bajas(run.state))
     if not report.ok:
         return EXIT_ERROR
     return EXIT_SKIPPED if report.skipped else EXIT_OK

@@ -22,14 +22,12 @@ fonts-dejavu-core: fpdf2's built-in fonts know Latin-1 only, and a name may be i
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler import i18n
 from reconciler.i18n import N_, _
-from reconciler.pdfpage import FAMILY, LEADING, NARROW, Page, laid_out
+from reconciler.pdfpage import FAMILY, LEADING, NARROW, Page, file_part, laid_out
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -44,7 +42,6 @@ _OBLIGATIONS = (
     N_("Return the equipment in good condition when you leave the institution (baja) or are transferred."),
     N_("The institution may audit the use of the account, mailbox, extensions and equipment."),
 )
-_NOT_IN_A_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -86,15 +83,7 @@ def carta_pdf(handover: Handover) -> bytes:
 
 def carta_name(folio: str, employee_key: str) -> str:
     """"carta-SSM-STI-2025-00007-SSM-000007.pdf": only [A-Za-z0-9._-], whatever the folio says."""
-    return f"carta-{_file_part(folio)}-{_file_part(employee_key)}.pdf"
-
-
-def _file_part(text: str) -> str:
-    """Accents dropped (Ñ as N), anything else outside [A-Za-z0-9._-] a hyphen, no run of dots
-    (".." climbs nowhere without a slash, but nobody should have to check), cut short."""
-    letters = "".join(c for c in unicodedata.normalize("NFKD", text or "") if not unicodedata.combining(c))
-    part = re.sub(r"\.{2,}", ".", _NOT_IN_A_FILE_NAME.sub("-", letters))
-    return part.strip("-.")[:60].strip("-.") or "none"
+    return f"carta-{file_part(folio)}-{file_part(employee_key)}.pdf"
 
 
 class _Carta(Page):

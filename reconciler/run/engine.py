@@ -109,6 +109,16 @@ class ApplyReport:
     probes: list[tuple[str, object]] = field(default_factory=list)  # (target, ProbeResult) of kinds with probes
     unreachable: dict[str, str] = field(default_factory=dict)  # target -> why it was out of reach: retried next run
 
+    def bajas(self, state) -> list[tuple[str, str]]:
+        """(employee key, name) of each person whose baja this run applied: each has a baja de
+        servicios to follow (reconciler offboarding KEY)."""
+        out: dict[str, str] = {}
+        for o in self.outcomes:
+            person = state.person(o.change.key) if state is not None and o.change.movement is Movement.BAJA else None
+            if person is not None and not person.active and o.status == "applied":
+                out[person.employee_key] = person.display_name
+        return sorted(out.items())
+
     def counts(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {m.plural: Counter() for m in Movement}
         for o in self.outcomes:
