@@ -23,6 +23,9 @@ PLURAL = {"alta": "altas", "modificacion": "modificaciones", "baja": "bajas"}
 
 
 CONTAINERS = ("ou", "group", "mail-maps")  # side effects of people's solicitudes, not requested
+# A work order (a system with no API) is attended once its confirmation is recorded; the
+# confirmation is that order's completion, not a solicitud of its own.
+WORK_ORDER, CONFIRMATION = "work-order", "work-order-confirmation"
 
 
 def _changes(records: list[dict]) -> list[dict]:
@@ -121,31 +124,158 @@ class IndicatorRow:
                 "median_hours_to_apply": self.median_hours, "max_hours_to_apply": self.max_hours}
 
 
-def monthly_indicators(records: list[dict], month: str) -> list[IndicatorRow]:
-    """One row per movement and a total, for solicitudes approved in `month` (YYYY-MM)."""
-    # One entry per approved change: (target, object, solicitud), however many runs touched it.
+@dataclass(frozen=True)
+class Approved:
+    """One approved change of a solicitud: its movement and unit, when it was approved, and when
+    it was first applied and verified (None: not yet)."""
+
+    movement: str
+    unit: str
+    approved_at: dt.datetime
+    done: dt.datetime | None
+
+    @property
+    def hours(self) -> float | None:
+        return max(0.0, (self.done - self.approved_at).total_seconds() / 3600) if self.done else None
+
+
+def approved_in(records: list[dict], month: str) -> list[Approved]:
+    """The changes of the solicitudes approved in `month` (YYYY-MM, the institution's), one per
+    (target, object, solicitud) however many runs touched it."""
     approved: dict[tuple, dict] = {}
+    confirmed = _confirmed(records)
     for r in _changes(records):
-        if r.get("object_kind") in CONTAINERS or r.get("movement") not in MOVEMENTS:
+        if r.get("object_kind") in (*CONTAINERS, CONFIRMATION) or r.get("movement") not in MOVEMENTS:
             continue  # an adoption is no one's request: the indicators count altas, modificaciones, bajas
         sol, approval = r.get("solicitud") or {}, r.get("approval") or {}
         when = _parse(sol.get("approved_at"))
         if not approval.get("approved") or when is None or when.astimezone(zone()).strftime("%Y-%m") != month:
             continue
         key = (r.get("target"), r.get("object_kind"), r.get("key"), r.get("movement"), sol.get("landed"))
-        entry = approved.setdefault(key, {"movement": r.get("movement"), "approved_at": when, "done": None})
+        entry = approved.setdefault(key, {"movement": r.get("movement"), "unit": r.get("unit") or "",
+                                          "approved_at": when, "done": None})
         applied_at = _parse(r.get("time"))
+        if r.get("object_kind") == WORK_ORDER:  # issued is not done: attended once its confirmation is recorded
+            applied_at = confirmed.get(_folio_of(r)) if r.get("status") == "applied" else None
         if r.get("status") == "applied" and r.get("verified") and applied_at is not None:
             if entry["done"] is None or applied_at < entry["done"]:
                 entry["done"] = applied_at
+    return [Approved(**e) for e in approved.values()]
+
+
+def _folio_of(record: dict) -> str | None:
+    return next((a.get("after") for a in record.get("attributes") or () if a.get("name") == "work_order"), None)
+
+
+def _confirmed(records: list[dict]) -> dict[str, dt.datetime]:
+    """When each work order's confirmation was recorded (applied and verified), by folio."""
+    out = {}
+    for r in _changes(records):
+        when = _parse(r.get("time"))
+        if r.get("object_kind") == CONFIRMATION and r.get("status") == "applied" and r.get("verified") and when:
+            out.setdefault(str(r.get("key")), when)
+    return out
+
+
+def indicator_rows(entries: list[Approved]) -> list[IndicatorRow]:
+    """One row per movement and a total."""
     rows = []
     for name in (*MOVEMENTS, None):
-        entries = [e for e in approved.values() if name is None or e["movement"] == name]
-        hours = [max(0.0, (e["done"] - e["approved_at"]).total_seconds() / 3600) for e in entries if e["done"]]
+        mine = [e for e in entries if name is None or e.movement == name]
+        hours = [e.hours for e in mine if e.hours is not None]
         rows.append(IndicatorRow(
-            PLURAL[name] if name else "total", len(entries), len(hours), len(entries) - len(hours),
+            PLURAL[name] if name else "total", len(mine), len(hours), len(mine) - len(hours),
             round(statistics.median(hours), 2) if hours else None, round(max(hours), 2) if hours else None))
     return rows
+
+
+def monthly_indicators(records: list[dict], month: str) -> list[IndicatorRow]:
+    """One row per movement and a total, for solicitudes approved in `month` (YYYY-MM)."""
+    return indicator_rows(approved_in(records, month))
+
+
+def per_unit(entries: list[Approved]) -> dict[str, list[IndicatorRow]]:
+    """The same rows for each unit (the unit a change belongs to; "" for none), by unit key."""
+    units = sorted({e.unit for e in entries})
+    return {unit: indicator_rows([e for e in entries if e.unit == unit]) for unit in units}
+
+
+@dataclass(frozen=True)
+class Week:
+    """One week of the month (Monday first, cut at the month's edges): solicitud changes
+    approved in it, and those applied and verified in it."""
+
+    start: str  # the institution's date
+    end: str
+    approved: int
+    attended: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def weekly(entries: list[Approved], month: str) -> list[Week]:
+    first = dt.date.fromisoformat(month + "-01")
+    following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    out, start = [], first
+    while start < following:
+        end = min(start + dt.timedelta(days=6 - start.weekday()), following - dt.timedelta(days=1))
+
+        def inside(moment: dt.datetime | None) -> bool:
+            return moment is not None and start <= moment.astimezone(zone()).date() <= end
+
+        out.append(Week(start.isoformat(), end.isoformat(), sum(inside(e.approved_at) for e in entries),
+                        sum(inside(e.done) for e in entries)))
+        start = end + dt.timedelta(days=1)
+    return out
+
+
+# The time from approval to verified apply, in ranges people ask about: within the hour, the
+# working day, the next day, the week, longer; and not yet applied.
+BUCKETS = ((1, "< 1 h"), (8, "1–8 h"), (24, "8–24 h"), (72, "1–3 d"), (None, "> 3 d"))  # not for people: range labels
+
+
+def time_to_apply(entries: list[Approved]) -> list[dict]:
+    """How many changes of each movement took each range of hours (the last: not applied yet)."""
+    out = []
+    low = 0.0
+    for high, label in BUCKETS:
+        row = {"range": label}
+        for name in MOVEMENTS:
+            row[PLURAL[name]] = sum(1 for e in entries if e.movement == name and e.hours is not None
+                                    and e.hours >= low and (high is None or e.hours < high))
+        out.append(row)
+        low = float(high or 0)
+    out.append({"range": "pending", **{PLURAL[name]: sum(1 for e in entries if e.movement == name and e.done is None)
+                                       for name in MOVEMENTS}})
+    return out
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    """Everything the month's report says: the indicators, per movement and per unit, the weeks,
+    the time to apply, and what is still open (work orders, deliveries without acuse)."""
+
+    month: str
+    rows: list[IndicatorRow]
+    units: dict[str, list[IndicatorRow]]
+    weeks: list[Week]
+    times: list[dict]
+    waiting: list  # OpenDelivery
+    work_orders: list[dict]  # the open work orders, as `reconciler pending --output json` lists them
+
+    def to_dict(self) -> dict:
+        return {"month": self.month, "indicators": [r.to_dict() for r in self.rows],
+                "per_unit": {unit: [r.to_dict() for r in rows] for unit, rows in self.units.items()},
+                "weekly": [w.to_dict() for w in self.weeks], "time_to_apply": self.times,
+                "unacknowledged": [d.to_dict() for d in self.waiting], "pending_work_orders": self.work_orders}
+
+
+def monthly_report(records: list[dict], month: str, work_orders: list[dict], now: dt.datetime | None = None
+                   ) -> MonthlyReport:
+    entries = approved_in(records, month)
+    return MonthlyReport(month, indicator_rows(entries), per_unit(entries), weekly(entries, month),
+                         time_to_apply(entries), unacknowledged(records, now), work_orders)
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--from-git", action="store_true", help=from_git)
     report = with_inventory(sub.add_parser("report", help=_("monthly indicators: approved versus applied and verified")))
     report.add_argument("--month", required=True, help=_("YYYY-MM (approval month)"))
-    report.add_argument("--output", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--output", choices=["table", "csv", "json", "pdf", "html"], default="table",
+                        help=_("pdf and html: the document for management, with charts (written to --out)"))
+    report.add_argument("--out", type=Path, metavar="FILE", help=_("where --output pdf or html writes the document "
+                                                                  "(default: reporte-YYYY-MM.pdf or .html)"))
+    report.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                        help=_("read the work orders' confirmations from this commit (default: $RECONCILER_REF or "
+                               "main)"))
     report.add_argument("--from-git", action="store_true", help=from_git)
     probe = targeted("probe", _("run every declared probe of the firewalls' and routers' rules now (exit 1 if one "
                               "fails), changing nothing"))

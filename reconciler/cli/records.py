@@ -136,19 +136,54 @@ def history(args, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _open_work_orders(args, err: Console) -> list[dict]:
+    """The work orders open now, as `reconciler pending` lists them; none where the repository
+    cannot be read (a runner holding the audit files only), said on the error stream."""
+    import argparse
+
+    from reconciler.cli.pending import open_orders
+
+    try:
+        rows, _notes, _problems = open_orders(argparse.Namespace(target=[], ref=args.ref, repo=args.repo,
+                                                                 inventory=args.inventory))
+    except ReconcilerError as exc:
+        err.print(_("Warning: the pending work orders are left out: {error}", error=exc), markup=False, style="yellow")
+        return []
+    return rows
+
+
 def monthly(args, out: Console, err: Console) -> int:
     if not (len(args.month) == 7 and args.month[4] == "-" and args.month[:4].isdigit()
             and args.month[5:].isdigit() and 1 <= int(args.month[5:]) <= 12):
         raise ReconcilerError(_("--month {month!r}: expected YYYY-MM, e.g. 2026-11", month=args.month))
     records = _records(args, err)
+    if args.output in ("json", "pdf", "html"):
+        report = indicators.monthly_report(records, args.month, _open_work_orders(args, err))
+        if args.output == "json":
+            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            _write_document(args, report, out)
+        return EXIT_OK
     rows = indicators.monthly_indicators(records, args.month)
-    waiting = indicators.unacknowledged(records)
-    if args.output == "json":
-        print(json.dumps({"month": args.month, "indicators": [r.to_dict() for r in rows],
-                          "unacknowledged": [d.to_dict() for d in waiting]}, ensure_ascii=False, indent=2))
-    elif args.output == "csv":
+    if args.output == "csv":
         print(indicators_csv(rows, args.month), end="")
     else:
         print_indicators(rows, args.month, out)
-        print_unacknowledged(waiting, out)
+        print_unacknowledged(indicators.unacknowledged(records), out)
     return EXIT_OK
+
+
+def _write_document(args, report, out: Console) -> None:
+    from pathlib import Path
+
+    from reconciler.render import monthly
+
+    path = args.out or Path(f"reporte-{args.month}.{args.output}")
+    try:
+        if args.output == "pdf":
+            path.write_bytes(monthly.pdf(report))
+        else:
+            path.write_text(monthly.html_page(report), encoding="utf-8")
+    except OSError as exc:
+        raise ReconcilerError(_("cannot write {path}: {error}", path=path, error=exc.strerror)) from None
+    out.print(escape(_("{path}: {title}", path=path, title=monthly.title(report))))

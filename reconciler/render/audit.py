@@ -14,7 +14,7 @@ from reconciler.render.words import kind_name, movement_name
 from reconciler.spreadsheet import csv_text
 
 # The rows of the indicators table: codes in JSON and CSV, words for people.
-_ROWS = {"altas": N_("altas"), "modificaciones": N_("modificaciones"), "bajas": N_("bajas"), "total": N_("total")}
+MOVEMENT_ROWS = {"altas": N_("altas"), "modificaciones": N_("modificaciones"), "bajas": N_("bajas"), "total": N_("total")}
 
 
 def status_name(status: str, verified: bool | None) -> str:
@@ -96,7 +96,7 @@ def print_indicators(rows: list[IndicatorRow], month: str, console: Console) -> 
         table.add_column(escape(column), justify="left" if i == 0 else "right", no_wrap=i == 0)
     hours = lambda h: "–" if h is None else i18n.number(h)  # noqa: E731
     for r in rows:
-        table.add_row(escape(_(_ROWS[r.movement]) if r.movement in _ROWS else r.movement), i18n.number(r.approved),
+        table.add_row(escape(_(MOVEMENT_ROWS[r.movement]) if r.movement in MOVEMENT_ROWS else r.movement), i18n.number(r.approved),
                       i18n.number(r.applied_verified), "–" if r.percent is None else i18n.percent(r.percent / 100),
                       i18n.number(r.failed_or_pending), hours(r.median_hours), hours(r.max_hours))
     console.print(table)
