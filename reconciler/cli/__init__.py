@@ -24,7 +24,7 @@ COMMANDS = {
     "plan": "reconciler.cli.reconcile:plan",
     "apply": "reconciler.cli.reconcile:apply",
     "probe": "reconciler.cli.reconcile:probe",
-    "audit": "reconciler.cli.records:audit_verify",
+    "audit": "reconciler.cli.records:audit",
     "history": "reconciler.cli.records:history",
     "report": "reconciler.cli.records:monthly",
     "lines": "reconciler.cli.lines:bill_report",
@@ -131,6 +131,19 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--from-git", action="store_true", help=from_git)
     verify.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
                         help=_("check the signed approvals on this branch's line (default: main)"))
+    export = audit_sub.add_parser("export", help=_("write the records of a period as an archive that verifies on "
+                                                   "any machine from itself alone (records, seals, Git objects)"))
+    export.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help=_("as before the subcommand"))
+    export.add_argument("--since", required=True, metavar="YYYY-MM-DD", help=_("first day (the institution's)"))
+    export.add_argument("--until", required=True, metavar="YYYY-MM-DD", help=_("last day, included"))
+    export.add_argument("--out", type=Path, metavar="FILE.tar.gz",
+                        help=_("the archive (default: reconciler-audit-SINCE-UNTIL.tar.gz)"))
+    checked = audit_sub.add_parser("verify-archive", help=_("check an archive audit export wrote, from the archive "
+                                                            "alone"))
+    checked.add_argument("archive", type=Path, metavar="FILE.tar.gz")
+    checked.add_argument("--key", metavar="KEY", help=_("the apply key's public half (a key line or a .pub file) to "
+                                                        "check the seals with (default: the one the archive names, "
+                                                        "whose fingerprint is shown to compare)"))
     history = with_inventory(sub.add_parser("history", help=_("every movement of a person, account or object")))
     history.add_argument("query", help=_("employee key, account name, or part of a name"))
     history.add_argument("--output", choices=["text", "json"], default="text")

@@ -100,6 +100,63 @@ def _approvals(args, repo, out: Console) -> bool:
     return bool(failed)
 
 
+def audit(args, out: Console, err: Console) -> int:
+    if args.audit_command == "export":
+        return _export(args, out)
+    if args.audit_command == "verify-archive":
+        return _verify_archive(args, out)
+    return audit_verify(args, out, err)
+
+
+def _export(args, out: Console) -> int:
+    from pathlib import Path
+
+    from reconciler.audit import archive
+    from reconciler.i18n import date
+
+    span = archive.period(args.since, args.until)
+    path = args.out or Path(f"reconciler-audit-{args.since}-{args.until}.tar.gz")
+    targets = list(load_inventory(args.inventory).values())
+    manifest = archive.export(targets, open_repo(args.repo), span, ApplyKey.from_env(), path)
+    records = sum(t["records"] for t in manifest["targets"])
+    out.print(escape(ngettext("{path}: {n} record of {targets} targets, {since} to {until}; keep it until {keep}.",
+                              "{path}: {n} records of {targets} targets, {since} to {until}; keep it until {keep}.",
+                              records, path=path, targets=len(manifest["targets"]), since=date(args.since),
+                              until=date(args.until), keep=date(manifest["keep_until"]))))
+    if manifest["apply_key"] is None:
+        out.print("[yellow]" + escape(_("Warning: no apply key is configured: the archive cannot prove its records "
+                                        "were sealed")) + "[/]")
+    return EXIT_OK
+
+
+def _verify_archive(args, out: Console) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from reconciler.audit import archive, archive_check
+
+    pinned = None
+    if args.key:
+        given = Path(args.key)
+        pinned = given.read_text(encoding="ascii", errors="replace").strip() if given.is_file() else args.key
+    with tempfile.TemporaryDirectory() as tmp:
+        root = archive.extract(args.archive, Path(tmp))
+        problems, said = archive_check.check(root, pinned)
+        manifest = None if problems else json.loads((root / "MANIFEST.json").read_text(encoding="utf-8"))
+    for item in said:
+        out.print("[green]✓[/] " + escape(_(archive_check.MESSAGES[item.code], **item.values)))
+    for item in problems:
+        out.print("[red]✗ " + escape(_(archive_check.MESSAGES[item.code], **item.values)) + "[/]")
+    if problems:
+        out.print("[bold red]" + escape(_(archive_check.MESSAGES["bad"], n=len(problems))) + "[/]")
+        return EXIT_ERROR
+    out.print("[bold green]" + escape(_(archive_check.MESSAGES["ok"], records=sum(t["records"] for t in
+                                                                                manifest["targets"]),
+                                        targets=len(manifest["targets"]), since=manifest["since"],
+                                        until=manifest["until"], keep_until=manifest["keep_until"])) + "[/]")
+    return EXIT_OK
+
+
 def audit_verify(args, out: Console, err: Console) -> int:
     if args.from_git:
         return _verify_from_git(args, out)

@@ -33,6 +33,7 @@ DEFAULT_MAX_BAJAS = 25
 DEFAULT_CREDENTIALS_DIR = "/var/lib/reconciler/credentials"
 DEFAULT_AUDIT_DIR = "/var/lib/reconciler/audit"
 DEFAULT_LOCK_TTL_MINUTES = 120
+DEFAULT_RETENTION_YEARS = 5  # the longest the procedures ask (the Secretaría's keys); Morelos asks 3
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class TargetSettings:
     credentials_dir: str = DEFAULT_CREDENTIALS_DIR
     audit_dir: str = DEFAULT_AUDIT_DIR
     lock_ttl_minutes: int = DEFAULT_LOCK_TTL_MINUTES
+    audit_retention_years: int = DEFAULT_RETENTION_YEARS  # how long its records are kept (audit export's keep_until)
     delivery: Delivery | None = None  # the inventory's delivery: block, the same for every target
     # Staged rollout, for the kinds whose schema has it (AD, mail, SIP): only these units' objects
     # are adopted, created, changed or given baja here (None: every unit).
@@ -79,6 +81,7 @@ class TargetSettings:
                 "credentials_dir": raw.get("credentials_dir", DEFAULT_CREDENTIALS_DIR),
                 "audit_dir": raw.get("audit_dir", DEFAULT_AUDIT_DIR),
                 "lock_ttl_minutes": raw.get("lock_ttl_minutes", DEFAULT_LOCK_TTL_MINUTES),
+                "audit_retention_years": raw.get("audit_retention_years", DEFAULT_RETENTION_YEARS),
                 "managed_units": frozenset(raw["managed_units"]) if "managed_units" in raw else None}
 
     def manages(self, unit: str | None) -> bool:

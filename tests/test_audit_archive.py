@@ -1,0 +1,165 @@
+"""reconciler audit export: a period's audit records as an archive that verifies on another
+machine from the archive alone (its verify.py: Python's standard library, ssh-keygen and Git);
+and verify-archive, which trusts nothing in an archive handed to it.
+
+The records come from real applies (the engine, the git notes and their seals); the target is
+the fake kind (tests/fakes.py), a test double."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import key_of, run_cli
+
+from reconciler.audit import trail
+from reconciler.audit.archive_check import canonical, record_hash
+
+OCTOBER, NOVEMBER = "2026-10-15T17:00:00+00:00", "2026-11-16T17:00:00+00:00"
+
+
+@pytest.fixture
+def history(fakes, monkeypatch):
+    """SSM-000001's alta applied in October, SSM-000002's in November (the trail's clock set)."""
+    fakes.write_inventory(first={"audit_retention_years": 3})
+    for moment, key in ((OCTOBER, "SSM-000001"), (NOVEMBER, "SSM-000002")):
+        monkeypatch.setattr(trail, "now", lambda moment=moment: moment)
+        fakes.add(key)
+        fakes.repo.squash_merge(f"Alta de {key}")
+        _plan, report = fakes.apply()
+        assert report.ok
+    monkeypatch.undo()
+    return fakes
+
+
+def _export(fakes, out: Path, since="2026-11-01", until="2026-11-30") -> tuple[int, str, str]:
+    return run_cli("--lang", "en", "--repo", str(fakes.repo.root), "audit", "export", "--inventory",
+                   str(fakes.inventory), "--since", since, "--until", until, "--out", str(out))
+
+
+def _public(name: str) -> str:
+    return " ".join(Path(f"{key_of(name)}.pub").read_text(encoding="ascii").split()[:2])
+
+
+def _unpacked(archive: Path, where: Path) -> Path:
+    with tarfile.open(archive) as tar:
+        tar.extractall(where, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(where)
+    [root] = where.iterdir()
+    return root
+
+
+def _on_another_machine(archive: Path, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    """The archive alone in an empty directory, checked by the system's Python in isolated mode,
+    with no environment: no reconciler, no repository, no apply key variable."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = _unpacked(shutil.copy(archive, elsewhere / "archivo.tar.gz"), elsewhere / "unpacked")
+    return subprocess.run(["/usr/bin/python3", "-I", "verify.py", *argv], cwd=root, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(elsewhere)})
+
+
+def test_an_archive_verifies_on_another_machine_from_itself_alone(history, tmp_path):
+    archive = tmp_path / "noviembre.tar.gz"
+    code, out, err = _export(history, archive)
+    assert code == 0, err
+    assert "keep it until November 30, 2031" in out  # the period's end plus the longest retention, b-second's 5 years
+    checked = _on_another_machine(archive, tmp_path, "--key", _public("reconciler-apply"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "chain intact, every one sealed" in checked.stdout and "all present" in checked.stdout
+    # November's records only, chained to October's last one (the anchor the manifest gives).
+    root = _unpacked(archive, tmp_path / "mine")
+    manifest = json.loads((root / "MANIFEST.json").read_text(encoding="utf-8"))
+    records = [json.loads(line) for t in manifest["targets"]
+               for line in (root / "records" / f"{t['name']}.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert records and all(r["time"] == NOVEMBER for r in records)
+    assert all(t["first_seq"] > 1 and t["anchor_prev"] != "0" * 64 for t in manifest["targets"])
+    assert {t["name"]: t["keep_until"] for t in manifest["targets"]} == {"a-first": "2029-11-30",
+                                                                        "b-second": "2031-11-30"}
+    # No envelope (sealed secrets) travels in the bundle.
+    heads = subprocess.run(["git", "bundle", "list-heads", str(root / "repository.bundle")], capture_output=True,
+                           text=True, cwd=history.repo.root).stdout
+    assert "refs/reconciler/envelopes" not in heads
+    code, out, err = run_cli("--lang", "en", "audit", "verify-archive", str(archive))
+    assert code == 0 and "The archive verifies" in out, out + err
+
+
+def _rewrite(root: Path, change) -> None:
+    """What a forger with the archive can do: change records, re-chain and re-hash them, and
+    rewrite the manifest to match.  Only the apply key's seals stand in the way."""
+    manifest = json.loads((root / "MANIFEST.json").read_text(encoding="utf-8"))
+    target = manifest["targets"][0]
+    path = root / "records" / f"{target['name']}.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    change(records)
+    prev = target["anchor_prev"]
+    for seq, record in enumerate(records, target["first_seq"]):
+        record.update(seq=seq, prev=prev)
+        record["hash"] = prev = record_hash(record)
+    path.write_text("".join(canonical(r) + "\n" for r in records), encoding="utf-8")
+    target.update(records=len(records), last_hash=prev, last_seq=target["first_seq"] + len(records) - 1)
+    manifest["files"] = {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in sorted(root.rglob("*")) if p.is_file() and p.name != "MANIFEST.json"}
+    (root / "MANIFEST.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _repacked(root: Path, out: Path) -> Path:
+    with tarfile.open(out, "w:gz") as tar:
+        tar.add(root, arcname=root.name)
+    return out
+
+
+@pytest.mark.parametrize("forgery, expected", [
+    (lambda records: records[0].update(label="otra persona"), "in no note batch the apply key sealed"),
+    (lambda records: records.pop(0), "in no note batch the apply key sealed"),
+])
+def test_an_archive_a_forger_rewrote_does_not_verify(history, tmp_path, forgery, expected):
+    archive = tmp_path / "a.tar.gz"
+    assert _export(history, archive)[0] == 0
+    root = _unpacked(archive, tmp_path / "forged")
+    _rewrite(root, forgery)
+    forged = _repacked(root, tmp_path / "forged.tar.gz")
+    checked = _on_another_machine(forged, tmp_path)
+    assert checked.returncode == 1 and expected in checked.stdout, checked.stdout
+    code, out, _err = run_cli("--lang", "en", "audit", "verify-archive", str(forged))
+    assert code == 1 and expected in out and "does NOT verify" in out
+
+
+def test_an_archive_checked_against_another_key_or_with_a_file_added_does_not_verify(history, tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    assert _export(history, archive)[0] == 0
+    checked = _on_another_machine(archive, tmp_path, "--key", _public("marta"))
+    assert checked.returncode == 1 and "is not the key given with --key" in checked.stdout
+    root = _unpacked(archive, tmp_path / "added")
+    (root / "records" / "otro.jsonl").write_text("{}\n", encoding="utf-8")
+    code, out, _err = run_cli("--lang", "en", "audit", "verify-archive", str(_repacked(root, tmp_path / "b.tar.gz")))
+    assert code == 1 and "records/otro.jsonl is not listed in the manifest" in out
+
+
+@pytest.mark.parametrize("member", ["../fuera.txt", "/etc/cron.d/x", "enlace"])
+def test_a_hostile_archive_is_refused_before_anything_is_written(tmp_path, member):
+    hostile = tmp_path / "hostil.tar.gz"
+    with tarfile.open(hostile, "w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        if member == "enlace":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        else:
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+    code, _out, err = run_cli("--lang", "en", "audit", "verify-archive", str(hostile))
+    assert code == 1 and "is not part of an audit archive" in err
+    assert not (tmp_path / "fuera.txt").exists()
+
+
+def test_a_period_with_no_record_or_a_broken_trail_is_not_exported(history, tmp_path):
+    code, _out, err = _export(history, tmp_path / "x.tar.gz", since="2025-01-01", until="2025-01-31")
+    assert code == 1 and "no audit record between 2025-01-01 and 2025-01-31" in err
+    path = history.audit_dir / f"a-first{trail.SUFFIX}"
+    path.write_text(path.read_text(encoding="utf-8").replace("SSM-000001", "SSM-000009", 1), encoding="utf-8")
+    code, _out, err = _export(history, tmp_path / "y.tar.gz")
+    assert code == 1 and "a broken trail is not exported" in err and not (tmp_path / "y.tar.gz").exists()
