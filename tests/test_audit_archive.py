@@ -163,3 +163,59 @@ def test_a_period_with_no_record_or_a_broken_trail_is_not_exported(history, tmp_
     path.write_text(path.read_text(encoding="utf-8").replace("SSM-000001", "SSM-000009", 1), encoding="utf-8")
     code, _out, err = _export(history, tmp_path / "y.tar.gz")
     assert code == 1 and "a broken trail is not exported" in err and not (tmp_path / "y.tar.gz").exists()
+
+
+def _settings(fakes, name="a-first"):
+    from reconciler.config.inventory import load_inventory
+
+    return load_inventory(fakes.inventory)[name]
+
+
+def test_records_leave_a_trail_only_after_their_retention_and_into_an_archive_that_holds_them(history, tmp_path):
+    import datetime as dt
+
+    from reconciler.audit import prune
+    from reconciler.audit.seal import ApplyKey
+    from reconciler.errors import ReconcilerError
+
+    october = tmp_path / "octubre.tar.gz"
+    assert _export(history, october, since="2026-10-01", until="2026-10-31")[0] == 0
+    november = tmp_path / "noviembre.tar.gz"
+    assert _export(history, november)[0] == 0
+    target, key = _settings(history), ApplyKey.from_env()
+    path = history.audit_dir / f"a-first{trail.SUFFIX}"
+    before = path.read_bytes()
+    # Within the retention (3 years for a-first), nothing leaves, whatever the archive.
+    code, _out, err = run_cli("--lang", "en", "--repo", str(history.repo.root), "audit", "prune", "--inventory",
+                              str(history.inventory), "--before", "2026-11-01", "--archive", str(october),
+                              "--target", "a-first")
+    assert code == 1 and "may leave its trail from 2029-11-01 on" in err and path.read_bytes() == before
+    later = dt.date(2030, 1, 1)
+    # An archive without those records, or altered, is refused.
+    with pytest.raises(ReconcilerError, match="does not hold every record of a-first"):
+        prune.prune(target, dt.date(2026, 11, 1), november, key, later)
+    root = _unpacked(october, tmp_path / "altered")
+    (root / "LEEME.txt").write_text("otro texto\n", encoding="utf-8")
+    with pytest.raises(ReconcilerError, match="does not verify"):
+        prune.prune(target, dt.date(2026, 11, 1), _repacked(root, tmp_path / "alterado.tar.gz"), key, later)
+    assert path.read_bytes() == before
+    # Past it, with the archive that holds them: October's run leaves; the chain goes on.
+    done = prune.prune(target, dt.date(2026, 11, 1), october, key, later)
+    assert done is not None and done.records > 0 and done.kept > 0
+    assert trail.anchor(path)["seq"] == done.through
+    verdict = trail.verify_file(path, trail.read_notes(history.repo.git))
+    assert verdict.ok and verdict.pruned == done.through, verdict.broken
+    assert all(r["time"] == NOVEMBER for r in history.records("a-first")[1:])
+    # The next apply appends after it; the trail, its notes and a new export all still verify.
+    history.add("SSM-000003")
+    history.repo.squash_merge("Alta de SSM-000003")
+    assert history.apply()[1].ok
+    code, out, err = run_cli("--lang", "en", "--repo", str(history.repo.root), "audit", "verify", "--inventory",
+                             str(history.inventory))
+    assert code == 0 and "were pruned from it" in out, out + err
+    again = tmp_path / "todo.tar.gz"
+    today = dt.date.today().isoformat()
+    assert _export(history, again, since="2026-10-01", until=today)[0] == 0
+    assert _on_another_machine(again, tmp_path).returncode == 0
+    # Nothing more to prune before that day.
+    assert prune.prune(target, dt.date(2026, 11, 1), october, key, later) is None

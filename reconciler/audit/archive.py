@@ -73,13 +73,16 @@ def years_after(day: dt.date, years: int) -> dt.date:
 def _selected(path: Path, span: Period) -> tuple[list[str], str, int]:
     """The record lines of one trail inside the period, after checking the whole chain: (lines,
     the hash of the record before the first, how many records the trail has)."""
-    count, broken, _hashes = trail.verify_chain(trail._parsed(path))
+    prev, first = trail.start(path)
+    count, broken, _hashes = trail.verify_chain(trail._parsed(path), prev, first)
     if broken:
         raise ReconcilerError(_("{file}: {problem}; run `reconciler audit verify` (a broken trail is not exported)",
                                 file=path, problem=broken))
-    lines, anchor, prev = [], archive_check.GENESIS, archive_check.GENESIS
-    for _number, line in trail.read_file(path):
+    lines, anchor = [], prev
+    for number, line in trail.read_file(path):
         record = json.loads(line)
+        if number == 1 and record.get("kind") == trail.ANCHOR:
+            continue
         when = str(record.get("time", ""))
         if when >= span.end:
             break

@@ -30,6 +30,10 @@ from reconciler.i18n import _, lazy
 GENESIS = "0" * 64
 NOTES_REF = "reconciler"
 SUFFIX = ".audit.jsonl"
+# The first line of a trail whose oldest records were pruned (audit/prune.py): not a record, the
+# seq and hash of the last record pruned, from which the chain goes on, and the archive that
+# holds them.  An apply appends after it as after a record.
+ANCHOR = "anchor"
 
 
 def canonical(record: dict) -> str:
@@ -207,6 +211,7 @@ class Verdict:
     file: Path
     records: int
     broken: str | None = None  # what is wrong, naming the first broken record
+    pruned: int = 0  # the seq of the last record pruned from it (0: none)
 
     @property
     def ok(self) -> bool:
@@ -249,17 +254,39 @@ def _record(text: str) -> dict | None:
 
 
 def _parsed(path: Path) -> Iterator[tuple[str, dict | None]]:
+    """Each record with where it was read; the anchor line of a pruned trail is not a record."""
     for number, line in read_file(path):
-        yield lazy("{file} line {number}", file=path.name, number=number), _record(line)
+        record = _record(line)
+        if number == 1 and record is not None and record.get("kind") == ANCHOR:
+            continue
+        yield lazy("{file} line {number}", file=path.name, number=number), record
+
+
+def anchor(path: Path) -> dict | None:
+    """The anchor line of a pruned trail (its first), or None."""
+    for number, line in read_file(path):
+        record = _record(line)
+        return record if record is not None and record.get("kind") == ANCHOR else None
+    return None
+
+
+def start(path: Path) -> tuple[str, int]:
+    """The hash and seq the trail's first record follows: the genesis, or its anchor's."""
+    found = anchor(path)
+    if found is None:
+        return GENESIS, 0
+    return str(found.get("hash")), int(found.get("seq") or 0)
 
 
 def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verdict:
     """Check the chain of one target's trail, and that every record noted in Git is in it."""
-    count, broken, by_seq = verify_chain(_parsed(path))
+    prev, first = start(path)
+    count, broken, by_seq = verify_chain(_parsed(path), prev, first)
     if broken:
-        return Verdict(path, count, broken)
+        return Verdict(path, count, broken, first)
     target = path.name[: -len(SUFFIX)]
-    mine = [n for n in notes or () if n[1] is not None and n[1].get("target") == target]
+    mine = [n for n in notes or () if n[1] is not None and n[1].get("target") == target
+            and n[1].get("seq", 0) > first]  # what was pruned is in its archive (and still in the notes)
     for commit, noted in sorted(mine, key=lambda n: n[1].get("seq", 0)):
         if by_seq.get(noted.get("seq")) != noted.get("hash"):
             if noted.get("seq") not in by_seq:
@@ -268,8 +295,8 @@ def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verd
             else:
                 broken = lazy("record seq {seq} noted in Git on commit {commit} differs in {file}",
                               seq=noted.get("seq"), commit=commit[:10], file=path.name)
-            return Verdict(path, count, broken)
-    return Verdict(path, count)
+            return Verdict(path, count, broken, first)
+    return Verdict(path, count, None, first)
 
 
 def verify_notes(notes: list[tuple[str, dict]]) -> list[tuple[str, int, str | None]]:

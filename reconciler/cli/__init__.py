@@ -138,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--until", required=True, metavar="YYYY-MM-DD", help=_("last day, included"))
     export.add_argument("--out", type=Path, metavar="FILE.tar.gz",
                         help=_("the archive (default: reconciler-audit-SINCE-UNTIL.tar.gz)"))
+    prune = audit_sub.add_parser("prune", help=_("shorten this runner's trail files by the runs that ended before a "
+                                                 "date, once their retention is over and an archive holds them"))
+    prune.add_argument("--inventory", type=Path, default=argparse.SUPPRESS, help=_("as before the subcommand"))
+    prune.add_argument("--before", required=True, metavar="YYYY-MM-DD", help=_("the runs that ended before this day"))
+    prune.add_argument("--archive", required=True, type=Path, metavar="FILE.tar.gz",
+                       help=_("the archive audit export wrote of them, checked before anything is removed"))
+    prune.add_argument("--target", action="append", default=[], help=_("only this target (repeatable)"))
     checked = audit_sub.add_parser("verify-archive", help=_("check an archive audit export wrote, from the archive "
                                                             "alone"))
     checked.add_argument("archive", type=Path, metavar="FILE.tar.gz")

@@ -105,6 +105,8 @@ def audit(args, out: Console, err: Console) -> int:
         return _export(args, out)
     if args.audit_command == "verify-archive":
         return _verify_archive(args, out)
+    if args.audit_command == "prune":
+        return _prune(args, out)
     return audit_verify(args, out, err)
 
 
@@ -126,6 +128,34 @@ def _export(args, out: Console) -> int:
     if manifest["apply_key"] is None:
         out.print("[yellow]" + escape(_("Warning: no apply key is configured: the archive cannot prove its records "
                                         "were sealed")) + "[/]")
+    return EXIT_OK
+
+
+def _prune(args, out: Console) -> int:
+    import datetime as dt
+
+    from reconciler.audit import prune
+    from reconciler.i18n import zone
+    from reconciler.run.connections import select
+    from reconciler.run.lock import TargetLock
+
+    try:
+        before = dt.date.fromisoformat(args.before)
+    except ValueError:
+        raise ReconcilerError(_("--before is a date: YYYY-MM-DD")) from None
+    key, today = ApplyKey.from_env(), dt.datetime.now(zone()).date()
+    for target in select(load_inventory(args.inventory), tuple(args.target), args.inventory).values():
+        with TargetLock(target.audit_dir, target.name):  # no apply appends while the file is replaced
+            done = prune.prune(target, before, args.archive, key, today)
+        if done is None:
+            out.print(escape(_("{target}: no run ended before {before}: nothing to prune", target=target.name,
+                               before=args.before)))
+        else:
+            out.print(escape(ngettext("{target}: {n} record, up to seq {seq}, left the trail ({kept} kept); the git "
+                                      "notes and the archive keep it",
+                                      "{target}: {n} records, up to seq {seq}, left the trail ({kept} kept); the git "
+                                      "notes and the archive keep them", done.records, target=target.name,
+                                      seq=done.through, kept=done.kept)))
     return EXIT_OK
 
 
@@ -176,6 +206,9 @@ def audit_verify(args, out: Console, err: Console) -> int:
                 said = ngettext("{file}: {n} record, chain intact", "{file}: {n} records, chain intact",
                                 verdict.records, file=path)
             out.print(f"[green]✓[/] {escape(said)}")
+            if verdict.pruned:
+                out.print("  " + escape(_("records 1 to {seq} were pruned from it: its anchor line names the "
+                                          "archive that holds them, and the git notes keep them", seq=verdict.pruned)))
         else:
             bad += 1
             out.print(f"[red]✗ {escape(str(path))}: {escape(shown(verdict.broken))}[/]")
