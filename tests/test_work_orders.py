@@ -142,6 +142,33 @@ def test_access_granted_by_an_entitlement_pushed_without_approval_is_not_applied
     assert [s.change.key for s in report.skipped] == ["SSM-000001"] and _orders(repo) == []
 
 
+def test_access_to_a_privileged_system_takes_the_privileged_number_of_approvals(bed):
+    """SIEMPRE flagged privileged: one approver, enough for an ordinary alta, issues no order;
+    the second approval lets it through.  A baja of that access takes the ordinary number."""
+    from conftest import APPROVER_1
+
+    repo, inventory = bed
+    repo.entitlements["siempre"]["privileged"] = True
+    repo.add(UNIT, person("SSM-000001"))
+    repo.squash_merge("Entitlements y persona")
+    _apply(repo, inventory)
+    repo.find("SSM-000001")["entitlements"] = ["siempre"]
+    repo.squash_merge("SIEMPRE para SSM-000001", approvers=(APPROVER_1,))
+    plan, report = _apply(repo, inventory)
+    [change] = plan.changes
+    assert not change.approved and "privileged" in str(change.approval.reason) and _orders(repo) == []
+    assert [s.change.key for s in report.skipped] == ["SSM-000001"]
+    repo.find("SSM-000001")["title"] = "Médica Especialista"
+    repo.squash_merge("Y otro puesto")  # two approvers this time
+    plan, report = _apply(repo, inventory)
+    assert [o.movement for o in _orders(repo)] == ["alta"] and report.ok
+    _confirm(repo, _orders(repo)[0])
+    repo.find("SSM-000001")["entitlements"] = []
+    repo.squash_merge("Sin SIEMPRE", approvers=(APPROVER_1,))
+    plan, report = _apply(repo, inventory)
+    assert [o.movement for o in _orders(repo)] == ["alta", "baja"] and report.ok
+
+
 def test_an_incremental_plan_of_one_colleague_raises_nothing_for_the_others(bed):
     repo, inventory = bed
     repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]),

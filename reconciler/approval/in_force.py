@@ -139,8 +139,18 @@ def _entitlements(text: str | None, display: str) -> dict[str, dict]:
     return {str(k): v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
 
 
+SYSTEM = "system:"  # not for people: how a system with no API is keyed among the privileged groups
+
+
 def privileged_groups(text: str | None, display: str, listed: frozenset[str] = frozenset()) -> dict[str, str]:
-    """Casefolded AD group -> entitlement key, for the entitlements of an entitlements.yaml
-    text that are flagged `privileged: true` or `listed` by the policy."""
-    return {str(e["group"]).casefold(): k for k, e in _entitlements(text, display).items()
-            if (e.get("privileged") is True or k in listed) and e.get("group")}
+    """Casefolded AD group (or "system:" and a system with no API) -> entitlement key, for the
+    entitlements of an entitlements.yaml text that are flagged `privileged: true` or `listed`
+    by the policy."""
+    out = {}
+    for k, e in _entitlements(text, display).items():
+        if e.get("privileged") is True or k in listed:
+            if e.get("group"):
+                out[str(e["group"]).casefold()] = k
+            if e.get("system"):  # a system with no API: its work order grants it (approval/review.py)
+                out[SYSTEM + str(e["system"]).casefold()] = k
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from reconciler.approval.in_force import RulesInForce, privileged_groups
+from reconciler.approval.in_force import SYSTEM, RulesInForce, privileged_groups
 from reconciler.approval.inventory_review import weakened
 from reconciler.approval.ledger import Ledger, Stretch
 from reconciler.approval.policy import POLICY_FILE, Approval, Scope, awaiting, joined
@@ -28,6 +28,10 @@ def scope_of(change: Change, privileged: dict[str, str],
     for a in change.attributes:
         if a.name == "groups":
             granted = tuple(sorted({privileged[g.casefold()] for g in a.added() if g.casefold() in privileged}))
+    # The alta of access to a system with no API (its work order) grants that system.
+    system = SYSTEM + str(getattr(change.desired, "grants_system", "")).casefold()
+    if change.movement is Movement.ALTA and system in privileged:
+        granted = tuple(sorted({*granted, privileged[system]}))
     own = {change.origins[0].file} if change.origins else set()
     # An account made by hand belongs to no unit yet, and may sit in any OU: taking it over is
     # approved by whoever may approve the declaring file (IT's approvers), never by a unit head

@@ -32,6 +32,7 @@ class Wanted:
     unit: str
     solicitud: str
     sources: tuple[Source, ...]  # their entry, their unit, the entitlements that grant the system
+    grants_system: str = ""  # the system their access is to: the approval policy may hold it privileged
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def declared(state: DesiredState, system: str, manages=lambda unit: True) -> dic
         sources = (p.source, *((unit.source,) if unit is not None and unit.source else ()),
                    *(state.entitlements[e].source for e in p.entitlements
                      if e in granting and state.entitlements[e].source))
-        out[p.employee_key] = Wanted(p.employee_key, p.display_name, p.unit, p.solicitud.folio, sources)
+        out[p.employee_key] = Wanted(p.employee_key, p.display_name, p.unit, p.solicitud.folio, sources, system)
     return out
 
 
