@@ -106,6 +106,7 @@ class Outcome:
     verified: bool = False
     step: int = 0  # which step of a run applied it: 1 revocations, 2 everything else
     done_at: str | None = None  # when its step finished (UTC, microseconds): the order across targets
+    evidence: dict | None = None  # what the provider left that shows it done (a work order's ref and commit)
 
     def fail(self, message: str) -> None:
         if self.status != "failed":

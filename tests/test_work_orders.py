@@ -316,3 +316,15 @@ def test_two_targets_cannot_serve_one_system(bed, tmp_path):
         load_inventory(inventory)
     fields = sorted(p.field for p in failed.value.problems)
     assert fields == ["targets.otro.system", "targets.siempre-2.system"], fields  # the later of each pair (keys sorted)
+
+
+def test_the_audit_record_of_an_order_names_its_ref_and_commit(bed):
+    from reconciler.audit import trail
+    from reconciler.config.inventory import load_inventory
+
+    repo, inventory = bed
+    order = _one_alta_issued(repo, inventory)
+    audit_dir = load_inventory(inventory)[TARGET].audit_dir
+    [record] = [r for r in trail.load_records([audit_dir]) if r.get("kind") == "change"]
+    ref = f"{REFS}{TARGET}/{order.folio}"
+    assert record["evidence"] == {"ref": ref, "commit": repo.git.git.rev_parse(ref)}

@@ -816,7 +816,7 @@ class _TargetApply:
             self.credentials.close()
         for o in self.outcomes:
             self.audit.append("change", **change_record(o.change, o.status, o.verified, o.error, self.run_id, commit),
-                              step=o.step, done_at=o.done_at)
+                              step=o.step, done_at=o.done_at, **({"evidence": o.evidence} if o.evidence else {}))
         probes = self.probes
         for p in probes:  # the proof that the rules work, kept with the run that applied them
             self.audit.append("probe", run=self.run_id, commit=commit, **p.to_dict())

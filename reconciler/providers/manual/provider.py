@@ -17,7 +17,7 @@ from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
 from reconciler.providers.manual import diff as manual
 from reconciler.providers.manual.document import work_order
-from reconciler.providers.manual.orders import Done, Ledger, Order
+from reconciler.providers.manual.orders import Done, Ledger, Order, ref_name
 from reconciler.providers.manual.target import ManualTarget
 
 
@@ -97,10 +97,12 @@ class ManualProvider(Provider):
             try:
                 if change.kind == manual.CONFIRMATION:
                     c = change.desired
-                    basis.ledger.confirm(change.actual, Done(c.date, c.by, c.ticket, basis.ledger.commit))
+                    order = change.actual
+                    stored = basis.ledger.confirm(order, Done(c.date, c.by, c.ticket, basis.ledger.commit))
                 else:
                     order = self._order(change, basis.ledger.commit)
-                    basis.ledger.issue(order, work_order(order, self.target, basis.state, change))
+                    stored = basis.ledger.issue(order, work_order(order, self.target, basis.state, change))
+                outcome.evidence = {"ref": ref_name(order.target, order.folio), "commit": stored}
                 outcome.status = "applied"
             except ReconcilerError as exc:
                 outcome.fail(str(exc))
