@@ -328,3 +328,18 @@ def test_the_audit_record_of_an_order_names_its_ref_and_commit(bed):
     [record] = [r for r in trail.load_records([audit_dir]) if r.get("kind") == "change"]
     ref = f"{REFS}{TARGET}/{order.folio}"
     assert record["evidence"] == {"ref": ref, "commit": repo.git.git.rev_parse(ref)}
+
+
+def test_an_order_ref_deleted_or_moved_fails_pending_naming_it(bed):
+    repo, inventory = bed
+    order = _one_alta_issued(repo, inventory)
+    ref = f"{REFS}{TARGET}/{order.folio}"
+    args = ("--lang", "en", "--repo", str(repo.root), "pending", "--inventory", str(inventory))
+    assert run_cli(*args)[0] == 0
+    stored = repo.git.git.rev_parse(ref)
+    repo.git.git.update_ref(ref, repo.git.head.commit.hexsha)  # pushed over by someone
+    code, _out, err = run_cli(*args)
+    assert code == 1 and f"{ref} was moved: apply stored {stored[:12]} there" in err
+    repo.git.git.update_ref("-d", ref)
+    code, _out, err = run_cli(*args)
+    assert code == 1 and f"{ref} is gone: apply stored it" in err

@@ -35,7 +35,7 @@ def open_orders(args) -> tuple[list[dict], list[str], list[str]]:
     source = at_ref(args.repo, args.ref)
     state = load_desired_state(source.files)
     ledger, today = Ledger(source.repo, ApplyKey.from_env()), today_here()
-    rows, notes, problems = [], [], []
+    rows, notes, problems = [], [], [str(m) for m in ledger.vanished(_stored(source.repo, ledger.key, targets))]
     for target in targets:
         orders, said = ledger.orders(target.name)
         notes += [str(n) for n in said]
@@ -48,6 +48,22 @@ def open_orders(args) -> tuple[list[dict], list[str], list[str]]:
                          "due": o.due, "age_days": (dt.date.fromisoformat(today) - issued).days,
                          "sla_days": target.sla_days, "overdue": overdue(o, today), "operator": target.operator.name})
     return sorted(rows, key=lambda r: (r["issued"], r["folio"])), notes, problems
+
+
+def _stored(repo, key, targets) -> list[dict]:
+    """The sealed audit records (git notes) of the orders apply stored on `targets`: only the
+    apply key's seals count, so a forged note cannot claim an order that never was."""
+    from reconciler.audit import trail
+
+    if key is None:
+        return []
+    names = {t.name for t in targets}
+
+    def has_evidence(records) -> bool:  # a seal costs a process: only batches that matter are checked
+        return any(r is not None and r.get("evidence") and r.get("target") in names for r in records)
+
+    return [r for _commit, r in trail.read_notes(repo, sealed_by=key, wanted=has_evidence)
+            if r is not None and isinstance(r.get("evidence"), dict) and r.get("target") in names]
 
 
 def show(args, out: Console) -> int:

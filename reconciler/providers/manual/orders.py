@@ -181,6 +181,25 @@ class Ledger:
         gitobjects.durable_ref(self.repo, ref)
         return commit
 
+    def vanished(self, recorded: list[dict]) -> list[str]:
+        """What became of the refs the sealed audit records say apply stored: each must still
+        be there, at the commit recorded or at the confirmation recorded on top of it.  A ref
+        deleted or moved by someone with push rights is said here (a plan alone would only
+        issue the order again)."""
+        listing = self.repo.git.for_each_ref("--format=%(objectname) %(refname)", REFS)
+        refs = {line.split(" ", 1)[1]: line.split(" ", 1)[0] for line in listing.splitlines() if line.strip()}
+        out = []
+        for record in recorded:
+            ref, commit = record["evidence"].get("ref"), record["evidence"].get("commit")
+            sha = refs.get(ref)
+            if sha is None:
+                out.append(lazy("{ref} is gone: apply stored it (audit record seq {seq} of {target}); someone deleted "
+                                "the ref", ref=ref, seq=record.get("seq"), target=record.get("target")))
+            elif sha != commit and commit not in {c.hexsha for c in self.repo.commit(sha).parents}:
+                out.append(lazy("{ref} was moved: apply stored {commit} there (audit record seq {seq} of {target})",
+                                ref=ref, commit=str(commit)[:12], seq=record.get("seq"), target=record.get("target")))
+        return out
+
     def document(self, target: str, folio: str) -> str | None:
         """The document of an order, as it was sent; None for no such order, or one the apply
         key did not sign (when a key is configured)."""
