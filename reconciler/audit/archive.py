@@ -28,7 +28,7 @@ from pathlib import Path
 from reconciler.about import exact_version
 from reconciler.audit import archive_check, trail
 from reconciler.errors import ReconcilerError
-from reconciler.i18n import _, zone
+from reconciler.i18n import _, day_start, zone
 
 BUNDLED_REFS = ("refs/notes/reconciler-approvals", "refs/reconciler/work-orders/", "refs/reconciler/applied/")
 TEMPORARY = "refs/reconciler-export/"  # the named commits, for the bundle's heads; removed after
@@ -42,15 +42,12 @@ class Period:
     @property
     def start(self) -> str:
         """The first instant, UTC, as records write their time."""
-        return dt.datetime.combine(self.since, dt.time(), tzinfo=zone()).astimezone(dt.timezone.utc).isoformat(
-            timespec="seconds")
+        return day_start(self.since)
 
     @property
     def end(self) -> str:
         """The first instant after the period."""
-        after = self.until + dt.timedelta(days=1)
-        return dt.datetime.combine(after, dt.time(), tzinfo=zone()).astimezone(dt.timezone.utc).isoformat(
-            timespec="seconds")
+        return day_start(self.until + dt.timedelta(days=1))
 
 
 def period(since: str, until: str) -> Period:
@@ -70,28 +67,32 @@ def years_after(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year + years, day=28)
 
 
-def _selected(path: Path, span: Period) -> tuple[list[str], str, int]:
-    """The record lines of one trail inside the period, after checking the whole chain: (lines,
-    the hash of the record before the first, how many records the trail has)."""
+def _selected(path: Path, span: Period) -> tuple[list[str], str]:
+    """The record lines of one trail from the first recorded in the period to the last (and
+    whatever lies between, should a clock have stepped back), after checking the whole chain;
+    and the hash of the record before the first."""
     prev, first = trail.start(path)
-    count, broken, _hashes = trail.verify_chain(trail._parsed(path), prev, first)
+    _count, broken, _hashes = trail.verify_chain(trail.parsed(path), prev, first)
     if broken:
         raise ReconcilerError(_("{file}: {problem}; run `reconciler audit verify` (a broken trail is not exported)",
                                 file=path, problem=broken))
-    lines, anchor = [], prev
-    for number, line in trail.read_file(path):
+    selected, after, anchor_hash = [], [], prev
+    beyond = (dt.datetime.fromisoformat(span.end) + dt.timedelta(days=1)).isoformat(timespec="seconds")
+    for _number, line in trail.record_lines(path):
         record = json.loads(line)
-        if number == 1 and record.get("kind") == trail.ANCHOR:
-            continue
         when = str(record.get("time", ""))
-        if when >= span.end:
-            break
-        if when >= span.start:
-            if not lines:
-                anchor = prev
-            lines.append(line)
+        if span.start <= when < span.end:
+            if not selected:
+                anchor_hash = prev
+            selected += after  # records between two of the period's (a clock stepped back): kept, in order
+            after = []
+            selected.append(line)
+        elif selected:
+            if when >= beyond:
+                break  # a day past the period: nothing of it follows
+            after.append(line)
         prev = record["hash"]
-    return lines, anchor, count
+    return selected, anchor_hash
 
 
 def _notes(repo, wanted: set[str]) -> dict[str, str]:
@@ -106,7 +107,7 @@ def _notes(repo, wanted: set[str]) -> dict[str, str]:
     for line in listing.splitlines():
         blob, commit = line.split()
         text = repo.git.cat_file("-p", blob) + "\n"
-        if any(archive_check._hash_of(t) in wanted for t in text.splitlines() if t.startswith("{")):
+        if any(archive_check.hash_of(t) in wanted for t in text.splitlines() if t.startswith("{")):
             out[commit] = text
     return out
 
@@ -145,7 +146,7 @@ def export(targets: list, repo, span: Period, key, out: Path) -> dict:
             path = Path(target.audit_dir) / f"{target.name}{trail.SUFFIX}"
             if not path.exists():
                 continue
-            lines, anchor, _count = _selected(path, span)
+            lines, anchor = _selected(path, span)
             if not lines:
                 continue
             records = [json.loads(line) for line in lines]

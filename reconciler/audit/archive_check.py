@@ -172,7 +172,7 @@ def _sealed(root: Path, manifest: dict, key: str, problems: list) -> set[str]:
             for text in note.read_text(encoding="utf-8").splitlines() + [""]:
                 if text.startswith(SEAL_TAG + " "):
                     if _verify_seal("".join(t + "\n" for t in batch), text, commit, signers, problems):
-                        hashes |= {_hash_of(t) for t in batch}
+                        hashes |= {hash_of(t) for t in batch}
                     else:
                         problems.append(Said("bad_seal", file=note.name))
                     batch = []
@@ -183,7 +183,7 @@ def _sealed(root: Path, manifest: dict, key: str, problems: list) -> set[str]:
     return hashes
 
 
-def _hash_of(text: str) -> str:
+def hash_of(text: str) -> str:
     try:
         return str(json.loads(text).get("hash"))
     except (ValueError, AttributeError):

@@ -34,6 +34,7 @@ SUFFIX = ".audit.jsonl"
 # seq and hash of the last record pruned, from which the chain goes on, and the archive that
 # holds them.  An apply appends after it as after a record.
 ANCHOR = "anchor"
+ANCHOR_NAMESPACE = "reconciler-anchor"  # what an apply key's signature of an anchor is for
 
 
 def canonical(record: dict) -> str:
@@ -253,18 +254,28 @@ def _record(text: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _parsed(path: Path) -> Iterator[tuple[str, dict | None]]:
-    """Each record with where it was read; the anchor line of a pruned trail is not a record."""
+def record_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The record lines of a trail with their line numbers: every non-blank line but a pruned
+    trail's anchor (its first)."""
+    first = True
     for number, line in read_file(path):
-        record = _record(line)
-        if number == 1 and record is not None and record.get("kind") == ANCHOR:
-            continue
-        yield lazy("{file} line {number}", file=path.name, number=number), record
+        if first:
+            first = False
+            record = _record(line)
+            if record is not None and record.get("kind") == ANCHOR:
+                continue
+        yield number, line
+
+
+def parsed(path: Path) -> Iterator[tuple[str, dict | None]]:
+    """Each record with where it was read (None for a line that is not one)."""
+    for number, line in record_lines(path):
+        yield lazy("{file} line {number}", file=path.name, number=number), _record(line)
 
 
 def anchor(path: Path) -> dict | None:
-    """The anchor line of a pruned trail (its first), or None."""
-    for number, line in read_file(path):
+    """The anchor line of a pruned trail (its first non-blank line), or None."""
+    for _number, line in read_file(path):
         record = _record(line)
         return record if record is not None and record.get("kind") == ANCHOR else None
     return None
@@ -275,13 +286,49 @@ def start(path: Path) -> tuple[str, int]:
     found = anchor(path)
     if found is None:
         return GENESIS, 0
-    return str(found.get("hash")), int(found.get("seq") or 0)
+    seq = found.get("seq")
+    return str(found.get("hash")), seq if isinstance(seq, int) and seq > 0 else -1  # -1: no record can follow
 
 
-def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None) -> Verdict:
-    """Check the chain of one target's trail, and that every record noted in Git is in it."""
+def anchor_statement(found: dict) -> str:
+    """What the apply key signs of an anchor: all of it but its seal."""
+    return canonical({k: v for k, v in found.items() if k != "seal"})
+
+
+def sealed_anchor(found: dict, key) -> dict:
+    """The anchor with its seal: only the apply job prunes (audit/prune.py)."""
+    try:
+        return {**found, "seal": key.sign(anchor_statement(found), ANCHOR_NAMESPACE)}
+    except SignatureError as exc:
+        raise ReconcilerError(_("could not seal the trail's anchor: {error}", error=exc)) from None
+
+
+def _anchor_problem(path: Path, found: dict, key, notes) -> str | None:
+    """Why a trail's anchor does not count: records removed from the file by anyone but the
+    apply job's prune, or an anchor naming a record the notes do not have."""
+    if key is None:
+        return lazy("{file}: its first records were pruned, and without the apply key's public half "
+                    "(RECONCILER_APPLY_PUBLIC_KEY) its anchor cannot be checked", file=path.name)
+    if not key.valid(anchor_statement(found), str(found.get("seal", "")), ANCHOR_NAMESPACE):
+        return lazy("{file}: its anchor line is not sealed by the apply key: records 1 to {seq} were removed from "
+                    "the file by hand", file=path.name, seq=found.get("seq"))
+    target = path.name[: -len(SUFFIX)]
+    noted = {r.get("hash") for _c, r in notes or () if r is not None and r.get("target") == target
+             and r.get("seq") == found.get("seq")}
+    if notes and found.get("hash") not in noted:
+        return lazy("{file}: its anchor names record seq {seq}, which the git notes do not hold as it says",
+                    file=path.name, seq=found.get("seq"))
+    return None
+
+
+def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None, key=None) -> Verdict:
+    """Check the chain of one target's trail, and that every record noted in Git is in it (or,
+    for a pruned trail, before its anchor, which the apply key must have sealed)."""
     prev, first = start(path)
-    count, broken, by_seq = verify_chain(_parsed(path), prev, first)
+    found = anchor(path)
+    if found is not None and (problem := _anchor_problem(path, found, key, notes)):
+        return Verdict(path, 0, problem, first)
+    count, broken, by_seq = verify_chain(parsed(path), prev, first)
     if broken:
         return Verdict(path, count, broken, first)
     target = path.name[: -len(SUFFIX)]
@@ -331,7 +378,7 @@ def load_records(directories: Iterable[str | Path] = (), notes: list[tuple[str, 
         records.append(record)
     for directory in dict.fromkeys(str(d) for d in directories):
         for path in trail_files(directory):
-            for where, record in _parsed(path):
+            for where, record in parsed(path):
                 if record is None:
                     raise ReconcilerError(_("{where} is not an audit record: run `reconciler audit verify`",
                                             where=where))

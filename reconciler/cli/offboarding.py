@@ -16,15 +16,17 @@ from reconciler.i18n import _
 EXIT_PENDING = 2
 
 
-def _state_applied(repo_path: Path, records: list[dict], folio: str, fallback):
+def _state_applied(repo_path: Path, records: list[dict], person, since: str, fallback):
     """The desired state the baja was first applied from (the equipment and lines it gave the
-    person then), or `fallback` when no record of it names a commit this repository has."""
+    person then): the commit of the first baja recorded of their employee key since the
+    request; `fallback` when there is none this repository has."""
     from reconciler.desired.load import load_desired_state
     from reconciler.desired.source import at_ref
 
     for r in records:
         commit = r.get("commit")
-        if r.get("kind") == "change" and r.get("folio") == folio and isinstance(commit, str) and len(commit) == 40:
+        if (r.get("kind") == "change" and r.get("key") == person.employee_key and r.get("movement") == "baja"
+                and str(r.get("time", "")) >= since and isinstance(commit, str) and len(commit) == 40):
             try:
                 return load_desired_state(at_ref(repo_path, commit).files)
             except ReconcilerError:
@@ -32,18 +34,22 @@ def _state_applied(repo_path: Path, records: list[dict], folio: str, fallback):
     return fallback
 
 
-def _work_orders(key: str, since: str, systems) -> list[OrderItem]:
+def _work_orders(key: str, folio: str, since: str, systems) -> list[OrderItem]:
     """The orders the baja raised on each system with no API (`systems`: (ManualTarget, its
-    orders) pairs): each baja order issued since the request, and, where the person will still
+    orders) pairs): every baja order of the person's still open, whatever its date, and those
+    confirmed that were issued since the request or for it; and, where the person will still
     have access (no baja order issued yet: the next apply issues it), that access, pending."""
     from reconciler.offboarding.servicios import OrderItem
     from reconciler.providers.manual.diff import holders
 
+    start = dt.datetime.fromisoformat(since)
     out = []
     for target, orders in systems:
         mine = [o for o in orders if o.employee_key == key]
         for o in mine:
-            if o.movement == "baja" and dt.datetime.fromisoformat(o.issued) >= dt.datetime.fromisoformat(since):
+            if o.movement != "baja":
+                continue
+            if o.done is None or o.solicitud == folio or dt.datetime.fromisoformat(o.issued) >= start:
                 done = f"{o.done.date} · {o.done.by} · {o.done.ticket}" if o.done is not None else None
                 out.append(OrderItem(target.name, target.title, target.operator.name, o.folio, o.issued, o.due, done))
         holder = holders(mine).get(key)
@@ -59,8 +65,8 @@ def compose(args, err: Console):
     from reconciler.config.inventory import load_inventory
     from reconciler.desired.load import load_desired_state
     from reconciler.desired.source import at_ref
-    from reconciler.i18n import zone
-    from reconciler.offboarding.servicios import baja_de_servicios, since_day
+    from reconciler.i18n import day_start
+    from reconciler.offboarding.servicios import baja_de_servicios
     from reconciler.providers.manual.orders import Ledger
 
     source = at_ref(args.repo, args.ref)
@@ -73,7 +79,8 @@ def compose(args, err: Console):
                                 "starts with `status: baja` and its request", key=args.key,
                                 person=person.display_name, ref=args.ref))
     records = _records(args, err)
-    then = _state_applied(args.repo, records, person.solicitud.folio, now)
+    since = day_start(dt.date.fromisoformat(person.solicitud.date))
+    then = _state_applied(args.repo, records, person, since, now)
     ledger = Ledger(source.repo, ApplyKey.from_env())
     systems = []
     for target in load_inventory(args.inventory).values():
@@ -82,8 +89,8 @@ def compose(args, err: Console):
             for note in notes:
                 err.print(escape(str(note)))
             systems.append((target, orders))
-    since = since_day(person.solicitud.date, zone())
-    return baja_de_servicios(args.key, now, then, records, _work_orders(args.key, since, systems), zone(),
+    folio = person.solicitud.folio
+    return baja_de_servicios(args.key, now, then, records, _work_orders(args.key, folio, since, systems), since,
                              source.commit.hexsha, trail.now())
 
 

@@ -196,8 +196,9 @@ def audit_verify(args, out: Console, err: Console) -> int:
     if not files:
         raise ReconcilerError(_("no audit trail in {directories}", directories=", ".join(_audit_dirs(args))))
     bad = 0
+    key = ApplyKey.from_env()
     for path in files:
-        verdict = trail.verify_file(path, notes)
+        verdict = trail.verify_file(path, notes, key)
         if verdict.ok:
             if notes:
                 said = ngettext("{file}: {n} record, chain intact, matches the git notes",
@@ -207,8 +208,9 @@ def audit_verify(args, out: Console, err: Console) -> int:
                                 verdict.records, file=path)
             out.print(f"[green]✓[/] {escape(said)}")
             if verdict.pruned:
-                out.print("  " + escape(_("records 1 to {seq} were pruned from it: its anchor line names the "
-                                          "archive that holds them, and the git notes keep them", seq=verdict.pruned)))
+                out.print("  " + escape(_("records 1 to {seq} were pruned from it by the apply job (its anchor "
+                                          "line, sealed, names the archive that holds them); the git notes keep them",
+                                          seq=verdict.pruned)))
         else:
             bad += 1
             out.print(f"[red]✗ {escape(str(path))}: {escape(shown(verdict.broken))}[/]")

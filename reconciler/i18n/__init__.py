@@ -200,6 +200,11 @@ def zone():
     return ZoneInfo(_State.time_zone)
 
 
+def day_start(day: dt.date) -> str:
+    """The first instant of the institution's `day`, in UTC as the audit records write time."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone()).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def _moment(value) -> dt.datetime | dt.date | None:
     if isinstance(value, (dt.datetime, dt.date)):
         return value

@@ -13,7 +13,7 @@ from rich.table import Table
 from reconciler import i18n
 from reconciler.i18n import _, date, when
 from reconciler.markdown import markdown_cell as cell
-from reconciler.offboarding.servicios import BajaDeServicios
+from reconciler.offboarding.servicios import NOT_REMOVED, BajaDeServicios
 from reconciler.pdfpage import Page, laid_out
 
 
@@ -40,6 +40,8 @@ def _checked(r) -> str:
         return "✗ " + (_("failed: {error}", error=r.error) if r.error else _("failed"))
     if r.status == "skipped":
         return "✗ " + _("not applied: not approved")
+    if r.status == NOT_REMOVED:
+        return "✗ " + _("no baja recorded yet: the target was out of reach, or the change is still to apply")
     return "✗ " + _("pending")
 
 
@@ -74,7 +76,8 @@ def details(b: BajaDeServicios) -> list[tuple[str, str]]:
 
 
 def sections(b: BajaDeServicios) -> list[Section]:
-    removed = tuple((r.target, r.label, "; ".join(r.changed), when(r.time), _checked(r)) for r in b.removed)
+    removed = tuple((r.target, r.label, "; ".join(r.changed), when(r.time) if r.time else "—", _checked(r))
+                    for r in b.removed)
     orders = tuple((o.system, o.operator, o.folio or "—",
                     when(o.issued) if o.issued else _("to be issued by the next apply"),
                     date(o.due) if o.due else "—", _mark(o.done, o.confirmed or "")) for o in b.orders)

@@ -12,11 +12,13 @@ report what was removed.  Here the report is made from facts, never from what so
 - the carrier lines they held, to cancel with the carrier: done once the desired state says
   the line is a baja or holds it for someone else.
 
-The baja is complete only when every item is done.  Which records belong to it: changes
-recorded on or after the day of the baja request, that are bajas of one of the person's
-objects (their employee key, account, mailbox, extensions, equipment) or that carry the baja
-request's folio; and the releases of their equipment.  The objects are those the desired state
-gave them when the baja was applied (`then`), and those it gives them now.
+The baja is complete only when every item is done.  The person's objects are those keyed by
+their identities (employee key, account, mailbox and aliases, extensions, equipment) in the
+desired state the baja was applied from (`then`) and the one read now, and the sets that held
+them (a shared mailbox's members).  Every such object a target made or took over must have a
+baja recorded since the day of the request, applied and read back (equipment: its release);
+one with none is pending (a target that was out of reach, a change skipped).  A record is never
+taken as the person's by its folio alone: one request may carry several people's bajas.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from reconciler.desired.model import DesiredState, Person
 
 # Not removals of the person's access: containers, and the work orders listed as orders.
 NOT_ACCESS = frozenset({"ou", "group", "mail-maps", "work-order", "work-order-confirmation"})
+NOT_REMOVED = "not-removed"  # an object of theirs no baja was recorded for (a target out of reach, skipped)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Removed:
     label: str
     movement: str
     time: str  # of the last record (UTC)
-    status: str  # applied | failed | skipped
+    status: str  # applied | failed | skipped | not-removed
     verified: bool
     changed: tuple[str, ...]  # what the change did to each attribute: "groups: −GG-Correo", "enabled: True → False"
     error: str | None = None
@@ -140,17 +143,6 @@ def identities(person: Person, *states: DesiredState) -> tuple[set[str], set[str
     return keys, equipment
 
 
-def _belongs(record: dict, folio: str, keys: set[str], equipment: set[str], since: str) -> bool:
-    if record.get("kind") != "change" or record.get("object_kind") in NOT_ACCESS:
-        return False
-    if str(record.get("time", "")) < since:
-        return False
-    key, movement = str(record.get("key", "")), record.get("movement")
-    if movement == "baja":
-        return key in keys or key in equipment or record.get("folio") == folio
-    return movement == "modificacion" and (key in equipment or record.get("folio") == folio)
-
-
 def _value(value) -> str:
     return "—" if value is None else str(value)
 
@@ -165,21 +157,73 @@ def _said(attribute: dict) -> str:
     return f"{name}: {_value(before)} → {_value(after)}"
 
 
-def removals(records: list[dict], folio: str, keys: set[str], equipment: set[str], since: str) -> list[Removed]:
-    """The last record of each object the baja touched, in the order they were first recorded."""
-    last: dict[tuple, dict] = {}
+def _touches(record: dict, ids: set[str]) -> bool | None:
+    """Did a set attribute of the record (a shared mailbox's members) gain one of the person's
+    identities (True), lose one (False), or neither (None)?"""
+    for a in record.get("attributes") or ():
+        before, after = a.get("before"), a.get("after")
+        if isinstance(before, list) or isinstance(after, list):
+            was, now = {str(v) for v in before or ()}, {str(v) for v in after or ()}
+            if (now - was) & ids:
+                return True
+            if (was - now) & ids:
+                return False
+    return None
+
+
+def _closes(r: dict, keys: set[str], equipment: set[str], since: str) -> bool:
+    """A record of the baja: since the request, a baja of one of the person's objects, the
+    release of their equipment, or a set that lost them."""
+    if str(r.get("time", "")) < since:
+        return False
+    key, movement = str(r.get("key", "")), r.get("movement")
+    if key in keys and movement == "baja":
+        return True
+    if key in equipment and movement in ("baja", "modificacion"):
+        return True
+    return movement in ("baja", "modificacion") and _touches(r, keys) is False
+
+
+def _opens(r: dict, keys: set[str], equipment: set[str]) -> bool:
+    """A record that made, took over or kept one of the person's objects (or put them in a set)."""
+    if r.get("status") != "applied" or r.get("movement") not in ("alta", "adopcion", "modificacion"):
+        return False
+    key = str(r.get("key", ""))
+    return key in keys or key in equipment or _touches(r, keys) is True
+
+
+def removals(records: list[dict], keys: set[str], equipment: set[str], since: str) -> list[Removed]:
+    """Every object of the person's a target made or took over, and what its baja was: for each,
+    the first record of the baja that was applied and read back, else the last one tried, else
+    none (its access not removed: pending).  Records after that first verified one are another
+    story (an extension given to someone else).  `records` are in the order they were made."""
+    opened: dict[tuple, dict] = {}
+    closing: dict[tuple, dict] = {}
     for r in records:
-        if _belongs(r, folio, keys, equipment, since):
-            key = (r.get("target"), r.get("object_kind"), r.get("key"))
-            last.pop(key, None)
-            last[key] = r
+        if r.get("kind") != "change" or r.get("object_kind") in NOT_ACCESS:
+            continue
+        obj = (r.get("target"), r.get("object_kind"), r.get("key"))
+        done = closing.get(obj)
+        if done is not None and done.get("status") == "applied" and done.get("verified"):
+            continue
+        if _closes(r, keys, equipment, since):
+            closing[obj] = r
+        elif _opens(r, keys, equipment):
+            opened.setdefault(obj, r)
     out = []
-    for (target, kind, key), r in last.items():
+    for obj in dict.fromkeys([*opened, *closing]):
+        target, kind, key = obj
+        r = closing.get(obj)
+        if r is None:
+            first = opened[obj]
+            out.append(Removed(str(target), str(kind), str(key), str(first.get("label", key)), "baja", "",
+                               NOT_REMOVED, False, ()))
+            continue
         changed = tuple(_said(a) for a in r.get("attributes") or () if isinstance(a, dict))
         out.append(Removed(str(target), str(kind), str(key), str(r.get("label", key)), str(r.get("movement")),
                            str(r.get("time", "")), str(r.get("status", "")), bool(r.get("verified")), changed,
                            r.get("error")))
-    return sorted(out, key=lambda item: (item.target, item.time, item.key))
+    return sorted(out, key=lambda item: (item.target, item.time or "~", item.key))
 
 
 def approvers(records: list[dict], folio: str) -> tuple[str, ...]:
@@ -223,15 +267,8 @@ def lines_to_cancel(key: str, then: DesiredState, now: DesiredState) -> list[Ass
     return out
 
 
-def since_day(requested: str, zone) -> str:
-    """The first instant (UTC, as records write it) of the request's day in the institution."""
-    day = dt.date.fromisoformat(requested)
-    start = dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.timezone.utc)
-    return start.isoformat(timespec="seconds")
-
-
 def baja_de_servicios(key: str, now: DesiredState, then: DesiredState, records: list[dict],
-                      orders: list[OrderItem], zone, commit: str | None = None, made: str = "") -> BajaDeServicios:
+                      orders: list[OrderItem], since: str, commit: str | None = None, made: str = "") -> BajaDeServicios:
     """The baja de servicios of `key`, a baja in `now` (the desired state read), from `then`
     (the state the baja was applied from), the audit `records` and the work `orders` it raised."""
     person = now.person(key)
@@ -242,6 +279,6 @@ def baja_de_servicios(key: str, now: DesiredState, then: DesiredState, records: 
     return BajaDeServicios(
         key, person.display_name, person.title, unit.name if unit is not None else person.unit,
         now.account_names.get(key) or then.account_names.get(key), s.folio, s.date, s.requested_by, s.justification,
-        approvers(records, s.folio), tuple(removals(records, s.folio, keys, equipment, since_day(s.date, zone))),
+        approvers(records, s.folio), tuple(removals(records, keys, equipment, since)),
         tuple(orders), tuple(equipment_to_collect(key, then, now)), tuple(lines_to_cancel(key, then, now)),
         commit, made)
