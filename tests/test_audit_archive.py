@@ -88,9 +88,10 @@ def test_an_archive_verifies_on_another_machine_from_itself_alone(history, tmp_p
     assert code == 0 and "The archive verifies" in out, out + err
 
 
-def _rewrite(root: Path, change) -> None:
+def _rewrite(root: Path, change, signer: str | None = None) -> None:
     """What a forger with the archive can do: change records, re-chain and re-hash them, and
-    rewrite the manifest to match.  Only the apply key's seals stand in the way."""
+    rewrite the manifest to match (signed with `signer`'s key: their own, or, to try the seals
+    on their own, the apply key itself)."""
     manifest = json.loads((root / "MANIFEST.json").read_text(encoding="utf-8"))
     target = manifest["targets"][0]
     path = root / "records" / f"{target['name']}.jsonl"
@@ -103,8 +104,15 @@ def _rewrite(root: Path, change) -> None:
     path.write_text("".join(canonical(r) + "\n" for r in records), encoding="utf-8")
     target.update(records=len(records), last_hash=prev, last_seq=target["first_seq"] + len(records) - 1)
     manifest["files"] = {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                         for p in sorted(root.rglob("*")) if p.is_file() and p.name != "MANIFEST.json"}
-    (root / "MANIFEST.json").write_text(json.dumps(manifest), encoding="utf-8")
+                         for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith("MANIFEST")}
+    if signer is not None:
+        manifest["apply_key"] = _public(signer)
+    text = json.dumps(manifest)
+    (root / "MANIFEST.json").write_text(text, encoding="utf-8")
+    if signer is not None:
+        signed = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", "reconciler-archive", "-f",
+                                 str(key_of(signer))], input=text.encode("utf-8"), capture_output=True, check=True)
+        (root / "MANIFEST.json.sig").write_bytes(signed.stdout)
 
 
 def _repacked(root: Path, out: Path) -> Path:
@@ -113,31 +121,69 @@ def _repacked(root: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("forgery, expected", [
-    (lambda records: records[0].update(label="otra persona"), "in no note batch the apply key sealed"),
-    (lambda records: records.pop(0), "in no note batch the apply key sealed"),
+@pytest.mark.parametrize("forgery, signer, expected", [
+    (lambda records: records[0].update(label="otra persona"), None, "MANIFEST.json is not signed by the apply key"),
+    (lambda records: records.pop(0), "marta", "names another apply key"),  # re-signed with the forger's own key
+    # Even with the manifest signed by the apply key, every record must be in a sealed note.
+    (lambda records: records[0].update(label="otra persona"), "reconciler-apply", "in no note batch the apply key"),
+    (lambda records: records.pop(0), "reconciler-apply", "in no note batch the apply key sealed"),
 ])
-def test_an_archive_a_forger_rewrote_does_not_verify(history, tmp_path, forgery, expected):
+def test_an_archive_a_forger_rewrote_does_not_verify(history, tmp_path, forgery, signer, expected):
     archive = tmp_path / "a.tar.gz"
     assert _export(history, archive)[0] == 0
     root = _unpacked(archive, tmp_path / "forged")
-    _rewrite(root, forgery)
+    _rewrite(root, forgery, signer)
     forged = _repacked(root, tmp_path / "forged.tar.gz")
-    checked = _on_another_machine(forged, tmp_path)
+    checked = _on_another_machine(forged, tmp_path, "--key", _public("reconciler-apply"))
     assert checked.returncode == 1 and expected in checked.stdout, checked.stdout
     code, out, _err = run_cli("--lang", "en", "audit", "verify-archive", str(forged))
     assert code == 1 and expected in out and "does NOT verify" in out
 
 
-def test_an_archive_checked_against_another_key_or_with_a_file_added_does_not_verify(history, tmp_path):
+def test_an_archive_with_a_target_left_out_or_a_file_added_does_not_verify(history, tmp_path):
     archive = tmp_path / "a.tar.gz"
     assert _export(history, archive)[0] == 0
-    checked = _on_another_machine(archive, tmp_path, "--key", _public("marta"))
-    assert checked.returncode == 1 and "is not the key given with --key" in checked.stdout
+    root = _unpacked(archive, tmp_path / "cut")
+    manifest = json.loads((root / "MANIFEST.json").read_text(encoding="utf-8"))
+    manifest["targets"] = manifest["targets"][:1]  # a whole target's records dropped
+    (root / "MANIFEST.json").write_text(json.dumps(manifest), encoding="utf-8")
+    code, out, _err = run_cli("--lang", "en", "audit", "verify-archive", str(_repacked(root, tmp_path / "c.tar.gz")))
+    assert code == 1 and "is not signed by the apply key" in out
     root = _unpacked(archive, tmp_path / "added")
     (root / "records" / "otro.jsonl").write_text("{}\n", encoding="utf-8")
     code, out, _err = run_cli("--lang", "en", "audit", "verify-archive", str(_repacked(root, tmp_path / "b.tar.gz")))
     assert code == 1 and "records/otro.jsonl is not listed in the manifest" in out
+
+
+def test_an_archive_is_checked_only_against_a_key_the_checker_gives(history, tmp_path, monkeypatch):
+    archive = tmp_path / "a.tar.gz"
+    assert _export(history, archive)[0] == 0
+    checked = _on_another_machine(archive, tmp_path)
+    assert checked.returncode == 2 and "--key" in checked.stderr
+    monkeypatch.delenv("RECONCILER_APPLY_KEY", raising=False)
+    monkeypatch.delenv("RECONCILER_APPLY_PUBLIC_KEY", raising=False)
+    code, out, _err = run_cli("--lang", "en", "audit", "verify-archive", str(archive))
+    assert code == 1 and "no apply key to check it with" in out
+    code, out, _err = run_cli("--lang", "en", "audit", "verify-archive", str(archive), "--key",
+                              f"{key_of('reconciler-apply')}.pub")
+    assert code == 0, out
+
+
+def test_an_archive_cut_short_or_naming_a_file_twice_is_a_clear_error(history, tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    assert _export(history, archive)[0] == 0
+    cut = tmp_path / "cortado.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    code, _out, err = run_cli("--lang", "en", "audit", "verify-archive", str(cut))
+    assert code == 1 and "is not an archive, or is cut short" in err and "Internal error" not in err
+    twice = tmp_path / "doble.tar.gz"
+    with tarfile.open(twice, "w:gz") as tar:
+        for name, kind in (("a/x", tarfile.DIRTYPE), ("a/x", tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    code, _out, err = run_cli("--lang", "en", "audit", "verify-archive", str(twice))
+    assert code == 1 and "is not part of an audit archive" in err
 
 
 @pytest.mark.parametrize("member", ["../fuera.txt", "/etc/cron.d/x", "enlace"])
@@ -203,7 +249,7 @@ def test_records_leave_a_trail_only_after_their_retention_and_into_an_archive_th
     done = prune.prune(target, dt.date(2026, 11, 1), october, key, later)
     assert done is not None and done.records > 0 and done.kept > 0
     assert trail.anchor(path)["seq"] == done.through
-    verdict = trail.verify_file(path, trail.read_notes(history.repo.git))
+    verdict = trail.verify_file(path, trail.read_notes(history.repo.git), key)
     assert verdict.ok and verdict.pruned == done.through, verdict.broken
     assert all(r["time"] == NOVEMBER for r in history.records("a-first")[1:])
     # The next apply appends after it; the trail, its notes and a new export all still verify.
@@ -216,6 +262,19 @@ def test_records_leave_a_trail_only_after_their_retention_and_into_an_archive_th
     again = tmp_path / "todo.tar.gz"
     today = dt.date.today().isoformat()
     assert _export(history, again, since="2026-10-01", until=today)[0] == 0
-    assert _on_another_machine(again, tmp_path).returncode == 0
+    assert _on_another_machine(again, tmp_path, "--key", _public("reconciler-apply")).returncode == 0
     # Nothing more to prune before that day.
     assert prune.prune(target, dt.date(2026, 11, 1), october, key, later) is None
+
+
+def test_an_anchor_written_by_hand_to_hide_records_does_not_verify(history):
+    """Someone with the runner's disk replaces a trail by an anchor line naming its last record:
+    the file's chain would hold, but only the apply job seals an anchor."""
+    path = history.audit_dir / f"a-first{trail.SUFFIX}"
+    last = json.loads(path.read_text(encoding="utf-8").splitlines()[-1])
+    forged = {"kind": trail.ANCHOR, "target": "a-first", "seq": last["seq"], "hash": last["hash"],
+              "time": last["time"], "pruned_before": "2026-12-01", "archive_sha256": "0" * 64}
+    path.write_text(canonical(forged) + "\n", encoding="utf-8")
+    code, out, err = run_cli("--lang", "en", "--repo", str(history.repo.root), "audit", "verify", "--inventory",
+                             str(history.inventory))
+    assert code == 1 and "its anchor line is not sealed by the apply key" in out, out + err

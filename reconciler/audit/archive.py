@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, day_start, zone
 
 BUNDLED_REFS = ("refs/notes/reconciler-approvals", "refs/reconciler/work-orders/", "refs/reconciler/applied/")
-TEMPORARY = "refs/reconciler-export/"  # the named commits, for the bundle's heads; removed after
+TEMPORARY = "refs/reconciler-export/"  # the named commits, for the bundle's heads (one folder per export)
 
 
 @dataclass(frozen=True)
@@ -112,30 +113,33 @@ def _notes(repo, wanted: set[str]) -> dict[str, str]:
     return out
 
 
-def _bundle(repo, commits: set[str], into: Path) -> bool:
-    """A git bundle of the named commits (and their history) and the refs auditors need."""
+def _bundle(repo, commits: set[str], into: Path) -> None:
+    """A git bundle of the named commits (and their history) and the refs auditors need.  The
+    commits are bundled under refs of this export's own (removed after, even on failure)."""
+    import secrets
+
     present = [c for c in sorted(commits) if repo.git.cat_file("-t", c, with_exceptions=False) == "commit"]
     refs = [line.split()[1] for line in repo.git.for_each_ref("--format=%(objectname) %(refname)",
                                                                 *BUNDLED_REFS).splitlines() if line.strip()]
-    for n, commit in enumerate(present):
-        repo.git.update_ref(f"{TEMPORARY}{n}", commit)
+    mine = f"{TEMPORARY}{secrets.token_hex(6)}/"
     try:
-        names = [f"{TEMPORARY}{n}" for n in range(len(present))] + refs
-        if not names:
-            return False
-        repo.git.bundle("create", str(into), *names)
-        return True
+        for n, commit in enumerate(present):
+            repo.git.update_ref(f"{mine}{n}", commit)
+        names = [f"{mine}{n}" for n in range(len(present))] + refs
+        if names:
+            repo.git.bundle("create", str(into), *names)
     finally:
         for n in range(len(present)):
-            repo.git.update_ref("-d", f"{TEMPORARY}{n}")
+            repo.git.update_ref("-d", f"{mine}{n}", with_exceptions=False)
 
 
 def export(targets: list, repo, span: Period, key, out: Path) -> dict:
     """Write the archive of `targets`' records in `span` to `out` (.tar.gz); its manifest."""
-    import tempfile
-
     from reconciler.i18n import current
 
+    if key is None or key.private is None:
+        raise ReconcilerError(_("an archive is signed with the apply key, where apply runs: RECONCILER_APPLY_KEY is "
+                                "not set"))
     root_name = f"reconciler-audit-{span.since.isoformat()}-{span.until.isoformat()}"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / root_name
@@ -171,13 +175,24 @@ def export(targets: list, repo, span: Period, key, out: Path) -> dict:
         _explain(root)
         manifest = {"format": archive_check.FORMAT, "created": trail.now(), "reconciler": exact_version(),
                     "since": span.since.isoformat(), "until": span.until.isoformat(), "zone": str(zone()),
-                    "language": current(), "apply_key": key.public if key is not None else None,
+                    "language": current(), "apply_key": key.public,
                     "keep_until": max(t["keep_until"] for t in described), "targets": described,
                     "files": {p.relative_to(root).as_posix(): archive_check.sha256_file(p)
                               for p in sorted(root.rglob("*")) if p.is_file()}}
-        (root / "MANIFEST.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        text = json.dumps(manifest, ensure_ascii=False, indent=1)
+        (root / "MANIFEST.json").write_text(text, encoding="utf-8")
+        (root / "MANIFEST.json.sig").write_text(_signature(text, key), encoding="ascii")
         _tar(root, out)
     return manifest
+
+
+def _signature(text: str, key) -> str:
+    from reconciler.approval.signatures import SignatureError
+
+    try:
+        return key.sign(text, archive_check.MANIFEST_NAMESPACE)
+    except SignatureError as exc:
+        raise ReconcilerError(_("could not sign the archive's manifest: {error}", error=exc)) from None
 
 
 def _explain(root: Path) -> None:
@@ -189,9 +204,9 @@ def _explain(root: Path) -> None:
     (root / "LEEME.txt").write_text(_(
         "An archive of audit records made by reconciler audit export.\n\nTo check it, on any machine with Python 3, "
         "OpenSSH (ssh-keygen) and Git:\n\n    python3 verify.py --key apply-key.pub\n\nwith the apply key's public "
-        "half as the institution keeps it (without --key, the key this archive names is used and its fingerprint "
-        "printed, to compare). With the reconciler installed: reconciler audit verify-archive FILE.tar.gz.\n"),
-        encoding="utf-8")
+        "half as the institution keeps it, never a copy that came with the archive. verify.py is the reconciler's "
+        "reconciler/audit/archive_check.py: compare it with the release's, or check the archive with the "
+        "reconciler itself: reconciler audit verify-archive FILE.tar.gz --key apply-key.pub\n"), encoding="utf-8")
 
 
 def _tar(root: Path, out: Path) -> None:
@@ -214,36 +229,52 @@ MEMBERS_LIMIT = 100_000
 BYTES_LIMIT = 8 << 30  # an archive bigger than this is not one of ours
 
 
-def extract(archive: Path, into: Path) -> Path:
+def extract(archive: Path, into: Path, named: Path | None = None) -> Path:
     """Unpack an archive someone handed over, trusting nothing in it: one top directory, regular
-    files and directories only, no path that climbs out, bounded in count and size; the top
-    directory."""
+    files and directories only, no path that climbs out or names a file twice, bounded in count
+    and size (and in the room left where it is unpacked); the top directory.  `named`: the file
+    as the person gave it, when `archive` is a copy."""
+    import shutil
+    import zlib
+
+    shown = named or archive
+    into.mkdir(parents=True, exist_ok=True)
     try:
-        tar = tarfile.open(archive, mode="r:*")
-    except (OSError, tarfile.TarError) as exc:
-        raise ReconcilerError(_("{file} is not an archive: {error}", file=archive, error=exc)) from None
-    with tar:
-        top, size, members = None, 0, []
-        for n, member in enumerate(tar):
-            parts = Path(member.name).parts
-            if n >= MEMBERS_LIMIT or not parts or Path(member.name).is_absolute() or ".." in parts \
-                    or not (member.isfile() or member.isdir()) or (top is not None and parts[0] != top):
-                raise ReconcilerError(_("{file}: member {member!r} is not part of an audit archive",
-                                        file=archive, member=member.name[:200]))
-            top = parts[0]
-            size += member.size
-            if size > BYTES_LIMIT:
-                raise ReconcilerError(_("{file} is larger than any audit archive", file=archive))
-            members.append(member)
-        for member in members:
-            target = into / member.name
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(member) as source, target.open("wb") as sink:
-                while block := source.read(1 << 20):
-                    sink.write(block)
-    if top is None:
+        with tarfile.open(archive, mode="r:*") as tar:
+            members = _members(tar, shown, shutil.disk_usage(into).free)
+            written: set[str] = set()
+            for member in members:
+                target = into / member.name
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                if member.name in written or target.is_dir():
+                    raise ReconcilerError(_("{file}: member {member!r} is not part of an audit archive",
+                                            file=shown, member=member.name[:200]))
+                written.add(member.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as source, target.open("wb") as sink:
+                    while block := source.read(1 << 20):
+                        sink.write(block)
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
+        raise ReconcilerError(_("{file} is not an archive, or is cut short: {error}", file=shown, error=exc)) from None
+    return into / members[0].name.split("/")[0]
+
+
+def _members(tar, archive: Path, room: int) -> list:
+    top, size, members = None, 0, []
+    for n, member in enumerate(tar):
+        parts = Path(member.name).parts
+        if n >= MEMBERS_LIMIT or not parts or Path(member.name).is_absolute() or ".." in parts \
+                or not (member.isfile() or member.isdir()) or (top is not None and parts[0] != top):
+            raise ReconcilerError(_("{file}: member {member!r} is not part of an audit archive",
+                                    file=archive, member=member.name[:200]))
+        top = parts[0]
+        size += member.size
+        if size > BYTES_LIMIT or size > room // 2:
+            raise ReconcilerError(_("{file} unpacks to more than any audit archive, or than the room left in {where}",
+                                    file=archive, where=tempfile.gettempdir()))
+        members.append(member)
+    if not members:
         raise ReconcilerError(_("{file} is empty", file=archive))
-    return into / top
+    return members

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from reconciler.audit import archive, archive_check, trail
 from reconciler.errors import ReconcilerError
-from reconciler.i18n import _
+from reconciler.i18n import _, day_start
 
 
 @dataclass(frozen=True)
@@ -62,41 +62,55 @@ def _archived(root: Path, target: str, pruned: list[dict]) -> bool:
     return all(held.get(r["seq"]) == r["hash"] for r in pruned)
 
 
+def check_retention(targets: list, before: dt.date, today: dt.date) -> None:
+    """Refuse, before any file is touched, when a target's retention is not over."""
+    for target in targets:
+        years = target.audit_retention_years
+        if today < allowed_from(before, years):
+            raise ReconcilerError(_("target {target} keeps its records {years} years: those before {before} may "
+                                    "leave its trail from {allowed} on", target=target.name, years=years,
+                                    before=before.isoformat(), allowed=allowed_from(before, years).isoformat()))
+
+
 def prune(target, before: dt.date, archive_file: Path, key, today: dt.date) -> Pruned | None:
     """Shorten `target`'s trail by its runs that ended before `before`; None when none did.
     The caller holds the target's lock (no apply appends meanwhile)."""
-    years = target.audit_retention_years
-    if today < allowed_from(before, years):
-        raise ReconcilerError(_("target {target} keeps its records {years} years: those before {before} may leave "
-                                "its trail from {allowed} on", target=target.name, years=years,
-                                before=before.isoformat(), allowed=allowed_from(before, years).isoformat()))
+    check_retention([target], before, today)
+    if key is None or key.private is None:
+        raise ReconcilerError(_("only the apply job prunes a trail (its anchor is sealed with the apply key): "
+                                "RECONCILER_APPLY_KEY is not set"))
     path = Path(target.audit_dir) / f"{target.name}{trail.SUFFIX}"
     if not path.is_file():
         return None
     prev, first = trail.start(path)
-    _count, broken, _hashes = trail.verify_chain(trail._parsed(path), prev, first)
+    _count, broken, _hashes = trail.verify_chain(trail.parsed(path), prev, first)
     if broken:
         raise ReconcilerError(_("{file}: {problem}; a broken trail is not pruned", file=path, problem=broken))
-    lines = [line for number, line in trail.read_file(path)
-             if not (number == 1 and json.loads(line).get("kind") == trail.ANCHOR)]
-    cut = _cut(lines, archive.Period(before, before).start)
+    lines = [line for _number, line in trail.record_lines(path)]
+    cut = _cut(lines, day_start(before))
     if cut == 0:
         return None
     pruned = [json.loads(line) for line in lines[:cut]]
-    _check_archive(archive_file, target.name, pruned, key)
+    digest = _check_archive(archive_file, target.name, pruned, key)
     last = pruned[-1]
-    anchor = {"kind": trail.ANCHOR, "target": target.name, "seq": last["seq"], "hash": last["hash"],
-              "time": trail.now(), "pruned_before": before.isoformat(),
-              "archive_sha256": archive_check.sha256_file(archive_file)}
+    anchor = trail.sealed_anchor({"kind": trail.ANCHOR, "target": target.name, "seq": last["seq"],
+                                  "hash": last["hash"], "time": trail.now(), "pruned_before": before.isoformat(),
+                                  "retention_years": target.audit_retention_years, "archive_sha256": digest}, key)
     _replace(path, [trail.canonical(anchor), *lines[cut:]])
     return Pruned(target.name, cut, last["seq"], len(lines) - cut)
 
 
-def _check_archive(archive_file: Path, target: str, pruned: list[dict], key) -> None:
-    if key is None:
-        raise ReconcilerError(_("no apply key is configured: an archive cannot be checked, so nothing is pruned"))
+def _check_archive(archive_file: Path, target: str, pruned: list[dict], key) -> str:
+    """Check a private copy of the archive (the file could change after it was read); its SHA-256."""
+    import shutil
+
     with tempfile.TemporaryDirectory() as tmp:
-        root = archive.extract(archive_file, Path(tmp))
+        copy = Path(tmp) / "archive.tar.gz"
+        try:
+            shutil.copyfile(archive_file, copy)
+        except OSError as exc:
+            raise ReconcilerError(_("cannot read {file}: {error}", file=archive_file, error=exc.strerror)) from None
+        root = archive.extract(copy, Path(tmp) / "x", named=archive_file)
         problems, _said = archive_check.check(root, key.public)
         if problems:
             raise ReconcilerError(_("{file} does not verify ({problem}): nothing is pruned", file=archive_file,
@@ -105,6 +119,7 @@ def _check_archive(archive_file: Path, target: str, pruned: list[dict], key) -> 
             raise ReconcilerError(_("{file} does not hold every record of {target} up to seq {seq}: nothing is "
                                     "pruned (export the period first)", file=archive_file, target=target,
                                     seq=pruned[-1]["seq"]))
+        return archive_check.sha256_file(copy)
 
 
 def _replace(path: Path, lines: list[str]) -> None:

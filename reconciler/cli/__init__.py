@@ -148,9 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     checked = audit_sub.add_parser("verify-archive", help=_("check an archive audit export wrote, from the archive "
                                                             "alone"))
     checked.add_argument("archive", type=Path, metavar="FILE.tar.gz")
-    checked.add_argument("--key", metavar="KEY", help=_("the apply key's public half (a key line or a .pub file) to "
-                                                        "check the seals with (default: the one the archive names, "
-                                                        "whose fingerprint is shown to compare)"))
+    checked.add_argument("--key", metavar="KEY", help=_("the apply key's public half (a key line or a .pub file), as "
+                                                        "the institution keeps it (default: RECONCILER_APPLY_PUBLIC_KEY)"))
     history = with_inventory(sub.add_parser("history", help=_("every movement of a person, account or object")))
     history.add_argument("query", help=_("employee key, account name, or part of a name"))
     history.add_argument("--output", choices=["text", "json"], default="text")

@@ -144,7 +144,9 @@ def _prune(args, out: Console) -> int:
     except ValueError:
         raise ReconcilerError(_("--before is a date: YYYY-MM-DD")) from None
     key, today = ApplyKey.from_env(), dt.datetime.now(zone()).date()
-    for target in select(load_inventory(args.inventory), tuple(args.target), args.inventory).values():
+    targets = list(select(load_inventory(args.inventory), tuple(args.target), args.inventory).values())
+    prune.check_retention(targets, before, today)  # all of them before any file is touched
+    for target in targets:
         with TargetLock(target.audit_dir, target.name):  # no apply appends while the file is replaced
             done = prune.prune(target, before, args.archive, key, today)
         if done is None:
@@ -169,6 +171,8 @@ def _verify_archive(args, out: Console) -> int:
     if args.key:
         given = Path(args.key)
         pinned = given.read_text(encoding="ascii", errors="replace").strip() if given.is_file() else args.key
+    elif (key := ApplyKey.from_env()) is not None:
+        pinned = key.public
     with tempfile.TemporaryDirectory() as tmp:
         root = archive.extract(args.archive, Path(tmp))
         problems, said = archive_check.check(root, pinned)

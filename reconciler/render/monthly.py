@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from reconciler import i18n
 from reconciler.audit.indicators import MOVEMENTS, PLURAL, IndicatorRow, MonthlyReport
-from reconciler.i18n import _, pgettext
+from reconciler.i18n import N_, _, pgettext
 from reconciler.pdfpage import Page, laid_out
 from reconciler.render import charts
 from reconciler.render.audit import MOVEMENT_ROWS
@@ -96,11 +96,16 @@ def weekly_chart(report: MonthlyReport):
         _("Approved and attended, per week of {month}", month=i18n.month(report.month)),
         [_week(w.start, w.end) for w in report.weeks],
         [(_("approved"), [w.approved for w in report.weeks]),
-         (_("applied and verified"), [w.attended for w in report.weeks])], _("changes"))
+         (_("applied and verified that week"), [w.attended for w in report.weeks])], _("changes"))
+
+
+# The time ranges of audit/indicators.py (their keys in JSON), as people read them.
+RANGES = {"< 1 h": N_("< 1 h"), "1–8 h": N_("1–8 h"), "8–24 h": N_("8–24 h"), "1–3 d": N_("1–3 days"),
+          "> 3 d": N_("> 3 days"), "pending": N_("not yet")}
 
 
 def time_chart(report: MonthlyReport):
-    ranges = [row["range"] if row["range"] != "pending" else _("not yet") for row in report.times]
+    ranges = [_(RANGES[row["range"]]) if row["range"] in RANGES else row["range"] for row in report.times]
     return charts.grouped_bars(
         _("Time from approval to verified apply"), ranges,
         [(_movement(PLURAL[m]), [row[PLURAL[m]] for row in report.times]) for m in MOVEMENTS], _("changes"))
