@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -39,6 +40,19 @@ def laid_out(page: Callable[[int | None], "Page"]) -> bytes:
     if first.pages_count == 1:  # its "page 1 of 1" is already right
         return bytes(first.output())
     return bytes(page(first.pages_count).write().output())
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table of a document, already in words: laid out as PDF here, and as Markdown or
+    HTML by the document's own module."""
+
+    title: str
+    headings: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    empty: str  # what the section says when it has no rows
+    widths: tuple[int, ...]  # of the PDF's columns, relative
+    more: str = ""  # what the rows leave out, said after them
 
 
 class Page:
@@ -92,6 +106,24 @@ class Page:
         return self.pdf.multi_cell(width, size * LEADING, text, dry_run=True, output="HEIGHT")
 
     # -- the means -------------------------------------------------------------------------
+
+    def _describe(self, title: str) -> None:
+        """The file's own title, creator and language (what a PDF reader and a screen reader say)."""
+        from reconciler import i18n
+
+        self.pdf.set_title(title)
+        self.pdf.set_creator("reconciler")
+        self.pdf.set_lang(i18n.current().replace("_", "-"))
+
+    def _part(self, s: Section) -> None:
+        """A section: its heading, then its table (and what it leaves out), or what it says when empty."""
+        self._section(s.title)
+        if not s.rows:
+            self._say(s.empty)
+            return
+        self._table(s.headings, [tuple(self.text(v) for v in row) for row in s.rows], s.widths)
+        if s.more:
+            self._say(s.more, size=9)
 
     def _section(self, title: str) -> None:
         if self.pdf.will_page_break(25):  # a heading stays with what follows it

@@ -111,11 +111,9 @@ class _Carta(Page):
 
     def _metadata(self) -> None:
         handover, pdf, title = self.handover, self.pdf, _("Carta responsiva")
-        pdf.set_title(f"{title} {self.text(handover.folio, 120)}")
+        self._describe(f"{title} {self.text(handover.folio, 120)}")
         pdf.set_subject(_("Handover of an institutional account to {key}", key=self.text(handover.employee_key, 120)))
         pdf.set_author(self.text(handover.institution, 120))
-        pdf.set_creator("reconciler")
-        pdf.set_lang(i18n.current().replace("_", "-"))
         # The day of the delivery, not the moment of rendering: the same carta is the same bytes.
         pdf.set_creation_date(dt.datetime.combine(handover.day, dt.time(), tzinfo=i18n.zone()))
 

@@ -4,8 +4,6 @@ paper for the person's file; in the institution's language and time zone.  Every
 came from YAML or a record is printed as text, never obeyed (markdown_cell; pdfpage.Page.text)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -14,16 +12,7 @@ from reconciler import i18n
 from reconciler.i18n import _, date, when
 from reconciler.markdown import markdown_cell as cell
 from reconciler.offboarding.servicios import NOT_REMOVED, BajaDeServicios
-from reconciler.pdfpage import Page, laid_out
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    headings: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    empty: str  # what the section says when it has no rows
-    widths: tuple[int, ...]  # of the PDF's columns, relative
+from reconciler.pdfpage import Page, Section, laid_out
 
 
 def _mark(done: bool, yes: str) -> str:
@@ -155,9 +144,7 @@ class _Document(Page):
     def write(self):
         b, pdf = self.baja, self.pdf
         heading = self.text(title(b))
-        pdf.set_title(heading)
-        pdf.set_creator("reconciler")
-        pdf.set_lang(i18n.current().replace("_", "-"))
+        self._describe(heading)
         pdf.add_page()
         self._say(heading, size=15, style="B", align="C")
         pdf.ln(2)
@@ -165,11 +152,7 @@ class _Document(Page):
         self._section(_("Details"))
         self._pairs([(name, self.text(v)) for name, v in details(b)])
         for s in sections(b):
-            self._section(s.title)
-            if s.rows:
-                self._table(s.headings, [tuple(self.text(v) for v in row) for row in s.rows], s.widths)
-            else:
-                self._say(s.empty)
+            self._part(s)
         pdf.ln(3)
         self._say(how_items_close(), size=9)
         return pdf

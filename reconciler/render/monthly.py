@@ -6,27 +6,16 @@ escaped), never obeyed."""
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 from reconciler import i18n
 from reconciler.audit.indicators import MOVEMENTS, PLURAL, IndicatorRow, MonthlyReport
 from reconciler.i18n import N_, _, pgettext
-from reconciler.pdfpage import Page, laid_out
+from reconciler.pdfpage import Page, Section, laid_out
 from reconciler.render import charts
 from reconciler.render.audit import MOVEMENT_ROWS
 
 
 LISTED = 30  # open items a document lists, oldest first; JSON and the commands list them all
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    headings: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    empty: str
-    widths: tuple[int, ...]
-    more: str = ""  # what the rows leave out, said after them
 
 
 def _n(value) -> str:
@@ -138,9 +127,7 @@ class _Document(Page):
 
         pdf, report = self.pdf, self.report
         heading = title(report)
-        pdf.set_title(heading)
-        pdf.set_creator("reconciler")
-        pdf.set_lang(i18n.current().replace("_", "-"))
+        self._describe(heading)
         pdf.add_page()
         self._say(heading, size=15, style="B", align="C")
         pdf.ln(2)
@@ -156,15 +143,6 @@ class _Document(Page):
         for s in found[2:]:
             self._part(s)
         return pdf
-
-    def _part(self, s: Section) -> None:
-        self._section(s.title)
-        if s.rows:
-            self._table(s.headings, [tuple(self.text(v) for v in row) for row in s.rows], s.widths)
-            if s.more:
-                self._say(s.more, size=9)
-        else:
-            self._say(s.empty)
 
 
 # -- HTML ---------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler import i18n
 from reconciler.desired.model import DesiredState
 from reconciler.i18n import _, date, when
 from reconciler.markdown import markdown_cell as cell
@@ -118,9 +117,7 @@ class _Document(Page):
     def write(self):
         f, pdf = self.facts, self.pdf
         title = _("Work order {folio}", folio=self.text(f.folio, 120))
-        pdf.set_title(title)
-        pdf.set_creator("reconciler")
-        pdf.set_lang(i18n.current().replace("_", "-"))
+        self._describe(title)
         pdf.add_page()
         self._say(self.text(f.system), size=12, style="B", align="C")
         self._say(title, size=16, style="B", align="C")
