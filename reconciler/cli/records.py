@@ -146,7 +146,7 @@ def _prune(args, out: Console) -> int:
     key, today = ApplyKey.from_env(), dt.datetime.now(zone()).date()
     targets = list(select(load_inventory(args.inventory), tuple(args.target), args.inventory).values())
     prune.check_retention(targets, before, today)  # all of them before any file is touched
-    for target in targets:
+    for target in targets:  # each on its own: one refused says so, after what the others did
         with TargetLock(target.audit_dir, target.name):  # no apply appends while the file is replaced
             done = prune.prune(target, before, args.archive, key, today)
         if done is None:
