@@ -277,15 +277,16 @@ def _strings(node: Any, path: tuple) -> Iterable[tuple[tuple, str]]:
 
 
 def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
-          keep: frozenset | None = None) -> tuple[FileCheck, Any, bool]:
+              keep: frozenset | None = None, text: str | None = None) -> tuple[FileCheck, Any, bool]:
     """Read and parse one file: (its check, data, usable).  A missing file is (check, None, False)
     with no problem recorded: whether that is a problem is the caller's business.  With `keep`,
     only those people's entries are parsed; the others' lines are blanked, so line numbers and
-    (through check.index_map) list indices in messages stay those of the file."""
+    (through check.index_map) list indices in messages stay those of the file.  `text`: the
+    file's text, when the caller already read it."""
     check = FileCheck(f"{files.label}/{rel}")
     checks.append(check)
     try:
-        text = files.read_text(rel)
+        text = files.read_text(rel) if text is None else text
     except UnicodeDecodeError as exc:
         check.problems.append(not_utf8(check.display, exc))
         return check, None, False

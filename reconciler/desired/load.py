@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.desired import parsecache
 from reconciler.desired.assets import read_assets
 from reconciler.desired.checks import FileCheck, open_file
 from reconciler.desired.curp import curp_problem
@@ -106,45 +107,81 @@ Shared = tuple[SharedMailbox, FileCheck, int]
 def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlements: dict,
                  checks: list[FileCheck], only: dict[str, frozenset] | None = None,
                  shared: list[Shared] | None = None) -> list[tuple[Person, FileCheck, int]]:
-    people = []
+    people: list[tuple[Person, FileCheck, int]] = []
     for rel in names:
-        check, data, usable = open_file(files, rel, checks, only.get(rel) if only else None)
-        if not usable or data is None:
-            continue  # an empty (or vanished) file declares nobody
-        bad = check.validate(data, "users")
-        if not isinstance(data, dict) or "unit" not in data or ("unit",) in bad \
-                or not isinstance(data.get("people"), list):
+        keep = only.get(rel) if only else None
+        text, entry = _cached_text(files, rel, units, entitlements) if only is None else (None, None)
+        kept = parsecache.get(entry) if entry is not None else None
+        if kept is not None:  # read before by this program, with no problem of its own
+            check = FileCheck(f"{files.label}/{rel}", text=text)
+            checks.append(check)
+            people += [(person, check, index) for person, index in kept[1]]
+            if shared is not None:
+                shared += [(box, check, index) for box, index in kept[2]]
             continue
-        unit = data["unit"]
-        if units and unit not in units:
-            check.add(("unit",), _("unknown unit {unit!r} (declared units are in desired_state/units.yaml)", unit=unit))
-        for index, item in enumerate(data["people"]):
-            if ("people", index) in bad:
-                continue
-            where = ("people", index)
-            person = _person(item, unit, Source(check.display, None, check.original(where)))
-            for e_index, ent in enumerate(person.entitlements):
-                if entitlements and ent not in entitlements:
-                    check.add(where + ("entitlements", e_index),
-                              _("unknown entitlement {entitlement!r} (declared in desired_state/entitlements.yaml)",
-                                entitlement=ent))
-            if person.curp and (message := curp_problem(person.curp)):
-                check.add(where + ("curp",), message)
-            people.append((person, check, index))
-        boxes = data.get("shared_mailboxes")
-        for index, item in enumerate(boxes if isinstance(boxes, list) else ()):  # else the schema said so
-            if shared is not None and ("shared_mailboxes", index) not in bad:
-                where = ("shared_mailboxes", index)
-                shared.append((_shared_mailbox(item, unit, Source(check.display, None, where)), check, index))
+        check, mine, boxes = _read_unit_file(files, rel, units, entitlements, checks, keep, text)
+        people += [(person, check, index) for person, index in mine]
+        if shared is not None:
+            shared += [(box, check, index) for box, index in boxes]
+        if entry is not None and check.found and not check.problems:
+            parsecache.put(entry, mine, boxes)
     return people
+
+
+def _cached_text(files: DesiredFiles, rel: str, units: dict, entitlements: dict) -> tuple[str | None, str | None]:
+    """The file's text and its cache entry; (None, None) when it cannot be read here (reading it
+    again reports why)."""
+    try:
+        text = files.read_text(rel)
+    except (OSError, UnicodeDecodeError):
+        return None, None
+    if text is None:
+        return None, None
+    return text, parsecache.key(rel, f"{files.label}/{rel}", text, units, entitlements)
+
+
+def _read_unit_file(files: DesiredFiles, rel: str, units: dict, entitlements: dict, checks: list[FileCheck],
+                    keep: frozenset | None, text: str | None) -> tuple[FileCheck, list, list]:
+    """One unit's file: its check, its people and its shared mailboxes, each with its index."""
+    check, data, usable = open_file(files, rel, checks, keep, text)
+    people: list[tuple[Person, int]] = []
+    boxes: list[tuple[SharedMailbox, int]] = []
+    if not usable or data is None:
+        return check, people, boxes  # an empty (or vanished) file declares nobody
+    bad = check.validate(data, "users")
+    if not isinstance(data, dict) or "unit" not in data or ("unit",) in bad \
+            or not isinstance(data.get("people"), list):
+        return check, people, boxes
+    unit = data["unit"]
+    if units and unit not in units:
+        check.add(("unit",), _("unknown unit {unit!r} (declared units are in desired_state/units.yaml)", unit=unit))
+    for index, item in enumerate(data["people"]):
+        if ("people", index) in bad:
+            continue
+        where = ("people", index)
+        person = _person(item, unit, Source(check.display, None, check.original(where)))
+        for e_index, ent in enumerate(person.entitlements):
+            if entitlements and ent not in entitlements:
+                check.add(where + ("entitlements", e_index),
+                          _("unknown entitlement {entitlement!r} (declared in desired_state/entitlements.yaml)",
+                            entitlement=ent))
+        if person.curp and (message := curp_problem(person.curp)):
+            check.add(where + ("curp",), message)
+        people.append((person, index))
+    listed = data.get("shared_mailboxes")
+    for index, item in enumerate(listed if isinstance(listed, list) else ()):  # else the schema said so
+        if ("shared_mailboxes", index) not in bad:
+            boxes.append((_shared_mailbox(item, unit, Source(check.display, None, ("shared_mailboxes", index))), index))
+    return check, people, boxes
 
 
 def _located(check: FileCheck, index: int) -> str:
     return f"{check.display}:{check.line(('people', index))}"
 
 
-def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
-    """Duplicate keys and CURPs, clashing account names and CNs.  Returns the people kept."""
+def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> tuple[list[Person], dict[str, str]]:
+    """Duplicate keys and CURPs, clashing account names and CNs.  Returns the people kept and
+    their account names."""
     first_by_key: dict[str, tuple[FileCheck, int]] = {}
     first_by_curp: dict[str, tuple[FileCheck, int]] = {}
     kept: list[Person] = []
@@ -191,7 +228,7 @@ def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> list[Person]:
                       _("same name as {where} in the same unit; set account.cn for one of them",
                         where=_located(*where_of[by_cn[cn_key].employee_key])))
         by_cn.setdefault(cn_key, person)
-    return kept
+    return kept, names
 
 
 def _mail_checks(people: list[tuple[Person, FileCheck, int]], shared: list[Shared], kept: list[Person],
@@ -277,12 +314,12 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     entitlements = {k: Entitlement(k, v["description"], v.get("group"), v.get("privileged", False),
                                    Source(ents_file, None, ("entitlements", k)), v.get("system"))
                     for k, v in raw_ents.items()}
-    names = files.listing("users", USER_SUFFIXES)
+    listed = files.listing("users", USER_SUFFIXES)
     if only is not None:
-        names = [n for n in names if n in only]
+        listed = [n for n in listed if n in only]
     shared: list[Shared] = []
-    people = _read_people(files, names, units, entitlements, checks, only, shared)
-    kept = _cross_checks(people)
+    people = _read_people(files, listed, units, entitlements, checks, only, shared)
+    kept, names = _cross_checks(people)
     _mail_checks(people, shared, kept, mail, partial=only is not None)
     lines, equipment, security = [], [], None
     if only is None:  # assets and rules are not people: a partial load leaves them out
@@ -292,6 +329,5 @@ def load_desired_state(source: Path | DesiredFiles, only: dict[str, frozenset] |
     problems = [p for check in checks for p in check.problems]
     if problems:
         raise ValidationFailed(problems)
-    names, _clashes = assign_account_names(kept)
     return DesiredState.build(units, entitlements, kept, names, [s for s, _, _ in shared], lines, equipment,
                               assets_loaded=only is None, security=security, confirmations=confirmations)

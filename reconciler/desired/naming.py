@@ -16,6 +16,7 @@ Anything still clashing (two explicit names, say) is a validation problem, never
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 import unicodedata
 from collections import defaultdict
 from typing import Iterable
@@ -27,6 +28,7 @@ _NOT_LETTER = re.compile(r"[^a-z]")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+@lru_cache(maxsize=1 << 16)  # names repeat: a directory of 100,000 people has a few thousand distinct words
 def ascii_fold(text: str) -> str:
     """'Ñúñez O'Brien' -> 'nunez obrien' (lower case, accents and ñ folded)."""
     decomposed = unicodedata.normalize("NFKD", text)
