@@ -229,6 +229,7 @@ def test_records_leave_a_trail_only_after_their_retention_and_into_an_archive_th
     november = tmp_path / "noviembre.tar.gz"
     assert _export(history, november)[0] == 0
     target, key = _settings(history), ApplyKey.from_env()
+    notes = trail.read_notes(history.repo.git, sealed_by=key)
     path = history.audit_dir / f"a-first{trail.SUFFIX}"
     before = path.read_bytes()
     # Within the retention (3 years for a-first), nothing leaves, whatever the archive.
@@ -239,14 +240,14 @@ def test_records_leave_a_trail_only_after_their_retention_and_into_an_archive_th
     later = dt.date(2030, 1, 1)
     # An archive without those records, or altered, is refused.
     with pytest.raises(ReconcilerError, match="does not hold every record of a-first"):
-        prune.prune(target, dt.date(2026, 11, 1), november, key, later)
+        prune.prune(target, dt.date(2026, 11, 1), november, key, later, notes)
     root = _unpacked(october, tmp_path / "altered")
     (root / "LEEME.txt").write_text("otro texto\n", encoding="utf-8")
     with pytest.raises(ReconcilerError, match="does not verify"):
-        prune.prune(target, dt.date(2026, 11, 1), _repacked(root, tmp_path / "alterado.tar.gz"), key, later)
+        prune.prune(target, dt.date(2026, 11, 1), _repacked(root, tmp_path / "alterado.tar.gz"), key, later, notes)
     assert path.read_bytes() == before
     # Past it, with the archive that holds them: October's run leaves; the chain goes on.
-    done = prune.prune(target, dt.date(2026, 11, 1), october, key, later)
+    done = prune.prune(target, dt.date(2026, 11, 1), october, key, later, notes)
     assert done is not None and done.records > 0 and done.kept > 0
     assert trail.anchor(path)["seq"] == done.through
     verdict = trail.verify_file(path, trail.read_notes(history.repo.git), key)
@@ -264,7 +265,7 @@ def test_records_leave_a_trail_only_after_their_retention_and_into_an_archive_th
     assert _export(history, again, since="2026-10-01", until=today)[0] == 0
     assert _on_another_machine(again, tmp_path, "--key", _public("reconciler-apply")).returncode == 0
     # Nothing more to prune before that day.
-    assert prune.prune(target, dt.date(2026, 11, 1), october, key, later) is None
+    assert prune.prune(target, dt.date(2026, 11, 1), october, key, later, notes) is None
 
 
 def test_an_anchor_written_by_hand_to_hide_records_does_not_verify(history):
@@ -278,3 +279,27 @@ def test_an_anchor_written_by_hand_to_hide_records_does_not_verify(history):
     code, out, err = run_cli("--lang", "en", "--repo", str(history.repo.root), "audit", "verify", "--inventory",
                              str(history.inventory))
     assert code == 1 and "its anchor line is not sealed by the apply key" in out, out + err
+
+
+def test_a_trail_shortened_by_hand_is_never_pruned_over(history, tmp_path):
+    """A forged anchor hides October; pruning up to December with November's archive must not
+    seal over it (records no archive holds would leave without trace)."""
+    import datetime as dt
+
+    from reconciler.audit import prune
+    from reconciler.audit.seal import ApplyKey
+    from reconciler.errors import ReconcilerError
+
+    november = tmp_path / "noviembre.tar.gz"
+    assert _export(history, november)[0] == 0
+    path = history.audit_dir / f"a-first{trail.SUFFIX}"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    october = [r for r in records if r["time"] == OCTOBER]
+    forged = {"kind": trail.ANCHOR, "target": "a-first", "seq": october[-1]["seq"], "hash": october[-1]["hash"],
+              "time": NOVEMBER, "pruned_before": "2026-11-01", "archive_sha256": "0" * 64}
+    path.write_text("".join(line + "\n" for line in [canonical(forged), *lines[len(october):]]), encoding="utf-8")
+    key = ApplyKey.from_env()
+    with pytest.raises(ReconcilerError, match="not sealed by the apply key"):
+        prune.prune(_settings(history), dt.date(2026, 12, 1), november, key, dt.date(2031, 1, 1),
+                    trail.read_notes(history.repo.git, sealed_by=key))

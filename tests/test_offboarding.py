@@ -166,19 +166,32 @@ def test_only_the_persons_own_removals_since_their_request_count():
 
 def test_an_object_of_theirs_with_no_baja_recorded_is_pending_and_a_shared_mailbox_counts():
     since = "2026-11-20T06:00:00+00:00"
-    made = [_record(movement="alta", time="2025-01-01T10:00:00+00:00", target=t) for t in ("ad", "sip")]
+    made = [_record(movement="alta", time="2025-01-01T10:00:00+00:00"),
+            _record(key="4401", movement="alta", time="2025-01-01T10:00:00+00:00", target="sip", kind="sip-line")]
     shared = {**_record(key="urgencias@salud.lab", movement="modificacion", kind="shared-mailbox", target="mail",
                         time="2025-02-01T10:00:00+00:00"),
               "attributes": [{"name": "members", "before": ["SSM-000009"], "after": ["SSM-000001", "SSM-000009"]}]}
     left = {**shared, "time": "2026-11-21T10:00:00+00:00",
             "attributes": [{"name": "members", "before": ["SSM-000001", "SSM-000009"], "after": ["SSM-000009"]}]}
-    # The AD account's baja is recorded; the registrar was out of reach (no record); a later
-    # alta of the same key for someone else changes nothing of this baja.
-    records = [*made, shared, _record(), left, _record(movement="alta", time="2026-12-01T10:00:00+00:00")]
-    found = {(r.target, r.key): r for r in removals(records, {"SSM-000001"}, set(), since)}
+    # The AD account's baja is recorded; the registrar was out of reach (no record of 4401's);
+    # the extension given to someone else later changes nothing of this baja.
+    later = _record(key="4401", movement="alta", time="2026-12-01T10:00:00+00:00", target="sip", kind="sip-line")
+    records = [*made, shared, _record(), left, later]
+    found = {(r.target, r.key): r for r in removals(records, {"SSM-000001", "4401"}, set(), since, {"SSM-000001"})}
     assert found["ad", "SSM-000001"].done and found["mail", "urgencias@salud.lab"].done
-    assert found["sip", "SSM-000001"].status == "not-removed" and not found["sip", "SSM-000001"].done
+    assert found["sip", "4401"].status == "not-removed" and not found["sip", "4401"].done
     assert not _baja(removed=tuple(found.values())).complete
+
+
+def test_an_account_given_back_after_its_baja_is_open_again():
+    """A verified baja, then the account enabled again (a revert applied), then a second baja
+    that failed: the person has access, the baja is not done."""
+    since = "2026-11-20T06:00:00+00:00"
+    records = [_record(movement="alta", time="2025-01-01T10:00:00+00:00"), _record(),
+               _record(movement="modificacion", time="2026-11-22T10:00:00+00:00"),
+               _record(time="2026-11-23T10:00:00+00:00", status="failed", verified=False)]
+    [item] = removals(records, {"SSM-000001"}, set(), since)
+    assert not item.done and item.status == "failed"
 
 
 def test_a_target_out_of_reach_during_the_baja_leaves_it_incomplete_until_it_is_applied(fakes):

@@ -343,3 +343,18 @@ def test_an_order_ref_deleted_or_moved_fails_pending_naming_it(bed):
     repo.git.git.update_ref("-d", ref)
     code, _out, err = run_cli(*args)
     assert code == 1 and f"{ref} is gone: apply stored it" in err
+
+
+def test_a_system_made_privileged_before_an_alta_is_applied_holds_that_alta(bed):
+    """The alta landed with one approval while SIEMPRE was ordinary; SIEMPRE is flagged
+    privileged (two approvals) before any apply: the alta now needs the privileged number."""
+    from conftest import APPROVER_1
+
+    repo, inventory = bed
+    repo.add(UNIT, person("SSM-000001", entitlements=["siempre"]))
+    repo.squash_merge("SIEMPRE para SSM-000001", approvers=(APPROVER_1,))
+    repo.entitlements["siempre"]["privileged"] = True
+    repo.squash_merge("SIEMPRE es privilegiado", approvers=(APPROVER_1,))
+    plan, report = _apply(repo, inventory)
+    [change] = plan.changes
+    assert not change.approved and "privileged" in str(change.approval.reason) and _orders(repo) == []

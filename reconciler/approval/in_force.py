@@ -126,6 +126,8 @@ class RulesInForce:
         for e in self.state.entitlements.values() if self.state is not None else ():
             if (e.privileged or e.key in listed) and e.group:
                 groups.setdefault(e.group.casefold(), e.key)
+            if (e.privileged or e.key in listed) and e.system:
+                groups.setdefault(SYSTEM + e.system.casefold(), e.key)
         return groups
 
 

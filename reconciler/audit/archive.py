@@ -237,10 +237,12 @@ def extract(archive: Path, into: Path, named: Path | None = None) -> Path:
     import shutil
     import zlib
 
+    import gzip
+
     shown = named or archive
     into.mkdir(parents=True, exist_ok=True)
     try:
-        with tarfile.open(archive, mode="r:*") as tar:
+        with gzip.open(archive, "rb") as raw, tarfile.open(fileobj=_Bounded(raw), mode="r:") as tar:
             members = _members(tar, shown, shutil.disk_usage(into).free)
             written: set[str] = set()
             for member in members:
@@ -254,11 +256,34 @@ def extract(archive: Path, into: Path, named: Path | None = None) -> Path:
                 written.add(member.name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tar.extractfile(member) as source, target.open("wb") as sink:
-                    while block := source.read(1 << 20):
+                    while block := source.read(READ_LIMIT):
                         sink.write(block)
     except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
         raise ReconcilerError(_("{file} is not an archive, or is cut short: {error}", file=shown, error=exc)) from None
     return into / members[0].name.split("/")[0]
+
+
+READ_LIMIT = 64 << 10  # bytes tarfile may ask for at once: our headers are tiny, and files are read in such blocks
+
+
+class _Bounded:
+    """The decompressed archive as tarfile reads it, refusing any single read larger than one
+    of our headers or blocks: a crafted header (a PAX record of 400 MB) would otherwise be read
+    whole into memory, and parsed, before any size is checked."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > READ_LIMIT:
+            raise tarfile.ReadError(_("a header larger than any audit archive has"))
+        return self.raw.read(n)
+
+    def seek(self, *args):
+        return self.raw.seek(*args)
+
+    def tell(self) -> int:
+        return self.raw.tell()
 
 
 def _members(tar, archive: Path, room: int) -> list:

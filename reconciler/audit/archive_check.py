@@ -122,7 +122,7 @@ def check(root: Path, pinned_key: str | None) -> tuple[list[Said], list[Said]]:
         text = (root / "MANIFEST.json").read_bytes()
         manifest = json.loads(text.decode("utf-8"))
         assert isinstance(manifest, dict) and manifest.get("format") == FORMAT
-    except (OSError, ValueError, AssertionError):
+    except (OSError, ValueError, AssertionError, RecursionError):
         return [Said("manifest")], []
     if not pinned_key:
         return [Said("no_key")], []
@@ -237,7 +237,7 @@ def _files(root: Path, manifest: dict) -> list[Said]:
 def _fingerprint(key: str) -> str:
     try:
         blob = base64.b64decode(key.split()[1], validate=True)
-    except (IndexError, binascii.Error):
+    except (IndexError, ValueError, binascii.Error):  # a non-ASCII key is a ValueError
         return "?"
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
 
@@ -270,7 +270,7 @@ def _sealed(root: Path, key: str, wanted: set[str], problems: list) -> set[str]:
 def hash_of(text: str) -> str:
     try:
         return str(json.loads(text).get("hash"))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
 
 
@@ -290,7 +290,7 @@ def _chain(root: Path, target: dict, sealed: set[str], problems: list) -> set[st
         try:
             record = json.loads(line)
             assert isinstance(record, dict)
-        except (ValueError, AssertionError):
+        except (ValueError, AssertionError, RecursionError):
             problems.append(Said("not_record", file=name, line=number))
             return commits
         count += 1

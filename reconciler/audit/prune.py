@@ -72,9 +72,11 @@ def check_retention(targets: list, before: dt.date, today: dt.date) -> None:
                                     before=before.isoformat(), allowed=allowed_from(before, years).isoformat()))
 
 
-def prune(target, before: dt.date, archive_file: Path, key, today: dt.date) -> Pruned | None:
+def prune(target, before: dt.date, archive_file: Path, key, today: dt.date, notes=None) -> Pruned | None:
     """Shorten `target`'s trail by its runs that ended before `before`; None when none did.
-    The caller holds the target's lock (no apply appends meanwhile)."""
+    The caller holds the target's lock (no apply appends meanwhile).  `notes`: the repository's
+    git notes (trail.read_notes), against which the trail, and any anchor it has, is checked
+    first: a trail someone shortened by hand is never sealed over."""
     check_retention([target], before, today)
     if key is None or key.private is None:
         raise ReconcilerError(_("only the apply job prunes a trail (its anchor is sealed with the apply key): "
@@ -82,10 +84,11 @@ def prune(target, before: dt.date, archive_file: Path, key, today: dt.date) -> P
     path = Path(target.audit_dir) / f"{target.name}{trail.SUFFIX}"
     if not path.is_file():
         return None
-    prev, first = trail.start(path)
-    _count, broken, _hashes = trail.verify_chain(trail.parsed(path), prev, first)
-    if broken:
-        raise ReconcilerError(_("{file}: {problem}; a broken trail is not pruned", file=path, problem=broken))
+    sealed = [n for n in notes or () if n[1] is not None]
+    verdict = trail.verify_file(path, notes, key, sealed)
+    if not verdict.ok:
+        raise ReconcilerError(_("{file}: {problem}; a trail that does not verify is not pruned", file=path,
+                                problem=verdict.broken))
     lines = [line for _number, line in trail.record_lines(path)]
     cut = _cut(lines, day_start(before))
     if cut == 0:

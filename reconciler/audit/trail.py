@@ -305,14 +305,16 @@ def sealed_anchor(found: dict, key) -> dict:
 
 def _anchor_problem(path: Path, found: dict, key, notes) -> str | None:
     """Why a trail's anchor does not count: records removed from the file by anyone but the
-    apply job's prune, or an anchor naming a record the notes do not have."""
+    apply job's prune (an anchor it did not seal, or sealed for another target), or an anchor
+    naming a record the notes do not have (`notes`: the sealed ones)."""
     if key is None:
         return lazy("{file}: its first records were pruned, and without the apply key's public half "
                     "(RECONCILER_APPLY_PUBLIC_KEY) its anchor cannot be checked", file=path.name)
-    if not key.valid(anchor_statement(found), str(found.get("seal", "")), ANCHOR_NAMESPACE):
-        return lazy("{file}: its anchor line is not sealed by the apply key: records 1 to {seq} were removed from "
-                    "the file by hand", file=path.name, seq=found.get("seq"))
     target = path.name[: -len(SUFFIX)]
+    if found.get("target") != target or not key.valid(anchor_statement(found), str(found.get("seal", "")),
+                                                       ANCHOR_NAMESPACE):
+        return lazy("{file}: its anchor line is not sealed by the apply key for this target: records 1 to {seq} "
+                    "were removed from the file by hand", file=path.name, seq=found.get("seq"))
     noted = {r.get("hash") for _c, r in notes or () if r is not None and r.get("target") == target
              and r.get("seq") == found.get("seq")}
     if notes and found.get("hash") not in noted:
@@ -321,12 +323,15 @@ def _anchor_problem(path: Path, found: dict, key, notes) -> str | None:
     return None
 
 
-def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None, key=None) -> Verdict:
+def verify_file(path: Path, notes: list[tuple[str, dict]] | None = None, key=None,
+                sealed_notes: list[tuple[str, dict]] | None = None) -> Verdict:
     """Check the chain of one target's trail, and that every record noted in Git is in it (or,
-    for a pruned trail, before its anchor, which the apply key must have sealed)."""
+    for a pruned trail, before its anchor, which the apply key must have sealed, naming a record
+    of `sealed_notes`: the notes' records the key sealed; by default `notes`)."""
     prev, first = start(path)
     found = anchor(path)
-    if found is not None and (problem := _anchor_problem(path, found, key, notes)):
+    if found is not None and (problem := _anchor_problem(path, found, key,
+                                                         notes if sealed_notes is None else sealed_notes)):
         return Verdict(path, 0, problem, first)
     count, broken, by_seq = verify_chain(parsed(path), prev, first)
     if broken:

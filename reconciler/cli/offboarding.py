@@ -61,7 +61,7 @@ def _work_orders(key: str, folio: str, since: str, systems) -> list[OrderItem]:
 def compose(args, err: Console):
     from reconciler.audit import trail
     from reconciler.audit.seal import ApplyKey
-    from reconciler.cli.records import _records
+    from reconciler.cli.records import every_record
     from reconciler.config.inventory import load_inventory
     from reconciler.desired.load import load_desired_state
     from reconciler.desired.source import at_ref
@@ -78,7 +78,7 @@ def compose(args, err: Console):
         raise ReconcilerError(_("{key} ({person}) is not a baja in the desired state at {ref}: a baja de servicios "
                                 "starts with `status: baja` and its request", key=args.key,
                                 person=person.display_name, ref=args.ref))
-    records = _records(args, err)
+    records = every_record(args, err)
     since = day_start(dt.date.fromisoformat(person.solicitud.date))
     then = _state_applied(args.repo, records, person, since, now)
     ledger = Ledger(source.repo, ApplyKey.from_env())

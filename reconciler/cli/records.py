@@ -31,6 +31,22 @@ def _records(args, err: Console | None = None) -> list[dict]:
     return trail.load_records(_audit_dirs(args))
 
 
+def every_record(args, err: Console) -> list[dict]:
+    """The records of this runner's trails and, where the apply key can check them, those the
+    git notes hold sealed (other runners' and pruned ones): each once.  With --from-git, the
+    notes alone."""
+    if args.from_git:
+        return _records(args, err)
+    records = trail.load_records(_audit_dirs(args))
+    repo, key = open_repo(args.repo), ApplyKey.from_env()
+    if repo is None or key is None:
+        return records
+    seen = {(r.get("target"), r.get("seq"), r.get("hash")) for r in records}
+    noted = [r for _c, r in trail.read_notes(repo, sealed_by=key) if r is not None
+             and (r.get("target"), r.get("seq"), r.get("hash")) not in seen]
+    return sorted(records + noted, key=lambda r: (r.get("time", ""), r.get("target", ""), r.get("seq", 0)))
+
+
 def _repo(args):
     repo = open_repo(args.repo)
     if repo is None:
@@ -146,9 +162,11 @@ def _prune(args, out: Console) -> int:
     key, today = ApplyKey.from_env(), dt.datetime.now(zone()).date()
     targets = list(select(load_inventory(args.inventory), tuple(args.target), args.inventory).values())
     prune.check_retention(targets, before, today)  # all of them before any file is touched
+    repo = open_repo(args.repo)
+    notes = trail.read_notes(repo, sealed_by=key) if repo is not None and key is not None else []
     for target in targets:  # each on its own: one refused says so, after what the others did
         with TargetLock(target.audit_dir, target.name):  # no apply appends while the file is replaced
-            done = prune.prune(target, before, args.archive, key, today)
+            done = prune.prune(target, before, args.archive, key, today, notes)
         if done is None:
             out.print(escape(_("{target}: no run ended before {before}: nothing to prune", target=target.name,
                                before=args.before)))
@@ -201,8 +219,10 @@ def audit_verify(args, out: Console, err: Console) -> int:
         raise ReconcilerError(_("no audit trail in {directories}", directories=", ".join(_audit_dirs(args))))
     bad = 0
     key = ApplyKey.from_env()
+    pruned = any(trail.anchor(path) is not None for path in files)
+    sealed = trail.read_notes(repo, sealed_by=key) if pruned and repo is not None and key is not None else []
     for path in files:
-        verdict = trail.verify_file(path, notes, key)
+        verdict = trail.verify_file(path, notes, key, sealed)
         if verdict.ok:
             if notes:
                 said = ngettext("{file}: {n} record, chain intact, matches the git notes",

@@ -125,11 +125,13 @@ class BajaDeServicios:
                 "complete": self.complete, "commit": self.commit, "made": self.made}
 
 
-def identities(person: Person, *states: DesiredState) -> tuple[set[str], set[str]]:
+def identities(person: Person, *states: DesiredState) -> tuple[set[str], set[str], set[str]]:
     """The keys the person's objects have on the targets (employee key, account, mailbox and
-    its aliases, extensions), and their equipment's inventory numbers, in any of `states`."""
+    its aliases, extensions), their equipment's inventory numbers, and of the keys those that
+    are the person's alone (not an extension's number), in any of `states`."""
     keys = {person.employee_key}
     equipment = set()
+    numbers = set()
     for state in states:
         them = state.person(person.employee_key)
         if them is None:
@@ -138,9 +140,9 @@ def identities(person: Person, *states: DesiredState) -> tuple[set[str], set[str
             keys.add(state.account_names[person.employee_key])
         if them.mailbox is not None:
             keys |= {them.mailbox.address, *them.mailbox.aliases}
-        keys |= {line.number for line in state.lines if line.person == person.employee_key}
+        numbers |= {line.number for line in state.lines if line.person == person.employee_key}
         equipment |= {e.inventory_number for e in state.equipment if e.person == person.employee_key}
-    return keys, equipment
+    return keys | numbers, equipment, keys
 
 
 def _value(value) -> str:
@@ -192,11 +194,15 @@ def _opens(r: dict, keys: set[str], equipment: set[str]) -> bool:
     return key in keys or key in equipment or _touches(r, keys) is True
 
 
-def removals(records: list[dict], keys: set[str], equipment: set[str], since: str) -> list[Removed]:
+def removals(records: list[dict], keys: set[str], equipment: set[str], since: str,
+             personal: set[str] | None = None) -> list[Removed]:
     """Every object of the person's a target made or took over, and what its baja was: for each,
     the first record of the baja that was applied and read back, else the last one tried, else
-    none (its access not removed: pending).  Records after that first verified one are another
-    story (an extension given to someone else).  `records` are in the order they were made."""
+    none (its access not removed: pending).  An object keyed by the person alone (`personal`:
+    employee key, account, mailbox; by default all `keys`) made, taken over or changed again
+    after that (a revert) is open again; an extension or a computer given to someone else
+    afterwards is another story.  `records` are in the order they were made."""
+    personal = keys if personal is None else personal
     opened: dict[tuple, dict] = {}
     closing: dict[tuple, dict] = {}
     for r in records:
@@ -204,11 +210,13 @@ def removals(records: list[dict], keys: set[str], equipment: set[str], since: st
             continue
         obj = (r.get("target"), r.get("object_kind"), r.get("key"))
         done = closing.get(obj)
-        if done is not None and done.get("status") == "applied" and done.get("verified"):
-            continue
+        settled = done is not None and done.get("status") == "applied" and done.get("verified")
         if _closes(r, keys, equipment, since):
-            closing[obj] = r
+            if not settled:
+                closing[obj] = r
         elif _opens(r, keys, equipment):
+            if settled and str(r.get("key", "")) in personal and r.get("status") == "applied":
+                del closing[obj]  # given back to them after its baja: open again
             opened.setdefault(obj, r)
     out = []
     for obj in dict.fromkeys([*opened, *closing]):
@@ -274,11 +282,11 @@ def baja_de_servicios(key: str, now: DesiredState, then: DesiredState, records: 
     person = now.person(key)
     assert person is not None and not person.active  # the caller checks the person is a baja
     s = person.solicitud
-    keys, equipment = identities(person, then, now)
+    keys, equipment, personal = identities(person, then, now)
     unit = now.units.get(person.unit)
     return BajaDeServicios(
         key, person.display_name, person.title, unit.name if unit is not None else person.unit,
         now.account_names.get(key) or then.account_names.get(key), s.folio, s.date, s.requested_by, s.justification,
-        approvers(records, s.folio), tuple(removals(records, keys, equipment, since)),
+        approvers(records, s.folio), tuple(removals(records, keys, equipment, since, personal)),
         tuple(orders), tuple(equipment_to_collect(key, then, now)), tuple(lines_to_cancel(key, then, now)),
         commit, made)

@@ -195,10 +195,20 @@ class Ledger:
             if sha is None:
                 out.append(lazy("{ref} is gone: apply stored it (audit record seq {seq} of {target}); someone deleted "
                                 "the ref", ref=ref, seq=record.get("seq"), target=record.get("target")))
-            elif sha != commit and commit not in {c.hexsha for c in self.repo.commit(sha).parents}:
+            elif sha != commit and not self._confirmed_on(ref, sha, commit):
                 out.append(lazy("{ref} was moved: apply stored {commit} there (audit record seq {seq} of {target})",
                                 ref=ref, commit=str(commit)[:12], seq=record.get("seq"), target=record.get("target")))
         return out
+
+    def _confirmed_on(self, ref: str, sha: str, commit: str) -> bool:
+        """Is `sha` the confirmation apply records on top of the order `commit`: a commit whose
+        parent it is, holding confirmado.json, signed by the apply key (when one is configured)?"""
+        if self.repo.git.cat_file("-t", sha, with_exceptions=False) != "commit":
+            return False
+        top = self.repo.commit(sha)
+        if [p.hexsha for p in top.parents] != [commit] or DONE not in top.tree:
+            return False
+        return self.key is None or self._signed(ref, sha)
 
     def document(self, target: str, folio: str) -> str | None:
         """The document of an order, as it was sent; None for no such order, or one the apply
