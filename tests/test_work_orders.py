@@ -337,6 +337,17 @@ def test_an_order_ref_deleted_or_moved_fails_pending_naming_it(bed):
     args = ("--lang", "en", "--repo", str(repo.root), "pending", "--inventory", str(inventory))
     assert run_cli(*args)[0] == 0
     stored = repo.git.git.rev_parse(ref)
+    # A "confirmation" on top of it that the apply key did not sign: moved, not confirmed.
+    child = repo.git.git.commit_tree(f"{stored}^{{tree}}", "-p", stored, "-m", "confirmado")
+    repo.git.git.update_ref(ref, child)
+    code, _out, err = run_cli(*args)
+    assert code == 1 and f"{ref} was moved" in err
+    loose = repo.root / "x.txt"
+    loose.write_text("x\n", encoding="utf-8")
+    blob = repo.git.git.hash_object("-w", str(loose))
+    repo.git.git.update_ref(ref, blob)  # a ref to a blob: said, not a crash
+    code, _out, err = run_cli(*args)
+    assert code == 1 and f"{ref} was moved" in err and "Internal error" not in err
     repo.git.git.update_ref(ref, repo.git.head.commit.hexsha)  # pushed over by someone
     code, _out, err = run_cli(*args)
     assert code == 1 and f"{ref} was moved: apply stored {stored[:12]} there" in err
