@@ -36,20 +36,23 @@ def _state_applied(repo_path: Path, records: list[dict], person, since: str, fal
 
 def _work_orders(key: str, folio: str, since: str, systems) -> list[OrderItem]:
     """The orders the baja raised on each system with no API (`systems`: (ManualTarget, its
-    orders) pairs): every baja order of the person's still open, whatever its date, and those
-    confirmed that were issued since the request or for it; and, where the person will still
+    orders) pairs): every baja order of the person's still open (issued, not confirmed, not
+    superseded by a later order confirmed), whatever its date, and those confirmed that were
+    issued since the request or for it; and, where the person will still
     have access (no baja order issued yet: the next apply issues it), that access, pending."""
     from reconciler.offboarding.servicios import OrderItem
-    from reconciler.providers.manual.diff import holders
+    from reconciler.providers.manual.diff import holders, pending
 
     start = dt.datetime.fromisoformat(since)
     out = []
     for target, orders in systems:
         mine = [o for o in orders if o.employee_key == key]
+        still_open = {o.folio for o in pending(mine)}  # not superseded by a later order confirmed
         for o in mine:
             if o.movement != "baja":
                 continue
-            if o.done is None or o.solicitud == folio or dt.datetime.fromisoformat(o.issued) >= start:
+            if o.folio in still_open or (o.done is not None and (
+                    o.solicitud == folio or dt.datetime.fromisoformat(o.issued) >= start)):
                 done = f"{o.done.date} · {o.done.by} · {o.done.ticket}" if o.done is not None else None
                 out.append(OrderItem(target.name, target.title, target.operator.name, o.folio, o.issued, o.due, done))
         holder = holders(mine).get(key)
