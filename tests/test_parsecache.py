@@ -119,3 +119,14 @@ def test_turned_off_or_inside_a_work_tree_nothing_is_kept(repo, cache, monkeypat
     monkeypatch.setenv("XDG_CACHE_HOME", str(repo.root / ".cache"))  # a pull request could commit entries there
     load_desired_state(at_ref(repo.root).files)
     assert not (repo.root / ".cache").exists()
+
+
+def test_only_the_entries_used_most_recently_are_kept(repo, cache, monkeypatch):
+    monkeypatch.setattr(parsecache, "KEPT", 3)
+    _two_people(repo)
+    state = load_desired_state(at_ref(repo.root).files)
+    first = next(cache.iterdir()).name
+    for n in range(5):
+        parsecache.put(f"{n:064d}", [(state.people[0], 0)], [])
+        os.utime(cache / first)  # the first one keeps being used
+    assert len(list(cache.iterdir())) == 3 and (cache / first).exists()

@@ -14,7 +14,8 @@ cache directory, never inside a Git work tree, used only when the entry and its 
 belong to the user running the command and no one else can write them; written atomically, so
 concurrent runs never read half an entry; a missing, foreign or unreadable entry means reading
 the file again.  RECONCILER_SCHEMA_CACHE=off turns this cache off too.  It is never a source of
-truth: deleting it only makes the next run slower.
+truth: deleting it only makes the next run slower.  The KEPT entries used most recently stay;
+older ones are removed as new ones are written.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from reconciler.desired.schemacache import _trusted, cache_dir
 
 FORMAT = 1
+KEPT = 200  # entries: every unit file of an institution, a few times over; the least recently used go
 
 
 @cache
@@ -68,7 +70,13 @@ def get(entry: str):
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError,
             IndexError):
         return None
-    return found if isinstance(found, tuple) and len(found) == 3 and found[0] == entry else None
+    if not (isinstance(found, tuple) and len(found) == 3 and found[0] == entry):
+        return None
+    try:
+        os.utime(path)  # recently used: kept when older entries go
+    except OSError:
+        pass
+    return found
 
 
 def put(entry: str, people: list, shared: list) -> None:
@@ -89,3 +97,16 @@ def put(entry: str, people: list, shared: list) -> None:
         os.replace(tmp, directory / entry)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):
         Path(tmp).unlink(missing_ok=True)
+        return
+    _forget_old(directory)
+
+
+def _forget_old(directory: Path) -> None:
+    """Keep the KEPT entries used most recently: each commit that changes a unit file adds one."""
+    try:
+        entries = sorted((p for p in directory.iterdir() if not p.name.startswith(".")),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[KEPT:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # another run removed it first
