@@ -3,8 +3,8 @@ again, and an entry is never trusted unless it is exactly this program's reading
 file, kept by this user alone."""
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import threading
 
 import pytest
@@ -45,31 +45,42 @@ def test_a_cached_reading_is_the_reading(repo, cache):
     assert [p for p, _ in _people(on_disk)] == [p for p, _ in _people(first)]
 
 
-def _planted(repo, cache, people) -> None:
-    """An entry under the key the loader will look for, holding other people."""
+def _planted(repo, cache, item: dict) -> Path:
+    """An entry under the key the loader will look for, holding someone else."""
     files = at_ref(repo.root).files
     rel = f"users/{UNIT.lower()}.yaml"
     state = load_desired_state(files)
     entry = parsecache.key(rel, f"{files.label}/{rel}", files.read_text(rel), state.units, state.entitlements)
-    forged = [(people, 0)]
-    (cache / entry).write_bytes(pickle.dumps((entry, forged, []), protocol=pickle.HIGHEST_PROTOCOL))
-    return cache / entry
+    path = cache / entry
+    path.write_text(json.dumps({"entry": entry, "unit": UNIT, "people": [[0, item]], "shared": []}), encoding="utf-8")
+    return path
 
 
-@pytest.mark.parametrize("how", ["foreign owner", "group-writable", "garbage", "another entry's name"])
-def test_an_entry_not_this_users_own_or_not_this_files_is_never_used(repo, cache, how):
+@pytest.mark.parametrize("how", ["foreign owner", "group-writable", "garbage", "another entry's name",
+                                 "a link", "a linked folder", "a folder others may write"])
+def test_an_entry_not_this_users_own_or_not_this_files_is_never_used(repo, cache, how, tmp_path):
     _two_people(repo)
     load_desired_state(at_ref(repo.root).files)
-    impostor = load_desired_state(at_ref(repo.root).files).people[1]  # Zoé, said to be the only one
+    impostor = person("SSM-000666", curp=None, given_names="Intruso")  # said to be the only one
     path = _planted(repo, cache, impostor)
     if how == "foreign owner":
         os.chown(path, 12345, 12345)
     elif how == "group-writable":
         os.chmod(path, 0o664)
     elif how == "garbage":
-        path.write_bytes(b"\x80\x05not a pickle")
+        path.write_bytes(b"\x80\x05not json")
+    elif how == "another entry's name":
+        path.write_text(json.dumps({"entry": "0" * 64, "unit": UNIT, "people": [[0, impostor]], "shared": []}))
+    elif how == "a link":
+        elsewhere = tmp_path / "elsewhere.json"
+        path.rename(elsewhere)
+        path.symlink_to(elsewhere)
+    elif how == "a linked folder":  # the folder swapped for a link to one a pull request writes
+        moved = tmp_path / "checkout-cache"
+        cache.rename(moved)
+        cache.symlink_to(moved)
     else:
-        path.write_bytes(pickle.dumps(("0" * 64, [(impostor, 0)], [])))
+        os.chmod(cache.parent, 0o777)
     state = load_desired_state(at_ref(repo.root).files)
     assert [p.employee_key for p in state.people] == ["SSM-000001", "SSM-000002"]
 
@@ -87,19 +98,19 @@ def test_a_file_with_a_problem_is_not_kept_and_a_cross_file_problem_names_its_li
 
 def test_concurrent_runs_never_read_half_an_entry(repo, cache):
     _two_people(repo)
-    state = load_desired_state(at_ref(repo.root).files)
-    people = [(p, i) for i, p in enumerate(state.people)] * 2000  # a large entry
+    load_desired_state(at_ref(repo.root).files)
+    people = [(i, person(f"SSM-{i:06d}", curp=None)) for i in range(4000)]  # a large entry (its data, not read)
     entry = "e" * 64
     seen = []
 
     def write():
         for _ in range(20):
-            parsecache.put(entry, people, [])
+            parsecache.put(entry, UNIT, people, [])
 
     def read():
         for _ in range(200):
             found = parsecache.get(entry)
-            seen.append(found is None or len(found[1]) == len(people))
+            seen.append(found is None or len(found["people"]) == len(people))
 
     threads = [threading.Thread(target=f) for f in (write, write, read, read)]
     for t in threads:
@@ -121,12 +132,20 @@ def test_turned_off_or_inside_a_work_tree_nothing_is_kept(repo, cache, monkeypat
     assert not (repo.root / ".cache").exists()
 
 
-def test_only_the_entries_used_most_recently_are_kept(repo, cache, monkeypatch):
-    monkeypatch.setattr(parsecache, "KEPT", 3)
-    _two_people(repo)
-    state = load_desired_state(at_ref(repo.root).files)
-    first = next(cache.iterdir()).name
-    for n in range(5):
-        parsecache.put(f"{n:064d}", [(state.people[0], 0)], [])
-        os.utime(cache / first)  # the first one keeps being used
-    assert len(list(cache.iterdir())) == 3 and (cache / first).exists()
+def test_a_load_keeps_what_it_used_and_the_others_used_most_recently(repo, cache, monkeypatch):
+    """More unit files than KEPT: each load still finds every one of them (an LRU trimmed at
+    every write would evict each before its turn)."""
+    monkeypatch.setattr(parsecache, "KEPT", 1)
+    for n, unit in enumerate(("HG-CUERNAVACA", "CS-JIUTEPEC", "OC-DGPE")):
+        repo.add(unit, person(f"SSM-{n + 1:06d}", curp=None, given_names=("Ana", "Iñaki", "Begoña")[n]))
+    repo.squash_merge("Tres unidades")
+    load_desired_state(at_ref(repo.root).files)
+    kept = sorted(p.name for p in cache.iterdir())
+    assert len(kept) == 3
+    for n in range(3):  # older entries of other files: only KEPT of them stay
+        (cache / f"{n:064d}").write_text("{}", encoding="utf-8")
+        os.utime(cache / f"{n:064d}", (1000 + n, 1000 + n))
+    (cache / ".tmp-killed").write_text("", encoding="utf-8")
+    os.utime(cache / ".tmp-killed", (1000, 1000))
+    load_desired_state(at_ref(repo.root).files)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*kept, f"{2:064d}"])

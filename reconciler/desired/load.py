@@ -109,23 +109,33 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
                  checks: list[FileCheck], only: dict[str, frozenset] | None = None,
                  shared: list[Shared] | None = None) -> list[tuple[Person, FileCheck, int]]:
     people: list[tuple[Person, FileCheck, int]] = []
+    used: set[str] = set()
     for rel in names:
         keep = only.get(rel) if only else None
         text, entry = _cached_text(files, rel, units, entitlements) if only is None else (None, None)
         kept = parsecache.get(entry) if entry is not None else None
-        if kept is not None:  # read before by this program, with no problem of its own
+        if kept is not None:  # read before by this program, with no problem of its own: built again
+            used.add(entry)
             check = FileCheck(f"{files.label}/{rel}", text=text)
             checks.append(check)
-            people += [(person, check, index) for person, index in kept[1]]
+            people += [(_person(item, kept["unit"], Source(check.display, None, ("people", index))), check, index)
+                       for index, item in kept["people"]]
             if shared is not None:
-                shared += [(box, check, index) for box, index in kept[2]]
+                shared += [(_shared_mailbox(item, kept["unit"], Source(check.display, None,
+                                                                       ("shared_mailboxes", index))), check, index)
+                           for index, item in kept["shared"]]
             continue
-        check, mine, boxes = _read_unit_file(files, rel, units, entitlements, checks, keep, text)
-        people += [(person, check, index) for person, index in mine]
+        check, unit, mine, boxes = _read_unit_file(files, rel, units, entitlements, checks, keep, text)
+        people += [(_person(item, unit, Source(check.display, None, check.original(("people", index)))), check, index)
+                   for index, item in mine]
         if shared is not None:
-            shared += [(box, check, index) for box, index in boxes]
-        if entry is not None and check.found and not check.problems:
-            parsecache.put(entry, mine, boxes)
+            shared += [(_shared_mailbox(item, unit, Source(check.display, None, ("shared_mailboxes", index))),
+                        check, index) for index, item in boxes]
+        if entry is not None and check.found and not check.problems and unit is not None:
+            parsecache.put(entry, unit, mine, boxes)
+            used.add(entry)
+    if only is None:
+        parsecache.trim(used)
     return people
 
 
@@ -142,17 +152,18 @@ def _cached_text(files: DesiredFiles, rel: str, units: dict, entitlements: dict)
 
 
 def _read_unit_file(files: DesiredFiles, rel: str, units: dict, entitlements: dict, checks: list[FileCheck],
-                    keep: frozenset | None, text: str | None) -> tuple[FileCheck, list, list]:
-    """One unit's file: its check, its people and its shared mailboxes, each with its index."""
+                    keep: frozenset | None, text: str | None) -> tuple[FileCheck, str | None, list, list]:
+    """One unit's file: its check, its unit, and the validated entries of its people and shared
+    mailboxes, each with its index (what the parse cache keeps)."""
     check, data, usable = open_file(files, rel, checks, keep, text)
-    people: list[tuple[Person, int]] = []
-    boxes: list[tuple[SharedMailbox, int]] = []
+    people: list[tuple[int, dict]] = []
+    boxes: list[tuple[int, dict]] = []
     if not usable or data is None:
-        return check, people, boxes  # an empty (or vanished) file declares nobody
+        return check, None, people, boxes  # an empty (or vanished) file declares nobody
     bad = check.validate(data, "users")
     if not isinstance(data, dict) or "unit" not in data or ("unit",) in bad \
             or not isinstance(data.get("people"), list):
-        return check, people, boxes
+        return check, None, people, boxes
     unit = data["unit"]
     if units and unit not in units:
         check.add(("unit",), _("unknown unit {unit!r} (declared units are in desired_state/units.yaml)", unit=unit))
@@ -160,20 +171,19 @@ def _read_unit_file(files: DesiredFiles, rel: str, units: dict, entitlements: di
         if ("people", index) in bad:
             continue
         where = ("people", index)
-        person = _person(item, unit, Source(check.display, None, check.original(where)))
-        for e_index, ent in enumerate(person.entitlements):
+        for e_index, ent in enumerate(item.get("entitlements") or ()):
             if entitlements and ent not in entitlements:
                 check.add(where + ("entitlements", e_index),
                           _("unknown entitlement {entitlement!r} (declared in desired_state/entitlements.yaml)",
                             entitlement=ent))
-        if person.curp and (message := curp_problem(person.curp)):
+        if item.get("curp") and (message := curp_problem(item["curp"])):
             check.add(where + ("curp",), message)
-        people.append((person, index))
+        people.append((index, item))
     listed = data.get("shared_mailboxes")
     for index, item in enumerate(listed if isinstance(listed, list) else ()):  # else the schema said so
         if ("shared_mailboxes", index) not in bad:
-            boxes.append((_shared_mailbox(item, unit, Source(check.display, None, ("shared_mailboxes", index))), index))
-    return check, people, boxes
+            boxes.append((index, item))
+    return check, unit, people, boxes
 
 
 def _located(check: FileCheck, index: int) -> str:

@@ -1,44 +1,53 @@
 """Unit files already read, kept between runs: parsing and validating the YAML of 10,000 people
 takes seconds, and a nightly check or a pull request's plan reads the same files again.  A file
 is kept by its content (the SHA-256 of its text, which is what Git's blob id names too), its
-path, the units and entitlements it may name, and the code that reads it, so a cache entry is
-the result of reading exactly that file with exactly this program, or it is not used.
+path, the units and entitlements it may name, and the code that reads it (ours and the YAML
+and schema libraries'), so an entry is the result of reading exactly that file with exactly
+this program, or it is not used.
 
-Only a file that had no problem of its own is kept: the people and shared mailboxes it
-declares.  What crosses files (a key declared twice, an account name taken) is checked again on
-every run, over every person, cached or not; a problem there names its line from the file's
-text, as without the cache.
+Only a file that had no problem of its own is kept: the validated entries of the people and
+shared mailboxes it declares, as JSON (data: a forged entry could at worst claim data, never
+run code), from which the people are built again.  What crosses files (a key declared twice,
+an account name taken) is checked again on every run, over every person, cached or not; a
+problem there names its line from the file's text, as without the cache.
 
 Entries live beside the compiled schemas (schemacache.py) under the same rules: the user's own
-cache directory, never inside a Git work tree, used only when the entry and its directory
-belong to the user running the command and no one else can write them; written atomically, so
-concurrent runs never read half an entry; a missing, foreign or unreadable entry means reading
-the file again.  RECONCILER_SCHEMA_CACHE=off turns this cache off too.  It is never a source of
-truth: deleting it only makes the next run slower.  The KEPT entries used most recently stay;
-older ones are removed as new ones are written.
+cache directory, never inside a Git work tree, used only when the entry belongs to the user
+running the command and no one else can write it or any folder above it, read through no
+link; written atomically, so concurrent runs never read half an entry; a missing, foreign or
+unreadable entry means reading the file again.  RECONCILER_SCHEMA_CACHE=off turns this cache
+off too.  It is never a source of truth: deleting it only makes the next run slower.  After
+each load the entries it used stay, with the most recently used others up to KEPT.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
 import sys
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
-from reconciler.desired.schemacache import _trusted, cache_dir
+from reconciler.desired.schemacache import cache_dir, make_dirs, read_trusted
 
-FORMAT = 1
-KEPT = 200  # entries: every unit file of an institution, a few times over; the least recently used go
+FORMAT = 2
+KEPT = 200  # entries beyond those a load used: an institution's unit files, a few versions each
+STALE_TEMPORARY = 3600  # seconds after which a half-written entry (a killed run's) is removed
 
 
 @cache
 def _code_digest() -> str:
-    """What reading a file depends on in this program: the desired-state package's source and
-    schemas (a checkout edited, or another release, is another program)."""
+    """What reading a file depends on: the desired-state package's source and schemas, and the
+    YAML and schema libraries (another release, an edited checkout or another venv is another
+    program)."""
+    import fastjsonschema
+    import yaml
+
     here = Path(__file__).resolve().parent
-    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}".encode())
+    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}\0{yaml.__version__}\0{yaml.__with_libyaml__}\0"
+                            f"{fastjsonschema.VERSION}".encode())
     for path in sorted([*here.glob("*.py"), *here.glob("schemas/*.json"), here.parent / "i18n" / "__init__.py"]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -57,56 +66,62 @@ def _directory() -> Path | None:
     return base.parent / "parsed" if base is not None else None
 
 
-def get(entry: str):
-    """The kept reading, or None."""
+def get(entry: str) -> dict | None:
+    """The kept reading ({"unit", "people": [[index, entry]], "shared": [...]}), or None."""
     directory = _directory()
     if directory is None:
         return None
-    path = directory / entry
-    try:
-        if not path.is_file() or not _trusted(path):
-            return None
-        found = pickle.loads(path.read_bytes())  # noqa: S301 - written by this user alone (see above)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError,
-            IndexError):
-        return None
-    if not (isinstance(found, tuple) and len(found) == 3 and found[0] == entry):
+    data = read_trusted(directory / entry)
+    if data is None:
         return None
     try:
-        os.utime(path)  # recently used: kept when older entries go
+        found = json.loads(data)
+        assert isinstance(found, dict) and found.get("entry") == entry and isinstance(found.get("unit"), str)
+        assert all(isinstance(i, int) and isinstance(e, dict) for i, e in found["people"] + found["shared"])
+    except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
+        return None
+    try:
+        os.utime(directory / entry, follow_symlinks=False)  # used: kept when older entries go
     except OSError:
         pass
     return found
 
 
-def put(entry: str, people: list, shared: list) -> None:
+def put(entry: str, unit: str, people: list[tuple[int, dict]], shared: list[tuple[int, dict]]) -> None:
     """Keep a reading; silently not, when there is no safe place (only slower next time)."""
     directory = _directory()
     if directory is None:
         return
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _trusted(directory / "."):
-            return
+        make_dirs(directory)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     except OSError:
         return
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(pickle.dumps((entry, people, shared), protocol=pickle.HIGHEST_PROTOCOL))
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"entry": entry, "unit": unit, "people": people, "shared": shared}, out, ensure_ascii=False,
+                      separators=(",", ":"))
         os.replace(tmp, directory / entry)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+    except (OSError, TypeError, ValueError):
         Path(tmp).unlink(missing_ok=True)
+
+
+def trim(used: set[str]) -> None:
+    """After a load: keep the entries it used and the KEPT others used most recently; remove
+    half-written ones a killed run left."""
+    directory = _directory()
+    if directory is None or not directory.is_dir():
         return
-    _forget_old(directory)
-
-
-def _forget_old(directory: Path) -> None:
-    """Keep the KEPT entries used most recently: each commit that changes a unit file adds one."""
     try:
-        entries = sorted((p for p in directory.iterdir() if not p.name.startswith(".")),
-                         key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[KEPT:]:
-            old.unlink(missing_ok=True)
+        others, now = [], time.time()
+        for path in directory.iterdir():
+            info = path.lstat()
+            if path.name.startswith(".tmp-"):
+                if now - info.st_mtime > STALE_TEMPORARY:
+                    path.unlink(missing_ok=True)
+            elif path.name not in used:
+                others.append((info.st_mtime, path))
+        for _mtime, path in sorted(others, reverse=True)[KEPT:]:
+            path.unlink(missing_ok=True)
     except OSError:
-        pass  # another run removed it first
+        pass  # another run removed it first; only slower next time

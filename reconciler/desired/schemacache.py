@@ -7,7 +7,8 @@ foreign or unreadable entry means compiling again.
 
 Only the package's own schemas are compiled (desired_state files never supply one).  An entry
 is used only when it belongs to the user running the command and no one else can write it or
-its directory, and never from a cache inside a Git work tree: a pull request could commit a
+any folder above it (read through no link, from the file that was checked), and never from a
+cache inside a Git work tree (its links resolved first): a pull request could commit a
 file there (XDG_CACHE_HOME=$CI_PROJECT_DIR/.cache is a common CI setting), and it would pass
 for the user's own once checked out.  A relative XDG_CACHE_HOME is ignored, as the XDG
 specification says.  RECONCILER_SCHEMA_CACHE=off turns the cache off.
@@ -37,7 +38,7 @@ def cache_dir() -> Path | None:
             base = str(Path.home() / ".cache")
         except (RuntimeError, KeyError):  # no HOME and no passwd entry
             return None
-    directory = Path(base) / "reconciler" / "schemas"
+    directory = Path(os.path.realpath(Path(base) / "reconciler" / "schemas"))  # a link into a checkout is seen
     return None if _in_work_tree(directory) else directory
 
 
@@ -49,31 +50,81 @@ def _in_work_tree(directory: Path) -> bool:
     return False
 
 
+def make_dirs(directory: Path) -> None:
+    """Create each missing folder down to `directory` for this user alone (mkdir's parents
+    would get the umask's mode, 0777 under umask 000)."""
+    missing = [d for d in [directory, *directory.parents] if not d.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def _safe_folders(path: Path) -> bool:
+    """Every folder from / down to `path`'s own belongs to root or this user and no one else
+    can write it (as OpenSSH's StrictModes judges a key's path); a folder anyone may write but
+    only its owner may rename in, root's with the sticky bit (/tmp), is safe too."""
+    for folder in [path.parent, *path.parent.parents]:
+        info = os.lstat(folder)
+        if stat.S_ISLNK(info.st_mode):
+            return False  # cache_dir resolved the links it chose; a new one is someone else's
+        if info.st_uid not in (0, os.geteuid()):
+            return False
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (info.st_uid == 0 and info.st_mode & stat.S_ISVTX):
+            return False
+    return True
+
+
+def read_trusted(path: Path) -> bytes | None:
+    """The bytes of a cache entry that is ours alone (see _safe_folders), read from the very
+    file that was checked (no link followed, no swap between the check and the read); None
+    for any other."""
+    try:
+        if not _safe_folders(path):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() \
+                or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def _key(document: dict, detailed: bool) -> str:
     text = json.dumps([fastjsonschema.VERSION, sys.version, detailed, document], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _trusted(path: Path) -> bool:
-    """Ours alone: owned by this user, writable by nobody else (the file and its directory)."""
-    for p in (path.parent, path):
-        info = p.stat()
-        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return False
-    return True
+    """Ours alone: the file and every folder above it (see _safe_folders)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() \
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and _safe_folders(path)
 
 
 def _read(path: Path):
+    data = read_trusted(path)
+    if data is None:
+        return None
     try:
-        return marshal.loads(path.read_bytes()) if _trusted(path) else None
-    except (OSError, ValueError, EOFError, TypeError):
+        return marshal.loads(data)
+    except Exception:  # noqa: BLE001 - a damaged entry is compiled again, never a crash
         return None
 
 
 def _write(path: Path, code) -> None:
     """Atomically, or not at all: a cache that cannot be written is only slower."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dirs(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     except OSError:
         return
