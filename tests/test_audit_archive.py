@@ -303,3 +303,8 @@ def test_a_trail_shortened_by_hand_is_never_pruned_over(history, tmp_path):
     with pytest.raises(ReconcilerError, match="not sealed by the apply key"):
         prune.prune(_settings(history), dt.date(2026, 12, 1), november, key, dt.date(2031, 1, 1),
                     trail.read_notes(history.repo.git, sealed_by=key))
+
+
+def test_an_archive_that_cannot_be_written_is_a_clear_error(history, tmp_path):
+    code, _out, err = _export(history, tmp_path / "no-such-folder" / "a.tar.gz")
+    assert code == 1 and "cannot write" in err and "Internal error" not in err

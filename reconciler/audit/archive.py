@@ -184,7 +184,10 @@ def export(targets: list, repo, span: Period, key, out: Path) -> dict:
         text = json.dumps(manifest, ensure_ascii=False, indent=1)
         (root / "MANIFEST.json").write_text(text, encoding="utf-8")
         (root / "MANIFEST.json.sig").write_text(_signature(text, key), encoding="ascii")
-        _tar(root, out)
+        try:
+            _tar(root, out)
+        except OSError as exc:
+            raise ReconcilerError(_("cannot write {path}: {error}", path=out, error=exc.strerror or exc)) from None
     return manifest
 
 
