@@ -148,4 +148,46 @@ def test_a_load_keeps_what_it_used_and_the_others_used_most_recently(repo, cache
     (cache / ".tmp-killed").write_text("", encoding="utf-8")
     os.utime(cache / ".tmp-killed", (1000, 1000))
     load_desired_state(at_ref(repo.root).files)
-    assert sorted(p.name for p in cache.iterdir()) == sorted([*kept, f"{2:064d}"])
+    after = sorted(p.name for p in cache.iterdir())
+    [whole] = [p for p in after if p not in kept and p != f"{2:064d}"]  # what crosses the three files, kept too
+    assert after == sorted([*kept, f"{2:064d}", whole]) and "names" in json.loads((cache / whole).read_text())
+
+
+def test_what_crosses_files_is_kept_for_the_very_same_files_and_checked_again_otherwise(repo, cache, monkeypatch):
+    from reconciler.desired import load
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    repo.add("CS-JIUTEPEC", person("SSM-000002", curp=None))  # the same name: jnunezo and jnunezo2
+    repo.squash_merge("Dos unidades")
+    first = load_desired_state(at_ref(repo.root).files)  # parses both files
+    second = load_desired_state(at_ref(repo.root).files)  # both from the cache: checks across, then kept
+    calls = []
+    checks = load._cross_checks
+    monkeypatch.setattr(load, "_cross_checks", lambda people: calls.append(1) or checks(people))
+    third = load_desired_state(at_ref(repo.root).files)
+    assert calls == []  # the account names and checks of the very same files, kept
+    names = lambda state: sorted(state.account_names.items())  # noqa: E731
+    assert names(first) == names(second) == names(third)
+    # A damaged entry, or one file changed: checked again, never a crash.
+    [whole] = [p for p in cache.iterdir() if "names" in json.loads(p.read_text())]
+    whole.write_text('{"entry": "x"}')
+    load_desired_state(at_ref(repo.root).files)
+    assert calls == [1]
+    repo.find("SSM-000002")["given_names"] = "Ana"
+    repo.squash_merge("Otro nombre")
+    load_desired_state(at_ref(repo.root).files)  # the changed file parsed: checked across again
+    load_desired_state(at_ref(repo.root).files)
+    assert calls == [1, 1, 1]
+
+
+def test_files_with_a_problem_across_them_keep_nothing_across(repo, cache, monkeypatch):
+    from reconciler.desired import load  # noqa: F401
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None))
+    repo.add("CS-JIUTEPEC", person("SSM-000001", curp=None, given_names="Ana"))  # one key, declared twice
+    repo.squash_merge("Dos veces")
+    for _ in range(3):
+        with pytest.raises(ValidationFailed) as failed:
+            load_desired_state(at_ref(repo.root).files)
+        assert ["already declared" in p.message for p in failed.value.problems] == [True]
+    assert not [p for p in cache.iterdir() if "names" in json.loads(p.read_text())]

@@ -107,15 +107,18 @@ Shared = tuple[SharedMailbox, FileCheck, int]
 
 def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlements: dict,
                  checks: list[FileCheck], only: dict[str, frozenset] | None = None,
-                 shared: list[Shared] | None = None) -> list[tuple[Person, FileCheck, int]]:
+                 shared: list[Shared] | None = None, used: list[str] | None = None
+                 ) -> list[tuple[Person, FileCheck, int]]:
+    """The people of the unit files (and their shared mailboxes, into `shared`); `used` gets
+    the parse cache's entries read or written, in order, and a None for each file read now."""
     people: list[tuple[Person, FileCheck, int]] = []
-    used: set[str] = set()
+    used = [] if used is None else used
     for rel in names:
         keep = only.get(rel) if only else None
         text, entry = _cached_text(files, rel, units, entitlements) if only is None else (None, None)
         kept = parsecache.get(entry) if entry is not None else None
         if kept is not None:  # read before by this program, with no problem of its own: built again
-            used.add(entry)
+            used.append(entry)
             check = FileCheck(f"{files.label}/{rel}", text=text)
             checks.append(check)
             people += [(_person(item, kept["unit"], Source(check.display, None, ("people", index))), check, index)
@@ -133,9 +136,8 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
                         check, index) for index, item in boxes]
         if entry is not None and check.found and not check.problems and unit is not None:
             parsecache.put(entry, unit, mine, boxes)
-            used.add(entry)
-    if only is None:
-        parsecache.trim(used)
+            used.append(entry)
+        used.append(None)  # read now: what crosses files is checked again
     return people
 
 
@@ -188,6 +190,24 @@ def _read_unit_file(files: DesiredFiles, rel: str, units: dict, entitlements: di
 
 def _located(check: FileCheck, index: int) -> str:
     return f"{check.display}:{check.line(('people', index))}"
+
+
+def _checked_across(people: list[tuple[Person, FileCheck, int]], checks: list[FileCheck],
+                    used: list[str | None], partial: bool) -> tuple[list[Person], dict[str, str]]:
+    """_cross_checks, or its result kept from a run that read the very same files (every one
+    from the parse cache, in the same order) and found no problem: the checks and the account
+    names are a function of those files alone.  Keeps the parse cache's entries in use."""
+    whole = parsecache.whole_key(used) if used and None not in used and not partial else None
+    names = parsecache.get_names(whole) if whole is not None else None
+    if names is not None and len(names) == len(people) and all(p.employee_key in names for p, _, _ in people):
+        kept = [p for p, _, _ in people]
+    else:
+        kept, names = _cross_checks(people)
+        if whole is not None and not any(c.problems for c in checks):
+            parsecache.put_names(whole, names)
+    if not partial:
+        parsecache.trim({u for u in used if u} | ({whole} if whole else set()))
+    return kept, names
 
 
 def _cross_checks(people: list[tuple[Person, FileCheck, int]]) -> tuple[list[Person], dict[str, str]]:
@@ -343,8 +363,9 @@ def _load(source: Path | DesiredFiles, only: dict[str, frozenset] | None, mail: 
     if only is not None:
         listed = [n for n in listed if n in only]
     shared: list[Shared] = []
-    people = _read_people(files, listed, units, entitlements, checks, only, shared)
-    kept, names = _cross_checks(people)
+    used: list[str | None] = []
+    people = _read_people(files, listed, units, entitlements, checks, only, shared, used)
+    kept, names = _checked_across(people, checks, used, partial=only is not None)
     _mail_checks(people, shared, kept, mail, partial=only is not None)
     lines, equipment, security = [], [], None
     if only is None:  # assets and rules are not people: a partial load leaves them out

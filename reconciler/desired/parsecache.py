@@ -87,8 +87,37 @@ def get(entry: str) -> dict | None:
     return found
 
 
+def whole_key(entries: list[str]) -> str:
+    """The entry of what crosses files (_checked_across): the files' entries, in order."""
+    return hashlib.sha256(("whole\0" + "\0".join(entries)).encode("ascii")).hexdigest()
+
+
+def get_names(whole: str) -> dict[str, str] | None:
+    """The account names kept for these files read together (which had no problem), or None."""
+    directory = _directory()
+    data = read_trusted(directory / whole) if directory is not None else None
+    if data is None:
+        return None
+    try:
+        found = json.loads(data)
+        assert isinstance(found, dict) and found.get("entry") == whole and isinstance(found.get("names"), dict)
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in found["names"].items())
+    except Exception:  # noqa: BLE001 - a damaged entry means checking again, never a crash
+        return None
+    return found["names"]
+
+
+def put_names(whole: str, names: dict[str, str]) -> None:
+    _write({"entry": whole, "names": names}, whole)
+
+
 def put(entry: str, unit: str, people: list[tuple[int, dict]], shared: list[tuple[int, dict]]) -> None:
     """Keep a reading; silently not, when there is no safe place (only slower next time)."""
+    _write({"entry": entry, "unit": unit, "people": people, "shared": shared}, entry)
+
+
+def _write(document: dict, entry: str) -> None:
+    """Atomically, or not at all (no safe place: only slower next time)."""
     directory = _directory()
     if directory is None:
         return
@@ -99,8 +128,7 @@ def put(entry: str, unit: str, people: list[tuple[int, dict]], shared: list[tupl
         return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"entry": entry, "unit": unit, "people": people, "shared": shared}, out, ensure_ascii=False,
-                      separators=(",", ":"))
+            json.dump(document, out, ensure_ascii=False, separators=(",", ":"))
         os.replace(tmp, directory / entry)
     except (OSError, TypeError, ValueError):
         Path(tmp).unlink(missing_ok=True)
