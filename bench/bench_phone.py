@@ -30,7 +30,7 @@ from people import generate, write  # noqa: E402
 
 from reconciler.credentials import CredentialFile  # noqa: E402
 from reconciler.desired.load import load_desired_state  # noqa: E402
-from reconciler.providers.sip.target import SipTarget  # noqa: E402
+from reconciler.providers.sip.target import DatabaseSettings, SipTarget  # noqa: E402
 from reconciler.providers.contract import PlanRequest  # noqa: E402
 from reconciler.providers.sip.provider import SipProvider  # noqa: E402
 from reconciler.providers.sip import store  # noqa: E402
@@ -63,7 +63,7 @@ def main() -> None:
         with sqlite3.connect(database) as db:
             db.execute("CREATE TABLE version (table_name VARCHAR(32) NOT NULL, table_version INTEGER DEFAULT 0 NOT NULL)")
             db.executescript(SCHEMA.read_text())
-        target = SipTarget(name="bench", domain="salud.lab", database=str(database), rpc_url="http://127.0.0.1:1/RPC")
+        target = SipTarget(name="bench", domain="salud.lab", database=DatabaseSettings(path=str(database)), rpc_url="http://127.0.0.1:1/RPC")
         state = load_desired_state(tmp / "desired_state")
         with SipProvider(target) as provider:
             planned = provider.plan(PlanRequest(state, "2026-11-22"))
@@ -93,6 +93,7 @@ def main() -> None:
     print(f"  diff                                      {result['diff_s']:.3f} s")
     print(f"  phone plan (read + diff)                  {result['phone_plan_s']:.3f} s  (goal < 2 s)")
     print(f"  for reference, the {result['extensions']} altas (secrets, one transaction)  {apply_seconds:.2f} s")
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "phone.json").write_text(json.dumps(result, indent=2) + "\n")
 
 

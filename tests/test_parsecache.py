@@ -37,7 +37,7 @@ def _two_people(repo):
 def test_a_cached_reading_is_the_reading(repo, cache):
     _two_people(repo)
     first = load_desired_state(at_ref(repo.root).files)
-    assert len(list(cache.iterdir())) == 1  # one unit file, kept
+    assert len(_kept_files(cache)) == 1  # one unit file, kept (and what crosses files)
     second = load_desired_state(at_ref(repo.root).files)
     assert _people(second) == _people(first) and dict(second.account_names) == dict(first.account_names)
     # The same file on disk is another reading (its sources say desired_state/, not the commit).
@@ -45,12 +45,17 @@ def test_a_cached_reading_is_the_reading(repo, cache):
     assert [p for p, _ in _people(on_disk)] == [p for p, _ in _people(first)]
 
 
+def _kept_files(cache) -> list[Path]:
+    """The entries of unit files (not those of what crosses them)."""
+    return [p for p in cache.iterdir() if "people" in json.loads(p.read_text(encoding="utf-8"))]
+
+
 def _planted(repo, cache, item: dict) -> Path:
     """An entry under the key the loader will look for, holding someone else."""
     files = at_ref(repo.root).files
     rel = f"users/{UNIT.lower()}.yaml"
     state = load_desired_state(files)
-    entry = parsecache.key(rel, f"{files.label}/{rel}", files.read_text(rel), state.units, state.entitlements)
+    entry = parsecache.key(rel, f"{files.label}/{rel}", files.identity(rel), state.units, state.entitlements)
     path = cache / entry
     path.write_text(json.dumps({"entry": entry, "unit": UNIT, "people": [[0, item]], "shared": []}), encoding="utf-8")
     return path
@@ -141,16 +146,14 @@ def test_a_load_keeps_what_it_used_and_the_others_used_most_recently(repo, cache
     repo.squash_merge("Tres unidades")
     load_desired_state(at_ref(repo.root).files)
     kept = sorted(p.name for p in cache.iterdir())
-    assert len(kept) == 3
+    assert len(_kept_files(cache)) == 3 and len(kept) == 4  # and the names of the three together
     for n in range(3):  # older entries of other files: only KEPT of them stay
         (cache / f"{n:064d}").write_text("{}", encoding="utf-8")
         os.utime(cache / f"{n:064d}", (1000 + n, 1000 + n))
     (cache / ".tmp-killed").write_text("", encoding="utf-8")
     os.utime(cache / ".tmp-killed", (1000, 1000))
     load_desired_state(at_ref(repo.root).files)
-    after = sorted(p.name for p in cache.iterdir())
-    [whole] = [p for p in after if p not in kept and p != f"{2:064d}"]  # what crosses the three files, kept too
-    assert after == sorted([*kept, f"{2:064d}", whole]) and "names" in json.loads((cache / whole).read_text())
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*kept, f"{2:064d}"])
 
 
 def test_what_crosses_files_is_kept_for_the_very_same_files_and_checked_again_otherwise(repo, cache, monkeypatch):
@@ -176,8 +179,8 @@ def test_what_crosses_files_is_kept_for_the_very_same_files_and_checked_again_ot
     repo.find("SSM-000002")["given_names"] = "Ana"
     repo.squash_merge("Otro nombre")
     load_desired_state(at_ref(repo.root).files)  # the changed file parsed: checked across again
-    load_desired_state(at_ref(repo.root).files)
-    assert calls == [1, 1, 1]
+    load_desired_state(at_ref(repo.root).files)  # kept from the load before
+    assert calls == [1, 1]
 
 
 def test_files_with_a_problem_across_them_keep_nothing_across(repo, cache, monkeypatch):
@@ -191,3 +194,34 @@ def test_files_with_a_problem_across_them_keep_nothing_across(repo, cache, monke
             load_desired_state(at_ref(repo.root).files)
         assert ["already declared" in p.message for p in failed.value.problems] == [True]
     assert not [p for p in cache.iterdir() if "names" in json.loads(p.read_text())]
+
+
+def test_a_committed_file_is_known_by_its_blob_and_read_only_for_a_line(repo, cache, monkeypatch):
+    from reconciler.desired.files import CommitFiles
+
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None), person("SSM-000002", curp=None, given_names="Ana"))
+    repo.squash_merge("Dos personas")
+    load_desired_state(at_ref(repo.root).files)
+    reads = []
+    read = CommitFiles.read_text
+    monkeypatch.setattr(CommitFiles, "read_text", lambda self, rel: reads.append(rel) or read(self, rel))
+    load_desired_state(at_ref(repo.root).files)
+    assert not [r for r in reads if r.startswith("users/")]  # the people files: not read at all
+    # A new file declares a key the kept one holds: the kept file's line is named, read for it.
+    repo.add("CS-JIUTEPEC", person("SSM-000002", curp=None, given_names="Otra"))
+    repo.squash_merge("Otra vez")
+    with pytest.raises(ValidationFailed) as failed:
+        load_desired_state(at_ref(repo.root).files)
+    [problem] = failed.value.problems
+    first = (repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml").read_text(encoding="utf-8")
+    line = first.splitlines().index("- employee_key: SSM-000002") + 1
+    # The kept file comes second (files in name order): the problem is its own, at its line.
+    assert (problem.file, problem.line) == ("desired_state/users/hg-cuernavaca.yaml", line)
+    assert "already declared at desired_state/users/cs-jiutepec.yaml:3" in problem.message
+
+
+def test_no_text_passes_for_a_blob():
+    blob = "blob:" + "ab" * 20
+    assert parsecache.text_identity(blob) != blob
+    assert parsecache.key("users/a.yaml", "d/users/a.yaml", blob, [], []) != \
+        parsecache.key("users/a.yaml", "d/users/a.yaml", parsecache.text_identity(blob), [], [])

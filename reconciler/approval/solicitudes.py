@@ -32,6 +32,7 @@ _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>@\s]+@[^<>\s]+)>
 _GITHUB = (re.compile(r"^Merge pull request #(\d+)"),  # not for people: the forge's merge title, parsed
            re.compile(r"\(#(\d+)\)\s*$"))  # merge, squash title
 _SHA_LINE = re.compile(r"^[0-9a-f]{40} \d+ \d+")
+_UNIT_LINE = re.compile(r"^unit[ \t]*:", re.M)  # a people file's own unit, at the top level
 _GITLAB = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE)  # anywhere in the body; not for people
 
 
@@ -163,6 +164,9 @@ class History:
         if entries is not None and source.path[:1] == ("people",) and len(source.path) > 1:
             i = source.path[1]
             return lines_of(text, entries[i]) if 0 <= i < len(entries) else None
+        if entries is not None and source.path == ("unit",) and (unit := _UNIT_LINE.search(text)) is not None:
+            line = text.count("\n", 0, unit.start()) + 1  # not the YAML of thousands of people for one line
+            return line, line
         if index is None:
             index = LineIndex(text)
             self._texts[source.file] = (text, entries, index)

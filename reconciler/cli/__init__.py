@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=_("read the desired state from this commit (default: $RECONCILER_REF or main)"))
         sp.add_argument("--since-applied", action="store_true",
                         help=_("only the files changed since the commit last applied to each target"))
+        sp.add_argument("--full-read", action="store_true",
+                        help=_("read every target whole, not only what changed since the last read "
+                               "(delta_read_hours)"))
         return sp
 
     plan = targeted("plan", _("show what apply would change (exit 0: nothing to do, 2: changes, 1: error)"))

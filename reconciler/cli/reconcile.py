@@ -39,7 +39,7 @@ def plan(args, out: Console, err: Console) -> int:
     source = source_of(args)
     with _inventory(args, source) as (inventory, note):
         with Run(source, inventory, tuple(args.target), since_applied=args.since_applied,
-                 proposal_base=args.proposal) as run:
+                 proposal_base=args.proposal, full_read=args.full_read) as run:
             plan = run.plan()
     if note:
         plan = replace(plan, warnings=plan.warnings + (note,))
@@ -156,6 +156,7 @@ def apply(args, out: Console, err: Console) -> int:
     source = at_ref(args.repo, args.ref)
     with _inventory(args, source) as (inventory, note), Run(
             source, inventory, tuple(args.target), since_applied=args.since_applied, lock=True,
+            full_read=args.full_read,
             protected_branch=args.protected_branch, revoke_when_unreachable=True) as run:
         plan = run.plan()
         if note:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import fastjsonschema
 
@@ -190,9 +190,12 @@ class FileCheck:
     index_map: list[int] | None = None  # people[i] parsed -> its index in the file (partial loads)
     problems: list[Problem] = field(default_factory=list)
     _lines: LineIndex | None = None
+    text_source: Callable[[], str] | None = None  # the text, read only when a line is asked for
 
     def _index(self) -> LineIndex:
         if self._lines is None:
+            if self.text_source is not None and not self.text:
+                self.text = self.text_source()
             self._lines = LineIndex(self.text)
         return self._lines
 

@@ -27,6 +27,9 @@ class DesiredFiles(Protocol):
     def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:
         """Sorted relative paths of the files directly in rel_dir with one of the suffixes."""
 
+    def identity(self, rel: str) -> str | None:
+        """A name of the file's content known without reading it (Git's blob id), or None."""
+
 
 LINK = N_("a symbolic link: desired state is regular files inside the repository, never links")
 
@@ -57,6 +60,9 @@ class DirectoryFiles:
         if not path.is_file():
             return None
         return path.read_bytes().decode("utf-8")
+
+    def identity(self, rel: str) -> str | None:
+        return None  # a file on disk is known by its text: read, then hashed
 
     def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:
         directory = self.root / rel_dir
@@ -123,6 +129,14 @@ class CommitFiles:
         if blob.mode == SYMLINK_MODE:
             raise OSError(errno.ELOOP, _(LINK))
         return blob.data_stream.read().decode("utf-8")
+
+    def identity(self, rel: str) -> str | None:
+        """The file's content named without reading it (Git's blob id), or None: a link, a
+        folder, nothing there (reading it says which)."""
+        blob = self._object(rel)
+        if blob is None or blob.type != "blob" or blob.mode == SYMLINK_MODE:
+            return None
+        return f"blob:{blob.hexsha}"
 
     def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:
         tree = self._object(rel_dir)

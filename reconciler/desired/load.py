@@ -110,7 +110,7 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
                  shared: list[Shared] | None = None, used: list[str] | None = None
                  ) -> list[tuple[Person, FileCheck, int]]:
     """The people of the unit files (and their shared mailboxes, into `shared`); `used` gets
-    the parse cache's entries read or written, in order, and a None for each file read now."""
+    the parse cache's entry of each file, read or written, in order (None: the file has none)."""
     people: list[tuple[Person, FileCheck, int]] = []
     used = [] if used is None else used
     for rel in names:
@@ -119,7 +119,8 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
         kept = parsecache.get(entry) if entry is not None else None
         if kept is not None:  # read before by this program, with no problem of its own: built again
             used.append(entry)
-            check = FileCheck(f"{files.label}/{rel}", text=text)
+            check = FileCheck(f"{files.label}/{rel}", text=text or "",
+                              text_source=None if text is not None else (lambda rel=rel: files.read_text(rel) or ""))
             checks.append(check)
             people += [(_person(item, kept["unit"], Source(check.display, None, ("people", index))), check, index)
                        for index, item in kept["people"]]
@@ -137,20 +138,25 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
         if entry is not None and check.found and not check.problems and unit is not None:
             parsecache.put(entry, unit, mine, boxes)
             used.append(entry)
-        used.append(None)  # read now: what crosses files is checked again
+        else:
+            used.append(None)  # not kept: what crosses files is never kept either
     return people
 
 
 def _cached_text(files: DesiredFiles, rel: str, units: dict, entitlements: dict) -> tuple[str | None, str | None]:
-    """The file's text and its cache entry; (None, None) when it cannot be read here (reading it
-    again reports why)."""
+    """The file's text (None: not read) and its cache entry (None: it cannot be read here;
+    reading it again reports why).  A committed file is known by its blob id, unread: reading
+    the blobs of 100,000 people out of Git took longer than the rest of a warm load."""
+    display = f"{files.label}/{rel}"
+    if (identity := files.identity(rel)) is not None:
+        return None, parsecache.key(rel, display, identity, units, entitlements)
     try:
         text = files.read_text(rel)
     except (OSError, UnicodeDecodeError):
         return None, None
     if text is None:
         return None, None
-    return text, parsecache.key(rel, f"{files.label}/{rel}", text, units, entitlements)
+    return text, parsecache.key(rel, display, parsecache.text_identity(text), units, entitlements)
 
 
 def _read_unit_file(files: DesiredFiles, rel: str, units: dict, entitlements: dict, checks: list[FileCheck],

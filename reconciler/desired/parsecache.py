@@ -53,10 +53,17 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def key(rel: str, display: str, text: str, units, entitlements) -> str:
-    """The entry of one file's reading: its text, where it is, what it may name."""
+def text_identity(text: str) -> str:
+    """A file read from disk, named by its text (a committed one is named by its blob id,
+    CommitFiles.identity): a tag and a fixed-length digest, so no text can pass for a blob."""
+    return "text:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key(rel: str, display: str, identity: str, units, entitlements) -> str:
+    """The entry of one file's reading: its content (text_identity or a blob id), where it is,
+    what it may name."""
     digest = hashlib.sha256()
-    for part in (_code_digest(), rel, display, "\0".join(sorted(units)), "\0".join(sorted(entitlements)), text):
+    for part in (_code_digest(), rel, display, "\0".join(sorted(units)), "\0".join(sorted(entitlements)), identity):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x00\x01")
     return digest.hexdigest()
 
@@ -127,8 +134,9 @@ def _write(document: dict, entry: str) -> None:
     except OSError:
         return
     try:
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))  # dump would stream in Python
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out, ensure_ascii=False, separators=(",", ":"))
+            out.write(text)
         os.replace(tmp, directory / entry)
     except (OSError, TypeError, ValueError):
         Path(tmp).unlink(missing_ok=True)

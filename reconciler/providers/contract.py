@@ -134,6 +134,9 @@ class Provider(ABC):
     def __init__(self, target) -> None:
         self.target = target
         self.timings: dict[str, float] = {}  # seconds per phase, for reports and benchmarks
+        # --full-read: read the target whole, whatever state a kind keeps between runs to read
+        # only what changed (it keeps the fresh read for the next run).
+        self.full_read = False
 
     # -- lifetime ---------------------------------------------------------------------------
     def __enter__(self):

@@ -35,13 +35,15 @@ def select(targets: dict[str, TargetSettings], only: tuple[str, ...] = (),
 
 
 class Connections:
-    def __init__(self, selected: dict[str, TargetSettings], reading: bool = False):
+    def __init__(self, selected: dict[str, TargetSettings], reading: bool = False, full_read: bool = False):
         """Start opening `selected`, in order; for a run that only reads (`reading`), with each
         target's read-only account where it has one.  Each kind's module, and the libraries it
         needs, is imported here, before the thread starts (imports on two threads compete for
         the GIL and can deadlock on each other's module locks)."""
         self._waiting = {name: registry.kind(t.kind).provider_class()(t.for_reading() if reading else t)
                          for name, t in selected.items()}
+        for provider in self._waiting.values():
+            provider.full_read = full_read
         self.providers: dict[str, Provider] = {}  # opened, in order
         self.unreachable: dict[str, ReconcilerError] = {}  # could not be opened: why
         self._stack = ExitStack()

@@ -150,6 +150,7 @@ class Run:
     inventory: Path
     only: tuple[str, ...] = ()
     since_applied: bool = False
+    full_read: bool = False  # ignore what the targets' providers keep between runs (provider.full_read)
     lock: bool = False  # apply: hold each target's lock from before reading it until the end
     proposal_base: str | None = None  # plan of a pull request targeting this branch (see review)
     protected_branch: str = DEFAULT_REF  # apply takes only commits that landed on it, never going back
@@ -203,7 +204,8 @@ class Run:
                             if (self.lock or not TargetLock(t.audit_dir, name).held())
                             and (stopped := recovery.interrupted(t.audit_dir, name)) is not None}
         # A run that takes no lock only reads: it binds with the read-only accounts.
-        connections = self._stack.enter_context(Connections(selected, reading=not self.lock))
+        connections = self._stack.enter_context(Connections(selected, reading=not self.lock,
+                                                               full_read=self.full_read))
         # While the targets are being reached (and, for a full plan, read in bulk as soon as
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
         # one reaching a target.

@@ -18,6 +18,10 @@ from reconciler.providers.ad.target import ADTarget
 set_config_parameter("CASE_INSENSITIVE_ATTRIBUTE_NAMES", False)
 
 
+# Identities are binary GUIDs (an object's, a DC's: delta.py): hex, never lossy text.
+BINARY = frozenset({"objectguid", "invocationid"})
+
+
 class _LeanSearchEntries(SyncStrategy):
     """ldap3's synchronous strategy, decoding search entries straight to {dn, attributes}.
 
@@ -29,8 +33,14 @@ class _LeanSearchEntries(SyncStrategy):
         if ldap_message["protocolOp"] != 4:  # not a searchResEntry
             return super().decode_response_fast(ldap_message)
         dn, attributes = ldap_message["payload"][0][3], ldap_message["payload"][1][3]
-        decoded = {bytes(a[3][0][3]).decode("utf-8"): [bytes(v[3]).decode("utf-8", "replace") for v in a[3][1][3]]
-                   for a in attributes}
+        decoded = {}
+        for a in attributes:
+            name = bytes(a[3][0][3]).decode("utf-8")
+            if ";range=" in name.lower():  # ldap3 asks for the other ranges itself (auto_range) from
+                return super().decode_response_fast(ldap_message)  # its own raw/decoded pair
+            binary = name.lower() in BINARY
+            decoded[name] = [bytes(v[3]).hex() if binary else bytes(v[3]).decode("utf-8", "replace")
+                             for v in a[3][1][3]]
         # ldap3's post-processing fills requested-but-absent attributes by looking at
         # raw_attributes: it must hold the same names, so it is the same dict.
         return {"type": "searchResEntry", "dn": bytes(dn).decode("utf-8", "replace"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ldap3.core.exceptions import LDAPException
 
@@ -24,7 +24,8 @@ from reconciler.providers.ad.computers import (
 from reconciler.providers.ad.connection import answers, connect, reconnect, unbind_quietly
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
 from reconciler.providers.ad.existing import read_existing
-from reconciler.providers.ad.read import near_names, read_accounts, read_accounts_by_key, read_directory
+from reconciler.providers.ad import delta, snapshot
+from reconciler.providers.ad.read import accounts_of, near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.audit.before import json_lines, ldif_comment
 from reconciler.providers.ad.records import DesiredDirectory, expand, undo_ldif
 from reconciler.providers.ad.target import ADTarget
@@ -54,9 +55,26 @@ class ADBasis:
     computers: dict[str, Computer] | None  # desired computers; None when not planned
     today: str
 
-    def holder_dns(self) -> dict[str, str]:
-        """Where each declared person's account is once the plan is applied (for managedBy)."""
-        return {k: a.target_dn for k, a in self.desired.accounts.items()}
+    def holder_dns(self) -> Mapping[str, str]:
+        """Where each declared person's account is once the plan is applied (for managedBy),
+        worked out for the holders asked about only."""
+        return HolderDNs(self.desired.accounts)
+
+
+class HolderDNs(Mapping):
+    """employee key -> the DN the account will have."""
+
+    def __init__(self, accounts: Mapping[str, Account]):
+        self._accounts = accounts
+
+    def __getitem__(self, key: str) -> str:
+        return self._accounts[key].target_dn
+
+    def __iter__(self):
+        return iter(self._accounts)
+
+    def __len__(self) -> int:
+        return len(self._accounts)
 
 
 def _not_attempted(change: Change, why: str) -> Outcome:
@@ -120,12 +138,22 @@ class ADProvider(Provider):
         state, so it runs while the YAML is being loaded."""
         self._connect_readers()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{self.target.name}")
-        self._prefetch = pool.submit(read_accounts, self.conn, self.target, self.readers)
+        self._prefetch = pool.submit(self._bulk_read)
         pool.shutdown(wait=False)  # the thread finishes the one task, then exits
 
     def _connect_readers(self) -> None:
         if not self.readers:
             self.readers = [connect(self.target) for _ in range(self.READ_CONNECTIONS - 1)]
+
+    def _bulk_read(self, verify: bool = False) -> tuple[dict, list, list]:
+        """Every account under the managed OUs: only what changed since the last read when the
+        target says so (delta_read_hours, delta.py), otherwise all of them."""
+        if self.target.delta_read_hours is None:
+            snapshot.forget(self.target)  # delta reads turned off: the last one's copy goes
+            return read_accounts(self.conn, self.target, self.readers, verify)
+        entries, warning = delta.read_entries(self.conn, self.target, self.readers, full=self.full_read)
+        managed, foreign, warnings = accounts_of(entries, self.target, canonical=True)
+        return managed, foreign, warnings + ([warning] if warning else [])
 
     def _read(self, desired: DesiredDirectory, keys: frozenset | None, verify: bool = False) -> ActualDirectory:
         if keys is not None:
@@ -134,7 +162,7 @@ class ADProvider(Provider):
         else:
             self._connect_readers()
             prefetched, self._prefetch = self._prefetch, None
-            accounts = prefetched.result() if prefetched is not None else None
+            accounts = prefetched.result() if prefetched is not None else self._bulk_read(verify)
         return read_directory(self.conn, self.target, desired, self.readers, accounts=accounts, verify=verify)
 
     # -- plan ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ PAGE_SIZE = 1000  # Samba's MaxPageSize
 # when verifying new accounts.
 ACCOUNT_ATTRIBUTES = list(MANAGED_ATTRIBUTES) + ["adminDescription", "userAccountControl", "memberOf"]
 VERIFY_ATTRIBUTES = ACCOUNT_ATTRIBUTES + ["pwdLastSet"]
+KEPT_ATTRIBUTES = VERIFY_ATTRIBUTES + ["objectGUID"]  # a snapshot's (delta.py): the objects' identity too
 UF_ACCOUNTDISABLE = 0x2
 _ADOPTION_ATTRIBUTES = ["objectClass", "isCriticalSystemObject", "adminCount", "primaryGroupID"]
 # The primary groups an ordinary account has: Domain Users, Guests, Computers.  Any other (Domain
@@ -39,10 +40,11 @@ NO_SUCH_OBJECT = 32
 
 
 def paged_search(conn: Connection, base: str, query: str, attributes: list[str],
-                 scope=SUBTREE) -> Iterator[dict]:
+                 scope=SUBTREE, controls: list | None = None) -> Iterator[dict]:
     cookie = None
     while True:
-        conn.search(base, query, scope, attributes=attributes, paged_size=PAGE_SIZE, paged_cookie=cookie)
+        conn.search(base, query, scope, attributes=attributes, paged_size=PAGE_SIZE, paged_cookie=cookie,
+                    controls=controls)
         if conn.result["result"] == NO_SUCH_OBJECT:
             return
         if conn.result["result"] != 0:
@@ -57,7 +59,7 @@ def paged_search(conn: Connection, base: str, query: str, attributes: list[str],
             return
 
 
-_CANONICAL = {name.lower(): name for name in ACCOUNT_ATTRIBUTES + _ADOPTION_ATTRIBUTES + [
+_CANONICAL = {name.lower(): name for name in KEPT_ATTRIBUTES + _ADOPTION_ATTRIBUTES + [
     "employeeID", "sAMAccountName", "userPrincipalName", "adminDescription"]}
 
 
@@ -87,8 +89,9 @@ def _value(attrs: dict, name: str):
     return _one(attrs, name)
 
 
-def _account(entry: dict, groups_ou_key: tuple) -> Account:
-    attrs = entry["attributes"] = _canonical(entry["attributes"])
+def _account(entry: dict, groups_ou_key: tuple, canonical: bool = False) -> Account:
+    attrs = entry["attributes"] if canonical else _canonical(entry["attributes"])
+    entry["attributes"] = attrs
     uac = int(_one(attrs, "userAccountControl") or 0)
     marker = _one(attrs, "adminDescription") or ""
     applied = marker.split("applied=", 1)[1] if "applied=" in marker else None
@@ -124,20 +127,33 @@ def _subtrees(conn: Connection, target: ADTarget) -> list[tuple[str, object]]:
     return parts
 
 
-def _search_accounts(conn: Connection, parts: "queue.Queue", groups_key: tuple, out: list,
-                     attributes: list[str]) -> None:
+def _search_accounts(conn: Connection, parts: "queue.Queue", out: list, attributes: list[str]) -> None:
     while True:
         try:
             base, scope = parts.get_nowait()
         except queue.Empty:
             return
-        query = "(&(objectCategory=person)(objectClass=user))"
-        out.extend((e, _account(e, groups_key)) for e in paged_search(conn, base, query, attributes, scope))
+        out.extend(paged_search(conn, base, "(&(objectCategory=person)(objectClass=user))", attributes, scope))
 
 
 def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection] = (), verify: bool = False
                   ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
-    """Every account under the managed OUs, split into managed (marked) and foreign.
+    """Every account under the managed OUs, split into managed (marked) and foreign."""
+    entries = read_account_entries(conn, target, more, VERIFY_ATTRIBUTES if verify else ACCOUNT_ATTRIBUTES)
+    return accounts_of(entries, target)
+
+
+def accounts_of(entries: Iterable[dict], target: ADTarget, canonical: bool = False
+                ) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:
+    """Search entries split into managed accounts and foreign ones (`canonical`: their attribute
+    names are already the reconciler's spelling, as a snapshot's are)."""
+    groups_key = dnlib.key(target.groups_ou)
+    return _split_managed((e, _account(e, groups_key, canonical)) for e in entries)
+
+
+def read_account_entries(conn: Connection, target: ADTarget, more: Iterable[Connection], attributes: list[str]
+                         ) -> list[dict]:
+    """The search entries of every account under the managed OUs.
 
     With extra connections the unit OUs are searched in parallel threads: while Python decodes
     one connection's page, the server is already producing another's, which halves a large
@@ -145,13 +161,12 @@ def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection]
     parts: queue.Queue = queue.Queue()
     for part in _subtrees(conn, target):
         parts.put(part)
-    groups_key = dnlib.key(target.groups_ou)
     results: list[list] = [[] for _ in range(1 + len(list(more)))]
     errors: list[BaseException] = []
 
     def worker(c: Connection, out: list) -> None:
         try:
-            _search_accounts(c, parts, groups_key, out, VERIFY_ATTRIBUTES if verify else ACCOUNT_ATTRIBUTES)
+            _search_accounts(c, parts, out, attributes)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             errors.append(exc)
 
@@ -164,7 +179,7 @@ def read_accounts(conn: Connection, target: ADTarget, more: Iterable[Connection]
         t.join()
     if errors:
         raise errors[0]
-    return _split_managed(pair for out in results for pair in out)
+    return [e for out in results for e in out]
 
 
 def _split_managed(pairs: Iterable[tuple[dict, Account]]) -> tuple[dict[str, Account], list[ForeignObject], list[str]]:

@@ -28,6 +28,9 @@ class ADTarget(TargetSettings):
     read_bind_dn: str | None = None
     read_bind_password: SecretSource | None = None
     reading: bool = False  # these settings serve a run that only reads (for_reading)
+    # Read only what changed since the last read (delta.py), with a full read at least this
+    # often; None: every read is full.
+    delta_read_hours: float | None = None
 
     @property
     def url(self) -> str:
@@ -61,6 +64,7 @@ class ADTarget(TargetSettings):
             adopt_from=tuple(raw.get("adopt_from", ())),
             read_bind_dn=read["bind_dn"] if read else None,
             read_bind_password=SecretSource(**read["bind_password"]) if read else None,
+            delta_read_hours=raw.get("delta_read_hours"),
             **cls.common(name, raw))
 
     def adoptable(self, dn: str) -> bool:

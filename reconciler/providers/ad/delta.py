@@ -1,0 +1,222 @@
+"""Reading only what changed in an AD target since the last read (`delta_read_hours`).
+
+Every write in AD or Samba stamps the object with the DC's next update sequence number
+(uSNChanged), and the root DSE tells the highest one committed.  Microsoft's documented way to
+follow a directory without reading it all ("polling for changes using uSNChanged") is what
+this module does, from the snapshot of the last read (snapshot.py):
+
+  1. the watermark: the DC (dsServiceName, invocationId) and its highestCommittedUSN, read
+     first.  Another DC, a new invocationId (a restore), a USN behind the snapshot's, or a
+     snapshot older than `delta_read_hours` since its full read: a full read.  The same USN:
+     nothing was written anywhere in the domain, the snapshot is the directory.
+  2. any organizational unit changed since then (created, renamed, moved, deleted): a full
+     read, since it decides which accounts are in scope.  Rare, and cheap to ask.
+  3. the objects deleted since then, through the Show Deleted control: their tombstones keep
+     the objectGUID.  This needs the bind account to list CN=Deleted Objects (AD lets only
+     administrators by default; see the README); when it sees no tombstone at all there, the
+     delta cannot be trusted and the read is full, with a warning.
+  4. every user object changed since then anywhere in the domain (one indexed search): each
+     one in scope is taken as it is now, each one moved out of scope is dropped.
+  5. every group changed since then: adding or removing a member writes the group, not the
+     account (memberOf is computed from the groups' member lists).  For each group in the
+     groups OU, its whole member list is read (in ranges) and every account's memberOf is
+     set from it.  A managed group renamed, moved or deleted: a full read.
+
+The result is the snapshot as a full read would find it now; tests/test_delta_read_lab.py
+drives random hand edits and compares the two.  Changes made while the searches run carry
+USNs above the watermark: they are read again next time, never lost.
+"""
+from __future__ import annotations
+
+import time
+
+from ldap3 import BASE, LEVEL, SUBTREE, Connection
+
+from reconciler import dn as dnlib
+from reconciler.errors import ReconcilerError
+from reconciler.i18n import lazy
+from reconciler.providers.ad import snapshot
+from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _canonical, _distinct_roots, paged_search, \
+    read_account_entries
+from reconciler.providers.ad.snapshot import Snapshot, Watermark
+from reconciler.providers.ad.target import ADTarget
+
+SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)
+SHOW_RECYCLED = ("1.2.840.113556.1.4.2064", True, None)  # with AD's Recycle Bin, a deleted object deleted again
+DELETED_OBJECTS = "<WKGUID=18e2ea80684f11d2b9aa00c04f79f805,{base}>"  # the well-known container, by its GUID
+# Containers as well as OUs: moving or renaming one moves every account below it without
+# writing them.  Groups as well as groupOfNames: either one's members carry it in memberOf.
+HOLDERS = "(|(objectClass=organizationalUnit)(objectClass=container))"
+GROUPS = "(|(objectClass=group)(objectClass=groupOfNames))"
+
+
+class FullReadNeeded(Exception):
+    """Why the snapshot cannot be brought forward (a Message); `warn`: a person must act (a
+    missing permission), not a routine reason (the weekly full read)."""
+
+    def __init__(self, why: str, warn: bool = False):
+        super().__init__(why)
+        self.why, self.warn = why, warn
+
+
+def read_entries(conn: Connection, target: ADTarget, more: list[Connection], full: bool = False
+                 ) -> tuple[list[dict], str | None]:
+    """The search entries of every account under the managed OUs, as a full read finds them
+    (attribute names canonical):
+    from the snapshot brought forward when it can be, else by a full read (kept as the next
+    snapshot).  With a warning when a person must act for the delta read to work."""
+    key = snapshot.key_of(target)
+    now = watermark(conn)
+    if now is None:
+        entries = read_account_entries(conn, target, more, KEPT_ATTRIBUTES)
+        for e in entries:
+            e["attributes"] = _canonical(e["attributes"])
+        return entries, lazy(
+            "target {target}: the directory does not tell its update sequence numbers: every read is full",
+            target=target.name)
+    kept = None if full else snapshot.load(key, target)
+    warning = None
+    if kept is not None:
+        try:
+            fresh = bring_forward(conn, target, kept, now, _distinct_roots([target.people_ou, target.bajas_ou]),
+                                  target.delta_read_hours)
+            if fresh.watermark != kept.watermark:
+                snapshot.save(fresh, target)
+            return [{"dn": dn, "attributes": attrs} for dn, attrs in fresh.entries.values()], None
+        except FullReadNeeded as exc:
+            warning = lazy("target {target}: a full read: {why}", target=target.name, why=exc.why) if exc.warn else None
+        except ReconcilerError as exc:  # a search refused: the full read says so if it is refused too
+            warning = lazy("target {target}: a full read: {why}", target=target.name, why=str(exc))
+    started = time.time()
+    entries = read_account_entries(conn, target, more, KEPT_ATTRIBUTES)
+    for e in entries:
+        e["attributes"] = _canonical(e["attributes"])
+    groups = {_guid(e): e["dn"] for e in paged_search(conn, target.groups_ou, GROUPS, ["objectGUID"], LEVEL)}
+    # Readers that reached another DC (a name that balances over several) read at other USNs.
+    if all((mark := watermark(c)) is not None and mark.continues(now) for c in more):
+        snapshot.save(Snapshot(key, now, started, {_guid(e): (e["dn"], e["attributes"]) for e in entries}, groups),
+                      target)
+    return entries, warning
+
+
+def watermark(conn: Connection) -> Watermark | None:
+    """The DC's identity and highest committed USN, or None when it does not tell (not AD)."""
+    conn.search("", "(objectClass=*)", BASE, attributes=["dsServiceName", "highestCommittedUSN"])
+    root = _only(conn)
+    server, usn = _first(root, "dsServiceName"), _first(root, "highestCommittedUSN")
+    if not server or not usn:
+        return None
+    conn.search(server, "(objectClass=*)", BASE, attributes=["invocationId"])
+    invocation = _first(_only(conn), "invocationId")
+    return Watermark(server, invocation, int(usn)) if invocation else None
+
+
+def _only(conn: Connection) -> dict:
+    entries = [e for e in conn.response or () if e.get("type") == "searchResEntry"]
+    return {k.lower(): v for k, v in entries[0]["attributes"].items()} if entries else {}
+
+
+def _first(attrs: dict, name: str) -> str | None:
+    value = attrs.get(name.lower())
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return str(value) if value not in (None, "") else None
+
+
+def in_scope(dn: str, roots: list[str]) -> bool:
+    """Whether a full read (read._subtrees) would find an account at `dn`: directly in a root,
+    or anywhere under an OU directly in a root."""
+    k = dnlib.key(dn)
+    for root in roots:
+        r = dnlib.key(root)
+        if len(k) > len(r) and k[len(k) - len(r):] == r:
+            return len(k) == len(r) + 1 or k[len(k) - len(r) - 1][0] == "ou"
+    return False
+
+
+def bring_forward(conn: Connection, target: ADTarget, snap: Snapshot, now: Watermark, roots: list[str],
+                  max_age_hours: float) -> Snapshot:
+    """`snap` updated to what the directory holds at `now`; raises FullReadNeeded."""
+    if not now.continues(snap.watermark):
+        raise FullReadNeeded(lazy("the directory answered from another domain controller, or one restored "
+                                  "since the last read"))
+    age = time.time() - snap.full_read_at
+    if age > max_age_hours * 3600 or age < -300:  # a clock set back must not keep a snapshot forever
+        raise FullReadNeeded(lazy("the last full read is older than delta_read_hours ({hours})",
+                                  hours=max_age_hours))
+    if now.usn == snap.watermark.usn:
+        return Snapshot(snap.key, now, snap.full_read_at, snap.entries, snap.groups)
+    since = f"(uSNChanged>={snap.watermark.usn + 1})"
+    if any(True for _ in paged_search(conn, target.base_dn, f"(&{HOLDERS}{since})", ["1.1"], SUBTREE, None)):
+        raise FullReadNeeded(lazy("an organizational unit or container changed since the last read"))
+    entries, groups = dict(snap.entries), dict(snap.groups)
+    _deletions(conn, target, since, entries, groups)
+    # objectClass=user alone, and the category judged here: an account whose objectCategory was
+    # changed by hand is no longer a person to a full read's search, and must go here too.
+    for e in paged_search(conn, target.base_dn, f"(&(objectClass=user){since})", KEPT_ATTRIBUTES + ["objectCategory"],
+                          SUBTREE, None):
+        guid, attrs = _guid(e), _canonical(e["attributes"])
+        category = next((v for k, v in attrs.items() if k.lower() == "objectcategory"), None)
+        attrs = {k: v for k, v in attrs.items() if k.lower() != "objectcategory"}
+        person = bool(category) and dnlib.first_value(category[0]).casefold() == "person"
+        if person and in_scope(e["dn"], roots):
+            entries[guid] = (e["dn"], attrs)
+        else:
+            entries.pop(guid, None)
+    _memberships(conn, target, since, entries, groups)
+    return Snapshot(snap.key, now, snap.full_read_at, entries, groups)
+
+
+def _guid(entry: dict) -> str:
+    for name, value in entry["attributes"].items():
+        if name.lower() == "objectguid" and value:
+            return value[0]
+    raise ReconcilerError(lazy("the directory returned {dn} without its objectGUID", dn=entry["dn"]))
+
+
+def _deletions(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:
+    container = DELETED_OBJECTS.format(base=target.base_dn)
+    conn.search(container, "(isDeleted=TRUE)", LEVEL, attributes=["1.1"], controls=[SHOW_DELETED], size_limit=1)
+    if not any(e.get("type") == "searchResEntry" for e in conn.response or ()):
+        raise FullReadNeeded(lazy("the account {account} sees no deleted object in the directory (it needs List "
+                                  "Contents and Read Property on CN=Deleted Objects to find deletions)",
+                                  account=target.login[0]), warn=True)
+    for e in paged_search(conn, target.base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"], SUBTREE,
+                          [SHOW_DELETED, SHOW_RECYCLED]):
+        guid = _guid(e)
+        if guid in groups:
+            raise FullReadNeeded(lazy("the managed group {group} was deleted", group=dnlib.first_value(groups[guid])))
+        entries.pop(guid, None)
+
+
+def _memberships(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:
+    """Every account's memberOf, for each group in the groups OU that changed, from its members."""
+    changed: dict[tuple, set] = {}
+    for e in paged_search(conn, target.base_dn, f"(&{GROUPS}{since})", ["objectGUID"], SUBTREE, None):
+        guid, dn = _guid(e), e["dn"]
+        if guid in groups and not dnlib.same(groups[guid], dn):
+            raise FullReadNeeded(lazy("the managed group {group} was renamed or moved", group=groups[guid]))
+        if dnlib.same(dnlib.parent(dn), target.groups_ou):
+            groups[guid] = dn
+            changed[dnlib.key(dn)] = (dn, {dnlib.key(m) for m in members(conn, dn)})
+    if not changed:
+        return
+    # A group that shows no member while accounts held it: emptied by hand, or its member list
+    # hidden from this account (memberOf, which a full read sees, is the accounts' own).
+    held = {dnlib.key(m) for _, attrs in entries.values() for m in attrs.get("memberOf", ())}
+    for key, (dn, found) in changed.items():
+        if not found and key in held:
+            raise FullReadNeeded(lazy("the group {group} shows no member where accounts held it", group=dn))
+    for guid, (dn, attrs) in list(entries.items()):
+        member_of = [m for m in attrs.get("memberOf", []) if dnlib.key(m) not in changed]
+        member_of += [group_dn for group_dn, members_ in changed.values() if dnlib.key(dn) in members_]
+        if member_of != attrs.get("memberOf", []):
+            entries[guid] = (dn, {**attrs, "memberOf": member_of})
+
+
+def members(conn: Connection, dn: str) -> list[str]:
+    """A group's whole member list (past MaxValRange values, ldap3 asks for the other ranges)."""
+    conn.search(dn, "(objectClass=*)", BASE, attributes=["member"])
+    if conn.result["result"] != 0 or not any(e.get("type") == "searchResEntry" for e in conn.response or ()):
+        raise FullReadNeeded(lazy("the members of the group {group} could not be read", group=dn))
+    return [m for name, values in _only(conn).items() if name.split(";")[0] == "member" for m in values]
