@@ -67,6 +67,17 @@ def inventory(path: Path, root: str) -> Path:
     return path
 
 
+def bench_repo(workdir: Path, n: int) -> Path:
+    """DIR/repo-N: N generated people (seed N), their groups named GG-…-B<N>, as an approved merge."""
+    repo = workdir / f"repo-{n}"
+    write(repo, generate(n, seed=n))
+    entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
+    (repo / "desired_state" / "entitlements.yaml").write_text(
+        yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))
+    land(repo, f"{n} people")
+    return repo
+
+
 def fresh_lab() -> None:
     for script in ("down", "up"):
         args = [str(ROOT / "ci" / "lab" / script)] + (["--purge"] if script == "down" else [])
@@ -95,12 +106,7 @@ def bare_adds(conn, accounts, root: str, bare_root: str) -> float:
 def bench(n: int, workdir: Path, reconciler_first: bool = False, measure: bool = True) -> dict:
     root = f"OU=Bench-{n},OU=Pruebas,{BASE}"  # delegated to svc-reconciler (ci/lab/accounts-up)
     bare_ou = f"OU=Bare-{n},{BASE}"
-    repo = workdir / f"repo-{n}"
-    entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
-    write(repo, generate(n, seed=n))
-    (repo / "desired_state" / "entitlements.yaml").write_text(
-        yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))
-    land(repo, f"{n} people")
+    repo = bench_repo(workdir, n)
     inv = inventory(workdir / f"inventory-{n}.yaml", root)
     target = load_inventory(inv)["bench"]
     fresh_lab()
@@ -200,12 +206,7 @@ def bare_ldap3_search(target, base: str) -> int:
 def plan_only(n: int, workdir: Path) -> dict:
     """Measure the no-change plan again on the tree the last full run of N left in the lab."""
     root = f"OU=Bench-{n},OU=Pruebas,{BASE}"  # delegated to svc-reconciler (ci/lab/accounts-up)
-    repo = workdir / f"repo-{n}"
-    write(repo, generate(n, seed=n))
-    entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
-    (repo / "desired_state" / "entitlements.yaml").write_text(
-        yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))
-    land(repo, f"{n} people")
+    repo = bench_repo(workdir, n)
     inv = inventory(workdir / f"inventory-{n}.yaml", root)
     target = load_inventory(inv)["bench"]
     conn = connect(target)

@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,9 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from labmark import lab_used  # noqa: E402
 
-from bench_ad import BASE, LAB, fresh_lab, inventory  # noqa: E402
-from gitrepo import land  # noqa: E402
-from people import ENTITLEMENTS, generate, write  # noqa: E402
+from bench_ad import BASE, LAB, bench_repo, fresh_lab, inventory  # noqa: E402
 
 from reconciler import dn as dnlib  # noqa: E402
 from reconciler.desired.source import at_ref  # noqa: E402
@@ -121,11 +118,7 @@ def load(n: int, workdir: Path, keep: bool) -> dict:
     root = f"OU=Bench-{n},OU=Pruebas,{BASE}"
     repo = workdir / f"repo-{n}"
     if not (repo / ".git").exists():
-        write(repo, generate(n, seed=n))
-        entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
-        (repo / "desired_state" / "entitlements.yaml").write_text(
-            yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))
-        land(repo, f"{n} people")
+        bench_repo(workdir, n)
     inv = inventory(workdir / f"inventory-{n}.yaml", root)
     if not keep:
         fresh_lab()

@@ -13,7 +13,7 @@ from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE
 
 from conftest import BASE_DN, LAB_DIR, person
 from reconciler.desired.source import at_ref
-from reconciler.providers.ad import delta, snapshot
+from reconciler.providers.ad import delta
 from reconciler.render.plan import plan_json
 from reconciler.run.engine import Run
 

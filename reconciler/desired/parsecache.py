@@ -25,12 +25,11 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from functools import cache
 from pathlib import Path
 
-from reconciler.desired.schemacache import cache_dir, make_dirs, read_trusted
+from reconciler.desired.schemacache import cache_dir, read_trusted, write_private
 
 FORMAT = 2
 KEPT = 200  # entries beyond those a load used: an institution's unit files, a few versions each
@@ -126,20 +125,9 @@ def put(entry: str, unit: str, people: list[tuple[int, dict]], shared: list[tupl
 def _write(document: dict, entry: str) -> None:
     """Atomically, or not at all (no safe place: only slower next time)."""
     directory = _directory()
-    if directory is None:
-        return
-    try:
-        make_dirs(directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    except OSError:
-        return
-    try:
+    if directory is not None:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))  # dump would stream in Python
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, directory / entry)
-    except (OSError, TypeError, ValueError):
-        Path(tmp).unlink(missing_ok=True)
+        write_private(directory / entry, text.encode("utf-8", "surrogatepass"))
 
 
 def trim(used: set[str]) -> None:

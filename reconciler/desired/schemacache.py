@@ -121,19 +121,26 @@ def _read(path: Path):
         return None
 
 
-def _write(path: Path, code) -> None:
-    """Atomically, or not at all: a cache that cannot be written is only slower."""
+def write_private(path: Path, data: bytes) -> bool:
+    """Atomically (readers see the old file or the new one, whole), 0600 in folders made 0700,
+    or not at all: a cache that cannot be written is only slower.  Whether it was written."""
     try:
         make_dirs(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     except OSError:
-        return
+        return False
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(marshal.dumps(code))
+            out.write(data)
         os.replace(tmp, path)
+        return True
     except OSError:
         Path(tmp).unlink(missing_ok=True)
+        return False
+
+
+def _write(path: Path, code) -> None:
+    write_private(path, marshal.dumps(code))
 
 
 def compiled(document: dict, detailed: bool) -> Callable[[Any], Any]:

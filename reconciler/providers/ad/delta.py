@@ -9,18 +9,22 @@ this module does, from the snapshot of the last read (snapshot.py):
      first.  Another DC, a new invocationId (a restore), a USN behind the snapshot's, or a
      snapshot older than `delta_read_hours` since its full read: a full read.  The same USN:
      nothing was written anywhere in the domain, the snapshot is the directory.
-  2. any organizational unit changed since then (created, renamed, moved, deleted): a full
-     read, since it decides which accounts are in scope.  Rare, and cheap to ask.
-  3. the objects deleted since then, through the Show Deleted control: their tombstones keep
+  2. any organizational unit or container changed since then (created, renamed, moved,
+     deleted): a full read, since they decide which accounts are in scope and moving one
+     moves the accounts below it without writing them.  Rare, and cheap to ask.
+  3. the objects deleted since then, through the Show Deleted (and Show Recycled) controls:
+     their tombstones keep
      the objectGUID.  This needs the bind account to list CN=Deleted Objects (AD lets only
      administrators by default; see the README); when it sees no tombstone at all there, the
      delta cannot be trusted and the read is full, with a warning.
   4. every user object changed since then anywhere in the domain (one indexed search): each
-     one in scope is taken as it is now, each one moved out of scope is dropped.
+     person in scope is taken as it is now, each one moved out of scope (or no longer a
+     person) is dropped.
   5. every group changed since then: adding or removing a member writes the group, not the
      account (memberOf is computed from the groups' member lists).  For each group in the
-     groups OU, its whole member list is read (in ranges) and every account's memberOf is
-     set from it.  A managed group renamed, moved or deleted: a full read.
+     groups OU, its whole member list is read (ldap3 asks for every range) and every
+     account's memberOf is set from it.  A managed group renamed, moved or deleted, or one
+     whose members cannot be read or vanished all at once: a full read.
 
 The result is the snapshot as a full read would find it now; tests/test_delta_read_lab.py
 drives random hand edits and compares the two.  Changes made while the searches run carry

@@ -27,7 +27,7 @@ from reconciler.providers.ad.existing import read_existing
 from reconciler.providers.ad import delta, snapshot
 from reconciler.providers.ad.read import accounts_of, near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.audit.before import json_lines, ldif_comment
-from reconciler.providers.ad.records import DesiredDirectory, expand, undo_ldif
+from reconciler.providers.ad.records import Account, DesiredDirectory, expand, undo_ldif
 from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.contract import (
     PASSWORD_RESET,

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from reconciler.desired.schemacache import cache_dir, make_dirs, read_trusted
+from reconciler.desired.schemacache import cache_dir, read_trusted, write_private
 from reconciler.providers.ad.target import ADTarget
 
 FORMAT = 1
@@ -113,25 +111,13 @@ def save(snapshot: Snapshot, target: ADTarget) -> None:
     if path is None:
         return
     mark = snapshot.watermark
-    try:
-        make_dirs(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    except OSError:
-        return
-    try:
-        # dumps, not dump: json.dump streams through the pure-Python encoder (20 times slower).
-        text = json.dumps({"format": FORMAT, "key": snapshot.key, "server": mark.server,
-                           "invocation": mark.invocation, "usn": mark.usn, "full_read_at": snapshot.full_read_at,
-                           "groups": snapshot.groups,
-                           "entries": [[g, dn, a] for g, (dn, a) in snapshot.entries.items()]},
-                          ensure_ascii=False, separators=(",", ":"))
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        Path(tmp).unlink(missing_ok=True)
-        return
-    forget(target, but=path)
+    # dumps, not dump: json.dump streams through the pure-Python encoder (20 times slower).
+    text = json.dumps({"format": FORMAT, "key": snapshot.key, "server": mark.server, "invocation": mark.invocation,
+                       "usn": mark.usn, "full_read_at": snapshot.full_read_at, "groups": snapshot.groups,
+                       "entries": [[g, dn, a] for g, (dn, a) in snapshot.entries.items()]},
+                      ensure_ascii=False, separators=(",", ":"))
+    if write_private(path, text.encode("utf-8", "surrogatepass")):
+        forget(target, but=path)
 
 
 def forget(target: ADTarget, but: Path | None = None) -> None:
