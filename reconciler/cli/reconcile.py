@@ -215,7 +215,7 @@ def probe(args, out: Console, err: Console) -> int:
     if not only:
         out.print(escape(_("No firewall or router in {inventory}: nothing to probe.", inventory=args.inventory)))
         return EXIT_OK
-    with Run(at_ref(args.repo, args.ref), args.inventory, tuple(only)) as run:
+    with Run(at_ref(args.repo, args.ref), args.inventory, tuple(only), full_read=args.full_read) as run:
         results = run.probe()
     if args.output == "json":
         print(json.dumps([{"target": t, **p.to_dict()} for t, p in results], ensure_ascii=False, indent=2))
