@@ -14,6 +14,7 @@ from reconciler.plan import Outcome
 from reconciler.providers.mail.apply import MailApplier
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.records import PERSON, SHARED_KIND, Mailbox, actual_mail, shared_key
+from reconciler.providers.mail import registry
 from reconciler.providers.mail.registry import SHARED, Entry, Registry, maps, parse_line
 
 TARGET = MailTarget(name="mail", domains=("salud.lab",), doveadm_url="http://127.0.0.1:1/", doveadm_key=SecretSource(env="X"),
@@ -258,3 +259,34 @@ def test_staged_rollout_judges_a_mailbox_by_its_current_unit_and_never_skips_an_
     [gone], _ = diff({}, actual(entry(unit="RENAMED")), staged, TODAY, manages=manages)
     assert gone.movement is Movement.BAJA
     assert diff({}, actual(entry(unit="OLD")), staged, TODAY, manages=manages) == ([], [])  # another unit's
+
+
+def _put_by_scanning(lines: list, entry, was=None) -> None:
+    """The registry's put as it was (a scan of every line): the reference of the indexed one."""
+    look = (was or entry.address).lower()
+    for i, line in enumerate(lines):
+        if isinstance(line, registry.Entry) and line.address == look:
+            lines[i] = entry
+            return
+    lines.append(entry)
+
+
+ADDRESSES = st.sampled_from(["ana@salud.lab", "jose@salud.lab", "ines@salud.lab", "pena@salud.lab"])
+
+
+@given(st.lists(st.tuples(st.sampled_from(["put", "rename", "remove"]), ADDRESSES, ADDRESSES), max_size=30))
+def test_the_indexed_put_is_the_scanning_one(steps):
+    text = "# registro\nana@salud.lab::::reconciler owner=SSM-000001:/vmail/ana::\nana@salud.lab::::::\n"
+    fast, slow = registry.Registry.parse(text), registry.Registry.parse(text).lines
+    for op, address, other in steps:
+        entry = registry.Entry(address, f"/vmail/{address}")
+        if op == "put":
+            fast.put(entry)
+            _put_by_scanning(slow, entry)
+        elif op == "rename":
+            fast.put(entry, was=other)
+            _put_by_scanning(slow, entry, was=other)
+        else:
+            fast.remove(address)
+            slow[:] = [x for x in slow if not (isinstance(x, registry.Entry) and x.address == address)]
+        assert fast.lines == slow

@@ -100,6 +100,9 @@ class Registry:
     """The file as lines: entries where the parser understood them, the rest verbatim."""
 
     lines: list[str | Entry] = field(default_factory=list)
+    # address -> the index of its first line, made on the first put: staging 100,000 altas
+    # looked through the whole file for each one (quadratic: hours).
+    _at: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def parse(text: str) -> "Registry":
@@ -115,17 +118,29 @@ class Registry:
     def entries(self) -> list[Entry]:
         return [e for e in self.lines if isinstance(e, Entry)]
 
+    def _index(self) -> dict[str, int]:
+        if self._at is None:
+            self._at = {}
+            for i, line in enumerate(self.lines):
+                if isinstance(line, Entry):
+                    self._at.setdefault(line.address, i)
+        return self._at
+
     def put(self, entry: Entry, was: str | None = None) -> None:
         """Replace the line of address `was` (or of entry's address), or append."""
         look = (was or entry.address).lower()
-        for i, line in enumerate(self.lines):
-            if isinstance(line, Entry) and line.address == look:
-                self.lines[i] = entry
-                return
+        at = self._index()
+        if (i := at.get(look)) is not None:
+            self.lines[i] = entry
+            if entry.address != look:
+                self._at = None  # renamed: made again when next asked
+            return
+        at.setdefault(entry.address, len(self.lines))
         self.lines.append(entry)
 
     def remove(self, address: str) -> None:
         self.lines = [line for line in self.lines if not (isinstance(line, Entry) and line.address == address)]
+        self._at = None
 
     def text(self) -> str:
         return "".join((line.line() if isinstance(line, Entry) else line) + "\n" for line in self.lines)
