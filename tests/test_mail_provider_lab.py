@@ -460,3 +460,51 @@ def test_with_dovecot_stopped_the_account_is_still_disabled_and_the_next_run_con
     [line] = bed.registry()
     assert " closed=" in line
     bed.sandbox.assert_converged()
+
+
+# A CLI process that kills itself with SIGKILL when the mail apply is about to write the
+# registry: the deny list is already written, the registry and the maps are not (apply.py,
+# step 2), as a runner lost between the two writes leaves them.
+KILLED_BEFORE_THE_REGISTRY = """
+import os, signal, sys
+from reconciler.providers.mail import host
+registry = sys.argv.pop(1)
+real = host.SshHost.write
+def write(self, path, text):
+    if path == registry:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, path, text)
+host.SshHost.write = write
+from reconciler.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_maps_a_killed_apply_left_half_written_are_not_called_drift_and_the_next_run_converges(bed):
+    """Killed between the deny list and the registry: the deny list closes the address, the
+    registry still has it open.  The next plan must not call the maps "edited outside the
+    reconciler": they are what the stopped run began.  The next apply finishes it."""
+    import signal
+    import sys
+
+    sandbox = bed.sandbox
+    address = bed.address("jnunezo")
+    sandbox.repo.add("HG-CUERNAVACA", with_mailbox("SSM-000001", address))
+    sandbox.apply()
+    sandbox.repo.baja("SSM-000001")
+    sandbox.repo.write()
+    sandbox.repo.squash_merge()
+    denied_before = (REGISTRO / "denied").read_text()
+    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_THE_REGISTRY, str(REGISTRO / "users"), "--no-color",
+                           "--repo", str(sandbox.repo.root), "apply", "--inventory", str(sandbox.inventory),
+                           "--auto-approve"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert address in (REGISTRO / "denied").read_text() and address not in denied_before  # closed at once
+    plan = sandbox.plan_json()
+    maps = [c for c in changes_of(plan, "mail-test") if c["kind"] == "mail-maps"]
+    assert maps, plan  # the maps still differ from the registry
+    assert not [c["key"] for c in plan["changes"] if c["drift"]], plan
+    assert "stopped before its end" in maps[0]["reason"]
+    sandbox.apply()
+    sandbox.assert_converged()
+    assert address in (REGISTRO / "denied").read_text()

@@ -242,3 +242,17 @@ def test_a_target_whose_read_fails_is_out_of_reach_too(fakes):
     fakes.write_inventory()
     fakes.apply()
     converged(fakes)
+
+
+def test_what_every_apply_rewrites_is_not_drift_after_a_run_that_planned_anything():
+    """The mail maps are rewritten from the registry by every apply (mail/apply.py, step 2): a
+    run killed between the deny list and the registry leaves them differing, not edited."""
+    maps = Change(Movement.MODIFICACION, "correo", "mail-maps", "maps", "maps", drift=True,
+                  reason="edited outside the reconciler (drift)")
+    planned = ({"object_kind": "mailbox", "key": "ana@salud.lab", "movement": "baja"},)
+    stopped = recovery.Interrupted("correo", "r1", None, "", planned, {})
+    [relabelled] = recovery.relabel([maps], stopped, frozenset({"mail-maps"}))
+    assert not relabelled.drift and "completes what run r1 began" in relabelled.reason
+    assert recovery.relabel([maps], stopped) == [maps]  # a kind not declared rewritten: still drift
+    nothing = recovery.Interrupted("correo", "r2", None, "", (), {})
+    assert recovery.relabel([maps], nothing, frozenset({"mail-maps"})) == [maps]  # a run that planned nothing

@@ -49,6 +49,7 @@ class Capability(str, enum.Enum):
     ADOPTION = "adoption"  # its plan adopts an unmanaged object a declaration matches, not a conflict
     IMPORT = "import"  # `reconciler import` reads what it holds (existing)
     WORK_ORDERS = "work-orders"  # changes are done by people and confirmed later, not read back
+    SETTLED_PLANS = "settled-plans"  # proves from the target alone that a plan that found nothing still holds
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,9 @@ class Provider(ABC):
     parallel: ClassVar[bool] = False  # many independent devices: planned and applied concurrently
     holds_people: ClassVar[bool] = False  # a directory of accounts: import draws the people from one such target
     read_back_source: ClassVar[str] = N_("the target")  # named in "read back: … does not show the change"
+    # Kinds of object every apply on the target rewrites, whatever it changes (the mail maps,
+    # derived from the registry): a run stopped halfway leaves them half-written, not drifted.
+    rewritten_by_every_apply: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, target) -> None:
         self.target = target
@@ -224,6 +228,17 @@ class Provider(ABC):
         """PROBES: prove the target's declared behaviour by real traffic now: after an apply,
         what `planned` wanted and `outcomes` applied; else what `request` declares.  ProbeResults."""
         raise NotImplementedError(f"{self.kind} does not declare probes")  # not for people
+
+    def settle(self, planned: TargetPlan, inputs: str) -> None:
+        """SETTLED_PLANS: `planned`, a full plan of the inputs the engine vouches for (`inputs`,
+        engine.settled_inputs), found nothing to do: remember what it read, to answer `settled`."""
+        raise NotImplementedError(f"{self.kind} does not declare settled plans")  # not for people
+
+    def settled(self, inputs: str) -> float | None:
+        """SETTLED_PLANS: when the plan `settle` remembered for `inputs` was made, if nothing it
+        read on the target has changed since (proved from the target, never assumed); else None.
+        Called before the desired state is loaded, on an opened provider."""
+        raise NotImplementedError(f"{self.kind} does not declare settled plans")  # not for people
 
     def offers(self, capability: Capability) -> bool:
         return capability in self.capabilities

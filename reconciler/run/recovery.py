@@ -99,13 +99,15 @@ def _chained(tail: list[dict]) -> bool:
     return broken is None
 
 
-def relabel(changes: list[Change], stopped: Interrupted) -> list[Change]:
-    """The plan's changes, where an object the stopped run was changing is not called drift."""
+def relabel(changes: list[Change], stopped: Interrupted, rewritten: frozenset[str] = frozenset()) -> list[Change]:
+    """The plan's changes, where an object the stopped run was changing is not called drift:
+    one it planned, or one of the kinds every apply of the target rewrites (`rewritten`,
+    Provider.rewritten_by_every_apply), when it planned anything at all."""
     keys = stopped.keys()
     reason = lazy("completes what run {run} began (it stopped before its end, {started})",
                   run=stopped.run, started=Moment(stopped.started))
-    return [replace(c, drift=False, reason=reason) if c.drift and (c.kind, c.key) in keys else c
-            for c in changes]
+    touched = (lambda c: (c.kind, c.key) in keys or (c.kind in rewritten and bool(keys)))  # noqa: E731
+    return [replace(c, drift=False, reason=reason) if c.drift and touched(c) else c for c in changes]
 
 
 def closing_records(stopped: Interrupted, now_planned: list[Change], closer: str) -> list[dict]:

@@ -73,6 +73,7 @@ class MailProvider(Provider):
     kind = "mail"
     capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION, Capability.IMPORT})
     read_back_source = lazy("the registry")
+    rewritten_by_every_apply = frozenset({"mail-maps"})  # apply.py, step 2
 
     def __init__(self, target: MailTarget):
         super().__init__(target)
