@@ -7,7 +7,12 @@ On the repository and directory bench/lab_load.py left in DIR, with delta reads 
 (`delta_read_hours: 24`), it times `reconciler plan` as a new process, median of R runs (3):
   - cold: an empty cache directory (no parse cache, no compiled schemas, no directory snapshot):
     every file parsed and validated, every account read;
-  - warm, nothing changed: the same plan again;
+  - settled, nothing written: the same plan again; the cold one found nothing to do, so this
+    one stands on it when the directory proves nothing it reads changed (run/settled.py);
+  - settled, after 100 logons: 100 accounts written by hand in attributes the plan does not
+    read (what logons and password changes do): the USN moves, the plan must still stand;
+  - warm, no settled plan: the remembered plan removed, the plan as before settled plans (the
+    delta read, then the desired state and the diff of everyone);
   - after 100 hand edits: 100 accounts changed by hand in the directory (titles, a disabled
     account, group memberships added and removed), then the plan; every edited employee key must
     be in the plan as drift, and nothing else.  The edits are undone after each run;
@@ -41,6 +46,7 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NONE, SUBTREE, Conn
 from reconciler.config.inventory import load_inventory  # noqa: E402
 
 RECONCILER = ROOT / ".venv" / "bin" / "reconciler"
+SETTLED = "nothing it reads has changed since the plan of"  # the scope of a plan that stood (run/settled.py)
 
 
 def delta_inventory(workdir: Path, n: int) -> Path:
@@ -103,6 +109,17 @@ def hand_edits(conn: Connection, target, n: int, count: int, seed: int, undo: li
     return keys
 
 
+def logons(conn: Connection, target, count: int, seed: int) -> None:
+    """What a morning of logons and password changes writes: `count` accounts' attributes the
+    plan does not read (info, comment).  The directory's USN moves; the plan must still stand."""
+    found = [e["dn"] for e in conn.extend.standard.paged_search(
+        target.people_ou, "(&(objectClass=user)(employeeID=*))", SUBTREE, attributes=["1.1"], paged_size=1000,
+        generator=True) if e.get("type") == "searchResEntry"]
+    for dn in random.Random(seed).sample(sorted(found), count):
+        conn.modify(dn, {"info": [(MODIFY_REPLACE, [f"logon {seed}"])], "comment": [(MODIFY_REPLACE, ["logon"])]})
+        assert conn.result["result"] == 0, conn.result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int)
@@ -112,7 +129,7 @@ def main() -> None:
     repo, inventory = args.dir / f"repo-{args.n}", delta_inventory(args.dir, args.n)
     target = load_inventory(inventory)["bench"]
     conn = admin()
-    rows: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": [], "edits": []}
+    rows: dict[str, list[tuple[float, float]]] = {"cold": [], "settled": [], "logons": [], "warm": [], "edits": []}
     with tempfile.TemporaryDirectory(prefix="reconciler-bench-cache-") as tmp:
         for run in range(args.runs):
             cache = Path(tmp) / f"cold-{run}"
@@ -120,7 +137,16 @@ def main() -> None:
             assert not plan["changes"], f"the directory is not at the desired state: {len(plan['changes'])} changes"
             rows["cold"].append((seconds, peak))
             seconds, peak, plan = command(repo, inventory, cache)
-            assert not plan["changes"]
+            assert not plan["changes"] and SETTLED in plan["scope"], plan["scope"]
+            rows["settled"].append((seconds, peak))
+            logons(conn, target, 100, run)
+            seconds, peak, plan = command(repo, inventory, cache)
+            assert not plan["changes"] and SETTLED in plan["scope"], plan["scope"]
+            rows["logons"].append((seconds, peak))
+            for memory in cache.glob("reconciler/directory/*.settled.json"):
+                memory.unlink()  # the plan as it was before settled plans: the delta read, then everything
+            seconds, peak, plan = command(repo, inventory, cache)
+            assert not plan["changes"] and SETTLED not in plan["scope"]
             rows["warm"].append((seconds, peak))
             undo: list = []
             try:
@@ -132,13 +158,16 @@ def main() -> None:
             planned = {c["key"] for c in plan["changes"]}
             assert planned == keys, f"edits not found: {sorted(keys - planned)[:5]}, extra: {sorted(planned - keys)[:5]}"
             rows["edits"].append((seconds, peak))
-            print(f"  run {run + 1}: cold {rows['cold'][-1][0]:.2f} s, warm {rows['warm'][-1][0]:.2f} s, "
+            print(f"  run {run + 1}: cold {rows['cold'][-1][0]:.2f} s, settled {rows['settled'][-1][0]:.2f} s, "
+                  f"after 100 logons {rows['logons'][-1][0]:.2f} s, warm {rows['warm'][-1][0]:.2f} s, "
                   f"after 100 edits {seconds:.2f} s ({len(planned)} found)", flush=True)
     t0 = time.perf_counter()
     bare_ldap3_search(target, target.people_ou)
     bare = time.perf_counter() - t0
     print(f"\nN = {args.n} people, `reconciler plan` as a command, median of {args.runs} (peak memory):")
-    for name, label in (("cold", "cold cache, full read"), ("warm", "warm cache, nothing changed"),
+    for name, label in (("cold", "cold cache, full read"), ("settled", "warm, settled, nothing written"),
+                        ("logons", "warm, settled, after 100 logons"),
+                        ("warm", "warm, no settled plan, no change"),
                         ("edits", "warm cache, after 100 hand edits")):
         seconds = statistics.median(s for s, _ in rows[name])
         peak = max(p for _, p in rows[name])

@@ -203,7 +203,7 @@ def highest_usn(sandbox) -> int:
 
 
 def _snapshot_file(cache_home):
-    [path] = list((cache_home / "reconciler" / "directory").glob("*.json"))
+    [path] = [p for p in (cache_home / "reconciler" / "directory").glob("*.json") if not p.name.endswith(".settled.json")]
     return path
 
 

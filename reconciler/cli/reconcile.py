@@ -39,7 +39,7 @@ def plan(args, out: Console, err: Console) -> int:
     source = source_of(args)
     with _inventory(args, source) as (inventory, note):
         with Run(source, inventory, tuple(args.target), since_applied=args.since_applied,
-                 proposal_base=args.proposal, full_read=args.full_read) as run:
+                 proposal_base=args.proposal, full_read=args.full_read, settle=True) as run:
             plan = run.plan()
     if note:
         plan = replace(plan, warnings=plan.warnings + (note,))

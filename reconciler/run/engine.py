@@ -41,7 +41,7 @@ from reconciler.providers.contract import (
     TargetPlan,
 )
 from reconciler.providers.verify import verify
-from reconciler.run import Moment, incremental, recovery
+from reconciler.run import Moment, incremental, recovery, settled
 from reconciler.run.connections import Connections, select
 from reconciler.run.crosscheck import adopted_for_new_accounts
 from reconciler.run.forward import check_forward
@@ -170,6 +170,9 @@ class Run:
     # revocations applied (access is removed wherever it can be); otherwise it is an error
     revoke_when_unreachable: bool = False
     unreachable: dict = field(default_factory=dict)  # target -> why it could not be reached
+    settle: bool = False  # a plan that may stand on a remembered one and be remembered (run/settled.py)
+    settled_inputs: str | None = None  # a plain full plan's inputs (run/settled.py); None: not such a plan
+    settled_at: float | None = None  # when the remembered plan this run stands on was made
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
     _stack: ExitStack = field(default_factory=ExitStack)
@@ -214,6 +217,8 @@ class Run:
                                                       run=next(iter(self.interrupted.values())).run))
         elif self.since_applied:
             self.scope = self._since_applied(list(selected))
+        if self._settled(selected, connections):
+            return
         if self.scope is None or self.scope.full:
             connections.prefetch()
         only = None if self.scope is None or self.scope.full else self.scope.entries
@@ -225,6 +230,28 @@ class Run:
         if self.unreachable and not (self.revoke_when_unreachable and self.providers):
             raise next(iter(self.unreachable.values()))
         self._applied_resets()
+
+    def _settled(self, selected: dict, connections: Connections) -> bool:
+        """A plain full plan whose inputs are those of a remembered plan that found nothing to
+        do, on targets that each prove nothing they read has changed since (run/settled.py):
+        the plan is that empty plan again, and the desired state is not loaded."""
+        if not self.settle or self.lock or self.proposal_base or self.since_applied or self.full_read \
+                or self.interrupted or self.source.commit is None:
+            return False
+        kinds = [registry.kind(t.kind).provider_class() for t in selected.values()]
+        if not all(Capability.SETTLED_PLANS in k.capabilities for k in kinds):
+            return False
+        self.settled_inputs = settled.inputs(self.source.repo, self.source.sha, self.source.prefix, self.inventory,
+                                             list(selected), self.today, self.apply_key is not None)
+        self.unreachable = connections.wait()
+        self.providers = dict(connections.providers)
+        if self.unreachable:
+            return False
+        found = [p.settled(self.settled_inputs) for p in self.providers.values()]
+        if any(f is None for f in found):
+            return False
+        self.settled_at = min(found)
+        return True
 
     def _applied_resets(self) -> None:
         """Tell each directory which password resets its trail (or Git's notes) says were
@@ -266,6 +293,19 @@ class Run:
         return Repository(self.source.repo, self.apply_key, self.source.sha)
 
     def plan(self) -> Plan:
+        if self.settled_at is not None:
+            moment = Moment(dt.datetime.fromtimestamp(self.settled_at, dt.timezone.utc).isoformat())
+            return Plan((), (), self.source.description, (), commit=self.source.sha, tree=self.source.tree_id(),
+                        scope=lazy("full; nothing it reads has changed since the plan of {moment}, which found "
+                                   "nothing to do", moment=moment))
+        plan = self._plan()
+        if self.settled_inputs is not None and plan.empty and not plan.conflicts and not plan.warnings \
+                and not self.unreachable and self.scope is None:
+            for name, provider in self.providers.items():
+                provider.settle(self.planned[name], self.settled_inputs)
+        return plan
+
+    def _plan(self) -> Plan:
         changes, conflicts, warnings = [], [], []
         names = list(self.providers)
         planned = each_provider(names, self._plan_target, self.providers.get)
@@ -283,11 +323,12 @@ class Run:
                 self.scope = replace(self.scope, full=True, reason=part.needs_full_read)
                 self.state = load_desired_state(self.source.files, mail=self.rules, devices=self.devices)
                 self._applied_resets()  # for everyone now
-                return self.plan()
+                return self._plan()
         self.planned = dict(zip(names, planned))
         for name, part in self.planned.items():
             if name in self.interrupted:  # halfway through a stopped run is not drift
-                part.changes = recovery.relabel(part.changes, self.interrupted[name])
+                part.changes = recovery.relabel(part.changes, self.interrupted[name],
+                                                self.providers[name].rewritten_by_every_apply)
             changes += part.changes
             conflicts += part.conflicts
             warnings += part.warnings

@@ -13,7 +13,7 @@ released: managedBy is cleared in the same plan.  `expand` and `diff` are pure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 
@@ -92,21 +92,37 @@ def _parse_marker(value: str) -> dict[str, str]:
     return dict(w.split("=", 1) for w in value.split()[1:] if "=" in w)
 
 
-def read_computers(conn: Connection, target: ADTarget) -> dict[str, Computer]:
-    """Every managed computer under the people and bajas OUs: one search each."""
-    out = {}
+def computer_entries(conn: Connection, target: ADTarget, since: str = "") -> Iterator[dict]:
+    """The search entries of every computer under the people and bajas OUs, managed or not
+    (`since`: an extra filter, the changed ones), with their objectGUID: what a settled plan
+    (settled.py) compares, read exactly as the plan reads it."""
     for base in (target.people_ou, target.bajas_ou):
-        for entry in paged_search(conn, base, f"(&(objectCategory=computer)(adminDescription={MARKER} computer=*))",
-                                  READ, SUBTREE):
-            a = entry["attributes"]
-            meta = _parse_marker(_one(a, "adminDescription") or "")
-            if "computer" not in meta:
-                continue
-            uac = int(_one(a, "userAccountControl") or 0)
-            out[meta["computer"]] = Computer(
-                meta["computer"], dnlib.first_value(entry["dn"]), dnlib.parent(entry["dn"]), _one(a, "description") or "",
-                _one(a, "location"), meta.get("holder"), not uac & UF_ACCOUNTDISABLE, dn=entry["dn"], uac=uac,
-                managed_by=_one(a, "managedBy"))
+        yield from paged_search(conn, base, f"(&(objectCategory=computer){since})", [*READ, "objectGUID"], SUBTREE)
+
+
+def read_computers(conn: Connection, target: ADTarget, seen: dict[str, str] | None = None) -> dict[str, Computer]:
+    """Every managed computer under the people and bajas OUs: one search each.  `seen`, when
+    given, gets the digest of every computer entry found (settled.entry_digest), by objectGUID."""
+    from reconciler.providers.ad.settled import entry_digest
+
+    out = {}
+    for entry in computer_entries(conn, target):
+        if seen is not None:
+            seen[_one(entry["attributes"], "objectGUID") or entry["dn"]] = entry_digest(entry["dn"], entry["attributes"])
+        a = entry["attributes"]
+        marker = _one(a, "adminDescription") or ""
+        # The filter's old `(adminDescription=<MARKER> computer=*)`, judged here: the settled
+        # plan must see every computer, managed or not.  Attribute matching is caseless.
+        if not marker.casefold().startswith(f"{MARKER} computer=".casefold()):
+            continue
+        meta = _parse_marker(marker)
+        if "computer" not in meta:
+            continue
+        uac = int(_one(a, "userAccountControl") or 0)
+        out[meta["computer"]] = Computer(
+            meta["computer"], dnlib.first_value(entry["dn"]), dnlib.parent(entry["dn"]), _one(a, "description") or "",
+            _one(a, "location"), meta.get("holder"), not uac & UF_ACCOUNTDISABLE, dn=entry["dn"], uac=uac,
+            managed_by=_one(a, "managedBy"))
     return out
 
 

@@ -64,11 +64,12 @@ class FullReadNeeded(Exception):
 
 
 def read_entries(conn: Connection, target: ADTarget, more: list[Connection], full: bool = False
-                 ) -> tuple[list[dict], str | None]:
+                 ) -> tuple[list[dict], str | None, Snapshot | None]:
     """The search entries of every account under the managed OUs, as a full read finds them
     (attribute names canonical):
     from the snapshot brought forward when it can be, else by a full read (kept as the next
-    snapshot).  With a warning when a person must act for the delta read to work."""
+    snapshot).  With a warning when a person must act for the delta read to work, and the
+    snapshot the entries are (None when there is none: a settled plan, settled.py, needs one)."""
     key = snapshot.key_of(target)
     now = watermark(conn)
     if now is None:
@@ -77,7 +78,7 @@ def read_entries(conn: Connection, target: ADTarget, more: list[Connection], ful
             e["attributes"] = _canonical(e["attributes"])
         return entries, lazy(
             "target {target}: the directory does not tell its update sequence numbers: every read is full",
-            target=target.name)
+            target=target.name), None
     kept = None if full else snapshot.load(key, target)
     warning = None
     if kept is not None:
@@ -86,7 +87,7 @@ def read_entries(conn: Connection, target: ADTarget, more: list[Connection], ful
                                   target.delta_read_hours)
             if fresh.watermark != kept.watermark:
                 snapshot.save(fresh, target)
-            return [{"dn": dn, "attributes": attrs} for dn, attrs in fresh.entries.values()], None
+            return [{"dn": dn, "attributes": attrs} for dn, attrs in fresh.entries.values()], None, fresh
         except FullReadNeeded as exc:
             warning = lazy("target {target}: a full read: {why}", target=target.name, why=exc.why) if exc.warn else None
         except ReconcilerError as exc:  # a search refused: the full read says so if it is refused too
@@ -97,10 +98,11 @@ def read_entries(conn: Connection, target: ADTarget, more: list[Connection], ful
         e["attributes"] = _canonical(e["attributes"])
     groups = {_guid(e): e["dn"] for e in paged_search(conn, target.groups_ou, GROUPS, ["objectGUID"], LEVEL)}
     # Readers that reached another DC (a name that balances over several) read at other USNs.
+    read = None
     if all((mark := watermark(c)) is not None and mark.continues(now) for c in more):
-        snapshot.save(Snapshot(key, now, started, {_guid(e): (e["dn"], e["attributes"]) for e in entries}, groups),
-                      target)
-    return entries, warning
+        read = Snapshot(key, now, started, {_guid(e): (e["dn"], e["attributes"]) for e in entries}, groups)
+        snapshot.save(read, target)
+    return entries, warning, read
 
 
 def watermark(conn: Connection) -> Watermark | None:
@@ -178,16 +180,20 @@ def _guid(entry: dict) -> str:
     raise ReconcilerError(lazy("the directory returned {dn} without its objectGUID", dn=entry["dn"]))
 
 
-def _deletions(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:
+def deleted_since(conn, target: ADTarget, since: str) -> list[str]:
+    """The objectGUIDs of the objects deleted since (`since`: the uSNChanged filter)."""
     container = DELETED_OBJECTS.format(base=target.base_dn)
     conn.search(container, "(isDeleted=TRUE)", LEVEL, attributes=["1.1"], controls=[SHOW_DELETED], size_limit=1)
     if not any(e.get("type") == "searchResEntry" for e in conn.response or ()):
         raise FullReadNeeded(lazy("the account {account} sees no deleted object in the directory (it needs List "
                                   "Contents and Read Property on CN=Deleted Objects to find deletions)",
                                   account=target.login[0]), warn=True)
-    for e in paged_search(conn, target.base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"], SUBTREE,
-                          [SHOW_DELETED, SHOW_RECYCLED]):
-        guid = _guid(e)
+    return [_guid(e) for e in paged_search(conn, target.base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"],
+                                           SUBTREE, [SHOW_DELETED, SHOW_RECYCLED])]
+
+
+def _deletions(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:
+    for guid in deleted_since(conn, target, since):
         if guid in groups:
             raise FullReadNeeded(lazy("the managed group {group} was deleted", group=dnlib.first_value(groups[guid])))
         entries.pop(guid, None)

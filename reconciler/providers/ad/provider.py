@@ -24,7 +24,7 @@ from reconciler.providers.ad.computers import (
 from reconciler.providers.ad.connection import answers, connect, reconnect, unbind_quietly
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
 from reconciler.providers.ad.existing import read_existing
-from reconciler.providers.ad import delta, snapshot
+from reconciler.providers.ad import delta, settled, snapshot
 from reconciler.providers.ad.read import accounts_of, near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.audit.before import json_lines, ldif_comment
 from reconciler.providers.ad.records import Account, DesiredDirectory, expand, undo_ldif
@@ -86,6 +86,7 @@ def _not_attempted(change: Change, why: str) -> Outcome:
 class ADProvider(Provider):
     kind = "active_directory"
     capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.PASSWORD_RESETS, Capability.ADOPTION,
+                              Capability.SETTLED_PLANS,
                               Capability.IMPORT})
     read_back_source = N_("the directory")
     holds_people = True
@@ -97,6 +98,8 @@ class ADProvider(Provider):
         self.conn = None
         self.readers: list = []
         self._prefetch: Future | None = None
+        self._snapshot: snapshot.Snapshot | None = None  # what the last bulk read was (delta reads on)
+        self._computers_read: dict[str, str] = {}  # objectGUID -> digest, of the plan's computer read
 
     def open(self) -> None:
         self.conn = connect(self.target)
@@ -151,7 +154,8 @@ class ADProvider(Provider):
         if self.target.delta_read_hours is None:
             snapshot.forget(self.target)  # delta reads turned off: the last one's copy goes
             return read_accounts(self.conn, self.target, self.readers, verify)
-        entries, warning = delta.read_entries(self.conn, self.target, self.readers, full=self.full_read)
+        entries, warning, self._snapshot = delta.read_entries(self.conn, self.target, self.readers,
+                                                              full=self.full_read)
         managed, foreign, warnings = accounts_of(entries, self.target, canonical=True)
         return managed, foreign, warnings + ([warning] if warning else [])
 
@@ -187,7 +191,8 @@ class ADProvider(Provider):
         holds one asks for the full plan.  A hostname a computer the reconciler does not own
         already has is a conflict, left alone.  Returns (desired computers or None,
         (changes, conflicts), why a full read is needed or None)."""
-        actual = read_computers(self.conn, self.target)
+        self._computers_read = {}
+        actual = read_computers(self.conn, self.target, self._computers_read)
         keys = request.keys
         if keys is not None or not request.state.assets_loaded:
             holds = lazy("a changed person holds a computer") if any(
@@ -212,6 +217,19 @@ class ADProvider(Provider):
         blocked = {c.key for c in conflicts}
         planned = [adoptions.get(c.key, c) for c in changes if c.key not in blocked]
         return computers, (planned, conflicts), None
+
+    # -- settled plans (settled.py) ----------------------------------------------------------
+    def settle(self, planned: TargetPlan, inputs: str) -> None:
+        """Only a full plan over a read this run kept as its snapshot (delta reads on), with the
+        computers read by the same plan, is remembered."""
+        if self._snapshot is not None and planned.basis is not None and planned.basis.keys is None \
+                and planned.basis.computers is not None and not self.full_read:
+            settled.record(self.target, self._snapshot, self._computers_read, inputs)
+
+    def settled(self, inputs: str) -> float | None:
+        if self.full_read or self.target.delta_read_hours is None:
+            return None
+        return settled.holds(self.conn, self.target, inputs)
 
     def _in_scope(self, desired: dict[str, Computer], actual: dict[str, Computer], directory: DesiredDirectory
                   ) -> tuple[dict[str, Computer], dict[str, Computer]]:

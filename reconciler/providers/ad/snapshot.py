@@ -82,14 +82,14 @@ def _directory() -> Path | None:
     return base.parent / "directory" if base is not None else None
 
 
-def _path(key: str, target: ADTarget) -> Path | None:
+def path(key: str, target: ADTarget) -> Path | None:
     directory = _directory()
     return directory / f"{_target_id(target)}-{key}.json" if directory is not None else None
 
 
 def load(key: str, target: ADTarget) -> Snapshot | None:
-    path = _path(key, target)
-    data = read_trusted(path) if path is not None else None
+    where = path(key, target)
+    data = read_trusted(where) if where is not None else None
     if data is None:
         return None
     try:
@@ -107,8 +107,8 @@ def load(key: str, target: ADTarget) -> Snapshot | None:
 def save(snapshot: Snapshot, target: ADTarget) -> None:
     """Atomically, 0600, or not at all (a snapshot that cannot be kept only makes the next read
     full); the target's other snapshots (another release's, another bind's) are removed."""
-    path = _path(snapshot.key, target)
-    if path is None:
+    where = path(snapshot.key, target)
+    if where is None:
         return
     mark = snapshot.watermark
     # dumps, not dump: json.dump streams through the pure-Python encoder (20 times slower).
@@ -116,18 +116,20 @@ def save(snapshot: Snapshot, target: ADTarget) -> None:
                        "usn": mark.usn, "full_read_at": snapshot.full_read_at, "groups": snapshot.groups,
                        "entries": [[g, dn, a] for g, (dn, a) in snapshot.entries.items()]},
                       ensure_ascii=False, separators=(",", ":"))
-    if write_private(path, text.encode("utf-8", "surrogatepass")):
-        forget(target, but=path)
+    if write_private(where, text.encode("utf-8", "surrogatepass")):
+        forget(target, but=where)
 
 
 def forget(target: ADTarget, but: Path | None = None) -> None:
-    """Remove the target's snapshots (all but one): personal data is not kept past its use."""
+    """Remove the target's snapshots (all but one, and the settled plan beside it, settled.py):
+    personal data is not kept past its use."""
     directory = _directory()
     if directory is None or not directory.is_dir():
         return
+    kept = {but, but.with_name(but.stem + ".settled.json")} if but is not None else set()
     try:
-        for path in directory.glob(f"{_target_id(target)}-*.json"):
-            if path != but:
-                path.unlink(missing_ok=True)
+        for found in directory.glob(f"{_target_id(target)}-*.json"):
+            if found not in kept:
+                found.unlink(missing_ok=True)
     except OSError:
         pass

@@ -1,0 +1,44 @@
+"""Settled plans without the lab: what counts as a change of what the plan reads, and what a
+plan's inputs are (the lab half: tests/test_settled_plan_lab.py)."""
+from __future__ import annotations
+
+import git
+
+from reconciler.providers.ad.settled import entry_digest
+from reconciler.run import settled
+
+
+def test_a_digest_ignores_the_order_of_memberof_and_a_password_changed_by_its_owner():
+    attrs = {"sAMAccountName": ["jnunez"], "memberOf": ["CN=A,OU=G", "CN=B,OU=G"], "pwdLastSet": ["1334"]}
+    same = {"samaccountname": ["jnunez"], "memberOf": ["CN=B,OU=G", "CN=A,OU=G"], "pwdLastSet": ["9999"],
+            "objectCategory": ["CN=Person,CN=Schema"]}
+    assert entry_digest("CN=José Ñúñez,OU=X", attrs) == entry_digest("CN=José Ñúñez,OU=X", same)
+    must_change = {**attrs, "pwdLastSet": ["0"]}  # "change at next logon" is read by verify
+    assert entry_digest("CN=José Ñúñez,OU=X", must_change) != entry_digest("CN=José Ñúñez,OU=X", attrs)
+    assert entry_digest("CN=José Ñúñez,OU=Y", attrs) != entry_digest("CN=José Ñúñez,OU=X", attrs)
+    assert entry_digest("CN=José Ñúñez,OU=X", {**attrs, "title": ["Jefe"]}) != entry_digest("CN=José Ñúñez,OU=X",
+                                                                                         attrs)
+
+
+def test_the_inputs_change_with_the_commit_the_inventory_the_day_the_targets_and_the_refs(tmp_path):
+    repo = git.Repo.init(tmp_path / "repo")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "CI").set_value("user", "email", "ci@example.org")
+    repo.git.commit("--allow-empty", "-m", "uno")
+    first = repo.head.commit.hexsha
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("targets: {}\n", encoding="utf-8")
+    base = dict(repo=repo, commit=first, prefix="", inventory=inventory, targets=["ad"], today="2026-12-03",
+                apply_key=True)
+    before = settled.inputs(**base)
+    assert settled.inputs(**base) == before
+    assert settled.inputs(**{**base, "today": "2026-12-04"}) != before
+    assert settled.inputs(**{**base, "targets": ["ad", "correo"]}) != before
+    assert settled.inputs(**{**base, "apply_key": False}) != before
+    repo.git.commit("--allow-empty", "-m", "dos")
+    assert settled.inputs(**{**base, "commit": repo.head.commit.hexsha}) != before
+    repo.git.update_ref("refs/reconciler/applied/ad", first)  # an apply moved what is applied
+    moved = settled.inputs(**base)
+    assert moved != before
+    inventory.write_text("targets: {ad: {}}\n", encoding="utf-8")
+    assert settled.inputs(**base) != moved

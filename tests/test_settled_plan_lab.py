@@ -1,0 +1,126 @@
+"""Settled plans against the lab's Samba (providers/ad/settled.py, run/settled.py): a plan that
+found nothing to do stands while nothing it reads changes, and never hides what did."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from ldap3 import MODIFY_REPLACE, SUBTREE
+
+from reconciler.desired.source import at_ref
+from reconciler.render.plan import plan_json
+from reconciler.run.engine import Run
+from test_delta_read_lab import EDIT, accounts, cache_home, highest_usn, plan, staff  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.lab
+
+SETTLED = "nothing it reads has changed since the plan of"
+
+
+def drift_check(sandbox) -> tuple[dict, str]:
+    """`reconciler plan` as the scheduled drift check runs it: (changes, conflicts, warnings), scope."""
+    with Run(at_ref(sandbox.repo.root), sandbox.inventory, settle=True) as run:
+        found = json.loads(plan_json(run.plan()))
+    return {k: found[k] for k in ("changes", "conflicts", "warnings")}, found["scope"]
+
+
+def settled_file(cache_home):  # noqa: F811
+    [path] = list((cache_home / "reconciler" / "directory").glob("*.settled.json"))
+    return path
+
+
+def not_read(sandbox, dn: str, value: str) -> None:
+    """What a logon or another program writes: attributes the plan does not read, a password
+    changed by its owner (pwdLastSet moves, still not 0)."""
+    sandbox.conn.modify(dn, {"info": [(MODIFY_REPLACE, [value])], "comment": [(MODIFY_REPLACE, [value])]})
+
+
+@pytest.fixture
+def settled(staff):  # noqa: F811
+    """The staff applied and a first drift check that found nothing, remembered."""
+    found, scope = drift_check(staff)
+    assert found == {"changes": [], "conflicts": [], "warnings": []} and SETTLED not in scope
+    return staff
+
+
+def test_the_plan_stands_while_only_what_it_does_not_read_changes(settled, cache_home):  # noqa: F811
+    found, scope = drift_check(settled)
+    assert SETTLED in scope and found["changes"] == []  # the same USN: nothing written at all
+    for sam, dn in accounts(settled):
+        not_read(settled, dn, f"logon {sam}")
+    before = json.loads(settled_file(cache_home).read_text(encoding="utf-8"))["usn"]
+    found, scope = drift_check(settled)
+    assert SETTLED in scope and found == plan(settled, full=True)  # written, but nothing the plan reads
+    assert json.loads(settled_file(cache_home).read_text(encoding="utf-8"))["usn"] > before  # brought forward
+
+
+def test_a_new_commit_or_another_inventory_is_planned_again(settled):
+    settled.write_inventory(delta_read_hours=48)
+    found, scope = drift_check(settled)
+    assert SETTLED not in scope and found == {"changes": [], "conflicts": [], "warnings": []}
+    assert SETTLED in drift_check(settled)[1]  # remembered again, for this inventory
+    # A commit nobody approved: history is an input (review judges it), and a plan that warns
+    # is never remembered, however often it runs.
+    settled.repo.git.git.commit("--allow-empty", "-m", "Otro commit")
+    for _ in range(2):
+        found, scope = drift_check(settled)
+        assert SETTLED not in scope and found["changes"] == []
+        assert any("without a signed approval" in w for w in found["warnings"])
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(edits=st.lists(EDIT, max_size=4), logons=st.integers(min_value=0, max_value=3))
+def test_a_settled_plan_never_hides_a_hand_edit(settled, edits, logons):
+    """Random hand edits, among writes the plan does not read: the drift check is the full plan,
+    and it stands on the remembered one only when the full plan is empty."""
+    for i in range(logons):
+        found = accounts(settled)
+        not_read(settled, found[i % len(found)][1], f"logon {i}")
+    for edit, which, value in edits:
+        found = accounts(settled)
+        if found:
+            edit(settled, found[which % len(found)][1], value)
+    checked, scope = drift_check(settled)
+    full = plan(settled, full=True)
+    assert checked == full
+    event("stood on the remembered plan" if SETTLED in scope else "planned again")
+    if SETTLED in scope:
+        assert full == {"changes": [], "conflicts": [], "warnings": []}
+    elif not edits:
+        pytest.fail(f"only writes the plan does not read, yet planned again: {scope}")
+    settled.cli("apply")
+    drift_check(settled)  # remembered again when it converged
+
+
+@pytest.mark.parametrize("stale", ["another DC", "a restored DC", "too old", "damaged", "someone else's",
+                                   "writable by others", "a link"])
+def test_a_stale_or_foreign_memory_is_never_trusted(settled, cache_home, stale):  # noqa: F811
+    path = settled_file(cache_home)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    settled.conn.search(settled.people_ou, "(employeeID=SSM-000001)", SUBTREE, attributes=["title"])
+    dn = settled.conn.response[0]["dn"]
+    settled.conn.modify(dn, {"title": [(MODIFY_REPLACE, ["Director a mano"])]})
+    raw["usn"] = highest_usn(settled)  # past the edit: were it trusted, nothing would be asked
+    if stale == "another DC":
+        raw["server"] = raw["server"].replace("CN=NTDS Settings,CN=", "CN=NTDS Settings,CN=OTRO")
+    elif stale == "a restored DC":
+        raw["invocation"] = "00" * 16
+    elif stale == "too old":
+        raw["full_read_at"] -= 25 * 3600
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    if stale == "damaged":
+        path.write_bytes(path.read_bytes()[:-10])
+    elif stale == "someone else's":
+        os.chown(path, 65534, 65534)
+    elif stale == "writable by others":
+        path.chmod(0o666)
+    elif stale == "a link":
+        moved = path.with_suffix(".elsewhere")
+        path.rename(moved)
+        path.symlink_to(moved)
+    found, scope = drift_check(settled)
+    assert SETTLED not in scope and [c["key"] for c in found["changes"]] == ["SSM-000001"]
