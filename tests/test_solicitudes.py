@@ -248,3 +248,24 @@ def test_the_unit_of_a_removed_person_is_the_parsed_unit_of_the_file_that_declar
     history = History(repo, repo.commit(removed))
     assert history.removed_unit(removed, "desired_state/users", "SSM-000007") == "HG-CUERNAVACA"
     assert history.removed_unit(removed, "desired_state/users", "SSM-000099") is None  # never declared there
+
+
+def test_batched_blames_of_a_long_file_credit_each_person_as_one_blame_each_does(repo):
+    """History.prefetch blames many people of a long file in one process (one -L each): every
+    person's landings must be what a blame of their lines alone, or of the whole file, gives."""
+    people = [person(f"SSM-{i:06d}", curp=None, given_names=f"Ana {i}") for i in range(1, 161)]
+    repo.add("HG-CUERNAVACA", *people)
+    repo.squash_merge("Altas")
+    for step, keys in enumerate([(3, 50, 51, 159), (4, 50, 120), (1, 160)]):
+        for k in keys:
+            repo.find(f"SSM-{k:06d}")["title"] = f"Puesto {step}"
+        repo.squash_merge(f"Cambios {step}")
+    text = (repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml").read_text(encoding="utf-8")
+    assert text.count("\n") > 2000  # a long file: blamed by line range
+    sources = [person_source(i) for i in (0, 2, 3, 49, 50, 119, 158, 159)]
+    batched = History(repo.git, repo.git.head.commit)
+    batched.prefetch(sources)
+    assert len(batched._spans) == 9  # eight people and the file's unit line, in one blame
+    alone, whole = History(repo.git, repo.git.head.commit, by_span=True), history_of(repo)
+    for source in sources:
+        assert batched.written_by(source) == alone.written_by(source) == whole.written_by(source), source

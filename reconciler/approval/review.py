@@ -234,6 +234,7 @@ def review(plan: Plan, source: DesiredSource, state: DesiredState, proposal_base
         return replace(plan, changes=tuple(replace(c, approval=verdict) for c in plan.changes))
     # A handful of changes in files of thousands of lines: blame just their lines.
     history = History(source.repo, source.commit, by_span=len(plan.changes) <= 50)
+    history.prefetch(c.origins[0] for c in plan.changes if c.origins)
     judge = Judge(source, state, history)
     proposed = _proposed(source, proposal_base)
     # A pull request's own changes will land on its base: the base's rules will judge them.
