@@ -42,3 +42,22 @@ def test_the_inputs_change_with_the_commit_the_inventory_the_day_the_targets_and
     assert moved != before
     inventory.write_text("targets: {ad: {}}\n", encoding="utf-8")
     assert settled.inputs(**base) != moved
+
+
+def test_a_run_written_to_a_trail_changes_the_inputs(tmp_path):
+    """The trails say which password resets were applied: a plan after any run is planned again."""
+    repo = git.Repo.init(tmp_path / "repo")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "CI").set_value("user", "email", "ci@example.org")
+    repo.git.commit("--allow-empty", "-m", "uno")
+    inventory, trail = tmp_path / "inventory.yaml", tmp_path / "ad.audit.jsonl"
+    inventory.write_text("targets: {}\n", encoding="utf-8")
+    base = dict(repo=repo, commit=repo.head.commit.hexsha, prefix="", inventory=inventory, targets=["ad"],
+                today="2026-12-03", apply_key=True, trails=[trail])
+    missing = settled.inputs(**base)
+    trail.write_text('{"kind":"run-start"}\n', encoding="utf-8")
+    written = settled.inputs(**base)
+    assert written != missing and settled.inputs(**base) == written
+    with trail.open("a", encoding="utf-8") as f:
+        f.write('{"kind":"run-end"}\n')
+    assert settled.inputs(**base) != written

@@ -20,6 +20,7 @@ from reconciler.approval.review import review
 from reconciler.approval.signatures import SignatureError
 from reconciler.audit import before
 from reconciler.audit.seal import ApplyKey, applied_tag, verified_applied
+from reconciler.audit.trail import SUFFIX as TRAIL_SUFFIX
 from reconciler.audit.trail import AuditLog, attach_note, change_record, last_commit, load_records, operator, read_notes
 from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
 from reconciler.credentials import CredentialFile
@@ -241,8 +242,9 @@ class Run:
         kinds = [registry.kind(t.kind).provider_class() for t in selected.values()]
         if not all(Capability.SETTLED_PLANS in k.capabilities for k in kinds):
             return False
+        trails = [Path(t.audit_dir) / f"{name}{TRAIL_SUFFIX}" for name, t in selected.items()]
         self.settled_inputs = settled.inputs(self.source.repo, self.source.sha, self.source.prefix, self.inventory,
-                                             list(selected), self.today, self.apply_key is not None)
+                                             list(selected), self.today, self.apply_key is not None, trails)
         self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
         if self.unreachable:

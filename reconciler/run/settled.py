@@ -8,10 +8,11 @@ every target proves that nothing has does the run skip the desired state and the
 The inputs are everything besides the targets that a plan's result depends on, as one digest:
 the commit (not only its tree: review judges history), the inventory file, the reconciler's
 own code and the libraries that read the YAML and the directory, the selected targets, the
-institution's date (expiry and retention are judged by it) and the refs that tell what was
-applied and approved.  A plan that is not a plain full plan never uses nor leaves one: apply
-(it takes a lock and writes), a pull request's plan, an incremental plan, `--full-read`, or a
-run that finds a target's last run stopped before its end.
+institution's date (expiry and retention are judged by it), the refs that tell what was
+applied and approved, and the targets' audit trails (which password resets were applied).
+A plan that is not a plain full plan never uses nor leaves one: apply (it takes a lock and
+writes), a pull request's plan, an incremental plan, `--full-read`, or a run that finds a
+target's last run stopped before its end.
 """
 from __future__ import annotations
 
@@ -37,9 +38,19 @@ def _code_digest() -> str:
 
 
 def inputs(repo, commit: str, prefix: str, inventory: Path, targets: list[str], today: str,
-           apply_key: bool) -> str:
-    """The digest of a plan's inputs besides the targets (see the module's docstring)."""
+           apply_key: bool, trails: list[Path] = ()) -> str:
+    """The digest of a plan's inputs besides the targets (see the module's docstring).
+    `trails`: the targets' audit trails, whose records say which password resets were applied
+    (any run that writes one changes its size)."""
     refs = repo.git.for_each_ref("--format=%(refname) %(objectname)", *REFS)
-    parts = [_code_digest(), commit, prefix, hashlib.sha256(Path(inventory).read_bytes()).hexdigest(), "\0".join(targets), today,
-             str(apply_key), refs]
+    parts = [_code_digest(), commit, prefix, hashlib.sha256(Path(inventory).read_bytes()).hexdigest(),
+             "\0".join(targets), today, str(apply_key), refs, *map(_stat, trails)]
     return hashlib.sha256("\0\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _stat(path: Path) -> str:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return "-"
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"

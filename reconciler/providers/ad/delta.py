@@ -180,20 +180,23 @@ def _guid(entry: dict) -> str:
     raise ReconcilerError(lazy("the directory returned {dn} without its objectGUID", dn=entry["dn"]))
 
 
-def deleted_since(conn, target: ADTarget, since: str) -> list[str]:
-    """The objectGUIDs of the objects deleted since (`since`: the uSNChanged filter)."""
+def deleted_since(conn, target: ADTarget, since: str) -> list[tuple[str, frozenset[str]]]:
+    """(objectGUID, object classes casefolded) of the objects deleted since (`since`: the
+    uSNChanged filter); a tombstone keeps both."""
     container = DELETED_OBJECTS.format(base=target.base_dn)
     conn.search(container, "(isDeleted=TRUE)", LEVEL, attributes=["1.1"], controls=[SHOW_DELETED], size_limit=1)
     if not any(e.get("type") == "searchResEntry" for e in conn.response or ()):
         raise FullReadNeeded(lazy("the account {account} sees no deleted object in the directory (it needs List "
                                   "Contents and Read Property on CN=Deleted Objects to find deletions)",
                                   account=target.login[0]), warn=True)
-    return [_guid(e) for e in paged_search(conn, target.base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"],
-                                           SUBTREE, [SHOW_DELETED, SHOW_RECYCLED])]
+    return [(_guid(e), frozenset(str(c).casefold() for a, v in e["attributes"].items() if a.lower() == "objectclass"
+                                 for c in v))
+            for e in paged_search(conn, target.base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID", "objectClass"],
+                                  SUBTREE, [SHOW_DELETED, SHOW_RECYCLED])]
 
 
 def _deletions(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:
-    for guid in deleted_since(conn, target, since):
+    for guid, _classes in deleted_since(conn, target, since):
         if guid in groups:
             raise FullReadNeeded(lazy("the managed group {group} was deleted", group=dnlib.first_value(groups[guid])))
         entries.pop(guid, None)

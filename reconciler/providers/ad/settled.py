@@ -147,8 +147,10 @@ def _unchanged(conn: Connection, target: ADTarget, settled: Settled, since: str)
     if any(True for _ in paged_search(conn, target.base_dn, f"(&{delta.HOLDERS}{since})", ["1.1"], SUBTREE, None)):
         return False
     remembered = settled.accounts.keys() | settled.computers.keys() | settled.groups
-    if remembered.intersection(delta.deleted_since(conn, target, since)):
-        return False
+    for guid, classes in delta.deleted_since(conn, target, since):
+        # An OU or container deleted: a unit's OU (or the bajas OU) the plan would create again.
+        if guid in remembered or classes & {"organizationalunit", "container"}:
+            return False
     roots = _distinct_roots([target.people_ou, target.bajas_ou])
     others = set()
     for e in paged_search(conn, target.base_dn, f"(&(objectClass=user){since})",
