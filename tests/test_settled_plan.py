@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import git
 
-from reconciler.providers.ad.settled import entry_digest
+from reconciler.providers.ad.settled import _adoptable, entry_digest
+from reconciler.providers.ad.target import ADTarget
 from reconciler.run import settled
 
 
@@ -29,12 +30,13 @@ def test_the_inputs_change_with_the_commit_the_inventory_the_day_the_targets_and
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("targets: {}\n", encoding="utf-8")
     base = dict(repo=repo, commit=first, prefix="", inventory=inventory, targets=["ad"], today="2026-12-03",
-                apply_key=True)
+                apply_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFirst")
     before = settled.inputs(**base)
     assert settled.inputs(**base) == before
     assert settled.inputs(**{**base, "today": "2026-12-04"}) != before
     assert settled.inputs(**{**base, "targets": ["ad", "correo"]}) != before
-    assert settled.inputs(**{**base, "apply_key": False}) != before
+    assert settled.inputs(**{**base, "apply_key": ""}) != before
+    assert settled.inputs(**{**base, "apply_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRotated"}) != before
     repo.git.commit("--allow-empty", "-m", "dos")
     assert settled.inputs(**{**base, "commit": repo.head.commit.hexsha}) != before
     repo.git.update_ref("refs/reconciler/applied/ad", first)  # an apply moved what is applied
@@ -53,7 +55,7 @@ def test_a_run_written_to_a_trail_changes_the_inputs(tmp_path):
     inventory, trail = tmp_path / "inventory.yaml", tmp_path / "ad.audit.jsonl"
     inventory.write_text("targets: {}\n", encoding="utf-8")
     base = dict(repo=repo, commit=repo.head.commit.hexsha, prefix="", inventory=inventory, targets=["ad"],
-                today="2026-12-03", apply_key=True, trails=[trail])
+                today="2026-12-03", apply_key="", trails=[trail])
     missing = settled.inputs(**base)
     trail.write_text('{"kind":"run-start"}\n', encoding="utf-8")
     written = settled.inputs(**base)
@@ -61,3 +63,19 @@ def test_a_run_written_to_a_trail_changes_the_inputs(tmp_path):
     with trail.open("a", encoding="utf-8") as f:
         f.write('{"kind":"run-end"}\n')
     assert settled.inputs(**base) != written
+
+
+def test_an_account_under_adopt_from_that_takes_a_declared_name_is_a_change():
+    target = ADTarget.build("ad", {
+        "kind": "active_directory", "host": "dc.example", "base_dn": "DC=salud,DC=lab", "upn_suffix": "salud.lab",
+        "ous": {"people": "OU=Personal,DC=salud,DC=lab", "groups": "OU=Grupos,DC=salud,DC=lab",
+                "bajas": "OU=Bajas,DC=salud,DC=lab"},
+        "adopt_from": ["OU=Usuarios,DC=salud,DC=lab"],
+        "bind_dn": "svc@salud.lab", "bind_password": {"file": "/dev/null"}})
+    adopting = frozenset({"ssm-000009", "jperez"})
+    here = "CN=Juan Pérez,OU=Usuarios,DC=salud,DC=lab"
+    assert _adoptable(here, {"employeeID": ["SSM-000009"], "sAMAccountName": ["otro"]}, target, adopting)
+    assert _adoptable(here, {"employeeID": [], "sAMAccountName": ["JPerez"]}, target, adopting)
+    assert not _adoptable(here, {"employeeID": ["SSM-000010"], "sAMAccountName": ["otro"]}, target, adopting)
+    elsewhere = "CN=Juan Pérez,OU=Otros,DC=salud,DC=lab"
+    assert not _adoptable(elsewhere, {"employeeID": ["SSM-000009"]}, target, adopting)

@@ -124,3 +124,24 @@ def test_a_stale_or_foreign_memory_is_never_trusted(settled, cache_home, stale):
         path.symlink_to(moved)
     found, scope = drift_check(settled)
     assert SETTLED not in scope and [c["key"] for c in found["changes"]] == ["SSM-000001"]
+
+
+def test_an_account_made_under_adopt_from_for_someone_without_one_is_never_hidden(staff):  # noqa: F811
+    """A baja who never had an account, and adopt_from naming an OU outside the managed ones: an
+    account someone makes there with the baja's key would be adopted (and closed) by a full plan;
+    the drift check must not stand on the plan remembered before it existed."""
+    from conftest import person
+
+    outside = f"OU=Fuera,{staff.root}"
+    staff.repo.add("HG-CUERNAVACA", person("SSM-000020", curp=None, given_names="Nuria", extension="499"))
+    staff.repo.baja("SSM-000020")  # declared as a baja before any account was made
+    staff.write_inventory(delta_read_hours=24, adopt_from=[outside])
+    staff.apply()
+    found, scope = drift_check(staff)
+    assert found == {"changes": [], "conflicts": [], "warnings": []}
+    assert SETTLED in drift_check(staff)[1]
+    staff.conn.add(f"CN=Nuria a mano,{outside}", ["top", "person", "organizationalPerson", "user"],
+                   {"sAMAccountName": "nuria.mano", "employeeID": "SSM-000020", "userAccountControl": 512})
+    found, scope = drift_check(staff)
+    full = plan(staff, full=True)
+    assert SETTLED not in scope and found == full and full["changes"], (scope, full)

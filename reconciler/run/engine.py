@@ -20,7 +20,7 @@ from reconciler.approval.review import review
 from reconciler.approval.signatures import SignatureError
 from reconciler.audit import before
 from reconciler.audit.seal import ApplyKey, applied_tag, verified_applied
-from reconciler.audit.trail import SUFFIX as TRAIL_SUFFIX
+from reconciler.audit.trail import trail_files
 from reconciler.audit.trail import AuditLog, attach_note, change_record, last_commit, load_records, operator, read_notes
 from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
 from reconciler.credentials import CredentialFile
@@ -242,9 +242,11 @@ class Run:
         kinds = [registry.kind(t.kind).provider_class() for t in selected.values()]
         if not all(Capability.SETTLED_PLANS in k.capabilities for k in kinds):
             return False
-        trails = [Path(t.audit_dir) / f"{name}{TRAIL_SUFFIX}" for name, t in selected.items()]
+        # Every trail of their audit directories: _applied_resets reads them all.
+        trails = sorted({f for t in selected.values() for f in trail_files(t.audit_dir)})
         self.settled_inputs = settled.inputs(self.source.repo, self.source.sha, self.source.prefix, self.inventory,
-                                             list(selected), self.today, self.apply_key is not None, trails)
+                                             list(selected), self.today,
+                                             self.apply_key.public if self.apply_key is not None else "", trails)
         self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
         if self.unreachable:

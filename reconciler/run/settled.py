@@ -38,13 +38,14 @@ def _code_digest() -> str:
 
 
 def inputs(repo, commit: str, prefix: str, inventory: Path, targets: list[str], today: str,
-           apply_key: bool, trails: list[Path] = ()) -> str:
+           apply_key: str, trails: list[Path] = ()) -> str:
     """The digest of a plan's inputs besides the targets (see the module's docstring).
-    `trails`: the targets' audit trails, whose records say which password resets were applied
-    (any run that writes one changes its size)."""
+    `apply_key`: its public key ("" without one): which applied refs and notes count.
+    `trails`: every audit trail the run reads, whose records say which password resets were
+    applied (any run that writes one changes its size)."""
     refs = repo.git.for_each_ref("--format=%(refname) %(objectname)", *REFS)
     parts = [_code_digest(), commit, prefix, hashlib.sha256(Path(inventory).read_bytes()).hexdigest(),
-             "\0".join(targets), today, str(apply_key), refs, *map(_stat, trails)]
+             "\0".join(targets), today, apply_key, refs, *map(_stat, trails)]
     return hashlib.sha256("\0\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -53,4 +54,4 @@ def _stat(path: Path) -> str:
         st = Path(path).stat()
     except OSError:
         return "-"
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    return f"{path}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"

@@ -12,15 +12,14 @@ this module does, from the snapshot of the last read (snapshot.py):
   2. any organizational unit or container changed since then (created, renamed, moved,
      deleted): a full read, since they decide which accounts are in scope and moving one
      moves the accounts below it without writing them.  Rare, and cheap to ask.
-  3. the objects deleted since then, through the Show Deleted (and Show Recycled) controls:
-     their tombstones keep
-     the objectGUID.  This needs the bind account to list CN=Deleted Objects (AD lets only
-     administrators by default; see the README); when it sees no tombstone at all there, the
-     delta cannot be trusted and the read is full, with a warning.
-  4. every user object changed since then anywhere in the domain (one indexed search): each
-     person in scope is taken as it is now, each one moved out of scope (or no longer a
-     person) is dropped.
-  5. every group changed since then: adding or removing a member writes the group, not the
+  3. one search of every object written since then, deleted ones included (the Show Deleted
+     and Show Recycled controls: a tombstone keeps its objectGUID).  Seeing deletions needs
+     the bind account to list CN=Deleted Objects (AD lets only administrators by default; see
+     the README); when it sees no tombstone at all there, the delta cannot be trusted and the
+     read is full, with a warning.  Of what it returns: a deleted object leaves the snapshot;
+     a user object that is a person in scope is taken as it is now, one moved out of scope
+     (or no longer a person) is dropped.
+  4. every group changed since then: adding or removing a member writes the group, not the
      account (memberOf is computed from the groups' member lists).  For each group in the
      groups OU, its whole member list is read (ldap3 asks for every range) and every
      account's memberOf is set from it.  A managed group renamed, moved or deleted, or one
@@ -52,6 +51,8 @@ DELETED_OBJECTS = "<WKGUID=18e2ea80684f11d2b9aa00c04f79f805,{base}>"  # the well
 # writing them.  Groups as well as groupOfNames: either one's members carry it in memberOf.
 HOLDERS = "(|(objectClass=organizationalUnit)(objectClass=container))"
 GROUPS = "(|(objectClass=group)(objectClass=groupOfNames))"
+WRITTEN = KEPT_ATTRIBUTES + ["objectCategory", "objectClass", "isDeleted"]  # bring_forward's one search
+_KEPT = frozenset(a.casefold() for a in KEPT_ATTRIBUTES)
 
 
 class FullReadNeeded(Exception):
@@ -156,21 +157,33 @@ def bring_forward(conn: Connection, target: ADTarget, snap: Snapshot, now: Water
     if any(True for _ in paged_search(conn, target.base_dn, f"(&{HOLDERS}{since})", ["1.1"], SUBTREE, None)):
         raise FullReadNeeded(lazy("an organizational unit or container changed since the last read"))
     entries, groups = dict(snap.entries), dict(snap.groups)
-    _deletions(conn, target, since, entries, groups)
-    # objectClass=user alone, and the category judged here: an account whose objectCategory was
-    # changed by hand is no longer a person to a full read's search, and must go here too.
-    for e in paged_search(conn, target.base_dn, f"(&(objectClass=user){since})", KEPT_ATTRIBUTES + ["objectCategory"],
-                          SUBTREE, None):
+    sees_deletions(conn, target)
+    # One search of everything written since, deleted objects included, classified here: on
+    # Samba, adding a class to the USN range walks that class's whole index (3.3 s for the
+    # users of 100,000 people, against 1.4 s for the range alone); AD indexes both alike.
+    # The class is objectClass=user and the category judged here: an account whose
+    # objectCategory was changed by hand is no longer a person to a full read's search.
+    for e in paged_search(conn, target.base_dn, since, WRITTEN, SUBTREE, [SHOW_DELETED, SHOW_RECYCLED]):
         guid, attrs = _guid(e), _canonical(e["attributes"])
-        category = next((v for k, v in attrs.items() if k.lower() == "objectcategory"), None)
-        attrs = {k: v for k, v in attrs.items() if k.lower() != "objectcategory"}
-        person = bool(category) and dnlib.first_value(category[0]).casefold() == "person"
-        if person and in_scope(e["dn"], roots):
-            entries[guid] = (e["dn"], attrs)
-        else:
+        classes = {str(c).casefold() for c in _values(attrs, "objectClass")}
+        if any(str(v).upper() == "TRUE" for v in _values(attrs, "isDeleted")):
+            if guid in groups:
+                raise FullReadNeeded(lazy("the managed group {group} was deleted",
+                                          group=dnlib.first_value(groups[guid])))
             entries.pop(guid, None)
+        elif "user" in classes:
+            category = _values(attrs, "objectCategory")
+            person = bool(category) and dnlib.first_value(str(category[0])).casefold() == "person"
+            if person and in_scope(e["dn"], roots):
+                entries[guid] = (e["dn"], {k: v for k, v in attrs.items() if k.casefold() in _KEPT})
+            else:
+                entries.pop(guid, None)
     _memberships(conn, target, since, entries, groups)
     return Snapshot(snap.key, now, snap.full_read_at, entries, groups)
+
+
+def _values(attrs: dict, name: str) -> list:
+    return next((v for k, v in attrs.items() if k.casefold() == name.casefold()), None) or []
 
 
 def _guid(entry: dict) -> str:
@@ -180,26 +193,15 @@ def _guid(entry: dict) -> str:
     raise ReconcilerError(lazy("the directory returned {dn} without its objectGUID", dn=entry["dn"]))
 
 
-def deleted_since(conn, target: ADTarget, since: str) -> list[tuple[str, frozenset[str]]]:
-    """(objectGUID, object classes casefolded) of the objects deleted since (`since`: the
-    uSNChanged filter); a tombstone keeps both."""
+def sees_deletions(conn, target: ADTarget) -> None:
+    """Raises FullReadNeeded unless the bind account sees a tombstone: one that sees none
+    cannot tell an empty CN=Deleted Objects from one it may not list."""
     container = DELETED_OBJECTS.format(base=target.base_dn)
     conn.search(container, "(isDeleted=TRUE)", LEVEL, attributes=["1.1"], controls=[SHOW_DELETED], size_limit=1)
     if not any(e.get("type") == "searchResEntry" for e in conn.response or ()):
         raise FullReadNeeded(lazy("the account {account} sees no deleted object in the directory (it needs List "
                                   "Contents and Read Property on CN=Deleted Objects to find deletions)",
                                   account=target.login[0]), warn=True)
-    return [(_guid(e), frozenset(str(c).casefold() for a, v in e["attributes"].items() if a.lower() == "objectclass"
-                                 for c in v))
-            for e in paged_search(conn, target.base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID", "objectClass"],
-                                  SUBTREE, [SHOW_DELETED, SHOW_RECYCLED])]
-
-
-def _deletions(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:
-    for guid, _classes in deleted_since(conn, target, since):
-        if guid in groups:
-            raise FullReadNeeded(lazy("the managed group {group} was deleted", group=dnlib.first_value(groups[guid])))
-        entries.pop(guid, None)
 
 
 def _memberships(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:

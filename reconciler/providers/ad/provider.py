@@ -224,7 +224,11 @@ class ADProvider(Provider):
         computers read by the same plan, is remembered."""
         if self._snapshot is not None and planned.basis is not None and planned.basis.keys is None \
                 and planned.basis.computers is not None and not self.full_read:
-            settled.record(self.target, self._snapshot, self._computers_read, inputs)
+            desired, actual = planned.basis.desired, planned.basis.actual
+            without = [w for k, w in desired.accounts.items() if k not in actual.accounts]
+            adopting = {w.key.casefold() for w in without} | {w.adopt.casefold() for w in without if w.adopt}
+            settled.record(self.target, self._snapshot, self._computers_read, inputs, desired.ous,
+                           tuple(desired.groups), adopting if self.target.adopt_from else ())
 
     def settled(self, inputs: str) -> float | None:
         if self.full_read or self.target.delta_read_hours is None:
