@@ -76,7 +76,10 @@ def test_a_new_commit_or_another_inventory_is_planned_again(settled):
 @given(edits=st.lists(EDIT, max_size=4), logons=st.integers(min_value=0, max_value=3))
 def test_a_settled_plan_never_hides_a_hand_edit(settled, edits, logons):
     """Random hand edits, among writes the plan does not read: the drift check is the full plan,
-    and it stands on the remembered one only when the full plan is empty."""
+    and it stands on the remembered one only when the full plan is empty.  (The examples share
+    the sandbox: one may leave a conflict the next starts from, and a plan that is not empty is
+    never remembered.)"""
+    converged = drift_check(settled)[0] == {"changes": [], "conflicts": [], "warnings": []}
     for i in range(logons):
         found = accounts(settled)
         not_read(settled, found[i % len(found)][1], f"logon {i}")
@@ -90,7 +93,7 @@ def test_a_settled_plan_never_hides_a_hand_edit(settled, edits, logons):
     event("stood on the remembered plan" if SETTLED in scope else "planned again")
     if SETTLED in scope:
         assert full == {"changes": [], "conflicts": [], "warnings": []}
-    elif not edits:
+    elif converged and not edits:
         pytest.fail(f"only writes the plan does not read, yet planned again: {scope}")
     settled.cli("apply")
     drift_check(settled)  # remembered again when it converged
