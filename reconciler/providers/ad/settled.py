@@ -34,14 +34,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ldap3 import SUBTREE, Connection
+from ldap3 import Connection
 
 from reconciler import dn as dnlib
 from reconciler.desired.schemacache import read_trusted, write_private
 from reconciler.errors import ReconcilerError
 from reconciler.providers.ad import delta, snapshot
-from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _canonical, _distinct_roots, paged_search, read_groups, \
-    read_ous
+from reconciler.providers.ad.delta import Kind
+from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _distinct_roots, read_groups, read_ous
 from reconciler.providers.ad.snapshot import Snapshot, Watermark
 from reconciler.providers.ad.computers import READ as COMPUTER_READ
 from reconciler.providers.ad.target import ADTarget
@@ -49,7 +49,7 @@ from reconciler.providers.ad.target import ADTarget
 FORMAT = 1
 _PERSON = frozenset(a.casefold() for a in KEPT_ATTRIBUTES)  # what a snapshot entry holds
 _COMPUTER = frozenset(a.casefold() for a in [*COMPUTER_READ, "objectGUID"])  # computers.computer_entries
-_WRITTEN = sorted({*KEPT_ATTRIBUTES, *COMPUTER_READ, "objectCategory", "objectClass", "isDeleted"}, key=str.casefold)
+_READ = [*KEPT_ATTRIBUTES, *COMPUTER_READ]
 
 
 def entry_digest(dn: str, attributes: dict) -> str:
@@ -161,12 +161,7 @@ def holds(conn: Connection, target: ADTarget, inputs: str) -> float | None:
 
 
 def _unchanged(conn: Connection, target: ADTarget, settled: Settled, since: str) -> bool:
-    """Whether everything written since the memory reads as remembered.
-
-    One search of every object written since, deleted ones included, classified here: on
-    Samba a filter that adds a class to the USN range makes it walk that class's whole index
-    (3.3 s for the users of 100,000 people), where the range alone is one pass (1.4 s); on AD
-    both are one indexed range."""
+    """Whether everything written since the memory reads as remembered (delta.written_since)."""
     delta.sees_deletions(conn, target)
     found = read_ous(conn, settled.ous)
     if not all(dnlib.key(ou) in found for ou in settled.ous):
@@ -177,41 +172,33 @@ def _unchanged(conn: Connection, target: ADTarget, settled: Settled, since: str)
     remembered = settled.accounts.keys() | settled.computers.keys() | settled.groups
     roots = _distinct_roots([target.people_ou, target.bajas_ou])
     moved, seen = set(), set()
-    for e in paged_search(conn, target.base_dn, since, _WRITTEN, SUBTREE, [delta.SHOW_DELETED, delta.SHOW_RECYCLED]):
-        guid, attrs, dn = delta._guid(e), _canonical(e["attributes"]), e["dn"]
-        classes = {str(c).casefold() for c in delta._values(attrs, "objectClass")}
-        if any(str(v).upper() == "TRUE" for v in delta._values(attrs, "isDeleted")):
+    for w in delta.written_since(conn, target, since, _READ):
+        if w.kind is Kind.DELETED:
             # A remembered object deleted, or an OU or container (a unit's OU the plan would
             # create again, or the holder of accounts).
-            if guid in remembered or classes & {"organizationalunit", "container"}:
+            if w.guid in remembered or w.holder:
                 return False
-        elif classes & {"organizationalunit", "container"}:
+        elif w.kind is Kind.HOLDER:
             return False  # created, renamed or moved: which accounts are in scope may have changed
-        elif classes & {"group", "groupofnames"}:
-            if guid in settled.groups or dnlib.same(dnlib.parent(dn), target.groups_ou):
+        elif w.kind is Kind.GROUP:
+            if w.guid in settled.groups or dnlib.same(dnlib.parent(w.dn), target.groups_ou):
                 return False
-        elif "user" in classes:
-            category = delta._values(attrs, "objectCategory")
-            kind = dnlib.first_value(str(category[0])).casefold() if category else ""
-            if kind == "person" and delta.in_scope(dn, roots):
-                if settled.accounts.get(guid) != entry_digest(dn, _only(attrs, _PERSON)):
-                    return False
-            elif guid in settled.accounts:  # moved out of scope, or no longer a person
+        elif w.kind is Kind.PERSON and delta.in_scope(w.dn, roots):
+            if settled.accounts.get(w.guid) != entry_digest(w.dn, w.only(_PERSON)):
                 return False
-            elif kind == "person" and _adoptable(dn, attrs, target, settled.adopting):
+        elif w.guid in settled.accounts:  # moved out of scope, or no longer a person
+            return False
+        elif w.kind is Kind.PERSON:
+            if _adoptable(w.dn, w.attributes, target, settled.adopting):
                 return False
-            elif kind == "computer" and any(dnlib.under(dn, base) for base in (target.people_ou, target.bajas_ou)):
-                seen.add(guid)
-                if settled.computers.get(guid) != entry_digest(dn, _only(attrs, _COMPUTER)):
-                    return False
-            elif guid in settled.computers:
-                moved.add(guid)
+        elif w.kind is Kind.COMPUTER and any(dnlib.under(w.dn, base) for base in (target.people_ou, target.bajas_ou)):
+            seen.add(w.guid)
+            if settled.computers.get(w.guid) != entry_digest(w.dn, w.only(_COMPUTER)):
+                return False
+        elif w.guid in settled.computers:
+            moved.add(w.guid)
     return not moved - seen  # a remembered computer moved out of the people and bajas OUs
 
-
-def _only(attrs: dict, names: frozenset[str]) -> dict:
-    """The attributes a digest was made of when remembered (a search that asks for more)."""
-    return {k: v for k, v in attrs.items() if k.casefold() in names}
 
 def _adoptable(dn: str, attrs: dict, target: ADTarget, adopting: frozenset[str]) -> bool:
     """An account under adopt_from that now carries the key or `adopt:` name of a declared
