@@ -79,3 +79,68 @@ def test_an_account_under_adopt_from_that_takes_a_declared_name_is_a_change():
     assert not _adoptable(here, {"employeeID": ["SSM-000010"], "sAMAccountName": ["otro"]}, target, adopting)
     elsewhere = "CN=Juan Pérez,OU=Otros,DC=salud,DC=lab"
     assert not _adoptable(elsewhere, {"employeeID": ["SSM-000009"]}, target, adopting)
+
+
+def _reminders():
+    from reconciler.i18n import lazy, lazy_n
+    from reconciler.run import Moment
+
+    return (lazy("collect {type} {number} ({brand} {model}, serial {serial}) from {who} ({key}, baja): "
+                 "returned to {unit}, unassigned", type="laptop", number="INV-0001", brand="Dell", model="5440",
+                 serial="SN'1", who="José Ñúñez O'Brien", key="SSM-000007", unit="HG-CUERNAVACA"),
+            lazy_n("{n} commit landed since the applied {commit} without a signed approval ({commits}): nothing they "
+                   "change is applied, and an approved change they undid is not applied either",
+                   "{n} commits landed since the applied {commit} without a signed approval ({commits}): nothing they"
+                   " change is applied, and an approved change they undid is not applied either", 2,
+                   commit="abc", commits="d, e"),
+            lazy("target {target}: took over the lock of {holder}", target="ad",
+                 holder=Moment("2026-12-03T10:00:00+00:00")))
+
+
+def test_reminders_kept_with_a_plan_come_back_in_the_language_of_the_run(tmp_path, monkeypatch, speaking):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    kept = _reminders()
+    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    assert settled.remember(which, "inputs-1", kept)
+    back = settled.recall(which, "inputs-1")
+    assert [str.__str__(w) for w in back] == [str.__str__(w) for w in kept]  # the source text, for JSON
+    speaking("es_MX")
+    assert [str(w) for w in back] == [str(w) for w in kept]
+    assert str(back[0]).startswith("recoja el equipo laptop INV-0001 (Dell 5440, serie SN'1) de José Ñúñez O'Brien")
+    assert str(back[1]).startswith("2 commits llegaron") and "abc" in str(back[1])
+    assert str(back[2]).startswith("destino ad: se tomó el bloqueo de ") and "2026" in str(back[2])
+    assert settled.recall(which, "inputs-2") is None  # another plan's inputs
+    assert settled.recall(settled.selection(tmp_path / "inventory.yaml", ["ad-lab", "mail-lab"]), "inputs-1") is None
+    assert settled.remember(which, "inputs-3", ())
+    assert settled.recall(which, "inputs-3") == ()
+
+
+def test_a_reminder_that_cannot_be_kept_means_nothing_is_remembered(tmp_path, monkeypatch):
+    from reconciler.i18n import lazy
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    assert not settled.remember(which, "inputs-1", (lazy("odd {value}", value=object()),))
+    assert settled.recall(which, "inputs-1") is None
+
+
+def test_a_damaged_or_foreign_memory_of_reminders_is_never_used(tmp_path, monkeypatch):
+    import json
+    import os
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    assert settled.remember(which, "inputs-1", _reminders())
+    [path] = (tmp_path / "reconciler" / "plans").glob("*.json")
+    good = path.read_bytes()
+    for damage in (lambda: path.write_bytes(good[:-5]),
+                   lambda: path.write_text(json.dumps({**json.loads(good), "warnings": ["plain text"]})),
+                   lambda: path.write_text(json.dumps({**json.loads(good), "warnings": [{"id": 1}]})),
+                   lambda: os.chown(path, 65534, 65534),
+                   lambda: path.chmod(0o666)):
+        path.write_bytes(good)
+        os.chown(path, os.getuid(), os.getgid())
+        path.chmod(0o600)
+        assert settled.recall(which, "inputs-1") is not None
+        damage()
+        assert settled.recall(which, "inputs-1") is None

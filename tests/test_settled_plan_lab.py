@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ldap3 import MODIFY_REPLACE, SUBTREE
 
+from reconciler import dn as dnlib
 from reconciler.desired.source import at_ref
 from reconciler.render.plan import plan_json
 from reconciler.run.engine import Run
@@ -62,13 +63,33 @@ def test_a_new_commit_or_another_inventory_is_planned_again(settled):
     found, scope = drift_check(settled)
     assert SETTLED not in scope and found == {"changes": [], "conflicts": [], "warnings": []}
     assert SETTLED in drift_check(settled)[1]  # remembered again, for this inventory
-    # A commit nobody approved: history is an input (review judges it), and a plan that warns
-    # is never remembered, however often it runs.
+    # A commit nobody approved: history is an input (review judges it), so it is planned again.
     settled.repo.git.git.commit("--allow-empty", "-m", "Otro commit")
+    found, scope = drift_check(settled)
+    assert SETTLED not in scope and found["changes"] == []
+    assert any("without a signed approval" in w for w in found["warnings"])
+
+
+def test_a_reminder_of_the_inputs_stands_with_the_plan_and_a_target_warning_never_does(settled):
+    """A warning that follows from the commit alone (here, a commit that landed without
+    approval) is kept with the remembered plan and shown again; a warning the directory gave
+    (two managed accounts with one employeeID) means the plan is never remembered."""
+    settled.repo.git.git.commit("--allow-empty", "-m", "Otro commit")
+    first, scope = drift_check(settled)
+    assert SETTLED not in scope and any("without a signed approval" in w for w in first["warnings"])
+    again, scope = drift_check(settled)
+    assert SETTLED in scope and again == first
+    settled.conn.search(settled.people_ou, "(employeeID=SSM-000001)", SUBTREE,
+                        attributes=["adminDescription", "employeeID"])
+    original = settled.conn.response[0]
+    twin = f"CN=Gemelo a mano,{dnlib.parent(original['dn'])}"
+    assert settled.conn.add(twin, ["top", "person", "organizationalPerson", "user"],
+                            {"sAMAccountName": "gemelo.mano", "employeeID": "SSM-000001", "userAccountControl": 514,
+                             "adminDescription": original["attributes"]["adminDescription"]}), settled.conn.result
     for _ in range(2):
         found, scope = drift_check(settled)
-        assert SETTLED not in scope and found["changes"] == []
-        assert any("without a signed approval" in w for w in found["warnings"])
+        assert SETTLED not in scope and found == plan(settled, full=True)
+        assert any("two managed accounts carry employeeID SSM-000001" in w for w in found["warnings"])
 
 
 @settings(max_examples=12, deadline=None, derandomize=True,

@@ -173,7 +173,10 @@ class Run:
     unreachable: dict = field(default_factory=dict)  # target -> why it could not be reached
     settle: bool = False  # a plan that may stand on a remembered one and be remembered (run/settled.py)
     settled_inputs: str | None = None  # a plain full plan's inputs (run/settled.py); None: not such a plan
+    settled_selection: str = ""  # which of the engine's memories it uses (the inventory and targets)
     settled_at: float | None = None  # when the remembered plan this run stands on was made
+    settled_warnings: tuple = ()  # the reminders kept with it, shown again
+    standing_warnings: tuple = ()  # of the last plan's warnings, those that follow from the inputs alone
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
     _stack: ExitStack = field(default_factory=ExitStack)
@@ -247,6 +250,10 @@ class Run:
         self.settled_inputs = settled.inputs(self.source.repo, self.source.sha, self.source.prefix, self.inventory,
                                              list(selected), self.today,
                                              self.apply_key.public if self.apply_key is not None else "", trails)
+        self.settled_selection = settled.selection(self.inventory, list(selected))
+        recalled = settled.recall(self.settled_selection, self.settled_inputs)
+        if recalled is None:
+            return False
         self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
         if self.unreachable:
@@ -254,7 +261,7 @@ class Run:
         found = [p.settled(self.settled_inputs) for p in self.providers.values()]
         if any(f is None for f in found):
             return False
-        self.settled_at = min(found)
+        self.settled_at, self.settled_warnings = min(found), recalled
         return True
 
     def _applied_resets(self) -> None:
@@ -299,12 +306,16 @@ class Run:
     def plan(self) -> Plan:
         if self.settled_at is not None:
             moment = Moment(dt.datetime.fromtimestamp(self.settled_at, dt.timezone.utc).isoformat())
-            return Plan((), (), self.source.description, (), commit=self.source.sha, tree=self.source.tree_id(),
-                        scope=lazy("full; nothing it reads has changed since the plan of {moment}, which found "
-                                   "nothing to do", moment=moment))
+            scope = lazy("full; nothing it reads has changed since the plan of {moment}, which found nothing to do",
+                         moment=moment)
+            return Plan((), (), self.source.description, self.settled_warnings, commit=self.source.sha,
+                        tree=self.source.tree_id(), scope=scope)
         plan = self._plan()
-        if self.settled_inputs is not None and plan.empty and not plan.conflicts and not plan.warnings \
-                and not self.unreachable and self.scope is None:
+        # Remembered when nothing is to be done and no target said anything: the reminders that
+        # follow from the inputs alone are kept with it (run/settled.py).
+        if self.settled_inputs is not None and plan.empty and not plan.conflicts and not self.unreachable \
+                and self.scope is None and len(plan.warnings) == len(self.standing_warnings) \
+                and settled.remember(self.settled_selection, self.settled_inputs, self.standing_warnings):
             for name, provider in self.providers.items():
                 provider.settle(self.planned[name], self.settled_inputs)
         return plan
@@ -342,13 +353,17 @@ class Run:
                                  "targets' changes, only those that remove access are applied until it is back",
                                  target=name, error=str(error)))
         warnings += adopted_for_new_accounts(changes)
+        standing = []  # what follows from the desired state alone
         if self.state.assets_loaded:
             people = {p.employee_key: p for p in self.state.people}
-            warnings += released(list(self.state.lines), list(self.state.equipment), people)
+            standing = released(list(self.state.lines), list(self.state.equipment), people)
         scope = lazy("full") if self.scope is None else self.scope.describe()
-        plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings),
+        plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings + standing),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
-        return review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
+        reviewed = review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
+        # Review's own warnings follow from the commit and the applied refs: inputs too.
+        self.standing_warnings = tuple(standing) + reviewed.warnings[len(plan.warnings):]
+        return reviewed
 
     def _plan_target(self, name: str) -> TargetPlan | ReconcilerError:
         """One target's plan; when apply may go ahead without it, a read that fails is handed

@@ -1,7 +1,8 @@
 """What a settled plan stands on, on the engine's side (providers/ad/settled.py is a target's).
 
-A full `plan` that finds nothing to do on any target (no change, no conflict, no warning) is
-remembered by each target's provider; the next `plan` whose inputs are the same asks each
+A full `plan` that finds nothing to do on any target (no change, no conflict, no warning of a
+target; reminders that follow from the inputs alone are kept with it, below) is remembered by
+each target's provider; the next `plan` whose inputs are the same asks each
 provider whether anything it reads has changed, before loading the desired state.  Only when
 every target proves that nothing has does the run skip the desired state and the diff.
 
@@ -17,9 +18,14 @@ target's last run stopped before its end.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from functools import cache
 from pathlib import Path
+
+from reconciler.desired.schemacache import cache_dir, read_trusted, write_private
+from reconciler.i18n import Message
+from reconciler.run import Moment
 
 FORMAT = 1
 REFS = ("refs/reconciler/applied/", "refs/notes/")  # applied commits, audit notes, approvals
@@ -55,3 +61,72 @@ def _stat(path: Path) -> str:
     except OSError:
         return "-"
     return f"{path}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# -- the engine's own memory: the warnings that stand with the settled plan -------------------
+# A plan's reminders that follow from the inputs alone (a baja's line to release, equipment to
+# collect, commits that landed without approval) do not stop a plan from being remembered:
+# they are kept with it, as Messages, and a plan that stands on it shows them again, in the
+# language of the run that shows them.  What a target said (a warning of its read) is never
+# kept: a plan with one is not remembered.
+
+def remember(selection: str, inputs: str, warnings) -> bool:
+    """Keep `warnings` for the plan of `inputs` (0600, atomically); False when one of them
+    cannot be kept (then nothing is remembered, and the next plan is a normal one)."""
+    path = _memory(selection)
+    try:
+        kept = [_encode(w) for w in warnings]
+    except TypeError:
+        return False
+    text = json.dumps({"format": FORMAT, "inputs": inputs, "warnings": kept}, ensure_ascii=False)
+    return path is not None and write_private(path, text.encode("utf-8", "surrogatepass"))
+
+
+def recall(selection: str, inputs: str) -> tuple | None:
+    """The warnings kept with the plan of `inputs`, or None (no memory, another plan's, or
+    one that cannot be read or is not the runner's own: a normal plan)."""
+    path = _memory(selection)
+    data = read_trusted(path) if path is not None else None
+    if data is None:
+        return None
+    try:
+        raw = json.loads(data)
+        if raw["format"] != FORMAT or raw["inputs"] != inputs:
+            return None
+        return tuple(_decode(w, top=True) for w in raw["warnings"])
+    except Exception:  # noqa: BLE001 - a damaged memory means a normal plan, never a crash
+        return None
+
+
+def selection(inventory: Path, targets: list[str]) -> str:
+    """Which memory a run uses: one per inventory file and selection of targets."""
+    text = "\0".join([str(Path(inventory).resolve()), *targets])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _memory(selection: str) -> Path | None:
+    base = cache_dir()
+    return base.parent / "plans" / f"{selection}.json" if base is not None else None
+
+
+def _encode(value):
+    if isinstance(value, Moment):
+        return {"moment": str.__str__(value)}
+    if isinstance(value, Message):
+        msgid, plural, n, args = value.__reduce__()[1]
+        return {"id": msgid, "plural": plural, "n": n, "args": {k: _encode(v) for k, v in args.items()}}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return str(value) if isinstance(value, str) else value  # a str subclass kept as its text
+    raise TypeError(type(value).__name__)  # not for people
+
+
+def _decode(value, top: bool = False):
+    if isinstance(value, dict) and set(value) == {"moment"}:
+        return Moment(str(value["moment"]))
+    if isinstance(value, dict):
+        args = {str(k): _decode(v) for k, v in value["args"].items()}
+        n = value["n"]
+        assert n is None or isinstance(n, int)
+        return Message(str(value["id"]), None if value["plural"] is None else str(value["plural"]), n, args)
+    assert not top and (value is None or isinstance(value, (str, int, float, bool)))
+    return value
