@@ -101,8 +101,10 @@ def test_reminders_kept_with_a_plan_come_back_in_the_language_of_the_run(tmp_pat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     kept = _reminders()
     which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
-    assert settled.remember(which, "inputs-1", kept)
-    back = settled.recall(which, "inputs-1")
+    assert settled.remember(which, "inputs-1", settled.Kept(kept[:2], kept[2:]), {"SSM-000007": "users/hg.yaml"})
+    recalled = settled.recall(which, "inputs-1")
+    back = recalled.reminders + recalled.reviewed
+    assert len(recalled.reminders) == 2 and settled.recall_index(which, "inputs-1") == {"SSM-000007": "users/hg.yaml"}
     assert [str.__str__(w) for w in back] == [str.__str__(w) for w in kept]  # the source text, for JSON
     speaking("es_MX")
     assert [str(w) for w in back] == [str(w) for w in kept]
@@ -111,8 +113,9 @@ def test_reminders_kept_with_a_plan_come_back_in_the_language_of_the_run(tmp_pat
     assert str(back[2]).startswith("destino ad: se tomó el bloqueo de ") and "2026" in str(back[2])
     assert settled.recall(which, "inputs-2") is None  # another plan's inputs
     assert settled.recall(settled.selection(tmp_path / "inventory.yaml", ["ad-lab", "mail-lab"]), "inputs-1") is None
-    assert settled.remember(which, "inputs-3", ())
-    assert settled.recall(which, "inputs-3") == ()
+    assert settled.remember(which, "inputs-3", settled.Kept((), ()), {})
+    assert settled.recall(which, "inputs-3") == settled.Kept((), ())
+    assert settled.recall_index(which, "inputs-1") is None  # the index of another plan
 
 
 def test_a_reminder_that_cannot_be_kept_means_nothing_is_remembered(tmp_path, monkeypatch):
@@ -120,7 +123,7 @@ def test_a_reminder_that_cannot_be_kept_means_nothing_is_remembered(tmp_path, mo
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
-    assert not settled.remember(which, "inputs-1", (lazy("odd {value}", value=object()),))
+    assert not settled.remember(which, "inputs-1", settled.Kept((lazy("odd {value}", value=object()),), ()), {})
     assert settled.recall(which, "inputs-1") is None
 
 
@@ -130,12 +133,12 @@ def test_a_damaged_or_foreign_memory_of_reminders_is_never_used(tmp_path, monkey
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
-    assert settled.remember(which, "inputs-1", _reminders())
-    [path] = (tmp_path / "reconciler" / "plans").glob("*.json")
+    assert settled.remember(which, "inputs-1", settled.Kept(_reminders(), ()), {})
+    [path] = (tmp_path / "reconciler" / "plans").glob("*[0-9a-f].json")
     good = path.read_bytes()
     for damage in (lambda: path.write_bytes(good[:-5]),
-                   lambda: path.write_text(json.dumps({**json.loads(good), "warnings": ["plain text"]})),
-                   lambda: path.write_text(json.dumps({**json.loads(good), "warnings": [{"id": 1}]})),
+                   lambda: path.write_text(json.dumps({**json.loads(good), "reminders": ["plain text"]})),
+                   lambda: path.write_text(json.dumps({**json.loads(good), "reviewed": [{"id": 1}]})),
                    lambda: os.chown(path, 65534, 65534),
                    lambda: path.chmod(0o666)):
         path.write_bytes(good)

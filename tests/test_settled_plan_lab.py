@@ -8,17 +8,19 @@ import os
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from ldap3 import MODIFY_REPLACE, SUBTREE
+from ldap3 import MODIFY_ADD, MODIFY_REPLACE, SUBTREE
 
 from reconciler import dn as dnlib
 from reconciler.desired.source import at_ref
 from reconciler.render.plan import plan_json
 from reconciler.run.engine import Run
-from test_delta_read_lab import EDIT, accounts, cache_home, highest_usn, plan, staff  # noqa: F401 (fixtures)
+from test_delta_read_lab import EDIT, VALUES, accounts, cache_home, edit_attribute, edit_enabled, edit_group, \
+    edit_rename, group_dn, highest_usn, plan, staff  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.lab
 
 SETTLED = "nothing it reads has changed since the plan of"
+ONLY_THEY = "read otherwise in the targets: only they are planned"
 
 
 def drift_check(sandbox) -> tuple[dict, str]:
@@ -29,7 +31,8 @@ def drift_check(sandbox) -> tuple[dict, str]:
 
 
 def settled_file(cache_home):  # noqa: F811
-    [path] = list((cache_home / "reconciler" / "directory").glob("*.settled.json"))
+    [path] = [p for p in (cache_home / "reconciler" / "directory").glob("*.settled.json")
+              if not p.name.endswith(".detail.settled.json")]
     return path
 
 
@@ -111,13 +114,61 @@ def test_a_settled_plan_never_hides_a_hand_edit(settled, edits, logons):
     checked, scope = drift_check(settled)
     full = plan(settled, full=True)
     assert checked == full
-    event("stood on the remembered plan" if SETTLED in scope else "planned again")
+    event("stood on the remembered plan" if SETTLED in scope
+          else "planned only the people written" if ONLY_THEY in scope else "planned again")
     if SETTLED in scope:
         assert full == {"changes": [], "conflicts": [], "warnings": []}
     elif converged and not edits:
         pytest.fail(f"only writes the plan does not read, yet planned again: {scope}")
     settled.cli("apply")
     drift_check(settled)  # remembered again when it converged
+
+
+def test_after_hand_edits_only_the_people_written_are_planned(settled):
+    """A title and a disabled flag changed by hand, and someone added to a group by hand: the
+    memory proves everyone else unchanged, so only those three are planned, and the plan is
+    the full plan.  A changed employee key is judged by a full plan."""
+    found = {(k if isinstance(k := e["attributes"]["employeeID"], str) else k[0]): e["dn"] for e in _people(settled)}
+    edit_attribute(settled, found["SSM-000001"], "Cambiado a mano")
+    edit_enabled(settled, found["SSM-000002"], True)
+    settled.conn.modify(group_dn(settled, "GG-VPN-Remoto"), {"member": [(MODIFY_ADD, [found["SSM-000003"]])]})
+    checked, scope = drift_check(settled)
+    assert ONLY_THEY in scope and "3 people" in scope, scope
+    assert checked == plan(settled, full=True)
+    assert {c["key"] for c in checked["changes"]} == {"SSM-000001", "SSM-000002", "SSM-000003"}
+    settled.conn.modify(found["SSM-000004"], {"employeeID": [(MODIFY_REPLACE, ["SSM-009999"])]})
+    checked, scope = drift_check(settled)
+    assert ONLY_THEY not in scope and SETTLED not in scope and checked == plan(settled, full=True)
+
+
+# Hand edits a full plan answers by editing the same accounts back (by their keys).
+KEYED = st.tuples(st.sampled_from([edit_attribute, edit_enabled, edit_group, edit_rename]),
+                  st.integers(min_value=0, max_value=50), VALUES)
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(edits=st.lists(KEYED, min_size=1, max_size=4))
+def test_a_plan_of_only_the_people_written_is_the_full_plan(settled, edits):
+    """Random edits of managed accounts (attributes, groups, names) after a plan that found
+    nothing: the drift check plans only the people written, and that plan is the full plan."""
+    converged = drift_check(settled)[0] == {"changes": [], "conflicts": [], "warnings": []}
+    people = accounts(settled)
+    for edit, which, value in edits:
+        edit(settled, people[which % len(people)][1], value)
+    checked, scope = drift_check(settled)
+    full = plan(settled, full=True)
+    assert checked == full
+    event("planned only the people written" if ONLY_THEY in scope else "planned again")
+    if converged and full["changes"]:
+        assert ONLY_THEY in scope, scope
+    settled.cli("apply")
+
+
+def _people(sandbox):
+    sandbox.conn.search(sandbox.people_ou, "(&(objectCategory=person)(employeeID=*))", SUBTREE,
+                        attributes=["employeeID"])
+    return [e for e in sandbox.conn.response if e.get("type") == "searchResEntry"]
 
 
 @pytest.mark.parametrize("stale", ["another DC", "a restored DC", "too old", "damaged", "someone else's",

@@ -53,6 +53,14 @@ class Capability(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Standing:
+    """A settled plan that still holds (Provider.settled)."""
+
+    at: float  # when the remembered plan was made (seconds since the epoch)
+    written: frozenset = frozenset()  # employee keys whose objects read otherwise since: plan just them
+
+
+@dataclass(frozen=True)
 class Repository:
     """The desired-state repository, for a kind that keeps records beside it (WORK_ORDERS):
     the Git repository, the apply key that signs and checks them (audit/seal.ApplyKey, or
@@ -234,10 +242,13 @@ class Provider(ABC):
         engine.settled_inputs), found nothing to do: remember what it read, to answer `settled`."""
         raise NotImplementedError(f"{self.kind} does not declare settled plans")  # not for people
 
-    def settled(self, inputs: str) -> float | None:
-        """SETTLED_PLANS: when the plan `settle` remembered for `inputs` was made, if nothing it
-        read on the target has changed since (proved from the target, never assumed); else None.
-        Called before the desired state is loaded, on an opened provider."""
+    def settled(self, inputs: str) -> "Standing | None":
+        """SETTLED_PLANS: whether the plan `settle` remembered for `inputs` still holds, proved
+        from the target, never assumed: when it was made, and the employee keys whose objects
+        now read otherwise (empty: nothing it read has changed; the engine plans only those
+        keys, as an incremental plan, so naming one too many costs time and one too few is a
+        wrong plan); None when anything else changed or cannot be told.  Called before the
+        desired state is loaded, on an opened provider."""
         raise NotImplementedError(f"{self.kind} does not declare settled plans")  # not for people
 
     def offers(self, capability: Capability) -> bool:

@@ -175,8 +175,8 @@ class Run:
     settled_inputs: str | None = None  # a plain full plan's inputs (run/settled.py); None: not such a plan
     settled_selection: str = ""  # which of the engine's memories it uses (the inventory and targets)
     settled_at: float | None = None  # when the remembered plan this run stands on was made
-    settled_warnings: tuple = ()  # the reminders kept with it, shown again
-    standing_warnings: tuple = ()  # of the last plan's warnings, those that follow from the inputs alone
+    settled_kept: settled.Kept | None = None  # the reminders kept with it, shown again
+    standing: settled.Kept | None = None  # of the last plan's warnings, those that follow from the inputs alone
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
     _stack: ExitStack = field(default_factory=ExitStack)
@@ -251,8 +251,8 @@ class Run:
                                              list(selected), self.today,
                                              self.apply_key.public if self.apply_key is not None else "", trails)
         self.settled_selection = settled.selection(self.inventory, list(selected))
-        recalled = settled.recall(self.settled_selection, self.settled_inputs)
-        if recalled is None:
+        kept = settled.recall(self.settled_selection, self.settled_inputs)
+        if kept is None:
             return False
         self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
@@ -261,8 +261,31 @@ class Run:
         found = [p.settled(self.settled_inputs) for p in self.providers.values()]
         if any(f is None for f in found):
             return False
-        self.settled_at, self.settled_warnings = min(found), recalled
+        at, written = min(f.at for f in found), frozenset().union(*(f.written for f in found))
+        if written:  # only some people's objects read otherwise: plan just them
+            self.scope = self._settled_scope(at, written)
+            self.settled_kept = kept if self.scope is not None else None
+            return False
+        self.settled_at, self.settled_kept = at, kept
         return True
+
+    def _settled_scope(self, at: float, written: frozenset) -> incremental.Scope | None:
+        """An incremental plan of the people whose objects the targets found written since the
+        remembered plan (everyone else is proved unchanged), or None when one of them is not
+        declared where the plan found them (a normal plan judges that)."""
+        index = settled.recall_index(self.settled_selection, self.settled_inputs)
+        if index is None or not all(key in index for key in written):
+            return None
+        entries: dict[str, set] = {}
+        for key in written:
+            entries.setdefault(index[key], set()).add(key)
+        moment = Moment(dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat())
+        return incremental.Scope(False, entries={f: frozenset(k) for f, k in entries.items()},
+                                 user_files=frozenset(entries), employee_keys=written, previous_keys=written,
+                                 described=lazy("full; since the plan of {moment}, which found nothing to do, only "
+                                                "{people} read otherwise in the targets: only they are planned",
+                                                moment=moment,
+                                                people=lazy_n("{n} person", "{n} people", len(written))))
 
     def _applied_resets(self) -> None:
         """Tell each directory which password resets its trail (or Git's notes) says were
@@ -308,14 +331,16 @@ class Run:
             moment = Moment(dt.datetime.fromtimestamp(self.settled_at, dt.timezone.utc).isoformat())
             scope = lazy("full; nothing it reads has changed since the plan of {moment}, which found nothing to do",
                          moment=moment)
-            return Plan((), (), self.source.description, self.settled_warnings, commit=self.source.sha,
+            warnings = self.settled_kept.reminders + self.settled_kept.reviewed
+            return Plan((), (), self.source.description, warnings, commit=self.source.sha,
                         tree=self.source.tree_id(), scope=scope)
         plan = self._plan()
         # Remembered when nothing is to be done and no target said anything: the reminders that
         # follow from the inputs alone are kept with it (run/settled.py).
         if self.settled_inputs is not None and plan.empty and not plan.conflicts and not self.unreachable \
-                and self.scope is None and len(plan.warnings) == len(self.standing_warnings) \
-                and settled.remember(self.settled_selection, self.settled_inputs, self.standing_warnings):
+                and self.scope is None and self.standing is not None \
+                and len(plan.warnings) == len(self.standing.reminders) + len(self.standing.reviewed) \
+                and settled.remember(self.settled_selection, self.settled_inputs, self.standing, self._index()):
             for name, provider in self.providers.items():
                 provider.settle(self.planned[name], self.settled_inputs)
         return plan
@@ -357,13 +382,21 @@ class Run:
         if self.state.assets_loaded:
             people = {p.employee_key: p for p in self.state.people}
             standing = released(list(self.state.lines), list(self.state.equipment), people)
+        elif self.settled_kept is not None and self.scope is not None and not self.scope.full:
+            standing = list(self.settled_kept.reminders)  # of everyone, kept with the settled plan
         scope = lazy("full") if self.scope is None else self.scope.describe()
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings + standing),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
         reviewed = review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
         # Review's own warnings follow from the commit and the applied refs: inputs too.
-        self.standing_warnings = tuple(standing) + reviewed.warnings[len(plan.warnings):]
+        self.standing = settled.Kept(tuple(standing), reviewed.warnings[len(plan.warnings):])
         return reviewed
+
+    def _index(self) -> dict[str, str]:
+        """Each declared employee key's file, relative to desired_state/ (run/settled.py)."""
+        label = self.source.files.label + "/"
+        return {p.employee_key: p.source.file[len(label):] for p in self.state.people
+                if p.source is not None and p.source.file.startswith(label)}
 
     def _plan_target(self, name: str) -> TargetPlan | ReconcilerError:
         """One target's plan; when apply may go ahead without it, a read that fails is handed

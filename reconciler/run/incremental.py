@@ -34,10 +34,13 @@ class Scope:
     entries: dict = field(default_factory=dict)
     employee_keys: frozenset[str] = frozenset()  # whose entries differ between the base and now
     previous_keys: frozenset[str] = field(default_factory=frozenset)  # declared there at the base
+    described: str = ""  # how another kind of partial plan describes itself (engine._settled_scope)
 
     def describe(self) -> str:
         """The plan's scope as people read it (a Message: its value, which code compares and
         the plan keeps, is the English text)."""
+        if self.described and not self.full:
+            return self.described
         if self.full:
             return lazy("full ({reason})", reason=self.reason) if self.reason else lazy("full")
         return lazy("incremental since {commits}: {files}, {people}",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -70,31 +71,60 @@ def _stat(path: Path) -> str:
 # language of the run that shows them.  What a target said (a warning of its read) is never
 # kept: a plan with one is not remembered.
 
-def remember(selection: str, inputs: str, warnings) -> bool:
-    """Keep `warnings` for the plan of `inputs` (0600, atomically); False when one of them
-    cannot be kept (then nothing is remembered, and the next plan is a normal one)."""
+@dataclass(frozen=True)
+class Kept:
+    """What the engine kept with a remembered plan."""
+    reminders: tuple  # warnings that follow from the desired state (the engine's, not review's)
+    reviewed: tuple  # review's own warnings (commits landed without approval, policy not in force)
+
+
+def remember(selection: str, inputs: str, kept: Kept, index: dict[str, str]) -> bool:
+    """Keep `kept` for the plan of `inputs`, and `index` (each declared employee key's file,
+    relative to desired_state/: a plan of some keys loads only their entries) beside it.
+    0600, atomically; False when a warning cannot be kept (then nothing is remembered, and
+    the next plan is a normal one)."""
     path = _memory(selection)
     try:
-        kept = [_encode(w) for w in warnings]
+        warnings = {"reminders": [_encode(w) for w in kept.reminders], "reviewed": [_encode(w) for w in kept.reviewed]}
     except TypeError:
         return False
-    text = json.dumps({"format": FORMAT, "inputs": inputs, "warnings": kept}, ensure_ascii=False)
-    return path is not None and write_private(path, text.encode("utf-8", "surrogatepass"))
+    if path is None:
+        return False
+    keys = json.dumps({"format": FORMAT, "inputs": inputs, "index": index}, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps({"format": FORMAT, "inputs": inputs, **warnings}, ensure_ascii=False)
+    return write_private(path.with_suffix(".keys.json"), keys.encode("utf-8", "surrogatepass")) \
+        and write_private(path, text.encode("utf-8", "surrogatepass"))
 
 
-def recall(selection: str, inputs: str) -> tuple | None:
-    """The warnings kept with the plan of `inputs`, or None (no memory, another plan's, or
-    one that cannot be read or is not the runner's own: a normal plan)."""
+def recall(selection: str, inputs: str) -> Kept | None:
+    """What was kept with the plan of `inputs`, or None (no memory, another plan's, or one
+    that cannot be read or is not the runner's own: a normal plan)."""
+    raw = _read(_memory(selection), inputs)
+    try:
+        return Kept(*(tuple(_decode(w, top=True) for w in raw[part]) for part in ("reminders", "reviewed"))) \
+            if raw is not None else None
+    except Exception:  # noqa: BLE001 - a damaged memory means a normal plan, never a crash
+        return None
+
+
+def recall_index(selection: str, inputs: str) -> dict[str, str] | None:
+    """Each declared employee key's file, as the plan of `inputs` found them; or None."""
     path = _memory(selection)
+    raw = _read(path.with_suffix(".keys.json") if path is not None else None, inputs)
+    if raw is None or not isinstance(raw.get("index"), dict) \
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw["index"].items()):
+        return None
+    return raw["index"]
+
+
+def _read(path: Path | None, inputs: str) -> dict | None:
     data = read_trusted(path) if path is not None else None
     if data is None:
         return None
     try:
         raw = json.loads(data)
-        if raw["format"] != FORMAT or raw["inputs"] != inputs:
-            return None
-        return tuple(_decode(w, top=True) for w in raw["warnings"])
-    except Exception:  # noqa: BLE001 - a damaged memory means a normal plan, never a crash
+        return raw if isinstance(raw, dict) and raw.get("format") == FORMAT and raw.get("inputs") == inputs else None
+    except ValueError:
         return None
 
 

@@ -34,6 +34,7 @@ from reconciler.providers.contract import (
     Capability,
     Declared,
     PlanRequest,
+    Standing,
     Provider,
     ReadBack,
     TargetPlan,
@@ -230,7 +231,7 @@ class ADProvider(Provider):
             settled.record(self.target, self._snapshot, self._computers_read, inputs, desired.ous,
                            tuple(desired.groups), adopting if self.target.adopt_from else ())
 
-    def settled(self, inputs: str) -> float | None:
+    def settled(self, inputs: str) -> Standing | None:
         if self.full_read or self.target.delta_read_hours is None:
             return None
         return settled.holds(self.conn, self.target, inputs)

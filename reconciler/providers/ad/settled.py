@@ -21,7 +21,14 @@ anything it would read differs, from the DC's update sequence numbers, as delta.
     object hidden from the read account by its security descriptor is written, not found).
 
 If so, the plan is the empty plan it was, and the engine neither loads the desired state nor
-builds anyone's account: seconds whatever the size.  Anything else, or any doubt (a search
+builds anyone's account: seconds whatever the size.
+
+When the only difference is that some remembered accounts now read otherwise (a title or a
+disabled flag changed by hand) or some groups' member lists changed, while each account keeps
+its employee key, `holds` names those keys (`Standing.written`): everyone else is proved
+unchanged, so the engine plans just them, as an incremental plan does.  For that the memory
+keeps, in a second file read only then (`.detail.settled.json`), each account's key and DN and
+each group's members in scope, as the plan read them (the accounts' memberOf).  Anything else, or any doubt (a search
 that fails, the read account seeing no tombstone, a memory older than `delta_read_hours` since
 its full read, a file that is not the runner's own), means a normal plan.  The memory is kept
 beside the snapshot, under the same rules (read_trusted, write_private), and removed with it.
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,13 +48,14 @@ from reconciler import dn as dnlib
 from reconciler.desired.schemacache import read_trusted, write_private
 from reconciler.errors import ReconcilerError
 from reconciler.providers.ad import delta, snapshot
-from reconciler.providers.ad.delta import Kind
-from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _distinct_roots, read_groups, read_ous
+from reconciler.providers.ad.delta import Kind, Written
+from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _distinct_roots, _one, read_groups, read_ous
 from reconciler.providers.ad.snapshot import Snapshot, Watermark
 from reconciler.providers.ad.computers import READ as COMPUTER_READ
 from reconciler.providers.ad.target import ADTarget
+from reconciler.providers.contract import Standing
 
-FORMAT = 1
+FORMAT = 2
 _PERSON = frozenset(a.casefold() for a in KEPT_ATTRIBUTES)  # what a snapshot entry holds
 _COMPUTER = frozenset(a.casefold() for a in [*COMPUTER_READ, "objectGUID"])  # computers.computer_entries
 _READ = [*KEPT_ATTRIBUTES, *COMPUTER_READ]
@@ -87,11 +96,22 @@ class Settled:
     # Casefolded employee keys and `adopt:` names of declared people without an account: an
     # account under adopt_from that takes one of them would be adopted (read.adoptable_accounts).
     adopting: frozenset[str] = frozenset()
+    nonce: str = ""  # names the detail file made with it (a detail of another memory is not used)
 
 
-def path_of(target: ADTarget, key: str) -> Path | None:
+@dataclass(frozen=True)
+class Detail:
+    """What `holds` needs to name the keys of what changed (read only then)."""
+    accounts: dict[str, tuple[str, str]]  # objectGUID -> (employee key, DN)
+    groups: dict[str, tuple[str, frozenset[str]]]  # objectGUID -> (DN, objectGUIDs of its members in scope)
+
+
+def path_of(target: ADTarget, key: str, suffix: str = ".settled.json") -> Path | None:
     base = snapshot.path(key, target)
-    return base.with_name(base.stem + ".settled.json") if base is not None else None
+    return base.with_name(base.stem + suffix) if base is not None else None
+
+
+DETAIL = ".detail.settled.json"
 
 
 def record(target: ADTarget, read: Snapshot, computers: dict[str, str], inputs: str, ous=(), group_names=(),
@@ -102,8 +122,45 @@ def record(target: ADTarget, read: Snapshot, computers: dict[str, str], inputs: 
     if path is None:
         return
     accounts = {guid: entry_digest(dn, attrs) for guid, (dn, attrs) in read.entries.items()}
+    nonce = secrets.token_hex(12)
+    if not _write_detail(path_of(target, read.key, DETAIL), nonce, read):
+        return
     _write(path, Settled(read.key, inputs, read.watermark, read.full_read_at, time.time(), accounts, computers,
-                         frozenset(read.groups), tuple(ous), tuple(group_names), frozenset(adopting)))
+                         frozenset(read.groups), tuple(ous), tuple(group_names), frozenset(adopting), nonce))
+
+
+def _write_detail(path: Path, nonce: str, read: Snapshot) -> bool:
+    """Each account's key and DN, and each group's members in scope (from their memberOf)."""
+    group_of = {dnlib.key(dn): guid for guid, dn in read.groups.items()}
+    by_text: dict[str, str | None] = {}  # a memberOf value, as written, -> the group's GUID (or None)
+    members: dict[str, list[str]] = {guid: [] for guid in read.groups}
+    accounts = {}
+    for guid, (dn, attrs) in read.entries.items():
+        accounts[guid] = [str(_one(attrs, "employeeID") or ""), dn]
+        for value in attrs.get("memberOf", ()):
+            if value not in by_text:
+                by_text[value] = group_of.get(dnlib.key(value))
+            if (group := by_text[value]) is not None:
+                members[group].append(guid)
+    text = json.dumps({"format": FORMAT, "nonce": nonce, "accounts": accounts,
+                       "groups": {guid: [read.groups[guid], found] for guid, found in members.items()}},
+                      ensure_ascii=False, separators=(",", ":"))
+    return write_private(path, text.encode("utf-8", "surrogatepass"))
+
+
+def load_detail(target: ADTarget, settled: Settled) -> Detail | None:
+    path = path_of(target, settled.key, DETAIL)
+    data = read_trusted(path) if path is not None and settled.nonce else None
+    if data is None:
+        return None
+    try:
+        raw = json.loads(data)
+        assert raw["format"] == FORMAT and raw["nonce"] == settled.nonce
+        accounts = {str(g): (str(k), str(dn)) for g, (k, dn) in raw["accounts"].items()}
+        groups = {str(g): (str(dn), frozenset(map(str, found))) for g, (dn, found) in raw["groups"].items()}
+        return Detail(accounts, groups)
+    except Exception:  # noqa: BLE001 - a damaged detail means a normal plan, never a crash
+        return None
 
 
 def _write(path: Path, settled: Settled) -> None:
@@ -112,7 +169,8 @@ def _write(path: Path, settled: Settled) -> None:
                        "invocation": mark.invocation, "usn": mark.usn, "full_read_at": settled.full_read_at,
                        "planned_at": settled.planned_at, "accounts": settled.accounts,
                        "computers": settled.computers, "groups": sorted(settled.groups), "ous": list(settled.ous),
-                       "group_names": list(settled.group_names), "adopting": sorted(settled.adopting)},
+                       "group_names": list(settled.group_names), "adopting": sorted(settled.adopting),
+                       "nonce": settled.nonce},
                       ensure_ascii=False, separators=(",", ":"))
     write_private(path, text.encode("utf-8", "surrogatepass"))
 
@@ -130,14 +188,16 @@ def load(target: ADTarget, key: str, inputs: str) -> Settled | None:
         return Settled(key, inputs, Watermark(str(raw["server"]), str(raw["invocation"]), int(raw["usn"])),
                        float(raw["full_read_at"]), float(raw["planned_at"]), accounts, computers,
                        frozenset(map(str, raw["groups"])), tuple(map(str, raw["ous"])),
-                       tuple(map(str, raw["group_names"])), frozenset(map(str, raw["adopting"])))
+                       tuple(map(str, raw["group_names"])), frozenset(map(str, raw["adopting"])),
+                       str(raw["nonce"]))
     except Exception:  # noqa: BLE001 - a damaged memory means a normal plan, never a crash
         return None
 
 
-def holds(conn: Connection, target: ADTarget, inputs: str) -> float | None:
-    """When the plan that found nothing to do was made, if nothing it read has changed since
-    (the memory is then brought forward to now); None otherwise."""
+def holds(conn: Connection, target: ADTarget, inputs: str) -> Standing | None:
+    """When the plan that found nothing to do was made, and the keys of the accounts that read
+    otherwise now (none: the memory is then brought forward to now), if nothing else it read
+    has changed since; None otherwise."""
     key = snapshot.key_of(target)
     settled = load(target, key, inputs)
     if settled is None or target.delta_read_hours is None:
@@ -149,55 +209,98 @@ def holds(conn: Connection, target: ADTarget, inputs: str) -> float | None:
         now = delta.watermark(conn)
         if now is None or not now.continues(settled.watermark):
             return None
-        if now.usn != settled.watermark.usn:
-            if not _unchanged(conn, target, settled, f"(uSNChanged>={settled.watermark.usn + 1})"):
-                return None
-            path = path_of(target, key)
-            if path is not None:
-                _write(path, replace(settled, watermark=now))
+        if now.usn == settled.watermark.usn:
+            return Standing(settled.planned_at)
+        written = _written_keys(conn, target, settled, f"(uSNChanged>={settled.watermark.usn + 1})")
+        if written is None:
+            return None
+        path = path_of(target, key)
+        if not written and path is not None:
+            _write(path, replace(settled, watermark=now))
+        return Standing(settled.planned_at, written)
     except (ReconcilerError, delta.FullReadNeeded):
         return None
-    return settled.planned_at
 
 
-def _unchanged(conn: Connection, target: ADTarget, settled: Settled, since: str) -> bool:
-    """Whether everything written since the memory reads as remembered (delta.written_since)."""
+def _written_keys(conn: Connection, target: ADTarget, settled: Settled, since: str) -> frozenset[str] | None:
+    """The employee keys of the remembered accounts that read otherwise than remembered, when
+    nothing else written since (delta.written_since) changes what the plan reads; else None."""
     delta.sees_deletions(conn, target)
     found = read_ous(conn, settled.ous)
     if not all(dnlib.key(ou) in found for ou in settled.ous):
-        return False
+        return None
     listed = read_groups(conn, target)
     if not all(name.casefold() in listed for name in settled.group_names):
-        return False
+        return None
     remembered = settled.accounts.keys() | settled.computers.keys() | settled.groups
     roots = _distinct_roots([target.people_ou, target.bajas_ou])
     moved, seen = set(), set()
+    accounts: dict[str, Written] = {}  # remembered accounts that read otherwise
+    groups: dict[str, str] = {}  # remembered groups written: objectGUID -> DN
     for w in delta.written_since(conn, target, since, _READ):
         if w.kind is Kind.DELETED:
             # A remembered object deleted, or an OU or container (a unit's OU the plan would
             # create again, or the holder of accounts).
             if w.guid in remembered or w.holder:
-                return False
+                return None
         elif w.kind is Kind.HOLDER:
-            return False  # created, renamed or moved: which accounts are in scope may have changed
+            return None  # created, renamed or moved: which accounts are in scope may have changed
         elif w.kind is Kind.GROUP:
-            if w.guid in settled.groups or dnlib.same(dnlib.parent(w.dn), target.groups_ou):
-                return False
+            if w.guid in settled.groups:
+                groups[w.guid] = w.dn
+            elif dnlib.same(dnlib.parent(w.dn), target.groups_ou):
+                return None  # a new group where the plan's groups are
         elif w.kind is Kind.PERSON and delta.in_scope(w.dn, roots):
-            if settled.accounts.get(w.guid) != entry_digest(w.dn, w.only(_PERSON)):
-                return False
+            if w.guid not in settled.accounts:
+                return None  # new in scope
+            if settled.accounts[w.guid] != entry_digest(w.dn, w.only(_PERSON)):
+                accounts[w.guid] = w
         elif w.guid in settled.accounts:  # moved out of scope, or no longer a person
-            return False
+            return None
         elif w.kind is Kind.PERSON:
             if _adoptable(w.dn, w.attributes, target, settled.adopting):
-                return False
+                return None
         elif w.kind is Kind.COMPUTER and any(dnlib.under(w.dn, base) for base in (target.people_ou, target.bajas_ou)):
             seen.add(w.guid)
             if settled.computers.get(w.guid) != entry_digest(w.dn, w.only(_COMPUTER)):
-                return False
+                return None
         elif w.guid in settled.computers:
             moved.add(w.guid)
-    return not moved - seen  # a remembered computer moved out of the people and bajas OUs
+    if moved - seen:  # a remembered computer moved out of the people and bajas OUs
+        return None
+    if not accounts and not groups:
+        return frozenset()
+    detail = load_detail(target, settled)
+    return _keys_of(conn, detail, accounts, groups) if detail is not None else None
+
+
+def _keys_of(conn: Connection, detail: Detail, accounts: dict[str, Written], groups: dict[str, str]
+             ) -> frozenset[str] | None:
+    """The employee keys of the accounts written, and of those that joined or left a group
+    written; None when one of them has no key or another key than remembered (a full plan
+    judges that), or a group was renamed, moved or shows no member where it had some."""
+    changed = set(accounts)
+    if groups:
+        where = {dn.casefold(): guid for guid, (_, dn) in detail.accounts.items() if guid not in accounts}
+        where.update({w.dn.casefold(): guid for guid, w in accounts.items()})
+        for guid, dn in groups.items():
+            remembered_dn, before = detail.groups.get(guid, ("", frozenset()))
+            if not dnlib.same(remembered_dn, dn):
+                return None
+            now = {where[m.casefold()] for m in delta.members(conn, dn) if m.casefold() in where}
+            if before and not now:
+                return None  # emptied by hand, or its member list hidden from this account
+            # A member written otherwise than as remembered maps to no GUID: it counts as
+            # changed (planned for nothing), never as unchanged.
+            changed |= before ^ now
+    keys = set()
+    for guid in changed:
+        key, _ = detail.accounts.get(guid, ("", ""))
+        now = _one(accounts[guid].attributes, "employeeID") if guid in accounts else key  # not written: as it was
+        if not key or str(now) != key:
+            return None
+        keys.add(key)
+    return frozenset(keys)
 
 
 def _adoptable(dn: str, attrs: dict, target: ADTarget, adopting: frozenset[str]) -> bool:

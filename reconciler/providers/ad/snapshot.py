@@ -126,7 +126,8 @@ def forget(target: ADTarget, but: Path | None = None) -> None:
     directory = _directory()
     if directory is None or not directory.is_dir():
         return
-    kept = {but, but.with_name(but.stem + ".settled.json")} if but is not None else set()
+    kept = {but, but.with_name(but.stem + ".settled.json"), but.with_name(but.stem + ".detail.settled.json")} \
+        if but is not None else set()
     try:
         for found in directory.glob(f"{_target_id(target)}-*.json"):
             if found not in kept:
