@@ -15,7 +15,9 @@ On the repository and directory bench/lab_load.py left in DIR, with delta reads 
     delta read, then the desired state and the diff of everyone);
   - after 100 hand edits: 100 accounts changed by hand in the directory (titles, a disabled
     account, group memberships added and removed), then the plan; every edited employee key must
-    be in the plan as drift, and nothing else.  The edits are undone after each run;
+    be in the plan as drift, and nothing else.  The warm plan before it found nothing and was
+    remembered, so this one plans only the people written (run/settled.py).  The edits are
+    undone after each run;
 and, for each, the peak resident memory from /usr/bin/time -v.  Beside them: one paged search
 of the same attributes over the people OU with a default ldap3 connection, in-process.
 """
@@ -47,6 +49,7 @@ from reconciler.config.inventory import load_inventory  # noqa: E402
 
 RECONCILER = ROOT / ".venv" / "bin" / "reconciler"
 SETTLED = "nothing it reads has changed since the plan of"  # the scope of a plan that stood (run/settled.py)
+ONLY_THEY = "only they are planned"  # the scope of a plan of only the people written since
 
 
 def delta_inventory(workdir: Path, n: int) -> Path:
@@ -156,6 +159,7 @@ def main() -> None:
                 for dn, change in undo:
                     conn.modify(dn, change)
             planned = {c["key"] for c in plan["changes"]}
+            assert ONLY_THEY in plan["scope"], plan["scope"]
             assert planned == keys, f"edits not found: {sorted(keys - planned)[:5]}, extra: {sorted(planned - keys)[:5]}"
             rows["edits"].append((seconds, peak))
             print(f"  run {run + 1}: cold {rows['cold'][-1][0]:.2f} s, settled {rows['settled'][-1][0]:.2f} s, "
