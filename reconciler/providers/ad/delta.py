@@ -181,7 +181,7 @@ class Kind(Enum):
     GROUP = "group"
     PERSON = "person"  # objectClass user, objectCategory person: what a full read finds
     COMPUTER = "computer"  # objectClass user, objectCategory computer
-    OTHER_USER = "other user"  # objectClass user of another category (changed by hand?)
+    OTHER_USER = "other-user"  # objectClass user of another category (changed by hand?)
     OTHER = "other"
 
 
