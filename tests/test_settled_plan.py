@@ -101,10 +101,11 @@ def test_reminders_kept_with_a_plan_come_back_in_the_language_of_the_run(tmp_pat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     kept = _reminders()
     which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
-    assert settled.remember(which, "inputs-1", settled.Kept(kept[:2], kept[2:]), {"SSM-000007": "users/hg.yaml"})
+    index = settled.Index({"SSM-000007": "users/hg.yaml"})
+    assert settled.remember(which, "inputs-1", settled.Kept(kept[:2], kept[2:]), index)
     recalled = settled.recall(which, "inputs-1")
     back = recalled.reminders + recalled.reviewed
-    assert len(recalled.reminders) == 2 and settled.recall_index(which, "inputs-1") == {"SSM-000007": "users/hg.yaml"}
+    assert len(recalled.reminders) == 2 and settled.recall_index(which, "inputs-1") == index
     assert [str.__str__(w) for w in back] == [str.__str__(w) for w in kept]  # the source text, for JSON
     speaking("es_MX")
     assert [str(w) for w in back] == [str(w) for w in kept]
@@ -113,7 +114,7 @@ def test_reminders_kept_with_a_plan_come_back_in_the_language_of_the_run(tmp_pat
     assert str(back[2]).startswith("destino ad: se tomó el bloqueo de ") and "2026" in str(back[2])
     assert settled.recall(which, "inputs-2") is None  # another plan's inputs
     assert settled.recall(settled.selection(tmp_path / "inventory.yaml", ["ad-lab", "mail-lab"]), "inputs-1") is None
-    assert settled.remember(which, "inputs-3", settled.Kept((), ()), {})
+    assert settled.remember(which, "inputs-3", settled.Kept((), ()), settled.Index({}))
     assert settled.recall(which, "inputs-3") == settled.Kept((), ())
     assert settled.recall_index(which, "inputs-1") is None  # the index of another plan
 
@@ -123,7 +124,8 @@ def test_a_reminder_that_cannot_be_kept_means_nothing_is_remembered(tmp_path, mo
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
-    assert not settled.remember(which, "inputs-1", settled.Kept((lazy("odd {value}", value=object()),), ()), {})
+    assert not settled.remember(which, "inputs-1", settled.Kept((lazy("odd {value}", value=object()),), ()),
+                                settled.Index({}))
     assert settled.recall(which, "inputs-1") is None
 
 
@@ -133,7 +135,7 @@ def test_a_damaged_or_foreign_memory_of_reminders_is_never_used(tmp_path, monkey
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
-    assert settled.remember(which, "inputs-1", settled.Kept(_reminders(), ()), {})
+    assert settled.remember(which, "inputs-1", settled.Kept(_reminders(), ()), settled.Index({}))
     [path] = (tmp_path / "reconciler" / "plans").glob("*[0-9a-f].json")
     good = path.read_bytes()
     for damage in (lambda: path.write_bytes(good[:-5]),
@@ -147,3 +149,37 @@ def test_a_damaged_or_foreign_memory_of_reminders_is_never_used(tmp_path, monkey
         assert settled.recall(which, "inputs-1") is not None
         damage()
         assert settled.recall(which, "inputs-1") is None
+
+
+def test_a_plan_of_some_people_loads_their_namesakes_too():
+    """Account names of namesakes are known only together (naming.assign_account_names): a
+    plan of one loads the others, so names and origins are those of the full plan."""
+    index = settled.Index({"A-1": "users/a.yaml", "A-2": "users/b.yaml", "A-3": "users/a.yaml", "B-1": "users/b.yaml"},
+                          (("A-1", "A-2", "A-3"),))
+    assert index.entries({"A-2"}) == {"users/a.yaml": frozenset({"A-1", "A-3"}), "users/b.yaml": frozenset({"A-2"})}
+    assert index.entries({"B-1"}) == {"users/b.yaml": frozenset({"B-1"})}
+    assert index.entries({"B-1", "C-9"}) is None  # not declared where the plan found everyone
+
+
+def test_namesake_groups_are_what_account_names_depend_on(tmp_path):
+    import yaml
+    from conftest import ENTITLEMENTS, UNITS
+    from conftest import person as declared
+
+    from reconciler.desired.load import load_desired_state
+    from reconciler.desired.naming import assign_account_names, namesake_groups
+
+    root = tmp_path / "desired_state"
+    (root / "users").mkdir(parents=True)
+    (root / "units.yaml").write_text(yaml.safe_dump({"units": UNITS}, allow_unicode=True), encoding="utf-8")
+    (root / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": ENTITLEMENTS}, allow_unicode=True),
+                                            encoding="utf-8")
+    people = [declared("SSM-000001"), declared("SSM-000002", curp=None, extension="425", account={"cn": "Ñúñez O'Brien, José (2)"}),
+              declared("SSM-000003", curp=None, given_names="Otro", extension="426")]
+    (root / "users" / "hg.yaml").write_text(yaml.safe_dump({"unit": "HG-CUERNAVACA", "people": people},
+                                                           allow_unicode=True), encoding="utf-8")
+    state = load_desired_state(root)
+    groups = [sorted(p.employee_key for p in g) for g in namesake_groups(state.people)]
+    assert groups == [["SSM-000001", "SSM-000002"]]
+    for group in namesake_groups(state.people):  # each group's names, alone, are the full load's
+        assert {k: state.account_names[k] for k in (p.employee_key for p in group)} == assign_account_names(group)[0]

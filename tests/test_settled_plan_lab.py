@@ -165,6 +165,25 @@ def test_a_plan_of_only_the_people_written_is_the_full_plan(settled, edits):
     settled.cli("apply")
 
 
+def test_a_namesake_written_by_hand_is_planned_with_the_name_the_full_plan_gives(staff):  # noqa: F811
+    """Two people deriving one account name: the later one's name is known only with the other
+    declared (jnunezo, then jnunezo21).  A hand edit of the later one plans just them, named
+    as the full plan names them, with the same origins."""
+    from conftest import person
+
+    staff.repo.add("CS-JIUTEPEC", person("SSM-000021", given_names="José", first_surname="Ñúñez",
+                                         second_surname="O'Brien", curp=None, extension="421"))
+    staff.apply()
+    assert drift_check(staff)[0] == {"changes": [], "conflicts": [], "warnings": []}
+    found = {(k if isinstance(k := e["attributes"]["employeeID"], str) else k[0]): e["dn"] for e in _people(staff)}
+    edit_attribute(staff, found["SSM-000021"], "Cambiado a mano")
+    edit_enabled(staff, found["SSM-000001"], True)
+    checked, scope = drift_check(staff)
+    assert ONLY_THEY in scope, scope
+    assert checked == plan(staff, full=True)
+    assert {c["key"] for c in checked["changes"]} == {"SSM-000001", "SSM-000021"}
+
+
 def _people(sandbox):
     sandbox.conn.search(sandbox.people_ou, "(&(objectCategory=person)(employeeID=*))", SUBTREE,
                         attributes=["employeeID"])

@@ -61,6 +61,16 @@ def common_name(person: Person) -> str:
     return person.explicit_cn or f"{person.surnames}, {person.given_names}"
 
 
+def namesake_groups(people: Iterable[Person]) -> list[list[Person]]:
+    """The people whose account names depend on each other (deriving the same base name, with
+    any explicit name equal to it), groups of two or more: a person's name is known from the
+    people of their group alone."""
+    groups: dict[str, list[Person]] = {}
+    for p in people:
+        groups.setdefault(p.explicit_sam.lower() if p.explicit_sam else base_name(p), []).append(p)
+    return [group for group in groups.values() if len(group) > 1]
+
+
 def assign_account_names(people: Iterable[Person]) -> tuple[dict[str, str], list[tuple[str, list[Person]]]]:
     """Returns ({employee key: sam}, [(sam, people sharing it)]) for unresolvable clashes."""
     people = list(people)

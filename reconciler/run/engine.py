@@ -26,6 +26,7 @@ from reconciler.config.inventory import TargetSettings, load_inventory, mail_rul
 from reconciler.credentials import CredentialFile
 from reconciler.desired.assets import released
 from reconciler.desired.load import load_desired_state
+from reconciler.desired.naming import namesake_groups
 from reconciler.desired.model import DesiredState, MailRules
 from reconciler.desired.source import DEFAULT_REF, DesiredSource
 from reconciler.errors import ReconcilerError
@@ -274,14 +275,11 @@ class Run:
         remembered plan (everyone else is proved unchanged), or None when one of them is not
         declared where the plan found them (a normal plan judges that)."""
         index = settled.recall_index(self.settled_selection, self.settled_inputs)
-        if index is None or not all(key in index for key in written):
+        entries = index.entries(written) if index is not None else None
+        if entries is None:
             return None
-        entries: dict[str, set] = {}
-        for key in written:
-            entries.setdefault(index[key], set()).add(key)
         moment = Moment(dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat())
-        return incremental.Scope(False, entries={f: frozenset(k) for f, k in entries.items()},
-                                 user_files=frozenset(entries), employee_keys=written, previous_keys=written,
+        return incremental.Scope(False, entries=entries, user_files=frozenset(entries), employee_keys=written, previous_keys=written,
                                  described=lazy("full; since the plan of {moment}, which found nothing to do, only "
                                                 "{people} read otherwise in the targets: only they are planned",
                                                 moment=moment,
@@ -392,11 +390,13 @@ class Run:
         self.standing = settled.Kept(tuple(standing), reviewed.warnings[len(plan.warnings):])
         return reviewed
 
-    def _index(self) -> dict[str, str]:
-        """Each declared employee key's file, relative to desired_state/ (run/settled.py)."""
+    def _index(self) -> settled.Index:
+        """Where each declared person is, for a plan of some of them (run/settled.py)."""
         label = self.source.files.label + "/"
-        return {p.employee_key: p.source.file[len(label):] for p in self.state.people
-                if p.source is not None and p.source.file.startswith(label)}
+        files = {p.employee_key: p.source.file[len(label):] for p in self.state.people
+                 if p.source is not None and p.source.file.startswith(label)}
+        return settled.Index(files, tuple(tuple(p.employee_key for p in group)
+                                          for group in namesake_groups(self.state.people)))
 
     def _plan_target(self, name: str) -> TargetPlan | ReconcilerError:
         """One target's plan; when apply may go ahead without it, a read that fails is handed

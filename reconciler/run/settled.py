@@ -78,10 +78,30 @@ class Kept:
     reviewed: tuple  # review's own warnings (commits landed without approval, policy not in force)
 
 
-def remember(selection: str, inputs: str, kept: Kept, index: dict[str, str]) -> bool:
-    """Keep `kept` for the plan of `inputs`, and `index` (each declared employee key's file,
-    relative to desired_state/: a plan of some keys loads only their entries) beside it.
-    0600, atomically; False when a warning cannot be kept (then nothing is remembered, and
+@dataclass(frozen=True)
+class Index:
+    """Where a plan of some people finds them: each declared employee key's file (relative to
+    desired_state/), and the groups of namesakes (naming.namesake_groups), whose account names
+    are known only together: a plan of one loads the others too."""
+    files: dict[str, str]
+    namesakes: tuple[tuple[str, ...], ...] = ()
+
+    def entries(self, keys) -> dict[str, frozenset] | None:
+        """What to load to plan `keys` as the full plan would ({file: keys}), or None when one
+        of them is not declared."""
+        group_of = {k: group for group in self.namesakes for k in group}
+        wanted = {k for key in keys for k in group_of.get(key, (key,))}
+        if not all(k in self.files for k in wanted):
+            return None
+        entries: dict[str, set] = {}
+        for key in wanted:
+            entries.setdefault(self.files[key], set()).add(key)
+        return {f: frozenset(k) for f, k in entries.items()}
+
+
+def remember(selection: str, inputs: str, kept: Kept, index: Index) -> bool:
+    """Keep `kept` for the plan of `inputs`, and `index` beside it (a plan of some people loads
+    only their entries).  0600, atomically; False when a warning cannot be kept (then nothing is remembered, and
     the next plan is a normal one)."""
     path = _memory(selection)
     try:
@@ -90,7 +110,8 @@ def remember(selection: str, inputs: str, kept: Kept, index: dict[str, str]) -> 
         return False
     if path is None:
         return False
-    keys = json.dumps({"format": FORMAT, "inputs": inputs, "index": index}, ensure_ascii=False, separators=(",", ":"))
+    keys = json.dumps({"format": FORMAT, "inputs": inputs, "index": index.files,
+                       "namesakes": [list(g) for g in index.namesakes]}, ensure_ascii=False, separators=(",", ":"))
     text = json.dumps({"format": FORMAT, "inputs": inputs, **warnings}, ensure_ascii=False)
     return write_private(path.with_suffix(".keys.json"), keys.encode("utf-8", "surrogatepass")) \
         and write_private(path, text.encode("utf-8", "surrogatepass"))
@@ -107,14 +128,17 @@ def recall(selection: str, inputs: str) -> Kept | None:
         return None
 
 
-def recall_index(selection: str, inputs: str) -> dict[str, str] | None:
-    """Each declared employee key's file, as the plan of `inputs` found them; or None."""
+def recall_index(selection: str, inputs: str) -> Index | None:
+    """Where the plan of `inputs` found each declared person; or None."""
     path = _memory(selection)
     raw = _read(path.with_suffix(".keys.json") if path is not None else None, inputs)
-    if raw is None or not isinstance(raw.get("index"), dict) \
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw["index"].items()):
+    try:
+        files, groups = raw["index"], raw["namesakes"]
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+        assert all(isinstance(k, str) for group in groups for k in group)
+        return Index(files, tuple(tuple(group) for group in groups))
+    except Exception:  # noqa: BLE001 - none, another plan's or damaged: a normal plan
         return None
-    return raw["index"]
 
 
 def _read(path: Path | None, inputs: str) -> dict | None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from reconciler.desired.model import DesiredState, Person
-from reconciler.desired.naming import base_name, common_name
+from reconciler.desired.naming import common_name, namesake_groups
 from reconciler.i18n import _
 from reconciler import dn as dnlib
 from reconciler.providers.ad.target import ADTarget
@@ -129,15 +129,11 @@ def namesakes(state: DesiredState) -> Mapping[str, tuple]:
     and a lower employee key, or an explicit name equal to it), where those others are
     declared: a namesake's alta renames this account, so it is part of this change."""
     if _NAMESAKES[0] is not state:
-        groups: dict[str, list[Person]] = {}
-        for p in state.people:
-            groups.setdefault(p.explicit_sam.lower() if p.explicit_sam else base_name(p), []).append(p)
         found = {}
-        for group in groups.values():
-            if len(group) > 1:
-                group.sort(key=lambda p: (not p.explicit_sam, p.employee_key))
-                for i, p in enumerate(group):
-                    found[p.employee_key] = tuple(q.source for q in group[:i] if q.source is not None)
+        for group in namesake_groups(state.people):
+            group.sort(key=lambda p: (not p.explicit_sam, p.employee_key))
+            for i, p in enumerate(group):
+                found[p.employee_key] = tuple(q.source for q in group[:i] if q.source is not None)
         _NAMESAKES[:] = [state, found]
     return _NAMESAKES[1]
 
