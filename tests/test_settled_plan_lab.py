@@ -184,6 +184,48 @@ def test_a_namesake_written_by_hand_is_planned_with_the_name_the_full_plan_gives
     assert {c["key"] for c in checked["changes"]} == {"SSM-000001", "SSM-000021"}
 
 
+def test_a_key_another_account_carries_or_a_marker_gained_is_judged_by_a_full_plan(settled):
+    """A plan of some keys reads their own accounts, not every holder of the key: when another
+    account in scope carries a written person's key, or an account gains the marker, the full
+    plan judges it (a warning of two managed accounts, a name conflict)."""
+    found = {(k if isinstance(k := e["attributes"]["employeeID"], str) else k[0]): e["dn"] for e in _people(settled)}
+    twin = f"CN=Otra con la clave,{dnlib.parent(found['SSM-000001'])}"
+    assert settled.conn.add(twin, ["top", "person", "organizationalPerson", "user"],
+                            {"sAMAccountName": "otra.clave", "employeeID": "SSM-000001", "userAccountControl": 514})
+    assert drift_check(settled)[0] == plan(settled, full=True)
+    drift_check(settled)  # remembered, if the full plan found nothing (the twin is not managed)
+    settled.conn.modify(found["SSM-000001"], {"cn": [(MODIFY_REPLACE, ["Renombrada a mano"])]})
+    checked, scope = drift_check(settled)
+    assert ONLY_THEY not in scope and checked == plan(settled, full=True)
+    settled.cli("apply")
+    drift_check(settled)
+    marker = settled.conn.search(found["SSM-000002"], "(objectClass=*)", attributes=["adminDescription"]) and \
+        settled.conn.response[0]["attributes"]["adminDescription"]
+    settled.conn.modify(twin, {"adminDescription": [(MODIFY_REPLACE, [marker if isinstance(marker, str) else marker[0]])],
+                               "employeeID": [(MODIFY_REPLACE, ["SSM-000001"])]})
+    checked, scope = drift_check(settled)
+    assert ONLY_THEY not in scope and checked == plan(settled, full=True)
+    assert any("two managed accounts carry employeeID SSM-000001" in w for w in checked["warnings"])
+
+
+def test_an_account_in_scope_renamed_to_a_name_the_plan_would_adopt_is_judged_by_a_full_plan(staff):  # noqa: F811
+    """adopt_from covering the people OU: an account there renamed by hand to the `adopt:` name of
+    a declared person without an account would be adopted by a full plan."""
+    from conftest import person
+
+    staff.repo.add("HG-CUERNAVACA", person("SSM-000020", curp=None, given_names="Nuria", extension="499",
+                                           adopt="nuria.mano"))
+    staff.repo.baja("SSM-000020")
+    staff.write_inventory(delta_read_hours=24, adopt_from=[staff.people_ou])
+    staff.apply()
+    assert drift_check(staff)[0] == plan(staff, full=True)
+    drift_check(staff)
+    found = {(k if isinstance(k := e["attributes"]["employeeID"], str) else k[0]): e["dn"] for e in _people(staff)}
+    staff.conn.modify(found["SSM-000003"], {"sAMAccountName": [(MODIFY_REPLACE, ["nuria.mano"])]})
+    checked, scope = drift_check(staff)
+    assert ONLY_THEY not in scope and checked == plan(staff, full=True)
+
+
 def _people(sandbox):
     sandbox.conn.search(sandbox.people_ou, "(&(objectCategory=person)(employeeID=*))", SUBTREE,
                         attributes=["employeeID"])

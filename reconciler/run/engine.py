@@ -230,6 +230,12 @@ class Run:
         self.rules = mail_rules(targets)
         self.devices = network_devices(targets)
         self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
+        if self.settled_kept is not None and only is not None \
+                and not self.scope.employee_keys <= {p.employee_key for p in self.state.people}:
+            # Someone written in the directory is not found where the remembered plan found them.
+            self.scope = replace(self.scope, full=True, reason=lazy("a person written since the remembered plan is "
+                                                                    "not where it found them"))
+            self.state = load_desired_state(self.source.files, mail=self.rules, devices=self.devices)
         self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
         if self.unreachable and not (self.revoke_when_unreachable and self.providers):

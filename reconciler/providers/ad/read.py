@@ -235,7 +235,13 @@ def read_accounts_by_key(conn: Connection, target: ADTarget, keys: Iterable[str]
     if rest := [k for k in keys if k not in found]:
         for base in roots:
             pairs += _search_keys(conn, base, rest, attributes, groups_key)
-    return _split_managed(pairs)
+    # The directory matches employeeID caselessly, and any value of a multi-valued one: an
+    # account whose key is not one asked for is someone else's, never a baja of this plan.
+    wanted = set(keys)
+    managed, foreign, warnings = _split_managed([(e, a) for e, a in pairs if a.key in wanted])
+    foreign += [ForeignObject(e["dn"], a.sam, a.attributes.get("userPrincipalName"), a.key or None)
+                for e, a in pairs if a.key not in wanted]
+    return managed, foreign, warnings
 
 
 def near_names(conn: Connection, target: ADTarget, prefixes: Iterable[str]) -> list[ForeignObject]:

@@ -50,6 +50,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.providers.ad import delta, snapshot
 from reconciler.providers.ad.delta import Kind, Written
 from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _distinct_roots, _one, read_groups, read_ous
+from reconciler.providers.ad.records import MARKER
 from reconciler.providers.ad.snapshot import Snapshot, Watermark
 from reconciler.providers.ad.computers import READ as COMPUTER_READ
 from reconciler.providers.ad.target import ADTarget
@@ -102,7 +103,7 @@ class Settled:
 @dataclass(frozen=True)
 class Detail:
     """What `holds` needs to name the keys of what changed (read only then)."""
-    accounts: dict[str, tuple[str, str]]  # objectGUID -> (employee key, DN)
+    accounts: dict[str, tuple[str, str, bool]]  # objectGUID -> (employee key, DN, carries the marker)
     groups: dict[str, tuple[str, frozenset[str]]]  # objectGUID -> (DN, objectGUIDs of its members in scope)
 
 
@@ -136,7 +137,7 @@ def _write_detail(path: Path, nonce: str, read: Snapshot) -> bool:
     members: dict[str, list[str]] = {guid: [] for guid in read.groups}
     accounts = {}
     for guid, (dn, attrs) in read.entries.items():
-        accounts[guid] = [str(_one(attrs, "employeeID") or ""), dn]
+        accounts[guid] = [str(_one(attrs, "employeeID") or ""), dn, _marked(attrs)]
         for value in attrs.get("memberOf", ()):
             if value not in by_text:
                 by_text[value] = group_of.get(dnlib.key(value))
@@ -156,7 +157,7 @@ def load_detail(target: ADTarget, settled: Settled) -> Detail | None:
     try:
         raw = json.loads(data)
         assert raw["format"] == FORMAT and raw["nonce"] == settled.nonce
-        accounts = {str(g): (str(k), str(dn)) for g, (k, dn) in raw["accounts"].items()}
+        accounts = {str(g): (str(k), str(dn), m is True) for g, (k, dn, m) in raw["accounts"].items()}
         groups = {str(g): (str(dn), frozenset(map(str, found))) for g, (dn, found) in raw["groups"].items()}
         return Detail(accounts, groups)
     except Exception:  # noqa: BLE001 - a damaged detail means a normal plan, never a crash
@@ -251,8 +252,8 @@ def _written_keys(conn: Connection, target: ADTarget, settled: Settled, since: s
             elif dnlib.same(dnlib.parent(w.dn), target.groups_ou):
                 return None  # a new group where the plan's groups are
         elif w.kind is Kind.PERSON and delta.in_scope(w.dn, roots):
-            if w.guid not in settled.accounts:
-                return None  # new in scope
+            if w.guid not in settled.accounts or _adoptable(w.dn, w.attributes, target, settled.adopting):
+                return None  # new in scope, or now named as someone the plan would adopt
             if settled.accounts[w.guid] != entry_digest(w.dn, w.only(_PERSON)):
                 accounts[w.guid] = w
         elif w.guid in settled.accounts:  # moved out of scope, or no longer a person
@@ -271,43 +272,79 @@ def _written_keys(conn: Connection, target: ADTarget, settled: Settled, since: s
     if not accounts and not groups:
         return frozenset()
     detail = load_detail(target, settled)
-    return _keys_of(conn, detail, accounts, groups) if detail is not None else None
+    return _keys_of(conn, target, detail, accounts, groups) if detail is not None else None
 
 
-def _keys_of(conn: Connection, detail: Detail, accounts: dict[str, Written], groups: dict[str, str]
-             ) -> frozenset[str] | None:
+def _keys_of(conn: Connection, target: ADTarget, detail: Detail, accounts: dict[str, Written],
+             groups: dict[str, str]) -> frozenset[str] | None:
     """The employee keys of the accounts written, and of those that joined or left a group
-    written; None when one of them has no key or another key than remembered (a full plan
-    judges that), or a group was renamed, moved or shows no member where it had some."""
+    written; None when a full plan must judge: one of them has no key, another key than
+    remembered, the marker gained or lost, or a key another account in scope carries too (a
+    plan of some keys reads their own accounts, not every holder of their key); a group was
+    renamed or moved, shows no member where it had some, or lists an account in scope that
+    cannot be told."""
     changed = set(accounts)
     if groups:
-        where = {dn.casefold(): guid for guid, (_, dn) in detail.accounts.items() if guid not in accounts}
-        where.update({w.dn.casefold(): guid for guid, w in accounts.items()})
+        members = _Members(detail, accounts, _distinct_roots([target.people_ou, target.bajas_ou]))
         for guid, dn in groups.items():
             remembered_dn, before = detail.groups.get(guid, ("", frozenset()))
             if not dnlib.same(remembered_dn, dn):
                 return None
-            now = {where[m.casefold()] for m in delta.members(conn, dn) if m.casefold() in where}
-            if before and not now:
-                return None  # emptied by hand, or its member list hidden from this account
-            # A member written otherwise than as remembered maps to no GUID: it counts as
-            # changed (planned for nothing), never as unchanged.
+            now = members.of(conn, dn)
+            if now is None or (before and not now):
+                return None  # an unknown account in scope; emptied by hand, or its list hidden from this account
             changed |= before ^ now
+    carriers: dict[str, int] = {}
+    for key, _, _ in detail.accounts.values():
+        carriers[key] = carriers.get(key, 0) + 1
     keys = set()
     for guid in changed:
-        key, _ = detail.accounts.get(guid, ("", ""))
-        now = _one(accounts[guid].attributes, "employeeID") if guid in accounts else key  # not written: as it was
-        if not key or str(now) != key:
+        key, _, marked = detail.accounts.get(guid, ("", "", False))
+        written = accounts.get(guid)
+        now = _one(written.attributes, "employeeID") if written is not None else key  # not written: as it was
+        if not key or str(now) != key or carriers[key] > 1 or (written is not None and _marked(written.attributes)
+                                                                != marked):
             return None
         keys.add(key)
     return frozenset(keys)
 
 
+class _Members:
+    """A group's members in scope, as objectGUIDs of remembered accounts (their DNs now)."""
+
+    def __init__(self, detail: Detail, accounts: dict[str, Written], roots: list[str]):
+        self.roots = roots
+        self.now = {guid: dn for guid, (_, dn, _) in detail.accounts.items()}
+        self.now.update({guid: w.dn for guid, w in accounts.items()})
+        self.by_text = {dn.casefold(): guid for guid, dn in self.now.items()}
+        self.by_key: dict | None = None  # built only when a member is spelled otherwise
+
+    def of(self, conn: Connection, group: str) -> frozenset[str] | None:
+        found = set()
+        for member in delta.members(conn, group):
+            guid = self.by_text.get(member.casefold())
+            if guid is None and delta.in_scope(member, self.roots):
+                if self.by_key is None:
+                    self.by_key = {dnlib.key(dn): g for g, dn in self.now.items()}
+                guid = self.by_key.get(dnlib.key(member))
+                if guid is None:
+                    return None  # an account in scope the memory does not hold
+            if guid is not None:
+                found.add(guid)
+        return frozenset(found)
+
+
 def _adoptable(dn: str, attrs: dict, target: ADTarget, adopting: frozenset[str]) -> bool:
     """An account under adopt_from that now carries the key or `adopt:` name of a declared
-    person without an account: the plan would adopt it."""
+    person without an account: the plan would adopt it (also in scope, where adopt_from
+    covers the people OU)."""
     if not adopting or not any(dnlib.under(dn, base) for base in target.adopt_from or ()):
         return False
     names = {str(v).casefold() for k, vs in attrs.items() if k.lower() in ("employeeid", "samaccountname")
-             for v in vs}
+             for v in (vs if isinstance(vs, list) else [vs])}
     return bool(names & adopting)
+
+
+def _marked(attrs: dict) -> bool:
+    """Carries the reconciler's marker (read._is_managed)."""
+    return str(_one(attrs, "adminDescription") or "").startswith(MARKER)
