@@ -58,3 +58,12 @@ def test_an_edit_changes_only_that_entrys_text():
     text = "unit: X\npeople:\n  - employee_key: A\n    title: Uno\n  - employee_key: B\n    title: Dos\n"
     before, after = entry_texts(text), entry_texts(text.replace("Dos", "Tres"))
     assert before["A"] == after["A"] and before["B"] != after["B"]
+
+
+@given(st.text(st.sampled_from("ab\n"), max_size=200), st.lists(st.integers(min_value=0, max_value=200), max_size=30))
+def test_a_line_is_the_newlines_before_it_whatever_was_asked_before(text, offsets):
+    from reconciler.desired.entries import line_at
+
+    for offset in offsets:
+        offset = min(offset, len(text))
+        assert line_at(text, offset) == text.count("\n", 0, offset) + 1

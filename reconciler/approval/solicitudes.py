@@ -149,6 +149,7 @@ class History:
         self._entries: dict[tuple[str, str], dict[str, str] | None] = {}
         self._file_log: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
         self._status_log: dict[str, list[str]] = {}
+        self._long_files: dict[str, bool] = {}
 
     @cached_property
     def line(self) -> Line:
@@ -211,8 +212,12 @@ class History:
     def _long(self, path: str) -> bool:
         """Worth blaming by line range: a people file of thousands of lines.  Small files
         (units, entitlements) are blamed once, whole, and asked many times."""
-        text = self._texts.get(path, (None,))[0]
-        return text is not None and text.count("\n") > 2000
+        if path not in self._long_files:
+            text = self._texts.get(path, (None,))[0]
+            if text is None:
+                return False  # not read yet: asked again once it is
+            self._long_files[path] = text.count("\n") > 2000
+        return self._long_files[path]
 
     def written_by(self, source: Source) -> list[str]:
         """The landings that wrote the lines of one declaration as they are now (for a person,

@@ -90,9 +90,28 @@ def _keys_first(text: str, indent: int, start: int, end: int) -> tuple[Entry, ..
     return tuple(Entry(k, i, s, e) for i, (k, s, e) in enumerate(zip(keys, starts, bounds)))
 
 
+@lru_cache(maxsize=16)
+def _marks(text: str) -> tuple[list[int], list[int]]:
+    """Offsets whose line numbers are known, sorted, and those line numbers (grown by line_at)."""
+    return [0], [1]
+
+
+def line_at(text: str, offset: int) -> int:
+    """The line (1-based) of an offset, counted from the nearest offset asked before: asking
+    for a hundred entries of a file of 100,000 people counts its newlines about once, not a
+    hundred times from the top."""
+    offsets, lines = _marks(text)
+    i = bisect.bisect_right(offsets, offset) - 1
+    line = lines[i] + text.count("\n", offsets[i], offset)
+    if offsets[i] != offset:
+        offsets.insert(i + 1, offset)
+        lines.insert(i + 1, line)
+    return line
+
+
 def lines_of(text: str, entry: Entry) -> tuple[int, int]:
     """First and last line (1-based) of the entry, trailing blank and comment lines excluded."""
-    first = text.count("\n", 0, entry.start) + 1
+    first = line_at(text, entry.start)
     body = text[entry.start:entry.end].rstrip("\n").split("\n")
     while len(body) > 1 and _COMMENT_OR_BLANK.match(body[-1]):
         body.pop()
