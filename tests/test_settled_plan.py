@@ -183,3 +183,38 @@ def test_namesake_groups_are_what_account_names_depend_on(tmp_path):
     assert groups == [["SSM-000001", "SSM-000002"]]
     for group in namesake_groups(state.people):  # each group's names, alone, are the full load's
         assert {k: state.account_names[k] for k in (p.employee_key for p in group)} == assign_account_names(group)[0]
+
+
+def test_a_plan_asks_a_directory_only_when_it_may_remember_the_inputs_and_forgets_on_request(tmp_path, monkeypatch):
+    """`remembers` reads no directory: a plan waits for the targets to open before loading the
+    YAML only when one of them may hold a memory of its inputs; `unsettle` forgets it."""
+    from reconciler.providers.ad import settled as ad_settled
+    from reconciler.providers.ad import snapshot
+    from reconciler.providers.ad.provider import ADProvider
+    from reconciler.providers.ad.snapshot import Snapshot, Watermark
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("RECONCILER_SCHEMA_CACHE", raising=False)
+    raw = {"kind": "active_directory", "host": "dc.example", "base_dn": "DC=salud,DC=lab", "upn_suffix": "salud.lab",
+           "ous": {"people": "OU=Personal,DC=salud,DC=lab", "groups": "OU=Grupos,DC=salud,DC=lab",
+                   "bajas": "OU=Bajas,DC=salud,DC=lab"},
+           "bind_dn": "svc@salud.lab", "bind_password": {"file": "/dev/null"}}
+    target = ADTarget.build("ad", {**raw, "delta_read_hours": 24})
+    without = ADTarget.build("ad", raw)
+    assert not ADProvider.remembers(target, "inputs-1")  # nothing remembered yet
+    read = Snapshot(snapshot.key_of(target), Watermark("CN=NTDS", "abc", 10), 0.0,
+                    {"g1": ("CN=Ana,OU=HG,OU=Personal,DC=salud,DC=lab",
+                            {"employeeID": ["SSM-000001"], "adminDescription": ["reconciler applied=x"],
+                             "memberOf": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab"]})},
+                    {"g9": "CN=GG-Internet,OU=Grupos,DC=salud,DC=lab"})
+    ad_settled.record(target, read, {}, "inputs-1")
+    assert ADProvider.remembers(target, "inputs-1")
+    assert not ADProvider.remembers(target, "inputs-2")  # another plan's inputs
+    assert not ADProvider.remembers(without, "inputs-1")  # no delta reads: never asked
+    kept = ad_settled.load(target, snapshot.key_of(target), "inputs-1")
+    detail = ad_settled.load_detail(target, kept)
+    assert detail.accounts == {"g1": ("SSM-000001", "CN=Ana,OU=HG,OU=Personal,DC=salud,DC=lab", True)}
+    assert detail.groups == {"g9": ("CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", frozenset({"g1"}))}
+    ad_settled.forget(target)
+    assert not ADProvider.remembers(target, "inputs-1")
+    assert ad_settled.load(target, snapshot.key_of(target), "inputs-1") is None

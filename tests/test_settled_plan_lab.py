@@ -23,9 +23,9 @@ SETTLED = "nothing it reads has changed since the plan of"
 ONLY_THEY = "read otherwise in the targets: only they are planned"
 
 
-def drift_check(sandbox) -> tuple[dict, str]:
+def drift_check(sandbox, inventory=None) -> tuple[dict, str]:
     """`reconciler plan` as the scheduled drift check runs it: (changes, conflicts, warnings), scope."""
-    with Run(at_ref(sandbox.repo.root), sandbox.inventory, settle=True) as run:
+    with Run(at_ref(sandbox.repo.root), inventory or sandbox.inventory, settle=True) as run:
         found = json.loads(plan_json(run.plan()))
     return {k: found[k] for k in ("changes", "conflicts", "warnings")}, found["scope"]
 
@@ -224,6 +224,37 @@ def test_an_account_in_scope_renamed_to_a_name_the_plan_would_adopt_is_judged_by
     staff.conn.modify(found["SSM-000003"], {"sAMAccountName": [(MODIFY_REPLACE, ["nuria.mano"])]})
     checked, scope = drift_check(staff)
     assert ONLY_THEY not in scope and checked == plan(staff, full=True)
+
+
+def test_a_directory_whose_plan_holds_is_planned_from_its_memory_while_other_targets_are_read(settled, kinds,
+                                                                                              tmp_path):
+    """The drift check of every target: a target whose kind cannot prove a settled plan (here a
+    fake one, with altas still to make) is read and planned; the directory, whose own part found
+    nothing, is planned from its memory: nothing, or only the people written since."""
+    import yaml
+    from fakes import FIRST
+
+    from reconciler.providers.fake.provider import read_state
+
+    mixed = settled.inventory.with_name("mixed.yaml")
+    raw = yaml.safe_load(settled.inventory.read_text(encoding="utf-8"))
+    raw["targets"]["a-first"] = {"kind": FIRST, "state_file": str(tmp_path / "a-first.json"),
+                                 "journal": str(tmp_path / "journal.log"), "audit_dir": str(tmp_path / "audit"),
+                                 "credentials_dir": str(tmp_path / "credentials")}
+    mixed.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    first, scope = drift_check(settled, mixed)
+    assert "ad-test:" not in scope and first["changes"] and all(c["target"] == "a-first" for c in first["changes"])
+    again, scope = drift_check(settled, mixed)
+    assert "ad-test: nothing it reads has changed since its plan of" in scope, scope
+    assert again == first == plan(settled, full=True, inventory=mixed)
+    found = {(k if isinstance(k := e["attributes"]["employeeID"], str) else k[0]): e["dn"] for e in _people(settled)}
+    edit_attribute(settled, found["SSM-000001"], "Cambiado a mano")
+    checked, scope = drift_check(settled, mixed)
+    assert "ad-test: since its plan of" in scope and "only 1 person read otherwise" in scope, scope
+    assert checked == plan(settled, full=True, inventory=mixed)
+    assert {c["key"] for c in checked["changes"] if c["target"] == "ad-test"} == {"SSM-000001"}
+    assert read_state(tmp_path / "a-first.json") == {}  # plans only: the fake system was read, never written
+    assert (tmp_path / "journal.log").read_text(encoding="utf-8").count("read") >= 4
 
 
 def _people(sandbox):

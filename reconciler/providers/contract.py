@@ -242,6 +242,16 @@ class Provider(ABC):
         engine.settled_inputs), found nothing to do: remember what it read, to answer `settled`."""
         raise NotImplementedError(f"{self.kind} does not declare settled plans")  # not for people
 
+    @classmethod
+    def remembers(cls, target, inputs: str) -> bool:
+        """SETTLED_PLANS: without opening anything, whether a plan remembered for `inputs` may
+        exist (a hint: `settled` proves it).  A plan waits for the targets to open only then."""
+        return False
+
+    def unsettle(self) -> None:
+        """SETTLED_PLANS: forget the remembered plan (its plan of some keys needed a full read:
+        asking again next time would only repeat that)."""
+
     def settled(self, inputs: str) -> "Standing | None":
         """SETTLED_PLANS: whether the plan `settle` remembered for `inputs` still holds, proved
         from the target, never assumed: when it was made, and the employee keys whose objects

@@ -49,6 +49,7 @@ class Connections:
         self._stack = ExitStack()
         self._guard = threading.Lock()
         self._abandoned = self._finished = self._prefetch = False
+        self._skipped: frozenset = frozenset()
         self._error: BaseException | None = None
         # A daemon: an interrupted command exits without waiting for a target that hangs.
         self._thread = threading.Thread(target=self._open, name="connect", daemon=True)
@@ -82,9 +83,10 @@ class Connections:
             except BaseException as exc:
                 self._error = exc
 
-    def prefetch(self) -> None:
-        """Start every target's bulk read as soon as all are open (a full plan), without
-        waiting for it here: the YAML is loaded meanwhile."""
+    def prefetch(self, but: frozenset = frozenset()) -> None:
+        """Start every target's bulk read (`but` those planned from their memory) as soon as
+        all are open (a full plan), without waiting for it here: the YAML is loaded meanwhile."""
+        self._skipped = but
         with self._guard:
             if not self._finished:
                 self._prefetch = True
@@ -93,8 +95,9 @@ class Connections:
             self._start_reads()
 
     def _start_reads(self) -> None:
-        for provider in self.providers.values():
-            provider.prefetch()
+        for name, provider in self.providers.items():
+            if name not in self._skipped:
+                provider.prefetch()
 
     def wait(self) -> dict[str, ReconcilerError]:
         """Wait until every target was tried: those that could not be opened, with why (not

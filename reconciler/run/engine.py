@@ -177,6 +177,9 @@ class Run:
     settled_selection: str = ""  # which of the engine's memories it uses (the inventory and targets)
     settled_at: float | None = None  # when the remembered plan this run stands on was made
     settled_kept: settled.Kept | None = None  # the reminders kept with it, shown again
+    # Targets whose remembered plan holds (Provider.settled), in a plan whose other targets are
+    # read: each is planned from its memory, nothing or only the keys it names.
+    held: dict = field(default_factory=dict)
     standing: settled.Kept | None = None  # of the last plan's warnings, those that follow from the inputs alone
     rules: MailRules | None = None  # what declared mailboxes must respect (the inventory's mail targets)
     devices: frozenset | None = None  # the inventory's firewalls and routers, which rules may name
@@ -225,7 +228,7 @@ class Run:
         if self._settled(selected, connections):
             return
         if self.scope is None or self.scope.full:
-            connections.prefetch()
+            connections.prefetch(but=frozenset(self.held))
         only = None if self.scope is None or self.scope.full else self.scope.entries
         self.rules = mail_rules(targets)
         self.devices = network_devices(targets)
@@ -249,8 +252,9 @@ class Run:
         if not self.settle or self.lock or self.proposal_base or self.since_applied or self.full_read \
                 or self.interrupted or self.source.commit is None:
             return False
-        kinds = [registry.kind(t.kind).provider_class() for t in selected.values()]
-        if not all(Capability.SETTLED_PLANS in k.capabilities for k in kinds):
+        offering = [name for name, t in selected.items()
+                    if Capability.SETTLED_PLANS in registry.kind(t.kind).provider_class().capabilities]
+        if not offering:
             return False
         # Every trail of their audit directories: _applied_resets reads them all.
         trails = sorted({f for t in selected.values() for f in trail_files(t.audit_dir)})
@@ -258,17 +262,20 @@ class Run:
                                              list(selected), self.today,
                                              self.apply_key.public if self.apply_key is not None else "", trails)
         self.settled_selection = settled.selection(self.inventory, list(selected))
-        kept = settled.recall(self.settled_selection, self.settled_inputs)
-        if kept is None:
+        # Waiting for the targets to open delays the YAML: only when one may remember the inputs.
+        maybe = [name for name in offering if registry.kind(selected[name].kind).provider_class().remembers(
+            selected[name].for_reading(), self.settled_inputs)]
+        if not maybe:
             return False
+        kept = settled.recall(self.settled_selection, self.settled_inputs)
         self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
         if self.unreachable:
             return False
-        found = [p.settled(self.settled_inputs) for p in self.providers.values()]
-        if any(f is None for f in found):
-            return False
-        at, written = min(f.at for f in found), frozenset().union(*(f.written for f in found))
+        self.held = {name: found for name in maybe if (found := self.providers[name].settled(self.settled_inputs))}
+        if kept is None or len(self.held) < len(selected):
+            return False  # each target that holds is planned from its memory (_plan_target), the others read
+        at, written = min(f.at for f in self.held.values()), frozenset().union(*(f.written for f in self.held.values()))
         if written:  # only some people's objects read otherwise: plan just them
             self.scope = self._settled_scope(at, written)
             self.settled_kept = kept if self.scope is not None else None
@@ -279,7 +286,8 @@ class Run:
     def _settled_scope(self, at: float, written: frozenset) -> incremental.Scope | None:
         """An incremental plan of the people whose objects the targets found written since the
         remembered plan (everyone else is proved unchanged), or None when one of them is not
-        declared where the plan found them (a normal plan judges that)."""
+        declared where the plan found them: the desired state is then loaded whole, and each
+        target plans those keys against it (request)."""
         index = settled.recall_index(self.settled_selection, self.settled_inputs)
         entries = index.entries(written) if index is not None else None
         if entries is None:
@@ -290,6 +298,19 @@ class Run:
                                                 "{people} read otherwise in the targets: only they are planned",
                                                 moment=moment,
                                                 people=lazy_n("{n} person", "{n} people", len(written))))
+
+    def _held_scope(self, scope):
+        """The scope, with each target planned from its memory (a Message of Messages)."""
+        for name, standing in self.held.items():
+            moment = Moment(dt.datetime.fromtimestamp(standing.at, dt.timezone.utc).isoformat())
+            if standing.written:
+                scope = lazy("{scope}; {target}: since its plan of {moment}, which found nothing to do, only {people} "
+                             "read otherwise: only they are planned there", scope=scope, target=name, moment=moment,
+                             people=lazy_n("{n} person", "{n} people", len(standing.written)))
+            else:
+                scope = lazy("{scope}; {target}: nothing it reads has changed since its plan of {moment}, which found "
+                             "nothing to do", scope=scope, target=name, moment=moment)
+        return scope
 
     def _applied_resets(self) -> None:
         """Tell each directory which password resets its trail (or Git's notes) says were
@@ -320,6 +341,10 @@ class Run:
         """What target `name` is asked to plan: the desired state, and for an incremental plan
         the employee keys that changed."""
         partial = self.scope is not None and not self.scope.full
+        if not partial and (standing := self.held.get(name)) is not None and standing.written:
+            # Its memory holds but for these people's objects: plan just them there.
+            return PlanRequest(self.state, self.today, standing.written, standing.written,
+                               self.applied_resets.get(name, frozenset()), self._repository(name))
         return PlanRequest(self.state, self.today, self.scope.employee_keys if partial else None,
                            self.scope.previous_keys if partial else frozenset(),
                            self.applied_resets.get(name, frozenset()), self._repository(name))
@@ -339,20 +364,33 @@ class Run:
             return Plan((), (), self.source.description, warnings, commit=self.source.sha,
                         tree=self.source.tree_id(), scope=scope)
         plan = self._plan()
-        # Remembered when nothing is to be done and no target said anything: the reminders that
-        # follow from the inputs alone are kept with it (run/settled.py).
-        if self.settled_inputs is not None and plan.empty and not plan.conflicts and not self.unreachable \
-                and self.scope is None and self.standing is not None \
-                and len(plan.warnings) == len(self.standing.reminders) + len(self.standing.reviewed) \
-                and settled.remember(self.settled_selection, self.settled_inputs, self.standing, self._index()):
-            for name, provider in self.providers.items():
-                provider.settle(self.planned[name], self.settled_inputs)
+        if self.settled_inputs is None or self.unreachable or self.scope is not None:
+            return plan
+        # Nothing to do and no target said anything: the plan is remembered whole, with the
+        # reminders that follow from the inputs alone (run/settled.py), to stand on next time.
+        if plan.empty and not plan.conflicts and self.standing is not None \
+                and len(plan.warnings) == len(self.standing.reminders) + len(self.standing.reviewed):
+            settled.remember(self.settled_selection, self.settled_inputs, self.standing, self._index())
+        # And each target whose own part found nothing and said nothing, whatever the others'
+        # parts hold: next time it is planned from its memory while the others are read.
+        for name, part in self.planned.items():
+            if not part.changes and not part.conflicts and not part.warnings and name not in self.held \
+                    and self.providers[name].offers(Capability.SETTLED_PLANS):
+                self.providers[name].settle(part, self.settled_inputs)
         return plan
 
     def _plan(self) -> Plan:
         changes, conflicts, warnings = [], [], []
         names = list(self.providers)
         planned = each_provider(names, self._plan_target, self.providers.get)
+        for i, name in enumerate(names):
+            if isinstance(planned[i], TargetPlan) and planned[i].needs_full_read and name in self.held \
+                    and (self.scope is None or self.scope.full):
+                # Its plan of some people touches what only a full read judges: that target
+                # alone is read in full, and its memory forgotten (it would only ask again).
+                del self.held[name]
+                self.providers[name].unsettle()
+                planned[i] = self._plan_target(name)
         for name, error in [(n, p) for n, p in zip(names, planned) if isinstance(p, ReconcilerError)]:
             # Reached, but its read failed (a mail server whose API is down): out of reach too.
             self.unreachable[name] = error
@@ -389,6 +427,8 @@ class Run:
         elif self.settled_kept is not None and self.scope is not None and not self.scope.full:
             standing = list(self.settled_kept.reminders)  # of everyone, kept with the settled plan
         scope = lazy("full") if self.scope is None else self.scope.describe()
+        if self.scope is None or self.scope.full:
+            scope = self._held_scope(scope)
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings + standing),
                     commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
         reviewed = review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
@@ -407,6 +447,8 @@ class Run:
     def _plan_target(self, name: str) -> TargetPlan | ReconcilerError:
         """One target's plan; when apply may go ahead without it, a read that fails is handed
         back (the target is then out of reach) instead of raised."""
+        if name in self.held and not self.held[name].written and (self.scope is None or self.scope.full):
+            return TargetPlan(name)  # nothing it reads has changed since its plan found nothing to do
         try:
             return self.providers[name].plan(self.request(name))
         except ReconcilerError as exc:

@@ -236,6 +236,13 @@ class ADProvider(Provider):
             return None
         return settled.holds(self.conn, self.target, inputs)
 
+    @classmethod
+    def remembers(cls, target: ADTarget, inputs: str) -> bool:
+        return target.delta_read_hours is not None and settled.remembered(target, inputs)
+
+    def unsettle(self) -> None:
+        settled.forget(self.target)
+
     def _in_scope(self, desired: dict[str, Computer], actual: dict[str, Computer], directory: DesiredDirectory
                   ) -> tuple[dict[str, Computer], dict[str, Computer]]:
         """Staged rollout: the computers of units not yet managed on this target are left out of

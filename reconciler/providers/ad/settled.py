@@ -195,6 +195,28 @@ def load(target: ADTarget, key: str, inputs: str) -> Settled | None:
         return None
 
 
+def remembered(target: ADTarget, inputs: str) -> bool:
+    """Whether a memory of `inputs` may exist, from the first bytes of its file (the inputs are
+    written near the start): a hint that a plan should ask `holds` before reading."""
+    path = path_of(target, snapshot.key_of(target))
+    try:
+        with open(path, "rb") as found:
+            return path is not None and f'"inputs":"{inputs}"'.encode() in found.read(1024)
+    except (OSError, TypeError):
+        return False
+
+
+def forget(target: ADTarget) -> None:
+    """Remove the memory and its detail (the snapshot stays)."""
+    for suffix in (".settled.json", DETAIL):
+        path = path_of(target, snapshot.key_of(target), suffix)
+        try:
+            if path is not None:
+                path.unlink(missing_ok=True)
+        except OSError:  # not ours to remove: it fails the trust rules when read anyway
+            pass
+
+
 def holds(conn: Connection, target: ADTarget, inputs: str) -> Standing | None:
     """When the plan that found nothing to do was made, and the keys of the accounts that read
     otherwise now (none: the memory is then brought forward to now), if nothing else it read
