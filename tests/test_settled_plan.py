@@ -174,7 +174,8 @@ def test_namesake_groups_are_what_account_names_depend_on(tmp_path):
     (root / "units.yaml").write_text(yaml.safe_dump({"units": UNITS}, allow_unicode=True), encoding="utf-8")
     (root / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": ENTITLEMENTS}, allow_unicode=True),
                                             encoding="utf-8")
-    people = [declared("SSM-000001"), declared("SSM-000002", curp=None, extension="425", account={"cn": "Ñúñez O'Brien, José (2)"}),
+    people = [declared("SSM-000001"),
+              declared("SSM-000002", curp=None, extension="425", account={"cn": "Ñúñez O'Brien, José (2)"}),
               declared("SSM-000003", curp=None, given_names="Otro", extension="426")]
     (root / "users" / "hg.yaml").write_text(yaml.safe_dump({"unit": "HG-CUERNAVACA", "people": people},
                                                            allow_unicode=True), encoding="utf-8")

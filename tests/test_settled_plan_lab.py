@@ -201,7 +201,8 @@ def test_a_key_another_account_carries_or_a_marker_gained_is_judged_by_a_full_pl
     drift_check(settled)
     marker = settled.conn.search(found["SSM-000002"], "(objectClass=*)", attributes=["adminDescription"]) and \
         settled.conn.response[0]["attributes"]["adminDescription"]
-    settled.conn.modify(twin, {"adminDescription": [(MODIFY_REPLACE, [marker if isinstance(marker, str) else marker[0]])],
+    marker = marker if isinstance(marker, str) else marker[0]
+    settled.conn.modify(twin, {"adminDescription": [(MODIFY_REPLACE, [marker])],
                                "employeeID": [(MODIFY_REPLACE, ["SSM-000001"])]})
     checked, scope = drift_check(settled)
     assert ONLY_THEY not in scope and checked == plan(settled, full=True)

@@ -293,11 +293,11 @@ class Run:
         if entries is None:
             return None
         moment = Moment(dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat())
-        return incremental.Scope(False, entries=entries, user_files=frozenset(entries), employee_keys=written, previous_keys=written,
-                                 described=lazy("full; since the plan of {moment}, which found nothing to do, only "
-                                                "{people} read otherwise in the targets: only they are planned",
-                                                moment=moment,
-                                                people=lazy_n("{n} person", "{n} people", len(written))))
+        described = lazy("full; since the plan of {moment}, which found nothing to do, only {people} read otherwise "
+                         "in the targets: only they are planned", moment=moment,
+                         people=lazy_n("{n} person", "{n} people", len(written)))
+        return incremental.Scope(False, entries=entries, user_files=frozenset(entries), employee_keys=written,
+                                 previous_keys=written, described=described)
 
     def _held_scope(self, scope):
         """The scope, with each target planned from its memory (a Message of Messages)."""
