@@ -4,7 +4,11 @@ A full `plan` that finds nothing to do on any target (no change, no conflict, no
 target; reminders that follow from the inputs alone are kept with it, below) is remembered by
 each target's provider; the next `plan` whose inputs are the same asks each
 provider whether anything it reads has changed, before loading the desired state.  Only when
-every target proves that nothing has does the run skip the desired state and the diff.
+every target proves that nothing has does the run skip the desired state and the diff; when
+they prove that only some people's objects changed, only those people are loaded and planned.
+In a plan of targets of which only some can prove it, each one whose own part found nothing
+is remembered on its own, and planned from its memory next time while the others are read
+(engine.Run._settled).
 
 The inputs are everything besides the targets that a plan's result depends on, as one digest:
 the commit (not only its tree: review judges history), the inventory file, the reconciler's
@@ -101,8 +105,8 @@ class Index:
 
 def remember(selection: str, inputs: str, kept: Kept, index: Index) -> bool:
     """Keep `kept` for the plan of `inputs`, and `index` beside it (a plan of some people loads
-    only their entries).  0600, atomically; False when a warning cannot be kept (then nothing is remembered, and
-    the next plan is a normal one)."""
+    only their entries).  0600, atomically; False when a warning cannot be kept (then nothing
+    is remembered, and the next plan is a normal one)."""
     path = _memory(selection)
     try:
         warnings = {"reminders": [_encode(w) for w in kept.reminders], "reviewed": [_encode(w) for w in kept.reviewed]}
