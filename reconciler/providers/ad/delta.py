@@ -9,18 +9,18 @@ this module does, from the snapshot of the last read (snapshot.py):
      first.  Another DC, a new invocationId (a restore), a USN behind the snapshot's, or a
      snapshot older than `delta_read_hours` since its full read: a full read.  The same USN:
      nothing was written anywhere in the domain, the snapshot is the directory.
-  2. any organizational unit or container changed since then (created, renamed, moved,
-     deleted): a full read, since they decide which accounts are in scope and moving one
-     moves the accounts below it without writing them.  Rare, and cheap to ask.
-  3. one search of every object written since then, deleted ones included (the Show Deleted
+  2. one search of every object written since then, deleted ones included (the Show Deleted
      and Show Recycled controls: a tombstone keeps its objectGUID).  Seeing deletions needs
      the bind account to list CN=Deleted Objects (AD lets only administrators by default; see
      the README); when it sees no tombstone at all there, the delta cannot be trusted and the
-     read is full, with a warning.  Of what it returns: a deleted object leaves the snapshot;
-     a user object that is a person in scope is taken as it is now, one moved out of scope
-     (or no longer a person) is dropped.
-  4. every group changed since then: adding or removing a member writes the group, not the
-     account (memberOf is computed from the groups' member lists).  For each group in the
+     read is full, with a warning.  Of what it returns: any organizational unit or container
+     (created, renamed, moved, deleted) means a full read, since they decide which accounts
+     are in scope and moving one moves the accounts below it without writing them; a deleted
+     object leaves the snapshot; a user object that is a person in scope is taken as it is
+     now, one moved out of scope (or no longer a person) is dropped.
+  3. every group changed since then (the same search returns them): adding or removing a
+     member writes the group, not the account (memberOf is computed from the groups' member
+     lists).  For each group in the
      groups OU, its whole member list is read (ldap3 asks for every range) and every
      account's memberOf is set from it.  A managed group renamed, moved or deleted, or one
      whose members cannot be read or vanished all at once: a full read.
@@ -50,9 +50,7 @@ from reconciler.providers.ad.target import ADTarget
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)
 SHOW_RECYCLED = ("1.2.840.113556.1.4.2064", True, None)  # with AD's Recycle Bin, a deleted object deleted again
 DELETED_OBJECTS = "<WKGUID=18e2ea80684f11d2b9aa00c04f79f805,{base}>"  # the well-known container, by its GUID
-# Containers as well as OUs: moving or renaming one moves every account below it without
-# writing them.  Groups as well as groupOfNames: either one's members carry it in memberOf.
-HOLDERS = "(|(objectClass=organizationalUnit)(objectClass=container))"
+# Groups as well as groupOfNames: either one's members carry it in memberOf.
 GROUPS = "(|(objectClass=group)(objectClass=groupOfNames))"
 _KEPT = frozenset(a.casefold() for a in KEPT_ATTRIBUTES)
 _CLASSIFIED_BY = ["objectCategory", "objectClass", "isDeleted"]
@@ -157,12 +155,15 @@ def bring_forward(conn: Connection, target: ADTarget, snap: Snapshot, now: Water
     if now.usn == snap.watermark.usn:
         return Snapshot(snap.key, now, snap.full_read_at, snap.entries, snap.groups)
     since = f"(uSNChanged>={snap.watermark.usn + 1})"
-    if any(True for _ in paged_search(conn, target.base_dn, f"(&{HOLDERS}{since})", ["1.1"], SUBTREE, None)):
-        raise FullReadNeeded(lazy("an organizational unit or container changed since the last read"))
     entries, groups = dict(snap.entries), dict(snap.groups)
     sees_deletions(conn, target)
+    written_groups = []
     for w in written_since(conn, target, since, KEPT_ATTRIBUTES):
-        if w.kind is Kind.DELETED:
+        if w.holder:  # created, renamed, moved or deleted
+            raise FullReadNeeded(lazy("an organizational unit or container changed since the last read"))
+        if w.kind is Kind.GROUP:
+            written_groups.append((w.guid, w.dn))
+        elif w.kind is Kind.DELETED:
             if w.guid in groups:
                 raise FullReadNeeded(lazy("the managed group {group} was deleted",
                                           group=dnlib.first_value(groups[w.guid])))
@@ -171,7 +172,7 @@ def bring_forward(conn: Connection, target: ADTarget, snap: Snapshot, now: Water
             entries[w.guid] = (w.dn, w.only(_KEPT))
         elif w.kind in (Kind.PERSON, Kind.COMPUTER, Kind.OTHER_USER):  # out of scope, or no longer a person
             entries.pop(w.guid, None)
-    _memberships(conn, target, since, entries, groups)
+    _memberships(conn, target, written_groups, entries, groups)
     return Snapshot(snap.key, now, snap.full_read_at, entries, groups)
 
 
@@ -250,11 +251,11 @@ def sees_deletions(conn, target: ADTarget) -> None:
                                   account=target.login[0]), warn=True)
 
 
-def _memberships(conn, target: ADTarget, since: str, entries: dict, groups: dict) -> None:
-    """Every account's memberOf, for each group in the groups OU that changed, from its members."""
+def _memberships(conn, target: ADTarget, written: list[tuple[str, str]], entries: dict, groups: dict) -> None:
+    """Every account's memberOf, for each group in the groups OU that changed (`written`:
+    objectGUID and DN of the groups written since), from its members."""
     changed: dict[tuple, set] = {}
-    for e in paged_search(conn, target.base_dn, f"(&{GROUPS}{since})", ["objectGUID"], SUBTREE, None):
-        guid, dn = _guid(e), e["dn"]
+    for guid, dn in written:
         if guid in groups and not dnlib.same(groups[guid], dn):
             raise FullReadNeeded(lazy("the managed group {group} was renamed or moved", group=groups[guid]))
         if dnlib.same(dnlib.parent(dn), target.groups_ou):
