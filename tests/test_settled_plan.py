@@ -141,6 +141,7 @@ def test_a_damaged_or_foreign_memory_of_reminders_is_never_used(tmp_path, monkey
     for damage in (lambda: path.write_bytes(good[:-5]),
                    lambda: path.write_text(json.dumps({**json.loads(good), "reminders": ["plain text"]})),
                    lambda: path.write_text(json.dumps({**json.loads(good), "reviewed": [{"id": 1}]})),
+                   lambda: path.write_text("[" * 100_000 + "]" * 100_000),  # nested past any depth it writes
                    lambda: os.chown(path, 65534, 65534),
                    lambda: path.chmod(0o666)):
         path.write_bytes(good)
@@ -219,3 +220,45 @@ def test_a_plan_asks_a_directory_only_when_it_may_remember_the_inputs_and_forget
     ad_settled.forget(target)
     assert not ADProvider.remembers(target, "inputs-1")
     assert ad_settled.load(target, snapshot.key_of(target), "inputs-1") is None
+
+
+def test_a_damaged_index_of_people_is_never_used(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    assert settled.remember(which, "inputs-1", settled.Kept((), ()), settled.Index({"A-1": "users/a.yaml"}, (("A-1",),)))
+    [path] = (tmp_path / "reconciler" / "plans").glob("*.keys.json")
+    good = json.loads(path.read_text(encoding="utf-8"))
+    assert settled.recall_index(which, "inputs-1") == settled.Index({"A-1": "users/a.yaml"}, (("A-1",),))
+    for damaged in ("[" * 100_000 + "]" * 100_000, json.dumps({**good, "namesakes": "ab"}),
+                    json.dumps({**good, "index": [["A-1", "users/a.yaml"]]}), json.dumps({**good, "index": {"A-1": 1}})):
+        path.write_text(damaged, encoding="utf-8")
+        assert settled.recall_index(which, "inputs-1") is None
+
+
+def test_a_pipe_in_place_of_a_directory_memory_never_holds_a_plan_up(tmp_path, monkeypatch):
+    """Asking whether a memory may exist reads through the cache's trust gate, and a pipe put
+    in its place is no regular file: the answer is no, at once."""
+    import os
+
+    from reconciler.providers.ad import settled as ad_settled
+    from reconciler.providers.ad.provider import ADProvider
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("RECONCILER_SCHEMA_CACHE", raising=False)
+    target = ADTarget.build("ad", {
+        "kind": "active_directory", "host": "dc.example", "base_dn": "DC=salud,DC=lab", "upn_suffix": "salud.lab",
+        "ous": {"people": "OU=Personal,DC=salud,DC=lab", "groups": "OU=Grupos,DC=salud,DC=lab",
+                "bajas": "OU=Bajas,DC=salud,DC=lab"},
+        "bind_dn": "svc@salud.lab", "bind_password": {"file": "/dev/null"}, "delta_read_hours": 24})
+    from reconciler.providers.ad import snapshot
+
+    path = ad_settled.path_of(target, snapshot.key_of(target))
+    path.parent.mkdir(parents=True, mode=0o700)
+    os.mkfifo(path, 0o600)
+    assert not ADProvider.remembers(target, "inputs-1")
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text('{"format":2,"key":"k","inputs":"inputs-1"}', encoding="utf-8")
+    assert not ADProvider.remembers(target, "inputs-1")  # a link is never followed

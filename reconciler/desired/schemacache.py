@@ -73,14 +73,14 @@ def _safe_folders(path: Path) -> bool:
     return True
 
 
-def read_trusted(path: Path) -> bytes | None:
+def read_trusted(path: Path, limit: int = -1) -> bytes | None:
     """The bytes of a cache entry that is ours alone (see _safe_folders), read from the very
-    file that was checked (no link followed, no swap between the check and the read); None
-    for any other."""
+    file that was checked (no link followed, no swap between the check and the read, never
+    waiting on a pipe put in its place); None for any other.  `limit`: its first bytes only."""
     try:
         if not _safe_folders(path):
             return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
@@ -89,11 +89,18 @@ def read_trusted(path: Path) -> bytes | None:
                 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
+            return f.read(limit)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def require_cached(condition) -> None:
+    """A check of what a cache file holds, which `python -O` keeps (an assert would go): the
+    caller catches the ValueError and treats the file as absent."""
+    if not condition:
+        raise ValueError("not an entry this code wrote")  # not for people: caught, read as absent
 
 
 def _key(document: dict, detailed: bool) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from reconciler.desired.schemacache import cache_dir, read_trusted, write_private
+from reconciler.desired.schemacache import cache_dir, read_trusted, require_cached, write_private
 from reconciler.i18n import Message
 from reconciler.run import Moment
 
@@ -138,8 +138,9 @@ def recall_index(selection: str, inputs: str) -> Index | None:
     raw = _read(path.with_suffix(".keys.json") if path is not None else None, inputs)
     try:
         files, groups = raw["index"], raw["namesakes"]
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
-        assert all(isinstance(k, str) for group in groups for k in group)
+        require_cached(isinstance(files, dict) and isinstance(groups, list))
+        require_cached(all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()))
+        require_cached(all(isinstance(g, list) and all(isinstance(k, str) for k in g) for g in groups))
         return Index(files, tuple(tuple(group) for group in groups))
     except Exception:  # noqa: BLE001 - none, another plan's or damaged: a normal plan
         return None
@@ -151,9 +152,9 @@ def _read(path: Path | None, inputs: str) -> dict | None:
         return None
     try:
         raw = json.loads(data)
-        return raw if isinstance(raw, dict) and raw.get("format") == FORMAT and raw.get("inputs") == inputs else None
-    except ValueError:
+    except (ValueError, RecursionError):  # damaged, or nested past any depth it writes
         return None
+    return raw if isinstance(raw, dict) and raw.get("format") == FORMAT and raw.get("inputs") == inputs else None
 
 
 def selection(inventory: Path, targets: list[str]) -> str:
@@ -184,7 +185,7 @@ def _decode(value, top: bool = False):
     if isinstance(value, dict):
         args = {str(k): _decode(v) for k, v in value["args"].items()}
         n = value["n"]
-        assert n is None or isinstance(n, int)
+        require_cached(n is None or isinstance(n, int))
         return Message(str(value["id"]), None if value["plural"] is None else str(value["plural"]), n, args)
-    assert not top and (value is None or isinstance(value, (str, int, float, bool)))
+    require_cached(not top and (value is None or isinstance(value, (str, int, float, bool))))
     return value

@@ -45,12 +45,12 @@ from pathlib import Path
 from ldap3 import Connection
 
 from reconciler import dn as dnlib
-from reconciler.desired.schemacache import read_trusted, write_private
+from reconciler.desired.schemacache import read_trusted, require_cached, write_private
 from reconciler.errors import ReconcilerError
 from reconciler.providers.ad import delta, snapshot
 from reconciler.providers.ad.delta import Kind, Written
-from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _distinct_roots, _one, read_groups, read_ous
-from reconciler.providers.ad.records import MARKER
+from reconciler.providers.ad.read import KEPT_ATTRIBUTES, _distinct_roots, _is_managed, _one, read_groups, \
+    read_ous
 from reconciler.providers.ad.snapshot import Snapshot, Watermark
 from reconciler.providers.ad.computers import READ as COMPUTER_READ
 from reconciler.providers.ad.target import ADTarget
@@ -156,7 +156,7 @@ def load_detail(target: ADTarget, settled: Settled) -> Detail | None:
         return None
     try:
         raw = json.loads(data)
-        assert raw["format"] == FORMAT and raw["nonce"] == settled.nonce
+        require_cached(raw["format"] == FORMAT and raw["nonce"] == settled.nonce)
         accounts = {str(g): (str(k), str(dn), m is True) for g, (k, dn, m) in raw["accounts"].items()}
         groups = {str(g): (str(dn), frozenset(map(str, found))) for g, (dn, found) in raw["groups"].items()}
         return Detail(accounts, groups)
@@ -183,9 +183,9 @@ def load(target: ADTarget, key: str, inputs: str) -> Settled | None:
         return None
     try:
         raw = json.loads(data)
-        assert raw["format"] == FORMAT and raw["key"] == key and raw["inputs"] == inputs
+        require_cached(raw["format"] == FORMAT and raw["key"] == key and raw["inputs"] == inputs)
         accounts, computers = raw["accounts"], raw["computers"]
-        assert all(isinstance(v, str) for d in (accounts, computers) for v in d.values())
+        require_cached(all(isinstance(v, str) for d in (accounts, computers) for v in d.values()))
         return Settled(key, inputs, Watermark(str(raw["server"]), str(raw["invocation"]), int(raw["usn"])),
                        float(raw["full_read_at"]), float(raw["planned_at"]), accounts, computers,
                        frozenset(map(str, raw["groups"])), tuple(map(str, raw["ous"])),
@@ -199,11 +199,8 @@ def remembered(target: ADTarget, inputs: str) -> bool:
     """Whether a memory of `inputs` may exist, from the first bytes of its file (the inputs are
     written near the start): a hint that a plan should ask `holds` before reading."""
     path = path_of(target, snapshot.key_of(target))
-    try:
-        with open(path, "rb") as found:
-            return path is not None and f'"inputs":"{inputs}"'.encode() in found.read(1024)
-    except (OSError, TypeError):
-        return False
+    start = read_trusted(path, limit=1024) if path is not None else None
+    return start is not None and f'"inputs":"{inputs}"'.encode() in start
 
 
 def forget(target: ADTarget) -> None:
@@ -368,5 +365,4 @@ def _adoptable(dn: str, attrs: dict, target: ADTarget, adopting: frozenset[str])
 
 
 def _marked(attrs: dict) -> bool:
-    """Carries the reconciler's marker (read._is_managed)."""
-    return str(_one(attrs, "adminDescription") or "").startswith(MARKER)
+    return _is_managed({"attributes": attrs})
