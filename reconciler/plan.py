@@ -10,7 +10,7 @@ import enum
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -139,6 +139,7 @@ class Plan:
     commit: str | None = None  # the commit it was made from; None for a working-tree preview
     tree: str = ""  # identity of the desired_state/ content (Git tree id)
     scope: str = "full"  # "full", or "incremental since <commit>"
+    targets: tuple[str, ...] = ()  # the targets planned, changes or not
 
     @cached_property  # a plan never changes; computing it means serialising every change
     def fingerprint(self) -> str:
@@ -149,6 +150,19 @@ class Plan:
                     "conflicts": [c.to_dict() for c in self.conflicts]}
         text = json.dumps(document, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+    def part(self, targets) -> "Plan":
+        """The plan of some of its targets: what an apply of just those (one shard) makes, and
+        so the fingerprint that pins it."""
+        chosen = set(targets)
+        return replace(self, changes=tuple(c for c in self.changes if c.target in chosen),
+                       conflicts=tuple(c for c in self.conflicts if c.target in chosen),
+                       targets=tuple(t for t in self.targets if t in chosen))
+
+    @cached_property
+    def target_fingerprints(self) -> dict[str, str]:
+        """Each target's fingerprint: what a shard's apply is pinned to (run/shards.py)."""
+        return {target: self.part({target}).fingerprint for target in self.targets}
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.movement for c in self.changes)
@@ -173,7 +187,7 @@ class Plan:
     def to_dict(self) -> dict:
         return {
             "format_version": 2, "source": self.source, "commit": self.commit, "scope": self.scope,
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.fingerprint, "target_fingerprints": self.target_fingerprints,
             "summary": {**self.summary(), "conflicts": len(self.conflicts)},
             "changes": [c.to_dict() for c in self.changes],
             "conflicts": [c.to_dict() for c in self.conflicts], "warnings": [source(w) for w in self.warnings],

@@ -34,6 +34,8 @@ COMMANDS = {
     "import": "reconciler.cli.importer:import_directory",
     "pending": "reconciler.cli.pending:pending",
     "offboarding": "reconciler.cli.offboarding:offboarding",
+    "shards": "reconciler.cli.shards:list_shards",
+    "push": "reconciler.cli.shards:push",
 }
 
 
@@ -78,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     def targeted(name: str, help_text: str) -> argparse.ArgumentParser:
         sp = with_inventory(sub.add_parser(name, help=help_text))
         sp.add_argument("--target", action="append", default=[], help=_("only this target (repeatable)"))
+        sp.add_argument("--shard", metavar="NAME", help=_("only the targets of this shard (`reconciler shards` lists "
+                                                          "them)"))
         sp.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
                         help=_("read the desired state from this commit (default: $RECONCILER_REF or main)"))
         sp.add_argument("--since-applied", action="store_true",
@@ -104,8 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                               "(bringing a whole directory under management)"))
     apply.add_argument("--strict", action="store_true",
                        help=_("refuse the whole run if any change lacks a valid approval (default: skip those)"))
-    apply.add_argument("--expect-fingerprint", metavar="F",
-                       help=_("refuse unless the plan made now has this fingerprint (the one approved)"))
+    apply.add_argument("--expect-fingerprint", metavar="F", action="append", default=[],
+                       help=_("refuse unless the plan made now has this fingerprint (the one approved); or, "
+                              "repeated, TARGET=F for each target of a shard"))
     apply.add_argument("--protected-branch", metavar="BRANCH",
                        default=os.environ.get("RECONCILER_PROTECTED_BRANCH", DEFAULT_REF),
                        help=_("apply only commits that landed on this branch (or origin/BRANCH), never going back "
@@ -219,6 +224,14 @@ def _parser() -> argparse.ArgumentParser:
     attest.add_argument("--name", required=True, help=_("the bot's name in inventory/approvers.yaml"))
     attest.add_argument("--remote", default="origin", help=_("where pull request heads are fetched from"))
     attest.add_argument("--push", metavar="REMOTE", help=_("push the approvals ref to REMOTE afterwards"))
+    shards_cmd = with_inventory(sub.add_parser("shards", help=_("the inventory's targets as shards: the jobs an "
+                                                                "apply can be split into")))
+    shards_cmd.add_argument("--output", choices=["text", "json"], default="text")
+    push = with_inventory(sub.add_parser("push", help=_("push what apply left (envelopes, work orders, applied refs, "
+                                                        "audit notes) to a remote, merging the notes other jobs "
+                                                        "pushed meanwhile")))
+    push.add_argument("remote", nargs="?", default="origin", help=_("the remote (default: origin)"))
+    push.add_argument("--shard", metavar="NAME", help=_("only what this shard's apply wrote"))
     credentials = sub.add_parser("credentials", help=_("the sealed envelopes of new passwords and line secrets"))
     credentials_sub = credentials.add_subparsers(dest="credentials_command", required=True, metavar="SUBCOMMAND")
     open_cmd = credentials_sub.add_parser("open", help=_("print the secrets of a request sealed to your key, and "

@@ -35,10 +35,21 @@ def _inventory(args, source):
     return approved_inventory(source, args.inventory)
 
 
+def _targets(args, inventory) -> tuple[str, ...]:
+    """--target, or the targets of --shard in the inventory the run uses."""
+    if not getattr(args, "shard", None):
+        return tuple(args.target)
+    if args.target:
+        raise ReconcilerError(_("--shard and --target choose targets each: give one of them"))
+    from reconciler.run.shards import shard
+
+    return shard(load_inventory(inventory), args.shard).targets
+
+
 def plan(args, out: Console, err: Console) -> int:
     source = source_of(args)
     with _inventory(args, source) as (inventory, note):
-        with Run(source, inventory, tuple(args.target), since_applied=args.since_applied,
+        with Run(source, inventory, _targets(args, inventory), since_applied=args.since_applied,
                  proposal_base=args.proposal, full_read=args.full_read, settle=True) as run:
             plan = run.plan()
     if note:
@@ -155,7 +166,7 @@ def _report(report: ApplyReport, out: Console, stopped: bool = False, bajas=()) 
 def apply(args, out: Console, err: Console) -> int:
     source = at_ref(args.repo, args.ref)
     with _inventory(args, source) as (inventory, note), Run(
-            source, inventory, tuple(args.target), since_applied=args.since_applied, lock=True,
+            source, inventory, _targets(args, inventory), since_applied=args.since_applied, lock=True,
             full_read=args.full_read,
             protected_branch=args.protected_branch, revoke_when_unreachable=True) as run:
         plan = run.plan()
@@ -211,7 +222,8 @@ def apply(args, out: Console, err: Console) -> int:
 
 
 def probe(args, out: Console, err: Console) -> int:
-    only = args.target or sorted(network_devices(load_inventory(args.inventory)))  # no need to reach the rest
+    # Only the devices: the rest need not be reached.
+    only = list(_targets(args, args.inventory)) or sorted(network_devices(load_inventory(args.inventory)))
     if not only:
         out.print(escape(_("No firewall or router in {inventory}: nothing to probe.", inventory=args.inventory)))
         return EXIT_OK

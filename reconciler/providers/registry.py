@@ -23,6 +23,9 @@ class Kind:
     provider: str  # "module:Class" of the Provider
     budgeted: frozenset[str] = frozenset()  # change kinds whose bajas count against max_bajas
     serves: frozenset[str] = frozenset()  # what desired state it holds, for validation: "mailboxes", "rules"
+    # Each target of it shares nothing with any other target (no envelope, no apply order): an
+    # apply can run it in a job of its own (run/shards.py).  Its provider is `parallel`.
+    alone: bool = False
 
     def target_class(self) -> type:
         return _load(self.target)
@@ -50,10 +53,10 @@ KINDS: list[Kind] = [
          budgeted=frozenset({"sip-line"})),
     # security rules on an nftables firewall over SSH
     Kind("nftables", "reconciler.providers.nftables.target:NftablesTarget",
-         "reconciler.providers.nftables.provider:NftablesProvider", serves=frozenset({"rules"})),
+         "reconciler.providers.nftables.provider:NftablesProvider", serves=frozenset({"rules"}), alone=True),
     # security rules as an ACL on a Cisco IOS router
     Kind("cisco_ios", "reconciler.providers.cisco_ios.target:CiscoTarget",
-         "reconciler.providers.cisco_ios.provider:CiscoProvider", serves=frozenset({"rules"})),
+         "reconciler.providers.cisco_ios.provider:CiscoProvider", serves=frozenset({"rules"}), alone=True),
     # systems with no API: work orders for their operators, pending until confirmed
     Kind("manual", "reconciler.providers.manual.target:ManualTarget",
          "reconciler.providers.manual.provider:ManualProvider", budgeted=frozenset({"work-order"})),

@@ -143,7 +143,10 @@ def _md_solicitud(change: Change) -> str:
 
 
 def plan_markdown(plan: Plan) -> str:
-    out = [f"<!-- reconciler-fingerprint: {plan.fingerprint} -->", _("### Reconciler plan"), "",
+    # Each target's fingerprint too: a pipeline that applies in shards pins each shard's part.
+    out = [f"<!-- reconciler-fingerprint: {plan.fingerprint} -->",
+           *[f"<!-- reconciler-fingerprint {target}: {fingerprint} -->"
+             for target, fingerprint in plan.target_fingerprints.items()], _("### Reconciler plan"), "",
            f"**{plan.summary_line()}**", "", _("Desired state: {source}", source=_md(shown(plan.source))) + "  ",
            _("Scope: {scope}", scope=_md(shown(plan.scope))) + "  ",
            _("Fingerprint: `{fingerprint}` (apply with `--expect-fingerprint {fingerprint}` to refuse if the "

@@ -8,6 +8,7 @@ import datetime as dt
 import gc
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -362,7 +363,7 @@ class Run:
                          moment=moment)
             warnings = self.settled_kept.reminders + self.settled_kept.reviewed
             return Plan((), (), self.source.description, warnings, commit=self.source.sha,
-                        tree=self.source.tree_id(), scope=scope)
+                        tree=self.source.tree_id(), scope=scope, targets=tuple(self.providers))
         plan = self._plan()
         if self.settled_inputs is None or self.unreachable or self.scope is not None:
             return plan
@@ -430,7 +431,7 @@ class Run:
         if self.scope is None or self.scope.full:
             scope = self._held_scope(scope)
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings + standing),
-                    commit=self.source.sha, tree=self.source.tree_id(), scope=scope)
+                    commit=self.source.sha, tree=self.source.tree_id(), scope=scope, targets=tuple(names))
         reviewed = review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
         # Review's own warnings follow from the commit and the applied refs: inputs too.
         self.standing = settled.Kept(tuple(standing), reviewed.warnings[len(plan.warnings):])
@@ -504,7 +505,7 @@ class Run:
                                    adoptions, target=target.name, max_bajas=target.max_bajas))
         return warnings
 
-    def _check(self, plan: Plan, allow_mass_baja: bool, strict: bool, expect_fingerprint: str | None,
+    def _check(self, plan: Plan, allow_mass_baja: bool, strict: bool, expect_fingerprint: Sequence[str] | str | None,
                allow_mass_adoption: bool = False) -> None:
         """Everything that refuses the whole run, checked before the first change."""
         if self.source.commit is None:
@@ -566,12 +567,33 @@ class Run:
         check_forward(self.source, self.protected_branch, applied)
 
     @staticmethod
-    def check_fingerprint(plan: Plan, expected: str | None) -> None:
-        if expected and expected != plan.fingerprint:
-            raise PlanMoved(_("refusing to apply: the plan now has fingerprint {fingerprint}, not the approved "
-                              "{expected}. The live state or the desired state moved since that plan "
-                              "was reviewed; nothing was changed. Review the new plan.",
-                              fingerprint=plan.fingerprint, expected=expected))
+    def check_fingerprint(plan: Plan, expected: Sequence[str] | str | None) -> None:
+        """--expect-fingerprint: the whole plan's fingerprint, or one `TARGET=FINGERPRINT` for
+        each target of a shard's apply (the reviewed plan lists each target's)."""
+        pins = [expected] if isinstance(expected, str) else list(expected or ())
+        whole = [p for p in pins if "=" not in p]
+        by_target = dict(p.split("=", 1) for p in pins if "=" in p)
+        if whole and by_target:
+            raise ReconcilerError(_("--expect-fingerprint takes the whole plan's fingerprint or one TARGET=FINGERPRINT "
+                                    "per target, not both"))
+        for fingerprint in whole:
+            if fingerprint != plan.fingerprint:
+                raise PlanMoved(_("refusing to apply: the plan now has fingerprint {fingerprint}, not the approved "
+                                  "{expected}. The live state or the desired state moved since that plan "
+                                  "was reviewed; nothing was changed. Review the new plan.",
+                                  fingerprint=plan.fingerprint, expected=fingerprint))
+        if not by_target:
+            return
+        if unpinned := [t for t in plan.targets if t not in by_target]:
+            raise PlanMoved(_("refusing to apply: no approved fingerprint was given for target {targets}; nothing was "
+                              "changed", targets=", ".join(unpinned)))
+        for target, fingerprint in by_target.items():
+            now = plan.part({target}).fingerprint
+            if fingerprint != now:
+                raise PlanMoved(_("refusing to apply: target {target}'s part of the plan now has fingerprint "
+                                  "{fingerprint}, not the approved {expected}. The live state or the desired state "
+                                  "moved since that plan was reviewed; nothing was changed. Review the new plan.",
+                                  target=target, fingerprint=now, expected=fingerprint))
 
     def _check_delivery(self) -> None:
         """Before anything is applied: the inventory says how secrets reach their owners, and
@@ -595,7 +617,8 @@ class Run:
                                         "them, or for \"*\"", units=", ".join(missing)))
 
     def apply(self, plan: Plan, allow_mass_baja: bool = False, strict: bool = False,
-              expect_fingerprint: str | None = None, progress=None, allow_mass_adoption: bool = False) -> ApplyReport:
+              expect_fingerprint: Sequence[str] | str | None = None, progress=None,
+              allow_mass_adoption: bool = False) -> ApplyReport:
         """Apply the approved changes of `plan` across targets, each under its lock and with
         its audit trail; `progress(target, total)` returns an advance(n) callable.
 

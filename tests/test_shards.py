@@ -1,0 +1,239 @@
+"""An apply split into shards (issue 18, item 6): which targets go together, the fingerprint that
+pins each shard's part of the reviewed plan, and the audit notes shards push at once to one
+real bare Git remote (no forge involved: a remote on disk is the real thing)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import git
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import run_cli
+
+from reconciler.audit import trail
+from reconciler.audit.publish import NOTES, batches, merge_notes, merged_note, publish, push_notes
+from reconciler.audit.seal import SEAL_TAG, ApplyKey
+from reconciler.config.inventory import load_inventory
+from reconciler.errors import ReconcilerError
+from reconciler.plan import AttributeChange, Change, Conflict, Movement, Plan
+from reconciler.providers import registry
+from reconciler.run.engine import PlanMoved, Run
+from reconciler.run.shards import shard, shards
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / "inventory" / "lab.yaml"
+
+
+# -- which targets go together ----------------------------------------------------------------
+
+def test_targets_that_serve_people_are_one_shard_and_each_device_is_its_own():
+    found = shards(load_inventory(LAB))
+    assert [s.to_dict() for s in found] == [
+        {"name": "ad-lab", "targets": ["ad-lab", "mail-lab", "phone-lab", "siempre-lab", "sintesis-lab"]},
+        {"name": "fw-lab", "targets": ["fw-lab"]}]
+    assert shard(load_inventory(LAB), "fw-lab").targets == ("fw-lab",)
+    with pytest.raises(ReconcilerError, match="ad-lab, fw-lab"):
+        shard(load_inventory(LAB), "mail-lab")  # a target of a shard is not a shard
+
+
+def test_a_kind_applies_alone_exactly_when_its_provider_runs_its_targets_in_parallel():
+    for kind in registry.KINDS:
+        assert kind.alone == kind.provider_class().parallel, kind.name
+
+
+def test_shards_command_prints_the_matrix_a_pipeline_runs():
+    code, out, err = run_cli("shards", "--inventory", str(LAB), "--output", "json")
+    assert code == 0, err
+    assert [s["name"] for s in json.loads(out)] == ["ad-lab", "fw-lab"]
+    code, _out, err = run_cli("--repo", str(ROOT), "plan", "--working-tree", "--inventory", str(LAB),
+                              "--shard", "fw-lab", "--target", "ad-lab")
+    assert code == 1 and "--shard" in err
+
+
+# -- the fingerprint of a shard's part --------------------------------------------------------
+
+def _change(target: str, key: str, after: str) -> Change:
+    return Change(Movement.MODIFICACION, target, "account", key, f"CN={key}",
+                  (AttributeChange("title", "antes", after),))
+
+
+PLAN = Plan((_change("ad-lab", "E1", "Médica"), _change("mail-lab", "E1", "x"), _change("fw-lab", "r1", "y")),
+            (Conflict("fw-lab", "r2", "regla", "hecha a mano"),), tree="t", targets=("ad-lab", "mail-lab", "fw-lab"))
+
+
+def test_each_targets_fingerprint_is_the_fingerprint_of_its_part_alone():
+    assert PLAN.target_fingerprints["fw-lab"] == PLAN.part({"fw-lab"}).fingerprint
+    assert PLAN.part({"fw-lab"}).conflicts == PLAN.conflicts
+    assert PLAN.part({"ad-lab"}).changes == PLAN.changes[:1] and not PLAN.part({"ad-lab"}).conflicts
+    assert len(set(PLAN.target_fingerprints.values())) == 3
+    moved = Plan(PLAN.changes[:2] + (_change("fw-lab", "r1", "z"),), PLAN.conflicts, tree="t", targets=PLAN.targets)
+    assert moved.target_fingerprints["ad-lab"] == PLAN.target_fingerprints["ad-lab"]
+    assert moved.target_fingerprints["fw-lab"] != PLAN.target_fingerprints["fw-lab"]
+    assert json.loads(json.dumps(PLAN.to_dict()))["target_fingerprints"] == PLAN.target_fingerprints
+
+
+def test_a_shards_apply_is_pinned_to_each_of_its_targets_fingerprints():
+    shard_plan = PLAN.part({"ad-lab", "mail-lab"})  # what apply --shard ad-lab plans now
+    pins = [f"{t}={PLAN.target_fingerprints[t]}" for t in ("ad-lab", "mail-lab")]
+    Run.check_fingerprint(shard_plan, pins)
+    with pytest.raises(PlanMoved, match="mail-lab"):  # a target of the shard with no pin
+        Run.check_fingerprint(shard_plan, pins[:1])
+    moved = Plan(shard_plan.changes[:1] + (_change("mail-lab", "E1", "otro"),), tree="t", targets=shard_plan.targets)
+    with pytest.raises(PlanMoved, match="target mail-lab's part"):
+        Run.check_fingerprint(moved, pins)
+    with pytest.raises(PlanMoved, match="ad-lab's part"):  # a pin of a target the shard's plan lacks
+        Run.check_fingerprint(PLAN.part({"mail-lab"}), pins)
+    with pytest.raises(ReconcilerError, match="not both"):
+        Run.check_fingerprint(shard_plan, pins + [PLAN.fingerprint])
+    Run.check_fingerprint(PLAN, [PLAN.fingerprint])  # the whole plan's, as before
+    with pytest.raises(PlanMoved):
+        Run.check_fingerprint(shard_plan, [PLAN.fingerprint])
+
+
+def test_the_markdown_plan_carries_every_targets_fingerprint_for_the_pipeline():
+    from reconciler.render.plan import plan_markdown
+
+    text = plan_markdown(PLAN)
+    for target, fingerprint in PLAN.target_fingerprints.items():
+        assert f"<!-- reconciler-fingerprint {target}: {fingerprint} -->" in text
+    assert text.count("reconciler-fingerprint: ") == 1  # the whole plan's line is found as before
+
+
+# -- audit notes merged batch by batch --------------------------------------------------------
+
+batch = st.lists(st.text("abcxyz{}\":", min_size=1, max_size=8), min_size=1, max_size=3).map(
+    lambda lines: "\n".join(lines))
+sealed_batch = st.tuples(batch, st.booleans()).map(lambda b: b[0] + (f"\n{SEAL_TAG} s" if b[1] else ""))
+runs = st.lists(sealed_batch, max_size=4, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(runs, runs, runs)
+def test_merging_two_notes_keeps_the_remotes_then_adds_every_batch_of_ours_once(base, mine, theirs):
+    mine = [b for b in mine if b not in base]
+    theirs = [b for b in theirs if b not in base and b not in mine]
+    ours_text = "\n\n".join(base + mine) + "\n"
+    theirs_text = "\n\n".join(base + theirs) + "\n"
+    merged = merged_note(ours_text, theirs_text)
+    assert batches(merged) == base + theirs + mine
+    assert merged_note(merged, merged) == merged
+    assert batches(merged_note(merged, ours_text)) == base + mine + theirs
+
+
+def test_a_note_with_runs_appended_by_git_splits_into_its_batches():
+    text = 'a\nb\n' + SEAL_TAG + ' s1\n\nc\n\nd\n' + SEAL_TAG + ' s2\n'
+    assert batches(text) == ["a\nb\n" + SEAL_TAG + " s1", "c", "d\n" + SEAL_TAG + " s2"]
+
+
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def remote(tmp_path) -> tuple[Path, str]:
+    """A bare remote holding one merge commit of main, which every shard applied."""
+    origin = tmp_path / "origin.git"
+    _git("init", "--bare", "-q", "-b", "main", str(origin), cwd=tmp_path)
+    seed = tmp_path / "seed"
+    _git("clone", "-q", str(origin), str(seed), cwd=tmp_path)
+    (seed / "README").write_text("desired state\n", encoding="utf-8")
+    _git("add", "README", cwd=seed)
+    _git("-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-m", "merge", cwd=seed)
+    _git("push", "-q", "origin", "main", cwd=seed)
+    return origin, _git("rev-parse", "HEAD", cwd=seed)
+
+
+def _shard_clone(tmp_path: Path, origin: Path, name: str) -> git.Repo:
+    path = tmp_path / name
+    _git("clone", "-q", str(origin), str(path), cwd=tmp_path)
+    _git("fetch", "-q", "origin", "+refs/notes/*:refs/notes/*", cwd=path)
+    return git.Repo(path)
+
+
+def _records(target: str, n: int) -> list[dict]:
+    return [{"kind": "change", "target": target, "seq": i, "key": f"E{i}", "status": "applied"} for i in range(n)]
+
+
+def test_two_shards_notes_on_one_commit_both_reach_the_remote_sealed(tmp_path, remote):
+    origin, commit = remote
+    key = ApplyKey.from_env()
+    first, second = (_shard_clone(tmp_path, origin, n) for n in ("ad", "fw"))
+    trail.attach_note(first, commit, _records("ad-lab", 3), key)
+    trail.attach_note(second, commit, _records("fw-lab", 2), key)
+    assert push_notes(first, "origin") == 0
+    assert push_notes(second, "origin") == 1  # the remote moved: merged once, then pushed
+    auditor = _shard_clone(tmp_path, origin, "auditor")
+    noted = trail.noted_batches(auditor, key)
+    assert sorted((r["target"], r["seq"]) for _c, r, ok in noted if ok) == \
+        sorted([("ad-lab", i) for i in range(3)] + [("fw-lab", i) for i in range(2)])
+    assert all(ok for _c, _r, ok in noted)  # every seal still verifies: no batch was reordered inside
+    # The remote's history keeps both jobs' notes commits: nothing was forced.
+    tip = _git("rev-parse", NOTES, cwd=Path(auditor.working_dir))
+    assert len(_git("rev-list", "--parents", "-n", "1", tip, cwd=Path(auditor.working_dir)).split()) == 3
+    # A later run of the first shard builds on the merge: a plain push again.
+    _git("fetch", "-q", "origin", f"+{NOTES}:{NOTES}", cwd=Path(first.working_dir))
+    trail.attach_note(first, commit, _records("ad-lab", 4)[3:], key)
+    assert push_notes(first, "origin") == 0
+
+
+def test_notes_merge_is_a_fast_forward_when_one_side_is_behind(tmp_path, remote):
+    origin, commit = remote
+    repo = _shard_clone(tmp_path, origin, "a")
+    trail.attach_note(repo, commit, _records("ad-lab", 1), None)
+    tip = _git("rev-parse", NOTES, cwd=Path(repo.working_dir))
+    _git("update-ref", "refs/notes/reconciler-remote", tip, cwd=Path(repo.working_dir))
+    trail.attach_note(repo, commit, _records("ad-lab", 2)[1:], None)
+    assert merge_notes(repo, "refs/notes/reconciler-remote") is False  # theirs is behind: nothing to do
+    assert len(trail.read_notes(repo)) == 2
+
+
+def test_many_shards_pushing_at_once_all_land_and_none_is_lost(tmp_path, remote):
+    origin, commit = remote
+    names = [f"fw-{i}" for i in range(6)]
+    clones = {n: _shard_clone(tmp_path, origin, n) for n in names}
+    for n, repo in clones.items():
+        trail.attach_note(repo, commit, _records(n, 2), ApplyKey.from_env())
+    script = ("import sys, git; from reconciler.audit.publish import push_notes; "
+              "print(push_notes(git.Repo(sys.argv[1]), 'origin'))")
+    with ThreadPoolExecutor(len(names)) as pool:  # separate processes, as separate runners are
+        done = list(pool.map(lambda n: subprocess.run([sys.executable, "-c", script, str(tmp_path / n)],
+                                                      capture_output=True, text=True), names))
+    assert all(d.returncode == 0 for d in done), [d.stderr for d in done]
+    auditor = _shard_clone(tmp_path, origin, "auditor")
+    noted = trail.noted_batches(auditor, ApplyKey.from_env())
+    landed = sorted((r["target"], r["seq"]) for _c, r, ok in noted if ok)
+    assert landed == sorted((n, i) for n in names for i in range(2))
+    assert len(noted) == 12
+
+
+def test_a_shard_pushes_its_own_refs_never_another_shards_or_the_envelopes(tmp_path, remote):
+    origin, commit = remote
+    repo = _shard_clone(tmp_path, origin, "fw")
+    work = Path(repo.working_dir)
+    for ref in ("refs/reconciler/applied/fw-lab", "refs/reconciler/applied/ad-lab",
+                "refs/reconciler/work-orders/siempre-lab/F-1", "refs/reconciler/envelopes/E1/abc"):
+        _git("update-ref", ref, commit, cwd=work)
+    trail.attach_note(repo, commit, _records("fw-lab", 1), None)
+    done = publish(repo, "origin", ["fw-lab"], envelopes=False)
+    assert done.refs == ["refs/reconciler/applied/fw-lab"] and done.envelopes == 0 and done.notes
+    pushed = _git("ls-remote", str(origin), "refs/*", cwd=tmp_path)
+    assert "refs/reconciler/applied/fw-lab" in pushed and NOTES in pushed
+    assert "ad-lab" not in pushed and "envelopes" not in pushed and "work-orders" not in pushed
+    everything = publish(repo, "origin", None, envelopes=True)  # unsharded: everything, as one job did
+    assert everything.envelopes == 1 and len(everything.refs) == 3
+
+
+def test_a_push_that_cannot_reach_the_remote_names_no_secret_in_its_url(tmp_path, remote):
+    _origin, commit = remote
+    repo = _shard_clone(tmp_path, remote[0], "x")
+    trail.attach_note(repo, commit, _records("fw-lab", 1), None)
+    repo.git.remote("add", "forge", "https://oauth2:s3cr3t-token@127.0.0.1:9/x.git")
+    with pytest.raises(ReconcilerError) as caught:
+        publish(repo, "forge", ["fw-lab"], envelopes=False)
+    assert "s3cr3t-token" not in str(caught.value)
