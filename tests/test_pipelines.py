@@ -12,6 +12,7 @@ it was given, the way GitHub's and GitLab's APIs would.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -64,7 +65,12 @@ def test_github_pipeline_runs_validate_and_plan_on_pull_requests_apply_on_main_a
     assert "pull_request" in jobs["plan"]["if"] and "push" in jobs["apply"]["if"] and "schedule" in jobs["drift"]["if"]
     runs = {job: " ".join(s.get("run", "") for s in spec["steps"]) for job, spec in jobs.items()}
     assert "reconciler validate" in runs["plan"] and "--output markdown" in runs["plan"]
-    assert "apply --ref" in runs["apply"] and "--expect-fingerprint" in runs["apply"]
+    assert "apply --ref" in runs["apply"] and "--approved-plan" in runs["apply"] and "--shard" in runs["apply"]
+    # One apply job per shard the shards job lists, each its own concurrency group.
+    assert jobs["apply"]["needs"] == "shards" and "reconciler --no-color shards --output json" in runs["shards"]
+    assert jobs["apply"]["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.shards.outputs.shards) }}"
+    assert jobs["apply"]["concurrency"]["group"] == "reconciler-apply-${{ matrix.shard.name }}"
+    assert "reconciler attest" in runs["shards"] and "reconciler attest" not in runs["apply"]  # once per push
     assert "--since-applied" not in runs["drift"]  # the nightly plan is a full one
 
 
@@ -172,6 +178,7 @@ class Forge:
         self.log, self.posted, self.pr = tmp / "forge.log", tmp / "posted.md", tmp / "pr-number"
         self.pr.write_text("1")
         self.ci_env, self.ci_path = tmp / "github-env", tmp / "github-path"
+        self.outputs = tmp / "github-output"
 
     def env(self, **extra: str) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_"))}
@@ -190,11 +197,17 @@ class Forge:
     def push(self, *refs: str) -> None:
         self.sandbox.repo.git.git.push("origin", *refs)
 
-    def run_github_job(self, job: str, **extra: str) -> list[tuple[str, int, str]]:
+    def run_github_job(self, job: str, context: dict | None = None, **extra: str) -> list[tuple[str, int, str]]:
         """Run the job's steps like the runner: bash -eo pipefail, $GITHUB_ENV carried over,
-        a failed step stops the job except for `if: always()` steps.  Returns (step, exit, output)."""
+        a failed step stops the job except for `if: always()` steps; `context` gives the
+        expressions of a matrix job.  Returns (step, exit, output); the step outputs are in
+        self.outputs."""
         workflow = load("github-actions.yml")
-        env = self.env(**{k: _expression(str(v)) for k, v in workflow.get("env", {}).items()}, **extra)
+        context = context or {}
+        env = self.env(**{k: _expression(str(v), context) for k, v in workflow.get("env", {}).items()},
+                       **{k: _expression(str(v), context) for k, v in (workflow["jobs"][job].get("env") or {}).items()},
+                       GITHUB_OUTPUT=str(self.outputs), **extra)
+        self.outputs.write_text("")
         env["RECONCILER_REQUIREMENTS"] = str(self.requirements)  # the repository's copy of the release's file
         self.ci_env.write_text("")
         self.ci_path.write_text("")
@@ -204,7 +217,7 @@ class Forge:
                 continue  # checkout: the sandbox's repository; install: done by runner_temp, on PATH
             if failed and step.get("if") != "always()":
                 continue
-            step_env = {k: _expression(str(v)) for k, v in (step.get("env") or {}).items()}
+            step_env = {k: _expression(str(v), context) for k, v in (step.get("env") or {}).items()}
             if "RECONCILER_INVENTORY" in step_env:  # the sandbox's inventory stands in for the institution's
                 step_env["RECONCILER_INVENTORY"] = str(self.sandbox.inventory)
             for line in self.ci_env.read_text().splitlines():
@@ -226,8 +239,9 @@ class Forge:
         before = [line for line in pipeline["default"]["before_script"]
                   if "RECONCILER_VENV" not in line and "RECONCILER_REQUIREMENTS" not in line]
         script = "\n".join(before + pipeline[job]["script"])
-        env = self.env(**pipeline["variables"], CI_API_V4_URL="https://gitlab.example/api/v4", CI_PROJECT_ID="7",
-                       **extra)
+        variables = {**pipeline["variables"], **(pipeline[job].get("variables") or {}),
+                     "CI_API_V4_URL": "https://gitlab.example/api/v4", "CI_PROJECT_ID": "7", **extra}
+        env = self.env(**variables)
         env["RECONCILER_REQUIREMENTS"] = str(self.requirements)
         return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
                               cwd=self.sandbox.repo.root, env=env, capture_output=True, text=True)
@@ -244,8 +258,19 @@ CONTEXT = {"github.event.number": "1", "github.token": "test-token", "secrets.RE
            "github.event.before": ""}
 
 
-def _expression(value: str) -> str:
-    return re.sub(r"\$\{\{\s*([^}]+?)\s*\}\}", lambda m: CONTEXT[m.group(1)], value)
+def _expression(value: str, context: dict | None = None) -> str:
+    return re.sub(r"\$\{\{\s*([^}]+?)\s*\}\}", lambda m: {**CONTEXT, **(context or {})}[m.group(1)], value)
+
+
+def _apply_shards(forge: "Forge", head: str) -> list[tuple[str, int, str]]:
+    """The apply as GitHub runs it: the shards job, then one apply job per shard it listed."""
+    results = forge.run_github_job("shards", GITHUB_SHA=head)
+    assert all(code == 0 for _n, code, _o in results), results
+    listed = dict(line.split("=", 1) for line in forge.outputs.read_text().splitlines())["shards"]
+    out = []
+    for shard in json.loads(listed):
+        out += forge.run_github_job("apply", {"matrix.shard.name": shard["name"]}, GITHUB_SHA=head)
+    return out
 
 
 def _exits(results) -> dict[str, int]:
@@ -284,7 +309,7 @@ def test_github_pipeline_steps_plan_a_pull_request_apply_it_on_merge_and_report_
     sandbox.repo.git.git.reset("-q", "--hard", "origin/main")
     head = sandbox.repo.squash_merge("Alta de Zoé", approvers=(APPROVER_1,))
     forge.push("main")
-    results = forge.run_github_job("apply", GITHUB_SHA=head)
+    results = _apply_shards(forge, head)
     assert all(code == 0 for code in _exits(results).values()), results
     assert sandbox.account("zguemeso") is not None
     apply_output = dict((n, o) for n, _, o in results)["Apply"]
@@ -316,11 +341,12 @@ def test_github_apply_refuses_when_the_directory_moved_after_the_plan_was_approv
     forge.push("main")
     assert _exits(forge.run_github_job("plan", GITHUB_BASE_REF="main"))["Plan"] == 0
     assert sandbox.conn.add(sandbox.root, "organizationalUnit")  # someone prepares the OU by hand
-    results = forge.run_github_job("apply", GITHUB_SHA=head)
+    results = _apply_shards(forge, head)
     exits = _exits(results)
     assert exits["Apply"] == 0 and exits["Fail when something was not applied"] == 1
     output = dict((n, o) for n, _, o in results)["Apply"]
-    fingerprint = re.search(r"reconciler-fingerprint: ([0-9a-f]+)", forge.posted.read_text()).group(1)
+    # The shard's one target, pinned to its own fingerprint in the plan the reviewers saw.
+    fingerprint = re.search(r"reconciler-fingerprint ad-test: ([0-9a-f]+)", forge.posted.read_text()).group(1)
     assert f"no la aprobada {fingerprint}" in output and sandbox.account("jnunezo") is None
 
 
@@ -336,7 +362,13 @@ def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path, 
     proc = forge.run_gitlab_job("plan", CI_MERGE_REQUEST_IID="1", CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reconciler-fingerprint: " in forge.posted.read_text(encoding="utf-8")
-    proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin))
+    # The template's matrix names the example inventory's shard: each job refuses another inventory's.
+    proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin),
+                                RECONCILER_SHARD="ad-test")
+    assert proc.returncode == 1 and "no son los del inventario (ad-test)" in proc.stdout + proc.stderr
+    assert sandbox.account("jnunezo") is None
+    proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin),
+                                RECONCILER_SHARD="ad-test", RECONCILER_SHARDS="ad-test")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "/merge_requests/1/notes?sort=desc" in forge.log.read_text()  # the approved plan's fingerprint
     assert sandbox.account("jnunezo") is not None

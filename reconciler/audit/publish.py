@@ -33,6 +33,7 @@ NOTES = f"refs/notes/{NOTES_REF}"
 THEIRS = f"refs/notes/{NOTES_REF}-remote"  # the remote's notes, fetched to merge with
 MERGING = f"refs/notes/{NOTES_REF}-merging"  # the merge being written
 ENVELOPES = "refs/reconciler/envelopes/"
+MERGE_MESSAGE = "Notes merged by reconciler"  # not for people: a commit message in the notes' own history
 ATTEMPTS = 8  # pushes of the notes; each lost race means another shard pushed meanwhile
 _IDENTITY = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
              "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
@@ -108,9 +109,7 @@ def merge_notes(repo: git.Repo, theirs: str = THEIRS) -> bool:
                 note.flush()
                 repo.git.notes("--ref", MERGING, "add", "-f", "--file", note.name, commit, env=_IDENTITY)
         tree = repo.git.rev_parse(MERGING + "^{tree}")
-        merge = repo.git.commit_tree(tree, "-p", theirs_tip, "-p", ours_tip,
-                                     "-m", "Notes merged by reconciler: audit records of runs pushed at once",
-                                     env=_IDENTITY)  # not for people: a commit message in the notes' history
+        merge = repo.git.commit_tree(tree, "-p", theirs_tip, "-p", ours_tip, "-m", MERGE_MESSAGE, env=_IDENTITY)
         repo.git.update_ref(NOTES, merge, ours_tip)
     finally:
         repo.git.update_ref("-d", MERGING)

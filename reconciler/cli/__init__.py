@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--expect-fingerprint", metavar="F", action="append", default=[],
                        help=_("refuse unless the plan made now has this fingerprint (the one approved); or, "
                               "repeated, TARGET=F for each target of a shard"))
+    apply.add_argument("--approved-plan", metavar="FILE", type=Path,
+                       help=_("the Markdown plan the reviewers approved (the pipeline's comment): refuse unless each "
+                              "target's part of the plan made now has the fingerprint it lists"))
     apply.add_argument("--protected-branch", metavar="BRANCH",
                        default=os.environ.get("RECONCILER_PROTECTED_BRANCH", DEFAULT_REF),
                        help=_("apply only commits that landed on this branch (or origin/BRANCH), never going back "
@@ -227,6 +230,8 @@ def _parser() -> argparse.ArgumentParser:
     shards_cmd = with_inventory(sub.add_parser("shards", help=_("the inventory's targets as shards: the jobs an "
                                                                 "apply can be split into")))
     shards_cmd.add_argument("--output", choices=["text", "json"], default="text")
+    shards_cmd.add_argument("--expect", metavar="NAMES", help=_("fail unless the shards are exactly these names "
+                                                               "(space-separated): a pipeline's fixed list of jobs"))
     push = with_inventory(sub.add_parser("push", help=_("push what apply left (envelopes, work orders, applied refs, "
                                                         "audit notes) to a remote, merging the notes other jobs "
                                                         "pushed meanwhile")))

@@ -35,6 +35,9 @@ def _inventory(args, source):
     return approved_inventory(source, args.inventory)
 
 
+MARKDOWN_READ = 1 << 20  # a plan comment is at most 65,536 characters; more is not a plan
+
+
 def _targets(args, inventory) -> tuple[str, ...]:
     """--target, or the targets of --shard in the inventory the run uses."""
     if not getattr(args, "shard", None):
@@ -44,6 +47,27 @@ def _targets(args, inventory) -> tuple[str, ...]:
     from reconciler.run.shards import shard
 
     return shard(load_inventory(inventory), args.shard).targets
+
+
+def _pins(args, plan) -> list[str]:
+    """--expect-fingerprint, or the pins of --approved-plan: each target's fingerprint for the
+    targets this run plans (a shard's), else the whole plan's (a plan made before targets had
+    their own)."""
+    if not args.approved_plan:
+        return args.expect_fingerprint
+    if args.expect_fingerprint:
+        raise ReconcilerError(_("--expect-fingerprint and --approved-plan both pin the plan: give one of them"))
+    from reconciler.render.plan import fingerprints_in
+
+    try:
+        with open(args.approved_plan, encoding="utf-8", errors="replace") as approved:
+            text = approved.read(MARKDOWN_READ)
+    except OSError as exc:
+        raise ReconcilerError(_("cannot read {path}: {error}", path=args.approved_plan, error=exc.strerror)) from None
+    whole, per_target = fingerprints_in(text)
+    if whole is None:
+        raise ReconcilerError(_("{path} holds no plan fingerprint", path=args.approved_plan))
+    return [f"{t}={per_target.get(t, 'none')}" for t in plan.targets] if per_target else [whole]
 
 
 def plan(args, out: Console, err: Console) -> int:
@@ -170,6 +194,7 @@ def apply(args, out: Console, err: Console) -> int:
             full_read=args.full_read,
             protected_branch=args.protected_branch, revoke_when_unreachable=True) as run:
         plan = run.plan()
+        pins = _pins(args, plan)  # before anything is shown or asked: a pin that cannot be read stops here
         if note:
             plan = replace(plan, warnings=plan.warnings + (note,))
         for note in run.lock_notes:
@@ -178,7 +203,7 @@ def apply(args, out: Console, err: Console) -> int:
             print_plan(plan, out)
         # A stopped run's records, and envelopes to take back, are written by apply.
         if plan.empty and not run.interrupted and not run.unreachable and not run.owes_envelopes():
-            run.check_fingerprint(plan, args.expect_fingerprint)
+            run.check_fingerprint(plan, pins)
             refs = run.record_applied(plan)
             if args.output == "json":
                 print(json.dumps({"plan": plan.to_dict(), "result": None}, ensure_ascii=False, indent=2))
@@ -195,7 +220,7 @@ def apply(args, out: Console, err: Console) -> int:
         try:
             with bar:
                 report = run.apply(plan, allow_mass_baja=args.allow_mass_baja, strict=args.strict,
-                                   expect_fingerprint=args.expect_fingerprint, progress=start,
+                                   expect_fingerprint=pins, progress=start,
                                    allow_mass_adoption=args.allow_mass_adoption)
         except BaseException:
             if run.report is not None and args.output == "text":  # what it did before it stopped

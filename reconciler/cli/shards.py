@@ -21,6 +21,12 @@ def list_shards(args, out: Console, err: Console) -> int:
     from reconciler.run.shards import shards
 
     found = shards(load_inventory(args.inventory))
+    if args.expect is not None and sorted(args.expect.split()) != sorted(s.name for s in found):
+        # A pipeline that lists its shards by hand (GitLab's parallel:matrix) would otherwise
+        # never apply a target added to the inventory since.
+        raise ReconcilerError(_("the pipeline's shards ({listed}) are not the inventory's ({shards}): list every "
+                                "shard `reconciler shards` prints", listed=args.expect.strip() or "-",
+                                shards=" ".join(s.name for s in found)))
     if args.output == "json":
         print(json.dumps([s.to_dict() for s in found], ensure_ascii=False))
         return EXIT_OK

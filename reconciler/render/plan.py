@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.console import Console
@@ -140,6 +141,21 @@ def _md_solicitud(change: Change) -> str:
             requester=_md(p.requester.name)) + "<br>" if p is not None else ""
     mark = "✅" if change.approval.ok else "⏳" if change.approval.pending else "⛔"
     return f"{who}{mark} {_md(shown(change.approval.reason))}"
+
+
+_PINS = re.compile(r"<!-- reconciler-fingerprint(?: ([a-z0-9][a-z0-9_-]*))?: ([0-9a-f]{20}) -->")
+
+
+def fingerprints_in(markdown: str) -> tuple[str | None, dict[str, str]]:
+    """The fingerprints a Markdown plan carries (plan_markdown): the whole plan's and each
+    target's; the last of each when the text holds several plans."""
+    whole, per_target = None, {}
+    for target, fingerprint in _PINS.findall(markdown):
+        if target:
+            per_target[target] = fingerprint
+        else:
+            whole = fingerprint
+    return whole, per_target
 
 
 def plan_markdown(plan: Plan) -> str:
