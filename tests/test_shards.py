@@ -237,3 +237,30 @@ def test_a_push_that_cannot_reach_the_remote_names_no_secret_in_its_url(tmp_path
     with pytest.raises(ReconcilerError) as caught:
         publish(repo, "forge", ["fw-lab"], envelopes=False)
     assert "s3cr3t-token" not in str(caught.value)
+
+
+# -- an apply split by target, end to end on the engine (fake targets) ------------------------
+
+def test_each_targets_part_of_the_whole_plan_is_the_plan_of_that_target_alone_and_applies_pinned(fakes):
+    from fakes import converged
+
+    fakes.add("SSM-000001", "SSM-000002")
+    head = fakes.repo.squash_merge("Altas")
+    whole = fakes.plan()
+    assert set(whole.target_fingerprints) == {"a-first", "b-second"} and len(whole.changes) == 4
+    for target in whole.targets:
+        assert fakes.plan(only=(target,)).fingerprint == whole.target_fingerprints[target]
+    # The shards apply one after the other (or at once: they share no target), each pinned.
+    for target in reversed(whole.targets):
+        with fakes.run(lock=True, only=(target,)) as run:
+            plan = run.plan()
+            with pytest.raises(PlanMoved):  # pinned to the other target's fingerprint: refused
+                run.check_fingerprint(plan, [f"{target}={whole.target_fingerprints[other]}"
+                                             for other in whole.targets if other != target])
+            report = run.apply(plan, expect_fingerprint=[f"{target}={whole.target_fingerprints[target]}"])
+        assert report.ok and {o.change.target for o in report.outcomes} == {target}
+        assert fakes.applied(target) == head
+    converged(fakes)
+    noted = {(r["target"], r.get("key")) for _c, r in trail.read_notes(fakes.repo.git, ApplyKey.from_env())
+             if r and r.get("kind") == "change"}
+    assert noted == {(t, k) for t in whole.targets for k in ("SSM-000001", "SSM-000002")}
