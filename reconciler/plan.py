@@ -139,7 +139,9 @@ class Plan:
     commit: str | None = None  # the commit it was made from; None for a working-tree preview
     tree: str = ""  # identity of the desired_state/ content (Git tree id)
     scope: str = "full"  # "full", or "incremental since <commit>"
-    targets: tuple[str, ...] = ()  # the targets planned, changes or not
+    # The targets it is for, changes or not, and out of reach or not: an unreachable target's
+    # part is empty, so an apply pinned to a part that was not is refused.
+    targets: tuple[str, ...] = ()
 
     @cached_property  # a plan never changes; computing it means serialising every change
     def fingerprint(self) -> str:

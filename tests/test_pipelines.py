@@ -38,7 +38,8 @@ case "$(basename "$0") $args" in
   "gh pr view"*)     cat "$FORGE_POSTED" ;;
   "curl"*"--request POST"*) file=$(echo "$args" | sed -n 's/.*body@\([^ ]*\).*/\1/p'); cp "$file" "$FORGE_POSTED" ;;
   "curl"*"/repository/commits/"*) echo "[{\"iid\": $(cat "$FORGE_PR_NUMBER")}]" ;;
-  "curl"*"/notes"*)  python3 -c 'import json,sys; print(json.dumps([{"body": open(sys.argv[1]).read()}]))' "$FORGE_POSTED" ;;
+  # Newest first: a reviewer's note quoting a fingerprint of its own, then the pipeline's plan.
+  "curl"*"/notes"*)  python3 -c 'import json,sys; print(json.dumps([{"body": "<!-- reconciler-fingerprint: 00000000000000000000 -->", "author": {"username": "mallory"}}, {"body": open(sys.argv[1]).read(), "author": {"username": "reconciler-bot"}}]))' "$FORGE_POSTED" ;;
   *) echo "forge double: unexpected call" >&2; exit 1 ;;
 esac
 """
@@ -67,7 +68,7 @@ def test_github_pipeline_runs_validate_and_plan_on_pull_requests_apply_on_main_a
     assert "reconciler validate" in runs["plan"] and "--output markdown" in runs["plan"]
     assert "apply --ref" in runs["apply"] and "--approved-plan" in runs["apply"] and "--shard" in runs["apply"]
     # One apply job per shard the shards job lists, each its own concurrency group.
-    assert jobs["apply"]["needs"] == "shards" and "reconciler --no-color shards --output json" in runs["shards"]
+    assert jobs["apply"]["needs"] == "shards" and 'shards --ref "$GITHUB_SHA" --output json' in runs["shards"]
     assert jobs["apply"]["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.shards.outputs.shards) }}"
     assert jobs["apply"]["concurrency"]["group"] == "reconciler-apply-${{ matrix.shard.name }}"
     assert "reconciler attest" in runs["shards"] and "reconciler attest" not in runs["apply"]  # once per push
@@ -240,7 +241,8 @@ class Forge:
                   if "RECONCILER_VENV" not in line and "RECONCILER_REQUIREMENTS" not in line]
         script = "\n".join(before + pipeline[job]["script"])
         variables = {**pipeline["variables"], **(pipeline[job].get("variables") or {}),
-                     "CI_API_V4_URL": "https://gitlab.example/api/v4", "CI_PROJECT_ID": "7", **extra}
+                     "CI_API_V4_URL": "https://gitlab.example/api/v4", "CI_PROJECT_ID": "7",
+                     "RECONCILER_BOT_USERNAME": "reconciler-bot", "CI_NODE_TOTAL": "1", **extra}
         env = self.env(**variables)
         env["RECONCILER_REQUIREMENTS"] = str(self.requirements)
         return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
@@ -362,13 +364,16 @@ def test_gitlab_pipeline_scripts_plan_apply_and_report_drift(sandbox, tmp_path, 
     proc = forge.run_gitlab_job("plan", CI_MERGE_REQUEST_IID="1", CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reconciler-fingerprint: " in forge.posted.read_text(encoding="utf-8")
-    # The template's matrix names the example inventory's shard: each job refuses another inventory's.
+    # The template's matrix names the example inventory's shard, and a matrix of more jobs than
+    # shards is as wrong: each job refuses before anything is applied.
+    for shard, jobs in (("ad-ssm", "1"), ("ad-test", "2")):
+        proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin),
+                                    RECONCILER_SHARD=shard, CI_NODE_TOTAL=jobs)
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 1 and "no es el único fragmento del inventario" in said, said
+        assert sandbox.account("jnunezo") is None
     proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin),
                                 RECONCILER_SHARD="ad-test")
-    assert proc.returncode == 1 and "no son los del inventario (ad-test)" in proc.stdout + proc.stderr
-    assert sandbox.account("jnunezo") is None
-    proc = forge.run_gitlab_job("apply", CI_COMMIT_SHA=head, RECONCILER_PUSH_URL=str(forge.origin),
-                                RECONCILER_SHARD="ad-test", RECONCILER_SHARDS="ad-test")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "/merge_requests/1/notes?sort=desc" in forge.log.read_text()  # the approved plan's fingerprint
     assert sandbox.account("jnunezo") is not None

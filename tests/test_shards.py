@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conftest import run_cli
 
 from reconciler.audit import trail
-from reconciler.audit.publish import NOTES, batches, merge_notes, merged_note, publish, push_notes
+from reconciler.audit.publish import NOTES, UNPUSHED, batches, merge_notes, merged_note, publish, push_notes
 from reconciler.audit.seal import SEAL_TAG, ApplyKey
 from reconciler.config.inventory import load_inventory
 from reconciler.errors import ReconcilerError
@@ -47,8 +47,17 @@ def test_a_kind_applies_alone_exactly_when_its_provider_runs_its_targets_in_para
         assert kind.alone == kind.provider_class().parallel, kind.name
 
 
-def test_shards_command_prints_the_matrix_a_pipeline_runs():
-    code, out, err = run_cli("shards", "--inventory", str(LAB), "--output", "json")
+@pytest.fixture
+def lab_copy(tmp_path) -> Path:
+    """The lab inventory outside any repository: read as it is (in one, the approved version
+    at --ref is read, as apply reads it)."""
+    copy = tmp_path / "lab.yaml"
+    copy.write_text(LAB.read_text(encoding="utf-8"), encoding="utf-8")
+    return copy
+
+
+def test_shards_command_prints_the_matrix_a_pipeline_runs(lab_copy):
+    code, out, err = run_cli("shards", "--inventory", str(lab_copy), "--output", "json")
     assert code == 0, err
     assert [s["name"] for s in json.loads(out)] == ["ad-lab", "fw-lab"]
     code, _out, err = run_cli("--repo", str(ROOT), "plan", "--working-tree", "--inventory", str(LAB),
@@ -107,28 +116,31 @@ def test_the_markdown_plan_carries_every_targets_fingerprint_for_the_pipeline():
 
 # -- audit notes merged batch by batch --------------------------------------------------------
 
-batch = st.lists(st.text("abcxyz{}\":", min_size=1, max_size=8), min_size=1, max_size=3).map(
+batch = st.lists(st.text("abcxyz{}\":\u2028\x85ñ", min_size=1, max_size=8), min_size=1, max_size=3).map(
     lambda lines: "\n".join(lines))
-sealed_batch = st.tuples(batch, st.booleans()).map(lambda b: b[0] + (f"\n{SEAL_TAG} s" if b[1] else ""))
+sealed_batch = st.tuples(batch, st.booleans()).map(
+    lambda b: (b[0] + (f"\n{SEAL_TAG} s" if b[1] else "")).encode("utf-8"))
 runs = st.lists(sealed_batch, max_size=4, unique=True)
 
 
 @settings(max_examples=200, deadline=None)
 @given(runs, runs, runs)
-def test_merging_two_notes_keeps_the_remotes_then_adds_every_batch_of_ours_once(base, mine, theirs):
+def test_merging_two_notes_keeps_the_remotes_bytes_then_adds_every_batch_of_ours_once(base, mine, theirs):
     mine = [b for b in mine if b not in base]
     theirs = [b for b in theirs if b not in base and b not in mine]
-    ours_text = "\n\n".join(base + mine) + "\n"
-    theirs_text = "\n\n".join(base + theirs) + "\n"
-    merged = merged_note(ours_text, theirs_text)
+    ours_note = b"\n\n".join(base + mine) + b"\n"
+    theirs_note = b"\n\n".join(base + theirs) + b"\n"
+    merged = merged_note(ours_note, theirs_note)
     assert batches(merged) == base + theirs + mine
+    assert merged.startswith(theirs_note.rstrip(b"\n"))  # the remote's note byte for byte
     assert merged_note(merged, merged) == merged
-    assert batches(merged_note(merged, ours_text)) == base + mine + theirs
+    assert batches(merged_note(merged, ours_note)) == base + mine + theirs
 
 
 def test_a_note_with_runs_appended_by_git_splits_into_its_batches():
-    text = 'a\nb\n' + SEAL_TAG + ' s1\n\nc\n\nd\n' + SEAL_TAG + ' s2\n'
-    assert batches(text) == ["a\nb\n" + SEAL_TAG + " s1", "c", "d\n" + SEAL_TAG + " s2"]
+    note = b'a\nb\n' + SEAL_TAG.encode() + b' s1\n\nc\n\nd\xe2\x80\xa8e\n' + SEAL_TAG.encode() + b' s2\n'
+    assert batches(note) == [b"a\nb\n" + SEAL_TAG.encode() + b" s1", b"c", "d\u2028e".encode() + b"\n" +
+                             SEAL_TAG.encode() + b" s2"]
 
 
 def _git(*args: str, cwd: Path) -> str:
@@ -195,12 +207,12 @@ def test_notes_merge_is_a_fast_forward_when_one_side_is_behind(tmp_path, remote)
 
 def test_many_shards_pushing_at_once_all_land_and_none_is_lost(tmp_path, remote):
     origin, commit = remote
-    names = [f"fw-{i}" for i in range(6)]
+    names = [f"fw-{i}" for i in range(10)]
     clones = {n: _shard_clone(tmp_path, origin, n) for n in names}
     for n, repo in clones.items():
         trail.attach_note(repo, commit, _records(n, 2), ApplyKey.from_env())
     script = ("import sys, git; from reconciler.audit.publish import push_notes; "
-              "print(push_notes(git.Repo(sys.argv[1]), 'origin'))")
+              "print(push_notes(git.Repo(sys.argv[1]), 'origin', attempts=30, backoff=0.05))")  # races, not waits
     with ThreadPoolExecutor(len(names)) as pool:  # separate processes, as separate runners are
         done = list(pool.map(lambda n: subprocess.run([sys.executable, "-c", script, str(tmp_path / n)],
                                                       capture_output=True, text=True), names))
@@ -209,7 +221,7 @@ def test_many_shards_pushing_at_once_all_land_and_none_is_lost(tmp_path, remote)
     noted = trail.noted_batches(auditor, ApplyKey.from_env())
     landed = sorted((r["target"], r["seq"]) for _c, r, ok in noted if ok)
     assert landed == sorted((n, i) for n in names for i in range(2))
-    assert len(noted) == 12
+    assert len(noted) == 20
 
 
 def test_a_shard_pushes_its_own_refs_never_another_shards_or_the_envelopes(tmp_path, remote):
@@ -235,7 +247,7 @@ def test_a_push_that_cannot_reach_the_remote_names_no_secret_in_its_url(tmp_path
     trail.attach_note(repo, commit, _records("fw-lab", 1), None)
     repo.git.remote("add", "forge", "https://oauth2:s3cr3t-token@127.0.0.1:9/x.git")
     with pytest.raises(ReconcilerError) as caught:
-        publish(repo, "forge", ["fw-lab"], envelopes=False)
+        publish(repo, "forge", ["fw-lab"], envelopes=False, attempts=2, backoff=0)
     assert "s3cr3t-token" not in str(caught.value)
 
 
@@ -264,3 +276,51 @@ def test_each_targets_part_of_the_whole_plan_is_the_plan_of_that_target_alone_an
     noted = {(r["target"], r.get("key")) for _c, r in trail.read_notes(fakes.repo.git, ApplyKey.from_env())
              if r and r.get("kind") == "change"}
     assert noted == {(t, k) for t in whole.targets for k in ("SSM-000001", "SSM-000002")}
+
+
+def test_a_record_holding_a_line_separator_or_a_remote_note_that_is_not_utf8_survives_the_merge(tmp_path, remote):
+    """A directory value may hold U+2028 (str.splitlines() cuts there); anyone with push rights
+    may note bytes that are not UTF-8 on the commit while the shards run."""
+    origin, commit = remote
+    key = ApplyKey.from_env()
+    first, second = (_shard_clone(tmp_path, origin, n) for n in ("ad", "fw"))
+    odd = [{"kind": "change", "target": "ad-lab", "seq": 0, "key": "E1", "title": "Jefa\u2028de\x85área"}]
+    trail.attach_note(first, commit, odd, key)
+    assert push_notes(first, "origin") == 0
+    hostile = _shard_clone(tmp_path, origin, "hostile")
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\xff\xfe not utf-8\n")
+    _git("notes", "--ref", "reconciler", "append", "-F", str(junk), commit, cwd=Path(hostile.working_dir))
+    _git("push", "-q", "origin", NOTES, cwd=Path(hostile.working_dir))
+    trail.attach_note(second, commit, _records("fw-lab", 1), key)
+    assert push_notes(second, "origin") == 1
+    auditor = _shard_clone(tmp_path, origin, "auditor")
+    sealed = [(r["target"], r["seq"]) for _c, r, ok in trail.noted_batches(auditor, key) if ok and r]
+    assert sorted(sealed) == [("ad-lab", 0), ("fw-lab", 0)]
+    title = next(r for _c, r in trail.read_notes(auditor, key) if r and r["target"] == "ad-lab")["title"]
+    assert title == "Jefa\u2028de\x85área"
+
+
+def test_notes_a_push_could_not_deliver_are_kept_and_go_with_the_next_push(tmp_path, remote):
+    origin, commit = remote
+    repo = _shard_clone(tmp_path, origin, "fw")
+    trail.attach_note(repo, commit, _records("fw-lab", 2), None)
+    repo.git.remote("set-url", "origin", str(tmp_path / "gone.git"))  # the network dropped
+    with pytest.raises(ReconcilerError, match="reconciler-local/unpushed-notes"):
+        push_notes(repo, "origin", attempts=2, backoff=0)
+    # The pipeline's next fetch overwrites refs/notes/*, as a persistent runner's would.
+    repo.git.remote("set-url", "origin", str(origin))
+    _git("update-ref", "-d", NOTES, cwd=Path(repo.working_dir))
+    trail.attach_note(repo, commit, _records("fw-lab", 3)[2:], None)
+    push_notes(repo, "origin")
+    assert not _git("for-each-ref", UNPUSHED, cwd=Path(repo.working_dir))
+    auditor = _shard_clone(tmp_path, origin, "auditor")
+    assert sorted(r["seq"] for _c, r in trail.read_notes(auditor)) == [0, 1, 2]
+
+
+def test_a_pipelines_fixed_matrix_must_be_exactly_the_shards(lab_copy):
+    ok = run_cli("shards", "--inventory", str(lab_copy), "--job", "fw-lab", "--jobs", "2")
+    assert ok[0] == 0, ok
+    for job, jobs in (("fw-lab", "1"), ("mail-lab", "2"), ("fw-lab", "3")):
+        code, _out, err = run_cli("shards", "--inventory", str(lab_copy), "--job", job, "--jobs", jobs)
+        assert code == 1 and "ad-lab fw-lab" in err

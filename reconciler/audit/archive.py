@@ -110,7 +110,7 @@ def _notes(repo, wanted: set[str]) -> dict[str, str]:
         # Read in this process from Git's object store: one git process per note would cost a
         # process per applied commit in the period.
         text = repo.odb.stream(bytes.fromhex(blob)).read().decode("utf-8", "replace").rstrip("\n") + "\n"
-        if any(archive_check.hash_of(t) in wanted for t in text.splitlines() if t.startswith("{")):
+        if any(archive_check.hash_of(t) in wanted for t in text.split("\n") if t.startswith("{")):
             out[commit] = text
     return out
 

@@ -56,7 +56,7 @@ def _archived(root: Path, target: str, pruned: list[dict]) -> bool:
     if not path.is_file():
         return False
     held = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in filter(None, path.read_text(encoding="utf-8").split("\n")):  # not splitlines(): U+2028
         record = json.loads(line)
         held[record.get("seq")] = record.get("hash")
     return all(held.get(r["seq"]) == r["hash"] for r in pruned)

@@ -16,13 +16,15 @@ already held, and `cat_sort_uniq` sorts the lines, which breaks every seal.
 """
 from __future__ import annotations
 
+import os
 import random
-import tempfile
+import secrets
 import time
 from dataclasses import dataclass, field
 
 import git
 
+from reconciler import gitobjects
 from reconciler.approval.signatures import redacted
 from reconciler.audit.seal import SEAL_TAG
 from reconciler.audit.trail import NOTES_REF
@@ -31,36 +33,46 @@ from reconciler.i18n import _
 
 NOTES = f"refs/notes/{NOTES_REF}"
 THEIRS = f"refs/notes/{NOTES_REF}-remote"  # the remote's notes, fetched to merge with
-MERGING = f"refs/notes/{NOTES_REF}-merging"  # the merge being written
+MERGING = f"refs/notes/{NOTES_REF}-merging-"  # + a name of this process's own: a killed one's lock blocks no other
+# Notes a job could not push, kept outside what `git fetch '+refs/notes/*:refs/notes/*'` (the
+# pipelines' fetch) overwrites, and merged into the next push from this clone.
+UNPUSHED = "refs/reconciler-local/unpushed-notes"
 ENVELOPES = "refs/reconciler/envelopes/"
 MERGE_MESSAGE = "Notes merged by reconciler"  # not for people: a commit message in the notes' own history
-ATTEMPTS = 8  # pushes of the notes; each lost race means another shard pushed meanwhile
+ATTEMPTS = 10  # pushes of the notes; each lost race means another shard pushed meanwhile
+BACKOFF = 0.5  # seconds: the first wait's limit, doubled after each lost race, at most CEILING
+CEILING = 20.0
 _IDENTITY = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
              "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
+_SEAL = SEAL_TAG.encode("ascii") + b" "
 
 
-def batches(text: str) -> list[str]:
+def batches(note: bytes) -> list[bytes]:
     """A note's batches, in order: each run's record lines, ended by its seal line or by the
-    blank line `git notes append` puts between runs (audit/trail.noted_batches reads them so)."""
-    out: list[str] = []
-    batch: list[str] = []
-    for line in text.splitlines():
+    blank line `git notes append` puts between runs (audit/trail.noted_batches reads them so).
+    Bytes, split at b"\n" alone: a note someone else wrote need not be UTF-8, and a record may
+    hold U+2028, which str.splitlines() would cut at."""
+    out: list[bytes] = []
+    batch: list[bytes] = []
+    for line in note.split(b"\n"):
         if line.strip():
             batch.append(line)
-        if batch and (not line.strip() or line.startswith(SEAL_TAG + " ")):
-            out.append("\n".join(batch))
+        if batch and (not line.strip() or line.startswith(_SEAL)):
+            out.append(b"\n".join(batch))
             batch = []
     if batch:
-        out.append("\n".join(batch))
+        out.append(b"\n".join(batch))
     return out
 
 
-def merged_note(ours: str, theirs: str) -> str:
-    """The remote's note as it is, then our batches it lacks, in our order.  Pure."""
-    kept = batches(theirs)
-    held = set(kept)
-    kept += [b for b in batches(ours) if b not in held]
-    return "\n\n".join(kept) + "\n" if kept else ""
+def merged_note(ours: bytes, theirs: bytes) -> bytes:
+    """The remote's note byte for byte, then our batches it lacks, in our order.  Pure."""
+    held = set(batches(theirs))
+    missing = [b for b in batches(ours) if b not in held]
+    if not missing:
+        return theirs
+    head = theirs.rstrip(b"\n")
+    return (head + b"\n\n" if head else b"") + b"\n\n".join(missing) + b"\n"
 
 
 def _tip(repo: git.Repo, ref: str) -> str | None:
@@ -78,51 +90,73 @@ def _ancestor(repo: git.Repo, older: str, newer: str) -> bool:
         return False
 
 
-def _notes(repo: git.Repo, ref: str) -> dict[str, str]:
-    """commit -> note blob, for every note of `ref`."""
-    listing = repo.git.notes("--ref", ref, "list")
-    return {commit: blob for blob, commit in (line.split() for line in listing.splitlines() if line.strip())}
+def _notes(repo: git.Repo, tip: str) -> dict[str, str]:
+    """commit -> note blob, for every note of the notes commit `tip` (read from its tree, so
+    any ref can hold notes, and fanned-out paths are joined back into commit ids)."""
+    notes = {}
+    for line in repo.git.ls_tree("-r", tip).splitlines():  # "<mode> blob <sha>\t<path>"
+        about, _tab, path = line.partition("\t")
+        notes[path.replace("/", "")] = about.split()[2]
+    return notes
+
+
+def _blob(repo: git.Repo, sha: str) -> bytes:
+    return repo.git.cat_file("blob", sha, stdout_as_string=False)
 
 
 def merge_notes(repo: git.Repo, theirs: str = THEIRS) -> bool:
-    """Merge the notes ref `theirs` (the remote's, fetched) into refs/notes/reconciler, so
-    that pushing it is a fast-forward; True when a merge commit was made."""
+    """Merge the notes at `theirs` (the remote's, fetched) into refs/notes/reconciler, so that
+    pushing it is a fast-forward; True when a merge commit was made.  Raises ReconcilerError."""
+    try:
+        return _merge(repo, theirs)
+    except git.GitCommandError as exc:
+        raise ReconcilerError(_("could not merge the audit notes with {ref}: {error}", ref=theirs,
+                                error=(exc.stderr or str(exc)).strip())) from None
+
+
+def _merge(repo: git.Repo, theirs: str) -> bool:
     ours_tip, theirs_tip = _tip(repo, NOTES), _tip(repo, theirs)
     if theirs_tip is None or theirs_tip == ours_tip or (ours_tip and _ancestor(repo, theirs_tip, ours_tip)):
         return False
     if ours_tip is None or _ancestor(repo, ours_tip, theirs_tip):
         repo.git.update_ref(NOTES, theirs_tip, ours_tip or "0" * 40)
         return False
-    mine, remote = _notes(repo, NOTES), _notes(repo, theirs)
-    repo.git.update_ref(MERGING, theirs_tip)
+    mine, remote = _notes(repo, ours_tip), _notes(repo, theirs_tip)
+    work = f"{MERGING}{os.getpid()}-{secrets.token_hex(4)}"
+    repo.git.update_ref(work, theirs_tip)
     try:
         for commit, blob in mine.items():
             if remote.get(commit) == blob:
                 continue
-            theirs_text = repo.git.cat_file("blob", remote[commit], strip_newline_and_whitespace=False) \
-                if commit in remote else ""
-            text = merged_note(repo.git.cat_file("blob", blob, strip_newline_and_whitespace=False), theirs_text)
-            if text.strip() == theirs_text.strip():
+            theirs_note = _blob(repo, remote[commit]) if commit in remote else b""
+            note = merged_note(_blob(repo, blob), theirs_note)
+            if note == theirs_note:
                 continue
-            with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".note") as note:
-                note.write(text)
-                note.flush()
-                repo.git.notes("--ref", MERGING, "add", "-f", "--file", note.name, commit, env=_IDENTITY)
-        tree = repo.git.rev_parse(MERGING + "^{tree}")
+            # -C: the blob as merged, byte for byte (a message given as text would be tidied).
+            repo.git.notes("--ref", work, "add", "-f", "-C", gitobjects.blob(repo, note).hex(), commit, env=_IDENTITY)
+        tree = repo.git.rev_parse(work + "^{tree}")
         merge = repo.git.commit_tree(tree, "-p", theirs_tip, "-p", ours_tip, "-m", MERGE_MESSAGE, env=_IDENTITY)
         repo.git.update_ref(NOTES, merge, ours_tip)
     finally:
-        repo.git.update_ref("-d", MERGING)
+        repo.git.update_ref("-d", work, with_exceptions=False)
     return True
 
 
-def push_notes(repo: git.Repo, remote: str, attempts: int = ATTEMPTS) -> int:
+def push_notes(repo: git.Repo, remote: str, attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> int:
     """Push refs/notes/reconciler, merging what other jobs pushed meanwhile; the number of
-    merges it took.  Raises ReconcilerError (the remote's address never shown) when it cannot."""
+    merges it took.  Between lost races it waits a random time under a limit that doubles
+    (shards that collided do not collide again in step; a network that dropped has time to
+    come back).  When it cannot, the notes are kept in UNPUSHED for the next push from this
+    clone, and ReconcilerError says so (the remote's address never shown)."""
+    if _tip(repo, UNPUSHED) is not None:  # what a push before this one could not deliver
+        merge_notes(repo, UNPUSHED)
     merges, last = 0, None
     for attempt in range(attempts):
+        if attempt:
+            time.sleep(random.uniform(0, min(CEILING, backoff * 2 ** (attempt - 1))))
         try:
             repo.git.push(remote, f"{NOTES}:{NOTES}")
+            repo.git.update_ref("-d", UNPUSHED, with_exceptions=False)
             return merges
         except git.GitCommandError as exc:
             last = exc
@@ -132,9 +166,10 @@ def push_notes(repo: git.Repo, remote: str, attempts: int = ATTEMPTS) -> int:
             last = exc
             continue
         merges += merge_notes(repo, THEIRS)
-        time.sleep(random.uniform(0, 0.2 * (attempt + 1)))  # shards that collided do not collide again in step
-    raise ReconcilerError(redacted(_("could not push {ref} to {remote}: {error}", ref=NOTES, remote=remote,
-                                     error=getattr(last, "stderr", "") or last)))
+    repo.git.update_ref(UNPUSHED, NOTES)
+    raise ReconcilerError(redacted(_("could not push {ref} to {remote}: {error}; its records are kept in {kept} "
+                                     "and pushed with the next push from this clone", ref=NOTES, remote=remote,
+                                     kept=UNPUSHED, error=(getattr(last, "stderr", "") or str(last)).strip())))
 
 
 @dataclass
@@ -150,7 +185,8 @@ def _refs(repo: git.Repo, *prefixes: str) -> list[str]:
     return [line for line in listing.splitlines() if line]
 
 
-def publish(repo: git.Repo, remote: str, targets: list[str] | None, envelopes: bool) -> Published:
+def publish(repo: git.Repo, remote: str, targets: list[str] | None, envelopes: bool,
+            attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> Published:
     """Push what an apply of `targets` (None: every target) left: the envelopes when
     `envelopes` (only the shard that seals secrets holds them), the targets' work orders and
     applied refs, then the notes.  Every part is tried; the first failure is raised after."""
@@ -172,7 +208,7 @@ def publish(repo: git.Repo, remote: str, targets: list[str] | None, envelopes: b
             failures.append(exc)
     if _tip(repo, NOTES) is not None:
         try:
-            done.merges = push_notes(repo, remote)
+            done.merges = push_notes(repo, remote, attempts, backoff)
             done.notes = True
         except ReconcilerError as exc:
             failures.append(exc)

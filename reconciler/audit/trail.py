@@ -183,7 +183,8 @@ def noted_batches(repo: git.Repo, key=None, wanted=None) -> list[tuple[str, dict
     for line in listing.splitlines():
         note_blob, commit = line.split()
         batch: list[str] = []
-        for text in repo.git.cat_file("-p", note_blob).splitlines() + [""]:
+        # Records end at "\n" alone: a value may hold U+2028 or U+0085, which splitlines() would cut at.
+        for text in repo.git.cat_file("-p", note_blob).split("\n") + [""]:
             if text.startswith(SEAL_TAG + " "):
                 records = [_record(t) for t in batch]
                 ok = (wanted is None or wanted(records)) and sealed("".join(t + "\n" for t in batch), text, key, commit)

@@ -230,13 +230,21 @@ def _parser() -> argparse.ArgumentParser:
     shards_cmd = with_inventory(sub.add_parser("shards", help=_("the inventory's targets as shards: the jobs an "
                                                                 "apply can be split into")))
     shards_cmd.add_argument("--output", choices=["text", "json"], default="text")
-    shards_cmd.add_argument("--expect", metavar="NAMES", help=_("fail unless the shards are exactly these names "
-                                                               "(space-separated): a pipeline's fixed list of jobs"))
+    shards_cmd.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                            help=_("the commit whose approved inventory is read, as apply reads it (default: "
+                                   "$RECONCILER_REF or main)"))
+    shards_cmd.add_argument("--job", metavar="NAME", help=_("with --jobs: fail unless NAME is one of the shards"))
+    shards_cmd.add_argument("--jobs", metavar="N", type=int,
+                            help=_("with --job: fail unless there are N shards (a pipeline's fixed matrix of jobs, "
+                                   "each one shard, covers them all)"))
     push = with_inventory(sub.add_parser("push", help=_("push what apply left (envelopes, work orders, applied refs, "
                                                         "audit notes) to a remote, merging the notes other jobs "
                                                         "pushed meanwhile")))
     push.add_argument("remote", nargs="?", default="origin", help=_("the remote (default: origin)"))
     push.add_argument("--shard", metavar="NAME", help=_("only what this shard's apply wrote"))
+    push.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
+                      help=_("the commit apply applied: its approved inventory names the shard's targets (default: "
+                             "$RECONCILER_REF or main)"))
     credentials = sub.add_parser("credentials", help=_("the sealed envelopes of new passwords and line secrets"))
     credentials_sub = credentials.add_subparsers(dest="credentials_command", required=True, metavar="SUBCOMMAND")
     open_cmd = credentials_sub.add_parser("open", help=_("print the secrets of a request sealed to your key, and "

@@ -3,10 +3,13 @@
 `shards` lists the inventory's targets as shards (run/shards.py); a pipeline runs one apply
 job per shard (`apply --shard NAME`), each followed by `push --shard NAME`, which pushes only
 what that shard's targets wrote and merges the audit notes other shards pushed meanwhile
-(audit/publish.py)."""
+(audit/publish.py).  Both read the inventory apply reads: the version in force at the commit
+(run/proposal.py), never an unapproved edit of it, which would otherwise decide which targets
+get a job and what each job pushes."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
@@ -16,17 +19,35 @@ from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, ngettext
 
 
-def list_shards(args, out: Console, err: Console) -> int:
+@contextmanager
+def _approved_targets(args):
+    """The targets of the inventory in force at --ref, as apply loads them."""
     from reconciler.config.inventory import load_inventory
+    from reconciler.desired.source import at_ref
+    from reconciler.run.proposal import approved_inventory
+
+    source = at_ref(args.repo, args.ref)
+    with approved_inventory(source, args.inventory) as (inventory, _note):
+        yield source, load_inventory(inventory)
+
+
+def list_shards(args, out: Console, err: Console) -> int:
     from reconciler.run.shards import shards
 
-    found = shards(load_inventory(args.inventory))
-    if args.expect is not None and sorted(args.expect.split()) != sorted(s.name for s in found):
+    with _approved_targets(args) as (_source, targets):
+        found = shards(targets)
+    names = [s.name for s in found]
+    if (args.job is None) != (args.jobs is None):
+        raise ReconcilerError(_("--job and --jobs go together"))
+    if args.job is not None and (args.job not in names or args.jobs != len(found)):
         # A pipeline that lists its shards by hand (GitLab's parallel:matrix) would otherwise
         # never apply a target added to the inventory since.
-        raise ReconcilerError(_("the pipeline's shards ({listed}) are not the inventory's ({shards}): list every "
-                                "shard `reconciler shards` prints", listed=args.expect.strip() or "-",
-                                shards=" ".join(s.name for s in found)))
+        raise ReconcilerError(ngettext(
+            "this job ({job}, one of {jobs}) is not the inventory's one shard: the pipeline's matrix must list "
+            "exactly what `reconciler shards` prints ({shards})",
+            "this job ({job}, one of {jobs}) is not one of the inventory's {n} shards: the pipeline's matrix must "
+            "list exactly what `reconciler shards` prints ({shards})",
+            len(found), job=args.job, jobs=args.jobs, n=len(found), shards=" ".join(names)))
     if args.output == "json":
         print(json.dumps([s.to_dict() for s in found], ensure_ascii=False))
         return EXIT_OK
@@ -36,22 +57,15 @@ def list_shards(args, out: Console, err: Console) -> int:
 
 
 def push(args, out: Console, err: Console) -> int:
-    import git
-
     from reconciler.audit.publish import publish
-    from reconciler.config.inventory import load_inventory
     from reconciler.providers import registry
     from reconciler.run.shards import shard
 
-    targets = load_inventory(args.inventory)
-    chosen = list(shard(targets, args.shard).targets) if args.shard else None
-    # Envelopes come from the targets that serve people, which are one shard together.
-    sealing = chosen is None or any(not registry.kind(targets[t].kind).alone for t in chosen)
-    try:
-        repo = git.Repo(args.repo, search_parent_directories=False)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise ReconcilerError(_("{path} is not a Git repository", path=args.repo)) from None
-    done = publish(repo, args.remote, chosen, envelopes=sealing)
+    with _approved_targets(args) as (source, targets):
+        chosen = list(shard(targets, args.shard).targets) if args.shard else None
+        # Envelopes come from the targets that serve people, which are one shard together.
+        sealing = chosen is None or any(not registry.kind(targets[t].kind).alone for t in chosen)
+        done = publish(source.repo, args.remote, chosen, envelopes=sealing)
     out.print(escape(ngettext("Pushed {n} envelope.", "Pushed {n} envelopes.", done.envelopes, n=done.envelopes)))
     out.print(escape(ngettext("Pushed {n} applied ref or work order.", "Pushed {n} applied refs and work orders.",
                               len(done.refs), n=len(done.refs))))

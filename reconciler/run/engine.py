@@ -173,6 +173,7 @@ class Run:
     # revocations applied (access is removed wherever it can be); otherwise it is an error
     revoke_when_unreachable: bool = False
     unreachable: dict = field(default_factory=dict)  # target -> why it could not be reached
+    selected: tuple[str, ...] = ()  # the targets this run is for, reached or not (Plan.targets)
     settle: bool = False  # a plan that may stand on a remembered one and be remembered (run/settled.py)
     settled_inputs: str | None = None  # a plain full plan's inputs (run/settled.py); None: not such a plan
     settled_selection: str = ""  # which of the engine's memories it uses (the inventory and targets)
@@ -203,6 +204,7 @@ class Run:
             self._stack.callback(gc.enable)
         targets = load_inventory(self.inventory)
         selected = select(targets, self.only, self.inventory)
+        self.selected = tuple(selected)
         if self.lock:  # before anything is read, and released after the targets are closed
             for name, target in selected.items():
                 lock = self._stack.enter_context(TargetLock(target.audit_dir, name,
@@ -363,7 +365,7 @@ class Run:
                          moment=moment)
             warnings = self.settled_kept.reminders + self.settled_kept.reviewed
             return Plan((), (), self.source.description, warnings, commit=self.source.sha,
-                        tree=self.source.tree_id(), scope=scope, targets=tuple(self.providers))
+                        tree=self.source.tree_id(), scope=scope, targets=self.selected)
         plan = self._plan()
         if self.settled_inputs is None or self.unreachable or self.scope is not None:
             return plan
@@ -431,7 +433,7 @@ class Run:
         if self.scope is None or self.scope.full:
             scope = self._held_scope(scope)
         plan = Plan(tuple(changes), tuple(conflicts), self.source.description, tuple(warnings + standing),
-                    commit=self.source.sha, tree=self.source.tree_id(), scope=scope, targets=tuple(names))
+                    commit=self.source.sha, tree=self.source.tree_id(), scope=scope, targets=self.selected)
         reviewed = review(plan, self.source, self.state, self.proposal_base, self, since=self._applied_floor())
         # Review's own warnings follow from the commit and the applied refs: inputs too.
         self.standing = settled.Kept(tuple(standing), reviewed.warnings[len(plan.warnings):])
