@@ -324,3 +324,21 @@ def test_a_pipelines_fixed_matrix_must_be_exactly_the_shards(lab_copy):
     for job, jobs in (("fw-lab", "1"), ("mail-lab", "2"), ("fw-lab", "3")):
         code, _out, err = run_cli("shards", "--inventory", str(lab_copy), "--job", job, "--jobs", jobs)
         assert code == 1 and "ad-lab fw-lab" in err
+
+
+def test_a_pinned_target_now_out_of_reach_is_refused_unless_its_approved_part_was_empty(fakes):
+    fakes.add("SSM-000001")
+    fakes.repo.squash_merge("Alta")
+    approved = fakes.plan()
+    pins = [f"{t}={f}" for t, f in approved.target_fingerprints.items()]
+    fakes.write_inventory(second={"unreachable": True})
+    with fakes.run(lock=True, revoke_when_unreachable=True) as run:
+        plan = run.plan()
+        assert plan.targets == ("a-first", "b-second") and "b-second" in run.unreachable
+        with pytest.raises(PlanMoved, match="b-second"):  # its approved alta cannot be applied now
+            run.check_fingerprint(plan, pins)
+    assert not fakes.state("a-first")
+    empty = Plan((), tree=approved.tree, targets=("b-second",)).fingerprint
+    with fakes.run(lock=True, revoke_when_unreachable=True) as run:
+        plan = run.plan()
+        run.check_fingerprint(plan, [pins[0], f"b-second={empty}"])  # nothing was approved for it: goes ahead
