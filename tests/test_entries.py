@@ -52,6 +52,16 @@ def test_a_file_the_scanner_does_not_understand_is_left_to_a_full_load():
     assert split_entries("unit: X\npeople: [{employee_key: A}]\n") is None
     assert split_entries("unit: X\npeople:\n  - given_names: Ana\n") is None  # an entry without a key
     assert entry_texts(None) == {}
+    # Keys YAML reads otherwise than a line scanner would: a block scalar, an alias, a `#` with
+    # no blank before it (one scalar in YAML); in the general scan's layout too.
+    for value in (">-\n      SSM-000001", "*alias", "SSM-000001#2", "!!str SSM-000001", "'SSM-1'x"):
+        for layout in ("  - employee_key: {v}\n    title: Uno\n", "  - title: Uno\n    employee_key: {v}\n"):
+            text = "unit: X\npeople:\n" + layout.format(v=value) + "  - employee_key: SSM-000002\n"
+            assert split_entries(text) is None, (value, layout)
+    # What YAML reads as the key, the scanner reads too: quotes, a comment after a blank.
+    for value, key in (("'SSM-1'", "SSM-1"), ('"SSM-1"  # alta', "SSM-1"), ("SSM-1.a_b # c", "SSM-1.a_b")):
+        text = f"unit: X\npeople:\n  - employee_key: {value}\n"
+        assert [e.key for e in split_entries(text)] == [key] == [yaml.safe_load(text)["people"][0]["employee_key"]]
 
 
 def test_an_edit_changes_only_that_entrys_text():

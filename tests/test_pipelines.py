@@ -242,7 +242,7 @@ class Forge:
         script = "\n".join(before + pipeline[job]["script"])
         variables = {**pipeline["variables"], **(pipeline[job].get("variables") or {}),
                      "CI_API_V4_URL": "https://gitlab.example/api/v4", "CI_PROJECT_ID": "7",
-                     "RECONCILER_BOT_USERNAME": "reconciler-bot", "CI_NODE_TOTAL": "1", **extra}
+                     "RECONCILER_BOT_USERNAME": "reconciler-bot", "CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "1", **extra}
         env = self.env(**variables)
         env["RECONCILER_REQUIREMENTS"] = str(self.requirements)
         return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],

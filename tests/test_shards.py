@@ -4,6 +4,7 @@ real bare Git remote (no forge involved: a remote on disk is the real thing)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -313,17 +314,60 @@ def test_notes_a_push_could_not_deliver_are_kept_and_go_with_the_next_push(tmp_p
     _git("update-ref", "-d", NOTES, cwd=Path(repo.working_dir))
     trail.attach_note(repo, commit, _records("fw-lab", 3)[2:], None)
     push_notes(repo, "origin")
-    assert not _git("for-each-ref", UNPUSHED, cwd=Path(repo.working_dir))
+    assert not _git("for-each-ref", UNPUSHED, cwd=Path(repo.working_dir))  # delivered: nothing kept
     auditor = _shard_clone(tmp_path, origin, "auditor")
     assert sorted(r["seq"] for _c, r in trail.read_notes(auditor)) == [0, 1, 2]
 
 
+def test_a_job_killed_between_its_apply_and_its_push_loses_no_record(tmp_path, remote):
+    origin, commit = remote
+    repo, other = _shard_clone(tmp_path, origin, "fw"), _shard_clone(tmp_path, origin, "ad")
+    trail.attach_note(repo, commit, _records("fw-lab", 1), None)  # the apply noted; the job died here
+    trail.attach_note(other, commit, _records("ad-lab", 1), None)
+    push_notes(other, "origin")  # another shard pushed meanwhile
+    _git("fetch", "-q", "origin", f"+{NOTES}:{NOTES}", cwd=Path(repo.working_dir))  # the next job's fetch
+    trail.attach_note(repo, commit, _records("fw-lab", 2)[1:], None)
+    push_notes(repo, "origin")
+    auditor = _shard_clone(tmp_path, origin, "auditor")
+    assert sorted((r["target"], r["seq"]) for _c, r in trail.read_notes(auditor)) == \
+        [("ad-lab", 0), ("fw-lab", 0), ("fw-lab", 1)]
+
+
+def test_an_entry_of_the_notes_tree_that_is_not_a_note_cannot_overwrite_one(tmp_path, remote):
+    """Anyone with push rights can put any path in the notes tree, such as `<commit>^0`, which
+    Git would resolve to the applied commit if it were ever taken for a revision."""
+    origin, commit = remote
+    key = ApplyKey.from_env()
+    first, second = (_shard_clone(tmp_path, origin, n) for n in ("ad", "fw"))
+    trail.attach_note(first, commit, _records("ad-lab", 2), key)
+    push_notes(first, "origin")
+    hostile = Path(_shard_clone(tmp_path, origin, "hostile").working_dir)
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=hostile, input="forged, unsealed\n",
+                          capture_output=True, text=True, check=True).stdout.strip()
+    env = {"GIT_INDEX_FILE": str(tmp_path / "hostile.index")}
+    tip = _git("rev-parse", NOTES, cwd=hostile)
+    for name in (f"{commit}^0", "HEAD", "zz"):
+        subprocess.run(["git", "read-tree", tip], cwd=hostile, env={**os.environ, **env}, check=True)
+        subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}"], cwd=hostile,
+                       env={**os.environ, **env}, check=True)
+        tree = subprocess.run(["git", "write-tree"], cwd=hostile, env={**os.environ, **env}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        tip = _git("-c", "user.name=m", "-c", "user.email=m@x", "commit-tree", tree, "-p", tip, "-m", "x", cwd=hostile)
+    _git("push", "-q", "origin", f"{tip}:{NOTES}", cwd=hostile)
+    trail.attach_note(second, commit, _records("fw-lab", 1), key)
+    assert push_notes(second, "origin") == 1
+    auditor = _shard_clone(tmp_path, origin, "auditor")
+    sealed = sorted((r["target"], r["seq"]) for _c, r, ok in trail.noted_batches(auditor, key) if ok and r)
+    assert sealed == [("ad-lab", 0), ("ad-lab", 1), ("fw-lab", 0)]
 def test_a_pipelines_fixed_matrix_must_be_exactly_the_shards(lab_copy):
-    ok = run_cli("shards", "--inventory", str(lab_copy), "--job", "fw-lab", "--jobs", "2")
+    ok = run_cli("shards", "--inventory", str(lab_copy), "--job", "fw-lab", "--index", "2", "--jobs", "2")
     assert ok[0] == 0, ok
-    for job, jobs in (("fw-lab", "1"), ("mail-lab", "2"), ("fw-lab", "3")):
-        code, _out, err = run_cli("shards", "--inventory", str(lab_copy), "--job", job, "--jobs", jobs)
-        assert code == 1 and "ad-lab fw-lab" in err
+    # A shard missing, one that is not a shard, one too many, and two jobs of one shard (a second
+    # matrix dimension) while another shard has none.
+    for job, index, jobs in (("fw-lab", "2", "1"), ("mail-lab", "1", "2"), ("fw-lab", "2", "3"), ("ad-lab", "2", "2")):
+        code, _out, err = run_cli("shards", "--inventory", str(lab_copy), "--job", job, "--index", index,
+                                  "--jobs", jobs)
+        assert code == 1 and "ad-lab fw-lab" in err, (job, index, jobs, err)
 
 
 def test_a_pinned_target_now_out_of_reach_is_refused_unless_its_approved_part_was_empty(fakes):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -27,16 +28,12 @@ import git
 from reconciler import gitobjects
 from reconciler.approval.signatures import redacted
 from reconciler.audit.seal import SEAL_TAG
-from reconciler.audit.trail import NOTES_REF
+from reconciler.audit.trail import NOTES_REF, UNPUSHED
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
 
 NOTES = f"refs/notes/{NOTES_REF}"
 THEIRS = f"refs/notes/{NOTES_REF}-remote"  # the remote's notes, fetched to merge with
-MERGING = f"refs/notes/{NOTES_REF}-merging-"  # + a name of this process's own: a killed one's lock blocks no other
-# Notes a job could not push, kept outside what `git fetch '+refs/notes/*:refs/notes/*'` (the
-# pipelines' fetch) overwrites, and merged into the next push from this clone.
-UNPUSHED = "refs/reconciler-local/unpushed-notes"
 ENVELOPES = "refs/reconciler/envelopes/"
 MERGE_MESSAGE = "Notes merged by reconciler"  # not for people: a commit message in the notes' own history
 ATTEMPTS = 10  # pushes of the notes; each lost race means another shard pushed meanwhile
@@ -45,6 +42,7 @@ CEILING = 20.0
 _IDENTITY = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
              "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
 _SEAL = SEAL_TAG.encode("ascii") + b" "
+_NOTE_PATH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a note's path, its fan-out joined
 
 
 def batches(note: bytes) -> list[bytes]:
@@ -90,13 +88,16 @@ def _ancestor(repo: git.Repo, older: str, newer: str) -> bool:
         return False
 
 
-def _notes(repo: git.Repo, tip: str) -> dict[str, str]:
-    """commit -> note blob, for every note of the notes commit `tip` (read from its tree, so
-    any ref can hold notes, and fanned-out paths are joined back into commit ids)."""
+def _notes(repo: git.Repo, tip: str) -> dict[str, tuple[str, str]]:
+    """commit -> (path, note blob) for every note of the notes commit `tip`.  Only blobs whose
+    path, its fan-out joined, is an object id are notes: anything else someone put in the tree
+    is never taken for one (nor passed to Git as a revision)."""
     notes = {}
-    for line in repo.git.ls_tree("-r", tip).splitlines():  # "<mode> blob <sha>\t<path>"
-        about, _tab, path = line.partition("\t")
-        notes[path.replace("/", "")] = about.split()[2]
+    for entry in repo.git.ls_tree("-r", "-z", tip).split("\0"):  # "<mode> <type> <sha>\t<path>"
+        about, _tab, path = entry.partition("\t")
+        fields = about.split()
+        if len(fields) == 3 and fields[1] == "blob" and _NOTE_PATH.fullmatch(joined := path.replace("/", "")):
+            notes[joined] = (path, fields[2])
     return notes
 
 
@@ -122,41 +123,57 @@ def _merge(repo: git.Repo, theirs: str) -> bool:
         repo.git.update_ref(NOTES, theirs_tip, ours_tip or "0" * 40)
         return False
     mine, remote = _notes(repo, ours_tip), _notes(repo, theirs_tip)
-    work = f"{MERGING}{os.getpid()}-{secrets.token_hex(4)}"
-    repo.git.update_ref(work, theirs_tip)
+    # The remote's tree as it is, in an index of this merge's own, with each of our notes it
+    # lacks or holds otherwise written over its entry: paths, never revisions, so no entry can
+    # name another commit's note.
+    index = os.path.join(repo.git_dir, f"reconciler-notes-{os.getpid()}-{secrets.token_hex(4)}.index")
+    env = {**_IDENTITY, "GIT_INDEX_FILE": index}
     try:
-        for commit, blob in mine.items():
-            if remote.get(commit) == blob:
+        repo.git.read_tree(theirs_tip, env=env)
+        for commit, (path, blob) in mine.items():
+            theirs_path, theirs_blob = remote.get(commit, (path, None))
+            if theirs_blob == blob:
                 continue
-            theirs_note = _blob(repo, remote[commit]) if commit in remote else b""
+            theirs_note = _blob(repo, theirs_blob) if theirs_blob else b""
             note = merged_note(_blob(repo, blob), theirs_note)
-            if note == theirs_note:
-                continue
-            # -C: the blob as merged, byte for byte (a message given as text would be tidied).
-            repo.git.notes("--ref", work, "add", "-f", "-C", gitobjects.blob(repo, note).hex(), commit, env=_IDENTITY)
-        tree = repo.git.rev_parse(work + "^{tree}")
-        merge = repo.git.commit_tree(tree, "-p", theirs_tip, "-p", ours_tip, "-m", MERGE_MESSAGE, env=_IDENTITY)
-        repo.git.update_ref(NOTES, merge, ours_tip)
+            if note != theirs_note:
+                repo.git.update_index("--add", "--cacheinfo", f"100644,{gitobjects.blob(repo, note).hex()},{theirs_path}",
+                                      env=env)
+        tree = repo.git.write_tree(env=env)
     finally:
-        repo.git.update_ref("-d", work, with_exceptions=False)
+        for leftover in (index, index + ".lock"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
+    merge = repo.git.commit_tree(tree, "-p", theirs_tip, "-p", ours_tip, "-m", MERGE_MESSAGE, env=_IDENTITY)
+    repo.git.update_ref(NOTES, merge, ours_tip)
     return True
 
 
 def push_notes(repo: git.Repo, remote: str, attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> int:
-    """Push refs/notes/reconciler, merging what other jobs pushed meanwhile; the number of
-    merges it took.  Between lost races it waits a random time under a limit that doubles
-    (shards that collided do not collide again in step; a network that dropped has time to
-    come back).  When it cannot, the notes are kept in UNPUSHED for the next push from this
-    clone, and ReconcilerError says so (the remote's address never shown)."""
-    if _tip(repo, UNPUSHED) is not None:  # what a push before this one could not deliver
-        merge_notes(repo, UNPUSHED)
+    """Push refs/notes/reconciler, merging what other jobs pushed meanwhile, and what earlier
+    runs in this clone noted but never pushed (UNPUSHED); the number of merges it took.
+    Between lost races it waits a random time under a limit that doubles (shards that collided
+    do not collide again in step; a network that dropped has time to come back).  Raises
+    ReconcilerError (the remote's address never shown) when it cannot: the notes stay in
+    UNPUSHED for the next push."""
+    for kept in _refs(repo, UNPUSHED):
+        try:
+            merge_notes(repo, kept)
+        except ReconcilerError:
+            pass  # kept for a later push, and never in the way of this one
+    keep_unpushed(repo)
     merges, last = 0, None
     for attempt in range(attempts):
         if attempt:
             time.sleep(random.uniform(0, min(CEILING, backoff * 2 ** (attempt - 1))))
         try:
             repo.git.push(remote, f"{NOTES}:{NOTES}")
-            repo.git.update_ref("-d", UNPUSHED, with_exceptions=False)
+            pushed = _tip(repo, NOTES)
+            for kept in _refs(repo, UNPUSHED):
+                if (tip := _tip(repo, kept)) is None or _ancestor(repo, tip, pushed):
+                    repo.git.update_ref("-d", kept, with_exceptions=False)
             return merges
         except git.GitCommandError as exc:
             last = exc
@@ -166,10 +183,16 @@ def push_notes(repo: git.Repo, remote: str, attempts: int = ATTEMPTS, backoff: f
             last = exc
             continue
         merges += merge_notes(repo, THEIRS)
-    repo.git.update_ref(UNPUSHED, NOTES)
+        keep_unpushed(repo)
     raise ReconcilerError(redacted(_("could not push {ref} to {remote}: {error}; its records are kept in {kept} "
                                      "and pushed with the next push from this clone", ref=NOTES, remote=remote,
                                      kept=UNPUSHED, error=(getattr(last, "stderr", "") or str(last)).strip())))
+
+
+def keep_unpushed(repo: git.Repo) -> None:
+    """Keep the notes as they are now under UNPUSHED until a push delivers them."""
+    if (tip := _tip(repo, NOTES)) is not None:
+        repo.git.update_ref(UNPUSHED + tip, tip)
 
 
 @dataclass

@@ -29,6 +29,10 @@ from reconciler.i18n import _, lazy
 
 GENESIS = "0" * 64
 NOTES_REF = "reconciler"
+# Notes noted here but not yet pushed (audit/publish.py), one ref per notes commit, kept outside
+# what `git fetch '+refs/notes/*:refs/notes/*'` (the pipelines' fetch) overwrites: a job killed
+# between its apply and its push leaves them for the next push from the same clone.
+UNPUSHED = "refs/reconciler-local/unpushed-notes/"
 SUFFIX = ".audit.jsonl"
 # The first line of a trail whose oldest records were pruned (audit/prune.py): not a record, the
 # seq and hash of the last record pruned, from which the chain goes on, and the archive that
@@ -151,6 +155,8 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) 
         note.flush()
         try:
             repo.git.notes("--ref", NOTES_REF, "append", "--file", note.name, commit, env=env)
+            tip = repo.git.rev_parse(f"refs/notes/{NOTES_REF}")
+            repo.git.update_ref(UNPUSHED + tip, tip)
         except git.GitCommandError as exc:
             raise ReconcilerError(_("could not attach the audit records as a git note to {commit}: {error}",
                                     commit=commit[:10], error=exc.stderr.strip())) from None

@@ -233,7 +233,10 @@ def _parser() -> argparse.ArgumentParser:
     shards_cmd.add_argument("--ref", default=os.environ.get("RECONCILER_REF", DEFAULT_REF),
                             help=_("the commit whose approved inventory is read, as apply reads it (default: "
                                    "$RECONCILER_REF or main)"))
-    shards_cmd.add_argument("--job", metavar="NAME", help=_("with --jobs: fail unless NAME is one of the shards"))
+    shards_cmd.add_argument("--job", metavar="NAME", help=_("with --index and --jobs: fail unless NAME is the "
+                                                            "shard at that place in the list"))
+    shards_cmd.add_argument("--index", metavar="I", type=int, help=_("with --job: its place in the pipeline's matrix, "
+                                                                     "from 1"))
     shards_cmd.add_argument("--jobs", metavar="N", type=int,
                             help=_("with --job: fail unless there are N shards (a pipeline's fixed matrix of jobs, "
                                    "each one shard, covers them all)"))

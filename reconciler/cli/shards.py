@@ -37,17 +37,20 @@ def list_shards(args, out: Console, err: Console) -> int:
     with _approved_targets(args) as (_source, targets):
         found = shards(targets)
     names = [s.name for s in found]
-    if (args.job is None) != (args.jobs is None):
-        raise ReconcilerError(_("--job and --jobs go together"))
-    if args.job is not None and (args.job not in names or args.jobs != len(found)):
+    if len({args.job is None, args.index is None, args.jobs is None}) > 1:
+        raise ReconcilerError(_("--job, --index and --jobs go together"))
+    # The job at place I of N is the I-th shard, and there are N: so every shard has one job,
+    # whatever else the matrix holds.
+    if args.job is not None and (args.jobs != len(found) or not 1 <= args.index <= len(found)
+                                 or names[args.index - 1] != args.job):
         # A pipeline that lists its shards by hand (GitLab's parallel:matrix) would otherwise
         # never apply a target added to the inventory since.
         raise ReconcilerError(ngettext(
-            "this job ({job}, one of {jobs}) is not the inventory's one shard: the pipeline's matrix must list "
-            "exactly what `reconciler shards` prints ({shards})",
-            "this job ({job}, one of {jobs}) is not one of the inventory's {n} shards: the pipeline's matrix must "
-            "list exactly what `reconciler shards` prints ({shards})",
-            len(found), job=args.job, jobs=args.jobs, n=len(found), shards=" ".join(names)))
+            "this job ({job}, {index} of {jobs}) is not the inventory's one shard: the pipeline's matrix must "
+            "list exactly what `reconciler shards` prints, in its order ({shards})",
+            "this job ({job}, {index} of {jobs}) is not the inventory's shard {index} of {n}: the pipeline's matrix "
+            "must list exactly what `reconciler shards` prints, in its order ({shards})",
+            len(found), job=args.job, index=args.index, jobs=args.jobs, n=len(found), shards=" ".join(names)))
     if args.output == "json":
         print(json.dumps([s.to_dict() for s in found], ensure_ascii=False))
         return EXIT_OK

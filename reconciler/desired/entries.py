@@ -15,7 +15,11 @@ from typing import NamedTuple
 
 _PEOPLE = re.compile(r"^people:[ \t]*(?:#.*)?$", re.MULTILINE)
 _FIRST_ITEM = re.compile(r"^( *)(\S)", re.MULTILINE)  # the first line with content after people:
-_KEY = re.compile(r"""^[ \t]*(?:-[ \t]+)?employee_key:[ \t]*(['"]?)([^'"#\s]+)\1[ \t]*(?:#.*)?$""", re.MULTILINE)
+# A key as the schema allows it (users.schema.json, "key"), whole: anything else on its line (a
+# block scalar `>-`, an alias, a tag, `SSM-1#2`, which YAML reads as one scalar) is not ours to
+# guess, and the file is left to a full load.  A comment needs a blank before its `#`, as in YAML.
+_VALUE = r"""(['"]?)([A-Za-z0-9][A-Za-z0-9_.-]*)\1(?:[ \t]+(?:#[^\n]*)?)?"""
+_KEY = re.compile(r"^[ \t]*(?:-[ \t]+)?employee_key:[ \t]*" + _VALUE + "$", re.MULTILINE)
 _COMMENT_OR_BLANK = re.compile(r"^[ \t]*(?:#.*)?$")
 
 
@@ -71,7 +75,7 @@ def _ender(indent: int) -> re.Pattern:
 @lru_cache(maxsize=8)
 def _item_keys(indent: int) -> re.Pattern:
     """An item's first line `- employee_key: KEY` at `indent`, whole (the newline before it)."""
-    return re.compile("\n" + " " * indent + r"""- employee_key:[ \t]*(['"]?)([^'"#\s]+)\1[ \t]*(?:#[^\n]*)?(?=\n|\Z)""")
+    return re.compile("\n" + " " * indent + r"- employee_key:[ \t]*" + _VALUE + r"(?=\n|\Z)")
 
 
 def _keys_first(text: str, indent: int, start: int, end: int) -> tuple[Entry, ...] | None:
