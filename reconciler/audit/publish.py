@@ -137,8 +137,8 @@ def _merge(repo: git.Repo, theirs: str) -> bool:
             theirs_note = _blob(repo, theirs_blob) if theirs_blob else b""
             note = merged_note(_blob(repo, blob), theirs_note)
             if note != theirs_note:
-                repo.git.update_index("--add", "--cacheinfo", f"100644,{gitobjects.blob(repo, note).hex()},{theirs_path}",
-                                      env=env)
+                written = gitobjects.blob(repo, note).hex()
+                repo.git.update_index("--add", "--cacheinfo", f"100644,{written},{theirs_path}", env=env)
         tree = repo.git.write_tree(env=env)
     finally:
         for leftover in (index, index + ".lock"):
