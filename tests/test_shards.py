@@ -386,3 +386,15 @@ def test_a_pinned_target_now_out_of_reach_is_refused_unless_its_approved_part_wa
     with fakes.run(lock=True, revoke_when_unreachable=True) as run:
         plan = run.plan()
         run.check_fingerprint(plan, [pins[0], f"b-second={empty}"])  # nothing was approved for it: goes ahead
+
+
+def test_a_note_left_without_its_last_newline_does_not_break_the_next_runs_seal(tmp_path, remote):
+    origin, commit = remote
+    key = ApplyKey.from_env()
+    repo = _shard_clone(tmp_path, origin, "ad")
+    left = tmp_path / "left"
+    left.write_bytes(b"someone's line without a newline")
+    blob = _git("hash-object", "-w", str(left), cwd=Path(repo.working_dir))
+    _git("notes", "--ref", "reconciler", "add", "-f", "-C", blob, commit, cwd=Path(repo.working_dir))
+    trail.attach_note(repo, commit, _records("ad-lab", 2), key)
+    assert sorted(r["seq"] for _c, r, ok in trail.noted_batches(repo, key) if ok and r) == [0, 1]

@@ -14,13 +14,13 @@ import datetime as dt
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import git
 
+from reconciler import gitobjects
 from reconciler.about import exact_version
 from reconciler.approval.signatures import SignatureError
 from reconciler.audit.seal import SEAL_TAG, seal, sealed
@@ -149,17 +149,26 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) 
             raise ReconcilerError(_("could not seal the audit records: {error}", error=exc)) from None
     env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
            "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
-    # Through a file: a run's records easily exceed the command line's length limit.
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".jsonl") as note:
-        note.write(text + "\n")
-        note.flush()
-        try:
-            repo.git.notes("--ref", NOTES_REF, "append", "--file", note.name, commit, env=env)
-            tip = repo.git.rev_parse(f"refs/notes/{NOTES_REF}")
-            repo.git.update_ref(UNPUSHED + tip, tip)
-        except git.GitCommandError as exc:
-            raise ReconcilerError(_("could not attach the audit records as a git note to {commit}: {error}",
-                                    commit=commit[:10], error=exc.stderr.strip())) from None
+    try:
+        # The note as it is, byte for byte, then a blank line, then this run's batch: written
+        # whole (`git notes append` would join a last line someone left without its newline to
+        # the batch's first record, and that batch's seal would no longer verify).
+        note = _note_bytes(repo, commit)
+        if note:
+            note = note + (b"" if note.endswith(b"\n") else b"\n") + b"\n"
+        blob = gitobjects.blob(repo, note + (text + "\n").encode("utf-8"))
+        repo.git.notes("--ref", NOTES_REF, "add", "-f", "-C", blob.hex(), commit, env=env)
+        tip = repo.git.rev_parse(f"refs/notes/{NOTES_REF}")
+        repo.git.update_ref(UNPUSHED + tip, tip)
+    except git.GitCommandError as exc:
+        raise ReconcilerError(_("could not attach the audit records as a git note to {commit}: {error}",
+                                commit=commit[:10], error=exc.stderr.strip())) from None
+
+
+def _note_bytes(repo: git.Repo, commit: str) -> bytes:
+    """The commit's note in refs/notes/reconciler as stored, or nothing."""
+    found = repo.git.notes("--ref", NOTES_REF, "list", commit, with_exceptions=False)
+    return repo.git.cat_file("blob", found.strip(), stdout_as_string=False) if found.strip() else b""
 
 
 def read_file(path: Path) -> Iterator[tuple[int, str]]:
