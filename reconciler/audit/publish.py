@@ -28,7 +28,7 @@ import git
 from reconciler import gitobjects
 from reconciler.approval.signatures import redacted
 from reconciler.audit.seal import SEAL_TAG
-from reconciler.audit.trail import NOTES_REF, UNPUSHED
+from reconciler.audit.trail import GIT_IDENTITY, NOTES_REF, UNPUSHED
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _
 
@@ -39,15 +39,13 @@ MERGE_MESSAGE = "Notes merged by reconciler"  # not for people: a commit message
 ATTEMPTS = 10  # pushes of the notes; each lost race means another shard pushed meanwhile
 BACKOFF = 0.5  # seconds: the first wait's limit, doubled after each lost race, at most CEILING
 CEILING = 20.0
-_IDENTITY = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
-             "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
 _SEAL = SEAL_TAG.encode("ascii") + b" "
 _NOTE_PATH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a note's path, its fan-out joined
 
 
 def batches(note: bytes) -> list[bytes]:
     """A note's batches, in order: each run's record lines, ended by its seal line or by the
-    blank line `git notes append` puts between runs (audit/trail.noted_batches reads them so).
+    blank line between runs (audit/trail.attach_note writes them so, noted_batches reads them so).
     Bytes, split at b"\n" alone: a note someone else wrote need not be UTF-8, and a record may
     hold U+2028, which str.splitlines() would cut at."""
     out: list[bytes] = []
@@ -127,7 +125,7 @@ def _merge(repo: git.Repo, theirs: str) -> bool:
     # lacks or holds otherwise written over its entry: paths, never revisions, so no entry can
     # name another commit's note.
     index = os.path.join(repo.git_dir, f"reconciler-notes-{os.getpid()}-{secrets.token_hex(4)}.index")
-    env = {**_IDENTITY, "GIT_INDEX_FILE": index}
+    env = {**GIT_IDENTITY, "GIT_INDEX_FILE": index}
     try:
         repo.git.read_tree(theirs_tip, env=env)
         for commit, (path, blob) in mine.items():
@@ -146,7 +144,7 @@ def _merge(repo: git.Repo, theirs: str) -> bool:
                 os.unlink(leftover)
             except FileNotFoundError:
                 pass
-    merge = repo.git.commit_tree(tree, "-p", theirs_tip, "-p", ours_tip, "-m", MERGE_MESSAGE, env=_IDENTITY)
+    merge = repo.git.commit_tree(tree, "-p", theirs_tip, "-p", ours_tip, "-m", MERGE_MESSAGE, env=GIT_IDENTITY)
     repo.git.update_ref(NOTES, merge, ours_tip)
     return True
 

@@ -33,6 +33,9 @@ NOTES_REF = "reconciler"
 # what `git fetch '+refs/notes/*:refs/notes/*'` (the pipelines' fetch) overwrites: a job killed
 # between its apply and its push leaves them for the next push from the same clone.
 UNPUSHED = "refs/reconciler-local/unpushed-notes/"
+# Who writes the notes commits: the program, never the runner's user or its Git configuration.
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
+                "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
 SUFFIX = ".audit.jsonl"
 # The first line of a trail whose oldest records were pruned (audit/prune.py): not a record, the
 # seq and hash of the last record pruned, from which the chain goes on, and the archive that
@@ -147,8 +150,6 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) 
             text += "\n" + seal(text + "\n", key, commit)
         except SignatureError as exc:
             raise ReconcilerError(_("could not seal the audit records: {error}", error=exc)) from None
-    env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": "reconciler@localhost",
-           "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": "reconciler@localhost"}
     try:
         # The note as it is, byte for byte, then a blank line, then this run's batch: written
         # whole (`git notes append` would join a last line someone left without its newline to
@@ -157,7 +158,7 @@ def attach_note(repo: git.Repo, commit: str, records: Iterable[dict], key=None) 
         if note:
             note = note + (b"" if note.endswith(b"\n") else b"\n") + b"\n"
         blob = gitobjects.blob(repo, note + (text + "\n").encode("utf-8"))
-        repo.git.notes("--ref", NOTES_REF, "add", "-f", "-C", blob.hex(), commit, env=env)
+        repo.git.notes("--ref", NOTES_REF, "add", "-f", "-C", blob.hex(), commit, env=GIT_IDENTITY)
         tip = repo.git.rev_parse(f"refs/notes/{NOTES_REF}")
         repo.git.update_ref(UNPUSHED + tip, tip)
     except git.GitCommandError as exc:
