@@ -72,10 +72,7 @@ def merged_note(ours: bytes, theirs: bytes) -> bytes:
 
 
 def _tip(repo: git.Repo, ref: str) -> str | None:
-    try:
-        return repo.git.rev_parse("--verify", "--quiet", ref + "^{commit}")
-    except git.GitCommandError:
-        return None
+    return gitobjects.resolve(repo, ref + "^{commit}")
 
 
 def _ancestor(repo: git.Repo, older: str, newer: str) -> bool:
@@ -156,7 +153,9 @@ def push_notes(repo: git.Repo, remote: str, attempts: int = ATTEMPTS, backoff: f
     do not collide again in step; a network that dropped has time to come back).  Raises
     ReconcilerError (the remote's address never shown) when it cannot: the notes stay in
     UNPUSHED for the next push."""
-    for kept in _refs(repo, UNPUSHED):
+    held = _tip(repo, NOTES)
+    # Only those the notes do not already hold: one listing, however many runs noted since.
+    for kept in _refs(repo, *([f"--no-merged={held}"] if held else []), UNPUSHED):
         try:
             merge_notes(repo, kept)
         except ReconcilerError:
@@ -168,10 +167,9 @@ def push_notes(repo: git.Repo, remote: str, attempts: int = ATTEMPTS, backoff: f
             time.sleep(random.uniform(0, min(CEILING, backoff * 2 ** (attempt - 1))))
         try:
             repo.git.push(remote, f"{NOTES}:{NOTES}")
-            pushed = _tip(repo, NOTES)
-            for kept in _refs(repo, UNPUSHED):
-                if (tip := _tip(repo, kept)) is None or _ancestor(repo, tip, pushed):
-                    repo.git.update_ref("-d", kept, with_exceptions=False)
+            # Listed at once: what the push delivered (usually this run's one).
+            for delivered in _refs(repo, f"--merged={_tip(repo, NOTES)}", UNPUSHED):
+                repo.git.update_ref("-d", delivered, with_exceptions=False)
             return merges
         except git.GitCommandError as exc:
             last = exc
