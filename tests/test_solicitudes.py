@@ -269,3 +269,53 @@ def test_batched_blames_of_a_long_file_credit_each_person_as_one_blame_each_does
     alone, whole = History(repo.git, repo.git.head.commit, by_span=True), history_of(repo)
     for source in sources:
         assert batched.written_by(source) == alone.written_by(source) == whole.written_by(source), source
+
+
+def test_a_partial_load_and_provenance_read_each_people_file_once(repo, monkeypatch):
+    """A plan of a few people loads their entries, then blames their lines: each file of
+    thousands of people is read from Git once (entries.text_of_blob), and the landings are
+    those a provenance that reads everything again finds."""
+    from reconciler.desired import entries, files
+    from reconciler.desired.load import load_desired_state
+    from reconciler.approval import solicitudes
+    name = lambda i: f"Ana {chr(65 + i % 26)}{chr(65 + i // 26)}"  # noqa: E731 (names have no digits)
+    repo.add("HG-CUERNAVACA", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(1, 121)])
+    repo.add("CS-JIUTEPEC", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(121, 241)])
+    repo.squash_merge("Altas")
+    repo.find("SSM-000007")["title"] = "Jefa de piso"
+    repo.squash_merge("Cambio de puesto")
+    entries._BLOB_TEXTS.clear()
+    reads: list[str] = []
+    read_text, blob_text = files.CommitFiles.read_text, solicitudes.blob_text
+    monkeypatch.setattr(files.CommitFiles, "read_text", lambda self, rel: reads.append(rel) or read_text(self, rel))
+    monkeypatch.setattr(solicitudes, "blob_text", lambda commit, path: reads.append(path) or blob_text(commit, path))
+    source = at_ref(repo.root, "main")
+    only = {"users/hg-cuernavaca.yaml": frozenset({"SSM-000007", "SSM-000100"}),
+            "users/cs-jiutepec.yaml": frozenset({"SSM-000200"})}
+    state = load_desired_state(source.files, only=only)
+    people = [p.source for p in state.people]
+    assert len(people) == 3
+    history = History(source.repo, source.commit)
+    history.prefetch(people)
+    landings = [history.written_by(p) for p in people]
+    assert sorted(r for r in reads if "users/" in r) == ["users/cs-jiutepec.yaml", "users/hg-cuernavaca.yaml"]
+    entries._BLOB_TEXTS.clear()
+    again = History(source.repo, source.commit, by_span=True)
+    assert landings == [again.written_by(p) for p in people]
+    assert repo.git.head.commit.hexsha in landings[[p.path for p in people].index(("people", 6))]
+
+
+def test_a_link_is_never_named_like_the_file_with_the_same_bytes(repo):
+    """A link's blob holds its target's path: one that spells a people file's text has the
+    same blob id, and a text read by id (entries.text_of_blob) would then be the file's."""
+    from reconciler.desired.files import CommitFiles, identity_at
+    repo.add("HG-CUERNAVACA", person("SSM-000001"))
+    repo.squash_merge("Alta")
+    text = (repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml").read_text(encoding="utf-8")
+    (repo.root / "desired_state" / "users" / "hg-cuautla.yaml").symlink_to(text)
+    repo.git.git.add("-A")
+    commit = repo.git.index.commit("Un enlace")
+    regular, link = "desired_state/users/hg-cuernavaca.yaml", "desired_state/users/hg-cuautla.yaml"
+    assert (commit.tree / regular).hexsha == (commit.tree / link).hexsha
+    assert identity_at(commit, regular) == f"blob:{(commit.tree / regular).hexsha}"
+    assert identity_at(commit, link) is None and CommitFiles(commit).identity("users/hg-cuautla.yaml") is None

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from reconciler.approval.ledger import Line
-from reconciler.desired.entries import entry_texts, lines_of, split_entries
-from reconciler.desired.files import blob_text
+from reconciler.desired.entries import entry_texts, lines_of, split_entries, text_of_blob
+from reconciler.desired.files import blob_text, identity_at
 from reconciler.desired.model import Source
 from reconciler.desired.yamlfile import LineIndex, parse_yaml
 from reconciler.i18n import lazy
@@ -159,7 +160,8 @@ class History:
         """The lines of a declaration at this commit.  People's entries are found by the text
         scanner (files of thousands of people); anything else through the YAML nodes."""
         if source.file not in self._texts:
-            text = blob_text(self.commit, source.file)
+            # The text a partial load split (text_of_blob): a regular file's, or None.
+            text = text_of_blob(identity_at(self.commit, source.file), lambda: blob_text(self.commit, source.file))
             entries = split_entries(text) if text is not None else None
             self._texts[source.file] = (text, entries, None)
         text, entries, index = self._texts[source.file]
@@ -202,12 +204,15 @@ class History:
                 span = self._span(asked)
                 if span is not None and self._long(asked.file) and (asked.file, *span) not in self._spans:
                     wanted.setdefault(asked.file, set()).add(span)
-        for path, spans in wanted.items():
-            if len(spans) > BATCHED_SPANS:
-                continue
-            ranges = self._blame(path, *[arg for first, last in sorted(spans) for arg in ("-L", f"{first},{last}")])
-            for first, last in spans:
-                self._spans[path, first, last] = sorted({sha for a, b, sha in ranges if a <= last and b >= first})
+        batches = {path: spans for path, spans in wanted.items() if len(spans) <= BATCHED_SPANS}
+        # One process per file, run side by side: each mostly waits on its own git.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            blamed = pool.map(lambda item: self._blame(item[0], *[arg for first, last in sorted(item[1])
+                                                                 for arg in ("-L", f"{first},{last}")]),
+                              batches.items())
+            for (path, spans), ranges in zip(batches.items(), blamed):
+                for first, last in spans:
+                    self._spans[path, first, last] = sorted({sha for a, b, sha in ranges if a <= last and b >= first})
 
     def _long(self, path: str) -> bool:
         """Worth blaming by line range: a people file of thousands of lines.  Small files

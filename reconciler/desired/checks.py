@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 import fastjsonschema
 
-from reconciler.desired.entries import keep_only, split_entries
+from reconciler.desired.entries import keep_only, split_entries, text_of_blob
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.schemacache import compiled
 from reconciler.desired.yamlfile import LineIndex, not_utf8, parse_yaml
@@ -289,7 +289,9 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
     check = FileCheck(f"{files.label}/{rel}")
     checks.append(check)
     try:
-        text = files.read_text(rel) if text is None else text
+        if text is None:  # a partial load's file is split, then blamed: read once (text_of_blob)
+            text = files.read_text(rel) if keep is None else text_of_blob(files.identity(rel),
+                                                                          lambda: files.read_text(rel))
     except UnicodeDecodeError as exc:
         check.problems.append(not_utf8(check.display, exc))
         return check, None, False

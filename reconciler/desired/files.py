@@ -84,6 +84,21 @@ def blob_id(commit: git.Commit, path: str) -> str | None:
         return None
 
 
+def identity_at(commit: git.Commit, path: str) -> str | None:
+    """CommitFiles.identity of a file of the commit, by its path in the repository."""
+    try:
+        return _identity(commit.tree / path)
+    except (KeyError, TypeError):  # TypeError: a link where a folder on the way belongs
+        return None
+
+
+def _identity(blob) -> str | None:
+    # A link's blob may hold the same bytes, and so have the same id, as a file: never named.
+    if blob is None or blob.type != "blob" or blob.mode == SYMLINK_MODE:
+        return None
+    return f"blob:{blob.hexsha}"
+
+
 def blob_text(commit: git.Commit, path: str) -> str | None:
     """A file's text as committed, or None when the commit has no such file, it is a link, or
     it is not UTF-8 text."""
@@ -133,10 +148,7 @@ class CommitFiles:
     def identity(self, rel: str) -> str | None:
         """The file's content named without reading it (Git's blob id), or None: a link, a
         folder, nothing there (reading it says which)."""
-        blob = self._object(rel)
-        if blob is None or blob.type != "blob" or blob.mode == SYMLINK_MODE:
-            return None
-        return f"blob:{blob.hexsha}"
+        return _identity(self._object(rel))
 
     def listing(self, rel_dir: str, suffixes: tuple[str, ...]) -> list[str]:
         tree = self._object(rel_dir)
