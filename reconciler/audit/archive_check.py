@@ -121,8 +121,9 @@ def check(root: Path, pinned_key: str | None) -> tuple[list[Said], list[Said]]:
     try:
         text = (root / "MANIFEST.json").read_bytes()
         manifest = json.loads(text.decode("utf-8"))
-        assert isinstance(manifest, dict) and manifest.get("format") == FORMAT
-    except (OSError, ValueError, AssertionError, RecursionError):
+        if not (isinstance(manifest, dict) and manifest.get("format") == FORMAT):  # not an assert: -O keeps it
+            raise ValueError("not a manifest")  # not for people: caught below
+    except (OSError, ValueError, RecursionError):
         return [Said("manifest")], []
     if not pinned_key:
         return [Said("no_key")], []
@@ -289,8 +290,9 @@ def _chain(root: Path, target: dict, sealed: set[str], problems: list) -> set[st
     for number, line in _lines(root, name, problems):
         try:
             record = json.loads(line)
-            assert isinstance(record, dict)
-        except (ValueError, AssertionError, RecursionError):
+            if not isinstance(record, dict):  # not an assert: -O keeps it
+                raise ValueError("not a record")  # not for people: caught below
+        except (ValueError, RecursionError):
             problems.append(Said("not_record", file=name, line=number))
             return commits
         count += 1

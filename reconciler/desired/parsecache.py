@@ -29,7 +29,7 @@ import time
 from functools import cache
 from pathlib import Path
 
-from reconciler.desired.schemacache import cache_dir, read_trusted, write_private
+from reconciler.desired.schemacache import cache_dir, read_trusted, require_cached, write_private
 
 FORMAT = 2
 KEPT = 200  # entries beyond those a load used: an institution's unit files, a few versions each
@@ -82,8 +82,8 @@ def get(entry: str) -> dict | None:
         return None
     try:
         found = json.loads(data)
-        assert isinstance(found, dict) and found.get("entry") == entry and isinstance(found.get("unit"), str)
-        assert all(isinstance(i, int) and isinstance(e, dict) for i, e in found["people"] + found["shared"])
+        require_cached(isinstance(found, dict) and found.get("entry") == entry and isinstance(found.get("unit"), str))
+        require_cached(all(isinstance(i, int) and isinstance(e, dict) for i, e in found["people"] + found["shared"]))
     except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
         return None
     try:
@@ -106,8 +106,8 @@ def get_names(whole: str) -> dict[str, str] | None:
         return None
     try:
         found = json.loads(data)
-        assert isinstance(found, dict) and found.get("entry") == whole and isinstance(found.get("names"), dict)
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in found["names"].items())
+        require_cached(isinstance(found, dict) and found.get("entry") == whole and isinstance(found.get("names"), dict))
+        require_cached(all(isinstance(k, str) and isinstance(v, str) for k, v in found["names"].items()))
     except Exception:  # noqa: BLE001 - a damaged entry means checking again, never a crash
         return None
     return found["names"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from reconciler.desired.schemacache import cache_dir, read_trusted, write_private
+from reconciler.desired.schemacache import cache_dir, read_trusted, require_cached, write_private
 from reconciler.providers.ad.target import ADTarget
 
 FORMAT = 1
@@ -94,10 +94,11 @@ def load(key: str, target: ADTarget) -> Snapshot | None:
         return None
     try:
         raw = json.loads(data)
-        assert raw["format"] == FORMAT and raw["key"] == key
+        require_cached(raw["format"] == FORMAT and raw["key"] == key)
         mark = Watermark(str(raw["server"]), str(raw["invocation"]), int(raw["usn"]))
         entries = {str(guid): (str(dn), attrs) for guid, dn, attrs in raw["entries"]}
-        assert all(isinstance(a, dict) and all(isinstance(v, list) for v in a.values()) for _, a in entries.values())
+        require_cached(all(isinstance(a, dict) and all(isinstance(v, list) for v in a.values())
+                           for _, a in entries.values()))
         groups = {str(g): str(dn) for g, dn in raw["groups"].items()}
         return Snapshot(key, mark, float(raw["full_read_at"]), entries, groups)
     except Exception:  # noqa: BLE001 - a damaged snapshot means a full read, never a crash
