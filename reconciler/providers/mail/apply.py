@@ -41,7 +41,12 @@ def kick_file(target: MailTarget) -> str:
 
 
 def pending_kicks(host: LocalHost | SshHost, target: MailTarget) -> set[str]:
-    return {line.strip() for line in (host.read(kick_file(target)) or "").splitlines() if line.strip()}
+    return owed_in(host.read(kick_file(target)))
+
+
+def owed_in(text: str | None) -> set[str]:
+    """The addresses of a kick file's text (None: no file)."""
+    return {line.strip() for line in (text or "").splitlines() if line.strip()}
 
 
 def settled(written: float) -> float:

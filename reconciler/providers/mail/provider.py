@@ -16,6 +16,7 @@ from reconciler.providers.contract import (
     PlanRequest,
     Provider,
     ReadBack,
+    Standing,
     TargetPlan,
     named_by_inventory,
 )
@@ -27,9 +28,12 @@ from reconciler.providers.mail.apply import (
     MailApplier,
     closes,
     is_purge,
+    kick_file,
+    owed_in,
     pending_kicks,
-    settled,
+    settled as reread,
 )
+from reconciler.providers.mail import settled
 from reconciler.providers.mail.diff import diff
 from reconciler.providers.mail.doveadm import Command, Doveadm
 from reconciler.providers.mail.host import LocalHost, SshHost, open_host
@@ -71,7 +75,8 @@ class MailBasis:
 
 class MailProvider(Provider):
     kind = "mail"
-    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION, Capability.IMPORT})
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION, Capability.IMPORT,
+                              Capability.SETTLED_PLANS})
     read_back_source = lazy("the registry")
     rewritten_by_every_apply = frozenset({"mail-maps"})  # apply.py, step 2
 
@@ -79,6 +84,8 @@ class MailProvider(Provider):
         super().__init__(target)
         self.api: Doveadm | None = None
         self.host: LocalHost | SshHost | None = None
+        self._last_read: tuple = ({}, set(), {}, ())  # read(): the texts, the users served, the members, the shared
+        self._seen: settled.Seen | None = None  # what the last full plan read (settle)
 
     def open(self) -> None:
         self.api = Doveadm(self.target.doveadm_url, self.target.doveadm_key.read(), ca_file=self.target.doveadm_ca_file)
@@ -87,13 +94,6 @@ class MailProvider(Provider):
     def close(self) -> None:
         if self.host is not None:
             self.host.close()
-
-    def _owed(self) -> set[str]:
-        """The addresses whose sessions an earlier run still owes a kick (kick_file)."""
-        try:
-            return pending_kicks(self.host, self.target)
-        except OSError as exc:
-            raise ReconcilerError(_("cannot read the sessions still owed a kick: {error}", error=str(exc))) from None
 
     def _registry(self, host: LocalHost | SshHost) -> Registry:
         try:
@@ -118,17 +118,11 @@ class MailProvider(Provider):
     def read(self) -> tuple[ActualMail, list[str]]:
         """The registry and the maps from disk; from doveadm, in one request, the mailboxes
         Dovecot serves and who may use each shared mailbox."""
-        entries = self._registry(self.host).entries()
-        shared = [e for e in entries if e.managed and e.owner == SHARED and e.is_open]
-        commands = [Command("user", {"userMask": ["*"]}, "users")]
-        commands += [Command("aclGet", {"user": e.address, "mailbox": "INBOX"}, f"acl-{i}") for i, e in enumerate(shared)]
-        answers = self.api.run(commands)
+        texts = {"registry": self._read_text("registry")}
+        entries = Registry.parse(texts["registry"] or "").entries()
+        shared = [(e.key, e.address) for e in entries if e.managed and e.owner == SHARED and e.is_open]
+        served, members = self._ask_dovecot(shared)
         warnings = []
-        listing = answers["users"]
-        if not listing.ok:
-            raise ReconcilerError(_("doveadm could not list the mailboxes of {target} (exit code {code})",
-                                    target=self.target.name, code=listing.exit_code))
-        served = set((listing.result or {}).get("userList") or ())
         unknown = [e.address for e in entries if e.address not in served]
         if unknown:
             warnings.append(lazy_n("target {target}: Dovecot does not serve {n} registry entry (first: {first}); "
@@ -136,26 +130,50 @@ class MailProvider(Provider):
                                    "target {target}: Dovecot does not serve {n} registry entries (first: {first}); "
                                    "check the registry's format",
                                    len(unknown), target=self.target.name, first=unknown[0]))
-        members = {}
-        for i, e in enumerate(shared):
-            answer = answers.get(f"acl-{i}")
-            rights = answer.result if answer is not None and answer.ok else []
-            members[e.key] = tuple(sorted(r["id"][5:] for r in rights or () if r.get("id", "").startswith("user=")))
-        files = {}
         for name in ("recipients", "aliases", "denied"):
-            try:
-                files[name] = self.host.read(getattr(self.target, name)) or ""
-            except OSError as exc:
-                raise ReconcilerError(_("cannot read the map {path}: {error}", path=getattr(self.target, name),
-                                        error=str(exc))) from None
-        actual = actual_mail(entries, members, files, self.target.domains)
+            texts[name] = self._read_text(name)
+        maps = {name: texts[name] or "" for name in ("recipients", "aliases", "denied")}
+        actual = actual_mail(entries, members, maps, self.target.domains)
         if actual.unmanaged:
             warnings.append(lazy_n("target {target}: {n} mailbox in the registry was made by hand; left alone (a "
                                    "person who declares its address adopts it)",
                                    "target {target}: {n} mailboxes in the registry were made by hand; left alone (a "
                                    "person who declares one's address adopts it)",
                                    actual.unmanaged, target=self.target.name))
+        self._last_read = (texts, served, members, tuple(shared))
         return actual, warnings
+
+    def _read_text(self, name: str) -> str | None:
+        """One of the files a plan reads (settled.FILES), whole; None when it is absent."""
+        path = kick_file(self.target) if name == "kicks" else getattr(self.target, name)
+        try:
+            return self.host.read(path)
+        except OSError as exc:
+            if name == "registry":
+                raise ReconcilerError(_("cannot read the mail registry: {error}", error=str(exc))) from None
+            if name == "kicks":
+                raise ReconcilerError(_("cannot read the sessions still owed a kick: {error}",
+                                        error=str(exc))) from None
+            raise ReconcilerError(_("cannot read the map {path}: {error}", path=path, error=str(exc))) from None
+
+    def _ask_dovecot(self, shared: Sequence[tuple[str, str]]) -> tuple[set[str], dict[str, tuple[str, ...]]]:
+        """In one request: the users Dovecot serves, and the members of each shared mailbox
+        (key, address) as its rights name them."""
+        commands = [Command("user", {"userMask": ["*"]}, "users")]
+        commands += [Command("aclGet", {"user": address, "mailbox": "INBOX"}, f"acl-{i}")
+                     for i, (_key, address) in enumerate(shared)]
+        answers = self.api.run(commands)
+        listing = answers["users"]
+        if not listing.ok:
+            raise ReconcilerError(_("doveadm could not list the mailboxes of {target} (exit code {code})",
+                                    target=self.target.name, code=listing.exit_code))
+        served = set((listing.result or {}).get("userList") or ())
+        members = {}
+        for i, (key, _address) in enumerate(shared):
+            answer = answers.get(f"acl-{i}")
+            rights = answer.result if answer is not None and answer.ok else []
+            members[key] = tuple(sorted(r["id"][5:] for r in rights or () if r.get("id", "").startswith("user=")))
+        return served, members
 
     def plan(self, request: PlanRequest) -> TargetPlan:
         self.target.check_managed_units(request.state.units)
@@ -165,7 +183,12 @@ class MailProvider(Provider):
         needs_full_read = self._partial_view_problem(desired, actual, keys) if keys is not None else None
         manages = self.target.scope(request.state.units)
         changes, conflicts = diff(desired, actual, self.target, request.today, keys, manages)
-        changes += owed_kicks(self.target, changes, actual, self._owed())
+        texts, served, members, shared = self._last_read
+        texts["kicks"] = self._read_text("kicks")
+        changes += owed_kicks(self.target, changes, actual, owed_in(texts["kicks"]))
+        # What this plan read, to prove next time that it reads the same (settled.py).
+        self._seen = settled.Seen(settled.files_digest(texts), settled.server_digest(served, members), shared) \
+            if keys is None else None
         return TargetPlan(self.target.name, changes, conflicts, warnings,
                           MailBasis(desired, actual, keys, request.today, manages), needs_full_read)
 
@@ -223,6 +246,26 @@ class MailProvider(Provider):
         problems.update(self._server_checks(opened))
         return problems
 
+    # -- settled plans (settled.py) ----------------------------------------------------------
+    def settle(self, planned: TargetPlan, inputs: str) -> None:
+        """Only a full plan is remembered, with what its own read saw."""
+        if self._seen is not None and planned.basis is not None and planned.basis.keys is None:
+            settled.record(self.target, inputs, self._seen)
+
+    def settled(self, inputs: str) -> Standing | None:
+        fetch = lambda: {name: self._read_text(name) for name in settled.FILES}  # noqa: E731
+        try:
+            return settled.holds(self.target, inputs, fetch, self._ask_dovecot)
+        except (ReconcilerError, OSError):  # anything that cannot be fetched: a normal plan tells
+            return None
+
+    @classmethod
+    def remembers(cls, target: MailTarget, inputs: str) -> bool:
+        return settled.remembered(target, inputs)
+
+    def unsettle(self) -> None:
+        settled.forget(self.target)
+
     def removed_declaration(self, change: Change) -> Declared | None:
         """A person's mailbox by the employee key, a shared one by its address, in a unit's
         file; the maps are derived."""
@@ -242,7 +285,7 @@ class MailProvider(Provider):
         if not opened:
             return {}
         written = self.host.mtime(self.target.registry)  # Dovecot must have re-read the registry written moments ago
-        time.sleep(settled(written) if written is not None else USERDB_RELOAD)
+        time.sleep(reread(written) if written is not None else USERDB_RELOAD)
         commands = []
         for i, o in enumerate(opened):
             user = o.change.desired.address
