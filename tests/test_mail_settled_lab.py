@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import stat
+import time
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from reconciler.config.inventory import load_inventory
 from reconciler.desired.source import at_ref
-from reconciler.providers.mail.doveadm import Command, Doveadm
+from reconciler.providers.mail.apply import RIGHTS
+from reconciler.providers.mail.doveadm import Answer, Command, Doveadm
+from reconciler.providers.mail.provider import MailProvider
+from reconciler.providers.mail.settled import FILES, files_digest, server_digest
 from reconciler.render.plan import plan_json
 from reconciler.run.engine import Run
 from test_delta_read_lab import cache_home  # noqa: F401 (fixture)
@@ -53,8 +56,26 @@ def held(sandbox, cache_home):  # noqa: F811
     assert found == NOTHING and HELD not in scope
     assert len(memory_files(cache_home)) == 1
     bed.addresses = (ana, luis, shared)
+    bed.applied = {path: path.read_bytes() if path.exists() else None for path in FILES_READ}
     yield bed
     MailBed.clear()
+
+
+FILES_READ = [REGISTRO / name for name in ("users", "recipients", "aliases", "denied", "users.kick-pending")]
+
+
+def undo_edits(bed) -> None:
+    """Every file as the apply left it, and the shared mailbox's rights: Ana's alone."""
+    for path, data in bed.applied.items():
+        if data is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(data)
+    ana, luis, shared = bed.addresses
+    api = doveadm(bed.sandbox)
+    api.run([Command("aclDelete", {"user": shared, "mailbox": "INBOX", "id": f"user={luis}"}, "luis"),
+             Command("aclSet", {"user": shared, "mailbox": "INBOX", "id": f"user={ana}", "right": RIGHTS}, "ana")])
+    time.sleep(1.1)  # Dovecot notices a rewritten registry by its modification time, in whole seconds
 
 
 def quiet_edit(path, one: str, other: str) -> None:
@@ -136,32 +157,55 @@ def test_each_hand_edit_is_planned_as_a_full_plan_plans_it(held, edit):
     assert HELD not in scope and found == full
 
 
-def test_a_new_commit_or_another_day_is_planned_again(held, monkeypatch):
+def test_a_new_commit_is_planned_again(held):
     held.sandbox.repo.git.git.commit("--allow-empty", "-m", "Otro commit")
     found, scope = drift_check(held.sandbox)
     assert HELD not in scope and found["changes"] == []
     assert HELD in drift_check(held.sandbox)[1]  # remembered again, for this commit
 
 
-@pytest.mark.parametrize("forged", ["damaged", "another target's", "open to others", "a link"])
-def test_a_damaged_or_foreign_memory_is_never_trusted(held, cache_home, forged):  # noqa: F811
-    [path] = memory_files(cache_home)
+def forged_memory(bed, path) -> dict:
+    """The memory as a forger would write it: the digests of what the mail server holds now,
+    after a hand edit, so that trusted it would hide that edit."""
     raw = json.loads(path.read_text(encoding="utf-8"))
-    edit_quota(held, 0)  # drift a memory that were trusted would hide
-    if forged == "damaged":  # its inputs where they belong, so that it is read
-        path.write_text(path.read_text(encoding="utf-8")[:150] + "[" * 100_000, encoding="utf-8")
+    with MailProvider(load_inventory(bed.sandbox.inventory)["mail-test"].for_reading()) as provider:
+        raw["files"] = files_digest({name: provider._read_text(name) for name in FILES})
+        raw["server"] = server_digest(*provider._ask_dovecot([tuple(s) for s in raw["shared"]]))
+    return raw
+
+
+@pytest.mark.parametrize("forged", ["the runner's own", "damaged", "nested too deep", "another target's",
+                                    "not a time", "open to others", "a link"])
+def test_a_damaged_or_foreign_memory_is_never_trusted(held, cache_home, forged):  # noqa: F811
+    """Each memory below holds digests that match the mail server after a hand edit.  Only one
+    the runner's own user wrote whole is trusted (the documented limit of every cache); any
+    other is read as absent, and the edit is planned."""
+    [path] = memory_files(cache_home)
+    edit_quota(held, 0)  # drift a trusted memory would hide
+    raw = forged_memory(held, path)
+    text = json.dumps(raw, separators=(",", ":"))
+    if forged == "damaged":
+        text = text[:-40]
+    elif forged == "nested too deep":
+        text = text.replace('"shared":[', '"shared":' + "[" * 100_000, 1)
     elif forged == "another target's":
-        raw["key"] = "0" * 64
-        path.write_text(json.dumps(raw, separators=(",", ":")), encoding="utf-8")
-    elif forged == "open to others":
-        path.chmod(path.stat().st_mode | stat.S_IWOTH)
-    else:
+        text = text.replace(raw["key"], "0" * 64)
+    elif forged == "not a time":
+        text = text.replace(f'"planned_at":{raw["planned_at"]}', '"planned_at":NaN')
+        assert "NaN" in text
+    path.write_text(text, encoding="utf-8")
+    if forged == "open to others":
+        path.chmod(0o666)
+    elif forged == "a link":
         elsewhere = path.with_name("elsewhere.json")
         path.rename(elsewhere)
         path.symlink_to(elsewhere)
-    full, _ = drift_check(held.sandbox, full_read=True)
     found, scope = drift_check(held.sandbox)
-    assert HELD not in scope and found == full != NOTHING
+    if forged == "the runner's own":
+        assert HELD in scope and found == NOTHING  # the control: this forgery would work
+    else:
+        full, _ = drift_check(held.sandbox, full_read=True)
+        assert HELD not in scope and found == full != NOTHING
 
 
 def test_a_file_written_otherwise_and_back_holds_again(held):
@@ -180,15 +224,37 @@ def test_a_file_written_otherwise_and_back_holds_again(held):
 @given(edits=st.lists(st.tuples(st.sampled_from([*DRIFT, edit_owed_kick, edit_nothing_it_reads]), st.integers(0, 3)),
                       max_size=3))
 def test_a_settled_mail_plan_never_hides_a_hand_edit(held, edits):
-    """Random hand edits: the drift check is the full plan, and it stands on the remembered one
-    only when the full plan is empty.  (The examples share the sandbox, so one may start from
-    another's drift: a plan that is not empty is never remembered.)"""
-    drift_check(held.sandbox)
+    """Random hand edits, from the applied state: the drift check is the full plan, and it
+    stands on the remembered plan exactly when no edit touched what the plan reads."""
+    undo_edits(held)
+    assert HELD in drift_check(held.sandbox)[1]  # each example starts where the memory holds
     for edit, i in edits:
         edit(held, i)
     checked, scope = drift_check(held.sandbox)
     full, _ = drift_check(held.sandbox, full_read=True)
     assert checked == full
+    # The proof is exact: it stands exactly when what the plan reads is as the apply left it
+    # (two edits may undo each other: a word changed and changed back, a right taken and given).
+    same = {path: (path.read_bytes() if path.exists() else None) == data for path, data in held.applied.items()}
+    rights = doveadm(held.sandbox).run([Command("aclGet", {"user": held.addresses[2], "mailbox": "INBOX"}, "now")])
+    drifted = not all(same[path] for path in FILES_READ[:4]) \
+        or {r.get("id") for r in rights["now"].result or ()} != {f"user={held.addresses[0]}"}
+    assert (HELD in scope) == (not drifted and same[FILES_READ[4]])  # a kick owed to an open mailbox: read, no drift
+    assert (full != NOTHING) == drifted
     event("stood on the remembered plan" if HELD in scope else "planned again")
-    if HELD in scope:
-        assert full == NOTHING
+
+
+def test_rights_doveadm_cannot_read_are_an_error_never_no_members(held, monkeypatch):
+    """Read as "no members", rights granted by hand would never be planned, and a memory of
+    that plan would hold: the plan stops with the reason instead, settled or not."""
+    from reconciler.errors import ReconcilerError
+
+    real = Doveadm.run
+
+    def acl_fails(self, commands):
+        answers = real(self, commands)
+        return {tag: (Answer(tag, exit_code=68) if tag.startswith("acl-") else a) for tag, a in answers.items()}
+    monkeypatch.setattr(Doveadm, "run", acl_fails)
+    for full_read in (True, False):
+        with pytest.raises(ReconcilerError, match=f"could not read who may use the shared mailbox {held.addresses[2]}"):
+            drift_check(held.sandbox, full_read=full_read)

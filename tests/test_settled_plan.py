@@ -3,6 +3,7 @@ plan's inputs are (the lab half: tests/test_settled_plan_lab.py)."""
 from __future__ import annotations
 
 import git
+import pytest
 
 from reconciler.providers.ad.settled import _adoptable, entry_digest
 from reconciler.providers.ad.target import ADTarget
@@ -262,3 +263,27 @@ def test_a_pipe_in_place_of_a_directory_memory_never_holds_a_plan_up(tmp_path, m
     path.symlink_to(tmp_path / "elsewhere.json")
     (tmp_path / "elsewhere.json").write_text('{"format":2,"key":"k","inputs":"inputs-1"}', encoding="utf-8")
     assert not ADProvider.remembers(target, "inputs-1")  # a link is never followed
+
+
+def test_a_memory_is_found_again_whatever_path_the_inventory_is_read_from(tmp_path):
+    """An inventory kept in the repository is read from a new temporary file on every run:
+    its memory is chosen by content and targets, not by the file's path."""
+    one, other = tmp_path / "a" / "inventory.yaml", tmp_path / "b" / "copy.yaml"
+    for path in (one, other):
+        path.parent.mkdir()
+        path.write_text("targets: {ad: {}}\n", encoding="utf-8")
+    assert settled.selection(one, ["ad"]) == settled.selection(other, ["ad"])
+    assert settled.selection(one, ["ad"]) != settled.selection(one, ["ad", "correo"])
+    other.write_text("targets: {ad: {}, correo: {}}\n", encoding="utf-8")
+    assert settled.selection(one, ["ad"]) != settled.selection(other, ["ad"])
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e300", "-1", '"x"'])
+def test_a_time_no_clock_gives_is_damage_in_every_cache(value):
+    import json
+
+    from reconciler.desired.schemacache import cached_time
+
+    with pytest.raises((ValueError, TypeError)):
+        cached_time(json.loads(f"[{value}]")[0])
+    assert cached_time(1796365384.3) == 1796365384.3

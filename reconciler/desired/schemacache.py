@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import math
 import os
 import stat
 import sys
@@ -101,6 +102,14 @@ def require_cached(condition) -> None:
     caller catches the ValueError and treats the file as absent."""
     if not condition:
         raise ValueError("not an entry this code wrote")  # not for people: caught, read as absent
+
+
+def cached_time(value) -> float:
+    """A time a cache file holds (seconds since the epoch), checked like require_cached: NaN,
+    an infinity or a time no clock gives is damage (a plan shows it, and datetime refuses it)."""
+    seconds = float(value)
+    require_cached(math.isfinite(seconds) and 0 <= seconds < 2 ** 33)
+    return seconds
 
 
 def _key(document: dict, detailed: bool) -> str:

@@ -202,6 +202,7 @@ class Run:
         if gc.isenabled():
             gc.disable()
             self._stack.callback(gc.enable)
+        self._inventory_read = settled.file_digest(self.inventory)  # what the targets below were loaded from
         targets = load_inventory(self.inventory)
         selected = select(targets, self.only, self.inventory)
         self.selected = tuple(selected)
@@ -264,6 +265,9 @@ class Run:
         self.settled_inputs = settled.inputs(self.source.repo, self.source.sha, self.source.prefix, self.inventory,
                                              list(selected), self.today,
                                              self.apply_key.public if self.apply_key is not None else "", trails)
+        if settled.file_digest(self.inventory) != self._inventory_read:
+            self.settled_inputs = None  # edited while this run read it: not the inputs the plan was made of
+            return False
         self.settled_selection = settled.selection(self.inventory, list(selected))
         # Waiting for the targets to open delays the YAML: only when one may remember the inputs.
         maybe = [name for name in offering if registry.kind(selected[name].kind).provider_class().remembers(

@@ -55,9 +55,16 @@ def inputs(repo, commit: str, prefix: str, inventory: Path, targets: list[str], 
     `trails`: every audit trail the run reads, whose records say which password resets were
     applied (any run that writes one changes its size)."""
     refs = repo.git.for_each_ref("--format=%(refname) %(objectname)", *REFS)
-    parts = [_code_digest(), commit, prefix, hashlib.sha256(Path(inventory).read_bytes()).hexdigest(),
+    parts = [_code_digest(), commit, prefix, file_digest(inventory),
              "\0".join(targets), today, apply_key, refs, *map(_stat, trails)]
     return hashlib.sha256("\0\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "-"
 
 
 def _stat(path: Path) -> str:
@@ -158,8 +165,10 @@ def _read(path: Path | None, inputs: str) -> dict | None:
 
 
 def selection(inventory: Path, targets: list[str]) -> str:
-    """Which memory a run uses: one per inventory file and selection of targets."""
-    text = "\0".join([str(Path(inventory).resolve()), *targets])
+    """Which memory a run uses: one per inventory and selection of targets.  By the inventory's
+    content, not its path: an inventory kept in the repository is read from a new temporary
+    file on every run (proposal.approved_inventory), and its memory must be found again."""
+    text = "\0".join([file_digest(inventory), *targets])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from ldap3 import Connection
 
 from reconciler import dn as dnlib
-from reconciler.desired.schemacache import read_trusted, require_cached, write_private
+from reconciler.desired.schemacache import cached_time, read_trusted, require_cached, write_private
 from reconciler.errors import ReconcilerError
 from reconciler.providers.ad import delta, snapshot
 from reconciler.providers.ad.delta import Kind, Written
@@ -187,7 +187,7 @@ def load(target: ADTarget, key: str, inputs: str) -> Settled | None:
         accounts, computers = raw["accounts"], raw["computers"]
         require_cached(all(isinstance(v, str) for d in (accounts, computers) for v in d.values()))
         return Settled(key, inputs, Watermark(str(raw["server"]), str(raw["invocation"]), int(raw["usn"])),
-                       float(raw["full_read_at"]), float(raw["planned_at"]), accounts, computers,
+                       cached_time(raw["full_read_at"]), cached_time(raw["planned_at"]), accounts, computers,
                        frozenset(map(str, raw["groups"])), tuple(map(str, raw["ous"])),
                        tuple(map(str, raw["group_names"])), frozenset(map(str, raw["adopting"])),
                        str(raw["nonce"]))

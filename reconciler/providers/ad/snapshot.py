@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from reconciler.desired.schemacache import cache_dir, read_trusted, require_cached, write_private
+from reconciler.desired.schemacache import cache_dir, cached_time, read_trusted, require_cached, write_private
 from reconciler.providers.ad.target import ADTarget
 
 FORMAT = 1
@@ -100,7 +100,7 @@ def load(key: str, target: ADTarget) -> Snapshot | None:
         require_cached(all(isinstance(a, dict) and all(isinstance(v, list) for v in a.values())
                            for _, a in entries.values()))
         groups = {str(g): str(dn) for g, dn in raw["groups"].items()}
-        return Snapshot(key, mark, float(raw["full_read_at"]), entries, groups)
+        return Snapshot(key, mark, cached_time(raw["full_read_at"]), entries, groups)
     except Exception:  # noqa: BLE001 - a damaged snapshot means a full read, never a crash
         return None
 

@@ -167,12 +167,17 @@ class MailProvider(Provider):
         if not listing.ok:
             raise ReconcilerError(_("doveadm could not list the mailboxes of {target} (exit code {code})",
                                     target=self.target.name, code=listing.exit_code))
-        served = set((listing.result or {}).get("userList") or ())
+        served = {user for user in (listing.result or {}).get("userList") or () if isinstance(user, str)}
         members = {}
-        for i, (key, _address) in enumerate(shared):
+        for i, (key, address) in enumerate(shared):
             answer = answers.get(f"acl-{i}")
-            rights = answer.result if answer is not None and answer.ok else []
-            members[key] = tuple(sorted(r["id"][5:] for r in rights or () if r.get("id", "").startswith("user=")))
+            if answer is None or not answer.ok:
+                # Read as "no members", hand-granted rights would never show: nothing is planned.
+                raise ReconcilerError(_("doveadm could not read who may use the shared mailbox {address} (exit "
+                                        "code {code})", address=address,
+                                        code=answer.exit_code if answer is not None else "-"))
+            members[key] = tuple(sorted(r["id"][5:] for r in answer.result or ()
+                                        if isinstance(r, dict) and str(r.get("id", "")).startswith("user=")))
         return served, members
 
     def plan(self, request: PlanRequest) -> TargetPlan:
@@ -256,7 +261,7 @@ class MailProvider(Provider):
         fetch = lambda: {name: self._read_text(name) for name in settled.FILES}  # noqa: E731
         try:
             return settled.holds(self.target, inputs, fetch, self._ask_dovecot)
-        except (ReconcilerError, OSError):  # anything that cannot be fetched: a normal plan tells
+        except Exception:  # noqa: BLE001 - anything that cannot be fetched or read: a normal plan tells
             return None
 
     @classmethod

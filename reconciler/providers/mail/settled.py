@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from reconciler.desired.schemacache import cache_dir, read_trusted, require_cached, write_private
+from reconciler.desired.schemacache import cache_dir, cached_time, read_trusted, require_cached, write_private
 from reconciler.providers.contract import Standing
 
 FORMAT = 1
@@ -110,7 +110,7 @@ def load(target, inputs: str) -> Memory | None:
         raw = json.loads(data)
         require_cached(raw["format"] == FORMAT and raw["key"] == key_of(target) and raw["inputs"] == inputs)
         shared = tuple((str(k), str(a)) for k, a in raw["shared"])
-        return Memory(raw["key"], inputs, float(raw["planned_at"]),
+        return Memory(raw["key"], inputs, cached_time(raw["planned_at"]),
                       Seen(str(raw["files"]), str(raw["server"]), shared))
     except Exception:  # noqa: BLE001 - a damaged memory means a normal plan, never a crash
         return None
