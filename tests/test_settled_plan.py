@@ -30,7 +30,8 @@ def test_the_inputs_change_with_the_commit_the_inventory_the_day_the_targets_and
     first = repo.head.commit.hexsha
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("targets: {}\n", encoding="utf-8")
-    base = dict(repo=repo, commit=first, prefix="", inventory=inventory, targets=["ad"], today="2026-12-03",
+    base = dict(repo=repo, commit=first, prefix="", inventory=settled.file_digest(inventory), targets=["ad"],
+                today="2026-12-03",
                 apply_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFirst")
     before = settled.inputs(**base)
     assert settled.inputs(**base) == before
@@ -44,7 +45,7 @@ def test_the_inputs_change_with_the_commit_the_inventory_the_day_the_targets_and
     moved = settled.inputs(**base)
     assert moved != before
     inventory.write_text("targets: {ad: {}}\n", encoding="utf-8")
-    assert settled.inputs(**base) != moved
+    assert settled.inputs(**{**base, "inventory": settled.file_digest(inventory)}) != moved
 
 
 def test_a_run_written_to_a_trail_changes_the_inputs(tmp_path):
@@ -55,7 +56,8 @@ def test_a_run_written_to_a_trail_changes_the_inputs(tmp_path):
     repo.git.commit("--allow-empty", "-m", "uno")
     inventory, trail = tmp_path / "inventory.yaml", tmp_path / "ad.audit.jsonl"
     inventory.write_text("targets: {}\n", encoding="utf-8")
-    base = dict(repo=repo, commit=repo.head.commit.hexsha, prefix="", inventory=inventory, targets=["ad"],
+    base = dict(repo=repo, commit=repo.head.commit.hexsha, prefix="", inventory=settled.file_digest(inventory),
+                targets=["ad"],
                 today="2026-12-03", apply_key="", trails=[trail])
     missing = settled.inputs(**base)
     trail.write_text('{"kind":"run-start"}\n', encoding="utf-8")
@@ -101,7 +103,7 @@ def _reminders():
 def test_reminders_kept_with_a_plan_come_back_in_the_language_of_the_run(tmp_path, monkeypatch, speaking):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     kept = _reminders()
-    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    which = settled.selection("the inventory's digest", ["ad-lab"])
     index = settled.Index({"SSM-000007": "users/hg.yaml"})
     assert settled.remember(which, "inputs-1", settled.Kept(kept[:2], kept[2:]), index)
     recalled = settled.recall(which, "inputs-1")
@@ -114,7 +116,7 @@ def test_reminders_kept_with_a_plan_come_back_in_the_language_of_the_run(tmp_pat
     assert str(back[1]).startswith("2 commits llegaron") and "abc" in str(back[1])
     assert str(back[2]).startswith("destino ad: se tomó el bloqueo de ") and "2026" in str(back[2])
     assert settled.recall(which, "inputs-2") is None  # another plan's inputs
-    assert settled.recall(settled.selection(tmp_path / "inventory.yaml", ["ad-lab", "mail-lab"]), "inputs-1") is None
+    assert settled.recall(settled.selection("the inventory's digest", ["ad-lab", "mail-lab"]), "inputs-1") is None
     assert settled.remember(which, "inputs-3", settled.Kept((), ()), settled.Index({}))
     assert settled.recall(which, "inputs-3") == settled.Kept((), ())
     assert settled.recall_index(which, "inputs-1") is None  # the index of another plan
@@ -124,7 +126,7 @@ def test_a_reminder_that_cannot_be_kept_means_nothing_is_remembered(tmp_path, mo
     from reconciler.i18n import lazy
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    which = settled.selection("the inventory's digest", ["ad-lab"])
     assert not settled.remember(which, "inputs-1", settled.Kept((lazy("odd {value}", value=object()),), ()),
                                 settled.Index({}))
     assert settled.recall(which, "inputs-1") is None
@@ -135,7 +137,7 @@ def test_a_damaged_or_foreign_memory_of_reminders_is_never_used(tmp_path, monkey
     import os
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    which = settled.selection("the inventory's digest", ["ad-lab"])
     assert settled.remember(which, "inputs-1", settled.Kept(_reminders(), ()), settled.Index({}))
     [path] = (tmp_path / "reconciler" / "plans").glob("*[0-9a-f].json")
     good = path.read_bytes()
@@ -227,7 +229,7 @@ def test_a_damaged_index_of_people_is_never_used(tmp_path, monkeypatch):
     import json
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    which = settled.selection(tmp_path / "inventory.yaml", ["ad-lab"])
+    which = settled.selection("the inventory's digest", ["ad-lab"])
     assert settled.remember(which, "inputs-1", settled.Kept((), ()), settled.Index({"A-1": "users/a.yaml"}, (("A-1",),)))
     [path] = (tmp_path / "reconciler" / "plans").glob("*.keys.json")
     good = json.loads(path.read_text(encoding="utf-8"))
@@ -272,10 +274,11 @@ def test_a_memory_is_found_again_whatever_path_the_inventory_is_read_from(tmp_pa
     for path in (one, other):
         path.parent.mkdir()
         path.write_text("targets: {ad: {}}\n", encoding="utf-8")
-    assert settled.selection(one, ["ad"]) == settled.selection(other, ["ad"])
-    assert settled.selection(one, ["ad"]) != settled.selection(one, ["ad", "correo"])
+    digest = settled.file_digest
+    assert settled.selection(digest(one), ["ad"]) == settled.selection(digest(other), ["ad"])
+    assert settled.selection(digest(one), ["ad"]) != settled.selection(digest(one), ["ad", "correo"])
     other.write_text("targets: {ad: {}, correo: {}}\n", encoding="utf-8")
-    assert settled.selection(one, ["ad"]) != settled.selection(other, ["ad"])
+    assert settled.selection(digest(one), ["ad"]) != settled.selection(digest(other), ["ad"])
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e300", "-1", '"x"'])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -202,8 +203,12 @@ class Run:
         if gc.isenabled():
             gc.disable()
             self._stack.callback(gc.enable)
-        self._inventory_read = settled.file_digest(self.inventory)  # what the targets below were loaded from
-        targets = load_inventory(self.inventory)
+        try:  # read once: the targets and the settled plans' inputs come from the same bytes
+            inventory = Path(self.inventory).read_bytes()
+        except OSError:
+            inventory = None  # load_inventory says why
+        self._inventory_read = hashlib.sha256(inventory).hexdigest() if inventory is not None else "-"
+        targets = load_inventory(self.inventory, inventory)
         selected = select(targets, self.only, self.inventory)
         self.selected = tuple(selected)
         if self.lock:  # before anything is read, and released after the targets are closed
@@ -262,13 +267,10 @@ class Run:
             return False
         # Every trail of their audit directories: _applied_resets reads them all.
         trails = sorted({f for t in selected.values() for f in trail_files(t.audit_dir)})
-        self.settled_inputs = settled.inputs(self.source.repo, self.source.sha, self.source.prefix, self.inventory,
-                                             list(selected), self.today,
+        self.settled_inputs = settled.inputs(self.source.repo, self.source.sha, self.source.prefix,
+                                             self._inventory_read, list(selected), self.today,
                                              self.apply_key.public if self.apply_key is not None else "", trails)
-        if settled.file_digest(self.inventory) != self._inventory_read:
-            self.settled_inputs = None  # edited while this run read it: not the inputs the plan was made of
-            return False
-        self.settled_selection = settled.selection(self.inventory, list(selected))
+        self.settled_selection = settled.selection(self._inventory_read, list(selected))
         # Waiting for the targets to open delays the YAML: only when one may remember the inputs.
         maybe = [name for name in offering if registry.kind(selected[name].kind).provider_class().remembers(
             selected[name].for_reading(), self.settled_inputs)]

@@ -48,14 +48,15 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def inputs(repo, commit: str, prefix: str, inventory: Path, targets: list[str], today: str,
+def inputs(repo, commit: str, prefix: str, inventory: str, targets: list[str], today: str,
            apply_key: str, trails: list[Path] = ()) -> str:
     """The digest of a plan's inputs besides the targets (see the module's docstring).
+    `inventory`: the digest of the inventory's bytes the run loaded (file_digest).
     `apply_key`: its public key ("" without one): which applied refs and notes count.
     `trails`: every audit trail the run reads, whose records say which password resets were
     applied (any run that writes one changes its size)."""
     refs = repo.git.for_each_ref("--format=%(refname) %(objectname)", *REFS)
-    parts = [_code_digest(), commit, prefix, file_digest(inventory),
+    parts = [_code_digest(), commit, prefix, inventory,
              "\0".join(targets), today, apply_key, refs, *map(_stat, trails)]
     return hashlib.sha256("\0\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -164,11 +165,12 @@ def _read(path: Path | None, inputs: str) -> dict | None:
     return raw if isinstance(raw, dict) and raw.get("format") == FORMAT and raw.get("inputs") == inputs else None
 
 
-def selection(inventory: Path, targets: list[str]) -> str:
-    """Which memory a run uses: one per inventory and selection of targets.  By the inventory's
-    content, not its path: an inventory kept in the repository is read from a new temporary
-    file on every run (proposal.approved_inventory), and its memory must be found again."""
-    text = "\0".join([file_digest(inventory), *targets])
+def selection(inventory: str, targets: list[str]) -> str:
+    """Which memory a run uses: one per inventory (`inventory`: the digest of the bytes the run
+    loaded, file_digest) and selection of targets.  By content, not path: an inventory kept in
+    the repository is read from a new temporary file on every run (proposal.approved_inventory),
+    and its memory must be found again."""
+    text = "\0".join([inventory, *targets])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

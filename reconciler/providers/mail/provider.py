@@ -86,6 +86,7 @@ class MailProvider(Provider):
         self.host: LocalHost | SshHost | None = None
         self._last_read: tuple = ({}, set(), {}, ())  # read(): the texts, the users served, the members, the shared
         self._seen: settled.Seen | None = None  # what the last full plan read (settle)
+        self._unreadable: list[tuple[str, object]] = []  # shared mailboxes whose rights doveadm did not give
 
     def open(self) -> None:
         self.api = Doveadm(self.target.doveadm_url, self.target.doveadm_key.read(), ca_file=self.target.doveadm_ca_file)
@@ -122,7 +123,11 @@ class MailProvider(Provider):
         entries = Registry.parse(texts["registry"] or "").entries()
         shared = [(e.key, e.address) for e in entries if e.managed and e.owner == SHARED and e.is_open]
         served, members = self._ask_dovecot(shared)
-        warnings = []
+        # One shared mailbox whose rights cannot be read must not stop the others' bajas; said,
+        # so that the plan is never remembered and nobody takes "no members" for an answer.
+        warnings = [lazy("target {target}: doveadm could not read who may use the shared mailbox {address} (exit code "
+                         "{code}); it is planned as if it had no members, and rights given by hand are not seen",
+                         target=self.target.name, address=address, code=code) for address, code in self._unreadable]
         unknown = [e.address for e in entries if e.address not in served]
         if unknown:
             warnings.append(lazy_n("target {target}: Dovecot does not serve {n} registry entry (first: {first}); "
@@ -168,15 +173,13 @@ class MailProvider(Provider):
             raise ReconcilerError(_("doveadm could not list the mailboxes of {target} (exit code {code})",
                                     target=self.target.name, code=listing.exit_code))
         served = {user for user in (listing.result or {}).get("userList") or () if isinstance(user, str)}
-        members = {}
+        members, self._unreadable = {}, []
         for i, (key, address) in enumerate(shared):
             answer = answers.get(f"acl-{i}")
-            if answer is None or not answer.ok:
-                # Read as "no members", hand-granted rights would never show: nothing is planned.
-                raise ReconcilerError(_("doveadm could not read who may use the shared mailbox {address} (exit "
-                                        "code {code})", address=address,
-                                        code=answer.exit_code if answer is not None else "-"))
-            members[key] = tuple(sorted(r["id"][5:] for r in answer.result or ()
+            if answer is None or not answer.ok:  # planned as if it had no members, and said (read)
+                self._unreadable.append((address, answer.exit_code if answer is not None else "-"))
+            rights = answer.result if answer is not None and answer.ok else ()
+            members[key] = tuple(sorted(r["id"][5:] for r in rights or ()
                                         if isinstance(r, dict) and str(r.get("id", "")).startswith("user=")))
         return served, members
 
@@ -259,8 +262,14 @@ class MailProvider(Provider):
 
     def settled(self, inputs: str) -> Standing | None:
         fetch = lambda: {name: self._read_text(name) for name in settled.FILES}  # noqa: E731
+
+        def ask(shared):
+            answer = self._ask_dovecot(shared)
+            if self._unreadable:  # read as "no members" it could match a memory of none
+                raise ReconcilerError("unreadable rights")  # not for people: caught below, a normal plan says it
+            return answer
         try:
-            return settled.holds(self.target, inputs, fetch, self._ask_dovecot)
+            return settled.holds(self.target, inputs, fetch, ask)
         except Exception:  # noqa: BLE001 - anything that cannot be fetched or read: a normal plan tells
             return None
 
