@@ -62,6 +62,7 @@ def inputs(repo, commit: str, prefix: str, inventory: str, targets: list[str], t
 
 
 def file_digest(path: Path) -> str:
+    """The digest of a file's bytes, for `inputs` and `selection` ("-" when it cannot be read)."""
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
