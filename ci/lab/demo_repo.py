@@ -32,6 +32,7 @@ from pathlib import Path
 import git
 
 from reconciler.approval.approve import approve
+from reconciler.run.engine import today_here
 
 MESA = git.Actor("Mesa de Servicios de TI", "mesa.servicios@ssm.example.gob.mx")
 MARTA = ("Ing. Marta Ávila Ibáñez", "marta.avila@ssm.example.gob.mx")
@@ -159,7 +160,7 @@ def acuse(dest: Path, key: str, folio: str, scan: Path) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     for person in data["people"]:
         if person["employee_key"] == key:
-            person["acuse"] = {"folio": folio, "date": "2026-12-02",
+            person["acuse"] = {"folio": folio, "date": today_here(),  # signed today: the carta is today's
                                "sha256": hashlib.sha256(scan.read_bytes()).hexdigest()}
     _landed(repo, dest, path, data, f"Acuse de la carta responsiva de {key} ({folio})")
 
@@ -172,7 +173,9 @@ def confirm(dest: Path, folio: str, ticket: str) -> None:
     repo = git.Repo(dest)
     path = dest / "desired_state" / "work_orders.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {"confirmations": []}
-    data["confirmations"].append({"folio": folio, "confirmado": {"fecha": "2026-12-03",
+    # Today, where the institution is: the order was issued today, and a confirmation dated
+    # before its issue is refused (a fixed date here broke the demo on every later day).
+    data["confirmations"].append({"folio": folio, "confirmado": {"fecha": today_here(),
                                                                   "por": "Equipo SIEMPRE, Departamento de Informática",
                                                                   "ticket": ticket}})
     _landed(repo, dest, path, data, f"Confirmación de la orden de trabajo {folio} ({ticket})")
