@@ -76,6 +76,21 @@ def speaking():
     i18n.use("en", explicit=True)
 
 
+UNTRUSTED = ("someone else's", "writable by others", "a link")
+
+
+def untrust(path: Path, how: str) -> None:
+    """A cache file turned into one the runner must not trust (schemacache.read_trusted)."""
+    if how == "someone else's":
+        os.chown(path, 65534, 65534)
+    elif how == "writable by others":
+        path.chmod(0o666)
+    elif how == "a link":
+        moved = path.with_suffix(".elsewhere")
+        path.rename(moved)
+        path.symlink_to(moved)
+
+
 def person(key: str = "SSM-000001", **overrides) -> dict:
     base = {
         "employee_key": key, "given_names": "José", "first_surname": "Ñúñez", "second_surname": "O'Brien",

@@ -19,6 +19,7 @@ from reconciler.providers.mail.provider import MailProvider
 from reconciler.providers.mail.settled import FILES, files_digest, server_digest
 from reconciler.render.plan import plan_json
 from reconciler.run.engine import Run
+from conftest import UNTRUSTED, untrust
 from test_delta_read_lab import cache_home  # noqa: F401 (fixture)
 from test_mail_provider_lab import MAIL_DIR, REGISTRO, MailBed, with_mailbox
 
@@ -175,7 +176,7 @@ def forged_memory(bed, path) -> dict:
 
 
 @pytest.mark.parametrize("forged", ["the runner's own", "damaged", "nested too deep", "another target's",
-                                    "not a time", "open to others", "a link"])
+                                    "not a time", *UNTRUSTED])
 def test_a_damaged_or_foreign_memory_is_never_trusted(held, cache_home, forged):  # noqa: F811
     """Each memory below holds digests that match the mail server after a hand edit.  Only one
     the runner's own user wrote whole is trusted (the documented limit of every cache); any
@@ -194,12 +195,7 @@ def test_a_damaged_or_foreign_memory_is_never_trusted(held, cache_home, forged):
         text = text.replace(f'"planned_at":{raw["planned_at"]}', '"planned_at":NaN')
         assert "NaN" in text
     path.write_text(text, encoding="utf-8")
-    if forged == "open to others":
-        path.chmod(0o666)
-    elif forged == "a link":
-        elsewhere = path.with_name("elsewhere.json")
-        path.rename(elsewhere)
-        path.symlink_to(elsewhere)
+    untrust(path, forged)
     found, scope = drift_check(held.sandbox)
     if forged == "the runner's own":
         assert HELD in scope and found == NOTHING  # the control: this forgery would work

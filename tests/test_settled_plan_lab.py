@@ -3,7 +3,6 @@ found nothing to do stands while nothing it reads changes, and never hides what 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -14,6 +13,7 @@ from reconciler import dn as dnlib
 from reconciler.desired.source import at_ref
 from reconciler.render.plan import plan_json
 from reconciler.run.engine import Run
+from conftest import UNTRUSTED, untrust
 from test_delta_read_lab import EDIT, VALUES, accounts, cache_home, edit_attribute, edit_enabled, edit_group, \
     edit_rename, group_dn, highest_usn, plan, staff  # noqa: F401 (fixtures)
 
@@ -264,8 +264,7 @@ def _people(sandbox):
     return [e for e in sandbox.conn.response if e.get("type") == "searchResEntry"]
 
 
-@pytest.mark.parametrize("stale", ["another DC", "a restored DC", "too old", "damaged", "someone else's",
-                                   "writable by others", "a link"])
+@pytest.mark.parametrize("stale", ["another DC", "a restored DC", "too old", "damaged", *UNTRUSTED])
 def test_a_stale_or_foreign_memory_is_never_trusted(settled, cache_home, stale):  # noqa: F811
     path = settled_file(cache_home)
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -282,14 +281,7 @@ def test_a_stale_or_foreign_memory_is_never_trusted(settled, cache_home, stale):
     path.write_text(json.dumps(raw), encoding="utf-8")
     if stale == "damaged":
         path.write_bytes(path.read_bytes()[:-10])
-    elif stale == "someone else's":
-        os.chown(path, 65534, 65534)
-    elif stale == "writable by others":
-        path.chmod(0o666)
-    elif stale == "a link":
-        moved = path.with_suffix(".elsewhere")
-        path.rename(moved)
-        path.symlink_to(moved)
+    untrust(path, stale)
     found, scope = drift_check(settled)
     assert SETTLED not in scope and [c["key"] for c in found["changes"]] == ["SSM-000001"]
 

@@ -24,7 +24,7 @@ from reconciler.config.delivery import Delivery
 from reconciler.config.institution import Institution
 from reconciler.desired.checks import FileCheck, define_schema
 from reconciler.desired.model import MailRules, quota_megabytes
-from reconciler.desired.yamlfile import not_utf8, parse_yaml, read_yaml
+from reconciler.desired.yamlfile import read_yaml
 from reconciler.errors import Problem, ReconcilerError, ValidationFailed
 from reconciler.i18n import _
 from reconciler.providers import registry
@@ -174,16 +174,12 @@ def load_inventory(path: Path, data: bytes | None = None) -> dict[str, TargetSet
     if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
         # A pull request's inventory linked to a key outside would otherwise be echoed.
         raise ValidationFailed([Problem(str(path), None, "", _("cannot read: a symbolic link out of its directory"))])
-    if data is None:
-        return _load(path, *read_yaml(path, str(path)), path.read_bytes())
     try:
-        return _load(path, *parse_yaml(data.decode("utf-8"), str(path)), data)
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed([not_utf8(str(path), exc)]) from None
-
-
-def _load(path: Path, data, problems: list[Problem], raw: bytes) -> dict[str, TargetSettings]:
-    check = FileCheck(str(path), raw.decode("utf-8", errors="replace"))  # as read_yaml reads it
+        raw = path.read_bytes() if data is None else data
+    except OSError:
+        raw = None  # read_yaml tries again and says why
+    check = FileCheck(str(path), (raw or b"").decode("utf-8", errors="replace"))  # as read_yaml reads it
+    data, problems = read_yaml(path, str(path), raw)
     if problems:
         raise ValidationFailed(problems)
     check.validate(data, inventory_schema(tuple(registry.KINDS)))

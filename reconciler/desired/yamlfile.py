@@ -238,12 +238,13 @@ def fast_load(text: str) -> Any:
         loader.dispose()
 
 
-def read_yaml(path: Path, display: str) -> tuple[Any, list[Problem]]:
-    """Parse one file.  Returns (data, problems); data is None when the file is unusable."""
+def read_yaml(path: Path, display: str, data: bytes | None = None) -> tuple[Any, list[Problem]]:
+    """Parse one file (`data`: its bytes, when the caller read them already).  Returns (data,
+    problems); data is None when the file is unusable."""
     try:
         # Bytes decoded, not read_text: its universal newlines would turn a lone \r into \n,
         # past the check for line breaks Git does not count, and lines would not be Git's.
-        text = path.read_bytes().decode("utf-8")
+        text = (path.read_bytes() if data is None else data).decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [not_utf8(display, exc)]
     except OSError as exc:

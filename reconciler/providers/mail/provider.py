@@ -96,12 +96,6 @@ class MailProvider(Provider):
         if self.host is not None:
             self.host.close()
 
-    def _registry(self, host: LocalHost | SshHost) -> Registry:
-        try:
-            return Registry.parse(host.read(self.target.registry) or "")
-        except OSError as exc:
-            raise ReconcilerError(_("cannot read the mail registry: {error}", error=str(exc))) from None
-
     def revokes(self, change: Change) -> bool:
         return revokes(change)
 
@@ -109,7 +103,7 @@ class MailProvider(Provider):
         """The registry's mailboxes made by hand (the registry file only: no doveadm, no key)."""
         host = open_host(self.target)
         try:
-            entries = self._registry(host).entries()
+            entries = Registry.parse(self._read_text("registry", host) or "").entries()
         finally:
             host.close()
         where = _("registry of {target}", target=self.target.name)
@@ -148,11 +142,12 @@ class MailProvider(Provider):
         self._last_read = (texts, served, members, tuple(shared))
         return actual, warnings
 
-    def _read_text(self, name: str) -> str | None:
-        """One of the files a plan reads (settled.FILES), whole; None when it is absent."""
+    def _read_text(self, name: str, host: LocalHost | SshHost | None = None) -> str | None:
+        """One of the files a plan reads (settled.FILES), whole, from `host` (this provider's
+        own by default); None when it is absent."""
         path = kick_file(self.target) if name == "kicks" else getattr(self.target, name)
         try:
-            return self.host.read(path)
+            return (host or self.host).read(path)
         except OSError as exc:
             if name == "registry":
                 raise ReconcilerError(_("cannot read the mail registry: {error}", error=str(exc))) from None
