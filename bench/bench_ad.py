@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from labmark import lab_used  # noqa: E402
 
 from gitrepo import land  # noqa: E402
+from in_place import extensions, with_mailboxes  # noqa: E402
 from people import ENTITLEMENTS, generate, write  # noqa: E402
 
 from reconciler.credentials import generate_password  # noqa: E402
@@ -52,7 +53,8 @@ LAB = Path("/var/lib/reconciler-lab")
 BASE = "DC=salud,DC=lab"
 
 
-def inventory(path: Path, root: str) -> Path:
+def inventory(path: Path, root: str, others: dict | None = None) -> Path:
+    """One AD target, `bench`, managing `root`; and `others` (name: settings) beside it."""
     target = {
         "kind": "active_directory", "host": "127.0.0.1", "port": 636, "base_dn": BASE, "upn_suffix": "salud.lab",
         "ous": {"people": f"OU=Personal,{root}", "groups": f"OU=Grupos,{root}", "bajas": f"OU=Bajas,{root}"},
@@ -63,14 +65,21 @@ def inventory(path: Path, root: str) -> Path:
         "audit_dir": str(path.parent / "audit"),
     }
     # Clear text: the benchmark measures the directory, not the sealing (a lab's choice).
-    path.write_text(yaml.safe_dump({"delivery": {"mode": "clear-text-file-lab-only"}, "targets": {"bench": target}}))
+    path.write_text(yaml.safe_dump({"delivery": {"mode": "clear-text-file-lab-only"}, "targets": {"bench": target, **(others or {})}},
+                                   allow_unicode=True))
     return path
 
 
-def bench_repo(workdir: Path, n: int) -> Path:
-    """DIR/repo-N: N generated people (seed N), their groups named GG-…-B<N>, as an approved merge."""
+def bench_repo(workdir: Path, n: int, every_kind: bool = False) -> Path:
+    """DIR/repo-N: N generated people (seed N), their groups named GG-…-B<N>, as an approved
+    merge; with `every_kind`, each with a mailbox and an extension too."""
     repo = workdir / f"repo-{n}"
-    write(repo, generate(n, seed=n))
+    people = generate(n, seed=n)
+    write(repo, with_mailboxes(people) if every_kind else people)
+    if every_kind:
+        (repo / "desired_state" / "assets").mkdir(exist_ok=True)
+        (repo / "desired_state" / "assets" / "lines.yaml").write_text(
+            yaml.safe_dump({"lines": extensions(people)}, allow_unicode=True, sort_keys=False), encoding="utf-8")
     entitlements = {k: {**v, "group": f"{v['group']}-B{n}"} for k, v in ENTITLEMENTS.items()}
     (repo / "desired_state" / "entitlements.yaml").write_text(
         yaml.safe_dump({"entitlements": entitlements}, allow_unicode=True))

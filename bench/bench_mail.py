@@ -33,49 +33,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from labmark import lab_used  # noqa: E402
 
+from in_place import mailboxes_in_place, with_mailboxes  # noqa: E402
 from people import generate, write  # noqa: E402
 
 from reconciler.desired.load import load_desired_state  # noqa: E402
 from reconciler.config.inventory import load_inventory, mail_rules  # noqa: E402
-from reconciler.plan import Outcome  # noqa: E402
 from reconciler.providers.contract import PlanRequest  # noqa: E402
 from reconciler.providers.mail.provider import MailProvider  # noqa: E402
-from reconciler.providers.mail.apply import MailApplier  # noqa: E402
 from reconciler.providers.mail.diff import diff  # noqa: E402
 from reconciler.providers.mail.records import expand  # noqa: E402
 from reconciler.providers.mail.host import LocalHost  # noqa: E402
-from reconciler.providers.mail.registry import Registry, maps  # noqa: E402
 
 RUNS = 5
 FILES = ("registry", "recipients", "aliases", "denied")
-
-
-def with_mailboxes(by_unit: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """Every person gets a mailbox; a unique local part keeps addresses apart."""
-    for unit, people in by_unit.items():
-        for person in people:
-            local = person["employee_key"].lower().replace("-", ".")
-            person["mailbox"] = {"address": f"{local}@salud.lab"}
-    return by_unit
-
-
-def converge(target, state, today: str) -> int:
-    """Write the registry and maps as an apply of every alta would."""
-    provider = MailProvider(target).__enter__()
-    planned = provider.plan(PlanRequest(state, today))
-    changes, conflicts = planned.changes, planned.conflicts
-    assert not conflicts, conflicts[:3]
-    registry = Registry.read(target.registry)
-    applier = MailApplier(target, provider.api, today)
-    for change in changes:
-        if change.kind != "mail-maps":
-            applier._stage(Outcome(change), registry)
-    LocalHost().write(target.registry, registry.text())
-    derived = maps(registry.entries(), target.new_mail_after_baja)
-    for name in ("recipients", "aliases", "denied"):
-        LocalHost().write(getattr(target, name), derived[name])
-    time.sleep(1.1)  # Dovecot re-reads the registry at most once a second
-    return len(registry.entries())
 
 
 def main() -> None:
@@ -92,7 +62,7 @@ def main() -> None:
             started = time.perf_counter()
             state = load_desired_state(repo / "desired_state", mail=mail_rules(targets))
             load_seconds = time.perf_counter() - started
-            entries = converge(target, state, today)
+            entries = mailboxes_in_place(target, state, today)
             reads, diffs, totals, checks, held = [], [], [], [], 0
             os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp()  # the settled memory of this bench alone
             for _ in range(RUNS):

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from in_place import extensions  # noqa: E402
 from people import generate, write  # noqa: E402
 
 from reconciler.credentials import CredentialFile  # noqa: E402
@@ -38,16 +39,6 @@ from reconciler.providers.sip.diff import desired_lines, diff  # noqa: E402
 
 SCHEMA = Path("/usr/share/kamailio/db_sqlite/auth_db-create.sql")
 RUNS = 5
-
-
-def extensions(by_unit: dict[str, list[dict]]) -> list[dict]:
-    lines, number = [], 100000
-    for unit, people in by_unit.items():
-        for person in people:
-            number += 1
-            lines.append({"number": str(number), "kind": "extension", "unit": unit, "person": person["employee_key"],
-                          "status": "activa", "solicitud": person["solicitud"]})
-    return lines
 
 
 def main() -> None:

@@ -1,23 +1,30 @@
-"""Bring N generated people into the lab's directory in minutes: Samba's own ldbadd, not LDAP adds.
+"""Bring N generated people, with their mailboxes and extensions, into the lab in minutes.
 
     .venv/bin/python bench/lab_load.py N [--dir DIR] [--keep]     (needs ci/lab/up)
 
-It writes N people (bench/people.py, seed N) to DIR/repo-N as an approved merge, with the
-inventory DIR/inventory-N.yaml (one AD target, `bench`, managing OU=Bench-N,OU=Pruebas), works
-out what an apply would create (the reconciler's own diff), and writes those OUs, groups, accounts and memberships as
-one LDIF, which `ldbadd` adds straight into the DC's database (sam.ldb, beside the running DC:
-Samba's own tools take the same locks the DC does).  What remains of the plan afterwards (a
-computer, say) is applied by the reconciler itself, and the plan must then be empty.
+It writes N people (bench/people.py, seed N), each with a mailbox and an extension, to
+DIR/repo-N as an approved merge, with the inventory DIR/inventory-N.yaml: three targets,
+`bench` (AD, managing OU=Bench-N,OU=Pruebas), `bench-mail` and `bench-phone` (the lab's mail
+server and registrar, as inventory/lab.yaml names them).  Then, with the reconciler's own code:
+  - the directory: it works out what an apply would create (the reconciler's own diff) and
+    writes those OUs, groups, accounts and memberships as one LDIF, which `ldbadd` adds
+    straight into the DC's database (sam.ldb, beside the running DC: Samba's own tools take
+    the same locks the DC does);
+  - the mail server and the registrar: bench/in_place.py (the registry and maps staged by the
+    applier and written once; the registrar's apply in one transaction).
+What remains of the plan afterwards (a computer, say) is applied by the reconciler itself, and
+the plan of all three targets must then be empty.
 
 Why it is fast: over LDAP, each add crosses TLS, the DC's ACL checks and, above all, the
 password: Samba derives Kerberos keys from it (PBKDF2, thousands of rounds).  Loaded accounts
-carry no password (the limit of the method: nobody can log on with one until a reset), and
-ldbadd adds everything in one transaction as the system.  Everything else is exactly what an
-apply writes: the same DNs, attributes, marker with the applied hash, enabled flag and groups.
+carry no password, and loaded lines a secret nobody was told (the limits of the method: nobody
+can log on or register until a reset), and ldbadd adds everything in one transaction as the
+system.  Everything else is exactly what an apply writes: the same DNs, attributes, marker
+with the applied hash, enabled flag and groups; the same registry lines and subscriber rows.
 
-Unless --keep, the lab's domain is provisioned again first (ci/lab/down --purge; ci/lab/up):
-deleting 100,000 objects takes Samba far longer than a new domain.  Measured on this machine
-(2 cores): see the README, "Scale".
+Unless --keep, the lab is provisioned again first (ci/lab/down --purge; ci/lab/up): deleting
+100,000 objects takes Samba far longer than a new domain.  Measured on this machine (2 cores):
+see the README, "Scale".
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,10 +46,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from labmark import lab_used  # noqa: E402
 
 from bench_ad import BASE, LAB, bench_repo, fresh_lab, inventory  # noqa: E402
+from in_place import lines_in_place, mailboxes_in_place  # noqa: E402
 
 from reconciler import dn as dnlib  # noqa: E402
 from reconciler.desired.source import at_ref  # noqa: E402
-from reconciler.config.inventory import load_inventory  # noqa: E402
+from reconciler.config.inventory import load_inventory, mail_rules  # noqa: E402
 from reconciler.desired.load import load_desired_state  # noqa: E402
 from reconciler.plan import Movement  # noqa: E402
 from reconciler.providers.ad.connection import connect  # noqa: E402
@@ -99,10 +109,17 @@ def ldif(changes, groups_ou: str) -> tuple[str, list]:
     return "\n".join(out), rest
 
 
-def altas(repo: Path, target) -> list:
+def other_targets(workdir: Path) -> dict:
+    """The lab's mail server and registrar as inventory/lab.yaml names them, with this load's
+    own credentials and audit folders."""
+    lab = yaml.safe_load((ROOT / "inventory" / "lab.yaml").read_text(encoding="utf-8"))["targets"]
+    own = {"credentials_dir": str(workdir / "creds"), "audit_dir": str(workdir / "audit")}
+    return {"bench-mail": {**lab["mail-lab"], **own}, "bench-phone": {**lab["phone-lab"], **own}}
+
+
+def altas(state, target) -> list:
     """What an apply to the empty bench OU would create: the pure diff against a directory
     holding only the OUs and groups already there (no name lookups: nothing else is there)."""
-    state = load_desired_state(repo / "desired_state")
     desired = expand(state, target)
     conn = connect(target)
     try:
@@ -118,13 +135,15 @@ def load(n: int, workdir: Path, keep: bool) -> dict:
     root = f"OU=Bench-{n},OU=Pruebas,{BASE}"
     repo = workdir / f"repo-{n}"
     if not (repo / ".git").exists():
-        bench_repo(workdir, n)
-    inv = inventory(workdir / f"inventory-{n}.yaml", root)
+        bench_repo(workdir, n, every_kind=True)
+    inv = inventory(workdir / f"inventory-{n}.yaml", root, other_targets(workdir))
     if not keep:
         fresh_lab()
     t0 = time.perf_counter()
-    target = load_inventory(inv)["bench"]
-    changes = altas(repo, target)
+    targets = load_inventory(inv)
+    target = targets["bench"]
+    state = load_desired_state(repo / "desired_state", mail=mail_rules(targets))
+    changes = altas(state, target)
     t1 = time.perf_counter()
     text, rest = ldif(changes, target.groups_ou)
     with tempfile.NamedTemporaryFile("w", suffix=".ldif", encoding="utf-8", dir=workdir) as f:
@@ -140,19 +159,26 @@ def load(n: int, workdir: Path, keep: bool) -> dict:
     if done.returncode != 0 or f"Added {entries} records successfully" not in done.stdout:
         raise SystemExit(f"ldbadd failed: {(done.stdout + done.stderr).strip()[-2000:]}")
     t2 = time.perf_counter()
+    mailboxes = mailboxes_in_place(targets["bench-mail"], state, today_here())
+    t3 = time.perf_counter()
+    lines = lines_in_place(targets["bench-phone"], state, today_here())
+    t4 = time.perf_counter()
     if rest:
         with Run(at_ref(repo), inv, lock=True) as run:
             report = run.apply(run.plan())
             assert report.ok, [o.error for o in report.failed][:5]
-    t3 = time.perf_counter()
+    t5 = time.perf_counter()
     with Run(at_ref(repo), inv) as run:
         after = run.plan()
     assert after.empty, after.summary()
     figures = {"people": n, "diff_seconds": round(t1 - t0, 1), "ldbadd_seconds": round(t2 - t1, 1),
-               "rest_applied": len(rest), "rest_seconds": round(t3 - t2, 1)}
+               "mailboxes": mailboxes, "mail_seconds": round(t3 - t2, 1), "lines": lines,
+               "phone_seconds": round(t4 - t3, 1), "rest_applied": len(rest), "rest_seconds": round(t5 - t4, 1)}
     print(f"N = {n}: diff {figures['diff_seconds']} s, ldbadd {figures['ldbadd_seconds']} s "
-          f"({n / (t2 - t1):.0f} people/s), {len(rest)} other changes applied in {figures['rest_seconds']} s; "
-          f"the plan is now empty. Repository {repo}, inventory {inv}", flush=True)
+          f"({n / (t2 - t1):.0f} people/s), {mailboxes} mailboxes in {figures['mail_seconds']} s, "
+          f"{lines} extensions in {figures['phone_seconds']} s, {len(rest)} other changes applied in "
+          f"{figures['rest_seconds']} s; the plan of all three targets is now empty. "
+          f"Repository {repo}, inventory {inv}", flush=True)
     return figures
 
 

@@ -456,8 +456,11 @@ class Run:
     def _plan_target(self, name: str) -> TargetPlan | ReconcilerError:
         """One target's plan; when apply may go ahead without it, a read that fails is handed
         back (the target is then out of reach) instead of raised."""
-        if name in self.held and not self.held[name].written and (self.scope is None or self.scope.full):
-            return TargetPlan(name)  # nothing it reads has changed since its plan found nothing to do
+        if name in self.held and not self.held[name].written:
+            # Nothing it reads has changed since its plan found nothing to do, so its plan of
+            # anyone is nothing, also when another target's writes narrowed the run to some
+            # people (asked, the registrar would read its whole table to say so).
+            return TargetPlan(name)
         try:
             return self.providers[name].plan(self.request(name))
         except ReconcilerError as exc:

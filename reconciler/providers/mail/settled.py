@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable
 
-from reconciler.desired.schemacache import cache_dir, cached_time, read_trusted, require_cached, write_private
+from reconciler.providers import settled_memory as memory
 from reconciler.providers.contract import Standing
 
 FORMAT = 1
@@ -65,14 +63,6 @@ class Seen:
     shared: tuple[tuple[str, str], ...]  # (key, address) of each open shared mailbox
 
 
-@dataclass(frozen=True)
-class Memory:
-    key: str  # the target: its name, how it is reached, its files
-    inputs: str  # what the engine vouches for (engine.settled_inputs)
-    planned_at: float
-    seen: Seen
-
-
 def key_of(target) -> str:
     """Which target and which view of it: its name, the account that reads its files (another
     may be refused some), the paths and the API."""
@@ -83,64 +73,43 @@ def key_of(target) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def path_of(target) -> Path | None:
-    base = cache_dir()
-    return base.parent / "mail" / f"{key_of(target)}.settled.json" if base is not None else None
-
-
 def record(target, inputs: str, seen: Seen) -> None:
-    """Remember that the plan of `inputs` found nothing to do over what it `seen`.  Atomically,
-    0600, or not at all (a memory that cannot be written is only slower)."""
-    path = path_of(target)
-    if path is None:
-        return
-    # The inputs first: `remembered` looks for them in the first bytes.
-    text = json.dumps({"inputs": inputs, "format": FORMAT, "key": key_of(target), "planned_at": time.time(),
-                       "files": seen.files, "server": seen.server, "shared": [list(s) for s in seen.shared]},
-                      ensure_ascii=False, separators=(",", ":"))
-    write_private(path, text.encode("utf-8", "surrogatepass"))
+    """Remember that the plan of `inputs` found nothing to do over what it `seen`."""
+    memory.record("mail", key_of(target), inputs, FORMAT,
+                  {"files": seen.files, "server": seen.server, "shared": [list(s) for s in seen.shared]})
 
 
-def load(target, inputs: str) -> Memory | None:
-    path = path_of(target)
-    data = read_trusted(path) if path is not None else None
-    if data is None:
+def load(target, inputs: str) -> tuple[float, Seen] | None:
+    """When the remembered plan of `inputs` was made, and what it read; or None."""
+    found = memory.load("mail", key_of(target), inputs, FORMAT)
+    if found is None:
         return None
+    raw = found.digests
     try:
-        raw = json.loads(data)
-        require_cached(raw["format"] == FORMAT and raw["key"] == key_of(target) and raw["inputs"] == inputs)
         shared = tuple((str(k), str(a)) for k, a in raw["shared"])
-        return Memory(raw["key"], inputs, cached_time(raw["planned_at"]),
-                      Seen(str(raw["files"]), str(raw["server"]), shared))
+        return found.planned_at, Seen(str(raw["files"]), str(raw["server"]), shared)
     except Exception:  # noqa: BLE001 - a damaged memory means a normal plan, never a crash
         return None
 
 
 def remembered(target, inputs: str) -> bool:
-    """Whether a memory of `inputs` may exist, from its first bytes: a hint, `holds` proves it."""
-    path = path_of(target)
-    start = read_trusted(path, limit=256) if path is not None else None
-    return start is not None and f'{{"inputs":"{inputs}"'.encode() in start
+    return memory.remembered("mail", key_of(target), inputs)
 
 
 def forget(target) -> None:
-    path = path_of(target)
-    try:
-        if path is not None:
-            path.unlink(missing_ok=True)
-    except OSError:  # not ours to remove: it fails the trust rules when read anyway
-        pass
+    memory.forget("mail", key_of(target))
 
 
 def holds(target, inputs: str, fetch_files, ask_dovecot) -> Standing | None:
     """When the remembered plan of `inputs` was made, if everything it read reads the same now;
     None otherwise.  `fetch_files()`: the files' texts by name (FILES); `ask_dovecot(shared)`:
     the users served and the shared mailboxes' members.  Both raise on any failure."""
-    memory = load(target, inputs)
-    if memory is None:
+    found = load(target, inputs)
+    if found is None:
         return None
-    if files_digest(fetch_files()) != memory.seen.files:
+    planned_at, seen = found
+    if files_digest(fetch_files()) != seen.files:
         return None  # the files first: when they differ, Dovecot is not asked
-    if server_digest(*ask_dovecot(list(memory.seen.shared))) != memory.seen.server:
+    if server_digest(*ask_dovecot(list(seen.shared))) != seen.server:
         return None
-    return Standing(memory.planned_at)
+    return Standing(planned_at)

@@ -20,9 +20,10 @@ from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import _, lazy
 from reconciler.plan import Change, Movement, Outcome
-from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, TargetPlan
+from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, Standing, \
+    TargetPlan
 from reconciler.providers.found import Existing, Extension, ImportRequest
-from reconciler.providers.sip import store
+from reconciler.providers.sip import settled, store
 from reconciler.providers.sip.diff import REGISTRATIONS, Line, desired_lines, diff, rotates
 from reconciler.providers.sip.target import SipTarget
 
@@ -56,12 +57,14 @@ class SipBasis:
 
 class SipProvider(Provider):
     kind = "sip"
-    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION, Capability.IMPORT})
+    capabilities = frozenset({Capability.IMPLIED_APPROVALS, Capability.ADOPTION, Capability.IMPORT,
+                              Capability.SETTLED_PLANS})
     read_back_source = lazy("the subscriber table")
 
     def __init__(self, target: SipTarget):
         super().__init__(target)
         self.conn: store.Database | None = None
+        self._seen: str | None = None  # what the last full plan read, as a digest (settle)
 
     def open(self) -> None:
         self.conn = store.connect(self.target.database, read_only=self.target.reading)
@@ -109,6 +112,7 @@ class SipProvider(Provider):
         self.target.check_managed_units(request.state.units)
         desired, gone = desired_lines(request.state)
         actual = self._read()
+        self._seen = settled.lines_digest(actual)
         manages = self.target.scope(request.state.units)
         changes, conflicts = diff(desired, actual, self.target.name, gone, manages)
         return TargetPlan(self.target.name, changes, conflicts, self._exposed(), SipBasis(desired, gone, manages))
@@ -254,6 +258,27 @@ class SipProvider(Provider):
         return "result" in answer and bool(answer["result"].get("Contacts"))
 
     # -- verify ---------------------------------------------------------------------------
+    # -- settled plans (settled.py) ----------------------------------------------------------
+    def settle(self, planned: TargetPlan, inputs: str) -> None:
+        """Only a full plan is remembered (an incremental one has no basis), with what its read saw."""
+        if self._seen is not None and isinstance(planned.basis, SipBasis):
+            settled.record(self.target, inputs, self._seen)
+
+    def settled(self, inputs: str) -> Standing | None:
+        try:
+            if self._exposed():  # a plan would warn, and a plan that warns is not one to stand on
+                return None
+            return settled.holds(self.target, inputs, self._read)
+        except Exception:  # noqa: BLE001 - anything that cannot be read: a normal plan tells
+            return None
+
+    @classmethod
+    def remembers(cls, target: SipTarget, inputs: str) -> bool:
+        return settled.remembered(target, inputs)
+
+    def unsettle(self) -> None:
+        settled.forget(self.target)
+
     def read_back(self, planned: TargetPlan) -> ReadBack:
         basis: SipBasis = planned.basis
         actual = self._read()
