@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_plan.py N --dir DIR [--runs R]   (needs the lab loaded with
                                                                    bench/lab_load.py N --dir DIR)
 
-On the repository and directory bench/lab_load.py left in DIR, with delta reads on
-(`delta_read_hours: 24`), it times `reconciler plan` as a new process, median of R runs (3):
+On the repository and lab bench/lab_load.py left in DIR, with delta reads on
+(`delta_read_hours: 24`), it times `reconciler plan --target bench` (the directory) as a new
+process, median of R runs (3):
   - cold: an empty cache directory (no parse cache, no compiled schemas, no directory snapshot):
     every file parsed and validated, every account read;
   - settled, nothing written: the same plan again; the cold one found nothing to do, so this
@@ -18,6 +19,13 @@ On the repository and directory bench/lab_load.py left in DIR, with delta reads 
     be in the plan as drift, and nothing else.  The warm plan before it found nothing and was
     remembered, so this one plans only the people written (run/settled.py).  The edits are
     undone after each run;
+then, when DIR's inventory has the mail server and the registrar too (bench/lab_load.py), the
+nightly drift check of every target, `reconciler plan`:
+  - every target, first plan: the directory's memory is of another selection of targets, so
+    every target is read (the directory by its delta read) and the plan is remembered;
+  - every target, settled: the same plan again, standing on it;
+  - every target, after 100 hand edits in the directory: only the people written are planned,
+    the mail server and the registrar standing on their memories;
 and, for each, the peak resident memory from /usr/bin/time -v.  Beside them: one paged search
 of the same attributes over the people OU with a default ldap3 connection, in-process.
 """
@@ -60,11 +68,12 @@ def delta_inventory(workdir: Path, n: int) -> Path:
     return path
 
 
-def command(repo: Path, inventory: Path, cache: Path) -> tuple[float, float, dict]:
-    """Seconds, peak MiB and the JSON plan of one `reconciler plan`, as a new process."""
+def command(repo: Path, inventory: Path, cache: Path, every: bool = False) -> tuple[float, float, dict]:
+    """Seconds, peak MiB and the JSON plan of one `reconciler plan` of the directory (`every`:
+    of every target), as a new process."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     args = ["/usr/bin/time", "-v", str(RECONCILER), "--repo", str(repo), "plan", "--inventory", str(inventory),
-            "--output", "json"]
+            "--output", "json", *([] if every else ["--target", "bench"])]
     t0 = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
@@ -123,6 +132,29 @@ def logons(conn: Connection, target, count: int, seed: int) -> None:
         assert conn.result["result"] == 0, conn.result
 
 
+LABELS = (("cold", "cold cache, full read"), ("settled", "warm, settled, nothing written"),
+          ("logons", "warm, settled, after 100 logons"), ("warm", "warm, no settled plan, no change"),
+          ("edits", "warm cache, after 100 hand edits"),
+          ("every", "every target, first plan"), ("every-settled", "every target, settled"),
+          ("every-edits", "every target, after 100 hand edits"))
+
+
+def after_edits(conn: Connection, target, n: int, seed: int, plan_now) -> tuple[float, float]:
+    """100 hand edits in the directory, `plan_now()`, the edits undone; every edited key must
+    be planned, and nothing else, as a plan of only the people written."""
+    undo: list = []
+    try:
+        keys = hand_edits(conn, target, n, 100, seed, undo)
+        seconds, peak, plan = plan_now()
+    finally:
+        for dn, change in undo:
+            conn.modify(dn, change)
+    planned = {c["key"] for c in plan["changes"]}
+    assert ONLY_THEY in plan["scope"], plan["scope"]
+    assert planned == keys, f"edits not found: {sorted(keys - planned)[:5]}, extra: {sorted(planned - keys)[:5]}"
+    return seconds, peak
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int)
@@ -132,7 +164,8 @@ def main() -> None:
     repo, inventory = args.dir / f"repo-{args.n}", delta_inventory(args.dir, args.n)
     target = load_inventory(inventory)["bench"]
     conn = admin()
-    rows: dict[str, list[tuple[float, float]]] = {"cold": [], "settled": [], "logons": [], "warm": [], "edits": []}
+    every = {"bench-mail", "bench-phone"} <= set(load_inventory(inventory))  # bench/lab_load.py's three targets
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in LABELS}
     with tempfile.TemporaryDirectory(prefix="reconciler-bench-cache-") as tmp:
         for run in range(args.runs):
             cache = Path(tmp) / f"cold-{run}"
@@ -151,28 +184,25 @@ def main() -> None:
             seconds, peak, plan = command(repo, inventory, cache)
             assert not plan["changes"] and SETTLED not in plan["scope"]
             rows["warm"].append((seconds, peak))
-            undo: list = []
-            try:
-                keys = hand_edits(conn, target, args.n, 100, run, undo)
-                seconds, peak, plan = command(repo, inventory, cache)
-            finally:
-                for dn, change in undo:
-                    conn.modify(dn, change)
-            planned = {c["key"] for c in plan["changes"]}
-            assert ONLY_THEY in plan["scope"], plan["scope"]
-            assert planned == keys, f"edits not found: {sorted(keys - planned)[:5]}, extra: {sorted(planned - keys)[:5]}"
-            rows["edits"].append((seconds, peak))
-            print(f"  run {run + 1}: cold {rows['cold'][-1][0]:.2f} s, settled {rows['settled'][-1][0]:.2f} s, "
-                  f"after 100 logons {rows['logons'][-1][0]:.2f} s, warm {rows['warm'][-1][0]:.2f} s, "
-                  f"after 100 edits {seconds:.2f} s ({len(planned)} found)", flush=True)
+            rows["edits"].append(after_edits(conn, target, args.n, run, lambda: command(repo, inventory, cache)))
+            if every:  # the nightly drift check of every target: the directory, mailboxes and extensions
+                seconds, peak, plan = command(repo, inventory, cache, every=True)
+                assert not plan["changes"] and SETTLED not in plan["scope"], plan["scope"]
+                rows["every"].append((seconds, peak))
+                seconds, peak, plan = command(repo, inventory, cache, every=True)
+                assert not plan["changes"] and SETTLED in plan["scope"], plan["scope"]
+                rows["every-settled"].append((seconds, peak))
+                rows["every-edits"].append(after_edits(conn, target, args.n, run + 100,
+                                                       lambda: command(repo, inventory, cache, every=True)))
+            print(f"  run {run + 1}: " + ", ".join(f"{name} {rows[name][-1][0]:.2f} s" for name in rows if rows[name]),
+                  flush=True)
     t0 = time.perf_counter()
     bare_ldap3_search(target, target.people_ou)
     bare = time.perf_counter() - t0
     print(f"\nN = {args.n} people, `reconciler plan` as a command, median of {args.runs} (peak memory):")
-    for name, label in (("cold", "cold cache, full read"), ("settled", "warm, settled, nothing written"),
-                        ("logons", "warm, settled, after 100 logons"),
-                        ("warm", "warm, no settled plan, no change"),
-                        ("edits", "warm cache, after 100 hand edits")):
+    for name, label in LABELS:
+        if not rows[name]:
+            continue
         seconds = statistics.median(s for s, _ in rows[name])
         peak = max(p for _, p in rows[name])
         print(f"  {label:34s} {seconds:7.2f} s   {peak:6.0f} MiB")

@@ -185,6 +185,46 @@ def test_nothing_written_means_no_search_at_all(staff, delta_reads, monkeypatch)
     assert first["changes"] == []
 
 
+@pytest.mark.parametrize("asked", ["by their USNs", "as the range"])
+def test_what_was_written_is_asked_by_its_usns_or_as_the_range_and_read_alike(staff, delta_reads, monkeypatch,
+                                                                                 asked):
+    """On Samba `(uSNChanged>=N)` walks the whole domain and `(uSNChanged=N)` is an index
+    lookup: a few writes are asked USN by USN, many as the range; the plan is the same."""
+    if asked == "as the range":
+        monkeypatch.setattr(delta, "EQUALITIES", 0)
+    filters = []
+    real = delta._written
+    monkeypatch.setattr(delta, "_written", lambda conn, target, usns, attrs: filters.append(usns) or real(
+        conn, target, usns, attrs))
+    _title(staff, "SSM-000001", "Cambiado a mano")
+    edit_group(staff, accounts(staff)[1][1], "x")  # a membership added by hand
+    by_delta = plan(staff)
+    assert delta_reads == ["delta"] and filters
+    assert all(f.startswith("(|(uSNChanged=") for f in filters) == (asked == "by their USNs")
+    assert all(f.startswith("(uSNChanged>=") for f in filters) == (asked == "as the range")
+    assert by_delta == plan(staff, full=True) != {"changes": [], "conflicts": [], "warnings": []}
+
+
+def test_an_account_written_again_during_the_read_is_read_as_it_is_after(staff, delta_reads, monkeypatch):
+    """Asked USN by USN, an account written again while the read goes on leaves the USN it was
+    found by for one past the watermark: the read asks again up to a new watermark, until no
+    write came in between, so the plan sees its last state, as a full read then does."""
+    dn = _title(staff, "SSM-000001", "Primera mano")
+    real, calls = delta._written, []
+
+    def racing(conn, target, usns, attrs):
+        found = list(real(conn, target, usns, attrs))
+        if not calls:  # after the first search: the same account, written again by hand
+            staff.conn.modify(dn, {"title": [(MODIFY_REPLACE, ["Segunda mano"])]})
+        calls.append(usns)
+        return iter(found)
+    monkeypatch.setattr(delta, "_written", racing)
+    by_delta = plan(staff)
+    assert delta_reads == ["delta"] and len(calls) >= 2 and all(c.startswith("(|") for c in calls)
+    assert "Segunda mano" in json.dumps(by_delta) and "Primera mano" not in json.dumps(by_delta)
+    assert by_delta == plan(staff, full=True)
+
+
 def test_a_managed_group_renamed_or_an_ou_made_means_a_full_read(staff, delta_reads):
     staff.conn.add(f"OU=Nueva,{staff.people_ou}", "organizationalUnit")
     assert plan(staff) == plan(staff, full=True)

@@ -8,7 +8,7 @@ import os
 import threading
 
 import pytest
-from conftest import person
+from conftest import UNTRUSTED, person, untrust
 
 from reconciler.desired import parsecache
 from reconciler.desired.load import load_desired_state
@@ -225,3 +225,50 @@ def test_no_text_passes_for_a_blob():
     assert parsecache.text_identity(blob) != blob
     assert parsecache.key("users/a.yaml", "d/users/a.yaml", blob, [], []) != \
         parsecache.key("users/a.yaml", "d/users/a.yaml", parsecache.text_identity(blob), [], [])
+
+
+def _three_people(repo) -> tuple:
+    repo.add(UNIT, person("SSM-000001"), person("SSM-000002", curp=None, given_names="Zoé", first_surname="Güemes"),
+             person("SSM-000003", curp=None, given_names="Iván", first_surname="O'Gorman"))
+    repo.squash_merge("Altas")
+    files = at_ref(repo.root).files
+    rel = f"users/{UNIT.lower()}.yaml"
+    return files.identity(rel), files.read_text(rel)
+
+
+@pytest.mark.parametrize("kept", ["the runner's own", "damaged", "not following", "past the end", "keys swapped",
+                                  "another file's", *UNTRUSTED])
+def test_a_kept_split_is_used_only_when_it_fits_the_file(repo, cache, monkeypatch, kept):
+    """A plan of some people splits files of thousands by their blob id once; a kept split that
+    is damaged, does not fit the text or is not the runner's own is split again, never used:
+    it would hand one person's lines to another's load and provenance."""
+    from reconciler.desired import entries
+
+    identity, text = _three_people(repo)
+    right = entries.split_entries(text)
+    entries.split_known.cache_clear()  # what this process split before, by blob id
+    assert entries.split_known(identity, text) == right  # split, and kept
+    path = cache / parsecache.split_key(identity)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    forged = [list(e) for e in raw["split"]]
+    if kept == "damaged":
+        path.write_text(path.read_text(encoding="utf-8")[:-5], encoding="utf-8")
+    elif kept == "not following":
+        forged[1][1] += 1
+    elif kept == "past the end":
+        forged[2][2] = len(text) + 10
+    elif kept == "keys swapped":
+        forged[0][0], forged[1][0] = forged[1][0], forged[0][0]
+    elif kept == "another file's":
+        path.rename(cache / parsecache.split_key("0" * 40))
+        path = cache / parsecache.split_key(identity)
+        path.write_text(json.dumps({"entry": "0" * 64, "split": forged}), encoding="utf-8")
+    if kept in ("not following", "past the end", "keys swapped", "the runner's own"):
+        path.write_text(json.dumps({"entry": raw["entry"], "split": forged}), encoding="utf-8")
+    untrust(path, kept)
+    entries.split_known.cache_clear()
+    calls = []
+    real = entries.split_entries
+    monkeypatch.setattr(entries, "split_entries", lambda t: calls.append(t) or real(t))
+    assert entries.split_known(identity, text) == right
+    assert bool(calls) == (kept != "the runner's own")  # only the runner's own fitting split is used

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from reconciler.approval.ledger import Line
-from reconciler.desired.entries import entry_texts, lines_of, split_entries, text_of_blob
+from reconciler.desired.entries import entry_texts, lines_of, split_known, text_of_blob
 from reconciler.desired.files import blob_text, identity_at
 from reconciler.desired.model import Source
 from reconciler.desired.yamlfile import LineIndex, parse_yaml
@@ -161,8 +161,9 @@ class History:
         scanner (files of thousands of people); anything else through the YAML nodes."""
         if source.file not in self._texts:
             # The text a partial load split (text_of_blob): a regular file's, or None.
-            text = text_of_blob(identity_at(self.commit, source.file), lambda: blob_text(self.commit, source.file))
-            entries = split_entries(text) if text is not None else None
+            identity = identity_at(self.commit, source.file)
+            text = text_of_blob(identity, lambda: blob_text(self.commit, source.file))
+            entries = split_known(identity, text) if text is not None else None
             self._texts[source.file] = (text, entries, None)
         text, entries, index = self._texts[source.file]
         if text is None:

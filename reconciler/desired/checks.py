@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 import fastjsonschema
 
-from reconciler.desired.entries import keep_only, split_entries, text_of_blob
+from reconciler.desired.entries import keep_only, split_known, text_of_blob
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.schemacache import compiled
 from reconciler.desired.yamlfile import LineIndex, not_utf8, parse_yaml
@@ -288,10 +288,10 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
     file's text, when the caller already read it."""
     check = FileCheck(f"{files.label}/{rel}")
     checks.append(check)
+    identity = files.identity(rel) if keep is not None else None
     try:
         if text is None:  # a partial load's file is split, then blamed: read once (text_of_blob)
-            text = files.read_text(rel) if keep is None else text_of_blob(files.identity(rel),
-                                                                          lambda: files.read_text(rel))
+            text = files.read_text(rel) if keep is None else text_of_blob(identity, lambda: files.read_text(rel))
     except UnicodeDecodeError as exc:
         check.problems.append(not_utf8(check.display, exc))
         return check, None, False
@@ -301,7 +301,7 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
     if text is None:
         check.found = False
         return check, None, False
-    if keep is not None and (entries := split_entries(text)) is not None:
+    if keep is not None and (entries := split_known(identity, text)) is not None:
         text, check.index_map = keep_only(text, entries, set(keep))
     check.text = text
     data, problems = parse_yaml(text, check.display)

@@ -117,6 +117,30 @@ def put_names(whole: str, names: dict[str, str]) -> None:
     _write({"entry": whole, "names": names}, whole)
 
 
+def split_key(identity: str) -> str:
+    """The entry of a people file's split into entries (entries.split_known): its content's name
+    and the reading code."""
+    return hashlib.sha256(f"split\0{_code_digest()}\0{identity}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def get_split(entry: str) -> list | None:
+    """The kept split ([[key, start, end], ...], or [None] when the file could not be split), or None."""
+    directory = _directory()
+    data = read_trusted(directory / entry) if directory is not None else None
+    if data is None:
+        return None
+    try:
+        found = json.loads(data)
+        require_cached(isinstance(found, dict) and found.get("entry") == entry and isinstance(found.get("split"), list))
+        return found["split"]
+    except Exception:  # noqa: BLE001 - a damaged entry means splitting again, never a crash
+        return None
+
+
+def put_split(entry: str, split: list) -> None:
+    _write({"entry": entry, "split": split}, entry)
+
+
 def put(entry: str, unit: str, people: list[tuple[int, dict]], shared: list[tuple[int, dict]]) -> None:
     """Keep a reading; silently not, when there is no safe place (only slower next time)."""
     _write({"entry": entry, "unit": unit, "people": people, "shared": shared}, entry)

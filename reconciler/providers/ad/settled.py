@@ -231,9 +231,10 @@ def holds(conn: Connection, target: ADTarget, inputs: str) -> Standing | None:
             return None
         if now.usn == settled.watermark.usn:
             return Standing(settled.planned_at)
-        written = _written_keys(conn, target, settled, f"(uSNChanged>={settled.watermark.usn + 1})")
-        if written is None:
+        found = _written_keys(conn, target, settled, now)
+        if found is None:
             return None
+        written, now = found
         path = path_of(target, key)
         if not written and path is not None:
             _write(path, replace(settled, watermark=now))
@@ -242,9 +243,11 @@ def holds(conn: Connection, target: ADTarget, inputs: str) -> Standing | None:
         return None
 
 
-def _written_keys(conn: Connection, target: ADTarget, settled: Settled, since: str) -> frozenset[str] | None:
+def _written_keys(conn: Connection, target: ADTarget, settled: Settled, now: Watermark
+                  ) -> tuple[frozenset[str], Watermark] | None:
     """The employee keys of the remembered accounts that read otherwise than remembered, when
-    nothing else written since (delta.written_since) changes what the plan reads; else None."""
+    nothing else written since (delta.written_since) changes what the plan reads, and the
+    watermark that holds up to; else None."""
     delta.sees_deletions(conn, target)
     found = read_ous(conn, settled.ous)
     if not all(dnlib.key(ou) in found for ou in settled.ous):
@@ -257,7 +260,8 @@ def _written_keys(conn: Connection, target: ADTarget, settled: Settled, since: s
     moved, seen = set(), set()
     accounts: dict[str, Written] = {}  # remembered accounts that read otherwise
     groups: dict[str, str] = {}  # remembered groups written: objectGUID -> DN
-    for w in delta.written_since(conn, target, since, _READ):
+    written, now = delta.written_since(conn, target, settled.watermark, now, _READ)
+    for w in written:
         if w.kind is Kind.DELETED:
             # A remembered object deleted, or an OU or container (a unit's OU the plan would
             # create again, or the holder of accounts).
@@ -289,9 +293,10 @@ def _written_keys(conn: Connection, target: ADTarget, settled: Settled, since: s
     if moved - seen:  # a remembered computer moved out of the people and bajas OUs
         return None
     if not accounts and not groups:
-        return frozenset()
+        return frozenset(), now
     detail = load_detail(target, settled)
-    return _keys_of(conn, target, detail, accounts, groups) if detail is not None else None
+    keys = _keys_of(conn, target, detail, accounts, groups) if detail is not None else None
+    return (keys, now) if keys is not None else None
 
 
 def _keys_of(conn: Connection, target: ADTarget, detail: Detail, accounts: dict[str, Written],
