@@ -4,7 +4,9 @@ sign with their SSH keys, as `reconciler approve` does), under a policy that let
 approve every unit."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +24,7 @@ APPROVERS = [("Ing. Marta Ávila Ibáñez", "marta.avila@ssm.example.gob.mx"),
              ("Lic. Raúl Peña Güemes", "raul.pena@ssm.example.gob.mx")]
 REQUESTER = git.Actor("Mesa de Servicios de TI", "mesa.servicios@ssm.example.gob.mx")
 _KEYS = Path(tempfile.mkdtemp(prefix="reconciler-bench-keys-"))
+atexit.register(shutil.rmtree, _KEYS, ignore_errors=True)  # private keys: gone with the process that made them
 
 
 def _key(email: str) -> Path:
