@@ -237,6 +237,7 @@ def _three_people(repo) -> tuple:
 
 
 @pytest.mark.parametrize("kept", ["the runner's own", "damaged", "not following", "past the end", "keys swapped",
+                                  "empty", "one stretched over the next", "the last dropped", "the first dropped",
                                   "another file's", *UNTRUSTED])
 def test_a_kept_split_is_used_only_when_it_fits_the_file(repo, cache, monkeypatch, kept):
     """A plan of some people splits files of thousands by their blob id once; a kept split that
@@ -259,11 +260,20 @@ def test_a_kept_split_is_used_only_when_it_fits_the_file(repo, cache, monkeypatc
         forged[2][2] = len(text) + 10
     elif kept == "keys swapped":
         forged[0][0], forged[1][0] = forged[1][0], forged[0][0]
+    elif kept == "empty":
+        forged = []
+    elif kept == "one stretched over the next":  # the first person's lines run over the second's
+        forged = [[forged[0][0], forged[0][1], forged[1][2]], forged[2]]
+    elif kept == "the last dropped":
+        forged = forged[:2]
+    elif kept == "the first dropped":
+        forged = forged[1:]
     elif kept == "another file's":
         path.rename(cache / parsecache.split_key("0" * 40))
         path = cache / parsecache.split_key(identity)
         path.write_text(json.dumps({"entry": "0" * 64, "split": forged}), encoding="utf-8")
-    if kept in ("not following", "past the end", "keys swapped", "the runner's own"):
+    if kept in ("not following", "past the end", "keys swapped", "the runner's own", "empty",
+                "one stretched over the next", "the last dropped", "the first dropped"):
         path.write_text(json.dumps({"entry": raw["entry"], "split": forged}), encoding="utf-8")
     untrust(path, kept)
     entries.split_known.cache_clear()

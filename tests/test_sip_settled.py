@@ -186,3 +186,13 @@ def test_a_settled_registrar_plan_never_hides_a_hand_edit(tmp_path_factory, edit
     if same:
         assert not planned.changes and not planned.conflicts
     event("stood" if same else "planned again")
+
+
+def test_a_username_that_is_not_text_is_told_apart_and_never_crashes_the_plan():
+    """SQLite keeps a username inserted as a BLOB as bytes: the digest neither crashes on it
+    nor takes it for the text it spells."""
+    as_bytes = table([Subscriber(b"4401", False)], {})
+    as_text = table([Subscriber("4401", False)], {})
+    both = table([Subscriber(b"4401", False), Subscriber("4402", True, "SSM-000001", "HG")], {b"4401": "x"})
+    assert settled.lines_digest(as_bytes) != settled.lines_digest(as_text)
+    assert settled.lines_digest(both) == settled.lines_digest(both)

@@ -60,6 +60,31 @@ def text_of_blob(identity: str | None, read: Callable[[], str | None]) -> str | 
 def split_entries(text: str) -> tuple[Entry, ...] | None:
     """The entries of a people file, in order (cached: a run looks at the same file from the
     incremental scope, the loader and provenance)."""
+    start = _people_start(text)
+    if not start:
+        return start  # None: not ours to guess; (): nobody listed
+    indent, first = start
+    # The list ends at the first line with content that is less indented, or as indented but
+    # not a new item (another top-level key).  Found by the newline before it: a pattern that
+    # starts with a literal is searched for in C, eight times faster than one anchored by ^.
+    stop = _ender(indent).search(text, first)
+    end = stop.start() + 1 if stop else len(text)
+    fast = _keys_first(text, indent, first, end)
+    if fast is not None:
+        return fast
+    starts = [m.start() for m in re.compile(rf"^ {{{indent}}}-[ \n]", re.MULTILINE).finditer(text, first, end)]
+    keys: list[list[str]] = [[] for _ in starts]
+    for m in _KEY.finditer(text, first, end):
+        keys[bisect.bisect_right(starts, m.start()) - 1].append(m.group(2))
+    if any(len(k) != 1 for k in keys):
+        return None
+    ends = starts[1:] + [end]
+    return tuple(Entry(k[0], i, s, e) for i, (k, s, e) in enumerate(zip(keys, starts, ends)))
+
+
+def _people_start(text: str) -> tuple[int, int] | tuple[()] | None:
+    """Where the list of people starts: (its items' indentation, where the first item starts);
+    () when it lists nobody; None when it is not block YAML this scanner reads."""
     people = _PEOPLE.search(text)
     if people is None:
         return None
@@ -74,22 +99,7 @@ def split_entries(text: str) -> tuple[Entry, ...] | None:
     indent = len(first.group(1))
     if text[first.start(2):first.start(2) + 2] not in ("- ", "-\n"):
         return None  # flow style, or something else: not ours to guess
-    # The list ends at the first line with content that is less indented, or as indented but
-    # not a new item (another top-level key).  Found by the newline before it: a pattern that
-    # starts with a literal is searched for in C, eight times faster than one anchored by ^.
-    stop = _ender(indent).search(text, first.start())
-    end = stop.start() + 1 if stop else len(text)
-    fast = _keys_first(text, indent, first.start(), end)
-    if fast is not None:
-        return fast
-    starts = [m.start() for m in re.compile(rf"^ {{{indent}}}-[ \n]", re.MULTILINE).finditer(text, first.start(), end)]
-    keys: list[list[str]] = [[] for _ in starts]
-    for m in _KEY.finditer(text, first.start(), end):
-        keys[bisect.bisect_right(starts, m.start()) - 1].append(m.group(2))
-    if any(len(k) != 1 for k in keys):
-        return None
-    bounds = starts[1:] + [end]
-    return tuple(Entry(k[0], i, s, e) for i, (k, s, e) in enumerate(zip(keys, starts, bounds)))
+    return indent, first.start()
 
 
 @lru_cache(maxsize=8)
@@ -124,22 +134,34 @@ def split_known(identity: str | None, text: str) -> tuple[Entry, ...] | None:
 
 
 def _fitting(kept: list, text: str) -> tuple[Entry, ...] | None | bool:
-    """The kept split as entries, or None (the file cannot be split); False when it does not
-    fit `text` (entries that do not follow each other, run past its end, or do not hold their
-    key): a damaged split must not hand one person's lines to another's provenance.  Checked
-    with map and list comparisons, in C: a Python loop over 100,000 entries cost as much as
-    splitting again."""
+    """The kept split as entries, or None (the file cannot be split); False when it is not
+    the file's items: the list's first item first and a line that ends the list after the
+    last, every start an item's first line, as many as there are items between, each
+    following the one before and holding its key.  A damaged split must not hand one
+    person's lines to another's load or provenance.  Checked with counts, map and list
+    comparisons, in C: a Python loop over 100,000 entries cost as much as splitting again."""
     if kept == [None]:
         return None
+    if not kept:
+        return False  # a file of nobody is small: split again rather than trust an empty list
     try:
-        keys, starts, ends = (list(column) for column in zip(*kept)) if kept else ([], [], [])
+        keys, starts, ends = (list(column) for column in zip(*kept))
     except (TypeError, ValueError):
         return False
-    if not kept:
-        return ()
-    fits = {type(k) for k in keys} == {str} and {type(n) for n in starts + ends} == {int} \
-        and starts[1:] == ends[:-1] and 0 < starts[0] and ends[-1] <= len(text) \
-        and all(map(operator.lt, starts, ends)) and min(map(text.find, keys, starts, ends)) >= 0
+    start = _people_start(text)
+    if not start or {type(k) for k in keys} != {str} or {type(n) for n in starts + ends} != {int}:
+        return False
+    indent, first = start
+    end = ends[-1]
+    item = "\n" + " " * indent + "-"
+    items = text.count(item, first - 1, end)  # a line "-x" is no item: counted, it fails the split (safe)
+    # The list's end is checked where the split says it is (a search for it from the top
+    # would cost what splitting does).
+    ended = end == len(text) or (0 < end <= len(text) and _ender(indent).match(text, end - 1) is not None)
+    fits = starts[0] == first and ended and items == len(kept) and starts[1:] == ends[:-1] \
+        and all(map(operator.lt, starts, ends)) \
+        and all(map(text.startswith, repeat((item + " ", item + "\n")), (s - 1 for s in starts))) \
+        and min(map(text.find, keys, starts, ends)) >= 0
     # tuple.__new__ builds each Entry in C; Entry(...) runs NamedTuple's Python __new__, which
     # was a third of the time for 100,000 of them.
     return tuple(map(tuple.__new__, repeat(Entry), zip(keys, range(len(keys)), starts, ends))) if fits else False

@@ -86,11 +86,15 @@ def get(entry: str) -> dict | None:
         require_cached(all(isinstance(i, int) and isinstance(e, dict) for i, e in found["people"] + found["shared"]))
     except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
         return None
+    _used(directory / entry)
+    return found
+
+
+def _used(path: Path) -> None:
     try:
-        os.utime(directory / entry, follow_symlinks=False)  # used: kept when older entries go
+        os.utime(path, follow_symlinks=False)  # used: kept when older entries go
     except OSError:
         pass
-    return found
 
 
 def whole_key(entries: list[str]) -> str:
@@ -132,9 +136,10 @@ def get_split(entry: str) -> list | None:
     try:
         found = json.loads(data)
         require_cached(isinstance(found, dict) and found.get("entry") == entry and isinstance(found.get("split"), list))
-        return found["split"]
     except Exception:  # noqa: BLE001 - a damaged entry means splitting again, never a crash
         return None
+    _used(directory / entry)
+    return found["split"]
 
 
 def put_split(entry: str, split: list) -> None:

@@ -9,7 +9,8 @@ this module does, from the snapshot of the last read (snapshot.py):
      first.  Another DC, a new invocationId (a restore), a USN behind the snapshot's, or a
      snapshot older than `delta_read_hours` since its full read: a full read.  The same USN:
      nothing was written anywhere in the domain, the snapshot is the directory.
-  2. one search of every object written since then, deleted ones included (the Show Deleted
+  2. a search of every object written since then (a few writes number by number, many as
+     the range: written_since), deleted ones included (the Show Deleted
      and Show Recycled controls: a tombstone keeps its objectGUID).  Seeing deletions needs
      the bind account to list CN=Deleted Objects (AD lets only administrators by default; see
      the README); when it sees no tombstone at all there, the delta cannot be trusted and the
@@ -27,7 +28,9 @@ this module does, from the snapshot of the last read (snapshot.py):
 
 The result is the snapshot as a full read would find it now; tests/test_delta_read_lab.py
 drives random hand edits and compares the two.  Changes made while the searches run carry
-USNs above the watermark: they are read again next time, never lost.
+USNs above the watermark: searched number by number, they are searched too, up to a watermark
+read after them (written_since); asked as the range, they are found by it.  Either way they
+are read again next time, never lost.
 """
 from __future__ import annotations
 

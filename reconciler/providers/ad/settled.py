@@ -249,6 +249,9 @@ def _written_keys(conn: Connection, target: ADTarget, settled: Settled, now: Wat
     nothing else written since (delta.written_since) changes what the plan reads, and the
     watermark that holds up to; else None."""
     delta.sees_deletions(conn, target)
+    written, now = delta.written_since(conn, target, settled.watermark, now, _READ)
+    # Listed after the searches: the watermark they return is read after them, and what hides
+    # an OU or group from the read account is a write no search of changes returns.
     found = read_ous(conn, settled.ous)
     if not all(dnlib.key(ou) in found for ou in settled.ous):
         return None
@@ -260,7 +263,6 @@ def _written_keys(conn: Connection, target: ADTarget, settled: Settled, now: Wat
     moved, seen = set(), set()
     accounts: dict[str, Written] = {}  # remembered accounts that read otherwise
     groups: dict[str, str] = {}  # remembered groups written: objectGUID -> DN
-    written, now = delta.written_since(conn, target, settled.watermark, now, _READ)
     for w in written:
         if w.kind is Kind.DELETED:
             # A remembered object deleted, or an OU or container (a unit's OU the plan would

@@ -2,7 +2,7 @@
 plan of the same inputs that found nothing to do (run/settled.py is the engine's side).
 
 The registrar's plan reads one thing from the target: the subscriber table with the
-reconciler's record of each line and the registrations still to drop (store.read, one query).
+reconciler's record of each line, and the registrations still to drop (store.read).
 At 100,000 extensions that read takes about 0.6 s, and the diff another second; but the diff
 needs the desired state, and in a plan of every target, one target that cannot stand on its
 memory makes the run load and validate everyone (seconds at that size) while the directory and
@@ -28,8 +28,12 @@ FORMAT = 1
 
 def lines_digest(actual: ActualLines) -> str:
     """One digest of what a read found: equal exactly when the plan would read the same."""
-    rows = sorted([s.number, s.managed, s.holder, s.unit, s.secret_drift] for s in actual.subscribers.values())
-    text = json.dumps([rows, sorted(actual.unregister.items())], ensure_ascii=False, separators=(",", ":"))
+    # As repr: a registrar's table may hold what is not text (SQLite keeps a BLOB username as
+    # bytes), which would neither sort among strings nor go into JSON; repr tells them apart.
+    rows = sorted(tuple(map(repr, (s.number, s.managed, s.holder, s.unit, s.secret_drift)))
+                  for s in actual.subscribers.values())
+    owed = sorted((repr(k), repr(v)) for k, v in actual.unregister.items())
+    text = json.dumps([rows, owed], ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
 
 
