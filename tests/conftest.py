@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import re
 import secrets
@@ -89,6 +90,24 @@ def untrust(path: Path, how: str) -> None:
         moved = path.with_suffix(".elsewhere")
         path.rename(moved)
         path.symlink_to(moved)
+
+
+def forged_memory(raw: dict, how: str) -> str:
+    """A settled memory's JSON as a forger or a bad day leaves it: "damaged" (cut short),
+    "another target's" (its key), "not a time" (planned_at NaN), "nested too deep" (past any
+    depth it writes); else as it is."""
+    text = json.dumps(raw, separators=(",", ":"))
+    if how == "damaged":
+        return text[:-10]
+    if how == "another target's":
+        return text.replace(raw["key"], "0" * 64)
+    if how == "not a time":
+        forged = text.replace(f'"planned_at":{raw["planned_at"]}', '"planned_at":NaN')
+        assert "NaN" in forged
+        return forged
+    if how == "nested too deep":
+        return text[:-1] + ',"nested":' + "[" * 100_000 + "]" * 100_000 + "}"
+    return text
 
 
 def person(key: str = "SSM-000001", **overrides) -> dict:

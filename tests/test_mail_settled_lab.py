@@ -19,7 +19,7 @@ from reconciler.providers.mail.provider import MailProvider
 from reconciler.providers.mail.settled import FILES, files_digest, server_digest
 from reconciler.render.plan import plan_json
 from reconciler.run.engine import Run
-from conftest import UNTRUSTED, untrust
+from conftest import UNTRUSTED, forged_memory, untrust
 from test_delta_read_lab import cache_home  # noqa: F401 (fixture)
 from test_mail_provider_lab import MAIL_DIR, REGISTRO, MailBed, with_mailbox
 
@@ -165,14 +165,14 @@ def test_a_new_commit_is_planned_again(held):
     assert HELD in drift_check(held.sandbox)[1]  # remembered again, for this commit
 
 
-def forged_memory(bed, path) -> dict:
+def forged_text(bed, path, how: str) -> str:
     """The memory as a forger would write it: the digests of what the mail server holds now,
-    after a hand edit, so that trusted it would hide that edit."""
+    after a hand edit, so that trusted it would hide that edit; then damaged as `how` says."""
     raw = json.loads(path.read_text(encoding="utf-8"))
     with MailProvider(load_inventory(bed.sandbox.inventory)["mail-test"].for_reading()) as provider:
         raw["files"] = files_digest({name: provider._read_text(name) for name in FILES})
         raw["server"] = server_digest(*provider._ask_dovecot([tuple(s) for s in raw["shared"]]))
-    return raw
+    return forged_memory(raw, how)
 
 
 @pytest.mark.parametrize("forged", ["the runner's own", "damaged", "nested too deep", "another target's",
@@ -183,18 +183,7 @@ def test_a_damaged_or_foreign_memory_is_never_trusted(held, cache_home, forged):
     other is read as absent, and the edit is planned."""
     [path] = memory_files(cache_home)
     edit_quota(held, 0)  # drift a trusted memory would hide
-    raw = forged_memory(held, path)
-    text = json.dumps(raw, separators=(",", ":"))
-    if forged == "damaged":
-        text = text[:-40]
-    elif forged == "nested too deep":
-        text = text.replace('"shared":[', '"shared":' + "[" * 100_000, 1)
-    elif forged == "another target's":
-        text = text.replace(raw["key"], "0" * 64)
-    elif forged == "not a time":
-        text = text.replace(f'"planned_at":{raw["planned_at"]}', '"planned_at":NaN')
-        assert "NaN" in text
-    path.write_text(text, encoding="utf-8")
+    path.write_text(forged_text(held, path, forged), encoding="utf-8")
     untrust(path, forged)
     found, scope = drift_check(held.sandbox)
     if forged == "the runner's own":

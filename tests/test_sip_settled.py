@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import UNTRUSTED, person, untrust
+from conftest import UNTRUSTED, forged_memory, person, untrust
 from reconciler.credentials import CredentialFile
 from reconciler.desired.load import load_desired_state
 from reconciler.providers.contract import PlanRequest
@@ -138,7 +138,8 @@ def test_a_database_others_may_read_is_said_and_never_stood_on(registrar):
     assert registrar.plan().warnings
 
 
-@pytest.mark.parametrize("forged", ["the runner's own", "damaged", "another target's", "not a time", *UNTRUSTED])
+@pytest.mark.parametrize("forged", ["the runner's own", "damaged", "another target's", "not a time", "nested too deep",
+                                    *UNTRUSTED])
 def test_a_damaged_or_foreign_memory_is_never_trusted(registrar, forged):
     """Each memory below carries the digest of the table after a hand edit, so trusted it would
     hide that edit.  Only one the runner's own user wrote whole is trusted (the documented limit
@@ -148,15 +149,7 @@ def test_a_damaged_or_foreign_memory_is_never_trusted(registrar, forged):
     raw = json.loads(path.read_text(encoding="utf-8"))
     with SipProvider(registrar.target.for_reading()) as provider:
         raw["lines"] = settled.lines_digest(provider._read())
-    text = json.dumps(raw, separators=(",", ":"))
-    if forged == "damaged":
-        text = text[:-10]
-    elif forged == "another target's":
-        text = text.replace(raw["key"], "0" * 64)
-    elif forged == "not a time":
-        text = text.replace(f'"planned_at":{raw["planned_at"]}', '"planned_at":NaN')
-        assert "NaN" in text
-    path.write_text(text, encoding="utf-8")
+    path.write_text(forged_memory(raw, forged), encoding="utf-8")
     untrust(path, forged)
     assert registrar.stands() == (forged == "the runner's own")
 
