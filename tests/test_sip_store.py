@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.providers.sip import store
 from reconciler.providers.sip.target import DatabaseSettings, SipTarget
@@ -135,3 +137,38 @@ def test_mysql_is_spoken_to_in_its_own_words():
     upsert = "INSERT INTO t (k, a) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET a = excluded.a"
     assert store.mysql_dialect(upsert) == "INSERT INTO t (k, a) VALUES (?, ?) ON DUPLICATE KEY UPDATE a = VALUES(a)"
     assert store.mysql_dialect("SELECT excluded FROM t") == "SELECT excluded FROM t"  # only what an upsert says
+
+
+_NAME = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", min_size=1, max_size=12)
+_HOST = _NAME | st.ip_addresses(v=4).map(str) | st.ip_addresses(v=6).map(lambda a: f"[{a}]")
+_VALUE = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-", max_size=12)
+_KEYS = st.lists(st.sampled_from(["sslmode", "sslrootcert", "connect_timeout", "application_name", "password",
+                                  "service", "host", "options"]), max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["postgresql", "postgres"]), _NAME, _HOST, st.none() | st.integers(0, 99999), _NAME, _KEYS,
+       st.lists(_VALUE, min_size=3, max_size=3))
+def test_a_plain_url_is_read_as_libpq_reads_it_without_psycopg(scheme, user, host, port, dbname, keys, values):
+    """The registrar's URL is checked as libpq reads it; the plain shape inventories write is
+    read without importing psycopg (on every command), and must read exactly as libpq does.
+    Any other (a password, a key twice, a key libpq reads otherwise) is left to libpq."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from reconciler.providers.sip.target import _plain_url
+
+    query = "&".join(f"{k}={v}" for k, v in zip(keys, values))
+    url = f"{scheme}://{user}@{host}{'' if port is None else f':{port}'}/{dbname}{'?' + query if query else ''}"
+    plain = _plain_url(url)
+    if plain is not None:
+        assert plain == conninfo_to_dict(url)
+    plain_keys = {"sslmode", "sslrootcert", "connect_timeout", "application_name"}
+    assert (plain is not None) == (len(set(keys)) == len(keys) and set(keys) <= plain_keys)
+
+
+def test_the_labs_and_the_examples_urls_are_read_without_psycopg():
+    from reconciler.providers.sip.target import _plain_url
+
+    for url in ("postgresql://reconciler@127.0.0.1:5432/kamailio",
+                "postgresql://reconciler_lectura@pbx.salud.lab/kamailio?sslmode=verify-full"):
+        assert _plain_url(url) is not None

@@ -1,6 +1,7 @@
 """The settings of a SIP registrar target (`kind: sip`)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from reconciler.config.inventory import SecretSource, TargetSettings, is_loopback
@@ -68,9 +69,38 @@ class SipTarget(TargetSettings):
                 add(path, problem)
 
 
+# The plain shape inventories write: one user, one host (a name, an IPv4 or a bracketed IPv6
+# address), an optional port, a database, and some TLS and timeout keys once each, nothing
+# percent-encoded.  libpq reads that shape one way, so it is read here without importing
+# psycopg: 0.09 s on every command whose inventory names a PostgreSQL registrar, also of
+# commands that never reach it.  Anything else is read by libpq itself.
+_PLAIN_URL = re.compile(r"postgres(?:ql)?://([A-Za-z0-9_.-]+)@([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+                        r"/([A-Za-z0-9_.-]+)(?:\?([a-z_]+=[A-Za-z0-9_./-]*(?:&[a-z_]+=[A-Za-z0-9_./-]*)*))?")
+_PLAIN_KEYS = frozenset({"sslmode", "sslrootcert", "connect_timeout", "application_name"})
+
+
+def _plain_url(url: str) -> dict | None:
+    """read_url's answer for a URL of the plain shape, or None (libpq must read it)."""
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None:
+        return None
+    user, host, port, dbname, query = match.groups()
+    info = {"user": user, "dbname": dbname, "host": host.strip("[]")}
+    if port:
+        info["port"] = port
+    for pair in query.split("&") if query else ():
+        key, _eq, value = pair.partition("=")
+        if key not in _PLAIN_KEYS or key in info:
+            return None  # a key libpq reads otherwise, or one given twice (libpq takes the last)
+        info[key] = value
+    return info
+
+
 def read_url(url: str) -> dict:
     """The URL's parameters as libpq reads them (the last of a key given twice, every host of a
     multi-host URL): what is checked must be what connects.  Raises ValueError."""
+    if (plain := _plain_url(url)) is not None:
+        return plain
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
