@@ -218,6 +218,17 @@ def _first_alias(node: yaml.Node, seen: set[int]) -> int | None:
 
 
 def fast_load(text: str) -> Any:
+    if "*" not in text:  # no alias without one: most files are built as they are parsed
+        try:
+            return _streamed(text)
+        except _NeedsFullLoader:
+            pass
+    return _composed(text)
+
+
+def _composed(text: str) -> Any:
+    """The whole document's nodes first, then its data: what a file with aliases needs (they
+    are checked on the nodes before anything expands), and PyYAML's constructor after it."""
     loader = StrictLoader(text)
     node = None
     try:
@@ -236,6 +247,107 @@ def fast_load(text: str) -> Any:
         raise TooDeep(node.start_mark.line + 1 if node is not None else None) from None
     finally:
         loader.dispose()
+
+
+# Where a problem found while building (a key written twice, a refused number) must wait: on
+# the composed path every syntax error of the file is found first, and so it is here.
+_SYNTAX = (yaml.reader.ReaderError, yaml.scanner.ScannerError, yaml.parser.ParserError, yaml.composer.ComposerError)
+_NO_KEY = object()  # an open mapping waiting for its next key
+
+
+def _streamed(text: str) -> Any:
+    """The data of a document without aliases, built from libyaml's events as they are parsed,
+    never holding its nodes: those take some 29 times the text (840 MB for a file of 100,000
+    phone lines), the data 6 times.  The same values, checks and errors as _build on the
+    composed nodes; _NeedsFullLoader where that path leaves the rest to PyYAML's constructor."""
+    loader = StrictLoader(text)
+    try:
+        loader.get_event()  # the stream's start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None  # no document at all (comments only), as get_single_node says
+        loader.get_event()  # the document's start
+        root = loader.peek_event().start_mark
+        anchors: dict[str, yaml.Mark] = {}
+        try:
+            data = _document(loader, anchors)
+        except (_NeedsFullLoader, *_SYNTAX):
+            raise
+        except Exception as late:  # noqa: BLE001 - raised again, after the syntax errors
+            while not loader.check_event(yaml.DocumentEndEvent):
+                _anchored(loader.get_event(), anchors)
+            _single(loader, root)
+            raise late from None
+        _single(loader, root)
+        return data
+    finally:
+        loader.dispose()
+
+
+def _single(loader: StrictLoader, root: yaml.Mark | None) -> None:
+    """The rest of the stream after the document: nothing, as get_single_node requires."""
+    loader.get_event()  # the document's end
+    if not loader.check_event(yaml.StreamEndEvent):
+        raise yaml.composer.ComposerError("expected a single document in the stream", root,
+                                          "but found another document", loader.get_event().start_mark)
+
+
+def _anchored(event: yaml.Event, anchors: dict[str, yaml.Mark]) -> None:
+    """libyaml's composer refuses an anchor defined twice; so does this path."""
+    anchor = getattr(event, "anchor", None)  # end events have none
+    if anchor is None or isinstance(event, yaml.AliasEvent):
+        return
+    if anchor in anchors:
+        raise yaml.composer.ComposerError("found duplicate anchor; first occurrence", anchors[anchor],
+                                          "second occurrence", event.start_mark)
+    anchors[anchor] = event.start_mark
+
+
+def _document(loader: StrictLoader, anchors: dict[str, yaml.Mark]) -> Any:
+    """The document's value from its events (iterative: the depth is checked, not recursed)."""
+    get, resolve, construct = loader.get_event, loader.resolve, loader.construct_object
+    scalar_event, mapping_start, sequence_start = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
+    nest: list[list] = []  # [container, key waiting for its value or _NO_KEY, {key: line} or None for a list]
+    while True:
+        event = get()
+        kind = type(event)
+        at_key = bool(nest) and nest[-1][2] is not None and nest[-1][1] is _NO_KEY
+        if kind is scalar_event:
+            if event.anchor is not None:
+                _anchored(event, anchors)
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = resolve(yaml.ScalarNode, event.value, event.implicit)
+            if at_key and tag == _MERGE:
+                raise _NeedsFullLoader()
+            value = event.value if tag == _STR else \
+                construct(yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style))
+        elif kind is mapping_start or kind is sequence_start:
+            if event.anchor is not None:
+                _anchored(event, anchors)
+            if at_key:
+                raise _NeedsFullLoader()
+            if len(nest) >= MAX_DEPTH:
+                raise TooDeep(event.start_mark.line + 1)
+            nest.append([{}, _NO_KEY, {}] if kind is mapping_start else [[], _NO_KEY, None])
+            continue
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            value, at_key = nest.pop()[0], False  # a collection is never a key (refused at its start)
+        else:  # an alias: only with a `*`, which the composed path takes
+            raise _NeedsFullLoader()
+        if not nest:
+            return value
+        frame = nest[-1]
+        if frame[2] is None:
+            frame[0].append(value)
+        elif at_key:
+            line = event.start_mark.line + 1
+            if value in frame[2]:
+                raise DuplicateKey(str(value), line, frame[2][value])
+            frame[1] = value
+            frame[2][value] = line
+        else:
+            frame[0][frame[1]] = value
+            frame[1] = _NO_KEY
 
 
 def read_yaml(path: Path, display: str, data: bytes | None = None) -> tuple[Any, list[Problem]]:
