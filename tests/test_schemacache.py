@@ -1,10 +1,13 @@
 """The compiled-schema cache: used when it is ours, rebuilt when it is not, never required."""
 from __future__ import annotations
 
+import json
 import os
 
 import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.desired import schemacache
 
@@ -99,3 +102,28 @@ def test_no_home_means_no_cache_not_a_crash(monkeypatch):
     monkeypatch.setattr(pathlib.Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
     assert schemacache.cache_dir() is None
     assert check(schemacache.compiled(SCHEMA, detailed=False), {"folio": "A/1"})
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(head=st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=8), max_size=4),
+       items=st.lists(st.lists(st.text(max_size=8) | st.integers(), max_size=3), max_size=30),
+       batch=st.integers(1, 7))
+def test_a_list_written_in_pieces_reads_as_one_document(head, items, batch):
+    text = b"".join(schemacache.json_pieces(head, "entries", iter(items), batch=batch)).decode("utf-8", "surrogatepass")
+    assert json.loads(text) == {**head, "entries": items}
+
+
+def test_pieces_that_fail_leave_the_old_file_whole_and_no_temporary(tmp_path):
+    path = tmp_path / "kept.json"
+    assert schemacache.write_private(path, b'{"old": true}')
+
+    def pieces():
+        yield b'{"new": ['
+        raise ValueError("a value JSON cannot write")
+
+    with pytest.raises(ValueError):
+        schemacache.write_private(path, pieces())
+    assert path.read_bytes() == b'{"old": true}'
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.json"]
+    assert schemacache.write_private(path, iter([b'{"new": ', b"[1]}"]))
+    assert json.loads(path.read_bytes()) == {"new": [1]}

@@ -45,7 +45,7 @@ from pathlib import Path
 from ldap3 import Connection
 
 from reconciler import dn as dnlib
-from reconciler.desired.schemacache import cached_time, read_trusted, require_cached, write_private
+from reconciler.desired.schemacache import cached_time, json_pieces, read_trusted, require_cached, write_private
 from reconciler.errors import ReconcilerError
 from reconciler.providers.ad import delta, snapshot
 from reconciler.providers.ad.delta import Kind, Written
@@ -56,7 +56,7 @@ from reconciler.providers.ad.computers import READ as COMPUTER_READ
 from reconciler.providers.ad.target import ADTarget
 from reconciler.providers.contract import Standing
 
-FORMAT = 2
+FORMAT = 3
 _PERSON = frozenset(a.casefold() for a in KEPT_ATTRIBUTES)  # what a snapshot entry holds
 _COMPUTER = frozenset(a.casefold() for a in [*COMPUTER_READ, "objectGUID"])  # computers.computer_entries
 _READ = [*KEPT_ATTRIBUTES, *COMPUTER_READ]
@@ -135,18 +135,17 @@ def _write_detail(path: Path, nonce: str, read: Snapshot) -> bool:
     group_of = {dnlib.key(dn): guid for guid, dn in read.groups.items()}
     by_text: dict[str, str | None] = {}  # a memberOf value, as written, -> the group's GUID (or None)
     members: dict[str, list[str]] = {guid: [] for guid in read.groups}
-    accounts = {}
-    for guid, (dn, attrs) in read.entries.items():
-        accounts[guid] = [str(_one(attrs, "employeeID") or ""), dn, _marked(attrs)]
+    for guid, (_dn, attrs) in read.entries.items():
         for value in attrs.get("memberOf", ()):
             if value not in by_text:
                 by_text[value] = group_of.get(dnlib.key(value))
             if (group := by_text[value]) is not None:
                 members[group].append(guid)
-    text = json.dumps({"format": FORMAT, "nonce": nonce, "accounts": accounts,
-                       "groups": {guid: [read.groups[guid], found] for guid, found in members.items()}},
-                      ensure_ascii=False, separators=(",", ":"))
-    return write_private(path, text.encode("utf-8", "surrogatepass"))
+    head = {"format": FORMAT, "nonce": nonce,
+            "groups": {guid: [read.groups[guid], found] for guid, found in members.items()}}
+    accounts = ([guid, str(_one(attrs, "employeeID") or ""), dn, _marked(attrs)]
+                for guid, (dn, attrs) in read.entries.items())
+    return write_private(path, json_pieces(head, "accounts", accounts))  # in pieces: written beside the whole plan
 
 
 def load_detail(target: ADTarget, settled: Settled) -> Detail | None:
@@ -157,7 +156,7 @@ def load_detail(target: ADTarget, settled: Settled) -> Detail | None:
     try:
         raw = json.loads(data)
         require_cached(raw["format"] == FORMAT and raw["nonce"] == settled.nonce)
-        accounts = {str(g): (str(k), str(dn), m is True) for g, (k, dn, m) in raw["accounts"].items()}
+        accounts = {str(g): (str(k), str(dn), m is True) for g, k, dn, m in raw["accounts"]}
         groups = {str(g): (str(dn), frozenset(map(str, found))) for g, (dn, found) in raw["groups"].items()}
         return Detail(accounts, groups)
     except Exception:  # noqa: BLE001 - a damaged detail means a normal plan, never a crash
