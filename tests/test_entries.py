@@ -5,7 +5,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.desired.entries import entry_texts, keep_only, lines_of, split_entries
+from reconciler.desired.entries import entry_texts, keep_only, kept_text, lines_of, split_entries
 from reconciler.desired.yamlfile import LineIndex
 
 names = st.text(alphabet="abcñÑáéü' -ZÁ#:", min_size=1, max_size=12).map(str.strip).filter(bool)
@@ -46,6 +46,8 @@ def test_entries_match_what_yaml_parses_and_blanking_keeps_lines(people, indent,
     parsed = yaml.safe_load(blanked)["people"] or []
     assert [p["employee_key"] for p in parsed] == [p["employee_key"] for p in people if p["employee_key"] in wanted]
     assert [people[i]["employee_key"] for i in kept] == [p["employee_key"] for p in parsed]
+    compact, kept_again = kept_text(text, entries, wanted)  # what a partial load parses
+    assert yaml.safe_load(compact) == yaml.safe_load(blanked) and kept_again == kept
 
 
 def test_a_file_the_scanner_does_not_understand_is_left_to_a_full_load():
@@ -77,3 +79,40 @@ def test_a_line_is_the_newlines_before_it_whatever_was_asked_before(text, offset
     for offset in offsets:
         offset = min(offset, len(text))
         assert line_at(text, offset) == text.count("\n", 0, offset) + 1
+
+
+def test_a_partial_load_names_the_files_lines_for_a_problem_in_a_kept_entry(tmp_path):
+    """A partial load parses the kept entries without the others' lines (kept_text); a problem
+    in one of them, found by the checks or by YAML itself, still names its line in the file."""
+    import pytest
+    from conftest import ENTITLEMENTS, UNITS
+    from conftest import person as declared
+
+    from reconciler.desired.load import load_desired_state
+    from reconciler.errors import ValidationFailed
+
+    root = tmp_path / "desired_state"
+    (root / "users").mkdir(parents=True)
+    (root / "units.yaml").write_text(yaml.safe_dump({"units": UNITS}, allow_unicode=True), encoding="utf-8")
+    (root / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": ENTITLEMENTS}, allow_unicode=True),
+                                            encoding="utf-8")
+    people = [declared(f"SSM-00000{i}", curp=None, given_names=f"Ana {'ABCDE'[i]}", extension=f"42{i}")
+              for i in range(1, 5)]
+    people[2]["entitlements"] = ["nadie"]  # SSM-000003: unknown entitlement
+    text = yaml.safe_dump({"unit": "HG-CUERNAVACA", "people": people}, allow_unicode=True, sort_keys=False)
+    path = root / "users" / "hg.yaml"
+    path.write_text(text, encoding="utf-8")
+    lines = text.split("\n")
+    only = {"users/hg.yaml": frozenset({"SSM-000001", "SSM-000003"})}
+    with pytest.raises(ValidationFailed) as failed:
+        load_desired_state(root, only=only)
+    [problem] = failed.value.problems
+    assert lines[problem.line - 1].strip() == "- nadie" and problem.field == "people[2].entitlements[0]"
+    # A key written twice is YAML's own problem: found on the compact text, said at the file's line.
+    third = next(i for i, line in enumerate(lines) if "SSM-000003" in line)
+    path.write_text("\n".join(lines[:third + 1] + ["  title: Otra"] + lines[third + 1:]), encoding="utf-8")
+    with pytest.raises(ValidationFailed) as failed:
+        load_desired_state(root, only=only)
+    [problem] = failed.value.problems
+    assert problem.line == next(i for i, line in enumerate(lines) if line.startswith("  title:") and i > third) + 2
+    assert load_desired_state(root, only={"users/hg.yaml": frozenset({"SSM-000001", "SSM-000004"})}).people

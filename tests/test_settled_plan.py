@@ -218,11 +218,53 @@ def test_a_plan_asks_a_directory_only_when_it_may_remember_the_inputs_and_forget
     assert not ADProvider.remembers(without, "inputs-1")  # no delta reads: never asked
     kept = ad_settled.load(target, snapshot.key_of(target), "inputs-1")
     detail = ad_settled.load_detail(target, kept)
-    assert detail.accounts == {"g1": ("SSM-000001", "CN=Ana,OU=HG,OU=Personal,DC=salud,DC=lab", True)}
-    assert detail.groups == {"g9": ("CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", frozenset({"g1"}))}
+    assert (detail.guids, detail.keys, detail.dns, detail.marked) == \
+        (["g1"], ["SSM-000001"], ["cn=ana,ou=hg,ou=personal,dc=salud,dc=lab"], "1")
+    assert detail.groups == {"g9": ("CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", [0])}
+    assert detail.members("g9") == frozenset({"g1"}) and detail.members("g0") == frozenset()
+    assert detail.shared == frozenset()
     ad_settled.forget(target)
     assert not ADProvider.remembers(target, "inputs-1")
     assert ad_settled.load(target, snapshot.key_of(target), "inputs-1") is None
+
+
+@pytest.mark.parametrize("damage", [
+    {"groups": {"g9": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", [-1]]}},  # Python would read it from the end
+    {"groups": {"g9": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", [2]]}},
+    {"groups": {"g9": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", ["0"]]}},
+    {"groups": {"g9": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", [True]]}},
+    {"groups": {"g9": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab"]}},
+    {"marked": "12"}, {"marked": "2 "}, {"keys": ["SSM-000001"]}, {"guids": ["g1", "g1"]},
+    {"dns": [["cn=ana"], "x"]}, {"shared": "SSM-000001"}, {"nonce": "another memory's"}, {"format": 3},
+])
+def test_a_damaged_detail_is_never_used(tmp_path, monkeypatch, damage):
+    """Whatever a detail holds that its writer could not have written, its memory names no key:
+    the plan is a normal one (None), never a crash and never another account's key."""
+    import json
+
+    from reconciler.providers.ad import settled as ad_settled
+    from reconciler.providers.ad import snapshot
+    from reconciler.providers.ad.snapshot import Snapshot, Watermark
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    target = ADTarget.build("ad", {"kind": "active_directory", "host": "dc.example", "base_dn": "DC=salud,DC=lab",
+                                   "upn_suffix": "salud.lab", "bind_dn": "svc@salud.lab",
+                                   "bind_password": {"file": "/dev/null"}, "delta_read_hours": 24,
+                                   "ous": {"people": "OU=Personal,DC=salud,DC=lab", "groups": "OU=Grupos,DC=salud,DC=lab",
+                                           "bajas": "OU=Bajas,DC=salud,DC=lab"}})
+    entries = {g: (f"CN={g},OU=HG,OU=Personal,DC=salud,DC=lab",
+                   {"employeeID": [f"SSM-00000{i}"], "memberOf": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab"]})
+               for i, g in enumerate(["g1", "g2"], 1)}
+    read = Snapshot(snapshot.key_of(target), Watermark("CN=NTDS", "abc", 10), 0.0, entries,
+                    {"g9": "CN=GG-Internet,OU=Grupos,DC=salud,DC=lab"})
+    ad_settled.record(target, read, {}, "inputs-1")
+    kept = ad_settled.load(target, snapshot.key_of(target), "inputs-1")
+    path = ad_settled.path_of(target, kept.key, ad_settled.DETAIL)
+    good = json.loads(path.read_text(encoding="utf-8"))
+    assert ad_settled.load_detail(target, kept).members("g9") == frozenset({"g1", "g2"})
+    path.write_text(json.dumps({**good, **damage}), encoding="utf-8")
+    detail = ad_settled.load_detail(target, kept)
+    assert detail is None or detail.members("g9") is None
 
 
 def test_a_damaged_index_of_people_is_never_used(tmp_path, monkeypatch):

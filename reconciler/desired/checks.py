@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 import fastjsonschema
 
-from reconciler.desired.entries import keep_only, split_known, text_of_blob
+from reconciler.desired.entries import keep_only, kept_text, split_known, text_of_blob
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.schemacache import compiled
 from reconciler.desired.yamlfile import LineIndex, not_utf8, parse_yaml
@@ -302,7 +302,13 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
         check.found = False
         return check, None, False
     if keep is not None and (entries := split_known(identity, text)) is not None:
-        text, check.index_map = keep_only(text, entries, set(keep))
+        whole, wanted = text, set(keep)
+        compact, check.index_map = kept_text(text, entries, wanted)
+        data, problems = parse_yaml(compact, check.display)
+        if not problems:  # the lines of a later problem are the file's, in its blanked text
+            check.text_source = lambda: keep_only(whole, entries, wanted)[0]
+            return check, data, True
+        text = keep_only(whole, entries, wanted)[0]  # parsed again for the lines of what it says
     check.text = text
     data, problems = parse_yaml(text, check.display)
     check.problems += problems

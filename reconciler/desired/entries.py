@@ -227,6 +227,17 @@ def keep_only(text: str, entries: tuple[Entry, ...], keys: set[str]) -> tuple[st
     return "".join(parts), kept
 
 
+def kept_text(text: str, entries: tuple[Entry, ...], keys: set[str]) -> tuple[str, list[int]]:
+    """keep_only without the blank lines: the same document, parsed in half the time where a
+    hundred people are kept from files of thousands.  Its lines are not the file's: read it
+    for the data, and keep_only's text for the lines of any problem."""
+    if not entries:
+        return text, []
+    kept = [e for e in entries if e.key in keys]
+    return "".join([text[:entries[0].start], *(text[e.start:e.end] for e in kept), text[entries[-1].end:]]), \
+        [e.index for e in kept]
+
+
 def entry_texts(text: str | None) -> dict[str, str] | None:
     """employee key -> the entry's text; None when the file cannot be split."""
     if text is None:

@@ -148,8 +148,9 @@ def recall_index(selection: str, inputs: str) -> Index | None:
     try:
         files, groups = raw["index"], raw["namesakes"]
         require_cached(isinstance(files, dict) and isinstance(groups, list))
-        require_cached(all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()))
-        require_cached(all(isinstance(g, list) and all(isinstance(k, str) for k in g) for g in groups))
+        # Checked in C: a generator over 100,000 people took a tenth of a plan of a hundred.
+        require_cached(not set(map(type, files.values())) - {str} and not set(map(type, groups)) - {list})
+        require_cached(not set(map(type, (k for g in groups for k in g))) - {str})
         return Index(files, tuple(tuple(group) for group in groups))
     except Exception:  # noqa: BLE001 - none, another plan's or damaged: a normal plan
         return None
