@@ -81,27 +81,34 @@ def test_a_line_is_the_newlines_before_it_whatever_was_asked_before(text, offset
         assert line_at(text, offset) == text.count("\n", 0, offset) + 1
 
 
-def test_a_partial_load_names_the_files_lines_for_a_problem_in_a_kept_entry(tmp_path):
-    """A partial load parses the kept entries without the others' lines (kept_text); a problem
-    in one of them, found by the checks or by YAML itself, still names its line in the file."""
-    import pytest
+def _unit_file(tmp_path, count: int, changed: dict | None = None):
+    """desired_state/ with one unit file of `count` people (SSM-000001...), `changed` merged
+    into some of them (by position): (the folder, the file, its text)."""
     from conftest import ENTITLEMENTS, UNITS
     from conftest import person as declared
-
-    from reconciler.desired.load import load_desired_state
-    from reconciler.errors import ValidationFailed
 
     root = tmp_path / "desired_state"
     (root / "users").mkdir(parents=True)
     (root / "units.yaml").write_text(yaml.safe_dump({"units": UNITS}, allow_unicode=True), encoding="utf-8")
     (root / "entitlements.yaml").write_text(yaml.safe_dump({"entitlements": ENTITLEMENTS}, allow_unicode=True),
                                             encoding="utf-8")
-    people = [declared(f"SSM-00000{i}", curp=None, given_names=f"Ana {'ABCDE'[i]}", extension=f"42{i}")
-              for i in range(1, 5)]
-    people[2]["entitlements"] = ["nadie"]  # SSM-000003: unknown entitlement
+    people = [{**declared(f"SSM-00000{i}", curp=None, given_names=f"Ana {'ABCDE'[i]}", extension=f"42{i}"),
+               **(changed or {}).get(i - 1, {})} for i in range(1, count + 1)]
     text = yaml.safe_dump({"unit": "HG-CUERNAVACA", "people": people}, allow_unicode=True, sort_keys=False)
     path = root / "users" / "hg.yaml"
     path.write_text(text, encoding="utf-8")
+    return root, path, text
+
+
+def test_a_partial_load_names_the_files_lines_for_a_problem_in_a_kept_entry(tmp_path):
+    """A partial load parses the kept entries without the others' lines (kept_text); a problem
+    in one of them, found by the checks or by YAML itself, still names its line in the file."""
+    import pytest
+
+    from reconciler.desired.load import load_desired_state
+    from reconciler.errors import ValidationFailed
+
+    root, path, text = _unit_file(tmp_path, 4, {2: {"entitlements": ["nadie"]}})  # SSM-000003: unknown entitlement
     lines = text.split("\n")
     only = {"users/hg.yaml": frozenset({"SSM-000001", "SSM-000003"})}
     with pytest.raises(ValidationFailed) as failed:
@@ -116,3 +123,41 @@ def test_a_partial_load_names_the_files_lines_for_a_problem_in_a_kept_entry(tmp_
     [problem] = failed.value.problems
     assert problem.line == next(i for i, line in enumerate(lines) if line.startswith("  title:") and i > third) + 2
     assert load_desired_state(root, only={"users/hg.yaml": frozenset({"SSM-000001", "SSM-000004"})}).people
+
+
+def test_a_value_the_scanner_misreads_never_hands_a_partial_load_other_people(tmp_path):
+    """A quoted value may go on, less indented, past where the scanner ends its entry: the
+    entries it finds are then not the file's.  A partial load sees that its parse is not the
+    people it asked for and reads the whole file, as a full load does: no crash, no person
+    the file does not declare."""
+    from reconciler.desired.load import load_desired_state
+
+    root, path, text = _unit_file(tmp_path, 3)
+    lines = text.split("\n")
+    title = next(i for i, line in enumerate(lines) if line.startswith("  title:"))
+    # The first person's title goes on below, less indented than the list: YAML reads one
+    # value; the scanner ends the first entry before that line.
+    lines[title:title + 1] = ["  title: 'Jefa", "de piso'"]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    full = {p.employee_key: p for p in load_desired_state(root).people}
+    assert full["SSM-000001"].title == "Jefa de piso"
+    for keys in ({"SSM-000001"}, {"SSM-000002"}, {"SSM-000001", "SSM-000003"}):
+        partial = load_desired_state(root, only={"users/hg.yaml": frozenset(keys)})
+        assert keys <= {p.employee_key for p in partial.people}
+        assert all(p == full[p.employee_key] for p in partial.people)
+    # A double-quoted value left open in one entry and closed in the next: one person in YAML.
+    lines = text.split("\n")
+    second = next(i for i, line in enumerate(lines) if "SSM-000002" in line)
+    lines[second - 1] = '  title: "Jefa'
+    lines.insert(second + 1, '  x"')
+    path.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        full_keys = {p.employee_key for p in load_desired_state(root).people}
+    except Exception as exc:  # noqa: BLE001 - whatever the full load says, the partial one says too
+        full_keys = type(exc)
+    for keys in ({"SSM-000002"}, {"SSM-000001"}):
+        try:
+            found = {p.employee_key for p in load_desired_state(root, only={"users/hg.yaml": frozenset(keys)}).people}
+            assert found <= full_keys
+        except Exception as exc:  # noqa: BLE001
+            assert type(exc) is full_keys

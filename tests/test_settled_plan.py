@@ -235,7 +235,9 @@ def test_a_plan_asks_a_directory_only_when_it_may_remember_the_inputs_and_forget
     {"groups": {"g9": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab", [True]]}},
     {"groups": {"g9": ["CN=GG-Internet,OU=Grupos,DC=salud,DC=lab"]}},
     {"marked": "12"}, {"marked": "2 "}, {"keys": ["SSM-000001"]}, {"guids": ["g1", "g1"]},
-    {"dns": [["cn=ana"], "x"]}, {"shared": "SSM-000001"}, {"nonce": "another memory's"}, {"format": 3},
+    {"dns": [["cn=ana"], "x"]}, {"nonce": "another memory's"}, {"format": 3},
+    # Two accounts whose DNs casefold alike (Strauß, Strauss): members could not be told apart.
+    {"dns": ["cn=strauss,ou=hg,ou=personal,dc=salud,dc=lab"] * 2},
 ])
 def test_a_damaged_detail_is_never_used(tmp_path, monkeypatch, damage):
     """Whatever a detail holds that its writer could not have written, its memory names no key:
@@ -332,3 +334,32 @@ def test_a_time_no_clock_gives_is_damage_in_every_cache(value):
     with pytest.raises((ValueError, TypeError)):
         cached_time(json.loads(f"[{value}]")[0])
     assert cached_time(1796365384.3) == 1796365384.3
+
+
+def test_group_members_are_never_matched_to_an_account_another_casefolds_like(monkeypatch):
+    """Members are matched by casefolded DN.  Samba holds `CN=Strauß` and `CN=Strauss` apart,
+    Python's casefold does not: an account written since whose DN now casefolds like another
+    account's makes the memory unable to tell which of them a group lists, so it names no key
+    (a normal plan), never the wrong one or none."""
+    from reconciler.providers.ad import delta
+    from reconciler.providers.ad import settled as ad_settled
+    from reconciler.providers.ad.delta import Kind, Written
+
+    people = "OU=Personal,DC=salud,DC=lab"
+    group = "CN=GG-Admins,OU=Grupos,DC=salud,DC=lab"
+    detail = ad_settled.Detail(["a0", "a1"], ["E1", "E2"], [f"cn=strauss,{people}".casefold(),
+                                                             f"cn=ana,{people}".casefold()], "11", frozenset(),
+                               {"g": (group, [0])})
+    target = ADTarget.build("ad", {"kind": "active_directory", "host": "dc.example", "base_dn": "DC=salud,DC=lab",
+                                   "upn_suffix": "salud.lab", "bind_dn": "svc@salud.lab",
+                                   "bind_password": {"file": "/dev/null"},
+                                   "ous": {"people": people, "groups": "OU=Grupos,DC=salud,DC=lab",
+                                           "bajas": "OU=Bajas,DC=salud,DC=lab"}})
+    marked = {"employeeID": ["E2"], "adminDescription": ["reconciler applied=x"]}
+    renamed = Written("a1", f"CN=Strauß,{people}", marked, Kind.PERSON, False)  # a1 renamed by hand
+    monkeypatch.setattr(delta, "members", lambda conn, dn: [f"CN=Strauß,{people}"])  # a0 out, a1 in
+    assert ad_settled._keys_of(None, target, detail, {"a1": renamed}, {"g": group}) is None
+    # The same edit with a DN nobody else casefolds like names both keys.
+    renamed = Written("a1", f"CN=Ana María,{people}", marked, Kind.PERSON, False)
+    monkeypatch.setattr(delta, "members", lambda conn, dn: [f"CN=Ana María,{people}"])
+    assert ad_settled._keys_of(None, target, detail, {"a1": renamed}, {"g": group}) == frozenset({"E1", "E2"})

@@ -279,13 +279,22 @@ def _strings(node: Any, path: tuple) -> Iterable[tuple[tuple, str]]:
             yield from _strings(value, path + (index,))
 
 
+def _people_keys(data: Any) -> list | None:
+    """The employee keys of a unit file's people, in order (None: not such a file)."""
+    people = data.get("people") if isinstance(data, dict) else None
+    if not isinstance(people, list):
+        return None
+    return [p.get("employee_key") if isinstance(p, dict) else None for p in people]
+
+
 def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
               keep: frozenset | None = None, text: str | None = None) -> tuple[FileCheck, Any, bool]:
     """Read and parse one file: (its check, data, usable).  A missing file is (check, None, False)
     with no problem recorded: whether that is a problem is the caller's business.  With `keep`,
-    only those people's entries are parsed; the others' lines are blanked, so line numbers and
-    (through check.index_map) list indices in messages stay those of the file.  `text`: the
-    file's text, when the caller already read it."""
+    only those people's entries are parsed, when the file splits into entries and the parse
+    finds exactly them; line numbers and (through check.index_map) list indices in messages
+    stay those of the file.  Otherwise the whole file is.  `text`: the file's text, when the
+    caller already read it."""
     check = FileCheck(f"{files.label}/{rel}")
     checks.append(check)
     identity = files.identity(rel) if keep is not None else None
@@ -303,12 +312,14 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
         return check, None, False
     if keep is not None and (entries := split_known(identity, text)) is not None:
         whole, wanted = text, set(keep)
-        compact, check.index_map = kept_text(text, entries, wanted)
+        compact, index_map = kept_text(text, entries, wanted)
         data, problems = parse_yaml(compact, check.display)
-        if not problems:  # the lines of a later problem are the file's, in its blanked text
-            check.text_source = lambda: keep_only(whole, entries, wanted)[0]
+        if not problems and _people_keys(data) == [entries[i].key for i in index_map]:
+            # The lines of a later problem are the file's, in its blanked text.
+            check.index_map, check.text_source = index_map, lambda: keep_only(whole, entries, wanted)[0]
             return check, data, True
-        text = keep_only(whole, entries, wanted)[0]  # parsed again for the lines of what it says
+        # A problem, or not the people the split saw (a quoted value that goes on, less
+        # indented, past where the scanner ended its entry): the whole file, as YAML reads it.
     check.text = text
     data, problems = parse_yaml(text, check.display)
     check.problems += problems

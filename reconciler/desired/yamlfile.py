@@ -141,6 +141,15 @@ def _check_depth(root: yaml.Node) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
+def _hashable(key: Any, line: int) -> None:
+    """A key tagged as a list, set or mapping (`!!seq x: 1`) is no key Python can hold: a
+    problem with its line, not a crash."""
+    try:
+        hash(key)
+    except TypeError:
+        raise Refused(_("a key tagged as a list, set or mapping: keys are plain text"), line) from None
+
+
 def _build(loader: StrictLoader, node: yaml.Node, depth: int = 0) -> Any:
     """Plain data from libyaml's nodes.  PyYAML's generic constructor costs more than parsing;
     desired state is only mappings, lists and scalars, and nearly every scalar is a string,
@@ -158,6 +167,7 @@ def _build(loader: StrictLoader, node: yaml.Node, depth: int = 0) -> Any:
             raise _NeedsFullLoader()
         key = key_node.value if key_node.tag == _STR else loader.construct_object(key_node)
         line = key_node.start_mark.line + 1
+        _hashable(key, line)
         if key in out:
             raise DuplicateKey(str(key), line, lines[key])
         lines[key] = line
@@ -287,8 +297,10 @@ def _single(loader: StrictLoader, root: yaml.Mark | None) -> None:
     """The rest of the stream after the document: nothing, as get_single_node requires."""
     loader.get_event()  # the document's end
     if not loader.check_event(yaml.StreamEndEvent):
-        raise yaml.composer.ComposerError("expected a single document in the stream", root,
-                                          "but found another document", loader.get_event().start_mark)
+        # PyYAML's own words, as its composer says them (a syntax error's message quotes them).
+        raise yaml.composer.ComposerError("expected a single document in the stream", root,  # not for people
+                                          "but found another document",  # not for people
+                                          loader.get_event().start_mark)
 
 
 def _anchored(event: yaml.Event, anchors: dict[str, yaml.Mark]) -> None:
@@ -297,14 +309,14 @@ def _anchored(event: yaml.Event, anchors: dict[str, yaml.Mark]) -> None:
     if anchor is None or isinstance(event, yaml.AliasEvent):
         return
     if anchor in anchors:
-        raise yaml.composer.ComposerError("found duplicate anchor; first occurrence", anchors[anchor],
-                                          "second occurrence", event.start_mark)
+        raise yaml.composer.ComposerError("found duplicate anchor; first occurrence",  # not for people
+                                          anchors[anchor], "second occurrence", event.start_mark)  # not for people
     anchors[anchor] = event.start_mark
 
 
 def _document(loader: StrictLoader, anchors: dict[str, yaml.Mark]) -> Any:
     """The document's value from its events (iterative: the depth is checked, not recursed)."""
-    get, construct = loader.get_event, loader.construct_object
+    get, construct, memo = loader.get_event, loader.construct_object, loader.constructed_objects
     scalar_event, mapping_start, sequence_start = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
     # (value, implicit) -> (its tag, the first string of that value): desired state repeats the
     # same units, titles and folios' words thousands of times, and one string each is a third
@@ -327,8 +339,12 @@ def _document(loader: StrictLoader, anchors: dict[str, yaml.Mark]) -> Any:
                 tag, text = seen
             if at_key and tag == _MERGE:
                 raise _NeedsFullLoader()
-            value = text if tag == _STR else \
-                construct(yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, style=event.style))
+            if tag == _STR:
+                value = text
+            else:
+                node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, style=event.style)
+                value = construct(node)
+                memo.pop(node, None)  # PyYAML keeps every value it made until the file is done
         elif kind is mapping_start or kind is sequence_start:
             if event.anchor is not None:
                 _anchored(event, anchors)
@@ -349,6 +365,7 @@ def _document(loader: StrictLoader, anchors: dict[str, yaml.Mark]) -> Any:
             frame[0].append(value)
         elif at_key:
             line = event.start_mark.line + 1
+            _hashable(value, line)
             if value in frame[2]:
                 raise DuplicateKey(str(value), line, frame[2][value])
             frame[1] = value

@@ -168,9 +168,7 @@ def _write_detail(path: Path, nonce: str, read: Snapshot) -> bool:
                 by_text[value] = group_of.get(dnlib.key(value))
             if (group := by_text[value]) is not None:
                 members[group].append(position)
-    carried = Counter(keys)
     head = {"format": FORMAT, "nonce": nonce, "marked": "".join(marked),
-            "shared": sorted(k for k, n in carried.items() if n > 1),
             "groups": {guid: [read.groups[guid], found] for guid, found in members.items()},
             "guids": list(read.entries), "keys": keys}
     return write_private(path, json_pieces(head, "dns", dns))  # in pieces: written beside the whole plan
@@ -184,15 +182,17 @@ def load_detail(target: ADTarget, settled: Settled) -> Detail | None:
     try:
         raw = json.loads(data)
         require_cached(raw["format"] == FORMAT and raw["nonce"] == settled.nonce)
-        guids, keys, dns, marked, shared, groups = (raw[k] for k in ("guids", "keys", "dns", "marked", "shared",
-                                                                    "groups"))
+        guids, keys, dns, marked, groups = (raw[k] for k in ("guids", "keys", "dns", "marked", "groups"))
         # Checked in C (a loop in Python over 100,000 accounts cost what the rest does).
-        require_cached(all(isinstance(v, list) and not set(map(type, v)) - {str} for v in (guids, keys, dns, shared)))
+        require_cached(all(isinstance(v, list) and not set(map(type, v)) - {str} for v in (guids, keys, dns)))
         require_cached(isinstance(marked, str) and not set(marked) - {"0", "1"})
-        require_cached(len(guids) == len(keys) == len(dns) == len(marked) == len(set(guids)))
+        # DNs the directory holds apart may casefold alike (Strauß, Strauss): members are
+        # matched by their casefolded DN, so such a memory cannot tell them apart.
+        require_cached(len(guids) == len(keys) == len(dns) == len(marked) == len(set(guids)) == len(set(dns)))
         require_cached(isinstance(groups, dict) and all(isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
                                                         and isinstance(v[1], list) for v in groups.values()))
-        return Detail(guids, keys, dns, marked, frozenset(shared),
+        shared = frozenset(k for k, n in Counter(keys).items() if n > 1)  # from the keys, never kept apart
+        return Detail(guids, keys, dns, marked, shared,
                       {str(g): (dn, positions) for g, (dn, positions) in groups.items()})
     except Exception:  # noqa: BLE001 - a damaged detail means a normal plan, never a crash
         return None
@@ -379,10 +379,15 @@ class _Members:
         self.by_text = dict(zip(detail.dns, detail.guids))
         for guid in accounts.keys() & detail.position.keys():
             self.by_text.pop(detail.dns[detail.position[guid]], None)
-        self.by_text.update({w.dn.casefold(): guid for guid, w in accounts.items()})
+        now = {w.dn.casefold(): guid for guid, w in accounts.items()}
+        # An account written since whose DN now casefolds like another's: not told apart.
+        self.ambiguous = len(now) < len(accounts) or not now.keys().isdisjoint(self.by_text)
+        self.by_text.update(now)
         self.by_key: dict | None = None  # built only when a member is spelled otherwise
 
     def of(self, conn: Connection, group: str) -> frozenset[str] | None:
+        if self.ambiguous:
+            return None
         found = set()
         for member in delta.members(conn, group):
             guid = self.by_text.get(member.casefold())
