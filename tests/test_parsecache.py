@@ -45,9 +45,14 @@ def test_a_cached_reading_is_the_reading(repo, cache):
     assert [p for p, _ in _people(on_disk)] == [p for p, _ in _people(first)]
 
 
+def _head(path: Path) -> dict:
+    """A cache file's document: a unit file's reading has its head on the first line."""
+    return json.loads(path.read_text(encoding="utf-8").split("\n", 1)[0])
+
+
 def _kept_files(cache) -> list[Path]:
     """The entries of unit files (not those of what crosses them)."""
-    return [p for p in cache.iterdir() if "people" in json.loads(p.read_text(encoding="utf-8"))]
+    return [p for p in cache.iterdir() if "keys" in _head(p)]
 
 
 def _planted(repo, cache, item: dict) -> Path:
@@ -56,9 +61,8 @@ def _planted(repo, cache, item: dict) -> Path:
     rel = f"users/{UNIT.lower()}.yaml"
     state = load_desired_state(files)
     entry = parsecache.key(rel, f"{files.label}/{rel}", files.identity(rel), state.units, state.entitlements)
-    path = cache / entry
-    path.write_text(json.dumps({"entry": entry, "unit": UNIT, "people": [[0, item]], "shared": []}), encoding="utf-8")
-    return path
+    parsecache.put(entry, UNIT, [(0, item)], [])
+    return cache / entry
 
 
 @pytest.mark.parametrize("how", ["foreign owner", "group-writable", "garbage", "another entry's name",
@@ -75,7 +79,8 @@ def test_an_entry_not_this_users_own_or_not_this_files_is_never_used(repo, cache
     elif how == "garbage":
         path.write_bytes(b"\x80\x05not json")
     elif how == "another entry's name":
-        path.write_text(json.dumps({"entry": "0" * 64, "unit": UNIT, "people": [[0, impostor]], "shared": []}))
+        parsecache.put("0" * 64, UNIT, [(0, impostor)], [])
+        (cache / ("0" * 64)).replace(path)
     elif how == "a link":
         elsewhere = tmp_path / "elsewhere.json"
         path.rename(elsewhere)
@@ -172,7 +177,7 @@ def test_what_crosses_files_is_kept_for_the_very_same_files_and_checked_again_ot
     names = lambda state: sorted(state.account_names.items())  # noqa: E731
     assert names(first) == names(second) == names(third)
     # A damaged entry, or one file changed: checked again, never a crash.
-    [whole] = [p for p in cache.iterdir() if "names" in json.loads(p.read_text())]
+    [whole] = [p for p in cache.iterdir() if "names" in _head(p)]
     whole.write_text('{"entry": "x"}')
     load_desired_state(at_ref(repo.root).files)
     assert calls == [1]
@@ -193,7 +198,7 @@ def test_files_with_a_problem_across_them_keep_nothing_across(repo, cache, monke
         with pytest.raises(ValidationFailed) as failed:
             load_desired_state(at_ref(repo.root).files)
         assert ["already declared" in p.message for p in failed.value.problems] == [True]
-    assert not [p for p in cache.iterdir() if "names" in json.loads(p.read_text())]
+    assert not [p for p in cache.iterdir() if "names" in _head(p)]
 
 
 def test_a_committed_file_is_known_by_its_blob_and_read_only_for_a_line(repo, cache, monkeypatch):

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from reconciler.approval.ledger import Line
-from reconciler.desired.entries import entry_texts, lines_of, split_known, text_of_blob
+from reconciler.desired.entries import Outline, entry_texts, known, lines_of, split_known, text_of_blob, unit_line
 from reconciler.desired.files import blob_text, identity_at
 from reconciler.desired.model import Source
 from reconciler.desired.yamlfile import LineIndex, parse_yaml
@@ -33,7 +33,6 @@ _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>@\s]+@[^<>\s]+)>
 _GITHUB = (re.compile(r"^Merge pull request #(\d+)"),  # not for people: the forge's merge title, parsed
            re.compile(r"\(#(\d+)\)\s*$"))  # merge, squash title
 _SHA_LINE = re.compile(r"^[0-9a-f]{40} \d+ \d+")
-_UNIT_LINE = re.compile(r"^unit[ \t]*:", re.M)  # a people file's own unit, at the top level
 _GITLAB = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE)  # anywhere in the body; not for people
 
 
@@ -144,6 +143,7 @@ class History:
         self.repo, self.commit, self.by_span = repo, commit, by_span
         self._blames: dict[str, list[tuple[int, int, str]]] = {}
         self._texts: dict[str, tuple] = {}  # file -> (text, people entries, LineIndex), each when needed
+        self._outlines: dict[str, Outline | None] = {}
         self._provenance: dict[str, Provenance] = {}
         self._removals: dict[tuple[str, str], str | None] = {}
         self._spans: dict[tuple[str, int, int], list[str]] = {}
@@ -157,27 +157,52 @@ class History:
         return Line(self.repo, self.commit.hexsha)
 
     def _span(self, source: Source) -> tuple[int, int] | None:
-        """The lines of a declaration at this commit.  People's entries are found by the text
+        """The lines of a declaration at this commit.  People's entries are found by their
+        file's outline when the loader read them from the parse cache, else by the text
         scanner (files of thousands of people); anything else through the YAML nodes."""
-        if source.file not in self._texts:
-            # The text a partial load split (text_of_blob): a regular file's, or None.
-            identity = identity_at(self.commit, source.file)
-            text = text_of_blob(identity, lambda: blob_text(self.commit, source.file))
-            entries = split_known(identity, text) if text is not None else None
-            self._texts[source.file] = (text, entries, None)
-        text, entries, index = self._texts[source.file]
+        outline = self._outline(source.file)
+        if outline is not None and source.path[:1] == ("people",) and len(source.path) > 1:
+            return outline.span(source.path[1])
+        if outline is not None and source.path == ("unit",) and outline.unit_line is not None:
+            return outline.unit_line, outline.unit_line
+        text, entries, index = self._text(source.file)
         if text is None:
             return None
         if entries is not None and source.path[:1] == ("people",) and len(source.path) > 1:
             i = source.path[1]
             return lines_of(text, entries[i]) if 0 <= i < len(entries) else None
-        if entries is not None and source.path == ("unit",) and (unit := _UNIT_LINE.search(text)) is not None:
-            line = text.count("\n", 0, unit.start()) + 1  # not the YAML of thousands of people for one line
+        if entries is not None and source.path == ("unit",) and (line := unit_line(text)) is not None:
             return line, line
         if index is None:
             index = LineIndex(text)
             self._texts[source.file] = (text, entries, index)
         return index.span(source.path)
+
+    def _outline(self, path: str) -> Outline | None:
+        """The outline the loader found in the parse cache for the file at this commit."""
+        if path not in self._outlines:
+            self._outlines[path] = known(identity_at(self.commit, path))
+        return self._outlines[path]
+
+    def _text(self, path: str) -> tuple:
+        """(text, people entries, LineIndex) of the file at this commit, each when needed."""
+        if path not in self._texts:
+            # The text a partial load split (text_of_blob): a regular file's, or None.
+            identity = identity_at(self.commit, path)
+            text = text_of_blob(identity, lambda: blob_text(self.commit, path))
+            entries = split_known(identity, text) if text is not None else None
+            self._texts[path] = (text, entries, None)
+        return self._texts[path]
+
+    def _key(self, source: Source) -> str | None:
+        """The employee key of the person a people source names, at this commit."""
+        if source.path[:1] != ("people",) or len(source.path) < 2:
+            return None
+        i = source.path[1]
+        if (outline := self._outline(source.file)) is not None:
+            return outline.keys[i] if 0 <= i < len(outline.keys) else None
+        entries = self._text(source.file)[1]
+        return entries[i].key if entries and 0 <= i < len(entries) else None
 
     def _blame(self, path: str, *span: str) -> list[tuple[int, int, str]]:
         """(first line, last line, landing) of each blamed range of the file, or of `-L a,b`."""
@@ -219,6 +244,9 @@ class History:
         """Worth blaming by line range: a people file of thousands of lines.  Small files
         (units, entitlements) are blamed once, whole, and asked many times."""
         if path not in self._long_files:
+            if (outline := self._outline(path)) is not None:
+                self._long_files[path] = outline.newlines > 2000
+                return self._long_files[path]
             text = self._texts.get(path, (None,))[0]
             if text is None:
                 return False  # not read yet: asked again once it is
@@ -272,12 +300,10 @@ class History:
         if source.path[:1] != ("people",) or len(source.path) < 2:
             return []
         written = self.written_by(source)
-        text = self._texts.get(source.file, (None, None))
-        entries = text[1] if text[1] is not None else ()
-        i = source.path[1]
-        if not written or not 0 <= i < len(entries):
+        key = self._key(source)
+        if not written or key is None:
             return []
-        key, since = entries[i].key, max(written, key=lambda sha: self.line.position.get(sha, -1))
+        since = max(written, key=lambda sha: self.line.position.get(sha, -1))
         if (source.file, since) not in self._file_log:
             rows = self.repo.git.log("--first-parent", "--format=%H %P", f"{since}..{self.commit.hexsha}",
                                      "--", source.file).splitlines()
@@ -289,11 +315,9 @@ class History:
         """The landing that made a person's `status` baja: the decision a baja carries out,
         found by the value (not by a line: a comment or quotes added to the line later, or a
         multi-line value above it, change nothing), whoever edited the entry since."""
-        self._span(source)
-        entries = self._texts.get(source.file, (None, None))[1]
-        if source.path[:1] != ("people",) or not entries or not 0 <= source.path[1] < len(entries):
+        key = self._key(source)
+        if key is None:
             return None
-        key = entries[source.path[1]].key
         if source.file not in self._status_log:  # once per file: a mass baja asks it hundreds of times
             self._status_log[source.file] = self.repo.git.log(
                 "-n", "1000", "--first-parent", "--format=%H %P", self.commit.hexsha, "--", source.file).splitlines()

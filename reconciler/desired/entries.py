@@ -34,6 +34,53 @@ class Entry(NamedTuple):  # a tuple: files of 10,000 people make 10,000 of them 
     end: int
 
 
+class Outline(NamedTuple):
+    """What provenance asks of a people file, known without reading it: each entry's key and
+    lines (lines_of), the line of the file's own `unit:`, and how many newlines it has.  Made
+    when the file is parsed whole and kept with its reading (parsecache); a plan of some people
+    reads it there (know), where reading and splitting the files of 100,000 people took half
+    a second."""
+    keys: list[str]
+    lines: list[int]  # first and last line of each entry, flat: two ints per entry
+    unit_line: int | None
+    newlines: int
+
+    def span(self, index: int) -> tuple[int, int] | None:
+        return (self.lines[2 * index], self.lines[2 * index + 1]) if 0 <= index < len(self.keys) else None
+
+
+_UNIT_LINE = re.compile(r"^unit[ \t]*:", re.M)  # a people file's own unit, at the top level
+
+
+def unit_line(text: str) -> int | None:
+    """The line of a people file's `unit:` (not the YAML of thousands of people for one line)."""
+    unit = _UNIT_LINE.search(text)
+    return text.count("\n", 0, unit.start()) + 1 if unit is not None else None
+
+
+def outline(text: str, entries: tuple[Entry, ...]) -> Outline:
+    """The outline of a whole file (its lines counted once, from the top; nothing is cached:
+    the file is not asked again)."""
+    lines, first, pos = [], 1, 0
+    for entry in entries:
+        first += text.count("\n", pos, entry.start)
+        pos = entry.start
+        lines += _lines(text, entry, first)
+    return Outline([e.key for e in entries], lines, unit_line(text), text.count("\n"))
+
+
+_OUTLINES: dict[str, Outline] = {}  # by blob id, this run's: what the loader read from the parse cache
+
+
+def know(identity: str, found: Outline) -> None:
+    _OUTLINES[identity] = found
+
+
+def known(identity: str | None) -> Outline | None:
+    """The outline of a file the loader read from the parse cache in this run, by its blob id."""
+    return _OUTLINES.get(identity) if identity is not None else None
+
+
 _SPLIT = 16  # files kept split (and their texts, by blob id) in one run
 _BLOB_TEXTS: OrderedDict[str, str] = OrderedDict()
 
@@ -203,7 +250,10 @@ def line_at(text: str, offset: int) -> int:
 
 def lines_of(text: str, entry: Entry) -> tuple[int, int]:
     """First and last line (1-based) of the entry, trailing blank and comment lines excluded."""
-    first = line_at(text, entry.start)
+    return _lines(text, entry, line_at(text, entry.start))
+
+
+def _lines(text: str, entry: Entry, first: int) -> tuple[int, int]:
     body = text[entry.start:entry.end].rstrip("\n").split("\n")
     while len(body) > 1 and _COMMENT_OR_BLANK.match(body[-1]):
         body.pop()

@@ -18,6 +18,7 @@ from reconciler.desired import parsecache
 from reconciler.desired.assets import read_assets
 from reconciler.desired.checks import FileCheck, open_file
 from reconciler.desired.curp import curp_problem
+from reconciler.desired.entries import Outline, know, outline, split_entries
 from reconciler.desired.files import DesiredFiles, DirectoryFiles
 from reconciler.desired.model import (
     Acuse,
@@ -115,8 +116,15 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
     used = [] if used is None else used
     for rel in names:
         keep = only.get(rel) if only else None
-        text, entry = _cached_text(files, rel, units, entitlements) if only is None else (None, None)
-        kept = parsecache.get(entry) if entry is not None else None
+        if only is None:
+            text, entry = _cached_text(files, rel, units, entitlements)
+            kept = parsecache.get(entry) if entry is not None else None
+        else:  # some people: theirs alone, from a reading of the whole file kept before
+            text, entry, kept = None, _blob_entry(files, rel, units, entitlements), None
+            if entry is not None and keep is not None and (some := parsecache.get_some(entry, keep)) is not None:
+                kept, outline = some
+                if outline is not None:  # provenance finds their lines without the file
+                    know(files.identity(rel), outline)
         if kept is not None:  # read before by this program, with no problem of its own: built again
             used.append(entry)
             check = FileCheck(f"{files.label}/{rel}", text=text or "",
@@ -135,28 +143,42 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
         if shared is not None:
             shared += [(_shared_mailbox(item, unit, Source(check.display, None, ("shared_mailboxes", index))),
                         check, index) for index, item in boxes]
-        if entry is not None and check.found and not check.problems and unit is not None:
-            parsecache.put(entry, unit, mine, boxes)
+        if only is None and entry is not None and check.found and not check.problems and unit is not None:
+            parsecache.put(entry, unit, mine, boxes, _outline_of(check.text, mine))
             used.append(entry)
         else:
             used.append(None)  # not kept: what crosses files is never kept either
     return people
 
 
+def _blob_entry(files: DesiredFiles, rel: str, units: dict, entitlements: dict) -> str | None:
+    """The parse cache's entry of a committed file, by its blob id (None: not committed)."""
+    identity = files.identity(rel)
+    return parsecache.key(rel, f"{files.label}/{rel}", identity, units, entitlements) if identity is not None else None
+
+
+def _outline_of(text: str, people: list[tuple[int, dict]]) -> Outline | None:
+    """The file's outline, when its text splits into exactly the people it declares (the
+    scanner reads the common layout; anything else, provenance reads from the file)."""
+    split = split_entries.__wrapped__(text) if text else None  # not kept: the file is not asked again
+    if not split or [(e.index, e.key) for e in split] != [(i, item["employee_key"]) for i, item in people]:
+        return None
+    return outline(text, split)
+
+
 def _cached_text(files: DesiredFiles, rel: str, units: dict, entitlements: dict) -> tuple[str | None, str | None]:
     """The file's text (None: not read) and its cache entry (None: it cannot be read here;
     reading it again reports why).  A committed file is known by its blob id, unread: reading
     the blobs of 100,000 people out of Git took longer than the rest of a warm load."""
-    display = f"{files.label}/{rel}"
-    if (identity := files.identity(rel)) is not None:
-        return None, parsecache.key(rel, display, identity, units, entitlements)
+    if (entry := _blob_entry(files, rel, units, entitlements)) is not None:
+        return None, entry
     try:
         text = files.read_text(rel)
     except (OSError, UnicodeDecodeError):
         return None, None
     if text is None:
         return None, None
-    return text, parsecache.key(rel, display, parsecache.text_identity(text), units, entitlements)
+    return text, parsecache.key(rel, f"{files.label}/{rel}", parsecache.text_identity(text), units, entitlements)
 
 
 def _read_unit_file(files: DesiredFiles, rel: str, units: dict, entitlements: dict, checks: list[FileCheck],

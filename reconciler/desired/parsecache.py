@@ -7,7 +7,9 @@ this program, or it is not used.
 
 Only a file that had no problem of its own is kept: the validated entries of the people and
 shared mailboxes it declares, as JSON (data: a forged entry could at worst claim data, never
-run code), from which the people are built again.  What crosses files (a key declared twice,
+run code), from which the people are built again.  A plan of some people (get_some) reads
+theirs alone: the head line says where each person's entry lies in the body, and holds the
+file's outline (entries.Outline), so that neither the loader nor provenance reads the file.  What crosses files (a key declared twice,
 an account name taken) is checked again on every run, over every person, cached or not; a
 problem there names its line from the file's text, as without the cache.
 
@@ -29,9 +31,10 @@ import time
 from functools import cache
 from pathlib import Path
 
+from reconciler.desired.entries import Outline
 from reconciler.desired.schemacache import cache_dir, read_trusted, require_cached, write_private
 
-FORMAT = 2
+FORMAT = 3
 KEPT = 200  # entries beyond those a load used: an institution's unit files, a few versions each
 STALE_TEMPORARY = 3600  # seconds after which a half-written entry (a killed run's) is removed
 
@@ -74,6 +77,42 @@ def _directory() -> Path | None:
 
 def get(entry: str) -> dict | None:
     """The kept reading ({"unit", "people": [[index, entry]], "shared": [...]}), or None."""
+    found = _reading(entry)
+    if found is None:
+        return None
+    head, body = found
+    try:
+        items = json.loads(body)
+        require_cached(isinstance(items, list) and len(items) == len(head["index"]))
+        require_cached(not set(map(type, items)) - {dict})
+    except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
+        return None
+    return {"unit": head["unit"], "people": [list(pair) for pair in zip(head["index"], items)], "shared": head["shared"]}
+
+
+def get_some(entry: str, keys: frozenset) -> tuple[dict, Outline | None] | None:
+    """The kept reading of only the people with these keys (a plan of a hundred people of
+    files of 10,000 each: theirs alone are read, each from where the head says it is), and
+    the file's outline (entries.Outline) when its text split into the entries it declares;
+    or None."""
+    found = _reading(entry)
+    if found is None:
+        return None
+    head, body = found
+    at, chosen = head["at"], [i for i, key in enumerate(head["keys"]) if key in keys]
+    try:
+        items = [json.loads(body[at[i]:at[i + 1] - 1]) for i in chosen]
+        require_cached(all(isinstance(item, dict) and item.get("employee_key") == head["keys"][i]
+                           for i, item in zip(chosen, items)))
+        outline = _outline(head)
+    except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
+        return None
+    people = [[head["index"][i], item] for i, item in zip(chosen, items)]
+    return {"unit": head["unit"], "people": people, "shared": head["shared"]}, outline
+
+
+def _reading(entry: str) -> tuple[dict, bytes] | None:
+    """A kept reading's head, checked, and its body (the people's entries, as one JSON list)."""
     directory = _directory()
     if directory is None:
         return None
@@ -81,13 +120,32 @@ def get(entry: str) -> dict | None:
     if data is None:
         return None
     try:
-        found = json.loads(data)
-        require_cached(isinstance(found, dict) and found.get("entry") == entry and isinstance(found.get("unit"), str))
-        require_cached(all(isinstance(i, int) and isinstance(e, dict) for i, e in found["people"] + found["shared"]))
+        split = data.index(b"\n")
+        head = json.loads(data[:split])
+        require_cached(isinstance(head, dict) and head.get("entry") == entry and isinstance(head.get("unit"), str))
+        index, keys, at, shared = head["index"], head["keys"], head["at"], head["shared"]
+        require_cached(isinstance(index, list) and isinstance(keys, list) and isinstance(at, list))
+        require_cached(len(index) == len(keys) == len(at) - 1 and not set(map(type, index + at)) - {int})
+        require_cached(not set(map(type, keys)) - {str})
+        # Each entry's place in the body: in order, past the list's "[", ending before its "]".
+        require_cached(at[0] == 1 and all(map(int.__lt__, at, at[1:])) and at[-1] == len(data) - split - 1)
+        require_cached(isinstance(shared, list) and all(isinstance(i, int) and isinstance(e, dict) for i, e in shared))
     except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
         return None
     _used(directory / entry)
-    return found
+    return head, data[split + 1:]
+
+
+def _outline(head: dict) -> Outline | None:
+    found = head.get("outline")
+    if found is None:
+        return None
+    lines, unit_line, newlines = found["lines"], found["unit_line"], found["newlines"]
+    require_cached(isinstance(lines, list) and len(lines) == 2 * len(head["keys"]) and not set(map(type, lines)) - {int})
+    require_cached(isinstance(newlines, int) and (unit_line is None or isinstance(unit_line, int)))
+    # Lines within the file, each entry's first before its last, and entries in order.
+    require_cached(not lines or (1 <= lines[0] and lines[-1] <= newlines + 1 and all(map(int.__le__, lines, lines[1:]))))
+    return Outline(head["keys"], lines, unit_line, newlines)
 
 
 def _used(path: Path) -> None:
@@ -146,9 +204,26 @@ def put_split(entry: str, split: list) -> None:
     _write({"entry": entry, "split": split}, entry)
 
 
-def put(entry: str, unit: str, people: list[tuple[int, dict]], shared: list[tuple[int, dict]]) -> None:
-    """Keep a reading; silently not, when there is no safe place (only slower next time)."""
-    _write({"entry": entry, "unit": unit, "people": people, "shared": shared}, entry)
+def put(entry: str, unit: str, people: list[tuple[int, dict]], shared: list[tuple[int, dict]],
+        outline: Outline | None = None) -> None:
+    """Keep a reading; silently not, when there is no safe place (only slower next time).  One
+    line of head (each person's index, key and place in the body; the shared mailboxes; the
+    outline), then the people's entries as one JSON list, each written alone so that get_some
+    can read a few of them."""
+    directory = _directory()
+    if directory is None:
+        return
+    items = [json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+             for _, item in people]
+    at = [1]
+    for item in items:
+        at.append(at[-1] + len(item) + 1)
+    head = {"entry": entry, "unit": unit, "index": [i for i, _ in people],
+            "keys": [item["employee_key"] for _, item in people], "at": at, "shared": shared,
+            "outline": None if outline is None else {"lines": outline.lines, "unit_line": outline.unit_line,
+                                                     "newlines": outline.newlines}}
+    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    write_private(directory / entry, [text.encode("utf-8", "surrogatepass"), b"\n[", b",".join(items), b"]"])
 
 
 def _write(document: dict, entry: str) -> None:
