@@ -161,3 +161,18 @@ def test_a_value_the_scanner_misreads_never_hands_a_partial_load_other_people(tm
             assert found <= full_keys
         except Exception as exc:  # noqa: BLE001
             assert type(exc) is full_keys
+
+
+def test_a_value_that_may_go_on_over_lines_leaves_the_file_to_yaml():
+    """A quoted or flow value that does not close on its line may go on at any indentation (a
+    line at the left edge inside it is no list end, item or `unit:`): not the scanner's to place."""
+    item = "  - employee_key: SSM-000001\n    title: {v}\n  - employee_key: SSM-000002\n    title: B\n"
+    for value in ("'Jefa\nde piso'", '"Jefa\n- employee_key: X\nde piso"', "[a,\nb]", "{a: 1,\nb: 2}",
+                  "!!str 'Jefa\nde piso'", "'it''s\nlong'", '"Jefa \\\nde piso"', "[a, 'b]\nc']"):
+        text = "unit: X\npeople:\n" + item.format(v=value)
+        assert split_entries(text) is None, value
+    # Closed on their line, or a quote inside a plain value: the scanner's.
+    for value in ("'Jefa de piso'", "O'Brien", "Z '", "': '''", '"a \\" b"', "[a, b]  # c", "Jefe [interino]", "''''"):
+        text = "unit: X\npeople:\n" + item.format(v=value)
+        assert [e.key for e in split_entries(text)] == ["SSM-000001", "SSM-000002"], value
+        assert yaml.safe_load(text)["people"][1]["title"] == "B"

@@ -5,6 +5,7 @@ damaged, forged or not the runner's own is never used."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -157,3 +158,62 @@ def test_a_damaged_or_foreign_reading_is_never_used(repo, cache, reads, how):
     untrust(path, how)
     assert parsecache.get_some(path.name, ONLY[rel]) is None
     assert _partial(repo, reads) == right
+
+
+def _land(repo, path, text: str, title: str, signed: bool) -> str:
+    """Commit `text` as the file, as a squash merge whose approvers sign it, or as a push nobody approved."""
+    from conftest import APPROVER_1, APPROVER_2, actor, sign_approvals, trailers
+
+    base = repo.git.head.commit.hexsha
+    path.write_text(text, encoding="utf-8")
+    repo.git.git.add("-A")
+    message = f"{title} (#9)\n\n{trailers(APPROVER_1, APPROVER_2)}" if signed else title
+    sha = repo.git.index.commit(message, author=actor(("Mallory", "m@x.mx")), committer=actor(("Mallory", "m@x.mx")))
+    if signed:
+        sign_approvals(repo.git, base, sha.hexsha, (APPROVER_1, APPROVER_2))
+    return sha.hexsha
+
+
+@pytest.mark.parametrize("value", ['"Médico\nGeneral"', "'Médico\n  - employee_key: SSM-000009\nGeneral'",
+                                   '"Médico\nunit: CS-JIUTEPEC\nGeneral"'])
+def test_a_value_that_goes_on_at_the_left_never_hides_a_later_grant_from_provenance(repo, cache, value):
+    """YAML lets a quoted or flow value go on over lines at any indentation.  An approved
+    request writes one whose next line starts at the left edge (where the scanner would end the
+    list, or start an item); then an unapproved push grants vpn below it.  Provenance must
+    blame the grant's line on the push, as YAML places the person's lines, never leave it to
+    nobody's lines or credit it to the approved request."""
+    repo.add("HG-CUERNAVACA", person("SSM-000001", curp=None), person("SSM-000002", curp=None, given_names="Ana"))
+    repo.squash_merge("Altas")
+    path = repo.root / "desired_state" / "users" / "hg-cuernavaca.yaml"
+    text = path.read_text(encoding="utf-8")
+    title = text.rindex("title: Médico General")
+    _land(repo, path, text[:title] + "title: " + value + text[title + len("title: Médico General"):], "Título", True)
+    text = path.read_text(encoding="utf-8")
+    assert entries.split_entries(text) is None  # not the scanner's to place
+    grant = text.rindex("- internet")
+    push = _land(repo, path, text[:grant] + "- internet\n  - vpn" + text[grant + len("- internet"):], "vpn", False)
+    text = path.read_text(encoding="utf-8")
+    gone = text.rindex("  - internet\n")  # then a line taken away: no blame shows it
+    taken = _land(repo, path, text[:gone] + text[gone + len("  - internet\n"):], "sin internet", False)
+    load_desired_state(at_ref(repo.root, "main").files)  # a full plan keeps the reading (no outline)
+    for cached in (True, False):
+        entries._OUTLINES.clear()
+        entries._BLOB_TEXTS.clear()
+        entries.split_known.cache_clear()
+        source = at_ref(repo.root, "main")
+        state = load_desired_state(source.files, only={"users/hg-cuernavaca.yaml": frozenset({"SSM-000002"})})
+        [ana] = [p for p in state.people if p.employee_key == "SSM-000002"]  # the file is read whole
+        assert ana.entitlements == ("expediente_electronico", "vpn")
+        assert entries.known(source.files.identity("users/hg-cuernavaca.yaml")) is None
+        history = History(source.repo, source.commit)
+        history.prefetch([ana.source])
+        assert push in history.written_by(ana.source) and history.last_change((ana.source,)) == push, cached
+        assert history.silent_changes(ana.source) == [taken], cached
+        os.environ["RECONCILER_SCHEMA_CACHE"] = "off"
+    del os.environ["RECONCILER_SCHEMA_CACHE"]
+
+
+def test_a_file_with_no_people_is_read_back(cache):
+    parsecache.put("c" * 64, "HG-CUERNAVACA", [], [(0, {"address": "a@b"})])
+    assert parsecache.get("c" * 64) == {"unit": "HG-CUERNAVACA", "people": [], "shared": [[0, {"address": "a@b"}]]}
+    assert parsecache.get_some("c" * 64, frozenset({"SSM-000001"}))[0]["people"] == []

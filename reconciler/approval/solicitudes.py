@@ -12,6 +12,7 @@ The requester is the author of the commit that changed the lines.
 """
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -144,6 +145,7 @@ class History:
         self._blames: dict[str, list[tuple[int, int, str]]] = {}
         self._texts: dict[str, tuple] = {}  # file -> (text, people entries, LineIndex), each when needed
         self._outlines: dict[str, Outline | None] = {}
+        self._yaml_keys: dict[str, list] = {}  # file -> its people's keys, for a file the scanner cannot split
         self._provenance: dict[str, Provenance] = {}
         self._removals: dict[tuple[str, str], str | None] = {}
         self._spans: dict[tuple[str, int, int], list[str]] = {}
@@ -201,7 +203,16 @@ class History:
         i = source.path[1]
         if (outline := self._outline(source.file)) is not None:
             return outline.keys[i] if 0 <= i < len(outline.keys) else None
-        entries = self._text(source.file)[1]
+        text, entries, _index = self._text(source.file)
+        if entries is None and text is not None:  # a file the scanner leaves to YAML: its keys, as YAML reads them
+            if source.file not in self._yaml_keys:
+                data, problems = parse_yaml(text, source.file)
+                people = data.get("people") if isinstance(data, dict) and not problems else None
+                self._yaml_keys[source.file] = [p.get("employee_key") if isinstance(p, dict) else None
+                                                for p in people] if isinstance(people, list) else []
+            keys = self._yaml_keys[source.file]
+            key = keys[i] if 0 <= i < len(keys) else None
+            return key if isinstance(key, str) else None
         return entries[i].key if entries and 0 <= i < len(entries) else None
 
     def _blame(self, path: str, *span: str) -> list[tuple[int, int, str]]:
@@ -233,12 +244,21 @@ class History:
         batches = {path: spans for path, spans in wanted.items() if len(spans) <= BATCHED_SPANS}
         # One process per file, run side by side: each mostly waits on its own git.
         with ThreadPoolExecutor(max_workers=4) as pool:
-            blamed = pool.map(lambda item: self._blame(item[0], *[arg for first, last in sorted(item[1])
-                                                                 for arg in ("-L", f"{first},{last}")]),
-                              batches.items())
+            blamed = pool.map(self._blame_spans, batches.items())
             for (path, spans), ranges in zip(batches.items(), blamed):
-                for first, last in spans:
+                for first, last in spans if ranges is not None else ():
                     self._spans[path, first, last] = sorted({sha for a, b, sha in ranges if a <= last and b >= first})
+
+    def _blame_spans(self, item: tuple[str, set[tuple[int, int]]]) -> list[tuple[int, int, str]] | None:
+        """One blame of a file's spans; None when git refuses them (a line past the file's end:
+        an outline the parse cache holds that is not the file's), and the file is blamed whole."""
+        from git import GitCommandError
+
+        path, spans = item
+        try:
+            return self._blame(path, *[arg for first, last in sorted(spans) for arg in ("-L", f"{first},{last}")])
+        except GitCommandError:
+            return None
 
     def _long(self, path: str) -> bool:
         """Worth blaming by line range: a people file of thousands of lines.  Small files
@@ -288,10 +308,24 @@ class History:
         """The text of person `key`'s entry in `path` at commit `sha` (None: not there)."""
         if sha is None:
             return None
+        texts = self._entry_texts(sha, path)
+        return texts.get(key) if texts is not None else "(a file YAML cannot read)"  # not for people: compared
+
+    def _entry_texts(self, sha: str, path: str) -> dict[str, str] | None:
+        """Each person's entry in `path` at `sha`, by employee key: its text, or, in a file the
+        scanner leaves to YAML (a value that goes on over lines), its parsed data as a
+        one-item YAML list (JSON); None when YAML cannot read the file either."""
         if (sha, path) not in self._entries:
-            self._entries[sha, path] = entry_texts(blob_text(self.repo.commit(sha), path))
-        texts = self._entries[sha, path]
-        return texts.get(key) if texts is not None else "(a file the scanner cannot split)"  # not for people: compared
+            text = blob_text(self.repo.commit(sha), path)
+            texts = entry_texts(text)
+            if texts is None:
+                data, problems = parse_yaml(text or "", path)
+                people = data.get("people") if isinstance(data, dict) and not problems else None
+                texts = {p["employee_key"]: json.dumps([p], ensure_ascii=False, sort_keys=True, default=str)
+                         for p in people if isinstance(p, dict) and isinstance(p.get("employee_key"), str)
+                         } if isinstance(people, list) else None
+            self._entries[sha, path] = texts
+        return self._entries[sha, path]
 
     def silent_changes(self, source: Source) -> list[str]:
         """Landings after the newest one that wrote a line of a person's entry which still
@@ -374,7 +408,7 @@ class History:
         found = []
         for f in files:
             path = f.split(":", 1)[1] if ":" in f else None
-            texts = entry_texts(blob_text(self.repo.commit(sha), path)) or {} if path else {}
+            texts = (self._entry_texts(sha, path) or {}) if path else {}
             if key in texts or any(word.search(line) for t in texts.values() for line in t.split("\n")
                                    if not line.lstrip().startswith("#")):
                 found.append(path)

@@ -144,7 +144,9 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             shared += [(_shared_mailbox(item, unit, Source(check.display, None, ("shared_mailboxes", index))),
                         check, index) for index, item in boxes]
         if only is None and entry is not None and check.found and not check.problems and unit is not None:
-            parsecache.put(entry, unit, mine, boxes, _outline_of(check.text, mine))
+            # The outline serves plans of some people of a committed file (get_some), only.
+            outline = _outline_of(check.text, mine) if files.identity(rel) is not None else None
+            parsecache.put(entry, unit, mine, boxes, outline)
             used.append(entry)
         else:
             used.append(None)  # not kept: what crosses files is never kept either

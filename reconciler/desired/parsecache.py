@@ -125,10 +125,13 @@ def _reading(entry: str) -> tuple[dict, bytes] | None:
         require_cached(isinstance(head, dict) and head.get("entry") == entry and isinstance(head.get("unit"), str))
         index, keys, at, shared = head["index"], head["keys"], head["at"], head["shared"]
         require_cached(isinstance(index, list) and isinstance(keys, list) and isinstance(at, list))
-        require_cached(len(index) == len(keys) == len(at) - 1 and not set(map(type, index + at)) - {int})
-        require_cached(not set(map(type, keys)) - {str})
+        # Kept only from a file with no problem: every person, in order.
+        require_cached(index == list(range(len(keys))) and len(at) == len(keys) + 1)
+        require_cached(not set(map(type, at)) - {int} and not set(map(type, keys)) - {str})
         # Each entry's place in the body: in order, past the list's "[", ending before its "]".
-        require_cached(at[0] == 1 and all(map(int.__lt__, at, at[1:])) and at[-1] == len(data) - split - 1)
+        body = len(data) - split - 1
+        require_cached(at[0] == 1 and all(map(int.__lt__, at, at[1:])) and at[-1] == (body if keys else 1))
+        require_cached(keys or body == 2)
         require_cached(isinstance(shared, list) and all(isinstance(i, int) and isinstance(e, dict) for i, e in shared))
     except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
         return None
@@ -143,8 +146,10 @@ def _outline(head: dict) -> Outline | None:
     lines, unit_line, newlines = found["lines"], found["unit_line"], found["newlines"]
     require_cached(isinstance(lines, list) and len(lines) == 2 * len(head["keys"]) and not set(map(type, lines)) - {int})
     require_cached(isinstance(newlines, int) and (unit_line is None or isinstance(unit_line, int)))
-    # Lines within the file, each entry's first before its last, and entries in order.
-    require_cached(not lines or (1 <= lines[0] and lines[-1] <= newlines + 1 and all(map(int.__le__, lines, lines[1:]))))
+    # Lines within the file; each entry's first line at or before its last, before the next's first.
+    require_cached(not lines or (1 <= lines[0] and lines[-1] <= newlines + 1))
+    require_cached(all(map(int.__le__, lines[0::2], lines[1::2])) and all(map(int.__lt__, lines[1:-1:2], lines[2::2])))
+    require_cached(unit_line is None or 1 <= unit_line <= newlines + 1)
     return Outline(head["keys"], lines, unit_line, newlines)
 
 
