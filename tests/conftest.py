@@ -125,6 +125,17 @@ def person(key: str = "SSM-000001", **overrides) -> dict:
     return base
 
 
+def two_long_files(repo) -> None:
+    """Two people files of 120 people each (names without digits), landed; then SSM-000007's
+    title changed, landed too."""
+    name = lambda i: f"Ana {chr(65 + i % 26)}{chr(65 + i // 26)}"  # noqa: E731
+    repo.add("HG-CUERNAVACA", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(1, 121)])
+    repo.add("CS-JIUTEPEC", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(121, 241)])
+    repo.squash_merge("Altas")
+    repo.find("SSM-000007")["title"] = "Jefa de piso"
+    repo.squash_merge("Cambio de puesto")
+
+
 # People in the tests' Git histories (names with the characters real ones have).
 REQUESTER = ("José Núñez O'Brien", "jose.nunez@salud.morelos.gob.mx")
 APPROVER_1 = ("Ing. Marta Ávila Ibáñez", "marta.avila@salud.morelos.gob.mx")

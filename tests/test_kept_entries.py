@@ -9,7 +9,7 @@ import os
 
 import pytest
 import yaml
-from conftest import UNTRUSTED, person, untrust
+from conftest import UNTRUSTED, person, two_long_files, untrust
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_entries import people as people_lists
@@ -64,12 +64,7 @@ def test_a_key_declared_twice_in_a_file_comes_back_twice(cache):
 def _history(repo) -> None:
     """Two people files of 120 people; then a title changed, an entitlement taken away (a
     removed line: no blame shows it), and a baja."""
-    name = lambda i: f"Ana {chr(65 + i % 26)}{chr(65 + i // 26)}"  # noqa: E731 (names have no digits)
-    repo.add("HG-CUERNAVACA", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(1, 121)])
-    repo.add("CS-JIUTEPEC", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(121, 241)])
-    repo.squash_merge("Altas")
-    repo.find("SSM-000007")["title"] = "Jefa de piso"
-    repo.squash_merge("Cambio de puesto")
+    two_long_files(repo)
     repo.find("SSM-000007")["entitlements"] = ["internet"]
     repo.squash_merge("Sin expediente")
     repo.find("SSM-000200")["status"] = "baja"

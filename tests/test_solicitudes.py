@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import APPROVER_1, APPROVER_2, REQUESTER, UNIT_HEAD, person
+from conftest import APPROVER_1, APPROVER_2, REQUESTER, UNIT_HEAD, person, two_long_files
 from reconciler.desired.model import Source
 from reconciler.run.incremental import scope_since_applied
 from reconciler.approval.policy import Approver, Policy, Scope, Vouch, parse_policy
@@ -278,12 +278,7 @@ def test_a_partial_load_and_provenance_read_each_people_file_once(repo, monkeypa
     from reconciler.desired import entries, files
     from reconciler.desired.load import load_desired_state
     from reconciler.approval import solicitudes
-    name = lambda i: f"Ana {chr(65 + i % 26)}{chr(65 + i // 26)}"  # noqa: E731 (names have no digits)
-    repo.add("HG-CUERNAVACA", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(1, 121)])
-    repo.add("CS-JIUTEPEC", *[person(f"SSM-{i:06d}", curp=None, given_names=name(i)) for i in range(121, 241)])
-    repo.squash_merge("Altas")
-    repo.find("SSM-000007")["title"] = "Jefa de piso"
-    repo.squash_merge("Cambio de puesto")
+    two_long_files(repo)
     entries._BLOB_TEXTS.clear()
     reads: list[str] = []
     read_text, blob_text = files.CommitFiles.read_text, solicitudes.blob_text
