@@ -176,3 +176,18 @@ def test_a_value_that_may_go_on_over_lines_leaves_the_file_to_yaml():
         text = "unit: X\npeople:\n" + item.format(v=value)
         assert [e.key for e in split_entries(text)] == ["SSM-000001", "SSM-000002"], value
         assert yaml.safe_load(text)["people"][1]["title"] == "B"
+
+
+def test_lines_yaml_reads_otherwise_leave_the_file_to_yaml():
+    """Counterexamples of an adversarial review: each made the scanner's lines differ from
+    YAML's (a grant blamed on nobody, or another person's entry read for a silent change)."""
+    for text in ('--- {unit: X, people: [{employee_key: A, # }]\n entitlements: [admin], # ]\n "note":"x\nunit: Y\n'
+                 'people:\n- employee_key: A\n  y"}]}\n',  # a document that is one flow mapping
+                 "\ufeff{unit: X, people: [{employee_key: A}]}\n",
+                 "unit: X\npeople:\n- employee_key: A\n  entitlements: [sinba, # ]\nadmin]\n",  # a bracket in a comment
+                 "unit: X\npeople:\n- employee_key: A\n  entitlements: [sinba, [b]\n]\n",  # a nested one
+                 "unit: X\npeople:\n- employee_key: A\n  title: T\n\r\n  entitlements: [admin]\n",  # a CRLF blank line
+                 "unit: X\npeople:\n- employee_key: A\n  title: T\n\ufeff entitlements: [admin]\n",  # a BOM starting a line
+                 'unit: X\npeople:\n- "employee_key": A\n  curp: |\n    employee_key: B\n- employee_key: B\n',
+                 "unit: X\npeople:\n- employee_key: A\n-x: 1\n- employee_key: B\n"):
+        assert split_entries(text) is None, text
