@@ -187,7 +187,7 @@ def test_lines_yaml_reads_otherwise_leave_the_file_to_yaml():
                  "unit: X\npeople:\n- employee_key: A\n  entitlements: [sinba, # ]\nadmin]\n",  # a bracket in a comment
                  "unit: X\npeople:\n- employee_key: A\n  entitlements: [sinba, [b]\n]\n",  # a nested one
                  "unit: X\npeople:\n- employee_key: A\n  title: T\n\r\n  entitlements: [admin]\n",  # a CRLF blank line
-                 "unit: X\npeople:\n- employee_key: A\n  title: T\n\ufeff entitlements: [admin]\n",  # a BOM starting a line
+                 "unit: X\npeople:\n- employee_key: A\n  title: T\n\ufeff entitlements: [admin]\n",  # a BOM first
                  'unit: X\npeople:\n- "employee_key": A\n  curp: |\n    employee_key: B\n- employee_key: B\n',
                  "unit: X\npeople:\n- employee_key: A\n-x: 1\n- employee_key: B\n"):
         assert split_entries(text) is None, text

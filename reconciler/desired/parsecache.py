@@ -9,9 +9,10 @@ Only a file that had no problem of its own is kept: the validated entries of the
 shared mailboxes it declares, as JSON (data: a forged entry could at worst claim data, never
 run code), from which the people are built again.  A plan of some people (get_some) reads
 theirs alone: the head line says where each person's entry lies in the body, and holds the
-file's outline (entries.Outline), so that neither the loader nor provenance reads the file.  What crosses files (a key declared twice,
-an account name taken) is checked again on every run, over every person, cached or not; a
-problem there names its line from the file's text, as without the cache.
+file's outline (entries.Outline), so that neither the loader nor provenance reads the file.
+What crosses files (a key declared twice, an account name taken) is checked again on every
+run, over every person, cached or not; a problem there names its line from the file's text,
+as without the cache.
 
 Entries live beside the compiled schemas (schemacache.py) under the same rules: the user's own
 cache directory, never inside a Git work tree, used only when the entry belongs to the user
@@ -87,7 +88,8 @@ def get(entry: str) -> dict | None:
         require_cached(not set(map(type, items)) - {dict})
     except Exception:  # noqa: BLE001 - a damaged entry means reading the file again, never a crash
         return None
-    return {"unit": head["unit"], "people": [list(pair) for pair in zip(head["index"], items)], "shared": head["shared"]}
+    people = [list(pair) for pair in zip(head["index"], items)]
+    return {"unit": head["unit"], "people": people, "shared": head["shared"]}
 
 
 def get_some(entry: str, keys: frozenset) -> tuple[dict, Outline | None] | None:
@@ -144,7 +146,8 @@ def _outline(head: dict) -> Outline | None:
     if found is None:
         return None
     lines, unit_line, newlines = found["lines"], found["unit_line"], found["newlines"]
-    require_cached(isinstance(lines, list) and len(lines) == 2 * len(head["keys"]) and not set(map(type, lines)) - {int})
+    require_cached(isinstance(lines, list) and len(lines) == 2 * len(head["keys"]))
+    require_cached(not set(map(type, lines)) - {int})
     require_cached(isinstance(newlines, int) and (unit_line is None or isinstance(unit_line, int)))
     # Lines within the file; each entry's first line at or before its last, before the next's first.
     require_cached(not lines or (1 <= lines[0] and lines[-1] <= newlines + 1))
