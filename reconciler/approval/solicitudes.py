@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from reconciler.approval.ledger import Line
+from reconciler.desired.checks import people_keys
 from reconciler.desired.entries import Outline, entry_texts, known, lines_of, split_known, text_of_blob, unit_line
 from reconciler.desired.files import blob_text, identity_at
 from reconciler.desired.model import Source
@@ -204,16 +205,18 @@ class History:
         if (outline := self._outline(source.file)) is not None:
             return outline.keys[i] if 0 <= i < len(outline.keys) else None
         text, entries, _index = self._text(source.file)
-        if entries is None and text is not None:  # a file the scanner leaves to YAML: its keys, as YAML reads them
-            if source.file not in self._yaml_keys:
-                data, problems = parse_yaml(text, source.file)
-                people = data.get("people") if isinstance(data, dict) and not problems else None
-                self._yaml_keys[source.file] = [p.get("employee_key") if isinstance(p, dict) else None
-                                                for p in people] if isinstance(people, list) else []
-            keys = self._yaml_keys[source.file]
-            key = keys[i] if 0 <= i < len(keys) else None
-            return key if isinstance(key, str) else None
-        return entries[i].key if entries and 0 <= i < len(entries) else None
+        if entries is not None:
+            return entries[i].key if 0 <= i < len(entries) else None
+        keys = self._parsed_keys(source.file, text) if text is not None else []
+        key = keys[i] if 0 <= i < len(keys) else None
+        return key if isinstance(key, str) else None
+
+    def _parsed_keys(self, path: str, text: str) -> list:
+        """The people's keys of a file the scanner leaves to YAML, as YAML reads them."""
+        if path not in self._yaml_keys:
+            data, problems = parse_yaml(text, path)
+            self._yaml_keys[path] = (people_keys(data) if not problems else None) or []
+        return self._yaml_keys[path]
 
     def _blame(self, path: str, *span: str) -> list[tuple[int, int, str]]:
         """(first line, last line, landing) of each blamed range of the file, or of `-L a,b`."""

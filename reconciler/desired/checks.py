@@ -279,7 +279,7 @@ def _strings(node: Any, path: tuple) -> Iterable[tuple[tuple, str]]:
             yield from _strings(value, path + (index,))
 
 
-def _people_keys(data: Any) -> list | None:
+def people_keys(data: Any) -> list | None:
     """The employee keys of a unit file's people, in order (None: not such a file)."""
     people = data.get("people") if isinstance(data, dict) else None
     if not isinstance(people, list):
@@ -314,7 +314,7 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
         whole, wanted = text, set(keep)
         compact, index_map = kept_text(text, entries, wanted)
         data, problems = parse_yaml(compact, check.display)
-        if not problems and _people_keys(data) == [entries[i].key for i in index_map]:
+        if not problems and people_keys(data) == [entries[i].key for i in index_map]:
             # The lines of a later problem are the file's, in its blanked text.
             check.index_map, check.text_source = index_map, lambda: keep_only(whole, entries, wanted)[0]
             return check, data, True

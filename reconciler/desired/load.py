@@ -120,11 +120,12 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             text, entry = _cached_text(files, rel, units, entitlements)
             kept = parsecache.get(entry) if entry is not None else None
         else:  # some people: theirs alone, from a reading of the whole file kept before
-            text, entry, kept = None, _blob_entry(files, rel, units, entitlements), None
+            identity = files.identity(rel)
+            text, entry, kept = None, _blob_entry(files, rel, units, entitlements, identity), None
             if entry is not None and keep is not None and (some := parsecache.get_some(entry, keep)) is not None:
                 kept, outline = some
                 if outline is not None:  # provenance finds their lines without the file
-                    know(files.identity(rel), outline)
+                    know(identity, outline)
         if kept is not None:  # read before by this program, with no problem of its own: built again
             used.append(entry)
             check = FileCheck(f"{files.label}/{rel}", text=text or "",
@@ -153,9 +154,10 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
     return people
 
 
-def _blob_entry(files: DesiredFiles, rel: str, units: dict, entitlements: dict) -> str | None:
+def _blob_entry(files: DesiredFiles, rel: str, units: dict, entitlements: dict,
+                identity: str | None = None) -> str | None:
     """The parse cache's entry of a committed file, by its blob id (None: not committed)."""
-    identity = files.identity(rel)
+    identity = identity if identity is not None else files.identity(rel)
     return parsecache.key(rel, f"{files.label}/{rel}", identity, units, entitlements) if identity is not None else None
 
 
