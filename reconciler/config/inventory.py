@@ -18,16 +18,19 @@ from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from reconciler.config.delivery import Delivery
 from reconciler.config.institution import Institution
 from reconciler.desired.checks import FileCheck, define_schema
-from reconciler.desired.model import MailRules, quota_megabytes
+from reconciler.desired.quotas import quota_megabytes
 from reconciler.desired.yamlfile import read_yaml
 from reconciler.errors import Problem, ReconcilerError, ValidationFailed
 from reconciler.i18n import _
 from reconciler.providers import registry
+
+if TYPE_CHECKING:
+    from reconciler.desired.model import MailRules
 
 DEFAULT_MAX_BAJAS = 25
 DEFAULT_CREDENTIALS_DIR = "/var/lib/reconciler/credentials"
@@ -221,6 +224,8 @@ def mail_rules(targets: dict[str, TargetSettings]) -> MailRules | None:
     mail = serving(targets, "mailboxes")
     if not mail:
         return None
+    from reconciler.desired.model import MailRules  # the desired state's: a settled plan loads none
+
     limits = [t.max_quota for t in mail if t.max_quota]
     return MailRules(frozenset(d for t in mail for d in t.domains),
                      min(limits, key=quota_megabytes) if limits else None)

@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterable
 
 import fastjsonschema
 
-from reconciler.desired.entries import keep_only, kept_text, split_known, text_of_blob
 from reconciler.desired.files import DesiredFiles
 from reconciler.desired.schemacache import compiled
 from reconciler.desired.yamlfile import LineIndex, not_utf8, parse_yaml
@@ -295,6 +294,8 @@ def open_file(files: DesiredFiles, rel: str, checks: list[FileCheck],
     finds exactly them; line numbers and (through check.index_map) list indices in messages
     stay those of the file.  Otherwise the whole file is.  `text`: the file's text, when the
     caller already read it."""
+    from reconciler.desired.entries import keep_only, kept_text, split_known, text_of_blob  # loading only
+
     check = FileCheck(f"{files.label}/{rel}")
     checks.append(check)
     identity = files.identity(rel) if keep is not None else None

@@ -31,9 +31,9 @@ from reconciler.desired.model import (
     SharedMailbox,
     Source,
     Unit,
-    quota_megabytes,
     solicitud_of,
 )
+from reconciler.desired.quotas import quota_megabytes
 from reconciler.desired.naming import assign_account_names, common_name
 from reconciler.desired.security import read_security
 from reconciler.desired.work_orders import read_confirmations

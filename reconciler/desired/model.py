@@ -235,8 +235,3 @@ class MailRules:
 
     domains: frozenset[str]
     max_quota: str | None = None
-
-
-def quota_megabytes(quota: str) -> int:
-    """'500M' -> 500, '2G' -> 2048 (the schema guarantees the form)."""
-    return int(quota[:-1]) * (1024 if quota.endswith("G") else 1)

@@ -19,9 +19,10 @@ import re
 from functools import lru_cache
 import unicodedata
 from collections import defaultdict
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from reconciler.desired.model import Person
+if TYPE_CHECKING:  # a name for types only: the AD provider's settled plan loads no desired state
+    from reconciler.desired.model import Person
 
 MAX_SAM = 20
 _NOT_LETTER = re.compile(r"[^a-z]")

@@ -14,22 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING
 
 from reconciler.about import exact_version
-from reconciler.approval.review import review
-from reconciler.approval.signatures import SignatureError
 from reconciler.audit import before
 from reconciler.audit.seal import ApplyKey, applied_tag, verified_applied
 from reconciler.audit.trail import trail_files
 from reconciler.audit.trail import AuditLog, attach_note, change_record, last_commit, load_records, operator, read_notes
 from reconciler.config.inventory import TargetSettings, load_inventory, mail_rules, network_devices
 from reconciler.credentials import CredentialFile
-from reconciler.desired.assets import released
-from reconciler.desired.load import load_desired_state
-from reconciler.desired.naming import namesake_groups
-from reconciler.desired.model import DesiredState, MailRules
 from reconciler.desired.source import DEFAULT_REF, DesiredSource
 from reconciler.errors import ReconcilerError
 from reconciler.i18n import N_, _, lazy, lazy_n, ngettext, zone
@@ -44,12 +37,16 @@ from reconciler.providers.contract import (
     Repository,
     TargetPlan,
 )
-from reconciler.providers.verify import verify
-from reconciler.run import Moment, incremental, recovery, settled
+from reconciler.run import Moment, recovery, settled
 from reconciler.run.connections import Connections, select
-from reconciler.run.crosscheck import adopted_for_new_accounts
-from reconciler.run.forward import check_forward
 from reconciler.run.lock import TargetLock
+
+# What a run needs only when it loads the desired state, reviews, applies or verifies is
+# imported there: a settled plan (run/settled.py) does none of it and answers in a fraction of
+# a second, most of which would otherwise be spent importing.
+if TYPE_CHECKING:
+    from reconciler.desired.model import DesiredState, MailRules
+    from reconciler.run import incremental
 
 APPLIED_REF = "refs/reconciler/applied/{target}"
 # Targets are planned and applied in the registry's order: an account exists before its
@@ -230,6 +227,8 @@ class Run:
         # they answer): Git, then the YAML.  A problem in the YAML is reported at once, before
         # one reaching a target.
         if self.since_applied and self.interrupted:  # what it did is judged against everything
+            from reconciler.run import incremental
+
             self.scope = incremental.Scope(True, lazy("run {run} stopped before its end: everything is planned",
                                                       run=next(iter(self.interrupted.values())).run))
         elif self.since_applied:
@@ -241,18 +240,24 @@ class Run:
         only = None if self.scope is None or self.scope.full else self.scope.entries
         self.rules = mail_rules(targets)
         self.devices = network_devices(targets)
-        self.state = load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
+        self.state = self._load(only)
         if self.settled_kept is not None and only is not None \
                 and not self.scope.employee_keys <= {p.employee_key for p in self.state.people}:
             # Someone written in the directory is not found where the remembered plan found them.
             self.scope = replace(self.scope, full=True, reason=lazy("a person written since the remembered plan is "
                                                                     "not where it found them"))
-            self.state = load_desired_state(self.source.files, mail=self.rules, devices=self.devices)
+            self.state = self._load()
         self.unreachable = connections.wait()
         self.providers = dict(connections.providers)
         if self.unreachable and not (self.revoke_when_unreachable and self.providers):
             raise next(iter(self.unreachable.values()))
         self._applied_resets()
+
+    def _load(self, only: frozenset | None = None) -> DesiredState:
+        """The desired state at the run's source (everyone, or the entries `only` names)."""
+        from reconciler.desired.load import load_desired_state
+
+        return load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
 
     def _settled(self, selected: dict, connections: Connections) -> bool:
         """A plain full plan whose inputs are those of a remembered plan that found nothing to
@@ -301,6 +306,8 @@ class Run:
         entries = index.entries(written) if index is not None else None
         if entries is None:
             return None
+        from reconciler.run import incremental
+
         moment = Moment(dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat())
         described = lazy("full; since the plan of {moment}, which found nothing to do, only {people} read otherwise "
                          "in the targets: only they are planned", moment=moment,
@@ -389,6 +396,10 @@ class Run:
         return plan
 
     def _plan(self) -> Plan:
+        from reconciler.approval.review import review
+        from reconciler.desired.assets import released
+        from reconciler.run.crosscheck import adopted_for_new_accounts
+
         changes, conflicts, warnings = [], [], []
         names = list(self.providers)
         planned = each_provider(names, self._plan_target, self.providers.get)
@@ -412,7 +423,7 @@ class Run:
             if part.needs_full_read and self.scope is not None and not self.scope.full:
                 # The changed files touch something only a full read can judge: do the full plan.
                 self.scope = replace(self.scope, full=True, reason=part.needs_full_read)
-                self.state = load_desired_state(self.source.files, mail=self.rules, devices=self.devices)
+                self.state = self._load()
                 self._applied_resets()  # for everyone now
                 return self._plan()
         self.planned = dict(zip(names, planned))
@@ -447,6 +458,8 @@ class Run:
 
     def _index(self) -> settled.Index:
         """Where each declared person is, for a plan of some of them (run/settled.py)."""
+        from reconciler.desired.naming import namesake_groups
+
         label = self.source.files.label + "/"
         files = {p.employee_key: p.source.file[len(label):] for p in self.state.people
                  if p.source is not None and p.source.file.startswith(label)}
@@ -473,6 +486,8 @@ class Run:
         review warns about what landed after it without approval."""
         if self.source.commit is None:
             return None
+        import git
+
         found = [self._verified_applied(n)[0] for n in self.providers]
         found = [c for c in found if c]
         if not found:
@@ -560,6 +575,8 @@ class Run:
 
     def _since_applied(self, names: list[str]) -> incremental.Scope:
         """The incremental scope, from applied refs the apply key signed; else a full plan."""
+        from reconciler.run import incremental
+
         if self.source.commit is not None:
             for name in names:
                 _, why = self._verified_applied(name)
@@ -571,11 +588,13 @@ class Run:
         """The commit landed on the protected branch and is not behind any target's applied one:
         what the apply key signed, and what this runner's own audit trail last applied (a
         deleted ref on the remote does not open the way back)."""
+        from reconciler.run import forward
+
         applied = {}
         for name, provider in self.providers.items():
             signed, _ = self._verified_applied(name)
             applied[name] = [c for c in (signed, last_commit(provider.target.audit_dir, name)) if c]
-        check_forward(self.source, self.protected_branch, applied)
+        forward.check_forward(self.source, self.protected_branch, applied)
 
     @staticmethod
     def check_fingerprint(plan: Plan, expected: Sequence[str] | str | None) -> None:
@@ -709,6 +728,10 @@ class Run:
 
     def _record_applied(self, target: str, report: ApplyReport | None = None) -> None:
         """Move refs/reconciler/applied/<target> to the commit: everything in it is applied."""
+        import git
+
+        from reconciler.approval.signatures import SignatureError
+
         if self.source.commit is None:
             return
         try:
@@ -979,6 +1002,8 @@ class _TargetApply:
     def verify(self) -> None:
         """Read back and re-diff (the same for every kind); then the kind's probes, if any."""
         if self.audit is not None and self.outcomes:
+            from reconciler.providers.verify import verify
+
             verify(self.provider, self.planned, self.outcomes)
             if self.provider.offers(Capability.PROBES):
                 self.probes = self.provider.probe(self.run.request(self.name), self.planned, self.outcomes)

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from reconciler.approval.review import base_commit
 from reconciler.desired.files import LINK, blob_text
 from reconciler.desired.source import at_ref, open_repo
 from reconciler.errors import ReconcilerError
@@ -91,6 +90,8 @@ def base_inventory(repo_path: Path, inventory: Path, base: str | None) -> Iterat
     if repo is None or rel is None:
         yield inventory, None
         return
+    from reconciler.approval.review import base_commit
+
     base_sha = base_commit(repo, base)
     if blob_text(repo.commit(base_sha), rel) is None:
         raise ReconcilerError(_("--proposal: {branch} has no inventory {file}; a pull request's plan uses the base "

@@ -13,18 +13,19 @@ released: managedBy is cleared in the same plan.  `expand` and `diff` are pure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 from ldap3 import MODIFY_REPLACE, SUBTREE, Connection
 
-from reconciler.desired.assets import COMPUTERS, holder
-from reconciler.desired.model import DesiredState
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Movement
 from reconciler import dn as dnlib
 from reconciler.providers.ad.read import _one, paged_search
 from reconciler.providers.ad.records import MARKER, unit_ou
 from reconciler.providers.ad.target import ADTarget
+
+if TYPE_CHECKING:  # a name for types only: a settled plan loads no desired state
+    from reconciler.desired.model import DesiredState
 
 KIND = "computer"
 UF_ACCOUNTDISABLE = 0x2
@@ -62,6 +63,8 @@ class Computer:
 
 
 def expand_computers(state: DesiredState, target: ADTarget) -> dict[str, Computer]:
+    from reconciler.desired.assets import COMPUTERS, holder  # the desired state's: loaded by now
+
     people = {p.employee_key: p for p in state.people}
     out = {}
     for thing in state.equipment:

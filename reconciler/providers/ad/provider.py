@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ldap3.core.exceptions import LDAPException
 
@@ -12,7 +12,6 @@ from reconciler.errors import ReconcilerError
 from reconciler.i18n import N_, lazy
 from reconciler.plan import Change, Conflict, Movement, Outcome
 from reconciler import dn as dnlib
-from reconciler.providers.ad.apply import ADApplier
 from reconciler.providers.ad.computers import (
     Computer,
     adoption,
@@ -23,7 +22,6 @@ from reconciler.providers.ad.computers import (
 )
 from reconciler.providers.ad.connection import answers, connect, reconnect, unbind_quietly
 from reconciler.providers.ad.diff import ActualDirectory, diff, password_resets
-from reconciler.providers.ad.existing import read_existing
 from reconciler.providers.ad import delta, settled, snapshot
 from reconciler.providers.ad.read import accounts_of, near_names, read_accounts, read_accounts_by_key, read_directory
 from reconciler.audit.before import json_lines, ldif_comment
@@ -40,7 +38,9 @@ from reconciler.providers.contract import (
     TargetPlan,
     named_by_inventory,
 )
-from reconciler.providers.found import Existing, ImportRequest
+
+if TYPE_CHECKING:
+    from reconciler.providers.found import Existing, ImportRequest
 
 # Containers the inventory names: approved by the inventory, not by a line of desired_state/.
 IMPLIED = {"ou": lazy("a managed OU named in the inventory")}
@@ -113,6 +113,9 @@ class ADProvider(Provider):
 
     def existing(self, request: ImportRequest) -> Existing:
         """The accounts, computers and group nesting under the search bases (when asked for people)."""
+        from reconciler.providers.ad.existing import read_existing
+        from reconciler.providers.found import Existing
+
         if not request.people:
             return Existing()
         if self.conn is None:
@@ -300,6 +303,8 @@ class ADProvider(Provider):
             self._awake()
         except ReconcilerError as exc:
             return [_not_attempted(c, str(exc)) for c in changes]
+        from reconciler.providers.ad.apply import ADApplier  # what only an apply needs: a plan imports none of it
+
         applier = ADApplier(self.conn, self.target, credentials, dict(basis.actual.groups), advance,
                             basis.holder_dns(), self._reconnected)
         try:

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from reconciler.desired.model import DesiredState, Person
 from reconciler.desired.naming import common_name, namesake_groups
 from reconciler.i18n import _
 from reconciler import dn as dnlib
 from reconciler.providers.ad.target import ADTarget
+
+if TYPE_CHECKING:  # names for types only: a settled plan loads no desired state
+    from reconciler.desired.model import DesiredState, Person
 
 MARKER = "reconciler"  # adminDescription of every object the reconciler owns
 MANAGED_ATTRIBUTES = (

@@ -5,7 +5,7 @@ import urllib.parse
 from dataclasses import dataclass, replace
 
 from reconciler.config.inventory import SecretSource, TargetSettings, is_loopback
-from reconciler.desired.model import quota_megabytes
+from reconciler.desired.quotas import quota_megabytes
 from reconciler.i18n import _
 
 
