@@ -365,15 +365,15 @@ def test_group_members_are_never_matched_to_an_account_another_casefolds_like(mo
     assert ad_settled._keys_of(None, target, detail, {"a1": renamed}, {"g": group}) == frozenset({"E1", "E2"})
 
 
-def test_a_settled_plan_of_the_directory_imports_no_loader_review_or_apply():
+def test_a_settled_plan_imports_no_loader_review_or_apply():
     """Most of a settled plan's fraction of a second is the interpreter importing (README,
-    "Scale"): the command, the inventory's kinds and the directory's provider must not bring in
-    what only loading the desired state, reviewing approvals or applying needs."""
+    "Scale"): the command, the inventory's kinds and the providers that prove settled plans must
+    not bring in what only loading the desired state, reviewing approvals or applying needs."""
     import subprocess
     import sys
 
-    needed = ["reconciler.cli.reconcile", "reconciler.providers.ad.provider", "reconciler.providers.mail.target",
-              "reconciler.providers.sip.target", "reconciler.providers.nftables.target"]
+    needed = ["reconciler.cli.reconcile", "reconciler.providers.ad.provider", "reconciler.providers.mail.provider",
+              "reconciler.providers.sip.provider", "reconciler.providers.nftables.target"]
     loaded = subprocess.run([sys.executable, "-c", f"import sys; import {', '.join(needed)}; print(*sys.modules)"],
                             capture_output=True, text=True, check=True).stdout.split()
     assert set(needed) <= set(loaded)

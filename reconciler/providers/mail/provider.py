@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
@@ -20,7 +20,6 @@ from reconciler.providers.contract import (
     TargetPlan,
     named_by_inventory,
 )
-from reconciler.providers.found import Existing, HandMadeMailbox, ImportRequest
 from reconciler.providers.mail.apply import (
     FOLDERS,
     SESSIONS,
@@ -40,6 +39,9 @@ from reconciler.providers.mail.host import LocalHost, SshHost, open_host
 from reconciler.providers.mail.records import PERSON, SHARED_KIND, ActualMail, Mailbox, actual_mail, expand
 from reconciler.providers.mail.registry import SHARED, Registry
 from reconciler.providers.mail.target import MailTarget
+
+if TYPE_CHECKING:
+    from reconciler.providers.found import Existing, ImportRequest
 
 
 def revokes(change: Change) -> bool:
@@ -101,6 +103,8 @@ class MailProvider(Provider):
 
     def existing(self, request: ImportRequest) -> Existing:
         """The registry's mailboxes made by hand (the registry file only: no doveadm, no key)."""
+        from reconciler.providers.found import Existing, HandMadeMailbox  # importing only: a plan needs none
+
         host = open_host(self.target)
         try:
             entries = Registry.parse(self._read_text("registry", host) or "").entries()

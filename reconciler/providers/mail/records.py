@@ -3,11 +3,13 @@ what its registry and doveadm say.  `expand` is pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from reconciler.desired.model import DesiredState, Request
 from reconciler.providers.mail.registry import SHARED, Entry
 from reconciler.providers.mail.target import MailTarget
+
+if TYPE_CHECKING:  # names for types only: a settled plan loads no desired state
+    from reconciler.desired.model import DesiredState, Request
 
 PERSON = "mailbox"
 SHARED_KIND = "shared-mailbox"

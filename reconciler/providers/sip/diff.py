@@ -11,12 +11,13 @@ not keep using the line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from reconciler.desired.assets import holder
-from reconciler.desired.model import DesiredState
 from reconciler.i18n import lazy
 from reconciler.plan import AttributeChange, Change, Conflict, Movement
+
+if TYPE_CHECKING:  # a name for types only: a settled plan loads no desired state
+    from reconciler.desired.model import DesiredState
 
 KIND = "sip-line"
 REGISTRATIONS = "sip-registrations"  # live registrations an applied change had to drop, still pending
@@ -61,6 +62,8 @@ class ActualLines:
 
 def desired_lines(state: DesiredState) -> tuple[dict[str, Line], dict[str, Gone]]:
     """The extensions that should exist, and why each other declared one should not."""
+    from reconciler.desired.assets import holder  # the desired state's: loaded by now
+
     people = {p.employee_key: p for p in state.people}
     lines, gone = {}, {}
     for line in state.lines:

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from reconciler.credentials import CredentialFile
 from reconciler.errors import ReconcilerError
@@ -22,10 +22,12 @@ from reconciler.i18n import _, lazy
 from reconciler.plan import Change, Movement, Outcome
 from reconciler.providers.contract import Capability, Declared, PlanRequest, Provider, ReadBack, Standing, \
     TargetPlan
-from reconciler.providers.found import Existing, Extension, ImportRequest
 from reconciler.providers.sip import settled, store
 from reconciler.providers.sip.diff import REGISTRATIONS, Line, desired_lines, diff, rotates
 from reconciler.providers.sip.target import SipTarget
+
+if TYPE_CHECKING:
+    from reconciler.providers.found import Existing, ImportRequest
 
 SECRET_ALPHABET = string.ascii_letters + string.digits  # desk phones' keypads and web forms take these
 
@@ -92,6 +94,8 @@ class SipProvider(Provider):
 
     def existing(self, request: ImportRequest) -> Existing:
         """Every subscriber of the domain, made by hand or not (the database opened read-only)."""
+        from reconciler.providers.found import Existing, Extension  # importing only: a plan needs none
+
         db = store.connect(self.target.database, read_only=True)
         try:
             rows = db.execute("SELECT username FROM subscriber WHERE domain = ?",  # not for people
