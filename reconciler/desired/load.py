@@ -33,8 +33,8 @@ from reconciler.desired.model import (
     Unit,
     solicitud_of,
 )
-from reconciler.desired.quotas import quota_megabytes
 from reconciler.desired.naming import assign_account_names, common_name
+from reconciler.desired.quotas import quota_megabytes
 from reconciler.desired.security import read_security
 from reconciler.desired.work_orders import read_confirmations
 from reconciler.errors import Problem, ValidationFailed

@@ -253,8 +253,8 @@ class Run:
             raise next(iter(self.unreachable.values()))
         self._applied_resets()
 
-    def _load(self, only: frozenset | None = None) -> DesiredState:
-        """The desired state at the run's source (everyone, or the entries `only` names)."""
+    def _load(self, only: dict[str, frozenset] | None = None) -> DesiredState:
+        """The desired state at the run's source (everyone, or the files' entries `only` names)."""
         from reconciler.desired.load import load_desired_state
 
         return load_desired_state(self.source.files, only=only, mail=self.rules, devices=self.devices)
