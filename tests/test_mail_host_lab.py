@@ -154,6 +154,20 @@ def _mail_host(user: str = "rc-correo", key: str = "id_ed25519"):
     return SshHost(MailHostSettings("192.168.251.2", user, str(SSH_DIR / key), str(SSH_DIR / "known_hosts")))
 
 
+def test_small_requests_are_sent_at_once_not_held_for_an_acknowledgement(bed):
+    """Without TCP_NODELAY, SFTP's reads of a large registry wait on the mail host's delayed
+    acknowledgements (README, "Scale"): the link must turn Nagle's algorithm off."""
+    import socket
+
+    host = _mail_host("rc-correo-lectura", "lectura_ed25519")
+    try:
+        sock = host._client.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert host.read(str(REGISTRO / "users")) is not None
+    finally:
+        host.close()
+
+
 def test_a_failing_link_or_refusal_is_an_error_never_taken_for_absent(bed):
     from reconciler.providers.mail.host import HostError
 

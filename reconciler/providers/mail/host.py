@@ -27,6 +27,7 @@ import posixpath
 import re
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import uuid
@@ -157,6 +158,11 @@ class SshHost:
             # A link that dies quietly (a firewall forgetting it) is noticed, and a mail host
             # that stops answering is an error after a minute, not a run that hangs.
             self._client.get_transport().set_keepalive(15)
+            # Nagle's algorithm holds SFTP's small requests back until the mail host's delayed
+            # acknowledgement: reading the 18 MB of the registry and maps of 100,000 mailboxes
+            # took 2.6-3.3 s with it, 0.2-0.5 s without (the mail server's settled proof reads
+            # them in every nightly drift check).
+            self._client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sftp = self._client.open_sftp()
             self._sftp.get_channel().settimeout(60)
         except paramiko.BadHostKeyException:
