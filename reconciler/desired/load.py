@@ -121,7 +121,7 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
             kept = parsecache.get(entry) if entry is not None else None
         else:  # some people: theirs alone, from a reading of the whole file kept before
             identity = files.identity(rel)
-            text, entry, kept = None, _blob_entry(files, rel, units, entitlements, identity), None
+            text, entry, kept = None, _entry(files, rel, identity, units, entitlements), None
             if entry is not None and keep is not None and (some := parsecache.get_some(entry, keep)) is not None:
                 kept, outline = some
                 if outline is not None:  # provenance finds their lines without the file
@@ -154,10 +154,9 @@ def _read_people(files: DesiredFiles, names: list[str], units: dict, entitlement
     return people
 
 
-def _blob_entry(files: DesiredFiles, rel: str, units: dict, entitlements: dict,
-                identity: str | None = None) -> str | None:
-    """The parse cache's entry of a committed file, by its blob id (None: not committed)."""
-    identity = identity if identity is not None else files.identity(rel)
+def _entry(files: DesiredFiles, rel: str, identity: str | None, units: dict, entitlements: dict) -> str | None:
+    """The parse cache's entry of a file, by what names its content: a committed file's blob
+    id, or its text's digest (None: nothing names it)."""
     return parsecache.key(rel, f"{files.label}/{rel}", identity, units, entitlements) if identity is not None else None
 
 
@@ -174,7 +173,7 @@ def _cached_text(files: DesiredFiles, rel: str, units: dict, entitlements: dict)
     """The file's text (None: not read) and its cache entry (None: it cannot be read here;
     reading it again reports why).  A committed file is known by its blob id, unread: reading
     the blobs of 100,000 people out of Git took longer than the rest of a warm load."""
-    if (entry := _blob_entry(files, rel, units, entitlements)) is not None:
+    if (entry := _entry(files, rel, files.identity(rel), units, entitlements)) is not None:
         return None, entry
     try:
         text = files.read_text(rel)
@@ -182,7 +181,7 @@ def _cached_text(files: DesiredFiles, rel: str, units: dict, entitlements: dict)
         return None, None
     if text is None:
         return None, None
-    return text, parsecache.key(rel, f"{files.label}/{rel}", parsecache.text_identity(text), units, entitlements)
+    return text, _entry(files, rel, parsecache.text_identity(text), units, entitlements)
 
 
 def _read_unit_file(files: DesiredFiles, rel: str, units: dict, entitlements: dict, checks: list[FileCheck],
