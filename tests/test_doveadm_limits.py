@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from reconciler.errors import ReconcilerError
 from reconciler.providers.mail import doveadm
 from reconciler.providers.mail.doveadm import Command, Doveadm, Unanswered
 
@@ -106,7 +107,7 @@ def test_a_read_late_twice_is_not_asked_a_third_time(slow_dovecot, monkeypatch):
     assert len(state["requests"]) == 2
 
 
-@pytest.mark.parametrize("written", ["mailboxCreate", "aclSet", "kick"])
+@pytest.mark.parametrize("written", ["mailboxCreate", "aclSet", "aclDelete", "kick"])  # what apply sends
 def test_a_request_that_writes_is_never_sent_twice(slow_dovecot, monkeypatch, written):
     """Dovecot may still be carrying out the first: the read back and the next plan say what is left."""
     url, state = slow_dovecot
@@ -117,3 +118,18 @@ def test_a_request_that_writes_is_never_sent_twice(slow_dovecot, monkeypatch, wr
         Doveadm(url, "key", timeout=0.3).run(batch)
     assert "Dovecot may still finish them" in str(caught.value)
     assert len(state["requests"]) == 1
+
+
+def test_a_read_refused_is_not_asked_again(monkeypatch):
+    """Only a late answer is asked for again: a refusal (a wrong key, a server error) or an
+    unreachable server is reported at once."""
+    api = Doveadm("http://127.0.0.1:9/doveadm/v1", "key", timeout=0.3)
+    sent = []
+
+    def refused(batch):
+        sent.append(batch)
+        raise ReconcilerError("doveadm API refused the request: HTTP 500")  # not for people
+    monkeypatch.setattr(api, "_request", refused)
+    with pytest.raises(Unanswered, match="HTTP 500"):
+        api.run(reads(2))
+    assert len(sent) == 1
